@@ -1,0 +1,191 @@
+"""Checkpoints: tensors in safetensors, everything else in a JSON config beside them.
+
+``model.safetensors`` + ``model.json``. Pickles (.pt/.pth) are refused unless the caller says the file
+is trusted, and even then only read with ``weights_only=True``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+
+from .model import UNetV2
+from .files import atomic_write_bytes, atomic_write_text
+from .state_dicts import load_exact
+
+FORMAT_VERSION = 1
+PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl"}
+BUNDLED_DIR = Path(__file__).parent / "weights"
+BUNDLED_NAME = "polyp_default.safetensors"
+
+
+class UntrustedCheckpointError(ValueError):
+    """A pickle-based checkpoint was given without saying it is trusted."""
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild and use a model, stored as JSON beside its weights.
+
+    normalization: {"mode": "fixed", "mean": [...], "std": [...]} on [0, 1] inputs, or
+        {"mode": "zscore"} (per-image mean/std, the nnU-Net/ISIC setup).
+    input_size: (height, width) the model was trained at; ``resize`` inference brings frames to it.
+    inference_mode: "resize" (whole frame to input_size, the paper's protocol) or "tile" (native
+        resolution, sliding window).
+    """
+
+    encoder: str = "pvt_v2_b2"
+    channels: int = 32
+    num_classes: int = 1
+    normalization: dict = field(default_factory=lambda: {"mode": "fixed", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
+    input_size: tuple[int, int] = (352, 352)
+    inference_mode: str = "resize"
+    threshold: float = 0.5
+    recipe: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    encoder_weights: str = "random initialisation"
+    version: str = ""
+    parent: Optional[str] = None
+    name: str = ""
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"Unknown fields in model config: {sorted(unknown)}")
+        data = dict(data)
+        if "input_size" in data:
+            data["input_size"] = tuple(data["input_size"])
+        return cls(**data)
+
+    @classmethod
+    def for_model(cls, model: UNetV2, **overrides: Any) -> "ModelConfig":
+        norm = {"mode": "fixed", **model.normalization}
+        base = dict(
+            encoder=model.encoder_name,
+            channels=model.channels,
+            num_classes=model.num_classes,
+            normalization=norm,
+            encoder_weights=model.encoder_weights,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    def build_model(self) -> UNetV2:
+        return UNetV2(self.encoder, channels=self.channels, num_classes=self.num_classes, pretrained=False)
+
+
+def config_path_for(weights_path: Union[str, Path]) -> Path:
+    return Path(weights_path).with_suffix(".json")
+
+
+def content_version(state: dict[str, torch.Tensor]) -> str:
+    """A hash of names, dtypes, shapes and bytes (not of the file: safetensors' header order varies)."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key]
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16 else tensor.view(torch.int16).numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def save_checkpoint(
+    model: UNetV2,
+    path: Union[str, Path],
+    config: Optional[ModelConfig] = None,
+    half: bool = False,
+) -> ModelConfig:
+    """Write ``path`` (.safetensors) and its JSON config atomically; return the config as saved.
+
+    The version id is a hash of the tensor bytes, so equal weights give equal versions. ``half`` stores
+    floating tensors as float16 (they are cast back to float32 on load).
+    """
+    from safetensors.torch import save
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"Checkpoints are written as .safetensors; got {path.name!r}.")
+    config = config or ModelConfig.for_model(model)
+    state = {}
+    for key, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        if half and tensor.is_floating_point():
+            tensor = tensor.half()
+        state[key] = tensor
+    blob = save(state, metadata={"format": "pt", "napari_unetv2_format": str(FORMAT_VERSION)})
+    config.version = content_version(state)
+    config.encoder_weights = config.encoder_weights or model.encoder_weights
+    # Config first, weights last: a crash in between leaves no weight file without its config.
+    atomic_write_text(config_path_for(path), json.dumps(asdict(config), indent=2, default=list) + "\n")
+    atomic_write_bytes(path, blob)
+    return config
+
+
+def read_config(path: Union[str, Path]) -> ModelConfig:
+    cfg_path = config_path_for(path)
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"Checkpoint config not found: {cfg_path} (expected beside {Path(path).name}).")
+    try:
+        return ModelConfig.from_dict(json.loads(cfg_path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as err:
+        raise ValueError(f"Checkpoint config {cfg_path} is not valid: {err}") from err
+
+
+def read_tensors(path: Union[str, Path], trusted: bool = False) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint not found: {path}")
+    if path.suffix in PICKLE_SUFFIXES:
+        if not trusted:
+            raise UntrustedCheckpointError(
+                f"{path.name} is a pickle-based file; unpickling an untrusted file can run arbitrary code. "
+                "Convert it to .safetensors, or pass trusted=True if you made it yourself "
+                "(it is then read with weights_only=True)."
+            )
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+        if not isinstance(state, dict):
+            raise ValueError(f"{path.name} does not hold a state dict.")
+        return dict(state)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"Unsupported checkpoint type {path.suffix!r}; expected .safetensors.")
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for corrupt headers
+        raise ValueError(f"{path.name} is not a readable safetensors file: {err}") from err
+
+
+def load_checkpoint(
+    path: Union[str, Path],
+    trusted: bool = False,
+    config: Optional[ModelConfig] = None,
+) -> tuple[UNetV2, ModelConfig]:
+    """Rebuild the model described by the JSON config and load every tensor, or raise naming the mismatch."""
+    path = Path(path)
+    tensors = read_tensors(path, trusted=trusted)
+    config = config or read_config(path)
+    model = config.build_model()
+    reference = model.state_dict()
+    tensors = {
+        k: (v.to(reference[k].dtype) if k in reference and v.is_floating_point() else v) for k, v in tensors.items()
+    }
+    load_exact(model, tensors, f"Checkpoint {path.name}")
+    model.encoder_weights = config.encoder_weights
+    model.eval()
+    return model, config
+
+
+def bundled_checkpoint() -> Optional[Path]:
+    """The default model shipped inside the package, or None while there is none."""
+    path = BUNDLED_DIR / BUNDLED_NAME
+    return path if path.is_file() and config_path_for(path).is_file() else None

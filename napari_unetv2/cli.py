@@ -1,0 +1,202 @@
+"""``unetv2``: train, evaluate, predict (and finetune) from the command line, on the same engine as the widgets."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+def _add_checkpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, default=None, help="a .safetensors checkpoint (default: the bundled model)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unetv2", description="U-Net v2 segmentation: train, evaluate, predict.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model with a recipe")
+    t.add_argument("--recipe", default="cpu", help="recipe name (paper, authors-polyp, authors-isic, cpu, finetune) or YAML file")
+    t.add_argument("--data", type=Path, required=True, help="folder of image/mask pairs")
+    t.add_argument("--val", type=Path, default=None, help="validation folder (default: a seeded split of --data)")
+    t.add_argument("--out", type=Path, required=True, help="output folder (checkpoints, logs, curves)")
+    t.add_argument("--encoder", default=None, help="override the recipe's encoder")
+    t.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override any recipe field")
+    t.add_argument("--limit", type=int, default=None, help="use only the first N training pairs (smoke runs)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--name", default="", help="model name written into the config")
+
+    e = sub.add_parser("evaluate", help="score a model on a folder of image/mask pairs")
+    _add_checkpoint(e)
+    e.add_argument("--data", type=Path, required=True)
+    e.add_argument("--json", type=Path, default=None, help="write the results here")
+    e.add_argument("--threshold", type=float, default=None)
+    e.add_argument("--minmax", action="store_true", help="the authors' per-image min-max normalisation before thresholding")
+    e.add_argument("--mode", choices=["resize", "tile"], default=None)
+    e.add_argument("--tta", action="store_true")
+
+    p = sub.add_parser("predict", help="segment every image in a folder")
+    _add_checkpoint(p)
+    p.add_argument("-i", "--input", type=Path, required=True)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--save-probabilities", action="store_true", help="also write OUT/<stem>_prob.tif (float32)")
+    p.add_argument("--tile", type=int, default=None, help="tile mode with this tile size (default: the model's mode)")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--tta", action="store_true")
+    p.add_argument("--continue", dest="resume", action="store_true", help="skip images already finished")
+
+    f = sub.add_parser("finetune", help="fine-tune a checkpoint on a folder of (corrected) pairs")
+    f.add_argument("--checkpoint", type=Path, default=None, help="start from this checkpoint (default: bundled)")
+    f.add_argument("--data", type=Path, required=True)
+    f.add_argument("--out", type=Path, required=True)
+    f.add_argument("--train-parts", choices=["sdi-decoder", "all"], default="sdi-decoder")
+    f.add_argument("--replay", type=Path, default=None, help="folder of earlier training pairs mixed in against forgetting")
+    f.add_argument("--epochs", type=int, default=None)
+    f.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    f.add_argument("--device", default="auto")
+    return parser
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .engine.data import find_pairs, split_pairs
+    from .engine.loop import TrainJob, run_training
+    from .engine.recipes import load_recipe, parse_override
+    from tqdm import tqdm
+
+    overrides = dict(parse_override(s) for s in args.set)
+    for key, value in (("encoder", args.encoder), ("epochs", args.epochs), ("batch_size", args.batch_size),
+                       ("input_size", args.input_size)):
+        if value is not None:
+            overrides[key] = value
+    recipe = load_recipe(args.recipe, overrides)
+    report = find_pairs(args.data)
+    if report.skipped:
+        print(report.summary(), file=sys.stderr)
+    pairs = report.pairs[: args.limit] if args.limit else report.pairs
+    if args.val is not None:
+        val_report = find_pairs(args.val)
+        train_pairs, val_pairs = pairs, val_report.pairs
+    else:
+        train_pairs, val_pairs = split_pairs(pairs, recipe.val_fraction, recipe.seed)
+    job = TrainJob(
+        recipe=recipe, train_pairs=train_pairs, val_pairs=val_pairs, out_dir=args.out, device=args.device,
+        resume=args.resume, name=args.name,
+        data={"train": str(args.data), "val": str(args.val) if args.val else f"split of train ({recipe.val_fraction})",
+              "n_train": len(train_pairs), "n_val": len(val_pairs), "seed": recipe.seed},
+        command="unetv2 " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    bar = None
+    for event in run_training(job):
+        if event.kind == "start":
+            print(event.message, flush=True)
+            bar = tqdm(total=(event.epochs - event.epoch) * event.steps_per_epoch, desc="train", unit="step",
+                       dynamic_ncols=True)
+        elif event.kind == "step":
+            bar.update(1)
+            bar.set_postfix(epoch=f"{event.epoch}/{event.epochs}", loss=f"{event.loss:.4f}")
+        elif event.kind == "epoch":
+            m = event.metrics
+            bar.write(f"epoch {event.epoch}/{event.epochs}: loss {m['train_loss']:.4f}"
+                      + (f", val Dice {m['val_dice']:.4f} IoU {m['val_iou']:.4f}" if "val_dice" in m else "")
+                      + f" ({m['seconds']:.0f} s)")
+        elif event.kind == "done":
+            bar.close()
+            print(event.message)
+    return 0
+
+
+def format_table(result: dict) -> str:
+    rows = [("all", result)] + list(result.get("domains", {}).items())
+    lines = [f"{'group':<16}{'n':>5}{'Dice':>9}{'IoU':>9}{'MAE':>9}{'HD95 px':>10}"]
+    for name, r in rows:
+        hd = r.get("hd95", math.nan)
+        lines.append(f"{name:<16}{r['n']:>5}{r['dice']:>9.4f}{r['iou']:>9.4f}{r['mae']:>9.4f}{hd:>10.2f}")
+    pooled = result.get("pooled")
+    if pooled:
+        lines.append(f"pooled pixels (ISIC protocol): DSC {pooled['dsc']:.4f}, IoU {pooled['iou']:.4f}")
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .engine.data import find_pairs
+    from .engine.evaluate import evaluate_pairs
+    from .files import atomic_write_text
+    from .inference import Predictor
+
+    report = find_pairs(args.data)
+    if report.skipped:
+        print(report.summary(), file=sys.stderr)
+    predictor = Predictor(args.checkpoint, device=args.device)
+    print(f"model: {predictor.description}")
+    bar = _progress_bar(len(report.pairs), "evaluate")
+    result = evaluate_pairs(predictor, report.pairs, threshold=args.threshold, minmax=args.minmax,
+                            progress=lambda i, n: bar.update(1), mode=args.mode, tta=args.tta)
+    bar.close()
+    result["model"] = predictor.description
+    result["data"] = str(args.data)
+    print(format_table(result))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=1, default=float) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .inference import Predictor
+    from .inference.batch import predict_folder
+
+    predictor = Predictor(args.checkpoint, device=args.device)
+    print(f"model: {predictor.description}")
+    bar = None
+
+    def progress(done: int, total: int, name: str) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = _progress_bar(total, "predict")
+        bar.update(1)
+        bar.set_postfix_str(name)
+
+    summary = predict_folder(predictor, args.input, args.output, tile=args.tile, threshold=args.threshold,
+                             tta=args.tta, save_probabilities=args.save_probabilities, resume=args.resume,
+                             progress=progress)
+    if bar is not None:
+        bar.close()
+    print(summary.describe())
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .engine.finetune import finetune_cli
+
+    return finetune_cli(args)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "finetune": cmd_finetune}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished files are kept, nothing half-written was left", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError) as err:
+        print(f"unetv2 {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

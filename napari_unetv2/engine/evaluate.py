@@ -1,0 +1,60 @@
+"""Score a model on image/mask pairs with the paper's metrics, per image and per domain group."""
+from __future__ import annotations
+
+import re
+from typing import Callable, Iterable, Iterator, Optional
+
+import numpy as np
+
+from ..inference import Predictor
+from .data import Pair, load_pair_arrays
+from .metrics import ImageScore, MetricAccumulator, binarize
+
+# File-name groups of PolypGen (see ../shared/data/README.md); first match wins.
+DOMAIN_PATTERNS = [
+    ("C3", re.compile(r"^C3_EndoCV2021_")),
+    ("C5", re.compile(r"_C5_")),
+    ("C6", re.compile(r"_C6_")),
+    ("EndoCV2021_0", re.compile(r"^EndoCV2021_0")),
+    ("OLCV1", re.compile(r"OLCV1_100")),
+    ("endocv2021-seq", re.compile(r"_endocv2021_(positive|negative)_")),
+]
+
+
+def domain_of(name: str) -> str:
+    for label, pattern in DOMAIN_PATTERNS:
+        if pattern.search(name):
+            return label
+    return "other"
+
+
+def iter_scores(
+    predictor: Predictor, pairs: Iterable[Pair], accumulator: MetricAccumulator, threshold: Optional[float] = None,
+    minmax: bool = False, with_hd95: bool = True, **predict_kwargs,
+) -> Iterator[tuple[Pair, ImageScore, np.ndarray]]:
+    """Predict each pair at its own resolution (the paper: resize in, resize the probability back)."""
+    threshold = predictor.config.threshold if threshold is None else threshold
+    for pair in pairs:
+        image, gt = load_pair_arrays(pair)
+        prediction = predictor.predict(image, threshold=threshold, rgb=True, **predict_kwargs)
+        pred = binarize(prediction.probability, threshold, minmax=minmax)
+        yield pair, accumulator.add(pair.stem, pred, gt, with_hd95=with_hd95), prediction.probability
+
+
+def evaluate_pairs(
+    predictor: Predictor, pairs: list[Pair], threshold: Optional[float] = None, minmax: bool = False,
+    with_hd95: bool = True, progress: Optional[Callable[[int, int], None]] = None, **predict_kwargs,
+) -> dict:
+    """{"dice", "iou", "mae", "hd95", "n", ..., "pooled": {...}, "domains": {group: summary}, "images": [...]}"""
+    acc = MetricAccumulator()
+    for i, _ in enumerate(iter_scores(predictor, pairs, acc, threshold, minmax, with_hd95, **predict_kwargs), start=1):
+        if progress is not None:
+            progress(i, len(pairs))
+    result = acc.summary()
+    result["pooled"] = acc.pooled()
+    groups: dict[str, list[ImageScore]] = {}
+    for score in acc.scores:
+        groups.setdefault(domain_of(score.name), []).append(score)
+    result["domains"] = {name: acc.summary(scores) for name, scores in sorted(groups.items())}
+    result["images"] = [vars(s) for s in acc.scores]
+    return result

@@ -1,0 +1,334 @@
+"""The training loop shared by ``unetv2 train``, ``unetv2 finetune``, the retrain widget and scripts.
+
+:func:`run_training` is a generator of :class:`TrainEvent`: the CLI drives it with a progress bar, the
+napari widget runs it in a thread worker (each yield is a chance to report progress and to stop).
+Closing the generator stops training; every file it writes is written atomically.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ..checkpoint import ModelConfig, load_checkpoint, read_tensors, save_checkpoint
+from ..devices import resolve_device
+from ..files import atomic_directory, atomic_write_bytes, atomic_write_text, recover_directory
+from ..inference import Predictor
+from ..model import UNetV2
+from .data import Pair, PairDataset
+from .evaluate import evaluate_pairs
+from .losses import deep_supervision_loss
+from .recipes import Recipe
+
+LAST = "last"
+BEST = "best.safetensors"
+
+
+@dataclass
+class TrainEvent:
+    kind: str  # "start" | "step" | "epoch" | "done"
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    steps_per_epoch: int = 0
+    loss: float = math.nan
+    lr: float = math.nan
+    eta_s: float = math.nan
+    metrics: dict = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass
+class TrainJob:
+    recipe: Recipe
+    train_pairs: list[Pair]
+    val_pairs: list[Pair]
+    out_dir: Path
+    device: str = "auto"
+    resume: bool = False
+    init_checkpoint: Optional[Path] = None  # start from these weights (fine-tuning) instead of the recipe's encoder
+    data: dict = field(default_factory=dict)  # provenance written into the config
+    command: str = ""
+    name: str = ""
+    parent: Optional[str] = None
+    num_workers: int = 0
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); starts the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def model_config_for(recipe: Recipe, model: UNetV2, job: TrainJob) -> ModelConfig:
+    normalization = {"mode": "zscore"} if recipe.normalization == "zscore" else {"mode": "fixed", **model.normalization}
+    return ModelConfig.for_model(
+        model,
+        normalization=normalization,
+        input_size=tuple(recipe.input_size),
+        inference_mode="resize",
+        threshold=recipe.threshold,
+        recipe=recipe.to_dict(),
+        training={**job.data, "command": job.command},
+        name=job.name or f"unetv2-{model.encoder_name}",
+        parent=job.parent,
+    )
+
+
+def set_trainable_parts(model: UNetV2, parts: str) -> list[torch.nn.Parameter]:
+    """``all`` or ``sdi-decoder`` (SDI + transposed convs + heads; encoder, attention, reduction frozen)."""
+    frozen = [] if parts == "all" else [model.encoder, model.channel_attention, model.spatial_attention, model.reduce]
+    for p in model.parameters():
+        p.requires_grad_(True)
+    for module in frozen:
+        for p in module.parameters():
+            p.requires_grad_(False)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _frozen_to_eval(model: UNetV2, parts: str) -> None:
+    """Keep BatchNorm statistics of frozen parts fixed while the rest trains."""
+    if parts != "all":
+        for module in (model.encoder, model.channel_attention, model.spatial_attention, model.reduce):
+            module.eval()
+
+
+def build_optimizer(params, recipe: Recipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, betas=tuple(recipe.betas), weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.lr, betas=tuple(recipe.betas), weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
+                           weight_decay=recipe.weight_decay)
+
+
+def poly_factor(step: int, total: int, power: float) -> float:
+    return max(0.0, 1.0 - step / max(1, total)) ** power
+
+
+def _scaled_size(size: tuple[int, int], rate: float) -> tuple[int, int]:
+    return tuple(max(32, int(round(s * rate / 32)) * 32) for s in size)
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Optimizer state as safetensors-ready tensors plus a JSON-ready remainder (no pickle)."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for pid, entries in state["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: dict = {}
+    for name, value in tensors.items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    for name, value in meta["scalars"].items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def write_curves(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax1 = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", color="tab:blue", label="train loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("train loss", color="tab:blue")
+    ax2 = ax1.twinx()
+    ax2.plot(epochs, [h.get("val_dice", math.nan) for h in history], "s-", color="tab:red", label="val Dice")
+    ax2.set_ylabel("validation Dice", color="tab:red")
+    ax2.set_ylim(0, 1)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_logs(history: list[dict], out_dir: Path) -> None:
+    if not history:
+        return
+    columns = list(history[-1].keys())
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(out_dir / "log.csv", text.getvalue())
+    atomic_write_text(out_dir / "log.json", json.dumps(history, indent=1) + "\n")
+    write_curves(history, out_dir / "curves.png")
+
+
+def _save_last(out_dir: Path, model: UNetV2, config: ModelConfig, optimizer, scheduler, state: dict) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_directory(out_dir / LAST) as tmp:
+        save_checkpoint(model, tmp / "model.safetensors", config)
+        tensors, meta = _flatten_optimizer(optimizer)
+        tensors["rng.torch"] = torch.get_rng_state()
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        full = {**state, "optimizer": meta, "scheduler": scheduler.state_dict()}
+        (tmp / "state.json").write_text(json.dumps(full, indent=1, default=float))
+
+
+def run_training(job: TrainJob) -> Iterator[TrainEvent]:
+    recipe = job.recipe.validate()
+    rank, world = _distributed()
+    device = resolve_device(job.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    torch.manual_seed(recipe.seed)
+    np.random.seed(recipe.seed)
+    out_dir = Path(job.out_dir)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    if job.init_checkpoint is not None:
+        model, parent_config = load_checkpoint(job.init_checkpoint)
+        job.parent = job.parent or parent_config.version
+        recipe = recipe.with_overrides({"encoder": parent_config.encoder, "channels": parent_config.channels})
+    else:
+        model = UNetV2(recipe.encoder, channels=recipe.channels, pretrained=recipe.pretrained)
+    config = model_config_for(recipe, model, job)
+    if job.init_checkpoint is not None:
+        config.normalization = parent_config.normalization
+    params = set_trainable_parts(model, recipe.train_parts)
+    model.to(device)
+
+    dataset = PairDataset(job.train_pairs, recipe.input_size, config.normalization, recipe.augment, recipe.seed)
+    sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=recipe.seed) if world > 1 else None
+    generator = torch.Generator().manual_seed(recipe.seed)
+    loader = DataLoader(dataset, batch_size=recipe.batch_size, shuffle=sampler is None, sampler=sampler,
+                        num_workers=job.num_workers, drop_last=False, generator=generator)
+    steps_per_epoch = len(loader)
+    scales = tuple(recipe.multiscale) or (1.0,)
+    updates_per_step = len(scales) if recipe.step_per_scale else 1
+    total_updates = recipe.epochs * steps_per_epoch * updates_per_step
+
+    net = model
+    if world > 1:
+        unused = recipe.train_parts != "all" or any(w == 0 for w in recipe.deep_supervision) or len(recipe.deep_supervision) < 4
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
+    optimizer = build_optimizer(params, recipe)
+    schedule = (lambda s: poly_factor(s, total_updates, recipe.poly_power)) if recipe.schedule == "poly" else (lambda s: 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    use_amp = recipe.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    start_epoch, history, best = 0, [], -1.0
+    if job.resume:
+        last = recover_directory(out_dir / LAST)
+        if last is None:
+            raise FileNotFoundError(f"--resume: no checkpoint to resume from in {out_dir / LAST}.")
+        saved, _ = load_checkpoint(last / "model.safetensors")
+        model.load_state_dict(saved.state_dict())
+        state = json.loads((last / "state.json").read_text())
+        tensors = read_tensors(last / "optimizer.safetensors")
+        torch.set_rng_state(tensors.pop("rng.torch"))
+        _restore_optimizer(optimizer, {k: v.to(device) for k, v in tensors.items()}, state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, history, best = state["epoch"], state["history"], state["best_val_dice"]
+        config.parent = state.get("parent", config.parent)
+
+    yield TrainEvent("start", epoch=start_epoch, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
+                     message=f"{len(dataset)} training pairs, {len(job.val_pairs)} validation pairs, "
+                             f"{steps_per_epoch} steps per epoch on {device} (world size {world}); "
+                             f"encoder weights: {model.encoder_weights}")
+    started = time.time()
+    done_steps, steps_to_do = 0, (recipe.epochs - start_epoch) * steps_per_epoch
+    for epoch in range(start_epoch, recipe.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        net.train()
+        _frozen_to_eval(model, recipe.train_parts)
+        epoch_start, losses = time.time(), []
+        for step, (images, masks) in enumerate(loader, start=1):
+            images, masks = images.to(device), masks.to(device)
+            step_losses = []
+            if not recipe.step_per_scale:
+                optimizer.zero_grad(set_to_none=True)
+            for rate in scales:
+                if recipe.step_per_scale:
+                    optimizer.zero_grad(set_to_none=True)
+                x, m = images, masks
+                if rate != 1.0:
+                    size = _scaled_size(tuple(recipe.input_size), rate)
+                    x = F.interpolate(images, size=size, mode="bilinear", align_corners=True)
+                    m = (F.interpolate(masks, size=size, mode="bilinear", align_corners=True) >= 0.5).float()
+                with torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext():
+                    out = net(x)
+                    loss = deep_supervision_loss(out.all_logits, m, recipe.deep_supervision, recipe.loss, recipe.dice_weight)
+                scaler.scale(loss).backward()
+                step_losses.append(float(loss.detach()))
+                if recipe.step_per_scale or rate == scales[-1]:
+                    scaler.unscale_(optimizer)
+                    if recipe.grad_clamp is not None:
+                        for p in params:
+                            if p.grad is not None:
+                                p.grad.data.clamp_(-recipe.grad_clamp, recipe.grad_clamp)
+                    if recipe.grad_norm_clip is not None:
+                        torch.nn.utils.clip_grad_norm_(params, recipe.grad_norm_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    scheduler.step()
+            losses.append(float(np.mean(step_losses)))
+            done_steps += 1
+            elapsed = time.time() - started
+            yield TrainEvent("step", epoch=epoch + 1, epochs=recipe.epochs, step=step, steps_per_epoch=steps_per_epoch,
+                             loss=losses[-1], lr=optimizer.param_groups[0]["lr"],
+                             eta_s=elapsed / done_steps * (steps_to_do - done_steps))
+
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
+                  "steps": steps_per_epoch, "world_size": world, "seconds": round(time.time() - epoch_start, 2)}
+        if rank == 0:
+            if job.val_pairs:
+                model.eval()
+                scores = evaluate_pairs(Predictor(model=model, config=config, device=str(device)), job.val_pairs)
+                record.update({f"val_{k}": scores[k] for k in ("dice", "iou", "mae", "hd95")})
+            history.append(record)
+            improved = record.get("val_dice", -record["train_loss"]) > best
+            if improved:
+                best = record.get("val_dice", -record["train_loss"])
+                config.metrics = {"selected_on": "validation" if job.val_pairs else "train loss (no validation set)",
+                                  "epoch": epoch + 1, **{k: v for k, v in record.items() if k.startswith("val_")}}
+                config.training = {**config.training, "epochs_trained": epoch + 1}
+                save_checkpoint(model, out_dir / BEST, config)
+            _save_last(out_dir, model, config, optimizer, scheduler,
+                       {"epoch": epoch + 1, "history": history, "best_val_dice": best, "parent": config.parent,
+                        "recipe": recipe.to_dict()})
+            write_logs(history, out_dir)
+        if world > 1:
+            dist.barrier()
+        yield TrainEvent("epoch", epoch=epoch + 1, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
+                         loss=record["train_loss"], metrics=record)
+    yield TrainEvent("done", epoch=recipe.epochs, epochs=recipe.epochs, metrics={"best_val_dice": best},
+                     message=f"best checkpoint: {out_dir / BEST}")

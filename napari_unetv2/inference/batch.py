@@ -1,0 +1,128 @@
+"""Batch-folder prediction: every image in a folder -> OUT/<stem>.png masks and a summary.csv.
+
+Outputs are written atomically, so an interrupt leaves finished images complete and no half file;
+``resume`` skips images whose outputs exist. Existing results are never overwritten silently.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..files import atomic_write_bytes, atomic_write_text
+from ..io import IMAGE_SUFFIXES, UnreadableImageError, read_image, write_png_atomic
+from .predictor import Predictor
+
+SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "note"]
+
+
+@dataclass
+class BatchSummary:
+    output: Path
+    rows: list[dict] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.rows if r["status"] == status)
+
+    def describe(self) -> str:
+        lines = [f"{self.count('done')} segmented, {self.count('skipped-done')} already done, "
+                 f"{self.count('not-an-image')} not images, {self.count('error')} failed -> {self.output}"]
+        lines += [f"  {r['file']}: {r['status']} {r['note']}" for r in self.rows if r["status"] in ("not-an-image", "error")]
+        return "\n".join(lines)
+
+
+def output_paths(out_dir: Path, stem: str, is_stack: bool, probabilities: bool) -> list[Path]:
+    paths = [out_dir / (f"{stem}.tif" if is_stack else f"{stem}.png")]
+    if probabilities:
+        paths.append(out_dir / f"{stem}_prob.tif")
+    return paths
+
+
+def _write_tiff_atomic(path: Path, array: np.ndarray) -> None:
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _write_summary(out_dir: Path, rows: list[dict]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=SUMMARY_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out_dir / "summary.csv", text.getvalue())
+
+
+def predict_folder(
+    predictor: Predictor,
+    input_dir: Path,
+    output_dir: Path,
+    tile: Optional[int] = None,
+    threshold: Optional[float] = None,
+    tta: bool = False,
+    save_probabilities: bool = False,
+    resume: bool = False,
+    progress: Optional[Callable[[int, int, str], None]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+) -> BatchSummary:
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"Input folder not found: {input_dir}")
+    if input_dir.resolve() == output_dir.resolve():
+        raise ValueError("The output folder must differ from the input folder (masks would mix with images).")
+    files = sorted(p for p in input_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise ValueError(f"{input_dir} holds no files.")
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not resume:
+        clashes = [p for img in images for p in output_paths(output_dir, img.stem, False, save_probabilities) if p.exists()]
+        if clashes:
+            raise ValueError(
+                f"{output_dir} already holds results (e.g. {clashes[0].name}); pass --continue to skip finished "
+                "images, or choose an empty output folder. Nothing was overwritten."
+            )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summary = BatchSummary(output_dir)
+    mode = "tile" if tile else None
+    for index, path in enumerate(files, start=1):
+        row = {"file": path.name, "status": "", "height": "", "width": "", "foreground_fraction": "",
+               "seconds": "", "model_version": predictor.config.version, "note": ""}
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            row.update(status="not-an-image", note=f"suffix {path.suffix or '(none)'} is not an image type")
+        elif resume and all(p.exists() for p in output_paths(output_dir, path.stem, False, save_probabilities)) or (
+            resume and all(p.exists() for p in output_paths(output_dir, path.stem, True, save_probabilities))
+        ):
+            row.update(status="skipped-done", note="outputs exist (--continue)")
+        else:
+            if should_stop is not None and should_stop():
+                break
+            start = time.time()
+            try:
+                image = read_image(path)
+                prediction = predictor.predict(image, threshold=threshold, mode=mode, tile_size=tile or 512, tta=tta)
+            except (UnreadableImageError, ValueError) as err:
+                row.update(status="error", note=str(err))
+            else:
+                is_stack = prediction.mask.ndim == 3
+                mask_path, *prob_path = output_paths(output_dir, path.stem, is_stack, save_probabilities)
+                mask255 = (prediction.mask * 255).astype(np.uint8)
+                if is_stack:
+                    _write_tiff_atomic(mask_path, mask255)
+                else:
+                    write_png_atomic(mask_path, mask255)
+                if prob_path:
+                    _write_tiff_atomic(prob_path[0], prediction.probability.astype(np.float32))
+                shape = prediction.mask.shape
+                row.update(status="done", height=shape[-2], width=shape[-1],
+                           foreground_fraction=f"{prediction.mask.mean():.5f}", seconds=f"{time.time() - start:.3f}")
+        summary.rows.append(row)
+        _write_summary(output_dir, summary.rows)
+        if progress is not None:
+            progress(index, len(files), path.name)
+    return summary

@@ -1,0 +1,271 @@
+"""The predictor: one object behind the widget, the CLI and scripts.
+
+image (any dtype, 2-D / RGB / RGBA / stack) -> [0, 1] scaling -> RGB -> normalisation
+  -> ``resize`` (whole frame at the trained size) or ``tile`` (native resolution, Gaussian-blended windows)
+  -> probability, mask and (optionally) attention maps on the image's own pixel grid.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import ModelConfig, bundled_checkpoint, load_checkpoint
+from ..devices import resolve_device
+from ..model import MIN_SIDE, UNetV2
+from .preprocess import normalize, to_rgb, to_unit_range
+from .tiling import gaussian_weight, tile_boxes
+
+ProgressFn = Callable[[int, int], None]
+MIN_RESIZE_SIDE = 8
+StopFn = Callable[[], bool]
+
+
+class PredictionCancelled(Exception):
+    """Raised between tiles or slices when the caller asked to stop."""
+
+
+@dataclass
+class Prediction:
+    """probability: float32 in [0, 1], the image's spatial shape ((Z,) H, W).
+    mask: uint8 {0, 1}, same shape (probability >= threshold).
+    attention: when asked, {name: float32 map in [0, 1] of the same shape}; names are
+        ``L<level> spatial attention (1/<stride>)`` for the four levels.
+    """
+
+    probability: np.ndarray
+    mask: np.ndarray
+    attention: Optional[dict[str, np.ndarray]] = None
+    model_version: str = ""
+    mode: str = "resize"
+    info: dict = field(default_factory=dict)
+
+
+def attention_layer_name(level: int, stride: int) -> str:
+    return f"L{level} spatial attention (1/{stride})"
+
+
+def check_image_shape(shape: tuple[int, ...], rgb: Optional[bool] = None) -> bool:
+    """Check a shape and return whether it is a stack; raise ValueError stating the rule otherwise.
+
+    Accepted: (H, W) gray; (H, W, 1|3|4); (Z, H, W) gray stack; (Z, H, W, 1|3|4) stack. ``rgb`` (e.g.
+    napari's ``layer.rgb``) settles a 3-D array whose last axis is 3 or 4. Sides must be >= 8 pixels.
+    """
+    ndim = len(shape)
+    if 0 in shape:
+        raise ValueError(f"The image is empty (shape {shape}).")
+    if ndim == 2:
+        is_stack, spatial = False, shape
+    elif ndim == 3:
+        if shape[-1] == 2 and not rgb:
+            raise ValueError(f"Shape {shape}: 2 channels is neither grayscale nor RGB(A); pick the channels to use.")
+        colour = shape[-1] in (1, 3, 4) if rgb is None else (rgb or shape[-1] == 1)
+        if colour and shape[-1] not in (1, 3, 4):
+            raise ValueError(f"A colour image needs 1, 3 or 4 channels in the last axis; got shape {shape}.")
+        is_stack, spatial = not colour, (shape[1:] if not colour else shape[:2])
+    elif ndim == 4:
+        if shape[-1] not in (1, 3, 4):
+            raise ValueError(f"A 4-D array must be (Z, H, W, C) with C in 1/3/4; got shape {shape}.")
+        is_stack, spatial = True, shape[1:3]
+    else:
+        raise ValueError(
+            f"Expected (H, W), (H, W, C), (Z, H, W) or (Z, H, W, C); got a {ndim}-D array of shape {shape}."
+        )
+    if min(spatial) < MIN_RESIZE_SIDE:
+        raise ValueError(f"Image is {spatial[0]}x{spatial[1]}; both sides must be at least {MIN_RESIZE_SIDE} pixels.")
+    return is_stack
+
+
+def split_image(image: np.ndarray, rgb: Optional[bool] = None) -> tuple[np.ndarray, bool]:
+    """(array with any single channel axis squeezed, is_stack) after :func:`check_image_shape`."""
+    image = np.asarray(image)
+    is_stack = check_image_shape(image.shape, rgb)
+    if image.shape[-1] == 1 and image.ndim in (3, 4) and (image.ndim == 4 or not is_stack):
+        image = image[..., 0]
+    return image, is_stack
+
+
+class Predictor:
+    """Segment images with a U-Net v2 checkpoint.
+
+    ``checkpoint``: a .safetensors path, or None for the bundled default model (when the package ships
+    one; otherwise an untrained model, clearly labelled as such in ``self.description``).
+    """
+
+    def __init__(
+        self,
+        checkpoint: Union[str, Path, None] = None,
+        device: str = "auto",
+        model: Optional[UNetV2] = None,
+        config: Optional[ModelConfig] = None,
+        trusted: bool = False,
+    ):
+        self.device = resolve_device(device)
+        if model is not None:
+            self.model, self.config = model, config or ModelConfig.for_model(model)
+            self.source = "in-memory model"
+        else:
+            path = Path(checkpoint) if checkpoint is not None else bundled_checkpoint()
+            if path is None:
+                self.model = UNetV2("tf_efficientnet_lite0", channels=32)
+                self.config = ModelConfig.for_model(self.model, input_size=(256, 256), name="UNTRAINED")
+                self.source = "UNTRAINED model (no bundled weights in this install): outputs are meaningless"
+            else:
+                self.model, self.config = load_checkpoint(path, trusted=trusted)
+                self.source = str(path)
+        self.model.to(self.device).eval()
+
+    @property
+    def description(self) -> str:
+        cfg = self.config
+        name = cfg.name or cfg.encoder
+        return f"{name} [{cfg.encoder}, c={cfg.channels}, version {cfg.version or '-'}] from {self.source}"
+
+    @property
+    def is_untrained(self) -> bool:
+        return self.config.name == "UNTRAINED"
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def _forward(self, batch: torch.Tensor, tta: bool, attention: bool) -> tuple[torch.Tensor, list]:
+        """Probability (B, 1, h, w) and spatial-attention maps at the input size (averaged over flips)."""
+        flips = [(), (-1,), (-2,)] if tta else [()]
+        prob_sum, att_sum = None, None
+        for dims in flips:
+            x = batch.flip(dims) if dims else batch
+            with self._autocast():
+                out = self.model(x, return_attention=attention)
+            prob = torch.sigmoid(out.logits.float())
+            prob = prob.flip(dims) if dims else prob
+            prob_sum = prob if prob_sum is None else prob_sum + prob
+            if attention:
+                maps = [
+                    F.interpolate(a.spatial.float(), size=batch.shape[-2:], mode="bilinear", align_corners=False)
+                    for a in out.attention
+                ]
+                maps = [m.flip(dims) if dims else m for m in maps]
+                att_sum = maps if att_sum is None else [s + m for s, m in zip(att_sum, maps)]
+        n = len(flips)
+        return prob_sum / n, ([a / n for a in att_sum] if attention else [])
+
+    def _predict_resize(self, rgb01: np.ndarray, tta: bool, attention: bool) -> tuple[np.ndarray, list]:
+        height, width = rgb01.shape[:2]
+        x = torch.from_numpy(np.ascontiguousarray(rgb01)).permute(2, 0, 1)[None].to(self.device)
+        x = F.interpolate(x, size=tuple(self.config.input_size), mode="bilinear", align_corners=False, antialias=True)
+        x = normalize(x.clamp(0, 1), self.config.normalization)
+        prob, maps = self._forward(x, tta, attention)
+        back = lambda t: F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+        return back(prob), [back(m) for m in maps]
+
+    def _predict_tiled(
+        self, rgb01: np.ndarray, tile: int, overlap: float, tta: bool, attention: bool, tick: Callable[[], None]
+    ) -> tuple[np.ndarray, list]:
+        height, width = rgb01.shape[:2]
+        if self.config.normalization.get("mode") == "zscore":
+            # Statistics of the whole image, not of each tile, so tiles agree with each other.
+            mean, std = float(rgb01.mean()), float(rgb01.std()) or 1.0
+            normalise_tile = lambda t: (t - mean) / std
+        else:
+            normalise_tile = lambda t: normalize(t, self.config.normalization)
+        prob_acc = np.zeros((height, width), np.float32)
+        weight_acc = np.zeros((height, width), np.float32)
+        att_acc = [np.zeros((height, width), np.float32) for _ in range(4)] if attention else []
+        for y0, y1, x0, x1 in tile_boxes(height, width, max(tile, MIN_SIDE), overlap):
+            window = rgb01[y0:y1, x0:x1]
+            x = torch.from_numpy(np.ascontiguousarray(window)).permute(2, 0, 1)[None].to(self.device)
+            prob, maps = self._forward(normalise_tile(x), tta, attention)
+            weight = gaussian_weight(y1 - y0, x1 - x0)
+            prob_acc[y0:y1, x0:x1] += prob[0, 0].cpu().numpy() * weight
+            weight_acc[y0:y1, x0:x1] += weight
+            for acc, m in zip(att_acc, maps):
+                acc[y0:y1, x0:x1] += m[0, 0].cpu().numpy() * weight
+            tick()
+        return prob_acc / weight_acc, [a / weight_acc for a in att_acc]
+
+    def count_steps(self, shape: tuple[int, ...], is_stack: bool, mode: str, tile: int, overlap: float) -> int:
+        slices = shape[0] if is_stack else 1
+        if mode == "resize":
+            return slices
+        height, width = (shape[1:3] if is_stack else shape[:2])
+        return slices * len(tile_boxes(height, width, max(tile, MIN_SIDE), overlap))
+
+    def predict(
+        self,
+        image: np.ndarray,
+        threshold: Optional[float] = None,
+        mode: Optional[str] = None,
+        tile_size: int = 512,
+        overlap: float = 0.25,
+        tta: bool = False,
+        return_attention: bool = False,
+        rgb: Optional[bool] = None,
+        progress: Optional[ProgressFn] = None,
+        should_stop: Optional[StopFn] = None,
+    ) -> Prediction:
+        """Segment one image or a stack (slice by slice).
+
+        mode: ``resize`` or ``tile`` (default: the checkpoint's ``inference_mode``).
+        progress(done, total) is called after each slice/tile; ``should_stop()`` is polled between them
+        and raises :class:`PredictionCancelled`.
+        """
+        mode = mode or self.config.inference_mode
+        if mode not in ("resize", "tile"):
+            raise ValueError(f"mode must be 'resize' or 'tile', not {mode!r}.")
+        threshold = self.config.threshold if threshold is None else float(threshold)
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold}.")
+        array, is_stack = split_image(image, rgb)
+        height, width = (array.shape[1:3] if is_stack else array.shape[:2])
+        if min(height, width) < MIN_SIDE and mode == "tile":
+            raise ValueError(f"Image is {height}x{width}; tile mode needs both sides >= {MIN_SIDE} pixels.")
+        scaled = to_unit_range(array)  # one rule for the whole array, so slices of a stack agree
+        slices = scaled if is_stack else scaled[None]
+        total = self.count_steps(array.shape, is_stack, mode, tile_size, overlap)
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            if should_stop is not None and should_stop() and done < total:
+                raise PredictionCancelled()
+
+        probs, atts = [], []
+        for plane in slices:
+            if should_stop is not None and should_stop():
+                raise PredictionCancelled()
+            rgb01 = to_rgb(plane).astype(np.float32, copy=False)
+            if mode == "resize":
+                prob, maps = self._predict_resize(rgb01, tta, return_attention)
+                tick()
+            else:
+                prob, maps = self._predict_tiled(rgb01, tile_size, overlap, tta, return_attention, tick)
+            probs.append(prob.astype(np.float32))
+            atts.append(maps)
+        probability = np.stack(probs) if is_stack else probs[0]
+        attention = None
+        if return_attention:
+            attention = {}
+            for level, stride in enumerate((4, 8, 16, 32), start=1):
+                maps = [a[level - 1] for a in atts]
+                attention[attention_layer_name(level, stride)] = (np.stack(maps) if is_stack else maps[0]).astype(np.float32)
+        return Prediction(
+            probability=np.clip(probability, 0, 1),
+            mask=(probability >= threshold).astype(np.uint8),
+            attention=attention,
+            model_version=self.config.version,
+            mode=mode,
+            info={"threshold": threshold, "tta": tta, "tile_size": tile_size if mode == "tile" else None,
+                  "model": self.description},
+        )

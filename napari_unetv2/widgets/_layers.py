@@ -1,0 +1,78 @@
+"""Adding prediction results to a napari viewer without ever replacing a user's edits."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+PREDICTION_HASH = "unetv2_prediction_hash"
+
+
+def array_hash(data: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(data).view(np.uint8), digest_size=16).hexdigest()
+
+
+def mask_was_edited(layer) -> bool:
+    """True when the layer's pixels differ from what the model wrote into it."""
+    expected = layer.metadata.get(PREDICTION_HASH)
+    return expected is None or expected != array_hash(np.asarray(layer.data))
+
+
+def spatial_placement(image_layer) -> dict:
+    """scale/translate of the image's spatial axes, so the new layers line up with it."""
+    ndim = image_layer.data.ndim - (1 if image_layer.rgb else 0) if not image_layer.multiscale else image_layer.ndim
+    return {"scale": tuple(image_layer.scale[-ndim:]), "translate": tuple(image_layer.translate[-ndim:])}
+
+
+def free_name(viewer, base: str) -> str:
+    if base not in viewer.layers:
+        return base
+    i = 2
+    while f"{base} [{i}]" in viewer.layers:
+        i += 1
+    return f"{base} [{i}]"
+
+
+def show_prediction(viewer, image_layer, prediction, model_version: str = "") -> dict:
+    """Add or update ``<image> probability``, ``<image> mask`` and the attention layers.
+
+    A mask layer the user has edited is kept as it is; the new mask then goes into a new layer
+    (``<image> mask [2]``...). Returns {"mask": layer, "probability": layer, "kept_edited": bool, ...}.
+    """
+    name = image_layer.name
+    placement = spatial_placement(image_layer)
+    result = {"kept_edited": False}
+
+    prob_name = f"{name} probability"
+    if prob_name in viewer.layers:
+        viewer.layers[prob_name].data = prediction.probability
+        result["probability"] = viewer.layers[prob_name]
+    else:
+        result["probability"] = viewer.add_image(
+            prediction.probability, name=prob_name, colormap="magma", contrast_limits=(0, 1), opacity=0.5,
+            blending="additive", visible=False, **placement)
+
+    mask_name = f"{name} mask"
+    metadata = {PREDICTION_HASH: array_hash(prediction.mask), "model_version": model_version}
+    existing = viewer.layers[mask_name] if mask_name in viewer.layers else None
+    if existing is not None and not mask_was_edited(existing):
+        existing.data = prediction.mask
+        existing.metadata.update(metadata)
+        result["mask"] = existing
+    else:
+        if existing is not None:
+            result["kept_edited"] = True
+            mask_name = free_name(viewer, mask_name)
+        layer = viewer.add_labels(prediction.mask, name=mask_name, opacity=0.5, metadata=metadata, **placement)
+        result["mask"] = layer
+
+    result["attention"] = []
+    for att_name, data in (prediction.attention or {}).items():
+        full = f"{name} {att_name}"
+        if full in viewer.layers:
+            viewer.layers[full].data = data
+            result["attention"].append(viewer.layers[full])
+        else:
+            result["attention"].append(viewer.add_image(
+                data, name=full, colormap="viridis", contrast_limits=(0, 1), visible=False, **placement))
+    return result

@@ -1,0 +1,80 @@
+import json
+
+import pytest
+import torch
+
+from napari_unetv2.checkpoint import (
+    ModelConfig,
+    UntrustedCheckpointError,
+    load_checkpoint,
+    read_config,
+    save_checkpoint,
+)
+from napari_unetv2.model import UNetV2
+from napari_unetv2.state_dicts import WeightsMismatchError
+
+
+def test_round_trip_is_bit_exact(tmp_path, tiny_model):
+    config = ModelConfig.for_model(tiny_model, metrics={"dice": 0.5}, parent="abc", recipe={"name": "cpu"})
+    saved = save_checkpoint(tiny_model, tmp_path / "m.safetensors", config)
+    model, loaded = load_checkpoint(tmp_path / "m.safetensors")
+    for (k, a), (k2, b) in zip(tiny_model.state_dict().items(), model.state_dict().items()):
+        assert k == k2 and a.dtype == b.dtype and torch.equal(a, b), k
+    assert loaded.version == saved.version and len(loaded.version) == 12
+    assert loaded.parent == "abc" and loaded.metrics == {"dice": 0.5} and loaded.encoder == "tf_efficientnet_lite0"
+    assert loaded.normalization["mode"] == "fixed"
+    data = json.loads((tmp_path / "m.json").read_text())
+    for key in ("encoder", "channels", "num_classes", "normalization", "recipe", "version", "parent", "metrics"):
+        assert key in data
+
+
+def test_same_weights_same_version(tmp_path, tiny_model):
+    a = save_checkpoint(tiny_model, tmp_path / "a.safetensors").version
+    b = save_checkpoint(tiny_model, tmp_path / "b.safetensors").version
+    assert a == b
+
+
+def test_half_precision_checkpoint_loads_as_float32(tmp_path, tiny_model):
+    save_checkpoint(tiny_model, tmp_path / "h.safetensors", half=True)
+    model, _ = load_checkpoint(tmp_path / "h.safetensors")
+    w = dict(model.named_parameters())["heads.0.weight"]
+    assert w.dtype == torch.float32
+    assert torch.allclose(w, dict(tiny_model.named_parameters())["heads.0.weight"], atol=1e-3)
+
+
+def test_pickle_refused_unless_trusted(tmp_path, tiny_model):
+    save_checkpoint(tiny_model, tmp_path / "m.safetensors")
+    path = tmp_path / "m.pt"
+    torch.save(tiny_model.state_dict(), path)
+    with pytest.raises(UntrustedCheckpointError, match="trusted"):
+        load_checkpoint(path)
+    model, _ = load_checkpoint(path, trusted=True, config=read_config(tmp_path / "m.safetensors"))
+    assert torch.equal(model.heads[0].weight, tiny_model.heads[0].weight)
+
+
+def test_trusted_pickle_still_refuses_arbitrary_objects(tmp_path, tiny_model):
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": tiny_model.state_dict(), "thing": object()}, path)
+    with pytest.raises(Exception):
+        load_checkpoint(path, trusted=True, config=ModelConfig.for_model(tiny_model))
+
+
+def test_wrong_architecture_names_the_mismatch(tmp_path, tiny_model):
+    save_checkpoint(tiny_model, tmp_path / "m.safetensors")
+    other = ModelConfig.for_model(UNetV2("tf_efficientnet_lite0", channels=32))
+    with pytest.raises(WeightsMismatchError, match="59 shape differences: reduce.0.0.weight: file \\(16, 24, 1, 1\\) vs network \\(32, 24, 1, 1\\)"):
+        load_checkpoint(tmp_path / "m.safetensors", config=other)
+    pvt = ModelConfig.for_model(UNetV2("pvt_v2_b0", channels=16))
+    with pytest.raises(WeightsMismatchError, match="missing keys: encoder.net.patch_embed.*288 unexpected keys: encoder.net.blocks"):
+        load_checkpoint(tmp_path / "m.safetensors", config=pvt)
+
+
+def test_missing_or_corrupt_files_give_clear_errors(tmp_path, tiny_model):
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "nope.safetensors")
+    save_checkpoint(tiny_model, tmp_path / "m.safetensors")
+    (tmp_path / "m.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        load_checkpoint(tmp_path / "m.safetensors")
+    with pytest.raises(ValueError, match=".safetensors"):
+        save_checkpoint(tiny_model, tmp_path / "m.bin")
