@@ -1,0 +1,73 @@
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+from napari_unetv2._sample_data import sample_data_dir
+from napari_unetv2.inference import Predictor
+from napari_unetv2.inference.batch import predict_folder
+from napari_unetv2.io import read_image
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor(device="cpu")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    src = tmp_path / "in"
+    shutil.copytree(sample_data_dir() / "images", src)
+    (src / "readme.txt").write_text("not an image")
+    (src / "broken.png").write_bytes(b"\x89PNG broken")
+    return src
+
+
+def rows(out):
+    with open(out / "summary.csv") as fh:
+        return {r["file"]: r for r in csv.DictReader(fh)}
+
+
+def test_folder_prediction_with_junk(predictor, folder, tmp_path):
+    out = tmp_path / "out"
+    summary = predict_folder(predictor, folder, out, save_probabilities=True)
+    assert summary.count("done") == 3 and summary.count("not-an-image") == 1 and summary.count("error") == 1
+    table = rows(out)
+    assert table["readme.txt"]["status"] == "not-an-image" and table["broken.png"]["status"] == "error"
+    for image in (folder).glob("*.jpg"):
+        mask = read_image(out / f"{image.stem}.png")
+        assert mask.shape == read_image(image).shape[:2] and set(np.unique(mask)) <= {0, 255}
+        assert (out / f"{image.stem}_prob.tif").is_file()
+
+
+def test_existing_results_are_not_overwritten_and_continue_skips(predictor, folder, tmp_path):
+    out = tmp_path / "out"
+    predict_folder(predictor, folder, out)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    with pytest.raises(ValueError, match="--continue"):
+        predict_folder(predictor, folder, out)
+    summary = predict_folder(predictor, folder, out, resume=True)
+    assert summary.count("skipped-done") == 3
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == mtimes
+
+
+def test_interrupt_leaves_only_complete_files(predictor, folder, tmp_path):
+    out = tmp_path / "out"
+
+    def interrupt(done, total, name):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_folder(predictor, folder, out, progress=interrupt)
+    assert not list(out.glob(".*tmp"))
+    for png in out.glob("*.png"):
+        read_image(png)  # every file present is complete
+    summary = predict_folder(predictor, folder, out, resume=True)
+    assert summary.count("done") + summary.count("skipped-done") == 3
+
+
+def test_same_input_and_output_folder_is_refused(predictor, folder):
+    with pytest.raises(ValueError, match="differ"):
+        predict_folder(predictor, folder, folder)
