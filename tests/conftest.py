@@ -25,3 +25,25 @@ def tiny_model():
 
     torch.manual_seed(0)
     return UNetV2("tf_efficientnet_lite0", channels=16).eval()
+
+
+@pytest.fixture
+def isolated_home(tmp_path, monkeypatch):
+    """User data (correction sets, model store) in a temporary folder."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("NAPARI_UNETV2_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def small_checkpoint(tmp_path):
+    """A small real checkpoint (ImageNet-initialised EfficientNet-Lite0, 64x64 input) for fast loops."""
+    from napari_unetv2.checkpoint import ModelConfig, save_checkpoint
+    from napari_unetv2.model import UNetV2
+
+    torch.manual_seed(0)
+    model = UNetV2("tf_efficientnet_lite0", channels=16, pretrained=True).eval()
+    config = ModelConfig.for_model(model, input_size=(64, 64), name="small-test-model")
+    path = tmp_path / "small.safetensors"
+    save_checkpoint(model, path, config)
+    return path

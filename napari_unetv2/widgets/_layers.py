@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import numpy as np
 
 PREDICTION_HASH = "unetv2_prediction_hash"
+PREDICTED_MASK = "unetv2_predicted_mask"  # a copy: painting changes layer.data in place
+PREDICTED_AT = "unetv2_predicted_at"
 
 
 def array_hash(data: np.ndarray) -> str:
@@ -53,7 +56,8 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "") ->
             blending="additive", visible=False, **placement)
 
     mask_name = f"{name} mask"
-    metadata = {PREDICTION_HASH: array_hash(prediction.mask), "model_version": model_version}
+    metadata = {PREDICTION_HASH: array_hash(prediction.mask), "model_version": model_version,
+                PREDICTED_MASK: prediction.mask.copy(), PREDICTED_AT: time.time()}
     existing = viewer.layers[mask_name] if mask_name in viewer.layers else None
     if existing is not None and not mask_was_edited(existing):
         existing.data = prediction.mask

@@ -13,13 +13,14 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSlider, Label, ProgressBar, PushButton, SpinBox
 from qtpy.QtCore import QObject, Signal
 
-from ..checkpoint import bundled_checkpoint
+from ..model_store import ModelStore
+from ..storage import default_model_store_dir
 from ..devices import available_devices
 from ..inference import Prediction, PredictionCancelled, Predictor
 from ..inference.predictor import check_image_shape
 from ._layers import show_prediction
 
-BUNDLED = "bundled default"
+CURRENT = "current version"
 FROM_FILE = "from file..."
 MODEL_DEFAULT_MODE = "model default"
 
@@ -33,9 +34,15 @@ class _Progress(QObject):
 _PREDICTOR_CACHE: dict[tuple[str, str], Predictor] = {}
 
 
+def current_checkpoint() -> Optional[Path]:
+    """The model in use: the model store's current version, else the bundled default."""
+    return ModelStore(default_model_store_dir()).current_checkpoint()
+
+
 def get_predictor(checkpoint: Optional[Path], device: str) -> Predictor:
-    """One loaded model per (checkpoint, device); loading happens in the worker thread."""
-    key = (str(checkpoint) if checkpoint else BUNDLED, device)
+    """One loaded model per (checkpoint, device); None = the current version. Call from a worker thread."""
+    checkpoint = checkpoint or current_checkpoint()
+    key = (str(checkpoint), device)
     if key not in _PREDICTOR_CACHE:
         _PREDICTOR_CACHE[key] = Predictor(checkpoint, device=device)
     return _PREDICTOR_CACHE[key]
@@ -46,7 +53,7 @@ class SegmentWidget(Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.image = ComboBox(label="image", choices=self._image_layers)
-        self.model_source = ComboBox(label="model", choices=[BUNDLED, FROM_FILE], value=BUNDLED)
+        self.model_source = ComboBox(label="model", choices=[CURRENT, FROM_FILE], value=CURRENT)
         self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.safetensors", visible=False)
         self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
         self.threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.05, value=0.5)
@@ -80,7 +87,10 @@ class SegmentWidget(Container):
     def _model_status(self) -> str:
         if self.model_source.value == FROM_FILE:
             return "model: chosen file"
-        return "model: bundled default" if bundled_checkpoint() else "model: UNTRAINED (no bundled weights installed)"
+        path = current_checkpoint()
+        if path is None:
+            return "model: UNTRAINED (no bundled weights installed)"
+        return f"model: {path.parent.name if path.name == 'model.safetensors' else path.stem}"
 
     def _on_source(self, value: str) -> None:
         self.checkpoint.visible = value == FROM_FILE

@@ -1,0 +1,89 @@
+"""The model store: every fine-tuned version kept side by side, with a pointer to the one in use.
+
+``versions/<version>/model.safetensors + model.json`` (config with parent, recipe, scores) and
+``store.json`` = {"current": version or null (= the bundled model), "history": [...]}. Versions are
+never overwritten; switching and rolling back only move the pointer (written atomically).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from .checkpoint import ModelConfig, bundled_checkpoint, config_path_for, read_config
+from .files import atomic_directory, atomic_write_text
+
+
+class ModelStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        (self.root / "versions").mkdir(parents=True, exist_ok=True)
+
+    def _state(self) -> dict:
+        path = self.root / "store.json"
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except json.JSONDecodeError:
+                pass  # atomic writes make this unreachable short of hand edits: fall back to the bundled model
+        return {"current": None, "history": []}
+
+    def _write_state(self, state: dict) -> None:
+        atomic_write_text(self.root / "store.json", json.dumps(state, indent=1) + "\n")
+
+    def versions(self) -> list[ModelConfig]:
+        found = []
+        for folder in sorted((self.root / "versions").iterdir()):
+            path = folder / "model.safetensors"
+            if folder.name.startswith(".") or not path.is_file():
+                continue
+            try:
+                found.append(read_config(path))
+            except (FileNotFoundError, ValueError):
+                continue
+        return found
+
+    def path_of(self, version: str) -> Path:
+        path = self.root / "versions" / version / "model.safetensors"
+        if not path.is_file():
+            raise ValueError(f"Version {version!r} is not in the model store {self.root}.")
+        return path
+
+    def add(self, checkpoint: Path) -> ModelConfig:
+        """Copy a checkpoint (and its JSON) into the store; returns its config. The store keeps its own copy."""
+        config = read_config(checkpoint)
+        target = self.root / "versions" / config.version
+        if not (target / "model.safetensors").is_file():
+            with atomic_directory(target) as tmp:
+                shutil.copy2(checkpoint, tmp / "model.safetensors")
+                shutil.copy2(config_path_for(checkpoint), tmp / "model.json")
+        return config
+
+    @property
+    def current(self) -> Optional[str]:
+        version = self._state().get("current")
+        if version and not (self.root / "versions" / version / "model.safetensors").is_file():
+            return None
+        return version
+
+    def current_checkpoint(self) -> Optional[Path]:
+        """The checkpoint in use: a stored version, else the bundled model (None when none is installed)."""
+        return self.path_of(self.current) if self.current else bundled_checkpoint()
+
+    def use(self, version: Optional[str]) -> None:
+        if version is not None:
+            self.path_of(version)  # must exist
+        state = self._state()
+        state["history"].append(state.get("current"))
+        state["current"] = version
+        self._write_state(state)
+
+    def roll_back(self) -> Optional[str]:
+        """Return to the version used before the current one; returns it (None = bundled)."""
+        state = self._state()
+        if not state["history"]:
+            raise ValueError("Nothing to roll back to: this is the first model in use.")
+        state["current"] = state["history"].pop()
+        self._write_state(state)
+        return state["current"]

@@ -1,0 +1,133 @@
+"""The correct-and-retrain loop: in a real viewer, on cancel, and after SIGKILL."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import napari_unetv2.widgets  # noqa: F401  (import guard before the viewer exists)
+from napari_unetv2._sample_data import SAMPLES, load_sample
+from napari_unetv2.corrections import CorrectionSet
+from napari_unetv2.model_store import ModelStore
+
+PLUGIN = "napari-unetv2"
+pytestmark = pytest.mark.slow
+
+
+def wait(qtbot, worker, timeout=300_000):
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=timeout):
+        pass
+
+
+def fill_corrections(root, n=3):
+    cs = CorrectionSet(root)
+    for key in list(SAMPLES)[:n]:
+        image, gt, stem = load_sample(key)
+        cs.add(image, gt, source=stem, predicted_mask=np.zeros_like(gt))
+    return cs
+
+
+def snapshot(root):
+    return sorted((str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*") if p.is_file())
+
+
+def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_checkpoint):
+    store = ModelStore(isolated_home / "models")
+    start = store.add(small_checkpoint)
+    store.use(start.version)
+    viewer = make_napari_viewer()
+    for key in SAMPLES:
+        viewer.open_sample(PLUGIN, key)
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    _, rt = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct & retrain")
+    images = [l for l in viewer.layers if l.name in SAMPLES.values()]
+    for layer in images:
+        seg.image.value = layer
+        wait(qtbot, seg.run())
+    before = {l.name: viewer.layers[f"{l.name} probability"].data.copy() for l in images}
+
+    rt.reset_choices()
+    for layer in images:  # correct each mask (here: paint the ground truth in) and accept it
+        mask = viewer.layers[f"{layer.name} mask"]
+        mask.data = viewer.layers[f"{layer.name} ground truth"].data.astype(mask.data.dtype)
+        rt.image.value = layer
+        entry = rt.accept_correction()
+        assert entry is not None and entry.model_version == start.version and entry.pixels_changed > 0
+    assert len(rt.entries.choices) == 3
+
+    rt.epochs.value = 2
+    wait(qtbot, rt.retrain())
+    new = rt.last_version
+    assert new is not None and new != start.version
+    config = {c.version: c for c in store.versions()}[new]
+    assert config.parent == start.version and config.recipe["name"] == "finetune"
+    assert "held_out_after" in config.metrics and "->" in rt.scores.value
+    assert rt.plot.losses and len(rt.plot.losses) > 0
+
+    rt.versions.value = new
+    wait(qtbot, rt.use_selected_version())
+    assert store.current == new
+    after = {l.name: viewer.layers[f"{l.name} probability"].data.copy() for l in images}
+    assert any(not np.array_equal(before[n], after[n]) for n in before)  # re-segmented with the new model
+
+    wait(qtbot, rt.roll_back())
+    assert store.current == start.version
+    for name in before:
+        assert np.allclose(viewer.layers[f"{name} probability"].data, before[name], atol=1e-5)
+
+
+def test_cancel_leaves_model_and_corrections_unchanged(make_napari_viewer, qtbot, isolated_home, small_checkpoint):
+    store = ModelStore(isolated_home / "models")
+    store.use(store.add(small_checkpoint).version)
+    cs = fill_corrections(isolated_home / "corrections")
+    viewer = make_napari_viewer()
+    _, rt = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct & retrain")
+    models_before, corrections_before = snapshot(store.root), snapshot(cs.root)
+    rt.epochs.value = 200
+    worker = rt.retrain()
+    qtbot.waitUntil(lambda: rt.progress.value >= 2, timeout=120_000)
+    rt.cancel()
+    wait(qtbot, worker)
+    assert "cancelled" in rt.status.value
+    assert snapshot(store.root) == models_before
+    assert snapshot(cs.root) == corrections_before
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from napari_unetv2.corrections import CorrectionSet
+from napari_unetv2.model_store import ModelStore
+from napari_unetv2.retrain import retrain_events
+for event in retrain_events(ModelStore(Path(sys.argv[1])), CorrectionSet(Path(sys.argv[2])), epochs=500, device="cpu"):
+    if event.kind == "step":
+        print("STEP", flush=True)
+"""
+
+
+def test_sigkill_during_finetuning_leaves_everything_loadable(isolated_home, small_checkpoint):
+    store = ModelStore(isolated_home / "models")
+    start = store.add(small_checkpoint)
+    store.use(start.version)
+    cs = fill_corrections(isolated_home / "corrections")
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(store.root), str(cs.root)],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    steps = 0
+    deadline = time.time() + 300
+    while steps < 3 and time.time() < deadline:
+        if proc.stdout.readline().strip() == "STEP":
+            steps += 1
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert steps == 3
+    reopened = ModelStore(store.root)
+    assert reopened.current == start.version and [c.version for c in reopened.versions()] == [start.version]
+    from napari_unetv2.checkpoint import load_checkpoint
+
+    load_checkpoint(reopened.current_checkpoint())
+    assert len(CorrectionSet(cs.root).entries()) == 3
