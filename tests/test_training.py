@@ -82,3 +82,15 @@ def test_ddp_two_cpu_processes(eight_pairs, tmp_path):
     # 6 training pairs split over 2 ranks = 3 each; batch 2 -> 2 steps per rank (single process: 3).
     assert int(log[0]["world_size"]) == 2 and int(log[0]["steps"]) == 2
     assert (out / "best.safetensors").is_file() and (out / "last" / "model.safetensors").is_file()
+
+
+def test_finetune_cli_writes_a_child_version(eight_pairs, tmp_path, small_checkpoint):
+    out = tmp_path / "ft"
+    assert main(["finetune", "--checkpoint", str(small_checkpoint), "--data", str(eight_pairs), "--out", str(out),
+                 "--epochs", "1", "--device", "cpu", "--replay", str(eight_pairs)]) == 0
+    summary = json.loads((out / "finetune.json").read_text())
+    parent = json.loads(small_checkpoint.with_suffix(".json").read_text())
+    child = json.loads((out / "best.json").read_text())
+    assert child["parent"] == parent["version"] and child["version"] != parent["version"]
+    assert child["recipe"]["train_parts"] == "sdi-decoder" and summary["before"]["n"] == summary["after"]["n"] == 2
+    assert child["input_size"] == [64, 64]

@@ -191,6 +191,9 @@ class RetrainWidget(Container):
         if len(corrections) == 0:
             self.status.value = "the correction set is empty: accept a corrected mask first"
             return None
+        if self.store.current_checkpoint() is None:
+            self.status.value = "no model to fine-tune: no bundled weights are installed and the store is empty"
+            return None
         replay = None
         replay_dir = str(self.replay.value)
         if replay_dir not in ("", "."):
