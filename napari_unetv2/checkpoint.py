@@ -138,6 +138,16 @@ def read_config(path: Union[str, Path]) -> ModelConfig:
         raise ValueError(f"Checkpoint config {cfg_path} is not valid: {err}") from err
 
 
+def load_weights_only(path: Path):
+    """torch.load restricted to tensors and plain containers; anything else is refused with a clear error."""
+    import pickle
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{Path(path).name} holds objects other than tensors; refused ({err}).") from err
+
+
 def read_tensors(path: Union[str, Path], trusted: bool = False) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
@@ -149,7 +159,7 @@ def read_tensors(path: Union[str, Path], trusted: bool = False) -> dict[str, tor
                 "Convert it to .safetensors, or pass trusted=True if you made it yourself "
                 "(it is then read with weights_only=True)."
             )
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        state = load_weights_only(path)
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
         if not isinstance(state, dict):

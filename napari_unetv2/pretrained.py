@@ -32,7 +32,9 @@ def read_weight_file(path: Union[str, Path]) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    from .checkpoint import load_weights_only
+
+    state = load_weights_only(path)
     for key in ("state_dict", "model", "model_state"):  # common wrappers
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]

@@ -55,7 +55,7 @@ def test_pickle_refused_unless_trusted(tmp_path, tiny_model):
 def test_trusted_pickle_still_refuses_arbitrary_objects(tmp_path, tiny_model):
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": tiny_model.state_dict(), "thing": object()}, path)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="objects other than tensors"):
         load_checkpoint(path, trusted=True, config=ModelConfig.for_model(tiny_model))
 
 

