@@ -113,3 +113,19 @@ def test_bad_image_gives_a_message_and_adds_nothing(make_napari_viewer, qtbot):
     assert widget.run() is None  # refused in the GUI thread, before any worker starts
     assert "at least" in widget.status.value
     assert [layer.name for layer in viewer.layers] == ["thin"]
+
+
+def test_batch_widget_segments_a_folder(make_napari_viewer, qtbot, tmp_path):
+    import shutil
+
+    from napari_unetv2._sample_data import sample_data_dir
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Batch folder")
+    source = tmp_path / "in"
+    shutil.copytree(sample_data_dir() / "images", source)
+    widget.input.value, widget.output.value = str(source), str(tmp_path / "out")
+    worker = widget.run()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert len(list((tmp_path / "out").glob("*.png"))) == 3 and "3 segmented" in widget.status.value

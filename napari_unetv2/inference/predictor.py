@@ -192,6 +192,21 @@ class Predictor:
             tick()
         return prob_acc / weight_acc, [a / weight_acc for a in att_acc]
 
+    def _predict_planes(self, slices, mode, tile_size, overlap, tta, attention, tick, should_stop):
+        probs, atts = [], []
+        for plane in slices:
+            if should_stop is not None and should_stop():
+                raise PredictionCancelled()
+            rgb01 = to_rgb(plane).astype(np.float32, copy=False)
+            if mode == "resize":
+                prob, maps = self._predict_resize(rgb01, tta, attention)
+                tick()
+            else:
+                prob, maps = self._predict_tiled(rgb01, tile_size, overlap, tta, attention, tick)
+            probs.append(prob.astype(np.float32))
+            atts.append(maps)
+        return probs, atts
+
     def count_steps(self, shape: tuple[int, ...], is_stack: bool, mode: str, tile: int, overlap: float) -> int:
         slices = shape[0] if is_stack else 1
         if mode == "resize":
@@ -241,18 +256,13 @@ class Predictor:
             if should_stop is not None and should_stop() and done < total:
                 raise PredictionCancelled()
 
-        probs, atts = [], []
-        for plane in slices:
-            if should_stop is not None and should_stop():
-                raise PredictionCancelled()
-            rgb01 = to_rgb(plane).astype(np.float32, copy=False)
-            if mode == "resize":
-                prob, maps = self._predict_resize(rgb01, tta, return_attention)
-                tick()
-            else:
-                prob, maps = self._predict_tiled(rgb01, tile_size, overlap, tta, return_attention, tick)
-            probs.append(prob.astype(np.float32))
-            atts.append(maps)
+        try:
+            probs, atts = self._predict_planes(slices, mode, tile_size, overlap, tta, return_attention, tick,
+                                               should_stop)
+        except torch.cuda.OutOfMemoryError as err:
+            raise RuntimeError(
+                f"The GPU ran out of memory ({err}). Use tile mode with a smaller tile size, or device='cpu'."
+            ) from err
         probability = np.stack(probs) if is_stack else probs[0]
         attention = None
         if return_attention:
