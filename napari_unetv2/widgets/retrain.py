@@ -75,6 +75,7 @@ class RetrainWidget(Container):
         self.worker = None
         self.segment_worker = None
         self.last_version = None
+        self.resegmented = 0  # completed re-segmentation rounds
         self.refresh_entries()
         self._show_current()
 
@@ -170,6 +171,7 @@ class RetrainWidget(Container):
             for layer, prediction in predictions:
                 if layer in self.viewer.layers:
                     show_prediction(self.viewer, layer, prediction, predictor.config.version)
+            self.resegmented += 1
             self.status.value = f"re-segmented {len(predictions)} image(s) with {predictor.config.version or 'the model'}"
 
         self.segment_worker = create_worker(job, _start_thread=False)
@@ -251,8 +253,18 @@ class RetrainWidget(Container):
     def _on_returned(self, value) -> None:
         if value is None:
             self.status.value = "cancelled: the model in use and the correction set are unchanged"
-        else:
-            self.status.value = f"new version {self.last_version} ready: 'Use this version' to segment with it"
+            return
+        config = {c.version: c for c in self.store.versions()}.get(self.last_version)
+        before = config.metrics.get("held_out_before", {}).get("dice") if config else None
+        after = config.metrics.get("held_out_after", {}).get("dice") if config else None
+        if before is not None and after < before:
+            # Never switch to a model that scored worse on the held-out corrections without being asked.
+            self.status.value = (f"new version {self.last_version} scored lower on the held-out corrections; "
+                                 "the current model stays in use ('Use this version' to switch anyway)")
+            return
+        self.store.use(self.last_version)
+        self.status.value = f"now using {self.last_version}; re-segmenting open images ('Roll back' to undo)"
+        self.resegment()
 
     def _on_finished(self) -> None:
         self.worker = None
