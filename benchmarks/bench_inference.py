@@ -18,12 +18,15 @@ import numpy as np, torch
 torch.set_num_threads(int(sys.argv[4]))
 from napari_unetv2.inference import Predictor
 size, mode, tile = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+t0 = time.perf_counter()
 p = Predictor(device="cpu")
+load_seconds = time.perf_counter() - t0
 image = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
 start = time.perf_counter()
 pred = p.predict(image, mode=mode, tile_size=tile)
 seconds = time.perf_counter() - start
 print(json.dumps({"size": size, "mode": mode, "tile": tile, "seconds": round(seconds, 2),
+                  "load_seconds": round(load_seconds, 2),
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                   "model": p.description}))
 """
@@ -47,6 +50,8 @@ def main() -> int:
         for mode in ("resize", "tile"):
             rows.append(run_case(size, mode, args.tile, args.threads))
     print(f"model: {rows[0]['model']}; CPU threads: {args.threads}")
+    print(f"loading the model (Predictor construction, after imports): {min(r['load_seconds'] for r in rows):.2f} s "
+          f"(best of {len(rows)})")
     print(f"{'image':>11} {'mode':>7} {'tile':>5} {'seconds':>8} {'peak RSS MB':>12}")
     for r in rows:
         print(f"{r['size']:>5}x{r['size']:<5} {r['mode']:>7} {r['tile'] if r['mode'] == 'tile' else '-':>5} "
