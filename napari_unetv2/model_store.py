@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -87,3 +88,12 @@ class ModelStore:
         state["current"] = state["history"].pop()
         self._write_state(state)
         return state["current"]
+
+    def remove_stale_runs(self, max_age_s: float = 6 * 3600) -> int:
+        """Delete scratch folders of rounds that were killed (a finished or cancelled round removes its own)."""
+        removed = 0
+        for folder in (self.root / "runs").glob("round-*") if (self.root / "runs").is_dir() else []:
+            if time.time() - folder.stat().st_mtime > max_age_s:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        return removed

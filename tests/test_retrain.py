@@ -134,3 +134,5 @@ def test_sigkill_during_finetuning_leaves_everything_loadable(isolated_home, sma
 
     load_checkpoint(reopened.current_checkpoint())
     assert len(CorrectionSet(cs.root).entries()) == 3
+    assert len(list((store.root / "runs").glob("round-*"))) == 1  # the killed round's scratch folder
+    assert reopened.remove_stale_runs(max_age_s=0) == 1

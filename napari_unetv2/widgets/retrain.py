@@ -39,6 +39,7 @@ class RetrainWidget(Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.store = ModelStore(store_dir or default_model_store_dir())
+        self.store.remove_stale_runs()
         self.image = ComboBox(label="image", choices=self._image_layers)
         self.folder = FileEdit(label="correction set", mode="d", value=str(corrections_dir or default_corrections_dir()))
         self.accept_button = PushButton(text="Accept correction")
