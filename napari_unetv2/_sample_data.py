@@ -34,7 +34,8 @@ def _layers(key: str) -> list:
     image, mask, stem = load_sample(key)
     return [
         (image, {"name": stem, "rgb": True}, "image"),
-        (mask.astype(np.uint8), {"name": f"{stem} ground truth", "opacity": 0.4, "visible": False}, "labels"),
+        (mask.astype(np.uint8), {"name": f"{stem} ground truth", "opacity": 0.6, "visible": False,
+                                 "colormap": {None: "transparent", 0: "transparent", 1: "yellow"}}, "labels"),
     ]
 
 

@@ -46,12 +46,17 @@ def main() -> int:
         return 0
 
     def finish() -> None:
+        import numpy as np
+
         for layer in viewer.layers:
             if "spatial attention (1/8)" in layer.name:
-                layer.visible, layer.opacity = True, 0.35
-        ground_truth = [l for l in viewer.layers if l.name.endswith("ground truth")]
-        for layer in ground_truth:
-            layer.visible = False
+                low, high = np.percentile(layer.data, [2, 98])  # stretch: the map varies over a narrow range
+                layer.visible, layer.opacity, layer.colormap = True, 0.4, "inferno"
+                layer.blending, layer.contrast_limits = "additive", (float(low), float(high))
+            if layer.name.endswith(" mask"):
+                layer.contour = 3  # outline only, so the tissue under the mask stays visible
+            if layer.name.endswith("ground truth"):  # for comparison: the expert's outline
+                layer.visible, layer.contour, layer.opacity = True, 2, 0.9
         args.screenshot.parent.mkdir(parents=True, exist_ok=True)
         viewer.screenshot(str(args.screenshot), canvas_only=False)
         print(f"wrote {args.screenshot}; {widget.status.value}")

@@ -67,7 +67,8 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "") ->
         if existing is not None:
             result["kept_edited"] = True
             mask_name = free_name(viewer, mask_name)
-        layer = viewer.add_labels(prediction.mask, name=mask_name, opacity=0.5, metadata=metadata, **placement)
+        layer = viewer.add_labels(prediction.mask, name=mask_name, opacity=0.7, metadata=metadata,
+                                  colormap=mask_colormap(), **placement)
         result["mask"] = layer
 
     result["attention"] = []
@@ -80,3 +81,10 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "") ->
             result["attention"].append(viewer.add_image(
                 data, name=full, colormap="viridis", contrast_limits=(0, 1), visible=False, **placement))
     return result
+
+
+def mask_colormap():
+    """Foreground in cyan (painting label 1 keeps that colour); background transparent."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: "cyan"})
