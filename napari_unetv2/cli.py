@@ -186,6 +186,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from .pretrained import PretrainedWeightsUnavailable
+
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "finetune": cmd_finetune}
     try:
@@ -193,7 +195,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished files are kept, nothing half-written was left", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, PretrainedWeightsUnavailable) as err:
         print(f"unetv2 {args.command}: error: {err}", file=sys.stderr)
         return 2
 
