@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import shared_data
 from napari_unetv2.cli import main
@@ -119,3 +120,16 @@ def test_offline_pretrained_pvt_is_a_clear_cli_error(eight_pairs, tmp_path, monk
             "--encoder", "pvt_v2_b0", "--epochs", "1"]
     assert main(args) == 2
     assert "pretrained='/path" in capsys.readouterr().err
+
+
+def test_resume_reproduces_an_uninterrupted_run(eight_pairs, tmp_path):
+    from napari_unetv2.checkpoint import read_tensors
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = TRAIN + ["--data", str(eight_pairs), "--set", "augment.rotate_degrees=10"]
+    assert main(common + ["--out", str(straight), "--epochs", "2"]) == 0
+    assert main(common + ["--out", str(split), "--epochs", "1"]) == 0
+    assert main(common + ["--out", str(split), "--epochs", "2", "--resume"]) == 0
+    a = read_tensors(straight / "last" / "model.safetensors")
+    b = read_tensors(split / "last" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

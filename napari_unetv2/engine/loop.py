@@ -187,13 +187,15 @@ def write_logs(history: list[dict], out_dir: Path) -> None:
     write_curves(history, out_dir / "curves.png")
 
 
-def _save_last(out_dir: Path, model: UNetV2, config: ModelConfig, optimizer, scheduler, state: dict) -> None:
+def _save_last(out_dir: Path, model: UNetV2, config: ModelConfig, optimizer, scheduler, state: dict,
+               loader_generator: torch.Generator) -> None:
     from safetensors.torch import save_file
 
     with atomic_directory(out_dir / LAST) as tmp:
         save_checkpoint(model, tmp / "model.safetensors", config)
         tensors, meta = _flatten_optimizer(optimizer)
         tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.loader"] = loader_generator.get_state()  # so a resumed run shuffles as the original would
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         full = {**state, "optimizer": meta, "scheduler": scheduler.state_dict()}
         (tmp / "state.json").write_text(json.dumps(full, indent=1, default=float))
@@ -254,6 +256,8 @@ def run_training(job: TrainJob) -> Iterator[TrainEvent]:
         state = json.loads((last / "state.json").read_text())
         tensors = read_tensors(last / "optimizer.safetensors")
         torch.set_rng_state(tensors.pop("rng.torch"))
+        if "rng.loader" in tensors:  # absent in checkpoints written before it was recorded
+            generator.set_state(tensors.pop("rng.loader"))
         _restore_optimizer(optimizer, {k: v.to(device) for k, v in tensors.items()}, state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, history, best = state["epoch"], state["history"], state["best_val_dice"]
@@ -324,7 +328,7 @@ def run_training(job: TrainJob) -> Iterator[TrainEvent]:
                 save_checkpoint(model, out_dir / BEST, config)
             _save_last(out_dir, model, config, optimizer, scheduler,
                        {"epoch": epoch + 1, "history": history, "best_val_dice": best, "parent": config.parent,
-                        "recipe": recipe.to_dict()})
+                        "recipe": recipe.to_dict()}, generator)
             write_logs(history, out_dir)
         if world > 1:
             dist.barrier()
