@@ -27,9 +27,9 @@ def tiny_model():
     return UNetV2("tf_efficientnet_lite0", channels=16).eval()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
-    """User data (correction sets, model store) in a temporary folder."""
+    """User data (correction sets, model store) in a temporary folder: tests never touch the real one."""
     home = tmp_path / "home"
     monkeypatch.setenv("NAPARI_UNETV2_HOME", str(home))
     return home
