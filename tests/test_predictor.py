@@ -9,10 +9,11 @@ from napari_unetv2.io import read_image
 
 from conftest import shared_data
 
-# Tiled vs whole-image agreement on an image just above the tile size (see README, "Tiling"): windows
-# see less context near their borders, so probabilities differ slightly where tiles overlap.
-TILE_AGREEMENT_MAX_ABS = 0.25
-TILE_AGREEMENT_MEAN_ABS = 0.01
+# Tiled vs whole-image agreement on an image just above the tile size (README, "Tiling", gives the measured
+# figures): each window sees less context than the whole frame, so probabilities differ, most along seams.
+TILE_AGREEMENT_MAX_ABS = 0.5
+TILE_AGREEMENT_MEAN_ABS = 0.03
+TILE_MASK_DISAGREEMENT = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +43,14 @@ def test_image_smaller_than_tile_equals_single_forward_pass(predictor):
 
 
 def test_tiled_agrees_with_untiled_just_above_tile_size(predictor):
-    image = load_sample("kvasir")[0][:300, :300]
-    whole = predictor.predict(image, mode="tile", tile_size=512).probability
-    tiled = predictor.predict(image, mode="tile", tile_size=256, overlap=0.5).probability
-    diff = np.abs(whole - tiled)
-    assert diff.max() < TILE_AGREEMENT_MAX_ABS
-    assert diff.mean() < TILE_AGREEMENT_MEAN_ABS
+    for key in ("polyp", "kvasir"):
+        image = load_sample(key)[0][:288, :288]  # tile 256 + 32: two windows per axis
+        whole = predictor.predict(image, mode="tile", tile_size=512).probability
+        tiled = predictor.predict(image, mode="tile", tile_size=256).probability
+        diff = np.abs(whole - tiled)
+        assert diff.max() < TILE_AGREEMENT_MAX_ABS, key
+        assert diff.mean() < TILE_AGREEMENT_MEAN_ABS, key
+        assert np.mean((whole >= 0.5) != (tiled >= 0.5)) < TILE_MASK_DISAGREEMENT, key
 
 
 def test_full_resolution_frame(predictor):
