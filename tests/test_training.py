@@ -133,3 +133,14 @@ def test_resume_reproduces_an_uninterrupted_run(eight_pairs, tmp_path):
     a = read_tensors(straight / "last" / "model.safetensors")
     b = read_tensors(split / "last" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_without_validation_the_lowest_loss_epoch_is_kept(eight_pairs, tmp_path):
+    out = tmp_path / "noval"
+    args = ["train", "--recipe", "cpu", "--data", str(eight_pairs), "--out", str(out), "--encoder", "pvt_v2_b0",
+            "--set", "pretrained=false", "--set", "val_fraction=0", "--epochs", "1", "--input-size", "64", "64",
+            "--device", "cpu"]
+    assert main(args) == 0
+    assert float(read_log(out)[0]["train_loss"]) > 1.0  # a loss above 1 once hid the best checkpoint
+    config = json.loads((out / "best.json").read_text())
+    assert config["metrics"]["selected_on"].startswith("train loss")

@@ -47,6 +47,7 @@ def main() -> int:
     pvt_hours = sum(r["seconds"] for r in pvt) / 3600
     same_epochs = [r for r in lite if r["epoch"] <= len(pvt)]
     pooled = val["pooled"]
+    weakest = min(val["domains"], key=lambda k: val["domains"][k]["dice"])
     lite_wins = all(a["val_dice"] > b["val_dice"] for a, b in zip(same_epochs, pvt))
     verdict = ("Lite0 is better at every epoch compared, and its final validation Dice "
                f"({best['val_dice']:.4f}) is far above PVT-v2-b0's best ({max(r['val_dice'] for r in pvt):.4f}): "
@@ -81,7 +82,7 @@ correct-and-retrain loop. **Not a medical device**; not for diagnosis or any cli
 — recipe `cpu` (`training/recipes/cpu.yaml`): Adam lr 1e-3, betas (0.9, 0.999), polynomial decay 0.9 over
 the run, structure loss (weighted BCE + weighted IoU) with deep supervision 8:4:2:1, batch 8, flips,
 ±15° rotation, 0.9–1.1 scale, colour jitter 0.1, seed {int(config.recipe.get('seed', 0))}.
-Wall time on this project's 2-core CPU, sharing it with development work and the comparison run:
+Training time on this project's 2-core CPU (sum of the per-epoch times in the log, validation passes excluded), shared with development work and the comparison run:
 **{hours:.1f} h** for {len(lite)} epochs (epochs 1–6 on one torch thread; then the run was stopped and
 continued with `--resume` on two threads, which is why later epochs are faster in `card/lite0-256_log.csv`). Best validation Dice at epoch {int(best['epoch'])}.
 
@@ -111,17 +112,18 @@ Pooled pixels (ISIC protocol): DSC {pooled['dsc']:.4f}, IoU {pooled['iou']:.4f}.
 With flip test-time augmentation (`unetv2 evaluate --data ../shared/data/polypgen/val --tta`, the widget's
 TTA box): Dice {tta['dice']:.4f}, IoU {tta['iou']:.4f}, MAE {tta['mae']:.4f}, HD95 {tta['hd95']:.1f} px.
 
-Goal was Dice >= 0.80. {"Reached." if val['dice'] >= 0.80 else f"Not reached ({val['dice']:.3f})."} What would move it: more epochs
-(the curve was still rising), larger inputs (352 as in the paper), ImageNet-initialised PVT-v2-b2 on a GPU
+Goal was Dice >= 0.80. {"Reached." if val['dice'] >= 0.80 else f"Not reached ({val['dice']:.3f})."} What would move it further: more epochs
+(validation Dice was still creeping up: {lite[-4]['val_dice']:.3f}, {lite[-3]['val_dice']:.3f}, {lite[-2]['val_dice']:.3f}, {lite[-1]['val_dice']:.3f} over the last four), larger inputs (352 as in the paper), ImageNet-initialised PVT-v2-b2 on a GPU
 (the paper's configuration), and training at 352 with multi-scale as the authors' script does.
 
 ## Failure cases
 ![worst validation frames](card/contact_sheet.png)
 
-The worst frames (green: ground truth, red: prediction) are mostly (a) frames without a polyp where the
-model marks specular highlights or folds (any predicted pixel on an empty frame scores Dice 0), (b) flat
-or small polyps missed entirely, and (c) frames whose overlays (endoscope UI, text, picture-in-picture)
-or heavy blur confuse the model. The `endocv2021-seq` group (video sequences) is the weakest.
+The twelve worst frames (green: ground truth, red: prediction; looked at by eye for this card) are
+mostly (a) polyps missed entirely — small, flat or at the edge of the view, several in frames with
+picture-in-picture overlays; (b) a fold, the dark lumen or a stained area marked instead of the polyp;
+and (c) a detection on a frame without a polyp (any predicted pixel on an empty frame scores Dice 0).
+The weakest source group is `{weakest}` (Dice {val['domains'][weakest]['dice']:.3f}, n = {val['domains'][weakest]['n']}).
 
 ## Limits
 - Trained on colonoscopy only: on dermoscopy (PH2) it is poor until fine-tuned (see README, correct and

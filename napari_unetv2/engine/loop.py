@@ -246,7 +246,7 @@ def run_training(job: TrainJob) -> Iterator[TrainEvent]:
     use_amp = recipe.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    start_epoch, history, best = 0, [], -1.0
+    start_epoch, history, best = 0, [], -math.inf  # the score is -train_loss when there is no validation set
     if job.resume:
         last = recover_directory(out_dir / LAST)
         if last is None:
