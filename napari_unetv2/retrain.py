@@ -50,7 +50,8 @@ def retrain_events(
     try:
         result: Optional[FinetuneResult] = None
         for event in finetune_events(start, pairs, scratch, recipe, replay, device=device,
-                                     command=f"retrain widget: {len(pairs)} corrections from {corrections.root}"):
+                                     command=f"retrain widget: {len(pairs)} corrections from {corrections.root}",
+                                     resumable=False):
             if event.kind == "finetuned":
                 result = event.metrics["result"]
             else:

@@ -46,6 +46,7 @@ def plan_pairs(corrections: list[Pair], replay: Optional[list[Pair]], holdout_fr
 def finetune_events(
     checkpoint: Optional[Path], corrections: list[Pair], out_dir: Path, recipe: Optional[Recipe] = None,
     replay: Optional[list[Pair]] = None, holdout_fraction: float = 0.2, device: str = "auto", command: str = "",
+    resumable: bool = True,
 ) -> Iterator[TrainEvent]:
     """Yields the training events, then a final ``TrainEvent("finetuned", metrics={"result": FinetuneResult})``."""
     checkpoint = Path(checkpoint) if checkpoint is not None else bundled_checkpoint()
@@ -62,6 +63,7 @@ def finetune_events(
         val_pairs=held_out, out_dir=Path(out_dir), device=device, init_checkpoint=checkpoint,
         name=f"{parent.name or parent.encoder}-finetuned", parent=parent.version, command=command,
         data={"corrections": len(corrections), "replay": len(replay or []), "held_out": [p.stem for p in held_out]},
+        resumable=resumable,
     )
     yield from run_training(job)
     new = Path(out_dir) / BEST

@@ -65,6 +65,9 @@ class TrainJob:
     name: str = ""
     parent: Optional[str] = None
     num_workers: int = 0
+    # Resume state and curves every epoch; a short fine-tuning round in the GUI needs neither (and
+    # rendering a PNG holds the GIL long enough to stall napari's event loop).
+    resumable: bool = True
 
 
 def _distributed() -> tuple[int, int]:
@@ -326,10 +329,11 @@ def run_training(job: TrainJob) -> Iterator[TrainEvent]:
                                   "epoch": epoch + 1, **{k: v for k, v in record.items() if k.startswith("val_")}}
                 config.training = {**config.training, "epochs_trained": epoch + 1}
                 save_checkpoint(model, out_dir / BEST, config)
-            _save_last(out_dir, model, config, optimizer, scheduler,
-                       {"epoch": epoch + 1, "history": history, "best_val_dice": best, "parent": config.parent,
-                        "recipe": recipe.to_dict()}, generator)
-            write_logs(history, out_dir)
+            if job.resumable:
+                _save_last(out_dir, model, config, optimizer, scheduler,
+                           {"epoch": epoch + 1, "history": history, "best_val_dice": best, "parent": config.parent,
+                            "recipe": recipe.to_dict()}, generator)
+                write_logs(history, out_dir)
         if world > 1:
             dist.barrier()
         yield TrainEvent("epoch", epoch=epoch + 1, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
