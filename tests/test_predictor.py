@@ -9,11 +9,13 @@ from napari_unetv2.io import read_image
 
 from conftest import shared_data
 
-# Tiled vs whole-image agreement on an image just above the tile size (README, "Tiling", gives the measured
-# figures): each window sees less context than the whole frame, so probabilities differ, most along seams.
-TILE_AGREEMENT_MAX_ABS = 0.5
-TILE_AGREEMENT_MEAN_ABS = 0.03
-TILE_MASK_DISAGREEMENT = 0.01
+# Tiled vs whole-image agreement on a 288x288 crop with 256 tiles (just above the tile size; README,
+# "Tiling", gives the measured figures). Where the object fills the crop, each window sees only part of it
+# and the probabilities differ more (Kvasir sample); elsewhere they agree closely (PolypGen sample).
+TILE_AGREEMENT = {  # sample: (max abs, mean abs, fraction of mask pixels that differ)
+    "polyp": (0.05, 0.002, 0.001),
+    "kvasir": (0.6, 0.05, 0.07),
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +45,14 @@ def test_image_smaller_than_tile_equals_single_forward_pass(predictor):
 
 
 def test_tiled_agrees_with_untiled_just_above_tile_size(predictor):
-    for key in ("polyp", "kvasir"):
+    for key, (max_abs, mean_abs, mask_diff) in TILE_AGREEMENT.items():
         image = load_sample(key)[0][:288, :288]  # tile 256 + 32: two windows per axis
         whole = predictor.predict(image, mode="tile", tile_size=512).probability
         tiled = predictor.predict(image, mode="tile", tile_size=256).probability
         diff = np.abs(whole - tiled)
-        assert diff.max() < TILE_AGREEMENT_MAX_ABS, key
-        assert diff.mean() < TILE_AGREEMENT_MEAN_ABS, key
-        assert np.mean((whole >= 0.5) != (tiled >= 0.5)) < TILE_MASK_DISAGREEMENT, key
+        assert diff.max() < max_abs, key
+        assert diff.mean() < mean_abs, key
+        assert np.mean((whole >= 0.5) != (tiled >= 0.5)) < mask_diff, key
 
 
 def test_full_resolution_frame(predictor):
