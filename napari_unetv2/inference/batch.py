@@ -95,9 +95,8 @@ def predict_folder(
                "seconds": "", "model_version": predictor.config.version, "note": ""}
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             row.update(status="not-an-image", note=f"suffix {path.suffix or '(none)'} is not an image type")
-        elif resume and all(p.exists() for p in output_paths(output_dir, path.stem, False, save_probabilities)) or (
-            resume and all(p.exists() for p in output_paths(output_dir, path.stem, True, save_probabilities))
-        ):
+        elif resume and any(all(p.exists() for p in output_paths(output_dir, path.stem, stack, save_probabilities))
+                            for stack in (False, True)):
             row.update(status="skipped-done", note="outputs exist (--continue)")
         else:
             if should_stop is not None and should_stop():

@@ -22,9 +22,8 @@ def mask_was_edited(layer) -> bool:
 
 
 def spatial_placement(image_layer) -> dict:
-    """scale/translate of the image's spatial axes, so the new layers line up with it."""
-    ndim = image_layer.data.ndim - (1 if image_layer.rgb else 0) if not image_layer.multiscale else image_layer.ndim
-    return {"scale": tuple(image_layer.scale[-ndim:]), "translate": tuple(image_layer.translate[-ndim:])}
+    """scale/translate of the image, so the new layers line up with it (napari's axes exclude RGB channels)."""
+    return {"scale": tuple(image_layer.scale), "translate": tuple(image_layer.translate)}
 
 
 def free_name(viewer, base: str) -> str:

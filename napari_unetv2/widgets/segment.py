@@ -44,6 +44,8 @@ def get_predictor(checkpoint: Optional[Path], device: str) -> Predictor:
     checkpoint = checkpoint or current_checkpoint()
     key = (str(checkpoint), device)
     if key not in _PREDICTOR_CACHE:
+        if len(_PREDICTOR_CACHE) >= 3:  # every retrain round adds a version: keep only the recent models
+            _PREDICTOR_CACHE.pop(next(iter(_PREDICTOR_CACHE)))
         _PREDICTOR_CACHE[key] = Predictor(checkpoint, device=device)
     return _PREDICTOR_CACHE[key]
 
