@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   napari with the plugin docked and a sample image (creates .venv if missing)
-#   make test   the test suite (same .venv; under Xvfb when there is no display)
+#   make test   lint (ruff) then the test suite (same .venv; under Xvfb when there is no display)
+#   make test-fast   the same without the slow tests (real training runs), for quick iterations
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv screenshot benchmark clean
+.PHONY: demo test test-fast lint venv screenshot benchmark clean
 
 venv: $(STAMP)
 
@@ -22,8 +23,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest -q
+
+test-fast: lint
+	$(PY) -m pytest -q -m "not slow"
 
 screenshot: $(STAMP)
 	$(PY) scripts/demo.py --screenshot docs/screenshot.png

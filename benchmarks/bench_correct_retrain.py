@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def rounds(args) -> int:
-    from napari_unetv2.checkpoint import bundled_checkpoint
+    from napari_unetv2.checkpoints import bundled_checkpoint
     from napari_unetv2.engine.data import find_pairs
     from napari_unetv2.engine.evaluate import evaluate_pairs
     from napari_unetv2.engine.finetune import finetune_events
@@ -42,7 +42,7 @@ def rounds(args) -> int:
         out = Path(tempfile.mkdtemp(prefix=f"ph2-k{k}-"))
         recipe = load_recipe("finetune", {"train_parts": args.train_parts, "epochs": args.epochs})
         t0 = time.perf_counter()
-        for event in finetune_events(start, pool[:k], out, recipe, holdout_fraction=0.0, device="cpu"):
+        for _ in finetune_events(start, pool[:k], out, recipe, holdout_fraction=0.0, device="cpu"):
             pass
         seconds = time.perf_counter() - t0
         after = evaluate_pairs(Predictor(out / "best.safetensors", device="cpu"), held_out, with_hd95=False)
@@ -67,10 +67,10 @@ def stall(args) -> int:
     import os
 
     os.environ["NAPARI_UNETV2_HOME"] = tempfile.mkdtemp(prefix="unetv2-home-")
-    import napari_unetv2.widgets  # noqa: F401
     import napari
     from qtpy.QtCore import QElapsedTimer, QTimer
 
+    import napari_unetv2.widgets  # noqa: F401
     from napari_unetv2.corrections import CorrectionSet
     from napari_unetv2.engine.data import find_pairs, load_pair_arrays
     from napari_unetv2.widgets.retrain import RetrainWidget
@@ -81,7 +81,7 @@ def stall(args) -> int:
     for pair in pairs[:5]:
         image, mask = load_pair_arrays(pair)
         cs.add((image * 255).astype("uint8"), mask, source=pair.stem)
-    from napari_unetv2.model_store import ModelStore
+    from napari_unetv2.checkpoints import ModelStore
 
     if args.checkpoint is not None:
         store = ModelStore(Path(os.environ["NAPARI_UNETV2_HOME"]) / "models")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import read_image, read_mask
+from .files import read_image, read_mask
 
 
 def sample_data_dir() -> Path:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shlex
 import sys
 from pathlib import Path
@@ -71,11 +70,44 @@ def _progress_bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True)
 
 
+def drive_training(events, desc: str):
+    """The one console consumer of training events: a progress bar with ETA, a line per epoch.
+
+    Returns the generator's return value (e.g. the fine-tuning result)."""
+    from tqdm import tqdm
+
+    bar = None
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as finished:
+                return finished.value
+            if event.kind == "start":
+                print(event.message, flush=True)
+                bar = tqdm(total=(event.epochs - event.epoch) * event.steps_per_epoch, desc=desc, unit="step",
+                           dynamic_ncols=True)
+            elif event.kind == "step":
+                bar.update(1)
+                bar.set_postfix(epoch=f"{event.epoch}/{event.epochs}", loss=f"{event.loss:.4f}")
+            elif event.kind == "epoch":
+                m = event.metrics
+                bar.write(f"epoch {event.epoch}/{event.epochs}: loss {m['train_loss']:.4f}"
+                          + (f", val Dice {m['val_dice']:.4f} IoU {m['val_iou']:.4f}" if "val_dice" in m else "")
+                          + f" ({m['seconds']:.0f} s)")
+            elif event.kind == "done":
+                bar.close()
+                bar = None
+                print(event.message)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .engine.data import find_pairs, split_pairs
     from .engine.loop import TrainJob, run_training
     from .engine.recipes import load_recipe, parse_override
-    from tqdm import tqdm
 
     overrides = dict(parse_override(s) for s in args.set)
     for key, value in (("encoder", args.encoder), ("epochs", args.epochs), ("batch_size", args.batch_size),
@@ -99,41 +131,13 @@ def cmd_train(args: argparse.Namespace) -> int:
               "n_train": len(train_pairs), "n_val": len(val_pairs), "seed": recipe.seed},
         command="unetv2 " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    bar = None
-    for event in run_training(job):
-        if event.kind == "start":
-            print(event.message, flush=True)
-            bar = tqdm(total=(event.epochs - event.epoch) * event.steps_per_epoch, desc="train", unit="step",
-                       dynamic_ncols=True)
-        elif event.kind == "step":
-            bar.update(1)
-            bar.set_postfix(epoch=f"{event.epoch}/{event.epochs}", loss=f"{event.loss:.4f}")
-        elif event.kind == "epoch":
-            m = event.metrics
-            bar.write(f"epoch {event.epoch}/{event.epochs}: loss {m['train_loss']:.4f}"
-                      + (f", val Dice {m['val_dice']:.4f} IoU {m['val_iou']:.4f}" if "val_dice" in m else "")
-                      + f" ({m['seconds']:.0f} s)")
-        elif event.kind == "done":
-            bar.close()
-            print(event.message)
+    drive_training(run_training(job), "train")
     return 0
-
-
-def format_table(result: dict) -> str:
-    rows = [("all", result)] + list(result.get("domains", {}).items())
-    lines = [f"{'group':<16}{'n':>5}{'Dice':>9}{'IoU':>9}{'MAE':>9}{'HD95 px':>10}"]
-    for name, r in rows:
-        hd = r.get("hd95", math.nan)
-        lines.append(f"{name:<16}{r['n']:>5}{r['dice']:>9.4f}{r['iou']:>9.4f}{r['mae']:>9.4f}{hd:>10.2f}")
-    pooled = result.get("pooled")
-    if pooled:
-        lines.append(f"pooled pixels (ISIC protocol): DSC {pooled['dsc']:.4f}, IoU {pooled['iou']:.4f}")
-    return "\n".join(lines)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine.data import find_pairs
-    from .engine.evaluate import evaluate_pairs
+    from .engine.evaluate import evaluate_pairs, format_table
     from .files import atomic_write_text
     from .inference import Predictor
 
@@ -180,13 +184,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from .engine.finetune import finetune_cli
+    from .engine.finetune import finetune_events
+    from .engine.pairs import find_pairs
+    from .engine.recipes import load_recipe, parse_override
+    from .files import atomic_write_text
 
-    return finetune_cli(args)
+    overrides = dict(parse_override(s) for s in args.set)
+    overrides["train_parts"] = args.train_parts
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    recipe = load_recipe("finetune", overrides)
+    corrections = find_pairs(args.data).pairs
+    replay = find_pairs(args.replay).pairs if args.replay else None
+    events = finetune_events(args.checkpoint, corrections, args.out, recipe, replay, device=args.device,
+                             command="unetv2 " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    result = drive_training(events, "finetune")
+    summary = {"checkpoint": str(result.checkpoint), "held_out": result.held_out,
+               "before": {k: result.before.get(k) for k in ("dice", "iou", "n")},
+               "after": {k: result.after.get(k) for k in ("dice", "iou", "n")}}
+    atomic_write_text(Path(args.out) / "finetune.json", json.dumps(summary, indent=1) + "\n")
+    if result.held_out:
+        print(f"held-out Dice: before {result.before['dice']:.4f} -> after {result.after['dice']:.4f} "
+              f"({len(result.held_out)} images)")
+    print(f"new checkpoint: {result.checkpoint}")
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .pretrained import PretrainedWeightsUnavailable
+    from .checkpoints import PretrainedWeightsUnavailable
 
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "finetune": cmd_finetune}

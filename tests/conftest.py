@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import pytest
@@ -19,12 +18,41 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def make_synthetic_pairs(root: Path, n: int = 8, size: int = 96, seed: int = 0) -> Path:
+    """``root/images/*.jpg`` + ``root/masks/*.png``: textured pinkish frames, each with a darker red
+    ellipse (the "lesion") whose mask is the ground truth. Small, deterministic, learnable in an epoch."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        cy, cx = rng.uniform(0.3, 0.7, 2) * size
+        ry, rx = rng.uniform(0.12, 0.25, 2) * size
+        mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+        base = np.array([200, 140, 130]) + rng.normal(0, 12, (size, size, 3))
+        lesion = np.array([120, 50, 50]) + rng.normal(0, 12, (size, size, 3))
+        image = np.where(mask[..., None], lesion, base).clip(0, 255).astype(np.uint8)
+        iio.imwrite(root / "images" / f"synthetic_{i:02d}.jpg", image, quality=95)
+        iio.imwrite(root / "masks" / f"synthetic_{i:02d}.png", mask.astype(np.uint8) * 255)
+    return root
+
+
 @pytest.fixture
 def tiny_model():
     from napari_unetv2.model import UNetV2
 
     torch.manual_seed(0)
     return UNetV2("tf_efficientnet_lite0", channels=16).eval()
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that open a napari viewer carry the ``gui`` marker (``-m "not gui"`` runs without a display)."""
+    for item in items:
+        if "make_napari_viewer" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.gui)
 
 
 @pytest.fixture(autouse=True)
@@ -38,11 +66,10 @@ def isolated_home(tmp_path, monkeypatch):
 @pytest.fixture
 def small_checkpoint(tmp_path):
     """A small real checkpoint (ImageNet-initialised EfficientNet-Lite0, 64x64 input) for fast loops."""
-    from napari_unetv2.checkpoint import ModelConfig, save_checkpoint
-    from napari_unetv2.model import UNetV2
+    from napari_unetv2.checkpoints import ModelConfig, build_unetv2, save_checkpoint
 
     torch.manual_seed(0)
-    model = UNetV2("tf_efficientnet_lite0", channels=16, pretrained=True).eval()
+    model = build_unetv2("tf_efficientnet_lite0", channels=16, pretrained=True).eval()
     config = ModelConfig.for_model(model, input_size=(64, 64), name="small-test-model")
     path = tmp_path / "small.safetensors"
     save_checkpoint(model, path, config)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from napari_unetv2._sample_data import sample_data_dir
+from napari_unetv2.files import read_image
 from napari_unetv2.inference import Predictor
 from napari_unetv2.inference.batch import predict_folder
-from napari_unetv2.io import read_image
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +52,30 @@ def test_existing_results_are_not_overwritten_and_continue_skips(predictor, fold
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == mtimes
 
 
-def test_interrupt_leaves_only_complete_files(predictor, folder, tmp_path):
+def test_interrupt_leaves_only_complete_files(predictor, folder, tmp_path, monkeypatch):
+    """A Ctrl-C that lands inside a write (here: at the second rename of a finished temporary file)
+    leaves no temporary file and no half-written output; --continue then completes the folder."""
+    import os
+
     out = tmp_path / "out"
+    real_replace, calls = os.replace, []
 
-    def interrupt(done, total, name):
-        if done == 2:
-            raise KeyboardInterrupt
+    def interrupted_replace(src, dst):
+        if str(dst).endswith(".png"):
+            calls.append(dst)
+            if len(calls) == 2:  # the second mask: its bytes are written, the rename never happens
+                raise KeyboardInterrupt
+        return real_replace(src, dst)
 
+    monkeypatch.setattr(os, "replace", interrupted_replace)
     with pytest.raises(KeyboardInterrupt):
-        predict_folder(predictor, folder, out, progress=interrupt)
-    assert not list(out.glob(".*tmp"))
-    for png in out.glob("*.png"):
+        predict_folder(predictor, folder, out)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert len(calls) == 2
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "a temporary file was left behind"
+    pngs = list(out.glob("*.png"))
+    assert len(pngs) == 1  # the first mask is complete, the second was never put in place
+    for png in pngs:
         read_image(png)  # every file present is complete
     summary = predict_folder(predictor, folder, out, resume=True)
     assert summary.count("done") + summary.count("skipped-done") == 3

@@ -3,15 +3,15 @@ import json
 import pytest
 import torch
 
-from napari_unetv2.checkpoint import (
+from napari_unetv2.checkpoints import (
     ModelConfig,
     UntrustedCheckpointError,
+    WeightsMismatchError,
     load_checkpoint,
     read_config,
     save_checkpoint,
 )
 from napari_unetv2.model import UNetV2
-from napari_unetv2.state_dicts import WeightsMismatchError
 
 
 def test_round_trip_is_bit_exact(tmp_path, tiny_model):
@@ -62,7 +62,8 @@ def test_trusted_pickle_still_refuses_arbitrary_objects(tmp_path, tiny_model):
 def test_wrong_architecture_names_the_mismatch(tmp_path, tiny_model):
     save_checkpoint(tiny_model, tmp_path / "m.safetensors")
     other = ModelConfig.for_model(UNetV2("tf_efficientnet_lite0", channels=32))
-    with pytest.raises(WeightsMismatchError, match="59 shape differences: reduce.0.0.weight: file \\(16, 24, 1, 1\\) vs network \\(32, 24, 1, 1\\)"):
+    expected = "59 shape differences: reduce.0.0.weight: file \\(16, 24, 1, 1\\) vs network \\(32, 24, 1, 1\\)"
+    with pytest.raises(WeightsMismatchError, match=expected):
         load_checkpoint(tmp_path / "m.safetensors", config=other)
     pvt = ModelConfig.for_model(UNetV2("pvt_v2_b0", channels=16))
     with pytest.raises(WeightsMismatchError, match="missing keys: encoder.net.patch_embed.*288 unexpected keys: encoder.net.blocks"):

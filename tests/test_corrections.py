@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from napari_unetv2._sample_data import load_sample
+from napari_unetv2.checkpoints import ModelStore
 from napari_unetv2.corrections import CorrectionSet
-from napari_unetv2.io import read_image, read_mask
-from napari_unetv2.model_store import ModelStore
+from napari_unetv2.files import read_image, read_mask
 
 
 def test_add_list_reopen_remove(tmp_path):
@@ -66,3 +66,13 @@ def test_model_store_versions_use_and_roll_back(tmp_path, small_checkpoint):
         store.roll_back()
     with pytest.raises(ValueError, match="not in the model store"):
         store.use("nope")
+
+
+def test_corrupt_store_json_is_kept_as_a_backup_and_reported(tmp_path):
+    store = ModelStore(tmp_path / "models")
+    (store.root / "store.json").write_text('{"current": "abc", "history": [nul')
+    with pytest.warns(UserWarning, match="kept as store.json.corrupt-"):
+        assert store.current is None
+    backups = list(store.root.glob("store.json.corrupt-*"))
+    assert len(backups) == 1 and "history" in backups[0].read_text()  # the damaged history is not lost
+    assert "kept as" in store.warning

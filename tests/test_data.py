@@ -3,7 +3,7 @@ import pytest
 from imageio.v3 import imwrite
 
 from napari_unetv2.engine.data import NoUsablePairsError, PairDataset, find_pairs, split_pairs
-from napari_unetv2.io import read_mask
+from napari_unetv2.files import read_mask
 
 
 def rgb(h=40, w=50):

@@ -1,6 +1,5 @@
 """Peak memory of tile mode on a 4096x4096 RGB image stays under 3 GB (a bound, not a timing)."""
 import json
-import subprocess
 import sys
 from pathlib import Path
 

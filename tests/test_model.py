@@ -110,3 +110,10 @@ def test_bad_inputs_raise_clear_value_errors(tiny_model, x, words):
 def test_unknown_encoder_names_the_choices():
     with pytest.raises(ValueError, match="pvt_v2_b2"):
         UNetV2("resnet50")
+
+
+def test_the_network_loads_no_weights_itself():
+    # Weights come from the builder outside model/; asking the module for them says where to go.
+    with pytest.raises(ValueError, match="build_unetv2"):
+        UNetV2("tf_efficientnet_lite0", pretrained=True)
+    assert UNetV2("tf_efficientnet_lite0", pretrained=False).encoder_weights == "random initialisation"

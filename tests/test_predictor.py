@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import shared_data
 
 from napari_unetv2._sample_data import load_sample
+from napari_unetv2.files import read_image
 from napari_unetv2.inference import PredictionCancelled, Predictor
 from napari_unetv2.inference.preprocess import to_unit_range
-from napari_unetv2.io import read_image
-
-from conftest import shared_data
 
 # Tiled vs whole-image agreement on a 288x288 crop with 256 tiles (just above the tile size; README,
 # "Tiling", gives the measured figures). Where the object fills the crop, each window sees only part of it

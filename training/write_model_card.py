@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -36,7 +35,7 @@ def table(result: dict) -> str:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT.parent))
-    from napari_unetv2.checkpoint import BUNDLED_DIR, BUNDLED_NAME, read_config
+    from napari_unetv2.checkpoints import BUNDLED_DIR, BUNDLED_NAME, read_config
 
     config = read_config(BUNDLED_DIR / BUNDLED_NAME)
     size_mb = (BUNDLED_DIR / BUNDLED_NAME).stat().st_size / 1e6

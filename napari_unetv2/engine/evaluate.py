@@ -1,6 +1,7 @@
 """Score a model on image/mask pairs with the paper's metrics, per image and per domain group."""
 from __future__ import annotations
 
+import math
 import re
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -58,3 +59,15 @@ def evaluate_pairs(
     result["domains"] = {name: acc.summary(scores) for name, scores in sorted(groups.items())}
     result["images"] = [vars(s) for s in acc.scores]
     return result
+
+
+def format_table(result: dict) -> str:
+    rows = [("all", result)] + list(result.get("domains", {}).items())
+    lines = [f"{'group':<16}{'n':>5}{'Dice':>9}{'IoU':>9}{'MAE':>9}{'HD95 px':>10}"]
+    for name, r in rows:
+        hd = r.get("hd95", math.nan)
+        lines.append(f"{name:<16}{r['n']:>5}{r['dice']:>9.4f}{r['iou']:>9.4f}{r['mae']:>9.4f}{hd:>10.2f}")
+    pooled = result.get("pooled")
+    if pooled:
+        lines.append(f"pooled pixels (ISIC protocol): DSC {pooled['dsc']:.4f}, IoU {pooled['iou']:.4f}")
+    return "\n".join(lines)

@@ -5,21 +5,17 @@ result is a new checkpoint (a new version whose parent is the starting one) in t
 """
 from __future__ import annotations
 
-import argparse
-import json
 import random
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Generator, Optional
 
-from ..checkpoint import bundled_checkpoint, read_config
-from ..files import atomic_write_text
+from ..checkpoints import bundled_checkpoint, read_config
 from ..inference import Predictor
-from .data import Pair, find_pairs, split_pairs
 from .evaluate import evaluate_pairs
 from .loop import BEST, TrainEvent, TrainJob, run_training
-from .recipes import Recipe, load_recipe, parse_override
+from .pairs import Pair, split_pairs
+from .recipes import Recipe, load_recipe
 
 
 @dataclass
@@ -47,8 +43,9 @@ def finetune_events(
     checkpoint: Optional[Path], corrections: list[Pair], out_dir: Path, recipe: Optional[Recipe] = None,
     replay: Optional[list[Pair]] = None, holdout_fraction: float = 0.2, device: str = "auto", command: str = "",
     resumable: bool = True,
-) -> Iterator[TrainEvent]:
-    """Yields the training events, then a final ``TrainEvent("finetuned", metrics={"result": FinetuneResult})``."""
+) -> Generator[TrainEvent, None, FinetuneResult]:
+    """Yields the training events; returns the :class:`FinetuneResult` (the generator's return value:
+    ``result = yield from finetune_events(...)``)."""
     checkpoint = Path(checkpoint) if checkpoint is not None else bundled_checkpoint()
     if checkpoint is None:
         raise ValueError("No checkpoint to fine-tune: pass one (no bundled model is installed).")
@@ -68,38 +65,4 @@ def finetune_events(
     yield from run_training(job)
     new = Path(out_dir) / BEST
     after = evaluate_pairs(Predictor(new, device=device), held_out) if held_out else {}
-    result = FinetuneResult(new, before, after, [p.stem for p in held_out])
-    yield TrainEvent("finetuned", metrics={"result": result})
-
-
-def finetune_cli(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    overrides = dict(parse_override(s) for s in args.set)
-    overrides["train_parts"] = args.train_parts
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
-    recipe = load_recipe("finetune", overrides)
-    corrections = find_pairs(args.data).pairs
-    replay = find_pairs(args.replay).pairs if args.replay else None
-    bar, result = None, None
-    for event in finetune_events(args.checkpoint, corrections, args.out, recipe, replay, device=args.device,
-                                 command="unetv2 " + " ".join(sys.argv[1:])):
-        if event.kind == "start":
-            print(event.message)
-            bar = tqdm(total=(event.epochs - event.epoch) * event.steps_per_epoch, desc="finetune", unit="step")
-        elif event.kind == "step":
-            bar.update(1)
-            bar.set_postfix(loss=f"{event.loss:.4f}")
-        elif event.kind == "finetuned":
-            bar.close()
-            result = event.metrics["result"]
-    summary = {"checkpoint": str(result.checkpoint), "held_out": result.held_out,
-               "before": {k: result.before.get(k) for k in ("dice", "iou", "n")},
-               "after": {k: result.after.get(k) for k in ("dice", "iou", "n")}}
-    atomic_write_text(Path(args.out) / "finetune.json", json.dumps(summary, indent=1) + "\n")
-    if result.held_out:
-        print(f"held-out Dice: before {result.before['dice']:.4f} -> after {result.after['dice']:.4f} "
-              f"({len(result.held_out)} images)")
-    print(f"new checkpoint: {result.checkpoint}")
-    return 0
+    return FinetuneResult(new, before, after, [p.stem for p in held_out])

@@ -13,9 +13,9 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Literal, Optional
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..checkpoint import ModelConfig, load_checkpoint, read_tensors, save_checkpoint
+from ..checkpoints import ModelConfig, build_unetv2, load_checkpoint, read_tensors, save_checkpoint
 from ..devices import resolve_device
 from ..files import atomic_directory, atomic_write_bytes, atomic_write_text, recover_directory
 from ..inference import Predictor
@@ -37,9 +37,14 @@ LAST = "last"
 BEST = "best.safetensors"
 
 
+# "start": once, before the first step (message: what is trained on what); "step": after each batch;
+# "epoch": after each epoch (metrics: its record); "done": after the last epoch.
+TrainEventKind = Literal["start", "step", "epoch", "done"]
+
+
 @dataclass
 class TrainEvent:
-    kind: str  # "start" | "step" | "epoch" | "done"
+    kind: TrainEventKind
     epoch: int = 0
     epochs: int = 0
     step: int = 0
@@ -204,7 +209,50 @@ def _save_last(out_dir: Path, model: UNetV2, config: ModelConfig, optimizer, sch
         (tmp / "state.json").write_text(json.dumps(full, indent=1, default=float))
 
 
-def run_training(job: TrainJob) -> Iterator[TrainEvent]:
+@dataclass
+class TrainingRun:
+    """What the steps of one run share: built once by :func:`build_run`, advanced by the other steps."""
+
+    job: TrainJob
+    recipe: Recipe
+    rank: int
+    world: int
+    device: torch.device
+    out_dir: Path
+    model: UNetV2
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    config: ModelConfig
+    params: list
+    dataset: PairDataset
+    sampler: Optional[DistributedSampler]
+    loader: DataLoader
+    generator: torch.Generator
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    use_amp: bool
+    scales: tuple[float, ...]
+    start_epoch: int = 0
+    history: list = field(default_factory=list)
+    best: float = -math.inf  # the score is -train_loss when there is no validation set
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
+
+
+def _initial_model(job: TrainJob, recipe: Recipe) -> tuple[UNetV2, Recipe, Optional[ModelConfig]]:
+    """The starting weights: a checkpoint (fine-tuning) or the recipe's encoder (ImageNet or random)."""
+    if job.init_checkpoint is None:
+        return build_unetv2(recipe.encoder, channels=recipe.channels, pretrained=recipe.pretrained), recipe, None
+    model, parent_config = load_checkpoint(job.init_checkpoint)
+    job.parent = job.parent or parent_config.version
+    recipe = recipe.with_overrides({"encoder": parent_config.encoder, "channels": parent_config.channels})
+    return model, recipe, parent_config
+
+
+def build_run(job: TrainJob) -> TrainingRun:
+    """Step 1: device, seeds, model, data loader, optimiser, schedule and scaler."""
     recipe = job.recipe.validate()
     rank, world = _distributed()
     device = resolve_device(job.device)
@@ -216,14 +264,9 @@ def run_training(job: TrainJob) -> Iterator[TrainEvent]:
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
 
-    if job.init_checkpoint is not None:
-        model, parent_config = load_checkpoint(job.init_checkpoint)
-        job.parent = job.parent or parent_config.version
-        recipe = recipe.with_overrides({"encoder": parent_config.encoder, "channels": parent_config.channels})
-    else:
-        model = UNetV2(recipe.encoder, channels=recipe.channels, pretrained=recipe.pretrained)
+    model, recipe, parent_config = _initial_model(job, recipe)
     config = model_config_for(recipe, model, job)
-    if job.init_checkpoint is not None:
+    if parent_config is not None:
         config.normalization = parent_config.normalization
     params = set_trainable_parts(model, recipe.train_parts)
     model.to(device)
@@ -233,110 +276,145 @@ def run_training(job: TrainJob) -> Iterator[TrainEvent]:
     generator = torch.Generator().manual_seed(recipe.seed)
     loader = DataLoader(dataset, batch_size=recipe.batch_size, shuffle=sampler is None, sampler=sampler,
                         num_workers=job.num_workers, drop_last=False, generator=generator)
-    steps_per_epoch = len(loader)
     scales = tuple(recipe.multiscale) or (1.0,)
     updates_per_step = len(scales) if recipe.step_per_scale else 1
-    total_updates = recipe.epochs * steps_per_epoch * updates_per_step
+    total_updates = recipe.epochs * len(loader) * updates_per_step
 
     net = model
     if world > 1:
-        unused = recipe.train_parts != "all" or any(w == 0 for w in recipe.deep_supervision) or len(recipe.deep_supervision) < 4
+        unused = (recipe.train_parts != "all" or any(w == 0 for w in recipe.deep_supervision)
+                  or len(recipe.deep_supervision) < 4)
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
     optimizer = build_optimizer(params, recipe)
-    schedule = (lambda s: poly_factor(s, total_updates, recipe.poly_power)) if recipe.schedule == "poly" else (lambda s: 1.0)
+    if recipe.schedule == "poly":
+        def schedule(s):
+            return poly_factor(s, total_updates, recipe.poly_power)
+    else:
+        def schedule(s):
+            return 1.0
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     use_amp = recipe.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    return TrainingRun(job, recipe, rank, world, device, out_dir, model, net, config, params, dataset, sampler,
+                       loader, generator, optimizer, scheduler, scaler, use_amp, scales)
 
-    start_epoch, history, best = 0, [], -math.inf  # the score is -train_loss when there is no validation set
+
+def resume_run(run: TrainingRun) -> None:
+    """Step 2 (``--resume``): weights, optimiser, schedule, random states and history from ``OUT/last``."""
+    last = recover_directory(run.out_dir / LAST)
+    if last is None:
+        raise FileNotFoundError(f"--resume: no checkpoint to resume from in {run.out_dir / LAST}.")
+    saved, _ = load_checkpoint(last / "model.safetensors")
+    run.model.load_state_dict(saved.state_dict())
+    state = json.loads((last / "state.json").read_text())
+    tensors = read_tensors(last / "optimizer.safetensors")
+    torch.set_rng_state(tensors.pop("rng.torch"))
+    if "rng.loader" in tensors:  # absent in checkpoints written before it was recorded
+        run.generator.set_state(tensors.pop("rng.loader"))
+    _restore_optimizer(run.optimizer, {k: v.to(run.device) for k, v in tensors.items()}, state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.start_epoch, run.history, run.best = state["epoch"], state["history"], state["best_val_dice"]
+    run.config.parent = state.get("parent", run.config.parent)
+
+
+def _apply_update(run: TrainingRun) -> None:
+    """Unscale, clamp or clip the gradients as the recipe says, then step optimiser, scaler and schedule."""
+    recipe = run.recipe
+    run.scaler.unscale_(run.optimizer)
+    if recipe.grad_clamp is not None:
+        for p in run.params:
+            if p.grad is not None:
+                p.grad.data.clamp_(-recipe.grad_clamp, recipe.grad_clamp)
+    if recipe.grad_norm_clip is not None:
+        torch.nn.utils.clip_grad_norm_(run.params, recipe.grad_norm_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+
+
+def optimizer_step(run: TrainingRun, images: torch.Tensor, masks: torch.Tensor) -> float:
+    """Step 3: one batch, at every scale of the recipe (the authors' multi-scale training updates once per
+    scale when ``step_per_scale``, else once after all scales); returns the mean loss."""
+    recipe = run.recipe
+    images, masks = images.to(run.device), masks.to(run.device)
+    losses = []
+    if not recipe.step_per_scale:
+        run.optimizer.zero_grad(set_to_none=True)
+    for rate in run.scales:
+        if recipe.step_per_scale:
+            run.optimizer.zero_grad(set_to_none=True)
+        x, m = images, masks
+        if rate != 1.0:
+            size = _scaled_size(tuple(recipe.input_size), rate)
+            x = F.interpolate(images, size=size, mode="bilinear", align_corners=True)
+            m = (F.interpolate(masks, size=size, mode="bilinear", align_corners=True) >= 0.5).float()
+        with torch.autocast("cuda", dtype=torch.float16) if run.use_amp else contextlib.nullcontext():
+            out = run.net(x)
+            loss = deep_supervision_loss(out.all_logits, m, recipe.deep_supervision, recipe.loss, recipe.dice_weight)
+        run.scaler.scale(loss).backward()
+        losses.append(float(loss.detach()))
+        if recipe.step_per_scale or rate == run.scales[-1]:
+            _apply_update(run)
+    return float(np.mean(losses))
+
+
+def end_of_epoch(run: TrainingRun, epoch: int, losses: list[float], seconds: float) -> dict:
+    """Step 4: validate, keep the best checkpoint, write ``last/`` and the logs; returns the epoch's record."""
+    job = run.job
+    record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": run.optimizer.param_groups[0]["lr"],
+              "steps": run.steps_per_epoch, "world_size": run.world, "seconds": round(seconds, 2)}
+    if run.rank == 0:
+        if job.val_pairs:
+            run.model.eval()
+            scores = evaluate_pairs(Predictor(model=run.model, config=run.config, device=str(run.device)),
+                                    job.val_pairs)
+            record.update({f"val_{k}": scores[k] for k in ("dice", "iou", "mae", "hd95")})
+        run.history.append(record)
+        score = record.get("val_dice", -record["train_loss"])
+        if score > run.best:
+            run.best = score
+            run.config.metrics = {"selected_on": "validation" if job.val_pairs else "train loss (no validation set)",
+                                  "epoch": epoch, **{k: v for k, v in record.items() if k.startswith("val_")}}
+            run.config.training = {**run.config.training, "epochs_trained": epoch}
+            save_checkpoint(run.model, run.out_dir / BEST, run.config)
+        if job.resumable:
+            _save_last(run.out_dir, run.model, run.config, run.optimizer, run.scheduler,
+                       {"epoch": epoch, "history": run.history, "best_val_dice": run.best,
+                        "parent": run.config.parent, "recipe": run.recipe.to_dict()}, run.generator)
+            write_logs(run.history, run.out_dir)
+    if run.world > 1:
+        dist.barrier()
+    return record
+
+
+def run_training(job: TrainJob) -> Iterator[TrainEvent]:
+    """Train as ``job`` says, yielding a "start" event, a "step" event per batch, an "epoch" event per
+    epoch and a final "done" event."""
+    run = build_run(job)
     if job.resume:
-        last = recover_directory(out_dir / LAST)
-        if last is None:
-            raise FileNotFoundError(f"--resume: no checkpoint to resume from in {out_dir / LAST}.")
-        saved, _ = load_checkpoint(last / "model.safetensors")
-        model.load_state_dict(saved.state_dict())
-        state = json.loads((last / "state.json").read_text())
-        tensors = read_tensors(last / "optimizer.safetensors")
-        torch.set_rng_state(tensors.pop("rng.torch"))
-        if "rng.loader" in tensors:  # absent in checkpoints written before it was recorded
-            generator.set_state(tensors.pop("rng.loader"))
-        _restore_optimizer(optimizer, {k: v.to(device) for k, v in tensors.items()}, state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history, best = state["epoch"], state["history"], state["best_val_dice"]
-        config.parent = state.get("parent", config.parent)
-
-    yield TrainEvent("start", epoch=start_epoch, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
-                     message=f"{len(dataset)} training pairs, {len(job.val_pairs)} validation pairs, "
-                             f"{steps_per_epoch} steps per epoch on {device} (world size {world}); "
-                             f"encoder weights: {model.encoder_weights}")
+        resume_run(run)
+    recipe, steps_per_epoch = run.recipe, run.steps_per_epoch
+    yield TrainEvent("start", epoch=run.start_epoch, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
+                     message=f"{len(run.dataset)} training pairs, {len(job.val_pairs)} validation pairs, "
+                             f"{steps_per_epoch} steps per epoch on {run.device} (world size {run.world}); "
+                             f"encoder weights: {run.model.encoder_weights}")
     started = time.time()
-    done_steps, steps_to_do = 0, (recipe.epochs - start_epoch) * steps_per_epoch
-    for epoch in range(start_epoch, recipe.epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        net.train()
-        _frozen_to_eval(model, recipe.train_parts)
+    done_steps, steps_to_do = 0, (recipe.epochs - run.start_epoch) * steps_per_epoch
+    for epoch in range(run.start_epoch + 1, recipe.epochs + 1):
+        if run.sampler is not None:
+            run.sampler.set_epoch(epoch - 1)
+        run.net.train()
+        _frozen_to_eval(run.model, recipe.train_parts)
         epoch_start, losses = time.time(), []
-        for step, (images, masks) in enumerate(loader, start=1):
-            images, masks = images.to(device), masks.to(device)
-            step_losses = []
-            if not recipe.step_per_scale:
-                optimizer.zero_grad(set_to_none=True)
-            for rate in scales:
-                if recipe.step_per_scale:
-                    optimizer.zero_grad(set_to_none=True)
-                x, m = images, masks
-                if rate != 1.0:
-                    size = _scaled_size(tuple(recipe.input_size), rate)
-                    x = F.interpolate(images, size=size, mode="bilinear", align_corners=True)
-                    m = (F.interpolate(masks, size=size, mode="bilinear", align_corners=True) >= 0.5).float()
-                with torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext():
-                    out = net(x)
-                    loss = deep_supervision_loss(out.all_logits, m, recipe.deep_supervision, recipe.loss, recipe.dice_weight)
-                scaler.scale(loss).backward()
-                step_losses.append(float(loss.detach()))
-                if recipe.step_per_scale or rate == scales[-1]:
-                    scaler.unscale_(optimizer)
-                    if recipe.grad_clamp is not None:
-                        for p in params:
-                            if p.grad is not None:
-                                p.grad.data.clamp_(-recipe.grad_clamp, recipe.grad_clamp)
-                    if recipe.grad_norm_clip is not None:
-                        torch.nn.utils.clip_grad_norm_(params, recipe.grad_norm_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    scheduler.step()
-            losses.append(float(np.mean(step_losses)))
+        for step, (images, masks) in enumerate(run.loader, start=1):
+            losses.append(optimizer_step(run, images, masks))
             done_steps += 1
-            elapsed = time.time() - started
-            yield TrainEvent("step", epoch=epoch + 1, epochs=recipe.epochs, step=step, steps_per_epoch=steps_per_epoch,
-                             loss=losses[-1], lr=optimizer.param_groups[0]["lr"],
-                             eta_s=elapsed / done_steps * (steps_to_do - done_steps))
-
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
-                  "steps": steps_per_epoch, "world_size": world, "seconds": round(time.time() - epoch_start, 2)}
-        if rank == 0:
-            if job.val_pairs:
-                model.eval()
-                scores = evaluate_pairs(Predictor(model=model, config=config, device=str(device)), job.val_pairs)
-                record.update({f"val_{k}": scores[k] for k in ("dice", "iou", "mae", "hd95")})
-            history.append(record)
-            improved = record.get("val_dice", -record["train_loss"]) > best
-            if improved:
-                best = record.get("val_dice", -record["train_loss"])
-                config.metrics = {"selected_on": "validation" if job.val_pairs else "train loss (no validation set)",
-                                  "epoch": epoch + 1, **{k: v for k, v in record.items() if k.startswith("val_")}}
-                config.training = {**config.training, "epochs_trained": epoch + 1}
-                save_checkpoint(model, out_dir / BEST, config)
-            if job.resumable:
-                _save_last(out_dir, model, config, optimizer, scheduler,
-                           {"epoch": epoch + 1, "history": history, "best_val_dice": best, "parent": config.parent,
-                            "recipe": recipe.to_dict()}, generator)
-                write_logs(history, out_dir)
-        if world > 1:
-            dist.barrier()
-        yield TrainEvent("epoch", epoch=epoch + 1, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
+            eta = (time.time() - started) / done_steps * (steps_to_do - done_steps)
+            yield TrainEvent("step", epoch=epoch, epochs=recipe.epochs, step=step, steps_per_epoch=steps_per_epoch,
+                             loss=losses[-1], lr=run.optimizer.param_groups[0]["lr"], eta_s=eta)
+        record = end_of_epoch(run, epoch, losses, time.time() - epoch_start)
+        yield TrainEvent("epoch", epoch=epoch, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
                          loss=record["train_loss"], metrics=record)
-    yield TrainEvent("done", epoch=recipe.epochs, epochs=recipe.epochs, metrics={"best_val_dice": best},
-                     message=f"best checkpoint: {out_dir / BEST}")
+    yield TrainEvent("done", epoch=recipe.epochs, epochs=recipe.epochs, metrics={"best_val_dice": run.best},
+                     message=f"best checkpoint: {run.out_dir / BEST}")

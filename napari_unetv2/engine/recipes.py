@@ -61,7 +61,8 @@ class Recipe:
             (self.normalization in {"encoder", "zscore"}, f"normalization must be encoder or zscore, not {self.normalization!r}"),
             (self.train_parts in {"all", "sdi-decoder"}, f"train_parts must be all or sdi-decoder, not {self.train_parts!r}"),
             (len(self.input_size) == 2 and min(self.input_size) >= 32, f"input_size must be two sides >= 32, not {self.input_size}"),
-            (1 <= len(self.deep_supervision) <= 4 and sum(self.deep_supervision) > 0, "deep_supervision needs 1-4 weights with a positive sum"),
+            (1 <= len(self.deep_supervision) <= 4 and sum(self.deep_supervision) > 0,
+             "deep_supervision needs 1-4 weights with a positive sum"),
             (self.batch_size >= 1 and self.epochs >= 1 and self.lr > 0, "batch_size, epochs and lr must be positive"),
             (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
         ]

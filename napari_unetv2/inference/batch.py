@@ -14,8 +14,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..files import atomic_write_bytes, atomic_write_text
-from ..io import IMAGE_SUFFIXES, UnreadableImageError, read_image, write_png_atomic
+from ..files import (
+    IMAGE_SUFFIXES,
+    UnreadableImageError,
+    atomic_write_text,
+    read_image,
+    write_png_atomic,
+    write_tiff_atomic,
+)
 from .predictor import Predictor
 
 SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "note"]
@@ -41,14 +47,6 @@ def output_paths(out_dir: Path, stem: str, is_stack: bool, probabilities: bool) 
     if probabilities:
         paths.append(out_dir / f"{stem}_prob.tif")
     return paths
-
-
-def _write_tiff_atomic(path: Path, array: np.ndarray) -> None:
-    import tifffile
-
-    buffer = io.BytesIO()
-    tifffile.imwrite(buffer, array)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _write_summary(out_dir: Path, rows: list[dict]) -> None:
@@ -112,11 +110,11 @@ def predict_folder(
                 mask_path, *prob_path = output_paths(output_dir, path.stem, is_stack, save_probabilities)
                 mask255 = (prediction.mask * 255).astype(np.uint8)
                 if is_stack:
-                    _write_tiff_atomic(mask_path, mask255)
+                    write_tiff_atomic(mask_path, mask255)
                 else:
                     write_png_atomic(mask_path, mask255)
                 if prob_path:
-                    _write_tiff_atomic(prob_path[0], prediction.probability.astype(np.float32))
+                    write_tiff_atomic(prob_path[0], prediction.probability.astype(np.float32))
                 shape = prediction.mask.shape
                 row.update(status="done", height=shape[-2], width=shape[-1],
                            foreground_fraction=f"{prediction.mask.mean():.5f}", seconds=f"{time.time() - start:.3f}")

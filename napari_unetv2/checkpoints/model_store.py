@@ -9,26 +9,40 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
+from ..files import atomic_directory, atomic_write_text
 from .checkpoint import ModelConfig, bundled_checkpoint, config_path_for, read_config
-from .files import atomic_directory, atomic_write_text
 
 
 class ModelStore:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.warning = ""  # set when store.json had to be recovered; widgets show it
         (self.root / "versions").mkdir(parents=True, exist_ok=True)
 
     def _state(self) -> dict:
         path = self.root / "store.json"
-        if path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except json.JSONDecodeError:
-                pass  # atomic writes make this unreachable short of hand edits: fall back to the bundled model
-        return {"current": None, "history": []}
+        if not path.is_file():
+            return {"current": None, "history": []}
+        try:
+            state = json.loads(path.read_text())
+            if not isinstance(state, dict) or not isinstance(state.get("history", []), list):
+                raise ValueError("not a {current, history} object")
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
+            # Atomic writes make this unreachable short of hand edits or disk faults. Never drop the
+            # history silently: keep the damaged file beside the store and say so.
+            backup = self.root / f"store.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+            shutil.copy2(path, backup)
+            path.unlink()
+            self.warning = (f"{path} was unreadable ({err}); it was kept as {backup.name} and the store "
+                            "restarted from the bundled model (stored versions are all still there).")
+            warnings.warn(self.warning, stacklevel=2)
+            return {"current": None, "history": []}
+        state.setdefault("history", [])
+        return state
 
     def _write_state(self, state: dict) -> None:
         atomic_write_text(self.root / "store.json", json.dumps(state, indent=1) + "\n")

@@ -6,7 +6,6 @@ leaves at most an orphan image that is never listed, never a half entry.
 """
 from __future__ import annotations
 
-import io
 import json
 import re
 import time
@@ -16,9 +15,8 @@ from typing import Optional
 
 import numpy as np
 
-from .engine.data import Pair
-from .files import atomic_write_bytes, atomic_write_text
-from .io import write_png_atomic
+from ..engine.pairs import Pair
+from ..files import atomic_write_text, write_png_atomic, write_tiff_atomic
 
 
 @dataclass
@@ -63,7 +61,10 @@ class CorrectionSet:
         if image.shape[:2] != mask.shape or image.ndim not in (2, 3):
             raise ValueError(f"Image {image.shape} and mask {mask.shape} do not match.")
         binary = (mask > 0).astype(np.uint8)
-        changed = int(np.count_nonzero(binary != (np.asarray(predicted_mask) > 0))) if predicted_mask is not None and np.shape(predicted_mask) == mask.shape else int(binary.sum())
+        if predicted_mask is not None and np.shape(predicted_mask) == mask.shape:
+            changed = int(np.count_nonzero(binary != (np.asarray(predicted_mask) > 0)))
+        else:
+            changed = int(binary.sum())
         stamp = time.strftime("%Y%m%d-%H%M%S")
         entry_id = f"{stamp}-{_safe(source)}"
         n = 2
@@ -74,12 +75,8 @@ class CorrectionSet:
             image_file = f"images/{entry_id}.png"
             write_png_atomic(self.root / image_file, image)
         else:
-            import tifffile
-
             image_file = f"images/{entry_id}.tif"
-            buffer = io.BytesIO()
-            tifffile.imwrite(buffer, image)
-            atomic_write_bytes(self.root / image_file, buffer.getvalue())
+            write_tiff_atomic(self.root / image_file, image)
         mask_file = f"masks/{entry_id}.png"
         write_png_atomic(self.root / mask_file, binary * 255)
         entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),

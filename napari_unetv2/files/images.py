@@ -1,9 +1,12 @@
-"""Reading and writing images and masks (imageio/tifffile), with clear errors."""
+"""Image and mask files: reading (imageio/tifffile) with clear errors, and atomic PNG/TIFF writing."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write_bytes
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
@@ -42,12 +45,17 @@ def read_mask(path: str | Path) -> np.ndarray:
 
 def write_png_atomic(path: str | Path, array: np.ndarray) -> None:
     """Write a PNG via a temporary file and rename, so an interrupt never leaves half a file."""
-    import io as _io
-
     import imageio.v3 as iio
 
-    from .files import atomic_write_bytes
-
-    buffer = _io.BytesIO()
+    buffer = io.BytesIO()
     iio.imwrite(buffer, array, extension=".png")
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def write_tiff_atomic(path: str | Path, array: np.ndarray) -> None:
+    """Write a TIFF (stacks, float probabilities, 16-bit images) atomically, as :func:`write_png_atomic`."""
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array)
     atomic_write_bytes(Path(path), buffer.getvalue())

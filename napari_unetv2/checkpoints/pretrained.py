@@ -12,8 +12,8 @@ from typing import Union
 
 import torch
 
-from .model.encoders import TimmEncoder
-from .state_dicts import load_exact
+from ..model.encoders import TimmEncoder
+from .state_dicts import load_exact, load_weights_only
 
 
 class PretrainedWeightsUnavailable(RuntimeError):
@@ -32,8 +32,6 @@ def read_weight_file(path: Union[str, Path]) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    from .checkpoint import load_weights_only
-
     state = load_weights_only(path)
     for key in ("state_dict", "model", "model_state"):  # common wrappers
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):

@@ -13,18 +13,13 @@ from typing import Any, Optional, Union
 
 import torch
 
-from .model import UNetV2
-from .files import atomic_write_bytes, atomic_write_text
-from .state_dicts import load_exact
+from ..files import atomic_write_bytes, atomic_write_text
+from ..model import UNetV2
+from .state_dicts import load_exact, read_tensors
 
 FORMAT_VERSION = 1
-PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl"}
-BUNDLED_DIR = Path(__file__).parent / "weights"
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED_NAME = "polyp_default.safetensors"
-
-
-class UntrustedCheckpointError(ValueError):
-    """A pickle-based checkpoint was given without saying it is trusted."""
 
 
 @dataclass
@@ -79,7 +74,7 @@ class ModelConfig:
         return cls(**base)
 
     def build_model(self) -> UNetV2:
-        return UNetV2(self.encoder, channels=self.channels, num_classes=self.num_classes, pretrained=False)
+        return UNetV2(self.encoder, channels=self.channels, num_classes=self.num_classes)
 
 
 def config_path_for(weights_path: Union[str, Path]) -> Path:
@@ -136,43 +131,6 @@ def read_config(path: Union[str, Path]) -> ModelConfig:
         return ModelConfig.from_dict(json.loads(cfg_path.read_text()))
     except (json.JSONDecodeError, TypeError, ValueError) as err:
         raise ValueError(f"Checkpoint config {cfg_path} is not valid: {err}") from err
-
-
-def load_weights_only(path: Path):
-    """torch.load restricted to tensors and plain containers; anything else is refused with a clear error."""
-    import pickle
-
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"{Path(path).name} holds objects other than tensors; refused ({err}).") from err
-
-
-def read_tensors(path: Union[str, Path], trusted: bool = False) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint not found: {path}")
-    if path.suffix in PICKLE_SUFFIXES:
-        if not trusted:
-            raise UntrustedCheckpointError(
-                f"{path.name} is a pickle-based file; unpickling an untrusted file can run arbitrary code. "
-                "Convert it to .safetensors, or pass trusted=True if you made it yourself "
-                "(it is then read with weights_only=True)."
-            )
-        state = load_weights_only(path)
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        if not isinstance(state, dict):
-            raise ValueError(f"{path.name} does not hold a state dict.")
-        return dict(state)
-    if path.suffix != ".safetensors":
-        raise ValueError(f"Unsupported checkpoint type {path.suffix!r}; expected .safetensors.")
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except Exception as err:  # safetensors raises its own error types for corrupt headers
-        raise ValueError(f"{path.name} is not a readable safetensors file: {err}") from err
 
 
 def load_checkpoint(

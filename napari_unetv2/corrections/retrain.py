@@ -10,19 +10,25 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from dataclasses import asdict
-from typing import Iterator, Optional
+from typing import Generator, Optional
 
-from .checkpoint import config_path_for, read_config
-from .files import atomic_write_text
+from ..checkpoints import ModelConfig, ModelStore, config_path_for, read_config
+from ..engine.finetune import FinetuneResult, finetune_events
+from ..engine.loop import TrainEvent
+from ..engine.pairs import Pair
+from ..engine.recipes import load_recipe
+from ..files import atomic_write_text
+from .correction_set import CorrectionSet
 
-from .corrections import CorrectionSet
-from .engine.data import Pair
-from .engine.finetune import FinetuneResult, finetune_events
-from .engine.loop import TrainEvent
-from .engine.recipes import load_recipe
-from .model_store import ModelStore
+
+@dataclass
+class RetrainOutcome:
+    """A finished round: the fine-tuning result and the config of the new version now in the store."""
+
+    result: FinetuneResult
+    config: ModelConfig
 
 
 def retrain_events(
@@ -33,8 +39,8 @@ def retrain_events(
     replay: Optional[list[Pair]] = None,
     device: str = "auto",
     overrides: Optional[dict] = None,
-) -> Iterator[TrainEvent]:
-    """Yields training events, then ``TrainEvent("version", metrics={"result": FinetuneResult, "config": ...})``."""
+) -> Generator[TrainEvent, None, RetrainOutcome]:
+    """Yields the training events; returns the :class:`RetrainOutcome` (the generator's return value)."""
     pairs = corrections.pairs()
     if not pairs:
         raise ValueError("The correction set is empty: accept at least one corrected mask first.")
@@ -48,17 +54,11 @@ def retrain_events(
     (store.root / "runs").mkdir(exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=store.root / "runs", prefix="round-"))
     try:
-        result: Optional[FinetuneResult] = None
-        for event in finetune_events(start, pairs, scratch, recipe, replay, device=device,
-                                     command=f"retrain widget: {len(pairs)} corrections from {corrections.root}",
-                                     resumable=False):
-            if event.kind == "finetuned":
-                result = event.metrics["result"]
-            else:
-                yield event
+        result = yield from finetune_events(
+            start, pairs, scratch, recipe, replay, device=device, resumable=False,
+            command=f"retrain widget: {len(pairs)} corrections from {corrections.root}")
         _record_held_out_scores(result)
-        config = store.add(result.checkpoint)
-        yield TrainEvent("version", metrics={"result": result, "config": config})
+        return RetrainOutcome(result, store.add(result.checkpoint))
     finally:
         # On success the store holds its own copy; when cancelled or failed, the store and the
         # correction set were never touched and the scratch run goes.
