@@ -10,7 +10,8 @@ from typing import Optional, Sequence
 
 
 def _add_checkpoint(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", type=Path, default=None, help="a .safetensors checkpoint (default: the bundled model)")
+    p.add_argument("--checkpoint", default=None,
+                   help="a .safetensors checkpoint or a bundled model's name: polyp, skin (default: polyp)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
 
 
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--continue", dest="resume", action="store_true", help="skip images already finished")
 
     f = sub.add_parser("finetune", help="fine-tune a checkpoint on a folder of (corrected) pairs")
-    f.add_argument("--checkpoint", type=Path, default=None, help="start from this checkpoint (default: bundled)")
+    f.add_argument("--checkpoint", default=None,
+                   help="start from this checkpoint or bundled model (polyp, skin; default: polyp)")
     f.add_argument("--data", type=Path, required=True)
     f.add_argument("--out", type=Path, required=True)
     f.add_argument("--train-parts", choices=["sdi-decoder", "all"], default="sdi-decoder")
@@ -196,7 +198,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     recipe = load_recipe("finetune", overrides)
     corrections = find_pairs(args.data).pairs
     replay = find_pairs(args.replay).pairs if args.replay else None
-    events = finetune_events(args.checkpoint, corrections, args.out, recipe, replay, device=args.device,
+    from .checkpoints import resolve_checkpoint
+
+    events = finetune_events(resolve_checkpoint(args.checkpoint), corrections, args.out, recipe, replay, device=args.device,
                              command="unetv2 " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     result = drive_training(events, "finetune")
     summary = {"checkpoint": str(result.checkpoint), "held_out": result.held_out,

@@ -20,6 +20,9 @@ from .state_dicts import load_exact, read_tensors
 FORMAT_VERSION = 1
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED_NAME = "polyp_default.safetensors"
+# Models shipped inside the package, by the name users give them (`--checkpoint skin`, the Segment widget).
+BUNDLED_MODELS = {"polyp": BUNDLED_NAME, "skin": "skin_default.safetensors"}
+DEFAULT_BUNDLED = "polyp"
 
 
 @dataclass
@@ -153,7 +156,27 @@ def load_checkpoint(
     return model, config
 
 
-def bundled_checkpoint() -> Optional[Path]:
-    """The default model shipped inside the package, or None while there is none."""
-    path = BUNDLED_DIR / BUNDLED_NAME
+def bundled_checkpoint(name: str = DEFAULT_BUNDLED) -> Optional[Path]:
+    """A model shipped inside the package (default: the polyp model), or None when it is not installed."""
+    if name not in BUNDLED_MODELS:
+        raise ValueError(f"No bundled model is called {name!r}; the bundled models are: {', '.join(BUNDLED_MODELS)}.")
+    path = BUNDLED_DIR / BUNDLED_MODELS[name]
     return path if path.is_file() and config_path_for(path).is_file() else None
+
+
+def bundled_models() -> dict[str, Path]:
+    """The bundled models installed here, by name."""
+    return {name: path for name in BUNDLED_MODELS if (path := bundled_checkpoint(name)) is not None}
+
+
+def resolve_checkpoint(spec: Union[str, Path, None]) -> Optional[Path]:
+    """A checkpoint path from what a user gives: None (the default bundled model), a bundled model's name
+    (``polyp``, ``skin``) or a path. A name that is also an existing file is read as the file."""
+    if spec is None:
+        return bundled_checkpoint()
+    if isinstance(spec, str) and spec in BUNDLED_MODELS and not Path(spec).exists():
+        path = bundled_checkpoint(spec)
+        if path is None:
+            raise FileNotFoundError(f"The bundled {spec!r} model is not installed in {BUNDLED_DIR}.")
+        return path
+    return Path(spec)

@@ -76,9 +76,10 @@ class TrainJob:
 
 
 def _distributed() -> tuple[int, int]:
-    """(rank, world size); starts the process group when launched by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
+    """(rank, world size); starts the process group when launched by torchrun (which sets LOCAL_RANK and
+    WORLD_SIZE), at any world size: one process under torchrun still trains through DDP."""
+    launched = "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+    if launched and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
     if dist.is_initialized():
@@ -281,7 +282,7 @@ def build_run(job: TrainJob) -> TrainingRun:
     total_updates = recipe.epochs * len(loader) * updates_per_step
 
     net = model
-    if world > 1:
+    if dist.is_initialized():
         unused = (recipe.train_parts != "all" or any(w == 0 for w in recipe.deep_supervision)
                   or len(recipe.deep_supervision) < 4)
         net = torch.nn.parallel.DistributedDataParallel(
@@ -397,7 +398,8 @@ def run_training(job: TrainJob) -> Iterator[TrainEvent]:
     recipe, steps_per_epoch = run.recipe, run.steps_per_epoch
     yield TrainEvent("start", epoch=run.start_epoch, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
                      message=f"{len(run.dataset)} training pairs, {len(job.val_pairs)} validation pairs, "
-                             f"{steps_per_epoch} steps per epoch on {run.device} (world size {run.world}); "
+                             f"{steps_per_epoch} steps per epoch on {run.device} (world size {run.world}"
+                             f"{', DDP over ' + dist.get_backend() if dist.is_initialized() else ''}); "
                              f"encoder weights: {run.model.encoder_weights}")
     started = time.time()
     done_steps, steps_to_do = 0, (recipe.epochs - run.start_epoch) * steps_per_epoch
