@@ -20,6 +20,9 @@ def test_wheel_carries_manifest_recipes_and_samples(tmp_path):
         zf.extract("napari_unetv2/napari.yaml", tmp_path / "x")
     assert "napari.manifest" in entry_points and "napari_unetv2:napari.yaml" in entry_points
     assert {"napari_unetv2/recipes/paper.yaml", "napari_unetv2/sample_data/ATTRIBUTION.md"} <= names
+    # Both bundled models travel in the wheel, which stays under 50 MB.
+    assert {"napari_unetv2/weights/polyp_default.safetensors", "napari_unetv2/weights/skin_default.safetensors"} <= names
+    assert wheel.stat().st_size < 50e6
     manifest = PluginManifest.from_file(tmp_path / "x" / "napari_unetv2" / "napari.yaml")
     assert manifest.name == "napari-unetv2" and manifest.contributions.widgets
 
