@@ -20,6 +20,10 @@ Rule = tuple[Callable[[Any], bool], str]
 class ConfigError(ValueError):
     """A configuration value of the wrong type or out of range; the message lists every problem."""
 
+    def __init__(self, message: str, problems: Optional[list[str]] = None):
+        super().__init__(message)
+        self.problems = list(problems or [])
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -99,7 +103,7 @@ def problems(obj: Any, rules: dict[str, Rule], prefix: str = "") -> list[str]:
 
 def raise_if_problems(found: list[str], what: str) -> None:
     if found:
-        raise ConfigError(f"{what} is not valid: " + "; ".join(found) + ".")
+        raise ConfigError(f"{what} is not valid: " + "; ".join(found) + ".", found)
 
 
 # ---- common range rules ----------------------------------------------------------------------------

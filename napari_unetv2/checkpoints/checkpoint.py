@@ -17,7 +17,7 @@ import torch
 
 from ..files import atomic_write_bytes, atomic_write_text
 from ..model import ALIASES, ENCODERS, UNetV2
-from ..validation import CHANNELS, IMAGE_SIDE, between, each, one_of, problems, raise_if_problems
+from ..validation import CHANNELS, IMAGE_SIDE, ConfigError, between, each, one_of, problems, raise_if_problems
 from .state_dicts import load_exact, read_tensors
 
 FORMAT_VERSION = 1
@@ -178,7 +178,9 @@ def read_config(path: Union[str, Path]) -> ModelConfig:
     if not cfg_path.is_file():
         raise FileNotFoundError(f"Checkpoint config not found: {cfg_path} (expected beside {Path(path).name}).")
     try:
-        return ModelConfig.from_dict(json.loads(cfg_path.read_text()))
+        return ModelConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8")))
+    except ConfigError as err:
+        raise ConfigError(f"Checkpoint config {cfg_path} is not valid: " + "; ".join(err.problems) + ".", err.problems) from err
     except (json.JSONDecodeError, TypeError, ValueError) as err:
         raise ValueError(f"Checkpoint config {cfg_path} is not valid: {err}") from err
 

@@ -190,7 +190,11 @@ def _open_pil(path: Path, limit: Optional[int]):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit here is checked below
-        im = Image.open(path)
+        try:
+            im = Image.open(path)
+        except Image.DecompressionBombError as err:  # Pillow's own check fired first (same limit)
+            raise UnreadableImageError(f"Cannot read image {path.name}: more pixels than the limit of "
+                                       f"{max_pixels() if limit is None else limit:,} ({err})") from err
     _check_pixels(path, im.width * im.height, limit)
     return im
 
@@ -328,6 +332,10 @@ def write_tiff_atomic(path: str | Path, array: np.ndarray) -> None:
     """Write a TIFF (stacks, float probabilities, 16-bit images) atomically, as :func:`write_png_atomic`."""
     import tifffile
 
+    array = np.asarray(array)
+    # Say what the array is: (H, W, 3|4) is colour; anything else (a (3, H, W) stack of masks included)
+    # is gray pages, so it is read back with the same shape.
+    colour = array.ndim == 3 and array.shape[-1] in (3, 4)
     buffer = io.BytesIO()
-    tifffile.imwrite(buffer, array)
+    tifffile.imwrite(buffer, array, photometric="rgb" if colour else "minisblack")
     atomic_write_bytes(Path(path), buffer.getvalue())

@@ -185,7 +185,7 @@ def predict_folder(
             row.update(status="not-an-image", note=f"suffix {path.suffix or '(none)'} is not an image type")
         elif path in clashing:
             row.update(status="error", note=clashing[path])
-        elif resume and any(all(p.exists() for p in output_paths(output_dir, path.stem, stack, save_probabilities))
+        elif resume and any(all(p.is_file() for p in output_paths(output_dir, path.stem, stack, save_probabilities))
                             for stack in (False, True)):
             row.update(status="skipped-done", note="outputs exist (--continue)")
         else:
