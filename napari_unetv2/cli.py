@@ -192,7 +192,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     bar.close()
     result["model"] = predictor.description
     result["data"] = str(args.data)
-    print(format_table(result))
+    print(printable(format_table(result)))
     if args.json:
         # Strict JSON: undefined figures (HD95 with an empty mask) are null, never NaN.
         atomic_write_text(args.json, json.dumps(json_ready(result), indent=1, allow_nan=False) + "\n")

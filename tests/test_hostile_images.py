@@ -189,6 +189,12 @@ def test_broken_files_raise_unreadable(tmp_path, maker):
         read_image(path)
 
 
+def test_five_channel_tiff_is_refused_clearly(tmp_path):
+    tifffile.imwrite(tmp_path / "five.tif", np.zeros((H, W, 5), np.uint8), planarconfig="contig", photometric="minisblack")
+    with pytest.raises(UnreadableImageError, match="5 channels"):
+        read_image(tmp_path / "five.tif")
+
+
 def test_folder_named_like_an_image_is_refused_clearly(tmp_path):
     (tmp_path / "scan.png").mkdir()
     with pytest.raises(UnreadableImageError, match="folder"):

@@ -128,6 +128,9 @@ def _read_tiff(path: Path, limit: Optional[int], keep_palette_indices: bool) -> 
         page = tif.pages[0]
         data = series.asarray()
         data, has_channels = _tiff_channels_last(data, axes)
+        if has_channels and data.shape[-1] > 4:
+            raise UnreadableImageError(f"Cannot read image {path.name}: it has {data.shape[-1]} channels per pixel; "
+                                       "expected gray, RGB or RGBA (pick the channels to use and save them).")
         converted = _tiff_colours(data, page, keep_palette_indices)
         has_channels = has_channels or converted.ndim > data.ndim  # a palette became RGB
         data = converted
