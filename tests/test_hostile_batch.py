@@ -289,3 +289,43 @@ def test_evaluate_goes_on_past_truncated_and_nan_images(predictor, tmp_path):
     assert result["n"] == 3
     assert sorted(f["file"] for f in result["failed"]) == ["cut.jpg", "nan.tif"]
     assert "could not be scored" in format_table(result)
+
+
+# ---- the Batch folder widget (issue 12, acceptance: widgets too) ------------------------------------------
+
+def test_batch_widget_reports_a_full_disk_in_one_line(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    import errno
+
+    import napari_unetv2.files.atomic as atomic
+    import napari_unetv2.widgets  # noqa: F401  (sets up the import guard before the viewer exists)
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unetv2", "Batch folder")
+    save(tmp_path / "in" / "a.png", picture(0))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "a.png"))
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", full_disk)
+    widget.input.value, widget.output.value = str(tmp_path / "in"), str(tmp_path / "out")
+    worker = widget.run()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert widget.status.value.startswith("error: No space left on device (the disk is full)")
+    assert "\n" not in widget.status.value
+
+
+def test_batch_widget_says_why_it_refuses_an_output_folder_with_results(make_napari_viewer, qtbot, tmp_path):
+    import napari_unetv2.widgets  # noqa: F401
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unetv2", "Batch folder")
+    save(tmp_path / "in" / "a.png", picture(0))
+    save(tmp_path / "out" / "a.png", ellipse_mask() * 255)  # an earlier result
+    before = (tmp_path / "out" / "a.png").read_bytes()
+    widget.input.value, widget.output.value = str(tmp_path / "in"), str(tmp_path / "out")
+    worker = widget.run()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert "already holds results" in widget.status.value and "\n" not in widget.status.value
+    assert (tmp_path / "out" / "a.png").read_bytes() == before
