@@ -25,7 +25,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..checkpoints import ModelConfig, build_unetv2, load_checkpoint, read_tensors, save_checkpoint
 from ..devices import resolve_device
-from ..files import atomic_directory, atomic_write_bytes, atomic_write_text, recover_directory
+from ..files import (
+    atomic_directory,
+    atomic_write_bytes,
+    atomic_write_text,
+    recover_directory,
+    remove_stale_temporaries,
+)
 from ..inference import Predictor
 from ..model import UNetV2
 from .data import Pair, PairDataset
@@ -252,6 +258,23 @@ def _initial_model(job: TrainJob, recipe: Recipe) -> tuple[UNetV2, Recipe, Optio
     return model, recipe, parent_config
 
 
+def claim_output_folder(job: TrainJob) -> None:
+    """The output folder must be new (or empty), or be the run being resumed; and it never holds the
+    checkpoint being fine-tuned. Otherwise ValueError, before anything is written: a run never replaces
+    another run's best/last/logs nor its own starting model."""
+    out_dir = Path(job.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"The output {out_dir} is a file, not a folder.")
+    if job.init_checkpoint is not None and Path(job.init_checkpoint).resolve().parent == out_dir.resolve():
+        raise ValueError(f"The output folder {out_dir} holds the checkpoint being fine-tuned "
+                         f"({Path(job.init_checkpoint).name}); choose a new folder so the starting model is kept.")
+    if job.resume:
+        return
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise ValueError(f"The output folder {out_dir} is not empty (an earlier run?); pass --resume to continue "
+                         "that run, or choose a new folder. Nothing was changed.")
+
+
 def build_run(job: TrainJob) -> TrainingRun:
     """Step 1: device, seeds, model, data loader, optimiser, schedule and scaler."""
     recipe = job.recipe.validate()
@@ -263,7 +286,9 @@ def build_run(job: TrainJob) -> TrainingRun:
     np.random.seed(recipe.seed)
     out_dir = Path(job.out_dir)
     if rank == 0:
+        claim_output_folder(job)
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out_dir)
 
     model, recipe, parent_config = _initial_model(job, recipe)
     config = model_config_for(recipe, model, job)
