@@ -215,7 +215,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if bar is None:
             bar = _progress_bar(total, "predict")
         bar.update(1)
-        bar.set_postfix_str(printable(name))
+        bar.set_postfix_str("".join(c if c.isprintable() else repr(c)[1:-1] for c in printable(name)))  # a "\n" in a name
 
     summary = predict_folder(predictor, args.input, args.output, tile=args.tile, threshold=args.threshold,
                              tta=args.tta, save_probabilities=args.save_probabilities, resume=args.resume,

@@ -308,9 +308,9 @@ def test_batch_widget_reports_a_full_disk_in_one_line(make_napari_viewer, qtbot,
 
     monkeypatch.setattr(atomic.tempfile, "mkstemp", full_disk)
     widget.input.value, widget.output.value = str(tmp_path / "in"), str(tmp_path / "out")
-    worker = widget.run()
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
-        pass
+    assert widget.run() is not None
+    # Wait on the status, not on the worker's signal: a quick refusal can finish before a wait begins.
+    qtbot.waitUntil(lambda: widget.status.value.startswith("error") and widget.worker is None, timeout=120_000)
     assert widget.status.value.startswith("error: No space left on device (the disk is full)")
     assert "\n" not in widget.status.value
 
@@ -324,8 +324,8 @@ def test_batch_widget_says_why_it_refuses_an_output_folder_with_results(make_nap
     save(tmp_path / "out" / "a.png", ellipse_mask() * 255)  # an earlier result
     before = (tmp_path / "out" / "a.png").read_bytes()
     widget.input.value, widget.output.value = str(tmp_path / "in"), str(tmp_path / "out")
-    worker = widget.run()
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
-        pass
+    widget.resume.value = False  # the widget continues by default; without it the folder is refused
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: widget.status.value.startswith("error") and widget.worker is None, timeout=120_000)
     assert "already holds results" in widget.status.value and "\n" not in widget.status.value
     assert (tmp_path / "out" / "a.png").read_bytes() == before

@@ -153,10 +153,11 @@ def test_rotated_photo_pairs_with_its_displayed_orientation_mask(tmp_path):
 
 # ---- size limits and broken files (issue 12, item 4) ----------------------------------------------------
 
-def test_tiff_claiming_50000_squared_is_refused_from_its_header(tmp_path):
+def test_tiff_claiming_50000_squared_is_refused_from_its_header(tmp_path, caplog):
     path = tiff_claiming(tmp_path / "bomb.tif", 50000, 50000)
     with pytest.raises(UnreadableImageError, match="limit"):
         read_image(path)
+    assert not [r for r in caplog.records if r.name.startswith("tifffile")], "one clear error, not tifffile's log lines"
 
 
 def test_png_claiming_30000_squared_is_refused(tmp_path):

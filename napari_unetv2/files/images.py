@@ -17,11 +17,13 @@ Reading rules (docs/robustness.md lists the cases and their tests):
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -118,10 +120,22 @@ def _tiff_colours(data: np.ndarray, page, keep_palette_indices: bool) -> np.ndar
     return data
 
 
+@contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """tifffile logs each inconsistency of a damaged header (as warnings and errors); the caller gets one clear error."""
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _read_tiff(path: Path, limit: Optional[int], keep_palette_indices: bool) -> np.ndarray:
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         shape, axes = _tiff_layout(series)
         _check_pixels(path, _tiff_pixels(shape, axes), limit)
@@ -144,7 +158,7 @@ def _read_tiff(path: Path, limit: Optional[int], keep_palette_indices: bool) -> 
 def _tiff_header(path: Path) -> tuple[int, int]:
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
         shape, axes = _tiff_layout(tif.series[0])
         orientation = tif.pages[0].tags.get(274)
     height, width = shape[axes.index("Y")], shape[axes.index("X")]
