@@ -106,7 +106,7 @@ class WorkerWidget(Container):
         from napari.qt.threading import create_worker
 
         self._cancel.clear()
-        worker = create_worker(job, _start_thread=False)
+        worker = create_worker(job, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda result: self.report_error(result) if isinstance(result, BaseException)
                                 else on_result(result))
         worker.errored.connect(self.report_error)

@@ -175,7 +175,7 @@ class RetrainWidget(WorkerWidget):
 
     def _show_current(self) -> None:
         current = self.store.current
-        self.versions.value = current if current in [v for _, v in self.versions.choices] else BUNDLED
+        self.versions.value = current if current in self.versions.choices else BUNDLED
         self.refresh_model_line()
 
     def _on_model_changed(self) -> None:
@@ -230,7 +230,7 @@ class RetrainWidget(WorkerWidget):
             note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
             self.say(f"re-segmented {len(predictions)} image(s) with {self.models.label()}{note}")
 
-        self.segment_worker = create_worker(job, _start_thread=False)
+        self.segment_worker = create_worker(job, _start_thread=False, _ignore_errors=True)
         self.segment_worker.returned.connect(done)
         self.segment_worker.errored.connect(lambda err: self.report_error(err, "re-segmenting"))
         self.segment_worker.start()

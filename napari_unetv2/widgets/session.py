@@ -193,7 +193,7 @@ class SessionWidget(WorkerWidget):
                 self._refresh.discard(key)
                 self._update_in_place(path, result[1])
 
-        worker = create_worker(job, _start_thread=False)
+        worker = create_worker(job, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(returned)
         worker.errored.connect(lambda err: self.report_error(err, path.name))
         self._loading[key] = worker
