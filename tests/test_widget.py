@@ -45,9 +45,10 @@ def test_widget_segments_a_sample_end_to_end(make_napari_viewer, qtbot, tmp_path
     widget = dock(viewer)
     widget.image.value = image
     widget.attention.value = True  # off by default (finding 4): asked for here
+    run_and_wait(qtbot, widget)
     name = image.name
     for suffix in ("probability", "mask", "L1 spatial attention (1/4)", "L4 spatial attention (1/32)"):
-        assert f"{name} {suffix}" in viewer.layers, suffix
+        assert f"{name} {suffix}" in viewer.layers, (suffix, widget.status.value)
     mask = viewer.layers[f"{name} mask"]
     assert mask.data.shape == image.data.shape[:2]
     assert set(np.unique(mask.data)) <= {0, 1}
