@@ -154,10 +154,10 @@ def test_model_in_use_has_one_name_shown_everywhere_and_batch_can_choose(make_na
     viewer.open_sample(PLUGIN, "polyp")
     seg, rt, batch = dock(viewer, "Segment"), dock(viewer, "Correct & retrain"), dock(viewer, "Batch folder")
     for widget in (seg, rt, batch):
-        assert widget.model_line.value == f"model: {BUNDLED_NAME}"
+        assert widget.model_line.value == BUNDLED_NAME
     assert rt.versions.value == "bundled" and rt.versions.native.currentText() == BUNDLED_NAME
     segment(qtbot, seg)
-    assert seg.model_line.value == f"model: {BUNDLED_NAME}"  # the model line is not replaced by "done in"
+    assert seg.model_line.value == BUNDLED_NAME  # the model line is not replaced by "done in"
     version = rt.models.store.add(small_checkpoint).version
     rt.reset_choices()
     rt.versions.value = version
@@ -167,14 +167,14 @@ def test_model_in_use_has_one_name_shown_everywhere_and_batch_can_choose(make_na
     assert rt.versions.value == version
     wait(qtbot, rt.roll_back())
     for widget in (seg, rt, batch):
-        assert widget.model_line.value == f"model: {BUNDLED_NAME}"
+        assert widget.model_line.value == BUNDLED_NAME
     assert rt.versions.value == "bundled"
 
     rt.versions.value = version
     wait(qtbot, rt.use_selected_version())  # a fine-tuned version in use; Batch picks the bundled one
     assert version in batch.model_source.choices
     batch.model_source.value = "bundled"
-    assert batch.model_line.value == f"model: {BUNDLED_NAME}"
+    assert batch.model_line.value == BUNDLED_NAME
     source = tmp_path / "in"
     shutil.copytree(sample_data_dir() / "images", source)
     batch.input.value, batch.output.value = str(source), str(tmp_path / "out")
@@ -196,7 +196,7 @@ def test_batch_errors_are_one_line_messages_in_the_widget(make_napari_viewer, qt
     assert batch.run() is not None
     assert "earlier run" not in batch.status.value and batch.progress.value == 0  # reset at the start
     qtbot.waitUntil(lambda: not batch.busy, timeout=120_000)
-    message = batch.status.value
+    message = batch.status.value.replace("\u200b", "")  # zero-width spaces let long ids wrap
     assert message.startswith("error:") and "\n" not in message and "tick 'continue'" in message
     assert "--continue" not in message
     assert (tmp_path / "out" / f"{SAMPLES['polyp']}.png").read_bytes() == b"an earlier result"

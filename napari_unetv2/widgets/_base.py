@@ -30,8 +30,10 @@ def wrapping_label(label: str, value: str = "", tooltip: str = "") -> Label:
 
 
 def breakable(text: str) -> str:
-    """Let Qt wrap long paths: a zero-width space after each separator."""
-    return text.replace("/", "/\u200b").replace("\\", "\\\u200b")
+    """Let Qt wrap long paths and ids: a zero-width space after each separator."""
+    for separator in ("/", "\\", "-", "_"):
+        text = text.replace(separator, separator + "\u200b")
+    return text
 
 
 def one_line(err: BaseException) -> str:

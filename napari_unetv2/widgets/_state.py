@@ -78,7 +78,7 @@ def prospective_note(version: Optional[str]) -> str:
 def model_text(label: str, version: Optional[str]) -> str:
     """The one place the "model in use" line is made: name + version (+ prospective score)."""
     note = prospective_note(version)
-    return f"model: {label}" + (f"; {note}" if note else "")
+    return label + (f"; {note}" if note else "")
 
 
 class ModelInUse(QObject):
