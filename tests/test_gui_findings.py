@@ -268,3 +268,20 @@ def test_editing_friction(make_napari_viewer, qtbot, tmp_path, isolated_home):
     run_until_idle(qtbot, batch)
     opened = [x for x in viewer.layers if x not in before]
     assert len(opened) == 3 and all(isinstance(x, Labels) for x in opened)
+
+
+def test_every_control_has_a_tooltip(make_napari_viewer):
+    from magicgui.widgets import Container
+
+    viewer = make_napari_viewer()
+    missing = []
+    for name in ("Segment", "Correct & retrain", "Batch folder", "Annotate a folder"):
+        widget = dock(viewer, name)
+        stack = list(widget)
+        while stack:
+            control = stack.pop()
+            if isinstance(control, Container):
+                stack.extend(control)
+            elif not control.tooltip:
+                missing.append(f"{name}: {control.label or control.name}")
+    assert not missing, missing

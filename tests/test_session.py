@@ -172,6 +172,7 @@ def test_goal_a_clinicians_session_with_retrain_restart_and_resume(make_napari_v
         qtbot.wait(50)  # a person takes longer; this lets the screen draw
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
     qtbot.waitUntil(lambda: widget.retrain_rounds == 2 and not widget.busy, timeout=300_000)
+    qtbot.waitUntil(lambda: not widget._loading, timeout=60_000)  # the image on screen segmented by the new model
     assert widget.retrain_rounds == 2, widget.status.value  # after the 5th and the 10th accepted correction
     assert len(models.store.versions()) == 3  # each round added a version
     late = lateness.stop()

@@ -187,11 +187,14 @@ class SessionWidget(WorkerWidget):
                 self._cache.pop(next(iter(self._cache)))
             if self.session is None or self.session.current != path:
                 return
-            if self.shown_path != path:
-                self._display(path, *result)
-            elif key in self._refresh:
-                self._refresh.discard(key)
-                self._update_in_place(path, result[1])
+            try:
+                if self.shown_path != path:
+                    self._display(path, *result)
+                elif key in self._refresh:
+                    self._refresh.discard(key)
+                    self._update_in_place(path, result[1])
+            except RuntimeError:  # the widget was closed while the model ran: nothing to show it in
+                return
 
         worker = create_worker(job, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(returned)
