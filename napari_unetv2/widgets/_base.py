@@ -24,8 +24,12 @@ class _Progress(QObject):
 def wrapping_label(label: str, value: str = "", tooltip: str = "") -> Label:
     """A status line that wraps (long messages must not widen the dock and squeeze the canvas)."""
     widget = Label(label=label, value=value, tooltip=tooltip)
+    from qtpy.QtWidgets import QSizePolicy
+
     widget.native.setWordWrap(True)
     widget.native.setMinimumWidth(50)
+    # Expanding: take the row's width (a wrapping label otherwise settles on a narrow column).
+    widget.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
     return widget
 
 

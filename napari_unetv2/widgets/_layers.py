@@ -149,7 +149,7 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
             layer.contrast_limits = attention_limits(data)
         else:
             layer = viewer.add_image(
-                data, name=full, colormap="inferno", contrast_limits=attention_limits(data), opacity=0.5,
+                data, name=full, colormap="inferno", contrast_limits=attention_limits(data), opacity=0.35,
                 blending="additive", visible=False,
                 metadata={ROLE: ATTENTION, IMAGE_ID: image_id(image_layer), "map": att_name}, **placement)
             _move_above(viewer, layer, image_layer)
