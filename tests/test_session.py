@@ -205,3 +205,26 @@ def test_goal_a_clinicians_session_with_retrain_restart_and_resume(make_napari_v
     assert again.accept_and_next() is not None
     qtbot.waitUntil(lambda: again.pending_writes == 0, timeout=30_000)
     assert len(CorrectionSet(cs.root).entries()) == 10  # no duplicate
+
+
+def test_keyboard_shortcuts_skip_and_export(make_napari_viewer, qtbot, tmp_path):
+    from app_model.types import KeyBinding
+
+    data = crops_folder(tmp_path / "data", n=3)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    keys = {str(KeyBinding.from_str(k)): k for k in ("Alt-Right", "Alt-Left", "Alt-S", "Alt-Enter")}
+    bound = {str(k): f for k, f in viewer.keymap.items()}
+    assert set(keys) <= set(bound), sorted(bound)
+    bound[str(KeyBinding.from_str("Alt-Right"))](viewer)  # Next
+    wait_shown(qtbot, widget)
+    assert widget.session.position == 1
+    bound[str(KeyBinding.from_str("Alt-S"))](viewer)  # Skip
+    wait_shown(qtbot, widget)
+    assert widget.session.position == 2 and widget.session.status(widget.session.path_at(1)) == "skipped"
+    bound[str(KeyBinding.from_str("Alt-Enter"))](viewer)  # Accept & next on the last image
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    assert widget.session.reviewed() == 2
+    widget.export_folder.value = str(tmp_path / "finished")
+    assert [p.name for p in widget.export()] == [widget.session.path_at(2).name]
+    assert widget.export() == [] and "Nothing was overwritten" in widget.status.value.replace("\u200b", "")
