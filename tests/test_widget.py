@@ -44,10 +44,11 @@ def test_widget_segments_a_sample_end_to_end(make_napari_viewer, qtbot, tmp_path
     image = viewer.layers[0]
     widget = dock(viewer)
     widget.image.value = image
+    widget.attention.value = True  # off by default (finding 4): asked for here
     run_and_wait(qtbot, widget)
     name = image.name
     for suffix in ("probability", "mask", "L1 spatial attention (1/4)", "L4 spatial attention (1/32)"):
-        assert f"{name} {suffix}" in viewer.layers, suffix
+        assert f"{name} {suffix}" in viewer.layers, (suffix, widget.status.value)
     mask = viewer.layers[f"{name} mask"]
     assert mask.data.shape == image.data.shape[:2]
     assert set(np.unique(mask.data)) <= {0, 1}
@@ -70,8 +71,12 @@ def test_rerun_after_edit_keeps_the_edit(make_napari_viewer, qtbot):
     mask.data = edited
     run_and_wait(qtbot, widget)
     assert np.array_equal(mask.data, edited)
-    assert f"{viewer.layers[0].name} mask [2]" in viewer.layers
+    # Changed by issue 11: the new prediction goes into the image's one proposal layer (was "mask [2]").
+    assert f"{viewer.layers[0].name} proposal" in viewer.layers
     assert widget.last_result["kept_edited"]
+    count = len(viewer.layers)
+    run_and_wait(qtbot, widget)
+    assert len(viewer.layers) == count  # a second round updates the proposal in place
 
 
 def test_rerun_without_edit_updates_in_place(make_napari_viewer, qtbot):

@@ -1,18 +1,82 @@
-"""Adding prediction results to a napari viewer without ever replacing a user's edits."""
+"""The plugin's layers and their roles: the only code that adds, finds or updates them.
+
+Every layer the plugin makes carries its role and the image it belongs to in ``layer.metadata``
+(names are for people and may be renamed; the metadata is what the code reads):
+
+- ``unetv2_role``: ``mask`` (the editable Labels layer), ``proposal`` (a newer prediction for an image
+  whose mask the user has edited: one per image, updated in place), ``probability``, ``attention``;
+- ``unetv2_image``: the id of the image layer (kept in that layer's own metadata under the same key).
+
+Re-segmenting never adds a layer per round: the mask is updated in place unless it was edited, in
+which case the new prediction goes into the image's single proposal layer.
+"""
 from __future__ import annotations
 
 import hashlib
 import time
+import uuid
+from typing import Optional
 
 import numpy as np
 
+ROLE = "unetv2_role"
+IMAGE_ID = "unetv2_image"
 PREDICTION_HASH = "unetv2_prediction_hash"
 PREDICTED_MASK = "unetv2_predicted_mask"  # a copy: painting changes layer.data in place
 PREDICTED_AT = "unetv2_predicted_at"
+MODEL_VERSION = "model_version"
+
+MASK, PROPOSAL, PROBABILITY, ATTENTION = "mask", "proposal", "probability", "attention"
+MASK_OPACITY = 0.45  # translucent: the tissue under the mask stays visible
+MASK_DISPLAYS = ("filled", "outline")
 
 
 def array_hash(data: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(data).view(np.uint8), digest_size=16).hexdigest()
+
+
+def image_id(image_layer) -> str:
+    """A stable id for an image layer (stored in its metadata on first use; survives renaming)."""
+    if IMAGE_ID not in image_layer.metadata:
+        image_layer.metadata[IMAGE_ID] = uuid.uuid4().hex[:12]
+    return image_layer.metadata[IMAGE_ID]
+
+
+def role_of(layer) -> Optional[str]:
+    return layer.metadata.get(ROLE)
+
+
+def is_source_image(layer) -> bool:
+    """An image the user works on (not one of the plugin's probability/attention outputs)."""
+    from napari.layers import Image
+
+    return isinstance(layer, Image) and role_of(layer) is None
+
+
+def layers_of(viewer, image_layer, role: str) -> list:
+    key = image_layer.metadata.get(IMAGE_ID)
+    if key is None:
+        return []
+    return [layer for layer in viewer.layers if layer.metadata.get(IMAGE_ID) == key and role_of(layer) == role]
+
+
+def layer_of(viewer, image_layer, role: str):
+    found = layers_of(viewer, image_layer, role)
+    return found[0] if found else None
+
+
+def image_for(viewer, layer):
+    """The image layer a plugin layer belongs to (None for other layers)."""
+    key = layer.metadata.get(IMAGE_ID)
+    if key is None or role_of(layer) is None:
+        return None
+    return next((x for x in viewer.layers if is_source_image(x) and x.metadata.get(IMAGE_ID) == key), None)
+
+
+def spatial_shape(image_layer) -> tuple[int, ...]:
+    """The image's pixel grid without colour channels (what a matching mask must have)."""
+    data = image_layer.data[0] if image_layer.multiscale else image_layer.data
+    return tuple(data.shape[:-1]) if image_layer.rgb else tuple(data.shape)
 
 
 def mask_was_edited(layer) -> bool:
@@ -26,60 +90,127 @@ def spatial_placement(image_layer) -> dict:
     return {"scale": tuple(image_layer.scale), "translate": tuple(image_layer.translate)}
 
 
-def free_name(viewer, base: str) -> str:
-    if base not in viewer.layers:
-        return base
-    i = 2
-    while f"{base} [{i}]" in viewer.layers:
-        i += 1
-    return f"{base} [{i}]"
+def _prediction_metadata(image_layer, role: str, prediction, model_version: str) -> dict:
+    return {ROLE: role, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: array_hash(prediction.mask),
+            MODEL_VERSION: model_version, PREDICTED_MASK: prediction.mask.copy(), PREDICTED_AT: time.time()}
 
 
-def show_prediction(viewer, image_layer, prediction, model_version: str = "") -> dict:
-    """Add or update ``<image> probability``, ``<image> mask`` and the attention layers.
+def attention_limits(data: np.ndarray) -> tuple[float, float]:
+    """Contrast limits of one attention map: its 1st-99th percentiles (the maps vary over a narrow
+    range, e.g. 0.92-1.0; on a 0-1 scale they would be a flat bright rectangle)."""
+    low, high = (float(v) for v in np.percentile(data, [1, 99]))
+    return (low, high) if high > low else (low, low + 1e-6)
 
-    A mask layer the user has edited is kept as it is; the new mask then goes into a new layer
-    (``<image> mask [2]``...). Returns {"mask": layer, "probability": layer, "kept_edited": bool, ...}.
+
+def show_prediction(viewer, image_layer, prediction, model_version: str = "", display: str = "filled",
+                    visible: bool = True) -> dict:
+    """Add or update the image's probability, mask (or proposal) and attention layers, in place.
+
+    An edited mask is kept as it is; the new prediction then goes into the image's one proposal layer.
+    ``visible`` False leaves new layers hidden (re-segmenting images that are not being viewed).
+    Returns {"mask": layer, "proposal": layer or None, "probability": layer, "attention": [...],
+    "kept_edited": bool}.
     """
     name = image_layer.name
     placement = spatial_placement(image_layer)
-    result = {"kept_edited": False}
+    result = {"kept_edited": False, "proposal": None}
 
-    prob_name = f"{name} probability"
-    if prob_name in viewer.layers:
-        viewer.layers[prob_name].data = prediction.probability
-        result["probability"] = viewer.layers[prob_name]
+    probability = layer_of(viewer, image_layer, PROBABILITY)
+    if probability is not None:
+        probability.data = prediction.probability
     else:
-        result["probability"] = viewer.add_image(
-            prediction.probability, name=prob_name, colormap="magma", contrast_limits=(0, 1), opacity=0.5,
-            blending="additive", visible=False, **placement)
+        probability = viewer.add_image(
+            prediction.probability, name=f"{name} probability", colormap="magma", contrast_limits=(0, 1),
+            opacity=0.5, blending="additive", visible=False,
+            metadata={ROLE: PROBABILITY, IMAGE_ID: image_id(image_layer)}, **placement)
+        _move_above(viewer, probability, image_layer)
+    result["probability"] = probability
 
-    mask_name = f"{name} mask"
-    metadata = {PREDICTION_HASH: array_hash(prediction.mask), "model_version": model_version,
-                PREDICTED_MASK: prediction.mask.copy(), PREDICTED_AT: time.time()}
-    existing = viewer.layers[mask_name] if mask_name in viewer.layers else None
-    if existing is not None and not mask_was_edited(existing):
-        existing.data = prediction.mask
-        existing.metadata.update(metadata)
-        result["mask"] = existing
+    mask = layer_of(viewer, image_layer, MASK)
+    if mask is None:
+        mask = viewer.add_labels(prediction.mask, name=f"{name} mask", opacity=MASK_OPACITY, visible=visible,
+                                 metadata=_prediction_metadata(image_layer, MASK, prediction, model_version),
+                                 colormap=mask_colormap(), **placement)
+        set_mask_display(mask, display)
+    elif not mask_was_edited(mask):
+        mask.data = prediction.mask
+        mask.metadata.update(_prediction_metadata(image_layer, MASK, prediction, model_version))
     else:
-        if existing is not None:
-            result["kept_edited"] = True
-            mask_name = free_name(viewer, mask_name)
-        layer = viewer.add_labels(prediction.mask, name=mask_name, opacity=0.7, metadata=metadata,
-                                  colormap=mask_colormap(), **placement)
-        result["mask"] = layer
+        result["kept_edited"] = True
+        result["proposal"] = _update_proposal(viewer, image_layer, prediction, model_version, visible)
+    result["mask"] = mask
 
     result["attention"] = []
     for att_name, data in (prediction.attention or {}).items():
         full = f"{name} {att_name}"
-        if full in viewer.layers:
-            viewer.layers[full].data = data
-            result["attention"].append(viewer.layers[full])
+        layer = next((x for x in layers_of(viewer, image_layer, ATTENTION) if x.metadata.get("map") == att_name), None)
+        if layer is not None:
+            layer.data = data
+            layer.contrast_limits = attention_limits(data)
         else:
-            result["attention"].append(viewer.add_image(
-                data, name=full, colormap="viridis", contrast_limits=(0, 1), visible=False, **placement))
+            layer = viewer.add_image(
+                data, name=full, colormap="inferno", contrast_limits=attention_limits(data), opacity=0.35,
+                blending="additive", visible=False,
+                metadata={ROLE: ATTENTION, IMAGE_ID: image_id(image_layer), "map": att_name}, **placement)
+            _move_above(viewer, layer, image_layer)
+        result["attention"].append(layer)
     return result
+
+
+def _update_proposal(viewer, image_layer, prediction, model_version: str, visible: bool):
+    proposal = layer_of(viewer, image_layer, PROPOSAL)
+    metadata = _prediction_metadata(image_layer, PROPOSAL, prediction, model_version)
+    if proposal is None:
+        proposal = viewer.add_labels(prediction.mask, name=f"{image_layer.name} proposal", opacity=0.6,
+                                     visible=visible, metadata=metadata, colormap=proposal_colormap(),
+                                     **spatial_placement(image_layer))
+        proposal.contour = 2  # an outline beside the user's filled mask: compare, copy what helps
+    else:
+        proposal.data = prediction.mask
+        proposal.metadata.update(metadata)
+    return proposal
+
+
+def _move_above(viewer, layer, image_layer) -> None:
+    """Put ``layer`` just above its image, so the mask (added later or last) stays on top."""
+    if image_layer in viewer.layers and layer in viewer.layers:
+        src, dst = viewer.layers.index(layer), viewer.layers.index(image_layer) + 1
+        if src != dst:
+            viewer.layers.move(src, dst)
+
+
+def set_mask_display(layer, display: str) -> None:
+    """``filled`` (translucent) or ``outline`` (contour only: the tissue stays fully visible)."""
+    if display not in MASK_DISPLAYS:
+        raise ValueError(f"mask display must be one of {MASK_DISPLAYS}, not {display!r}")
+    layer.contour = 2 if display == "outline" else 0
+    layer.opacity = 0.9 if display == "outline" else MASK_OPACITY
+
+
+def ready_to_paint(viewer, mask_layer) -> None:
+    """Select the mask with the paint brush on label 1, as a person correcting it needs."""
+    viewer.layers.selection.active = mask_layer
+    mask_layer.selected_label = 1
+    mask_layer.mode = "paint"
+
+
+def start_mask(viewer, image_layer, mask: np.ndarray, starting_point: np.ndarray, model_version: str,
+               display: str = "filled"):
+    """The editable mask of an image just shown: the image's mask layer reused (pixels replaced, no
+    edit history carried over) or added. ``starting_point`` is what counts as unedited (the model's
+    mask, or a mask read from a file); edits are measured against it."""
+    metadata = {ROLE: MASK, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: array_hash(starting_point),
+                MODEL_VERSION: model_version, PREDICTED_MASK: starting_point.copy(), PREDICTED_AT: time.time()}
+    layer = layer_of(viewer, image_layer, MASK)
+    if layer is None:
+        layer = viewer.add_labels(mask, name=f"{image_layer.name} mask", opacity=MASK_OPACITY, metadata=metadata,
+                                  colormap=mask_colormap(), **spatial_placement(image_layer))
+        set_mask_display(layer, display)
+    else:
+        layer.data = mask
+        layer.metadata.update(metadata)
+        layer.name = f"{image_layer.name} mask"
+    return layer
 
 
 def mask_colormap():
@@ -87,3 +218,14 @@ def mask_colormap():
     from napari.utils.colormaps import DirectLabelColormap
 
     return DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: "cyan"})
+
+
+def proposal_colormap():
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: "magenta"})
+
+
+def output_labels_kwargs(name: str) -> dict:
+    """How a mask read from a file (batch output) is opened: as Labels with the mask colours."""
+    return {"name": name, "opacity": MASK_OPACITY, "colormap": mask_colormap()}

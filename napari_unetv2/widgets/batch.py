@@ -1,87 +1,83 @@
-"""Batch: segment every image of a folder into OUT/<stem>.png with the model in use (same runner as
-``unetv2 predict``), in a worker with progress and cancel."""
+"""Batch: segment every image of a folder into OUT/<stem>.png with a chosen model (same runner as
+``unetv2 predict``), in a worker with progress and cancel; the results can be opened as mask layers."""
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, ProgressBar, PushButton
-from qtpy.QtCore import QObject, Signal
+from magicgui.widgets import CheckBox, FileEdit, PushButton
 
-from ..devices import available_devices
-from ..errors import EXPECTED_ERRORS, one_line
+from ..errors import EXPECTED_ERRORS
 from ..inference.batch import predict_folder
-from .segment import get_predictor
+from ._base import WorkerWidget
+from .segment import chosen_model, model_chooser
 
 
-class _Progress(QObject):
-    advanced = Signal(int, int, str)
-
-
-class BatchWidget(Container):
-    def __init__(self, napari_viewer=None):
-        super().__init__(labels=True)
-        self.viewer = napari_viewer
-        self.input = FileEdit(label="input folder", mode="d")
-        self.output = FileEdit(label="output folder", mode="d")
-        self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
-        self.probabilities = CheckBox(text="also save probabilities (TIFF)", value=False)
-        self.resume = CheckBox(text="continue: skip finished images", value=True)
-        self.run_button = PushButton(text="Run")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
-        self.status = Label(label="status", value="")
-        self.extend([self.input, self.output, self.device, self.probabilities, self.resume, self.run_button,
-                     self.cancel_button, self.progress, self.status])
+class BatchWidget(WorkerWidget):
+    def __init__(self, napari_viewer=None, store_dir=None):
+        super().__init__(napari_viewer, store_dir)
+        self.input = FileEdit(label="input folder", mode="d", tooltip="The folder of images to segment.")
+        self.output = FileEdit(label="output folder", mode="d",
+                               tooltip="Where <stem>.png masks and summary.csv go (not the input folder).")
+        self.model_source, self.checkpoint = model_chooser(self)
+        self.probabilities = CheckBox(text="also save probabilities (TIFF)", value=False,
+                                      tooltip="Also write <stem>_prob.tif (float probabilities).")
+        self.resume = CheckBox(text="continue: skip finished images", value=True,
+                               tooltip="Skip images whose outputs exist; unticked, a folder with results is refused "
+                                       "(nothing is ever overwritten).")
+        self.open_results = CheckBox(text="open the masks in the viewer", value=False,
+                                     tooltip="When the run ends, open each new mask as a Labels layer.")
+        self.run_button = PushButton(text="Run", tooltip="Segment every image of the input folder in the background.")
+        self._start_buttons = [self.run_button]
+        self.extend([self.input, self.output, self.model_source, self.checkpoint, self.probabilities, self.resume,
+                     self.open_results, self.run_button])
+        self.add_common()
         self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
-        self._signals = _Progress()
-        self._signals.advanced.connect(self._on_progress)
-        self._cancel = threading.Event()
-        self.worker = None
+        self.last_summary = None
 
-    def _on_progress(self, done: int, total: int, name: str) -> None:
-        self.progress.max, self.progress.value = max(total, 1), done
-        self.status.value = f"{done}/{total}: {name}"
+    def model_choice(self):
+        return chosen_model(self, self.model_source, self.checkpoint)
 
     def run(self, _=None):
-        from napari.qt.threading import create_worker
-
-        if self.worker is not None:
+        if self.busy:
             return None
         source, target = Path(self.input.value), Path(self.output.value)
         if not source.is_dir() or str(self.output.value) in ("", "."):
-            self.status.value = "choose an input folder and an output folder"
+            self.say("choose an input folder and an output folder")
+            return None
+        choice = self.model_choice()
+        if isinstance(choice, Path) and not choice.is_file():
+            self.say(f"checkpoint not found: {choice}")
             return None
         device, save_prob, resume = self.device.value, bool(self.probabilities.value), bool(self.resume.value)
-        self._cancel.clear()
+        models, signals, cancel = self.models, self._signals, self._cancel
+        self.refresh_model_line()
 
         def job():
             try:
-                return predict_folder(get_predictor(None, device), source, target, save_probabilities=save_prob,
-                                      resume=resume, progress=self._signals.advanced.emit,
-                                      should_stop=self._cancel.is_set)
+                predictor = models.predictor(models.checkpoint(choice), device)
+                return predict_folder(predictor, source, target, save_probabilities=save_prob, resume=resume,
+                                      progress=lambda done, total, name: signals.advanced.emit(done, total, f"{done}/{total}: {name}"),
+                                      should_stop=cancel.is_set)
             except EXPECTED_ERRORS as err:  # a full disk, a read-only folder, ...: one line in the status
-                # Returned as text: superqt re-raises a *returned* exception as a worker error.
-                return one_line(err)
+                return err
 
-        self.worker = create_worker(job, _start_thread=False)
-        self.worker.returned.connect(self._on_done)
-        self.worker.finished.connect(self._on_finished)
-        self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.worker.start()
-        return self.worker
+        return self.start_work(job, self._on_done, "loading model...")
 
-    def cancel(self, _=None) -> None:
-        self._cancel.set()
-
-    def _on_done(self, result) -> None:
-        if isinstance(result, str):
-            self.status.value = f"error: {result}"
-            return
+    def _on_done(self, summary) -> None:
+        self.last_summary = summary
         stopped = " (cancelled: finished images kept, none half-written)" if self._cancel.is_set() else ""
-        self.status.value = result.describe().splitlines()[0] + stopped
+        self.say(summary.describe().splitlines()[0] + stopped)
+        if self.open_results.value and self.viewer is not None:
+            self.open_masks(summary)
 
-    def _on_finished(self) -> None:
-        self.worker = None
-        self.run_button.enabled, self.cancel_button.enabled = True, False
+    def open_masks(self, summary) -> list:
+        """Open the run's new masks as Labels layers (0/1, the mask colours), not as grey images."""
+        from ..files import read_mask
+        from ._layers import output_labels_kwargs
+
+        added = []
+        for row in summary.rows:
+            path = summary.output / f"{Path(row['file']).stem}.png"
+            if row["status"] == "done" and path.is_file():
+                added.append(self.viewer.add_labels(read_mask(path), **output_labels_kwargs(f"{path.stem} mask")))
+        return added

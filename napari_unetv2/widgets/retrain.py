@@ -1,201 +1,251 @@
 """Correct & retrain: accept edited masks into a correction set, fine-tune in a worker, keep versions.
 
 The widget only gathers parameters, starts workers and updates layers; the round itself is
-:func:`napari_unetv2.retrain.retrain_events` (the same fine-tuning routine as ``unetv2 finetune``).
+:func:`napari_unetv2.corrections.retrain.retrain_events` (the same fine-tuning routine as ``unetv2 finetune``).
 """
 from __future__ import annotations
 
-import contextlib
-import math
-import threading
 import time
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, Select, SpinBox
+from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
 
-from ..checkpoints import ModelStore
+from ..annotation import DuplicateCorrection, store_correction
 from ..corrections import CorrectionSet
-from ..corrections.retrain import retrain_events
-from ..devices import available_devices
 from ..engine.pairs import find_pairs
-from ..storage import default_corrections_dir, default_model_store_dir
-from ._layers import PREDICTED_AT, PREDICTED_MASK, show_prediction
+from ..storage import default_corrections_dir
+from ._base import WorkerWidget, wrapping_label
+from ._layers import (
+    ATTENTION,
+    MASK,
+    MODEL_VERSION,
+    PREDICTED_AT,
+    PREDICTED_MASK,
+    image_for,
+    is_source_image,
+    layer_of,
+    layers_of,
+    show_prediction,
+    spatial_shape,
+)
 from ._loss_plot import LossPlot
-from .segment import get_predictor
-
-BUNDLED_LABEL = "bundled default"
-
-
-def _fmt_eta(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+from ._rounds import describe_scores, fmt_eta, round_job, should_adopt
+from ._state import BUNDLED, IN_USE
+from .segment import follow_active_image
 
 
-class RetrainWidget(Container):
+class RetrainWidget(WorkerWidget):
     def __init__(self, napari_viewer, corrections_dir: Optional[Path] = None, store_dir: Optional[Path] = None):
-        super().__init__(labels=True)
-        self.viewer = napari_viewer
-        self.store = ModelStore(store_dir or default_model_store_dir())
+        super().__init__(napari_viewer, store_dir)
+        self.store = self.models.store
         self.store.remove_stale_runs()
-        self.image = ComboBox(label="image", choices=self._image_layers)
-        self.folder = FileEdit(label="correction set", mode="d", value=str(corrections_dir or default_corrections_dir()))
-        self.accept_button = PushButton(text="Accept correction")
-        self.entries = Select(label="corrections", choices=[])
-        self.remove_button = PushButton(text="Remove selected")
-        self.train_parts = ComboBox(label="train", choices=["sdi-decoder", "all"], value="sdi-decoder")
-        self.epochs = SpinBox(label="epochs", min=1, max=500, value=20)
-        self.replay = FileEdit(label="replay pairs (optional)", mode="d", value="")
-        self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
-        self.retrain_button = PushButton(text="Retrain")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
-        self.status = Label(label="status", value="")
-        self.scores = Label(label="held-out Dice", value="-")
-        self.versions = ComboBox(label="versions", choices=self._version_choices)
-        self.use_button = PushButton(text="Use this version")
-        self.rollback_button = PushButton(text="Roll back")
-        self.extend([self.image, self.folder, self.accept_button, self.entries, self.remove_button, self.train_parts,
-                     self.epochs, self.replay, self.device, self.retrain_button, self.cancel_button, self.progress,
-                     self.status, self.scores, self.versions, self.use_button, self.rollback_button])
-        self.plot = LossPlot()
+        self.image = ComboBox(label="image", choices=self._image_layers,
+                              tooltip="The image to store; follows the layer you select in the layer list.")
+        self.mask = ComboBox(label="mask", choices=self._mask_layers,
+                             tooltip="Any Labels layer of the image's size: by default the image's own mask.")
+        self.folder = FileEdit(label="correction set", mode="d", value=str(corrections_dir or default_corrections_dir()),
+                               tooltip="The folder where accepted corrections are kept (reopens after a restart).")
+        self.accept_button = PushButton(text="Accept correction",
+                                        tooltip="Store the image and the chosen mask, as on screen, in the correction set.")
+        self.entries = Select(label="corrections", choices=self._entry_choices,
+                              tooltip="The corrections stored in the set on disk.")
+        self.remove_button = PushButton(text="Remove selected", tooltip="Delete the selected corrections from the set.")
+        self.train_parts = ComboBox(label="train", choices=["sdi-decoder", "all"], value="sdi-decoder",
+                                    tooltip="sdi-decoder: fine-tune SDI, decoder and heads only (fast on CPU); all: every layer.")
+        self.epochs = SpinBox(label="epochs", min=1, max=500, value=20, tooltip="Passes over the corrections per round.")
+        self.replay = FileEdit(label="replay pairs (optional)", mode="d", value="",
+                               tooltip="A folder of earlier image/mask pairs mixed in, so the model does not forget them.")
+        self.retrain_button = PushButton(text="Retrain", tooltip="Fine-tune the model in use on the corrections, "
+                                                                  "in the background.")
+        self.scores = wrapping_label("held-out Dice", "-", tooltip="Dice on held-out corrections before -> after the round.")
+        self.versions = ComboBox(label="versions", choices=self._version_choices,
+                                 tooltip="Every stored model; shows the one in use.")
+        self.use_button = PushButton(text="Use this version",
+                                     tooltip="Put the selected version in use and segment the open images again.")
+        self.rollback_button = PushButton(text="Roll back", tooltip="Return to the model used before the current one.")
+        self._start_buttons = [self.retrain_button]
+        self.extend([self.image, self.mask, self.folder, self.accept_button, self.entries, self.remove_button,
+                     self.train_parts, self.epochs, self.replay, self.retrain_button])
+        self.add_common()
+        self.extend([self.scores, self.versions, self.use_button, self.rollback_button])
+        self.plot = LossPlot(napari_viewer)
         self.native.layout().addWidget(self.plot)
 
         self.accept_button.changed.connect(self.accept_correction)
         self.remove_button.changed.connect(self.remove_selected)
         self.retrain_button.changed.connect(self.retrain)
-        self.cancel_button.changed.connect(self.cancel)
         self.use_button.changed.connect(self.use_selected_version)
         self.rollback_button.changed.connect(self.roll_back)
         self.folder.changed.connect(self.refresh_entries)
-        self.viewer.layers.events.inserted.connect(self.reset_choices)
-        self.viewer.layers.events.removed.connect(self.reset_choices)
-        self._cancel = threading.Event()
-        self.worker = None
+        self.image.changed.connect(self._mask_follows_image)
+        follow_active_image(self, self.image)
+        self.viewer.layers.selection.events.active.connect(self._mask_follows_active)
         self.segment_worker = None
         self.last_version = None
         self.resegmented = 0  # completed re-segmentation rounds
-        self.refresh_entries()
         self._show_current()
 
-    # ---- corrections -------------------------------------------------------------------------------
+    # ---- choosers ------------------------------------------------------------------------------------
     @property
     def correction_set(self) -> CorrectionSet:
         return CorrectionSet(Path(self.folder.value))
 
     def _image_layers(self, _=None) -> list:
-        from napari.layers import Image
+        return [layer for layer in self.viewer.layers if is_source_image(layer)]
 
-        return [layer for layer in self.viewer.layers if isinstance(layer, Image) and f"{layer.name} mask" in self.viewer.layers]
+    def _mask_layers(self, _=None) -> list:
+        """Labels layers that fit the chosen image (its own mask first)."""
+        from napari.layers import Labels
+
+        image = self.image.value if hasattr(self, "image") else None
+        if image is None:
+            return []
+        shape = spatial_shape(image)
+        fits = [x for x in self.viewer.layers if isinstance(x, Labels) and tuple(x.data.shape) == shape]
+        own = layer_of(self.viewer, image, MASK)
+        return sorted(fits, key=lambda x: x is not own)
+
+    def _mask_follows_image(self, _=None) -> None:
+        self.mask.reset_choices()
+        own = layer_of(self.viewer, self.image.value, MASK) if self.image.value is not None else None
+        if own is not None and own in self.mask.choices:
+            self.mask.value = own
+
+    def _mask_follows_active(self, _=None) -> None:
+        layer = self.viewer.layers.selection.active
+        if layer is not None and layer in self.mask.choices:
+            self.mask.value = layer
+
+    def _entry_choices(self, _=None) -> list:
+        """Read from disk each time: the list on screen is always the set on disk."""
+        return [(f"{e.source} ({e.pixels_changed} px changed, {e.created})", e.id) for e in self.correction_set.entries()]
 
     def refresh_entries(self, _=None) -> None:
-        entries = self.correction_set.entries()
-        self.entries.choices = [(f"{e.source} ({e.pixels_changed} px changed, {e.created})", e.id) for e in entries]
+        self.entries.reset_choices()
         self.entries.value = []
 
+    # ---- corrections -------------------------------------------------------------------------------
     def accept_correction(self, _=None):
-        """Store the chosen image with its (edited) ``<image> mask`` layer in the correction set."""
-        layer = self.image.value
-        if layer is None:
-            self.status.value = "segment an image first (no image with a mask layer)"
+        """Store the chosen image with the chosen Labels layer (as on screen) in the correction set."""
+        image, mask_layer = self.image.value, self.mask.value
+        if image is None:
+            self.say("open an image first")
             return None
-        mask_layer = self.viewer.layers[f"{layer.name} mask"]
+        if mask_layer is None:
+            self.say(f"no mask for {image.name}: segment it, or draw a Labels layer of its size {spatial_shape(image)}")
+            return None
+        data, mask = np.asarray(image.data[0] if image.multiscale else image.data), np.asarray(mask_layer.data)
+        predicted = mask_layer.metadata.get(PREDICTED_MASK)
+        source, where = image.name, ""
+        if mask.ndim == 3:  # a stack: store the slice on screen
+            z = int(self.viewer.dims.current_step[0])
+            data, mask, source, where = data[z], mask[z], f"{image.name}_z{z}", f" (slice {z})"
+            predicted = predicted[z] if predicted is not None and np.ndim(predicted) == 3 else None
         started = mask_layer.metadata.get(PREDICTED_AT)
         try:
-            entry = self.correction_set.add(
-                np.asarray(layer.data), np.asarray(mask_layer.data), source=layer.name,
-                model_version=mask_layer.metadata.get("model_version", ""),
-                predicted_mask=mask_layer.metadata.get(PREDICTED_MASK),
-                seconds_spent=round(time.time() - started, 1) if started else None,
-            )
+            stored = store_correction(self.correction_set, data, mask, source=source,
+                                      model_version=mask_layer.metadata.get(MODEL_VERSION, ""), predicted_mask=predicted,
+                                      seconds_spent=round(time.time() - started, 1) if started else None)
+        except DuplicateCorrection as err:
+            self.say(f"not added: {err}")
+            return None
         except (ValueError, OSError) as err:
-            self.status.value = f"not accepted: {err}"
+            self.say(f"not accepted: {err}")
             return None
         self.refresh_entries()
-        self.status.value = f"accepted {entry.id}: {entry.pixels_changed} pixels changed"
-        return entry
+        self.say(f"{image.name}{where}: {stored.describe()}")
+        return stored.entry
 
     def remove_selected(self, _=None) -> None:
         for entry_id in list(self.entries.value):
-            self.correction_set.remove(entry_id)
+            try:
+                self.correction_set.remove(entry_id)
+            except ValueError as err:  # removed meanwhile (another widget, another process)
+                self.say(str(err))
         self.refresh_entries()
 
     # ---- versions ------------------------------------------------------------------------------------
     def _version_choices(self, _=None) -> list:
-        choices = [(BUNDLED_LABEL, None)]
-        for cfg in self.store.versions():
-            dice = cfg.metrics.get("held_out_after", {}).get("dice")
-            label = f"{cfg.version} (parent {cfg.parent or '-'}" + (f", held-out Dice {dice:.3f})" if dice is not None else ")")
-            choices.append((label, cfg.version))
-        return choices
+        return self.models.choices()[1:]  # bundled + stored versions (the "in use" entry is the status)
+
+    def model_choice(self):
+        return IN_USE
 
     def _show_current(self) -> None:
         current = self.store.current
-        self.status.value = f"model in use: {current or BUNDLED_LABEL}"
+        self.versions.value = current if current in self.versions.choices else BUNDLED
+        self.refresh_model_line()
+
+    def _on_model_changed(self) -> None:
+        super()._on_model_changed()
+        try:
+            self._show_current()
+        except RuntimeError:
+            pass
 
     def use_selected_version(self, _=None):
-        self.store.use(self.versions.value)
-        self._show_current()
+        choice = self.versions.value
+        self.models.use(None if choice == BUNDLED else choice)
+        self.say(f"now using {self.models.label()}; re-segmenting open images")
         return self.resegment()
 
     def roll_back(self, _=None):
         try:
-            version = self.store.roll_back()
+            self.models.roll_back()
         except ValueError as err:
-            self.status.value = str(err)
+            self.say(str(err))
             return None
-        self.reset_choices()
-        self.versions.value = version
-        self._show_current()
+        self.say(f"rolled back to {self.models.label()}; re-segmenting open images")
         return self.resegment()
 
     def resegment(self):
-        """Segment every open image that has a probability layer again, with the model now in use."""
-        from napari.layers import Image
+        """Segment every open image that has a mask again, with the model now in use, updating its layers
+        in place (an edited mask is kept; the prediction goes to that image's one proposal layer)."""
         from napari.qt.threading import create_worker
 
-        layers = [layer for layer in self.viewer.layers if isinstance(layer, Image) and f"{layer.name} probability" in self.viewer.layers]
+        layers = [x for x in self.viewer.layers if is_source_image(x) and layer_of(self.viewer, x, MASK) is not None]
         if not layers:
             return None
-        checkpoint, device = self.store.current_checkpoint(), self.device.value
-        jobs = [(layer, np.asarray(layer.data), bool(layer.rgb), any(" spatial attention " in x.name and x.name.startswith(layer.name)
-                                                            for x in self.viewer.layers)) for layer in layers]
+        jobs = [(layer, np.asarray(layer.data), bool(layer.rgb), bool(layers_of(self.viewer, layer, ATTENTION)))
+                for layer in layers]
+        checkpoint, device, models = self.models.checkpoint(), self.device.value, self.models
 
         def job():
-            predictor = get_predictor(checkpoint, device)
+            predictor = models.predictor(checkpoint, device)
             return predictor, [(layer, predictor.predict(d, rgb=rgb, return_attention=att)) for layer, d, rgb, att in jobs]
 
         def done(result):
             predictor, predictions = result
+            active = self.viewer.layers.selection.active
+            viewed = active if active is None or is_source_image(active) else image_for(self.viewer, active)
+            kept = 0
             for layer, prediction in predictions:
                 if layer in self.viewer.layers:
-                    show_prediction(self.viewer, layer, prediction, predictor.config.version)
+                    shown = show_prediction(self.viewer, layer, prediction, predictor.config.version,
+                                            visible=layer is viewed)
+                    kept += shown["kept_edited"]
             self.resegmented += 1
-            self.status.value = f"re-segmented {len(predictions)} image(s) with {predictor.config.version or 'the model'}"
+            note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
+            self.say(f"re-segmented {len(predictions)} image(s) with {self.models.label()}{note}")
 
-        self.segment_worker = create_worker(job, _start_thread=False)
+        self.segment_worker = create_worker(job, _start_thread=False, _ignore_errors=True)
         self.segment_worker.returned.connect(done)
+        self.segment_worker.errored.connect(lambda err: self.report_error(err, "re-segmenting"))
         self.segment_worker.start()
         return self.segment_worker
 
     # ---- training ------------------------------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        return self.worker is not None
-
     def retrain(self, _=None):
-        from napari.qt.threading import create_worker
-
         if self.busy:
             return None
         corrections = self.correction_set
         if len(corrections) == 0:
-            self.status.value = "the correction set is empty: accept a corrected mask first"
+            self.say("the correction set is empty: accept a corrected mask first")
             return None
         if self.store.current_checkpoint() is None:
-            self.status.value = "no model to fine-tune: no bundled weights are installed and the store is empty"
+            self.say("no model to fine-tune: no bundled weights are installed and the store is empty")
             return None
         replay = None
         replay_dir = str(self.replay.value)
@@ -203,72 +253,34 @@ class RetrainWidget(Container):
             try:
                 replay = find_pairs(Path(replay_dir)).pairs
             except ValueError as err:
-                self.status.value = f"replay folder: {err}"
+                self.say(f"replay folder: {err}")
                 return None
-        params = dict(train_parts=self.train_parts.value, epochs=int(self.epochs.value), replay=replay,
-                      device=self.device.value)
-        self._cancel.clear()
-
-        def job():
-            with contextlib.closing(retrain_events(self.store, corrections, **params)) as events:
-                while True:
-                    try:
-                        event = next(events)
-                    except StopIteration as finished:
-                        return finished.value  # the RetrainOutcome
-                    yield event
-                    if self._cancel.is_set():
-                        return None  # closing() runs the routine's clean-up in this thread
-
-        self.worker = create_worker(job, _start_thread=False)
-        self.worker.yielded.connect(self._on_event)
-        self.worker.returned.connect(self._on_returned)
-        self.worker.errored.connect(lambda err: setattr(self.status, "value", f"error: {err}"))
-        self.worker.finished.connect(self._on_finished)
-        self.retrain_button.enabled, self.cancel_button.enabled = False, True
+        job = round_job(self.store, corrections, self._cancel, train_parts=self.train_parts.value,
+                        epochs=int(self.epochs.value), replay=replay, device=self.device.value)
         self.plot.clear()
-        self.status.value = "preparing (scoring the held-out corrections with the current model)..."
-        self.worker.start()
-        return self.worker
-
-    def cancel(self, _=None) -> None:
-        if self.busy:
-            self._cancel.set()
-            self.status.value = "cancelling..."
+        return self.start_work(job, self._on_returned, "preparing (scoring the held-out corrections with the current model)...",
+                               on_event=self._on_event)
 
     def _on_event(self, event) -> None:
         if event.kind == "step":
-            total = event.epochs * event.steps_per_epoch
-            self.progress.max = max(total, 1)
+            self.progress.max = max(event.epochs * event.steps_per_epoch, 1)
             self.progress.value = (event.epoch - 1) * event.steps_per_epoch + event.step
             self.plot.add(event.loss)
-            self.status.value = f"epoch {event.epoch}/{event.epochs}, loss {event.loss:.3f}, ETA {_fmt_eta(event.eta_s)}"
+            self.say(f"epoch {event.epoch}/{event.epochs}, loss {event.loss:.3f}, ETA {fmt_eta(event.eta_s)}")
 
     def _on_returned(self, outcome) -> None:
         if outcome is None:
-            self.status.value = "cancelled: the model in use and the correction set are unchanged"
+            self.say("cancelled: the model in use and the correction set are unchanged")
             return
-        result, config = outcome.result, outcome.config
+        config = outcome.config
         self.last_version = config.version
-        before, after = result.before.get("dice"), result.after.get("dice")
-        if before is not None:
-            self.scores.value = f"{before:.3f} -> {after:.3f} on {len(result.held_out)} held-out image(s)"
-        else:
-            self.scores.value = "no held-out corrections (accept 3 or more to score)"
+        self.scores.value = describe_scores(outcome.result)
         self.reset_choices()
-        self.versions.value = config.version
-        config = {c.version: c for c in self.store.versions()}.get(self.last_version)
-        before = config.metrics.get("held_out_before", {}).get("dice") if config else None
-        after = config.metrics.get("held_out_after", {}).get("dice") if config else None
-        if before is not None and after < before:
-            # Never switch to a model that scored worse on the held-out corrections without being asked.
-            self.status.value = (f"new version {self.last_version} scored lower on the held-out corrections; "
-                                 "the current model stays in use ('Use this version' to switch anyway)")
+        if not should_adopt(config):
+            self.versions.value = config.version
+            self.say(f"new version {config.version} scored lower on the held-out corrections; the current model "
+                     "stays in use ('Use this version' to switch anyway)")
             return
-        self.store.use(self.last_version)
-        self.status.value = f"now using {self.last_version}; re-segmenting open images ('Roll back' to undo)"
+        self.models.use(config.version)
+        self.say(f"now using {self.models.label()}; re-segmenting open images ('Roll back' to undo)")
         self.resegment()
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self.retrain_button.enabled, self.cancel_button.enabled = True, False

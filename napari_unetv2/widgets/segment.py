@@ -1,211 +1,166 @@
-"""The Segment widget: pick an image layer and a model, press Segment, get probability, mask and attention.
+"""The Segment widget: pick an image layer and a model, press Segment, get probability, mask and
+(when asked) attention maps.
 
-The model runs in a napari thread worker; the GUI thread only gathers parameters and adds layers.
+The model runs in a napari thread worker; the GUI thread only gathers parameters and updates layers.
 """
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FileEdit,
-    FloatSlider,
-    Label,
-    ProgressBar,
-    PushButton,
-    SpinBox,
-)
-from qtpy.QtCore import QObject, Signal
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSlider, PushButton, SpinBox
 
-from ..checkpoints import ModelStore
-from ..devices import available_devices
-from ..inference import Prediction, PredictionCancelled, Predictor
+from ..inference import PredictionCancelled
 from ..inference.predictor import check_image_shape
-from ..storage import default_model_store_dir
-from ._layers import show_prediction
+from ._base import WorkerWidget
+from ._layers import MASK_DISPLAYS, image_for, is_source_image, ready_to_paint, show_prediction
+from ._state import FROM_FILE
 
-CURRENT = "current version"
-FROM_FILE = "from file..."
 MODEL_DEFAULT_MODE = "model default"
 
 
-class _Progress(QObject):
-    """Carries progress from the worker thread to the GUI thread (queued signal)."""
+def model_chooser(widget: WorkerWidget) -> tuple[ComboBox, FileEdit]:
+    """The model ComboBox (in use / bundled / any stored version / a file) and its file field."""
+    combo = ComboBox(label="model", choices=lambda _=None: [*widget.models.choices(), (FROM_FILE, FROM_FILE)],
+                     tooltip="Which model runs: the one in use (shared by all widgets), the bundled model, a "
+                             "stored fine-tuned version, or a .safetensors file.")
+    checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.safetensors", visible=False,
+                          tooltip="A U-Net v2 checkpoint (.safetensors with its .json beside it).")
 
-    advanced = Signal(int, int)
+    def on_choice(value) -> None:
+        checkpoint.visible = value == FROM_FILE
+        widget.refresh_model_line()
 
-
-_PREDICTOR_CACHE: dict[tuple[str, str], Predictor] = {}
-
-
-def current_checkpoint() -> Optional[Path]:
-    """The model in use: the model store's current version, else the bundled default."""
-    return ModelStore(default_model_store_dir()).current_checkpoint()
-
-
-def get_predictor(checkpoint: Optional[Path], device: str) -> Predictor:
-    """One loaded model per (checkpoint, device); None = the current version. Call from a worker thread."""
-    checkpoint = checkpoint or current_checkpoint()
-    key = (str(checkpoint), device)
-    if key not in _PREDICTOR_CACHE:
-        if len(_PREDICTOR_CACHE) >= 3:  # every retrain round adds a version: keep only the recent models
-            _PREDICTOR_CACHE.pop(next(iter(_PREDICTOR_CACHE)))
-        _PREDICTOR_CACHE[key] = Predictor(checkpoint, device=device)
-    return _PREDICTOR_CACHE[key]
+    combo.changed.connect(on_choice)
+    checkpoint.changed.connect(lambda _=None: widget.refresh_model_line())
+    return combo, checkpoint
 
 
-class SegmentWidget(Container):
-    def __init__(self, napari_viewer):
-        super().__init__(labels=True)
-        self.viewer = napari_viewer
-        self.image = ComboBox(label="image", choices=self._image_layers)
-        self.model_source = ComboBox(label="model", choices=[CURRENT, FROM_FILE], value=CURRENT)
-        self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.safetensors", visible=False)
-        self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto")
-        self.threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.05, value=0.5)
-        self.mode = ComboBox(label="mode", choices=[MODEL_DEFAULT_MODE, "resize", "tile"], value=MODEL_DEFAULT_MODE)
-        self.tile_size = SpinBox(label="tile size", min=64, max=4096, step=32, value=512)
-        self.tta = CheckBox(text="flip test-time augmentation", value=False)
-        self.attention = CheckBox(text="show SDI attention maps", value=True)
-        self.run_button = PushButton(text="Segment")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
-        self.status = Label(label="status", value=self._model_status())
-        self.extend([self.image, self.model_source, self.checkpoint, self.device, self.threshold, self.mode,
-                     self.tile_size, self.tta, self.attention, self.run_button, self.cancel_button, self.progress,
-                     self.status])
-        self.model_source.changed.connect(self._on_source)
+def chosen_model(widget, combo: ComboBox, checkpoint: FileEdit):
+    """The choice to hand to ModelInUse: IN_USE, BUNDLED, a version, or the file's Path."""
+    return Path(checkpoint.value) if combo.value == FROM_FILE else combo.value
+
+
+def follow_active_image(widget, chooser: ComboBox) -> None:
+    """Keep an image chooser on the image being worked on: the active layer, or the image it belongs to."""
+
+    def on_active(event=None) -> None:
+        layer = widget.viewer.layers.selection.active
+        if layer is None:
+            return
+        image = layer if is_source_image(layer) else image_for(widget.viewer, layer)
+        if image is not None and image in chooser.choices:
+            chooser.value = image
+
+    widget.viewer.layers.selection.events.active.connect(on_active)
+    widget.viewer.layers.events.inserted.connect(widget.reset_choices)
+    widget.viewer.layers.events.removed.connect(widget.reset_choices)
+    on_active()
+
+
+class SegmentWidget(WorkerWidget):
+    def __init__(self, napari_viewer, store_dir=None):
+        super().__init__(napari_viewer, store_dir)
+        self.image = ComboBox(label="image", choices=self._image_layers,
+                              tooltip="The image to segment; follows the layer you select in the layer list.")
+        self.model_source, self.checkpoint = model_chooser(self)
+        self.threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.05, value=0.5,
+                                     tooltip="Probability at or above which a pixel is lesion.")
+        self.mode = ComboBox(label="mode", choices=[MODEL_DEFAULT_MODE, "resize", "tile"], value=MODEL_DEFAULT_MODE,
+                             tooltip="resize: the whole frame at the size the model was trained at (fast); "
+                                     "tile: native resolution in overlapping windows (large images).")
+        self.tile_size = SpinBox(label="tile size", min=64, max=4096, step=32, value=512,
+                                 tooltip="Window side in pixels for tile mode.")
+        self.tta = CheckBox(text="flip test-time augmentation", value=False,
+                            tooltip="Average the prediction over horizontal and vertical flips (3x slower).")
+        self.attention = CheckBox(text="compute SDI attention maps", value=False,
+                                  tooltip="Also compute the four spatial attention maps (slower; added as hidden layers "
+                                          "with their own contrast).")
+        self.display = ComboBox(label="mask display", choices=list(MASK_DISPLAYS), value="filled",
+                                tooltip="filled: translucent mask; outline: only its border, the tissue stays visible.")
+        self.run_button = PushButton(text="Segment", tooltip="Segment the chosen image in the background.")
+        self._start_buttons = [self.run_button]
+        self.extend([self.image, self.model_source, self.checkpoint, self.threshold, self.mode, self.tile_size,
+                     self.tta, self.attention, self.display, self.run_button])
+        self.add_common()
         self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
-        self.viewer.layers.events.inserted.connect(self.reset_choices)
-        self.viewer.layers.events.removed.connect(self.reset_choices)
-        self._signals = _Progress()
-        self._signals.advanced.connect(self._on_progress)
-        self._cancel = threading.Event()
-        self.worker = None
+        self.display.changed.connect(self._on_display)
+        follow_active_image(self, self.image)
         self.last_result: dict = {}
 
     def _image_layers(self, _=None) -> list:
-        from napari.layers import Image
+        return [layer for layer in self.viewer.layers if is_source_image(layer)]
 
-        return [layer for layer in self.viewer.layers if isinstance(layer, Image) and not _is_our_output(layer)]
+    def model_choice(self):
+        return chosen_model(self, self.model_source, self.checkpoint)
 
-    def _model_status(self) -> str:
-        if self.model_source.value == FROM_FILE:
-            return "model: chosen file"
-        path = current_checkpoint()
-        if path is None:
-            return "model: UNTRAINED (no bundled weights installed)"
-        return f"model: {path.parent.name if path.name == 'model.safetensors' else path.stem}"
+    def _on_display(self, value: str) -> None:
+        from ._layers import set_mask_display
 
-    def _on_source(self, value: str) -> None:
-        self.checkpoint.visible = value == FROM_FILE
-        self.status.value = self._model_status()
-
-    def _on_progress(self, done: int, total: int) -> None:
-        self.progress.max = max(total, 1)
-        self.progress.value = done
-        self.status.value = f"segmenting: {done}/{total}"
-
-    @property
-    def busy(self) -> bool:
-        return self.worker is not None
+        if self.last_result.get("mask") in self.viewer.layers:
+            set_mask_display(self.last_result["mask"], value)
 
     def run(self, _=None):
-        """Start a prediction worker; returns it (tests wait on it). Errors go to the status line."""
-        from napari.qt.threading import create_worker
-        from napari.utils.notifications import show_error
-
+        """Start a prediction worker; returns it (tests wait on it). Refusals go to the status line."""
         if self.busy:
             return None
         layer = self.image.value
         if layer is None:
-            self.status.value = "choose an image layer first"
-            show_error("U-Net v2: choose an image layer first.")
+            self.say("choose an image layer first")
             return None
-        checkpoint = None
-        if self.model_source.value == FROM_FILE:
-            checkpoint = Path(self.checkpoint.value)
-            if not checkpoint.is_file():
-                self.status.value = f"checkpoint not found: {checkpoint}"
-                show_error(f"U-Net v2: checkpoint not found: {checkpoint}")
-                return None
+        choice = self.model_choice()
+        if isinstance(choice, Path) and not choice.is_file():
+            self.say(f"checkpoint not found: {choice}")
+            return None
         data = layer.data[0] if layer.multiscale else layer.data
         try:
             check_image_shape(tuple(data.shape), bool(layer.rgb))
         except ValueError as err:  # answered at once, in the GUI thread: nothing starts, nothing is added
-            self._on_error(err)
+            self.report_error(err)
             return None
-        params = dict(
-            threshold=float(self.threshold.value),
-            mode=None if self.mode.value == MODEL_DEFAULT_MODE else self.mode.value,
-            tile_size=int(self.tile_size.value),
-            tta=bool(self.tta.value),
-            return_attention=bool(self.attention.value),
-            rgb=bool(layer.rgb),
-        )
-        device = self.device.value
-        self._cancel.clear()
+        params = dict(threshold=float(self.threshold.value),
+                      mode=None if self.mode.value == MODEL_DEFAULT_MODE else self.mode.value,
+                      tile_size=int(self.tile_size.value), tta=bool(self.tta.value),
+                      return_attention=bool(self.attention.value), rgb=bool(layer.rgb))
+        device, models, signals, cancel = self.device.value, self.models, self._signals, self._cancel
+        array = np.asarray(data)
 
         def job():
-            predictor = get_predictor(checkpoint, device)
             start = time.time()
             try:
-                prediction = predictor.predict(np.asarray(data), progress=self._signals.advanced.emit,
-                                               should_stop=self._cancel.is_set, **params)
+                checkpoint = models.checkpoint(choice)
+                predictor = models.predictor(checkpoint, device)
+                mode = params["mode"] or predictor.config.inference_mode
+                unit = "tile" if mode == "tile" else "slice"
+                signals.advanced.emit(1, 3, "model loaded; segmenting...")
+
+                def progress(done: int, total: int) -> None:  # steps: model loaded, each slice/tile, layers shown
+                    signals.advanced.emit(1 + done, total + 2, f"segmenting: {unit} {done}/{total}" if total > 1 else "")
+
+                prediction = predictor.predict(array, should_stop=cancel.is_set, progress=progress, **params)
             except PredictionCancelled:
                 return None  # a normal ending, not an error
             except (ValueError, RuntimeError, OSError) as err:  # bad input, out of memory, unreadable file
                 return err
             return predictor, prediction, time.time() - start
 
-        self.worker = create_worker(job, _start_thread=False)
-        self.worker.returned.connect(lambda result: self._on_done(layer, result))
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_finished)
-        self.run_button.enabled, self.cancel_button.enabled = False, True
-        self.progress.value = 0
-        self.status.value = "loading model..."
-        self.worker.start()
-        return self.worker
+        return self.start_work(job, lambda result: self._on_done(layer, result), "loading model...", steps=3)
 
-    def cancel(self, _=None) -> None:
-        if self.busy:
-            self._cancel.set()
-            self.status.value = "cancelling..."
-
-    def _on_done(self, layer, result: Optional[tuple[Predictor, Prediction, float]]) -> None:
+    def _on_done(self, layer, result) -> None:
         if result is None:
-            self.status.value = "cancelled: nothing was added"
-            return
-        if isinstance(result, Exception):
-            self._on_error(result)
+            self.say("cancelled: nothing was added")
             return
         predictor, prediction, seconds = result
         if layer not in self.viewer.layers:
-            self.status.value = "the image layer was removed; nothing added"
+            self.say("the image layer was removed; nothing added")
             return
-        self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version)
-        kept = " (your edited mask was kept; new mask added beside it)" if self.last_result["kept_edited"] else ""
+        self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
+                                           display=self.display.value)
+        self.progress.value = self.progress.max
+        ready_to_paint(self.viewer, self.last_result["mask"])
+        kept = ""
+        if self.last_result["kept_edited"]:
+            kept = f"; your edited mask was kept, the new prediction is in '{self.last_result['proposal'].name}'"
         untrained = " UNTRAINED MODEL: outputs are meaningless." if predictor.is_untrained else ""
-        self.status.value = f"done in {seconds:.1f} s{kept}.{untrained}"
-
-    def _on_error(self, err: Exception) -> None:
-        from napari.utils.notifications import show_error
-
-        self.status.value = f"error: {err}"
-        show_error(f"U-Net v2: {err}")
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        self.run_button.enabled, self.cancel_button.enabled = True, False
-
-
-def _is_our_output(layer) -> bool:
-    return layer.name.endswith(" probability") or " spatial attention " in layer.name
+        self.say(f"done in {seconds:.1f} s{kept}. Paint to correct the mask.{untrained}")

@@ -1,0 +1,60 @@
+"""Storing a correction: exactly the image and mask given, never an exact duplicate, and a newer mask
+for the same image replaces the older one (saying so) instead of standing beside it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..corrections import CorrectionSet
+from ..corrections.correction_set import Correction
+from ..files import UnreadableImageError, read_image, read_mask
+
+
+class DuplicateCorrection(ValueError):
+    """The same image with the same mask is already in the set: nothing was added."""
+
+
+@dataclass
+class StoredCorrection:
+    entry: Correction
+    replaced: list[str] = field(default_factory=list)  # ids of earlier corrections of the same image
+
+    def describe(self) -> str:
+        note = f" (replaced the earlier correction {', '.join(self.replaced)})" if self.replaced else ""
+        return f"stored {self.entry.id}: {self.entry.pixels_changed} pixels changed{note}"
+
+
+def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: str) -> list[tuple[Correction, np.ndarray]]:
+    """Entries of ``source`` whose stored image has exactly these pixels, with their stored masks."""
+    found = []
+    for entry in corrections.entries():
+        if entry.source != source or (entry.height, entry.width) != image.shape[:2]:
+            continue
+        try:
+            stored = read_image(corrections.root / entry.image_file)
+            if stored.shape == image.shape and np.array_equal(stored, image):
+                found.append((entry, read_mask(corrections.root / entry.mask_file)))
+        except (UnreadableImageError, FileNotFoundError):
+            continue  # removed meanwhile, or damaged: not the same image
+    return found
+
+
+def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.ndarray, source: str,
+                     model_version: str = "", predicted_mask: Optional[np.ndarray] = None,
+                     seconds_spent: Optional[float] = None) -> StoredCorrection:
+    """Add (image, mask) to the set. Raises :class:`DuplicateCorrection` when the same image with the
+    same mask is stored already; an earlier, different mask of the same image is removed once the new
+    entry is safely written (so no moment exists without a correction for the image)."""
+    image, binary = np.asarray(image), (np.asarray(mask) > 0).astype(np.uint8)
+    earlier = same_image_entries(corrections, image, source)
+    for entry, stored_mask in earlier:
+        if stored_mask.shape == binary.shape and np.array_equal(stored_mask, binary):
+            raise DuplicateCorrection(f"{source} with this mask is already in the correction set ({entry.id}); "
+                                      "nothing was added")
+    entry = corrections.add(image, binary, source=source, model_version=model_version,
+                            predicted_mask=predicted_mask, seconds_spent=seconds_spent)
+    for old, _ in earlier:
+        corrections.remove(old.id)
+    return StoredCorrection(entry, [old.id for old, _ in earlier])

@@ -1,0 +1,158 @@
+"""An annotation session: a folder of images gone through one by one, resumable after a restart.
+
+``<session>/session.json`` holds the image folder, the position and, per image file, what was
+decided (``accepted`` with the correction's id, or ``skipped``); ``<session>/finished/<stem>.png`` holds
+each accepted mask (0/255, the naming of ``unetv2 predict``). Every change is written atomically, so a
+crash leaves the state before or after the change, never between.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..files import IMAGE_SUFFIXES, atomic_write_text, read_mask, write_png_atomic
+
+SESSION_FILE = "session.json"
+ACCEPTED, SKIPPED = "accepted", "skipped"
+MASK_SUFFIXES = ("", "_mask", "_segmentation", "_lesion")
+
+
+class AnnotationSession:
+    def __init__(self, root: Path, images_dir: Optional[Path] = None, masks_dir: Optional[Path] = None):
+        self.root = Path(root)
+        state_file = self.root / SESSION_FILE
+        try:
+            state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{state_file} is unreadable ({err}); nothing was changed.") from err
+        if images_dir is None and "images" not in state:
+            raise ValueError(f"{self.root} holds no session yet: choose the folder of images to go through.")
+        if images_dir is not None and state.get("images") and Path(state["images"]).resolve() != Path(images_dir).resolve():
+            raise ValueError(f"The session folder {self.root} belongs to the images in {state['images']}; "
+                             "choose another session folder for a new image folder.")
+        self.images_dir = Path(images_dir or state["images"])
+        masks = masks_dir if masks_dir is not None else state.get("masks")
+        self.masks_dir = Path(masks) if masks else None
+        if not self.images_dir.is_dir():
+            raise ValueError(f"Image folder not found: {self.images_dir}")
+        self.images = sorted(p for p in self.images_dir.iterdir()
+                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        if not self.images:
+            raise ValueError(f"{self.images_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        stems = [p.stem for p in self.images]
+        clashes = sorted({s for s in stems if stems.count(s) > 1})
+        if clashes:
+            raise ValueError(f"Two images share the name {clashes[0]!r} (different suffixes): their masks would "
+                             "have the same file name. Rename one.")
+        self._lock = threading.Lock()  # the widget records decisions from a writer thread
+        self.items: dict[str, dict] = state.get("items", {})
+        self.position = min(int(state.get("position", 0)), len(self.images) - 1)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "finished").mkdir(exist_ok=True)
+        self.save()
+
+    # ---- where we are --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def current(self) -> Path:
+        return self.images[self.position]
+
+    def path_at(self, index: int) -> Optional[Path]:
+        return self.images[index] if 0 <= index < len(self.images) else None
+
+    def status(self, path: Path) -> Optional[str]:
+        return self.items.get(path.name, {}).get("status")
+
+    def entry_id(self, path: Path) -> Optional[str]:
+        return self.items.get(path.name, {}).get("entry")
+
+    def reviewed(self, pending: frozenset = frozenset()) -> int:
+        """Images decided (accepted or skipped); ``pending``: names accepted whose files are being written."""
+        return sum(1 for p in self.images if p.name in pending or self.status(p) in (ACCEPTED, SKIPPED))
+
+    def progress_text(self, pending: frozenset = frozenset()) -> str:
+        status = ACCEPTED if self.current.name in pending else self.status(self.current)
+        return (f"{self.reviewed(pending)} / {len(self)} reviewed; image {self.position + 1}: {self.current.name}"
+                + (f" ({status})" if status else ""))
+
+    def go(self, index: int, save: bool = True) -> bool:
+        """Move to image ``index``; ``save`` False leaves writing the state to the caller (:meth:`save`)."""
+        if not 0 <= index < len(self.images) or index == self.position:
+            return False
+        with self._lock:
+            self.position = index
+        if save:
+            self.save()
+        return True
+
+    def next(self, save: bool = True) -> bool:
+        return self.go(self.position + 1, save)
+
+    def previous(self, save: bool = True) -> bool:
+        return self.go(self.position - 1, save)
+
+    # ---- decisions -----------------------------------------------------------------------------------
+    def accept(self, path: Path, mask: np.ndarray, entry_id: Optional[str]) -> None:
+        """Record ``path`` as finished with ``mask`` (written to ``finished/<stem>.png`` first)."""
+        write_png_atomic(self.finished_path(path), (np.asarray(mask) > 0).astype(np.uint8) * 255)
+        with self._lock:
+            self.items[path.name] = {"status": ACCEPTED, "entry": entry_id, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.save()
+
+    def skip(self, path: Path, save: bool = True) -> None:
+        if self.status(path) != ACCEPTED:  # skipping an accepted image keeps its mask
+            with self._lock:
+                self.items[path.name] = {"status": SKIPPED, "entry": None, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            if save:
+                self.save()
+
+    def finished_path(self, path: Path) -> Path:
+        return self.root / "finished" / f"{path.stem}.png"
+
+    def starting_mask(self, path: Path) -> Optional[np.ndarray]:
+        """The mask to show instead of a prediction: this session's accepted mask, else a given one."""
+        if self.status(path) == ACCEPTED and self.finished_path(path).is_file():
+            return read_mask(self.finished_path(path))
+        if self.masks_dir is not None:
+            for suffix in MASK_SUFFIXES:
+                for candidate in sorted(self.masks_dir.glob(f"{path.stem}{suffix}.*")):
+                    if candidate.suffix.lower() in IMAGE_SUFFIXES:
+                        return read_mask(candidate)
+        return None
+
+    def export(self, out_dir: Path) -> list[Path]:
+        """Copy the finished masks to ``out_dir/<stem>.png``; refuses (nothing copied) if any exists."""
+        out_dir = Path(out_dir)
+        if out_dir.resolve() == self.images_dir.resolve():
+            raise ValueError("Export the masks to a folder other than the image folder.")
+        finished = [p for p in self.images if self.status(p) == ACCEPTED and self.finished_path(p).is_file()]
+        if not finished:
+            raise ValueError("No accepted masks to export yet.")
+        clashes = [out_dir / f"{p.stem}.png" for p in finished if (out_dir / f"{p.stem}.png").exists()]
+        if clashes:
+            raise ValueError(f"{out_dir} already holds {clashes[0].name} (and {len(clashes) - 1} more); "
+                             "choose an empty folder. Nothing was overwritten.")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for path in finished:
+            target = out_dir / f"{path.stem}.png"
+            tmp = target.with_name(f".{target.name}.tmp")
+            shutil.copyfile(self.finished_path(path), tmp)
+            tmp.replace(target)
+            written.append(target)
+        return written
+
+    def save(self) -> None:
+        """Write the state atomically (a snapshot taken under the lock; the writes themselves in order)."""
+        with self._lock:
+            text = json.dumps({"images": str(self.images_dir), "masks": str(self.masks_dir) if self.masks_dir else None,
+                               "position": self.position, "items": self.items}, indent=1) + "\n"
+            atomic_write_text(self.root / SESSION_FILE, text)

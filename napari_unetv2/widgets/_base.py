@@ -1,0 +1,140 @@
+"""What every widget that runs work in the background shares: the device choice, the model line, a
+progress signal, busy / cancel / finished handling and one error path (a one-line status message in
+the widget, never a traceback toast)."""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Optional
+
+from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
+from qtpy.QtCore import QObject, Signal
+
+from .. import errors
+from ..devices import available_devices
+from ._state import IN_USE, ModelInUse, model_in_use
+
+DEVICE_TIP = "Where the model runs: auto = CUDA GPU, then Apple MPS, then CPU."
+
+
+class _Progress(QObject):
+    """Carries progress from a worker thread to the GUI thread (a queued signal): done, total, text."""
+
+    advanced = Signal(int, int, str)
+
+
+def wrapping_label(label: str, value: str = "", tooltip: str = "") -> Label:
+    """A status line that wraps (long messages must not widen the dock and squeeze the canvas)."""
+    widget = Label(label=label, value=value, tooltip=tooltip)
+    from qtpy.QtWidgets import QSizePolicy
+
+    widget.native.setWordWrap(True)
+    widget.native.setMinimumWidth(50)
+    # Expanding: take the row's width (a wrapping label otherwise settles on a narrow column).
+    widget.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    return widget
+
+
+def breakable(text: str) -> str:
+    """Let Qt wrap long paths and ids: a zero-width space after each separator."""
+    for separator in ("/", "\\", "-", "_"):
+        text = text.replace(separator, separator + "\u200b")
+    return text
+
+
+def one_line(err: BaseException) -> str:
+    """An error as one line a person can act on (no traceback, no command-line wording)."""
+    return errors.one_line(err).replace("pass --continue", "tick 'continue'")
+
+
+class WorkerWidget(Container):
+    """Base of the plugin's widgets. Subclasses build their controls, then call :meth:`add_common`."""
+
+    def __init__(self, napari_viewer, store_dir=None):
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.models: ModelInUse = model_in_use(store_dir)
+        self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto", tooltip=DEVICE_TIP)
+        self.cancel_button = PushButton(text="Cancel", enabled=False,
+                                        tooltip="Stop the running work; nothing half-done is kept.")
+        self.progress = ProgressBar(label="progress", min=0, max=1, value=0, tooltip="Progress of the running work.")
+        self.model_line = wrapping_label("model", tooltip="The model this widget runs (name and version).")
+        self.status = wrapping_label("status", tooltip="What happened last, or why nothing happened.")
+        self.cancel_button.changed.connect(self.cancel)
+        self._signals = _Progress()
+        self._signals.advanced.connect(self._on_progress)
+        self._cancel = threading.Event()
+        self.worker = None
+        self._start_buttons: list = []
+        self.models.changed.connect(self._on_model_changed)
+
+    def add_common(self) -> None:
+        self.extend([self.device, self.cancel_button, self.progress, self.model_line, self.status])
+        self.refresh_model_line()
+
+    # ---- model line --------------------------------------------------------------------------------
+    def model_choice(self):
+        """The model this widget would run now (subclasses with a model chooser override this)."""
+        return IN_USE
+
+    def refresh_model_line(self) -> None:
+        self.model_line.value = self.models.text(self.model_choice())
+
+    def _on_model_changed(self) -> None:
+        try:
+            self.reset_choices()
+            self.refresh_model_line()
+        except RuntimeError:  # the widget was closed; the shared ModelInUse outlives it
+            self.models.changed.disconnect(self._on_model_changed)
+
+    # ---- status and errors ------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        self.status.value = breakable(text)
+
+    def report_error(self, err: BaseException, what: str = "") -> None:
+        """The one error path: a one-line message in the status line."""
+        self.say(f"{what + ': ' if what else ''}error: {one_line(err)}")
+
+    def _on_progress(self, done: int, total: int, text: str) -> None:
+        self.progress.max = max(total, 1)
+        self.progress.value = done
+        if text:
+            self.say(text)
+
+    # ---- background work ---------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.worker is not None
+
+    def start_work(self, job: Callable, on_result: Callable, busy_text: str, on_event: Optional[Callable] = None,
+                   steps: int = 1):
+        """Run ``job`` in a worker thread. Its return value goes to ``on_result`` unless it is an
+        Exception (returned or raised), which goes to :meth:`report_error`. Returns the worker."""
+        from napari.qt.threading import create_worker
+
+        self._cancel.clear()
+        worker = create_worker(job, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda result: self.report_error(result) if isinstance(result, BaseException)
+                                else on_result(result))
+        worker.errored.connect(self.report_error)
+        if on_event is not None:
+            worker.yielded.connect(on_event)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        for button in self._start_buttons:
+            button.enabled = False
+        self.cancel_button.enabled = True
+        self.progress.max, self.progress.value = max(steps, 1), 0
+        self.say(busy_text)
+        worker.start()
+        return worker
+
+    def cancel(self, _=None) -> None:
+        if self.busy:
+            self._cancel.set()
+            self.say("cancelling...")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        for button in self._start_buttons:
+            button.enabled = True
+        self.cancel_button.enabled = False

@@ -1,0 +1,148 @@
+"""The model in use, shared by every widget: which checkpoint, its one display name, loaded predictors.
+
+One :class:`ModelInUse` per model store folder (``model_in_use()``), a QObject whose ``changed`` signal
+tells every widget to update its model line when a retrain, *Use this version* or *Roll back* moves
+the store's pointer. Loaded models are cached per (checkpoint, device), bounded: every retrain round
+adds a version.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+from qtpy.QtCore import QObject, Signal
+
+from ..checkpoints import ModelStore, bundled_checkpoint, read_config
+from ..storage import default_model_store_dir
+
+IN_USE = "in use"  # a model choice meaning "whatever the store's pointer says when the work starts"
+BUNDLED = "bundled"
+FROM_FILE = "from file..."
+_CACHE_SIZE = 3
+
+
+class _PredictorCache:
+    """(checkpoint, device) -> Predictor, least recently used dropped first; safe across worker threads."""
+
+    def __init__(self):
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, checkpoint: Optional[Path], device: str):
+        from ..inference import Predictor
+
+        key = (str(checkpoint), device)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        predictor = Predictor(checkpoint, device=device)  # outside the lock: loading takes a while
+        with self._lock:
+            self._items[key] = predictor
+            while len(self._items) > _CACHE_SIZE:
+                self._items.popitem(last=False)
+        return predictor
+
+
+PREDICTORS = _PredictorCache()
+
+
+@lru_cache(maxsize=1)
+def _bundled_version() -> Optional[str]:
+    path = bundled_checkpoint()
+    return None if path is None else read_config(path).version
+
+
+def bundled_label() -> str:
+    """The bundled model's one name, everywhere: ``bundled polyp model (acd6352709f0)``."""
+    version = _bundled_version()
+    return "UNTRAINED model (no bundled weights installed)" if version is None else f"bundled polyp model ({version})"
+
+
+def version_label(config) -> str:
+    """A stored version's one name (the bundled model keeps its own name even when copied into a store)."""
+    if config.version == _bundled_version():
+        return bundled_label()
+    return f"fine-tuned {config.version} (from {config.parent or '-'})"
+
+
+def prospective_note(version: Optional[str]) -> str:
+    """The prospective score of a version (issue 10's ``corrections.prospective.version_scores``), as
+    text; empty while no score is known. The lead wires the scores in here after merging."""
+    return ""
+
+
+def model_text(label: str, version: Optional[str]) -> str:
+    """The one place the "model in use" line is made: name + version (+ prospective score)."""
+    note = prospective_note(version)
+    return label + (f"; {note}" if note else "")
+
+
+class ModelInUse(QObject):
+    changed = Signal()
+
+    def __init__(self, store_dir: Path):
+        super().__init__()
+        self.store = ModelStore(store_dir)
+
+    @property
+    def version(self) -> Optional[str]:
+        """The stored version in use; None = the bundled model."""
+        return self.store.current
+
+    def checkpoint(self, choice=IN_USE) -> Optional[Path]:
+        """Resolve a widget's model choice (IN_USE, BUNDLED, a stored version or a file path)."""
+        if choice in (None, IN_USE):
+            return self.store.current_checkpoint()
+        if choice == BUNDLED:
+            return bundled_checkpoint()
+        if isinstance(choice, Path):
+            return choice
+        return self.store.path_of(choice)
+
+    def label(self, choice=IN_USE) -> str:
+        version = self.store.current if choice in (None, IN_USE) else choice
+        if version in (None, BUNDLED):
+            return bundled_label()
+        if isinstance(version, Path):
+            return f"file {version.name}"
+        configs = {c.version: c for c in self.store.versions()}
+        return version_label(configs[version]) if version in configs else f"missing version {version}"
+
+    def text(self, choice=IN_USE) -> str:
+        version = self.store.current if choice in (None, IN_USE) else choice
+        return model_text(self.label(choice), version if isinstance(version, str) else None)
+
+    def choices(self) -> list[tuple[str, object]]:
+        """(label, value) for a model ComboBox: the model in use first, then every model one can pick."""
+        found = [(f"in use: {self.label()}", IN_USE), (bundled_label(), BUNDLED)]
+        found += [(version_label(c), c.version) for c in self.store.versions()]
+        return found
+
+    def predictor(self, checkpoint: Optional[Path], device: str):
+        """A loaded model (cached). Call from a worker thread: loading takes a while."""
+        return PREDICTORS.get(checkpoint, device)
+
+    # Moving the pointer: always through here, so every widget hears of it.
+    def use(self, version: Optional[str]) -> None:
+        self.store.use(version)
+        self.changed.emit()
+
+    def roll_back(self) -> Optional[str]:
+        version = self.store.roll_back()
+        self.changed.emit()
+        return version
+
+
+_INSTANCES: dict[str, ModelInUse] = {}
+
+
+def model_in_use(store_dir: Optional[Path] = None) -> ModelInUse:
+    """The shared :class:`ModelInUse` of a model store folder (default: the user's store)."""
+    root = Path(store_dir or default_model_store_dir()).resolve()
+    if str(root) not in _INSTANCES:
+        _INSTANCES[str(root)] = ModelInUse(root)
+    return _INSTANCES[str(root)]

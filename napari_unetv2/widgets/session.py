@@ -1,0 +1,433 @@
+"""Annotate a folder: one image at a time, segmented by the model in use (the next one computed in the
+background so that *Next* is instant), *Accept & next* stores exactly the image and mask on screen,
+*Skip*, keyboard shortcuts, an automatic retrain every N accepted corrections, resume after a restart,
+and the finished masks exported as PNGs.
+
+The session's state lives in :class:`napari_unetv2.annotation.AnnotationSession` (Qt-free); this widget
+shows it and runs the model in workers.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton, SpinBox
+from qtpy.QtCore import QObject, Signal
+
+from ..annotation import AnnotationSession, DuplicateCorrection, store_correction
+from ..corrections import CorrectionSet
+from ..files import read_image
+from ..storage import data_home, default_corrections_dir
+from ._base import WorkerWidget, wrapping_label
+from ._layers import (
+    ATTENTION,
+    IMAGE_ID,
+    MASK_DISPLAYS,
+    MODEL_VERSION,
+    PREDICTED_AT,
+    PREDICTED_MASK,
+    PROBABILITY,
+    PROPOSAL,
+    layer_of,
+    layers_of,
+    ready_to_paint,
+    set_mask_display,
+    show_prediction,
+    start_mask,
+)
+from ._rounds import describe_scores, fmt_eta, round_job, should_adopt
+
+
+class _Stored(QObject):
+    """Carries a finished write (path, (stored, note) or an error) from the writer thread to the GUI thread."""
+
+    done = Signal(object)
+
+
+SESSION_FILE_KEY = "unetv2_session_file"  # metadata of the image layer the session shows
+KEYS = {"next": "Alt-Right", "previous": "Alt-Left", "accept": "Alt-Enter", "skip": "Alt-S"}
+_CACHE_SIZE = 3  # current, next, and the one just left (going back is instant too)
+
+
+class SessionWidget(WorkerWidget):
+    def __init__(self, napari_viewer, store_dir=None):
+        super().__init__(napari_viewer, store_dir)
+        self.images = FileEdit(label="image folder", mode="d", tooltip="The folder of images to go through.")
+        self.masks = FileEdit(label="existing masks (optional)", mode="d", value="",
+                              tooltip="A folder of masks named like the images (<stem>.png, <stem>_mask.png ...): "
+                                      "they are shown for correction instead of the model's prediction.")
+        self.session_folder = FileEdit(label="session folder", mode="d", value="",
+                                       tooltip="Where the session's progress and finished masks are kept; reopen it "
+                                               "to resume. Empty: a folder named after the image folder in the "
+                                               "plugin's data folder.")
+        self.corrections = FileEdit(label="correction set", mode="d", value=str(default_corrections_dir()),
+                                    tooltip="Where accepted corrections go (the same set Correct & retrain uses).")
+        self.open_button = PushButton(text="Open / resume", tooltip="Start the session, or resume it where it stopped.")
+        self.where = wrapping_label("reviewed", "no session open", tooltip="How far the session is, and the image shown.")
+        self.previous_button = PushButton(text="Previous", tooltip=f"Go to the previous image ({KEYS['previous']}).")
+        self.next_button = PushButton(text="Next", tooltip=f"Go to the next image without deciding ({KEYS['next']}).")
+        self.skip_button = PushButton(text="Skip", tooltip=f"Mark this image as skipped and go on ({KEYS['skip']}).")
+        self.accept_button = PushButton(text="Accept && next",
+                                        tooltip="Store this image with the mask on screen as a correction and as a "
+                                                f"finished mask, then go on ({KEYS['accept']}).")
+        nav = Container(layout="horizontal", widgets=[self.previous_button, self.next_button, self.skip_button],
+                        labels=False)
+        self.display = ComboBox(label="mask display", choices=list(MASK_DISPLAYS), value="filled",
+                                tooltip="filled: translucent mask; outline: only its border, the tissue stays visible.")
+        self.auto_retrain = CheckBox(text="retrain every N accepted corrections", value=False,
+                                     tooltip="Fine-tune the model in use in the background after every N corrections "
+                                             "accepted in this session; annotating goes on meanwhile.")
+        self.retrain_every = SpinBox(label="N", min=1, max=1000, value=5, tooltip="Corrections between automatic retrains.")
+        self.epochs = SpinBox(label="epochs per round", min=1, max=500, value=20,
+                              tooltip="Passes over the corrections in each automatic round.")
+        self.export_folder = FileEdit(label="export to", mode="d", value="",
+                                      tooltip="A new or empty folder for the finished masks (<stem>.png, as unetv2 predict).")
+        self.export_button = PushButton(text="Export finished masks",
+                                        tooltip="Copy every accepted mask to the export folder (nothing is overwritten).")
+        self._start_buttons = []  # the session's own buttons stay usable while a retrain runs
+        self.extend([self.images, self.masks, self.session_folder, self.corrections, self.open_button, self.where,
+                     nav, self.accept_button, self.display, self.auto_retrain, self.retrain_every, self.epochs,
+                     self.export_folder, self.export_button])
+        self.add_common()
+        self.open_button.changed.connect(self.open_session)
+        self.previous_button.changed.connect(self.previous_image)
+        self.next_button.changed.connect(self.next_image)
+        self.skip_button.changed.connect(self.skip)
+        self.accept_button.changed.connect(self.accept_and_next)
+        self.export_button.changed.connect(self.export)
+        self.display.changed.connect(self._on_display)
+        self.models.changed.connect(self._on_model_switched)
+
+        self.session: Optional[AnnotationSession] = None
+        self.image_layer = None
+        self.mask_layer = None
+        self.shown_path: Optional[Path] = None
+        self._cache: dict[tuple[str, str], tuple[np.ndarray, object]] = {}  # (file, model) -> (pixels, prediction)
+        self._loading: dict[tuple[str, str], object] = {}  # (file, model) -> worker
+        self._refresh: set[tuple[str, str]] = set()  # computations that update the shown image in place
+        self.accepted_since_retrain = 0
+        self.retrain_rounds = 0  # finished automatic rounds
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unetv2-session-writer")
+        self._writing: list[str] = []  # names of images whose acceptance is being written
+        self._stored = _Stored()
+        self._stored.done.connect(self._on_stored)
+        self._bind_keys()
+
+    # ---- opening ---------------------------------------------------------------------------------------
+    def open_session(self, _=None) -> Optional[AnnotationSession]:
+        images = str(self.images.value)
+        root = str(self.session_folder.value)
+        if root in ("", "."):
+            if images in ("", "."):
+                self.say("choose an image folder (or a session folder to resume)")
+                return None
+            root = str(data_home() / "sessions" / Path(images).name)
+            self.session_folder.value = root
+        masks = str(self.masks.value)
+        try:
+            self.session = AnnotationSession(Path(root), None if images in ("", ".") else Path(images),
+                                             None if masks in ("", ".") else Path(masks))
+        except (ValueError, OSError) as err:
+            self.report_error(err, "session not opened")
+            return None
+        self.images.value = str(self.session.images_dir)
+        self._cache.clear()
+        self.show_current()
+        return self.session
+
+    # ---- showing an image ------------------------------------------------------------------------------
+    def _model_key(self) -> str:
+        return str(self.models.checkpoint())
+
+    def show_current(self) -> None:
+        """Show the session's current image: at once when its prediction is ready, else when computed."""
+        path = self.session.current
+        self._update_where()
+        starting = self.session.starting_mask(path)
+        if starting is not None:  # an accepted or given mask: shown for correction, no prediction needed
+            self._display(path, read_image(path), None, starting)
+        else:
+            key = (str(path), self._model_key())
+            if key in self._cache:
+                self._display(path, *self._cache[key])
+            else:
+                self.say(f"segmenting {path.name}...")
+                self._compute(path)
+        self._prefetch()
+
+    def _compute(self, path: Path, refresh: bool = False) -> None:
+        """Read and segment ``path`` in a worker and cache it. When it is done and ``path`` is the current
+        image, it is shown (or, with ``refresh``, the shown image's layers are updated in place)."""
+        from napari.qt.threading import create_worker
+
+        key = (str(path), self._model_key())
+        if refresh:
+            self._refresh.add(key)
+        if key in self._loading:
+            return  # the running worker shows it when done (below), whoever asked first
+        checkpoint, device, models = self.models.checkpoint(), self.device.value, self.models
+
+        def job():
+            try:
+                image = read_image(path)
+                return image, models.predictor(checkpoint, device).predict(image)
+            except (ValueError, RuntimeError, OSError) as err:
+                return err
+
+        def returned(result) -> None:
+            self._loading.pop(key, None)
+            if isinstance(result, BaseException):
+                self.report_error(result, path.name)
+                return
+            self._cache[key] = result
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+            if self.session is None or self.session.current != path:
+                return
+            try:
+                if self.shown_path != path:
+                    self._display(path, *result)
+                elif key in self._refresh:
+                    self._refresh.discard(key)
+                    self._update_in_place(path, result[1])
+            except RuntimeError:  # the widget was closed while the model ran: nothing to show it in
+                return
+
+        worker = create_worker(job, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(returned)
+        worker.errored.connect(lambda err: self.report_error(err, path.name))
+        self._loading[key] = worker
+        worker.start()
+
+    def _update_in_place(self, path: Path, prediction) -> None:
+        """The shown image segmented again by a new model: its mask updated in place unless edited."""
+        shown = show_prediction(self.viewer, self.image_layer, prediction, prediction.model_version,
+                                display=self.display.value, visible=False)
+        note = f"; your edits were kept, the new model's mask is in '{shown['proposal'].name}'" if shown["kept_edited"] else ""
+        self.say(f"{path.name} segmented again with {self.models.label()}{note}")
+
+    def _prefetch(self) -> None:
+        upcoming = self.session.path_at(self.session.position + 1)
+        if upcoming is not None and self.session.starting_mask(upcoming) is None:
+            if (str(upcoming), self._model_key()) not in self._cache:
+                self._compute(upcoming)
+
+    def _display(self, path: Path, image: np.ndarray, prediction, starting: Optional[np.ndarray] = None) -> None:
+        """Show this image and its mask in place of the previous ones: one image's layers at a time.
+
+        The layers are reused (their pixels replaced), not removed and added: napari runs a full garbage
+        collection for every removed layer, which stalls the viewer for a second with torch loaded."""
+        rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
+        layer = self.image_layer
+        if layer is not None and layer in self.viewer.layers and layer.rgb == rgb and layer.data.ndim == image.ndim:
+            for extra in (PROPOSAL, ATTENTION) + ((PROBABILITY,) if prediction is None else ()):
+                for old in layers_of(self.viewer, layer, extra):
+                    self.viewer.layers.remove(old)  # rare: a proposal after a model switch, or a revisit
+            layer.data = image
+            layer.name = path.stem
+            layer.reset_contrast_limits()
+        else:
+            self._remove_shown()
+            layer = self.image_layer = self.viewer.add_image(image, name=path.stem, rgb=rgb)
+        layer.metadata[SESSION_FILE_KEY] = str(path)
+        if starting is not None:
+            version = "accepted earlier" if self.session.status(path) else "given mask"
+            self.mask_layer = start_mask(self.viewer, layer, starting, starting, version, self.display.value)
+        else:
+            self.mask_layer = start_mask(self.viewer, layer, prediction.mask, prediction.mask, prediction.model_version,
+                                         self.display.value)
+            probability = layer_of(self.viewer, layer, PROBABILITY)
+            if probability is not None:
+                probability.data = prediction.probability
+                probability.name = f"{path.stem} probability"
+            else:
+                show_prediction(self.viewer, layer, prediction, prediction.model_version)  # adds the probability
+        self.shown_path = path
+        self.viewer.reset_view()
+        ready_to_paint(self.viewer, self.mask_layer)
+        self._update_where()
+        status = self.session.status(path)
+        self.say(f"{path.name}: " + ("your accepted mask; edit and accept again to replace it" if status == "accepted"
+                                     else "correct the mask, then Accept & next"))
+
+    def _remove_shown(self) -> None:
+        if self.image_layer is None:
+            return
+        key = self.image_layer.metadata.get(IMAGE_ID)
+        for layer in [x for x in self.viewer.layers if x is self.image_layer or (key and x.metadata.get(IMAGE_ID) == key)]:
+            self.viewer.layers.remove(layer)
+        self.image_layer = self.mask_layer = self.shown_path = None
+
+    def _update_where(self) -> None:
+        self.where.value = self.session.progress_text(frozenset(self._writing))
+
+    def _on_display(self, value: str) -> None:
+        if self.mask_layer is not None and self.mask_layer in self.viewer.layers:
+            set_mask_display(self.mask_layer, value)
+
+    # ---- moving ------------------------------------------------------------------------------------------
+    @property
+    def pending_writes(self) -> int:
+        return len(self._writing)
+
+    def _ready(self) -> bool:
+        if self.session is None:
+            self.say("open a session first")
+            return False
+        return True
+
+    def next_image(self, _=None) -> bool:
+        if not self._ready():
+            return False
+        if not self.session.next(save=False):
+            self.say(f"that was the last image; {self.session.reviewed(frozenset(self._writing))} / {len(self.session)} reviewed. "
+                     "Export the finished masks when done.")
+            return False
+        self._writer.submit(self.session.save)
+        self.show_current()
+        return True
+
+    def previous_image(self, _=None) -> bool:
+        if not self._ready() or not self.session.previous(save=False):
+            return False
+        self._writer.submit(self.session.save)
+        self.show_current()
+        return True
+
+    def skip(self, _=None) -> bool:
+        if not self._ready():
+            return False
+        self.session.skip(self.session.current, save=False)
+        moved = self.next_image()
+        if not moved:
+            self._writer.submit(self.session.save)
+        return moved
+
+    def accept_and_next(self, _=None):
+        """Store exactly the image and the mask on screen, then show the next image at once. The files are
+        written in order by a writer thread (PNG encoding and fsync stall the viewer otherwise); returns
+        that write's Future (None if refused)."""
+        if not self._ready():
+            return None
+        path = self.session.current
+        if self.shown_path != path or self.mask_layer not in self.viewer.layers:
+            self.say(f"{path.name} is still being segmented; accept once it is shown")
+            return None
+        image, mask = np.array(self.image_layer.data, copy=True), np.array(self.mask_layer.data, copy=True)
+        meta = self.mask_layer.metadata
+        started = meta.get(PREDICTED_AT)
+        provenance = dict(model_version=meta.get(MODEL_VERSION, ""), predicted_mask=meta.get(PREDICTED_MASK),
+                          seconds_spent=round(time.time() - started, 1) if started else None)
+        corrections, session, done = CorrectionSet(Path(self.corrections.value)), self.session, self._stored.done
+
+        def store():
+            try:
+                stored = store_correction(corrections, image, mask, source=path.name, **provenance)
+                entry_id, note = stored.entry.id, stored.describe()
+            except DuplicateCorrection:
+                entry_id, note, stored = session.entry_id(path), "unchanged: this mask was stored already", None
+            except (ValueError, OSError) as err:
+                done.emit((path, err))
+                return
+            try:
+                session.accept(path, mask, entry_id)
+            except OSError as err:
+                done.emit((path, err))
+                return
+            done.emit((path, (stored, note)))
+
+        future = self._writer.submit(store)
+        self._writing.append(path.name)
+        if self.session.next(save=False):
+            self._writer.submit(self.session.save)
+            self.show_current()
+        else:
+            self.say("that was the last image; export the finished masks when done")
+        return future
+
+    def _on_stored(self, message) -> None:
+        path, result = message
+        self._writing.remove(path.name)
+        if isinstance(result, BaseException):
+            self.report_error(result, f"{path.name} NOT stored")
+            return
+        stored, note = result
+        if stored is not None:
+            self.accepted_since_retrain += 1
+            self.retrain_if_due()
+        self._update_where()
+        self.say(f"{path.name}: {note}")
+
+    # ---- automatic retraining ----------------------------------------------------------------------------
+    def retrain_if_due(self):
+        """Start a background retrain round when N corrections were accepted since the last one."""
+        if not self.auto_retrain.value or self.accepted_since_retrain < int(self.retrain_every.value) or self.busy:
+            return None
+        return self.start_retrain()
+
+    def start_retrain(self):
+        corrections = CorrectionSet(Path(self.corrections.value))
+        job = round_job(self.models.store, corrections, self._cancel, epochs=int(self.epochs.value),
+                        device=self.device.value)
+        self.accepted_since_retrain = 0
+        return self.start_work(job, self._on_round, "retraining in the background; keep annotating",
+                               on_event=self._on_round_event)
+
+    def _on_round_event(self, event) -> None:
+        if event.kind == "step":
+            self.progress.max = max(event.epochs * event.steps_per_epoch, 1)
+            self.progress.value = (event.epoch - 1) * event.steps_per_epoch + event.step
+            self.progress.label = f"retrain, ETA {fmt_eta(event.eta_s)}"
+
+    def _on_round(self, outcome) -> None:
+        self.progress.label = "progress"
+        if outcome is None:
+            self.say("retrain cancelled: the model in use is unchanged")
+            return
+        self.retrain_rounds += 1
+        scores = describe_scores(outcome.result)
+        if not should_adopt(outcome.config):
+            self.say(f"retrained version {outcome.config.version} scored lower ({scores}); the model in use stays")
+            return
+        self.models.use(outcome.config.version)  # every widget hears of it; this one re-segments (below)
+        self.say(f"now using {self.models.label()} ({scores})")
+
+    def _on_finished(self) -> None:
+        super()._on_finished()
+        self.retrain_if_due()  # corrections accepted while the round ran may make the next one due
+
+    def _on_model_switched(self) -> None:
+        """A new model is in use: the shown image is segmented again (in place), the next one recomputed."""
+        try:
+            self._cache.clear()
+            if self.session is not None and self.shown_path is not None and self.session.starting_mask(self.shown_path) is None:
+                self._compute(self.shown_path, refresh=True)
+                self._prefetch()
+        except RuntimeError:  # the widget was closed
+            self.models.changed.disconnect(self._on_model_switched)
+
+    # ---- export and keys ---------------------------------------------------------------------------------
+    def export(self, _=None) -> list:
+        if not self._ready():
+            return []
+        target = str(self.export_folder.value)
+        if target in ("", "."):
+            self.say("choose a folder to export to")
+            return []
+        try:
+            written = self.session.export(Path(target))
+        except (ValueError, OSError) as err:
+            self.report_error(err, "not exported")
+            return []
+        self.say(f"exported {len(written)} mask(s) to {target}")
+        return written
+
+    def _bind_keys(self) -> None:
+        actions = {"next": self.next_image, "previous": self.previous_image, "accept": self.accept_and_next,
+                   "skip": self.skip}
+        for name, key in KEYS.items():
+            action = actions[name]
+            self.viewer.bind_key(key, lambda _viewer, action=action: action(), overwrite=True)

@@ -1,0 +1,287 @@
+"""Issue 11's findings, each as what a person does in a real viewer (these failed on the code before the fix)."""
+import shutil
+
+import numpy as np
+import pytest
+
+import napari_unetv2.widgets  # noqa: F401  (import guard before the viewer exists)
+from napari_unetv2._sample_data import SAMPLES, load_sample, sample_data_dir
+from napari_unetv2.checkpoints import bundled_checkpoint, read_config
+from napari_unetv2.corrections import CorrectionSet
+from napari_unetv2.files import read_image, read_mask
+from napari_unetv2.widgets._layers import MASK, PROPOSAL, layer_of, layers_of
+
+PLUGIN = "napari-unetv2"
+BUNDLED_NAME = f"bundled polyp model ({read_config(bundled_checkpoint()).version})"
+
+
+def dock(viewer, name):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    return widget
+
+
+def wait(qtbot, worker, timeout=120_000):
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=timeout):
+        pass
+
+
+def run_until_idle(qtbot, widget):
+    """Start the widget's work and wait until it is idle again (a quick failure may finish before a signal
+    wait could be connected; the widget's own busy flag is cleared in the GUI thread)."""
+    assert widget.run() is not None, widget.status.value
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+
+
+def segment(qtbot, widget):
+    worker = widget.run()
+    assert worker is not None, widget.status.value
+    wait(qtbot, worker)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=5000)
+
+
+def error_toasts():
+    from napari.utils.notifications import NotificationSeverity, notification_manager
+
+    return [r for r in notification_manager.records if r.severity >= NotificationSeverity.ERROR]
+
+
+# 1 -------------------------------------------------------------------------------------------------------
+def test_choosers_follow_the_active_image_and_accept_stores_it_once(make_napari_viewer, qtbot, isolated_home):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    viewer.open_sample(PLUGIN, "skin")
+    seg, rt = dock(viewer, "Segment"), dock(viewer, "Correct & retrain")
+    first, second = viewer.layers[SAMPLES["polyp"]], viewer.layers[SAMPLES["skin"]]
+    viewer.layers.selection.active = first
+    assert seg.image.value is first and rt.image.value is first
+    segment(qtbot, seg)
+    viewer.layers.selection.active = second  # the clinician moves on to the second image
+    assert seg.image.value is second and rt.image.value is second
+    segment(qtbot, seg)
+    assert rt.image.value is second and rt.mask.value is layer_of(viewer, second, MASK)
+    entry = rt.accept_correction()
+    assert entry is not None and entry.source == second.name
+    cs = CorrectionSet(isolated_home / "corrections")
+    assert np.array_equal(read_image(cs.root / entry.image_file), second.data)
+    assert rt.accept_correction() is None and "already in the correction set" in rt.status.value
+    mask = layer_of(viewer, second, MASK)
+    mask.data[:30, :30] = 1
+    mask.refresh()
+    replacement = rt.accept_correction()
+    assert replacement is not None and "replaced" in rt.status.value
+    assert [e.id for e in cs.entries()] == [replacement.id]  # no duplicate entry for the same image
+    assert np.array_equal(read_mask(cs.root / replacement.mask_file), mask.data)
+
+
+# 2 -------------------------------------------------------------------------------------------------------
+def test_corrections_list_always_equals_the_set_on_disk(make_napari_viewer, isolated_home):
+    cs = CorrectionSet(isolated_home / "corrections")
+    for key in ("polyp", "skin"):
+        image, gt, stem = load_sample(key)
+        cs.add(image, gt, source=stem)
+    viewer = make_napari_viewer()
+    rt = dock(viewer, "Correct & retrain")
+    ids = sorted(e.id for e in cs.entries())
+    assert sorted(rt.entries.choices) == ids
+    viewer.add_image(np.zeros((64, 64), np.uint8), name="another image")  # adding a layer
+    dock(viewer, "Segment")  # docking another widget
+    assert sorted(rt.entries.choices) == ids
+    rt.entries.value = [ids[0]]
+    rt.remove_selected()
+    assert sorted(rt.entries.choices) == [e.id for e in cs.entries()] == ids[1:]
+
+
+# 3 -------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_resegmenting_after_use_and_roll_back_updates_layers_in_place(make_napari_viewer, qtbot, small_checkpoint):
+    from napari.layers import Labels
+
+    viewer = make_napari_viewer()
+    for key in SAMPLES:
+        viewer.open_sample(PLUGIN, key)
+    seg, rt = dock(viewer, "Segment"), dock(viewer, "Correct & retrain")
+    images = [viewer.layers[stem] for stem in SAMPLES.values()]
+    for layer in images:
+        seg.image.value = layer
+        segment(qtbot, seg)
+    edited = layer_of(viewer, images[0], MASK)
+    edited.data[:40, :40] = 1
+    edited.refresh()
+    kept = edited.data.copy()
+    viewed = images[2]
+    viewer.layers.selection.active = layer_of(viewer, viewed, MASK)
+    version = rt.models.store.add(small_checkpoint).version
+    rt.reset_choices()
+    counts = []
+    for action in ("use", "roll back", "use", "roll back"):
+        if action == "use":
+            rt.versions.value = version
+            wait(qtbot, rt.use_selected_version())
+        else:
+            wait(qtbot, rt.roll_back())
+        counts.append(len(viewer.layers))
+    assert len(set(counts)) == 1, counts  # the first round added one proposal layer; later rounds nothing
+    assert np.array_equal(edited.data, kept)  # the edit is kept
+    assert [x.name for x in layers_of(viewer, images[0], PROPOSAL)] == [f"{images[0].name} proposal"]
+    assert not any(layers_of(viewer, x, PROPOSAL) for x in images[1:])  # unedited masks updated in place
+    visible = [x for x in viewer.layers if isinstance(x, Labels) and x.visible and x.metadata.get("unetv2_role")]
+    assert all(x.metadata["unetv2_role"] == MASK for x in visible)  # no proposal drawn over the image viewed
+
+
+# 4 -------------------------------------------------------------------------------------------------------
+def test_attention_off_by_default_then_readable_when_asked(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    seg = dock(viewer, "Segment")
+    assert seg.attention.value is False
+    segment(qtbot, seg)
+    assert seg.last_result["attention"] == [] and not any("attention" in x.name for x in viewer.layers)
+    seg.attention.value = True
+    segment(qtbot, seg)
+    layers = seg.last_result["attention"]
+    assert len(layers) == 4
+    for layer in layers:
+        low, high = layer.contrast_limits
+        assert (low, high) != (0, 1) and layer.data.min() <= low < high <= layer.data.max() + 1e-6
+        assert layer.blending == "additive" and layer.opacity < 1 and not layer.visible
+
+
+# 5 -------------------------------------------------------------------------------------------------------
+def test_model_in_use_has_one_name_shown_everywhere_and_batch_can_choose(make_napari_viewer, qtbot, tmp_path,
+                                                                       small_checkpoint):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    seg, rt, batch = dock(viewer, "Segment"), dock(viewer, "Correct & retrain"), dock(viewer, "Batch folder")
+    for widget in (seg, rt, batch):
+        assert widget.model_line.value == BUNDLED_NAME
+    assert rt.versions.value == "bundled" and rt.versions.native.currentText() == BUNDLED_NAME
+    segment(qtbot, seg)
+    assert seg.model_line.value == BUNDLED_NAME  # the model line is not replaced by "done in"
+    version = rt.models.store.add(small_checkpoint).version
+    rt.reset_choices()
+    rt.versions.value = version
+    wait(qtbot, rt.use_selected_version())
+    for widget in (seg, rt, batch):
+        assert version in widget.model_line.value and "fine-tuned" in widget.model_line.value
+    assert rt.versions.value == version
+    wait(qtbot, rt.roll_back())
+    for widget in (seg, rt, batch):
+        assert widget.model_line.value == BUNDLED_NAME
+    assert rt.versions.value == "bundled"
+
+    rt.versions.value = version
+    wait(qtbot, rt.use_selected_version())  # a fine-tuned version in use; Batch picks the bundled one
+    assert version in batch.model_source.choices
+    batch.model_source.value = "bundled"
+    assert batch.model_line.value == BUNDLED_NAME
+    source = tmp_path / "in"
+    shutil.copytree(sample_data_dir() / "images", source)
+    batch.input.value, batch.output.value = str(source), str(tmp_path / "out")
+    run_until_idle(qtbot, batch)
+    assert {row["model_version"] for row in batch.last_summary.rows} == {read_config(bundled_checkpoint()).version}
+
+
+# 6 -------------------------------------------------------------------------------------------------------
+def test_batch_errors_are_one_line_messages_in_the_widget(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    batch = dock(viewer, "Batch folder")
+    source = tmp_path / "in"
+    shutil.copytree(sample_data_dir() / "images", source)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / f"{SAMPLES['polyp']}.png").write_bytes(b"an earlier result")
+    toasts = len(error_toasts())
+    batch.input.value, batch.output.value, batch.resume.value = str(source), str(tmp_path / "out"), False
+    batch.status.value = "text of an earlier run"
+    assert batch.run() is not None
+    assert "earlier run" not in batch.status.value and batch.progress.value == 0  # reset at the start
+    qtbot.waitUntil(lambda: not batch.busy, timeout=120_000)
+    message = batch.status.value.replace("\u200b", "")  # zero-width spaces let long ids wrap
+    assert message.startswith("error:") and "\n" not in message and "tick 'continue'" in message
+    assert "--continue" not in message
+    assert (tmp_path / "out" / f"{SAMPLES['polyp']}.png").read_bytes() == b"an earlier result"
+    batch.output.value = str(source)  # output folder = input folder
+    run_until_idle(qtbot, batch)
+    assert batch.status.value.startswith("error:") and "differ" in batch.status.value
+    assert len(error_toasts()) == toasts  # no traceback toast
+
+
+# 7 -------------------------------------------------------------------------------------------------------
+def test_status_lines_wrap_and_the_loss_plot_keeps_its_size_and_theme(make_napari_viewer):
+    viewer = make_napari_viewer()
+    seg, rt = dock(viewer, "Segment"), dock(viewer, "Correct & retrain")
+    width = seg.native.sizeHint().width()
+    seg.say("error: " + "a very long message about " * 30 + "/a/long/path/" * 20)
+    assert seg.status.native.wordWrap() and seg.native.sizeHint().width() <= width + 10
+    assert rt.plot.minimumHeight() >= 140 and rt.plot.height() >= 140
+    viewer.theme = "dark"
+    dark = rt.plot.figure.get_facecolor()
+    viewer.theme = "light"
+    light = rt.plot.figure.get_facecolor()
+    assert sum(dark[:3]) < 1.5 < sum(light[:3])  # follows the napari theme (was white on dark)
+
+
+# 8 -------------------------------------------------------------------------------------------------------
+def test_editing_friction(make_napari_viewer, qtbot, tmp_path, isolated_home):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    image = viewer.layers[SAMPLES["polyp"]]
+    seg, rt, batch = dock(viewer, "Segment"), dock(viewer, "Correct & retrain"), dock(viewer, "Batch folder")
+    steps = []
+    seg.progress.changed.connect(lambda value: steps.append(value))
+    segment(qtbot, seg)
+    mask = layer_of(viewer, image, MASK)
+    assert viewer.layers.selection.active is mask and mask.mode == "paint" and mask.selected_label == 1
+    assert seg.progress.max >= 3 and len(set(steps)) >= 3  # model loaded, segmented, layers shown
+    assert 0 < mask.opacity < 0.7 or mask.contour > 0  # translucent: the tissue stays visible
+    seg.display.value = "outline"
+    assert mask.contour > 0
+    assert viewer.layers.index(mask) > viewer.layers.index(seg.last_result["probability"])  # mask on top
+
+    drawn = viewer.add_labels(np.zeros(image.data.shape[:2], np.uint8), name="my own outline")  # a user's layer
+    drawn.data[50:120, 200:300] = 1
+    viewer.layers.selection.active = drawn
+    assert rt.image.value is image and rt.mask.value is drawn
+    entry = rt.accept_correction()
+    assert entry is not None
+    assert np.array_equal(read_mask(CorrectionSet(isolated_home / "corrections").root / entry.mask_file), drawn.data)
+
+    stack = np.random.default_rng(0).integers(0, 255, (3, 64, 64), dtype=np.uint8)
+    stack_layer = viewer.add_image(stack, name="stack")
+    labels = viewer.add_labels(np.zeros((3, 64, 64), np.uint8), name="stack mask")
+    labels.data[1, 10:30, 10:30] = 1
+    rt.image.value = stack_layer
+    rt.mask.value = labels
+    viewer.dims.set_current_step(0, 1)  # the slice on screen
+    entry = rt.accept_correction()
+    assert entry is not None and "slice 1" in rt.status.value, rt.status.value
+    stored = CorrectionSet(isolated_home / "corrections")
+    assert np.array_equal(read_image(stored.root / entry.image_file), stack[1])
+    assert np.array_equal(read_mask(stored.root / entry.mask_file), labels.data[1])
+
+    from napari.layers import Labels
+
+    source = tmp_path / "in"
+    shutil.copytree(sample_data_dir() / "images", source)
+    batch.input.value, batch.output.value, batch.open_results.value = str(source), str(tmp_path / "out"), True
+    before = list(viewer.layers)
+    run_until_idle(qtbot, batch)
+    opened = [x for x in viewer.layers if x not in before]
+    assert len(opened) == 3 and all(isinstance(x, Labels) for x in opened)
+
+
+def test_every_control_has_a_tooltip(make_napari_viewer):
+    from magicgui.widgets import Container
+
+    viewer = make_napari_viewer()
+    missing = []
+    for name in ("Segment", "Correct & retrain", "Batch folder", "Annotate a folder"):
+        widget = dock(viewer, name)
+        stack = list(widget)
+        while stack:
+            control = stack.pop()
+            if isinstance(control, Container):
+                stack.extend(control)
+            elif not control.tooltip:
+                missing.append(f"{name}: {control.label or control.name}")
+    assert not missing, missing
