@@ -133,3 +133,18 @@ def test_batch_widget_segments_a_folder(make_napari_viewer, qtbot, tmp_path):
     with qtbot.waitSignal(worker.finished, timeout=120_000):
         pass
     assert len(list((tmp_path / "out").glob("*.png"))) == 3 and "3 segmented" in widget.status.value
+
+
+def test_segment_can_use_the_bundled_skin_model_by_name(make_napari_viewer, qtbot):
+    from napari_unetv2.checkpoints import bundled_checkpoint, read_config
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "skin")
+    widget = dock(viewer)
+    skin_version = read_config(bundled_checkpoint("skin")).version
+    widget.model_source.value = next(value for value in widget.model_source.choices if str(value).endswith(":skin"))
+    assert f"bundled skin model ({skin_version})" in widget.model_line.value.replace("\u200b", "")
+    widget.image.value = viewer.layers[0]
+    run_and_wait(qtbot, widget)
+    mask = viewer.layers[f"{viewer.layers[0].name} mask"]
+    assert mask.metadata.get("model_version") == skin_version, widget.status.value

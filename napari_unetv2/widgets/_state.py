@@ -15,7 +15,8 @@ from typing import Optional
 
 from qtpy.QtCore import QObject, Signal
 
-from ..checkpoints import ModelStore, bundled_checkpoint, read_config
+from ..checkpoints import BUNDLED_MODELS, ModelStore, bundled_checkpoint, bundled_models, read_config
+from ..checkpoints.checkpoint import DEFAULT_BUNDLED
 from ..storage import default_model_store_dir
 
 IN_USE = "in use"  # a model choice meaning "whatever the store's pointer says when the work starts"
@@ -50,22 +51,37 @@ class _PredictorCache:
 PREDICTORS = _PredictorCache()
 
 
-@lru_cache(maxsize=1)
-def _bundled_version() -> Optional[str]:
-    path = bundled_checkpoint()
+@lru_cache(maxsize=None)
+def _bundled_version(name: str = DEFAULT_BUNDLED) -> Optional[str]:
+    path = bundled_checkpoint(name)
     return None if path is None else read_config(path).version
 
 
-def bundled_label() -> str:
-    """The bundled model's one name, everywhere: ``bundled polyp model (acd6352709f0)``."""
-    version = _bundled_version()
-    return "UNTRAINED model (no bundled weights installed)" if version is None else f"bundled polyp model ({version})"
+def bundled_choice(name: str) -> str:
+    """The ComboBox value of a bundled model other than the default: ``bundled:skin``."""
+    return BUNDLED if name == DEFAULT_BUNDLED else f"{BUNDLED}:{name}"
+
+
+def _bundled_name(choice) -> Optional[str]:
+    """The bundled model's name a choice means (None: not a bundled model)."""
+    if choice == BUNDLED:
+        return DEFAULT_BUNDLED
+    if isinstance(choice, str) and choice.startswith(f"{BUNDLED}:") and choice[len(BUNDLED) + 1:] in BUNDLED_MODELS:
+        return choice[len(BUNDLED) + 1:]
+    return None
+
+
+def bundled_label(name: str = DEFAULT_BUNDLED) -> str:
+    """A bundled model's one name, everywhere: ``bundled polyp model (acd6352709f0)``."""
+    version = _bundled_version(name)
+    return f"UNTRAINED model (no bundled {name} weights installed)" if version is None else f"bundled {name} model ({version})"
 
 
 def version_label(config) -> str:
-    """A stored version's one name (the bundled model keeps its own name even when copied into a store)."""
-    if config.version == _bundled_version():
-        return bundled_label()
+    """A stored version's one name (a bundled model keeps its own name even when copied into a store)."""
+    for name in BUNDLED_MODELS:
+        if config.version == _bundled_version(name):
+            return bundled_label(name)
     return f"fine-tuned {config.version} (from {config.parent or '-'})"
 
 
@@ -97,16 +113,16 @@ class ModelInUse(QObject):
         """Resolve a widget's model choice (IN_USE, BUNDLED, a stored version or a file path)."""
         if choice in (None, IN_USE):
             return self.store.current_checkpoint()
-        if choice == BUNDLED:
-            return bundled_checkpoint()
+        if _bundled_name(choice) is not None:
+            return bundled_checkpoint(_bundled_name(choice))
         if isinstance(choice, Path):
             return choice
         return self.store.path_of(choice)
 
     def label(self, choice=IN_USE) -> str:
         version = self.store.current if choice in (None, IN_USE) else choice
-        if version in (None, BUNDLED):
-            return bundled_label()
+        if version is None or _bundled_name(version) is not None:
+            return bundled_label(_bundled_name(version) or DEFAULT_BUNDLED)
         if isinstance(version, Path):
             return f"file {version.name}"
         configs = {c.version: c for c in self.store.versions()}
@@ -118,7 +134,8 @@ class ModelInUse(QObject):
 
     def choices(self) -> list[tuple[str, object]]:
         """(label, value) for a model ComboBox: the model in use first, then every model one can pick."""
-        found = [(f"in use: {self.label()}", IN_USE), (bundled_label(), BUNDLED)]
+        found = [(f"in use: {self.label()}", IN_USE)]
+        found += [(bundled_label(name), bundled_choice(name)) for name in bundled_models()]
         found += [(version_label(c), c.version) for c in self.store.versions()]
         return found
 
