@@ -218,14 +218,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from .engine.recipes import parse_override
     from .files import atomic_write_text
 
-    corrections = find_pairs(args.data).pairs
     replay = find_pairs(args.replay).pairs if args.replay else None
     prospective = None
     if (args.data / "provenance").is_dir():  # a correction set: its entries carry prospective scores
         from .corrections import CorrectionSet
         from .corrections.prospective import version_scores
 
-        prospective = version_scores(CorrectionSet(args.data))
+        correction_set = CorrectionSet(args.data)
+        corrections, prospective = correction_set.pairs(), version_scores(correction_set)
+        if not corrections:
+            raise ValueError(f"The correction set {args.data} has no entries.")
+    else:
+        corrections = find_pairs(args.data).pairs
     events = finetune.finetune_events(
         args.checkpoint, corrections, args.out, train_parts=args.train_parts, epochs=args.epochs,
         overrides=dict(parse_override(s) for s in args.set) or None, replay=replay, device=args.device,
