@@ -42,7 +42,13 @@ def split_for_evaluation(pairs: list, n_eval: int, seed: int) -> tuple[list, lis
 
 
 def draw_corrections(pool: list, k: int, draw: int, seed: int) -> list:
-    return random.Random(f"{seed}-{k}-{draw}").sample(pool, k)
+    """Draw ``draw`` of k images: seeded, and never the same set as an earlier draw of the same k."""
+    earlier = {frozenset(p.stem for p in draw_corrections(pool, k, d, seed)) for d in range(draw)}
+    rng = random.Random(f"{seed}-{k}-{draw}")
+    chosen = rng.sample(pool, k)
+    while frozenset(p.stem for p in chosen) in earlier and len(earlier) < len(pool):
+        chosen = rng.sample(pool, k)
+    return chosen
 
 
 def per_image_dice(checkpoint: Path, pairs: list) -> dict[str, float]:
