@@ -92,7 +92,7 @@ def one_round(start: Path, corrections: list, masks: dict):
         for pair in corrections:
             image, truth, shown = masks[pair.stem]
             correction_set.add(image, truth, source=pair.stem, model_version=version, predicted_mask=shown)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         events = retrain_events(store, correction_set)
         while True:
             try:
@@ -100,7 +100,7 @@ def one_round(start: Path, corrections: list, masks: dict):
             except StopIteration as finished:
                 outcome = finished.value
                 break
-        seconds = time.perf_counter() - t0
+        seconds = (time.perf_counter() - t0, time.process_time() - cpu0)
         # the evaluation reads the new version from the store, so keep the folder until the caller is done
         return outcome, correction_set.entries(), seconds, store, home
     except BaseException:
@@ -126,7 +126,7 @@ def rounds(args) -> int:
     for k in args.k:
         for draw in range(args.draws):
             corrections = draw_corrections(pool, k, draw, args.seed)
-            outcome, entries, seconds, store, home = one_round(start, corrections, masks)
+            outcome, entries, (seconds, cpu_seconds), store, home = one_round(start, corrections, masks)
             try:
                 after = per_image_dice(store.path_of(outcome.config.version), evaluation)
             finally:
@@ -137,13 +137,15 @@ def rounds(args) -> int:
                 "k": k, "draw": draw, "corrections": [p.stem for p in corrections],
                 "trained_on": len(result.trained_on), "held_out": len(result.held_out),
                 "dice_after": dice_after, "gain": dice_after - base, "round_seconds": round(seconds, 1),
+                "round_cpu_seconds": round(cpu_seconds, 1),
                 "prospective_dice": [e.prospective_dice for e in entries],
                 "parent_prospective": outcome.parent_prospective.as_dict(),
                 "adoption": outcome.adoption.reason,
                 "reference_dice_parent": reference.get("parent", {}).get("dice"),
                 "reference_dice_new": reference.get("new", {}).get("dice"),
             })
-            print(f"k={k} draw {draw}: Dice {base:.4f} -> {dice_after:.4f} ({dice_after - base:+.4f}) in {seconds:.1f} s; "
+            print(f"k={k} draw {draw}: Dice {base:.4f} -> {dice_after:.4f} ({dice_after - base:+.4f}) "
+                  f"in {seconds:.1f} s ({cpu_seconds:.1f} s CPU); "
                   f"trained on {len(result.trained_on)}, held out {len(result.held_out)}; "
                   f"prospective {outcome.parent_prospective.describe()}", flush=True)
 
@@ -153,25 +155,27 @@ def rounds(args) -> int:
         gain, gain_sd = _mean_sd([r["gain"] for r in mine])
         after, after_sd = _mean_sd([r["dice_after"] for r in mine])
         secs, secs_sd = _mean_sd([r["round_seconds"] for r in mine])
+        cpu = statistics.fmean(r["round_cpu_seconds"] for r in mine)
         prospective = mean_interval([d for r in mine for d in r["prospective_dice"]])
         forgetting = [r["reference_dice_new"] - r["reference_dice_parent"] for r in mine if r["reference_dice_new"] is not None]
         rows.append({"k": k, "draws": len(mine), "dice_before": base, "dice_after_mean": after, "dice_after_sd": after_sd,
                      "gain_mean": gain, "gain_sd": gain_sd, "gain_min": min(r["gain"] for r in mine),
-                     "round_seconds_mean": secs, "round_seconds_sd": secs_sd,
+                     "round_seconds_mean": secs, "round_seconds_sd": secs_sd, "round_cpu_seconds_mean": cpu,
                      "prospective": prospective.as_dict(), "prospective_text": prospective.describe(),
                      "reference_dice_change_mean": statistics.fmean(forgetting) if forgetting else None})
 
     machine = f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, {platform.node()}"
     print(f"\nmodel: {start}; data: {args.data}; {len(evaluation)} evaluation images (never corrected), "
           f"corrections drawn from the other {len(pool)}; {args.draws} draws per k; {machine}\n")
-    print("| k | Dice before | Dice after (mean ± sd) | gain (mean ± sd) | worst draw | round s (mean ± sd) "
+    print("| k | Dice before | Dice after (mean ± sd) | gain (mean ± sd) | worst draw | round s (mean ± sd) | round CPU s "
           "| prospective Dice of the starting model | polyp samples Dice change |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ref = r["reference_dice_change_mean"]
         print(f"| {r['k']} | {r['dice_before']:.3f} | {r['dice_after_mean']:.3f} ± {r['dice_after_sd']:.3f} "
               f"| {r['gain_mean']:+.3f} ± {r['gain_sd']:.3f} | {r['gain_min']:+.3f} "
-              f"| {r['round_seconds_mean']:.1f} ± {r['round_seconds_sd']:.1f} | {r['prospective_text']} "
+              f"| {r['round_seconds_mean']:.1f} ± {r['round_seconds_sd']:.1f} | {r['round_cpu_seconds_mean']:.1f} "
+              f"| {r['prospective_text']} "
               f"| {'-' if ref is None else f'{ref:+.3f}'} |")
     if args.json:
         Path(args.json).write_text(json.dumps({
