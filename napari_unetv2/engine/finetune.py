@@ -9,7 +9,7 @@ the same 60 evaluation images; ``benchmarks/compare_finetune_rules.py`` and
 ``benchmarks/bench_correct_retrain.py``, README "Benchmarks"):
 
 * **Train on every correction and keep the last epoch of the fixed schedule** (``finetune`` recipe:
-  20 epochs, poly decay to 0): Dice gain +0.450 +- 0.055, worst draw +0.372. The former default held
+  20 epochs, poly decay to 0): Dice gain +0.451 +- 0.055, worst draw +0.372. The former default held
   out 20% of the corrections (1 of 5) and kept the epoch that scored best on it: +0.132 +- 0.153,
   worst draw +0.038 -- on one image the selection is noise, it often kept a checkpoint next to the
   starting model, and it threw away a fifth of the few corrections there are. Keeping the epoch with
