@@ -78,14 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true")
     p.add_argument("--continue", dest="resume", action="store_true", help="skip images already finished")
 
-    f = sub.add_parser("finetune", help="fine-tune a checkpoint on a folder of (corrected) pairs")
+    f = sub.add_parser("finetune", help="fine-tune a checkpoint on a folder of (corrected) pairs",
+                       description="Trains on every pair (a held-out part is kept only when it would hold 10+ images) "
+                                   "and keeps the last epoch; defaults as in the retrain widget.")
     f.add_argument("--checkpoint", default=None,
                    help="start from this checkpoint or bundled model (polyp, skin; default: polyp)")
-    f.add_argument("--data", type=Path, required=True)
+    f.add_argument("--data", type=Path, required=True, help="folder of pairs, or a correction set (then its prospective "
+                                                           "scores are printed too)")
     f.add_argument("--out", type=Path, required=True)
-    f.add_argument("--train-parts", choices=["sdi-decoder", "all"], default="sdi-decoder")
+    f.add_argument("--train-parts", choices=["sdi-decoder", "all"], default=None,
+                   help="default: the finetune recipe's (sdi-decoder)")
     f.add_argument("--replay", type=Path, default=None, help="folder of earlier training pairs mixed in against forgetting")
-    f.add_argument("--epochs", type=int, default=None)
+    f.add_argument("--epochs", type=int, default=None, help="default: the finetune recipe's (20)")
     f.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     f.add_argument("--device", default="auto")
     for command in (t, e, p, f):  # --debug also after the command name
@@ -226,31 +230,61 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe_scores(label: str, scores: dict) -> str:
+    from .engine.intervals import MeanInterval
+
+    low, high = scores["dice_interval"]
+    return f"{label}: Dice {MeanInterval(scores['n'], scores['dice'], low, high).describe()}"
+
+
+def finetune_summary(result, prospective: Optional[dict] = None) -> list[str]:
+    """The figures after a round, each with its n and 95% interval; nothing shown as evidence on 1 image."""
+    from .engine.finetune import HOLDOUT_FRACTION, MIN_HELD_OUT
+
+    lines = [f"trained on {len(result.trained_on)} pairs (all of them: a held-out part is taken only when "
+             f"{HOLDOUT_FRACTION:.0%} of the pairs is {MIN_HELD_OUT}+ images)"
+             if not result.held_out else f"trained on {len(result.trained_on)} pairs; {len(result.held_out)} held out"]
+    if result.held_out:
+        lines += [_describe_scores("held-out, starting model", result.before), _describe_scores("held-out, new model", result.after)]
+    if prospective:
+        lines += ["prospective (each version's masks against the corrections of them, accepted while it was in use):"]
+        lines += [f"  {score.describe()}" for score in prospective.values()]
+    if result.reference:
+        lines += [_describe_scores("original-domain samples, starting model", result.reference["parent"]),
+                  _describe_scores("original-domain samples, new model", result.reference["new"])]
+    return lines
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from .engine.finetune import finetune_events
+    from .engine import finetune
     from .engine.pairs import find_pairs
-    from .engine.recipes import load_recipe, parse_override
+    from .engine.recipes import parse_override
     from .files import atomic_write_text
 
-    overrides = dict(parse_override(s) for s in args.set)
-    overrides["train_parts"] = args.train_parts
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
-    recipe = load_recipe("finetune", overrides)
-    corrections = find_pairs(args.data).pairs
     replay = find_pairs(args.replay).pairs if args.replay else None
     from .checkpoints import resolve_checkpoint
 
-    events = finetune_events(resolve_checkpoint(args.checkpoint), corrections, args.out, recipe, replay, device=args.device,
-                             command="unetv2 " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    prospective = None
+    if (args.data / "provenance").is_dir():  # a correction set: its entries carry prospective scores
+        from .corrections import CorrectionSet
+        from .corrections.prospective import version_scores
+
+        correction_set = CorrectionSet(args.data)
+        corrections, prospective = correction_set.pairs(), version_scores(correction_set)
+        if not corrections:
+            raise ValueError(f"The correction set {args.data} has no entries.")
+    else:
+        corrections = find_pairs(args.data).pairs
+    events = finetune.finetune_events(
+        resolve_checkpoint(args.checkpoint), corrections, args.out, train_parts=args.train_parts, epochs=args.epochs,
+        overrides=dict(parse_override(s) for s in args.set) or None, replay=replay, device=args.device,
+        command="unetv2 " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     result = drive_training(events, "finetune")
-    summary = {"checkpoint": str(result.checkpoint), "held_out": result.held_out,
-               "before": {k: result.before.get(k) for k in ("dice", "iou", "n")},
-               "after": {k: result.after.get(k) for k in ("dice", "iou", "n")}}
+    summary = {"checkpoint": str(result.checkpoint), "trained_on": result.trained_on, "held_out": result.held_out,
+               "held_out_before": result.before, "held_out_after": result.after, "reference": result.reference,
+               "prospective": {v: s.as_dict() for v, s in (prospective or {}).items()}}
     atomic_write_text(Path(args.out) / "finetune.json", json.dumps(summary, indent=1) + "\n")
-    if result.held_out:
-        print(f"held-out Dice: before {result.before['dice']:.4f} -> after {result.after['dice']:.4f} "
-              f"({len(result.held_out)} images)")
+    print("\n".join(finetune_summary(result, prospective)))
     print(f"new checkpoint: {result.checkpoint}")
     return 0
 

@@ -57,6 +57,7 @@ def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_
         rt.image.value = layer
         entry = rt.accept_correction()
         assert entry is not None and entry.model_version == start.version and entry.pixels_changed > 0
+        assert entry.prospective_dice is not None  # the shown mask scored against the correction at accept time
     assert len(rt.entries.choices) == 3
 
     rt.epochs.value = 2
@@ -65,7 +66,10 @@ def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_
     assert new is not None and new != start.version
     config = {c.version: c for c in store.versions()}[new]
     assert config.parent == start.version and config.recipe["name"] == "finetune"
-    assert "held_out_after" in config.metrics and "->" in rt.scores.value
+    # 3 corrections: all train, none held out (issue 10); the parent's prospective score and the
+    # original-domain reference scores are in the new version's JSON
+    assert config.training["trained_on"] and "held_out_after" not in config.metrics
+    assert config.metrics["parent_prospective"]["n"] == 3 and config.metrics["reference"]["new"]["n"] == 2
     assert rt.plot.losses and len(rt.plot.losses) > 0
 
     if store.current == new:  # switched automatically (held-out Dice did not drop): re-segmentation runs

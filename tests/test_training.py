@@ -123,7 +123,9 @@ def test_finetune_cli_writes_a_child_version(eight_pairs, tmp_path, small_checkp
     parent = json.loads(small_checkpoint.with_suffix(".json").read_text())
     child = json.loads((out / "best.json").read_text())
     assert child["parent"] == parent["version"] and child["version"] != parent["version"]
-    assert child["recipe"]["train_parts"] == "sdi-decoder" and summary["before"]["n"] == summary["after"]["n"] == 2
+    # 8 corrections: all train (no held-out part below 10 images), the last epoch is kept
+    assert child["recipe"]["train_parts"] == "sdi-decoder" and summary["held_out"] == [] and len(summary["trained_on"]) == 8
+    assert child["metrics"]["selected_on"].startswith("last epoch") and child["training"]["replay"] == 8
     assert child["input_size"] == [64, 64]
 
 

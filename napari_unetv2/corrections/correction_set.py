@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..engine.metrics import dice_iou_mae
 from ..engine.pairs import Pair
 from ..files import (
     UnsafePathError,
@@ -40,6 +41,10 @@ class Correction:
     seconds_spent: Optional[float]
     height: int
     width: int
+    # The model's mask as shown against the corrected one: a prospective test of model_version on an
+    # image it never saw (None when the shown mask was not passed, and in entries written before).
+    prospective_dice: Optional[float] = None
+    prospective_iou: Optional[float] = None
 
 
 ENTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")  # what add() makes: <time stamp>-<safe source>
@@ -110,8 +115,11 @@ class CorrectionSet:
         mask = np.asarray(corrected_mask)
         check_correction_arrays(image, mask)
         binary = (mask > 0).astype(np.uint8)
+        dice = iou = None
         if predicted_mask is not None and np.shape(predicted_mask) == mask.shape:
-            changed = int(np.count_nonzero(binary != (np.asarray(predicted_mask) > 0)))
+            shown = np.asarray(predicted_mask) > 0
+            changed = int(np.count_nonzero(binary != shown))
+            dice, iou, _ = dice_iou_mae(shown, binary > 0)
         else:
             changed = int(binary.sum())
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -129,7 +137,7 @@ class CorrectionSet:
         mask_file = f"masks/{entry_id}.png"
         write_png_atomic(self.root / mask_file, binary * 255)
         entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),
-                           changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1])
+                           changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou)
         atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")
         return entry
 

@@ -1,76 +1,85 @@
-"""One correct-and-retrain round: fine-tune the store's current model on the correction set, add the
-result to the store as a new version. Used by the retrain widget; ``unetv2 finetune`` runs the same
-fine-tuning routine on a folder.
+"""One correct-and-retrain round: fine-tune the store's current model on the whole correction set, add
+the result to the store as a new version. Used by the retrain widget; ``unetv2 finetune`` and the
+benchmark run the same fine-tuning routine (:func:`napari_unetv2.engine.finetune.finetune_events`,
+called through its module so that one function, with one set of defaults, serves them all).
+
+Rounds are continuous: round k+1 starts from the version in use (normally round k's result) and trains
+on every correction accepted so far. The new version's JSON records the prospective score of the
+version it started from (on the corrections of its masks), its held-out and original-domain scores,
+and the adoption decision (:func:`~napari_unetv2.corrections.adoption.should_adopt`). The caller puts
+the new version in use when ``outcome.adoption.adopt`` (the default) and shows ``adoption.reason``.
 
 Nothing is changed until the round completes: the run trains in a scratch folder
 (``<store>/runs/...``), removed if the round is cancelled; only then is the new version copied in.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Generator, Optional
 
-from ..checkpoints import ModelConfig, ModelStore, config_path_for, read_config
-from ..engine.finetune import FinetuneResult, finetune_events
+from ..checkpoints import ModelConfig, ModelStore, read_config
+from ..engine import finetune
 from ..engine.loop import TrainEvent
 from ..engine.pairs import Pair
-from ..engine.recipes import load_recipe
-from ..files import atomic_write_text
+from .adoption import AdoptionDecision, should_adopt
 from .correction_set import CorrectionSet
+from .prospective import ProspectiveScore, score_of
 
 
 @dataclass
 class RetrainOutcome:
-    """A finished round: the fine-tuning result and the config of the new version now in the store."""
+    """A finished round: the fine-tuning result, the config of the new version now in the store, the
+    prospective score of the version the round started from, and whether to put the new one in use."""
 
-    result: FinetuneResult
+    result: finetune.FinetuneResult
     config: ModelConfig
+    parent_prospective: ProspectiveScore
+    adoption: AdoptionDecision
 
 
 def retrain_events(
     store: ModelStore,
     corrections: CorrectionSet,
-    train_parts: str = "sdi-decoder",
+    train_parts: Optional[str] = None,
     epochs: Optional[int] = None,
     replay: Optional[list[Pair]] = None,
     device: str = "auto",
     overrides: Optional[dict] = None,
 ) -> Generator[TrainEvent, None, RetrainOutcome]:
-    """Yields the training events; returns the :class:`RetrainOutcome` (the generator's return value)."""
+    """Yields the training events; returns the :class:`RetrainOutcome` (the generator's return value).
+    ``train_parts``/``epochs`` None: the ``finetune`` recipe's values (as for ``unetv2 finetune``)."""
     pairs = corrections.pairs()
     if not pairs:
         raise ValueError("The correction set is empty: accept at least one corrected mask first.")
     start = store.current_checkpoint()
     if start is None:
         raise ValueError("No model to fine-tune: no bundled weights are installed and the store is empty.")
-    settings = {"train_parts": train_parts, **(overrides or {})}
-    if epochs is not None:
-        settings["epochs"] = epochs
-    recipe = load_recipe("finetune", settings)
+    parent_score = score_of(corrections, read_config(start).version)
     (store.root / "runs").mkdir(exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=store.root / "runs", prefix="round-"))
     try:
-        result = yield from finetune_events(
-            start, pairs, scratch, recipe, replay, device=device, resumable=False,
-            command=f"retrain widget: {len(pairs)} corrections from {corrections.root}")
-        _record_held_out_scores(result)
-        return RetrainOutcome(result, store.add(result.checkpoint))
+        result = yield from finetune.finetune_events(
+            start, pairs, scratch, train_parts=train_parts, epochs=epochs, overrides=overrides, replay=replay,
+            device=device, resumable=False, command=f"retrain widget: {len(pairs)} corrections from {corrections.root}")
+        adoption = _adoption(result)
+        _record_round(result, parent_score, adoption)
+        return RetrainOutcome(result, store.add(result.checkpoint), parent_score, adoption)
     finally:
         # On success the store holds its own copy; when cancelled or failed, the store and the
         # correction set were never touched and the scratch run goes.
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _record_held_out_scores(result: FinetuneResult) -> None:
-    """Write the before/after held-out scores into the new checkpoint's JSON before it enters the store."""
-    if not result.held_out:
-        return
-    config = read_config(result.checkpoint)
-    config.metrics["held_out_images"] = result.held_out
-    config.metrics["held_out_before"] = {k: result.before[k] for k in ("dice", "iou", "n")}
-    config.metrics["held_out_after"] = {k: result.after[k] for k in ("dice", "iou", "n")}
-    atomic_write_text(config_path_for(result.checkpoint), json.dumps(asdict(config), indent=2, default=list) + "\n")
+def _adoption(result: finetune.FinetuneResult) -> AdoptionDecision:
+    names = sorted(result.after.get("images", {}))
+    return should_adopt([result.before["images"][n]["dice"] for n in names],
+                        [result.after["images"][n]["dice"] for n in names])
+
+
+def _record_round(result: finetune.FinetuneResult, parent_score: ProspectiveScore, adoption: AdoptionDecision) -> None:
+    """The parent's prospective score and the adoption decision into the new checkpoint's JSON."""
+    finetune.record_metrics(result.checkpoint, {"parent_prospective": parent_score.as_dict(),
+                                                "adoption": {"adopt": adoption.adopt, "reason": adoption.reason}})

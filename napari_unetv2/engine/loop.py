@@ -79,6 +79,10 @@ class TrainJob:
     # Resume state and curves every epoch; a short fine-tuning round in the GUI needs neither (and
     # rendering a PNG holds the GIL long enough to stall napari's event loop).
     resumable: bool = True
+    # Which epoch becomes BEST: "best" = the best validation Dice (the lowest train loss without a
+    # validation set), "last" = the end of the schedule (fine-tuning on a few corrections: no epoch is
+    # selected on a handful of images; see engine/finetune.py).
+    keep: Literal["best", "last"] = "best"
 
 
 def _distributed() -> tuple[int, int]:
@@ -398,9 +402,15 @@ def end_of_epoch(run: TrainingRun, epoch: int, losses: list[float], seconds: flo
             record.update({f"val_{k}": scores[k] for k in ("dice", "iou", "mae", "hd95")})
         run.history.append(record)
         score = record.get("val_dice", -record["train_loss"])
-        if score > run.best:
-            run.best = score
-            run.config.metrics = {"selected_on": "validation" if job.val_pairs else "train loss (no validation set)",
+        if job.keep == "last":
+            keep = epoch == run.recipe.epochs
+            selected_on = "last epoch of the fixed schedule (no selection)"
+        else:
+            keep = score > run.best
+            selected_on = "validation" if job.val_pairs else "train loss (no validation set)"
+        if keep:
+            run.best = max(run.best, score)
+            run.config.metrics = {"selected_on": selected_on,
                                   "epoch": epoch, **{k: v for k, v in record.items() if k.startswith("val_")}}
             run.config.training = {**run.config.training, "epochs_trained": epoch}
             save_checkpoint(run.model, run.out_dir / BEST, run.config)

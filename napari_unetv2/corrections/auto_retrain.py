@@ -1,0 +1,41 @@
+"""When an automatic retrain round is due: every N corrections accepted since the last round.
+
+"Since the last round" is read from disk, not counted in memory: a version's JSON lists the
+corrections it trained on (``training.trained_on`` and ``training.held_out``), so the count survives restarts, and after a
+roll-back the corrections the restored version never saw count again. Qt-free: the widget asks
+:meth:`AutoRetrainPolicy.due` after each accepted correction and starts a round in its worker.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from .correction_set import CorrectionSet
+
+
+def seen_by(checkpoint: Optional[Path]) -> set[str]:
+    """The correction ids (file stems) the checkpoint's round used: trained on or held out (a held-out
+    correction is not new to the next round either). Empty for the bundled model."""
+    if checkpoint is None:
+        return set()
+    from ..checkpoints import read_config  # reads JSON only, but the checkpoints package imports torch
+
+    training = read_config(checkpoint).training
+    return set(training.get("trained_on", [])) | set(training.get("held_out", []))
+
+
+@dataclass(frozen=True)
+class AutoRetrainPolicy:
+    every_n: int
+
+    def __post_init__(self) -> None:
+        if self.every_n < 1:
+            raise ValueError(f"Retrain every N corrections needs N >= 1, not {self.every_n}.")
+
+    def pending(self, correction_set: CorrectionSet, seen: set[str]) -> int:
+        """Corrections accepted since the round that made the model in use (those it has not seen)."""
+        return sum(1 for e in correction_set.entries() if e.id not in seen)
+
+    def due(self, correction_set: CorrectionSet, checkpoint_in_use: Optional[Path]) -> bool:
+        return self.pending(correction_set, seen_by(checkpoint_in_use)) >= self.every_n
