@@ -59,6 +59,11 @@ def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_
         assert entry is not None and entry.model_version == start.version and entry.pixels_changed > 0
         assert entry.prospective_dice is not None  # the shown mask scored against the correction at accept time
     assert len(rt.entries.choices) == 3
+    # The model line and the versions list show the prospective score of the model in use, with n and interval.
+    line = rt.model_line.value.replace("\u200b", "")
+    assert "prospective Dice" in line and "on 3 images" in line, line
+    labels = [rt.versions.native.itemText(i) for i in range(rt.versions.native.count())]
+    assert any("prospective Dice" in label and "on 3 images" in label for label in labels), labels
 
     rt.epochs.value = 2
     wait(qtbot, rt.retrain())

@@ -33,15 +33,16 @@ def round_job(store, corrections: CorrectionSet, cancel: threading.Event, **para
     return job
 
 
-def should_adopt(config) -> bool:
-    """Never switch to a model that scored worse on the held-out corrections without being asked."""
-    before = config.metrics.get("held_out_before", {}).get("dice")
-    after = config.metrics.get("held_out_after", {}).get("dice")
-    return before is None or after is None or after >= before
-
-
 def describe_scores(result) -> str:
-    before, after = result.before.get("dice"), result.after.get("dice")
-    if before is None:
-        return "no held-out corrections (accept 3 or more to score)"
-    return f"{before:.3f} -> {after:.3f} on {len(result.held_out)} held-out image(s)"
+    """The round's held-out figures, each with its n and 95% interval; with few corrections there is no
+    held-out part (every correction trains) and the trustworthy score is the prospective one."""
+    from ..engine.intervals import MeanInterval
+
+    if not result.held_out:
+        return ("no held-out part: every correction trained (the prospective score on the model line is "
+                "the one to trust)")
+
+    def dice(scores: dict) -> str:
+        return MeanInterval(scores["n"], scores["dice"], *scores["dice_interval"]).describe()
+
+    return f"held-out Dice {dice(result.before)} -> {dice(result.after)}"

@@ -17,7 +17,7 @@ from qtpy.QtCore import QObject, Signal
 
 from ..checkpoints import BUNDLED_MODELS, ModelStore, bundled_checkpoint, bundled_models, read_config
 from ..checkpoints.checkpoint import DEFAULT_BUNDLED
-from ..storage import default_model_store_dir
+from ..storage import default_corrections_dir, default_model_store_dir
 
 IN_USE = "in use"  # a model choice meaning "whatever the store's pointer says when the work starts"
 BUNDLED = "bundled"
@@ -85,15 +85,40 @@ def version_label(config) -> str:
     return f"fine-tuned {config.version} (from {config.parent or '-'})"
 
 
-def prospective_note(version: Optional[str]) -> str:
-    """The prospective score of a version (issue 10's ``corrections.prospective.version_scores``), as
-    text; empty while no score is known. The lead wires the scores in here after merging."""
-    return ""
+_SCORES_CACHE: dict = {}
 
 
-def model_text(label: str, version: Optional[str]) -> str:
+def _version_scores(corrections_dir: Path) -> dict:
+    """Per-version prospective scores of a correction set, read again only when the set changed (the
+    model line is refreshed on the GUI thread)."""
+    from ..corrections import CorrectionSet
+    from ..corrections.prospective import version_scores
+
+    provenance = Path(corrections_dir) / "provenance"
+    try:
+        stamp = provenance.stat().st_mtime_ns
+    except OSError:
+        return {}
+    key = str(provenance)
+    if _SCORES_CACHE.get(key, (None,))[0] != stamp:
+        _SCORES_CACHE[key] = (stamp, version_scores(CorrectionSet(corrections_dir)))
+    return _SCORES_CACHE[key][1]
+
+
+def prospective_note(version: Optional[str], corrections_dir: Optional[Path]) -> str:
+    """A version's prospective score (its masks against the corrections accepted while it was in use,
+    with n and a 95% interval) as text; empty while there is none."""
+    if version is None or corrections_dir is None:
+        return ""
+    score = _version_scores(corrections_dir).get(version)
+    if score is None or score.n == 0:
+        return ""
+    return "prospective Dice " + score.dice.describe()
+
+
+def model_text(label: str, version: Optional[str], corrections_dir: Optional[Path] = None) -> str:
     """The one place the "model in use" line is made: name + version (+ prospective score)."""
-    note = prospective_note(version)
+    note = prospective_note(version, corrections_dir)
     return label + (f"; {note}" if note else "")
 
 
@@ -103,6 +128,8 @@ class ModelInUse(QObject):
     def __init__(self, store_dir: Path):
         super().__init__()
         self.store = ModelStore(store_dir)
+        # The correction set whose prospective scores the model line shows (the widgets set the one chosen).
+        self.corrections_dir: Optional[Path] = default_corrections_dir()
 
     @property
     def version(self) -> Optional[str]:
@@ -128,9 +155,15 @@ class ModelInUse(QObject):
         configs = {c.version: c for c in self.store.versions()}
         return version_label(configs[version]) if version in configs else f"missing version {version}"
 
-    def text(self, choice=IN_USE) -> str:
+    def version_id(self, choice=IN_USE) -> Optional[str]:
+        """The version id a choice runs (a bundled model's own id too); None for a file."""
         version = self.store.current if choice in (None, IN_USE) else choice
-        return model_text(self.label(choice), version if isinstance(version, str) else None)
+        if version is None or _bundled_name(version) is not None:
+            return _bundled_version(_bundled_name(version) or DEFAULT_BUNDLED)
+        return version if isinstance(version, str) else None
+
+    def text(self, choice=IN_USE) -> str:
+        return model_text(self.label(choice), self.version_id(choice), self.corrections_dir)
 
     def choices(self) -> list[tuple[str, object]]:
         """(label, value) for a model ComboBox: the model in use first, then every model one can pick."""

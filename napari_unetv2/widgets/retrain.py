@@ -31,8 +31,8 @@ from ._layers import (
     spatial_shape,
 )
 from ._loss_plot import LossPlot
-from ._rounds import describe_scores, fmt_eta, round_job, should_adopt
-from ._state import BUNDLED, IN_USE
+from ._rounds import describe_scores, fmt_eta, round_job
+from ._state import BUNDLED, IN_USE, prospective_note
 from .segment import follow_active_image
 
 
@@ -125,6 +125,10 @@ class RetrainWidget(WorkerWidget):
     def refresh_entries(self, _=None) -> None:
         self.entries.reset_choices()
         self.entries.value = []
+        # The model line and the versions list show prospective scores from this set.
+        self.models.corrections_dir = Path(self.folder.value)
+        self.refresh_model_line()
+        self.versions.reset_choices()
 
     # ---- corrections -------------------------------------------------------------------------------
     def accept_correction(self, _=None):
@@ -168,7 +172,11 @@ class RetrainWidget(WorkerWidget):
 
     # ---- versions ------------------------------------------------------------------------------------
     def _version_choices(self, _=None) -> list:
-        return self.models.choices()[1:]  # bundled + stored versions (the "in use" entry is the status)
+        choices = []
+        for label, value in self.models.choices()[1:]:  # bundled + stored versions (the "in use" entry is the status)
+            note = prospective_note(self.models.version_id(value), self.models.corrections_dir)
+            choices.append((f"{label}; {note}" if note else label, value))
+        return choices
 
     def model_choice(self):
         return IN_USE
@@ -276,11 +284,10 @@ class RetrainWidget(WorkerWidget):
         self.last_version = config.version
         self.scores.value = describe_scores(outcome.result)
         self.reset_choices()
-        if not should_adopt(config):
+        if not outcome.adoption.adopt:  # only on evidence: 10+ held-out images show the new one worse
             self.versions.value = config.version
-            self.say(f"new version {config.version} scored lower on the held-out corrections; the current model "
-                     "stays in use ('Use this version' to switch anyway)")
+            self.say(outcome.adoption.reason)
             return
         self.models.use(config.version)
-        self.say(f"now using {self.models.label()}; re-segmenting open images ('Roll back' to undo)")
+        self.say(f"{outcome.adoption.reason}: {self.models.label()}; re-segmenting open images ('Roll back' to undo)")
         self.resegment()

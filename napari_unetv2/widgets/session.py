@@ -19,6 +19,7 @@ from qtpy.QtCore import QObject, Signal
 
 from ..annotation import AnnotationSession, DuplicateCorrection, store_correction
 from ..corrections import CorrectionSet
+from ..corrections.auto_retrain import AutoRetrainPolicy
 from ..files import read_image
 from ..storage import data_home, default_corrections_dir
 from ._base import WorkerWidget, wrapping_label
@@ -38,7 +39,7 @@ from ._layers import (
     show_prediction,
     start_mask,
 )
-from ._rounds import describe_scores, fmt_eta, round_job, should_adopt
+from ._rounds import describe_scores, fmt_eta, round_job
 
 
 class _Stored(QObject):
@@ -357,14 +358,21 @@ class SessionWidget(WorkerWidget):
         stored, note = result
         if stored is not None:
             self.accepted_since_retrain += 1
+            self.models.corrections_dir = Path(self.corrections.value)
+            self.refresh_model_line()  # the prospective score now counts this correction
             self.retrain_if_due()
         self._update_where()
         self.say(f"{path.name}: {note}")
 
     # ---- automatic retraining ----------------------------------------------------------------------------
     def retrain_if_due(self):
-        """Start a background retrain round when N corrections were accepted since the last one."""
-        if not self.auto_retrain.value or self.accepted_since_retrain < int(self.retrain_every.value) or self.busy:
+        """Start a background retrain round when the model in use has not seen N of the set's corrections
+        (read from disk by the policy, so it holds across restarts and roll-backs) and one was accepted
+        since the last round started (so a version that was not adopted does not retrain in a loop)."""
+        if not self.auto_retrain.value or self.accepted_since_retrain == 0 or self.busy:
+            return None
+        policy = AutoRetrainPolicy(int(self.retrain_every.value))
+        if not policy.due(CorrectionSet(Path(self.corrections.value)), self.models.store.current_checkpoint()):
             return None
         return self.start_retrain()
 
@@ -389,11 +397,11 @@ class SessionWidget(WorkerWidget):
             return
         self.retrain_rounds += 1
         scores = describe_scores(outcome.result)
-        if not should_adopt(outcome.config):
-            self.say(f"retrained version {outcome.config.version} scored lower ({scores}); the model in use stays")
+        if not outcome.adoption.adopt:  # only on evidence: 10+ held-out images show the new one worse
+            self.say(f"{outcome.adoption.reason} ({scores})")
             return
         self.models.use(outcome.config.version)  # every widget hears of it; this one re-segments (below)
-        self.say(f"now using {self.models.label()} ({scores})")
+        self.say(f"{outcome.adoption.reason}: {self.models.label()}")
 
     def _on_finished(self) -> None:
         super()._on_finished()
