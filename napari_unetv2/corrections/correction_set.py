@@ -32,6 +32,7 @@ class Correction:
     seconds_spent: Optional[float]
     height: int
     width: int
+    clicks: Optional[int] = None  # click corrections in effect when accepted (None: not made with clicks)
 
 
 def _safe(name: str) -> str:
@@ -52,6 +53,7 @@ class CorrectionSet:
         model_version: str = "",
         predicted_mask: Optional[np.ndarray] = None,
         seconds_spent: Optional[float] = None,
+        clicks: Optional[int] = None,
     ) -> Correction:
         """Store one corrected pair; refuses (ValueError) shapes that do not match or are not 2-D."""
         image = np.asarray(image)
@@ -80,7 +82,7 @@ class CorrectionSet:
         mask_file = f"masks/{entry_id}.png"
         write_png_atomic(self.root / mask_file, binary * 255)
         entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),
-                           changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1])
+                           changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], clicks)
         atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")
         return entry
 
