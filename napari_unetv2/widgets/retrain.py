@@ -20,6 +20,7 @@ from ..corrections import CorrectionSet
 from ..corrections.retrain import retrain_events
 from ..devices import available_devices
 from ..engine.pairs import find_pairs
+from ..interactive import CLICKS_METADATA
 from ..storage import default_corrections_dir, default_model_store_dir
 from ._layers import PREDICTED_AT, PREDICTED_MASK, show_prediction
 from ._loss_plot import LossPlot
@@ -109,6 +110,7 @@ class RetrainWidget(Container):
                 model_version=mask_layer.metadata.get("model_version", ""),
                 predicted_mask=mask_layer.metadata.get(PREDICTED_MASK),
                 seconds_spent=round(time.time() - started, 1) if started else None,
+                clicks=mask_layer.metadata.get(CLICKS_METADATA),
             )
         except (ValueError, OSError) as err:
             self.status.value = f"not accepted: {err}"
