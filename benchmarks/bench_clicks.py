@@ -14,6 +14,7 @@ and after. Latency: each click on the 1232x1048 frames of ``polypgen_fullres`` i
 
     nice -n 10 .venv/bin/python benchmarks/bench_clicks.py            # everything; table + JSON in benchmarks/results/
     .venv/bin/python benchmarks/bench_clicks.py --limit 20 --no-retrain   # a quick look
+    xvfb-run -a .venv/bin/python benchmarks/bench_clicks.py --widget     # click latency through the widget
 """
 from __future__ import annotations
 
@@ -49,10 +50,13 @@ def iou(mask: np.ndarray, truth: np.ndarray) -> float:
     return dice_iou_mae(mask > 0, truth > 0)[1]
 
 
-def start_session(predictor: Predictor, image: np.ndarray) -> ClickSession:
+def proposal_session(prediction) -> ClickSession:
     """What the user has after pressing Segment and opening the click tools: the proposal and its probability."""
-    prediction = predictor.predict(image)
     return ClickSession(prediction.mask.copy(), prediction.probability, threshold=prediction.info["threshold"])
+
+
+def start_session(predictor: Predictor, image: np.ndarray) -> ClickSession:
+    return proposal_session(predictor.predict(image))
 
 
 def truth_box(truth: np.ndarray, margin: int) -> tuple[int, int, int, int]:
@@ -91,16 +95,19 @@ def summarise(curves: list[list[float]]) -> dict:
 def dataset_rows(predictor: Predictor, folder: Path, limit: int | None, box_margin: int) -> list[dict]:
     pairs = sorted(find_pairs(folder).pairs, key=lambda p: p.stem)[:limit]
     plain, boxed, box_ms = [], [], []
-    for pair in pairs:
+    for n, pair in enumerate(pairs, start=1):
         image, truth = read_image(pair.image), read_mask(pair.mask)
-        plain.append(click_until(start_session(predictor, image), truth, MAX_CLICKS))
+        prediction = predictor.predict(image)  # one proposal for both starts
+        plain.append(click_until(proposal_session(prediction), truth, MAX_CLICKS))
         if truth.any():
-            session = start_session(predictor, image)
+            session = proposal_session(prediction)
             box = truth_box(truth, box_margin)
             started = time.perf_counter()
             session.box(*box, box_probability(predictor, image, box, session.probability))
             box_ms.append((time.perf_counter() - started) * 1000)
             boxed.append(click_until(session, truth, MAX_CLICKS))
+        if n % 25 == 0:
+            print(f"  {folder.name}: {n}/{len(pairs)} images", flush=True)
     name = f"{folder.parent.name}/{folder.name}"
     return [{"data": name, "start": "proposal", **summarise(plain)},
             {"data": name, "start": f"proposal + box (GT box + {box_margin} px)", **summarise(boxed),
@@ -163,6 +170,60 @@ def latency(predictor: Predictor, folder: Path) -> dict:
             "undo_ms_median": statistics.median(undos), "undo_ms_max": max(undos)}
 
 
+def widget_latency(args) -> int:
+    """Milliseconds per click through the widget in a real viewer (session + mask layer refresh + Qt events)."""
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    import napari_unetv2.widgets  # noqa: F401  (the import guard, before the viewer exists)
+    from napari_unetv2.widgets._layers import show_prediction
+    from napari_unetv2.widgets.clicks import ClickWidget
+    from napari_unetv2.widgets.segment import get_predictor
+
+    viewer = napari.Viewer(show=True)
+    widget = ClickWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    predictor = get_predictor(args.checkpoint, "cpu")
+    clicks, undos = [], []
+    for pair in sorted(find_pairs(args.latency_data).pairs, key=lambda p: p.stem):
+        image, truth = read_image(pair.image), read_mask(pair.mask)
+        if image.shape[:2] != (1048, 1232):
+            continue
+        layer = viewer.add_image(image, name=pair.stem, rgb=True)
+        show_prediction(viewer, layer, predictor.predict(image), predictor.config.version)
+        widget.reset_choices()
+        widget.image.value = layer
+        widget.start()
+        mask = viewer.layers[f"{pair.stem} mask"]
+        QApplication.processEvents()
+        for _ in range(MAX_CLICKS):
+            click = next_click(mask.data, truth)
+            if click is None:
+                break
+            started = time.perf_counter()
+            widget.click(click.y, click.x, positive=click.positive)
+            QApplication.processEvents()
+            clicks.append((time.perf_counter() - started) * 1000)
+        while widget.session().history:
+            started = time.perf_counter()
+            widget.undo()
+            QApplication.processEvents()
+            undos.append((time.perf_counter() - started) * 1000)
+    viewer.close()
+    ordered = sorted(clicks)
+    result = {"frames": "1232x1048", "clicks": len(clicks), "click_ms_median": statistics.median(clicks),
+              "click_ms_p95": ordered[int(0.95 * (len(ordered) - 1))], "click_ms_max": ordered[-1],
+              "undo_ms_median": statistics.median(undos), "undo_ms_max": max(undos), "machine": args.machine}
+    line = (f"Through the widget in a viewer (click + mask layer refresh + Qt events), {result['frames']} frames, "
+            f"{result['clicks']} clicks: median {result['click_ms_median']:.1f} ms, p95 {result['click_ms_p95']:.1f} ms, "
+            f"max {result['click_ms_max']:.1f} ms; undo median {result['undo_ms_median']:.1f} ms, max {result['undo_ms_max']:.1f} ms.")
+    print(line)
+    out = args.out.with_name(args.out.name + "_widget")
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".md").write_text(f"`xvfb-run -a nice -n 10 .venv/bin/python benchmarks/bench_clicks.py --widget`\n\n{line}\n")
+    return 0
+
+
 def markdown(rows: list[dict], speed: dict | None, machine: str) -> str:
     lines = [f"Machine: {machine}.", "",
              "| data | start | images | NoC@85 | NoC@90 | not at 0.90 after 20 | IoU@0 | IoU@1 | IoU@3 | IoU@5 |",
@@ -179,7 +240,7 @@ def markdown(rows: list[dict], speed: dict | None, machine: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, nargs="+", default=[DATA / "polypgen" / "val", DATA / "ph2" / "dev"])
+    parser.add_argument("--data", type=Path, nargs="*", default=[DATA / "polypgen" / "val", DATA / "ph2" / "dev"])
     parser.add_argument("--retrain-data", type=Path, default=DATA / "ph2" / "dev")
     parser.add_argument("--latency-data", type=Path, default=DATA / "polypgen_fullres")
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: the bundled model")
@@ -189,14 +250,17 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--machine", default="2-core CPU shared with other work")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "clicks")
+    parser.add_argument("--widget", action="store_true", help="time clicks through the widget in a viewer (needs a display)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.widget:
+        return widget_latency(args)
     predictor = Predictor(args.checkpoint, device="cpu")
     rows = []
     for folder in args.data:
         rows += dataset_rows(predictor, folder, args.limit, args.box_margin)
         print(markdown(rows, None, args.machine), flush=True)
-    speed = latency(predictor, args.latency_data) if args.latency_data.exists() else None
+    speed = latency(predictor, args.latency_data) if args.latency_data.is_dir() else None
     retrain = None
     if not args.no_retrain:
         with tempfile.TemporaryDirectory(prefix="clicks-retrain-") as work:

@@ -21,7 +21,7 @@ and clicks act on the same pixels); undo restores exactly the pixels a click cha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class ClickSession:
     def __init__(self, mask: np.ndarray, probability: np.ndarray, threshold: float = 0.5, low: float = 0.2,
                  high: float = 0.8, floor: float = 0.02, radius_fraction: float = 0.1,
                  fill_fraction: float = 0.1, blob_factor: float = 2.0, use_probability: bool = True,
-                 reach_factor: float = 2.5):
+                 reach_factor: float = 2.5, write: Optional[Callable[[tuple, object], None]] = None):
         mask = np.asarray(mask)
         probability = np.asarray(probability, dtype=np.float32)
         if mask.ndim != 2 or mask.shape != probability.shape:
@@ -54,7 +54,9 @@ class ClickSession:
                              f"got {mask.shape} and {probability.shape}.")
         if not 0.0 <= floor <= low <= threshold <= high <= 1.0:
             raise ValueError(f"Need 0 <= floor <= low <= threshold <= high <= 1; got {floor}, {low}, {threshold}, {high}.")
-        self.mask = mask  # edited in place
+        self.mask = mask  # edited in place, through ``write(indices, values)`` when given (e.g. napari's
+        # ``Labels.data_setitem``, which redraws only the changed pixels and keeps the layer's own history)
+        self._write = write or self._set
         self.probability = probability.copy()  # a box rewrites part of it
         self.threshold, self.low, self.high, self.floor = threshold, low, high, floor
         side = max(mask.shape)
@@ -74,6 +76,16 @@ class ClickSession:
             raise ValueError(f"The click ({y:.0f}, {x:.0f}) is outside the {self.mask.shape[0]}x{self.mask.shape[1]} image.")
         return iy, ix
 
+    def _set(self, indices: tuple, values) -> None:
+        self.mask[indices] = values
+
+    def _replace(self, win: tuple[slice, slice], new: np.ndarray) -> int:
+        """Write ``new`` into the window (only the pixels that differ); returns how many changed."""
+        rows, cols = np.nonzero(self.mask[win] != new)
+        if rows.size:
+            self._write((rows + win[0].start, cols + win[1].start), new[rows, cols])
+        return int(rows.size)
+
     def _apply(self, kind: str, win: tuple[slice, slice], region: np.ndarray, value: int, point) -> Edit:
         rows, cols = np.nonzero(region & (self.mask[win] != value))
         if rows.size == 0:
@@ -83,7 +95,7 @@ class ClickSession:
                    slice(win[1].start + cols.min(), win[1].start + cols.max() + 1))
         edit = Edit(kind, box, self.mask[box].copy(), point=point, pixels=int(rows.size))
         if rows.size:
-            self.mask[win[0].start + rows, win[1].start + cols] = value
+            self._write((win[0].start + rows, win[1].start + cols), value)
         self.history.append(edit)
         return edit
 
@@ -149,10 +161,8 @@ class ClickSession:
                 or top < 0 or left < 0:
             raise ValueError(f"Box ({top}, {left}, {bottom}, {right}) and its probability {probability.shape} do not fit "
                              f"the {self.mask.shape[0]}x{self.mask.shape[1]} image.")
-        new = (probability >= self.threshold).astype(self.mask.dtype)
-        edit = Edit("box", win, self.mask[win].copy(), self.probability[win].copy(), point=(top, left, bottom, right),
-                    pixels=int(np.count_nonzero(new != self.mask[win])))
-        self.mask[win] = new
+        edit = Edit("box", win, self.mask[win].copy(), self.probability[win].copy(), point=(top, left, bottom, right))
+        edit.pixels = self._replace(win, (probability >= self.threshold).astype(self.mask.dtype))
         self.probability[win] = probability
         self.history.append(edit)
         return edit
@@ -162,7 +172,7 @@ class ClickSession:
         if not self.history:
             return None
         edit = self.history.pop()
-        self.mask[edit.window] = edit.previous_mask
+        self._replace(edit.window, edit.previous_mask)
         if edit.previous_probability is not None:
             self.probability[edit.window] = edit.previous_probability
         return edit

@@ -66,7 +66,7 @@ class ClickWidget(Container):
             if probability.shape != mask.data.shape or mask.data.ndim != 2:
                 self.status.value = f"clicks work on one 2-D mask; {mask.name} is {mask.data.shape}"
                 return None
-            session = ClickSession(mask.data, probability)
+            session = ClickSession(mask.data, probability, write=mask.data_setitem)  # redraws only what changed
             self.sessions[layer.name] = session
         return session
 
@@ -131,7 +131,6 @@ class ClickWidget(Container):
     def _changed(self, session: ClickSession, what: str) -> None:
         _layer, mask = self._layers()
         mask.metadata[CLICKS_METADATA] = session.clicks
-        mask.refresh()
         self.status.value = f"{what}; {session.clicks} click(s) in effect"
 
     # ---- box ---------------------------------------------------------------------------------------
