@@ -106,8 +106,8 @@ def dataset_rows(predictor: Predictor, folder: Path, limit: int | None, box_marg
             session.box(*box, box_probability(predictor, image, box, session.probability))
             box_ms.append((time.perf_counter() - started) * 1000)
             boxed.append(click_until(session, truth, MAX_CLICKS))
-        if n % 25 == 0:
-            print(f"  {folder.name}: {n}/{len(pairs)} images", flush=True)
+        if n % 10 == 0:  # the running summary, so a stopped run still tells what it measured
+            print(f"  {folder.name}: first {n}/{len(pairs)} images: proposal {summarise(plain)}; box {summarise(boxed)}", flush=True)
     name = f"{folder.parent.name}/{folder.name}"
     return [{"data": name, "start": "proposal", **summarise(plain)},
             {"data": name, "start": f"proposal + box (GT box + {box_margin} px)", **summarise(boxed),
