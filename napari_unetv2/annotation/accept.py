@@ -43,7 +43,7 @@ def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: st
 
 def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.ndarray, source: str,
                      model_version: str = "", predicted_mask: Optional[np.ndarray] = None,
-                     seconds_spent: Optional[float] = None) -> StoredCorrection:
+                     seconds_spent: Optional[float] = None, clicks: Optional[int] = None) -> StoredCorrection:
     """Add (image, mask) to the set. Raises :class:`DuplicateCorrection` when the same image with the
     same mask is stored already; an earlier, different mask of the same image is removed once the new
     entry is safely written (so no moment exists without a correction for the image)."""
@@ -54,7 +54,7 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
             raise DuplicateCorrection(f"{source} with this mask is already in the correction set ({entry.id}); "
                                       "nothing was added")
     entry = corrections.add(image, binary, source=source, model_version=model_version,
-                            predicted_mask=predicted_mask, seconds_spent=seconds_spent)
+                            predicted_mask=predicted_mask, seconds_spent=seconds_spent, clicks=clicks)
     for old, _ in earlier:
         corrections.remove(old.id)
     return StoredCorrection(entry, [old.id for old, _ in earlier])

@@ -45,6 +45,7 @@ class Correction:
     # image it never saw (None when the shown mask was not passed, and in entries written before).
     prospective_dice: Optional[float] = None
     prospective_iou: Optional[float] = None
+    clicks: Optional[int] = None  # click corrections in effect when accepted (None: not made with clicks)
 
 
 ENTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")  # what add() makes: <time stamp>-<safe source>
@@ -109,6 +110,7 @@ class CorrectionSet:
         model_version: str = "",
         predicted_mask: Optional[np.ndarray] = None,
         seconds_spent: Optional[float] = None,
+        clicks: Optional[int] = None,
     ) -> Correction:
         """Store one corrected pair; refuses (ValueError) shapes that do not match or are not 2-D."""
         image = np.asarray(image)
@@ -137,7 +139,7 @@ class CorrectionSet:
         mask_file = f"masks/{entry_id}.png"
         write_png_atomic(self.root / mask_file, binary * 255)
         entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),
-                           changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou)
+                           changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks)
         atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")
         return entry
 

@@ -229,3 +229,18 @@ def proposal_colormap():
 def output_labels_kwargs(name: str) -> dict:
     """How a mask read from a file (batch output) is opened: as Labels with the mask colours."""
     return {"name": name, "opacity": MASK_OPACITY, "colormap": mask_colormap()}
+
+
+def click_layers(viewer, image_layer) -> tuple:
+    """The ``<image> clicks`` Points layer and ``<image> box`` Shapes layer of the click widget (added once)."""
+    placement = spatial_placement(image_layer)
+    points_name, box_name = f"{image_layer.name} clicks", f"{image_layer.name} box"
+    if box_name not in viewer.layers:
+        viewer.add_shapes(name=box_name, shape_type="rectangle", edge_color="yellow", face_color="transparent",
+                          edge_width=2, ndim=2, **placement)
+    viewer.layers[box_name].mode = "add_rectangle"
+    if points_name not in viewer.layers:
+        viewer.add_points(np.empty((0, 2)), name=points_name, size=12, border_color="white", ndim=2, **placement)
+    points = viewer.layers[points_name]
+    points.mode = "pan_zoom"  # the widget places points itself: a click is positive or negative, a drag pans
+    return points, viewer.layers[box_name]

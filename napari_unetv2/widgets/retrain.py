@@ -15,6 +15,7 @@ from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
 from ..annotation import DuplicateCorrection, store_correction
 from ..corrections import CorrectionSet
 from ..engine.pairs import find_pairs
+from ..interactive import CLICKS_METADATA
 from ..storage import default_corrections_dir
 from ._base import WorkerWidget, wrapping_label
 from ._layers import (
@@ -151,7 +152,8 @@ class RetrainWidget(WorkerWidget):
         try:
             stored = store_correction(self.correction_set, data, mask, source=source,
                                       model_version=mask_layer.metadata.get(MODEL_VERSION, ""), predicted_mask=predicted,
-                                      seconds_spent=round(time.time() - started, 1) if started else None)
+                                      seconds_spent=round(time.time() - started, 1) if started else None,
+                                      clicks=mask_layer.metadata.get(CLICKS_METADATA))
         except DuplicateCorrection as err:
             self.say(f"not added: {err}")
             return None

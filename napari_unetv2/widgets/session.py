@@ -21,6 +21,7 @@ from ..annotation import AnnotationSession, DuplicateCorrection, store_correctio
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy
 from ..files import read_image
+from ..interactive import CLICKS_METADATA
 from ..storage import data_home, default_corrections_dir
 from ._base import WorkerWidget, wrapping_label
 from ._layers import (
@@ -321,7 +322,8 @@ class SessionWidget(WorkerWidget):
         meta = self.mask_layer.metadata
         started = meta.get(PREDICTED_AT)
         provenance = dict(model_version=meta.get(MODEL_VERSION, ""), predicted_mask=meta.get(PREDICTED_MASK),
-                          seconds_spent=round(time.time() - started, 1) if started else None)
+                          seconds_spent=round(time.time() - started, 1) if started else None,
+                          clicks=meta.get(CLICKS_METADATA))
         corrections, session, done = CorrectionSet(Path(self.corrections.value)), self.session, self._stored.done
 
         def store():

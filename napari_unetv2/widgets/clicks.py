@@ -1,0 +1,175 @@
+"""Correct with clicks: positive/negative clicks and a box that edit the ``<image> mask`` layer.
+
+Left click on the ``<image> clicks`` layer adds (green point), right click or Shift+click removes (red
+point), as in napari's SAM plugins; Ctrl+Z on that layer or *Undo last click* takes the last one back.
+A rectangle drawn on the ``<image> box`` layer runs the model again on that crop (in a worker: the GUI
+thread never waits on the model) and replaces the mask inside the rectangle only. Clicks change the
+mask layer's own pixels, so the brush stays usable in between, and *Accept* in *Correct & retrain*
+stores the result with the number of clicks (``metadata["unetv2_clicks"]``) in its provenance.
+The click logic itself is :class:`napari_unetv2.interactive.ClickSession` (Qt-free).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label, PushButton
+
+from ..interactive import CLICKS_METADATA, ClickSession
+from ..interactive.box import box_probability, clip_box
+from ._layers import click_layers
+from ._state import IN_USE, model_in_use
+
+HELP = ("left click: add · right click or Shift+click: remove · Ctrl+Z: undo\n"
+        "draw a rectangle on the box layer: segment again inside it")
+
+
+class ClickWidget(Container):
+    def __init__(self, napari_viewer):
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.image = ComboBox(label="image", choices=self._image_layers)
+        self.start_button = PushButton(text="Click on this image")
+        self.undo_button = PushButton(text="Undo last click")
+        self.status = Label(label="status", value="segment an image first, then start clicking")
+        self.extend([self.image, self.start_button, self.undo_button, Label(value=HELP), self.status])
+        self.start_button.changed.connect(self.start)
+        self.undo_button.changed.connect(self.undo)
+        self.viewer.layers.events.inserted.connect(self.reset_choices)
+        self.viewer.layers.events.removed.connect(self.reset_choices)
+        self.sessions: dict[str, ClickSession] = {}
+        self.points = self.box_layer = None
+        self.worker = None
+
+    def _image_layers(self, _=None) -> list:
+        from napari.layers import Image
+
+        names = {layer.name for layer in self.viewer.layers}
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image)
+                and f"{layer.name} mask" in names and f"{layer.name} probability" in names]
+
+    # ---- state -----------------------------------------------------------------------------------
+    def _layers(self):
+        layer = self.image.value
+        if layer is None:
+            return None, None
+        return layer, self.viewer.layers[f"{layer.name} mask"]
+
+    def session(self) -> Optional[ClickSession]:
+        """The chosen image's session on its mask layer's own array (a new one when the array was replaced)."""
+        layer, mask = self._layers()
+        if layer is None:
+            return None
+        session = self.sessions.get(layer.name)
+        if session is None or session.mask is not mask.data:
+            probability = np.asarray(self.viewer.layers[f"{layer.name} probability"].data)
+            if probability.shape != mask.data.shape or mask.data.ndim != 2:
+                self.status.value = f"clicks work on one 2-D mask; {mask.name} is {mask.data.shape}"
+                return None
+            session = ClickSession(mask.data, probability, write=mask.data_setitem)  # redraws only what changed
+            self.sessions[layer.name] = session
+        return session
+
+    def start(self, _=None):
+        """Add (or select) the clicks and box layers of the chosen image."""
+        layer, _mask = self._layers()
+        if layer is None:
+            self.status.value = "segment an image first (no image with mask and probability layers)"
+            return None
+        self.points, self.box_layer = click_layers(self.viewer, layer)
+        if self._on_mouse not in self.points.mouse_drag_callbacks:
+            self.points.mouse_drag_callbacks.append(self._on_mouse)
+            self.points.bind_key("Control-Z", lambda _layer: self.undo(), overwrite=True)
+            self.box_layer.events.data.connect(self._on_box_drawn)
+        self.viewer.layers.selection.active = self.points
+        self.status.value = "click on the image: left adds, right (or Shift+click) removes"
+        return self.points
+
+    # ---- clicks ------------------------------------------------------------------------------------
+    def _on_mouse(self, layer, event):
+        """Press-release without a drag is a click (a drag pans the view as usual)."""
+        if event.type != "mouse_press":
+            return
+        dragged = False
+        yield
+        while event.type == "mouse_move":
+            dragged = True
+            yield
+        if dragged:  # a drag pans the view: not a click
+            return
+        negative = event.button == 2 or "Shift" in event.modifiers
+        y, x = layer.world_to_data(event.position)[-2:]
+        self.click(y, x, positive=not negative)
+
+    def click(self, y: float, x: float, positive: bool = True):
+        session = self.session()
+        if session is None:
+            return None
+        try:
+            edit = session.positive(y, x) if positive else session.negative(y, x)
+        except ValueError as err:
+            self.status.value = str(err)
+            return None
+        if self.points is not None:
+            self.points.current_face_color = "lime" if positive else "red"
+            self.points.add([[edit.point[0], edit.point[1]]])
+        self._changed(session, f"{'added' if positive else 'removed'} {edit.pixels} pixels")
+        return edit
+
+    def undo(self, _=None):
+        session = self.session()
+        edit = session.undo() if session is not None else None
+        if edit is None:
+            self.status.value = "nothing to undo"
+            return None
+        if edit.kind != "box" and self.points is not None and len(self.points.data):
+            self.points.selected_data = {len(self.points.data) - 1}
+            self.points.remove_selected()
+        self._changed(session, f"undid the last {edit.kind} click")
+        return edit
+
+    def _changed(self, session: ClickSession, what: str) -> None:
+        _layer, mask = self._layers()
+        mask.metadata[CLICKS_METADATA] = session.clicks
+        self.status.value = f"{what}; {session.clicks} click(s) in effect"
+
+    # ---- box ---------------------------------------------------------------------------------------
+    def _on_box_drawn(self, event=None):
+        if getattr(event, "action", "added") != "added" or self.box_layer is None or not len(self.box_layer.data):
+            return None
+        corners = np.asarray(self.box_layer.data[-1])[:, -2:]
+        return self.run_box(*corners.min(axis=0), *corners.max(axis=0))
+
+    def run_box(self, top: float, left: float, bottom: float, right: float):
+        """Segment again inside the box in a worker; returns the worker (None when refused or busy)."""
+        from napari.qt.threading import create_worker
+
+        session = self.session()
+        layer, _mask = self._layers()
+        if session is None or self.worker is not None:
+            return None
+        try:
+            box = clip_box(session.mask.shape, top, left, bottom, right)
+        except ValueError as err:
+            self.status.value = str(err)
+            return None
+        image, rgb, frame = np.asarray(layer.data), bool(layer.rgb), session.probability.copy()
+
+        def job():
+            models = model_in_use()  # the model in use, shared (and cached) with the other widgets
+            return box_probability(models.predictor(models.checkpoint(IN_USE), "auto"), image, box, frame, rgb=rgb)
+
+        def done(probability):
+            if self.sessions.get(layer.name) is session and session.mask is self._layers()[1].data:
+                edit = session.box(*box, probability)
+                self._changed(session, f"box: {edit.pixels} pixels changed inside it")
+            if self.box_layer is not None and len(self.box_layer.data):
+                self.box_layer.data = []
+
+        self.worker = create_worker(job, _start_thread=False)
+        self.worker.returned.connect(done)
+        self.worker.errored.connect(lambda err: setattr(self.status, "value", f"box failed: {err}"))
+        self.worker.finished.connect(lambda: setattr(self, "worker", None))
+        self.status.value = "segmenting inside the box..."
+        self.worker.start()
+        return self.worker

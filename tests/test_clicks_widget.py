@@ -1,0 +1,130 @@
+"""The click widget in a real napari viewer: clicks, undo, box, and Accept with the click count."""
+from types import SimpleNamespace
+
+import numpy as np
+
+import napari_unetv2.widgets  # noqa: F401  (sets up the import guard before the viewer exists)
+from napari_unetv2.inference import Prediction
+from napari_unetv2.interactive import CLICKS_METADATA
+from napari_unetv2.widgets._layers import show_prediction
+
+PLUGIN = "napari-unetv2"
+H, W = 240, 320
+
+
+def blob(cy, cx, r):
+    yy, xx = np.mgrid[:H, :W]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def segmented_viewer(make_napari_viewer, probability):
+    """A viewer as after *Segment*: the image, its probability and mask layers; the click widget docked."""
+    viewer = make_napari_viewer()
+    image = np.full((H, W, 3), (200, 140, 130), np.uint8)
+    image[blob(60, 240, 14)] = (110, 50, 50)  # a small dark lesion
+    layer = viewer.add_image(image, name="frame", rgb=True)
+    prediction = Prediction(probability=probability, mask=(probability >= 0.5).astype(np.uint8))
+    show_prediction(viewer, layer, prediction, "test")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct with clicks")
+    widget.image.value = layer
+    assert widget.start() is not None
+    return viewer, widget, viewer.layers["frame mask"]
+
+
+def two_blobs_probability():
+    probability = np.full((H, W), 0.01, np.float32)
+    probability[blob(120, 100, 30)] = 0.95  # found
+    probability[blob(170, 230, 15)] = 0.35  # missed: half-seen, below the threshold
+    return probability
+
+
+def test_positive_click_on_a_missed_blob_adds_it(make_napari_viewer):
+    viewer, widget, mask = segmented_viewer(make_napari_viewer, two_blobs_probability())
+    assert mask.data[blob(170, 230, 15)].sum() == 0
+    widget.click(170, 230, positive=True)
+    assert mask.data[blob(170, 230, 15)].all()
+    assert mask.data[blob(120, 100, 30)].all() and mask.data.sum() == blob(120, 100, 30).sum() + blob(170, 230, 15).sum()
+    assert mask.metadata[CLICKS_METADATA] == 1
+    assert len(viewer.layers["frame clicks"].data) == 1
+
+
+def test_the_mouse_left_adds_and_right_or_shift_removes(make_napari_viewer):
+    probability = two_blobs_probability()
+    probability[blob(40, 40, 10)] = 0.9  # a false blob
+    viewer, widget, mask = segmented_viewer(make_napari_viewer, probability)
+    points = viewer.layers["frame clicks"]
+
+    def press(y, x, button=1, modifiers=()):
+        event = SimpleNamespace(type="mouse_press", position=(y, x), button=button, modifiers=modifiers)
+        handler = widget._on_mouse(points, event)
+        next(handler)
+        event.type = "mouse_release"
+        for _ in handler:
+            pass
+
+    press(40, 40, button=2)
+    assert mask.data[blob(40, 40, 10)].sum() == 0
+    press(170, 230)
+    assert mask.data[blob(170, 230, 15)].all()
+    press(170, 230, modifiers=("Shift",))
+    assert mask.data[blob(170, 230, 15)].sum() == 0
+    assert mask.metadata[CLICKS_METADATA] == 3
+
+
+def test_negative_click_removes_a_false_blob(make_napari_viewer):
+    probability = two_blobs_probability()
+    probability[blob(40, 40, 10)] = 0.9
+    viewer, widget, mask = segmented_viewer(make_napari_viewer, probability)
+    widget.click(40, 40, positive=False)
+    assert mask.data[blob(40, 40, 10)].sum() == 0
+    assert mask.data[blob(120, 100, 30)].all()
+
+
+def test_undo_restores_the_mask_and_the_brush_edit_stays(make_napari_viewer):
+    viewer, widget, mask = segmented_viewer(make_napari_viewer, two_blobs_probability())
+    mask.data[5:10, 5:10] = 1  # a brush stroke before the click: same array
+    before = mask.data.copy()
+    widget.click(170, 230, positive=True)
+    assert not np.array_equal(mask.data, before)
+    widget.undo()
+    assert np.array_equal(mask.data, before)
+    assert mask.metadata[CLICKS_METADATA] == 0 and len(viewer.layers["frame clicks"].data) == 0
+    assert widget.undo() is None and "nothing to undo" in widget.status.value
+
+
+def test_a_box_on_a_small_lesion_changes_only_the_box(make_napari_viewer, qtbot):
+    probability = np.full((H, W), 0.01, np.float32)
+    probability[blob(150, 80, 40)] = 0.9  # the rest of the proposal must survive the box
+    viewer, widget, mask = segmented_viewer(make_napari_viewer, probability)
+    before = mask.data.copy()
+    box_layer = viewer.layers["frame box"]
+    box_layer.add_rectangles(np.array([[36, 216], [84, 264]]))  # as a user draws it: the widget starts the worker
+    worker = widget.worker
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=5000)
+    inside = np.zeros((H, W), bool)
+    inside[36:84, 216:264] = True
+    assert np.array_equal(mask.data[~inside], before[~inside])
+    assert mask.data[inside].sum() > 0  # something was segmented in the box
+    assert mask.metadata[CLICKS_METADATA] == 1 and len(box_layer.data) == 0
+
+
+def test_accept_stores_the_clicked_mask_with_the_click_count(make_napari_viewer, tmp_path):
+    from napari_unetv2.files import read_mask
+    from napari_unetv2.widgets.retrain import RetrainWidget
+
+    viewer, widget, mask = segmented_viewer(make_napari_viewer, two_blobs_probability())
+    widget.click(170, 230, positive=True)
+    widget.click(20, 20, positive=True)
+    widget.undo()
+    widget.click(120, 100, positive=False)
+    retrain = RetrainWidget(viewer, corrections_dir=tmp_path / "set", store_dir=tmp_path / "models")
+    retrain.image.value = viewer.layers["frame"]
+    entry = retrain.accept_correction()
+    assert entry is not None, retrain.status.value
+    assert entry.clicks == 2
+    stored = read_mask(tmp_path / "set" / entry.mask_file)
+    assert np.array_equal(stored, mask.data > 0)
+    assert retrain.correction_set.entries()[0].clicks == 2
