@@ -159,3 +159,25 @@ def test_default_threads_leave_the_gui_a_core(monkeypatch):
                 pass
     finally:
         torch.set_num_threads(previous)
+
+
+def test_no_attention_work_unless_asked(small_checkpoint, monkeypatch):
+    """Attention maps are resized to the image only when asked (in tile mode: once per tile and level)."""
+    import torch.nn.functional as F
+
+    resized_maps = []
+    interpolate = F.interpolate
+
+    def spy(x, *args, size=None, **kwargs):
+        if size is not None and x.shape[1] == 1:
+            resized_maps.append(tuple(size))
+        return interpolate(x, *args, size=size, **kwargs)
+
+    monkeypatch.setattr(F, "interpolate", spy)
+    predictor = Predictor(small_checkpoint, device="cpu")
+    image = load_sample("polyp")[0][:160, :160]
+    plain = predictor.predict(image, mode="tile", tile_size=96)
+    assert plain.attention is None and resized_maps == []
+    with_maps = predictor.predict(image, mode="tile", tile_size=96, return_attention=True)
+    assert len(resized_maps) == 4 * predictor.count_steps(image.shape, False, "tile", 96, 0.25)
+    assert np.array_equal(plain.probability, with_maps.probability)

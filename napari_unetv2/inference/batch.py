@@ -18,10 +18,10 @@ from ..files import (
     IMAGE_SUFFIXES,
     UnreadableImageError,
     atomic_write_text,
-    read_image,
     write_png_atomic,
     write_tiff_atomic,
 )
+from .pipeline import OrderedWriter, PredictionStream
 from .predictor import Predictor
 
 SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "note"]
@@ -68,7 +68,11 @@ def predict_folder(
     resume: bool = False,
     progress: Optional[Callable[[int, int, str], None]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
+    overlap_io: bool = True,
+    batch_size: int = 1,
 ) -> BatchSummary:
+    """``overlap_io``: read ahead and write behind in threads while the network runs (same outputs;
+    ``inference/pipeline.py``); ``batch_size`` > 1 also sends frames through the network together."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():
         raise FileNotFoundError(f"Input folder not found: {input_dir}")
@@ -88,38 +92,48 @@ def predict_folder(
     output_dir.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary(output_dir)
     mode = "tile" if tile else None
+
+    def finished(path: Path) -> bool:
+        return resume and any(all(p.exists() for p in output_paths(output_dir, path.stem, stack, save_probabilities))
+                              for stack in (False, True))
+
+    todo = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES and not finished(p)] if overlap_io else []
+    with PredictionStream(predictor, todo, threshold, mode, tile or 512, tta, batch_size) as stream, \
+            OrderedWriter(background=overlap_io) as writer:
+        _predict_files(predictor, files, output_dir, save_probabilities, summary, finished, stream, writer,
+                       progress, should_stop)
+    return summary
+
+
+def _predict_files(predictor, files, output_dir, save_probabilities, summary, finished, stream, writer, progress,
+                   should_stop) -> None:
+    # Writes go to ``writer`` (in order, in the background); the summary follows each file's own writes.
     for index, path in enumerate(files, start=1):
         row = {"file": path.name, "status": "", "height": "", "width": "", "foreground_fraction": "",
                "seconds": "", "model_version": predictor.config.version, "note": ""}
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             row.update(status="not-an-image", note=f"suffix {path.suffix or '(none)'} is not an image type")
-        elif resume and any(all(p.exists() for p in output_paths(output_dir, path.stem, stack, save_probabilities))
-                            for stack in (False, True)):
+        elif finished(path):
             row.update(status="skipped-done", note="outputs exist (--continue)")
         else:
             if should_stop is not None and should_stop():
                 break
             start = time.time()
             try:
-                image = read_image(path)
-                prediction = predictor.predict(image, threshold=threshold, mode=mode, tile_size=tile or 512, tta=tta)
+                prediction = stream.result(path)
             except (UnreadableImageError, ValueError) as err:
                 row.update(status="error", note=str(err))
             else:
                 is_stack = prediction.mask.ndim == 3
                 mask_path, *prob_path = output_paths(output_dir, path.stem, is_stack, save_probabilities)
                 mask255 = (prediction.mask * 255).astype(np.uint8)
-                if is_stack:
-                    write_tiff_atomic(mask_path, mask255)
-                else:
-                    write_png_atomic(mask_path, mask255)
+                writer.submit(write_tiff_atomic if is_stack else write_png_atomic, mask_path, mask255)
                 if prob_path:
-                    write_tiff_atomic(prob_path[0], prediction.probability.astype(np.float32))
+                    writer.submit(write_tiff_atomic, prob_path[0], prediction.probability.astype(np.float32))
                 shape = prediction.mask.shape
                 row.update(status="done", height=shape[-2], width=shape[-1],
                            foreground_fraction=f"{prediction.mask.mean():.5f}", seconds=f"{time.time() - start:.3f}")
         summary.rows.append(row)
-        _write_summary(output_dir, summary.rows)
+        writer.submit(_write_summary, output_dir, list(summary.rows))
         if progress is not None:
             progress(index, len(files), path.name)
-    return summary

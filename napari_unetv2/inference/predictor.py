@@ -92,6 +92,15 @@ def split_image(image: np.ndarray, rgb: Optional[bool] = None) -> tuple[np.ndarr
     return image, is_stack
 
 
+@dataclass
+class PreparedFrame:
+    """One 2-D image ready for the network in resize mode (see :meth:`Predictor.prepare`)."""
+
+    batch: torch.Tensor  # (1, 3, h, w): scaled, resized to the trained size, normalised
+    height: int  # the image's own size, to which the output is resized back
+    width: int
+
+
 class Predictor:
     """Segment images with a U-Net v2 checkpoint.
 
@@ -171,16 +180,49 @@ class Predictor:
         n = len(flips)
         return prob_sum / n, ([a / n for a in att_sum] if attention else [])
 
-    def _predict_resize(self, rgb01: np.ndarray, tta: bool, attention: bool) -> tuple[np.ndarray, list]:
-        height, width = rgb01.shape[:2]
+    def _resize_input(self, rgb01: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) in [0, 1] -> the network's (1, 3, h, w) input at the trained size, normalised."""
         x = torch.from_numpy(rgb01).permute(2, 0, 1)[None].to(self.device)  # strided views are fine: no copy
         x = F.interpolate(x, size=tuple(self.config.input_size), mode="bilinear", align_corners=False, antialias=True)
-        x = normalize(x.clamp(0, 1), self.config.normalization)
-        prob, maps = self._forward(x, tta, attention)
-        def back(t: torch.Tensor) -> np.ndarray:
-            return F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+        return normalize(x.clamp(0, 1), self.config.normalization)
 
-        return back(prob), [back(m) for m in maps]
+    @staticmethod
+    def _resize_output(maps: list[torch.Tensor], height: int, width: int) -> list[np.ndarray]:
+        return [F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+                for t in maps]
+
+    def _predict_resize(self, rgb01: np.ndarray, tta: bool, attention: bool) -> tuple[np.ndarray, list]:
+        prob, maps = self._forward(self._resize_input(rgb01), tta, attention)
+        prob, *maps = self._resize_output([prob, *maps], *rgb01.shape[:2])
+        return prob, maps
+
+    def prepare(self, image: np.ndarray, rgb: Optional[bool] = None) -> PreparedFrame:
+        """Resize mode, first stage: scale, resize and normalise one 2-D image (no network involved, so a
+        pipeline can run it in another thread). :meth:`predict_prepared` finishes the job."""
+        array, is_stack = split_image(image, rgb)
+        if is_stack:
+            raise ValueError("prepare() takes one 2-D image; use predict() for a stack.")
+        rgb01 = to_rgb(to_unit_range(array)).astype(np.float32, copy=False)
+        return PreparedFrame(self._resize_input(rgb01), *rgb01.shape[:2])
+
+    def predict_prepared(self, frames: list[PreparedFrame], threshold: Optional[float] = None,
+                         tta: bool = False) -> list[Prediction]:
+        """Resize mode for frames from :meth:`prepare`, in one batch through the network. One frame gives
+        exactly what :meth:`predict` gives (same functions, same order)."""
+        threshold = self._check_threshold(threshold)
+        with cpu_threads(self.threads):
+            prob, _ = self._forward(torch.cat([f.batch for f in frames]), tta, False)
+        return [
+            self._assemble(self._resize_output([prob[i: i + 1]], f.height, f.width), [[]], False, threshold,
+                           "resize", tta, None, False)
+            for i, f in enumerate(frames)
+        ]
+
+    def _check_threshold(self, threshold: Optional[float]) -> float:
+        threshold = self.config.threshold if threshold is None else float(threshold)
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold}.")
+        return threshold
 
     def _predict_tiled(
         self, rgb01: np.ndarray, tile: int, overlap: float, tta: bool, attention: bool, tick: Callable[[], None]
@@ -254,9 +296,7 @@ class Predictor:
         mode = mode or self.config.inference_mode
         if mode not in ("resize", "tile"):
             raise ValueError(f"mode must be 'resize' or 'tile', not {mode!r}.")
-        threshold = self.config.threshold if threshold is None else float(threshold)
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, got {threshold}.")
+        threshold = self._check_threshold(threshold)
         array, is_stack = split_image(image, rgb)
         height, width = (array.shape[1:3] if is_stack else array.shape[:2])
         if min(height, width) < MIN_SIDE and mode == "tile":
@@ -282,6 +322,10 @@ class Predictor:
             raise RuntimeError(
                 f"The GPU ran out of memory ({err}). Use tile mode with a smaller tile size, or device='cpu'."
             ) from err
+        return self._assemble(probs, atts, is_stack, threshold, mode, tta, tile_size, return_attention)
+
+    def _assemble(self, probs, atts, is_stack, threshold, mode, tta, tile_size, return_attention) -> Prediction:
+        """The result of one image (or stack) from its per-plane probabilities and attention maps."""
         probability = np.stack(probs) if is_stack else probs[0]
         attention = None
         if return_attention:

@@ -149,8 +149,9 @@ class UNetV2(nn.Module):
             f = cw * f
             sm = sa(f)
             reduced.append(red(sm * f))
-            channel_weights.append(cw)
-            spatial_maps.append(sm)
+            if return_attention:  # otherwise let the maps go now (less memory on large inputs)
+                channel_weights.append(cw)
+                spatial_maps.append(sm)
 
         fused = [sdi(reduced, anchor) for sdi, anchor in zip(self.sdi, reduced)]
 
