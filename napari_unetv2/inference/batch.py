@@ -23,6 +23,7 @@ from ..files import (
 )
 from .pipeline import OrderedWriter, PredictionStream
 from .predictor import Predictor
+from .shards import Shard, in_shard, merge_summaries, summary_name
 
 SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "note"]
 
@@ -49,12 +50,12 @@ def output_paths(out_dir: Path, stem: str, is_stack: bool, probabilities: bool) 
     return paths
 
 
-def _write_summary(out_dir: Path, rows: list[dict]) -> None:
+def _write_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv") -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=SUMMARY_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(out_dir / "summary.csv", text.getvalue())
+    atomic_write_text(out_dir / name, text.getvalue())
 
 
 def predict_folder(
@@ -70,9 +71,12 @@ def predict_folder(
     should_stop: Optional[Callable[[], bool]] = None,
     overlap_io: bool = True,
     batch_size: int = 1,
+    shard: Optional[Shard] = None,
 ) -> BatchSummary:
     """``overlap_io``: read ahead and write behind in threads while the network runs (same outputs;
-    ``inference/pipeline.py``); ``batch_size`` > 1 also sends frames through the network together."""
+    ``inference/pipeline.py``); ``batch_size`` > 1 also sends frames through the network together.
+    ``shard=(i, n)``: only this process's share of the folder, its rows merged into summary.csv
+    (``inference/shards.py``)."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():
         raise FileNotFoundError(f"Input folder not found: {input_dir}")
@@ -81,6 +85,7 @@ def predict_folder(
     files = sorted(p for p in input_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise ValueError(f"{input_dir} holds no files.")
+    files = [p for p in files if in_shard(p.name, shard)]
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if not resume:
         clashes = [p for img in images for p in output_paths(output_dir, img.stem, False, save_probabilities) if p.exists()]
@@ -101,12 +106,14 @@ def predict_folder(
     with PredictionStream(predictor, todo, threshold, mode, tile or 512, tta, batch_size) as stream, \
             OrderedWriter(background=overlap_io) as writer:
         _predict_files(predictor, files, output_dir, save_probabilities, summary, finished, stream, writer,
-                       progress, should_stop)
+                       progress, should_stop, summary_name(shard))
+    if shard is not None:
+        merge_summaries(output_dir, shard[1], SUMMARY_COLUMNS)
     return summary
 
 
 def _predict_files(predictor, files, output_dir, save_probabilities, summary, finished, stream, writer, progress,
-                   should_stop) -> None:
+                   should_stop, summary_file) -> None:
     # Writes go to ``writer`` (in order, in the background); the summary follows each file's own writes.
     for index, path in enumerate(files, start=1):
         row = {"file": path.name, "status": "", "height": "", "width": "", "foreground_fraction": "",
@@ -134,6 +141,6 @@ def _predict_files(predictor, files, output_dir, save_probabilities, summary, fi
                 row.update(status="done", height=shape[-2], width=shape[-1],
                            foreground_fraction=f"{prediction.mask.mean():.5f}", seconds=f"{time.time() - start:.3f}")
         summary.rows.append(row)
-        writer.submit(_write_summary, output_dir, list(summary.rows))
+        writer.submit(_write_summary, output_dir, list(summary.rows), summary_file)
         if progress is not None:
             progress(index, len(files), path.name)
