@@ -1,29 +1,26 @@
 """The overlapped batch pipeline writes exactly what the sequential loop writes, keeps memory bounded and
 leaves no thread behind."""
 import csv
-import shutil
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from napari_unetv2._sample_data import load_sample, sample_data_dir
+from napari_unetv2._sample_data import load_sample
 from napari_unetv2.files import read_image
-from napari_unetv2.inference import Predictor
 from napari_unetv2.inference.batch import predict_folder
 from napari_unetv2.inference.pipeline import OrderedWriter, PredictionStream
 
 
-@pytest.fixture(scope="module")
-def predictor():
-    return Predictor(device="cpu")
+@pytest.fixture
+def predictor(cpu_predictor):
+    return cpu_predictor
 
 
 @pytest.fixture
-def folder(tmp_path):
-    src = tmp_path / "in"
-    shutil.copytree(sample_data_dir() / "images", src)
+def folder(tmp_path, sample_images):
+    src = sample_images
     image = load_sample("polyp")[0]
     from napari_unetv2.files import write_png_atomic
 

@@ -9,21 +9,18 @@ import sys
 import pytest
 from conftest import REPO, make_synthetic_pairs
 
-from napari_unetv2._sample_data import sample_data_dir
-from napari_unetv2.inference import Predictor
 from napari_unetv2.inference.batch import predict_folder
 from napari_unetv2.inference.shards import in_shard, parse_shard, shard_from_environment
 
 
-@pytest.fixture(scope="module")
-def predictor():
-    return Predictor(device="cpu")
+@pytest.fixture
+def predictor(cpu_predictor):
+    return cpu_predictor
 
 
 @pytest.fixture
-def folder(tmp_path):
-    src = tmp_path / "in"
-    shutil.copytree(sample_data_dir() / "images", src)
+def folder(tmp_path, sample_images):
+    src = sample_images
     for image in (make_synthetic_pairs(tmp_path / "synthetic", n=6, size=96) / "images").iterdir():
         shutil.copy(image, src / image.name)
     (src / "notes.txt").write_text("not an image")
