@@ -55,6 +55,12 @@ CASES = [  # (height, width, mode)
 ]
 
 
+def run_case(size: int, mode: str, tile: int, threads: int | str = "default", tree: Path = REPO) -> dict:
+    """One case (a size x size image) in a fresh process of ``tree``: seconds, peak_rss_mb, ..."""
+    out = run_in_tree(tree, CASE, str(size), str(size), mode, str(tile), str(threads))
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default=None, help="git ref to compare against (e.g. the commit before a change)")
@@ -70,7 +76,7 @@ def main() -> int:
             order = list(runs) if round_index % 2 == 0 else list(reversed(runs))  # alternate who goes first
             for label in order:
                 out = run_in_tree(runs[label], CASE, str(height), str(width), mode, str(args.tile), args.threads)
-                row = json.loads(out.strip().splitlines()[-1])
+                row = json.loads(out.strip().splitlines()[-1])  # run_case, for a non-square image
                 results.setdefault((height, width, mode), {}).setdefault(label, []).append(row)
                 print(f"round {round_index + 1} {height}x{width} {mode} {label}: {row['seconds']:.3f} s", file=sys.stderr)
 
