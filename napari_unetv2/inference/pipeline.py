@@ -124,7 +124,7 @@ class PredictionStream:
         kwargs = {k: self.predict_kwargs[k] for k in ("threshold", "tta")}
         try:
             return list(zip((p for p, _ in batch), self.predictor.predict_prepared([f for _, f in batch], **kwargs)))
-        except ValueError as err:
+        except Exception as err:  # raised by result() for these paths, where the sequential loop raises it
             return [(p, err) for p, _ in batch]
 
     def _predict_whole(self, item) -> Union[Prediction, Exception]:
@@ -132,7 +132,7 @@ class PredictionStream:
             return item
         try:
             return self.predictor.predict(item, **self.predict_kwargs)
-        except ValueError as err:
+        except Exception as err:  # raised by result() for this path, where the sequential loop raises it
             return err
 
     def result(self, path: Path) -> Prediction:

@@ -333,9 +333,10 @@ class Predictor:
             for level, stride in enumerate((4, 8, 16, 32), start=1):
                 maps = [a[level - 1] for a in atts]
                 attention[attention_layer_name(level, stride)] = (np.stack(maps) if is_stack else maps[0]).astype(np.float32)
+        mask = np.greater_equal(probability, threshold).view(np.uint8)  # bool -> 0/1 bytes, no copy
         return Prediction(
-            probability=np.clip(probability, 0, 1),
-            mask=(probability >= threshold).astype(np.uint8),
+            probability=np.clip(probability, 0, 1, out=probability),  # a fresh array of ours: clip in place
+            mask=mask,
             attention=attention,
             model_version=self.config.version,
             mode=mode,
