@@ -3,20 +3,46 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .errors import printable
+
 
 def _add_checkpoint(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", type=Path, default=None, help="a .safetensors checkpoint (default: the bundled model)")
+    p.add_argument("--checkpoint", default=None,
+                   help="a .safetensors checkpoint or a bundled model's name: polyp, skin (default: polyp)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {value}")
+    return value
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, not {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unetv2", description="U-Net v2 segmentation: train, evaluate, predict.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model with a recipe")
@@ -29,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"))
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override any recipe field")
-    t.add_argument("--limit", type=int, default=None, help="use only the first N training pairs (smoke runs)")
+    t.add_argument("--limit", type=_positive_int, default=None, help="use only the first N training pairs (smoke runs)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last")
     t.add_argument("--device", default="auto")
     t.add_argument("--name", default="", help="model name written into the config")
@@ -38,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checkpoint(e)
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--json", type=Path, default=None, help="write the results here")
-    e.add_argument("--threshold", type=float, default=None)
+    e.add_argument("--threshold", type=_threshold, default=None)
     e.add_argument("--minmax", action="store_true", help="the authors' per-image min-max normalisation before thresholding")
     e.add_argument("--mode", choices=["resize", "tile"], default=None)
     e.add_argument("--tta", action="store_true")
@@ -49,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--save-probabilities", action="store_true", help="also write OUT/<stem>_prob.tif (float32)")
     p.add_argument("--tile", type=int, default=None, help="tile mode with this tile size (default: the model's mode)")
-    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--threshold", type=_threshold, default=None)
     p.add_argument("--tta", action="store_true")
     p.add_argument("--continue", dest="resume", action="store_true", help="skip images already finished")
     p.add_argument("--shard", default=None, metavar="I/N",
@@ -62,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no reading ahead or writing behind in threads (the same outputs, slower)")
 
     f = sub.add_parser("finetune", help="fine-tune a checkpoint on a folder of (corrected) pairs")
-    f.add_argument("--checkpoint", type=Path, default=None, help="start from this checkpoint (default: bundled)")
+    f.add_argument("--checkpoint", default=None,
+                   help="start from this checkpoint or bundled model (polyp, skin; default: polyp)")
     f.add_argument("--data", type=Path, required=True)
     f.add_argument("--out", type=Path, required=True)
     f.add_argument("--train-parts", choices=["sdi-decoder", "all"], default="sdi-decoder")
@@ -70,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--epochs", type=int, default=None)
     f.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     f.add_argument("--device", default="auto")
+    for command in (t, e, p, f):  # --debug also after the command name
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -127,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     report = find_pairs(args.data)
     if report.skipped:
         print(report.summary(), file=sys.stderr)
-    pairs = report.pairs[: args.limit] if args.limit else report.pairs
+    pairs = report.pairs[: args.limit] if args.limit is not None else report.pairs
     if args.val is not None:
         val_report = find_pairs(args.val)
         train_pairs, val_pairs = pairs, val_report.pairs
@@ -142,6 +171,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     drive_training(run_training(job), "train")
     return 0
+
+
+def json_ready(value):
+    """``value`` with NaN/infinite floats as None and numpy scalars as Python numbers (valid JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -161,9 +203,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     bar.close()
     result["model"] = predictor.description
     result["data"] = str(args.data)
-    print(format_table(result))
+    print(printable(format_table(result)))
     if args.json:
-        atomic_write_text(args.json, json.dumps(result, indent=1, default=float) + "\n")
+        # Strict JSON: undefined figures (HD95 with an empty mask) are null, never NaN.
+        atomic_write_text(args.json, json.dumps(json_ready(result), indent=1, allow_nan=False) + "\n")
         print(f"wrote {args.json}")
     return 0
 
@@ -190,15 +233,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if bar is None:
             bar = _progress_bar(total, "predict")
         bar.update(1)
-        bar.set_postfix_str(name)
+        bar.set_postfix_str("".join(c if c.isprintable() else repr(c)[1:-1] for c in printable(name)))  # a "\n" in a name
 
-    summary = predict_folder(predictor, args.input, args.output, tile=args.tile, threshold=args.threshold,
-                             tta=args.tta, save_probabilities=args.save_probabilities, resume=args.resume,
-                             progress=progress, overlap_io=not args.sequential, batch_size=args.batch_size,
-                             shard=shard)
-    if bar is not None:
-        bar.close()
-    print(summary.describe())
+    try:  # the bar ends its line before any error message (a write can fail after the last image)
+        summary = predict_folder(predictor, args.input, args.output, tile=args.tile, threshold=args.threshold,
+                                 tta=args.tta, save_probabilities=args.save_probabilities, resume=args.resume,
+                                 progress=progress, overlap_io=not args.sequential, batch_size=args.batch_size,
+                                 shard=shard)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(printable(summary.describe()))
     return 0
 
 
@@ -215,7 +260,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     recipe = load_recipe("finetune", overrides)
     corrections = find_pairs(args.data).pairs
     replay = find_pairs(args.replay).pairs if args.replay else None
-    events = finetune_events(args.checkpoint, corrections, args.out, recipe, replay, device=args.device,
+    from .checkpoints import resolve_checkpoint
+
+    events = finetune_events(resolve_checkpoint(args.checkpoint), corrections, args.out, recipe, replay, device=args.device,
                              command="unetv2 " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     result = drive_training(events, "finetune")
     summary = {"checkpoint": str(result.checkpoint), "held_out": result.held_out,
@@ -230,7 +277,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .checkpoints import PretrainedWeightsUnavailable
+    """Run one command. Expected errors (bad input, the OS, memory) end in one line on stderr and exit
+    status 2; ``--debug`` adds the traceback. Ctrl-C exits with 130."""
+    from .errors import EXPECTED_ERRORS, one_line
 
     args = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "finetune": cmd_finetune}
@@ -239,8 +288,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished files are kept, nothing half-written was left", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, PretrainedWeightsUnavailable) as err:
-        print(f"unetv2 {args.command}: error: {err}", file=sys.stderr)
+    except EXPECTED_ERRORS as err:
+        if args.debug:
+            traceback.print_exc()
+        kind = "" if isinstance(err, (ValueError, OSError)) else f"{type(err).__name__}: "
+        hint = "" if args.debug else " (--debug shows the traceback)"
+        hint = hint if not isinstance(err, (ValueError, FileNotFoundError)) else ""
+        print(printable(f"unetv2 {args.command}: error: {kind}{one_line(err, limit=2000)}{hint}"), file=sys.stderr)
         return 2
 
 

@@ -112,3 +112,13 @@ def test_function_level_imports_count(tmp_path):
     path.write_text(source)
     modules = {f"{PACKAGE}.model.unetv2": path, f"{PACKAGE}.checkpoints": path}
     assert imports_of(f"{PACKAGE}.model.unetv2", path, modules) == {f"{PACKAGE}.checkpoints"}
+
+
+def test_opening_a_correction_set_loads_neither_torch_nor_the_training_engine():
+    import subprocess
+    import sys
+
+    code = ("import sys; from napari_unetv2.corrections import CorrectionSet; "
+            "print(sorted(m for m in ('torch', 'napari_unetv2.engine.data', 'napari_unetv2.engine.loop') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -79,3 +80,19 @@ def test_missing_or_corrupt_files_give_clear_errors(tmp_path, tiny_model):
         load_checkpoint(tmp_path / "m.safetensors")
     with pytest.raises(ValueError, match=".safetensors"):
         save_checkpoint(tiny_model, tmp_path / "m.bin")
+
+
+def test_bundled_models_are_loaded_by_name(tmp_path, monkeypatch):
+    from napari_unetv2.checkpoints import BUNDLED_MODELS, bundled_checkpoint, resolve_checkpoint
+    from napari_unetv2.inference import Predictor
+
+    assert resolve_checkpoint(None) == bundled_checkpoint("polyp")
+    assert resolve_checkpoint("polyp") == bundled_checkpoint()
+    assert Predictor("polyp", device="cpu").config.version == Predictor(None, device="cpu").config.version
+    for name in BUNDLED_MODELS:  # every advertised name resolves to an installed, loadable model
+        assert Predictor(name, device="cpu").config.name.startswith(name)
+    with pytest.raises(ValueError, match="bundled models are"):
+        bundled_checkpoint("liver")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "skin").write_bytes(b"")  # a file called like a bundled model is read as the file
+    assert resolve_checkpoint("skin") == Path("skin")

@@ -102,6 +102,19 @@ def test_ddp_two_cpu_processes(eight_pairs, tmp_path):
     assert (out / "best.safetensors").is_file() and (out / "last" / "model.safetensors").is_file()
 
 
+def test_torchrun_with_one_process_trains_through_ddp(eight_pairs, tmp_path):
+    """World size 1 under torchrun still starts the process group and wraps the model in DDP (the
+    GPU script runs the same with NCCL)."""
+    out = tmp_path / "ddp1"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", "29519",
+           "-m", "napari_unetv2.cli", *TRAIN, "--data", str(eight_pairs), "--out", str(out), "--epochs", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(world size 1, DDP over gloo)" in result.stdout
+    assert int(read_log(out)[0]["world_size"]) == 1 and (out / "best.safetensors").is_file()
+
+
 def test_finetune_cli_writes_a_child_version(eight_pairs, tmp_path, small_checkpoint):
     out = tmp_path / "ft"
     assert main(["finetune", "--checkpoint", str(small_checkpoint), "--data", str(eight_pairs), "--out", str(out),

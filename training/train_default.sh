@@ -18,3 +18,16 @@ OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v
 .venv/bin/python training/bundle.py training/runs/lite0-256/best.safetensors
 .venv/bin/unetv2 evaluate --data "$DATA/val" --json training/card/val_metrics_cli.json
 .venv/bin/python training/evaluate_for_card.py --data "$DATA/val" --out training/card
+
+# 4. The bundled skin model (training/MODEL_CARD.md, second part): a seeded train/val/test split of PH2,
+#    the same recipe, selection on val, figures on test.
+.venv/bin/python training/split_ph2.py --out training/runs/ph2-split
+OMP_NUM_THREADS=1 .venv/bin/unetv2 train --recipe cpu --data training/runs/ph2-split/train \
+    --val training/runs/ph2-split/val --out training/runs/skin-lite0-256 --epochs 40 --name skin-default
+.venv/bin/python training/bundle.py training/runs/skin-lite0-256/best.safetensors --name skin
+cp training/runs/skin-lite0-256/log.csv training/card/skin-lite0-256_log.csv
+cp training/runs/skin-lite0-256/curves.png training/card/skin-lite0-256_curves.png
+.venv/bin/unetv2 evaluate --checkpoint skin --data training/runs/ph2-split/test --json training/card/skin_test_metrics.json
+.venv/bin/unetv2 evaluate --checkpoint skin --data training/runs/ph2-split/val --json training/card/skin_val_metrics.json
+.venv/bin/unetv2 evaluate --checkpoint polyp --data training/runs/ph2-split/test --json training/card/polyp_model_on_skin_test.json
+.venv/bin/python training/write_model_card.py

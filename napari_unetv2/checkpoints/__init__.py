@@ -3,13 +3,16 @@ the versioned model store. The bundled weight files themselves live in ``napari_
 from .builder import build_unetv2
 from .checkpoint import (
     BUNDLED_DIR,
+    BUNDLED_MODELS,
     BUNDLED_NAME,
     ModelConfig,
     bundled_checkpoint,
+    bundled_models,
     config_path_for,
     content_version,
     load_checkpoint,
     read_config,
+    resolve_checkpoint,
     save_checkpoint,
 )
 from .model_store import ModelStore
@@ -24,6 +27,7 @@ from .state_dicts import (
 
 __all__ = [
     "BUNDLED_DIR",
+    "BUNDLED_MODELS",
     "BUNDLED_NAME",
     "PICKLE_SUFFIXES",
     "ModelConfig",
@@ -33,6 +37,7 @@ __all__ = [
     "WeightsMismatchError",
     "build_unetv2",
     "bundled_checkpoint",
+    "bundled_models",
     "config_path_for",
     "content_version",
     "load_checkpoint",
@@ -40,5 +45,6 @@ __all__ = [
     "load_pretrained_encoder",
     "read_config",
     "read_tensors",
+    "resolve_checkpoint",
     "save_checkpoint",
 ]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -14,12 +16,16 @@ from typing import Any, Optional, Union
 import torch
 
 from ..files import atomic_write_bytes, atomic_write_text
-from ..model import UNetV2
+from ..model import ALIASES, ENCODERS, UNetV2
+from ..validation import CHANNELS, IMAGE_SIDE, ConfigError, between, each, one_of, problems, raise_if_problems
 from .state_dicts import load_exact, read_tensors
 
 FORMAT_VERSION = 1
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED_NAME = "polyp_default.safetensors"
+# Models shipped inside the package, by the name users give them (`--checkpoint skin`, the Segment widget).
+BUNDLED_MODELS = {"polyp": BUNDLED_NAME, "skin": "skin_default.safetensors"}
+DEFAULT_BUNDLED = "polyp"
 
 
 @dataclass
@@ -51,14 +57,29 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
+        """A validated config from JSON data (types and ranges: :meth:`validate`)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"A model config is a JSON object, not {type(data).__name__}.")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"Unknown fields in model config: {sorted(unknown)}")
         data = dict(data)
-        if "input_size" in data:
+        if isinstance(data.get("input_size"), list):
             data["input_size"] = tuple(data["input_size"])
-        return cls(**data)
+        return cls(**data).validate()
+
+    def validate(self) -> "ModelConfig":
+        """Types and ranges of every field; raises one ConfigError (a ValueError) listing all problems.
+
+        Checked on load and on save, so a config on which every prediction would fail (a threshold of 2,
+        an input size of 0, a normalisation without its mean) is never written nor used.
+        """
+        found = problems(self, CONFIG_RULES)
+        if not found:
+            found = _normalization_problems(self.normalization)
+        raise_if_problems(found, "Model config")
+        return self
 
     @classmethod
     def for_model(cls, model: UNetV2, **overrides: Any) -> "ModelConfig":
@@ -75,6 +96,38 @@ class ModelConfig:
 
     def build_model(self) -> UNetV2:
         return UNetV2(self.encoder, channels=self.channels, num_classes=self.num_classes)
+
+
+def _normalization_problems(norm: dict) -> list[str]:
+    mode = norm.get("mode", "fixed")
+    if mode == "zscore":
+        return []
+    if mode != "fixed":
+        return [f"normalization mode must be 'fixed' or 'zscore', not {mode!r}"]
+    found = []
+    for key in ("mean", "std"):
+        values = norm.get(key)
+        if not (isinstance(values, (list, tuple)) and len(values) == 3
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+            found.append(f"normalization {key} must be 3 finite numbers (R, G, B), not {values!r}")
+        elif key == "std" and min(values) <= 0:
+            found.append(f"normalization std must be positive, not {values!r}")
+    return found
+
+
+# Version ids are 12 hex digits (content hashes); anything used as a folder name must be a plain name.
+VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CONFIG_RULES = {
+    "encoder": (lambda v: v in ENCODERS or v in ALIASES, f"one of {', '.join(ENCODERS)}"),
+    "channels": CHANNELS,
+    "num_classes": between(1, 1000),
+    "input_size": each(IMAGE_SIDE, (2, 2)),
+    "inference_mode": one_of("resize", "tile"),
+    "threshold": between(0, 1, low_open=True, high_open=True),
+    "version": (lambda v: v == "" or bool(VERSION_NAME.match(v)), "empty or a plain name of letters, digits, '.', '_', '-'"),
+    "parent": (lambda v: v is None or v == "" or bool(VERSION_NAME.match(v)), "null or a version id"),
+    "format_version": between(1, FORMAT_VERSION),
+}
 
 
 def config_path_for(weights_path: Union[str, Path]) -> Path:
@@ -107,7 +160,7 @@ def save_checkpoint(
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"Checkpoints are written as .safetensors; got {path.name!r}.")
-    config = config or ModelConfig.for_model(model)
+    config = (config or ModelConfig.for_model(model)).validate()
     state = {}
     for key, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu().contiguous()
@@ -128,7 +181,9 @@ def read_config(path: Union[str, Path]) -> ModelConfig:
     if not cfg_path.is_file():
         raise FileNotFoundError(f"Checkpoint config not found: {cfg_path} (expected beside {Path(path).name}).")
     try:
-        return ModelConfig.from_dict(json.loads(cfg_path.read_text()))
+        return ModelConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8")))
+    except ConfigError as err:
+        raise ConfigError(f"Checkpoint config {cfg_path} is not valid: " + "; ".join(err.problems) + ".", err.problems) from err
     except (json.JSONDecodeError, TypeError, ValueError) as err:
         raise ValueError(f"Checkpoint config {cfg_path} is not valid: {err}") from err
 
@@ -153,7 +208,27 @@ def load_checkpoint(
     return model, config
 
 
-def bundled_checkpoint() -> Optional[Path]:
-    """The default model shipped inside the package, or None while there is none."""
-    path = BUNDLED_DIR / BUNDLED_NAME
+def bundled_checkpoint(name: str = DEFAULT_BUNDLED) -> Optional[Path]:
+    """A model shipped inside the package (default: the polyp model), or None when it is not installed."""
+    if name not in BUNDLED_MODELS:
+        raise ValueError(f"No bundled model is called {name!r}; the bundled models are: {', '.join(BUNDLED_MODELS)}.")
+    path = BUNDLED_DIR / BUNDLED_MODELS[name]
     return path if path.is_file() and config_path_for(path).is_file() else None
+
+
+def bundled_models() -> dict[str, Path]:
+    """The bundled models installed here, by name."""
+    return {name: path for name in BUNDLED_MODELS if (path := bundled_checkpoint(name)) is not None}
+
+
+def resolve_checkpoint(spec: Union[str, Path, None]) -> Optional[Path]:
+    """A checkpoint path from what a user gives: None (the default bundled model), a bundled model's name
+    (``polyp``, ``skin``) or a path. A name that is also an existing file is read as the file."""
+    if spec is None:
+        return bundled_checkpoint()
+    if isinstance(spec, str) and spec in BUNDLED_MODELS and not Path(spec).exists():
+        path = bundled_checkpoint(spec)
+        if path is None:
+            raise FileNotFoundError(f"The bundled {spec!r} model is not installed in {BUNDLED_DIR}.")
+        return path
+    return Path(spec)

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from ..files import atomic_directory, atomic_write_text
+from ..files import UnsafePathError, atomic_directory, atomic_write_text, child_path, remove_stale_temporaries
 from .checkpoint import ModelConfig, bundled_checkpoint, config_path_for, read_config
 
 
@@ -22,6 +22,12 @@ class ModelStore:
         self.root = Path(root)
         self.warning = ""  # set when store.json had to be recovered; widgets show it
         (self.root / "versions").mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, self.root / "versions"):
+            remove_stale_temporaries(folder)  # leftovers of writes killed mid-way
+
+    def _version_dir(self, version: object) -> Path:
+        """The folder of ``version``: a plain name inside ``versions/`` (never "", "..", a path)."""
+        return child_path(self.root / "versions", version, "model version")
 
     def _state(self) -> dict:
         path = self.root / "store.json"
@@ -30,7 +36,9 @@ class ModelStore:
         try:
             state = json.loads(path.read_text())
             if not isinstance(state, dict) or not isinstance(state.get("history", []), list):
-                raise ValueError("not a {current, history} object")
+                raise ValueError(f"a JSON {type(state).__name__}, not a {{current, history}} object")
+            if state.get("current") is not None and not isinstance(state["current"], str):
+                raise ValueError(f"current is {state['current']!r}, not a version name")
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
             # Atomic writes make this unreachable short of hand edits or disk faults. Never drop the
             # history silently: keep the damaged file beside the store and say so.
@@ -60,7 +68,10 @@ class ModelStore:
         return found
 
     def path_of(self, version: str) -> Path:
-        path = self.root / "versions" / version / "model.safetensors"
+        try:
+            path = self._version_dir(version) / "model.safetensors"
+        except UnsafePathError as err:
+            raise ValueError(f"Version {version!r} is not in the model store {self.root}: {err}") from err
         if not path.is_file():
             raise ValueError(f"Version {version!r} is not in the model store {self.root}.")
         return path
@@ -68,7 +79,9 @@ class ModelStore:
     def add(self, checkpoint: Path) -> ModelConfig:
         """Copy a checkpoint (and its JSON) into the store; returns its config. The store keeps its own copy."""
         config = read_config(checkpoint)
-        target = self.root / "versions" / config.version
+        if not config.version:
+            raise ValueError(f"{checkpoint} has no version id in its config; save it with save_checkpoint first.")
+        target = self._version_dir(config.version)
         if not (target / "model.safetensors").is_file():
             with atomic_directory(target) as tmp:
                 shutil.copy2(checkpoint, tmp / "model.safetensors")
@@ -78,8 +91,11 @@ class ModelStore:
     @property
     def current(self) -> Optional[str]:
         version = self._state().get("current")
-        if version and not (self.root / "versions" / version / "model.safetensors").is_file():
-            return None
+        try:
+            if version and not (self._version_dir(version) / "model.safetensors").is_file():
+                return None
+        except UnsafePathError:
+            return None  # a hand-edited pointer that leaves the store: use the bundled model
         return version
 
     def current_checkpoint(self) -> Optional[Path]:

@@ -52,6 +52,12 @@ def load_weights_only(path: Path):
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise ValueError(f"{Path(path).name} holds objects other than tensors; refused ({err}).") from err
+    except (RuntimeError, EOFError, OSError) as err:
+        if isinstance(err, (FileNotFoundError, PermissionError)):
+            raise
+        # torch reports a truncated or damaged archive as RuntimeError ("PytorchStreamReader failed ...").
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{Path(path).name} is not a readable PyTorch file (truncated or damaged?): {first_line}") from err
 
 
 def read_tensors(path: Union[str, Path], trusted: bool = False) -> dict[str, torch.Tensor]:

@@ -16,7 +16,15 @@ from typing import Optional
 import numpy as np
 
 from ..engine.pairs import Pair
-from ..files import atomic_write_text, write_png_atomic, write_tiff_atomic
+from ..files import (
+    UnsafePathError,
+    atomic_write_text,
+    child_path,
+    relative_inside,
+    remove_stale_temporaries,
+    write_png_atomic,
+    write_tiff_atomic,
+)
 
 
 @dataclass
@@ -34,8 +42,42 @@ class Correction:
     width: int
 
 
+ENTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")  # what add() makes: <time stamp>-<safe source>
+
+
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:80] or "image"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_.")[:80] or "image"
+
+
+def check_correction_arrays(image: np.ndarray, mask: np.ndarray) -> None:
+    """Refuse (ValueError, saying why) a pair that could not be trained on: not 2-D, mismatched,
+    a channel count other than 1/3/4, non-numeric pixels, or NaN/infinite values."""
+    if mask.ndim != 2:
+        raise ValueError(f"A correction is one 2-D mask; got shape {mask.shape} (pick one slice of a stack).")
+    if image.ndim not in (2, 3) or image.shape[:2] != mask.shape:
+        raise ValueError(f"Image {image.shape} and mask {mask.shape} do not match.")
+    if min(mask.shape) < 8:
+        raise ValueError(f"The image is {mask.shape[0]}x{mask.shape[1]}; both sides must be at least 8 pixels.")
+    if image.ndim == 3 and image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"Image {image.shape} has {image.shape[-1]} channels; a correction needs gray, RGB or RGBA.")
+    for what, array in (("image", image), ("mask", mask)):
+        if not (array.dtype == bool or np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+            raise ValueError(f"The {what} has pixel type {array.dtype}; expected integers or floats.")
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise ValueError(f"The {what} contains NaN or infinite values; it cannot be trained on.")
+
+
+def safe_id(entry_id: object) -> str:
+    if not isinstance(entry_id, str) or not ENTRY_ID.match(entry_id):
+        raise UnsafePathError(f"correction id {entry_id!r} is not a plain name of letters, digits, '.', '_', '-'.")
+    return entry_id
+
+
+def _read_entry(path: Path) -> Correction:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} holds a JSON {type(data).__name__}, not an object")
+    return Correction(**data)
 
 
 class CorrectionSet:
@@ -43,6 +85,16 @@ class CorrectionSet:
         self.root = Path(root)
         for sub in ("images", "masks", "provenance"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(self.root / sub)  # leftovers of writes killed mid-way
+
+    def _entry_files(self, entry: Correction) -> tuple[Path, Path]:
+        """The entry's image and mask, which must lie directly in ``images/`` and ``masks/`` of this set
+        (the JSON may come from a copied or shared set: its paths are data, not trusted)."""
+        return (relative_inside(self.root, entry.image_file, "correction image", subfolder="images"),
+                relative_inside(self.root, entry.mask_file, "correction mask", subfolder="masks"))
+
+    def _provenance_path(self, entry_id: object) -> Path:
+        return child_path(self.root / "provenance", f"{safe_id(entry_id)}.json", "correction id")
 
     def add(
         self,
@@ -56,10 +108,7 @@ class CorrectionSet:
         """Store one corrected pair; refuses (ValueError) shapes that do not match or are not 2-D."""
         image = np.asarray(image)
         mask = np.asarray(corrected_mask)
-        if mask.ndim != 2:
-            raise ValueError(f"A correction is one 2-D mask; got shape {mask.shape} (pick one slice of a stack).")
-        if image.shape[:2] != mask.shape or image.ndim not in (2, 3):
-            raise ValueError(f"Image {image.shape} and mask {mask.shape} do not match.")
+        check_correction_arrays(image, mask)
         binary = (mask > 0).astype(np.uint8)
         if predicted_mask is not None and np.shape(predicted_mask) == mask.shape:
             changed = int(np.count_nonzero(binary != (np.asarray(predicted_mask) > 0)))
@@ -88,24 +137,34 @@ class CorrectionSet:
         found = []
         for path in sorted((self.root / "provenance").glob("*.json")):
             try:
-                entry = Correction(**json.loads(path.read_text()))
-            except (json.JSONDecodeError, TypeError):
-                continue  # never half-written (atomic), but a hand-edited file should not break the list
-            if (self.root / entry.image_file).is_file() and (self.root / entry.mask_file).is_file():
+                entry = _read_entry(path)
+                image_path, mask_path = self._entry_files(entry)
+            except (OSError, ValueError, TypeError):
+                continue  # never half-written (atomic), but a hand-edited or foreign file must not break the list
+            if image_path.is_file() and mask_path.is_file():
                 found.append(entry)
         return found
 
     def remove(self, entry_id: str) -> None:
-        provenance = self.root / "provenance" / f"{entry_id}.json"
+        """Delete one entry: its provenance first, then its image and mask — only files inside this set.
+        An entry whose JSON names files elsewhere is refused and nothing is deleted."""
+        try:
+            provenance = self._provenance_path(entry_id)
+        except UnsafePathError as err:
+            raise ValueError(f"No correction {entry_id!r} in {self.root}: {err}") from err
         if not provenance.is_file():
             raise ValueError(f"No correction {entry_id!r} in {self.root}.")
-        entry = Correction(**json.loads(provenance.read_text()))
+        try:
+            entry = _read_entry(provenance)
+        except (OSError, ValueError, TypeError) as err:
+            raise ValueError(f"Correction {entry_id!r} has an unreadable provenance file ({err}); nothing was deleted.") from err
+        files = self._entry_files(entry)  # raises UnsafePathError (a ValueError) before anything is deleted
         provenance.unlink()  # first: from here on the entry no longer exists
-        for rel in (entry.image_file, entry.mask_file):
-            (self.root / rel).unlink(missing_ok=True)
+        for path in files:
+            path.unlink(missing_ok=True)
 
     def pairs(self) -> list[Pair]:
-        return [Pair(self.root / e.image_file, self.root / e.mask_file) for e in self.entries()]
+        return [Pair(*self._entry_files(e)) for e in self.entries()]
 
     def __len__(self) -> int:
         return len(self.entries())

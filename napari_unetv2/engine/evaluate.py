@@ -7,6 +7,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
+from ..errors import PER_FILE_ERRORS, one_line
 from ..inference import Predictor
 from .data import Pair, load_pair_arrays
 from .metrics import ImageScore, MetricAccumulator, binarize
@@ -31,13 +32,22 @@ def domain_of(name: str) -> str:
 
 def iter_scores(
     predictor: Predictor, pairs: Iterable[Pair], accumulator: MetricAccumulator, threshold: Optional[float] = None,
-    minmax: bool = False, with_hd95: bool = True, **predict_kwargs,
+    minmax: bool = False, with_hd95: bool = True, failures: Optional[list[dict]] = None, **predict_kwargs,
 ) -> Iterator[tuple[Pair, ImageScore, np.ndarray]]:
-    """Predict each pair at its own resolution (the paper: resize in, resize the probability back)."""
+    """Predict each pair at its own resolution (the paper: resize in, resize the probability back).
+
+    ``failures``: when given, a pair that cannot be read or segmented (truncated file, NaN pixels, sizes
+    that differ) is appended to it as {"file", "reason"} and left out, instead of stopping the run."""
     threshold = predictor.config.threshold if threshold is None else threshold
     for pair in pairs:
-        image, gt = load_pair_arrays(pair)
-        prediction = predictor.predict(image, threshold=threshold, rgb=True, **predict_kwargs)
+        try:
+            image, gt = load_pair_arrays(pair)
+            prediction = predictor.predict(image, threshold=threshold, rgb=True, **predict_kwargs)
+        except PER_FILE_ERRORS as err:
+            if failures is None:
+                raise
+            failures.append({"file": pair.image.name, "reason": one_line(err)})
+            continue
         pred = binarize(prediction.probability, threshold, minmax=minmax)
         yield pair, accumulator.add(pair.stem, pred, gt, with_hd95=with_hd95), prediction.probability
 
@@ -46,12 +56,19 @@ def evaluate_pairs(
     predictor: Predictor, pairs: list[Pair], threshold: Optional[float] = None, minmax: bool = False,
     with_hd95: bool = True, progress: Optional[Callable[[int, int], None]] = None, **predict_kwargs,
 ) -> dict:
-    """{"dice", "iou", "mae", "hd95", "n", ..., "pooled": {...}, "domains": {group: summary}, "images": [...]}"""
+    """{"dice", "iou", "mae", "hd95", "n", ..., "pooled": {...}, "domains": {group: summary}, "images": [...],
+    "failed": [{"file", "reason"}, ...]}: a pair that cannot be scored is listed, not fatal."""
     acc = MetricAccumulator()
-    for i, _ in enumerate(iter_scores(predictor, pairs, acc, threshold, minmax, with_hd95, **predict_kwargs), start=1):
+    failures: list[dict] = []
+    scored = iter_scores(predictor, pairs, acc, threshold, minmax, with_hd95, failures=failures, **predict_kwargs)
+    for _ in scored:
         if progress is not None:
-            progress(i, len(pairs))
+            progress(len(acc.scores) + len(failures), len(pairs))
+    if pairs and not acc.scores:
+        raise ValueError(f"No pair could be scored ({len(failures)} failed), e.g. {failures[0]['file']}: "
+                         f"{failures[0]['reason']}")
     result = acc.summary()
+    result["failed"] = failures
     result["pooled"] = acc.pooled()
     groups: dict[str, list[ImageScore]] = {}
     for score in acc.scores:
@@ -70,4 +87,8 @@ def format_table(result: dict) -> str:
     pooled = result.get("pooled")
     if pooled:
         lines.append(f"pooled pixels (ISIC protocol): DSC {pooled['dsc']:.4f}, IoU {pooled['iou']:.4f}")
+    failed = result.get("failed") or []
+    if failed:
+        lines.append(f"{len(failed)} pairs could not be scored (left out of the figures above):")
+        lines += [f"  {f['file']}: {f['reason']}" for f in failed]
     return "\n".join(lines)

@@ -25,7 +25,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..checkpoints import ModelConfig, build_unetv2, load_checkpoint, read_tensors, save_checkpoint
 from ..devices import resolve_device
-from ..files import atomic_directory, atomic_write_bytes, atomic_write_text, recover_directory
+from ..files import (
+    atomic_directory,
+    atomic_write_bytes,
+    atomic_write_text,
+    recover_directory,
+    remove_stale_temporaries,
+)
 from ..inference import Predictor
 from ..model import UNetV2
 from .data import Pair, PairDataset
@@ -76,9 +82,10 @@ class TrainJob:
 
 
 def _distributed() -> tuple[int, int]:
-    """(rank, world size); starts the process group when launched by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
+    """(rank, world size); starts the process group when launched by torchrun (which sets LOCAL_RANK and
+    WORLD_SIZE), at any world size: one process under torchrun still trains through DDP."""
+    launched = "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
+    if launched and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
     if dist.is_initialized():
@@ -251,6 +258,23 @@ def _initial_model(job: TrainJob, recipe: Recipe) -> tuple[UNetV2, Recipe, Optio
     return model, recipe, parent_config
 
 
+def claim_output_folder(job: TrainJob) -> None:
+    """The output folder must be new (or empty), or be the run being resumed; and it never holds the
+    checkpoint being fine-tuned. Otherwise ValueError, before anything is written: a run never replaces
+    another run's best/last/logs nor its own starting model."""
+    out_dir = Path(job.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"The output {out_dir} is a file, not a folder.")
+    if job.init_checkpoint is not None and Path(job.init_checkpoint).resolve().parent == out_dir.resolve():
+        raise ValueError(f"The output folder {out_dir} holds the checkpoint being fine-tuned "
+                         f"({Path(job.init_checkpoint).name}); choose a new folder so the starting model is kept.")
+    if job.resume:
+        return
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise ValueError(f"The output folder {out_dir} is not empty (an earlier run?); pass --resume to continue "
+                         "that run, or choose a new folder. Nothing was changed.")
+
+
 def build_run(job: TrainJob) -> TrainingRun:
     """Step 1: device, seeds, model, data loader, optimiser, schedule and scaler."""
     recipe = job.recipe.validate()
@@ -262,7 +286,9 @@ def build_run(job: TrainJob) -> TrainingRun:
     np.random.seed(recipe.seed)
     out_dir = Path(job.out_dir)
     if rank == 0:
+        claim_output_folder(job)
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out_dir)
 
     model, recipe, parent_config = _initial_model(job, recipe)
     config = model_config_for(recipe, model, job)
@@ -281,7 +307,7 @@ def build_run(job: TrainJob) -> TrainingRun:
     total_updates = recipe.epochs * len(loader) * updates_per_step
 
     net = model
-    if world > 1:
+    if dist.is_initialized():
         unused = (recipe.train_parts != "all" or any(w == 0 for w in recipe.deep_supervision)
                   or len(recipe.deep_supervision) < 4)
         net = torch.nn.parallel.DistributedDataParallel(
@@ -397,7 +423,8 @@ def run_training(job: TrainJob) -> Iterator[TrainEvent]:
     recipe, steps_per_epoch = run.recipe, run.steps_per_epoch
     yield TrainEvent("start", epoch=run.start_epoch, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
                      message=f"{len(run.dataset)} training pairs, {len(job.val_pairs)} validation pairs, "
-                             f"{steps_per_epoch} steps per epoch on {run.device} (world size {run.world}); "
+                             f"{steps_per_epoch} steps per epoch on {run.device} (world size {run.world}"
+                             f"{', DDP over ' + dist.get_backend() if dist.is_initialized() else ''}); "
                              f"encoder weights: {run.model.encoder_weights}")
     started = time.time()
     done_steps, steps_to_do = 0, (recipe.epochs - run.start_epoch) * steps_per_epoch

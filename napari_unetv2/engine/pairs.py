@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..files import IMAGE_SUFFIXES, read_image
+from ..files import IMAGE_SUFFIXES, UnreadableImageError, read_header
 
 MASK_SUFFIX = re.compile(r"(_mask|_segmentation|_lesion|_Segmentation|_seg|_gt)$", re.IGNORECASE)
 MASK_FOLDERS = {"masks", "mask", "labels", "ground_truth", "groundtruth", "gt", "annotations"}
@@ -55,17 +55,11 @@ def _is_mask(path: Path, root: Path) -> tuple[bool, str]:
 
 
 def _image_size(path: Path) -> Optional[tuple[int, int]]:
-    """(height, width) from the file header, or None if unreadable."""
+    """(height, width) in displayed orientation from the file header, or None if unreadable."""
     try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return im.size[1], im.size[0]
-    except Exception:  # PIL raises many types for foreign/corrupt files
-        try:
-            return tuple(read_image(path).shape[:2])  # e.g. TIFF types PIL cannot open
-        except Exception:
-            return None
+        return read_header(path)
+    except (UnreadableImageError, OSError):
+        return None
 
 
 def find_pairs(root: str | Path, check_sizes: bool = True) -> PairReport:

@@ -8,6 +8,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from ..validation import CHANNELS, IMAGE_SIDE, between, each, one_of, optional, problems, raise_if_problems
+
 
 @dataclass
 class AugmentConfig:
@@ -54,21 +56,18 @@ class Recipe:
     threshold: float = 0.5
 
     def validate(self) -> "Recipe":
-        checks = [
-            (self.optimizer in {"adam", "adamw", "sgd"}, f"optimizer must be adam, adamw or sgd, not {self.optimizer!r}"),
-            (self.schedule in {"poly", "constant"}, f"schedule must be poly or constant, not {self.schedule!r}"),
-            (self.loss in {"structure", "ce_dice"}, f"loss must be structure or ce_dice, not {self.loss!r}"),
-            (self.normalization in {"encoder", "zscore"}, f"normalization must be encoder or zscore, not {self.normalization!r}"),
-            (self.train_parts in {"all", "sdi-decoder"}, f"train_parts must be all or sdi-decoder, not {self.train_parts!r}"),
-            (len(self.input_size) == 2 and min(self.input_size) >= 32, f"input_size must be two sides >= 32, not {self.input_size}"),
-            (1 <= len(self.deep_supervision) <= 4 and sum(self.deep_supervision) > 0,
-             "deep_supervision needs 1-4 weights with a positive sum"),
-            (self.batch_size >= 1 and self.epochs >= 1 and self.lr > 0, "batch_size, epochs and lr must be positive"),
-            (0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)"),
-        ]
-        errors = [message for ok, message in checks if not ok]
-        if errors:
-            raise ValueError(f"Recipe {self.name!r} is not valid: " + "; ".join(errors))
+        """Types and ranges of every field (one :class:`~napari_unetv2.validation.ConfigError` listing all
+        problems), checked before any model or data is built."""
+        if not isinstance(self.augment, AugmentConfig):
+            found = [f"augment must be a mapping of augmentation fields, not {self.augment!r}"]
+        else:
+            found = problems(self.augment, AUGMENT_RULES, prefix="augment.")
+        found += problems(self, RECIPE_RULES)
+        if not found and sum(self.deep_supervision) <= 0:
+            found.append("deep_supervision needs a positive sum of weights")
+        if not found and self.augment.scale_range[0] > self.augment.scale_range[1]:
+            found.append(f"augment.scale_range must be (low, high) with low <= high, not {self.augment.scale_range}")
+        raise_if_problems(found, f"Recipe {self.name!r}")
         return self
 
     def to_dict(self) -> dict:
@@ -81,13 +80,14 @@ class Recipe:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"Unknown recipe fields: {unknown}. Known: {sorted(known)}")
-        augment = data.pop("augment", {}) or {}
+        augment = data.pop("augment", {})
+        augment = {} if augment is None else augment
         if isinstance(augment, dict):
             unknown_aug = sorted(set(augment) - {f.name for f in dataclasses.fields(AugmentConfig)})
             if unknown_aug:
                 raise ValueError(f"Unknown augment fields: {unknown_aug}")
-            augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()})
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+            augment = AugmentConfig(**{k: _as_tuple(v) for k, v in augment.items()})
+        data = {k: _as_tuple(v) for k, v in data.items()}
         return cls(augment=augment, **data).validate()
 
     def with_overrides(self, overrides: dict[str, Any]) -> "Recipe":
@@ -104,6 +104,49 @@ class Recipe:
                 raise ValueError(f"Unknown recipe field {key!r}")
             target[parts[-1]] = value
         return Recipe.from_dict(data)
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, list) else value
+
+
+def _known_encoder(name: str) -> bool:
+    from ..model import ALIASES, ENCODERS
+
+    return name in ENCODERS or name in ALIASES
+
+
+AUGMENT_RULES = {
+    "rotate_degrees": between(0, 180),
+    "scale_range": each(between(0.1, 4.0), (2, 2)),
+    "color_jitter": between(0, 1),
+}
+RECIPE_RULES = {
+    "encoder": (_known_encoder, "a known encoder (pvt_v2_b0..b5, tf_efficientnet_lite0..2)"),
+    "channels": CHANNELS,
+    "pretrained": (lambda v: isinstance(v, bool) or bool(v.strip()), "true, false, 'timm', 'package' or a weight file"),
+    "input_size": each(IMAGE_SIDE, (2, 2)),
+    "batch_size": between(1, 4096),
+    "epochs": between(1, 100_000),
+    "optimizer": one_of("adam", "adamw", "sgd"),
+    "lr": between(0, 10, low_open=True),
+    "betas": each(between(0, 1, high_open=True), (2, 2)),
+    "momentum": between(0, 1),
+    "weight_decay": between(0, 10),
+    "schedule": one_of("poly", "constant"),
+    "poly_power": between(0, 10),
+    "loss": one_of("structure", "ce_dice"),
+    "dice_weight": between(0, 100),
+    "deep_supervision": each(between(0, 1000), (1, 4)),
+    "multiscale": each(between(0.1, 4.0), (1, 8)),
+    "grad_clamp": optional(between(0, 1e6, low_open=True)),
+    "grad_norm_clip": optional(between(0, 1e6, low_open=True)),
+    "normalization": one_of("encoder", "zscore"),
+    "seed": between(0, 2**63 - 1),
+    "val_fraction": between(0, 1, high_open=True),
+    "train_parts": one_of("all", "sdi-decoder"),
+    "threshold": between(0, 1, low_open=True, high_open=True),
+}
 
 
 def recipe_dirs() -> list[Path]:
@@ -140,4 +183,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ValueError(f"Override {text!r} must look like field=value.")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ValueError(f"Override {text!r}: the value is not valid YAML ({err}).") from err
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-3" (no dot) as a string
+            value = float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity") else value
+        except ValueError:
+            pass
+    return key.strip(), value

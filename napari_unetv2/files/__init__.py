@@ -1,17 +1,36 @@
-"""Files on disk: atomic writes (a crash leaves the old file or the new one) and image/mask reading/writing."""
-from .atomic import atomic_directory, atomic_write_bytes, atomic_write_text, recover_directory
+"""Files on disk: atomic writes (a crash leaves the old file or the new one), image/mask reading/writing and
+paths named by data that must stay inside their folder."""
+from .atomic import (
+    atomic_directory,
+    atomic_write_bytes,
+    atomic_write_text,
+    recover_directory,
+    remove_stale_temporaries,
+)
 from .images import (
     IMAGE_SUFFIXES,
+    MAX_PIXELS,
     UnreadableImageError,
+    mask_to_binary,
+    read_header,
     read_image,
     read_mask,
     write_png_atomic,
     write_tiff_atomic,
 )
+from .paths import UnsafePathError, child_path, relative_inside, safe_name
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "MAX_PIXELS",
     "UnreadableImageError",
+    "UnsafePathError",
+    "child_path",
+    "mask_to_binary",
+    "read_header",
+    "relative_inside",
+    "remove_stale_temporaries",
+    "safe_name",
     "atomic_directory",
     "atomic_write_bytes",
     "atomic_write_text",

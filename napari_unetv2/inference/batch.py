@@ -2,22 +2,35 @@
 
 Outputs are written atomically, so an interrupt leaves finished images complete and no half file;
 ``resume`` skips images whose outputs exist. Existing results are never overwritten silently.
+
+Rules (docs/robustness.md):
+- Output names: ``<stem>.png`` (``<stem>.tif`` for a stack) and ``<stem>_prob.tif``. Images whose
+  output names would coincide (``a.jpg`` and ``a.png``; ``A.png`` and ``a.png`` on a case-insensitive
+  disk; ``x_prob.tif`` and ``x.png`` with probabilities) are *not* segmented: each gets an error row
+  naming the others, so no result can ever stand for the wrong image. The others go on.
+- One bad file never stops the run: anything that cannot be read or segmented gets a summary row
+  with a one-line reason. Only output problems (a full disk, a read-only folder) stop it.
+- ``summary.csv`` is merged with the one already in the folder: rows of earlier runs are kept, and a
+  file skipped by ``--continue`` keeps its earlier row (size, foreground, time).
 """
 from __future__ import annotations
 
 import csv
 import io
+import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
+from ..errors import PER_FILE_ERRORS, one_line
 from ..files import (
     IMAGE_SUFFIXES,
-    UnreadableImageError,
     atomic_write_text,
+    remove_stale_temporaries,
     write_png_atomic,
     write_tiff_atomic,
 )
@@ -43,6 +56,8 @@ class BatchSummary:
         return "\n".join(lines)
 
 
+# ---- output names --------------------------------------------------------------------------------------
+
 def output_paths(out_dir: Path, stem: str, is_stack: bool, probabilities: bool) -> list[Path]:
     paths = [out_dir / (f"{stem}.tif" if is_stack else f"{stem}.png")]
     if probabilities:
@@ -50,12 +65,81 @@ def output_paths(out_dir: Path, stem: str, is_stack: bool, probabilities: bool) 
     return paths
 
 
-def _write_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv") -> None:
+def possible_outputs(out_dir: Path, stem: str, probabilities: bool) -> list[Path]:
+    """Every file an image may produce (whether it is a stack is known only after reading it)."""
+    return output_paths(out_dir, stem, False, probabilities) + output_paths(out_dir, stem, True, False)
+
+
+def name_clashes(images: Iterable[Path], out_dir: Path, probabilities: bool) -> dict[Path, str]:
+    """{image: reason} for images whose outputs would share a name (compared case-insensitively)."""
+    owners: dict[str, list[Path]] = {}
+    for image in images:
+        for path in possible_outputs(out_dir, image.stem, probabilities):
+            owners.setdefault(path.name.casefold(), []).append(image)
+    clashes: dict[Path, list[Path]] = {}
+    for group in owners.values():
+        if len(set(group)) > 1:
+            for image in group:
+                clashes.setdefault(image, []).extend(g for g in group if g != image)
+    return {image: ("output name clashes with " + ", ".join(sorted({display_name(o) for o in others}))
+                    + ": rename one of them (neither was segmented)")
+            for image, others in clashes.items()}
+
+
+def display_name(path: Path) -> str:
+    """The file name as text for the summary, also when it is not valid UTF-8 (bytes shown as \\xNN)."""
+    return path.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+# ---- summary.csv -----------------------------------------------------------------------------------------
+
+def read_summary(out_dir: Path, name: str = "summary.csv") -> list[dict]:
+    """Rows of an earlier run's summary.csv (none if absent). An unreadable one is kept as a backup copy."""
+    path = out_dir / name
+    if not path.is_file():
+        return []
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return [dict(r) for r in csv.DictReader(fh) if r.get("file")]
+    except (UnicodeDecodeError, csv.Error) as err:
+        backup = out_dir / f"{name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"
+        shutil.copy2(path, backup)
+        warnings.warn(f"{path} was unreadable ({err}); kept as {backup.name}", stacklevel=2)
+        return []
+
+
+def merge_summary(earlier: list[dict], rows: list[dict]) -> list[dict]:
+    """Earlier rows, updated by this run's: a file skipped as done keeps its earlier (complete) row."""
+    merged = {r["file"]: r for r in earlier}
+    for row in rows:
+        before = merged.get(row["file"])
+        if row["status"] == "skipped-done" and before is not None and before.get("status") == "done":
+            continue
+        merged[row["file"]] = row
+    return list(merged.values())
+
+
+def write_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv") -> None:
+    columns = SUMMARY_COLUMNS + sorted({k for r in rows for k in r} - set(SUMMARY_COLUMNS))
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=SUMMARY_COLUMNS)
+    writer = csv.DictWriter(text, fieldnames=columns, restval="")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out_dir / name, text.getvalue())
+
+
+# ---- one file ------------------------------------------------------------------------------------------
+
+def write_outputs(prediction, output_dir: Path, stem: str, save_probabilities: bool) -> None:
+    is_stack = prediction.mask.ndim == 3
+    mask_path, *prob_path = output_paths(output_dir, stem, is_stack, save_probabilities)
+    mask255 = (prediction.mask * 255).astype(np.uint8)
+    if is_stack:
+        write_tiff_atomic(mask_path, mask255)
+    else:
+        write_png_atomic(mask_path, mask255)
+    if prob_path:
+        write_tiff_atomic(prob_path[0], prediction.probability.astype(np.float32))
 
 
 def predict_folder(
@@ -82,44 +166,52 @@ def predict_folder(
         raise FileNotFoundError(f"Input folder not found: {input_dir}")
     if input_dir.resolve() == output_dir.resolve():
         raise ValueError("The output folder must differ from the input folder (masks would mix with images).")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"The output {output_dir} is a file, not a folder.")
     files = sorted(p for p in input_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise ValueError(f"{input_dir} holds no files.")
     files = [p for p in files if in_shard(p.name, shard)]
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    clashing = name_clashes(images, output_dir, save_probabilities)
     if not resume:
-        clashes = [p for img in images for p in output_paths(output_dir, img.stem, False, save_probabilities) if p.exists()]
-        if clashes:
+        existing = [p for img in images if img not in clashing
+                    for p in possible_outputs(output_dir, img.stem, save_probabilities) if p.exists()]
+        if existing:
             raise ValueError(
-                f"{output_dir} already holds results (e.g. {clashes[0].name}); pass --continue to skip finished "
+                f"{output_dir} already holds results (e.g. {existing[0].name}); pass --continue to skip finished "
                 "images, or choose an empty output folder. Nothing was overwritten."
             )
     output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output_dir)
+    earlier = read_summary(output_dir, summary_name(shard))
     summary = BatchSummary(output_dir)
     mode = "tile" if tile else None
 
     def finished(path: Path) -> bool:
-        return resume and any(all(p.exists() for p in output_paths(output_dir, path.stem, stack, save_probabilities))
+        return resume and any(all(p.is_file() for p in output_paths(output_dir, path.stem, stack, save_probabilities))
                               for stack in (False, True))
 
-    todo = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES and not finished(p)] if overlap_io else []
+    todo = [p for p in images if p not in clashing and not finished(p)] if overlap_io else []
     with PredictionStream(predictor, todo, threshold, mode, tile or 512, tta, batch_size) as stream, \
             OrderedWriter(background=overlap_io) as writer:
-        _predict_files(predictor, files, output_dir, save_probabilities, summary, finished, stream, writer,
-                       progress, should_stop, summary_name(shard))
+        _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished,
+                       stream, writer, progress, should_stop, summary_name(shard))
     if shard is not None:
         merge_summaries(output_dir, shard[1], SUMMARY_COLUMNS)
     return summary
 
 
-def _predict_files(predictor, files, output_dir, save_probabilities, summary, finished, stream, writer, progress,
-                   should_stop, summary_file) -> None:
+def _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished, stream,
+                   writer, progress, should_stop, summary_file) -> None:
     # Writes go to ``writer`` (in order, in the background); the summary follows each file's own writes.
     for index, path in enumerate(files, start=1):
-        row = {"file": path.name, "status": "", "height": "", "width": "", "foreground_fraction": "",
+        row = {"file": display_name(path), "status": "", "height": "", "width": "", "foreground_fraction": "",
                "seconds": "", "model_version": predictor.config.version, "note": ""}
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             row.update(status="not-an-image", note=f"suffix {path.suffix or '(none)'} is not an image type")
+        elif path in clashing:
+            row.update(status="error", note=clashing[path])
         elif finished(path):
             row.update(status="skipped-done", note="outputs exist (--continue)")
         else:
@@ -128,19 +220,14 @@ def _predict_files(predictor, files, output_dir, save_probabilities, summary, fi
             start = time.time()
             try:
                 prediction = stream.result(path)
-            except (UnreadableImageError, ValueError) as err:
-                row.update(status="error", note=str(err))
+            except PER_FILE_ERRORS as err:
+                row.update(status="error", note=one_line(err))
             else:
-                is_stack = prediction.mask.ndim == 3
-                mask_path, *prob_path = output_paths(output_dir, path.stem, is_stack, save_probabilities)
-                mask255 = (prediction.mask * 255).astype(np.uint8)
-                writer.submit(write_tiff_atomic if is_stack else write_png_atomic, mask_path, mask255)
-                if prob_path:
-                    writer.submit(write_tiff_atomic, prob_path[0], prediction.probability.astype(np.float32))
+                writer.submit(write_outputs, prediction, output_dir, path.stem, save_probabilities)
                 shape = prediction.mask.shape
                 row.update(status="done", height=shape[-2], width=shape[-1],
                            foreground_fraction=f"{prediction.mask.mean():.5f}", seconds=f"{time.time() - start:.3f}")
         summary.rows.append(row)
-        writer.submit(_write_summary, output_dir, list(summary.rows), summary_file)
+        writer.submit(write_summary, output_dir, merge_summary(earlier, summary.rows), summary_file)
         if progress is not None:
             progress(index, len(files), path.name)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoints.checkpoint import ModelConfig, bundled_checkpoint, load_checkpoint
+from ..checkpoints.checkpoint import ModelConfig, load_checkpoint, resolve_checkpoint
 from ..devices import resolve_device
 from ..model import MIN_SIDE, UNetV2
 from .fast import as_channels_last, optimize_for_cpu
@@ -104,7 +104,8 @@ class PreparedFrame:
 class Predictor:
     """Segment images with a U-Net v2 checkpoint.
 
-    ``checkpoint``: a .safetensors path, or None for the bundled default model (when the package ships
+    ``checkpoint``: a .safetensors path, a bundled model's name (``polyp``, ``skin``), or None for the
+    bundled default model (when the package ships
     one; otherwise an untrained model, clearly labelled as such in ``self.description``).
     ``fast`` (default): on the CPU, run an inference-only copy rewritten for speed (``inference/fast.py``:
     Conv+BN folding, oneDNN fused layers, channels_last; logits equal eager float32 within 1e-4).
@@ -128,7 +129,7 @@ class Predictor:
             self.model, self.config = model, config or ModelConfig.for_model(model)
             self.source = "in-memory model"
         else:
-            path = Path(checkpoint) if checkpoint is not None else bundled_checkpoint()
+            path = resolve_checkpoint(checkpoint)
             if path is None:
                 self.model = UNetV2("tf_efficientnet_lite0", channels=32)
                 self.config = ModelConfig.for_model(self.model, input_size=(256, 256), name="UNTRAINED")

@@ -9,6 +9,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, Pro
 from qtpy.QtCore import QObject, Signal
 
 from ..devices import available_devices
+from ..errors import EXPECTED_ERRORS, one_line
 from ..inference.batch import predict_folder
 from .segment import get_predictor
 
@@ -60,8 +61,9 @@ class BatchWidget(Container):
                 return predict_folder(get_predictor(None, device), source, target, save_probabilities=save_prob,
                                       resume=resume, progress=self._signals.advanced.emit,
                                       should_stop=self._cancel.is_set)
-            except (ValueError, FileNotFoundError, RuntimeError) as err:
-                return err
+            except EXPECTED_ERRORS as err:  # a full disk, a read-only folder, ...: one line in the status
+                # Returned as text: superqt re-raises a *returned* exception as a worker error.
+                return one_line(err)
 
         self.worker = create_worker(job, _start_thread=False)
         self.worker.returned.connect(self._on_done)
@@ -74,7 +76,7 @@ class BatchWidget(Container):
         self._cancel.set()
 
     def _on_done(self, result) -> None:
-        if isinstance(result, Exception):
+        if isinstance(result, str):
             self.status.value = f"error: {result}"
             return
         stopped = " (cancelled: finished images kept, none half-written)" if self._cancel.is_set() else ""

@@ -1,0 +1,303 @@
+"""The CLI and the configuration it reads: every expected error is one line and a non-zero exit (a traceback
+only with --debug); recipes and checkpoint configs are validated (types and ranges) before anything is
+built; training and fine-tuning never write into a folder holding another run or their starting model.
+Cases: docs/robustness.md."""
+from __future__ import annotations
+
+import errno
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_synthetic_pairs
+from hostile_files import picture, save, tree_digest
+
+from napari_unetv2.checkpoints import ModelConfig, read_config, save_checkpoint
+from napari_unetv2.cli import main
+
+
+def error_lines(capsys) -> list[str]:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return [line for line in err.splitlines() if line.startswith("unetv2 ")]
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    for i in range(2):
+        save(tmp_path / "in" / f"{i}.png", picture(i))
+    return tmp_path / "in"
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> Path:
+    return make_synthetic_pairs(tmp_path_factory.mktemp("pairs"), n=4, size=64)
+
+
+# ---- main(): one line, non-zero exit (issue 12, item 5) ---------------------------------------------------
+
+@pytest.mark.parametrize("error, words", [
+    (OSError(errno.ENOSPC, "No space left on device", "/data/out/0.png"), "No space left on device (the disk is full)"),
+    (PermissionError(errno.EACCES, "Permission denied", "/data/out/0.png"), "Permission denied"),
+    (IsADirectoryError(errno.EISDIR, "Is a directory", "/data/out/0.png"), "Is a directory"),
+    (OSError(errno.EROFS, "Read-only file system", "/mnt/share/out"), "Read-only file system"),
+])
+def test_os_errors_while_writing_are_one_line(tmp_path, images, capsys, monkeypatch, error, words):
+    import napari_unetv2.files.atomic as atomic
+
+    def failing_mkstemp(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", failing_mkstemp)
+    assert main(["predict", "-i", str(images), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    [line] = error_lines(capsys)
+    assert words in line and error.filename in line
+
+
+def test_output_mask_path_that_is_a_folder_is_one_line(tmp_path, images, capsys):
+    """--continue into a folder where OUT/0.png is a folder: the rename fails with EISDIR."""
+    (tmp_path / "out" / "0.png").mkdir(parents=True)
+    assert main(["predict", "-i", str(images), "-o", str(tmp_path / "out"), "--device", "cpu", "--continue"]) == 2
+    [line] = error_lines(capsys)
+    assert "directory" in line.lower()
+
+
+def test_output_that_is_a_file_is_one_line(tmp_path, images, capsys):
+    (tmp_path / "out").write_text("mine")
+    assert main(["predict", "-i", str(images), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    assert len(error_lines(capsys)) == 1 and (tmp_path / "out").read_text() == "mine"
+
+
+def test_memory_error_is_one_line_and_debug_shows_the_traceback(tmp_path, images, capsys, monkeypatch):
+    import napari_unetv2.inference as inference
+
+    class Exhausted:
+        def __init__(self, *args, **kwargs):
+            raise MemoryError("cannot allocate 80 GB")
+
+    monkeypatch.setattr(inference, "Predictor", Exhausted)
+    args = ["predict", "-i", str(images), "-o", str(tmp_path / "out")]
+    assert main(args) == 2
+    [line] = error_lines(capsys)
+    assert "memory" in line and "--debug" in line
+    assert main(["--debug"] + args) == 2
+    assert "Traceback" in capsys.readouterr().err
+    assert main(args + ["--debug"]) == 2  # also after the command's name
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_evaluate_on_a_folder_without_pairs_is_one_line(tmp_path, images, capsys):
+    assert main(["evaluate", "--data", str(images), "--device", "cpu"]) == 2
+    [line] = error_lines(capsys)
+    assert "No usable image/mask pair" in line
+
+
+def test_missing_checkpoint_is_one_line(tmp_path, images, capsys):
+    assert main(["predict", "-i", str(images), "-o", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "x.safetensors")]) == 2
+    assert len(error_lines(capsys)) == 1 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args", [["predict", "--threshold", "2"], ["predict", "--threshold", "nan"],
+                                  ["evaluate", "--threshold", "-0.1"], ["train", "--limit", "0"],
+                                  ["train", "--limit", "-3"]])
+def test_out_of_range_options_are_refused(tmp_path, args, capsys):
+    command, *rest = args
+    required = {"predict": ["-i", "x", "-o", "y"], "evaluate": ["--data", "x"], "train": ["--data", "x", "--out", "y"]}
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, *required[command], *rest])
+    assert exit_info.value.code == 2 and "expected" in capsys.readouterr().err
+
+
+def test_evaluate_json_is_valid_json_with_null_for_nan(tmp_path, pairs, monkeypatch, capsys):
+    import napari_unetv2.engine.evaluate as evaluate
+
+    def with_nan(predictor, pairs, **kwargs):
+        return {"dice": 0.5, "iou": 0.4, "mae": 0.1, "hd95": math.nan, "n": 1, "pooled": {"dsc": 0.5, "iou": 0.4},
+                "domains": {}, "images": [{"name": "a", "hd95": float("inf"), "dice": np.float32(0.5)}], "failed": []}
+
+    monkeypatch.setattr(evaluate, "evaluate_pairs", with_nan)
+    assert main(["evaluate", "--data", str(pairs), "--device", "cpu", "--json", str(tmp_path / "r.json")]) == 0
+
+    def refuse(constant):
+        raise ValueError(f"invalid JSON constant {constant}")
+
+    result = json.loads((tmp_path / "r.json").read_text(), parse_constant=refuse)
+    assert result["hd95"] is None and result["images"][0]["hd95"] is None and result["images"][0]["dice"] == 0.5
+
+
+# ---- recipes: typed --set values (issue 12, item 5) ---------------------------------------------------------
+
+@pytest.mark.parametrize("override, words", [
+    ("epochs=abc", "epochs must be an integer"), ("lr=fast", "lr must be a number"),
+    ("input_size=5", "input_size must be a list of 2"), ("epochs=1.5", "epochs must be an integer"),
+    ("epochs=0", "epochs must be in"), ("input_size=[16,16]", "input_size must be 2 values"),
+    ("batch_size=true", "batch_size must be an integer"), ("threshold=1", "threshold must be in (0, 1)"),
+    ("lr=.nan", "lr must be a number"), ("augment.hflip=maybe", "augment.hflip must be true or false"),
+    ("augment.scale_range=[2,1]", "low <= high"), ("augment=5", "augment must be a mapping"),
+    ("deep_supervision=[0,0]", "positive sum"), ("optimizer=adamax", "optimizer must be one of"),
+    ("encoder=resnet", "encoder must be a known encoder"), ("no_such_field=1", "Unknown recipe field"),
+    ("seed=-1", "seed must be in"), ("epochs", "must look like field=value"), ("lr=[1", "not valid YAML"),
+])
+def test_bad_set_values_are_one_line_and_create_nothing(tmp_path, pairs, capsys, override, words):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(pairs), "--out", str(out), "--set", override]) == 2
+    [line] = error_lines(capsys)
+    assert words in line, line
+    assert not out.exists()
+
+
+def test_yaml_number_without_a_dot_is_a_number():
+    from napari_unetv2.engine.recipes import load_recipe, parse_override
+
+    assert load_recipe("cpu", dict([parse_override("lr=1e-3")])).lr == 0.001
+
+
+@pytest.mark.parametrize("text", ["- a\n- list\n", "epochs: [unclosed\n", "epochs: many\n", "\xff\xfe"])
+def test_bad_recipe_files_are_one_line(tmp_path, pairs, capsys, text):
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_bytes(text.encode("latin-1"))
+    assert main(["train", "--recipe", str(recipe), "--data", str(pairs), "--out", str(tmp_path / "run")]) == 2
+    assert len(error_lines(capsys)) == 1 and not (tmp_path / "run").exists()
+
+
+# ---- checkpoint configs (issue 12, item 5) -------------------------------------------------------------------
+
+def small_model():
+    from napari_unetv2.model import UNetV2
+
+    torch.manual_seed(0)
+    return UNetV2("tf_efficientnet_lite0", channels=8).eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ck") / "model.safetensors"
+    model = small_model()
+    save_checkpoint(model, path, ModelConfig.for_model(model, input_size=(64, 64)))
+    return path
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("threshold", "high", "threshold must be a number"), ("threshold", 2, "threshold must be in (0, 1)"),
+    ("threshold", None, "threshold must be a number"), ("input_size", [0, 0], "input_size must be 2 values"),
+    ("input_size", [352], "input_size must be a list of 2"), ("input_size", "352", "input_size must be a list"),
+    ("normalization", {"mode": "fixed", "std": [1, 1, 1]}, "normalization mean"),
+    ("normalization", {"mode": "fixed", "mean": [0, 0, 0], "std": [0, 1, 1]}, "std must be positive"),
+    ("normalization", {"mode": "histogram"}, "normalization mode"), ("normalization", [], "normalization must be a mapping"),
+    ("channels", 200000, "channels must be in"), ("channels", 32.5, "channels must be an integer"),
+    ("encoder", "../../evil", "encoder must be one of"), ("inference_mode", "fast", "inference_mode must be one of"),
+    ("version", "../../x", "version must be"), ("format_version", 99, "format_version must be in"),
+    ("num_classes", 0, "num_classes must be in"), ("parent", "../..", "parent must be"),
+])
+def test_absurd_checkpoint_configs_are_refused_on_load(tmp_path, checkpoint, images, capsys, field, value, words):
+    data = json.loads(checkpoint.with_suffix(".json").read_text())
+    data[field] = value
+    path = tmp_path / "edited.safetensors"
+    path.write_bytes(checkpoint.read_bytes())
+    path.with_suffix(".json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="not valid"):
+        read_config(path)
+    assert main(["predict", "-i", str(images), "-o", str(tmp_path / "out"), "--checkpoint", str(path), "--device", "cpu"]) == 2
+    [line] = error_lines(capsys)
+    assert words in line and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{\"encoder\": \"pvt_v2_b2\", \"evil\": 1}", "\xff\xfe\x00", "{"])
+def test_checkpoint_json_that_is_not_a_config_is_refused(tmp_path, checkpoint, text):
+    path = tmp_path / "c.safetensors"
+    path.write_bytes(checkpoint.read_bytes())
+    path.with_suffix(".json").write_bytes(text.encode("latin-1"))
+    with pytest.raises(ValueError):
+        read_config(path)
+
+
+@pytest.mark.parametrize("field, value", [("threshold", 2.0), ("input_size", (0, 0)), ("channels", -1),
+                                          ("normalization", {"mode": "fixed"})])
+def test_save_refuses_a_config_every_later_prediction_would_fail_on(tmp_path, field, value):
+    model = small_model()
+    config = ModelConfig.for_model(model, input_size=(64, 64))
+    setattr(config, field, value)
+    with pytest.raises(ValueError, match="not valid"):
+        save_checkpoint(model, tmp_path / "m.safetensors", config)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_trusted_truncated_pickle_is_a_clear_error(tmp_path):
+    from napari_unetv2.checkpoints import read_tensors
+
+    torch.save(small_model().state_dict(), tmp_path / "full.pt")
+    data = (tmp_path / "full.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or damaged"):
+        read_tensors(tmp_path / "cut.pt", trusted=True)
+
+
+def test_truncated_safetensors_is_a_clear_error(tmp_path, checkpoint):
+    from napari_unetv2.checkpoints import load_checkpoint
+
+    path = tmp_path / "cut.safetensors"
+    path.write_bytes(checkpoint.read_bytes()[:1000])
+    path.with_suffix(".json").write_text(checkpoint.with_suffix(".json").read_text())
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        load_checkpoint(path)
+
+
+# ---- output folders of training and fine-tuning (issue 12, item 2) ----------------------------------------------
+
+def test_train_into_an_existing_run_without_resume_is_refused(tmp_path, pairs, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("best.safetensors", "best.json", "log.csv"):
+        (out / name).write_text(f"earlier run's {name}")
+    before = tree_digest(tmp_path)
+    assert main(["train", "--data", str(pairs), "--out", str(out), "--epochs", "1", "--device", "cpu"]) == 2
+    [line] = error_lines(capsys)
+    assert "--resume" in line and "not empty" in line
+    assert tree_digest(tmp_path) == before
+
+
+def test_finetune_into_the_parent_checkpoints_folder_is_refused(tmp_path, pairs, capsys):
+    parent_dir = tmp_path / "model"
+    model = small_model()
+    save_checkpoint(model, parent_dir / "best.safetensors", ModelConfig.for_model(model, input_size=(64, 64)))
+    before = tree_digest(tmp_path)
+    assert main(["finetune", "--checkpoint", str(parent_dir / "best.safetensors"), "--data", str(pairs),
+                 "--out", str(parent_dir), "--epochs", "1", "--device", "cpu"]) == 2
+    [line] = error_lines(capsys)
+    assert "starting model" in line or "not empty" in line
+    assert tree_digest(tmp_path) == before
+
+
+def test_output_folder_rules(tmp_path):
+    from napari_unetv2.engine.loop import TrainJob, claim_output_folder
+    from napari_unetv2.engine.recipes import load_recipe
+
+    recipe = load_recipe("cpu")
+
+    def job(out, **kw):
+        return TrainJob(recipe=recipe, train_pairs=[], val_pairs=[], out_dir=out, **kw)
+
+    claim_output_folder(job(tmp_path / "new"))  # a new folder
+    (tmp_path / "empty").mkdir()
+    claim_output_folder(job(tmp_path / "empty"))  # an empty one (e.g. made by the user or mkdtemp)
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "log.csv").write_text("x")
+    with pytest.raises(ValueError, match="not empty"):
+        claim_output_folder(job(tmp_path / "used"))
+    claim_output_folder(job(tmp_path / "used", resume=True))  # resuming it is the way back in
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        claim_output_folder(job(tmp_path / "file"))
+    (tmp_path / "used" / "parent.safetensors").write_text("x")
+    with pytest.raises(ValueError, match="starting model"):
+        claim_output_folder(job(tmp_path / "used", resume=True, init_checkpoint=tmp_path / "used" / "parent.safetensors"))
+
+
+def test_config_dataclass_round_trip_still_loads(tmp_path, checkpoint):
+    """The validation accepts what save_checkpoint writes (tuples become lists in JSON)."""
+    config = read_config(checkpoint)
+    assert ModelConfig.from_dict(json.loads(json.dumps(asdict(config)))) == config
