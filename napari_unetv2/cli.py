@@ -192,12 +192,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         bar.update(1)
         bar.set_postfix_str(name)
 
-    summary = predict_folder(predictor, args.input, args.output, tile=args.tile, threshold=args.threshold,
-                             tta=args.tta, save_probabilities=args.save_probabilities, resume=args.resume,
-                             progress=progress, overlap_io=not args.sequential, batch_size=args.batch_size,
-                             shard=shard)
-    if bar is not None:
-        bar.close()
+    try:  # the bar ends its line before any error message (a write can fail after the last image)
+        summary = predict_folder(predictor, args.input, args.output, tile=args.tile, threshold=args.threshold,
+                                 tta=args.tta, save_probabilities=args.save_probabilities, resume=args.resume,
+                                 progress=progress, overlap_io=not args.sequential, batch_size=args.batch_size,
+                                 shard=shard)
+    finally:
+        if bar is not None:
+            bar.close()
     print(summary.describe())
     return 0
 
