@@ -1,64 +1,112 @@
-"""Inference speed and peak memory on this machine: prints a table and writes JSON.
+"""Predictor.predict speed and peak memory, this checkout against a baseline commit, in one run.
 
-    .venv/bin/python benchmarks/bench_inference.py [--sizes 1024 4096] [--json out.json]
+    .venv/bin/python benchmarks/bench_inference.py --baseline aa6c2b4 [--rounds 3] [--threads N]
+        [--json benchmarks/results/inference.json]
 
-Each case runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its own.
+Exactly the path users take: ``Predictor(device="cpu")`` with its defaults (the bundled model), then
+``predict(image, mode=...)`` as the widget and ``unetv2 predict`` call it, on random RGB uint8 images.
+Each case runs in a fresh process (its peak resident memory, ru_maxrss, is its own and includes ~1 GB of
+torch/timm imports); before and after alternate, case by case, for ``--rounds`` rounds, and the table
+gives medians. Resize-mode cases time the median of 9 calls after a warm-up call; tile-mode cases one
+call. Without ``--baseline`` only this checkout is measured.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import statistics
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _baseline import REPO, run_in_tree, trees  # noqa: E402
 
 CASE = r"""
-import json, resource, sys, time
+import json, resource, statistics, sys, time
 import numpy as np, torch
-torch.set_num_threads(int(sys.argv[4]))
+if sys.argv[5] != "default":
+    torch.set_num_threads(int(sys.argv[5]))
 from napari_unetv2.inference import Predictor
-size, mode, tile = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+height, width, mode, tile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 t0 = time.perf_counter()
 p = Predictor(device="cpu")
 load_seconds = time.perf_counter() - t0
-image = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8)
-start = time.perf_counter()
-pred = p.predict(image, mode=mode, tile_size=tile)
-seconds = time.perf_counter() - start
-print(json.dumps({"size": size, "mode": mode, "tile": tile, "seconds": round(seconds, 2),
-                  "load_seconds": round(load_seconds, 2),
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                  "model": p.description}))
+image = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+calls = 9 if mode == "resize" else 1
+if mode == "resize":
+    p.predict(image, mode=mode)
+times = []
+for _ in range(calls):
+    start = time.perf_counter()
+    p.predict(image, mode=mode, tile_size=tile)
+    times.append(time.perf_counter() - start)
+print(json.dumps({"seconds": statistics.median(times), "load_seconds": load_seconds,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "threads": torch.get_num_threads(), "model": p.description}))
 """
 
+CASES = [  # (height, width, mode)
+    (1048, 1232, "resize"),
+    (512, 512, "resize"),
+    (1024, 1024, "tile"),
+    (2048, 2048, "tile"),
+    (4096, 4096, "tile"),
+]
 
-def run_case(size: int, mode: str, tile: int, threads: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", CASE, str(size), mode, str(tile), str(threads)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+
+def run_case(size: int, mode: str, tile: int, threads: int | str = "default", tree: Path = REPO) -> dict:
+    """One case (a size x size image) in a fresh process of ``tree``: seconds, peak_rss_mb, ..."""
+    out = run_in_tree(tree, CASE, str(size), str(size), mode, str(tile), str(threads))
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default=None, help="git ref to compare against (e.g. the commit before a change)")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tile", type=int, default=512)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--threads", default="default", help="torch threads in each case (default: torch's own)")
+    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "inference.json")
     args = parser.parse_args()
+    runs = trees(args.baseline)
+    results: dict = {}
+    for round_index in range(args.rounds):
+        for height, width, mode in CASES:
+            order = list(runs) if round_index % 2 == 0 else list(reversed(runs))  # alternate who goes first
+            for label in order:
+                out = run_in_tree(runs[label], CASE, str(height), str(width), mode, str(args.tile), args.threads)
+                row = json.loads(out.strip().splitlines()[-1])  # run_case, for a non-square image
+                results.setdefault((height, width, mode), {}).setdefault(label, []).append(row)
+                print(f"round {round_index + 1} {height}x{width} {mode} {label}: {row['seconds']:.3f} s", file=sys.stderr)
+
     rows = []
-    for size in args.sizes:
-        for mode in ("resize", "tile"):
-            rows.append(run_case(size, mode, args.tile, args.threads))
-    print(f"model: {rows[0]['model']}; CPU threads: {args.threads}")
-    print(f"loading the model (Predictor construction, after imports): {min(r['load_seconds'] for r in rows):.2f} s "
-          f"(best of {len(rows)})")
-    print(f"{'image':>11} {'mode':>7} {'tile':>5} {'seconds':>8} {'peak RSS MB':>12}")
-    for r in rows:
-        print(f"{r['size']:>5}x{r['size']:<5} {r['mode']:>7} {r['tile'] if r['mode'] == 'tile' else '-':>5} "
-              f"{r['seconds']:>8.2f} {r['peak_rss_mb']:>12}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"time": time.strftime("%Y-%m-%d %H:%M"), "rows": rows}, fh, indent=1)
+    for (height, width, mode), by_label in results.items():
+        row = {"image": f"{width}x{height}", "mode": mode if mode == "resize" else f"tile {args.tile}"}
+        for label, samples in by_label.items():
+            row[f"{label}_seconds"] = statistics.median(s["seconds"] for s in samples)
+            row[f"{label}_peak_rss_mb"] = max(s["peak_rss_mb"] for s in samples)
+            row[f"{label}_threads"] = samples[0]["threads"]
+        if "before_seconds" in row:
+            row["speedup"] = row["before_seconds"] / row["after_seconds"]
+        rows.append(row)
+    model = next(iter(results.values()))["after"][0]["model"]
+    print(f"model: {model}; torch threads: {rows[0]['after_threads']}; medians of {args.rounds} alternating rounds "
+          f"(baseline {args.baseline or '-'}); the machine was shared with other work\n")
+    if args.baseline:
+        print("| image | mode | before s | after s | speed-up | before peak RSS MB | after peak RSS MB |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['image']} | {r['mode']} | {r['before_seconds']:.3f} | {r['after_seconds']:.3f} | {r['speedup']:.2f}x | "
+                  f"{r['before_peak_rss_mb']:.0f} | {r['after_peak_rss_mb']:.0f} |")
+    else:
+        print("| image | mode | seconds | peak RSS MB |")
+        print("|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['image']} | {r['mode']} | {r['after_seconds']:.3f} | {r['after_peak_rss_mb']:.0f} |")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv),
+                                     "baseline": args.baseline, "model": model, "rows": rows}, indent=1) + "\n")
     return 0
 
 

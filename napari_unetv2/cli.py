@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shlex
 import sys
 import traceback
@@ -77,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=_threshold, default=None)
     p.add_argument("--tta", action="store_true")
     p.add_argument("--continue", dest="resume", action="store_true", help="skip images already finished")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="only share I of N (0 <= I < N) of the folder, e.g. --shard $SLURM_ARRAY_TASK_ID/N; under "
+                        "torchrun each rank takes its own share automatically; summary.csv is merged")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="frames per forward pass in resize mode (default 1: exactly the single-image results)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all usable cores)")
+    p.add_argument("--sequential", action="store_true",
+                   help="no reading ahead or writing behind in threads (the same outputs, slower)")
 
     f = sub.add_parser("finetune", help="fine-tune a checkpoint on a folder of (corrected) pairs",
                        description="Trains on every pair (a held-out part is kept only when it would hold 10+ images) "
@@ -209,9 +218,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import Predictor
     from .inference.batch import predict_folder
+    from .inference.shards import parse_shard, shard_from_environment
 
-    predictor = Predictor(args.checkpoint, device=args.device)
-    print(f"model: {predictor.description}")
+    shard = parse_shard(args.shard) if args.shard else shard_from_environment()
+    if args.batch_size < 1 or (args.threads is not None and args.threads < 1):
+        raise ValueError("--batch-size and --threads must be at least 1.")
+    device = args.device
+    if shard and not args.shard and device == "auto" and "LOCAL_RANK" in os.environ:
+        import torch  # torchrun with GPUs: one GPU per process
+
+        device = f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.device_count() > 1 else device
+    predictor = Predictor(args.checkpoint, device=device, threads=args.threads)
+    print(f"model: {predictor.description}" + (f"; shard {shard[0]}/{shard[1]}" if shard else ""))
     bar = None
 
     def progress(done: int, total: int, name: str) -> None:
@@ -221,11 +239,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         bar.update(1)
         bar.set_postfix_str("".join(c if c.isprintable() else repr(c)[1:-1] for c in printable(name)))  # a "\n" in a name
 
-    summary = predict_folder(predictor, args.input, args.output, tile=args.tile, threshold=args.threshold,
-                             tta=args.tta, save_probabilities=args.save_probabilities, resume=args.resume,
-                             progress=progress)
-    if bar is not None:
-        bar.close()
+    try:  # the bar ends its line before any error message (a write can fail after the last image)
+        summary = predict_folder(predictor, args.input, args.output, tile=args.tile, threshold=args.threshold,
+                                 tta=args.tta, save_probabilities=args.save_probabilities, resume=args.resume,
+                                 progress=progress, overlap_io=not args.sequential, batch_size=args.batch_size,
+                                 shard=shard)
+    finally:
+        if bar is not None:
+            bar.close()
     print(printable(summary.describe()))
     return 0
 

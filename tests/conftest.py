@@ -74,3 +74,23 @@ def small_checkpoint(tmp_path):
     path = tmp_path / "small.safetensors"
     save_checkpoint(model, path, config)
     return path
+
+
+@pytest.fixture(scope="session")
+def cpu_predictor():
+    """The bundled model on the CPU (its default fast path), built once for the whole session."""
+    from napari_unetv2.inference import Predictor
+
+    return Predictor(device="cpu")
+
+
+@pytest.fixture
+def sample_images(tmp_path):
+    """A copy of the shipped sample images in ``tmp_path/in``."""
+    import shutil
+
+    from napari_unetv2._sample_data import sample_data_dir
+
+    src = tmp_path / "in"
+    shutil.copytree(sample_data_dir() / "images", src)
+    return src

@@ -1,24 +1,20 @@
 import csv
-import shutil
 
 import numpy as np
 import pytest
 
-from napari_unetv2._sample_data import sample_data_dir
 from napari_unetv2.files import read_image
-from napari_unetv2.inference import Predictor
 from napari_unetv2.inference.batch import predict_folder
 
 
-@pytest.fixture(scope="module")
-def predictor():
-    return Predictor(device="cpu")
+@pytest.fixture
+def predictor(cpu_predictor):
+    return cpu_predictor
 
 
 @pytest.fixture
-def folder(tmp_path):
-    src = tmp_path / "in"
-    shutil.copytree(sample_data_dir() / "images", src)
+def folder(sample_images):
+    src = sample_images
     (src / "readme.txt").write_text("not an image")
     (src / "broken.png").write_bytes(b"\x89PNG broken")
     return src

@@ -232,16 +232,16 @@ def test_an_error_on_one_image_is_a_row_and_the_rest_go_on(predictor, tmp_path, 
     src, out = tmp_path / "in", tmp_path / "out"
     for name in ("a.png", "b.png", "c.png"):
         save(src / name, picture(0))
-    real = predictor.predict
+    real = predictor._forward  # the network call, under both predict() and the pipeline's predict_prepared()
     seen = []
 
-    def failing_once(image, **kwargs):
+    def failing_once(*args, **kwargs):
         seen.append(1)
         if len(seen) == 2:
             raise error
-        return real(image, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(predictor, "predict", failing_once)
+    monkeypatch.setattr(predictor, "_forward", failing_once)
     summary = predict_folder(predictor, src, out)
     rows = summary_rows(out)
     assert [rows[n]["status"] for n in ("a.png", "b.png", "c.png")] == ["done", "error", "done"]

@@ -30,12 +30,13 @@ from ..errors import PER_FILE_ERRORS, one_line
 from ..files import (
     IMAGE_SUFFIXES,
     atomic_write_text,
-    read_image,
     remove_stale_temporaries,
     write_png_atomic,
     write_tiff_atomic,
 )
+from .pipeline import OrderedWriter, PredictionStream
 from .predictor import Predictor
+from .shards import Shard, in_shard, merge_summaries, summary_name
 
 SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "note"]
 
@@ -92,16 +93,16 @@ def display_name(path: Path) -> str:
 
 # ---- summary.csv -----------------------------------------------------------------------------------------
 
-def read_summary(out_dir: Path) -> list[dict]:
+def read_summary(out_dir: Path, name: str = "summary.csv") -> list[dict]:
     """Rows of an earlier run's summary.csv (none if absent). An unreadable one is kept as a backup copy."""
-    path = out_dir / "summary.csv"
+    path = out_dir / name
     if not path.is_file():
         return []
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             return [dict(r) for r in csv.DictReader(fh) if r.get("file")]
     except (UnicodeDecodeError, csv.Error) as err:
-        backup = out_dir / f"summary.csv.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"
+        backup = out_dir / f"{name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"
         shutil.copy2(path, backup)
         warnings.warn(f"{path} was unreadable ({err}); kept as {backup.name}", stacklevel=2)
         return []
@@ -118,13 +119,13 @@ def merge_summary(earlier: list[dict], rows: list[dict]) -> list[dict]:
     return list(merged.values())
 
 
-def write_summary(out_dir: Path, rows: list[dict]) -> None:
+def write_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv") -> None:
     columns = SUMMARY_COLUMNS + sorted({k for r in rows for k in r} - set(SUMMARY_COLUMNS))
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, restval="")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(out_dir / "summary.csv", text.getvalue())
+    atomic_write_text(out_dir / name, text.getvalue())
 
 
 # ---- one file ------------------------------------------------------------------------------------------
@@ -152,7 +153,14 @@ def predict_folder(
     resume: bool = False,
     progress: Optional[Callable[[int, int, str], None]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
+    overlap_io: bool = True,
+    batch_size: int = 1,
+    shard: Optional[Shard] = None,
 ) -> BatchSummary:
+    """``overlap_io``: read ahead and write behind in threads while the network runs (same outputs;
+    ``inference/pipeline.py``); ``batch_size`` > 1 also sends frames through the network together.
+    ``shard=(i, n)``: only this process's share of the folder, its rows merged into summary.csv
+    (``inference/shards.py``)."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():
         raise FileNotFoundError(f"Input folder not found: {input_dir}")
@@ -163,6 +171,7 @@ def predict_folder(
     files = sorted(p for p in input_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise ValueError(f"{input_dir} holds no files.")
+    files = [p for p in files if in_shard(p.name, shard)]
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     clashing = name_clashes(images, output_dir, save_probabilities)
     if not resume:
@@ -175,9 +184,27 @@ def predict_folder(
             )
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
-    earlier = read_summary(output_dir)
+    earlier = read_summary(output_dir, summary_name(shard))
     summary = BatchSummary(output_dir)
     mode = "tile" if tile else None
+
+    def finished(path: Path) -> bool:
+        return resume and any(all(p.is_file() for p in output_paths(output_dir, path.stem, stack, save_probabilities))
+                              for stack in (False, True))
+
+    todo = [p for p in images if p not in clashing and not finished(p)] if overlap_io else []
+    with PredictionStream(predictor, todo, threshold, mode, tile or 512, tta, batch_size) as stream, \
+            OrderedWriter(background=overlap_io) as writer:
+        _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished,
+                       stream, writer, progress, should_stop, summary_name(shard))
+    if shard is not None:
+        merge_summaries(output_dir, shard[1], SUMMARY_COLUMNS)
+    return summary
+
+
+def _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished, stream,
+                   writer, progress, should_stop, summary_file) -> None:
+    # Writes go to ``writer`` (in order, in the background); the summary follows each file's own writes.
     for index, path in enumerate(files, start=1):
         row = {"file": display_name(path), "status": "", "height": "", "width": "", "foreground_fraction": "",
                "seconds": "", "model_version": predictor.config.version, "note": ""}
@@ -185,25 +212,22 @@ def predict_folder(
             row.update(status="not-an-image", note=f"suffix {path.suffix or '(none)'} is not an image type")
         elif path in clashing:
             row.update(status="error", note=clashing[path])
-        elif resume and any(all(p.is_file() for p in output_paths(output_dir, path.stem, stack, save_probabilities))
-                            for stack in (False, True)):
+        elif finished(path):
             row.update(status="skipped-done", note="outputs exist (--continue)")
         else:
             if should_stop is not None and should_stop():
                 break
             start = time.time()
             try:
-                image = read_image(path)
-                prediction = predictor.predict(image, threshold=threshold, mode=mode, tile_size=tile or 512, tta=tta)
+                prediction = stream.result(path)
             except PER_FILE_ERRORS as err:
                 row.update(status="error", note=one_line(err))
             else:
-                write_outputs(prediction, output_dir, path.stem, save_probabilities)
+                writer.submit(write_outputs, prediction, output_dir, path.stem, save_probabilities)
                 shape = prediction.mask.shape
                 row.update(status="done", height=shape[-2], width=shape[-1],
                            foreground_fraction=f"{prediction.mask.mean():.5f}", seconds=f"{time.time() - start:.3f}")
         summary.rows.append(row)
-        write_summary(output_dir, merge_summary(earlier, summary.rows))
+        writer.submit(write_summary, output_dir, merge_summary(earlier, summary.rows), summary_file)
         if progress is not None:
             progress(index, len(files), path.name)
-    return summary

@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from ..checkpoints.checkpoint import ModelConfig, load_checkpoint, resolve_checkpoint
 from ..devices import resolve_device
 from ..model import MIN_SIDE, UNetV2
+from .fast import as_channels_last, optimize_for_cpu
 from .preprocess import normalize, to_rgb, to_unit_range
+from .threads import cpu_threads
 from .tiling import gaussian_weight, tile_boxes
 
 ProgressFn = Callable[[int, int], None]
@@ -90,12 +92,26 @@ def split_image(image: np.ndarray, rgb: Optional[bool] = None) -> tuple[np.ndarr
     return image, is_stack
 
 
+@dataclass
+class PreparedFrame:
+    """One 2-D image ready for the network in resize mode (see :meth:`Predictor.prepare`)."""
+
+    batch: torch.Tensor  # (1, 3, h, w): scaled, resized to the trained size, normalised
+    height: int  # the image's own size, to which the output is resized back
+    width: int
+
+
 class Predictor:
     """Segment images with a U-Net v2 checkpoint.
 
     ``checkpoint``: a .safetensors path, a bundled model's name (``polyp``, ``skin``), or None for the
     bundled default model (when the package ships
     one; otherwise an untrained model, clearly labelled as such in ``self.description``).
+    ``fast`` (default): on the CPU, run an inference-only copy rewritten for speed (``inference/fast.py``:
+    Conv+BN folding, oneDNN fused layers, channels_last; logits equal eager float32 within 1e-4).
+    ``self.model`` stays the model as loaded (what training and saving use); ``self.network`` runs.
+    ``threads``: torch CPU threads during ``predict`` (default: ``threads.default_cpu_threads()``),
+    set for the call and restored after it.
     """
 
     def __init__(
@@ -105,6 +121,8 @@ class Predictor:
         model: Optional[UNetV2] = None,
         config: Optional[ModelConfig] = None,
         trusted: bool = False,
+        fast: bool = True,
+        threads: Optional[int] = None,
     ):
         self.device = resolve_device(device)
         if model is not None:
@@ -120,6 +138,9 @@ class Predictor:
                 self.model, self.config = load_checkpoint(path, trusted=trusted)
                 self.source = str(path)
         self.model.to(self.device).eval()
+        self.threads = threads
+        self.fast = fast and self.device.type == "cpu"
+        self.network = optimize_for_cpu(self.model) if self.fast else self.model
 
     @property
     def description(self) -> str:
@@ -136,15 +157,17 @@ class Predictor:
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _forward(self, batch: torch.Tensor, tta: bool, attention: bool) -> tuple[torch.Tensor, list]:
         """Probability (B, 1, h, w) and spatial-attention maps at the input size (averaged over flips)."""
         flips = [(), (-1,), (-2,)] if tta else [()]
+        if self.fast:
+            batch = as_channels_last(batch)
         prob_sum, att_sum = None, None
         for dims in flips:
             x = batch.flip(dims) if dims else batch
             with self._autocast():
-                out = self.model(x, return_attention=attention)
+                out = self.network(x, return_attention=attention)
             prob = torch.sigmoid(out.logits.float())
             prob = prob.flip(dims) if dims else prob
             prob_sum = prob if prob_sum is None else prob_sum + prob
@@ -158,16 +181,49 @@ class Predictor:
         n = len(flips)
         return prob_sum / n, ([a / n for a in att_sum] if attention else [])
 
-    def _predict_resize(self, rgb01: np.ndarray, tta: bool, attention: bool) -> tuple[np.ndarray, list]:
-        height, width = rgb01.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(rgb01)).permute(2, 0, 1)[None].to(self.device)
+    def _resize_input(self, rgb01: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) in [0, 1] -> the network's (1, 3, h, w) input at the trained size, normalised."""
+        x = torch.from_numpy(rgb01).permute(2, 0, 1)[None].to(self.device)  # strided views are fine: no copy
         x = F.interpolate(x, size=tuple(self.config.input_size), mode="bilinear", align_corners=False, antialias=True)
-        x = normalize(x.clamp(0, 1), self.config.normalization)
-        prob, maps = self._forward(x, tta, attention)
-        def back(t: torch.Tensor) -> np.ndarray:
-            return F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+        return normalize(x.clamp(0, 1), self.config.normalization)
 
-        return back(prob), [back(m) for m in maps]
+    @staticmethod
+    def _resize_output(maps: list[torch.Tensor], height: int, width: int) -> list[np.ndarray]:
+        return [F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+                for t in maps]
+
+    def _predict_resize(self, rgb01: np.ndarray, tta: bool, attention: bool) -> tuple[np.ndarray, list]:
+        prob, maps = self._forward(self._resize_input(rgb01), tta, attention)
+        prob, *maps = self._resize_output([prob, *maps], *rgb01.shape[:2])
+        return prob, maps
+
+    def prepare(self, image: np.ndarray, rgb: Optional[bool] = None) -> PreparedFrame:
+        """Resize mode, first stage: scale, resize and normalise one 2-D image (no network involved, so a
+        pipeline can run it in another thread). :meth:`predict_prepared` finishes the job."""
+        array, is_stack = split_image(image, rgb)
+        if is_stack:
+            raise ValueError("prepare() takes one 2-D image; use predict() for a stack.")
+        rgb01 = to_rgb(to_unit_range(array)).astype(np.float32, copy=False)
+        return PreparedFrame(self._resize_input(rgb01), *rgb01.shape[:2])
+
+    def predict_prepared(self, frames: list[PreparedFrame], threshold: Optional[float] = None,
+                         tta: bool = False) -> list[Prediction]:
+        """Resize mode for frames from :meth:`prepare`, in one batch through the network. One frame gives
+        exactly what :meth:`predict` gives (same functions, same order)."""
+        threshold = self._check_threshold(threshold)
+        with cpu_threads(self.threads):
+            prob, _ = self._forward(torch.cat([f.batch for f in frames]), tta, False)
+        return [
+            self._assemble(self._resize_output([prob[i: i + 1]], f.height, f.width), [[]], False, threshold,
+                           "resize", tta, None, False)
+            for i, f in enumerate(frames)
+        ]
+
+    def _check_threshold(self, threshold: Optional[float]) -> float:
+        threshold = self.config.threshold if threshold is None else float(threshold)
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold}.")
+        return threshold
 
     def _predict_tiled(
         self, rgb01: np.ndarray, tile: int, overlap: float, tta: bool, attention: bool, tick: Callable[[], None]
@@ -208,7 +264,7 @@ class Predictor:
                 tick()
             else:
                 prob, maps = self._predict_tiled(rgb01, tile_size, overlap, tta, attention, tick)
-            probs.append(prob.astype(np.float32))
+            probs.append(prob.astype(np.float32, copy=False))
             atts.append(maps)
         return probs, atts
 
@@ -241,9 +297,7 @@ class Predictor:
         mode = mode or self.config.inference_mode
         if mode not in ("resize", "tile"):
             raise ValueError(f"mode must be 'resize' or 'tile', not {mode!r}.")
-        threshold = self.config.threshold if threshold is None else float(threshold)
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, got {threshold}.")
+        threshold = self._check_threshold(threshold)
         array, is_stack = split_image(image, rgb)
         height, width = (array.shape[1:3] if is_stack else array.shape[:2])
         if min(height, width) < MIN_SIDE and mode == "tile":
@@ -262,12 +316,17 @@ class Predictor:
                 raise PredictionCancelled()
 
         try:
-            probs, atts = self._predict_planes(slices, mode, tile_size, overlap, tta, return_attention, tick,
-                                               should_stop)
+            with cpu_threads(self.threads):
+                probs, atts = self._predict_planes(slices, mode, tile_size, overlap, tta, return_attention, tick,
+                                                   should_stop)
         except torch.cuda.OutOfMemoryError as err:
             raise RuntimeError(
                 f"The GPU ran out of memory ({err}). Use tile mode with a smaller tile size, or device='cpu'."
             ) from err
+        return self._assemble(probs, atts, is_stack, threshold, mode, tta, tile_size, return_attention)
+
+    def _assemble(self, probs, atts, is_stack, threshold, mode, tta, tile_size, return_attention) -> Prediction:
+        """The result of one image (or stack) from its per-plane probabilities and attention maps."""
         probability = np.stack(probs) if is_stack else probs[0]
         attention = None
         if return_attention:
@@ -275,9 +334,10 @@ class Predictor:
             for level, stride in enumerate((4, 8, 16, 32), start=1):
                 maps = [a[level - 1] for a in atts]
                 attention[attention_layer_name(level, stride)] = (np.stack(maps) if is_stack else maps[0]).astype(np.float32)
+        mask = np.greater_equal(probability, threshold).view(np.uint8)  # bool -> 0/1 bytes, no copy
         return Prediction(
-            probability=np.clip(probability, 0, 1),
-            mask=(probability >= threshold).astype(np.uint8),
+            probability=np.clip(probability, 0, 1, out=probability),  # a fresh array of ours: clip in place
+            mask=mask,
             attention=attention,
             model_version=self.config.version,
             mode=mode,

@@ -79,6 +79,27 @@ def validate_input(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def pad_to_stride(x: torch.Tensor, stride: int = 32) -> torch.Tensor:
+    """Reflect-pad the bottom and right to a multiple of ``stride`` (pads are < 32 <= side, so valid)."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = (-height) % stride, (-width) % stride
+    if pad_h or pad_w:
+        # Reflection keeps image statistics at the border.
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+    return x
+
+
+def head_logits(heads: nn.ModuleList, decoded: list[torch.Tensor], height: int, width: int) -> list[torch.Tensor]:
+    """One 1x1 head per decoder level (strides 4..32), upsampled x4 and cropped to the unpadded input:
+    full resolution, then ceil(H/2), ceil(H/4), ceil(H/8) (deep supervision's order)."""
+    outputs = []
+    for level, (head, d) in enumerate(zip(heads, decoded)):
+        logits = F.interpolate(head(d), scale_factor=4, mode="bilinear", align_corners=False)
+        scale = 2**level
+        outputs.append(logits[..., : math.ceil(height / scale), : math.ceil(width / scale)])
+    return outputs
+
+
 class UNetV2(nn.Module):
     """U-Net v2 for binary or multi-class 2-D segmentation.
 
@@ -137,20 +158,16 @@ class UNetV2(nn.Module):
     def forward(self, x: torch.Tensor, return_attention: bool = False) -> UNetV2Output:
         x = validate_input(x)
         height, width = x.shape[-2:]
-        pad_h, pad_w = (-height) % 32, (-width) % 32
-        if pad_h or pad_w:
-            # Reflection keeps image statistics at the border; pads are < 32 <= side, so it is valid.
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-
-        features = self.encoder(x)
+        features = self.encoder(pad_to_stride(x))
         channel_weights, spatial_maps, reduced = [], [], []
         for f, ca, sa, red in zip(features, self.channel_attention, self.spatial_attention, self.reduce):
             cw = ca(f)
             f = cw * f
             sm = sa(f)
             reduced.append(red(sm * f))
-            channel_weights.append(cw)
-            spatial_maps.append(sm)
+            if return_attention:  # otherwise let the maps go now (less memory on large inputs)
+                channel_weights.append(cw)
+                spatial_maps.append(sm)
 
         fused = [sdi(reduced, anchor) for sdi, anchor in zip(self.sdi, reduced)]
 
@@ -158,11 +175,7 @@ class UNetV2(nn.Module):
         for level in range(len(fused) - 2, -1, -1):
             decoded.insert(0, self.up[level](decoded[0]) + fused[level])
 
-        outputs = []
-        for level, (head, d) in enumerate(zip(self.heads, decoded)):
-            logits = F.interpolate(head(d), scale_factor=4, mode="bilinear", align_corners=False)
-            scale = 2**level
-            outputs.append(logits[..., : math.ceil(height / scale), : math.ceil(width / scale)])
+        outputs = head_logits(self.heads, decoded, height, width)
 
         attention = None
         if return_attention:

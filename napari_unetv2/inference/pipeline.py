@@ -1,0 +1,222 @@
+"""Keep the network busy on a folder: decoding and preprocessing ahead in one thread, writing behind in
+another, the forward pass in the caller's thread.
+
+- :class:`PredictionStream` reads and prepares the next images (``Predictor.prepare``: scaling, resize,
+  normalisation) while the network runs on the current ones; frames queued together go through the
+  network as one batch (``batch_size``; resize mode makes every frame the trained size). Tile mode and
+  stacks are predicted whole, in order. Memory stays bounded: at most ``prefetch`` images wait.
+- :class:`OrderedWriter` runs writes one after another in a background thread (bounded queue), so
+  encoding and ``fsync`` overlap the next forward pass; its first error is raised in the caller.
+
+With ``batch_size=1`` the results are exactly those of ``Predictor.predict`` (the same functions in the
+same order; tested), the files byte-identical.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import torch
+
+from ..files import read_image
+from .predictor import Prediction, Predictor, PreparedFrame
+
+_END = object()
+
+
+class PredictionStream:
+    """Predictions for ``paths``, in order, computed ahead of the caller.
+
+    ``result(path)`` returns the Prediction of ``path`` or raises what reading or predicting it raised
+    (e.g. ``UnreadableImageError``, ``ValueError``) — exactly where the sequential loop would. Paths the
+    caller never asks for are dropped; a path that was not in the list is predicted on the spot.
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        paths: list[Path],
+        threshold: Optional[float] = None,
+        mode: Optional[str] = None,
+        tile_size: int = 512,
+        tta: bool = False,
+        batch_size: int = 1,
+        prefetch: int = 4,
+        read: Callable[[Path], object] = read_image,
+    ):
+        if batch_size < 1 or prefetch < 1:
+            raise ValueError(f"batch_size and prefetch must be at least 1, got {batch_size} and {prefetch}.")
+        self.predictor, self.read = predictor, read
+        self.predict_kwargs = {"threshold": threshold, "mode": mode, "tile_size": tile_size, "tta": tta}
+        self.resize_mode = (mode or predictor.config.inference_mode) == "resize"
+        self.batch_size = batch_size
+        self._waiting: queue.Queue = queue.Queue(maxsize=prefetch)
+        self._ready: deque = deque()  # (path, Prediction | Exception), in order
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read_ahead, args=(list(paths),), daemon=True,
+                                        name="unetv2-read-ahead")
+        self._reader.start()
+
+    # -- reader thread ---------------------------------------------------------------------------
+    def _load(self, path: Path) -> Union[PreparedFrame, object, Exception]:
+        try:
+            image = self.read(path)
+            if self.resize_mode and getattr(image, "ndim", 0) in (2, 3):
+                try:
+                    return self.predictor.prepare(image)
+                except ValueError:
+                    pass  # a stack or an odd shape: predict() handles it (and words its error)
+            return image
+        except Exception as err:  # handed to the caller, who decides what is fatal
+            return err
+
+    def _read_ahead(self, paths: list[Path]) -> None:
+        torch.set_num_threads(1)  # this thread's own setting: the network keeps the other cores
+        for path in paths:
+            item = self._load(path)
+            while not self._stop.is_set():
+                try:
+                    self._waiting.put((path, item), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if self._stop.is_set():
+                return
+        self._waiting.put(_END)
+
+    # -- caller's thread ---------------------------------------------------------------------------
+    def _take(self, block: bool):
+        item = self._waiting.get(block=block)
+        if item is _END:
+            self._waiting.put(_END)  # stays the last word for every later take
+            return None
+        return item
+
+    def _advance(self) -> bool:
+        """Move the next image (or batch of prepared frames) from the reader to ``_ready``."""
+        first = self._take(block=True)
+        if first is None:
+            return False
+        path, item = first
+        if not isinstance(item, PreparedFrame):
+            self._ready.append((path, self._predict_whole(item)))
+            return True
+        batch = [(path, item)]
+        while len(batch) < self.batch_size:
+            try:
+                following = self._take(block=False)
+            except queue.Empty:
+                break
+            if following is None:
+                break
+            if not isinstance(following[1], PreparedFrame):
+                self._ready.extend(self._predict_batch(batch))
+                self._ready.append((following[0], self._predict_whole(following[1])))
+                return True
+            batch.append(following)
+        self._ready.extend(self._predict_batch(batch))
+        return True
+
+    def _predict_batch(self, batch: list[tuple[Path, PreparedFrame]]) -> list[tuple[Path, object]]:
+        kwargs = {k: self.predict_kwargs[k] for k in ("threshold", "tta")}
+        try:
+            return list(zip((p for p, _ in batch), self.predictor.predict_prepared([f for _, f in batch], **kwargs)))
+        except Exception as err:  # raised by result() for these paths, where the sequential loop raises it
+            return [(p, err) for p, _ in batch]
+
+    def _predict_whole(self, item) -> Union[Prediction, Exception]:
+        if isinstance(item, Exception):
+            return item
+        try:
+            return self.predictor.predict(item, **self.predict_kwargs)
+        except Exception as err:  # raised by result() for this path, where the sequential loop raises it
+            return err
+
+    def result(self, path: Path) -> Prediction:
+        while True:
+            while self._ready:
+                ready_path, outcome = self._ready.popleft()
+                if ready_path == path:
+                    if isinstance(outcome, Exception):
+                        raise outcome
+                    return outcome
+            if not self._advance():
+                # Not in the list (or already passed): predict it here, as the sequential loop would.
+                return self.predictor.predict(self.read(path), **self.predict_kwargs)
+
+    def close(self) -> None:
+        """Stop reading ahead (e.g. after a cancel); waits for the reader thread."""
+        self._stop.set()
+        while self._reader.is_alive():
+            try:
+                self._waiting.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        self._reader.join()
+
+    def __enter__(self) -> "PredictionStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class OrderedWriter:
+    """Run ``submit(fn, *args)`` calls in order in one background thread; ``close()`` waits for all.
+
+    At most ``pending`` calls wait (``submit`` blocks beyond: memory stays bounded). The first error is
+    re-raised by the next ``submit`` or by ``close``; calls after it are not run.
+    ``background=False`` runs each call at once in the caller's thread (the sequential behaviour).
+    """
+
+    def __init__(self, pending: int = 8, background: bool = True):
+        self._calls: queue.Queue = queue.Queue(maxsize=pending)
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="unetv2-writer") if background else None
+        if self._thread is not None:
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            call = self._calls.get()
+            if call is _END:
+                return
+            if self._error is None:
+                fn, args = call
+                try:
+                    fn(*args)
+                except BaseException as err:  # noqa: BLE001 (re-raised in the caller's thread)
+                    self._error = err
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, fn: Callable, *args) -> None:
+        self._raise_error()
+        if self._thread is None:
+            fn(*args)
+        else:
+            self._calls.put((fn, args))
+
+    def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._calls.put(_END)
+            self._thread.join()
+        self._raise_error()
+
+    def __enter__(self) -> "OrderedWriter":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # finish what was handed over (each write is atomic), keep the original exception
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001
+                pass

@@ -1,0 +1,79 @@
+"""Splitting a folder between processes: ``unetv2 predict --shard i/n`` (SLURM job arrays) or ``torchrun``.
+
+Each file goes to shard ``crc32(file name) mod n``: disjoint, the same in every process and every run,
+and independent of the other files (adding images to the folder does not move the finished ones).
+Each shard writes its rows to ``summary.shard-<i>-of-<n>.csv``; when a shard ends it merges every
+``-of-<n>`` shard file present into ``summary.csv`` under a file lock, so the last one to finish leaves
+the complete table — no process waits for another, and no communication between them is needed.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+from ..files import atomic_write_text
+
+Shard = tuple[int, int]  # (index, count), 0 <= index < count
+
+
+def parse_shard(text: str) -> Shard:
+    """``"i/n"`` -> (i, n) with 0 <= i < n; a clear ValueError otherwise."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard takes i/n with whole numbers (e.g. 0/4), not {text!r}.") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard {text}: need 0 <= i < n (shards are numbered from 0).")
+    return index, count
+
+
+def shard_from_environment(environ: Optional[dict] = None) -> Optional[Shard]:
+    """(RANK, WORLD_SIZE) when started by torchrun with more than one process, else None."""
+    env = os.environ if environ is None else environ
+    if "RANK" in env and "WORLD_SIZE" in env and int(env["WORLD_SIZE"]) > 1:
+        return parse_shard(f"{env['RANK']}/{env['WORLD_SIZE']}")
+    return None
+
+
+def in_shard(name: str, shard: Optional[Shard]) -> bool:
+    return shard is None or zlib.crc32(name.encode("utf-8")) % shard[1] == shard[0]
+
+
+def summary_name(shard: Optional[Shard]) -> str:
+    return "summary.csv" if shard is None else f"summary.shard-{shard[0]}-of-{shard[1]}.csv"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def merge_summaries(output_dir: Path, count: int, columns: list[str]) -> Path:
+    """``summary.csv`` = the rows of every ``summary.shard-*-of-<count>.csv`` present, sorted by file."""
+    output_dir = Path(output_dir)
+    with _locked(output_dir / ".summary.lock"):
+        rows = []
+        for index in range(count):
+            part = output_dir / summary_name((index, count))
+            if part.is_file():
+                with open(part, newline="") as fh:
+                    rows.extend(csv.DictReader(fh))
+        rows.sort(key=lambda row: row["file"])
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(output_dir / "summary.csv", text.getvalue())
+    return output_dir / "summary.csv"

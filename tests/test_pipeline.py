@@ -1,0 +1,119 @@
+"""The overlapped batch pipeline writes exactly what the sequential loop writes, keeps memory bounded and
+leaves no thread behind."""
+import csv
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from napari_unetv2._sample_data import load_sample
+from napari_unetv2.files import read_image
+from napari_unetv2.inference.batch import predict_folder
+from napari_unetv2.inference.pipeline import OrderedWriter, PredictionStream
+
+
+@pytest.fixture
+def predictor(cpu_predictor):
+    return cpu_predictor
+
+
+@pytest.fixture
+def folder(tmp_path, sample_images):
+    src = sample_images
+    image = load_sample("polyp")[0]
+    from napari_unetv2.files import write_png_atomic
+
+    write_png_atomic(src / "gray.png", image[..., 0])  # another size and a grayscale frame
+    write_png_atomic(src / "crop.png", image[:200, :240])
+    (src / "notes.txt").write_text("not an image")
+    (src / "broken.png").write_bytes(b"\x89PNG broken")
+    return src
+
+
+def outputs(out):
+    files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != "summary.csv"}
+    with open(out / "summary.csv") as fh:
+        rows = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
+    return files, rows
+
+
+@pytest.mark.parametrize("tile", [None, 256])
+def test_pipeline_writes_exactly_what_the_sequential_loop_writes(predictor, folder, tmp_path, tile):
+    sequential = predict_folder(predictor, folder, tmp_path / "seq", tile=tile, save_probabilities=True,
+                                overlap_io=False)
+    overlapped = predict_folder(predictor, folder, tmp_path / "pipe", tile=tile, save_probabilities=True)
+    assert sequential.count("done") == overlapped.count("done") == 5 and overlapped.count("error") == 1
+    assert outputs(tmp_path / "seq") == outputs(tmp_path / "pipe")  # byte for byte, summary in the same order
+
+
+def test_batched_frames_give_the_same_masks(predictor, folder, tmp_path):
+    predict_folder(predictor, folder, tmp_path / "one", save_probabilities=True)
+    predict_folder(predictor, folder, tmp_path / "four", save_probabilities=True, batch_size=4)
+    for mask in (tmp_path / "one").glob("*.png"):
+        assert np.array_equal(read_image(mask), read_image(tmp_path / "four" / mask.name)), mask.name
+    for prob in (tmp_path / "one").glob("*_prob.tif"):
+        # oneDNN may pick other kernels for a batch of 4: the last bits can differ, nothing more
+        assert np.abs(read_image(prob) - read_image(tmp_path / "four" / prob.name)).max() < 1e-5
+
+
+def test_read_ahead_is_bounded_and_stops_on_close(predictor, tmp_path):
+    image = load_sample("polyp")[0][:64, :64]
+    reads = []
+
+    def read(path):
+        reads.append(path)
+        return image
+
+    paths = [tmp_path / f"{i}.png" for i in range(12)]
+    before = threading.active_count()
+    stream = PredictionStream(predictor, paths, prefetch=2, read=read)
+    time.sleep(0.5)
+    assert len(reads) <= 3  # two waiting in the queue, one held by the reader
+    first = stream.result(paths[0])
+    assert first.mask.shape == (64, 64)
+    stream.close()
+    assert len(reads) < len(paths)
+    assert threading.active_count() == before
+
+
+def test_stream_raises_where_the_loop_would_and_predicts_unlisted_paths(predictor, tmp_path):
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    image = load_sample("polyp")[0][:96, :96]
+
+    def read(path):
+        if path == bad:
+            raise ValueError("cannot read")
+        return image
+
+    with PredictionStream(predictor, [bad, good], read=read) as stream:
+        with pytest.raises(ValueError, match="cannot read"):
+            stream.result(bad)
+        assert np.array_equal(stream.result(good).mask, predictor.predict(image).mask)
+        unlisted = stream.result(tmp_path / "other.png")
+        assert np.array_equal(unlisted.probability, predictor.predict(image).probability)
+
+
+def test_writer_runs_in_order_and_reports_the_first_error():
+    done = []
+
+    def fail():
+        raise OSError("disk full")
+
+    writer = OrderedWriter(pending=2)
+    for i in range(5):
+        writer.submit(done.append, i)
+    writer.submit(fail)
+    writer.submit(done.append, "after the error")  # may raise already, or be skipped
+    with pytest.raises(OSError, match="disk full"):
+        writer.close()
+    assert done == [0, 1, 2, 3, 4]
+
+
+def test_cancel_stops_the_pipeline_cleanly(predictor, folder, tmp_path):
+    before = threading.active_count()
+    calls = []
+    summary = predict_folder(predictor, folder, tmp_path / "out", should_stop=lambda: calls.append(1) or len(calls) > 2)
+    assert summary.count("error") == 1 and summary.count("done") == 1  # broken.png, crop.png, then stop
+    assert threading.active_count() == before
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
