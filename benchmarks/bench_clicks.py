@@ -178,12 +178,11 @@ def widget_latency(args) -> int:
     import napari_unetv2.widgets  # noqa: F401  (the import guard, before the viewer exists)
     from napari_unetv2.widgets._layers import show_prediction
     from napari_unetv2.widgets.clicks import ClickWidget
-    from napari_unetv2.widgets.segment import get_predictor
 
     viewer = napari.Viewer(show=True)
     widget = ClickWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    predictor = get_predictor(args.checkpoint, "cpu")
+    predictor = Predictor(args.checkpoint, device="cpu")
     clicks, undos = [], []
     for pair in sorted(find_pairs(args.latency_data).pairs, key=lambda p: p.stem):
         image, truth = read_image(pair.image), read_mask(pair.mask)
