@@ -65,6 +65,17 @@ def test_shards_give_the_same_masks_once_each_and_one_summary(predictor, folder,
     assert {p.name: p.stat().st_mtime_ns for p in sharded.glob("*.png")} == mtimes
 
 
+def test_sharded_continue_keeps_an_unsharded_runs_rows(predictor, folder, tmp_path):
+    """A folder first segmented in one process, then continued in shards: summary.csv keeps every earlier
+    row whole (size, foreground, model) instead of only the shards' 'skipped-done' rows."""
+    out = tmp_path / "out"
+    predict_folder(predictor, folder, out)
+    before = summary_rows(out)
+    for i in range(2):
+        predict_folder(predictor, folder, out, shard=(i, 2), resume=True)
+    assert summary_rows(out) == before
+
+
 @pytest.mark.slow
 def test_torchrun_with_two_cpu_processes(predictor, folder, tmp_path):
     whole = tmp_path / "whole"

@@ -198,7 +198,7 @@ def predict_folder(
         _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished,
                        stream, writer, progress, should_stop, summary_name(shard))
     if shard is not None:
-        merge_summaries(output_dir, shard[1], SUMMARY_COLUMNS)
+        merge_summaries(output_dir, shard[1], SUMMARY_COLUMNS, merge_summary)
     return summary
 
 

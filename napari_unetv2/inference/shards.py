@@ -14,7 +14,7 @@ import os
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from ..files import atomic_write_text
 
@@ -60,16 +60,17 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def merge_summaries(output_dir: Path, count: int, columns: list[str]) -> Path:
-    """``summary.csv`` = the rows of every ``summary.shard-*-of-<count>.csv`` present, sorted by file."""
+def merge_summaries(output_dir: Path, count: int, columns: list[str],
+                    merge: Callable[[list[dict], list[dict]], list[dict]]) -> Path:
+    """``summary.csv`` = its earlier rows (an unsharded run's too), updated by the rows of every
+    ``summary.shard-*-of-<count>.csv`` present with ``merge`` (the batch runner's rule), sorted by file."""
     output_dir = Path(output_dir)
     with _locked(output_dir / ".summary.lock"):
-        rows = []
-        for index in range(count):
-            part = output_dir / summary_name((index, count))
-            if part.is_file():
-                with open(part, newline="") as fh:
-                    rows.extend(csv.DictReader(fh))
+        rows: list[dict] = []
+        for path in [output_dir / "summary.csv"] + [output_dir / summary_name((i, count)) for i in range(count)]:
+            if path.is_file():
+                with open(path, newline="", encoding="utf-8") as fh:
+                    rows = merge(rows, [dict(r) for r in csv.DictReader(fh) if r.get("file")])
         rows.sort(key=lambda row: row["file"])
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
