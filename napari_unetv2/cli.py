@@ -254,8 +254,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def _describe_scores(label: str, scores: dict) -> str:
     from .engine.intervals import MeanInterval
 
-    low, high = scores["dice_interval"]
-    return f"{label}: Dice {MeanInterval(scores['n'], scores['dice'], low, high).describe()}"
+    return f"{label}: Dice {MeanInterval.from_summary(scores).describe()}"
 
 
 def finetune_summary(result, prospective: Optional[dict] = None) -> list[str]:

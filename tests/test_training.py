@@ -89,13 +89,19 @@ def test_resume_without_checkpoint_is_an_error(eight_pairs, tmp_path):
     assert main(TRAIN + ["--data", str(eight_pairs), "--out", str(tmp_path / "empty"), "--resume"]) == 2
 
 
-def test_ddp_two_cpu_processes(eight_pairs, tmp_path):
-    out = tmp_path / "ddp"
+def train_under_torchrun(processes: int, port: int, data, out) -> subprocess.CompletedProcess:
+    """One epoch of the test recipe through torchrun on the CPU (gloo)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "napari_unetv2.cli", *TRAIN, "--data", str(eight_pairs), "--out", str(out), "--epochs", "1"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port),
+           "-m", "napari_unetv2.cli", *TRAIN, "--data", str(data), "--out", str(out), "--epochs", "1"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_ddp_two_cpu_processes(eight_pairs, tmp_path):
+    out = tmp_path / "ddp"
+    train_under_torchrun(2, 29517, eight_pairs, out)
     log = read_log(out)
     # 6 training pairs split over 2 ranks = 3 each; batch 2 -> 2 steps per rank (single process: 3).
     assert int(log[0]["world_size"]) == 2 and int(log[0]["steps"]) == 2
@@ -106,11 +112,7 @@ def test_torchrun_with_one_process_trains_through_ddp(eight_pairs, tmp_path):
     """World size 1 under torchrun still starts the process group and wraps the model in DDP (the
     GPU script runs the same with NCCL)."""
     out = tmp_path / "ddp1"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", "29519",
-           "-m", "napari_unetv2.cli", *TRAIN, "--data", str(eight_pairs), "--out", str(out), "--epochs", "1"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = train_under_torchrun(1, 29519, eight_pairs, out)
     assert "(world size 1, DDP over gloo)" in result.stdout
     assert int(read_log(out)[0]["world_size"]) == 1 and (out / "best.safetensors").is_file()
 

@@ -36,6 +36,12 @@ class MeanInterval:
             return f"{self.mean:.{digits}f} on 1 {unit}: no interval"
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}] on {self.n} {unit}s"
 
+    @classmethod
+    def from_summary(cls, summary: dict, metric: str = "dice") -> "MeanInterval":
+        """Back from a score summary's ``n``, ``<metric>`` and ``<metric>_interval`` (``finetune.score_summary``)."""
+        low, high = summary[f"{metric}_interval"]
+        return cls(summary["n"], summary[metric], low, high)
+
     def as_dict(self) -> dict:
         return {"n": self.n, "mean": self.mean, "low": self.low, "high": self.high, "confidence": CONFIDENCE,
                 "method": "t-interval"}

@@ -42,7 +42,5 @@ def describe_scores(result) -> str:
         return ("no held-out part: every correction trained (the prospective score on the model line is "
                 "the one to trust)")
 
-    def dice(scores: dict) -> str:
-        return MeanInterval(scores["n"], scores["dice"], *scores["dice_interval"]).describe()
-
-    return f"held-out Dice {dice(result.before)} -> {dice(result.after)}"
+    before, after = MeanInterval.from_summary(result.before), MeanInterval.from_summary(result.after)
+    return f"held-out Dice {before.describe()} -> {after.describe()}"
