@@ -77,8 +77,9 @@ def small_checkpoint(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def cpu_predictor():
-    """The bundled model on the CPU (its default fast path), built once for the whole session."""
+def predictor():
+    """The bundled model on the CPU (its default fast path), built once for the whole session (a test
+    module may define its own ``predictor``)."""
     from napari_unetv2.inference import Predictor
 
     return Predictor(device="cpu")

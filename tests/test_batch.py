@@ -8,11 +8,6 @@ from napari_unetv2.inference.batch import predict_folder
 
 
 @pytest.fixture
-def predictor(cpu_predictor):
-    return cpu_predictor
-
-
-@pytest.fixture
 def folder(sample_images):
     src = sample_images
     (src / "readme.txt").write_text("not an image")

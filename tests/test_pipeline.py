@@ -14,11 +14,6 @@ from napari_unetv2.inference.pipeline import OrderedWriter, PredictionStream
 
 
 @pytest.fixture
-def predictor(cpu_predictor):
-    return cpu_predictor
-
-
-@pytest.fixture
 def folder(tmp_path, sample_images):
     src = sample_images
     image = load_sample("polyp")[0]

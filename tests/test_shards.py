@@ -14,11 +14,6 @@ from napari_unetv2.inference.shards import in_shard, parse_shard, shard_from_env
 
 
 @pytest.fixture
-def predictor(cpu_predictor):
-    return cpu_predictor
-
-
-@pytest.fixture
 def folder(tmp_path, sample_images):
     src = sample_images
     for image in (make_synthetic_pairs(tmp_path / "synthetic", n=6, size=96) / "images").iterdir():
