@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override any recipe field")
     t.add_argument("--limit", type=_positive_int, default=None, help="use only the first N training pairs (smoke runs)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    t.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="start from this checkpoint or bundled model (polyp, skin) instead of the recipe's encoder "
+                        "weights (its encoder, channels and normalisation are kept; the rest of the recipe applies)")
     t.add_argument("--device", default="auto")
     t.add_argument("--name", default="", help="model name written into the config")
 
@@ -166,9 +169,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_pairs, val_pairs = pairs, val_report.pairs
     else:
         train_pairs, val_pairs = split_pairs(pairs, recipe.val_fraction, recipe.seed)
+    init_checkpoint = None
+    if args.init is not None:
+        from .checkpoints import resolve_checkpoint
+
+        init_checkpoint = Path(resolve_checkpoint(args.init))
     job = TrainJob(
         recipe=recipe, train_pairs=train_pairs, val_pairs=val_pairs, out_dir=args.out, device=args.device,
-        resume=args.resume, name=args.name,
+        resume=args.resume, name=args.name, init_checkpoint=init_checkpoint,
         data={"train": str(args.data), "val": str(args.val) if args.val else f"split of train ({recipe.val_fraction})",
               "n_train": len(train_pairs), "n_val": len(val_pairs), "seed": recipe.seed},
         command="unetv2 " + " ".join(shlex.quote(a) for a in sys.argv[1:]),

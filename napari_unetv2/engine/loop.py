@@ -424,6 +424,13 @@ def end_of_epoch(run: TrainingRun, epoch: int, losses: list[float], seconds: flo
     return record
 
 
+def _starting_weights(job: TrainJob, run: TrainingRun) -> str:
+    if job.init_checkpoint is None:
+        return f"encoder weights: {run.model.encoder_weights}"
+    return (f"starting weights: checkpoint {job.parent} ({Path(job.init_checkpoint).name}; its encoder began "
+            f"from {run.model.encoder_weights})")
+
+
 def run_training(job: TrainJob) -> Iterator[TrainEvent]:
     """Train as ``job`` says, yielding a "start" event, a "step" event per batch, an "epoch" event per
     epoch and a final "done" event."""
@@ -435,7 +442,7 @@ def run_training(job: TrainJob) -> Iterator[TrainEvent]:
                      message=f"{len(run.dataset)} training pairs, {len(job.val_pairs)} validation pairs, "
                              f"{steps_per_epoch} steps per epoch on {run.device} (world size {run.world}"
                              f"{', DDP over ' + dist.get_backend() if dist.is_initialized() else ''}); "
-                             f"encoder weights: {run.model.encoder_weights}")
+                             f"{_starting_weights(job, run)}")
     started = time.time()
     done_steps, steps_to_do = 0, (recipe.epochs - run.start_epoch) * steps_per_epoch
     for epoch in range(run.start_epoch + 1, recipe.epochs + 1):
