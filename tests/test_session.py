@@ -169,7 +169,7 @@ def test_goal_a_clinicians_session_with_retrain_restart_and_resume(make_napari_v
         if i == 4:  # the fifth stored correction starts a background retrain
             qtbot.waitUntil(lambda: widget.busy or widget.retrain_rounds > 0, timeout=30_000)
         wait_shown(qtbot, widget)
-        qtbot.wait(50)  # a person takes longer; this lets the screen draw
+        qtbot.wait(400)  # a person looks at each image for seconds; this lets the screen draw and the next one compute
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
     qtbot.waitUntil(lambda: widget.retrain_rounds == 2 and not widget.busy, timeout=300_000)
     qtbot.waitUntil(lambda: not widget._loading, timeout=60_000)  # the image on screen segmented by the new model

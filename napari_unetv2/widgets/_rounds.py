@@ -16,11 +16,18 @@ def fmt_eta(seconds: float) -> str:
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
-def round_job(store, corrections: CorrectionSet, cancel: threading.Event, **params):
-    """A generator for a napari worker: yields training events, returns the RetrainOutcome (None if cancelled)."""
+def round_job(store, corrections: CorrectionSet, cancel: threading.Event, background: bool = False, **params):
+    """A generator for a napari worker: yields training events, returns the RetrainOutcome (None if cancelled).
+
+    ``background``: the user goes on working in the viewer meanwhile (the annotation session), so the round
+    leaves one core to the GUI thread (napari draws with the CPU under llvmpipe; a round on every core made
+    each image change 20-40 ms later). A round the user waits for uses every core torch would."""
 
     def job():
-        with contextlib.closing(retrain_events(store, corrections, **params)) as events:
+        from ..inference.threads import cpu_threads
+
+        threads = cpu_threads() if background else contextlib.nullcontext()
+        with threads, contextlib.closing(retrain_events(store, corrections, **params)) as events:
             while True:
                 try:
                     event = next(events)

@@ -52,6 +52,9 @@ class _Stored(QObject):
 SESSION_FILE_KEY = "unetv2_session_file"  # metadata of the image layer the session shows
 KEYS = {"next": "Alt-Right", "previous": "Alt-Left", "accept": "Alt-Enter", "skip": "Alt-S"}
 _CACHE_SIZE = 3  # current, next, and the one just left (going back is instant too)
+# The next image is computed once the image just shown has been drawn: started at once, its worker took
+# the core and the GIL from napari's first paint of the new image (llvmpipe draws with the CPU).
+_PREFETCH_DELAY_MS = 150
 
 
 class SessionWidget(WorkerWidget):
@@ -158,7 +161,9 @@ class SessionWidget(WorkerWidget):
             else:
                 self.say(f"segmenting {path.name}...")
                 self._compute(path)
-        self._prefetch()
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(_PREFETCH_DELAY_MS, self._prefetch)
 
     def _compute(self, path: Path, refresh: bool = False) -> None:
         """Read and segment ``path`` in a worker and cache it. When it is done and ``path`` is the current
@@ -212,6 +217,8 @@ class SessionWidget(WorkerWidget):
         self.say(f"{path.name} segmented again with {self.models.label()}{note}")
 
     def _prefetch(self) -> None:
+        if self.session is None:
+            return
         upcoming = self.session.path_at(self.session.position + 1)
         if upcoming is not None and self.session.starting_mask(upcoming) is None:
             if (str(upcoming), self._model_key()) not in self._cache:
@@ -380,7 +387,7 @@ class SessionWidget(WorkerWidget):
 
     def start_retrain(self):
         corrections = CorrectionSet(Path(self.corrections.value))
-        job = round_job(self.models.store, corrections, self._cancel, epochs=int(self.epochs.value),
+        job = round_job(self.models.store, corrections, self._cancel, background=True, epochs=int(self.epochs.value),
                         device=self.device.value)
         self.accepted_since_retrain = 0
         return self.start_work(job, self._on_round, "retraining in the background; keep annotating",
