@@ -179,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume, name=args.name, init_checkpoint=init_checkpoint,
         data={"train": str(args.data), "val": str(args.val) if args.val else f"split of train ({recipe.val_fraction})",
               "n_train": len(train_pairs), "n_val": len(val_pairs), "seed": recipe.seed},
-        command="unetv2 " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=args.invocation,
     )
     drive_training(run_training(job), "train")
     return 0
@@ -306,7 +306,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     events = finetune.finetune_events(
         resolve_checkpoint(args.checkpoint), corrections, args.out, train_parts=args.train_parts, epochs=args.epochs,
         overrides=dict(parse_override(s) for s in args.set) or None, replay=replay, device=args.device,
-        command="unetv2 " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        command=args.invocation)
     result = drive_training(events, "finetune")
     summary = {"checkpoint": str(result.checkpoint), "trained_on": result.trained_on, "held_out": result.held_out,
                "held_out_before": result.before, "held_out_after": result.after, "reference": result.reference,
@@ -322,7 +322,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     status 2; ``--debug`` adds the traceback. Ctrl-C exits with 130."""
     from .errors import EXPECTED_ERRORS, one_line
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.invocation = "unetv2 " + " ".join(shlex.quote(a) for a in argv)  # recorded in the checkpoints it writes
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "finetune": cmd_finetune}
     try:
         return handlers[args.command](args)

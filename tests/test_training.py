@@ -131,6 +131,30 @@ def test_finetune_cli_writes_a_child_version(eight_pairs, tmp_path, small_checkp
     assert child["input_size"] == [64, 64]
 
 
+def test_train_init_starts_from_a_checkpoint_and_keeps_it(eight_pairs, tmp_path, small_checkpoint, capsys):
+    """`unetv2 train --init` (the warm start behind the bundled polyp model's second stage): the run
+    starts from the checkpoint's weights (its encoder and width, not the recipe's), records it as the
+    parent, trains at the recipe's input size, and leaves the starting checkpoint untouched."""
+    from napari_unetv2.checkpoints import load_checkpoint
+
+    before = small_checkpoint.read_bytes()
+    parent = json.loads(small_checkpoint.with_suffix(".json").read_text())
+    out = tmp_path / "warm"
+    assert main(TRAIN + ["--data", str(eight_pairs), "--out", str(out), "--epochs", "1", "--init", str(small_checkpoint),
+                         "--encoder", "pvt_v2_b0", "--input-size", "96", "96"]) == 0
+    assert f"starting weights: checkpoint {parent['version']}" in capsys.readouterr().out
+    child = json.loads((out / "best.json").read_text())
+    assert child["parent"] == parent["version"] and child["encoder"] == "tf_efficientnet_lite0"
+    assert child["channels"] == 16 and child["input_size"] == [96, 96] and "--init" in child["training"]["command"]
+    assert small_checkpoint.read_bytes() == before
+    # the weights moved from the starting point, by one epoch's worth, not from a fresh initialisation
+    start, _ = load_checkpoint(small_checkpoint)
+    trained, _ = load_checkpoint(out / "best.safetensors")
+    key = "encoder.conv_stem.weight" if "encoder.conv_stem.weight" in start.state_dict() else next(iter(start.state_dict()))
+    drift = (trained.state_dict()[key] - start.state_dict()[key]).abs().max().item()
+    assert 0 < drift < 0.05, drift
+
+
 @pytest.mark.parametrize("recipe", ["authors-polyp", "authors-isic", "paper"])
 def test_every_recipe_runs_a_real_epoch(eight_pairs, tmp_path, recipe):
     """Multi-scale with a step per scale, gradient clamp, AdamW; SGD + CE/Dice + z-score + norm clip; the paper's."""
