@@ -68,11 +68,14 @@ def main() -> int:
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--threads", default="default", help="torch threads in each case (default: torch's own)")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "inference.json")
+    parser.add_argument("--only", choices=["all", "resize", "tile"], default="all",
+                        help="which cases (resize: the per-frame cost of the widget's and the CLI's default mode)")
     args = parser.parse_args()
+    cases = [case for case in CASES if args.only in ("all", case[2])]
     runs = trees(args.baseline)
     results: dict = {}
     for round_index in range(args.rounds):
-        for height, width, mode in CASES:
+        for height, width, mode in cases:
             order = list(runs) if round_index % 2 == 0 else list(reversed(runs))  # alternate who goes first
             for label in order:
                 out = run_in_tree(runs[label], CASE, str(height), str(width), mode, str(args.tile), args.threads)

@@ -10,14 +10,35 @@ OMP_NUM_THREADS=1 .venv/bin/unetv2 train --recipe cpu --data "$DATA/train" --val
     --out training/runs/lite0-256 --epochs 20 --name polyp-default
 # OMP_NUM_THREADS=2 .venv/bin/unetv2 train ... (same arguments) --resume
 
+# 1b. Stage 2 (issue 15): stage 1's best checkpoint trained on at 320x320 for 10 epochs at a lower starting
+#     learning rate (`--init`: its weights, encoder and width; the rest from the recipe). Stage 1's file is
+#     copied first because bundling replaces the package's copy. Selection on polypgen/val, as in stage 1.
+mkdir -p training/runs/init-polyp-stage1
+cp training/runs/lite0-256/best.safetensors training/runs/init-polyp-stage1/polyp_stage1.safetensors
+cp training/runs/lite0-256/best.json training/runs/init-polyp-stage1/polyp_stage1.json
+OMP_NUM_THREADS=2 .venv/bin/unetv2 train --recipe cpu --init training/runs/init-polyp-stage1/polyp_stage1.safetensors \
+    --input-size 320 320 --epochs 10 --set lr=0.0004 --data "$DATA/train" --val "$DATA/val" \
+    --out training/runs/lite0-320-warm --name polyp-default
+
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \
     --data "$DATA/train" --val "$DATA/val" --out training/runs/pvtb0-256 --epochs 4 --name pvt-b0-scratch
 
-# 3. Bundle the better one (chosen on validation Dice) and regenerate the card's figures.
-.venv/bin/python training/bundle.py training/runs/lite0-256/best.safetensors
+# 3. Bundle the better one (chosen on validation Dice) and regenerate the card's figures. Stage 1's scores
+#    are kept for the card's comparison; the per-frame CPU cost is measured against the commit before bundling.
+.venv/bin/unetv2 evaluate --checkpoint training/runs/lite0-256/best.safetensors --data "$DATA/val" \
+    --json training/card/stage1_val_metrics.json
+.venv/bin/python training/bundle.py training/runs/lite0-320-warm/best.safetensors
+cp training/runs/lite0-320-warm/log.csv training/card/lite0-320-warm_log.csv
+cp training/runs/lite0-320-warm/curves.png training/card/lite0-320-warm_curves.png
 .venv/bin/unetv2 evaluate --data "$DATA/val" --json training/card/val_metrics_cli.json
+.venv/bin/unetv2 evaluate --data "$DATA/val" --tta --json training/card/val_metrics_tta.json
 .venv/bin/python training/evaluate_for_card.py --data "$DATA/val" --out training/card
+.venv/bin/python -c "from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint, bundled_checkpoint as b; \
+m, c = load_checkpoint(b()); save_checkpoint(m, '/tmp/polyp_fp16.safetensors', c, half=True)"
+.venv/bin/unetv2 evaluate --checkpoint /tmp/polyp_fp16.safetensors --data "$DATA/val" --json training/card/val_metrics_fp16.json
+.venv/bin/python benchmarks/bench_inference.py --baseline HEAD --only resize --rounds 5 \
+    --json training/card/inference_cost.json   # run before committing the bundled file: HEAD holds stage 1
 
 # 4. The bundled skin model (training/MODEL_CARD.md, second part): a seeded train/val/test split of PH2,
 #    the same recipe, selection on val, figures on test.

@@ -100,7 +100,8 @@ def warm_start_section(config, stage1_hours: float) -> tuple[str, float]:
     best = max(log, key=lambda r: r["val_dice"])
     hours = sum(r["seconds"] for r in log) / 3600
     previous = json.loads((CARD / "stage1_val_metrics.json").read_text())
-    cost = json.loads((CARD / "inference_cost.json").read_text())
+    cost = json.loads((CARD / "inference_cost.json").read_text())  # benchmarks/bench_inference.py --only resize
+    frame = next(row for row in cost["rows"] if row["image"] == "1232x1048")
     return f"""
 ### Stage 2: the same network trained on at 320x320, from stage 1's weights
 `{config.training['command']}`
@@ -115,8 +116,9 @@ per epoch: {", ".join(f"{r['val_dice']:.3f}" for r in log)}.
 
 ![stage 2 loss and validation Dice](card/{WARM_RUN}_curves.png)
 
-CPU cost per frame (`{cost['command']}`, {cost['conditions']}): stage 1 {cost['before_ms']:.1f} ms,
-this model {cost['after_ms']:.1f} ms ({cost['after_ms'] / cost['before_ms']:.2f}x; the goal allowed up to 2x).
+CPU cost per {frame['image']} frame, `Predictor.predict` with its defaults (`{cost['command']}`, median of
+alternating rounds on this 2-core CPU, {cost['time']}): stage 1 {frame['before_seconds'] * 1000:.1f} ms, this model
+{frame['after_seconds'] * 1000:.1f} ms ({frame['after_seconds'] / frame['before_seconds']:.2f}x; the goal allowed up to 2x).
 Flip test-time augmentation doubles that again, so it stays an option (the widget's TTA box, `--tta`)
 rather than the default.
 """, hours
