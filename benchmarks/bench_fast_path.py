@@ -55,32 +55,36 @@ def variant(model: torch.nn.Module, fold: bool, onednn: bool, skip_first: int = 
         fast.conv_bn_pairs = original
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser, every: int) -> None:
+    """The options this benchmark and ``bench_runtimes.py`` share."""
     parser.add_argument("--net", choices=["bundled", "pvt_v2_b2"], default="bundled")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "polypgen" / "val" / "images")
-    parser.add_argument("--every", type=int, default=1, help="use every N-th frame of --data")
+    parser.add_argument("--every", type=int, default=every, help="use every N-th frame of --data")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+
+
+def network_and_frames(args: argparse.Namespace) -> tuple[torch.nn.Module, tuple[int, int], list[Path], list[torch.Tensor]]:
+    """(eager model, input size, frames used, their network inputs as the predictor prepares them)."""
     if args.net == "bundled":
         predictor = Predictor(device="cpu", fast=False)
-        model, size = predictor.model, tuple(predictor.config.input_size)
-
-        def prepare(image):
-            return predictor._resize_input(to_rgb(to_unit_range(image)).astype(np.float32, copy=False))
     else:
         torch.manual_seed(0)
-        model, size = trained_looking(UNetV2("pvt_v2_b2", channels=32)), (256, 256)
-        scratch = Predictor(model=model, device="cpu", fast=False)
-        scratch.config.input_size = size
-
-        def prepare(image):
-            return scratch._resize_input(to_rgb(to_unit_range(image)).astype(np.float32, copy=False))
+        predictor = Predictor(model=trained_looking(UNetV2("pvt_v2_b2", channels=32)), device="cpu", fast=False)
+        predictor.config.input_size = (256, 256)
     paths = sorted(p for p in args.data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:: args.every]
-    inputs = [prepare(read_image(p)) for p in paths]
+    inputs = [predictor._resize_input(to_rgb(to_unit_range(read_image(p))).astype(np.float32, copy=False)).contiguous()
+              for p in paths]
+    return predictor.model, tuple(predictor.config.input_size), paths, inputs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser, every=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model, size, paths, inputs = network_and_frames(args)
     generator = torch.Generator().manual_seed(0)
     inputs += [torch.randn(1, 3, *size, generator=generator) for _ in range(3)]
     inputs.append(torch.rand(2, 3, 96, 136, generator=generator) * 4 - 2)
