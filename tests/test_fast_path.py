@@ -16,10 +16,9 @@ from napari_unetv2.model import UNetV2
 
 TOLERANCE = 1e-4  # max abs logit difference allowed for any fast path, on every logit of every head.
 # The one exception is the bundled model's saturated background (benchmarks/bench_fast_path.py, README):
-# its logits reach -198, where float32's spacing is 1.5e-5 and eager float32 itself is 2.1e-4 from float64;
-# there no rewrite stays within 1e-4 of eager (channels_last alone: 1.07e-4, folding: 3.8e-4 over the 150
-# PolypGen validation frames), so beyond |logit| 50 (sigmoid exactly 0 or 1 in float32 from 17 and 104 on)
-# its difference is bounded relative to the logit instead.
+# its logits reach about -200, where float32's spacing is 1.5e-5; there no rewrite stays within 1e-4 of
+# eager (channels_last alone: 1.07e-4, folding: 3.8e-4 over the 150 PolypGen validation frames), so beyond
+# |logit| 50 (sigmoid(-50) = 2e-22) its difference is bounded relative to the logit instead.
 SATURATED = 50.0
 RELATIVE_TOLERANCE = 1e-5
 
