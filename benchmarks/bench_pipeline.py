@@ -7,9 +7,11 @@ Each run is a fresh process calling ``predict_folder`` — the function behind `
 the CLI's defaults (bundled model, ``Predictor(device="auto")``, resize mode, masks and summary.csv
 written) on every image of the folder, timed from the first image to the last file written. In the same
 process, the bare forward rate: the network the predictor runs (the fast copy after, the model before)
-on the same frames' network inputs (batch 1, same threads), nothing else timed. Variants alternate,
-round after round: ``before`` (the baseline), ``after`` (this checkout's default, the overlapped
-pipeline) and ``after --sequential``.
+on the same frames' network inputs (batch 1, the same torch threads as the predictor's forward used),
+nothing else timed. Variants alternate, round after round: ``before`` (the baseline), ``after`` (this
+checkout's default, the overlapped pipeline), ``after --sequential`` and ``after, network on cores-1
+threads`` (``Predictor(threads=cores - 1)``: the read-ahead and write-behind threads get a core of their
+own; compare its images/s, not only its ratio, with ``after``).
 """
 from __future__ import annotations
 
@@ -34,7 +36,11 @@ from napari_unetv2.inference import Predictor
 from napari_unetv2.inference.batch import predict_folder
 from napari_unetv2.inference.preprocess import normalize, to_rgb, to_unit_range
 source, extra = Path(sys.argv[1]), json.loads(sys.argv[2])
-predictor = Predictor(device="auto")
+forward_threads = extra.pop("forward_threads", None)  # "cores-1": the network leaves a core to the pipeline
+if forward_threads == "cores-1":
+    from napari_unetv2.inference.threads import usable_cores
+    forward_threads = max(1, usable_cores() - 1)
+predictor = Predictor(device="auto", threads=forward_threads) if forward_threads else Predictor(device="auto")
 with tempfile.TemporaryDirectory() as out:
     start = time.perf_counter()
     summary = predict_folder(predictor, source, Path(out) / "masks", **extra)
@@ -47,6 +53,8 @@ for path in sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFF
     x = torch.from_numpy(to_rgb(to_unit_range(read_image(path))).astype("float32")).permute(2, 0, 1)[None]
     x = F.interpolate(x, size=tuple(predictor.config.input_size), mode="bilinear", align_corners=False, antialias=True)
     inputs.append(normalize(x.clamp(0, 1), predictor.config.normalization).contiguous(memory_format=layout))
+if forward_threads:  # the bare forward at the thread count the predictor's forward used
+    torch.set_num_threads(forward_threads)
 with torch.inference_mode():
     network(inputs[0])
     start = time.perf_counter()
@@ -57,7 +65,8 @@ print(json.dumps({"images": done, "seconds": wall, "images_per_s": done / wall, 
                   "threads": torch.get_num_threads(), "model": predictor.description}))
 """
 
-VARIANTS = {"before": ("before", {}), "after": ("after", {}), "after --sequential": ("after", {"overlap_io": False})}
+VARIANTS = {"before": ("before", {}), "after": ("after", {}), "after --sequential": ("after", {"overlap_io": False}),
+            "after, network on cores-1 threads": ("after", {"forward_threads": "cores-1"})}
 
 
 def main() -> int:

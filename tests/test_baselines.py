@@ -52,3 +52,59 @@ def test_fast_path_matches_eager(network):
         a, b = network(x).all_logits, fast(as_channels_last(x)).all_logits
     assert max((p - q).abs().max().item() for p, q in zip(a, b)) < 1e-4
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+
+
+# ---- the baselines in the training engine, checkpoints and the predictor (arch field) ------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch, cls", [("unet", UNet), ("unetpp", UNetPlusPlus)])
+def test_train_save_load_predict_each_baseline(arch, cls, tmp_path):
+    import json
+
+    import numpy as np
+    from conftest import make_synthetic_pairs
+
+    from napari_unetv2.checkpoints import load_checkpoint
+    from napari_unetv2.cli import main
+    from napari_unetv2.inference import Predictor
+
+    data, out = make_synthetic_pairs(tmp_path / "pairs"), tmp_path / "run"
+    assert main(["train", "--recipe", "cpu", "--data", str(data), "--out", str(out), "--epochs", "1",
+                 "--batch-size", "4", "--input-size", "64", "64", "--device", "cpu", "--set", f"arch={arch}",
+                 "--set", "channels=8", "--set", "val_fraction=0.25", "--set", "pretrained=false"]) == 0
+    config = json.loads((out / "best.json").read_text())
+    assert config["arch"] == arch and config["recipe"]["arch"] == arch and config["channels"] == 8
+    model, loaded = load_checkpoint(out / "best.safetensors")
+    assert type(model) is cls and model.decoder_channels == (8, 16, 32) and loaded.arch == arch
+    predictor = Predictor(out / "best.safetensors", device="cpu")
+    image = (np.random.default_rng(0).random((70, 90, 3)) * 255).astype(np.uint8)
+    prediction = predictor.predict(image)
+    assert prediction.mask.shape == (70, 90)
+    eager = Predictor(out / "best.safetensors", device="cpu", fast=False).predict(image)
+    assert np.abs(prediction.probability - eager.probability).max() < 1e-4 / 4
+    masks = tmp_path / "masks"
+    assert main(["predict", "-i", str(data / "images"), "-o", str(masks), "--checkpoint",
+                 str(out / "best.safetensors"), "--device", "cpu"]) == 0
+    assert len(list(masks.glob("*.png"))) == len(list((data / "images").iterdir()))
+
+
+def test_arch_is_recorded_validated_and_defaults_to_unetv2(tmp_path):
+    from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint
+    from napari_unetv2.engine.recipes import load_recipe
+    from napari_unetv2.model import UNetV2, build_network
+
+    model = build_network("unetv2", "tf_efficientnet_lite0", channels=8)
+    assert type(model) is UNetV2 and ModelConfig.for_model(model).arch == "unetv2"
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(model, path, ModelConfig.for_model(model, input_size=(64, 64)))
+    import json
+
+    data = json.loads(path.with_suffix(".json").read_text())
+    del data["arch"]  # a config written before the field existed
+    path.with_suffix(".json").write_text(json.dumps(data))
+    assert type(load_checkpoint(path)[0]) is UNetV2
+    with pytest.raises(ValueError, match="arch"):
+        ModelConfig(arch="segformer").validate()
+    with pytest.raises(ValueError, match="sdi-decoder needs arch unetv2|'sdi-decoder' needs arch unetv2"):
+        load_recipe("finetune", {"arch": "unet"})
+    assert load_recipe("finetune", {"arch": "unet", "train_parts": "all"}).arch == "unet"

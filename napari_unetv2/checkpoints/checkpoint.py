@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 import torch
 
 from ..files import atomic_write_bytes, atomic_write_text
-from ..model import ALIASES, ENCODERS, UNetV2
+from ..model import ALIASES, ARCHITECTURES, DEFAULT_ARCH, ENCODERS, UNetV2, arch_of, build_network
 from ..validation import CHANNELS, IMAGE_SIDE, ConfigError, between, each, one_of, problems, raise_if_problems
 from .state_dicts import load_exact, read_tensors
 
@@ -37,8 +37,11 @@ class ModelConfig:
     input_size: (height, width) the model was trained at; ``resize`` inference brings frames to it.
     inference_mode: "resize" (whole frame to input_size, the paper's protocol) or "tile" (native
         resolution, sliding window).
+    arch: the network (``model/architectures.py``): "unetv2", or the paper's baselines "unet" / "unetpp"
+        on the same encoder. Configs written before this field existed are U-Net v2.
     """
 
+    arch: str = DEFAULT_ARCH
     encoder: str = "pvt_v2_b2"
     channels: int = 32
     num_classes: int = 1
@@ -85,6 +88,7 @@ class ModelConfig:
     def for_model(cls, model: UNetV2, **overrides: Any) -> "ModelConfig":
         norm = {"mode": "fixed", **model.normalization}
         base = dict(
+            arch=arch_of(model),
             encoder=model.encoder_name,
             channels=model.channels,
             num_classes=model.num_classes,
@@ -95,7 +99,7 @@ class ModelConfig:
         return cls(**base)
 
     def build_model(self) -> UNetV2:
-        return UNetV2(self.encoder, channels=self.channels, num_classes=self.num_classes)
+        return build_network(self.arch, self.encoder, channels=self.channels, num_classes=self.num_classes)
 
 
 def _normalization_problems(norm: dict) -> list[str]:
@@ -118,6 +122,7 @@ def _normalization_problems(norm: dict) -> list[str]:
 # Version ids are 12 hex digits (content hashes); anything used as a folder name must be a plain name.
 VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CONFIG_RULES = {
+    "arch": one_of(*ARCHITECTURES),
     "encoder": (lambda v: v in ENCODERS or v in ALIASES, f"one of {', '.join(ENCODERS)}"),
     "channels": CHANNELS,
     "num_classes": between(1, 1000),

@@ -107,7 +107,7 @@ def model_config_for(recipe: Recipe, model: UNetV2, job: TrainJob) -> ModelConfi
         threshold=recipe.threshold,
         recipe=recipe.to_dict(),
         training={**job.data, "command": job.command},
-        name=job.name or f"unetv2-{model.encoder_name}",
+        name=job.name or f"{recipe.arch}-{model.encoder_name}",
         parent=job.parent,
     )
 
@@ -255,10 +255,12 @@ class TrainingRun:
 def _initial_model(job: TrainJob, recipe: Recipe) -> tuple[UNetV2, Recipe, Optional[ModelConfig]]:
     """The starting weights: a checkpoint (fine-tuning) or the recipe's encoder (ImageNet or random)."""
     if job.init_checkpoint is None:
-        return build_unetv2(recipe.encoder, channels=recipe.channels, pretrained=recipe.pretrained), recipe, None
+        model = build_unetv2(recipe.encoder, channels=recipe.channels, pretrained=recipe.pretrained, arch=recipe.arch)
+        return model, recipe, None
     model, parent_config = load_checkpoint(job.init_checkpoint)
     job.parent = job.parent or parent_config.version
-    recipe = recipe.with_overrides({"encoder": parent_config.encoder, "channels": parent_config.channels})
+    recipe = recipe.with_overrides({"arch": parent_config.arch, "encoder": parent_config.encoder,
+                                    "channels": parent_config.channels})
     return model, recipe, parent_config
 
 

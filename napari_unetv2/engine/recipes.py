@@ -26,6 +26,7 @@ class Recipe:
     """One training recipe. Every field can be overridden (CLI: ``--set field=value``)."""
 
     name: str = "custom"
+    arch: str = "unetv2"  # unetv2 | unet | unetpp (the paper's baselines on the same encoder)
     encoder: str = "pvt_v2_b2"
     channels: int = 32
     pretrained: Union[bool, str] = True
@@ -63,6 +64,8 @@ class Recipe:
         else:
             found = problems(self.augment, AUGMENT_RULES, prefix="augment.")
         found += problems(self, RECIPE_RULES)
+        if not found and self.train_parts == "sdi-decoder" and self.arch != "unetv2":
+            found.append(f"train_parts 'sdi-decoder' needs arch unetv2 (a {self.arch} has no SDI); use train_parts=all")
         if not found and sum(self.deep_supervision) <= 0:
             found.append("deep_supervision needs a positive sum of weights")
         if not found and self.augment.scale_range[0] > self.augment.scale_range[1]:
@@ -122,6 +125,7 @@ AUGMENT_RULES = {
     "color_jitter": between(0, 1),
 }
 RECIPE_RULES = {
+    "arch": one_of("unetv2", "unet", "unetpp"),
     "encoder": (_known_encoder, "a known encoder (pvt_v2_b0..b5, tf_efficientnet_lite0..2)"),
     "channels": CHANNELS,
     "pretrained": (lambda v: isinstance(v, bool) or bool(v.strip()), "true, false, 'timm', 'package' or a weight file"),

@@ -336,12 +336,15 @@ def read_mask(path: str | Path, max_pixels: Optional[int] = None) -> np.ndarray:
     return mask_to_binary(data, Path(path).name)
 
 
-def write_png_atomic(path: str | Path, array: np.ndarray) -> None:
-    """Write a PNG via a temporary file and rename, so an interrupt never leaves half a file."""
+def write_png_atomic(path: str | Path, array: np.ndarray, compress_level: int = 6) -> None:
+    """Write a PNG via a temporary file and rename, so an interrupt never leaves half a file.
+
+    ``compress_level``: zlib's 0-9 (6, Pillow's default, as before); the pixels read back are the same
+    at every level, only the file size and the time to write differ."""
     import imageio.v3 as iio
 
     buffer = io.BytesIO()
-    iio.imwrite(buffer, array, extension=".png")
+    iio.imwrite(buffer, array, extension=".png", compress_level=compress_level)
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 

@@ -204,7 +204,9 @@ class Predictor:
         if is_stack:
             raise ValueError("prepare() takes one 2-D image; use predict() for a stack.")
         rgb01 = to_rgb(to_unit_range(array)).astype(np.float32, copy=False)
-        return PreparedFrame(self._resize_input(rgb01), *rgb01.shape[:2])
+        batch = self._resize_input(rgb01)
+        # The fast network's layout, made here (off the network's thread) rather than in _forward.
+        return PreparedFrame(as_channels_last(batch) if self.fast else batch, *rgb01.shape[:2])
 
     def predict_prepared(self, frames: list[PreparedFrame], threshold: Optional[float] = None,
                          tta: bool = False) -> list[Prediction]:

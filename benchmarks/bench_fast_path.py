@@ -1,0 +1,144 @@
+"""What each part of the fast CPU path (``inference/fast.py``) does to speed and to the logits.
+
+    .venv/bin/python benchmarks/bench_fast_path.py [--net bundled|pvt_v2_b2] [--every 1] [--rounds 9]
+        [--threads 1] [--json benchmarks/results/fast_path_<net>.json]
+
+For each configuration — eager; ``channels_last`` only; + oneDNN fusions; + Conv+BN folding; the default
+(all three); the default with the first k Conv+BN pairs left unfolded — the largest absolute difference
+from eager float32 over *every* logit of every head, on every ``--every``-th PolypGen validation frame
+(prepared as the predictor prepares it) plus random inputs, and the time per forward pass at the model's
+input size, batch 1, configurations alternating round after round (medians). Time is given as wall and
+as process CPU time (less disturbed when the machine is shared). ``bundled`` is the shipped polyp model;
+``pvt_v2_b2`` is the paper's network with random weights and non-trivial BatchNorm statistics (no trained
+PVT-v2 U-Net v2 is available offline).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from napari_unetv2.files import IMAGE_SUFFIXES, read_image  # noqa: E402
+from napari_unetv2.inference import Predictor, fast  # noqa: E402
+from napari_unetv2.inference.preprocess import to_rgb, to_unit_range  # noqa: E402
+from napari_unetv2.model import UNetV2  # noqa: E402
+
+
+def trained_looking(model: torch.nn.Module) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.rand(n, generator=generator) - 0.5)
+            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.rand(n, generator=generator) - 0.5)
+    return model.eval()
+
+
+def variant(model: torch.nn.Module, fold: bool, onednn: bool, skip_first: int = 0) -> torch.nn.Module:
+    """optimize_for_cpu with parts switched off (folding restricted by wrapping its pair finder)."""
+    original = fast.conv_bn_pairs
+    fast.conv_bn_pairs = (lambda m, probe: original(m, probe)[skip_first:]) if fold else (lambda m, probe: [])
+    try:
+        return fast.optimize_for_cpu(model, onednn=onednn)
+    finally:
+        fast.conv_bn_pairs = original
+
+
+def add_arguments(parser: argparse.ArgumentParser, every: int) -> None:
+    """The options this benchmark and ``bench_runtimes.py`` share."""
+    parser.add_argument("--net", choices=["bundled", "pvt_v2_b2"], default="bundled")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "polypgen" / "val" / "images")
+    parser.add_argument("--every", type=int, default=every, help="use every N-th frame of --data")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=None)
+
+
+def network_and_frames(args: argparse.Namespace) -> tuple[torch.nn.Module, tuple[int, int], list[Path], list[torch.Tensor]]:
+    """(eager model, input size, frames used, their network inputs as the predictor prepares them)."""
+    if args.net == "bundled":
+        predictor = Predictor(device="cpu", fast=False)
+    else:
+        torch.manual_seed(0)
+        predictor = Predictor(model=trained_looking(UNetV2("pvt_v2_b2", channels=32)), device="cpu", fast=False)
+        predictor.config.input_size = (256, 256)
+    paths = sorted(p for p in args.data.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:: args.every]
+    inputs = [predictor._resize_input(to_rgb(to_unit_range(read_image(p))).astype(np.float32, copy=False)).contiguous()
+              for p in paths]
+    return predictor.model, tuple(predictor.config.input_size), paths, inputs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser, every=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model, size, paths, inputs = network_and_frames(args)
+    generator = torch.Generator().manual_seed(0)
+    inputs += [torch.randn(1, 3, *size, generator=generator) for _ in range(3)]
+    inputs.append(torch.rand(2, 3, 96, 136, generator=generator) * 4 - 2)
+    pairs = len(fast.conv_bn_pairs(copy.deepcopy(model), torch.zeros(1, 3, 64, 64)))
+    configs = {
+        "eager": model,
+        "channels_last only": variant(model, fold=False, onednn=False),
+        "channels_last + oneDNN fusions": variant(model, fold=False, onednn=True),
+        "channels_last + Conv+BN folding": variant(model, fold=True, onednn=False),
+        "default (all three)": variant(model, fold=True, onednn=True),
+    }
+    for k in (4, 16):
+        if k < pairs:
+            configs[f"default, first {k} of {pairs} pairs unfolded"] = variant(model, fold=True, onednn=True, skip_first=k)
+    diffs, largest = {}, 0.0
+    with torch.inference_mode():
+        reference = [model(x).all_logits for x in inputs]
+        largest = max(t.abs().max().item() for r in reference for t in r)
+        for name, net in configs.items():
+            diffs[name] = max(
+                max((a - b).abs().max().item() for a, b in zip(ref, net(x if net is model else fast.as_channels_last(x)).all_logits))
+                for x, ref in zip(inputs, reference)
+            )
+            print(f"{name}: max abs logit difference {diffs[name]:.3g}", file=sys.stderr, flush=True)
+        x = torch.randn(1, 3, *size, generator=generator)
+        wall = {n: [] for n in configs}
+        cpu = {n: [] for n in configs}
+        for net in configs.values():
+            net(fast.as_channels_last(x))
+        for _ in range(args.rounds):
+            for name, net in configs.items():
+                xi = x if net is model else fast.as_channels_last(x)
+                w, c = time.perf_counter(), time.process_time()
+                net(xi)
+                cpu[name].append((time.process_time() - c) * 1e3)
+                wall[name].append((time.perf_counter() - w) * 1e3)
+    rows = [{"config": n, "max_abs_logit_diff": diffs[n], "wall_ms": statistics.median(wall[n]),
+             "cpu_ms": statistics.median(cpu[n])} for n in configs]
+    eager_wall, eager_cpu = rows[0]["wall_ms"], rows[0]["cpu_ms"]
+    print(f"{args.net} at {size[0]}x{size[1]}, batch 1, {args.threads} torch thread(s); differences over every logit of "
+          f"every head on {len(paths)} frames of {args.data} + 4 random inputs (largest |logit| {largest:.1f}); "
+          f"medians of {args.rounds} alternating rounds\n")
+    print("| configuration | max abs logit diff vs eager | within 1e-4 | wall ms | speed-up (wall) | CPU ms | speed-up (CPU) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['config']} | {r['max_abs_logit_diff']:.2e} | {'yes' if r['max_abs_logit_diff'] <= 1e-4 else 'no'} | "
+              f"{r['wall_ms']:.1f} | {eager_wall / r['wall_ms']:.2f}x | {r['cpu_ms']:.1f} | {eager_cpu / r['cpu_ms']:.2f}x |")
+    target = args.json or REPO / "benchmarks" / "results" / f"fast_path_{args.net}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "net": args.net,
+                                  "frames": len(paths), "largest_abs_logit": largest, "threads": args.threads,
+                                  "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
