@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_fast_path.py [--net bundled|pvt_v2_b2] [--every 1] [--rounds 9]
         [--threads 1] [--json benchmarks/results/fast_path_<net>.json]
 
-For each configuration — eager; ``channels_last`` only; + oneDNN fusions; + Conv+BN folding; the default
-(all three); the default with the first k Conv+BN pairs left unfolded — the largest absolute difference
+For each configuration — eager; ``channels_last`` only; + oneDNN fusions (the default); + Conv+BN folding;
+all three (``fold_bn=True``); all three with the first k Conv+BN pairs left unfolded — the largest absolute difference
 from eager float32 over *every* logit of every head, on every ``--every``-th PolypGen validation frame
 (prepared as the predictor prepares it) plus random inputs, and the time per forward pass at the model's
 input size, batch 1, configurations alternating round after round (medians). Time is given as wall and
@@ -50,7 +50,7 @@ def variant(model: torch.nn.Module, fold: bool, onednn: bool, skip_first: int = 
     original = fast.conv_bn_pairs
     fast.conv_bn_pairs = (lambda m, probe: original(m, probe)[skip_first:]) if fold else (lambda m, probe: [])
     try:
-        return fast.optimize_for_cpu(model, onednn=onednn)
+        return fast.optimize_for_cpu(model, onednn=onednn, fold_bn=fold)
     finally:
         fast.conv_bn_pairs = original
 
@@ -92,13 +92,13 @@ def main() -> int:
     configs = {
         "eager": model,
         "channels_last only": variant(model, fold=False, onednn=False),
-        "channels_last + oneDNN fusions": variant(model, fold=False, onednn=True),
+        "channels_last + oneDNN fusions (the default)": variant(model, fold=False, onednn=True),
         "channels_last + Conv+BN folding": variant(model, fold=True, onednn=False),
-        "default (all three)": variant(model, fold=True, onednn=True),
+        "all three (fold_bn=True)": variant(model, fold=True, onednn=True),
     }
     for k in (4, 16):
         if k < pairs:
-            configs[f"default, first {k} of {pairs} pairs unfolded"] = variant(model, fold=True, onednn=True, skip_first=k)
+            configs[f"all three, first {k} of {pairs} pairs unfolded"] = variant(model, fold=True, onednn=True, skip_first=k)
     diffs, largest = {}, 0.0
     with torch.inference_mode():
         reference = [model(x).all_logits for x in inputs]
