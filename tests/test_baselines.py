@@ -44,14 +44,15 @@ def test_one_training_step_reaches_encoder_and_decoder(network):
     network.zero_grad()
 
 
-def test_fast_path_matches_eager(network):
+@pytest.mark.parametrize("fold_bn", [False, True], ids=["default", "folded"])
+def test_fast_path_matches_eager(network, fold_bn):
     network.eval()
-    fast = optimize_for_cpu(network)
+    fast = optimize_for_cpu(network, fold_bn=fold_bn)
     x = torch.randn(1, 3, 96, 96)
     with torch.inference_mode():
         a, b = network(x).all_logits, fast(as_channels_last(x)).all_logits
     assert max((p - q).abs().max().item() for p, q in zip(a, b)) < 1e-4
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules()) != fold_bn  # folding removes every BN
 
 
 # ---- the baselines in the training engine, checkpoints and the predictor (arch field) ------------------
