@@ -188,10 +188,10 @@ def test_goal_a_clinicians_session_with_retrain_restart_and_resume(make_napari_v
         image, mask = on_screen[entry.source]
         assert np.array_equal(read_image(cs.root / entry.image_file), image)
         assert np.array_equal(read_mask(cs.root / entry.mask_file), mask)
-    # The goal is < 100 ms throughout. On this project's shared 2-core machine (load average 8-11
-    # from parallel jobs) llvmpipe rendering alone exceeds that now and then, so the test holds the line
-    # that catches real regressions (a synchronous prediction, napari's per-removal garbage collection:
-    # seconds) and prints the distribution; benchmarks/bench_session.py reports it.
+    # The goal is < 100 ms throughout; on the quiet 2-core machine five runs of this test gave max
+    # 65-94 ms (README, Benchmarks). Timing is not asserted here (the machine running the tests may be
+    # shared): the test holds the line that catches real regressions (a synchronous prediction, napari's
+    # per-removal garbage collection: seconds) and prints the distribution.
     assert late["max_ms"] < 1000 and late["median_ms"] < 20, late
 
     # Restart: a new viewer and widget on the same session folder resume at image 11.

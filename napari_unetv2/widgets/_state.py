@@ -88,9 +88,10 @@ def version_label(config) -> str:
 _SCORES_CACHE: dict = {}
 
 
-def _version_scores(corrections_dir: Path) -> dict:
+def version_scores_cached(corrections_dir: Path) -> dict:
     """Per-version prospective scores of a correction set, read again only when the set changed (the
-    model line is refreshed on the GUI thread)."""
+    model line is refreshed on the GUI thread; the session's writer thread reads them right after it
+    stores a correction, so the GUI thread finds them here)."""
     from ..corrections import CorrectionSet
     from ..corrections.prospective import version_scores
 
@@ -110,7 +111,7 @@ def prospective_note(version: Optional[str], corrections_dir: Optional[Path]) ->
     with n and a 95% interval) as text; empty while there is none."""
     if version is None or corrections_dir is None:
         return ""
-    score = _version_scores(corrections_dir).get(version)
+    score = version_scores_cached(corrections_dir).get(version)
     if score is None or score.n == 0:
         return ""
     return "prospective Dice " + score.dice.describe()

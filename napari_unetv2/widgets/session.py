@@ -8,6 +8,7 @@ shows it and runs the model in workers.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +42,7 @@ from ._layers import (
     start_mask,
 )
 from ._rounds import describe_scores, fmt_eta, round_job
+from ._state import version_scores_cached
 
 
 class _Stored(QObject):
@@ -332,6 +334,8 @@ class SessionWidget(WorkerWidget):
                           seconds_spent=round(time.time() - started, 1) if started else None,
                           clicks=meta.get(CLICKS_METADATA))
         corrections, session, done = CorrectionSet(Path(self.corrections.value)), self.session, self._stored.done
+        in_use = self.models.store.current_checkpoint()
+        policy = AutoRetrainPolicy(int(self.retrain_every.value)) if self.auto_retrain.value else None
 
         def store():
             try:
@@ -347,7 +351,15 @@ class SessionWidget(WorkerWidget):
             except OSError as err:
                 done.emit((path, err))
                 return
-            done.emit((path, (stored, note)))
+            due = None
+            if stored is not None:
+                # What the GUI thread would otherwise read from disk after each stored correction (it
+                # stalled the viewer by 10-20 ms per image): the model line's prospective scores, read
+                # again from the set once it changed (cached for the GUI thread), and whether a round is due.
+                with contextlib.suppress(OSError, ValueError):
+                    version_scores_cached(corrections.root)
+                    due = (in_use, policy.due(corrections, in_use)) if policy is not None else None
+            done.emit((path, (stored, note, due)))
 
         future = self._writer.submit(store)
         self._writing.append(path.name)
@@ -364,26 +376,31 @@ class SessionWidget(WorkerWidget):
         if isinstance(result, BaseException):
             self.report_error(result, f"{path.name} NOT stored")
             return
-        stored, note = result
+        stored, note, due = result
         if stored is not None:
             self.accepted_since_retrain += 1
             self.models.corrections_dir = Path(self.corrections.value)
             self.refresh_model_line()  # the prospective score now counts this correction
-            self.retrain_if_due()
+            self.retrain_if_due(due)
         self._update_where()
         self.say(f"{path.name}: {note}")
 
     # ---- automatic retraining ----------------------------------------------------------------------------
-    def retrain_if_due(self):
+    def retrain_if_due(self, answer=None):
         """Start a background retrain round when the model in use has not seen N of the set's corrections
         (read from disk by the policy, so it holds across restarts and roll-backs) and one was accepted
-        since the last round started (so a version that was not adopted does not retrain in a loop)."""
+        since the last round started (so a version that was not adopted does not retrain in a loop).
+
+        ``answer``: (checkpoint in use, due) as the writer thread found it after storing; used while that
+        checkpoint is still the one in use, else the policy is asked here."""
         if not self.auto_retrain.value or self.accepted_since_retrain == 0 or self.busy:
             return None
-        policy = AutoRetrainPolicy(int(self.retrain_every.value))
-        if not policy.due(CorrectionSet(Path(self.corrections.value)), self.models.store.current_checkpoint()):
-            return None
-        return self.start_retrain()
+        in_use = self.models.store.current_checkpoint()
+        if answer is not None and answer[0] == in_use:
+            due = answer[1]
+        else:
+            due = AutoRetrainPolicy(int(self.retrain_every.value)).due(CorrectionSet(Path(self.corrections.value)), in_use)
+        return self.start_retrain() if due else None
 
     def start_retrain(self):
         corrections = CorrectionSet(Path(self.corrections.value))
