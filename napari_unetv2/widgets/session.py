@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton, SpinBox
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..annotation import AnnotationSession, DuplicateCorrection, store_correction
 from ..corrections import CorrectionSet
@@ -163,8 +163,6 @@ class SessionWidget(WorkerWidget):
             else:
                 self.say(f"segmenting {path.name}...")
                 self._compute(path)
-        from qtpy.QtCore import QTimer
-
         QTimer.singleShot(_PREFETCH_DELAY_MS, self._prefetch)
 
     def _compute(self, path: Path, refresh: bool = False) -> None:
@@ -334,8 +332,9 @@ class SessionWidget(WorkerWidget):
                           seconds_spent=round(time.time() - started, 1) if started else None,
                           clicks=meta.get(CLICKS_METADATA))
         corrections, session, done = CorrectionSet(Path(self.corrections.value)), self.session, self._stored.done
-        in_use = self.models.store.current_checkpoint()
+        # Asked in the writer thread only when automatic retraining is on (reading the store costs a disk read).
         policy = AutoRetrainPolicy(int(self.retrain_every.value)) if self.auto_retrain.value else None
+        in_use = self.models.store.current_checkpoint() if policy is not None else None
 
         def store():
             try:
