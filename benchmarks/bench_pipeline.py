@@ -7,11 +7,12 @@ Each run is a fresh process calling ``predict_folder`` — the function behind `
 the CLI's defaults (bundled model, ``Predictor(device="auto")``, resize mode, masks and summary.csv
 written) on every image of the folder, timed from the first image to the last file written. In the same
 process, the bare forward rate: the network the predictor runs (the fast copy after, the model before)
-on the same frames' network inputs (batch 1, the same torch threads as the predictor's forward used),
-nothing else timed. Variants alternate, round after round: ``before`` (the baseline), ``after`` (this
-checkout's default, the overlapped pipeline), ``after --sequential`` and ``after, network on cores-1
-threads`` (``Predictor(threads=cores - 1)``: the read-ahead and write-behind threads get a core of their
-own; compare its images/s, not only its ratio, with ``after``).
+on the same frames' network inputs, batch 1, nothing else timed, in the two layouts the thread budget
+allows: one stream on all threads, and concurrent streams sharing them (one per thread, at most 4, as
+``predict_folder``'s default). The ratio divides the pipeline's images/s by the *faster* of the two, so a
+pipeline cannot look busy by running a slow layout. Variants alternate, round after round: ``before``
+(the baseline), ``after (default)``, ``after --streams 1`` (one image at a time on every thread, reading
+ahead and writing behind: the previous default) and ``after --sequential``.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _baseline import REPO, run_in_tree, trees  # noqa: E402
 
 RUN = r"""
-import json, sys, tempfile, time
+import json, sys, tempfile, threading, time
 from pathlib import Path
 import torch, torch.nn.functional as F
 if sys.argv[3] != "default":
@@ -35,12 +36,9 @@ from napari_unetv2.files import IMAGE_SUFFIXES, read_image
 from napari_unetv2.inference import Predictor
 from napari_unetv2.inference.batch import predict_folder
 from napari_unetv2.inference.preprocess import normalize, to_rgb, to_unit_range
+from napari_unetv2.inference.threads import default_cpu_threads
 source, extra = Path(sys.argv[1]), json.loads(sys.argv[2])
-forward_threads = extra.pop("forward_threads", None)  # "cores-1": the network leaves a core to the pipeline
-if forward_threads == "cores-1":
-    from napari_unetv2.inference.threads import usable_cores
-    forward_threads = max(1, usable_cores() - 1)
-predictor = Predictor(device="auto", threads=forward_threads) if forward_threads else Predictor(device="auto")
+predictor = Predictor(device="auto")
 with tempfile.TemporaryDirectory() as out:
     start = time.perf_counter()
     summary = predict_folder(predictor, source, Path(out) / "masks", **extra)
@@ -53,20 +51,36 @@ for path in sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFF
     x = torch.from_numpy(to_rgb(to_unit_range(read_image(path))).astype("float32")).permute(2, 0, 1)[None]
     x = F.interpolate(x, size=tuple(predictor.config.input_size), mode="bilinear", align_corners=False, antialias=True)
     inputs.append(normalize(x.clamp(0, 1), predictor.config.normalization).contiguous(memory_format=layout))
-if forward_threads:  # the bare forward at the thread count the predictor's forward used
-    torch.set_num_threads(forward_threads)
-with torch.inference_mode():
-    network(inputs[0])
+
+def bare_forward_rate(threads):
+    # The network alone on every input, batch 1, in len(threads) concurrent streams (stream k on every
+    # len(threads)-th input with threads[k] torch threads): nothing but forward passes.
+    def stream(k):
+        torch.set_num_threads(threads[k])
+        with torch.inference_mode():
+            for x in inputs[k::len(threads)]:
+                network(x)
+    with torch.inference_mode():
+        network(inputs[0])
+    workers = [threading.Thread(target=stream, args=(k,)) for k in range(len(threads))]
     start = time.perf_counter()
-    for x in inputs:
-        network(x)
-    forward = time.perf_counter() - start
-print(json.dumps({"images": done, "seconds": wall, "images_per_s": done / wall, "forward_per_s": len(inputs) / forward,
-                  "threads": torch.get_num_threads(), "model": predictor.description}))
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return len(inputs) / (time.perf_counter() - start)
+
+budget = predictor.threads or default_cpu_threads()
+streams = min(budget, 4)
+split = [budget // streams + (1 if i < budget % streams else 0) for i in range(streams)]
+rates = {"one": bare_forward_rate([budget]), "split": bare_forward_rate(split) if streams > 1 else None}
+print(json.dumps({"images": done, "seconds": wall, "images_per_s": done / wall, "forward_one_per_s": rates["one"],
+                  "forward_split_per_s": rates["split"], "forward_per_s": max(r for r in rates.values() if r),
+                  "threads": budget, "split": split, "model": predictor.description}))
 """
 
-VARIANTS = {"before": ("before", {}), "after": ("after", {}), "after --sequential": ("after", {"overlap_io": False}),
-            "after, network on cores-1 threads": ("after", {"forward_threads": "cores-1"})}
+VARIANTS = {"before": ("before", {}), "after (default)": ("after", {}),
+            "after --streams 1": ("after", {"streams": 1}), "after --sequential": ("after", {"overlap_io": False})}
 
 
 def main() -> int:
@@ -98,16 +112,24 @@ def main() -> int:
         ratio = [r["images_per_s"] / r["forward_per_s"] for r in rs]
         rows.append({"variant": name, "images": rs[0]["images"], "images_per_s": statistics.median(r["images_per_s"] for r in rs),
                      "forward_per_s": statistics.median(r["forward_per_s"] for r in rs),
+                     "forward_one_per_s": statistics.median(r["forward_one_per_s"] for r in rs),
+                     "forward_split_per_s": (statistics.median(r["forward_split_per_s"] for r in rs)
+                                             if rs[0]["forward_split_per_s"] else None),
                      "ratio": statistics.median(ratio), "threads": rs[0]["threads"], "model": rs[0]["model"]})
     print(f"{rows[0]['images']} images from {args.data}; torch threads: {rows[0]['threads']}; medians of {args.rounds} "
           f"rounds, variants alternating (baseline {args.baseline or '-'}); the machine was shared with other work\n")
-    print("| variant | images/s (unetv2 predict) | bare forward/s (same frames) | throughput / forward rate |")
-    print("|---|---|---|---|")
+    split = samples[next(iter(samples))][0]["split"]
+    print(f"bare forward: the network alone on the same inputs, batch 1, as one stream on all {rows[0]['threads']} "
+          f"thread(s) and as {len(split)} concurrent streams of {split} thread(s); the ratio divides by the faster\n")
+    print("| variant | images/s (unetv2 predict) | bare forward/s, one stream | bare forward/s, "
+          f"{len(split)} streams | throughput / faster bare forward |")
+    print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['variant']} | {r['images_per_s']:.2f} | {r['forward_per_s']:.2f} | {r['ratio']:.2f} |")
+        split_rate = f"{r['forward_split_per_s']:.2f}" if r["forward_split_per_s"] else "-"
+        print(f"| {r['variant']} | {r['images_per_s']:.2f} | {r['forward_one_per_s']:.2f} | {split_rate} | {r['ratio']:.2f} |")
     if "before" in samples:
         before = next(r for r in rows if r["variant"] == "before")
-        after = next(r for r in rows if r["variant"] == "after")
+        after = next(r for r in rows if r["variant"] == "after (default)")
         print(f"\nunetv2 predict: {after['images_per_s'] / before['images_per_s']:.2f}x the baseline's images/s")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv),

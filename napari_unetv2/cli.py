@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all usable cores)")
     p.add_argument("--sequential", action="store_true",
                    help="no reading ahead or writing behind in threads (the same outputs, slower)")
+    p.add_argument("--streams", type=int, default=None,
+                   help="on the CPU in resize mode, images predicted at once, sharing the threads (default: one "
+                        "per thread, at most 4; 1: one image at a time on every thread)")
 
     f = sub.add_parser("finetune", help="fine-tune a checkpoint on a folder of (corrected) pairs",
                        description="Trains on every pair (a held-out part is kept only when it would hold 10+ images) "
@@ -229,8 +232,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .inference.shards import parse_shard, shard_from_environment
 
     shard = parse_shard(args.shard) if args.shard else shard_from_environment()
-    if args.batch_size < 1 or (args.threads is not None and args.threads < 1):
-        raise ValueError("--batch-size and --threads must be at least 1.")
+    if args.batch_size < 1 or any(n is not None and n < 1 for n in (args.threads, args.streams)):
+        raise ValueError("--batch-size, --threads and --streams must be at least 1.")
     device = args.device
     if shard and not args.shard and device == "auto" and "LOCAL_RANK" in os.environ:
         import torch  # torchrun with GPUs: one GPU per process
@@ -251,7 +254,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         summary = predict_folder(predictor, args.input, args.output, tile=args.tile, threshold=args.threshold,
                                  tta=args.tta, save_probabilities=args.save_probabilities, resume=args.resume,
                                  progress=progress, overlap_io=not args.sequential, batch_size=args.batch_size,
-                                 shard=shard)
+                                 shard=shard, streams=args.streams)
     finally:
         if bar is not None:
             bar.close()

@@ -144,3 +144,114 @@ def test_summary_is_complete_at_the_end_and_after_a_stop_however_rarely_it_is_re
     calls = []
     summary = predict_folder(predictor, folder, tmp_path / "stop", should_stop=lambda: calls.append(1) or len(calls) > 2)
     assert [r["file"] for r in outputs(tmp_path / "stop")[1]] == [r["file"] for r in summary.rows]
+
+
+# ---- several images at once on the CPU (ParallelPredictionStream) ----------------------------------------
+
+def test_threads_are_shared_out_evenly_over_the_streams():
+    from napari_unetv2.inference.pipeline import split_threads
+
+    assert split_threads(2, 4) == [1, 1]
+    assert split_threads(16, 4) == [4, 4, 4, 4]
+    assert split_threads(7, 4) == [2, 2, 2, 1]
+    assert split_threads(3, 1) == [3]
+
+
+def test_a_two_thread_budget_runs_two_single_thread_streams(predictor, monkeypatch):
+    from napari_unetv2.inference.batch import cpu_streams
+
+    monkeypatch.setattr(predictor, "threads", 2)
+    assert cpu_streams(predictor) == [1, 1]
+    assert cpu_streams(predictor, streams=1) == [2]
+    with pytest.raises(ValueError, match="at least 1"):
+        cpu_streams(predictor, streams=0)
+    monkeypatch.setattr(predictor, "threads", 1)
+    assert cpu_streams(predictor) == [1]  # e.g. napari's worker on 2 cores: the GUI keeps the other
+
+
+def test_parallel_streams_write_exactly_what_one_image_at_a_time_writes(predictor, folder, tmp_path, monkeypatch):
+    """Two images at once, one thread each, give byte-identical files and the same summary (in the same
+    order) as the sequential loop with one thread per image."""
+    from napari_unetv2.inference import batch
+
+    started = []
+    real = batch.ParallelPredictionStream
+
+    def spy(*args, **kwargs):
+        started.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "ParallelPredictionStream", spy)
+    monkeypatch.setattr(predictor, "threads", 1)
+    sequential = predict_folder(predictor, folder, tmp_path / "seq", save_probabilities=True, overlap_io=False)
+    monkeypatch.setattr(predictor, "threads", 2)
+    parallel = predict_folder(predictor, folder, tmp_path / "par", save_probabilities=True)
+    assert started == [[1, 1]]
+    assert sequential.count("done") == parallel.count("done") == 5 and parallel.count("error") == 1
+    assert outputs(tmp_path / "seq") == outputs(tmp_path / "par")
+
+
+def test_parallel_stream_is_bounded_in_order_and_stops_on_close(predictor, tmp_path):
+    from napari_unetv2.inference.pipeline import ParallelPredictionStream
+
+    images = {tmp_path / f"{i}.png": load_sample("polyp")[0][: 40 + 8 * i, :64] for i in range(12)}
+    paths, reads = list(images), []
+
+    def read(path):
+        reads.append(path)
+        return images[path]
+
+    before = threading.active_count()
+    stream = ParallelPredictionStream(predictor, paths, [1, 1], window=3, read=read)
+    time.sleep(0.5)
+    assert len(reads) <= 3  # nothing beyond the window is started while the caller takes nothing
+    assert stream.result(paths[0]).mask.shape == (40, 64)
+    assert stream.result(paths[5]).mask.shape == (80, 64)  # paths 1-4 skipped: dropped, in order
+    stream.close()
+    assert len(set(reads)) == len(reads) < len(paths)  # nothing read twice, the rest never started
+    assert threading.active_count() == before
+
+
+def test_parallel_stream_raises_where_the_loop_would_and_predicts_unlisted_paths(predictor, tmp_path):
+    from napari_unetv2.inference.pipeline import ParallelPredictionStream
+
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    image = load_sample("polyp")[0][:96, :96]
+
+    def read(path):
+        if path == bad:
+            raise ValueError("cannot read")
+        return image
+
+    with ParallelPredictionStream(predictor, [bad, good], [1, 1], read=read) as stream:
+        with pytest.raises(ValueError, match="cannot read"):
+            stream.result(bad)
+        assert np.array_equal(stream.result(good).probability, predictor.predict(image, threads=1).probability)
+        unlisted = stream.result(tmp_path / "other.png")
+        assert np.array_equal(unlisted.mask, predictor.predict(image).mask)
+
+
+def test_cancel_stops_the_parallel_streams_cleanly(predictor, folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(predictor, "threads", 2)
+    before = threading.active_count()
+    calls = []
+    summary = predict_folder(predictor, folder, tmp_path / "out", should_stop=lambda: calls.append(1) or len(calls) > 2)
+    assert summary.count("error") == 1 and summary.count("done") == 1
+    assert threading.active_count() == before
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("shape", [(120, 150), (60, 70, 3), (60, 70, 4)])
+def test_png_writes_read_back_the_same_pixels_with_either_strategy(tmp_path, shape):
+    from napari_unetv2.files import write_png_atomic
+
+    rng = np.random.default_rng(0)
+    array = (rng.random(shape) > 0.5).astype(np.uint8) * 255
+    array[: shape[0] // 2] = 0  # long runs, as in a mask
+    write_png_atomic(tmp_path / "default.png", array)
+    write_png_atomic(tmp_path / "rle.png", array, compress_level=1, run_length=True)
+    for name in ("default.png", "rle.png"):
+        assert np.array_equal(read_image(tmp_path / name), array)
+    sixteen = (rng.random((20, 30)) * 65535).astype(np.uint16)  # other types still go through imageio
+    write_png_atomic(tmp_path / "sixteen.png", sixteen)
+    assert np.array_equal(read_image(tmp_path / "sixteen.png"), sixteen)

@@ -102,7 +102,7 @@ class AnnotationSession:
     # ---- decisions -----------------------------------------------------------------------------------
     def accept(self, path: Path, mask: np.ndarray, entry_id: Optional[str]) -> None:
         """Record ``path`` as finished with ``mask`` (written to ``finished/<stem>.png`` first)."""
-        write_png_atomic(self.finished_path(path), (np.asarray(mask) > 0).astype(np.uint8) * 255)
+        write_png_atomic(self.finished_path(path), (np.asarray(mask) > 0).astype(np.uint8) * 255, run_length=True)
         with self._lock:
             self.items[path.name] = {"status": ACCEPTED, "entry": entry_id, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         self.save()

@@ -137,7 +137,7 @@ class CorrectionSet:
             image_file = f"images/{entry_id}.tif"
             write_tiff_atomic(self.root / image_file, image)
         mask_file = f"masks/{entry_id}.png"
-        write_png_atomic(self.root / mask_file, binary * 255)
+        write_png_atomic(self.root / mask_file, binary * 255, run_length=True)
         entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),
                            changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks)
         atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")

@@ -336,15 +336,30 @@ def read_mask(path: str | Path, max_pixels: Optional[int] = None) -> np.ndarray:
     return mask_to_binary(data, Path(path).name)
 
 
-def write_png_atomic(path: str | Path, array: np.ndarray, compress_level: int = 6) -> None:
+# zlib's run-length strategy (Z_RLE): for masks, whose rows are long runs of 0 or 255, as fast as the
+# default strategy and about half the file size; the pixels are the same.
+_Z_RLE = 3
+
+
+def write_png_atomic(path: str | Path, array: np.ndarray, compress_level: int = 6, run_length: bool = False) -> None:
     """Write a PNG via a temporary file and rename, so an interrupt never leaves half a file.
 
-    ``compress_level``: zlib's 0-9 (6, Pillow's default, as before); the pixels read back are the same
-    at every level, only the file size and the time to write differ."""
-    import imageio.v3 as iio
-
+    ``compress_level``: zlib's 0-9 (6, Pillow's default, as before); ``run_length``: zlib's run-length
+    strategy (for masks). The pixels read back are the same either way, only the file size and the time
+    to write differ. 8-bit gray and RGB(A) go to Pillow directly: imageio's wrapper cost more than the
+    encoding itself for a mask (about 1.3 of 3 ms); other types go through imageio, which converts them."""
+    array = np.asarray(array)
     buffer = io.BytesIO()
-    iio.imwrite(buffer, array, extension=".png", compress_level=compress_level)
+    if array.dtype == np.uint8 and (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))):
+        from PIL import Image
+
+        options = {"compress_type": _Z_RLE} if run_length else {}
+        Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", compress_level=compress_level,
+                                                          **options)
+    else:
+        import imageio.v3 as iio
+
+        iio.imwrite(buffer, array, extension=".png", compress_level=compress_level)
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 

@@ -34,18 +34,24 @@ from ..files import (
     write_png_atomic,
     write_tiff_atomic,
 )
-from .pipeline import OrderedWriter, PredictionStream
+from .pipeline import OrderedWriter, ParallelPredictionStream, PredictionStream, split_threads
 from .predictor import Predictor
 from .shards import Shard, in_shard, merge_summaries, summary_name
+from .threads import default_cpu_threads
 
 SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "note"]
-# zlib level of mask PNGs: level 1 writes a 0/255 mask in about half the time of Pillow's default 6 (files
-# about 2x larger, a few kB); the pixels read back are identical at every level.
+# zlib level of mask PNGs: level 1 writes a 0/255 mask in about half the time of Pillow's default 6; with
+# zlib's run-length strategy the files are also smaller than level 6's default strategy (about 1 kB for a
+# 512x640 polyp mask). The pixels read back are identical at every level and strategy.
 MASK_PNG_LEVEL = 1
 # summary.csv is rewritten whole, so rewriting it after every image costs O(n) per image (O(n^2) for the
 # folder): it is rewritten at most this often while images are done, and always at the end (and on a stop
 # or an error). A hard kill may leave it up to this far behind; ``--continue`` still finds the masks.
 SUMMARY_EVERY_S = 1.0
+# On the CPU in resize mode, this many images at most go through the network at once, each on its share
+# of the threads (``pipeline.ParallelPredictionStream``): 2 single-thread streams on a 2-core machine,
+# 4 streams of 4 threads on 16 cores. More streams would mostly add Python-lock contention and memory.
+MAX_CPU_STREAMS = 4
 
 
 @dataclass
@@ -144,7 +150,7 @@ def write_outputs(prediction, output_dir: Path, stem: str, save_probabilities: b
     if is_stack:
         write_tiff_atomic(mask_path, mask255)
     else:
-        write_png_atomic(mask_path, mask255, compress_level=MASK_PNG_LEVEL)
+        write_png_atomic(mask_path, mask255, compress_level=MASK_PNG_LEVEL, run_length=True)
     if prob_path:
         write_tiff_atomic(prob_path[0], prediction.probability.astype(np.float32))
 
@@ -163,9 +169,12 @@ def predict_folder(
     overlap_io: bool = True,
     batch_size: int = 1,
     shard: Optional[Shard] = None,
+    streams: Optional[int] = None,
 ) -> BatchSummary:
     """``overlap_io``: read ahead and write behind in threads while the network runs (same outputs;
     ``inference/pipeline.py``); ``batch_size`` > 1 also sends frames through the network together.
+    ``streams``: images predicted at once on the CPU in resize mode, sharing the predictor's threads
+    (default: :func:`cpu_streams`; 1 is one image at a time on all of them).
     ``shard=(i, n)``: only this process's share of the folder, its rows merged into summary.csv
     (``inference/shards.py``)."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
@@ -200,13 +209,30 @@ def predict_folder(
                               for stack in (False, True))
 
     todo = [p for p in images if p not in clashing and not finished(p)] if overlap_io else []
-    with PredictionStream(predictor, todo, threshold, mode, tile or 512, tta, batch_size) as stream, \
-            OrderedWriter(background=overlap_io) as writer:
+    threads = cpu_streams(predictor, streams) if overlap_io and mode is None and batch_size == 1 else []
+    if len(threads) > 1:
+        stream = ParallelPredictionStream(predictor, todo, threads, threshold, mode, tile or 512, tta)
+    else:
+        stream = PredictionStream(predictor, todo, threshold, mode, tile or 512, tta, batch_size)
+    with stream, OrderedWriter(background=overlap_io) as writer:
         _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished,
                        stream, writer, progress, should_stop, summary_name(shard))
     if shard is not None:
         merge_summaries(output_dir, shard[1], SUMMARY_COLUMNS, merge_summary)
     return summary
+
+
+def cpu_streams(predictor: Predictor, streams: Optional[int] = None) -> list[int]:
+    """Torch threads of each concurrent prediction stream: the predictor's thread budget (its ``threads``,
+    else :func:`default_cpu_threads` in this thread, which leaves the GUI a core when called from a worker)
+    split over ``streams`` (default: one per thread, at most ``MAX_CPU_STREAMS``). Off the CPU, or in
+    resize mode with tiles, or with ``streams=1``: one stream, ``[budget]``."""
+    budget = predictor.threads or default_cpu_threads()
+    if predictor.device.type != "cpu" or predictor.config.inference_mode != "resize":
+        return [budget]
+    if streams is not None and streams < 1:
+        raise ValueError(f"streams must be at least 1, got {streams}.")
+    return split_threads(budget, min(budget, MAX_CPU_STREAMS) if streams is None else streams)
 
 
 def _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished, stream,

@@ -289,12 +289,15 @@ class Predictor:
         rgb: Optional[bool] = None,
         progress: Optional[ProgressFn] = None,
         should_stop: Optional[StopFn] = None,
+        threads: Optional[int] = None,
     ) -> Prediction:
         """Segment one image or a stack (slice by slice).
 
         mode: ``resize`` or ``tile`` (default: the checkpoint's ``inference_mode``).
         progress(done, total) is called after each slice/tile; ``should_stop()`` is polled between them
         and raises :class:`PredictionCancelled`.
+        threads: torch CPU threads for this call (default: the predictor's ``threads``); a pipeline running
+        several images at once gives each its share of the cores.
         """
         mode = mode or self.config.inference_mode
         if mode not in ("resize", "tile"):
@@ -318,7 +321,7 @@ class Predictor:
                 raise PredictionCancelled()
 
         try:
-            with cpu_threads(self.threads):
+            with cpu_threads(self.threads if threads is None else threads):
                 probs, atts = self._predict_planes(slices, mode, tile_size, overlap, tta, return_attention, tick,
                                                    should_stop)
         except torch.cuda.OutOfMemoryError as err:
