@@ -255,3 +255,90 @@ def test_png_writes_read_back_the_same_pixels_with_either_strategy(tmp_path, sha
     sixteen = (rng.random((20, 30)) * 65535).astype(np.uint16)  # other types still go through imageio
     write_png_atomic(tmp_path / "sixteen.png", sixteen)
     assert np.array_equal(read_image(tmp_path / "sixteen.png"), sixteen)
+
+
+def test_each_image_runs_on_the_thread_count_of_its_position_whichever_worker_takes_it(tmp_path):
+    """An uneven split (7 threads over 4 streams on 8 cores with napari) must not make results depend on
+    scheduling: image i always runs on threads[i % 4]."""
+    from napari_unetv2.inference.pipeline import ParallelPredictionStream, split_threads
+
+    class Recorder:
+        def __init__(self):
+            self.calls = {}
+
+        def predict(self, image, threads=None, **kwargs):
+            self.calls[image] = threads
+            return image
+
+    recorder, threads = Recorder(), split_threads(7, 4)
+    paths = [tmp_path / f"{i}.png" for i in range(12)]
+    with ParallelPredictionStream(recorder, paths, threads, read=paths.index) as stream:
+        assert [stream.result(p) for p in paths] == list(range(12))
+    assert recorder.calls == {i: threads[i % 4] for i in range(12)}
+
+
+def test_worker_failures_of_any_kind_reach_the_caller_and_a_closed_stream_never_hangs(predictor, tmp_path):
+    from napari_unetv2.inference.pipeline import ParallelPredictionStream
+
+    class Fatal(BaseException):
+        pass
+
+    def read(path):
+        raise Fatal("not an Exception")
+
+    paths = [tmp_path / f"{i}.png" for i in range(3)]
+    with ParallelPredictionStream(predictor, paths, [1, 1], read=read) as stream:
+        with pytest.raises(Fatal):
+            stream.result(paths[0])
+    stream = ParallelPredictionStream(predictor, paths, [1, 1], window=1, read=read)
+    stream.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        stream.result(paths[2])  # never started: an error, not a wait for ever
+
+
+@pytest.mark.parametrize("streams", [None, 1])
+def test_the_workers_leave_torch_s_default_thread_count_as_the_caller_had_it(predictor, folder, tmp_path, monkeypatch,
+                                                                            streams):
+    """torch.set_num_threads in any thread also sets the default of threads that start later (napari's
+    next worker): after a run with 1-thread streams, or with the 1-thread read-ahead, a new thread still
+    gets the caller's count."""
+    import torch
+
+    monkeypatch.setattr(predictor, "threads", 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        predict_folder(predictor, folder, tmp_path / "out", streams=streams)
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        worker.start()
+        worker.join()
+        assert seen == [3]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_streams_are_refused_where_they_cannot_run_before_anything_is_written(predictor, folder, tmp_path):
+    for options in ({"overlap_io": False}, {"tile": 256}, {"batch_size": 4}):
+        with pytest.raises(ValueError, match="cannot be combined"):
+            predict_folder(predictor, folder, tmp_path / "out", streams=2, **options)
+    assert not (tmp_path / "out").exists()
+
+
+def test_from_a_worker_thread_the_streams_leave_a_core_to_the_gui(predictor):
+    import torch
+
+    from napari_unetv2.inference.batch import cpu_streams
+    from napari_unetv2.inference.threads import restore_default_threads, usable_cores
+
+    seen = []
+
+    def in_worker():
+        torch.set_num_threads(2)
+        seen.append(cpu_streams(predictor))
+
+    worker = threading.Thread(target=in_worker)
+    worker.start()
+    worker.join()
+    restore_default_threads()
+    assert sum(seen[0]) == max(1, min(usable_cores() - 1, 2))

@@ -178,6 +178,11 @@ def predict_folder(
     ``shard=(i, n)``: only this process's share of the folder, its rows merged into summary.csv
     (``inference/shards.py``)."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    can_stream = overlap_io and not tile and batch_size == 1
+    if streams is not None and streams > 1 and not can_stream:
+        raise ValueError("Several streams (--streams > 1) cannot be combined with --sequential, --tile or "
+                         "--batch-size > 1.")
+    threads = cpu_streams(predictor, streams) if can_stream else []  # checked before anything is written
     if not input_dir.is_dir():
         raise FileNotFoundError(f"Input folder not found: {input_dir}")
     if input_dir.resolve() == output_dir.resolve():
@@ -209,7 +214,6 @@ def predict_folder(
                               for stack in (False, True))
 
     todo = [p for p in images if p not in clashing and not finished(p)] if overlap_io else []
-    threads = cpu_streams(predictor, streams) if overlap_io and mode is None and batch_size == 1 else []
     if len(threads) > 1:
         stream = ParallelPredictionStream(predictor, todo, threads, threshold, mode, tile or 512, tta)
     else:
@@ -227,11 +231,14 @@ def cpu_streams(predictor: Predictor, streams: Optional[int] = None) -> list[int
     else :func:`default_cpu_threads` in this thread, which leaves the GUI a core when called from a worker)
     split over ``streams`` (default: one per thread, at most ``MAX_CPU_STREAMS``). Off the CPU, or in
     resize mode with tiles, or with ``streams=1``: one stream, ``[budget]``."""
-    budget = predictor.threads or default_cpu_threads()
-    if predictor.device.type != "cpu" or predictor.config.inference_mode != "resize":
-        return [budget]
     if streams is not None and streams < 1:
         raise ValueError(f"streams must be at least 1, got {streams}.")
+    budget = predictor.threads or default_cpu_threads()
+    if predictor.device.type != "cpu" or predictor.config.inference_mode != "resize":
+        if streams is not None and streams > 1:
+            raise ValueError(f"Several streams run on the CPU in resize mode only; this model runs on "
+                             f"{predictor.device.type} in {predictor.config.inference_mode} mode.")
+        return [budget]
     return split_threads(budget, min(budget, MAX_CPU_STREAMS) if streams is None else streams)
 
 

@@ -31,6 +31,7 @@ import torch
 
 from ..files import read_image
 from .predictor import Prediction, Predictor, PreparedFrame
+from .threads import restore_default_threads
 
 _END = object()
 
@@ -164,6 +165,7 @@ class PredictionStream:
             except queue.Empty:
                 pass
         self._reader.join()
+        restore_default_threads()
 
     def __enter__(self) -> "PredictionStream":
         return self
@@ -173,16 +175,23 @@ class PredictionStream:
 
 
 def split_threads(total: int, streams: int) -> list[int]:
-    """``total`` torch threads shared by ``streams`` concurrent predictions, as evenly as possible."""
+    """``total`` torch threads shared by ``streams`` concurrent predictions, as evenly as possible (the
+    first ones get one more when it does not divide)."""
     streams = max(1, min(streams, total))
     return [total // streams + (1 if i < total % streams else 0) for i in range(streams)]
 
 
 class ParallelPredictionStream:
-    """Predictions for ``paths``, in order, each computed whole in one of ``len(threads)`` worker threads
-    (``threads[k]`` torch threads for worker k). The same contract as :class:`PredictionStream`:
-    ``result(path)`` returns the Prediction or raises what reading or predicting it raised; paths the
-    caller skips are dropped; an unlisted path is predicted on the spot."""
+    """Predictions for ``paths``, in order, each computed whole by one of ``len(threads)`` worker threads.
+    Image ``i`` runs on ``threads[i % len(threads)]`` torch threads, whichever worker takes it, so its
+    result does not depend on scheduling. The same contract as :class:`PredictionStream`: ``result(path)``
+    returns the Prediction or raises what reading or predicting it raised; paths the caller skips are
+    dropped; an unlisted path is predicted on the spot.
+
+    Memory: at most ``window`` images (default ``2 * len(threads)``) are in progress or done and waiting
+    for the caller, each with its full-size probability and mask. A stack (resize mode, slice by slice)
+    runs on one stream's share of the threads while the others go on.
+    """
 
     def __init__(
         self,
@@ -200,16 +209,17 @@ class ParallelPredictionStream:
             raise ValueError(f"every stream needs at least one thread, got {threads}.")
         self.predictor, self.read = predictor, read
         self.predict_kwargs = {"threshold": threshold, "mode": mode, "tile_size": tile_size, "tta": tta}
+        self._threads = list(threads)
         self._paths = list(paths)
         self._position = {path: i for i, path in enumerate(self._paths)}
         self._window = window or 2 * len(threads)  # images started but not yet taken by the caller
-        self._results: dict[int, object] = {}  # index -> Prediction | Exception
+        self._results: dict[int, object] = {}  # index -> Prediction | the exception it raised
         self._next = 0  # the next index a worker starts
         self._taken = 0  # indices below this were taken (or skipped) by the caller
         self._stop = False
         self._changed = threading.Condition()
-        self._workers = [threading.Thread(target=self._work, args=(count,), daemon=True, name=f"unetv2-stream-{k}")
-                         for k, count in enumerate(threads)]
+        self._workers = [threading.Thread(target=self._work, daemon=True, name=f"unetv2-stream-{k}")
+                         for k in range(len(threads))]
         for worker in self._workers:
             worker.start()
 
@@ -222,13 +232,13 @@ class ParallelPredictionStream:
             self._next += 1
             return self._next - 1
 
-    def _work(self, threads: int) -> None:
-        torch.set_num_threads(threads)  # this thread's own setting (OpenMP's is per thread)
+    def _work(self) -> None:
         while (index := self._claim()) is not None:
-            try:
-                outcome = self.predictor.predict(self.read(self._paths[index]), threads=threads,
+            try:  # predict() sets this image's thread count for the call and restores it
+                outcome = self.predictor.predict(self.read(self._paths[index]),
+                                                 threads=self._threads[index % len(self._threads)],
                                                  **self.predict_kwargs)
-            except Exception as err:  # handed to the caller, who decides what is fatal
+            except BaseException as err:  # noqa: BLE001 (handed to the caller, who decides what is fatal)
                 outcome = err
             with self._changed:
                 if index >= self._taken:
@@ -245,11 +255,13 @@ class ParallelPredictionStream:
             self._taken, self._next = index, max(self._next, index)  # skipped paths are not started
             self._changed.notify_all()
             while index not in self._results:
+                if self._stop:
+                    raise RuntimeError("The prediction stream was closed before this image was predicted.")
                 self._changed.wait()
             outcome = self._results.pop(index)
             self._taken = index + 1
             self._changed.notify_all()
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
@@ -261,6 +273,7 @@ class ParallelPredictionStream:
         for worker in self._workers:
             worker.join()
         self._results.clear()
+        restore_default_threads()
 
     def __enter__(self) -> "ParallelPredictionStream":
         return self

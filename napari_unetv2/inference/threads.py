@@ -44,3 +44,12 @@ def cpu_threads(count: Optional[int] = None) -> Iterator[int]:
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+
+
+def restore_default_threads() -> None:
+    """Make this thread's torch thread count the process-wide default again.
+
+    ``torch.set_num_threads`` in any thread also sets the default that threads take when they first use
+    torch; after other threads set theirs (a pipeline's workers), a napari worker started later would
+    otherwise inherit a worker's share instead of the caller's setting."""
+    torch.set_num_threads(torch.get_num_threads())
