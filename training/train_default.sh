@@ -20,6 +20,15 @@ OMP_NUM_THREADS=2 .venv/bin/unetv2 train --recipe cpu --init training/runs/init-
     --input-size 320 320 --epochs 10 --set lr=0.0004 --data "$DATA/train" --val "$DATA/val" \
     --out training/runs/lite0-320-warm --name polyp-default
 
+# 1c. Stage 3 (issue 15): stage 2's checkpoint (the bundled e2e3d5a749b3, copied first) trained on at 352x352,
+#     the paper's input size, for 7 epochs from lr 2e-4. OMP_WAIT_POLICY=PASSIVE: OpenMP's spinning threads made
+#     training ~10x slower whenever anything else ran on the 2 cores; passive waiting costs little when quiet.
+mkdir -p training/runs/init-polyp-e2e3d5a749b3
+cp napari_unetv2/weights/polyp_default.safetensors napari_unetv2/weights/polyp_default.json training/runs/init-polyp-e2e3d5a749b3/
+OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 .venv/bin/unetv2 train --recipe cpu \
+    --init training/runs/init-polyp-e2e3d5a749b3/polyp_default.safetensors --input-size 352 352 --epochs 7 \
+    --set lr=0.0002 --data "$DATA/train" --val "$DATA/val" --out training/runs/lite0-352-warm --name polyp-default
+
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \
     --data "$DATA/train" --val "$DATA/val" --out training/runs/pvtb0-256 --epochs 4 --name pvt-b0-scratch

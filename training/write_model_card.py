@@ -2,7 +2,8 @@
 
     .venv/bin/python training/write_model_card.py
 
-Reads training/card/: <run>_log.csv (copied from training/runs/<run>/log.csv), val_metrics.json,
+Reads training/card/: <run>_log.csv (copied from training/runs/<run>/log.csv), each later stage's
+checkpoint JSON, evaluation of its starting model and per-frame cost (``WARM_STAGES``), val_metrics.json,
 val_metrics_tta.json and val_metrics_fp16.json (training/evaluate_for_card.py; `unetv2 evaluate --tta`; the
 model stored as float16) and the bundled
 model's JSON config.
@@ -88,42 +89,64 @@ Goal was Dice >= 0.90 on the held-out part. {"Reached." if test['dice'] >= 0.90 
 """
 
 
-WARM_RUN = "lite0-320-warm"  # stage 2 of the polyp model: stage 1's checkpoint trained on at 320x320
+# The polyp model's later stages, each trained from the one before with ``unetv2 train --init`` (a stage's
+# section appears when its log is in card/). ``config``: the stage's checkpoint JSON (the bundled one for
+# the last stage); ``previous``: `unetv2 evaluate` of the stage it started from; ``cost``:
+# benchmarks/bench_inference.py --only resize against the stage-1 bundle.
+WARM_STAGES = [
+    {"number": 2, "run": "lite0-320-warm", "config": "stage2_config.json", "previous": "stage1_val_metrics.json",
+     "cost": "inference_cost.json",
+     "why": "validation Dice was still rising when the learning rate reached zero, and small polyps lose detail at 256"},
+    {"number": 3, "run": "lite0-352-warm", "config": "stage3_config.json", "previous": "stage2_val_metrics.json",
+     "cost": "inference_cost_stage3.json",
+     "why": "stage 2's validation Dice was again still rising at its last epochs; 352x352 is the paper's input size"},
+]
 
 
-def warm_start_section(config, stage1_hours: float) -> tuple[str, float]:
-    """Stage 2 of the bundled polyp model, when it was trained from stage 1 (``unetv2 train --init``):
-    (markdown, its training hours). Empty when the bundled model is stage 1 itself."""
-    if not (CARD / f"{WARM_RUN}_log.csv").is_file() or "--init" not in config.training.get("command", ""):
-        return "", 0.0
-    log = read_log(WARM_RUN)
+def warm_stages(config) -> list[dict]:
+    """The later stages present in card/, up to the bundled model's (whose config is the bundled one)."""
+    present = [s for s in WARM_STAGES if (CARD / f"{s['run']}_log.csv").is_file()]
+    if "--init" not in config.training.get("command", ""):
+        return []
+    return present
+
+
+def warm_start_section(stage: dict, config, last: bool, stage1_hours: float) -> tuple[str, float]:
+    """(markdown, training hours) of one later stage."""
+    from napari_unetv2.checkpoints import read_config
+
+    stage_config = config if last else read_config(CARD / stage["config"])
+    log = read_log(stage["run"])
     best = max(log, key=lambda r: r["val_dice"])
     hours = sum(r["seconds"] for r in log) / 3600
-    previous = json.loads((CARD / "stage1_val_metrics.json").read_text())
-    cost = json.loads((CARD / "inference_cost.json").read_text())  # benchmarks/bench_inference.py --only resize
+    previous = json.loads((CARD / stage["previous"]).read_text())
+    cost = json.loads((CARD / stage["cost"]).read_text())
     frame = next(row for row in cost["rows"] if row["image"] == "1232x1048")
-    tta = json.loads((CARD / "val_metrics_tta.json").read_text())
-    return f"""
-### Stage 2: the same network trained on at 320x320, from stage 1's weights
-`{config.training['command']}`
+    size = stage_config.input_size
+    text = f"""
+### Stage {stage['number']}: the same network trained on at {size[0]}x{size[1]}, from stage {stage['number'] - 1}'s weights
+`{stage_config.training['command']}`
 
-Stage 1's checkpoint (version `{config.parent}`, validation Dice {previous['dice']:.4f}) was trained on for
-{len(log)} more epochs at {config.input_size[0]}x{config.input_size[1]} (the measurements above: validation Dice was
-still rising when the learning rate reached zero, and small polyps lose detail at 256), with the same recipe
-at a lower starting learning rate ({config.recipe.get('lr')}; poly decay to zero over the {len(log)} epochs).
-**{hours:.1f} h** on this 2-core CPU (sum of epoch times); stage 1 + stage 2: **{stage1_hours + hours:.1f} h**.
-Best validation Dice {best['val_dice']:.4f} at epoch {int(best['epoch'])} (the bundled checkpoint);
+Stage {stage['number'] - 1}'s checkpoint (version `{stage_config.parent}`, validation Dice {previous['dice']:.4f}) was trained on for
+{len(log)} more epochs at {size[0]}x{size[1]} ({stage['why']}), with the same recipe
+at a lower starting learning rate ({stage_config.recipe.get('lr')}; poly decay to zero over the {len(log)} epochs).
+**{hours:.1f} h** on this 2-core CPU (sum of epoch times; all stages so far: **{stage1_hours + hours:.1f} h**).
+Best validation Dice {best['val_dice']:.4f} at epoch {int(best['epoch'])} (the stage's checkpoint);
 per epoch: {", ".join(f"{r['val_dice']:.3f}" for r in log)}.
 
-![stage 2 loss and validation Dice](card/{WARM_RUN}_curves.png)
+![stage {stage['number']} loss and validation Dice](card/{stage['run']}_curves.png)
 
 CPU cost per {frame['image']} frame, `Predictor.predict` with its defaults (`{cost['command']}`, median of
 alternating rounds on this 2-core CPU, {cost['time']}): stage 1 {frame['before_seconds'] * 1000:.1f} ms, this model
 {frame['after_seconds'] * 1000:.1f} ms ({frame['after_seconds'] / frame['before_seconds']:.2f}x; the goal allowed up to 2x).
-Flip test-time augmentation (validation Dice {tta['dice']:.4f} with `--tta`) runs the network twice per frame,
+"""
+    if last:
+        tta = json.loads((CARD / "val_metrics_tta.json").read_text())
+        text += f"""Flip test-time augmentation (validation Dice {tta['dice']:.4f} with `--tta`) runs the network twice per frame,
 about {2 * frame['after_seconds'] / frame['before_seconds']:.1f}x stage 1's cost, beyond the 2x allowed: it stays an option (the widget's TTA box,
 `--tta`), not the default.
-""", hours
+"""
+    return text, hours
 
 
 def goal_verdict(value: float, goal: float) -> str:
@@ -146,7 +169,15 @@ def main() -> int:
     same_epochs = [r for r in lite if r["epoch"] <= len(pvt)]
     pooled = val["pooled"]
     weakest = min(val["domains"], key=lambda k: val["domains"][k]["dice"])
-    stage2, stage2_hours = warm_start_section(config, hours)
+    stages = warm_stages(config)
+    sections, total_hours = [], hours
+    for i, stage in enumerate(stages):
+        section, stage_hours = warm_start_section(stage, config, i == len(stages) - 1, total_hours)
+        sections.append(section)
+        total_hours += stage_hours
+    stage2 = "".join(sections)
+    stage_sides = [(config if i == len(stages) - 1 else read_config(CARD / s["config"])).input_size[0]
+                   for i, s in enumerate(stages)]
     lite_wins = all(a["val_dice"] > b["val_dice"] for a, b in zip(same_epochs, pvt))
     verdict = ("Lite0 is better at every epoch compared, and its final validation Dice "
                f"({best['val_dice']:.4f}) is far above PVT-v2-b0's best ({max(r['val_dice'] for r in pvt):.4f}): "
@@ -177,8 +208,10 @@ correct-and-retrain loop. **Not a medical device**; not for diagnosis or any cli
   the validation figures are the selection set's, so they are slightly optimistic.
 
 ## How it was trained (commands: `training/train_default.sh`)
-""" + ("Two stages: stage 1 at 256x256 from ImageNet (below), then stage 2 at 320x320 from stage 1's weights.\n\n"
-       "### Stage 1\n" if stage2 else "") + f"""`unetv2 train --recipe cpu --data ../shared/data/polypgen/train --val ../shared/data/polypgen/val --out training/runs/lite0-256 --epochs 20`
+""" + (f"{len(stages) + 1} stages: stage 1 at 256x256 from ImageNet (below), then "
+       + ", then ".join(f"stage {s['number']} at {side}x{side} from stage {s['number'] - 1}'s weights"
+                        for s, side in zip(stages, stage_sides)) + ".\n\n"
+       "### Stage 1\n" if stages else "") + f"""`unetv2 train --recipe cpu --data ../shared/data/polypgen/train --val ../shared/data/polypgen/val --out training/runs/lite0-256 --epochs 20`
 — recipe `cpu` (`training/recipes/cpu.yaml`): Adam lr 1e-3, betas (0.9, 0.999), polynomial decay 0.9 over
 the run, structure loss (weighted BCE + weighted IoU) with deep supervision 8:4:2:1, batch 8, flips,
 ±15° rotation, 0.9–1.1 scale, colour jitter 0.1, seed {int(config.recipe.get('seed', 0))}.
