@@ -8,7 +8,8 @@ Exactly the path users take: ``Predictor(device="cpu")`` with its defaults (the 
 Each case runs in a fresh process (its peak resident memory, ru_maxrss, is its own and includes ~1 GB of
 torch/timm imports); before and after alternate, case by case, for ``--rounds`` rounds, and the table
 gives medians. Resize-mode cases time the median of 9 calls after a warm-up call; tile-mode cases one
-call. Without ``--baseline`` only this checkout is measured.
+call. Without ``--baseline`` only this checkout is measured. ``--checkpoint FILE`` runs the same model in
+both trees (each tree's own loader), so that the code is compared alone when the bundled model changed.
 """
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ if sys.argv[5] != "default":
     torch.set_num_threads(int(sys.argv[5]))
 from napari_unetv2.inference import Predictor
 height, width, mode, tile = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+checkpoint = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None  # None: this tree's bundled model
 t0 = time.perf_counter()
-p = Predictor(device="cpu")
+p = Predictor(checkpoint, device="cpu")
 load_seconds = time.perf_counter() - t0
 image = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
 calls = 9 if mode == "resize" else 1
@@ -57,7 +59,7 @@ CASES = [  # (height, width, mode)
 
 def run_case(size: int, mode: str, tile: int, threads: int | str = "default", tree: Path = REPO) -> dict:
     """One case (a size x size image) in a fresh process of ``tree``: seconds, peak_rss_mb, ..."""
-    out = run_in_tree(tree, CASE, str(size), str(size), mode, str(tile), str(threads))
+    out = run_in_tree(tree, CASE, str(size), str(size), mode, str(tile), str(threads), "")
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -70,6 +72,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "inference.json")
     parser.add_argument("--only", choices=["all", "resize", "tile"], default="all",
                         help="which cases (resize: the per-frame cost of the widget's and the CLI's default mode)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="one checkpoint file for both trees (default: each tree's own bundled model), to "
+                             "compare the code alone when the bundled model changed in between")
     args = parser.parse_args()
     cases = [case for case in CASES if args.only in ("all", case[2])]
     runs = trees(args.baseline)
@@ -78,7 +83,8 @@ def main() -> int:
         for height, width, mode in cases:
             order = list(runs) if round_index % 2 == 0 else list(reversed(runs))  # alternate who goes first
             for label in order:
-                out = run_in_tree(runs[label], CASE, str(height), str(width), mode, str(args.tile), args.threads)
+                out = run_in_tree(runs[label], CASE, str(height), str(width), mode, str(args.tile), args.threads,
+                                  str(args.checkpoint.resolve()) if args.checkpoint else "")
                 row = json.loads(out.strip().splitlines()[-1])  # run_case, for a non-square image
                 results.setdefault((height, width, mode), {}).setdefault(label, []).append(row)
                 print(f"round {round_index + 1} {height}x{width} {mode} {label}: {row['seconds']:.3f} s", file=sys.stderr)
