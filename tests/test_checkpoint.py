@@ -96,3 +96,35 @@ def test_bundled_models_are_loaded_by_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "skin").write_bytes(b"")  # a file called like a bundled model is read as the file
     assert resolve_checkpoint("skin") == Path("skin")
+
+
+def test_average_checkpoints_takes_the_mean_of_every_float_tensor_and_overwrites_nothing(tmp_path):
+    """training/average_checkpoints.py (weight averaging of one network's checkpoints): the two bundled
+    models are the same network, so their soup is each float tensor's weighted mean."""
+    import importlib.util
+
+    from napari_unetv2.checkpoints import bundled_checkpoint, load_checkpoint, read_config
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("average_checkpoints", root / "training" / "average_checkpoints.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    polyp, skin = bundled_checkpoint("polyp"), bundled_checkpoint("skin")
+    out = tmp_path / "soup.safetensors"
+    assert tool.main([str(polyp), str(skin), "--weights", "3", "1", "--input-size", "288", "288", "--out", str(out)]) == 0
+    soup = load_checkpoint(out)[0].state_dict()
+    a, b = load_checkpoint(polyp)[0].state_dict(), load_checkpoint(skin)[0].state_dict()
+    for key, tensor in soup.items():
+        if tensor.is_floating_point():
+            assert torch.allclose(tensor, 0.75 * a[key] + 0.25 * b[key], atol=1e-6), key
+        else:
+            assert torch.equal(tensor, a[key]), key
+    config = read_config(out)
+    assert config.input_size == (288, 288) and config.parent == read_config(polyp).version
+    assert len(config.training["averaged_from"]) == 2 and config.metrics == {}
+    before = out.read_bytes()
+    with pytest.raises(SystemExit, match="exists"):
+        tool.main([str(polyp), str(skin), "--out", str(out)])
+    assert out.read_bytes() == before
+    with pytest.raises(ValueError, match="two or more"):
+        tool.average([polyp], [1.0])
