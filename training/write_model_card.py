@@ -104,32 +104,74 @@ WARM_STAGES = [
 
 
 def warm_stages(config) -> list[dict]:
-    """The later stages present in card/, up to the bundled model's (whose config is the bundled one)."""
-    present = [s for s in WARM_STAGES if (CARD / f"{s['run']}_log.csv").is_file()]
-    if "--init" not in config.training.get("command", ""):
+    """The later stages present in card/ (none when the bundled model is stage 1 itself)."""
+    if config.parent is None:
         return []
-    return present
+    return [s for s in WARM_STAGES if (CARD / f"{s['run']}_log.csv").is_file()]
+
+
+def stage_config(stage: dict, config):
+    """A stage's checkpoint config: its copy in card/, else (the stage bundled as it was) the bundled one."""
+    from napari_unetv2.checkpoints import read_config
+
+    path = CARD / stage["config"]
+    return read_config(path) if path.with_suffix(".json").is_file() else config
+
+
+def tta_paragraph(frame: dict) -> str:
+    tta = json.loads((CARD / "val_metrics_tta.json").read_text())
+    return f"""Flip test-time augmentation (validation Dice {tta['dice']:.4f} with `--tta`) runs the network three times
+per frame, about {3 * frame['after_seconds'] / frame['before_seconds']:.1f}x stage 1's cost, beyond the 2x allowed: it stays an option (the widget's TTA box,
+`--tta`), not the default.
+"""
+
+
+def soup_section(config) -> str:
+    """The bundled model when it is a weight average (training/average_checkpoints.py) of later stages:
+    its sources, every candidate evaluated on val (card/candidates/*.json, chosen in advance) and its cost."""
+    if "averaged_from" not in config.training:
+        return ""
+    candidates = sorted(((json.loads(f.read_text()), f.stem) for f in (CARD / "candidates").glob("*.json")),
+                        key=lambda c: -c[0]["dice"])
+    cost = json.loads((CARD / "inference_cost_soup.json").read_text())
+    frame = next(row for row in cost["rows"] if row["image"] == "1232x1048")
+    rows = "\n".join(f"| {name} | {r['dice']:.4f} | {r['iou']:.4f} | {r['hd95']:.1f} |" for r, name in candidates)
+    return f"""
+### Weight average of the stages (the bundled model)
+`{config.training['command']}`
+
+No further training: the bundled weights are the weighted mean of checkpoints of the same network, each
+fine-tuned from the one before ({"; ".join(config.training["averaged_from"])}), BatchNorm statistics
+included, used at {config.input_size[0]}x{config.input_size[1]} (a "model soup", Wortsman et al. 2022). It costs nothing
+more at inference. The candidates, fixed before any was evaluated, on `polypgen/val` (`unetv2 evaluate`;
+the best was bundled, so its figure is a selection figure like every other here):
+
+| candidate | Dice | IoU | HD95 (px) |
+|---|---|---|---|
+{rows}
+
+CPU cost per {frame['image']} frame (`{cost['command']}`, {cost['time']}): stage 1 {frame['before_seconds'] * 1000:.1f} ms,
+this model {frame['after_seconds'] * 1000:.1f} ms ({frame['after_seconds'] / frame['before_seconds']:.2f}x; the goal allowed up to 2x).
+""" + tta_paragraph(frame)
 
 
 def warm_start_section(stage: dict, config, last: bool, stage1_hours: float) -> tuple[str, float]:
-    """(markdown, training hours) of one later stage."""
-    from napari_unetv2.checkpoints import read_config
-
-    stage_config = config if last else read_config(CARD / stage["config"])
+    """(markdown, training hours) of one later stage; ``last``: the bundled model is this stage's."""
+    stage_config_ = stage_config(stage, config)
     log = read_log(stage["run"])
     best = max(log, key=lambda r: r["val_dice"])
     hours = sum(r["seconds"] for r in log) / 3600
     previous = json.loads((CARD / stage["previous"]).read_text())
     cost = json.loads((CARD / stage["cost"]).read_text())
     frame = next(row for row in cost["rows"] if row["image"] == "1232x1048")
-    size = stage_config.input_size
+    size = stage_config_.input_size
     text = f"""
 ### Stage {stage['number']}: the same network trained on at {size[0]}x{size[1]}, from stage {stage['number'] - 1}'s weights
-`{stage_config.training['command']}`
+`{stage_config_.training['command']}`
 
-Stage {stage['number'] - 1}'s checkpoint (version `{stage_config.parent}`, validation Dice {previous['dice']:.4f}) was trained on for
+Stage {stage['number'] - 1}'s checkpoint (version `{stage_config_.parent}`, validation Dice {previous['dice']:.4f}) was trained on for
 {len(log)} more epochs at {size[0]}x{size[1]} ({stage['why']}), with the same recipe
-at a lower starting learning rate ({stage_config.recipe.get('lr')}; poly decay to zero over the {len(log)} epochs).
+at a lower starting learning rate ({stage_config_.recipe.get('lr')}; poly decay to zero over the {len(log)} epochs).
 **{hours:.1f} h** on this 2-core CPU (sum of epoch times; all stages so far: **{stage1_hours + hours:.1f} h**).
 Best validation Dice {best['val_dice']:.4f} at epoch {int(best['epoch'])} (the stage's checkpoint);
 per epoch: {", ".join(f"{r['val_dice']:.3f}" for r in log)}.
@@ -141,11 +183,7 @@ alternating rounds on this 2-core CPU, {cost['time']}): stage 1 {frame['before_s
 {frame['after_seconds'] * 1000:.1f} ms ({frame['after_seconds'] / frame['before_seconds']:.2f}x; the goal allowed up to 2x).
 """
     if last:
-        tta = json.loads((CARD / "val_metrics_tta.json").read_text())
-        text += f"""Flip test-time augmentation (validation Dice {tta['dice']:.4f} with `--tta`) runs the network twice per frame,
-about {2 * frame['after_seconds'] / frame['before_seconds']:.1f}x stage 1's cost, beyond the 2x allowed: it stays an option (the widget's TTA box,
-`--tta`), not the default.
-"""
+        text += tta_paragraph(frame)
     return text, hours
 
 
@@ -171,13 +209,13 @@ def main() -> int:
     weakest = min(val["domains"], key=lambda k: val["domains"][k]["dice"])
     stages = warm_stages(config)
     sections, total_hours = [], hours
+    soup = soup_section(config)
     for i, stage in enumerate(stages):
-        section, stage_hours = warm_start_section(stage, config, i == len(stages) - 1, total_hours)
+        section, stage_hours = warm_start_section(stage, config, i == len(stages) - 1 and not soup, total_hours)
         sections.append(section)
         total_hours += stage_hours
-    stage2 = "".join(sections)
-    stage_sides = [(config if i == len(stages) - 1 else read_config(CARD / s["config"])).input_size[0]
-                   for i, s in enumerate(stages)]
+    stage2 = "".join(sections) + soup
+    stage_sides = [stage_config(s, config).input_size[0] for s in stages]
     lite_wins = all(a["val_dice"] > b["val_dice"] for a, b in zip(same_epochs, pvt))
     verdict = ("Lite0 is better at every epoch compared, and its final validation Dice "
                f"({best['val_dice']:.4f}) is far above PVT-v2-b0's best ({max(r['val_dice'] for r in pvt):.4f}): "
