@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights (its encoder, channels and normalisation are kept; the rest of the recipe applies)")
     t.add_argument("--device", default="auto")
     t.add_argument("--name", default="", help="model name written into the config")
+    t.add_argument("--save-epochs", action="store_true",
+                   help="also keep every epoch's weights as OUT/epochs/epoch-NNN.safetensors (for weight averaging: "
+                        "training/average_checkpoints.py)")
 
     e = sub.add_parser("evaluate", help="score a model on a folder of image/mask pairs")
     _add_checkpoint(e)
@@ -182,7 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume, name=args.name, init_checkpoint=init_checkpoint,
         data={"train": str(args.data), "val": str(args.val) if args.val else f"split of train ({recipe.val_fraction})",
               "n_train": len(train_pairs), "n_val": len(val_pairs), "seed": recipe.seed},
-        command=args.invocation,
+        command=args.invocation, save_epochs=args.save_epochs,
     )
     drive_training(run_training(job), "train")
     return 0

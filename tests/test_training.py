@@ -155,6 +155,23 @@ def test_train_init_starts_from_a_checkpoint_and_keeps_it(eight_pairs, tmp_path,
     assert 0 < drift < 0.05, drift
 
 
+def test_save_epochs_keeps_each_epoch_s_weights(eight_pairs, tmp_path, small_checkpoint):
+    """`--save-epochs` (for weight averaging across epochs): one checkpoint per epoch, the last equal to
+    last/'s weights; without it, no epochs/ folder."""
+    from napari_unetv2.checkpoints import read_tensors
+
+    args = TRAIN + ["--data", str(eight_pairs), "--epochs", "2", "--init", str(small_checkpoint),
+                    "--input-size", "64", "64"]
+    assert main(args + ["--out", str(tmp_path / "kept"), "--save-epochs"]) == 0
+    saved = sorted(p.name for p in (tmp_path / "kept" / "epochs").glob("*.safetensors"))
+    assert saved == ["epoch-001.safetensors", "epoch-002.safetensors"]
+    last = read_tensors(tmp_path / "kept" / "last" / "model.safetensors")
+    second = read_tensors(tmp_path / "kept" / "epochs" / "epoch-002.safetensors")
+    assert all(torch.equal(last[k], second[k]) for k in last)
+    assert main(args + ["--out", str(tmp_path / "plain")]) == 0
+    assert not (tmp_path / "plain" / "epochs").exists()
+
+
 @pytest.mark.parametrize("recipe", ["authors-polyp", "authors-isic", "paper"])
 def test_every_recipe_runs_a_real_epoch(eight_pairs, tmp_path, recipe):
     """Multi-scale with a step per scale, gradient clamp, AdamW; SGD + CE/Dice + z-score + norm clip; the paper's."""

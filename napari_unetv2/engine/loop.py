@@ -83,6 +83,12 @@ class TrainJob:
     # validation set), "last" = the end of the schedule (fine-tuning on a few corrections: no epoch is
     # selected on a handful of images; see engine/finetune.py).
     keep: Literal["best", "last"] = "best"
+    # Also keep every epoch's weights as OUT/epochs/epoch-NNN.safetensors (for weight averaging across
+    # epochs, training/average_checkpoints.py); off by default: one model file per epoch.
+    save_epochs: bool = False
+
+
+EPOCHS = "epochs"
 
 
 def _distributed() -> tuple[int, int]:
@@ -416,6 +422,8 @@ def end_of_epoch(run: TrainingRun, epoch: int, losses: list[float], seconds: flo
                                   "epoch": epoch, **{k: v for k, v in record.items() if k.startswith("val_")}}
             run.config.training = {**run.config.training, "epochs_trained": epoch}
             save_checkpoint(run.model, run.out_dir / BEST, run.config)
+        if job.save_epochs:
+            save_checkpoint(run.model, run.out_dir / EPOCHS / f"epoch-{epoch:03d}.safetensors", run.config)
         if job.resumable:
             _save_last(run.out_dir, run.model, run.config, run.optimizer, run.scheduler,
                        {"epoch": epoch, "history": run.history, "best_val_dice": run.best,
