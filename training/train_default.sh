@@ -27,7 +27,28 @@ mkdir -p training/runs/init-polyp-e2e3d5a749b3
 cp napari_unetv2/weights/polyp_default.safetensors napari_unetv2/weights/polyp_default.json training/runs/init-polyp-e2e3d5a749b3/
 OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 .venv/bin/unetv2 train --recipe cpu \
     --init training/runs/init-polyp-e2e3d5a749b3/polyp_default.safetensors --input-size 352 352 --epochs 7 \
-    --set lr=0.0002 --data "$DATA/train" --val "$DATA/val" --out training/runs/lite0-352-warm --name polyp-default
+    --set lr=0.0002 --data "$DATA/train" --val "$DATA/val" --out training/runs/lite0-352-warm --name polyp-default \
+    --save-epochs   # (this run predates --save-epochs: a watcher copied last/ into epochs/ after epochs 4-7)
+
+# 1d. Weight averages of stage 2 and stage 3 (training/average_checkpoints.py; no training). The candidates,
+#     fixed before any was evaluated: stage 3's best epoch; stage 2 + stage 3's last epoch, equal weights; stage 2 +
+#     stage 3's epochs 4-7, equal weights; each average at 320 and at 352. All evaluated on val; the best is bundled.
+S2=training/runs/init-polyp-e2e3d5a749b3/polyp_default.safetensors
+E=training/runs/lite0-352-warm/epochs
+SOUPS=training/runs/soups
+mkdir -p training/card/candidates
+cp training/card/stage2_val_metrics.json training/card/candidates/stage2-320.json   # the incumbent, for the table
+for side in 320 352; do
+    .venv/bin/python training/average_checkpoints.py $S2 $E/epoch-007.safetensors --input-size $side $side \
+        --out $SOUPS/s2-s3last-$side.safetensors
+    .venv/bin/python training/average_checkpoints.py $S2 $E/epoch-004.safetensors $E/epoch-005.safetensors \
+        $E/epoch-006.safetensors $E/epoch-007.safetensors --input-size $side $side --out $SOUPS/s2-s3ep4to7-$side.safetensors
+done
+.venv/bin/unetv2 evaluate --checkpoint training/runs/lite0-352-warm/best.safetensors --data "$DATA/val" \
+    --json training/card/candidates/stage3-best-352.json
+for soup in s2-s3last-320 s2-s3last-352 s2-s3ep4to7-320 s2-s3ep4to7-352; do
+    .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --json training/card/candidates/$soup.json
+done
 
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \
