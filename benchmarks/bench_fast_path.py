@@ -79,14 +79,21 @@ def network_and_frames(args: argparse.Namespace) -> tuple[torch.nn.Module, tuple
     return predictor.model, tuple(predictor.config.input_size), paths, inputs
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser, every=1)
-    args = parser.parse_args()
+def network_and_inputs(args: argparse.Namespace):
+    """:func:`network_and_frames` at ``args.threads`` torch threads, with three seeded random inputs of the
+    network's size after the frames; also returns the generator, for any further random inputs."""
     torch.set_num_threads(args.threads)
     model, size, paths, inputs = network_and_frames(args)
     generator = torch.Generator().manual_seed(0)
     inputs += [torch.randn(1, 3, *size, generator=generator) for _ in range(3)]
+    return model, size, paths, inputs, generator
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser, every=1)
+    args = parser.parse_args()
+    model, size, paths, inputs, generator = network_and_inputs(args)
     inputs.append(torch.rand(2, 3, 96, 136, generator=generator) * 4 - 2)
     pairs = len(fast.conv_bn_pairs(copy.deepcopy(model), torch.zeros(1, 3, 64, 64)))
     configs = {

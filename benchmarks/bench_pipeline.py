@@ -70,6 +70,8 @@ def bare_forward_rate(threads):
         w.join()
     return len(inputs) / (time.perf_counter() - start)
 
+# The default layout of predict_folder (batch.cpu_streams / pipeline.split_threads), written out here
+# because the baseline tree has neither.
 budget = predictor.threads or default_cpu_threads()
 streams = min(budget, 4)
 split = [budget // streams + (1 if i < budget % streams else 0) for i in range(streams)]

@@ -28,7 +28,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_fast_path import add_arguments, network_and_frames  # noqa: E402
+from bench_fast_path import add_arguments, network_and_inputs  # noqa: E402
 
 from napari_unetv2.inference import fast  # noqa: E402
 from napari_unetv2.model import baselines as baselines_module  # noqa: E402
@@ -74,10 +74,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, every=15)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    model, size, paths, inputs = network_and_frames(args)
-    generator = torch.Generator().manual_seed(0)
-    inputs += [torch.randn(1, 3, *size, generator=generator) for _ in range(3)]
+    model, size, paths, inputs, _ = network_and_inputs(args)
     with tempfile.TemporaryDirectory() as folder:
         onnx_path = Path(folder) / "net.onnx"
         start = time.perf_counter()

@@ -72,7 +72,13 @@ def test_read_ahead_is_bounded_and_stops_on_close(predictor, tmp_path):
     assert threading.active_count() == before
 
 
-def test_stream_raises_where_the_loop_would_and_predicts_unlisted_paths(predictor, tmp_path):
+@pytest.mark.parametrize("parallel", [False, True])
+def test_stream_raises_where_the_loop_would_and_predicts_unlisted_paths(predictor, tmp_path, parallel):
+    """Both streams: a read error is raised at its own path, the next path is still predicted exactly as
+    ``Predictor.predict`` (one thread, the tests' setting and the parallel streams' share), and a path
+    that was not listed is predicted on the spot."""
+    from napari_unetv2.inference.pipeline import ParallelPredictionStream
+
     good, bad = tmp_path / "good.png", tmp_path / "bad.png"
     image = load_sample("polyp")[0][:96, :96]
 
@@ -81,12 +87,15 @@ def test_stream_raises_where_the_loop_would_and_predicts_unlisted_paths(predicto
             raise ValueError("cannot read")
         return image
 
-    with PredictionStream(predictor, [bad, good], read=read) as stream:
+    expected = predictor.predict(image, threads=1)
+    stream = (ParallelPredictionStream(predictor, [bad, good], [1, 1], read=read) if parallel
+              else PredictionStream(predictor, [bad, good], read=read))
+    with stream:
         with pytest.raises(ValueError, match="cannot read"):
             stream.result(bad)
-        assert np.array_equal(stream.result(good).mask, predictor.predict(image).mask)
-        unlisted = stream.result(tmp_path / "other.png")
-        assert np.array_equal(unlisted.probability, predictor.predict(image).probability)
+        for result in (stream.result(good), stream.result(tmp_path / "other.png")):
+            assert np.array_equal(result.mask, expected.mask)
+            assert np.array_equal(result.probability, expected.probability)
 
 
 def test_writer_runs_in_order_and_reports_the_first_error():
@@ -210,25 +219,6 @@ def test_parallel_stream_is_bounded_in_order_and_stops_on_close(predictor, tmp_p
     stream.close()
     assert len(set(reads)) == len(reads) < len(paths)  # nothing read twice, the rest never started
     assert threading.active_count() == before
-
-
-def test_parallel_stream_raises_where_the_loop_would_and_predicts_unlisted_paths(predictor, tmp_path):
-    from napari_unetv2.inference.pipeline import ParallelPredictionStream
-
-    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
-    image = load_sample("polyp")[0][:96, :96]
-
-    def read(path):
-        if path == bad:
-            raise ValueError("cannot read")
-        return image
-
-    with ParallelPredictionStream(predictor, [bad, good], [1, 1], read=read) as stream:
-        with pytest.raises(ValueError, match="cannot read"):
-            stream.result(bad)
-        assert np.array_equal(stream.result(good).probability, predictor.predict(image, threads=1).probability)
-        unlisted = stream.result(tmp_path / "other.png")
-        assert np.array_equal(unlisted.mask, predictor.predict(image).mask)
 
 
 def test_cancel_stops_the_parallel_streams_cleanly(predictor, folder, tmp_path, monkeypatch):

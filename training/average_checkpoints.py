@@ -24,9 +24,9 @@ def average(paths: list[Path], weights: list[float]):
     if len(paths) < 2 or len(weights) != len(paths) or min(weights) < 0 or sum(weights) <= 0:
         raise ValueError("Give two or more checkpoints and as many non-negative weights (not all zero).")
     total = sum(weights)
-    model, config = load_checkpoint(paths[0])
-    states = [model.state_dict()] + [load_checkpoint(p)[0].state_dict() for p in paths[1:]]
-    configs = [config] + [load_checkpoint(p)[1] for p in paths[1:]]
+    loaded = [load_checkpoint(p) for p in paths]  # each file read once
+    (model, config), configs = loaded[0], [c for _, c in loaded]
+    states = [m.state_dict() for m, _ in loaded]
     for other in configs[1:]:
         if (other.arch, other.encoder, other.channels, other.num_classes) != (
                 config.arch, config.encoder, config.channels, config.num_classes):

@@ -115,7 +115,7 @@ def stage_config(stage: dict, config):
     from napari_unetv2.checkpoints import read_config
 
     path = CARD / stage["config"]
-    return read_config(path) if path.with_suffix(".json").is_file() else config
+    return read_config(path) if path.is_file() else config
 
 
 def tta_paragraph(frame: dict) -> str:

@@ -229,8 +229,8 @@ def predict_folder(
 def cpu_streams(predictor: Predictor, streams: Optional[int] = None) -> list[int]:
     """Torch threads of each concurrent prediction stream: the predictor's thread budget (its ``threads``,
     else :func:`default_cpu_threads` in this thread, which leaves the GUI a core when called from a worker)
-    split over ``streams`` (default: one per thread, at most ``MAX_CPU_STREAMS``). Off the CPU, or in
-    resize mode with tiles, or with ``streams=1``: one stream, ``[budget]``."""
+    split over ``streams`` (default: one per thread, at most ``MAX_CPU_STREAMS``). Off the CPU, for a model
+    whose own mode is tile, or with ``streams=1``: one stream, ``[budget]``."""
     if streams is not None and streams < 1:
         raise ValueError(f"streams must be at least 1, got {streams}.")
     budget = predictor.threads or default_cpu_threads()
