@@ -50,6 +50,33 @@ for soup in s2-s3last-320 s2-s3last-352 s2-s3ep4to7-320 s2-s3ep4to7-352; do
     .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --json training/card/candidates/$soup.json
 done
 
+# 1e. Stage 2b (issue 15; 2026-11-26): a second ingredient for the weight average, trained like stage 2 from stage 1
+#     (acd6352709f0, copied first) at 320x320, but 8 epochs, seed 1 and stronger augmentation (scale 0.75-1.25, the
+#     range of the authors' multi-scale training, as a random zoom; rotations up to 30 degrees), keeping every epoch.
+#     Stage 3 had overfitted (train loss down, val Dice down), hence more augmentation rather than more epochs.
+#     Candidates, fixed before any was evaluated, all used at 320 and evaluated on val: stage 2b's best epoch;
+#     stage 2 + stage 2b's last epoch; stage 2 + stage 3's last + stage 2b's last; stage 2 + stage 2b's epochs 5-8
+#     (equal weights in each). The best of these and the bundled 1f0433c27f9e is bundled.
+mkdir -p training/runs/init-polyp-acd6352709f0
+cp training/runs/init-polyp-stage1/polyp_stage1.safetensors training/runs/init-polyp-acd6352709f0/polyp_default.safetensors
+cp training/runs/init-polyp-stage1/polyp_stage1.json training/runs/init-polyp-acd6352709f0/polyp_default.json
+OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 .venv/bin/unetv2 train --recipe cpu \
+    --init training/runs/init-polyp-acd6352709f0/polyp_default.safetensors --input-size 320 320 --epochs 8 \
+    --set lr=0.0004 --set seed=1 --set "augment.scale_range=[0.75,1.25]" --set augment.rotate_degrees=30 \
+    --data "$DATA/train" --val "$DATA/val" --out training/runs/lite0-320-warm-b --name polyp-default --save-epochs
+B=training/runs/lite0-320-warm-b/epochs
+.venv/bin/python training/average_checkpoints.py $S2 $B/epoch-008.safetensors --input-size 320 320 \
+    --out $SOUPS/s2-s2blast-320.safetensors
+.venv/bin/python training/average_checkpoints.py $S2 $E/epoch-007.safetensors $B/epoch-008.safetensors \
+    --input-size 320 320 --out $SOUPS/s2-s3last-s2blast-320.safetensors
+.venv/bin/python training/average_checkpoints.py $S2 $B/epoch-005.safetensors $B/epoch-006.safetensors \
+    $B/epoch-007.safetensors $B/epoch-008.safetensors --input-size 320 320 --out $SOUPS/s2-s2bep5to8-320.safetensors
+.venv/bin/unetv2 evaluate --checkpoint training/runs/lite0-320-warm-b/best.safetensors --data "$DATA/val" \
+    --json training/card/candidates/stage2b-best-320.json
+for soup in s2-s2blast-320 s2-s3last-s2blast-320 s2-s2bep5to8-320; do
+    .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --json training/card/candidates/$soup.json
+done
+
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \
     --data "$DATA/train" --val "$DATA/val" --out training/runs/pvtb0-256 --epochs 4 --name pvt-b0-scratch
