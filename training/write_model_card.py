@@ -89,18 +89,35 @@ Goal was Dice >= 0.90 on the held-out part. {"Reached." if test['dice'] >= 0.90 
 """
 
 
-# The polyp model's later stages, each trained from the one before with ``unetv2 train --init`` (a stage's
+# The polyp model's later stages, each trained with ``unetv2 train --init`` from the stage named in ``from`` (a stage's
 # section appears when its log is in card/). ``config``: the stage's checkpoint JSON (the bundled one for
 # the last stage); ``previous``: `unetv2 evaluate` of the stage it started from; ``cost``:
 # benchmarks/bench_inference.py --only resize against the stage-1 bundle.
 WARM_STAGES = [
-    {"number": 2, "run": "lite0-320-warm", "config": "stage2_config.json", "previous": "stage1_val_metrics.json",
-     "cost": "inference_cost.json",
+    {"number": "2", "from": "1", "run": "lite0-320-warm", "config": "stage2_config.json",
+     "previous": "stage1_val_metrics.json", "cost": "inference_cost.json",
      "why": "validation Dice was still rising when the learning rate reached zero, and small polyps lose detail at 256"},
-    {"number": 3, "run": "lite0-352-warm", "config": "stage3_config.json", "previous": "stage2_val_metrics.json",
-     "cost": "inference_cost_stage3.json",
+    {"number": "3", "from": "2", "run": "lite0-352-warm", "config": "stage3_config.json",
+     "previous": "stage2_val_metrics.json", "cost": "inference_cost_stage3.json",
      "why": "stage 2's validation Dice was again still rising at its last epochs; 352x352 is the paper's input size"},
+    {"number": "2b", "from": "1", "run": "lite0-320-warm-b", "config": "stage2b_config.json",
+     "previous": "stage1_val_metrics.json", "cost": "inference_cost_stage2b.json",
+     "why": "a second ingredient for the weight average, made like stage 2 with another seed and stronger augmentation, "
+            "because stage 3 had overfitted (training loss falling, validation Dice falling)"},
 ]
+
+# What stage 1's recipe (training/recipes/cpu.yaml) used, to name what a later stage changed.
+STAGE1_AUGMENT = {"hflip": True, "vflip": True, "rot90": False, "rotate_degrees": 15.0, "scale_range": [0.9, 1.1],
+                  "color_jitter": 0.1}
+
+
+def recipe_changes(recipe: dict) -> str:
+    """', seed 1, augmentation rotate_degrees 30 ...' where a stage's recipe differs from stage 1's, else ''."""
+    changes = [f"seed {recipe['seed']}"] if recipe.get("seed", 0) != 0 else []
+    augment = recipe.get("augment", {})
+    changes += [f"augmentation {key} {augment[key]}" for key, value in STAGE1_AUGMENT.items()
+                if key in augment and (list(augment[key]) if isinstance(value, list) else augment[key]) != value]
+    return "".join(f", {change}" for change in changes)
 
 
 def warm_stages(config) -> list[dict]:
@@ -165,12 +182,12 @@ def warm_start_section(stage: dict, config, last: bool, stage1_hours: float) -> 
     previous = json.loads((CARD / stage["previous"]).read_text())
     size = stage_config_.input_size
     text = f"""
-### Stage {stage['number']}: the same network trained on at {size[0]}x{size[1]}, from stage {stage['number'] - 1}'s weights
+### Stage {stage['number']}: the same network trained on at {size[0]}x{size[1]}, from stage {stage['from']}'s weights
 `{stage_config_.training['command']}`
 
-Stage {stage['number'] - 1}'s checkpoint (version `{stage_config_.parent}`, validation Dice {previous['dice']:.4f}) was trained on for
+Stage {stage['from']}'s checkpoint (version `{stage_config_.parent}`, validation Dice {previous['dice']:.4f}) was trained on for
 {len(log)} more epochs at {size[0]}x{size[1]} ({stage['why']}), with the same recipe
-at a lower starting learning rate ({stage_config_.recipe.get('lr')}; poly decay to zero over the {len(log)} epochs).
+at a lower starting learning rate ({stage_config_.recipe.get('lr')}; poly decay to zero over the {len(log)} epochs{recipe_changes(stage_config_.recipe)}).
 **{hours:.1f} h** on this 2-core CPU (sum of epoch times; all stages so far: **{stage1_hours + hours:.1f} h**).
 Best validation Dice {best['val_dice']:.4f} at epoch {int(best['epoch'])} (the stage's checkpoint);
 per epoch: {", ".join(f"{r['val_dice']:.3f}" for r in log)}.
@@ -250,7 +267,7 @@ correct-and-retrain loop. **Not a medical device**; not for diagnosis or any cli
 
 ## How it was trained (commands: `training/train_default.sh`)
 """ + (f"{len(stages) + 1} stages: stage 1 at 256x256 from ImageNet (below), then "
-       + ", then ".join(f"stage {s['number']} at {side}x{side} from stage {s['number'] - 1}'s weights"
+       + ", then ".join(f"stage {s['number']} at {side}x{side} from stage {s['from']}'s weights"
                         for s, side in zip(stages, stage_sides))
        + (", then an average of those stages' weights (no training; the bundled model)" if soup else "") + ".\n\n"
        "### Stage 1\n" if stages else "") + f"""`unetv2 train --recipe cpu --data ../shared/data/polypgen/train --val ../shared/data/polypgen/val --out training/runs/lite0-256 --epochs 20`
