@@ -68,6 +68,11 @@ def largest_difference(outputs: list, reference: list, below: float = float("inf
     )
 
 
+def mask_pixels_differing(outputs: list, reference: list) -> int:
+    """Pixels of the main head's mask (probability >= 0.5, i.e. logit >= 0) that differ, summed over inputs."""
+    return sum(int(((out[0] >= 0) != (ref[0] >= 0)).sum()) for out, ref in zip(outputs, reference))
+
+
 def add_arguments(parser: argparse.ArgumentParser, every: int) -> None:
     """The options this benchmark and ``bench_runtimes.py`` share."""
     parser.add_argument("--net", choices=["bundled", "pvt_v2_b2"], default="bundled")
@@ -119,7 +124,7 @@ def main() -> int:
     for k in (4, 16):
         if k < pairs:
             configs[f"all three, first {k} of {pairs} pairs unfolded"] = variant(model, fold=True, onednn=True, skip_first=k)
-    diffs, exact_diffs, unsaturated, largest = {}, {}, {}, 0.0
+    diffs, exact_diffs, unsaturated, flips, largest = {}, {}, {}, {}, 0.0
     with torch.inference_mode():
         reference = [model(x).all_logits for x in inputs]
         exact_model = copy.deepcopy(model).double()
@@ -131,6 +136,8 @@ def main() -> int:
             exact_diffs[name] = largest_difference(outputs, exact)
             unsaturated[name] = (largest_difference(outputs, reference, SATURATED),
                                  largest_difference(outputs, exact, SATURATED))
+            flips[name] = (mask_pixels_differing(outputs[:len(paths)], reference[:len(paths)]),
+                           mask_pixels_differing(outputs[:len(paths)], exact[:len(paths)]))
             print(f"{name}: max abs logit difference {diffs[name]:.3g} (vs float64 {exact_diffs[name]:.3g}; "
                   f"where |logit| <= {SATURATED:g}: {unsaturated[name][0]:.3g}, {unsaturated[name][1]:.3g})",
                   file=sys.stderr, flush=True)
@@ -148,24 +155,31 @@ def main() -> int:
                 wall[name].append((time.perf_counter() - w) * 1e3)
     rows = [{"config": n, "max_abs_logit_diff": diffs[n], "max_abs_logit_diff_vs_float64": exact_diffs[n],
              "unsaturated_diff_vs_eager": unsaturated[n][0], "unsaturated_diff_vs_float64": unsaturated[n][1],
+             "mask_pixels_differing_from_eager": flips[n][0], "mask_pixels_differing_from_float64": flips[n][1],
              "wall_ms": statistics.median(wall[n]), "cpu_ms": statistics.median(cpu[n])} for n in configs]
     eager_wall, eager_cpu = rows[0]["wall_ms"], rows[0]["cpu_ms"]
-    print(f"{args.net} at {size[0]}x{size[1]}, batch 1, {args.threads} torch thread(s); differences over every logit of "
-          f"every head on {len(paths)} frames of {args.data} + 4 random inputs (largest |logit| {largest:.1f}); "
-          f"medians of {args.rounds} alternating rounds\n")
-    print(f"| configuration | max abs logit diff vs eager | within 1e-4 | max abs logit diff vs float64 | the same two "
-          f"where \\|logit\\| <= {SATURATED:g} | wall ms | speed-up (wall) | CPU ms | speed-up (CPU) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    pixels = len(paths) * size[0] * size[1]  # the frames' masks at the network's input size
+    lines = [f"{args.net} at {size[0]}x{size[1]}, batch 1, {args.threads} torch thread(s); differences over every logit of "
+                 f"every head on {len(paths)} frames of {args.data} + 4 random inputs (largest |logit| {largest:.1f}); "
+                 f"medians of {args.rounds} alternating rounds", ""]
+    lines.append(f"| configuration | max abs logit diff vs eager | within 1e-4 | max abs logit diff vs float64 | the same two "
+                 f"where \\|logit\\| <= {SATURATED:g} | mask pixels differing from eager / float64 (of {pixels}) "
+                 "| wall ms | speed-up (wall) | CPU ms | speed-up (CPU) |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['config']} | {r['max_abs_logit_diff']:.2e} | {'yes' if r['max_abs_logit_diff'] <= 1e-4 else 'no'} | "
-              f"{r['max_abs_logit_diff_vs_float64']:.2e} | {r['unsaturated_diff_vs_eager']:.2e} / "
-              f"{r['unsaturated_diff_vs_float64']:.2e} | "
-              f"{r['wall_ms']:.1f} | {eager_wall / r['wall_ms']:.2f}x | {r['cpu_ms']:.1f} | {eager_cpu / r['cpu_ms']:.2f}x |")
+        lines.append(f"| {r['config']} | {r['max_abs_logit_diff']:.2e} | {'yes' if r['max_abs_logit_diff'] <= 1e-4 else 'no'} | "
+                     f"{r['max_abs_logit_diff_vs_float64']:.2e} | {r['unsaturated_diff_vs_eager']:.2e} / "
+                     f"{r['unsaturated_diff_vs_float64']:.2e} | {r['mask_pixels_differing_from_eager']} / "
+                     f"{r['mask_pixels_differing_from_float64']} | "
+                     f"{r['wall_ms']:.1f} | {eager_wall / r['wall_ms']:.2f}x | {r['cpu_ms']:.1f} | {eager_cpu / r['cpu_ms']:.2f}x |")
+    table = "\n".join(lines) + "\n"
+    print(table)
     target = args.json or REPO / "benchmarks" / "results" / f"fast_path_{args.net}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "net": args.net,
                                   "frames": len(paths), "largest_abs_logit": largest, "threads": args.threads,
                                   "rows": rows}, indent=1) + "\n")
+    target.with_suffix(".md").write_text(f"`{' '.join(sys.argv)}` ({time.strftime('%Y-%m-%d %H:%M')})\n\n{table}")
     return 0
 
 
