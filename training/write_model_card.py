@@ -211,7 +211,8 @@ def goal_verdict(value: float, goal: float) -> str:
     return "Reached." if value >= goal else f"Not reached ({value:.3f})."
 
 
-def main() -> int:
+def card_text() -> str:
+    """The whole model card, from the files in card/ and the bundled models' configs."""
     sys.path.insert(0, str(ROOT.parent))
     from napari_unetv2.checkpoints import BUNDLED_DIR, BUNDLED_NAME, read_config
 
@@ -330,7 +331,11 @@ The weakest source group is `{weakest}` (Dice {val['domains'][weakest]['dice']:.
 - One centre mix (PolypGen); other endoscopes, resolutions and bowel preparations may do worse.
 - Figures are from the validation split that also selected the checkpoint.
 """
-    (ROOT / "MODEL_CARD.md").write_text(text + skin_section())
+    return text + skin_section()
+
+
+def main() -> int:
+    (ROOT / "MODEL_CARD.md").write_text(card_text())
     print(f"wrote {ROOT / 'MODEL_CARD.md'}")
     return 0
 

@@ -1,0 +1,29 @@
+"""The model card is generated, not typed: the committed card is exactly what training/write_model_card.py
+writes from the committed logs, evaluations and bundled configs."""
+import importlib.util
+from pathlib import Path
+
+TRAINING = Path(__file__).resolve().parent.parent / "training"
+
+
+def load_writer():
+    spec = importlib.util.spec_from_file_location("write_model_card", TRAINING / "write_model_card.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_card_is_the_generated_one():
+    generated = load_writer().card_text()
+    committed = (TRAINING / "MODEL_CARD.md").read_text()
+    assert generated == committed, "training/MODEL_CARD.md differs from its generator: run training/write_model_card.py"
+
+
+def test_recipe_changes_name_what_a_later_stage_changed():
+    writer = load_writer()
+    stage1 = {"seed": 0, "augment": dict(writer.STAGE1_AUGMENT)}
+    assert writer.recipe_changes(stage1) == ""
+    stage2b = {"seed": 1, "augment": {**writer.STAGE1_AUGMENT, "scale_range": [0.75, 1.25], "rotate_degrees": 30.0}}
+    assert writer.recipe_changes(stage2b) == ", seed 1, augmentation rotate_degrees 30.0, augmentation scale_range [0.75, 1.25]"
+    # A tuple read back from a config compares equal to the list it was written as.
+    assert writer.recipe_changes({"augment": {"scale_range": (0.9, 1.1)}}) == ""
