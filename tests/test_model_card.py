@@ -27,3 +27,20 @@ def test_recipe_changes_name_what_a_later_stage_changed():
     assert writer.recipe_changes(stage2b) == ", seed 1, augmentation rotate_degrees 30.0, augmentation scale_range [0.75, 1.25]"
     # A tuple read back from a config compares equal to the list it was written as.
     assert writer.recipe_changes({"augment": {"scale_range": (0.9, 1.1)}}) == ""
+
+
+def test_readme_quotes_the_bundled_models_evaluations():
+    """The README's headline figures are the ones in training/card/ (written by `unetv2 evaluate --json`)."""
+    import json
+    import re
+
+    readme = (TRAINING.parent / "README.md").read_text()
+    polyp = json.loads((TRAINING / "card" / "val_metrics_cli.json").read_text())
+    headline = re.search(r"\*\*Dice ([0-9.]+), IoU ([0-9.]+), MAE ([0-9.]+), HD95 ([0-9.]+) px\*\*", readme)
+    assert headline, "the README's bundled-model paragraph lost its figures"
+    assert headline.groups() == (f"{polyp['dice']:.4f}", f"{polyp['iou']:.4f}", f"{polyp['mae']:.4f}", f"{polyp['hd95']:.1f}")
+    console = re.search(r"\nall +(\d+) +([0-9.]+) +([0-9.]+) +([0-9.]+) +([0-9.]+)\n", readme)
+    assert console and console.groups() == (str(polyp["n"]), f"{polyp['dice']:.4f}", f"{polyp['iou']:.4f}",
+                                            f"{polyp['mae']:.4f}", f"{polyp['hd95']:.2f}")
+    skin = json.loads((TRAINING / "card" / "skin_test_metrics.json").read_text())
+    assert f"**Dice {skin['dice']:.4f}, IoU {skin['iou']:.4f}**" in readme
