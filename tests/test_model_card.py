@@ -44,3 +44,5 @@ def test_readme_quotes_the_bundled_models_evaluations():
                                             f"{polyp['mae']:.4f}", f"{polyp['hd95']:.2f}")
     skin = json.loads((TRAINING / "card" / "skin_test_metrics.json").read_text())
     assert f"**Dice {skin['dice']:.4f}, IoU {skin['iou']:.4f}**" in readme
+    polyp_on_skin = json.loads((TRAINING / "card" / "polyp_model_on_skin_test.json").read_text())
+    assert f"the polyp model scores Dice {polyp_on_skin['dice']:.4f}" in readme

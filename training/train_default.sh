@@ -76,6 +76,17 @@ B=training/runs/lite0-320-warm-b/epochs
 for soup in s2-s2blast-320 s2-s3last-s2blast-320 s2-s2bep5to8-320; do
     .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --json training/card/candidates/$soup.json
 done
+# The best candidate, s2-s2blast-320 (Dice 0.8492 against the bundled 1f0433c27f9e's 0.8396), was bundled as version
+# 423cfa096546; its card files then came from section 3's evaluation commands (after its bundle.py line), the threshold
+# sweep and `unetv2 evaluate --checkpoint polyp --data training/runs/ph2-split/test` (section 4's last line).
+.venv/bin/python training/bundle.py $SOUPS/s2-s2blast-320.safetensors
+cp training/runs/lite0-320-warm-b/best.json training/card/stage2b_config.json
+cp training/runs/lite0-320-warm-b/log.csv training/card/lite0-320-warm-b_log.csv
+cp training/runs/lite0-320-warm-b/curves.png training/card/lite0-320-warm-b_curves.png
+.venv/bin/python training/threshold_sweep.py --checkpoint napari_unetv2/weights/polyp_default.safetensors \
+    --data "$DATA/val" --json training/card/threshold_sweep.json
+.venv/bin/python benchmarks/bench_inference.py --baseline 0383778 --only resize --rounds 5 \
+    --json training/card/inference_cost_soup.json   # 0383778 holds stage 1
 
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \

@@ -103,7 +103,7 @@ WARM_STAGES = [
     {"number": "2b", "from": "1", "run": "lite0-320-warm-b", "config": "stage2b_config.json",
      "previous": "stage1_val_metrics.json", "cost": "inference_cost_stage2b.json",
      "why": "a second ingredient for the weight average, made like stage 2 with another seed and stronger augmentation, "
-            "because stage 3 had overfitted (training loss falling, validation Dice falling)"},
+            "because stage 3 had overfitted: its training loss fell while its validation Dice fell"},
 ]
 
 # What stage 1's recipe (training/recipes/cpu.yaml) used, to name what a later stage changed.
@@ -157,12 +157,13 @@ def soup_section(config) -> str:
 ### Weight average of the stages (the bundled model)
 `{config.training['command']}`
 
-No further training: the bundled weights are the weighted mean of checkpoints of the same network, each
-fine-tuned from the one before ({"; ".join(config.training["averaged_from"])}), BatchNorm statistics
+No further training: the bundled weights are the weighted mean of checkpoints of the same network, all
+fine-tuned from stage 1 ({"; ".join(config.training["averaged_from"])}), BatchNorm statistics
 included, used at {config.input_size[0]}x{config.input_size[1]} (a "model soup", Wortsman et al. 2022). It costs nothing
-more at inference. The candidates, fixed before any was evaluated, on `polypgen/val` (`unetv2 evaluate`;
-the best was bundled, so its figure is a selection figure like every other here; `stage2-320` is the model
-bundled before):
+more at inference. The candidates on `polypgen/val` (`unetv2 evaluate`), fixed in two rounds, each before any
+of its candidates was evaluated (`training/train_default.sh` 1d, after stage 3; 1e, after stage 2b); the best
+was bundled, so its figure is a selection figure like every other here. `stage2-320` is stage 2 alone, bundled
+before the first round; the first round's best, `s2-s3last-320`, was bundled before the second:
 
 | candidate | Dice | IoU | HD95 (px) |
 |---|---|---|---|
@@ -270,7 +271,8 @@ correct-and-retrain loop. **Not a medical device**; not for diagnosis or any cli
 """ + (f"{len(stages) + 1} stages: stage 1 at 256x256 from ImageNet (below), then "
        + ", then ".join(f"stage {s['number']} at {side}x{side} from stage {s['from']}'s weights"
                         for s, side in zip(stages, stage_sides))
-       + (", then an average of those stages' weights (no training; the bundled model)" if soup else "") + ".\n\n"
+       + (", then an average of some of those stages' weights (no training; the bundled model; which ones: below)"
+          if soup else "") + ".\n\n"
        "### Stage 1\n" if stages else "") + f"""`unetv2 train --recipe cpu --data ../shared/data/polypgen/train --val ../shared/data/polypgen/val --out training/runs/lite0-256 --epochs 20`
 — recipe `cpu` (`training/recipes/cpu.yaml`): Adam lr 1e-3, betas (0.9, 0.999), polynomial decay 0.9 over
 the run, structure loss (weighted BCE + weighted IoU) with deep supervision 8:4:2:1, batch 8, flips,
@@ -312,8 +314,9 @@ accuracy. The float32 file is shipped because it is within the size limit and al
 
 Goal {"(issue 15) was Dice >= 0.85" if stage2 else "was Dice >= 0.80"}. {goal_verdict(val['dice'], 0.85 if stage2 else 0.80)} What would move it further:
 ImageNet-initialised PVT-v2-b2 on a GPU (the paper's configuration; `scripts/gpu_run.sh`), training at 352
-with multi-scale as the authors' script does, and longer schedules.""" + (""" On this CPU, more epochs at 352
-(stage 3) did not beat stage 2 on their own; averaging the two added {:+.4f}.""".format(
+with multi-scale as the authors' script does, and longer schedules.""" + (""" On this CPU no stage after stage 2
+beat it on its own (stage 3: more epochs at 352; stage 2b: another seed, stronger augmentation); the bundled
+weight average added {:+.4f} to stage 2.""".format(
         val["dice"] - json.loads((CARD / "stage2_val_metrics.json").read_text())["dice"]) if soup else "") + f"""
 
 ## Failure cases
