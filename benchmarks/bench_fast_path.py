@@ -83,6 +83,15 @@ def add_arguments(parser: argparse.ArgumentParser, every: int) -> None:
     parser.add_argument("--json", type=Path, default=None)
 
 
+def model_version(net: str) -> str:
+    """Which weights ran: the bundled model's version, or the random network's seed."""
+    if net != "bundled":
+        return "random weights, seed 0"
+    from napari_unetv2.checkpoints import bundled_checkpoint, read_config
+
+    return f"version {read_config(bundled_checkpoint()).version}"
+
+
 def network_and_frames(args: argparse.Namespace) -> tuple[torch.nn.Module, tuple[int, int], list[Path], list[torch.Tensor]]:
     """(eager model, input size, frames used, their network inputs as the predictor prepares them)."""
     if args.net == "bundled":
@@ -164,7 +173,8 @@ def main() -> int:
              "wall_ms": statistics.median(wall[n]), "cpu_ms": statistics.median(cpu[n])} for n in configs]
     eager_wall, eager_cpu = rows[0]["wall_ms"], rows[0]["cpu_ms"]
     pixels = len(paths) * size[0] * size[1]  # the frames' masks at the network's input size
-    lines = [f"{args.net} at {size[0]}x{size[1]}, batch 1, {args.threads} torch thread(s); differences over every logit of "
+    lines = [f"{args.net} ({model_version(args.net)}) at {size[0]}x{size[1]}, batch 1, {args.threads} torch thread(s); "
+                 f"differences over every logit of "
                  f"every head on {len(paths)} frames of {args.data} + 4 random inputs (largest |logit| {largest:.1f}); "
                  f"medians of {args.rounds} alternating rounds", ""]
     lines.append(f"| configuration | max abs logit diff vs eager | within 1e-4 | max abs logit diff vs float64 | the same two "
@@ -184,7 +194,8 @@ def main() -> int:
     target = args.json or REPO / "benchmarks" / "results" / f"fast_path_{args.net}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "net": args.net,
-                                  "frames": len(paths), "largest_abs_logit": largest, "threads": args.threads,
+                                  "model": model_version(args.net), "frames": len(paths), "largest_abs_logit": largest,
+                                  "threads": args.threads,
                                   "rows": rows, "eager_one_thread_more": {"max_abs_logit_diff": eager_threads[0],
                                                                           "unsaturated_diff": eager_threads[1]}},
                                  indent=1) + "\n")

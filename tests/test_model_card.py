@@ -36,6 +36,8 @@ def test_readme_quotes_the_bundled_models_evaluations():
 
     readme = (TRAINING.parent / "README.md").read_text()
     polyp = json.loads((TRAINING / "card" / "val_metrics_cli.json").read_text())
+    card = json.loads((TRAINING / "card" / "val_metrics.json").read_text())  # what the card's table shows
+    assert [polyp[k] for k in ("n", "dice", "iou", "mae", "hd95")] == [card[k] for k in ("n", "dice", "iou", "mae", "hd95")]
     headline = re.search(r"\*\*Dice ([0-9.]+), IoU ([0-9.]+), MAE ([0-9.]+), HD95 ([0-9.]+) px\*\*", readme)
     assert headline, "the README's bundled-model paragraph lost its figures"
     assert headline.groups() == (f"{polyp['dice']:.4f}", f"{polyp['iou']:.4f}", f"{polyp['mae']:.4f}", f"{polyp['hd95']:.1f}")

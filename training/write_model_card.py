@@ -174,6 +174,12 @@ this model {frame['after_seconds'] * 1000:.1f} ms ({frame['after_seconds'] / fra
 """ + tta_paragraph(frame)
 
 
+def changed_clause(recipe: dict) -> str:
+    """'; otherwise changed: seed 1, ...' when the stage's recipe differs from stage 1's in more than size and lr."""
+    changes = recipe_changes(recipe)
+    return f"; otherwise changed: {changes[2:]}" if changes else ""
+
+
 def warm_start_section(stage: dict, config, last: bool, stage1_hours: float) -> tuple[str, float]:
     """(markdown, training hours) of one later stage; ``last``: the bundled model is this stage's."""
     stage_config_ = stage_config(stage, config)
@@ -187,8 +193,8 @@ def warm_start_section(stage: dict, config, last: bool, stage1_hours: float) -> 
 `{stage_config_.training['command']}`
 
 Stage {stage['from']}'s checkpoint (version `{stage_config_.parent}`, validation Dice {previous['dice']:.4f}) was trained on for
-{len(log)} more epochs at {size[0]}x{size[1]} ({stage['why']}), with the same recipe
-at a lower starting learning rate ({stage_config_.recipe.get('lr')}; poly decay to zero over the {len(log)} epochs{recipe_changes(stage_config_.recipe)}).
+{len(log)} more epochs at {size[0]}x{size[1]} ({stage['why']}), with stage 1's recipe
+at a lower starting learning rate ({stage_config_.recipe.get('lr')}; poly decay to zero over the {len(log)} epochs){changed_clause(stage_config_.recipe)}.
 **{hours:.1f} h** on this 2-core CPU (sum of epoch times; all stages so far: **{stage1_hours + hours:.1f} h**).
 Best validation Dice {best['val_dice']:.4f} at epoch {int(best['epoch'])} (the stage's checkpoint);
 per epoch: {", ".join(f"{r['val_dice']:.3f}" for r in log)}.
@@ -209,7 +215,7 @@ alternating rounds on this 2-core CPU, {cost['time']}): stage 1 {frame['before_s
 
 
 def goal_verdict(value: float, goal: float) -> str:
-    return "Reached." if value >= goal else f"Not reached ({value:.3f})."
+    return "Reached." if value >= goal else f"Not reached ({value:.4f})."
 
 
 def card_text() -> str:
