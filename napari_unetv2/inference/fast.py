@@ -16,8 +16,9 @@ Conv + BatchNorm folding (found by watching which conv's output feeds which BN, 
 folds too and keeps its activation) is available (``fold_bn=True``) but not the default, because it breaks
 the 1e-4 rule: on the bundled EfficientNet-Lite0 model it moves logits by up to 1.1e-3 (1.7e-4 without it,
 on the saturated background only) and by 4.5e-4 where |logit| <= 50 over the 150 PolypGen validation frames;
-it would buy 0-14% there (two runs), and nothing measurable on the paper's PVT-v2-b2 network. Eager float32 itself is
-5.2e-4 from the float64 logits on that model, and folding 6.9e-4; no mask pixel changes
+it would buy 0-14% there (three runs), and nothing measurable on the paper's PVT-v2-b2 network. Eager float32 itself is
+5.2e-4 from the float64 logits on that model, and folding 6.9e-4; the default path and folding each change one
+of the 42 M full-size mask pixels of those frames
 (``benchmarks/bench_fast_path.py``, tables in ``benchmarks/results/fast_path_*.md``).
 
 The model that training, saving and the model store see is never touched: everything happens on a deep
