@@ -18,6 +18,17 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def load_script(relative_path: str):
+    """A script of the repository (e.g. ``training/average_checkpoints.py``) imported as a module, for its functions."""
+    import importlib.util
+
+    path = REPO / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def make_synthetic_pairs(root: Path, n: int = 8, size: int = 96, seed: int = 0) -> Path:
     """``root/images/*.jpg`` + ``root/masks/*.png``: textured pinkish frames, each with a darker red
     ellipse (the "lesion") whose mask is the ground truth. Small, deterministic, learnable in an epoch."""

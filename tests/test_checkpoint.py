@@ -101,14 +101,11 @@ def test_bundled_models_are_loaded_by_name(tmp_path, monkeypatch):
 def test_average_checkpoints_takes_the_mean_of_every_float_tensor_and_overwrites_nothing(tmp_path):
     """training/average_checkpoints.py (weight averaging of one network's checkpoints): the two bundled
     models are the same network, so their soup is each float tensor's weighted mean."""
-    import importlib.util
+    from conftest import load_script
 
     from napari_unetv2.checkpoints import bundled_checkpoint, load_checkpoint, read_config
 
-    root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("average_checkpoints", root / "training" / "average_checkpoints.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_script("training/average_checkpoints.py")
     polyp, skin = bundled_checkpoint("polyp"), bundled_checkpoint("skin")
     out = tmp_path / "soup.safetensors"
     assert tool.main([str(polyp), str(skin), "--weights", "3", "1", "--input-size", "288", "288", "--out", str(out)]) == 0

@@ -1,16 +1,12 @@
 """The model card is generated, not typed: the committed card is exactly what training/write_model_card.py
 writes from the committed logs, evaluations and bundled configs."""
-import importlib.util
-from pathlib import Path
+from conftest import REPO, load_script
 
-TRAINING = Path(__file__).resolve().parent.parent / "training"
+TRAINING = REPO / "training"
 
 
 def load_writer():
-    spec = importlib.util.spec_from_file_location("write_model_card", TRAINING / "write_model_card.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("training/write_model_card.py")
 
 
 def test_committed_card_is_the_generated_one():
