@@ -11,12 +11,16 @@ model's JSON config.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 CARD = ROOT / "card"
+sys.path.insert(0, str(ROOT.parent))  # the package, when this runs as a script from a checkout
+
+from napari_unetv2.engine.recipes import load_recipe  # noqa: E402
 
 
 def read_log(name: str) -> list[dict]:
@@ -106,9 +110,13 @@ WARM_STAGES = [
             "because stage 3 had overfitted: its training loss fell while its validation Dice fell"},
 ]
 
-# What stage 1's recipe (training/recipes/cpu.yaml) used, to name what a later stage changed.
-STAGE1_AUGMENT = {"hflip": True, "vflip": True, "rot90": False, "rotate_degrees": 15.0, "scale_range": [0.9, 1.1],
-                  "color_jitter": 0.1}
+# The augmentation of stage 1's recipe (training/recipes/cpu.yaml), to name what a later stage changed.
+STAGE1_AUGMENT = dataclasses.asdict(load_recipe("cpu").augment)
+
+
+def _as_list(value):
+    # A pair is a tuple in a recipe and a list once read back from a checkpoint's JSON.
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def recipe_changes(recipe: dict) -> str:
@@ -116,7 +124,7 @@ def recipe_changes(recipe: dict) -> str:
     changes = [f"seed {recipe['seed']}"] if recipe.get("seed", 0) != 0 else []
     augment = recipe.get("augment", {})
     changes += [f"augmentation {key} {augment[key]}" for key, value in STAGE1_AUGMENT.items()
-                if key in augment and (list(augment[key]) if isinstance(value, list) else augment[key]) != value]
+                if key in augment and _as_list(augment[key]) != _as_list(value)]
     return "".join(f", {change}" for change in changes)
 
 
@@ -220,7 +228,6 @@ def goal_verdict(value: float, goal: float) -> str:
 
 def card_text() -> str:
     """The whole model card, from the files in card/ and the bundled models' configs."""
-    sys.path.insert(0, str(ROOT.parent))
     from napari_unetv2.checkpoints import BUNDLED_DIR, BUNDLED_NAME, read_config
 
     config = read_config(BUNDLED_DIR / BUNDLED_NAME)
