@@ -78,14 +78,6 @@ def mask_pixels_differing(outputs: list, reference: list, shapes: list[tuple[int
     return total
 
 
-def model_threshold(net: str) -> float:
-    if net != "bundled":
-        return 0.5
-    from napari_unetv2.checkpoints import bundled_checkpoint, read_config
-
-    return read_config(bundled_checkpoint()).threshold
-
-
 def add_arguments(parser: argparse.ArgumentParser, every: int) -> None:
     """The options this benchmark and ``bench_runtimes.py`` share."""
     parser.add_argument("--net", choices=["bundled", "pvt_v2_b2"], default="bundled")
@@ -96,13 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser, every: int) -> None:
     parser.add_argument("--json", type=Path, default=None)
 
 
-def model_version(net: str) -> str:
-    """Which weights ran: the bundled model's version, or the random network's seed."""
+def weights_and_threshold(net: str) -> tuple[str, float]:
+    """Which weights ran (the bundled model's version, or the random network's seed) and the mask threshold."""
     if net != "bundled":
-        return "random weights, seed 0"
+        return "random weights, seed 0", 0.5
     from napari_unetv2.checkpoints import bundled_checkpoint, read_config
 
-    return f"version {read_config(bundled_checkpoint()).version}"
+    config = read_config(bundled_checkpoint())
+    return f"version {config.version}", config.threshold
 
 
 def network_and_frames(args: argparse.Namespace) -> tuple[torch.nn.Module, tuple[int, int], list[Path], list[torch.Tensor]]:
@@ -147,7 +140,8 @@ def main() -> int:
         if k < pairs:
             configs[f"all three, first {k} of {pairs} pairs unfolded"] = variant(model, fold=True, onednn=True, skip_first=k)
     diffs, exact_diffs, unsaturated, flips, largest = {}, {}, {}, {}, 0.0
-    shapes, threshold = [read_image(p).shape[:2] for p in paths], model_threshold(args.net)  # zip stops at the frames
+    weights, threshold = weights_and_threshold(args.net)
+    shapes = [read_image(p).shape[:2] for p in paths]  # zip stops at the frames: random inputs have no frame size
     with torch.inference_mode():
         reference = [model(x).all_logits for x in inputs]
         exact_model = copy.deepcopy(model).double()
@@ -187,7 +181,7 @@ def main() -> int:
              "wall_ms": statistics.median(wall[n]), "cpu_ms": statistics.median(cpu[n])} for n in configs]
     eager_wall, eager_cpu = rows[0]["wall_ms"], rows[0]["cpu_ms"]
     pixels = sum(height * width for height, width in shapes)  # the frames' masks at their own size
-    lines = [f"{args.net} ({model_version(args.net)}) at {size[0]}x{size[1]}, batch 1, {args.threads} torch thread(s); "
+    lines = [f"{args.net} ({weights}) at {size[0]}x{size[1]}, batch 1, {args.threads} torch thread(s); "
                  f"differences over every logit of "
                  f"every head on {len(paths)} frames of {args.data} + 4 random inputs (largest |logit| {largest:.1f}); "
                  f"medians of {args.rounds} alternating rounds", ""]
@@ -208,7 +202,7 @@ def main() -> int:
     target = args.json or REPO / "benchmarks" / "results" / f"fast_path_{args.net}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "net": args.net,
-                                  "model": model_version(args.net), "frames": len(paths), "largest_abs_logit": largest,
+                                  "model": weights, "frames": len(paths), "largest_abs_logit": largest,
                                   "threads": args.threads,
                                   "rows": rows, "eager_one_thread_more": {"max_abs_logit_diff": eager_threads[0],
                                                                           "unsaturated_diff": eager_threads[1]}},
