@@ -3,7 +3,7 @@
     .venv/bin/python training/average_checkpoints.py A.safetensors B.safetensors [--weights 0.5 0.5]
         [--input-size H W] --out training/runs/soup/soup.safetensors
 
-Checkpoints fine-tuned from one another (``unetv2 train --init``) lie in one basin, and their average is
+Checkpoints fine-tuned from one another or from a common one (``unetv2 train --init``) lie in one basin, and their average is
 often better than either at no cost at inference. Every floating tensor, BatchNorm running statistics
 included, is the weighted mean; integer tensors (BatchNorm's step counters) are taken from the first.
 The config is the first checkpoint's (``--input-size`` overrides the size frames are resized to), its
@@ -20,7 +20,7 @@ from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint
 
 
 def average(paths: list[Path], weights: list[float]):
-    """(model with the weighted mean of the checkpoints' tensors, the first's config)."""
+    """(model with the weighted mean of the checkpoints' tensors, the first's config, every checkpoint's config)."""
     if len(paths) < 2 or len(weights) != len(paths) or min(weights) < 0 or sum(weights) <= 0:
         raise ValueError("Give two or more checkpoints and as many non-negative weights (not all zero).")
     total = sum(weights)
