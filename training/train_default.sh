@@ -88,6 +88,26 @@ cp training/runs/lite0-320-warm-b/curves.png training/card/lite0-320-warm-b_curv
 .venv/bin/python benchmarks/bench_inference.py --baseline 0383778 --only resize --rounds 5 \
     --json training/card/inference_cost_soup.json   # 0383778 holds stage 1
 
+# 1f. Stage 2c (issue 15; 2026-11-26, later session): a third sibling for the weight average, from stage 1 at 320x320
+#     with stage 2's recipe (the recipe's augmentation, lr 4e-4) but seed 2 and 8 epochs, keeping every epoch. This is a
+#     third round of selection on val, and the card says so. Candidates, fixed before any was evaluated, all at 320 and
+#     evaluated on val: stage 2 + stage 2b's last + stage 2c's last; stage 2 + stage 2c's last; stage 2c's best epoch
+#     (equal weights in each). The best of these and the bundled 423cfa096546 is bundled.
+OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 .venv/bin/unetv2 train --recipe cpu \
+    --init training/runs/init-polyp-acd6352709f0/polyp_default.safetensors --input-size 320 320 --epochs 8 \
+    --set lr=0.0004 --set seed=2 \
+    --data "$DATA/train" --val "$DATA/val" --out training/runs/lite0-320-warm-c --name polyp-default --save-epochs
+C=training/runs/lite0-320-warm-c/epochs
+.venv/bin/python training/average_checkpoints.py $S2 $B/epoch-008.safetensors $C/epoch-008.safetensors \
+    --input-size 320 320 --out $SOUPS/s2-s2blast-s2clast-320.safetensors
+.venv/bin/python training/average_checkpoints.py $S2 $C/epoch-008.safetensors --input-size 320 320 \
+    --out $SOUPS/s2-s2clast-320.safetensors
+.venv/bin/unetv2 evaluate --checkpoint training/runs/lite0-320-warm-c/best.safetensors --data "$DATA/val" \
+    --json training/card/candidates/stage2c-best-320.json
+for soup in s2-s2blast-s2clast-320 s2-s2clast-320; do
+    .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --json training/card/candidates/$soup.json
+done
+
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \
     --data "$DATA/train" --val "$DATA/val" --out training/runs/pvtb0-256 --epochs 4 --name pvt-b0-scratch
