@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_fast_path.py [--net bundled|pvt_v2_b2] [--every 1] [--rounds 9]
         [--threads 1] [--json benchmarks/results/fast_path_<net>.json]
 
-For each configuration — eager; ``channels_last`` only; + oneDNN fusions (the default); + Conv+BN folding;
+For each configuration — eager; ``channels_last`` only; + oneDNN fusions; + in-place BN (the default); + Conv+BN folding;
 all three (``fold_bn=True``); all three with the first k Conv+BN pairs left unfolded — the largest absolute difference
 from eager float32 over *every* logit of every head, on every ``--every``-th PolypGen validation frame
 (prepared as the predictor prepares it) plus random inputs; the same against the network run in float64 (how far
@@ -47,12 +47,15 @@ def trained_looking(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-def variant(model: torch.nn.Module, fold: bool, onednn: bool, skip_first: int = 0) -> torch.nn.Module:
-    """optimize_for_cpu with parts switched off (folding restricted by wrapping its pair finder)."""
+def variant(model: torch.nn.Module, fold: bool, onednn: bool, in_place: bool = True,
+            skip_first: int = 0) -> torch.nn.Module:
+    """optimize_for_cpu with parts switched off (folding restricted by wrapping its pair finder; the pairs
+    left unfolded are then left out of place too, which changes no value)."""
     original = fast.conv_bn_pairs
-    fast.conv_bn_pairs = (lambda m, probe: original(m, probe)[skip_first:]) if fold else (lambda m, probe: [])
+    if skip_first:
+        fast.conv_bn_pairs = lambda m, probe: original(m, probe)[skip_first:]
     try:
-        return fast.optimize_for_cpu(model, onednn=onednn, fold_bn=fold)
+        return fast.optimize_for_cpu(model, onednn=onednn, fold_bn=fold, in_place=in_place)
     finally:
         fast.conv_bn_pairs = original
 
@@ -131,8 +134,9 @@ def main() -> int:
     pairs = len(fast.conv_bn_pairs(copy.deepcopy(model), torch.zeros(1, 3, 64, 64)))
     configs = {
         "eager": model,
-        "channels_last only": variant(model, fold=False, onednn=False),
-        "channels_last + oneDNN fusions (the default)": variant(model, fold=False, onednn=True),
+        "channels_last only": variant(model, fold=False, onednn=False, in_place=False),
+        "channels_last + oneDNN fusions": variant(model, fold=False, onednn=True, in_place=False),
+        "channels_last + oneDNN fusions + in-place BN (the default)": variant(model, fold=False, onednn=True),
         "channels_last + Conv+BN folding": variant(model, fold=True, onednn=False),
         "all three (fold_bn=True)": variant(model, fold=True, onednn=True),
     }

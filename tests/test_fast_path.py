@@ -9,7 +9,15 @@ from torch import nn
 
 from napari_unetv2._sample_data import load_sample
 from napari_unetv2.inference import Predictor
-from napari_unetv2.inference.fast import DepthwiseGeluMlp, OneDNNLinear, as_channels_last, onednn_available, optimize_for_cpu
+from napari_unetv2.inference.fast import (
+    DepthwiseGeluMlp,
+    InPlaceNorm,
+    OneDNNLinear,
+    as_channels_last,
+    normalise_in_place,
+    onednn_available,
+    optimize_for_cpu,
+)
 from napari_unetv2.inference.preprocess import normalize, to_unit_range
 from napari_unetv2.inference.threads import cpu_threads, default_cpu_threads
 from napari_unetv2.model import UNetV2
@@ -103,6 +111,44 @@ def test_fast_path_is_really_rewritten(eager_and_fast, request):
         if eager.encoder_name.startswith("pvt"):
             assert sum(isinstance(m, OneDNNLinear) for m in fast.modules()) > 0
             assert sum(isinstance(m, DepthwiseGeluMlp) for m in fast.modules()) == 16  # 3 + 4 + 6 + 3 blocks
+
+
+@pytest.mark.parametrize("encoder", ["tf_efficientnet_lite0", "pvt_v2_b2"])
+def test_in_place_normalisation_is_bit_identical(encoder):
+    """In-place BN is not an approximation: the same kernel on the same values, in every grad mode."""
+    torch.manual_seed(0)
+    model = trained_looking(UNetV2(encoder, channels=16))
+    plain, in_place = optimize_for_cpu(model, in_place=False), optimize_for_cpu(model)
+    assert not any(isinstance(m, InPlaceNorm) for m in plain.modules())
+    assert sum(isinstance(m, InPlaceNorm) for m in in_place.modules()) >= 4  # at least the decoder's BNs
+    x = as_channels_last(real_input(load_sample("polyp")[0], 96, 128, model.normalization))
+    for mode in (torch.inference_mode, torch.no_grad):
+        with mode():
+            a, b = plain(x), in_place(x)
+        assert all(torch.equal(p, q) for p, q in zip(a.all_logits, b.all_logits)), mode
+    needs_grad = x.clone().requires_grad_(True)  # autograd cannot write over a tensor it needs: the BN module runs
+    a, b = plain(needs_grad), in_place(needs_grad)
+    assert all(torch.equal(p, q) for p, q in zip(a.all_logits, b.all_logits))
+
+
+class ConvOutputReadTwice(nn.Module):
+    """A conv whose output feeds its BN and, past it, a residual sum: writing over it would change the sum."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.bn(y) + y
+
+
+def test_in_place_normalisation_is_refused_where_the_conv_output_is_read_elsewhere():
+    model = trained_looking(ConvOutputReadTwice())
+    probe = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    expected = model(probe)
+    assert normalise_in_place(model, probe) == 0
+    assert isinstance(model.bn, nn.BatchNorm2d) and torch.equal(model(probe), expected)
 
 
 def test_the_model_itself_is_untouched():

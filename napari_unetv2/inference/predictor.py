@@ -108,7 +108,7 @@ class Predictor:
     bundled default model (when the package ships
     one; otherwise an untrained model, clearly labelled as such in ``self.description``).
     ``fast`` (default): on the CPU, run an inference-only copy rewritten for speed (``inference/fast.py``:
-    oneDNN fused layers, channels_last; logits equal eager float32 within 1e-4 where |logit| <= 50, see that
+    oneDNN fused layers, channels_last, BatchNorm in place; logits equal eager float32 within 1e-4 where |logit| <= 50, see that
     module; Conv+BN folding is not part of it).
     ``self.model`` stays the model as loaded (what training and saving use); ``self.network`` runs.
     ``threads``: torch CPU threads during ``predict`` (default: ``threads.default_cpu_threads()``),
