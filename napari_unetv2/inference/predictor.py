@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ..checkpoints.checkpoint import ModelConfig, load_checkpoint, resolve_checkpoint
 from ..devices import resolve_device
 from ..model import MIN_SIDE, UNetV2
+from .allocator import reuse_freed_memory
 from .fast import as_channels_last, optimize_for_cpu
 from .preprocess import normalize, to_rgb, to_unit_range
 from .threads import cpu_threads
@@ -139,6 +140,8 @@ class Predictor:
                 self.model, self.config = load_checkpoint(path, trusted=trusted)
                 self.source = str(path)
         self.model.to(self.device).eval()
+        # Process-wide, once: freed activations stay for the next call instead of page-faulting in anew.
+        self.malloc = reuse_freed_memory() if self.device.type == "cpu" else "untouched"
         self.threads = threads
         self.fast = fast and self.device.type == "cpu"
         self.network = optimize_for_cpu(self.model) if self.fast else self.model

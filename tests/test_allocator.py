@@ -1,0 +1,49 @@
+"""The predictor's malloc settings (inference/allocator.py): applied once on glibc, opt-out, and doing what
+they are for: a forward pass that reuses freed memory instead of page-faulting it in again."""
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+FAULTS = r"""
+import json, resource, sys
+import torch
+from napari_unetv2.inference import Predictor
+from napari_unetv2.inference.fast import as_channels_last
+from napari_unetv2.model import UNetV2
+torch.set_num_threads(1)
+predictor = Predictor(model=UNetV2("tf_efficientnet_lite0", channels=16), device="cpu")
+x = as_channels_last(torch.randn(1, 3, 256, 256))
+with torch.inference_mode():
+    for _ in range(3):
+        predictor.network(x)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        predictor.network(x)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(json.dumps({"malloc": predictor.malloc, "faults": faults}))
+"""
+
+
+def run_case(opt_out: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "NAPARI_UNETV2_MALLOC"}
+    if opt_out:
+        env["NAPARI_UNETV2_MALLOC"] = "default"
+    out = subprocess.run([sys.executable, "-c", FAULTS], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's")
+def test_freed_memory_is_reused_unless_opted_out():
+    reuse, default = run_case(opt_out=False), run_case(opt_out=True)
+    assert reuse["malloc"] == "reuse" and default["malloc"] == "opted out"
+    # Five forward passes after warm-up: glibc's default maps and faults in the large activations afresh
+    # (about 17,000 faults here); with the settings they come from memory the process kept (0 to 200 here).
+    assert reuse["faults"] * 20 < default["faults"], (reuse, default)
+
