@@ -52,7 +52,7 @@ with torch.inference_mode():
         times.append(time.perf_counter() - start)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 print(json.dumps({"ms": 1e3 * statistics.median(times), "faults_per_pass": faults / calls,
-                  "malloc": predictor.malloc, "model": predictor.description}))
+                  "malloc": predictor.malloc_state, "model": predictor.description}))
 """
 
 PATHS = ("eager", "default path")

@@ -121,11 +121,17 @@ def test_in_place_normalisation_is_bit_identical(encoder):
     plain, in_place = optimize_for_cpu(model, in_place=False), optimize_for_cpu(model)
     assert not any(isinstance(m, InPlaceNorm) for m in plain.modules())
     assert sum(isinstance(m, InPlaceNorm) for m in in_place.modules()) >= 4  # at least the decoder's BNs
-    x = as_channels_last(real_input(load_sample("polyp")[0], 96, 128, model.normalization))
-    for mode in (torch.inference_mode, torch.no_grad):
-        with mode():
-            a, b = plain(x), in_place(x)
-        assert all(torch.equal(p, q) for p, q in zip(a.all_logits, b.all_logits)), mode
+    real = real_input(load_sample("polyp")[0], 96, 128, model.normalization)
+    generator = torch.Generator().manual_seed(0)
+    # batch 2; and 32x32, where the deepest maps are 1x1 and the layouts of conv output and eager BN could differ
+    inputs = [real, torch.cat([real, real.flip(-1)]), torch.randn(1, 3, 32, 32, generator=generator)]
+    for x in map(as_channels_last, inputs):
+        for mode in (torch.inference_mode, torch.no_grad, torch.enable_grad):  # enable_grad: in place all the same
+            with mode():
+                a, b = plain(x, return_attention=True), in_place(x, return_attention=True)
+            assert all(torch.equal(p, q) for p, q in zip(a.all_logits, b.all_logits)), (mode, x.shape)
+            assert all(torch.equal(p.spatial, q.spatial) for p, q in zip(a.attention, b.attention)), (mode, x.shape)
+    x = as_channels_last(real)
     needs_grad = x.clone().requires_grad_(True)  # autograd cannot write over a tensor it needs: the BN module runs
     a, b = plain(needs_grad), in_place(needs_grad)
     assert all(torch.equal(p, q) for p, q in zip(a.all_logits, b.all_logits))

@@ -34,6 +34,7 @@ from ..files import (
     write_png_atomic,
     write_tiff_atomic,
 )
+from .allocator import release_freed_memory
 from .pipeline import OrderedWriter, ParallelPredictionStream, PredictionStream, split_threads
 from .predictor import Predictor
 from .shards import Shard, in_shard, merge_summaries, summary_name
@@ -218,9 +219,12 @@ def predict_folder(
         stream = ParallelPredictionStream(predictor, todo, threads, threshold, mode, tile or 512, tta)
     else:
         stream = PredictionStream(predictor, todo, threshold, mode, tile or 512, tta, batch_size)
-    with stream, OrderedWriter(background=overlap_io) as writer:
-        _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished,
-                       stream, writer, progress, should_stop, summary_name(shard))
+    try:
+        with stream, OrderedWriter(background=overlap_io) as writer:
+            _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished,
+                           stream, writer, progress, should_stop, summary_name(shard))
+    finally:
+        release_freed_memory()  # what the streams' threads kept for reuse goes back once the folder is done
     if shard is not None:
         merge_summaries(output_dir, shard[1], SUMMARY_COLUMNS, merge_summary)
     return summary

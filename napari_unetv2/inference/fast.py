@@ -31,6 +31,8 @@ copy. Without oneDNN (``torch.backends.mkldnn``), only ``channels_last`` (and fo
 from __future__ import annotations
 
 import copy
+import dataclasses
+import inspect
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +56,7 @@ def conv_bn_pairs(model: nn.Module, probe: torch.Tensor) -> list[tuple[str, str]
 
     A conv or BN used more than once in a pass is left alone: folding assumes one producer and one consumer.
     """
-    outputs: dict[int, str] = {}
+    outputs: dict[int, tuple[str, torch.Tensor]] = {}  # the tensor is kept: a freed one's id could be reused
     calls: dict[str, int] = {}
     fed_by: dict[str, str] = {}
     handles = []
@@ -62,14 +64,14 @@ def conv_bn_pairs(model: nn.Module, probe: torch.Tensor) -> list[tuple[str, str]
         if isinstance(module, nn.Conv2d):
             def record(mod, args, out, name=name):
                 calls[name] = calls.get(name, 0) + 1
-                outputs[id(out)] = name
+                outputs[id(out)] = (name, out)
             handles.append(module.register_forward_hook(record))
         elif isinstance(module, nn.BatchNorm2d):
             def look(mod, args, name=name):
                 calls[name] = calls.get(name, 0) + 1
                 source = outputs.get(id(args[0]))
-                if source is not None:
-                    fed_by[name] = source
+                if source is not None and source[1] is args[0]:
+                    fed_by[name] = source[0]
             handles.append(module.register_forward_pre_hook(look))
     try:
         with torch.no_grad():
@@ -116,56 +118,82 @@ class InPlaceNorm(nn.Module):
     values are bit-identical; what goes is a fresh output tensor per BN (and the activation's), whose page
     faults and cache misses cost more than the arithmetic on the large early feature maps. Only for a BN whose
     input is a conv's output that nothing else reads (:func:`normalise_in_place` checks this on a probe).
-    Training, or an input that needs its gradient, falls back to the BN module itself.
+    Training, or an input or BN parameter that needs its gradient, falls back to the BN module itself.
     """
 
     def __init__(self, bn: nn.BatchNorm2d):
         super().__init__()
         self.bn = bn
         self.act = getattr(bn, "act", nn.Identity())
-        if hasattr(self.act, "inplace"):
-            self.act.inplace = True  # its input is our own tensor now
         self.drop = getattr(bn, "drop", nn.Identity())
-        # eval BN leaves these empty; one pair per module, so calls allocate nothing
-        self._save_mean, self._save_invstd = torch.empty(0), torch.empty(0)
+        # eval BN leaves these empty (never written); one pair per module, so calls allocate nothing
+        self.register_buffer("_save_mean", torch.empty(0), persistent=False)
+        self.register_buffer("_save_invstd", torch.empty(0), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bn = self.bn
-        if bn.training or bn.running_mean is None or (x.requires_grad and torch.is_grad_enabled()):
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad or any(p is not None and p.requires_grad for p in (bn.weight, bn.bias)))
+        if bn.training or bn.running_mean is None or needs_grad:
             return bn(x)
         torch.ops.aten.native_batch_norm.out(
             x, bn.weight, bn.bias, bn.running_mean, bn.running_var, False, 0.0, bn.eps,
             out=x, save_mean=self._save_mean, save_invstd=self._save_invstd,
         )
-        return self.act(self.drop(x))
+        return self._activate(self.drop(x))
+
+    def _activate(self, x: torch.Tensor) -> torch.Tensor:
+        """The activation, in place where it has an in-place form (x is our own tensor here); same values."""
+        act = self.act
+        if isinstance(act, nn.Hardtanh):  # ReLU6 included
+            return F.hardtanh(x, act.min_val, act.max_val, inplace=True)
+        if isinstance(act, nn.ReLU):
+            return F.relu(x, inplace=True)
+        if isinstance(act, nn.SiLU):
+            return F.silu(x, inplace=True)
+        return act(x)
 
 
 def _output_tensors(out) -> list[torch.Tensor]:
+    """Every tensor a network returned (U-Net v2's output: all heads' logits and the attention maps)."""
     if isinstance(out, torch.Tensor):
         return [out]
     if isinstance(out, (list, tuple)):
         return [t for item in out for t in _output_tensors(item)]
     if isinstance(out, dict):
         return [t for item in out.values() for t in _output_tensors(item)]
-    return _output_tensors(getattr(out, "logits", []))
+    if dataclasses.is_dataclass(out):
+        return [t for f in dataclasses.fields(out) for t in _output_tensors(getattr(out, f.name))]
+    return []
+
+
+def _probe_outputs(model: nn.Module, probe: torch.Tensor) -> list[torch.Tensor]:
+    """Every output tensor for ``probe``, U-Net v2's attention maps included."""
+    if "return_attention" in inspect.signature(model.forward).parameters:
+        try:
+            return _output_tensors(model(probe, return_attention=True))
+        except ValueError:  # a network without attention maps (the U-Net and UNet++ baselines)
+            pass
+    return _output_tensors(model(probe))
 
 
 def normalise_in_place(model: nn.Module, probe: torch.Tensor) -> int:
     """Make every BN that directly follows a conv an :class:`InPlaceNorm`; returns how many.
 
     The pair finder sees that a BN's input is a conv's output, not that nothing else reads that output (a
-    residual branch could): the probe's outputs must stay bit-identical, or every BN is put back.
+    residual branch could): the probe's outputs (every head and, for U-Net v2, the attention maps) must stay
+    bit-identical, or every BN is put back.
     """
     pairs = conv_bn_pairs(model, probe)
     if not pairs:
         return 0
     with torch.no_grad():
-        before = _output_tensors(model(probe))
+        before = _probe_outputs(model, probe)
         originals = [(bn_name, model.get_submodule(bn_name)) for _, bn_name in pairs]
         for bn_name, bn in originals:
             _set_submodule(model, bn_name, InPlaceNorm(bn))
-        after = _output_tensors(model(probe))
-    if len(before) == len(after) and all(torch.equal(a, b) for a, b in zip(before, after)):
+        after = _probe_outputs(model, probe)
+    if before and len(before) == len(after) and all(torch.equal(a, b) for a, b in zip(before, after)):
         return len(pairs)
     for bn_name, bn in originals:
         _set_submodule(model, bn_name, bn)
@@ -232,6 +260,10 @@ def use_onednn(model: nn.Module) -> int:
 
 def optimize_for_cpu(model: nn.Module, onednn: bool = True, fold_bn: bool = False, in_place: bool = True) -> nn.Module:
     """An inference-only copy of ``model`` for float32 CPU inference (see the module docstring).
+
+    ``onednn``: oneDNN's fused Linear and PVT-v2 MLP; ``in_place``: BatchNorm over the conv output it follows
+    (both bit-identical or within float32 rounding of eager); ``fold_bn``: Conv+BN folding (not within 1e-4
+    of eager on a trained model, so not the predictor's default).
 
     The copy's parameters do not require grad and share no storage with ``model``. Call it with
     ``channels_last`` inputs for full speed (any layout gives the same result).

@@ -114,6 +114,9 @@ class Predictor:
     ``self.model`` stays the model as loaded (what training and saving use); ``self.network`` runs.
     ``threads``: torch CPU threads during ``predict`` (default: ``threads.default_cpu_threads()``),
     set for the call and restored after it.
+    On the CPU, the first Predictor of a process also makes glibc's malloc keep freed memory for the next
+    forward pass (process-wide and lasting, ``inference/allocator.py``; ``NAPARI_UNETV2_MALLOC=default``
+    opts out); ``self.malloc_state`` says what came of it.
     """
 
     def __init__(
@@ -141,7 +144,7 @@ class Predictor:
                 self.source = str(path)
         self.model.to(self.device).eval()
         # Process-wide, once: freed activations stay for the next call instead of page-faulting in anew.
-        self.malloc = reuse_freed_memory() if self.device.type == "cpu" else "untouched"
+        self.malloc_state = reuse_freed_memory() if self.device.type == "cpu" else "untouched"
         self.threads = threads
         self.fast = fast and self.device.type == "cpu"
         self.network = optimize_for_cpu(self.model) if self.fast else self.model
