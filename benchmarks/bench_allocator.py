@@ -82,7 +82,10 @@ def main() -> int:
     from benchmarks.bench_compare import cpu_name
     from napari_unetv2.checkpoints.checkpoint import read_config, resolve_checkpoint
 
-    bundled_side = read_config(resolve_checkpoint(None)).input_size[0]
+    bundled = resolve_checkpoint(None)
+    if bundled is None and "bundled" in args.nets:
+        parser.error("no bundled model in this install: leave 'bundled' out of --nets")
+    bundled_side = read_config(bundled).input_size[0] if bundled is not None else 0
     cases = [(net, side) for net in args.nets for side in ([bundled_side] if net == "bundled" else args.sizes)]
     cells = [(path, malloc) for path in PATHS for malloc in MALLOCS]
     results: dict = {}
