@@ -107,6 +107,12 @@ C=training/runs/lite0-320-warm-c/epochs
 for soup in s2-s2blast-s2clast-320 s2-s2clast-320; do
     .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --json training/card/candidates/$soup.json
 done
+# None beat the bundled 423cfa096546 (0.8492): stage 2 + 2b + 2c 0.8455, stage 2c's best 0.8432, stage 2 + 2c 0.8403.
+# Nothing was bundled; stage 2c's log, curves and config went to the card as an ingredient tried:
+cp training/runs/lite0-320-warm-c/best.json training/card/stage2c_config.json
+cp training/runs/lite0-320-warm-c/log.csv training/card/lite0-320-warm-c_log.csv
+cp training/runs/lite0-320-warm-c/curves.png training/card/lite0-320-warm-c_curves.png
+.venv/bin/python training/write_model_card.py
 
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \
