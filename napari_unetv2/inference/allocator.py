@@ -4,7 +4,7 @@ With glibc's default malloc, every block above its mmap threshold (128 KiB at fi
 mapped afresh and unmapped on free, and freed heap top beyond twice that threshold is trimmed. A forward
 pass allocates the same large activation tensors each time, so each call page-faults them all in again
 (the kernel zeroes every fresh 4 KiB page): about 5,000 minor faults per forward of the bundled model at
-320x320, 27,000-77,000 for the paper's PVT-v2-b2 network at 352x352 (``benchmarks/bench_allocator.py``). Raising
+320x320, 27,000-77,000 for the paper's PVT-v2-b2 network at 352x352 in eager (``benchmarks/bench_allocator.py``). Raising
 the mmap threshold to glibc's largest (32 MiB) and the trim threshold to 256 MiB makes those blocks come
 from the heap and stay there: no faults after the first call, the same values (allocation does not touch
 arithmetic).
