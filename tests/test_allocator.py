@@ -5,11 +5,9 @@ import os
 import platform
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
+from conftest import REPO
 
 FAULTS = r"""
 import json, resource, sys
@@ -50,7 +48,6 @@ def test_freed_memory_is_reused_unless_opted_out():
     # Five forward passes after warm-up: glibc's default maps and faults in the large activations afresh
     # (about 17,000 faults here); with the settings they come from memory the process kept (0 to 200 here).
     assert reuse["faults"] * 20 < default["faults"], (reuse, default)
-
 
 
 @pytest.mark.parametrize("value, state", [("default", "opted out"), ("OFF", "opted out"), ("0", "opted out")])
