@@ -1,6 +1,6 @@
 """The paper's computation comparison on this machine: U-Net v2, U-Net and UNet++ on PVT-v2-b2.
 
-    .venv/bin/python benchmarks/bench_compare.py [--sizes 256 352] [--rounds 9] [--threads 1]
+    .venv/bin/python benchmarks/bench_compare.py [--sizes 256 352] [--rounds 9] [--threads 1] [--cuda-only]
         [--json benchmarks/results/compare.json]
 
 Per network and input (1, 3, S, S): parameters, FLOPs (torch.utils.flop_counter, eager graph: the
@@ -85,7 +85,7 @@ def count_flops(model, size: int) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(torch.randn(1, 3, size, size))
+        model(torch.randn(1, 3, size, size, device=next(model.parameters()).device))
     return counter.get_total_flops()
 
 
@@ -205,13 +205,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-memory", action="store_true", help="skip the per-case peak-memory processes")
+    parser.add_argument("--cuda-only", action="store_true", help="only the CUDA rows (scripts/gpu_run.sh)")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "compare.json")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    rows = cpu_rows(args.sizes, args.rounds, args.threads, not args.no_memory)
+    if args.cuda_only and not torch.cuda.is_available():
+        print("no CUDA device here: nothing to benchmark")
+        return 0
+    rows = [] if args.cuda_only else cpu_rows(args.sizes, args.rounds, args.threads, not args.no_memory)
     if torch.cuda.is_available():
         rows += cuda_rows(args.sizes, args.rounds)
     machine = f"{cpu_name()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}"

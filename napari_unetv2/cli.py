@@ -20,14 +20,20 @@ def _add_checkpoint(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {value}")
-    return value
+def _whole_number_at_least(lowest: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {lowest}, not {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {lowest}, not {value}")
+        return value
+    return parse
+
+
+_non_negative_int = _whole_number_at_least(0)
+_positive_int = _whole_number_at_least(1)
 
 
 def _threshold(text: str) -> float:
@@ -62,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights (its encoder, channels and normalisation are kept; the rest of the recipe applies)")
     t.add_argument("--device", default="auto")
     t.add_argument("--name", default="", help="model name written into the config")
+    t.add_argument("--workers", type=_non_negative_int, default=0,
+                   help="data-loading worker processes (default 0: load in the training process; on a GPU machine a "
+                        "few workers keep the GPU busy; each keeps its own decoded-image cache)")
     t.add_argument("--save-epochs", action="store_true",
                    help="also keep every epoch's weights as OUT/epochs/epoch-NNN.safetensors (for weight averaging: "
                         "training/average_checkpoints.py)")
@@ -185,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume, name=args.name, init_checkpoint=init_checkpoint,
         data={"train": str(args.data), "val": str(args.val) if args.val else f"split of train ({recipe.val_fraction})",
               "n_train": len(train_pairs), "n_val": len(val_pairs), "seed": recipe.seed},
-        command=args.invocation, save_epochs=args.save_epochs,
+        command=args.invocation, save_epochs=args.save_epochs, num_workers=args.workers,
     )
     drive_training(run_training(job), "train")
     return 0

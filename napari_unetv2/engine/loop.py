@@ -313,7 +313,9 @@ def build_run(job: TrainJob) -> TrainingRun:
     sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=recipe.seed) if world > 1 else None
     generator = torch.Generator().manual_seed(recipe.seed)
     loader = DataLoader(dataset, batch_size=recipe.batch_size, shuffle=sampler is None, sampler=sampler,
-                        num_workers=job.num_workers, drop_last=False, generator=generator)
+                        num_workers=job.num_workers, drop_last=False, generator=generator,
+                        # Workers that live across epochs keep their decoded-image caches (PairDataset).
+                        persistent_workers=job.num_workers > 0, pin_memory=device.type == "cuda")
     scales = tuple(recipe.multiscale) or (1.0,)
     updates_per_step = len(scales) if recipe.step_per_scale else 1
     total_updates = recipe.epochs * len(loader) * updates_per_step
