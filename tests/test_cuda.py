@@ -29,13 +29,14 @@ def test_autocast_prediction_matches_float32():
     assert np.mean(on_gpu.mask != on_cpu.mask) < AUTOCAST_MASK_FRACTION
 
 
+# Random encoder weights in the two training tests: a GPU machine need not have the ImageNet weight packages.
 def test_a_training_epoch_on_cuda(tmp_path):
     from napari_unetv2.cli import main
 
     data = make_synthetic_pairs(tmp_path / "pairs")
     out = tmp_path / "run"
     assert main(["train", "--recipe", "cpu", "--data", str(data), "--out", str(out), "--epochs", "1",
-                 "--input-size", "64", "64", "--batch-size", "4", "--device", "cuda"]) == 0
+                 "--input-size", "64", "64", "--batch-size", "4", "--device", "cuda", "--set", "pretrained=false"]) == 0
     assert (out / "best.safetensors").is_file()
 
 
@@ -44,7 +45,7 @@ def test_ddp_with_nccl_at_world_size_one(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", "29521",
            "-m", "napari_unetv2.cli", "train", "--recipe", "cpu", "--data", str(data), "--out", str(out),
-           "--epochs", "1", "--input-size", "64", "64", "--batch-size", "4", "--device", "cuda"]
+           "--epochs", "1", "--input-size", "64", "64", "--batch-size", "4", "--device", "cuda", "--set", "pretrained=false"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "DDP over nccl" in result.stdout

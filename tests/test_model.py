@@ -117,3 +117,25 @@ def test_the_network_loads_no_weights_itself():
     with pytest.raises(ValueError, match="build_unetv2"):
         UNetV2("tf_efficientnet_lite0", pretrained=True)
     assert UNetV2("tf_efficientnet_lite0", pretrained=False).encoder_weights == "random initialisation"
+
+
+def test_the_lite_encoder_has_the_same_tensors_whatever_timm_does_with_its_head(monkeypatch):
+    """timm before 1.0.31 kept EfficientNet's conv_head/bn2 after pruning (seen on a lent GPU machine with timm
+    1.0.29: the bundled checkpoint then failed to load). The encoder drops them itself."""
+    from timm.models.efficientnet import EfficientNet
+
+    from napari_unetv2.model.encoders import TimmEncoder
+
+    expected = set(TimmEncoder("tf_efficientnet_lite0").state_dict())
+    prune = EfficientNet.prune_intermediate_layers
+
+    def prune_like_older_timm(self, indices, prune_norm=False, prune_head=True, **kw):
+        conv_head, bn2 = self.conv_head, self.bn2
+        taken = prune(self, indices, prune_norm=prune_norm, prune_head=prune_head, **kw)
+        self.conv_head, self.bn2 = conv_head, bn2  # what timm 1.0.29 left in place
+        return taken
+
+    monkeypatch.setattr(EfficientNet, "prune_intermediate_layers", prune_like_older_timm)
+    older = TimmEncoder("tf_efficientnet_lite0")
+    assert set(older.state_dict()) == expected
+    assert not any(k.startswith(("net.conv_head", "net.bn2")) for k in older.state_dict())

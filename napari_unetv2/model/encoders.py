@@ -72,6 +72,13 @@ class TimmEncoder(nn.Module):
         if picked != [4, 8, 16, 32]:
             raise RuntimeError(f"{self.name}: expected strides 4..32 at {self.spec.feature_indices}, got {picked}")
         self.net.prune_intermediate_layers(list(self.spec.feature_indices), prune_head=True, prune_norm=False)
+        # timm before 1.0.31 keeps an EfficientNet's 1x1 head conv and its norm when the last stage is kept;
+        # nothing reads them (forward_intermediates stops at the stages), and their tensors would make the
+        # state dict, and so every checkpoint, depend on timm's version. Later timm removes them the same way.
+        for head_part in ("conv_head", "bn2"):
+            if self.spec.family == "efficientnet_lite" and not isinstance(getattr(self.net, head_part, None),
+                                                                          (nn.Identity, type(None))):
+                setattr(self.net, head_part, nn.Identity())
         self.channels = [self.net.feature_info[i]["num_chs"] for i in self.spec.feature_indices]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
