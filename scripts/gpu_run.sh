@@ -10,7 +10,8 @@
 #   2. the CUDA tests (tests/test_cuda.py: autocast vs float32, a training epoch, DDP with NCCL at world size 1),
 #      while the trainings run (they check values, not speed)
 #   3. after the trainings, on a quiet GPU: the CUDA inference benchmark (benchmarks/bench_cuda.py: fp32 vs fp16
-#      autocast, batch 1 and 16) and the paper's computation comparison (benchmarks/bench_compare.py --cuda-only)
+#      autocast, batch 1 and 16), the paper's computation comparison (benchmarks/bench_compare.py --cuda-only) and
+#      Predictor.predict's default against float32 and cuDNN autotuning (benchmarks/bench_cuda_predict.py)
 # Afterwards, on the CPU: unetv2 evaluate --checkpoint OUT_DIR/polyp-gpu-a.safetensors --data ../shared/data/polypgen/val
 # (and -b), and bundle one (training/bundle.py) only if it beats the bundled model there.
 # Without CUDA it says so and exits 0.
@@ -26,7 +27,7 @@ if [ -n "${PYTHON:-}" ]; then PY=$PYTHON; elif [ -x .venv/bin/python ]; then PY=
 BUDGET_S=${GPU_RUN_BUDGET_S:-540}
 INIT=${GPU_INIT_WEIGHTS:-true}
 WORKERS=${GPU_TRAIN_WORKERS:-6}
-BENCH_RESERVE_S=150   # steps 3's two benchmarks, after the trainings
+BENCH_RESERVE_S=210   # step 3's three benchmarks, after the trainings
 started=$(date +%s)
 mkdir -p "$OUT"
 
@@ -66,6 +67,7 @@ wait
 for name in a b; do
   if [ -f "$RUNS/$name/best.safetensors" ]; then
     cp "$RUNS/$name/best.safetensors" "$OUT/polyp-gpu-$name.safetensors"
+    cp "$RUNS/$name/best.json" "$OUT/polyp-gpu-$name.json"   # a checkpoint's config goes beside it
     for f in best.json log.csv; do [ -f "$RUNS/$name/$f" ] && cp "$RUNS/$name/$f" "$DETAILS/$name-$f"; done
     tr '\r' '\n' < "$DETAILS/train-$name.txt" | grep -v "^train:" > "$DETAILS/train-$name.log"; rm -f "$DETAILS/train-$name.txt"
   fi
@@ -74,4 +76,5 @@ done
 echo "== 3. CUDA benchmarks (quiet GPU)"
 timeout 70 "$PY" benchmarks/bench_cuda.py --json "$DETAILS/bench_cuda.json" 2>&1 | tee "$DETAILS/bench_cuda.md"
 timeout 70 "$PY" benchmarks/bench_compare.py --cuda-only --json "$DETAILS/compare_cuda.json" 2>&1 | tee "$DETAILS/compare_cuda.md"
+timeout 60 "$PY" benchmarks/bench_cuda_predict.py --json "$DETAILS/cuda_predict.json" 2>&1 | tee "$DETAILS/cuda_predict.md"
 echo "gpu_run: done in $(( $(date +%s) - started ))s -> $OUT"
