@@ -8,8 +8,8 @@ fast path computes the same), peak memory of one forward pass, and latency of th
 against the default path (what ``Predictor`` runs: ``Predictor(model=...).network``), measured
 interleaved — eager, default, eager, default, ... in one process — so that a busy machine slows both
 alike; medians of ``--rounds``. Wall time and the process's CPU time are both reported: on a shared
-machine the CPU time is the steadier of the two. On CUDA (when present) the default path is the
-predictor's float16 autocast, compared with eager float32.
+machine the CPU time is the steadier of the two. On CUDA (when present) the predictor's default is eager
+float32 itself, so the second column there is its explicit float16 autocast option (``precision="float16"``).
 
 Peak memory on the CPU: how far the resident set rises above its level before the first forward pass
 (Linux: the peak is reset through /proc/self/clear_refs), each (network, size, path) in a fresh process.
@@ -143,7 +143,7 @@ def cpu_rows(sizes: list[int], rounds: int, threads: int, memory: bool) -> list[
 
 
 def autocast_fp16(model, x):
-    """The predictor's default on CUDA."""
+    """The predictor's float16 option on CUDA (its default there is float32)."""
     import torch
 
     with torch.autocast("cuda", dtype=torch.float16):

@@ -44,3 +44,16 @@ def test_readme_quotes_the_bundled_models_evaluations():
     assert f"**Dice {skin['dice']:.4f}, IoU {skin['iou']:.4f}**" in readme
     polyp_on_skin = json.loads((TRAINING / "card" / "polyp_model_on_skin_test.json").read_text())
     assert f"the polyp model scores Dice {polyp_on_skin['dice']:.4f}" in readme
+
+
+def test_readme_quotes_the_gpu_run_as_it_came_back():
+    """The GPU run's figures in the README are the evaluations and test output kept in training/card/gpu/."""
+    import json
+    import re
+
+    readme = (TRAINING.parent / "README.md").read_text()
+    gpu = TRAINING / "card" / "gpu"
+    a, b = (json.loads((gpu / f"{run}-val.json").read_text())["dice"] for run in "ab")
+    assert f"scored the multi-scale run {b:.4f} and the\n  single-scale run {a:.4f}" in readme
+    autocast = float(re.search(r"max \|dp\| ([0-9.]+)", (gpu / "cuda_tests.txt").read_text()).group(1))
+    assert f"max |dp| {autocast:.4f}" in readme

@@ -122,3 +122,17 @@ def test_cancel_between_tiles(predictor):
 def test_bad_inputs(predictor, image, words):
     with pytest.raises(ValueError, match=words):
         predictor.predict(image)
+
+
+def test_precision_is_float32_by_default_and_float16_only_on_cuda():
+    import contextlib
+
+    from napari_unetv2.inference import Predictor
+
+    predictor = Predictor(device="cpu")
+    assert predictor.precision == "float32"
+    assert isinstance(predictor._autocast(), contextlib.nullcontext)
+    with pytest.raises(ValueError, match="for CUDA devices"):
+        Predictor(device="cpu", precision="float16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Predictor(device="cpu", precision="bfloat16")

@@ -102,6 +102,9 @@ class PreparedFrame:
     width: int
 
 
+PRECISIONS = ("float32", "float16")
+
+
 class Predictor:
     """Segment images with a U-Net v2 checkpoint.
 
@@ -112,6 +115,10 @@ class Predictor:
     oneDNN fused layers, channels_last, BatchNorm in place; logits equal eager float32 within 1e-4 where |logit| <= 50, see that
     module; Conv+BN folding is not part of it).
     ``self.model`` stays the model as loaded (what training and saving use); ``self.network`` runs.
+    ``precision``: "float32" (default) or "float16" (CUDA autocast, an explicit option). On an H100,
+    float16 autocast made ``predict`` slower, not faster: 21.5 against 16.9 ms per 1232x1048 frame for the
+    bundled model and 23.2 against 17.9 ms for the paper's network (benchmarks/bench_cuda_predict.py); at
+    batch 1 these networks are bound by kernel launches, and autocast adds cast kernels.
     ``threads``: torch CPU threads during ``predict`` (default: ``threads.default_cpu_threads()``),
     set for the call and restored after it.
     On the CPU, the first Predictor of a process also makes glibc's malloc keep freed memory for the next
@@ -128,8 +135,14 @@ class Predictor:
         trusted: bool = False,
         fast: bool = True,
         threads: Optional[int] = None,
+        precision: str = "float32",
     ):
         self.device = resolve_device(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}.")
+        if precision == "float16" and self.device.type != "cuda":
+            raise ValueError(f"precision 'float16' (autocast) is for CUDA devices; this Predictor runs on {self.device}.")
+        self.precision = precision
         if model is not None:
             self.model, self.config = model, config or ModelConfig.for_model(model)
             self.source = "in-memory model"
@@ -160,7 +173,7 @@ class Predictor:
         return self.config.name == "UNTRAINED"
 
     def _autocast(self):
-        if self.device.type == "cuda":
+        if self.precision == "float16":
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
