@@ -206,8 +206,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-memory", action="store_true", help="skip the per-case peak-memory processes")
     parser.add_argument("--cuda-only", action="store_true", help="only the CUDA rows (scripts/gpu_run.sh)")
-    parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "compare.json")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="default: benchmarks/results/compare.json (compare_cuda.json with --cuda-only)")
     args = parser.parse_args()
+    if args.json is None:
+        args.json = REPO / "benchmarks" / "results" / ("compare_cuda.json" if args.cuda_only else "compare.json")
 
     import torch
 

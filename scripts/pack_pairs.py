@@ -31,6 +31,9 @@ def main() -> int:
     parser.add_argument("--quality", type=int, default=92)
     args = parser.parse_args()
     pairs = find_pairs(args.src).pairs
+    stems = [pair.image.stem for pair in pairs]
+    if len(set(stems)) != len(stems):  # the copies are named by stem: one would overwrite another
+        sys.exit(f"{args.src}: images in different folders share a name; cannot pack them into one folder.")
     (args.out / "images").mkdir(parents=True, exist_ok=False)
     (args.out / "masks").mkdir(parents=True, exist_ok=False)
     size = (args.size, args.size)

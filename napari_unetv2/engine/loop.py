@@ -220,7 +220,9 @@ def _save_last(out_dir: Path, model: UNetV2, config: ModelConfig, optimizer, sch
         save_checkpoint(model, tmp / "model.safetensors", config)
         tensors, meta = _flatten_optimizer(optimizer)
         tensors["rng.torch"] = torch.get_rng_state()
-        tensors["rng.loader"] = loader_generator.get_state()  # so a resumed run shuffles as the original would
+        # So a resumed run shuffles as the original would (with --workers 0; persistent workers draw their seeds
+        # from this generator once per process, so a resumed run with workers shuffles and augments differently).
+        tensors["rng.loader"] = loader_generator.get_state()
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         full = {**state, "optimizer": meta, "scheduler": scheduler.state_dict()}
         (tmp / "state.json").write_text(json.dumps(full, indent=1, default=float))
@@ -294,6 +296,7 @@ def build_run(job: TrainJob) -> TrainingRun:
     device = resolve_device(job.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)  # each rank's current device (the loader pins memory for it)
     torch.manual_seed(recipe.seed)
     np.random.seed(recipe.seed)
     out_dir = Path(job.out_dir)
@@ -377,7 +380,7 @@ def optimizer_step(run: TrainingRun, images: torch.Tensor, masks: torch.Tensor) 
     """Step 3: one batch, at every scale of the recipe (the authors' multi-scale training updates once per
     scale when ``step_per_scale``, else once after all scales); returns the mean loss."""
     recipe = run.recipe
-    images, masks = images.to(run.device), masks.to(run.device)
+    images, masks = images.to(run.device, non_blocking=True), masks.to(run.device, non_blocking=True)
     losses = []
     if not recipe.step_per_scale:
         run.optimizer.zero_grad(set_to_none=True)
@@ -447,6 +450,22 @@ def run_training(job: TrainJob) -> Iterator[TrainEvent]:
     """Train as ``job`` says, yielding a "start" event, a "step" event per batch, an "epoch" event per
     epoch and a final "done" event."""
     run = build_run(job)
+    try:
+        yield from _train(job, run)
+    finally:
+        stop_loader_workers(run.loader)
+
+
+def stop_loader_workers(loader: DataLoader) -> None:
+    """End a loader's persistent worker processes (``--workers``) now, with their image caches, rather than
+    whenever the loader is garbage-collected (a traceback that keeps the training frame alive keeps them)."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+        loader._iterator = None
+
+
+def _train(job: TrainJob, run: TrainingRun) -> Iterator[TrainEvent]:
     if job.resume:
         resume_run(run)
     recipe, steps_per_epoch = run.recipe, run.steps_per_epoch
