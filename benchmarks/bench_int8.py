@@ -29,6 +29,9 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_runtimes import export_onnx  # noqa: E402
+
 DATA = REPO.parent / "shared" / "data" / "polypgen"
 
 
@@ -52,18 +55,6 @@ class FinalLogits(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).logits
-
-
-def export(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
-    from napari_unetv2.model import unetv2 as unetv2_module
-
-    check = unetv2_module.validate_input  # data-dependent (NaN check): not traceable, not part of the computation
-    unetv2_module.validate_input = lambda x: x
-    try:
-        program = torch.onnx.export(FinalLogits(model).eval(), (example,), None, dynamo=True, external_data=False)
-    finally:
-        unetv2_module.validate_input = check
-    path.write_bytes(program.model_proto.SerializeToString())
 
 
 def main() -> int:
@@ -101,7 +92,7 @@ def main() -> int:
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         fp32_path, int8_path = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
-        export(predictor.model, torch.from_numpy(calibration[0]), fp32_path)
+        export_onnx(FinalLogits(predictor.model), torch.from_numpy(calibration[0]), fp32_path)
         input_name = ort.InferenceSession(str(fp32_path), providers=["CPUExecutionProvider"]).get_inputs()[0].name
         start = time.perf_counter()
         quantize_static(str(fp32_path), str(int8_path), Reader(input_name), quant_format=QuantFormat.QDQ, per_channel=True,

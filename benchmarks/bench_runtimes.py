@@ -28,7 +28,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_fast_path import add_arguments, network_and_inputs  # noqa: E402
+from bench_fast_path import SATURATED, add_arguments, largest_difference, network_and_inputs  # noqa: E402
 
 from napari_unetv2.inference import fast  # noqa: E402
 from napari_unetv2.model import baselines as baselines_module  # noqa: E402
@@ -44,6 +44,22 @@ class AllLogits(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.net(x).all_logits
+
+
+def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    """``module`` (returning tensors) to an ONNX file with ``torch.onnx.export(dynamo=True)``, batch 1.
+
+    The input check (``if not isfinite(x).all()``) depends on the data, which torch.export cannot trace;
+    it is no part of the computation, so the exported graph goes without it."""
+    checks = {m: m.validate_input for m in (unetv2_module, baselines_module)}
+    for m in checks:
+        m.validate_input = lambda x: x
+    try:
+        program = torch.onnx.export(module.eval(), (example,), None, dynamo=True, external_data=False)
+    finally:
+        for m, check in checks.items():
+            m.validate_input = check
+    path.write_bytes(program.model_proto.SerializeToString())
 
 
 def runtimes(onnx_path: Path, threads: int) -> tuple[dict, dict]:
@@ -78,17 +94,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         onnx_path = Path(folder) / "net.onnx"
         start = time.perf_counter()
-        # The input check (``if not isfinite(x).all()``) depends on the data, which torch.export cannot trace;
-        # it is no part of the computation, so the exported graph goes without it.
-        checks = {m: m.validate_input for m in (unetv2_module, baselines_module)}
-        for m in checks:
-            m.validate_input = lambda x: x
-        try:
-            program = torch.onnx.export(AllLogits(model).eval(), (inputs[0],), None, dynamo=True, external_data=False)
-        finally:
-            for m, check in checks.items():
-                m.validate_input = check
-        onnx_path.write_bytes(program.model_proto.SerializeToString())
+        export_onnx(AllLogits(model), inputs[0], onnx_path)
         export_s = time.perf_counter() - start
         runners, failures = runtimes(onnx_path, args.threads)
         fast_net = fast.optimize_for_cpu(model)
@@ -97,10 +103,10 @@ def main() -> int:
         with torch.inference_mode():
             reference = [model(x).all_logits for x in inputs]
             for name, run in runners.items():
-                pairs = [(a, b) for x, ref in zip(inputs, reference) for a, b in zip(ref, run(x))]
-                diffs[name] = max((a - b).abs().max().item() for a, b in pairs)
+                outputs = [run(x) for x in inputs]
+                diffs[name] = largest_difference(outputs, reference)
                 # The rule the default fast path is held to: 1e-4 where |logit| <= 50 (sigmoid is 0 or 1 beyond).
-                unsaturated[name] = max(((a - b).abs() * (a.abs() <= 50)).max().item() for a, b in pairs)
+                unsaturated[name] = largest_difference(outputs, reference, SATURATED)
                 print(f"{name}: max abs logit difference {diffs[name]:.3g} ({unsaturated[name]:.3g} where |logit| <= 50)",
                       file=sys.stderr, flush=True)
             runners = {"eager (PyTorch)": lambda x: model(x).all_logits, **runners}

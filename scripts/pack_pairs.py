@@ -3,7 +3,7 @@
     .venv/bin/python scripts/pack_pairs.py SRC OUT --size 320 [--quality 92]
 
 SRC holds images/ and masks/ (as ``unetv2 train --data`` reads them). Each pair is resized exactly as
-``PairDataset`` resizes it (``engine.data.resize_tensor``: antialiased bilinear for the image, bilinear +
+``PairDataset`` resizes it (``engine.data.resized_pair``: antialiased bilinear for the image, bilinear +
 0.5 threshold for the mask), so training on OUT at the same ``--input-size`` sees the same pixels except for
 the JPEG re-encoding of the image (masks are written losslessly as PNG). Used by scripts/gpu_run.sh's callers:
 the lent machine gets the working tree only (64 MiB in all), and PolypGen's train/ is 69 MB as shipped.
@@ -15,11 +15,9 @@ import sys
 from pathlib import Path
 
 import imageio.v3 as iio
-import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from napari_unetv2.engine.data import load_pair_arrays, resize_tensor  # noqa: E402
+from napari_unetv2.engine.data import resized_pair  # noqa: E402
 from napari_unetv2.engine.pairs import find_pairs  # noqa: E402
 
 
@@ -38,12 +36,9 @@ def main() -> int:
     (args.out / "masks").mkdir(parents=True, exist_ok=False)
     size = (args.size, args.size)
     for pair in pairs:
-        image, mask = load_pair_arrays(pair)
-        img = resize_tensor(torch.from_numpy(image).permute(2, 0, 1), size)
-        msk = resize_tensor(torch.from_numpy(mask)[None].float(), size, is_mask=True)
-        rgb = (img.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        iio.imwrite(args.out / "images" / f"{pair.image.stem}.jpg", rgb, quality=args.quality)
-        iio.imwrite(args.out / "masks" / f"{pair.image.stem}.png", (msk[0].numpy() > 0).astype(np.uint8) * 255)
+        image, mask = resized_pair(pair, size)
+        iio.imwrite(args.out / "images" / f"{pair.image.stem}.jpg", image.permute(1, 2, 0).numpy(), quality=args.quality)
+        iio.imwrite(args.out / "masks" / f"{pair.image.stem}.png", mask[0].numpy() * 255)
     print(f"{len(pairs)} pairs at {args.size}x{args.size} -> {args.out}")
     return 0
 

@@ -15,7 +15,7 @@ from .pairs import NoUsablePairsError, Pair, PairReport, find_pairs, split_pairs
 from .recipes import AugmentConfig
 
 __all__ = ["NoUsablePairsError", "Pair", "PairDataset", "PairReport", "find_pairs", "load_pair_arrays",
-           "resize_tensor", "split_pairs"]
+           "resize_tensor", "resized_pair", "split_pairs"]
 
 
 def load_pair_arrays(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
@@ -32,6 +32,15 @@ def resize_tensor(image: torch.Tensor, size: Sequence[int], is_mask: bool = Fals
     out = F.interpolate(image[None].float(), size=tuple(size), mode="bilinear", align_corners=False,
                         antialias=not is_mask)[0]
     return (out >= 0.5).float() if is_mask else out
+
+
+def resized_pair(pair: Pair, size: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pair at the training input size as the network's data loader sees it: (3, h, w) uint8 image and
+    (1, h, w) uint8 0/1 mask (what :class:`PairDataset` caches, and what scripts/pack_pairs.py writes)."""
+    image, mask = load_pair_arrays(pair)
+    img = resize_tensor(torch.from_numpy(image).permute(2, 0, 1), size)
+    msk = resize_tensor(torch.from_numpy(mask)[None].float(), size, is_mask=True)
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8), msk.to(torch.uint8)
 
 
 class PairDataset(Dataset):
@@ -54,10 +63,7 @@ class PairDataset(Dataset):
 
     def _resized(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if index not in self._cache:
-            image, mask = load_pair_arrays(self.pairs[index])
-            img = resize_tensor(torch.from_numpy(image).permute(2, 0, 1), self.input_size)
-            msk = resize_tensor(torch.from_numpy(mask)[None].float(), self.input_size, is_mask=True)
-            self._cache[index] = ((img.clamp(0, 1) * 255).round().to(torch.uint8), msk.to(torch.uint8))
+            self._cache[index] = resized_pair(self.pairs[index], self.input_size)
         img, msk = self._cache[index]
         return img.float() / 255.0, msk.float()
 
