@@ -172,12 +172,15 @@ def soup_section(config) -> str:
 No further training: the bundled weights are the weighted mean of checkpoints of the same network, all
 fine-tuned from stage 1 ({"; ".join(config.training["averaged_from"])}), BatchNorm statistics
 included, used at {config.input_size[0]}x{config.input_size[1]} (a "model soup", Wortsman et al. 2022). It costs nothing
-more at inference. The candidates on `polypgen/val` (`unetv2 evaluate`), fixed in three rounds, each before any
+more at inference. The candidates on `polypgen/val` (`unetv2 evaluate`), fixed in four rounds, each before any
 of its candidates was evaluated (`training/train_default.sh` 1d, after stage 3; 1e, after stage 2b; 1f, after
-stage 2c); the best was bundled, so its figure is a selection figure like every other here, and three rounds of
-selection on the same 150 frames make it more optimistic than one. `stage2-320` is stage 2 alone, bundled
-before the first round; the first round's best, `s2-s3last-320`, was bundled before the second, the second's,
-`s2-s2blast-320`, before the third, whose candidates did not beat it:
+stage 2c; 1g, the bundled average with its BatchNorm statistics recomputed on the training frames,
+`training/recalibrate_bn.py`, SWA's last step); the best was bundled, so its figure is a selection figure like
+every other here, and four rounds of selection on the same 150 frames make it more optimistic than one.
+`stage2-320` is stage 2 alone, bundled before the first round; the first round's best, `s2-s3last-320`, was
+bundled before the second, the second's, `s2-s2blast-320`, before the third and fourth, whose candidates did not
+beat it (recomputing the statistics, `s2-s2blast-320-bn`, raised the pooled-pixel DSC but lowered the per-frame
+mean Dice, the figure selection uses):
 
 | candidate | Dice | IoU | HD95 (px) |
 |---|---|---|---|
