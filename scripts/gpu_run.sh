@@ -15,6 +15,15 @@
 #   3. after the trainings, on a quiet GPU: the CUDA inference benchmark (benchmarks/bench_cuda.py: fp32 vs fp16
 #      autocast, batch 1 and 16), the paper's computation comparison (benchmarks/bench_compare.py --cuda-only) and
 #      Predictor.predict's default (float32) against the float16 option and cuDNN autotuning (bench_cuda_predict.py)
+# GPU_WARM_START=CHECKPOINT (the next call's plan, fixed on 2026-11-27 before it ran): instead of ImageNet, both
+# trainings start from that checkpoint (`unetv2 train --init`, lr 4e-4, as the CPU's stages 2, 2b and 2c did from
+# stage 1), both with the multi-scale training that won the first GPU run, seeds 3 and 4, 12 epochs each: two more
+# siblings in the basin of the bundled weight average. Give it stage 1 (acd6352709f0, the parent of every bundled
+# ingredient) stored as float16 to travel (6.5 MB instead of the ImageNet file, which it replaces):
+#   .venv/bin/python -c "from napari_unetv2.checkpoints import load_checkpoint as l, save_checkpoint as s; \
+#     m, c = l('training/runs/init-polyp-acd6352709f0/polyp_default.safetensors'); s(m, '.gpu/stage1_fp16.safetensors', c, half=True)"
+# Candidates then, fixed now and evaluated on the CPU on polypgen/val: a's best, b's best, and the weight averages
+# (training/average_checkpoints.py, equal weights, 320x320) stage 2 + stage 2b + a, stage 2 + stage 2b + a + b, a + b.
 # Afterwards, on the CPU: unetv2 evaluate --checkpoint OUT_DIR/polyp-gpu-a.safetensors --data ../shared/data/polypgen/val
 # (and -b), and bundle one (training/bundle.py) only if it beats the bundled model there.
 # Without CUDA it says so and exits 0.
@@ -29,6 +38,7 @@ DATA=${2:-../shared/data/polypgen}
 if [ -n "${PYTHON:-}" ]; then PY=$PYTHON; elif [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 BUDGET_S=${GPU_RUN_BUDGET_S:-540}
 INIT=${GPU_INIT_WEIGHTS:-true}
+WARM=${GPU_WARM_START:-}
 WORKERS=${GPU_TRAIN_WORKERS:-6}
 BENCH_RESERVE_S=120   # step 3's three benchmarks, after the trainings (about 95 s on the H100)
 started=$(date +%s)
@@ -55,7 +65,9 @@ train() {  # name, extra arguments...
       --name "polyp-gpu-$name" "$@" > "$DETAILS/train-$name.txt" 2>&1
   echo "gpu_run: training $name ended with status $? after $(( $(date +%s) - started ))s" | tee -a "$DETAILS/train-$name.txt"
 }
-if [ ! -d "$DATA/train" ] || [ ! -d "$DATA/val" ]; then
+if [ -n "$WARM" ] && [ ! -f "$WARM" ]; then
+  echo "== 1. no trainings: GPU_WARM_START=$WARM is not a file" | tee "$DETAILS/train_skipped.txt"
+elif [ ! -d "$DATA/train" ] || [ ! -d "$DATA/val" ]; then
   echo "== 1. no trainings: no training data at $DATA (pass a folder with train/ and val/)" | tee "$DETAILS/train_skipped.txt"
 elif [ "$train_s" -lt 60 ]; then
   echo "== 1. no trainings: ${train_s}s left for them of GPU_RUN_BUDGET_S=${BUDGET_S}" | tee "$DETAILS/train_skipped.txt"
@@ -64,8 +76,15 @@ else
   # A stopped script stops its trainings too (once its foreground step ends: bash defers signals until then).
   trap 'pkill -TERM -f -- "--out $RUNS/" 2>/dev/null' EXIT
   trap 'exit 143' TERM INT
-  train a --epochs 28 &
-  train b --epochs 14 --set "multiscale=[0.75,1.0,1.25]" &
+  if [ -n "$WARM" ]; then
+    echo "   both from $WARM (--init, lr 4e-4), multi-scale, seeds 3 and 4"
+    warm=(--init "$WARM" --set lr=0.0004 --set "multiscale=[0.75,1.0,1.25]" --epochs 12)
+    train a "${warm[@]}" --set seed=3 &
+    train b "${warm[@]}" --set seed=4 &
+  else
+    train a --epochs 28 &
+    train b --epochs 14 --set "multiscale=[0.75,1.0,1.25]" &
+  fi
 fi
 
 echo "== 2. CUDA tests (beside the trainings)"
