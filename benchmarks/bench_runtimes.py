@@ -3,7 +3,7 @@ and are they faster?
 
     .venv/bin/pip install -e ".[runtimes]"      # onnxruntime, openvino, onnx, onnxscript (optional extra)
     .venv/bin/python benchmarks/bench_runtimes.py [--net bundled|pvt_v2_b2] [--every 15] [--rounds 9]
-        [--threads 1] [--json benchmarks/results/runtimes_<net>.json]
+        [--threads 1] [--onnxruntime-levels] [--json benchmarks/results/runtimes_<net>.json]
 
 The network (``all_logits``: every head) is exported with ``torch.onnx.export(dynamo=True)`` at the
 model's input size, batch 1; ONNX Runtime runs it on its CPU provider, OpenVINO compiles it for the CPU
@@ -62,15 +62,28 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path) -> N
     path.write_bytes(program.model_proto.SerializeToString())
 
 
-def runtimes(onnx_path: Path, threads: int) -> tuple[dict, dict]:
+# ONNX Runtime's graph optimisation levels below its default (ORT_ENABLE_ALL), for --onnxruntime-levels: where
+# does its difference from eager come from, and does any level keep within 1e-4?
+ORT_LEVELS = {"onnxruntime, graph optimisations off": "ORT_DISABLE_ALL",
+              "onnxruntime, basic optimisations": "ORT_ENABLE_BASIC",
+              "onnxruntime, extended optimisations": "ORT_ENABLE_EXTENDED"}
+
+
+def runtimes(onnx_path: Path, threads: int, levels: bool = False) -> tuple[dict, dict]:
     runners, failures = {}, {}
     try:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        runners["onnxruntime"] = lambda x: [torch.from_numpy(a) for a in session.run(None, {session.get_inputs()[0].name: x.numpy()})]
+        def ort_runner(level: str = "ORT_ENABLE_ALL"):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+            options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+            session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+            return lambda x: [torch.from_numpy(a) for a in session.run(None, {session.get_inputs()[0].name: x.numpy()})]
+
+        runners["onnxruntime"] = ort_runner()
+        for name, level in (ORT_LEVELS.items() if levels else ()):
+            runners[name] = ort_runner(level)
     except Exception as err:  # noqa: BLE001 (reported in the table)
         failures["onnxruntime"] = f"{type(err).__name__}: {err}"[:200]
     try:
@@ -89,6 +102,8 @@ def runtimes(onnx_path: Path, threads: int) -> tuple[dict, dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, every=15)
+    parser.add_argument("--onnxruntime-levels", action="store_true",
+                        help="also run ONNX Runtime at its lower graph optimisation levels (off, basic, extended)")
     args = parser.parse_args()
     model, size, paths, inputs, _ = network_and_inputs(args)
     with tempfile.TemporaryDirectory() as folder:
@@ -96,7 +111,7 @@ def main() -> int:
         start = time.perf_counter()
         export_onnx(AllLogits(model), inputs[0], onnx_path)
         export_s = time.perf_counter() - start
-        runners, failures = runtimes(onnx_path, args.threads)
+        runners, failures = runtimes(onnx_path, args.threads, args.onnxruntime_levels)
         fast_net = fast.optimize_for_cpu(model)
         runners["default fast path (PyTorch)"] = lambda x: fast_net(fast.as_channels_last(x)).all_logits
         diffs, unsaturated = {}, {}
