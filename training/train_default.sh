@@ -124,6 +124,13 @@ cp training/runs/lite0-320-warm-c/curves.png training/card/lite0-320-warm-c_curv
 # Dice 0.8374 (pooled-pixel DSC 0.9015 against 0.8923): below 0.8492, nothing was bundled.
 .venv/bin/python training/write_model_card.py
 
+# 1h. (issue 15, "try Lite1/Lite2"; started 2026-11-27 02:58, fixed before it ran) EfficientNet-Lite1 from ImageNet
+#     with stage 1's recipe and schedule exactly (256x256, 20 epochs, seed 0; only the encoder differs), compared
+#     epoch by epoch with stage 1's Lite0 log. If it beats Lite0's stage 1, it is the parent for Lite1 stages at
+#     320 like stages 2/2b (later sessions); it is not itself a candidate for bundling.
+OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 .venv/bin/unetv2 train --recipe cpu --encoder tf_efficientnet_lite1 \
+    --data "$DATA/train" --val "$DATA/val" --out training/runs/lite1-256 --epochs 20 --name polyp-lite1 --save-epochs
+
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \
     --data "$DATA/train" --val "$DATA/val" --out training/runs/pvtb0-256 --epochs 4 --name pvt-b0-scratch
