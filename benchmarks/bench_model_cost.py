@@ -9,25 +9,25 @@ which costs what a trained one would (the same operations on the same shapes), s
 priced before hours go into training it. Each model runs ``Predictor(device="cpu")`` with its defaults
 and ``predict`` on a random 1232x1048 RGB frame, as the widget and ``unetv2 predict`` call it: the median
 of 9 calls after a warm-up, each model in a fresh process, models alternating round after round; the
-table gives medians over rounds and each model's ratio to the first.
+table gives medians over rounds and each model's ratio to the first. Every other round runs the models in
+reverse order, so that none always goes first.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _baseline import REPO, run_in_tree  # noqa: E402
 
 CASE = r"""
 import json, statistics, sys, time
 import numpy as np, torch
-sys.path.insert(0, sys.argv[1])
-spec, threads = sys.argv[2], sys.argv[3]
+spec, threads = sys.argv[1], sys.argv[2]
 if threads != "default":
     torch.set_num_threads(int(threads))
 from napari_unetv2.inference import Predictor
@@ -51,9 +51,12 @@ print(json.dumps({"seconds": statistics.median(times), "model": p.description}))
 
 
 def run_model(spec: str, threads: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CASE, str(REPO), spec, threads], capture_output=True, text=True,
-                         check=True, cwd=REPO)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(run_in_tree(REPO, CASE, spec, threads).strip().splitlines()[-1])
+
+
+def resolved(spec: str) -> str:
+    """A checkpoint path as an absolute path (the cases run in the repository root); names and ENCODER@SIDE as given."""
+    return str(Path(spec).resolve()) if "@" not in spec and Path(spec).is_file() else spec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give a reference model and at least one other")
     runs: dict[str, list[dict]] = {m: [] for m in args.models}
     for round_ in range(args.rounds):
-        for spec in args.models:
-            runs[spec].append(run_model(spec, args.threads))
+        for spec in (args.models if round_ % 2 == 0 else args.models[::-1]):
+            runs[spec].append(run_model(resolved(spec), args.threads))
             print(f"round {round_ + 1}/{args.rounds}: {spec} {runs[spec][-1]['seconds'] * 1e3:.1f} ms", file=sys.stderr)
     reference = statistics.median(r["seconds"] for r in runs[args.models[0]])
     rows = [{"model": spec, "description": runs[spec][0]["model"],
@@ -82,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print(f"| `{row['model']}` | {row['description']} | {row['ms']:.1f} | {row['ratio']:.2f}x |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv),
+    command = "benchmarks/bench_model_cost.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    args.json.write_text(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M"), "command": command,
                                      "threads": args.threads, "rows": rows}, indent=1) + "\n")
     return 0
 

@@ -17,9 +17,12 @@
 #      Predictor.predict's default (float32) against the float16 option and cuDNN autotuning (bench_cuda_predict.py)
 # GPU_WARM_START=CHECKPOINT (the next call's plan, fixed on 2026-11-27 before it ran): instead of ImageNet, both
 # trainings start from that checkpoint (`unetv2 train --init`, lr 4e-4, as the CPU's stages 2, 2b and 2c did from
-# stage 1), both with the multi-scale training that won the first GPU run, seeds 3 and 4, 12 epochs each: two more
-# siblings in the basin of the bundled weight average. Give it stage 1 (acd6352709f0, the parent of every bundled
-# ingredient) stored as float16 to travel (6.5 MB instead of the ImageNet file, which it replaces):
+# stage 1, but at this script's batch 16 and stronger augmentation), both with the multi-scale training that won
+# the first GPU run, seeds 3 and 4, 12 epochs each: two more fine-tunings from the parent of every ingredient of
+# the bundled weight average. The first run's b took ~24 s per multi-scale epoch beside a single-scale run, so two
+# multi-scale runs side by side should need ~25-30 s per epoch, ~300-360 s for 12; a run stopped by the time
+# limit keeps its best epoch so far. Give it stage 1 (acd6352709f0) stored as float16 to travel (6.5 MB instead of
+# the ImageNet file, which it replaces; the command writes the checkpoint's .json beside it, which --init needs):
 #   .venv/bin/python -c "from napari_unetv2.checkpoints import load_checkpoint as l, save_checkpoint as s; \
 #     m, c = l('training/runs/init-polyp-acd6352709f0/polyp_default.safetensors'); s(m, '.gpu/stage1_fp16.safetensors', c, half=True)"
 # Candidates then, fixed now and evaluated on the CPU on polypgen/val: a's best, b's best, and the weight averages
@@ -65,8 +68,8 @@ train() {  # name, extra arguments...
       --name "polyp-gpu-$name" "$@" > "$DETAILS/train-$name.txt" 2>&1
   echo "gpu_run: training $name ended with status $? after $(( $(date +%s) - started ))s" | tee -a "$DETAILS/train-$name.txt"
 }
-if [ -n "$WARM" ] && [ ! -f "$WARM" ]; then
-  echo "== 1. no trainings: GPU_WARM_START=$WARM is not a file" | tee "$DETAILS/train_skipped.txt"
+if [ -n "$WARM" ] && { [ ! -f "$WARM" ] || [ ! -f "${WARM%.safetensors}.json" ]; }; then
+  echo "== 1. no trainings: GPU_WARM_START=$WARM is not a checkpoint with its .json beside it" | tee "$DETAILS/train_skipped.txt"
 elif [ ! -d "$DATA/train" ] || [ ! -d "$DATA/val" ]; then
   echo "== 1. no trainings: no training data at $DATA (pass a folder with train/ and val/)" | tee "$DETAILS/train_skipped.txt"
 elif [ "$train_s" -lt 60 ]; then
@@ -78,9 +81,9 @@ else
   trap 'exit 143' TERM INT
   if [ -n "$WARM" ]; then
     echo "   both from $WARM (--init, lr 4e-4), multi-scale, seeds 3 and 4"
-    warm=(--init "$WARM" --set lr=0.0004 --set "multiscale=[0.75,1.0,1.25]" --epochs 12)
-    train a "${warm[@]}" --set seed=3 &
-    train b "${warm[@]}" --set seed=4 &
+    warm_args=(--init "$WARM" --set lr=0.0004 --set "multiscale=[0.75,1.0,1.25]" --epochs 12)
+    train a "${warm_args[@]}" --set seed=3 &
+    train b "${warm_args[@]}" --set seed=4 &
   else
     train a --epochs 28 &
     train b --epochs 14 --set "multiscale=[0.75,1.0,1.25]" &

@@ -129,7 +129,8 @@ def test_average_checkpoints_takes_the_mean_of_every_float_tensor_and_overwrites
 
 def test_recalibrate_bn_recomputes_batchnorm_statistics_and_touches_no_weight(tmp_path, small_checkpoint):
     """training/recalibrate_bn.py (SWA's BatchNorm pass for weight averages): the first BatchNorm layer's
-    running statistics become exactly its inputs' mean and variance over the frames; weights do not move."""
+    running statistics become the mean over the shuffled batches of its inputs' batch means and batch
+    variances (what training keeps); weights do not move; nothing is overwritten."""
     from conftest import load_script, make_synthetic_pairs
 
     from napari_unetv2.engine.data import PairDataset, find_pairs
@@ -137,24 +138,28 @@ def test_recalibrate_bn_recomputes_batchnorm_statistics_and_touches_no_weight(tm
     tool = load_script("training/recalibrate_bn.py")
     data = make_synthetic_pairs(tmp_path / "pairs")
     out = tmp_path / "bn.safetensors"
-    assert tool.main([str(small_checkpoint), "--data", str(data), "--out", str(out)]) == 0
+    assert tool.main([str(small_checkpoint), "--data", str(data), "--batch-size", "4", "--out", str(out)]) == 0
     (before, _), (after, config) = load_checkpoint(small_checkpoint), load_checkpoint(out)
-    bns = [m for m in after.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     old, new = before.state_dict(), after.state_dict()
     assert any(not torch.equal(old[k], new[k]) for k in new if k.endswith("running_mean"))
     for key in new:
         if not key.endswith(("running_mean", "running_var", "num_batches_tracked")):
             assert torch.equal(old[key], new[key]), key
+    first_bn = next(m for m in after.modules() if isinstance(m, torch.nn.BatchNorm2d))
     seen = []
-    hook = bns[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    hook = first_bn.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
     dataset = PairDataset(find_pairs(data).pairs, config.input_size, config.normalization)
     with torch.no_grad():
-        after(torch.stack([dataset[i][0] for i in range(len(dataset))]))
+        for indices in tool.shuffled_batches(range(len(dataset)), 4, seed=0):  # the tool's batches
+            after(torch.stack([dataset[int(i)][0] for i in indices]))
     hook.remove()
-    features = seen[0].transpose(0, 1).flatten(1)  # (channels, every pixel of every frame)
-    assert torch.allclose(bns[0].running_mean, features.mean(1), atol=1e-5)
-    assert torch.allclose(bns[0].running_var, features.var(1), rtol=1e-4, atol=1e-6)
-    assert config.parent == read_config(small_checkpoint).version and "bn_recalibrated_on" in config.training
+    # shuffled as training draws them, not in file order (consecutive frames of one video vary little)
+    assert [b.tolist() for b in tool.shuffled_batches(range(8), 4, seed=0)] != [[0, 1, 2, 3], [4, 5, 6, 7]]
+    per_batch = [x.transpose(0, 1).flatten(1) for x in seen]  # (channels, every pixel of the batch's frames)
+    assert len(per_batch) == 2
+    assert torch.allclose(first_bn.running_mean, torch.stack([f.mean(1) for f in per_batch]).mean(0), atol=1e-5)
+    assert torch.allclose(first_bn.running_var, torch.stack([f.var(1) for f in per_batch]).mean(0), rtol=1e-4, atol=1e-6)
+    assert config.parent == read_config(small_checkpoint).version and "seed 0" in config.training["bn_recalibrated_on"]
     stored = out.read_bytes()
     with pytest.raises(SystemExit, match="exists"):
         tool.main([str(small_checkpoint), "--data", str(data), "--out", str(out)])

@@ -117,19 +117,30 @@ cp training/runs/lite0-320-warm-c/curves.png training/card/lite0-320-warm-c_curv
 # 1g. (issue 15; 2026-11-27) One candidate, fixed before it was evaluated: the bundled 423cfa096546 with its BatchNorm
 #     statistics recomputed on the unaugmented training frames (SWA's last step; a weight average's averaged
 #     statistics do not describe the averaged network). A fourth round of selection on val; bundled only if better.
-.venv/bin/python training/recalibrate_bn.py napari_unetv2/weights/polyp_default.safetensors --data "$DATA/train" \
-    --out $SOUPS/s2-s2blast-320-bn.safetensors
+#     The batches are shuffled (seed 0) at training's batch size, as training drew them; a first run in file order
+#     (a bug found in review: a batch then holds consecutive frames of one video) scored 0.8374 and was discarded.
+.venv/bin/python training/recalibrate_bn.py $SOUPS/s2-s2blast-320.safetensors --data "$DATA/train" \
+    --out $SOUPS/s2-s2blast-320-bn.safetensors   # s2-s2blast-320 is the bundled 423cfa096546
 .venv/bin/unetv2 evaluate --checkpoint $SOUPS/s2-s2blast-320-bn.safetensors --data "$DATA/val" \
     --json training/card/candidates/s2-s2blast-320-bn.json
-# Dice 0.8374 (pooled-pixel DSC 0.9015 against 0.8923): below 0.8492, nothing was bundled.
+# Dice 0.8375 (pooled-pixel DSC 0.9010 against 0.8923): below 0.8492, nothing was bundled. The discarded
+# file-order run's evaluation is training/card/bn_fileorder_discarded.json (Dice 0.8374).
 .venv/bin/python training/write_model_card.py
 
 # 1h. (issue 15, "try Lite1/Lite2"; started 2026-11-27 02:58, fixed before it ran) EfficientNet-Lite1 from ImageNet
 #     with stage 1's recipe and schedule exactly (256x256, 20 epochs, seed 0; only the encoder differs), compared
 #     epoch by epoch with stage 1's Lite0 log. If it beats Lite0's stage 1, it is the parent for Lite1 stages at
 #     320 like stages 2/2b (later sessions); it is not itself a candidate for bundling.
+#     --save-epochs keeps every epoch's weights for weight averages of later Lite1 stages.
 OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 .venv/bin/unetv2 train --recipe cpu --encoder tf_efficientnet_lite1 \
     --data "$DATA/train" --val "$DATA/val" --out training/runs/lite1-256 --epochs 20 --name polyp-lite1 --save-epochs
+cp training/runs/lite1-256/log.csv training/card/lite1-256_log.csv
+cp training/runs/lite1-256/best.json training/card/lite1_config.json
+# What each configuration would cost per frame, against stage 1 (the 2x rule's reference), on a quiet machine:
+.venv/bin/python benchmarks/bench_model_cost.py training/runs/init-polyp-acd6352709f0/polyp_default.safetensors \
+    polyp tf_efficientnet_lite1@256 tf_efficientnet_lite1@320 tf_efficientnet_lite2@256 tf_efficientnet_lite2@320 \
+    --rounds 5 --json training/card/encoder_cost.json
+.venv/bin/python training/write_model_card.py
 
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \

@@ -155,6 +155,20 @@ per frame, about {3 * frame['after_seconds'] / frame['before_seconds']:.1f}x sta
 """
 
 
+def bn_clause(candidates: list[tuple[dict, str]]) -> str:
+    """What recomputing the bundled average's BatchNorm statistics did (train_default.sh 1g), from the files."""
+    found = {name: r for r, name in candidates}
+    if "s2-s2blast-320-bn" not in found or "s2-s2blast-320" not in found:
+        return ""
+    bn, base = found["s2-s2blast-320-bn"], found["s2-s2blast-320"]
+    pooled = "raised" if bn["pooled"]["dsc"] > base["pooled"]["dsc"] else "lowered"
+    mean = "raised" if bn["dice"] > base["dice"] else "lowered"
+    return (f" (recomputing the statistics, `s2-s2blast-320-bn`, {pooled} the pooled-pixel DSC, {bn['pooled']['dsc']:.4f} "
+            f"against {base['pooled']['dsc']:.4f}, and {mean} the per-frame mean Dice, the figure selection uses; its batches"
+            " are shuffled as training's were: a first run in file order, a bug found in review, scored "
+            f"{json.loads((CARD / 'bn_fileorder_discarded.json').read_text())['dice']:.4f})")
+
+
 def soup_section(config) -> str:
     """The bundled model when it is a weight average (training/average_checkpoints.py) of later stages:
     its sources, every candidate evaluated on val (card/candidates/*.json, chosen in advance) and its cost."""
@@ -179,8 +193,7 @@ stage 2c; 1g, the bundled average with its BatchNorm statistics recomputed on th
 every other here, and four rounds of selection on the same 150 frames make it more optimistic than one.
 `stage2-320` is stage 2 alone, bundled before the first round; the first round's best, `s2-s3last-320`, was
 bundled before the second, the second's, `s2-s2blast-320`, before the third and fourth, whose candidates did not
-beat it (recomputing the statistics, `s2-s2blast-320-bn`, raised the pooled-pixel DSC but lowered the per-frame
-mean Dice, the figure selection uses):
+beat it{bn_clause(candidates)}:
 
 | candidate | Dice | IoU | HD95 (px) |
 |---|---|---|---|
@@ -290,6 +303,53 @@ budget leaves them.
 """
 
 
+def epoch_table(names: list[str], logs: list[list[dict]]) -> str:
+    """Validation Dice per epoch of several runs, side by side, over the epochs all of them reached."""
+    rows = [f"| {int(rows[0]['epoch'])} | " + " | ".join(f"{r['val_dice']:.4f}" for r in rows) + " |" for rows in zip(*logs)]
+    return "\n".join([f"| epoch | {' | '.join(names)} |", "|---" * (len(names) + 1) + "|", *rows])
+
+
+def larger_encoder_section(lite: list[dict]) -> str:
+    """Issue 15's "try Lite1/Lite2": EfficientNet-Lite1 trained with stage 1's recipe and schedule
+    (card/lite1-256_log.csv and card/lite1_config.json, train_default.sh 1h) against Lite0's stage 1 over the
+    epochs both reached, and what each configuration costs per frame (card/encoder_cost.json, if measured)."""
+    if not ((CARD / "lite1-256_log.csv").is_file() and (CARD / "lite1_config.json").is_file()):
+        return ""
+    lite1 = read_log("lite1-256")
+    config = json.loads((CARD / "lite1_config.json").read_text())
+    lite0 = lite[:len(lite1)]  # equal epochs: same learning rate at each, same schedule
+    best0, best1 = max(lite0, key=lambda r: r["val_dice"]), max(lite1, key=lambda r: r["val_dice"])
+    hours0, hours1 = (sum(r["seconds"] for r in log) / 3600 for log in (lite0, lite1))
+    planned = int(config["recipe"]["epochs"])
+    wins = sum(b["val_dice"] > a["val_dice"] for a, b in zip(lite0, lite1))
+    status = ("" if len(lite1) == planned else f" The run is not finished: {len(lite1)} of {planned} epochs so far "
+              "(`--resume` continues it); everything below covers those epochs of both runs only.")
+    text = f"""
+### A larger encoder: EfficientNet-Lite1 against Lite0 (issue 15)
+`{config['training']['command']}` — stage 1's recipe, schedule and seed with only the encoder changed (encoder
+weights: {config['encoder_weights']}), on this CPU while other work shared it: {hours1:.1f} h for {len(lite1)} epochs
+(Lite0's stage 1: {hours0:.1f} h for the same epochs, partly on one thread).{status}
+
+{epoch_table(["Lite0 val Dice", "Lite1 val Dice"], [lite0, lite1])}
+
+Lite1 was better at {wins} of {len(lite1)} epochs; best {best1['val_dice']:.4f} (epoch {int(best1['epoch'])}) against
+Lite0's {best0['val_dice']:.4f} (epoch {int(best0['epoch'])}) over the same epochs."""
+    if (CARD / "encoder_cost.json").is_file():
+        cost = json.loads((CARD / "encoder_cost.json").read_text())
+        rows = "\n".join(f"| `{r['model']}` | {r['description'].split(' from ')[0]} | {r['ms']:.1f} | {r['ratio']:.2f}x |"
+                         for r in cost["rows"])
+        text += f"""
+
+CPU cost per 1232x1048 frame through `Predictor.predict`'s defaults (`{cost['command']}`, {cost['time']};
+`ENCODER@SIDE` is that encoder's network with random weights resized to SIDE, which costs what a trained one
+does; ratios are to the first row):
+
+| model | what | ms per frame | vs the first |
+|---|---|---|---|
+{rows}"""
+    return text + "\n"
+
+
 def card_text() -> str:
     """The whole model card, from the files in card/ and the bundled models' configs."""
     from napari_unetv2.checkpoints import BUNDLED_DIR, BUNDLED_NAME, read_config
@@ -366,15 +426,13 @@ The paper's encoder family cannot be ImageNet-initialised here (no network to ti
 comparison is PVT-v2-b0 from scratch against ImageNet-initialised EfficientNet-Lite0, same recipe, same
 data, both on this CPU:
 
-| epoch | Lite0 (ImageNet) val Dice | PVT-v2-b0 (scratch) val Dice |
-|---|---|---|
-""" + "\n".join(f"| {int(a['epoch'])} | {a['val_dice']:.4f} | {b['val_dice']:.4f} |" for a, b in zip(same_epochs, pvt)) + f"""
+{epoch_table(["Lite0 (ImageNet) val Dice", "PVT-v2-b0 (scratch) val Dice"], [same_epochs, pvt])}
 
 PVT-v2-b0 ran {len(pvt)} epochs ({pvt_hours:.1f} h, at the lowest CPU priority; its learning rate decayed
 over those {len(pvt)} epochs, which favours it at equal epoch count). {verdict} With ImageNet weights for PVT-v2 (online, or a local file: `--set pretrained=/path`) or a
 GPU, the paper's own configuration (`--recipe paper`, PVT-v2-b2) is the one to train; it has not been
 trained or shipped (the one GPU run so far trained Lite0, below the CPU cost limit; see above).
-
+""" + larger_encoder_section(lite) + f"""
 ## Validation results (`polypgen/val`, sigmoid >= 0.5, per-image mean)
 Reproduce: `unetv2 evaluate --data ../shared/data/polypgen/val` (bundled model, no TTA):
 
