@@ -139,6 +139,7 @@ cp training/runs/lite1-256/best.json training/card/lite1_config.json
 # What each configuration would cost per frame, against stage 1 (the 2x rule's reference), on a quiet machine:
 .venv/bin/python benchmarks/bench_model_cost.py training/runs/init-polyp-acd6352709f0/polyp_default.safetensors \
     polyp tf_efficientnet_lite1@256 tf_efficientnet_lite1@320 tf_efficientnet_lite2@256 tf_efficientnet_lite2@320 \
+    tf_efficientnet_lite2@352 \
     --rounds 5 --json training/card/encoder_cost.json
 .venv/bin/python training/write_model_card.py
 
