@@ -3,7 +3,7 @@
 #   1. two polyp trainings, started first and run side by side in the background (the GPU has room for both);
 #      both are EfficientNet-Lite0 at 320x320 from ImageNet weights, the bundled model's network and input size,
 #      so that a winner costs the same on the CPU (issue 15 allows at most 2x the first bundled model's cost;
-#      Lite2 at 352 would cost about 4x):
+#      Lite2 at 352 measured 1.70x stage 1 on the CPU, training/card/encoder_cost.json, but trains much slower):
 #        a  the cpu recipe at batch 16, stronger augmentation (zoom 0.75-1.25, rotations up to 30 degrees), 28 epochs
 #        b  as a, with the authors' multi-scale training (rates 0.75, 1, 1.25, one update per rate), 14 epochs
 #      Each keeps its best epoch on DATA/val; a run that reaches the time limit keeps its best epoch so far.

@@ -140,7 +140,7 @@ cp training/runs/lite1-256/best.json training/card/lite1_config.json
 .venv/bin/python benchmarks/bench_model_cost.py training/runs/init-polyp-acd6352709f0/polyp_default.safetensors \
     polyp tf_efficientnet_lite1@256 tf_efficientnet_lite1@320 tf_efficientnet_lite2@256 tf_efficientnet_lite2@320 \
     tf_efficientnet_lite2@352 \
-    --rounds 5 --json training/card/encoder_cost.json
+    --rounds 3 --json training/card/encoder_cost.json
 .venv/bin/python training/write_model_card.py
 
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).

@@ -333,7 +333,9 @@ weights: {config['encoder_weights']}), on this CPU while other work shared it: {
 {epoch_table(["Lite0 val Dice", "Lite1 val Dice"], [lite0, lite1])}
 
 Lite1 was better at {wins} of {len(lite1)} epochs; best {best1['val_dice']:.4f} (epoch {int(best1['epoch'])}) against
-Lite0's {best0['val_dice']:.4f} (epoch {int(best0['epoch'])}) over the same epochs."""
+Lite0's {best0['val_dice']:.4f} (epoch {int(best0['epoch'])}) over the same epochs. {"So at stage 1's budget the larger encoder "
+"gains nothing here, at more training time and cost per frame; Lite1 stages at 320 were not started." if best1['val_dice'] <= best0['val_dice']
+else "Lite1 stages at 320, like stages 2 and 2b, are the next step on this CPU."}"""
     if (CARD / "encoder_cost.json").is_file():
         cost = json.loads((CARD / "encoder_cost.json").read_text())
         rows = "\n".join(f"| `{r['model']}` | {r['description'].split(' from ')[0]} | {r['ms']:.1f} | {r['ratio']:.2f}x |"
@@ -342,7 +344,7 @@ Lite0's {best0['val_dice']:.4f} (epoch {int(best0['epoch'])}) over the same epoc
 
 CPU cost per 1232x1048 frame through `Predictor.predict`'s defaults (`{cost['command']}`, {cost['time']};
 `ENCODER@SIDE` is that encoder's network with random weights resized to SIDE, which costs what a trained one
-does; ratios are to the first row):
+does; ratios are to the first row; 3 rounds on this VM, whose spread shows in Lite2 at 256 timing below Lite1 at 256):
 
 | model | what | ms per frame | vs the first |
 |---|---|---|---|
