@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint
+from napari_unetv2.checkpoints import load_checkpoint, save_derived_checkpoint
 
 
 def average(paths: list[Path], weights: list[float]):
@@ -54,13 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     model, config, configs = average(args.checkpoints, weights)
     if args.input_size:
         config.input_size = tuple(args.input_size)
-    config.parent = configs[0].version
-    config.metrics = {}
-    config.training = {**config.training, "averaged_from": [f"{p} ({c.version}, weight {w})" for p, c, w in
-                                                           zip(args.checkpoints, configs, weights)],
-                       "command": "training/average_checkpoints.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    saved = save_checkpoint(model, args.out, config)
+    sources = [f"{p} ({c.version}, weight {w})" for p, c, w in zip(args.checkpoints, configs, weights)]
+    command = "training/average_checkpoints.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    saved = save_derived_checkpoint(model, args.out, config, configs[0].version,
+                                    {"averaged_from": sources, "command": command})
     print(f"averaged {len(args.checkpoints)} checkpoints -> {args.out} (version {saved.version})")
     return 0
 

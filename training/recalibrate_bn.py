@@ -25,7 +25,7 @@ import torch
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
-from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint
+from napari_unetv2.checkpoints import load_checkpoint, save_derived_checkpoint
 from napari_unetv2.engine.data import PairDataset, find_pairs
 
 
@@ -62,13 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     dataset = PairDataset(pairs, config.input_size, config.normalization, augment=None)
     batch_size = args.batch_size or int(config.recipe.get("batch_size", 8))
     count = recalibrate(model, dataset, batch_size, args.seed)
-    config.parent = config.version
-    config.metrics = {}
     how = f"{len(pairs)} frames, not augmented, shuffled batches of {batch_size}, seed {args.seed}"
-    config.training = {**config.training, "bn_recalibrated_on": f"{args.data} ({how})",
-                       "command": "training/recalibrate_bn.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    saved = save_checkpoint(model, args.out, config)
+    command = "training/recalibrate_bn.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    saved = save_derived_checkpoint(model, args.out, config, config.version,
+                                    {"bn_recalibrated_on": f"{args.data} ({how})", "command": command})
     print(f"recomputed {count} BatchNorm layers on {len(pairs)} frames -> {args.out} (version {saved.version})")
     return 0
 

@@ -14,6 +14,7 @@ from .checkpoint import (
     read_config,
     resolve_checkpoint,
     save_checkpoint,
+    save_derived_checkpoint,
 )
 from .model_store import ModelStore
 from .pretrained import PretrainedWeightsUnavailable, load_pretrained_encoder
@@ -47,4 +48,5 @@ __all__ = [
     "read_tensors",
     "resolve_checkpoint",
     "save_checkpoint",
+    "save_derived_checkpoint",
 ]

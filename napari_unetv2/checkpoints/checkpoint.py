@@ -181,6 +181,18 @@ def save_checkpoint(
     return config
 
 
+def save_derived_checkpoint(model: UNetV2, path: Union[str, Path], config: ModelConfig, parent: str,
+                            provenance: dict) -> ModelConfig:
+    """Save weights made from other checkpoints without training (a weight average, recomputed BatchNorm
+    statistics): ``parent`` is the source's version, the source's metrics are dropped (they describe other
+    weights) and ``provenance`` (how it was made, the command) joins the config's training record."""
+    config.parent = parent
+    config.metrics = {}
+    config.training = {**config.training, **provenance}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(model, path, config)
+
+
 def read_config(path: Union[str, Path]) -> ModelConfig:
     cfg_path = config_path_for(path)
     if not cfg_path.is_file():
