@@ -143,6 +143,26 @@ cp training/runs/lite1-256/best.json training/card/lite1_config.json
     --rounds 3 --json training/card/encoder_cost.json
 .venv/bin/python training/write_model_card.py
 
+# 1i. (issue 15; started 2026-11-27 ~05:45, fixed before it ran) Stage 2d: the authors' multi-scale training (rates
+#     0.75, 1, 1.25, one update per rate; the one element of the paper's recipe no CPU stage had used, and the one
+#     that won the first GPU run), otherwise stage 2 exactly: from stage 1 at 320x320, lr 4e-4, the cpu recipe's
+#     augmentation, seed 3. 3 epochs, because each makes three updates per batch: 1395 updates against stage 2's
+#     1550 (about 3x stage 2's time per epoch). The candidates, fixed now and evaluated on val at 320: its last
+#     epoch alone, and the weight average stage 2 + stage 2b's last + its last (equal weights). The better one is
+#     bundled only if it beats the bundled 423cfa096546 (0.8492).
+OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 .venv/bin/unetv2 train --recipe cpu \
+    --init training/runs/init-polyp-acd6352709f0/polyp_default.safetensors --input-size 320 320 --epochs 3 \
+    --set lr=0.0004 --set seed=3 --set "multiscale=[0.75,1.0,1.25]" \
+    --data "$DATA/train" --val "$DATA/val" --out training/runs/lite0-320-warm-d --name polyp-default --save-epochs
+D=training/runs/lite0-320-warm-d/epochs
+.venv/bin/python training/average_checkpoints.py $S2 $B/epoch-008.safetensors $D/epoch-003.safetensors \
+    --input-size 320 320 --out $SOUPS/s2-s2blast-s2dlast-320.safetensors
+.venv/bin/unetv2 evaluate --checkpoint $D/epoch-003.safetensors --data "$DATA/val" \
+    --json training/card/candidates/stage2d-last-320.json
+.venv/bin/unetv2 evaluate --checkpoint $SOUPS/s2-s2blast-s2dlast-320.safetensors --data "$DATA/val" \
+    --json training/card/candidates/s2-s2blast-s2dlast-320.json
+cp training/runs/lite0-320-warm-d/log.csv training/card/lite0-320-warm-d_log.csv
+
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \
     --data "$DATA/train" --val "$DATA/val" --out training/runs/pvtb0-256 --epochs 4 --name pvt-b0-scratch
