@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # The runs behind the bundled polyp model (training/MODEL_CARD.md), on this project's 2-core CPU machine.
 # Run from the repository root after `make venv`; each run can be continued with --resume.
+# The sections are grouped by model, not listed in the order they ran, and the script is a record, not a pipeline
+# to run top to bottom: stage 2 (1b) was bundled by section 3's bundle.py line before stage 3 (1c) copied the
+# bundled file as its starting point; the order was 1, 2, 1b, 3 (bundling stage 2), 1c, 1d (bundling the
+# s2-s3last average), 1e (bundling 423cfa096546), 1f, 1g, 1h, 1i; 4 (the skin model) is independent of them.
 set -euo pipefail
 DATA=../shared/data/polypgen
 
@@ -13,10 +17,14 @@ OMP_NUM_THREADS=1 .venv/bin/unetv2 train --recipe cpu --data "$DATA/train" --val
 # 1b. Stage 2 (issue 15): stage 1's best checkpoint trained on at 320x320 for 10 epochs at a lower starting
 #     learning rate (`--init`: its weights, encoder and width; the rest from the recipe). Stage 1's file is
 #     copied first because bundling replaces the package's copy. Selection on polypgen/val, as in stage 1.
-mkdir -p training/runs/init-polyp-stage1
+#     (The copy's path is the one stage 2's checkpoint records: init-polyp-<stage 1's version>/polyp_default.*; 1e and
+#     1f copy stage 1 there again from init-polyp-stage1, a second copy kept when the bundled file changed.)
+mkdir -p training/runs/init-polyp-stage1 training/runs/init-polyp-acd6352709f0
 cp training/runs/lite0-256/best.safetensors training/runs/init-polyp-stage1/polyp_stage1.safetensors
 cp training/runs/lite0-256/best.json training/runs/init-polyp-stage1/polyp_stage1.json
-OMP_NUM_THREADS=2 .venv/bin/unetv2 train --recipe cpu --init training/runs/init-polyp-stage1/polyp_stage1.safetensors \
+cp training/runs/lite0-256/best.safetensors training/runs/init-polyp-acd6352709f0/polyp_default.safetensors
+cp training/runs/lite0-256/best.json training/runs/init-polyp-acd6352709f0/polyp_default.json
+OMP_NUM_THREADS=2 .venv/bin/unetv2 train --recipe cpu --init training/runs/init-polyp-acd6352709f0/polyp_default.safetensors \
     --input-size 320 320 --epochs 10 --set lr=0.0004 --data "$DATA/train" --val "$DATA/val" \
     --out training/runs/lite0-320-warm --name polyp-default
 
@@ -49,6 +57,8 @@ done
 for soup in s2-s3last-320 s2-s3last-352 s2-s3ep4to7-320 s2-s3ep4to7-352; do
     .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --json training/card/candidates/$soup.json
 done
+# The best, s2-s3last-320 (Dice 0.8396 against stage 2's 0.8369), was bundled as version 1f0433c27f9e:
+.venv/bin/python training/bundle.py $SOUPS/s2-s3last-320.safetensors
 
 # 1e. Stage 2b (issue 15; 2026-11-26): a second ingredient for the weight average, trained like stage 2 from stage 1
 #     (acd6352709f0, copied first) at 320x320, but 8 epochs, seed 1 and stronger augmentation (scale 0.75-1.25, the
@@ -162,6 +172,9 @@ D=training/runs/lite0-320-warm-d/epochs
 .venv/bin/unetv2 evaluate --checkpoint $SOUPS/s2-s2blast-s2dlast-320.safetensors --data "$DATA/val" \
     --json training/card/candidates/s2-s2blast-s2dlast-320.json
 cp training/runs/lite0-320-warm-d/log.csv training/card/lite0-320-warm-d_log.csv
+cp training/runs/lite0-320-warm-d/curves.png training/card/lite0-320-warm-d_curves.png
+cp $D/epoch-003.json training/card/stage2d_config.json   # the candidate is the last epoch, not the run's best
+.venv/bin/python training/write_model_card.py
 
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \
