@@ -177,6 +177,19 @@ def bn_clause(candidates: list[tuple[dict, str]]) -> str:
             f"{json.loads((CARD / 'bn_fileorder_discarded.json').read_text())['dice']:.4f})")
 
 
+# The rounds of weight-average candidates (train_default.sh section, its candidates' file names in card/candidates/).
+SELECTION_ROUNDS = [
+    ("1d, after stage 3", ["stage3-best-352", "s2-s3last-320", "s2-s3last-352", "s2-s3ep4to7-320", "s2-s3ep4to7-352"]),
+    ("1e, after stage 2b", ["stage2b-best-320", "s2-s2blast-320", "s2-s3last-s2blast-320", "s2-s2bep5to8-320"]),
+    ("1f, after stage 2c", ["stage2c-best-320", "s2-s2clast-320", "s2-s2blast-s2clast-320"]),
+    ("1g, the bundled average with its BatchNorm statistics recomputed on the training frames, "
+     "`training/recalibrate_bn.py`, SWA's last step", ["s2-s2blast-320-bn"]),
+    ("1i, after stage 2d, the authors' multi-scale training", ["stage2d-last-320", "s2-s2blast-s2dlast-320"]),
+]
+NUMBER_WORDS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"]
+
+
 def soup_section(config) -> str:
     """The bundled model when it is a weight average (training/average_checkpoints.py) of later stages:
     its sources, every candidate evaluated on val (card/candidates/*.json, chosen in advance) and its cost."""
@@ -187,6 +200,11 @@ def soup_section(config) -> str:
     cost = json.loads((CARD / "inference_cost_soup.json").read_text())
     frame = next(row for row in cost["rows"] if row["image"] == "1232x1048")
     rows = "\n".join(f"| {name} | {r['dice']:.4f} | {r['iou']:.4f} | {r['hd95']:.1f} |" for r, name in candidates)
+    names = {name for _, name in candidates}
+    rounds = [r for r in SELECTION_ROUNDS if names & set(r[1])]
+    count = NUMBER_WORDS[len(rounds)]
+    later = [ORDINALS[i] for i in range(2, len(rounds))]
+    later = ", ".join(later[:-1]) + " and " + later[-1] if len(later) > 1 else "".join(later)
     return f"""
 ### Weight average of the stages (the bundled model)
 `{config.training['command']}`
@@ -194,13 +212,12 @@ def soup_section(config) -> str:
 No further training: the bundled weights are the weighted mean of checkpoints of the same network, all
 fine-tuned from stage 1 ({"; ".join(config.training["averaged_from"])}), BatchNorm statistics
 included, used at {config.input_size[0]}x{config.input_size[1]} (a "model soup", Wortsman et al. 2022). It costs nothing
-more at inference. The candidates on `polypgen/val` (`unetv2 evaluate`), fixed in four rounds, each before any
-of its candidates was evaluated (`training/train_default.sh` 1d, after stage 3; 1e, after stage 2b; 1f, after
-stage 2c; 1g, the bundled average with its BatchNorm statistics recomputed on the training frames,
-`training/recalibrate_bn.py`, SWA's last step); the best was bundled, so its figure is a selection figure like
-every other here, and four rounds of selection on the same 150 frames make it more optimistic than one.
+more at inference. The candidates on `polypgen/val` (`unetv2 evaluate`), fixed in {count} rounds, each before any
+of its candidates was evaluated (`training/train_default.sh` {"; ".join(r for r, _ in rounds)}); the best was bundled,
+so its figure is a selection figure like every other here, and {count} rounds of selection on the same 150 frames make
+it more optimistic than one.
 `stage2-320` is stage 2 alone, bundled before the first round; the first round's best, `s2-s3last-320`, was
-bundled before the second, the second's, `s2-s2blast-320`, before the third and fourth, whose candidates did not
+bundled before the second, the second's, `s2-s2blast-320`, before the {later}, whose candidates did not
 beat it{bn_clause(candidates)}:
 
 | candidate | Dice | IoU | HD95 (px) |
