@@ -23,6 +23,10 @@ def test_recipe_changes_name_what_a_later_stage_changed():
     assert writer.recipe_changes(stage2b) == ", seed 1, augmentation rotate_degrees 30.0, augmentation scale_range [0.75, 1.25]"
     # A tuple read back from a config compares equal to the list it was written as.
     assert writer.recipe_changes({"augment": {"scale_range": (0.9, 1.1)}}) == ""
+    # The authors' multi-scale training (stage 2d) is a recipe key, not an augmentation one.
+    assert writer.recipe_changes({"seed": 3, "multiscale": [0.75, 1.0, 1.25]}) == (
+        ", seed 3, the authors' multi-scale training (rates 0.75, 1, 1.25, one update per rate)")
+    assert writer.recipe_changes({"multiscale": (1.0,)}) == ""
 
 
 def test_readme_quotes_the_bundled_models_evaluations():
