@@ -1,7 +1,7 @@
 """What each part of the fast CPU path (``inference/fast.py``) does to speed and to the logits.
 
     .venv/bin/python benchmarks/bench_fast_path.py [--net bundled|pvt_v2_b2] [--every 1] [--rounds 9]
-        [--threads 1] [--json benchmarks/results/fast_path_<net>.json]
+        [--threads 1] [--json benchmarks/results/fast_path_<net>.json] [--compile]
 
 For each configuration — eager; ``channels_last`` only; + oneDNN fusions; + in-place BN (the default); + Conv+BN folding;
 all three (``fold_bn=True``); all three with the first k Conv+BN pairs left unfolded — the largest absolute difference
@@ -12,7 +12,8 @@ against); and the time per forward pass at the model's
 input size, batch 1, configurations alternating round after round (medians). Time is given as wall and
 as process CPU time (less disturbed when the machine is shared). ``bundled`` is the shipped polyp model;
 ``pvt_v2_b2`` is the paper's network with random weights and non-trivial BatchNorm statistics (no trained
-PVT-v2 U-Net v2 is available offline).
+PVT-v2 U-Net v2 is available offline). ``--compile`` adds torch.compile of eager (inductor with freezing) as a
+configuration, with the time its first call took.
 """
 from __future__ import annotations
 
@@ -125,9 +126,29 @@ def network_and_inputs(args: argparse.Namespace):
     return model, size, paths, inputs, generator
 
 
+def compiled(model: torch.nn.Module, example: torch.Tensor) -> tuple[torch.nn.Module, float]:
+    """(torch.compile of a channels_last copy with inductor's freezing, seconds its first call took).
+
+    Freezing treats the weights as constants, so inductor folds them and prepacks them for oneDNN; without it
+    torch.compile gained nothing on this network (issue 13's measurement). Measured, not a product path: the
+    compile happens again in every new process and for every new input shape.
+    """
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    # dynamic=False: one static graph per input shape (a dynamic-shape recompile failed in inductor here, torch 2.14)
+    net = torch.compile(copy.deepcopy(model).to(memory_format=torch.channels_last), dynamic=False)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        net(fast.as_channels_last(example))
+    return net, time.perf_counter() - start
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, every=1)
+    parser.add_argument("--compile", action="store_true",
+                        help="add torch.compile (inductor, freezing) of eager as a configuration and report its compile time")
     args = parser.parse_args()
     model, size, paths, inputs, generator = network_and_inputs(args)
     inputs.append(torch.rand(2, 3, 96, 136, generator=generator) * 4 - 2)
@@ -143,6 +164,10 @@ def main() -> int:
     for k in (4, 16):
         if k < pairs:
             configs[f"all three, first {k} of {pairs} pairs unfolded"] = variant(model, fold=True, onednn=True, skip_first=k)
+    compile_seconds = None
+    if args.compile:
+        configs["torch.compile of eager (inductor, freezing)"], compile_seconds = compiled(model, inputs[0])
+        print(f"torch.compile: first call {compile_seconds:.1f} s", file=sys.stderr, flush=True)
     diffs, exact_diffs, unsaturated, flips, largest = {}, {}, {}, {}, 0.0
     weights, threshold = weights_and_threshold(args.net)
     shapes = [read_image(p).shape[:2] for p in paths]  # zip stops at the frames: random inputs have no frame size
@@ -199,6 +224,9 @@ def main() -> int:
                      f"{r['unsaturated_diff_vs_float64']:.2e} | {r['mask_pixels_differing_from_eager']} / "
                      f"{r['mask_pixels_differing_from_float64']} | "
                      f"{r['wall_ms']:.1f} | {eager_wall / r['wall_ms']:.2f}x | {r['cpu_ms']:.1f} | {eager_cpu / r['cpu_ms']:.2f}x |")
+    if compile_seconds is not None:
+        lines += ["", f"torch.compile's first call (compiling, at {size[0]}x{size[1]}) took {compile_seconds:.1f} s; each "
+                      "new input shape compiles again, and so does every new process."]
     lines += ["", f"Eager float32 at {args.threads + 1} torch threads against eager at {args.threads}: max abs logit difference "
                   f"{eager_threads[0]:.2e} ({eager_threads[1]:.2e} where \\|logit\\| <= {SATURATED:g})."]
     table = "\n".join(lines) + "\n"
@@ -207,7 +235,7 @@ def main() -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv), "net": args.net,
                                   "model": weights, "frames": len(paths), "largest_abs_logit": largest,
-                                  "threads": args.threads,
+                                  "threads": args.threads, "compile_seconds": compile_seconds,
                                   "rows": rows, "eager_one_thread_more": {"max_abs_logit_diff": eager_threads[0],
                                                                           "unsaturated_diff": eager_threads[1]}},
                                  indent=1) + "\n")
