@@ -148,7 +148,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, every=1)
     parser.add_argument("--compile", action="store_true",
-                        help="add torch.compile (inductor, freezing) of eager as a configuration and report its compile time")
+                        help="add torch.compile (inductor, freezing) of eager in channels_last as a configuration "
+                             "and report its compile time")
     args = parser.parse_args()
     model, size, paths, inputs, generator = network_and_inputs(args)
     inputs.append(torch.rand(2, 3, 96, 136, generator=generator) * 4 - 2)
@@ -166,7 +167,7 @@ def main() -> int:
             configs[f"all three, first {k} of {pairs} pairs unfolded"] = variant(model, fold=True, onednn=True, skip_first=k)
     compile_seconds = None
     if args.compile:
-        configs["torch.compile of eager (inductor, freezing)"], compile_seconds = compiled(model, inputs[0])
+        configs["torch.compile (inductor, freezing) of eager in channels_last"], compile_seconds = compiled(model, inputs[0])
         print(f"torch.compile: first call {compile_seconds:.1f} s", file=sys.stderr, flush=True)
     diffs, exact_diffs, unsaturated, flips, largest = {}, {}, {}, {}, 0.0
     weights, threshold = weights_and_threshold(args.net)

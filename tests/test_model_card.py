@@ -61,3 +61,12 @@ def test_readme_quotes_the_gpu_run_as_it_came_back():
     assert f"scored the multi-scale run {b:.4f} and the\n  single-scale run {a:.4f}" in readme
     autocast = float(re.search(r"max \|dp\| ([0-9.]+)", (gpu / "cuda_tests.txt").read_text()).group(1))
     assert f"max |dp| {autocast:.4f}" in readme
+
+
+def test_english_lists_read_as_english():
+    """The card's generated sentences (selection rounds, stages alone) join one, two or more names properly."""
+    writer = load_writer()
+    assert writer.english_list([]) == ""
+    assert writer.english_list(["third"]) == "third"
+    assert writer.english_list(["third", "fourth"]) == "third and fourth"
+    assert writer.english_list(["third", "fourth", "fifth"]) == "third, fourth and fifth"
