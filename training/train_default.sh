@@ -153,13 +153,14 @@ cp training/runs/lite1-256/best.json training/card/lite1_config.json
     --rounds 3 --json training/card/encoder_cost.json
 .venv/bin/python training/write_model_card.py
 
-# 1i. (issue 15; started 2026-11-27 05:34 and committed in 6aed46f at 05:35, before its first epoch ended) Stage 2d: the authors' multi-scale training (rates
-#     0.75, 1, 1.25, one update per rate; the one element of the paper's recipe no CPU stage had used, and the one
-#     that won the first GPU run), otherwise stage 2 exactly: from stage 1 at 320x320, lr 4e-4, the cpu recipe's
-#     augmentation, seed 3. 3 epochs, because each makes three updates per batch: 1395 updates against stage 2's
-#     1550 (about 3x stage 2's time per epoch, estimated; it took 3.6x, ~1810 against ~510 s). The candidates, fixed now and evaluated on val at 320: its last
-#     epoch alone, and the weight average stage 2 + stage 2b's last + its last (equal weights). The better one is
-#     bundled only if it beats the bundled 423cfa096546 (0.8492).
+# 1i. (issue 15; started 2026-11-27 05:34 and committed in 6aed46f at 05:35, before its first epoch ended)
+#     Stage 2d: the authors' multi-scale training (rates 0.75, 1, 1.25, one update per rate; the one element of the
+#     paper's recipe no CPU stage had used, and the one that won the first GPU run), otherwise stage 2 exactly: from
+#     stage 1 at 320x320, lr 4e-4, the cpu recipe's augmentation, seed 3. 3 epochs, because each makes three updates
+#     per batch: 1395 updates against stage 2's 1550 (about 3x stage 2's time per epoch, estimated; it took 3.6x,
+#     ~1810 against ~510 s). The candidates, fixed now and evaluated on val at 320: its last epoch alone, and the
+#     weight average stage 2 + stage 2b's last + its last (equal weights). The better one is bundled only if it
+#     beats the bundled 423cfa096546 (0.8492).
 OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=2 .venv/bin/unetv2 train --recipe cpu \
     --init training/runs/init-polyp-acd6352709f0/polyp_default.safetensors --input-size 320 320 --epochs 3 \
     --set lr=0.0004 --set seed=3 --set "multiscale=[0.75,1.0,1.25]" \

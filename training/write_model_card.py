@@ -97,25 +97,31 @@ Goal was Dice >= 0.90 on the held-out part. {"Reached." if test['dice'] >= 0.90 
 # section appears when its log is in card/). ``config``: the stage's checkpoint JSON (the bundled one for
 # the last stage); ``previous``: `unetv2 evaluate` of the stage it started from; ``cost``:
 # benchmarks/bench_inference.py --only resize against the stage-1 bundle.
+# ``alone``: the stage's own checkpoint as a weight-average round's candidate (card/candidates/), ``change``: in short,
+# what it changed (both for the stages after stage 2).
 WARM_STAGES = [
     {"number": "2", "from": "1", "run": "lite0-320-warm", "config": "stage2_config.json",
      "previous": "stage1_val_metrics.json", "cost": "inference_cost.json",
      "why": "validation Dice was still rising when the learning rate reached zero, and small polyps lose detail at 256"},
     {"number": "3", "from": "2", "run": "lite0-352-warm", "config": "stage3_config.json",
      "previous": "stage2_val_metrics.json", "cost": "inference_cost_stage3.json",
-     "why": "stage 2's validation Dice was again still rising at its last epochs; 352x352 is the paper's input size"},
+     "why": "stage 2's validation Dice was again still rising at its last epochs; 352x352 is the paper's input size",
+     "alone": "stage3-best-352", "change": "more epochs at 352"},
     {"number": "2b", "from": "1", "run": "lite0-320-warm-b", "config": "stage2b_config.json",
      "previous": "stage1_val_metrics.json", "cost": "inference_cost_stage2b.json",
      "why": "a second ingredient for the weight average, made like stage 2 with another seed and stronger augmentation, "
-            "because stage 3 had overfitted: its training loss fell while its validation Dice fell"},
+            "because stage 3 had overfitted: its training loss fell while its validation Dice fell",
+     "alone": "stage2b-best-320", "change": "another seed, stronger augmentation"},
     {"number": "2c", "from": "1", "run": "lite0-320-warm-c", "config": "stage2c_config.json",
      "previous": "stage1_val_metrics.json", "cost": "inference_cost_stage2c.json",
      "why": "a third ingredient for the weight average, made like stage 2 (its augmentation) with another seed "
-            "and stage 2b's 8 epochs"},
+            "and stage 2b's 8 epochs",
+     "alone": "stage2c-best-320", "change": "another seed"},
     {"number": "2d", "from": "1", "run": "lite0-320-warm-d", "config": "stage2d_config.json",
      "previous": "stage1_val_metrics.json", "cost": "inference_cost_stage2d.json",
      "why": "the one element of the paper's training recipe no CPU stage had used, and the one that won the first "
-            "GPU run; 3 epochs because each makes three updates per batch, 1395 updates against stage 2's 1550"},
+            "GPU run; 3 epochs because each makes three updates per batch, 1395 updates against stage 2's 1550",
+     "alone": "stage2d-last-320", "change": "the authors' multi-scale training"},
 ]
 
 # The augmentation of stage 1's recipe (training/recipes/cpu.yaml), to name what a later stage changed.
@@ -186,6 +192,8 @@ SELECTION_ROUNDS = [
      "`training/recalibrate_bn.py`, SWA's last step", ["s2-s2blast-320-bn"]),
     ("1i, after stage 2d, the authors' multi-scale training", ["stage2d-last-320", "s2-s2blast-s2dlast-320"]),
 ]
+
+
 def english_list(words: list[str]) -> str:
     """'a', 'a and b', 'a, b and c'."""
     return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
@@ -274,18 +282,12 @@ alternating rounds on this 2-core CPU, {cost['time']}): stage 1 {frame['before_s
     return text, hours
 
 
-# The later stages evaluated alone (card/candidates/), with what each changed; in the order they were trained.
-SINGLE_STAGES = [("stage 3", "stage3-best-352", "more epochs at 352"),
-                 ("stage 2b", "stage2b-best-320", "another seed, stronger augmentation"),
-                 ("stage 2c", "stage2c-best-320", "another seed"),
-                 ("stage 2d", "stage2d-last-320", "the authors' multi-scale training")]
-
-
 def single_stages_clause(val: dict) -> str:
     """' On this CPU the stages after stage 2 scored alone: ...' from the candidates' evaluations."""
     stage2 = json.loads((CARD / "stage2_val_metrics.json").read_text())["dice"]
-    found = [(name, json.loads((CARD / "candidates" / f"{file}.json").read_text())["dice"], why)
-             for name, file, why in SINGLE_STAGES if (CARD / "candidates" / f"{file}.json").is_file()]
+    found = [(f"stage {s['number']}", json.loads((CARD / "candidates" / f"{s['alone']}.json").read_text())["dice"],
+              s["change"])
+             for s in WARM_STAGES if "alone" in s and (CARD / "candidates" / f"{s['alone']}.json").is_file()]
     if not found:
         return ""
     scores = "; ".join(f"{name} ({why}) {dice:.4f}" for name, dice, why in found)
