@@ -76,3 +76,52 @@ def test_corrupt_store_json_is_kept_as_a_backup_and_reported(tmp_path):
     backups = list(store.root.glob("store.json.corrupt-*"))
     assert len(backups) == 1 and "history" in backups[0].read_text()  # the damaged history is not lost
     assert "kept as" in store.warning
+
+
+def test_two_writers_in_one_second_never_share_an_entry(tmp_path, monkeypatch):
+    """Two windows (or the CLI beside the GUI) accept a layer of the same name within one second: the second
+    writer runs its whole add() while the first is between writing its mask and its provenance."""
+    import napari_unetv2.corrections.correction_set as correction_set
+
+    monkeypatch.setattr(correction_set.time, "strftime", lambda fmt, *args: "20260101-120000")
+    first, second = CorrectionSet(tmp_path), CorrectionSet(tmp_path)
+    image = np.zeros((32, 32, 3), np.uint8)
+    top, left = np.zeros((32, 32), np.uint8), np.zeros((32, 32), np.uint8)
+    top[:16], left[:, :16] = 1, 1
+    write_text = correction_set.atomic_write_text
+
+    def second_writer_in_between(path, text):
+        monkeypatch.setattr(correction_set, "atomic_write_text", write_text)
+        second.add(image + 1, left, source="frame")
+        write_text(path, text)
+
+    monkeypatch.setattr(correction_set, "atomic_write_text", second_writer_in_between)
+    first.add(image, top, source="frame")
+    entries = CorrectionSet(tmp_path).entries()
+    assert len(entries) == 2 and len({e.id for e in entries}) == 2
+    for entry in entries:
+        stored = read_mask(tmp_path / entry.mask_file) > 0
+        assert stored.sum() == entry.foreground_pixels
+        assert np.array_equal(stored, top > 0) != np.array_equal(stored, left > 0)
+    assert not list((tmp_path / "provenance").glob("*.claim"))
+
+
+def test_a_provenance_field_of_the_wrong_type_is_not_an_entry(tmp_path):
+    import json
+
+    from napari_unetv2.corrections.prospective import version_scores
+
+    corrections = CorrectionSet(tmp_path)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[:10] = 1
+    kept = corrections.add(np.zeros((32, 32, 3), np.uint8), mask, source="kept", predicted_mask=mask)
+    edited = corrections.add(np.zeros((32, 32, 3), np.uint8), mask, source="edited", predicted_mask=mask)
+    path = tmp_path / "provenance" / f"{edited.id}.json"
+    for field, value in (("prospective_dice", "0.9"), ("height", "32"), ("pixels_changed", True)):
+        data = json.loads(path.read_text())
+        data[field] = value
+        path.write_text(json.dumps(data))
+        assert [e.id for e in corrections.entries()] == [kept.id], field
+        version_scores(corrections)  # reads every entry's scores: no TypeError from the edited file
+    with pytest.raises(ValueError, match="unreadable provenance"):
+        corrections.remove(edited.id)

@@ -2,13 +2,16 @@
 
 Layout: ``images/<id>.png|.tif``, ``masks/<id>.png``, ``provenance/<id>.json``. The JSON is written last
 (and removed first), so an entry exists exactly when its provenance file does: a crash mid-write
-leaves at most an orphan image that is never listed, never a half entry.
+leaves at most an orphan image that is never listed, never a half entry. Each id is claimed first
+(``provenance/<id>.claim``, created exclusively), so two writers on one set never share one.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
+import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -79,11 +82,30 @@ def safe_id(entry_id: object) -> str:
     return entry_id
 
 
+def _field_fits(value: object, kind: object) -> bool:
+    """Whether a JSON value has the type a Correction field is declared with (bool is no number here)."""
+    if typing.get_origin(kind) is typing.Union:
+        return any(_field_fits(value, option) for option in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
+
+
 def _read_entry(path: Path) -> Correction:
+    """One provenance file as a Correction; ValueError (naming the file) for anything else: a hand-edited or
+    foreign file must not reach the metrics and the training with a height of "64"."""
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path.name} holds a JSON {type(data).__name__}, not an object")
-    return Correction(**data)
+    entry = Correction(**data)  # TypeError for missing or unknown keys
+    for name, kind in typing.get_type_hints(Correction).items():
+        if not _field_fits(getattr(entry, name), kind):
+            raise ValueError(f"{path.name}: {name} is {getattr(entry, name)!r}, not of type {kind}")
+    return entry
 
 
 class CorrectionSet:
@@ -124,24 +146,46 @@ class CorrectionSet:
             dice, iou, _ = dice_iou_mae(shown, binary > 0)
         else:
             changed = int(binary.sum())
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        entry_id = f"{stamp}-{_safe(source)}"
-        n = 2
-        while (self.root / "provenance" / f"{entry_id}.json").exists():
-            entry_id = f"{stamp}-{_safe(source)}-{n}"
-            n += 1
-        if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[-1] in (3, 4)):
-            image_file = f"images/{entry_id}.png"
-            write_png_atomic(self.root / image_file, image)
-        else:
-            image_file = f"images/{entry_id}.tif"
-            write_tiff_atomic(self.root / image_file, image)
-        mask_file = f"masks/{entry_id}.png"
-        write_png_atomic(self.root / mask_file, binary * 255, run_length=True)
-        entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),
-                           changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks)
-        atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")
+        entry_id, claim = self._claim_id(f"{time.strftime('%Y%m%d-%H%M%S')}-{_safe(source)}")
+        try:
+            if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[-1] in (3, 4)):
+                image_file = f"images/{entry_id}.png"
+                write_png_atomic(self.root / image_file, image)
+            else:
+                image_file = f"images/{entry_id}.tif"
+                write_tiff_atomic(self.root / image_file, image)
+            mask_file = f"masks/{entry_id}.png"
+            write_png_atomic(self.root / mask_file, binary * 255, run_length=True)
+            entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),
+                               changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks)
+            atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")
+        finally:
+            claim.unlink(missing_ok=True)
         return entry
+
+    def _claim_id(self, base: str) -> tuple[str, Path]:
+        """An entry id no other writer holds, and the claim file that holds it (remove it when done).
+
+        Two writers on one set (two napari windows, the CLI beside the GUI) may accept a layer of the same
+        name within the same second: checking that ``<id>.json`` does not exist yet is not enough, since both
+        would then write the same image and mask files. Creating ``<id>.claim`` with O_EXCL is atomic, so
+        exactly one writer gets each id. A claim left by a killed writer only makes later ids skip that one.
+        """
+        provenance = self.root / "provenance"
+        for n in range(1, 10_000):
+            entry_id = base if n == 1 else f"{base}-{n}"
+            claim = provenance / f"{entry_id}.claim"
+            if (provenance / f"{entry_id}.json").exists():
+                continue
+            try:
+                os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:
+                continue
+            if (provenance / f"{entry_id}.json").exists():  # finished between our check and our claim
+                claim.unlink(missing_ok=True)
+                continue
+            return entry_id, claim
+        raise OSError(f"No free correction id for {base!r} in {provenance}.")
 
     def entries(self) -> list[Correction]:
         found = []
