@@ -3,7 +3,7 @@ import csv
 import numpy as np
 import pytest
 
-from napari_unetv2.files import read_image
+from napari_unetv2.files import read_image, write_png_atomic
 from napari_unetv2.inference.batch import predict_folder
 
 
@@ -41,6 +41,24 @@ def test_existing_results_are_not_overwritten_and_continue_skips(predictor, fold
     summary = predict_folder(predictor, folder, out, resume=True)
     assert summary.count("skipped-done") == 3
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == mtimes
+
+
+def test_continue_never_overwrites_a_mask_it_did_not_finish_with(predictor, folder, tmp_path):
+    """A first run without probabilities, then the user corrects a mask in the output folder, then
+    ``--continue --save-probabilities``: the missing probabilities are written, the corrected mask is kept."""
+    out = tmp_path / "out"
+    predict_folder(predictor, folder, out)
+    corrected = next(out.glob("*.png"))
+    hand_made = np.zeros(read_image(corrected).shape, np.uint8)
+    hand_made[:5, :7] = 255
+    write_png_atomic(corrected, hand_made)
+    before = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    summary = predict_folder(predictor, folder, out, resume=True, save_probabilities=True)
+    assert summary.count("done") == 3
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == before
+    assert np.array_equal(read_image(corrected), hand_made)
+    assert len(list(out.glob("*_prob.tif"))) == 3
+    assert "kept the existing" in rows(out)[f"{corrected.stem}.jpg"]["note"]
 
 
 def test_interrupt_leaves_only_complete_files(predictor, folder, tmp_path, monkeypatch):

@@ -144,9 +144,16 @@ def write_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv") ->
 
 # ---- one file ------------------------------------------------------------------------------------------
 
-def write_outputs(prediction, output_dir: Path, stem: str, save_probabilities: bool) -> None:
+def write_outputs(prediction, output_dir: Path, stem: str, save_probabilities: bool, keep: tuple = ()) -> None:
+    """The mask (and probability) files of one prediction; a path in ``keep`` (an output that existed before a
+    ``--continue`` run, perhaps a mask the user has corrected since) is left as it is."""
     is_stack = prediction.mask.ndim == 3
     mask_path, *prob_path = output_paths(output_dir, stem, is_stack, save_probabilities)
+    prob_path = [path for path in prob_path if path not in keep]
+    if mask_path in keep:
+        if prob_path:
+            write_tiff_atomic(prob_path[0], prediction.probability.astype(np.float32))
+        return
     mask255 = np.multiply(prediction.mask, 255, dtype=np.uint8)  # 0/1 -> 0/255, one pass
     if is_stack:
         write_tiff_atomic(mask_path, mask255)
@@ -222,7 +229,7 @@ def predict_folder(
     try:
         with stream, OrderedWriter(background=overlap_io) as writer:
             _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished,
-                           stream, writer, progress, should_stop, summary_name(shard))
+                           stream, writer, progress, should_stop, summary_name(shard), resume)
     finally:
         release_freed_memory()  # what the streams' threads kept for reuse goes back once the folder is done
     if shard is not None:
@@ -247,14 +254,14 @@ def cpu_streams(predictor: Predictor, streams: Optional[int] = None) -> list[int
 
 
 def _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished, stream,
-                   writer, progress, should_stop, summary_file) -> None:
+                   writer, progress, should_stop, summary_file, resume) -> None:
     # Writes go to ``writer`` (in order, in the background); each summary write follows its files' writes.
     def submit_summary() -> None:
         writer.submit(write_summary, output_dir, merge_summary(earlier, summary.rows), summary_file)
 
     try:
         _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,
-                      progress, should_stop, submit_summary)
+                      progress, should_stop, submit_summary, resume)
     except BaseException:
         try:
             submit_summary()  # what was done before the error is still recorded
@@ -265,7 +272,7 @@ def _predict_files(predictor, files, output_dir, save_probabilities, summary, ea
 
 
 def _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,
-                  progress, should_stop, submit_summary) -> None:
+                  progress, should_stop, submit_summary, resume) -> None:
     last_summary = float("-inf")
     for index, path in enumerate(files, start=1):
         row = {"file": display_name(path), "status": "", "height": "", "width": "", "foreground_fraction": "",
@@ -285,7 +292,13 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
             except PER_FILE_ERRORS as err:
                 row.update(status="error", note=one_line(err))
             else:
-                writer.submit(write_outputs, prediction, output_dir, path.stem, save_probabilities)
+                # --continue with some of this image's outputs there (a run without --save-probabilities before,
+                # or one killed between its files): only the missing ones are written. Never overwrite.
+                keep = tuple(p for p in output_paths(output_dir, path.stem, prediction.mask.ndim == 3,
+                                                    save_probabilities) if resume and p.exists())
+                writer.submit(write_outputs, prediction, output_dir, path.stem, save_probabilities, keep)
+                if keep:
+                    row["note"] = f"kept the existing {', '.join(p.name for p in keep)} (--continue never overwrites)"
                 shape = prediction.mask.shape
                 fraction = np.count_nonzero(prediction.mask) / prediction.mask.size  # == mask.mean(), without a float pass
                 row.update(status="done", height=shape[-2], width=shape[-1],
