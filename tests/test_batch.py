@@ -61,6 +61,23 @@ def test_continue_never_overwrites_a_mask_it_did_not_finish_with(predictor, fold
     assert "kept the existing" in rows(out)[f"{corrected.stem}.jpg"]["note"]
 
 
+def test_a_second_run_into_the_same_folder_keeps_its_summary_rows(predictor, folder, tmp_path):
+    """Another run (a second window, a second ``unetv2 predict``) writes its rows while this one runs."""
+    from napari_unetv2.inference import batch
+
+    out = tmp_path / "out"
+    other = {"file": "from_the_other_run.png", "status": "done", "model_version": "other"}
+
+    def progress(index, total, name):
+        if index == 1:
+            batch.update_summary(out, [other])
+
+    predict_folder(predictor, folder, out, progress=progress)
+    table = rows(out)
+    assert table["from_the_other_run.png"]["model_version"] == "other"
+    assert sum(row["status"] == "done" for row in table.values()) == 4
+
+
 def test_interrupt_leaves_only_complete_files(predictor, folder, tmp_path, monkeypatch):
     """A Ctrl-C that lands inside a write (here: at the second rename of a finished temporary file)
     leaves no temporary file and no half-written output; --continue then completes the folder."""

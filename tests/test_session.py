@@ -67,6 +67,56 @@ def test_session_refuses_bad_folders(tmp_path):
         AnnotationSession(tmp_path / "s4")
 
 
+def test_two_windows_on_one_session_keep_each_others_decisions(tmp_path):
+    folder = crops_folder(tmp_path / "data", n=3)
+    first, second = (AnnotationSession(tmp_path / "s", folder / "images") for _ in range(2))
+    a, b, c = first.images
+    mask = read_mask(folder / "masks" / a.name)
+    first.accept(a, mask, "entry-a")
+    second.accept(b, mask, "entry-b")
+    second.skip(a)  # the second window never saw the first's acceptance: a skip must not undo it
+    second.next()
+    again = AnnotationSession(tmp_path / "s")
+    assert [again.status(p) for p in (a, b, c)] == ["accepted", "accepted", None]
+    assert [p.name for p in again.export(tmp_path / "out")] == [a.name, b.name]
+
+
+def test_a_given_mask_is_found_by_its_exact_name(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    for stem, rows in (("scan1", 10), ("scan[1]", 4), ("scan2", 0)):
+        write_png_atomic(images / f"{stem}.png", np.zeros((16, 16, 3), np.uint8))
+        if rows:
+            mask = np.zeros((16, 16), np.uint8)
+            mask[:rows] = 255
+            write_png_atomic(masks / f"{stem}.png", mask)
+    session = AnnotationSession(tmp_path / "s", images, masks)
+    found = {p.stem: session.starting_mask(p) for p in session.images}
+    assert found["scan[1]"].sum() == 4 * 16 and found["scan1"].sum() == 10 * 16 and found["scan2"] is None
+
+
+@pytest.mark.parametrize("state, says", [
+    ("[]", "not an object"), ('{"images": 3}', "folder paths"), ('{"images": "%s", "position": null}', "whole number"),
+    ('{"images": "%s", "items": []}', "decisions"), ('{"images": "%s", "items": {"a.png": {"status": "done"}}}', "decisions"),
+])
+def test_a_session_file_of_the_wrong_shape_is_refused_and_kept(tmp_path, state, says):
+    folder = crops_folder(tmp_path / "data", n=2)
+    (tmp_path / "s").mkdir()
+    text = state.replace("%s", str(folder / "images"))
+    (tmp_path / "s" / "session.json").write_text(text)
+    with pytest.raises(ValueError, match=says):
+        AnnotationSession(tmp_path / "s")
+    assert (tmp_path / "s" / "session.json").read_text() == text
+
+
+def test_a_position_out_of_range_opens_at_an_end(tmp_path):
+    folder = crops_folder(tmp_path / "data", n=2)
+    AnnotationSession(tmp_path / "s", folder / "images").go(1)
+    state = tmp_path / "s" / "session.json"
+    state.write_text(state.read_text().replace('"position": 1', '"position": -9'))
+    assert AnnotationSession(tmp_path / "s").position == 0
+
+
 def test_store_correction_refuses_exact_duplicates_and_replaces_older_masks(tmp_path):
     image, mask, stem = load_sample("polyp")
     cs = CorrectionSet(tmp_path / "cs")

@@ -3,12 +3,14 @@
 ``<session>/session.json`` holds the image folder, the position and, per image file, what was
 decided (``accepted`` with the correction's id, or ``skipped``); ``<session>/finished/<stem>.png`` holds
 each accepted mask (0/255, the naming of ``unetv2 predict``). Every change is written atomically, so a
-crash leaves the state before or after the change, never between.
+crash leaves the state before or after the change, never between. Two windows open on one session folder
+each keep their own position; their decisions are merged into ``session.json`` (under a lock, the later
+decision on an image winning), so neither drops the other's.
 """
 from __future__ import annotations
 
+import glob
 import json
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..files import IMAGE_SUFFIXES, atomic_write_text, read_mask, write_png_atomic
+from ..files import IMAGE_SUFFIXES, atomic_write_bytes, atomic_write_text, locked, read_mask, write_png_atomic
 
 SESSION_FILE = "session.json"
 ACCEPTED, SKIPPED = "accepted", "skipped"
@@ -26,11 +28,7 @@ MASK_SUFFIXES = ("", "_mask", "_segmentation", "_lesion")
 class AnnotationSession:
     def __init__(self, root: Path, images_dir: Optional[Path] = None, masks_dir: Optional[Path] = None):
         self.root = Path(root)
-        state_file = self.root / SESSION_FILE
-        try:
-            state = json.loads(state_file.read_text()) if state_file.is_file() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{state_file} is unreadable ({err}); nothing was changed.") from err
+        state = read_state(self.root / SESSION_FILE)
         if images_dir is None and "images" not in state:
             raise ValueError(f"{self.root} holds no session yet: choose the folder of images to go through.")
         if images_dir is not None and state.get("images") and Path(state["images"]).resolve() != Path(images_dir).resolve():
@@ -52,7 +50,7 @@ class AnnotationSession:
                              "have the same file name. Rename one.")
         self._lock = threading.Lock()  # the widget records decisions from a writer thread
         self.items: dict[str, dict] = state.get("items", {})
-        self.position = min(int(state.get("position", 0)), len(self.images) - 1)
+        self.position = max(0, min(state.get("position", 0), len(self.images) - 1))
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "finished").mkdir(exist_ok=True)
         self.save()
@@ -123,7 +121,8 @@ class AnnotationSession:
             return read_mask(self.finished_path(path))
         if self.masks_dir is not None:
             for suffix in MASK_SUFFIXES:
-                for candidate in sorted(self.masks_dir.glob(f"{path.stem}{suffix}.*")):
+                # escaped: a name like "scan[1]" is a file name here, not a pattern matching "scan1"'s mask
+                for candidate in sorted(self.masks_dir.glob(f"{glob.escape(path.stem + suffix)}.*")):
                     if candidate.suffix.lower() in IMAGE_SUFFIXES:
                         return read_mask(candidate)
         return None
@@ -144,15 +143,58 @@ class AnnotationSession:
         written = []
         for path in finished:
             target = out_dir / f"{path.stem}.png"
-            tmp = target.with_name(f".{target.name}.tmp")
-            shutil.copyfile(self.finished_path(path), tmp)
-            tmp.replace(target)
+            atomic_write_bytes(target, self.finished_path(path).read_bytes())
             written.append(target)
         return written
 
     def save(self) -> None:
-        """Write the state atomically (a snapshot taken under the lock; the writes themselves in order)."""
-        with self._lock:
+        """Write the state atomically, merged with what another window on this folder wrote since (under a lock
+        between processes): per image the later decision wins; the position is this window's own."""
+        with self._lock, locked(self.root):
+            try:
+                on_disk = read_state(self.root / SESSION_FILE).get("items", {})
+            except ValueError:  # damaged since we opened it: ours replaces it
+                on_disk = {}
+            self.items = merge_items(on_disk, self.items)
             text = json.dumps({"images": str(self.images_dir), "masks": str(self.masks_dir) if self.masks_dir else None,
                                "position": self.position, "items": self.items}, indent=1) + "\n"
             atomic_write_text(self.root / SESSION_FILE, text)
+
+
+def merge_items(on_disk: dict, ours: dict) -> dict:
+    """Per image file, the decision made later ("at", ISO time; ours on a tie), except that a skip never
+    replaces an acceptance (as in one window: skipping an accepted image keeps its mask)."""
+    merged = dict(on_disk)
+    for name, item in ours.items():
+        other = merged.get(name)
+        if other is None or (other.get("status") == SKIPPED and item.get("status") == ACCEPTED):
+            merged[name] = item
+        elif not (other.get("status") == ACCEPTED and item.get("status") == SKIPPED) \
+                and str(item.get("at", "")) >= str(other.get("at", "")):
+            merged[name] = item
+    return merged
+
+
+def read_state(state_file: Path) -> dict:
+    """``session.json`` as a dict ({} when absent), its fields checked: ValueError (nothing changed) for a
+    file that is not a session's (a hand edit, another program's file of that name)."""
+    if not state_file.is_file():
+        return {}
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{state_file} is unreadable ({err}); nothing was changed.") from err
+    problem = None
+    if not isinstance(state, dict):
+        problem = f"it holds a JSON {type(state).__name__}, not an object"
+    elif not isinstance(state.get("images", ""), str) or not isinstance(state.get("masks") or "", str):
+        problem = "'images' and 'masks' must be folder paths"
+    elif type(state.get("position", 0)) is not int:
+        problem = f"'position' is {state.get('position')!r}, not a whole number"
+    elif not isinstance(state.get("items", {}), dict) or not all(
+            isinstance(item, dict) and item.get("status") in (ACCEPTED, SKIPPED)
+            and isinstance(item.get("entry") or "", str) for item in state.get("items", {}).values()):
+        problem = "'items' must map image names to decisions (status 'accepted' or 'skipped')"
+    if problem:
+        raise ValueError(f"{state_file} is not a session file: {problem}; nothing was changed.")
+    return state

@@ -18,6 +18,7 @@ from .images import (
     write_png_atomic,
     write_tiff_atomic,
 )
+from .lock import locked
 from .paths import UnsafePathError, child_path, relative_inside, safe_name
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "UnreadableImageError",
     "UnsafePathError",
     "child_path",
+    "locked",
     "mask_to_binary",
     "read_header",
     "relative_inside",

@@ -30,6 +30,7 @@ from ..errors import PER_FILE_ERRORS, one_line
 from ..files import (
     IMAGE_SUFFIXES,
     atomic_write_text,
+    locked,
     remove_stale_temporaries,
     write_png_atomic,
     write_tiff_atomic,
@@ -133,6 +134,13 @@ def merge_summary(earlier: list[dict], rows: list[dict]) -> list[dict]:
     return list(merged.values())
 
 
+def update_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv") -> None:
+    """Merge this run's ``rows`` into the summary as it is on disk now, under a lock between processes: another
+    run into the same folder meanwhile (a second window, a second ``unetv2 predict``) keeps its rows."""
+    with locked(out_dir):
+        write_summary(out_dir, merge_summary(read_summary(out_dir, name), rows), name)
+
+
 def write_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv") -> None:
     columns = SUMMARY_COLUMNS + sorted({k for r in rows for k in r} - set(SUMMARY_COLUMNS))
     text = io.StringIO()
@@ -213,7 +221,7 @@ def predict_folder(
             )
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
-    earlier = read_summary(output_dir, summary_name(shard))
+    read_summary(output_dir, summary_name(shard))  # an unreadable one is kept as a backup now, before any write
     summary = BatchSummary(output_dir)
     mode = "tile" if tile else None
 
@@ -228,7 +236,7 @@ def predict_folder(
         stream = PredictionStream(predictor, todo, threshold, mode, tile or 512, tta, batch_size)
     try:
         with stream, OrderedWriter(background=overlap_io) as writer:
-            _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished,
+            _predict_files(predictor, files, output_dir, save_probabilities, summary, clashing, finished,
                            stream, writer, progress, should_stop, summary_name(shard), resume)
     finally:
         release_freed_memory()  # what the streams' threads kept for reuse goes back once the folder is done
@@ -253,11 +261,11 @@ def cpu_streams(predictor: Predictor, streams: Optional[int] = None) -> list[int
     return split_threads(budget, min(budget, MAX_CPU_STREAMS) if streams is None else streams)
 
 
-def _predict_files(predictor, files, output_dir, save_probabilities, summary, earlier, clashing, finished, stream,
+def _predict_files(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream,
                    writer, progress, should_stop, summary_file, resume) -> None:
     # Writes go to ``writer`` (in order, in the background); each summary write follows its files' writes.
     def submit_summary() -> None:
-        writer.submit(write_summary, output_dir, merge_summary(earlier, summary.rows), summary_file)
+        writer.submit(update_summary, output_dir, list(summary.rows), summary_file)
 
     try:
         _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,

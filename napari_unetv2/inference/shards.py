@@ -12,11 +12,10 @@ import csv
 import io
 import os
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
-from ..files import atomic_write_text
+from ..files import atomic_write_text, locked
 
 Shard = tuple[int, int]  # (index, count), 0 <= index < count
 
@@ -48,24 +47,12 @@ def summary_name(shard: Optional[Shard]) -> str:
     return "summary.csv" if shard is None else f"summary.shard-{shard[0]}-of-{shard[1]}.csv"
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    import fcntl
-
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def merge_summaries(output_dir: Path, count: int, columns: list[str],
                     merge: Callable[[list[dict], list[dict]], list[dict]]) -> Path:
     """``summary.csv`` = its earlier rows (an unsharded run's too), updated by the rows of every
     ``summary.shard-*-of-<count>.csv`` present with ``merge`` (the batch runner's rule), sorted by file."""
     output_dir = Path(output_dir)
-    with _locked(output_dir / ".summary.lock"):
+    with locked(output_dir):
         rows: list[dict] = []
         for path in [output_dir / "summary.csv"] + [output_dir / summary_name((i, count)) for i in range(count)]:
             if path.is_file():
