@@ -13,6 +13,8 @@ from typing import Optional, Sequence
 
 from .errors import printable
 
+MIN_TILE = 32  # model.MIN_SIDE, the smallest input the network takes (not imported: parsing loads no torch)
+
 
 def _add_checkpoint(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None,
@@ -78,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score a model on a folder of image/mask pairs")
     _add_checkpoint(e)
     e.add_argument("--data", type=Path, required=True)
-    e.add_argument("--json", type=Path, default=None, help="write the results here")
+    e.add_argument("--json", type=Path, default=None, help="write the results here (a new file, unless --overwrite)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     e.add_argument("--threshold", type=_threshold, default=None)
     e.add_argument("--minmax", action="store_true", help="the authors' per-image min-max normalisation before thresholding")
     e.add_argument("--mode", choices=["resize", "tile"], default=None)
@@ -89,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--input", type=Path, required=True)
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--save-probabilities", action="store_true", help="also write OUT/<stem>_prob.tif (float32)")
-    p.add_argument("--tile", type=int, default=None, help="tile mode with this tile size (default: the model's mode)")
+    p.add_argument("--tile", type=_whole_number_at_least(MIN_TILE), default=None,
+                   help=f"tile mode with this tile size, at least {MIN_TILE} (default: the model's mode)")
     p.add_argument("--threshold", type=_threshold, default=None)
     p.add_argument("--tta", action="store_true")
     p.add_argument("--continue", dest="resume", action="store_true", help="skip images already finished")
@@ -219,6 +223,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .files import atomic_write_text
     from .inference import Predictor
 
+    if args.json is not None:  # checked before the evaluation, not after it
+        if args.json.is_dir() or (args.json.exists() and not args.overwrite):
+            raise ValueError(f"--json {args.json} already exists; choose a new file name, or pass --overwrite to "
+                             "replace a file. Nothing was overwritten.")
+        if not args.json.parent.is_dir():
+            raise ValueError(f"--json {args.json}: the folder {args.json.parent} does not exist.")
     report = find_pairs(args.data)
     if report.skipped:
         print(report.summary(), file=sys.stderr)

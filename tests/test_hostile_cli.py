@@ -103,7 +103,8 @@ def test_missing_checkpoint_is_one_line(tmp_path, images, capsys):
 
 @pytest.mark.parametrize("args", [["predict", "--threshold", "2"], ["predict", "--threshold", "nan"],
                                   ["evaluate", "--threshold", "-0.1"], ["train", "--limit", "0"],
-                                  ["train", "--limit", "-3"]])
+                                  ["train", "--limit", "-3"], ["predict", "--tile", "0"], ["predict", "--tile", "-5"],
+                                  ["predict", "--tile", "31"]])
 def test_out_of_range_options_are_refused(tmp_path, args, capsys):
     command, *rest = args
     required = {"predict": ["-i", "x", "-o", "y"], "evaluate": ["--data", "x"], "train": ["--data", "x", "--out", "y"]}
@@ -127,6 +128,33 @@ def test_evaluate_json_is_valid_json_with_null_for_nan(tmp_path, pairs, monkeypa
 
     result = json.loads((tmp_path / "r.json").read_text(), parse_constant=refuse)
     assert result["hd95"] is None and result["images"][0]["hd95"] is None and result["images"][0]["dice"] == 0.5
+    (tmp_path / "r.json").write_text("{}")
+    assert main(["evaluate", "--data", str(pairs), "--device", "cpu", "--json", str(tmp_path / "r.json"), "--overwrite"]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["dice"] == 0.5
+
+
+def test_evaluate_json_refuses_an_existing_file_or_a_missing_folder_before_evaluating(tmp_path, pairs, monkeypatch,
+                                                                                     capsys):
+    import napari_unetv2.engine.evaluate as evaluate
+
+    def never(*args, **kwargs):
+        raise AssertionError("evaluated although the --json path was refused")
+
+    monkeypatch.setattr(evaluate, "evaluate_pairs", never)
+    existing = tmp_path / "results.json"
+    existing.write_text("{}")
+    for target, words in ((existing, "already exists"), (tmp_path / "no" / "r.json", "does not exist")):
+        assert main(["evaluate", "--data", str(pairs), "--device", "cpu", "--json", str(target)]) == 2
+        assert words in " ".join(error_lines(capsys))
+    assert existing.read_text() == "{}"
+    assert main(["evaluate", "--data", str(pairs), "--device", "cpu", "--json", str(tmp_path), "--overwrite"]) == 2
+
+
+def test_the_cli_tile_minimum_is_the_network_minimum():
+    from napari_unetv2.cli import MIN_TILE
+    from napari_unetv2.model import MIN_SIDE
+
+    assert MIN_TILE == MIN_SIDE
 
 
 # ---- recipes: typed --set values (issue 12, item 5) ---------------------------------------------------------

@@ -89,6 +89,28 @@ def test_resume_without_checkpoint_is_an_error(eight_pairs, tmp_path):
     assert main(TRAIN + ["--data", str(eight_pairs), "--out", str(tmp_path / "empty"), "--resume"]) == 2
 
 
+@pytest.mark.parametrize("damage", [("epoch", None), ("history", None), ("epoch", "2"), ("best_val_dice", True)])
+def test_resume_from_a_damaged_state_is_one_line_and_changes_nothing(eight_pairs, tmp_path, capsys, damage):
+    import json
+
+    out = tmp_path / "run"
+    assert main(TRAIN + ["--data", str(eight_pairs), "--out", str(out), "--epochs", "1"]) == 0
+    state_file = out / "last" / "state.json"
+    state = json.loads(state_file.read_text())
+    field, value = damage
+    if value is None:
+        del state[field]
+    else:
+        state[field] = value
+    state_file.write_text(json.dumps(state))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(TRAIN + ["--data", str(eight_pairs), "--out", str(out), "--epochs", "2", "--resume"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "damaged" in error[0] and field in error[0]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
 def train_under_torchrun(processes: int, port: int, data, out) -> subprocess.CompletedProcess:
     """One epoch of the test recipe through torchrun on the CPU (gloo)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -53,9 +53,9 @@ for side in 320 352; do
         $E/epoch-006.safetensors $E/epoch-007.safetensors --input-size $side $side --out $SOUPS/s2-s3ep4to7-$side.safetensors
 done
 .venv/bin/unetv2 evaluate --checkpoint training/runs/lite0-352-warm/best.safetensors --data "$DATA/val" \
-    --json training/card/candidates/stage3-best-352.json
+    --overwrite --json training/card/candidates/stage3-best-352.json
 for soup in s2-s3last-320 s2-s3last-352 s2-s3ep4to7-320 s2-s3ep4to7-352; do
-    .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --json training/card/candidates/$soup.json
+    .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --overwrite --json training/card/candidates/$soup.json
 done
 # The best, s2-s3last-320 (Dice 0.8396 against stage 2's 0.8369), was bundled as version 1f0433c27f9e:
 .venv/bin/python training/bundle.py $SOUPS/s2-s3last-320.safetensors
@@ -82,9 +82,9 @@ B=training/runs/lite0-320-warm-b/epochs
 .venv/bin/python training/average_checkpoints.py $S2 $B/epoch-005.safetensors $B/epoch-006.safetensors \
     $B/epoch-007.safetensors $B/epoch-008.safetensors --input-size 320 320 --out $SOUPS/s2-s2bep5to8-320.safetensors
 .venv/bin/unetv2 evaluate --checkpoint training/runs/lite0-320-warm-b/best.safetensors --data "$DATA/val" \
-    --json training/card/candidates/stage2b-best-320.json
+    --overwrite --json training/card/candidates/stage2b-best-320.json
 for soup in s2-s2blast-320 s2-s3last-s2blast-320 s2-s2bep5to8-320; do
-    .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --json training/card/candidates/$soup.json
+    .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --overwrite --json training/card/candidates/$soup.json
 done
 # The best candidate, s2-s2blast-320 (Dice 0.8492 against the bundled 1f0433c27f9e's 0.8396), was bundled as version
 # 423cfa096546; its card files then came from section 3's evaluation commands (after its bundle.py line), the threshold
@@ -94,9 +94,9 @@ cp training/runs/lite0-320-warm-b/best.json training/card/stage2b_config.json
 cp training/runs/lite0-320-warm-b/log.csv training/card/lite0-320-warm-b_log.csv
 cp training/runs/lite0-320-warm-b/curves.png training/card/lite0-320-warm-b_curves.png
 .venv/bin/python training/threshold_sweep.py --checkpoint napari_unetv2/weights/polyp_default.safetensors \
-    --data "$DATA/val" --json training/card/threshold_sweep.json
+    --data "$DATA/val" --overwrite --json training/card/threshold_sweep.json
 .venv/bin/python benchmarks/bench_inference.py --baseline 0383778 --only resize --rounds 5 \
-    --json training/card/inference_cost_soup.json   # 0383778 holds stage 1
+    --overwrite --json training/card/inference_cost_soup.json   # 0383778 holds stage 1
 
 # 1f. Stage 2c (issue 15; 2026-11-26, later session): a third sibling for the weight average, from stage 1 at 320x320
 #     with stage 2's recipe (the recipe's augmentation, lr 4e-4) but seed 2 and 8 epochs, keeping every epoch. This is a
@@ -113,9 +113,9 @@ C=training/runs/lite0-320-warm-c/epochs
 .venv/bin/python training/average_checkpoints.py $S2 $C/epoch-008.safetensors --input-size 320 320 \
     --out $SOUPS/s2-s2clast-320.safetensors
 .venv/bin/unetv2 evaluate --checkpoint training/runs/lite0-320-warm-c/best.safetensors --data "$DATA/val" \
-    --json training/card/candidates/stage2c-best-320.json
+    --overwrite --json training/card/candidates/stage2c-best-320.json
 for soup in s2-s2blast-s2clast-320 s2-s2clast-320; do
-    .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --json training/card/candidates/$soup.json
+    .venv/bin/unetv2 evaluate --checkpoint $SOUPS/$soup.safetensors --data "$DATA/val" --overwrite --json training/card/candidates/$soup.json
 done
 # None beat the bundled 423cfa096546 (0.8492): stage 2 + 2b + 2c 0.8455, stage 2c's best 0.8432, stage 2 + 2c 0.8403.
 # Nothing was bundled; stage 2c's log, curves and config went to the card as an ingredient tried:
@@ -132,7 +132,7 @@ cp training/runs/lite0-320-warm-c/curves.png training/card/lite0-320-warm-c_curv
 .venv/bin/python training/recalibrate_bn.py $SOUPS/s2-s2blast-320.safetensors --data "$DATA/train" \
     --out $SOUPS/s2-s2blast-320-bn.safetensors   # s2-s2blast-320 is the bundled 423cfa096546
 .venv/bin/unetv2 evaluate --checkpoint $SOUPS/s2-s2blast-320-bn.safetensors --data "$DATA/val" \
-    --json training/card/candidates/s2-s2blast-320-bn.json
+    --overwrite --json training/card/candidates/s2-s2blast-320-bn.json
 # Dice 0.8375 (pooled-pixel DSC 0.9010 against 0.8923): below 0.8492, nothing was bundled. The discarded
 # file-order run's evaluation is training/card/bn_fileorder_discarded.json (Dice 0.8374).
 .venv/bin/python training/write_model_card.py
@@ -150,7 +150,7 @@ cp training/runs/lite1-256/best.json training/card/lite1_config.json
 .venv/bin/python benchmarks/bench_model_cost.py training/runs/init-polyp-acd6352709f0/polyp_default.safetensors \
     polyp tf_efficientnet_lite1@256 tf_efficientnet_lite1@320 tf_efficientnet_lite2@256 tf_efficientnet_lite2@320 \
     tf_efficientnet_lite2@352 \
-    --rounds 3 --json training/card/encoder_cost.json
+    --rounds 3 --overwrite --json training/card/encoder_cost.json
 .venv/bin/python training/write_model_card.py
 
 # 1i. (issue 15; started 2026-11-27 05:34 and committed in 6aed46f at 05:35, before its first epoch ended)
@@ -169,9 +169,9 @@ D=training/runs/lite0-320-warm-d/epochs
 .venv/bin/python training/average_checkpoints.py $S2 $B/epoch-008.safetensors $D/epoch-003.safetensors \
     --input-size 320 320 --out $SOUPS/s2-s2blast-s2dlast-320.safetensors
 .venv/bin/unetv2 evaluate --checkpoint $D/epoch-003.safetensors --data "$DATA/val" \
-    --json training/card/candidates/stage2d-last-320.json
+    --overwrite --json training/card/candidates/stage2d-last-320.json
 .venv/bin/unetv2 evaluate --checkpoint $SOUPS/s2-s2blast-s2dlast-320.safetensors --data "$DATA/val" \
-    --json training/card/candidates/s2-s2blast-s2dlast-320.json
+    --overwrite --json training/card/candidates/s2-s2blast-s2dlast-320.json
 cp training/runs/lite0-320-warm-d/log.csv training/card/lite0-320-warm-d_log.csv
 cp training/runs/lite0-320-warm-d/curves.png training/card/lite0-320-warm-d_curves.png
 cp $D/epoch-003.json training/card/stage2d_config.json   # the candidate is the last epoch, not the run's best
@@ -184,18 +184,18 @@ OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v
 # 3. Bundle the better one (chosen on validation Dice) and regenerate the card's figures. Stage 1's scores
 #    are kept for the card's comparison; the per-frame CPU cost is measured against the commit before bundling.
 .venv/bin/unetv2 evaluate --checkpoint training/runs/lite0-256/best.safetensors --data "$DATA/val" \
-    --json training/card/stage1_val_metrics.json
+    --overwrite --json training/card/stage1_val_metrics.json
 .venv/bin/python training/bundle.py training/runs/lite0-320-warm/best.safetensors
 cp training/runs/lite0-320-warm/log.csv training/card/lite0-320-warm_log.csv
 cp training/runs/lite0-320-warm/curves.png training/card/lite0-320-warm_curves.png
-.venv/bin/unetv2 evaluate --data "$DATA/val" --json training/card/val_metrics_cli.json
-.venv/bin/unetv2 evaluate --data "$DATA/val" --tta --json training/card/val_metrics_tta.json
+.venv/bin/unetv2 evaluate --data "$DATA/val" --overwrite --json training/card/val_metrics_cli.json
+.venv/bin/unetv2 evaluate --data "$DATA/val" --tta --overwrite --json training/card/val_metrics_tta.json
 .venv/bin/python training/evaluate_for_card.py --data "$DATA/val" --out training/card
 .venv/bin/python -c "from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint, bundled_checkpoint as b; \
 m, c = load_checkpoint(b()); save_checkpoint(m, '/tmp/polyp_fp16.safetensors', c, half=True)"
-.venv/bin/unetv2 evaluate --checkpoint /tmp/polyp_fp16.safetensors --data "$DATA/val" --json training/card/val_metrics_fp16.json
+.venv/bin/unetv2 evaluate --checkpoint /tmp/polyp_fp16.safetensors --data "$DATA/val" --overwrite --json training/card/val_metrics_fp16.json
 .venv/bin/python benchmarks/bench_inference.py --baseline HEAD --only resize --rounds 5 \
-    --json training/card/inference_cost.json   # run before committing the bundled file: HEAD holds stage 1
+    --overwrite --json training/card/inference_cost.json   # run before committing the bundled file: HEAD holds stage 1
 
 # 4. The bundled skin model (training/MODEL_CARD.md, second part): a seeded train/val/test split of PH2,
 #    the same recipe, selection on val, figures on test.
@@ -205,7 +205,7 @@ OMP_NUM_THREADS=1 .venv/bin/unetv2 train --recipe cpu --data training/runs/ph2-s
 .venv/bin/python training/bundle.py training/runs/skin-lite0-256/best.safetensors --name skin
 cp training/runs/skin-lite0-256/log.csv training/card/skin-lite0-256_log.csv
 cp training/runs/skin-lite0-256/curves.png training/card/skin-lite0-256_curves.png
-.venv/bin/unetv2 evaluate --checkpoint skin --data training/runs/ph2-split/test --json training/card/skin_test_metrics.json
-.venv/bin/unetv2 evaluate --checkpoint skin --data training/runs/ph2-split/val --json training/card/skin_val_metrics.json
-.venv/bin/unetv2 evaluate --checkpoint polyp --data training/runs/ph2-split/test --json training/card/polyp_model_on_skin_test.json
+.venv/bin/unetv2 evaluate --checkpoint skin --data training/runs/ph2-split/test --overwrite --json training/card/skin_test_metrics.json
+.venv/bin/unetv2 evaluate --checkpoint skin --data training/runs/ph2-split/val --overwrite --json training/card/skin_val_metrics.json
+.venv/bin/unetv2 evaluate --checkpoint polyp --data training/runs/ph2-split/test --overwrite --json training/card/polyp_model_on_skin_test.json
 .venv/bin/python training/write_model_card.py

@@ -350,7 +350,7 @@ def resume_run(run: TrainingRun) -> None:
         raise FileNotFoundError(f"--resume: no checkpoint to resume from in {run.out_dir / LAST}.")
     saved, _ = load_checkpoint(last / "model.safetensors")
     run.model.load_state_dict(saved.state_dict())
-    state = json.loads((last / "state.json").read_text())
+    state = _read_resume_state(last / "state.json")
     tensors = read_tensors(last / "optimizer.safetensors")
     torch.set_rng_state(tensors.pop("rng.torch"))
     if "rng.loader" in tensors:  # absent in checkpoints written before it was recorded
@@ -359,6 +359,23 @@ def resume_run(run: TrainingRun) -> None:
     run.scheduler.load_state_dict(state["scheduler"])
     run.start_epoch, run.history, run.best = state["epoch"], state["history"], state["best_val_dice"]
     run.config.parent = state.get("parent", run.config.parent)
+
+
+def _read_resume_state(path: Path) -> dict:
+    """``OUT/last/state.json`` with its fields checked, so a damaged one stops ``--resume`` with one line
+    before any training (not a KeyError now, or an AttributeError an epoch later)."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"--resume: {path} is unreadable ({err}); nothing was changed.") from err
+    kinds = {"epoch": int, "history": list, "optimizer": dict, "scheduler": dict, "best_val_dice": (int, float, type(None))}
+    wrong = [name for name, kind in kinds.items()
+             if not isinstance(state, dict) or name not in state or not isinstance(state[name], kind)
+             or isinstance(state[name], bool)]
+    if wrong:
+        raise ValueError(f"--resume: {path} is damaged ({', '.join(wrong)} missing or of the wrong type); "
+                         "nothing was changed. Start a new run, or restore the folder from a copy.")
+    return state
 
 
 def _apply_update(run: TrainingRun) -> None:

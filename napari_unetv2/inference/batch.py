@@ -303,7 +303,7 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
                 # --continue with some of this image's outputs there (a run without --save-probabilities before,
                 # or one killed between its files): only the missing ones are written. Never overwrite.
                 keep = tuple(p for p in output_paths(output_dir, path.stem, prediction.mask.ndim == 3,
-                                                    save_probabilities) if resume and p.exists())
+                                                    save_probabilities) if resume and p.is_file())
                 writer.submit(write_outputs, prediction, output_dir, path.stem, save_probabilities, keep)
                 if keep:
                     row["note"] = f"kept the existing {', '.join(p.name for p in keep)} (--continue never overwrites)"
