@@ -35,6 +35,35 @@ def test_same_weights_same_version(tmp_path, tiny_model):
     assert a == b
 
 
+def test_a_save_interrupted_between_its_two_files_is_refused_on_load(tmp_path, tiny_model, monkeypatch):
+    import napari_unetv2.checkpoints.checkpoint as checkpoint
+
+    path = tmp_path / "best.safetensors"
+    first = save_checkpoint(tiny_model, path)
+    with torch.no_grad():
+        dict(tiny_model.named_parameters())["heads.0.weight"].add_(1.0)
+
+    def disk_full(target, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", disk_full)
+    with pytest.raises(OSError):
+        save_checkpoint(tiny_model, path)  # the new JSON is written, the new weights are not
+    monkeypatch.undo()
+    assert read_config(path).version != first.version
+    with pytest.raises(ValueError, match=f"weights are version {first.version}"):
+        load_checkpoint(path)
+
+
+def test_checkpoints_saved_before_the_version_was_in_the_weights_still_load(tmp_path, tiny_model):
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "old.safetensors"
+    saved = save_checkpoint(tiny_model, path)
+    save_file(load_file(str(path)), str(path), metadata={"format": "pt"})  # as written before
+    assert load_checkpoint(path)[1].version == saved.version
+
+
 def test_half_precision_checkpoint_loads_as_float32(tmp_path, tiny_model):
     save_checkpoint(tiny_model, tmp_path / "h.safetensors", half=True)
     model, _ = load_checkpoint(tmp_path / "h.safetensors")

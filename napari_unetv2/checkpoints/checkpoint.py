@@ -21,6 +21,7 @@ from ..validation import CHANNELS, IMAGE_SIDE, ConfigError, between, each, one_o
 from .state_dicts import load_exact, read_tensors
 
 FORMAT_VERSION = 1
+VERSION_KEY = "napari_unetv2_version"  # safetensors metadata: the version the JSON beside must name
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 BUNDLED_NAME = "polyp_default.safetensors"
 # Models shipped inside the package, by the name users give them (`--checkpoint skin`, the Segment widget).
@@ -172,8 +173,10 @@ def save_checkpoint(
         if half and tensor.is_floating_point():
             tensor = tensor.half()
         state[key] = tensor
-    blob = save(state, metadata={"format": "pt", "napari_unetv2_format": str(FORMAT_VERSION)})
     config.version = content_version(state)
+    # The version in the weights too: the two files are written one after the other, and a failure between
+    # them (a full disk) would otherwise leave a JSON describing other weights, unnoticed (load_checkpoint checks).
+    blob = save(state, metadata={"format": "pt", "napari_unetv2_format": str(FORMAT_VERSION), VERSION_KEY: config.version})
     config.encoder_weights = config.encoder_weights or model.encoder_weights
     # Config first, weights last: a crash in between leaves no weight file without its config.
     atomic_write_text(config_path_for(path), json.dumps(asdict(config), indent=2, default=list) + "\n")
@@ -213,7 +216,13 @@ def load_checkpoint(
     """Rebuild the model described by the JSON config and load every tensor, or raise naming the mismatch."""
     path = Path(path)
     tensors = read_tensors(path, trusted=trusted)
-    config = config or read_config(path)
+    if config is None:
+        config = read_config(path)
+        weights_version = stored_version(path)
+        if weights_version is not None and weights_version != config.version:
+            raise ValueError(f"Checkpoint {path.name}: its JSON describes version {config.version} but the weights are "
+                             f"version {weights_version} (a save was interrupted between the two files?). "
+                             "Use another checkpoint; nothing was loaded.")
     model = config.build_model()
     reference = model.state_dict()
     tensors = {
@@ -223,6 +232,16 @@ def load_checkpoint(
     model.encoder_weights = config.encoder_weights
     model.eval()
     return model, config
+
+
+def stored_version(path: Path) -> Optional[str]:
+    """The version a .safetensors file's own metadata names (files saved before it was recorded: None)."""
+    if Path(path).suffix != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return (handle.metadata() or {}).get(VERSION_KEY)
 
 
 def bundled_checkpoint(name: str = DEFAULT_BUNDLED) -> Optional[Path]:

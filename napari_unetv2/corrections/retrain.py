@@ -14,6 +14,7 @@ Nothing is changed until the round completes: the run trains in a scratch folder
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -61,8 +62,9 @@ def retrain_events(
     (store.root / "runs").mkdir(exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=store.root / "runs", prefix="round-"))
     try:
+        pairs = pinned(pairs, scratch / "pairs")
         result = yield from finetune.finetune_events(
-            start, pairs, scratch, train_parts=train_parts, epochs=epochs, overrides=overrides, replay=replay,
+            start, pairs, scratch / "run", train_parts=train_parts, epochs=epochs, overrides=overrides, replay=replay,
             device=device, resumable=False, command=f"retrain widget: {len(pairs)} corrections from {corrections.root}")
         adoption = _adoption(result)
         _record_round(result, parent_score, adoption)
@@ -71,6 +73,25 @@ def retrain_events(
         # On success the store holds its own copy; when cancelled or failed, the store and the
         # correction set were never touched and the scratch run goes.
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def pinned(pairs: list[Pair], folder: Path) -> list[Pair]:
+    """The round's own links to its pairs' files (hard links: no copy, same bytes), so that accepting a new
+    mask for an image while the round trains (which replaces that entry and deletes its files) cannot pull a
+    file from under it. Copied where the file system has no hard links."""
+    kept = []
+    for pair in pairs:
+        linked = []
+        for source, sub in ((pair.image, "images"), (pair.mask, "masks")):
+            target = folder / sub / source.name  # entry ids are unique within a set: so are the names
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+            linked.append(target)
+        kept.append(Pair(*linked))
+    return kept
 
 
 def _adoption(result: finetune.FinetuneResult) -> AdoptionDecision:
