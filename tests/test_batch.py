@@ -78,6 +78,18 @@ def test_a_second_run_into_the_same_folder_keeps_its_summary_rows(predictor, fol
     assert sum(row["status"] == "done" for row in table.values()) == 4
 
 
+def test_masks_already_in_the_folder_are_not_credited_to_this_model(predictor, folder, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    first = sorted(folder.glob("*.jpg"))[0]
+    write_png_atomic(out / f"{first.stem}.png", np.zeros(read_image(first).shape[:2], np.uint8))  # a hand-made mask
+    summary = predict_folder(predictor, folder, out, resume=True)
+    row = rows(out)[first.name]
+    assert row["status"] == "skipped-done" and row["model_version"] == ""
+    assert summary.unrecorded == 1 and "no summary row" in summary.describe()
+    assert not summary.stopped
+
+
 def test_interrupt_leaves_only_complete_files(predictor, folder, tmp_path, monkeypatch):
     """A Ctrl-C that lands inside a write (here: at the second rename of a finished temporary file)
     leaves no temporary file and no half-written output; --continue then completes the folder."""

@@ -60,6 +60,11 @@ MAX_CPU_STREAMS = 4
 class BatchSummary:
     output: Path
     rows: list[dict] = field(default_factory=list)
+    # --continue kept outputs that this model did not make: versions named by the earlier summary rows, and
+    # how many kept outputs no summary row accounts for (masks put there by hand or by another program)
+    other_models: list[str] = field(default_factory=list)
+    unrecorded: int = 0
+    stopped: bool = False  # cancelled before every image was done
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r["status"] == status)
@@ -68,6 +73,12 @@ class BatchSummary:
         lines = [f"{self.count('done')} segmented, {self.count('skipped-done')} already done, "
                  f"{self.count('not-an-image')} not images, {self.count('error')} failed -> {self.output}"]
         lines += [f"  {r['file']}: {r['status']} {r['note']}" for r in self.rows if r["status"] in ("not-an-image", "error")]
+        if self.other_models:
+            lines.append(f"  note: results kept from earlier runs were made by model version(s) {', '.join(self.other_models)}: "
+                         "this folder mixes models (summary.csv names each file's)")
+        if self.unrecorded:
+            lines.append(f"  note: {self.unrecorded} kept output(s) have no summary row: not made by this program's runs "
+                         "into this folder (masks put there otherwise?)")
         return "\n".join(lines)
 
 
@@ -221,7 +232,7 @@ def predict_folder(
             )
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
-    read_summary(output_dir, summary_name(shard))  # an unreadable one is kept as a backup now, before any write
+    earlier = read_summary(output_dir, summary_name(shard))  # an unreadable one is kept as a backup now
     summary = BatchSummary(output_dir)
     mode = "tile" if tile else None
 
@@ -238,11 +249,21 @@ def predict_folder(
         with stream, OrderedWriter(background=overlap_io) as writer:
             _predict_files(predictor, files, output_dir, save_probabilities, summary, clashing, finished,
                            stream, writer, progress, should_stop, summary_name(shard), resume)
+        account_for_kept(summary, earlier, predictor.config.version)
     finally:
         release_freed_memory()  # what the streams' threads kept for reuse goes back once the folder is done
     if shard is not None:
         merge_summaries(output_dir, shard[1], SUMMARY_COLUMNS, merge_summary)
     return summary
+
+
+def account_for_kept(summary: BatchSummary, earlier: list[dict], version: str) -> None:
+    """Which models made the outputs --continue kept (from the earlier summary rows), and how many no row explains."""
+    before = {row["file"]: row for row in earlier}
+    kept = [before.get(row["file"]) for row in summary.rows if row["status"] == "skipped-done"]
+    summary.other_models = sorted({row.get("model_version") or "?" for row in kept
+                                   if row is not None and row.get("status") == "done"} - {version})
+    summary.unrecorded = sum(1 for row in kept if row is None or row.get("status") != "done")
 
 
 def cpu_streams(predictor: Predictor, streams: Optional[int] = None) -> list[int]:
@@ -290,9 +311,11 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
         elif path in clashing:
             row.update(status="error", note=clashing[path])
         elif finished(path):
-            row.update(status="skipped-done", note="outputs exist (--continue)")
+            # not this model's work: the merge keeps the earlier run's row (and its model version), if any
+            row.update(status="skipped-done", model_version="", note="outputs exist (--continue)")
         else:
             if should_stop is not None and should_stop():
+                summary.stopped = True
                 break
             start = time.time()
             try:

@@ -80,7 +80,13 @@ def check_image_shape(shape: tuple[int, ...], rgb: Optional[bool] = None) -> boo
             f"Expected (H, W), (H, W, C), (Z, H, W) or (Z, H, W, C); got a {ndim}-D array of shape {shape}."
         )
     if min(spatial) < MIN_RESIZE_SIDE:
-        raise ValueError(f"Image is {spatial[0]}x{spatial[1]}; both sides must be at least {MIN_RESIZE_SIDE} pixels.")
+        hint = ""
+        if ndim == 3 and is_stack and shape[-1] in (3, 4):
+            # napari opens a colour image too small for it to guess RGB as a stack of grey planes
+            hint = f" (read as a stack of {shape[0]} grey {shape[1]}x{shape[2]} planes"
+            hint += (f"; if it is one {shape[0]}x{shape[1]} colour image, open it as RGB: napari reads colour images "
+                     "this small as stacks)" if min(shape[:2]) >= MIN_RESIZE_SIDE else ")")
+        raise ValueError(f"Image is {spatial[0]}x{spatial[1]}{hint}; both sides must be at least {MIN_RESIZE_SIDE} pixels.")
     return is_stack
 
 

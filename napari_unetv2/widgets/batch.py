@@ -65,8 +65,9 @@ class BatchWidget(WorkerWidget):
 
     def _on_done(self, summary) -> None:
         self.last_summary = summary
-        stopped = " (cancelled: finished images kept, none half-written)" if self._cancel.is_set() else ""
-        self.say(summary.describe().splitlines()[0] + stopped)
+        stopped = " (cancelled: finished images kept, none half-written)" if summary.stopped else ""
+        first, *rest = summary.describe().splitlines()
+        self.say(" ".join([first + stopped] + [line.strip() for line in rest if line.strip().startswith("note:")]))
         if self.open_results.value and self.viewer is not None:
             self.open_masks(summary)
 
