@@ -127,6 +127,12 @@ def test_resegmenting_after_use_and_roll_back_updates_layers_in_place(make_napar
     assert not any(layers_of(viewer, x, PROPOSAL) for x in images[1:])  # unedited masks updated in place
     visible = [x for x in viewer.layers if isinstance(x, Labels) and x.visible and x.metadata.get("unetv2_role")]
     assert all(x.metadata["unetv2_role"] == MASK for x in visible)  # no proposal drawn over the image viewed
+    # The user's mask stays active with its brush (a proposal added by re-segmenting is not selected), the
+    # correction chooser stays on it, and the proposal sits just above its own image's mask.
+    assert viewer.layers.selection.active is layer_of(viewer, viewed, MASK) and viewer.layers.selection.active.mode == "paint"
+    assert rt.mask.value is None or rt.mask.value.metadata.get("unetv2_role") != PROPOSAL
+    [proposal] = layers_of(viewer, images[0], PROPOSAL)
+    assert viewer.layers.index(proposal) == viewer.layers.index(edited) + 1
 
 
 # 4 -------------------------------------------------------------------------------------------------------
@@ -285,3 +291,87 @@ def test_every_control_has_a_tooltip(make_napari_viewer):
             elif not control.tooltip:
                 missing.append(f"{name}: {control.label or control.name}")
     assert not missing, missing
+
+
+# Session 24's clinician trial -------------------------------------------------------------------------------
+def test_a_late_segment_result_never_lands_on_the_next_image_of_a_session(make_napari_viewer, qtbot, tmp_path):
+    """Segment (a slower setting) on the folder session's image, then Next before it finished: the session
+    shows the next image in the same layer, and the old result must not become its mask."""
+    from test_session import crops_folder, open_session, wait_shown
+
+    data = crops_folder(tmp_path / "data", n=3)
+    viewer = make_napari_viewer()
+    session = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    seg = dock(viewer, "Segment")
+    seg.image.value = session.image_layer
+    seg.tta.value = True
+    worker = seg.run()
+    assert worker is not None, seg.status.value
+    assert session.next_image()  # before the worker could deliver: its result comes through the event loop
+    wait(qtbot, worker)
+    wait_shown(qtbot, session)
+    shown_mask = np.asarray(session.mask_layer.data).copy()
+    own = session._cache[(str(session.session.current), session._model_key())][1].mask
+    assert np.array_equal(shown_mask, own)
+    assert "shows another image now" in seg.status.value.replace("\u200b", "")
+
+
+def test_a_double_click_on_accept_does_not_accept_the_next_image_unseen(make_napari_viewer, qtbot, tmp_path):
+    from test_session import crops_folder, open_session
+
+    data = crops_folder(tmp_path / "data", n=3)
+    viewer = make_napari_viewer()
+    session = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    qtbot.waitUntil(lambda: len(session._cache) >= 2, timeout=60_000)  # the next image computed ahead
+    first = session.session.current
+    assert session.accept_and_next() is not None
+    assert session.shown_path == session.session.current != first  # shown at once
+    assert session.accept_and_next() is None  # the second click of the double click
+    assert "only just appeared" in session.status.value.replace("\u200b", "")
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    assert session.session.reviewed() == 1
+
+
+def test_the_bundled_skin_model_can_be_put_in_use_and_retrain_says_which_model_it_trains(make_napari_viewer, qtbot,
+                                                                                         isolated_home):
+    """The trial of session 24: corrections made with the skin model (chosen in Segment) fine-tuned the polyp
+    model in use without a word; and the skin model could not be put in use ('not in the model store')."""
+    from napari_unetv2.widgets._state import bundled_choice, bundled_label
+
+    viewer = make_napari_viewer()
+    rt = dock(viewer, "Correct & retrain")
+    skin_version = read_config(bundled_checkpoint("skin")).version
+    image, mask, stem = load_sample("skin")
+    rt.correction_set.add(image, mask, source=stem, model_version=skin_version)
+    assert rt.retrain() is None  # the polyp model is in use: said, not started
+    said = rt.status.value.replace("\u200b", "")
+    assert bundled_label("skin") in said and BUNDLED_NAME in said and "again" in said
+    rt.versions.value = bundled_choice("skin")
+    rt.use_selected_version()
+    assert rt.models.label() == bundled_label("skin") and rt.models.version_id() == skin_version
+    rt.epochs.value = 1
+    worker = rt.retrain()  # the skin model in use: it starts at once
+    assert worker is not None, rt.status.value
+    rt.cancel()
+    wait(qtbot, worker)
+
+
+def test_click_points_do_not_pile_up_over_the_next_images_of_a_session(make_napari_viewer, qtbot, tmp_path):
+    from test_session import crops_folder, open_session, wait_shown
+
+    from napari_unetv2.widgets._layers import CLICKS
+
+    data = crops_folder(tmp_path / "data", n=3)
+    viewer = make_napari_viewer()
+    session = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    clicks = dock(viewer, "Correct with clicks")
+    for _ in range(2):
+        clicks.reset_choices()
+        clicks.image.value = session.image_layer
+        points = clicks.start()
+        assert points is not None, clicks.status.value
+        assert clicks.click(100, 100) is not None, clicks.status.value
+        assert [len(x.data) for x in viewer.layers if x.metadata.get("unetv2_role") == CLICKS] == [1]
+        assert session.next_image()
+        wait_shown(qtbot, session)
+        assert not [x for x in viewer.layers if x.metadata.get("unetv2_role") == CLICKS]  # gone with its image

@@ -92,21 +92,68 @@ def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_
         assert np.allclose(viewer.layers[f"{name} probability"].data, before[name], atol=1e-5)
 
 
-def test_cancel_leaves_model_and_corrections_unchanged(make_napari_viewer, qtbot, isolated_home, small_checkpoint):
+def a_long_round_started(make_napari_viewer, qtbot, isolated_home, small_checkpoint):
+    """(store, corrections, viewer, widget, worker, snapshots before) once a 200-epoch round has taken steps."""
     store = ModelStore(isolated_home / "models")
     store.use(store.add(small_checkpoint).version)
     cs = fill_corrections(isolated_home / "corrections")
     viewer = make_napari_viewer()
     _, rt = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct & retrain")
-    models_before, corrections_before = snapshot(store.root), snapshot(cs.root)
+    before = snapshot(store.root), snapshot(cs.root)
     rt.epochs.value = 200
     worker = rt.retrain()
+    assert worker is not None, rt.status.value
     qtbot.waitUntil(lambda: rt.progress.value >= 2, timeout=120_000)
+    return store, cs, viewer, rt, worker, before
+
+
+def test_cancel_leaves_model_and_corrections_unchanged(make_napari_viewer, qtbot, isolated_home, small_checkpoint):
+    store, cs, viewer, rt, worker, (models_before, corrections_before) = a_long_round_started(
+        make_napari_viewer, qtbot, isolated_home, small_checkpoint)
     rt.cancel()
     wait(qtbot, worker)
     assert "cancelled" in rt.status.value
     assert snapshot(store.root) == models_before
     assert snapshot(cs.root) == corrections_before
+
+
+def test_closing_napari_during_a_round_stops_it_cleanly(make_napari_viewer, qtbot, isolated_home, small_checkpoint):
+    """The trial of session 24: closing the viewer while a round trained aborted the process (a worker's
+    result reached deleted Qt objects) and left the round's scratch folder behind."""
+    from qtpy.QtCore import QThreadPool
+
+    store, cs, viewer, rt, worker, (models_before, corrections_before) = a_long_round_started(
+        make_napari_viewer, qtbot, isolated_home, small_checkpoint)
+    viewer.close()
+    # the round stopped (napari quits its workers when it closes) and cleaned up
+    assert QThreadPool.globalInstance().waitForDone(120_000)
+    qtbot.wait(200)  # its signals delivered (to a closed widget: nothing happens, nothing raises)
+    assert not list((store.root / "runs").glob("round-*"))
+    assert snapshot(store.root) == models_before and snapshot(cs.root) == corrections_before
+
+
+def test_accepting_a_new_mask_while_a_round_trains_does_not_break_the_round(isolated_home, small_checkpoint):
+    """Retraining runs in the background while the clinician goes on; accepting an image again replaces its
+    entry (deleting its files). The round trains on the set as it was when it started."""
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.corrections.retrain import retrain_events
+
+    store = ModelStore(isolated_home / "models")
+    store.use(store.add(small_checkpoint).version)
+    cs = fill_corrections(isolated_home / "corrections")
+    events = retrain_events(store, cs, epochs=1, device="cpu")
+    assert next(events).kind  # the round has listed its pairs and started
+    image, gt, stem = load_sample(next(iter(SAMPLES)))
+    replaced = store_correction(cs, image, 1 - gt, source=stem)
+    assert replaced.describe().count("replaced") == 1
+    outcome = None
+    try:
+        while True:
+            next(events)
+    except StopIteration as finished:
+        outcome = finished.value
+    assert outcome is not None and outcome.config.version in {c.version for c in store.versions()}
+    assert not list((store.root / "runs").glob("round-*"))
 
 
 KILL_SCRIPT = """

@@ -182,10 +182,14 @@ def open_session(viewer, qtbot, session_dir, images=None):
 
 
 def wait_shown(qtbot, widget):
+    """Until the current image is on screen, and then as long as a person must look at it before accepting."""
+    from napari_unetv2.widgets.session import ACCEPT_AFTER_S
+
     try:
         qtbot.waitUntil(lambda: widget.shown_path == widget.session.current, timeout=60_000)
     except Exception as err:
         raise AssertionError(f"{widget.session.current} not shown: {widget.status.value}") from err
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
 
 
 @pytest.mark.slow
@@ -252,6 +256,7 @@ def test_goal_a_clinicians_session_with_retrain_restart_and_resume(make_napari_v
     assert again.shown_path.name not in on_screen
     again.previous_image()  # an accepted image comes back with the mask that was accepted
     assert np.array_equal(np.asarray(again.mask_layer.data), on_screen[again.shown_path.name][1])
+    qtbot.wait(500)  # looked at before it is accepted again
     assert again.accept_and_next() is not None
     qtbot.waitUntil(lambda: again.pending_writes == 0, timeout=30_000)
     assert len(CorrectionSet(cs.root).entries()) == 10  # no duplicate

@@ -3,11 +3,12 @@ progress signal, busy / cancel / finished handling and one error path (a one-lin
 the widget, never a traceback toast)."""
 from __future__ import annotations
 
+import inspect
 import threading
 from typing import Callable, Optional
 
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, Qt, Signal
 
 from .. import errors
 from ..devices import available_devices
@@ -61,11 +62,35 @@ class WorkerWidget(Container):
         self.status = wrapping_label("status", tooltip="What happened last, or why nothing happened.")
         self.cancel_button.changed.connect(self.cancel)
         self._signals = _Progress()
-        self._signals.advanced.connect(self._on_progress)
+        self._signals.advanced.connect(lambda *args: self.guarded(self._on_progress)(*args))
         self._cancel = threading.Event()
         self.worker = None
         self._start_buttons: list = []
         self.models.changed.connect(self._on_model_changed)
+        self.closed = False
+        self.native.destroyed.connect(self._on_destroyed)
+
+    def _on_destroyed(self, _=None) -> None:
+        """The widget was closed (napari's window closed, the dock removed): running work is asked to stop
+        (a training round then leaves nothing half-written), and its results have nowhere to go."""
+        self.closed = True
+        self._cancel.set()
+
+    def guarded(self, slot: Callable) -> Callable:
+        """``slot`` for a worker's signal: skipped once the widget is closed. A result arriving after napari
+        closed the widget would otherwise touch deleted Qt objects, and an exception in a slot aborts the
+        process under PyQt (a crash on closing napari during a retrain round, trial of session 24)."""
+        def call(*args):
+            if self.closed:
+                return None
+            try:
+                return slot(*args)
+            except RuntimeError as err:
+                if "has been deleted" in str(err):  # closed between the check and the call
+                    self.closed = True
+                    return None
+                raise
+        return call
 
     def add_common(self) -> None:
         self.extend([self.device, self.cancel_button, self.progress, self.model_line, self.status])
@@ -112,13 +137,25 @@ class WorkerWidget(Container):
         from napari.qt.threading import create_worker
 
         self._cancel.clear()
-        worker = create_worker(job, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda result: self.report_error(result) if isinstance(result, BaseException)
-                                else on_result(result))
-        worker.errored.connect(self.report_error)
+        started: list = []  # the job's generator, once the worker has made it
+        runs = job
+        if inspect.isgeneratorfunction(job):
+            def runs():
+                started.append(job())
+                return (yield from started[0])
+        worker = create_worker(runs, _start_thread=False, _ignore_errors=True)
+        if hasattr(worker, "aborted"):
+            # napari quits running workers when its window closes; superqt then stops driving the generator and
+            # leaves it suspended, so its clean-up (a round's scratch folder) would wait for garbage collection
+            # or never run. Closed here, in the worker's own thread (direct connection), before it finishes.
+            worker.aborted.connect(lambda: [generator.close() for generator in started],
+                                   Qt.ConnectionType.DirectConnection)
+        worker.returned.connect(self.guarded(lambda result: self.report_error(result)
+                                             if isinstance(result, BaseException) else on_result(result)))
+        worker.errored.connect(self.guarded(self.report_error))
         if on_event is not None:
-            worker.yielded.connect(on_event)
-        worker.finished.connect(self._on_finished)
+            worker.yielded.connect(self.guarded(on_event))
+        worker.finished.connect(self.guarded(self._on_finished))
         self.worker = worker
         for button in self._start_buttons:
             button.enabled = False

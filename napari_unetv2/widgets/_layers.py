@@ -27,6 +27,7 @@ PREDICTED_AT = "unetv2_predicted_at"
 MODEL_VERSION = "model_version"
 
 MASK, PROPOSAL, PROBABILITY, ATTENTION = "mask", "proposal", "probability", "attention"
+CLICKS, BOX = "clicks", "box"  # the click widget's Points and Shapes layers of an image
 MASK_OPACITY = 0.45  # translucent: the tissue under the mask stays visible
 MASK_DISPLAYS = ("filled", "outline")
 
@@ -161,21 +162,29 @@ def _update_proposal(viewer, image_layer, prediction, model_version: str, visibl
     proposal = layer_of(viewer, image_layer, PROPOSAL)
     metadata = _prediction_metadata(image_layer, PROPOSAL, prediction, model_version)
     if proposal is None:
+        # Adding a layer makes it the active one: the user's mask (and its paint brush) must stay active, or the
+        # next brush stroke or "Accept correction" would go to the model's proposal instead of their correction.
+        active = viewer.layers.selection.active
         proposal = viewer.add_labels(prediction.mask, name=f"{image_layer.name} proposal", opacity=0.6,
                                      visible=visible, metadata=metadata, colormap=proposal_colormap(),
                                      **spatial_placement(image_layer))
         proposal.contour = 2  # an outline beside the user's filled mask: compare, copy what helps
+        # just above its own image's mask, not on top of the stack (over whichever image is shown there)
+        _move_above(viewer, proposal, layer_of(viewer, image_layer, MASK) or image_layer)
+        if active is not None and active in viewer.layers:
+            viewer.layers.selection.active = active
     else:
         proposal.data = prediction.mask
         proposal.metadata.update(metadata)
     return proposal
 
 
-def _move_above(viewer, layer, image_layer) -> None:
-    """Put ``layer`` just above its image, so the mask (added later or last) stays on top."""
-    if image_layer in viewer.layers and layer in viewer.layers:
-        src, dst = viewer.layers.index(layer), viewer.layers.index(image_layer) + 1
-        if src != dst:
+def _move_above(viewer, layer, below) -> None:
+    """Put ``layer`` just above ``below`` (its image, so the mask added later or last stays on top; or its
+    image's mask)."""
+    if below in viewer.layers and layer in viewer.layers:
+        src, dst = viewer.layers.index(layer), viewer.layers.index(below) + 1  # napari: insert before dst
+        if dst not in (src, src + 1):
             viewer.layers.move(src, dst)
 
 
@@ -232,15 +241,19 @@ def output_labels_kwargs(name: str) -> dict:
 
 
 def click_layers(viewer, image_layer) -> tuple:
-    """The ``<image> clicks`` Points layer and ``<image> box`` Shapes layer of the click widget (added once)."""
+    """The ``<image> clicks`` Points layer and ``<image> box`` Shapes layer of the click widget (added once),
+    tied to the image by role (as its mask is), so that whoever replaces the image's pixels (the folder
+    session) removes them with its other layers instead of leaving old points over the next image."""
     placement = spatial_placement(image_layer)
-    points_name, box_name = f"{image_layer.name} clicks", f"{image_layer.name} box"
-    if box_name not in viewer.layers:
-        viewer.add_shapes(name=box_name, shape_type="rectangle", edge_color="yellow", face_color="transparent",
-                          edge_width=2, ndim=2, **placement)
-    viewer.layers[box_name].mode = "add_rectangle"
-    if points_name not in viewer.layers:
-        viewer.add_points(np.empty((0, 2)), name=points_name, size=12, border_color="white", ndim=2, **placement)
-    points = viewer.layers[points_name]
+    tie = {IMAGE_ID: image_id(image_layer)}
+    box = layer_of(viewer, image_layer, BOX)
+    if box is None:
+        box = viewer.add_shapes(name=f"{image_layer.name} box", shape_type="rectangle", edge_color="yellow",
+                                face_color="transparent", edge_width=2, ndim=2, metadata={ROLE: BOX, **tie}, **placement)
+    box.mode = "add_rectangle"
+    points = layer_of(viewer, image_layer, CLICKS)
+    if points is None:
+        points = viewer.add_points(np.empty((0, 2)), name=f"{image_layer.name} clicks", size=12, border_color="white",
+                                   ndim=2, metadata={ROLE: CLICKS, **tie}, **placement)
     points.mode = "pan_zoom"  # the widget places points itself: a click is positive or negative, a drag pans
-    return points, viewer.layers[box_name]
+    return points, box

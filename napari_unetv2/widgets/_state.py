@@ -153,6 +153,9 @@ class ModelInUse(QObject):
             return bundled_label(_bundled_name(version) or DEFAULT_BUNDLED)
         if isinstance(version, Path):
             return f"file {version.name}"
+        for name in bundled_models():  # a bundled model copied into the store to be used: still its one name
+            if _bundled_version(name) == version:
+                return bundled_label(name)
         configs = {c.version: c for c in self.store.versions()}
         return version_label(configs[version]) if version in configs else f"missing version {version}"
 
@@ -179,8 +182,29 @@ class ModelInUse(QObject):
 
     # Moving the pointer: always through here, so every widget hears of it.
     def use(self, version: Optional[str]) -> None:
+        """Put a stored version in use; None or the default bundled model's choice: the bundled default. Another
+        bundled model (``bundled:skin``) is copied into the store first, so that it can be in use and fine-tuned."""
+        name = _bundled_name(version)
+        if name == DEFAULT_BUNDLED:
+            version = None
+        elif name is not None:
+            path = bundled_checkpoint(name)
+            if path is None:
+                raise ValueError(f"The bundled {name} model is not installed.")
+            version = self.store.add(path).version
         self.store.use(version)
         self.changed.emit()
+
+    def lineage(self, version: Optional[str]) -> set[str]:
+        """``version`` and every version it was fine-tuned from that the store or the bundled models know."""
+        parents = {c.version: c.parent for c in self.store.versions()}
+        for name in bundled_models():
+            parents.setdefault(_bundled_version(name), None)
+        found: set[str] = set()
+        while version and version not in found:
+            found.add(version)
+            version = parents.get(version)
+        return found
 
     def roll_back(self) -> Optional[str]:
         version = self.store.roll_back()

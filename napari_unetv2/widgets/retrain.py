@@ -24,6 +24,8 @@ from ._layers import (
     MODEL_VERSION,
     PREDICTED_AT,
     PREDICTED_MASK,
+    PROPOSAL,
+    ROLE,
     image_for,
     is_source_image,
     layer_of,
@@ -86,6 +88,7 @@ class RetrainWidget(WorkerWidget):
         self.segment_worker = None
         self.last_version = None
         self.resegmented = 0  # completed re-segmentation rounds
+        self._mismatch_seen: Optional[tuple] = None  # (made with, in use) once said: a second Retrain goes ahead
         self._show_current()
 
     # ---- choosers ------------------------------------------------------------------------------------
@@ -116,7 +119,9 @@ class RetrainWidget(WorkerWidget):
 
     def _mask_follows_active(self, _=None) -> None:
         layer = self.viewer.layers.selection.active
-        if layer is not None and layer in self.mask.choices:
+        # A proposal (the model's new mask beside an edited one) is not followed: choosing it as the correction
+        # must be the user's explicit choice in the list, never a side effect of a re-segmentation.
+        if layer is not None and layer in self.mask.choices and layer.metadata.get(ROLE) != PROPOSAL:
             self.mask.value = layer
 
     def _entry_choices(self, _=None) -> list:
@@ -218,21 +223,22 @@ class RetrainWidget(WorkerWidget):
         layers = [x for x in self.viewer.layers if is_source_image(x) and layer_of(self.viewer, x, MASK) is not None]
         if not layers:
             return None
-        jobs = [(layer, np.asarray(layer.data), bool(layer.rgb), bool(layers_of(self.viewer, layer, ATTENTION)))
-                for layer in layers]
+        jobs = [(layer, layer.data, bool(layer.rgb), bool(layers_of(self.viewer, layer, ATTENTION))) for layer in layers]
         checkpoint, device, models = self.models.checkpoint(), self.device.value, self.models
 
         def job():
             predictor = models.predictor(checkpoint, device)
-            return predictor, [(layer, predictor.predict(d, rgb=rgb, return_attention=att)) for layer, d, rgb, att in jobs]
+            return predictor, [(layer, data, predictor.predict(np.asarray(data), rgb=rgb, return_attention=att))
+                               for layer, data, rgb, att in jobs]
 
         def done(result):
             predictor, predictions = result
             active = self.viewer.layers.selection.active
             viewed = active if active is None or is_source_image(active) else image_for(self.viewer, active)
             kept = 0
-            for layer, prediction in predictions:
-                if layer in self.viewer.layers:
+            for layer, data, prediction in predictions:
+                # not when the layer shows another image now (the folder session reuses one layer per image)
+                if layer in self.viewer.layers and layer.data is data:
                     shown = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                             visible=layer is viewed)
                     kept += shown["kept_edited"]
@@ -241,8 +247,8 @@ class RetrainWidget(WorkerWidget):
             self.say(f"re-segmented {len(predictions)} image(s) with {self.models.label()}{note}")
 
         self.segment_worker = create_worker(job, _start_thread=False, _ignore_errors=True)
-        self.segment_worker.returned.connect(done)
-        self.segment_worker.errored.connect(lambda err: self.report_error(err, "re-segmenting"))
+        self.segment_worker.returned.connect(self.guarded(done))
+        self.segment_worker.errored.connect(self.guarded(lambda err: self.report_error(err, "re-segmenting")))
         self.segment_worker.start()
         return self.segment_worker
 
@@ -257,6 +263,8 @@ class RetrainWidget(WorkerWidget):
         if self.store.current_checkpoint() is None:
             self.say("no model to fine-tune: no bundled weights are installed and the store is empty")
             return None
+        if not self._confirmed_start(corrections):
+            return None
         replay = None
         replay_dir = str(self.replay.value)
         if replay_dir not in ("", "."):
@@ -270,6 +278,28 @@ class RetrainWidget(WorkerWidget):
         self.plot.clear()
         return self.start_work(job, self._on_returned, "preparing (scoring the held-out corrections with the current model)...",
                                on_event=self._on_event)
+
+    def _confirmed_start(self, corrections) -> bool:
+        """A round fine-tunes the model in use. When the newest correction was made with a model outside its
+        lineage (the Segment widget set to the bundled skin model while the polyp model is in use), say so and
+        start only on a second press: otherwise the dermatologist's corrections would retrain the polyp model,
+        put it in use, and the skin model they segment with would never change."""
+        made_with = next((e.model_version for e in sorted(corrections.entries(), key=lambda e: e.created, reverse=True)
+                          if e.model_version), None)
+        in_use = self.models.version_id()
+        if made_with is None or made_with in self.models.lineage(in_use):
+            return True
+        if self._mismatch_seen == (made_with, in_use):
+            self._mismatch_seen = None
+            return True
+        self._mismatch_seen = (made_with, in_use)
+        made_label = self.models.label(made_with)
+        if made_label.startswith("missing version"):  # a file, or a version since removed
+            made_label = f"model version {made_with}"
+        self.say(f"The newest correction was made with {made_label}, but Retrain fine-tunes the model in use, "
+                 f"{self.models.label()}. To train the model you corrected, choose it under 'versions' and press "
+                 "'Use selected version' first; press Retrain again to fine-tune the model in use anyway.")
+        return False
 
     def _on_event(self, event) -> None:
         if event.kind == "step":

@@ -96,10 +96,15 @@ class SegmentWidget(WorkerWidget):
         return chosen_model(self, self.model_source, self.checkpoint)
 
     def _on_display(self, value: str) -> None:
-        from ._layers import set_mask_display
+        """On the chosen image's mask (not only the one segmented last), as the control sits beside it."""
+        from ._layers import MASK, layer_of, set_mask_display
 
-        if self.last_result.get("mask") in self.viewer.layers:
-            set_mask_display(self.last_result["mask"], value)
+        image = self.image.value
+        mask = layer_of(self.viewer, image, MASK) if image is not None else None
+        if mask is None and self.last_result.get("mask") in self.viewer.layers:
+            mask = self.last_result["mask"]
+        if mask is not None:
+            set_mask_display(mask, value)
 
     def run(self, _=None):
         """Start a prediction worker; returns it (tests wait on it). Refusals go to the status line."""
@@ -145,15 +150,19 @@ class SegmentWidget(WorkerWidget):
                 return err
             return predictor, prediction, time.time() - start
 
-        return self.start_work(job, lambda result: self._on_done(layer, result), "loading model...", steps=3)
+        segmented = layer.data
+        return self.start_work(job, lambda result: self._on_done(layer, segmented, result), "loading model...", steps=3)
 
-    def _on_done(self, layer, result) -> None:
+    def _on_done(self, layer, segmented, result) -> None:
         if result is None:
             self.say("cancelled: nothing was added")
             return
         predictor, prediction, seconds = result
         if layer not in self.viewer.layers:
             self.say("the image layer was removed; nothing added")
+            return
+        if layer.data is not segmented:  # e.g. the folder session moved its one image layer to the next image
+            self.say(f"'{layer.name}' shows another image now; this result was for the one before and is not shown")
             return
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                            display=self.display.value)

@@ -27,6 +27,8 @@ from ..storage import data_home, default_corrections_dir
 from ._base import WorkerWidget, wrapping_label
 from ._layers import (
     ATTENTION,
+    BOX,
+    CLICKS,
     IMAGE_ID,
     MASK_DISPLAYS,
     MODEL_VERSION,
@@ -57,6 +59,9 @@ _CACHE_SIZE = 3  # current, next, and the one just left (going back is instant t
 # The next image is computed once the image just shown has been drawn: started at once, its worker took
 # the core and the GIL from napari's first paint of the new image (llvmpipe draws with the CPU).
 _PREFETCH_DELAY_MS = 150
+
+
+ACCEPT_AFTER_S = 0.35  # an image must have been on screen this long before it can be accepted
 
 
 class SessionWidget(WorkerWidget):
@@ -112,6 +117,7 @@ class SessionWidget(WorkerWidget):
         self.image_layer = None
         self.mask_layer = None
         self.shown_path: Optional[Path] = None
+        self._shown_at = float("-inf")  # time.monotonic() when shown_path appeared
         self._cache: dict[tuple[str, str], tuple[np.ndarray, object]] = {}  # (file, model) -> (pixels, prediction)
         self._loading: dict[tuple[str, str], object] = {}  # (file, model) -> worker
         self._refresh: set[tuple[str, str]] = set()  # computations that update the shown image in place
@@ -120,7 +126,7 @@ class SessionWidget(WorkerWidget):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unetv2-session-writer")
         self._writing: list[str] = []  # names of images whose acceptance is being written
         self._stored = _Stored()
-        self._stored.done.connect(self._on_stored)
+        self._stored.done.connect(self.guarded(self._on_stored))
         self._bind_keys()
 
     # ---- opening ---------------------------------------------------------------------------------------
@@ -163,7 +169,7 @@ class SessionWidget(WorkerWidget):
             else:
                 self.say(f"segmenting {path.name}...")
                 self._compute(path)
-        QTimer.singleShot(_PREFETCH_DELAY_MS, self._prefetch)
+        QTimer.singleShot(_PREFETCH_DELAY_MS, self.guarded(self._prefetch))
 
     def _compute(self, path: Path, refresh: bool = False) -> None:
         """Read and segment ``path`` in a worker and cache it. When it is done and ``path`` is the current
@@ -204,8 +210,8 @@ class SessionWidget(WorkerWidget):
                 return
 
         worker = create_worker(job, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(returned)
-        worker.errored.connect(lambda err: self.report_error(err, path.name))
+        worker.returned.connect(self.guarded(returned))
+        worker.errored.connect(self.guarded(lambda err: self.report_error(err, path.name)))
         self._loading[key] = worker
         worker.start()
 
@@ -232,7 +238,7 @@ class SessionWidget(WorkerWidget):
         rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
         layer = self.image_layer
         if layer is not None and layer in self.viewer.layers and layer.rgb == rgb and layer.data.ndim == image.ndim:
-            for extra in (PROPOSAL, ATTENTION) + ((PROBABILITY,) if prediction is None else ()):
+            for extra in (PROPOSAL, ATTENTION, CLICKS, BOX) + ((PROBABILITY,) if prediction is None else ()):
                 for old in layers_of(self.viewer, layer, extra):
                     self.viewer.layers.remove(old)  # rare: a proposal after a model switch, or a revisit
             layer.data = image
@@ -255,6 +261,7 @@ class SessionWidget(WorkerWidget):
             else:
                 show_prediction(self.viewer, layer, prediction, prediction.model_version)  # adds the probability
         self.shown_path = path
+        self._shown_at = time.monotonic()
         self.viewer.reset_view()
         ready_to_paint(self.viewer, self.mask_layer)
         self._update_where()
@@ -324,6 +331,11 @@ class SessionWidget(WorkerWidget):
         path = self.session.current
         if self.shown_path != path or self.mask_layer not in self.viewer.layers:
             self.say(f"{path.name} is still being segmented; accept once it is shown")
+            return None
+        if time.monotonic() - self._shown_at < ACCEPT_AFTER_S:
+            # The next image is usually ready at once (computed ahead): a double click or a key held down would
+            # otherwise accept it unseen, and its raw model mask would go into training as checked.
+            self.say(f"{path.name} has only just appeared: look at it, then accept (a double click accepts once)")
             return None
         image, mask = np.array(self.image_layer.data, copy=True), np.array(self.mask_layer.data, copy=True)
         meta = self.mask_layer.metadata
