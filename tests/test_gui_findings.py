@@ -375,3 +375,18 @@ def test_click_points_do_not_pile_up_over_the_next_images_of_a_session(make_napa
         assert session.next_image()
         wait_shown(qtbot, session)
         assert not [x for x in viewer.layers if x.metadata.get("unetv2_role") == CLICKS]  # gone with its image
+
+
+def test_the_status_speaks_of_the_chosen_image_not_of_the_last_run(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    for key in list(SAMPLES)[:2]:
+        viewer.open_sample(PLUGIN, key)
+    seg = dock(viewer, "Segment")
+    first, second = (viewer.layers[stem] for stem in list(SAMPLES.values())[:2])
+    seg.image.value = first
+    segment(qtbot, seg)
+    assert "done in" in seg.status.value and seg.progress.value == seg.progress.max
+    seg.image.value = second
+    assert f"{second.name}: not segmented yet" in seg.status.value.replace("\u200b", "") and seg.progress.value == 0
+    seg.image.value = first
+    assert "segmented with version" in seg.status.value.replace("\u200b", "")

@@ -58,7 +58,8 @@ class WorkerWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False,
                                         tooltip="Stop the running work; nothing half-done is kept.")
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0, tooltip="Progress of the running work.")
-        self.model_line = wrapping_label("model", tooltip="The model this widget runs (name and version).")
+        # "runs", not "model": the Segment and Batch widgets have a "model" chooser just above it
+        self.model_line = wrapping_label("runs", tooltip="The model this widget runs (name and version).")
         self.status = wrapping_label("status", tooltip="What happened last, or why nothing happened.")
         self.cancel_button.changed.connect(self.cancel)
         self._signals = _Progress()
@@ -116,7 +117,8 @@ class WorkerWidget(Container):
         self.status.value = breakable(text)
 
     def report_error(self, err: BaseException, what: str = "") -> None:
-        """The one error path: a one-line message in the status line."""
+        """The one error path: a one-line message in the status line (and no full progress bar beside it)."""
+        self.progress.value = 0
         self.say(f"{what + ': ' if what else ''}error: {one_line(err)}")
 
     def _on_progress(self, done: int, total: int, text: str) -> None:

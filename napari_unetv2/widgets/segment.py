@@ -86,6 +86,7 @@ class SegmentWidget(WorkerWidget):
         self.add_common()
         self.run_button.changed.connect(self.run)
         self.display.changed.connect(self._on_display)
+        self.image.changed.connect(self._on_image_chosen)
         follow_active_image(self, self.image)
         self.last_result: dict = {}
 
@@ -94,6 +95,20 @@ class SegmentWidget(WorkerWidget):
 
     def model_choice(self):
         return chosen_model(self, self.model_source, self.checkpoint)
+
+    def _on_image_chosen(self, image=None) -> None:
+        """The status speaks of the chosen image, not of the last run on another one ("done in 0.1 s")."""
+        from ._layers import MASK, MODEL_VERSION, layer_of
+
+        if self.busy or image is None:
+            return
+        mask = layer_of(self.viewer, image, MASK)
+        self.progress.value = 0
+        if mask is None:
+            self.say(f"{image.name}: not segmented yet")
+        else:
+            self.say(f"{image.name}: segmented with version {mask.metadata.get(MODEL_VERSION) or '?'}; "
+                     "Segment again to update it (an edited mask is kept)")
 
     def _on_display(self, value: str) -> None:
         """On the chosen image's mask (not only the one segmented last), as the control sits beside it."""
