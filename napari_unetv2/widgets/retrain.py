@@ -298,7 +298,7 @@ class RetrainWidget(WorkerWidget):
             made_label = f"model version {made_with}"
         self.say(f"The newest correction was made with {made_label}, but Retrain fine-tunes the model in use, "
                  f"{self.models.label()}. To train the model you corrected, choose it under 'versions' and press "
-                 "'Use selected version' first; press Retrain again to fine-tune the model in use anyway.")
+                 "'Use this version' first; press Retrain again to fine-tune the model in use anyway.")
         return False
 
     def _on_event(self, event) -> None:
