@@ -9,7 +9,7 @@ from napari_unetv2._sample_data import SAMPLES, load_sample, sample_data_dir
 from napari_unetv2.checkpoints import bundled_checkpoint, read_config
 from napari_unetv2.corrections import CorrectionSet
 from napari_unetv2.files import read_image, read_mask
-from napari_unetv2.widgets._layers import MASK, PROPOSAL, layer_of, layers_of
+from napari_unetv2.widgets._layers import MASK, PROPOSAL, image_for, layer_of, layers_of
 
 PLUGIN = "napari-unetv2"
 BUNDLED_NAME = f"bundled polyp model ({read_config(bundled_checkpoint()).version})"
@@ -273,7 +273,12 @@ def test_editing_friction(make_napari_viewer, qtbot, tmp_path, isolated_home):
     before = list(viewer.layers)
     run_until_idle(qtbot, batch)
     opened = [x for x in viewer.layers if x not in before]
-    assert len(opened) == 3 and all(isinstance(x, Labels) for x in opened)
+    masks = [x for x in opened if isinstance(x, Labels)]
+    assert len(opened) == 6 and len(masks) == 3  # each mask over its own image
+    for mask in masks:
+        image = image_for(viewer, mask)
+        assert image in opened and image.data.shape[:2] == mask.data.shape and image.visible == mask.visible
+    assert sum(x.visible for x in masks) == 1
 
 
 def test_every_control_has_a_tooltip(make_napari_viewer):

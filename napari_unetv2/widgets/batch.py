@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from magicgui.widgets import CheckBox, FileEdit, PushButton
 
@@ -10,6 +11,8 @@ from ..errors import EXPECTED_ERRORS
 from ..inference.batch import predict_folder
 from ._base import WorkerWidget
 from .segment import chosen_model, model_chooser
+
+OPEN_AT_MOST = 20
 
 
 class BatchWidget(WorkerWidget):
@@ -24,8 +27,9 @@ class BatchWidget(WorkerWidget):
         self.resume = CheckBox(text="continue: skip finished images", value=True,
                                tooltip="Skip images whose outputs exist; unticked, a folder with results is refused "
                                        "(nothing is ever overwritten).")
-        self.open_results = CheckBox(text="open the masks in the viewer", value=False,
-                                     tooltip="When the run ends, open each new mask as a Labels layer.")
+        self.open_results = CheckBox(text="open the results in the viewer", value=False,
+                                     tooltip="When the run ends, open each new mask over its image (the first "
+                                             f"{OPEN_AT_MOST}; only the first pair visible).")
         self.run_button = PushButton(text="Run", tooltip="Segment every image of the input folder in the background.")
         self._start_buttons = [self.run_button]
         self.extend([self.input, self.output, self.model_source, self.checkpoint, self.probabilities, self.resume,
@@ -61,24 +65,35 @@ class BatchWidget(WorkerWidget):
             except EXPECTED_ERRORS as err:  # a full disk, a read-only folder, ...: one line in the status
                 return err
 
-        return self.start_work(job, self._on_done, "loading model...")
+        return self.start_work(job, lambda summary: self._on_done(summary, source), "loading model...")
 
-    def _on_done(self, summary) -> None:
+    def _on_done(self, summary, source: Optional[Path] = None) -> None:
         self.last_summary = summary
         stopped = " (cancelled: finished images kept, none half-written)" if summary.stopped else ""
         first, *rest = summary.describe().splitlines()
         self.say(" ".join([first + stopped] + [line.strip() for line in rest if line.strip().startswith("note:")]))
         if self.open_results.value and self.viewer is not None:
-            self.open_masks(summary)
+            self.open_masks(summary, source)
 
-    def open_masks(self, summary) -> list:
-        """Open the run's new masks as Labels layers (0/1, the mask colours), not as grey images."""
-        from ..files import read_mask
-        from ._layers import output_labels_kwargs
+    def open_masks(self, summary, source: Optional[Path] = None) -> list:
+        """Open the run's new masks, each over its image (as Labels tied to it, the mask colours, ready for
+        *Correct & retrain*); only the first pair is visible, the rest are toggled in the layer list. At most
+        OPEN_AT_MOST pairs (a folder of hundreds would fill the viewer)."""
+        from ..files import read_image, read_mask
+        from ._layers import start_mask
 
+        source = Path(source or self.input.value)
+        done = [row for row in summary.rows if row["status"] == "done"
+                and (summary.output / f"{Path(row['file']).stem}.png").is_file() and (source / row["file"]).is_file()]
         added = []
-        for row in summary.rows:
-            path = summary.output / f"{Path(row['file']).stem}.png"
-            if row["status"] == "done" and path.is_file():
-                added.append(self.viewer.add_labels(read_mask(path), **output_labels_kwargs(f"{path.stem} mask")))
+        for index, row in enumerate(done[:OPEN_AT_MOST]):
+            stem = Path(row["file"]).stem
+            image = read_image(source / row["file"])
+            rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
+            layer = self.viewer.add_image(image, name=stem, rgb=rgb, visible=index == 0)
+            mask = read_mask(summary.output / f"{stem}.png")
+            added += [layer, start_mask(self.viewer, layer, mask, mask, row.get("model_version", ""))]
+            added[-1].visible = index == 0
+        if len(done) > OPEN_AT_MOST:
+            self.say(f"{self.status.value} Opened the first {OPEN_AT_MOST} of {len(done)} masks.")
         return added
