@@ -392,6 +392,30 @@ def test_the_status_speaks_of_the_chosen_image_not_of_the_last_run(make_napari_v
     segment(qtbot, seg)
     assert "done in" in seg.status.value and seg.progress.value == seg.progress.max
     seg.image.value = second
-    assert f"{second.name}: not segmented yet" in seg.status.value.replace("\u200b", "") and seg.progress.value == 0
+    qtbot.waitUntil(lambda: f"{second.name}: not segmented yet" in seg.status.value.replace("\u200b", ""), timeout=5000)
+    assert seg.progress.value == 0
     seg.image.value = first
-    assert "segmented with version" in seg.status.value.replace("\u200b", "")
+    qtbot.waitUntil(lambda: "segmented with version" in seg.status.value.replace("\u200b", ""), timeout=5000)
+
+
+def test_segment_follows_a_model_fine_tuned_from_its_choice(make_napari_viewer, isolated_home, small_checkpoint,
+                                                            tmp_path):
+    """Segment set to the bundled skin model; the skin model put in use and a round fine-tunes it: Segment
+    runs the fine-tuned model from then on (it stayed on the old one, so retraining changed nothing there)."""
+    from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint
+    from napari_unetv2.widgets._state import IN_USE, bundled_choice
+
+    viewer = make_napari_viewer()
+    seg = dock(viewer, "Segment")
+    seg.model_source.value = bundled_choice("skin")
+    seg.models.use(bundled_choice("skin"))  # as 'Use this version' does
+    assert seg.model_source.value == bundled_choice("skin")  # listed once, still the user's choice
+    assert [label for label, _ in seg.models.choices()].count(seg.models.label(bundled_choice("skin"))) == 1
+    model, config = load_checkpoint(small_checkpoint)
+    config.parent = read_config(bundled_checkpoint("skin")).version
+    save_checkpoint(model, tmp_path / "ft.safetensors", config)
+    fine_tuned = seg.models.store.add(tmp_path / "ft.safetensors")
+    seg.models.use(fine_tuned.version)  # what an adopted round does
+    assert seg.model_source.value == IN_USE and "fine-tuned from" in seg.status.value.replace("\u200b", "")
+    seg.models.roll_back()  # back to the skin model: Segment stays on 'in use'
+    assert seg.model_source.value == IN_USE and seg.models.label() == seg.models.label(bundled_choice("skin"))

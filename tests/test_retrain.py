@@ -156,6 +156,35 @@ def test_accepting_a_new_mask_while_a_round_trains_does_not_break_the_round(isol
     assert not list((store.root / "runs").glob("round-*"))
 
 
+EXIT_SCRIPT = """
+import time
+import napari
+from qtpy.QtWidgets import QApplication
+viewer = napari.Viewer(show=False)
+_, widget = viewer.window.add_plugin_dock_widget("napari-unetv2", "Correct & retrain")
+widget.epochs.value = 200
+assert widget.retrain() is not None
+deadline = time.time() + 120
+while widget.progress.value < 2 and time.time() < deadline:
+    QApplication.processEvents()
+    time.sleep(0.02)
+print("TRAINING", widget.progress.value, flush=True)
+viewer.close()
+"""  # and the script ends, the round still running
+
+
+def test_a_script_that_closes_its_viewer_during_a_round_exits_cleanly(isolated_home, small_checkpoint):
+    """Python tearing Qt down under a running round aborted the process (exit 134) and left the scratch folder."""
+    store = ModelStore(isolated_home / "models")
+    store.use(store.add(small_checkpoint).version)
+    fill_corrections(isolated_home / "corrections")
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert "TRAINING" in done.stdout, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not list((store.root / "runs").glob("round-*"))
+
+
 KILL_SCRIPT = """
 import sys
 from pathlib import Path

@@ -3,8 +3,10 @@ progress signal, busy / cancel / finished handling and one error path (a one-lin
 the widget, never a traceback toast)."""
 from __future__ import annotations
 
+import atexit
 import inspect
 import threading
+import weakref
 from typing import Callable, Optional
 
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
@@ -47,6 +49,26 @@ def one_line(err: BaseException) -> str:
     return errors.one_line(err).replace("pass --continue", "tick 'continue'")
 
 
+_LIVE_WIDGETS: "weakref.WeakSet[WorkerWidget]" = weakref.WeakSet()
+EXIT_WAIT_MS = 60_000
+
+
+def _stop_work_at_exit() -> None:
+    """At interpreter exit (a script that closed its viewer and ends, napari quitting), ask every widget's work
+    to stop and wait for the worker threads, while their Qt objects still exist: a round still training when
+    Python tears Qt down would emit into deleted signals, which aborts the process and leaves its scratch folder."""
+    if not any(widget.busy for widget in list(_LIVE_WIDGETS)):
+        return
+    for widget in list(_LIVE_WIDGETS):
+        widget._cancel.set()
+    from qtpy.QtCore import QThreadPool
+
+    QThreadPool.globalInstance().waitForDone(EXIT_WAIT_MS)
+
+
+atexit.register(_stop_work_at_exit)
+
+
 class WorkerWidget(Container):
     """Base of the plugin's widgets. Subclasses build their controls, then call :meth:`add_common`."""
 
@@ -70,6 +92,7 @@ class WorkerWidget(Container):
         self.models.changed.connect(self._on_model_changed)
         self.closed = False
         self.native.destroyed.connect(self._on_destroyed)
+        _LIVE_WIDGETS.add(self)
 
     def _on_destroyed(self, _=None) -> None:
         """The widget was closed (napari's window closed, the dock removed): running work is asked to stop

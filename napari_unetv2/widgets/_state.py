@@ -173,8 +173,26 @@ class ModelInUse(QObject):
         """(label, value) for a model ComboBox: the model in use first, then every model one can pick."""
         found = [(f"in use: {self.label()}", IN_USE)]
         found += [(bundled_label(name), bundled_choice(name)) for name in bundled_models()]
-        found += [(version_label(c), c.version) for c in self.store.versions()]
+        bundled = {_bundled_version(name) for name in bundled_models()}
+        # a bundled model copied into the store to be put in use is listed once, as the bundled model
+        found += [(version_label(c), c.version) for c in self.store.versions() if c.version not in bundled]
         return found
+
+    def choice_of(self, version: Optional[str]) -> object:
+        """The ComboBox value that means ``version``: a bundled model's own choice for it or its store copy."""
+        if version is None:
+            return BUNDLED
+        for name in bundled_models():
+            if _bundled_version(name) == version:
+                return bundled_choice(name)
+        return version
+
+    def derived_from(self, choice) -> bool:
+        """Whether the model in use was fine-tuned from the model ``choice`` names (and is not that model)."""
+        if choice in (None, IN_USE) or isinstance(choice, Path):
+            return False
+        chosen, in_use = self.version_id(choice), self.version_id()
+        return chosen is not None and chosen != in_use and chosen in self.lineage(in_use)
 
     def predictor(self, checkpoint: Optional[Path], device: str):
         """A loaded model (cached). Call from a worker thread: loading takes a while."""

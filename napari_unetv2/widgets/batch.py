@@ -10,7 +10,7 @@ from magicgui.widgets import CheckBox, FileEdit, PushButton
 from ..errors import EXPECTED_ERRORS
 from ..inference.batch import predict_folder
 from ._base import WorkerWidget
-from .segment import chosen_model, model_chooser
+from .segment import chosen_model, follow_fine_tuned, model_chooser
 
 OPEN_AT_MOST = 20
 
@@ -40,6 +40,11 @@ class BatchWidget(WorkerWidget):
 
     def model_choice(self):
         return chosen_model(self, self.model_source, self.checkpoint)
+
+    def _on_model_changed(self) -> None:
+        super()._on_model_changed()
+        if not self.closed:
+            follow_fine_tuned(self, self.model_source)
 
     def run(self, _=None):
         if self.busy:

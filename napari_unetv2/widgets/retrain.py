@@ -189,7 +189,7 @@ class RetrainWidget(WorkerWidget):
         return IN_USE
 
     def _show_current(self) -> None:
-        current = self.store.current
+        current = self.models.choice_of(self.store.current)
         self.versions.value = current if current in self.versions.choices else BUNDLED
         self.refresh_model_line()
 
@@ -235,16 +235,20 @@ class RetrainWidget(WorkerWidget):
             predictor, predictions = result
             active = self.viewer.layers.selection.active
             viewed = active if active is None or is_source_image(active) else image_for(self.viewer, active)
-            kept = 0
+            kept = updated = 0
             for layer, data, prediction in predictions:
                 # not when the layer shows another image now (the folder session reuses one layer per image)
                 if layer in self.viewer.layers and layer.data is data:
                     shown = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                             visible=layer is viewed)
                     kept += shown["kept_edited"]
+                    updated += 1
             self.resegmented += 1
             note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
-            self.say(f"re-segmented {len(predictions)} image(s) with {self.models.label()}{note}")
+            gone = len(predictions) - updated
+            if gone:
+                note += f"; {gone} not shown (the image was closed or replaced meanwhile)"
+            self.say(f"re-segmented {updated} image(s) with {self.models.label()}{note}")
 
         self.segment_worker = create_worker(job, _start_thread=False, _ignore_errors=True)
         self.segment_worker.returned.connect(self.guarded(done))

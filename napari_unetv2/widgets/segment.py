@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSlider, PushButton, SpinBox
+from qtpy.QtCore import QTimer
 
 from ..inference import PredictionCancelled
 from ..inference.predictor import check_image_shape
 from ._base import WorkerWidget
 from ._layers import MASK_DISPLAYS, image_for, is_source_image, ready_to_paint, show_prediction
-from ._state import FROM_FILE
+from ._state import FROM_FILE, IN_USE
 
 MODEL_DEFAULT_MODE = "model default"
 
@@ -40,6 +41,15 @@ def model_chooser(widget: WorkerWidget) -> tuple[ComboBox, FileEdit]:
 def chosen_model(widget, combo: ComboBox, checkpoint: FileEdit):
     """The choice to hand to ModelInUse: IN_USE, BUNDLED, a version, or the file's Path."""
     return Path(checkpoint.value) if combo.value == FROM_FILE else combo.value
+
+
+def follow_fine_tuned(widget, combo: ComboBox) -> None:
+    """When the model in use was just fine-tuned from the model this chooser names (the clinician segmented with
+    the bundled skin model, put it in use as Retrain advised, and a round improved it), run the model in use
+    from now on: otherwise the retraining would change nothing in what this widget shows."""
+    if widget.models.derived_from(combo.value):
+        combo.value = IN_USE
+        widget.say(f"now runs {widget.models.label()}, fine-tuned from the model chosen before")
 
 
 def follow_active_image(widget, chooser: ComboBox) -> None:
@@ -86,7 +96,9 @@ class SegmentWidget(WorkerWidget):
         self.add_common()
         self.run_button.changed.connect(self.run)
         self.display.changed.connect(self._on_display)
-        self.image.changed.connect(self._on_image_chosen)
+        # Deferred to the next turn of the event loop: whoever adds an image usually adds its mask right after
+        # (the Batch widget opening results), and the status must see both.
+        self.image.changed.connect(lambda image: QTimer.singleShot(0, self.guarded(lambda: self._on_image_chosen(image))))
         follow_active_image(self, self.image)
         self.last_result: dict = {}
 
@@ -96,11 +108,16 @@ class SegmentWidget(WorkerWidget):
     def model_choice(self):
         return chosen_model(self, self.model_source, self.checkpoint)
 
+    def _on_model_changed(self) -> None:
+        super()._on_model_changed()
+        if not self.closed:
+            follow_fine_tuned(self, self.model_source)
+
     def _on_image_chosen(self, image=None) -> None:
         """The status speaks of the chosen image, not of the last run on another one ("done in 0.1 s")."""
         from ._layers import MASK, MODEL_VERSION, layer_of
 
-        if self.busy or image is None:
+        if self.busy or image is None or image is not self.image.value or image not in self.viewer.layers:
             return
         mask = layer_of(self.viewer, image, MASK)
         self.progress.value = 0
@@ -177,6 +194,7 @@ class SegmentWidget(WorkerWidget):
             self.say("the image layer was removed; nothing added")
             return
         if layer.data is not segmented:  # e.g. the folder session moved its one image layer to the next image
+            self.progress.value = 0
             self.say(f"'{layer.name}' shows another image now; this result was for the one before and is not shown")
             return
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
