@@ -224,7 +224,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .inference import Predictor
 
     if args.json is not None:  # checked before the evaluation, not after it
-        if args.json.is_dir() or (args.json.exists() and not args.overwrite):
+        if args.json.is_dir():
+            raise ValueError(f"--json {args.json} is a folder; name a file (e.g. {args.json / 'results.json'}).")
+        if args.json.exists() and not args.overwrite:
             raise ValueError(f"--json {args.json} already exists; choose a new file name, or pass --overwrite to "
                              "replace a file. Nothing was overwritten.")
         if not args.json.parent.is_dir():

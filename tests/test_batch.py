@@ -53,12 +53,18 @@ def test_continue_never_overwrites_a_mask_it_did_not_finish_with(predictor, fold
     hand_made[:5, :7] = 255
     write_png_atomic(corrected, hand_made)
     before = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    first_rows = rows(out)
     summary = predict_folder(predictor, folder, out, resume=True, save_probabilities=True)
-    assert summary.count("done") == 3
+    assert summary.count("done") == 0 and summary.count("skipped-done") == 3  # no mask was made
     assert {p.name: p.read_bytes() for p in out.glob("*.png")} == before
     assert np.array_equal(read_image(corrected), hand_made)
     assert len(list(out.glob("*_prob.tif"))) == 3
-    assert "kept the existing" in rows(out)[f"{corrected.stem}.jpg"]["note"]
+    row = rows(out)[f"{corrected.stem}.jpg"]
+    assert "kept the existing" in row["note"] and "_prob.tif with model" in row["note"]
+    # the row still describes the run that made the mask (its model, size, foreground), not this one
+    earlier = first_rows[f"{corrected.stem}.jpg"]
+    assert {k: row[k] for k in ("status", "model_version", "foreground_fraction")} == \
+        {k: earlier[k] for k in ("status", "model_version", "foreground_fraction")}
 
 
 def test_a_second_run_into_the_same_folder_keeps_its_summary_rows(predictor, folder, tmp_path):
@@ -88,6 +94,19 @@ def test_masks_already_in_the_folder_are_not_credited_to_this_model(predictor, f
     assert row["status"] == "skipped-done" and row["model_version"] == ""
     assert summary.unrecorded == 1 and "no summary row" in summary.describe()
     assert not summary.stopped
+
+
+def test_continuing_with_another_model_says_the_folder_mixes_models(predictor, folder, tmp_path, small_checkpoint):
+    from napari_unetv2.inference import Predictor
+
+    out = tmp_path / "out"
+    predict_folder(predictor, folder, out)  # the bundled model, no probabilities
+    other = Predictor(small_checkpoint, device="cpu")
+    summary = predict_folder(other, folder, out, resume=True, save_probabilities=True)
+    assert summary.other_models == [predictor.config.version] and summary.unrecorded == 0
+    assert "mixes models" in summary.describe()
+    assert {row["model_version"] for row in rows(out).values() if row["status"] != "not-an-image"
+            and row["status"] != "error"} == {predictor.config.version}  # the masks are the bundled model's
 
 
 def test_interrupt_leaves_only_complete_files(predictor, folder, tmp_path, monkeypatch):

@@ -125,3 +125,28 @@ def test_a_provenance_field_of_the_wrong_type_is_not_an_entry(tmp_path):
         version_scores(corrections)  # reads every entry's scores: no TypeError from the edited file
     with pytest.raises(ValueError, match="unreadable provenance"):
         corrections.remove(edited.id)
+
+
+def test_remove_holds_the_id_so_a_writer_cannot_claim_it_midway(tmp_path, monkeypatch):
+    """A writer adding an entry of the same id while remove() deletes its files must get another id."""
+    import napari_unetv2.corrections.correction_set as correction_set
+
+    monkeypatch.setattr(correction_set.time, "strftime", lambda fmt, *args: "20260101-120000")
+    corrections = CorrectionSet(tmp_path)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[:10] = 1
+    old = corrections.add(np.zeros((32, 32, 3), np.uint8), mask, source="frame")
+    unlink = type(tmp_path).unlink
+    added = []
+
+    def unlink_then_another_writer(path, missing_ok=False):
+        unlink(path, missing_ok=missing_ok)
+        if path.suffix == ".json" and not added:  # the JSON is gone, the image and mask not yet
+            added.append(CorrectionSet(tmp_path).add(np.ones((32, 32, 3), np.uint8), 1 - mask, source="frame"))
+
+    monkeypatch.setattr(type(tmp_path), "unlink", unlink_then_another_writer)
+    corrections.remove(old.id)
+    monkeypatch.undo()
+    [entry] = CorrectionSet(tmp_path).entries()
+    assert entry.id == added[0].id != old.id
+    assert not list((tmp_path / "provenance").glob("*.claim"))

@@ -148,6 +148,7 @@ def test_evaluate_json_refuses_an_existing_file_or_a_missing_folder_before_evalu
         assert words in " ".join(error_lines(capsys))
     assert existing.read_text() == "{}"
     assert main(["evaluate", "--data", str(pairs), "--device", "cpu", "--json", str(tmp_path), "--overwrite"]) == 2
+    assert "is a folder" in " ".join(error_lines(capsys))
 
 
 def test_the_cli_tile_minimum_is_the_network_minimum():

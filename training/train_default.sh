@@ -94,9 +94,9 @@ cp training/runs/lite0-320-warm-b/best.json training/card/stage2b_config.json
 cp training/runs/lite0-320-warm-b/log.csv training/card/lite0-320-warm-b_log.csv
 cp training/runs/lite0-320-warm-b/curves.png training/card/lite0-320-warm-b_curves.png
 .venv/bin/python training/threshold_sweep.py --checkpoint napari_unetv2/weights/polyp_default.safetensors \
-    --data "$DATA/val" --overwrite --json training/card/threshold_sweep.json
+    --data "$DATA/val" --json training/card/threshold_sweep.json
 .venv/bin/python benchmarks/bench_inference.py --baseline 0383778 --only resize --rounds 5 \
-    --overwrite --json training/card/inference_cost_soup.json   # 0383778 holds stage 1
+    --json training/card/inference_cost_soup.json   # 0383778 holds stage 1
 
 # 1f. Stage 2c (issue 15; 2026-11-26, later session): a third sibling for the weight average, from stage 1 at 320x320
 #     with stage 2's recipe (the recipe's augmentation, lr 4e-4) but seed 2 and 8 epochs, keeping every epoch. This is a
@@ -150,7 +150,7 @@ cp training/runs/lite1-256/best.json training/card/lite1_config.json
 .venv/bin/python benchmarks/bench_model_cost.py training/runs/init-polyp-acd6352709f0/polyp_default.safetensors \
     polyp tf_efficientnet_lite1@256 tf_efficientnet_lite1@320 tf_efficientnet_lite2@256 tf_efficientnet_lite2@320 \
     tf_efficientnet_lite2@352 \
-    --rounds 3 --overwrite --json training/card/encoder_cost.json
+    --rounds 3 --json training/card/encoder_cost.json
 .venv/bin/python training/write_model_card.py
 
 # 1i. (issue 15; started 2026-11-27 05:34 and committed in 6aed46f at 05:35, before its first epoch ended)
@@ -195,7 +195,7 @@ cp training/runs/lite0-320-warm/curves.png training/card/lite0-320-warm_curves.p
 m, c = load_checkpoint(b()); save_checkpoint(m, '/tmp/polyp_fp16.safetensors', c, half=True)"
 .venv/bin/unetv2 evaluate --checkpoint /tmp/polyp_fp16.safetensors --data "$DATA/val" --overwrite --json training/card/val_metrics_fp16.json
 .venv/bin/python benchmarks/bench_inference.py --baseline HEAD --only resize --rounds 5 \
-    --overwrite --json training/card/inference_cost.json   # run before committing the bundled file: HEAD holds stage 1
+    --json training/card/inference_cost.json   # run before committing the bundled file: HEAD holds stage 1
 
 # 4. The bundled skin model (training/MODEL_CARD.md, second part): a seeded train/val/test split of PH2,
 #    the same recipe, selection on val, figures on test.

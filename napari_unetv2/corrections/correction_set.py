@@ -213,9 +213,20 @@ class CorrectionSet:
         except (OSError, ValueError, TypeError) as err:
             raise ValueError(f"Correction {entry_id!r} has an unreadable provenance file ({err}); nothing was deleted.") from err
         files = self._entry_files(entry)  # raises UnsafePathError (a ValueError) before anything is deleted
-        provenance.unlink()  # first: from here on the entry no longer exists
-        for path in files:
-            path.unlink(missing_ok=True)
+        # Hold the id while its files go: a writer seeing no JSON must not claim it and write files we then delete.
+        claim = provenance.with_suffix(".claim")
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            held = True
+        except FileExistsError:  # left by a killed writer (no live writer claims an id whose JSON exists)
+            held = False
+        try:
+            provenance.unlink()  # first: from here on the entry no longer exists
+            for path in files:
+                path.unlink(missing_ok=True)
+        finally:
+            if held:
+                claim.unlink(missing_ok=True)
 
     def pairs(self) -> list[Pair]:
         return [Pair(*self._entry_files(e)) for e in self.entries()]

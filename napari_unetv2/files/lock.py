@@ -23,16 +23,17 @@ except ImportError:  # pragma: no cover (Windows)
 @contextmanager
 def locked(folder: Path) -> Iterator[bool]:
     """Hold an exclusive lock on ``folder`` for the block; yields whether the lock could be taken."""
-    if fcntl is None:
-        yield False
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
+    descriptor = None
+    if fcntl is not None:
         try:
+            descriptor = os.open(folder, os.O_RDONLY)
             fcntl.flock(descriptor, fcntl.LOCK_EX)
-            held = True
-        except OSError:
-            held = False
-        yield held
+        except OSError:  # a folder one may write but not read, a file system without flock: unlocked
+            if descriptor is not None:
+                os.close(descriptor)
+            descriptor = None
+    try:
+        yield descriptor is not None
     finally:
-        os.close(descriptor)  # closing releases the lock
+        if descriptor is not None:
+            os.close(descriptor)  # closing releases the lock

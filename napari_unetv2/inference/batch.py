@@ -50,6 +50,7 @@ MASK_PNG_LEVEL = 1
 # folder): it is rewritten at most this often while images are done, and always at the end (and on a stop
 # or an error). A hard kill may leave it up to this far behind; ``--continue`` still finds the masks.
 SUMMARY_EVERY_S = 1.0
+KEPT_NOTE = "kept the existing"  # how a row says --continue kept an output it did not make
 # On the CPU in resize mode, this many images at most go through the network at once, each on its share
 # of the threads (``pipeline.ParallelPredictionStream``): 2 single-thread streams on a 2-core machine,
 # 4 streams of 4 threads on 16 cores. More streams would mostly add Python-lock contention and memory.
@@ -140,6 +141,8 @@ def merge_summary(earlier: list[dict], rows: list[dict]) -> list[dict]:
     for row in rows:
         before = merged.get(row["file"])
         if row["status"] == "skipped-done" and before is not None and before.get("status") == "done":
+            if row.get("note", "").startswith(KEPT_NOTE) and row["note"] not in before.get("note", ""):
+                merged[row["file"]] = {**before, "note": "; ".join(x for x in (before.get("note"), row["note"]) if x)}
             continue
         merged[row["file"]] = row
     return list(merged.values())
@@ -232,7 +235,7 @@ def predict_folder(
             )
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
-    earlier = read_summary(output_dir, summary_name(shard))  # an unreadable one is kept as a backup now
+    read_summary(output_dir, summary_name(shard))  # an unreadable one is kept as a backup now, before any write
     summary = BatchSummary(output_dir)
     mode = "tile" if tile else None
 
@@ -249,17 +252,19 @@ def predict_folder(
         with stream, OrderedWriter(background=overlap_io) as writer:
             _predict_files(predictor, files, output_dir, save_probabilities, summary, clashing, finished,
                            stream, writer, progress, should_stop, summary_name(shard), resume)
-        account_for_kept(summary, earlier, predictor.config.version)
     finally:
         release_freed_memory()  # what the streams' threads kept for reuse goes back once the folder is done
     if shard is not None:
         merge_summaries(output_dir, shard[1], SUMMARY_COLUMNS, merge_summary)
+    with locked(output_dir):  # as merged now: every run's rows, a concurrent one's and other shards' included
+        account_for_kept(summary, read_summary(output_dir), predictor.config.version)
     return summary
 
 
-def account_for_kept(summary: BatchSummary, earlier: list[dict], version: str) -> None:
-    """Which models made the outputs --continue kept (from the earlier summary rows), and how many no row explains."""
-    before = {row["file"]: row for row in earlier}
+def account_for_kept(summary: BatchSummary, merged: list[dict], version: str) -> None:
+    """Which models made the outputs --continue kept (from summary.csv's rows after the run: a kept output keeps
+    the row of the run that made it), and how many kept outputs no run's row explains."""
+    before = {row["file"]: row for row in merged}
     kept = [before.get(row["file"]) for row in summary.rows if row["status"] == "skipped-done"]
     summary.other_models = sorted({row.get("model_version") or "?" for row in kept
                                    if row is not None and row.get("status") == "done"} - {version})
@@ -328,12 +333,18 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
                 keep = tuple(p for p in output_paths(output_dir, path.stem, prediction.mask.ndim == 3,
                                                     save_probabilities) if resume and p.is_file())
                 writer.submit(write_outputs, prediction, output_dir, path.stem, save_probabilities, keep)
-                if keep:
-                    row["note"] = f"kept the existing {', '.join(p.name for p in keep)} (--continue never overwrites)"
-                shape = prediction.mask.shape
-                fraction = np.count_nonzero(prediction.mask) / prediction.mask.size  # == mask.mean(), without a float pass
-                row.update(status="done", height=shape[-2], width=shape[-1],
-                           foreground_fraction=f"{fraction:.5f}", seconds=f"{time.time() - start:.3f}")
+                outputs = output_paths(output_dir, path.stem, prediction.mask.ndim == 3, save_probabilities)
+                if outputs[0] in keep:  # no mask made here: the row claims none (nor this model for the kept one)
+                    written = ", ".join(p.name for p in outputs if p not in keep)
+                    row.update(status="skipped-done", model_version="",
+                               note=f"{KEPT_NOTE} {outputs[0].name}; wrote {written} with model {predictor.config.version}")
+                else:
+                    if keep:
+                        row["note"] = f"{KEPT_NOTE} {', '.join(p.name for p in keep)} (--continue never overwrites)"
+                    shape = prediction.mask.shape
+                    fraction = np.count_nonzero(prediction.mask) / prediction.mask.size  # == mask.mean(), no float pass
+                    row.update(status="done", height=shape[-2], width=shape[-1],
+                               foreground_fraction=f"{fraction:.5f}", seconds=f"{time.time() - start:.3f}")
         summary.rows.append(row)
         if time.monotonic() - last_summary >= SUMMARY_EVERY_S:
             submit_summary()

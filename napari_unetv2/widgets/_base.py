@@ -49,6 +49,22 @@ def one_line(err: BaseException) -> str:
     return errors.one_line(err).replace("pass --continue", "tick 'continue'")
 
 
+def when_alive(slot: Callable, on_deleted: Optional[Callable] = None) -> Callable:
+    """``slot`` for a worker's signal, doing nothing when its widget's Qt objects were deleted meanwhile (napari
+    closed): a result arriving then would raise in the slot, and an exception in a slot aborts the process under
+    PyQt (a crash on closing napari during a retrain round, trial of session 24)."""
+    def call(*args):
+        try:
+            return slot(*args)
+        except RuntimeError as err:
+            if "has been deleted" not in str(err):
+                raise
+            if on_deleted is not None:
+                on_deleted()
+            return None
+    return call
+
+
 _LIVE_WIDGETS: "weakref.WeakSet[WorkerWidget]" = weakref.WeakSet()
 EXIT_WAIT_MS = 60_000
 
@@ -57,12 +73,13 @@ def _stop_work_at_exit() -> None:
     """At interpreter exit (a script that closed its viewer and ends, napari quitting), ask every widget's work
     to stop and wait for the worker threads, while their Qt objects still exist: a round still training when
     Python tears Qt down would emit into deleted signals, which aborts the process and leaves its scratch folder."""
-    if not any(widget.busy for widget in list(_LIVE_WIDGETS)):
+    if not _LIVE_WIDGETS:
         return
-    for widget in list(_LIVE_WIDGETS):
-        widget._cancel.set()
     from qtpy.QtCore import QThreadPool
 
+    for widget in list(_LIVE_WIDGETS):
+        widget._cancel.set()
+    # every worker thread: rounds, and the short ones (re-segmenting, the session's look-ahead, a click box)
     QThreadPool.globalInstance().waitForDone(EXIT_WAIT_MS)
 
 
@@ -101,19 +118,11 @@ class WorkerWidget(Container):
         self._cancel.set()
 
     def guarded(self, slot: Callable) -> Callable:
-        """``slot`` for a worker's signal: skipped once the widget is closed. A result arriving after napari
-        closed the widget would otherwise touch deleted Qt objects, and an exception in a slot aborts the
-        process under PyQt (a crash on closing napari during a retrain round, trial of session 24)."""
+        """``slot`` for a worker's signal: skipped once the widget is closed (see :func:`when_alive`)."""
+        alive = when_alive(slot, on_deleted=lambda: setattr(self, "closed", True))
+
         def call(*args):
-            if self.closed:
-                return None
-            try:
-                return slot(*args)
-            except RuntimeError as err:
-                if "has been deleted" in str(err):  # closed between the check and the call
-                    self.closed = True
-                    return None
-                raise
+            return None if self.closed else alive(*args)
         return call
 
     def add_common(self) -> None:

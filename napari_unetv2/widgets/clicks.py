@@ -17,6 +17,7 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton
 
 from ..interactive import CLICKS_METADATA, ClickSession
 from ..interactive.box import box_probability, clip_box
+from ._base import when_alive
 from ._layers import click_layers
 from ._state import IN_USE, model_in_use
 
@@ -167,9 +168,9 @@ class ClickWidget(Container):
                 self.box_layer.data = []
 
         self.worker = create_worker(job, _start_thread=False)
-        self.worker.returned.connect(done)
-        self.worker.errored.connect(lambda err: setattr(self.status, "value", f"box failed: {err}"))
-        self.worker.finished.connect(lambda: setattr(self, "worker", None))
+        self.worker.returned.connect(when_alive(done))
+        self.worker.errored.connect(when_alive(lambda err: setattr(self.status, "value", f"box failed: {err}")))
+        self.worker.finished.connect(lambda: setattr(self, "worker", None))  # no Qt object touched
         self.status.value = "segmenting inside the box..."
         self.worker.start()
         return self.worker
