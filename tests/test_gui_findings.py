@@ -419,3 +419,20 @@ def test_segment_follows_a_model_fine_tuned_from_its_choice(make_napari_viewer, 
     assert seg.model_source.value == IN_USE and "fine-tuned from" in seg.status.value.replace("\u200b", "")
     seg.models.roll_back()  # back to the skin model: Segment stays on 'in use'
     assert seg.model_source.value == IN_USE and seg.models.label() == seg.models.label(bundled_choice("skin"))
+
+
+def test_segmenting_an_image_under_another_brings_it_and_its_mask_to_the_front(make_napari_viewer, qtbot):
+    """Several images open: the one segmented is under another; its new mask must not be painted blind."""
+    viewer = make_napari_viewer()
+    for key in list(SAMPLES)[:2]:
+        viewer.open_sample(PLUGIN, key)
+    seg = dock(viewer, "Segment")
+    under, over = (viewer.layers[stem] for stem in list(SAMPLES.values())[:2])
+    for layer in [x for x in viewer.layers if x not in (under, over)]:
+        viewer.layers.remove(layer)  # the samples' ground truth: only the two images
+    assert viewer.layers.index(under) < viewer.layers.index(over)
+    seg.image.value = under
+    segment(qtbot, seg)
+    mask = layer_of(viewer, under, MASK)
+    assert viewer.layers.index(over) < viewer.layers.index(under) < viewer.layers.index(mask)
+    assert viewer.layers.selection.active is mask and mask.mode == "paint"

@@ -196,6 +196,21 @@ def set_mask_display(layer, display: str) -> None:
     layer.opacity = 0.9 if display == "outline" else MASK_OPACITY
 
 
+def bring_to_front(viewer, image_layer) -> bool:
+    """Move an image and its layers (mask, probability, ...) above every other image when a visible image
+    covers it: a mask just made for an image under another one would otherwise be painted blind. Their
+    order among themselves is kept. Returns whether anything moved."""
+    index = viewer.layers.index(image_layer)
+    covered = any(is_source_image(x) and x.visible and x.opacity >= 0.99 for x in list(viewer.layers)[index + 1:])
+    if not covered:
+        return False
+    key = image_layer.metadata.get(IMAGE_ID)
+    group = [x for x in viewer.layers if x is image_layer or (key is not None and x.metadata.get(IMAGE_ID) == key)]
+    for layer in group:  # bottom first: each goes to the top in turn, so the group keeps its order
+        viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+    return True
+
+
 def ready_to_paint(viewer, mask_layer) -> None:
     """Select the mask with the paint brush on label 1, as a person correcting it needs."""
     viewer.layers.selection.active = mask_layer

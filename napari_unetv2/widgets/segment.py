@@ -15,7 +15,7 @@ from qtpy.QtCore import QTimer
 from ..inference import PredictionCancelled
 from ..inference.predictor import check_image_shape
 from ._base import WorkerWidget
-from ._layers import MASK_DISPLAYS, image_for, is_source_image, ready_to_paint, show_prediction
+from ._layers import MASK_DISPLAYS, bring_to_front, image_for, is_source_image, ready_to_paint, show_prediction
 from ._state import FROM_FILE, IN_USE
 
 MODEL_DEFAULT_MODE = "model default"
@@ -200,6 +200,8 @@ class SegmentWidget(WorkerWidget):
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                            display=self.display.value)
         self.progress.value = self.progress.max
+        if layer.visible:
+            bring_to_front(self.viewer, layer)
         ready_to_paint(self.viewer, self.last_result["mask"])
         kept = ""
         if self.last_result["kept_edited"]:
