@@ -280,7 +280,10 @@ class RetrainWidget(WorkerWidget):
         job = round_job(self.store, corrections, self._cancel, train_parts=self.train_parts.value,
                         epochs=int(self.epochs.value), replay=replay, device=self.device.value)
         self.plot.clear()
-        return self.start_work(job, self._on_returned, "preparing (scoring the held-out corrections with the current model)...",
+        count = len(corrections)
+        return self.start_work(job, self._on_returned,
+                               f"preparing a round on the {count} correction(s) in the set now (corrections added or "
+                               "removed meanwhile count from the next round); scoring the held-out ones...",
                                on_event=self._on_event)
 
     def _confirmed_start(self, corrections) -> bool:
