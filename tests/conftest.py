@@ -76,12 +76,14 @@ def isolated_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def small_checkpoint(tmp_path):
-    """A small real checkpoint (ImageNet-initialised EfficientNet-Lite0, 64x64 input) for fast loops."""
-    from napari_unetv2.checkpoints import ModelConfig, build_unetv2, save_checkpoint
+    """A small real checkpoint (ImageNet-initialised EfficientNet-Lite0, 64x64 input) for fast loops. It stands
+    for a version fine-tuned from the bundled polyp model (its parent), as the versions in a user's store are."""
+    from napari_unetv2.checkpoints import ModelConfig, build_unetv2, bundled_checkpoint, read_config, save_checkpoint
 
     torch.manual_seed(0)
     model = build_unetv2("tf_efficientnet_lite0", channels=16, pretrained=True).eval()
-    config = ModelConfig.for_model(model, input_size=(64, 64), name="small-test-model")
+    config = ModelConfig.for_model(model, input_size=(64, 64), name="small-test-model",
+                                   parent=read_config(bundled_checkpoint()).version)
     path = tmp_path / "small.safetensors"
     save_checkpoint(model, path, config)
     return path

@@ -96,17 +96,22 @@ def test_masks_already_in_the_folder_are_not_credited_to_this_model(predictor, f
     assert not summary.stopped
 
 
-def test_continuing_with_another_model_says_the_folder_mixes_models(predictor, folder, tmp_path, small_checkpoint):
+def test_continuing_with_another_model_says_what_it_kept_and_whether_the_folder_mixes_models(
+        predictor, folder, tmp_path, small_checkpoint):
     from napari_unetv2.inference import Predictor
 
     out = tmp_path / "out"
     predict_folder(predictor, folder, out)  # the bundled model, no probabilities
     other = Predictor(small_checkpoint, device="cpu")
-    summary = predict_folder(other, folder, out, resume=True, save_probabilities=True)
-    assert summary.other_models == [predictor.config.version] and summary.unrecorded == 0
-    assert "mixes models" in summary.describe()
-    assert {row["model_version"] for row in rows(out).values() if row["status"] != "not-an-image"
-            and row["status"] != "error"} == {predictor.config.version}  # the masks are the bundled model's
+    summary = predict_folder(other, folder, out, resume=True)  # every mask there already
+    assert summary.count("done") == 0 and summary.other_models == [predictor.config.version]
+    assert "nothing was segmented with this model" in summary.describe() and "mixes" not in summary.describe()
+    sorted(out.glob("*.png"))[0].unlink()  # one mask gone: the other model makes it
+    summary = predict_folder(other, folder, out, resume=True)
+    assert summary.count("done") == 1 and summary.unrecorded == 0
+    assert "this folder mixes models" in summary.describe()
+    versions = [row["model_version"] for row in rows(out).values() if row["status"] == "done"]
+    assert sorted(versions) == sorted([predictor.config.version] * 2 + [other.config.version])
 
 
 def test_interrupt_leaves_only_complete_files(predictor, folder, tmp_path, monkeypatch):

@@ -274,11 +274,18 @@ def test_editing_friction(make_napari_viewer, qtbot, tmp_path, isolated_home):
     run_until_idle(qtbot, batch)
     opened = [x for x in viewer.layers if x not in before]
     masks = [x for x in opened if isinstance(x, Labels)]
-    assert len(opened) == 6 and len(masks) == 3  # each mask over its own image
+    open_before = sum(p.stem in [x.name for x in before] for p in source.iterdir())  # the polyp sample above
+    assert open_before == 1 and "1 image(s) already open" in batch.status.value.replace("\u200b", "")
+    assert len(opened) == 4 and len(masks) == 2  # each mask over its own image
     for mask in masks:
         image = image_for(viewer, mask)
         assert image in opened and image.data.shape[:2] == mask.data.shape and image.visible == mask.visible
     assert sum(x.visible for x in masks) == 1
+    assert viewer.layers.selection.active.visible and viewer.layers.selection.active in masks  # not a hidden one
+    batch.output.value = str(tmp_path / "out2")  # the same images again, into another folder: not opened twice
+    count = len(viewer.layers)
+    run_until_idle(qtbot, batch)
+    assert len(viewer.layers) == count and "3 image(s) already open" in batch.status.value.replace("\u200b", "")
 
 
 def test_every_control_has_a_tooltip(make_napari_viewer):
@@ -436,3 +443,24 @@ def test_segmenting_an_image_under_another_brings_it_and_its_mask_to_the_front(m
     mask = layer_of(viewer, under, MASK)
     assert viewer.layers.index(over) < viewer.layers.index(under) < viewer.layers.index(mask)
     assert viewer.layers.selection.active is mask and mask.mode == "paint"
+
+
+def test_putting_an_unrelated_model_in_use_leaves_the_open_masks_alone(make_napari_viewer, qtbot, isolated_home):
+    """The final trial of session 24: following Retrain's advice to use the skin model re-segmented the open
+    polyp frames with it (Dice 0.95 -> 0.13 against their ground truth), unedited masks replaced."""
+    from napari_unetv2.widgets._state import bundled_choice
+
+    viewer = make_napari_viewer()
+    for key in ("polyp", "kvasir"):
+        viewer.open_sample(PLUGIN, key)
+    seg, rt = dock(viewer, "Segment"), dock(viewer, "Correct & retrain")
+    images = [viewer.layers[SAMPLES[key]] for key in ("polyp", "kvasir")]
+    for layer in images:
+        seg.image.value = layer
+        segment(qtbot, seg)
+    before = [layer_of(viewer, x, MASK).data.copy() for x in images]
+    rt.versions.value = bundled_choice("skin")
+    assert rt.use_selected_version() is None  # nothing the skin model's line made is open
+    assert "2 open image(s) segmented with another model left as they are" in rt.status.value.replace("\u200b", "")
+    for layer, mask in zip(images, before):
+        assert np.array_equal(layer_of(viewer, layer, MASK).data, mask) and not layers_of(viewer, layer, PROPOSAL)

@@ -74,9 +74,13 @@ class BatchSummary:
         lines = [f"{self.count('done')} segmented, {self.count('skipped-done')} already done, "
                  f"{self.count('not-an-image')} not images, {self.count('error')} failed -> {self.output}"]
         lines += [f"  {r['file']}: {r['status']} {r['note']}" for r in self.rows if r["status"] in ("not-an-image", "error")]
-        if self.other_models:
+        if self.other_models and self.count("done"):
             lines.append(f"  note: results kept from earlier runs were made by model version(s) {', '.join(self.other_models)}: "
                          "this folder mixes models (summary.csv names each file's)")
+        elif self.other_models:
+            lines.append(f"  note: nothing was segmented with this model: every result was already there, made by model "
+                         f"version(s) {', '.join(self.other_models)} (untick continue, or choose a new folder, to segment "
+                         "with this one)")
         if self.unrecorded:
             lines.append(f"  note: {self.unrecorded} kept output(s) have no summary row: not made by this program's runs "
                          "into this folder (masks put there otherwise?)")

@@ -187,6 +187,10 @@ class ModelInUse(QObject):
                 return bundled_choice(name)
         return version
 
+    def related(self, a: Optional[str], b: Optional[str]) -> bool:
+        """Whether one of two versions was fine-tuned (perhaps over several rounds) from the other, or they are equal."""
+        return bool(a) and bool(b) and (a in self.lineage(b) or b in self.lineage(a))
+
     def derived_from(self, choice) -> bool:
         """Whether the model in use was fine-tuned from the model ``choice`` names (and is not that model)."""
         if choice in (None, IN_USE) or isinstance(choice, Path):

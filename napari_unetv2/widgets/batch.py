@@ -85,12 +85,16 @@ class BatchWidget(WorkerWidget):
         *Correct & retrain*); only the first pair is visible, the rest are toggled in the layer list. At most
         OPEN_AT_MOST pairs (a folder of hundreds would fill the viewer)."""
         from ..files import read_image, read_mask
-        from ._layers import start_mask
+        from ._layers import ready_to_paint, start_mask
 
         source = Path(source or self.input.value)
         done = [row for row in summary.rows if row["status"] == "done"
                 and (summary.output / f"{Path(row['file']).stem}.png").is_file() and (source / row["file"]).is_file()]
-        added = []
+        # An image already open (an earlier run's results, opened then) is not opened twice: its layers may hold
+        # edits, and a second pair of the same name could be accepted in its place.
+        already = [row for row in done if Path(row["file"]).stem in self.viewer.layers]
+        done = [row for row in done if row not in already]
+        added, notes = [], []
         for index, row in enumerate(done[:OPEN_AT_MOST]):
             stem = Path(row["file"]).stem
             image = read_image(source / row["file"])
@@ -99,6 +103,12 @@ class BatchWidget(WorkerWidget):
             mask = read_mask(summary.output / f"{stem}.png")
             added += [layer, start_mask(self.viewer, layer, mask, mask, row.get("model_version", ""))]
             added[-1].visible = index == 0
+        if added:
+            ready_to_paint(self.viewer, added[1])  # the visible pair's mask, not the last (hidden) one
         if len(done) > OPEN_AT_MOST:
-            self.say(f"{self.status.value} Opened the first {OPEN_AT_MOST} of {len(done)} masks.")
+            notes.append(f"Opened the first {OPEN_AT_MOST} of {len(done)} masks.")
+        if already:
+            notes.append(f"{len(already)} image(s) already open were not opened again.")
+        if notes:
+            self.say(" ".join([self.status.value, *notes]))
         return added

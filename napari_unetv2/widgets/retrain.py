@@ -88,6 +88,7 @@ class RetrainWidget(WorkerWidget):
         self.segment_worker = None
         self.last_version = None
         self.resegmented = 0  # completed re-segmentation rounds
+        self.left_alone = 0  # open images the last re-segmentation left (their masks came from an unrelated model)
         self._mismatch_seen: Optional[tuple] = None  # (made with, in use) once said: a second Retrain goes ahead
         self._show_current()
 
@@ -216,12 +217,19 @@ class RetrainWidget(WorkerWidget):
         return self.resegment()
 
     def resegment(self):
-        """Segment every open image that has a mask again, with the model now in use, updating its layers
-        in place (an edited mask is kept; the prediction goes to that image's one proposal layer)."""
+        """Segment again, with the model now in use, every open image whose mask a related model made (the new
+        one's ancestor or descendant: a round's parent, the version rolled back from), updating its layers in
+        place (an edited mask is kept; the prediction goes to that image's one proposal layer). Masks of an
+        unrelated model are left alone: putting the skin model in use must not re-segment the open polyp frames."""
         from napari.qt.threading import create_worker
 
-        layers = [x for x in self.viewer.layers if is_source_image(x) and layer_of(self.viewer, x, MASK) is not None]
+        in_use = self.models.version_id()
+        masked = [x for x in self.viewer.layers if is_source_image(x) and layer_of(self.viewer, x, MASK) is not None]
+        layers = [x for x in masked if self.models.related(layer_of(self.viewer, x, MASK).metadata.get(MODEL_VERSION), in_use)]
+        self.left_alone = len(masked) - len(layers)
         if not layers:
+            if self.left_alone:
+                self.say(f"{self.status.value} {self.left_alone} open image(s) segmented with another model left as they are.")
             return None
         jobs = [(layer, layer.data, bool(layer.rgb), bool(layers_of(self.viewer, layer, ATTENTION))) for layer in layers]
         checkpoint, device, models = self.models.checkpoint(), self.device.value, self.models
@@ -248,6 +256,8 @@ class RetrainWidget(WorkerWidget):
             gone = len(predictions) - updated
             if gone:
                 note += f"; {gone} not shown (the image was closed or replaced meanwhile)"
+            if self.left_alone:
+                note += f"; {self.left_alone} segmented with another model left as they are"
             self.say(f"re-segmented {updated} image(s) with {self.models.label()}{note}")
 
         self.segment_worker = create_worker(job, _start_thread=False, _ignore_errors=True)
