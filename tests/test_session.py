@@ -98,6 +98,7 @@ def test_a_given_mask_is_found_by_its_exact_name(tmp_path):
 @pytest.mark.parametrize("state, says", [
     ("[]", "not an object"), ('{"images": 3}', "folder paths"), ('{"images": "%s", "position": null}', "whole number"),
     ('{"images": "%s", "items": []}', "decisions"), ('{"images": "%s", "items": {"a.png": {"status": "done"}}}', "decisions"),
+    ('{"images": "%s", "settings": []}', "settings"),
 ])
 def test_a_session_file_of_the_wrong_shape_is_refused_and_kept(tmp_path, state, says):
     folder = crops_folder(tmp_path / "data", n=2)
@@ -283,3 +284,15 @@ def test_keyboard_shortcuts_skip_and_export(make_napari_viewer, qtbot, tmp_path)
     widget.export_folder.value = str(tmp_path / "finished")
     assert [p.name for p in widget.export()] == [widget.session.path_at(2).name]
     assert widget.export() == [] and "Nothing was overwritten" in widget.status.value.replace("\u200b", "")
+
+
+def test_a_resumed_session_keeps_its_automatic_retraining_settings(make_napari_viewer, qtbot, tmp_path):
+    """The final trial of session 24: a resumed session came back with automatic retraining off (N 5, 20 epochs)."""
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    widget.auto_retrain.value, widget.retrain_every.value, widget.epochs.value = True, 2, 3
+    widget._writer.submit(lambda: None).result(timeout=30)  # the session file written
+    viewer.close()
+    again = open_session(make_napari_viewer(), qtbot, tmp_path / "session")
+    assert (again.auto_retrain.value, again.retrain_every.value, again.epochs.value) == (True, 2, 3)

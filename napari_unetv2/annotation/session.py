@@ -50,6 +50,7 @@ class AnnotationSession:
                              "have the same file name. Rename one.")
         self._lock = threading.Lock()  # the widget records decisions from a writer thread
         self.items: dict[str, dict] = state.get("items", {})
+        self.settings: dict = state.get("settings", {})  # the widget's choices for this session (automatic retraining)
         self.position = max(0, min(state.get("position", 0), len(self.images) - 1))
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "finished").mkdir(exist_ok=True)
@@ -157,7 +158,8 @@ class AnnotationSession:
                 on_disk = {}
             self.items = merge_items(on_disk, self.items)
             text = json.dumps({"images": str(self.images_dir), "masks": str(self.masks_dir) if self.masks_dir else None,
-                               "position": self.position, "items": self.items}, indent=1) + "\n"
+                               "position": self.position, "items": self.items, "settings": self.settings},
+                              indent=1) + "\n"
             atomic_write_text(self.root / SESSION_FILE, text)
 
 
@@ -195,6 +197,8 @@ def read_state(state_file: Path) -> dict:
             isinstance(item, dict) and item.get("status") in (ACCEPTED, SKIPPED)
             and isinstance(item.get("entry") or "", str) for item in state.get("items", {}).values()):
         problem = "'items' must map image names to decisions (status 'accepted' or 'skipped')"
+    elif not isinstance(state.get("settings", {}), dict):
+        problem = "'settings' must be an object"
     if problem:
         raise ValueError(f"{state_file} is not a session file: {problem}; nothing was changed.")
     return state

@@ -127,6 +127,9 @@ class SessionWidget(WorkerWidget):
         self._writing: list[str] = []  # names of images whose acceptance is being written
         self._stored = _Stored()
         self._stored.done.connect(self.guarded(self._on_stored))
+        self._applying = False  # settings being applied from session.json: not written back one by one
+        for control, _kind in self._setting_controls().values():
+            control.changed.connect(self._remember_settings)
         self._bind_keys()
 
     # ---- opening ---------------------------------------------------------------------------------------
@@ -147,9 +150,34 @@ class SessionWidget(WorkerWidget):
             self.report_error(err, "session not opened")
             return None
         self.images.value = str(self.session.images_dir)
+        self._apply_settings(self.session.settings)
         self._cache.clear()
         self.show_current()
         return self.session
+
+    # ---- the session's own settings (kept in session.json: a resumed session retrains as before) -------------
+    def _setting_controls(self) -> dict:
+        return {"auto_retrain": (self.auto_retrain, bool), "retrain_every": (self.retrain_every, int),
+                "epochs": (self.epochs, int)}
+
+    def _apply_settings(self, settings: dict) -> None:
+        self._applying = True
+        try:
+            for name, (control, kind) in self._setting_controls().items():
+                value = settings.get(name)
+                if type(value) is kind and (kind is bool or control.min <= value <= control.max):
+                    control.value = value
+        finally:
+            self._applying = False
+        self._remember_settings()
+
+    def _remember_settings(self, _=None) -> None:
+        if self.session is None or self._applying:
+            return
+        settings = {name: kind(control.value) for name, (control, kind) in self._setting_controls().items()}
+        if settings != self.session.settings:
+            self.session.settings = settings
+            self._writer.submit(self.session.save)
 
     # ---- showing an image ------------------------------------------------------------------------------
     def _model_key(self) -> str:
@@ -394,7 +422,8 @@ class SessionWidget(WorkerWidget):
             self.refresh_model_line()  # the prospective score now counts this correction
             self.retrain_if_due(due)
         self._update_where()
-        self.say(f"{path.name}: {note}")
+        # while a round runs, the status keeps saying so (the progress bar alone is easy to miss)
+        self.say(f"{path.name}: {note}" + ("; retraining in the background, keep annotating" if self.busy else ""))
 
     # ---- automatic retraining ----------------------------------------------------------------------------
     def retrain_if_due(self, answer=None):
