@@ -3,6 +3,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 import napari_unetv2.widgets  # noqa: F401  (import guard before the viewer exists)
 from napari_unetv2._sample_data import SAMPLES, load_sample, sample_data_dir
@@ -275,7 +276,7 @@ def test_editing_friction(make_napari_viewer, qtbot, tmp_path, isolated_home):
     opened = [x for x in viewer.layers if x not in before]
     masks = [x for x in opened if isinstance(x, Labels)]
     open_before = sum(p.stem in [x.name for x in before] for p in source.iterdir())  # the polyp sample above
-    assert open_before == 1 and "1 image(s) already open" in batch.status.value.replace("\u200b", "")
+    assert open_before == 1 and "1 image(s) already open with a mask" in batch.status.value.replace("\u200b", "")
     assert len(opened) == 4 and len(masks) == 2  # each mask over its own image
     for mask in masks:
         image = image_for(viewer, mask)
@@ -285,7 +286,7 @@ def test_editing_friction(make_napari_viewer, qtbot, tmp_path, isolated_home):
     batch.output.value = str(tmp_path / "out2")  # the same images again, into another folder: not opened twice
     count = len(viewer.layers)
     run_until_idle(qtbot, batch)
-    assert len(viewer.layers) == count and "3 image(s) already open" in batch.status.value.replace("\u200b", "")
+    assert len(viewer.layers) == count and "3 image(s) already open with a mask" in batch.status.value.replace("\u200b", "")
 
 
 def test_every_control_has_a_tooltip(make_napari_viewer):
@@ -461,6 +462,44 @@ def test_putting_an_unrelated_model_in_use_leaves_the_open_masks_alone(make_napa
     before = [layer_of(viewer, x, MASK).data.copy() for x in images]
     rt.versions.value = bundled_choice("skin")
     assert rt.use_selected_version() is None  # nothing the skin model's line made is open
-    assert "2 open image(s) segmented with another model left as they are" in rt.status.value.replace("\u200b", "")
+    said = rt.status.value.replace("\u200b", "")
+    assert "now using bundled skin model" in said and "2 open image(s) left as they are" in said and "re-segmenting" not in said
     for layer, mask in zip(images, before):
         assert np.array_equal(layer_of(viewer, layer, MASK).data, mask) and not layers_of(viewer, layer, PROPOSAL)
+
+
+def test_versions_of_one_line_are_related_and_the_bundled_models_are_not(isolated_home, small_checkpoint, tmp_path):
+    """Siblings (two rounds from one parent) are one line; the bundled polyp and skin models are two."""
+    from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint
+    from napari_unetv2.widgets._state import ModelInUse
+
+    models = ModelInUse(isolated_home / "models")
+    polyp, skin = (read_config(bundled_checkpoint(name)).version for name in ("polyp", "skin"))
+    model, config = load_checkpoint(small_checkpoint)  # its parent: the bundled polyp model
+    first = models.store.add(small_checkpoint).version
+    versions = []
+    for bias in (0.1, 0.2):  # two rounds from the same version: siblings
+        with torch.no_grad():
+            model.heads[0].bias.add_(bias)
+        config.parent = first
+        save_checkpoint(model, tmp_path / f"r{bias}.safetensors", config)
+        versions.append(models.store.add(tmp_path / f"r{bias}.safetensors").version)
+    assert models.related(versions[0], versions[1]) and models.related(versions[0], polyp)
+    assert not models.related(polyp, skin) and not models.related(versions[1], skin)
+    assert not models.related(None, polyp) and not models.related("given mask", polyp)
+
+
+def test_the_session_leaves_its_image_alone_when_an_unrelated_model_is_put_in_use(make_napari_viewer, qtbot, tmp_path):
+    from test_session import crops_folder, open_session
+
+    from napari_unetv2.widgets._state import bundled_choice
+
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    session = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    shown = np.asarray(session.mask_layer.data).copy()
+    session.models.use(bundled_choice("skin"))
+    qtbot.wait(300)
+    assert np.array_equal(np.asarray(session.mask_layer.data), shown) and not session._loading.get(
+        (str(session.shown_path), session._model_key()))
+    assert "left as it is" in session.status.value.replace("\u200b", "")

@@ -98,7 +98,6 @@ def test_a_given_mask_is_found_by_its_exact_name(tmp_path):
 @pytest.mark.parametrize("state, says", [
     ("[]", "not an object"), ('{"images": 3}', "folder paths"), ('{"images": "%s", "position": null}', "whole number"),
     ('{"images": "%s", "items": []}', "decisions"), ('{"images": "%s", "items": {"a.png": {"status": "done"}}}', "decisions"),
-    ('{"images": "%s", "settings": []}', "settings"),
 ])
 def test_a_session_file_of_the_wrong_shape_is_refused_and_kept(tmp_path, state, says):
     folder = crops_folder(tmp_path / "data", n=2)

@@ -50,7 +50,8 @@ class AnnotationSession:
                              "have the same file name. Rename one.")
         self._lock = threading.Lock()  # the widget records decisions from a writer thread
         self.items: dict[str, dict] = state.get("items", {})
-        self.settings: dict = state.get("settings", {})  # the widget's choices for this session (automatic retraining)
+        # the widget's choices for this session (automatic retraining); optional: anything else is dropped
+        self.settings: dict = state["settings"] if isinstance(state.get("settings"), dict) else {}
         self.position = max(0, min(state.get("position", 0), len(self.images) - 1))
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "finished").mkdir(exist_ok=True)
@@ -197,8 +198,6 @@ def read_state(state_file: Path) -> dict:
             isinstance(item, dict) and item.get("status") in (ACCEPTED, SKIPPED)
             and isinstance(item.get("entry") or "", str) for item in state.get("items", {}).values()):
         problem = "'items' must map image names to decisions (status 'accepted' or 'skipped')"
-    elif not isinstance(state.get("settings", {}), dict):
-        problem = "'settings' must be an object"
     if problem:
         raise ValueError(f"{state_file} is not a session file: {problem}; nothing was changed.")
     return state

@@ -78,9 +78,10 @@ class BatchSummary:
             lines.append(f"  note: results kept from earlier runs were made by model version(s) {', '.join(self.other_models)}: "
                          "this folder mixes models (summary.csv names each file's)")
         elif self.other_models:
-            lines.append(f"  note: nothing was segmented with this model: every result was already there, made by model "
-                         f"version(s) {', '.join(self.other_models)} (untick continue, or choose a new folder, to segment "
-                         "with this one)")
+            kept = "the results kept" if self.count("error") or self.stopped else "every result was already there"
+            lines.append(f"  note: nothing was segmented with this model: {kept}, "
+                         f"made by model version(s) {', '.join(self.other_models)} (untick continue, or choose a new "
+                         "folder, to segment with this one)")
         if self.unrecorded:
             lines.append(f"  note: {self.unrecorded} kept output(s) have no summary row: not made by this program's runs "
                          "into this folder (masks put there otherwise?)")

@@ -200,6 +200,8 @@ def bring_to_front(viewer, image_layer) -> bool:
     """Move an image and its layers (mask, probability, ...) above every other image when a visible image
     covers it: a mask just made for an image under another one would otherwise be painted blind. Their
     order among themselves is kept. Returns whether anything moved."""
+    if viewer.grid.enabled:  # side by side: nothing covers anything, and the order is the grid's layout
+        return False
     index = viewer.layers.index(image_layer)
     covered = any(is_source_image(x) and x.visible and x.opacity >= 0.99 for x in list(viewer.layers)[index + 1:])
     if not covered:

@@ -57,6 +57,12 @@ def _bundled_version(name: str = DEFAULT_BUNDLED) -> Optional[str]:
     return None if path is None else read_config(path).version
 
 
+@lru_cache(maxsize=None)
+def _bundled_parent(name: str) -> Optional[str]:
+    path = bundled_checkpoint(name)
+    return None if path is None else read_config(path).parent
+
+
 def bundled_choice(name: str) -> str:
     """The ComboBox value of a bundled model other than the default: ``bundled:skin``."""
     return BUNDLED if name == DEFAULT_BUNDLED else f"{BUNDLED}:{name}"
@@ -187,9 +193,11 @@ class ModelInUse(QObject):
                 return bundled_choice(name)
         return version
 
-    def related(self, a: Optional[str], b: Optional[str]) -> bool:
-        """Whether one of two versions was fine-tuned (perhaps over several rounds) from the other, or they are equal."""
-        return bool(a) and bool(b) and (a in self.lineage(b) or b in self.lineage(a))
+    def related(self, a: Optional[str], b: Optional[str], parents: Optional[dict] = None) -> bool:
+        """Whether two versions are of one model's line: they share an ancestor (one fine-tuned from the other,
+        or both from a third: two rounds' siblings). The bundled polyp and skin models share none."""
+        parents = self.parents() if parents is None else parents
+        return bool(a) and bool(b) and bool(self.lineage(a, parents) & self.lineage(b, parents))
 
     def derived_from(self, choice) -> bool:
         """Whether the model in use was fine-tuned from the model ``choice`` names (and is not that model)."""
@@ -217,11 +225,16 @@ class ModelInUse(QObject):
         self.store.use(version)
         self.changed.emit()
 
-    def lineage(self, version: Optional[str]) -> set[str]:
-        """``version`` and every version it was fine-tuned from that the store or the bundled models know."""
+    def parents(self) -> dict:
+        """Each known version's parent (the version it was fine-tuned from): the store's and the bundled models'."""
         parents = {c.version: c.parent for c in self.store.versions()}
         for name in bundled_models():
-            parents.setdefault(_bundled_version(name), None)
+            parents.setdefault(_bundled_version(name), _bundled_parent(name))
+        return parents
+
+    def lineage(self, version: Optional[str], parents: Optional[dict] = None) -> set[str]:
+        """``version`` and every version it was fine-tuned from, as far as the parents are known."""
+        parents = self.parents() if parents is None else parents
         found: set[str] = set()
         while version and version not in found:
             found.add(version)

@@ -85,14 +85,19 @@ class BatchWidget(WorkerWidget):
         *Correct & retrain*); only the first pair is visible, the rest are toggled in the layer list. At most
         OPEN_AT_MOST pairs (a folder of hundreds would fill the viewer)."""
         from ..files import read_image, read_mask
-        from ._layers import ready_to_paint, start_mask
+        from ._layers import MASK, is_source_image, layer_of, ready_to_paint, start_mask
 
         source = Path(source or self.input.value)
         done = [row for row in summary.rows if row["status"] == "done"
                 and (summary.output / f"{Path(row['file']).stem}.png").is_file() and (source / row["file"]).is_file()]
-        # An image already open (an earlier run's results, opened then) is not opened twice: its layers may hold
-        # edits, and a second pair of the same name could be accepted in its place.
-        already = [row for row in done if Path(row["file"]).stem in self.viewer.layers]
+        # An image already open with a mask (an earlier run's results, opened then) is not opened twice: its mask
+        # may hold edits, and a second pair of the same name could be accepted in its place. A layer that merely
+        # shares the name (another folder's image, a user's own layer) does not count.
+        def open_with_mask(stem: str) -> bool:
+            return any(x.name == stem and is_source_image(x) and layer_of(self.viewer, x, MASK) is not None
+                       for x in self.viewer.layers)
+
+        already = [row for row in done if open_with_mask(Path(row["file"]).stem)]
         done = [row for row in done if row not in already]
         added, notes = [], []
         for index, row in enumerate(done[:OPEN_AT_MOST]):
@@ -108,7 +113,7 @@ class BatchWidget(WorkerWidget):
         if len(done) > OPEN_AT_MOST:
             notes.append(f"Opened the first {OPEN_AT_MOST} of {len(done)} masks.")
         if already:
-            notes.append(f"{len(already)} image(s) already open were not opened again.")
+            notes.append(f"{len(already)} image(s) already open with a mask were not opened again.")
         if notes:
             self.say(" ".join([self.status.value, *notes]))
         return added

@@ -88,7 +88,6 @@ class RetrainWidget(WorkerWidget):
         self.segment_worker = None
         self.last_version = None
         self.resegmented = 0  # completed re-segmentation rounds
-        self.left_alone = 0  # open images the last re-segmentation left (their masks came from an unrelated model)
         self._mismatch_seen: Optional[tuple] = None  # (made with, in use) once said: a second Retrain goes ahead
         self._show_current()
 
@@ -204,8 +203,7 @@ class RetrainWidget(WorkerWidget):
     def use_selected_version(self, _=None):
         choice = self.versions.value
         self.models.use(None if choice == BUNDLED else choice)
-        self.say(f"now using {self.models.label()}; re-segmenting open images")
-        return self.resegment()
+        return self.resegment(f"now using {self.models.label()}")
 
     def roll_back(self, _=None):
         try:
@@ -213,24 +211,27 @@ class RetrainWidget(WorkerWidget):
         except ValueError as err:
             self.say(str(err))
             return None
-        self.say(f"rolled back to {self.models.label()}; re-segmenting open images")
-        return self.resegment()
+        return self.resegment(f"rolled back to {self.models.label()}")
 
-    def resegment(self):
-        """Segment again, with the model now in use, every open image whose mask a related model made (the new
-        one's ancestor or descendant: a round's parent, the version rolled back from), updating its layers in
-        place (an edited mask is kept; the prediction goes to that image's one proposal layer). Masks of an
-        unrelated model are left alone: putting the skin model in use must not re-segment the open polyp frames."""
+    def resegment(self, announce: str = ""):
+        """Segment again, with the model now in use, every open image whose mask a model of its line made (one
+        sharing an ancestor with it: a round's parent, the version rolled back from, a sibling round), updating
+        its layers in place (an edited mask is kept; the prediction goes to that image's one proposal layer).
+        Masks of another line, or of unknown origin, are left alone: putting the skin model in use must not
+        re-segment the open polyp frames. ``announce`` opens the status line (what changed)."""
         from napari.qt.threading import create_worker
 
-        in_use = self.models.version_id()
+        in_use, parents = self.models.version_id(), self.models.parents()  # read once: not per image
         masked = [x for x in self.viewer.layers if is_source_image(x) and layer_of(self.viewer, x, MASK) is not None]
-        layers = [x for x in masked if self.models.related(layer_of(self.viewer, x, MASK).metadata.get(MODEL_VERSION), in_use)]
-        self.left_alone = len(masked) - len(layers)
+        layers = [x for x in masked
+                  if self.models.related(layer_of(self.viewer, x, MASK).metadata.get(MODEL_VERSION), in_use, parents)]
+        left_alone = len(masked) - len(layers)
+        alone_note = (f"{left_alone} open image(s) left as they are (masks of another model, or of unknown origin)"
+                      if left_alone else "")
         if not layers:
-            if self.left_alone:
-                self.say(f"{self.status.value} {self.left_alone} open image(s) segmented with another model left as they are.")
+            self.say("; ".join(x for x in (announce, alone_note) if x))
             return None
+        self.say("; ".join(x for x in (announce, f"re-segmenting {len(layers)} open image(s)", alone_note) if x))
         jobs = [(layer, layer.data, bool(layer.rgb), bool(layers_of(self.viewer, layer, ATTENTION))) for layer in layers]
         checkpoint, device, models = self.models.checkpoint(), self.device.value, self.models
 
@@ -256,8 +257,8 @@ class RetrainWidget(WorkerWidget):
             gone = len(predictions) - updated
             if gone:
                 note += f"; {gone} not shown (the image was closed or replaced meanwhile)"
-            if self.left_alone:
-                note += f"; {self.left_alone} segmented with another model left as they are"
+            if alone_note:
+                note += f"; {alone_note}"
             self.say(f"re-segmented {updated} image(s) with {self.models.label()}{note}")
 
         self.segment_worker = create_worker(job, _start_thread=False, _ignore_errors=True)
@@ -338,5 +339,4 @@ class RetrainWidget(WorkerWidget):
             self.say(outcome.adoption.reason)
             return
         self.models.use(config.version)
-        self.say(f"{outcome.adoption.reason}: {self.models.label()}; re-segmenting open images ('Roll back' to undo)")
-        self.resegment()
+        self.resegment(f"{outcome.adoption.reason}: {self.models.label()} ('Roll back' to undo)")

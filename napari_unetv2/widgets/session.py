@@ -162,14 +162,19 @@ class SessionWidget(WorkerWidget):
 
     def _apply_settings(self, settings: dict) -> None:
         self._applying = True
+        changed = False
         try:
             for name, (control, kind) in self._setting_controls().items():
                 value = settings.get(name)
-                if type(value) is kind and (kind is bool or control.min <= value <= control.max):
-                    control.value = value
+                if type(value) is kind and (kind is bool or control.min <= value <= control.max) and control.value != value:
+                    control.value, changed = value, True
         finally:
             self._applying = False
         self._remember_settings()
+        if changed:  # said, so a setting made just before opening is not undone unseen
+            state = "on" if self.auto_retrain.value else "off"
+            self.say(f"resumed with this session's settings: automatic retraining {state}, N {self.retrain_every.value}, "
+                     f"{self.epochs.value} epochs per round")
 
     def _remember_settings(self, _=None) -> None:
         if self.session is None or self._applying:
@@ -478,7 +483,12 @@ class SessionWidget(WorkerWidget):
         try:
             self._cache.clear()
             if self.session is not None and self.shown_path is not None and self.session.starting_mask(self.shown_path) is None:
-                self._compute(self.shown_path, refresh=True)
+                shown_by = self.mask_layer.metadata.get(MODEL_VERSION) if self.mask_layer is not None else None
+                if self.models.related(shown_by, self.models.version_id()):
+                    self._compute(self.shown_path, refresh=True)
+                else:  # another model's line (the skin model put in use): this frame's mask is not replaced
+                    self.say(f"now using {self.models.label()}: this image's mask is left as it is; "
+                             "the next images are segmented with it")
                 self._prefetch()
         except RuntimeError:  # the widget was closed
             self.models.changed.disconnect(self._on_model_switched)
