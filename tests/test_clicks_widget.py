@@ -128,3 +128,26 @@ def test_accept_stores_the_clicked_mask_with_the_click_count(make_napari_viewer,
     stored = read_mask(tmp_path / "set" / entry.mask_file)
     assert np.array_equal(stored, mask.data > 0)
     assert retrain.correction_set.entries()[0].clicks == 2
+
+
+def test_each_point_keeps_its_own_colour(make_napari_viewer):
+    """The trial of session 24: each click recoloured the previous point (additions drawn red, removals green)."""
+    viewer, widget, _mask = segmented_viewer(make_napari_viewer, two_blobs_probability())
+    widget.click(170, 230, positive=True)
+    widget.click(120, 100, positive=False)
+    widget.click(40, 40, positive=True)
+    colours = viewer.layers["frame clicks"].face_color
+    assert [tuple(c[:3]) for c in colours] == [(0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)]
+
+
+def test_a_stack_is_not_offered_for_clicks_and_start_refuses_it_without_adding_layers(make_napari_viewer):
+    viewer = make_napari_viewer()
+    stack = np.zeros((3, H, W), np.float32)
+    layer = viewer.add_image(stack, name="stack")
+    probability = np.full((3, H, W), 0.2, np.float32)
+    show_prediction(viewer, layer, Prediction(probability=probability, mask=(probability >= 0.5).astype(np.uint8)), "t")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct with clicks")
+    assert layer not in widget.image.choices
+    before = len(viewer.layers)
+    widget._layers = lambda: (layer, viewer.layers["stack mask"])  # as if chosen before the list was refreshed
+    assert widget.start() is None and "2-D" in widget.status.value and len(viewer.layers) == before

@@ -139,7 +139,8 @@ class AnnotationSession:
             raise ValueError("No accepted masks to export yet.")
         clashes = [out_dir / f"{p.stem}.png" for p in finished if (out_dir / f"{p.stem}.png").exists()]
         if clashes:
-            raise ValueError(f"{out_dir} already holds {clashes[0].name} (and {len(clashes) - 1} more); "
+            more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+            raise ValueError(f"{out_dir} already holds {clashes[0].name}{more}; "
                              "choose an empty folder. Nothing was overwritten.")
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []

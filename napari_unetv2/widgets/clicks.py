@@ -47,7 +47,8 @@ class ClickWidget(Container):
 
         names = {layer.name for layer in self.viewer.layers}
         return [layer for layer in self.viewer.layers if isinstance(layer, Image)
-                and f"{layer.name} mask" in names and f"{layer.name} probability" in names]
+                and f"{layer.name} mask" in names and f"{layer.name} probability" in names
+                and self.viewer.layers[f"{layer.name} mask"].data.ndim == 2]  # clicks edit one 2-D mask: no stacks
 
     # ---- state -----------------------------------------------------------------------------------
     def _layers(self):
@@ -75,7 +76,9 @@ class ClickWidget(Container):
         """Add (or select) the clicks and box layers of the chosen image."""
         layer, _mask = self._layers()
         if layer is None:
-            self.status.value = "segment an image first (no image with mask and probability layers)"
+            self.status.value = "segment a 2-D image first (no image with mask and probability layers)"
+            return None
+        if self.session() is None:  # says why (a stack, mismatched layers) before any layer is added
             return None
         self.points, self.box_layer = click_layers(self.viewer, layer)
         if self._on_mouse not in self.points.mouse_drag_callbacks:
@@ -112,6 +115,9 @@ class ClickWidget(Container):
             self.status.value = str(err)
             return None
         if self.points is not None:
+            # napari selects a point just added, and setting the current colour recolours the selection: without
+            # clearing it, each click turned the previous point to its own colour (additions drawn as removals)
+            self.points.selected_data = set()
             self.points.current_face_color = "lime" if positive else "red"
             self.points.add([[edit.point[0], edit.point[1]]])
         self._changed(session, f"{'added' if positive else 'removed'} {edit.pixels} pixels")

@@ -187,6 +187,7 @@ class SegmentWidget(WorkerWidget):
 
     def _on_done(self, layer, segmented, result) -> None:
         if result is None:
+            self.progress.value = 0
             self.say("cancelled: nothing was added")
             return
         predictor, prediction, seconds = result

@@ -24,7 +24,7 @@ from ..corrections.auto_retrain import AutoRetrainPolicy
 from ..files import read_image
 from ..interactive import CLICKS_METADATA
 from ..storage import data_home, default_corrections_dir
-from ._base import WorkerWidget, wrapping_label
+from ._base import WorkerWidget, one_line, wrapping_label
 from ._layers import (
     ATTENTION,
     BOX,
@@ -504,7 +504,8 @@ class SessionWidget(WorkerWidget):
         try:
             written = self.session.export(Path(target))
         except (ValueError, OSError) as err:
-            self.report_error(err, "not exported")
+            self.progress.value = 0
+            self.say(f"not exported: {one_line(err)}")  # a refusal, not an error: one prefix
             return []
         self.say(f"exported {len(written)} mask(s) to {target}")
         return written
