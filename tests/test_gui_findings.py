@@ -390,12 +390,18 @@ def test_click_points_do_not_pile_up_over_the_next_images_of_a_session(make_napa
         assert not [x for x in viewer.layers if x.metadata.get("unetv2_role") == CLICKS]  # gone with its image
 
 
-def test_the_status_speaks_of_the_chosen_image_not_of_the_last_run(make_napari_viewer, qtbot):
+def two_samples_and_segment(make_napari_viewer):
+    """A viewer with the first two samples open (and their ground truth) and the Segment widget docked."""
     viewer = make_napari_viewer()
     for key in list(SAMPLES)[:2]:
         viewer.open_sample(PLUGIN, key)
     seg = dock(viewer, "Segment")
     first, second = (viewer.layers[stem] for stem in list(SAMPLES.values())[:2])
+    return viewer, seg, first, second
+
+
+def test_the_status_speaks_of_the_chosen_image_not_of_the_last_run(make_napari_viewer, qtbot):
+    viewer, seg, first, second = two_samples_and_segment(make_napari_viewer)
     seg.image.value = first
     segment(qtbot, seg)
     assert "done in" in seg.status.value and seg.progress.value == seg.progress.max
@@ -431,11 +437,7 @@ def test_segment_follows_a_model_fine_tuned_from_its_choice(make_napari_viewer, 
 
 def test_segmenting_an_image_under_another_brings_it_and_its_mask_to_the_front(make_napari_viewer, qtbot):
     """Several images open: the one segmented is under another; its new mask must not be painted blind."""
-    viewer = make_napari_viewer()
-    for key in list(SAMPLES)[:2]:
-        viewer.open_sample(PLUGIN, key)
-    seg = dock(viewer, "Segment")
-    under, over = (viewer.layers[stem] for stem in list(SAMPLES.values())[:2])
+    viewer, seg, under, over = two_samples_and_segment(make_napari_viewer)
     for layer in [x for x in viewer.layers if x not in (under, over)]:
         viewer.layers.remove(layer)  # the samples' ground truth: only the two images
     assert viewer.layers.index(under) < viewer.layers.index(over)

@@ -108,6 +108,15 @@ def _read_entry(path: Path) -> Correction:
     return entry
 
 
+def _create_exclusively(path: Path) -> bool:
+    """Create an empty ``path``; False if it exists already (O_EXCL: one creator wins, atomically)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    return True
+
+
 class CorrectionSet:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -177,9 +186,7 @@ class CorrectionSet:
             claim = provenance / f"{entry_id}.claim"
             if (provenance / f"{entry_id}.json").exists():
                 continue
-            try:
-                os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-            except FileExistsError:
+            if not _create_exclusively(claim):
                 continue
             if (provenance / f"{entry_id}.json").exists():  # finished between our check and our claim
                 claim.unlink(missing_ok=True)
@@ -215,11 +222,7 @@ class CorrectionSet:
         files = self._entry_files(entry)  # raises UnsafePathError (a ValueError) before anything is deleted
         # Hold the id while its files go: a writer seeing no JSON must not claim it and write files we then delete.
         claim = provenance.with_suffix(".claim")
-        try:
-            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-            held = True
-        except FileExistsError:  # left by a killed writer (no live writer claims an id whose JSON exists)
-            held = False
+        held = _create_exclusively(claim)  # False: left by a killed writer (no live one claims an id whose JSON exists)
         try:
             provenance.unlink()  # first: from here on the entry no longer exists
             for path in files:

@@ -335,10 +335,9 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
             else:
                 # --continue with some of this image's outputs there (a run without --save-probabilities before,
                 # or one killed between its files): only the missing ones are written. Never overwrite.
-                keep = tuple(p for p in output_paths(output_dir, path.stem, prediction.mask.ndim == 3,
-                                                    save_probabilities) if resume and p.is_file())
-                writer.submit(write_outputs, prediction, output_dir, path.stem, save_probabilities, keep)
                 outputs = output_paths(output_dir, path.stem, prediction.mask.ndim == 3, save_probabilities)
+                keep = tuple(p for p in outputs if resume and p.is_file())
+                writer.submit(write_outputs, prediction, output_dir, path.stem, save_probabilities, keep)
                 if outputs[0] in keep:  # no mask made here: the row claims none (nor this model for the kept one)
                     written = ", ".join(p.name for p in outputs if p not in keep)
                     row.update(status="skipped-done", model_version="",

@@ -102,7 +102,7 @@ class WorkerWidget(Container):
         self.status = wrapping_label("status", tooltip="What happened last, or why nothing happened.")
         self.cancel_button.changed.connect(self.cancel)
         self._signals = _Progress()
-        self._signals.advanced.connect(lambda *args: self.guarded(self._on_progress)(*args))
+        self._signals.advanced.connect(self.guarded(self._on_progress))
         self._cancel = threading.Event()
         self.worker = None
         self._start_buttons: list = []

@@ -252,11 +252,6 @@ def proposal_colormap():
     return DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: "magenta"})
 
 
-def output_labels_kwargs(name: str) -> dict:
-    """How a mask read from a file (batch output) is opened: as Labels with the mask colours."""
-    return {"name": name, "opacity": MASK_OPACITY, "colormap": mask_colormap()}
-
-
 def click_layers(viewer, image_layer) -> tuple:
     """The ``<image> clicks`` Points layer and ``<image> box`` Shapes layer of the click widget (added once),
     tied to the image by role (as its mask is), so that whoever replaces the image's pixels (the folder

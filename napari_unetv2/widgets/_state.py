@@ -63,6 +63,11 @@ def _bundled_parent(name: str) -> Optional[str]:
     return None if path is None else read_config(path).parent
 
 
+def _bundled_model_of(version: object) -> Optional[str]:
+    """The name of the installed bundled model whose version this is (its store copy has the same one)."""
+    return next((name for name in bundled_models() if _bundled_version(name) == version), None)
+
+
 def bundled_choice(name: str) -> str:
     """The ComboBox value of a bundled model other than the default: ``bundled:skin``."""
     return BUNDLED if name == DEFAULT_BUNDLED else f"{BUNDLED}:{name}"
@@ -159,9 +164,9 @@ class ModelInUse(QObject):
             return bundled_label(_bundled_name(version) or DEFAULT_BUNDLED)
         if isinstance(version, Path):
             return f"file {version.name}"
-        for name in bundled_models():  # a bundled model copied into the store to be used: still its one name
-            if _bundled_version(name) == version:
-                return bundled_label(name)
+        name = _bundled_model_of(version)
+        if name is not None:  # a bundled model copied into the store to be used: still its one name
+            return bundled_label(name)
         configs = {c.version: c for c in self.store.versions()}
         return version_label(configs[version]) if version in configs else f"missing version {version}"
 
@@ -188,10 +193,8 @@ class ModelInUse(QObject):
         """The ComboBox value that means ``version``: a bundled model's own choice for it or its store copy."""
         if version is None:
             return BUNDLED
-        for name in bundled_models():
-            if _bundled_version(name) == version:
-                return bundled_choice(name)
-        return version
+        name = _bundled_model_of(version)
+        return version if name is None else bundled_choice(name)
 
     def related(self, a: Optional[str], b: Optional[str], parents: Optional[dict] = None) -> bool:
         """Whether two versions are of one model's line: they share an ancestor (one fine-tuned from the other,
