@@ -71,6 +71,19 @@ def test_sharded_continue_keeps_an_unsharded_runs_rows(predictor, folder, tmp_pa
     assert summary_rows(out) == before
 
 
+def test_an_unreadable_shard_summary_is_kept_and_the_merge_goes_on(predictor, folder, tmp_path):
+    """The shards' merge reads summaries as the batch runner does: another shard's summary that is not text (a
+    disk error, a file copied over it) is kept as a backup copy, and summary.csv still gets this shard's rows,
+    instead of the run ending in a UnicodeDecodeError after its masks were written."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.shard-1-of-2.csv").write_bytes(b"\xff\xfe not a csv \x00\x81")
+    with pytest.warns(UserWarning, match="unreadable"):
+        summary = predict_folder(predictor, folder, out, shard=(0, 2))
+    assert [p.name for p in out.glob("summary.shard-1-of-2.csv.unreadable-*")]
+    assert {row["file"] for row in summary_rows(out)} == {r["file"] for r in summary.rows} != set()
+
+
 @pytest.mark.slow
 def test_torchrun_with_two_cpu_processes(predictor, folder, tmp_path):
     whole = tmp_path / "whole"

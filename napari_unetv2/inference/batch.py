@@ -15,11 +15,7 @@ Rules (docs/robustness.md):
 """
 from __future__ import annotations
 
-import csv
-import io
-import shutil
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -29,7 +25,6 @@ import numpy as np
 from ..errors import PER_FILE_ERRORS, one_line
 from ..files import (
     IMAGE_SUFFIXES,
-    atomic_write_text,
     locked,
     remove_stale_temporaries,
     write_png_atomic,
@@ -39,9 +34,9 @@ from .allocator import release_freed_memory
 from .pipeline import OrderedWriter, ParallelPredictionStream, PredictionStream, split_threads
 from .predictor import Predictor
 from .shards import Shard, in_shard, merge_summaries, summary_name
+from .summary import KEPT_NOTE, SUMMARY_COLUMNS, merge_summary, read_summary, update_summary, write_summary  # noqa: F401 (re-exported)
 from .threads import default_cpu_threads
 
-SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "note"]
 # zlib level of mask PNGs: level 1 writes a 0/255 mask in about half the time of Pillow's default 6; with
 # zlib's run-length strategy the files are also smaller than level 6's default strategy (about 1 kB for a
 # 512x640 polyp mask). The pixels read back are identical at every level and strategy.
@@ -50,7 +45,6 @@ MASK_PNG_LEVEL = 1
 # folder): it is rewritten at most this often while images are done, and always at the end (and on a stop
 # or an error). A hard kill may leave it up to this far behind; ``--continue`` still finds the masks.
 SUMMARY_EVERY_S = 1.0
-KEPT_NOTE = "kept the existing"  # how a row says --continue kept an output it did not make
 # On the CPU in resize mode, this many images at most go through the network at once, each on its share
 # of the threads (``pipeline.ParallelPredictionStream``): 2 single-thread streams on a 2-core machine,
 # 4 streams of 4 threads on 16 cores. More streams would mostly add Python-lock contention and memory.
@@ -121,52 +115,6 @@ def name_clashes(images: Iterable[Path], out_dir: Path, probabilities: bool) -> 
 def display_name(path: Path) -> str:
     """The file name as text for the summary, also when it is not valid UTF-8 (bytes shown as \\xNN)."""
     return path.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-# ---- summary.csv -----------------------------------------------------------------------------------------
-
-def read_summary(out_dir: Path, name: str = "summary.csv") -> list[dict]:
-    """Rows of an earlier run's summary.csv (none if absent). An unreadable one is kept as a backup copy."""
-    path = out_dir / name
-    if not path.is_file():
-        return []
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            return [dict(r) for r in csv.DictReader(fh) if r.get("file")]
-    except (UnicodeDecodeError, csv.Error) as err:
-        backup = out_dir / f"{name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"
-        shutil.copy2(path, backup)
-        warnings.warn(f"{path} was unreadable ({err}); kept as {backup.name}", stacklevel=2)
-        return []
-
-
-def merge_summary(earlier: list[dict], rows: list[dict]) -> list[dict]:
-    """Earlier rows, updated by this run's: a file skipped as done keeps its earlier (complete) row."""
-    merged = {r["file"]: r for r in earlier}
-    for row in rows:
-        before = merged.get(row["file"])
-        if row["status"] == "skipped-done" and before is not None and before.get("status") == "done":
-            if row.get("note", "").startswith(KEPT_NOTE) and row["note"] not in before.get("note", ""):
-                merged[row["file"]] = {**before, "note": "; ".join(x for x in (before.get("note"), row["note"]) if x)}
-            continue
-        merged[row["file"]] = row
-    return list(merged.values())
-
-
-def update_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv") -> None:
-    """Merge this run's ``rows`` into the summary as it is on disk now, under a lock between processes: another
-    run into the same folder meanwhile (a second window, a second ``unetv2 predict``) keeps its rows."""
-    with locked(out_dir):
-        write_summary(out_dir, merge_summary(read_summary(out_dir, name), rows), name)
-
-
-def write_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv") -> None:
-    columns = SUMMARY_COLUMNS + sorted({k for r in rows for k in r} - set(SUMMARY_COLUMNS))
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, restval="")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out_dir / name, text.getvalue())
 
 
 # ---- one file ------------------------------------------------------------------------------------------
@@ -260,7 +208,7 @@ def predict_folder(
     finally:
         release_freed_memory()  # what the streams' threads kept for reuse goes back once the folder is done
     if shard is not None:
-        merge_summaries(output_dir, shard[1], SUMMARY_COLUMNS, merge_summary)
+        merge_summaries(output_dir, shard[1])
     with locked(output_dir):  # as merged now: every run's rows, a concurrent one's and other shards' included
         account_for_kept(summary, read_summary(output_dir), predictor.config.version)
     return summary

@@ -8,14 +8,13 @@ the complete table — no process waits for another, and no communication betwee
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 import zlib
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
-from ..files import atomic_write_text, locked
+from ..files import locked
+from .summary import merge_summary, read_summary, write_summary
 
 Shard = tuple[int, int]  # (index, count), 0 <= index < count
 
@@ -47,21 +46,13 @@ def summary_name(shard: Optional[Shard]) -> str:
     return "summary.csv" if shard is None else f"summary.shard-{shard[0]}-of-{shard[1]}.csv"
 
 
-def merge_summaries(output_dir: Path, count: int, columns: list[str],
-                    merge: Callable[[list[dict], list[dict]], list[dict]]) -> Path:
+def merge_summaries(output_dir: Path, count: int) -> Path:
     """``summary.csv`` = its earlier rows (an unsharded run's too), updated by the rows of every
-    ``summary.shard-*-of-<count>.csv`` present with ``merge`` (the batch runner's rule), sorted by file."""
+    ``summary.shard-*-of-<count>.csv`` present (the batch runner's merge rule), sorted by file."""
     output_dir = Path(output_dir)
     with locked(output_dir):
         rows: list[dict] = []
-        for path in [output_dir / "summary.csv"] + [output_dir / summary_name((i, count)) for i in range(count)]:
-            if path.is_file():
-                with open(path, newline="", encoding="utf-8") as fh:
-                    rows = merge(rows, [dict(r) for r in csv.DictReader(fh) if r.get("file")])
-        rows.sort(key=lambda row: row["file"])
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(output_dir / "summary.csv", text.getvalue())
+        for name in ["summary.csv"] + [summary_name((i, count)) for i in range(count)]:
+            rows = merge_summary(rows, read_summary(output_dir, name))
+        write_summary(output_dir, sorted(rows, key=lambda row: row["file"]))
     return output_dir / "summary.csv"
