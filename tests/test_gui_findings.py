@@ -369,6 +369,31 @@ def test_the_bundled_skin_model_can_be_put_in_use_and_retrain_says_which_model_i
     wait(qtbot, worker)
 
 
+def test_retrain_after_a_roll_back_trains_on_the_later_rounds_corrections_without_a_warning(
+        make_napari_viewer, qtbot, isolated_home, small_checkpoint, tmp_path):
+    """Corrections made with a round's model (fine-tuned from the bundled polyp model), then a roll back to the
+    bundled model: retraining it on them is the normal loop (same model line), not the skin-vs-polyp mix-up the
+    warning is for. It warned (the round is not an ancestor of the model in use), asking for a second press."""
+    from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint
+
+    viewer = make_napari_viewer()
+    rt = dock(viewer, "Correct & retrain")
+    model, config = load_checkpoint(small_checkpoint)
+    config.parent = read_config(bundled_checkpoint("polyp")).version
+    save_checkpoint(model, tmp_path / "round.safetensors", config)
+    round_version = rt.models.store.add(tmp_path / "round.safetensors").version
+    rt.models.use(round_version)
+    image, mask, stem = load_sample("polyp")
+    rt.correction_set.add(image, mask, source=stem, model_version=round_version)
+    rt.models.roll_back()
+    assert rt.models.label() == BUNDLED_NAME
+    rt.epochs.value = 1
+    worker = rt.retrain()
+    assert worker is not None, rt.status.value
+    rt.cancel()
+    wait(qtbot, worker)
+
+
 def test_click_points_do_not_pile_up_over_the_next_images_of_a_session(make_napari_viewer, qtbot, tmp_path):
     from test_session import crops_folder, open_session, wait_shown
 

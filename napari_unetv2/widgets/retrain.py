@@ -298,14 +298,15 @@ class RetrainWidget(WorkerWidget):
                                on_event=self._on_event)
 
     def _confirmed_start(self, corrections) -> bool:
-        """A round fine-tunes the model in use. When the newest correction was made with a model outside its
-        lineage (the Segment widget set to the bundled skin model while the polyp model is in use), say so and
-        start only on a second press: otherwise the dermatologist's corrections would retrain the polyp model,
-        put it in use, and the skin model they segment with would never change."""
+        """A round fine-tunes the model in use. When the newest correction was made with a model of another line
+        (the Segment widget set to the bundled skin model while the polyp model is in use), say so and start only
+        on a second press: otherwise the dermatologist's corrections would retrain the polyp model, put it in use,
+        and the skin model they segment with would never change. A model of the same line (a later round, rolled
+        back from; a sibling round) is the normal loop: it starts at once."""
         made_with = next((e.model_version for e in sorted(corrections.entries(), key=lambda e: e.created, reverse=True)
                           if e.model_version), None)
         in_use = self.models.version_id()
-        if made_with is None or made_with in self.models.lineage(in_use):
+        if made_with is None or made_with == in_use or self.models.related(made_with, in_use):
             return True
         if self._mismatch_seen == (made_with, in_use):
             self._mismatch_seen = None
