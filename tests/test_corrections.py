@@ -68,6 +68,66 @@ def test_model_store_versions_use_and_roll_back(tmp_path, small_checkpoint):
         store.use("nope")
 
 
+def test_using_the_version_in_use_twice_does_not_make_roll_back_a_no_op(tmp_path, small_checkpoint):
+    """'Use this version' pressed on the version already in use (the chooser shows it by default) added a history
+    entry each time, so the next Roll back 'rolled back' to the same version; and hand-edited or removed history
+    entries were put in use as they were."""
+    import json
+    import shutil
+
+    store = ModelStore(tmp_path / "store")
+    version = store.add(small_checkpoint).version
+    store.use(version)
+    store.use(version)
+    assert store.roll_back() is None and store.current is None  # back to the bundled model at once
+    store.use(version)
+    state = json.loads((store.root / "store.json").read_text())
+    state["history"] += [5, "0123456789ab", version]  # a hand edit, a version since removed, a duplicate
+    (store.root / "store.json").write_text(json.dumps(state))
+    assert store.roll_back() is None  # all three passed over
+    shutil.rmtree(store.root / "versions" / version)
+    with pytest.raises(ValueError, match="Nothing to roll back"):
+        ModelStore(tmp_path / "store").roll_back()
+
+
+def test_moving_the_pointer_waits_for_another_writer_of_the_store(tmp_path, small_checkpoint):
+    """use() and roll_back() read, change and write store.json: under the folder lock, as two windows (or a window
+    and the CLI) would otherwise lose each other's moves (300 uses by two processes kept 156 history entries)."""
+    import threading
+    import time
+
+    from napari_unetv2.files import locked
+
+    store = ModelStore(tmp_path / "store")
+    version = store.add(small_checkpoint).version
+    done = threading.Event()
+    with locked(store.root):
+        worker = threading.Thread(target=lambda: (store.use(version), done.set()))
+        worker.start()
+        time.sleep(0.3)
+        assert not done.is_set()  # waits for the other writer
+    worker.join(10)
+    assert done.is_set() and store.current == version
+
+
+def test_a_live_rounds_scratch_folder_is_not_stale_because_the_folder_itself_is_old(tmp_path):
+    """A round writes inside its scratch folder (run/, each epoch) and never touches the folder itself: a second
+    window opened 6 h into a long round deleted it under the round."""
+    import os
+    import time
+
+    store = ModelStore(tmp_path / "store")
+    live, dead = (store.root / "runs" / name for name in ("round-live", "round-dead"))
+    for folder in (live, dead):
+        (folder / "run").mkdir(parents=True)
+        (folder / "run" / "log.csv").write_text("epoch\n")
+    old = time.time() - 7 * 3600
+    for path in (live, live / "run", dead, dead / "run", dead / "run" / "log.csv"):
+        os.utime(path, (old, old))
+    assert store.remove_stale_runs() == 1
+    assert live.is_dir() and not dead.exists()
+
+
 def test_corrupt_store_json_is_kept_as_a_backup_and_reported(tmp_path):
     store = ModelStore(tmp_path / "models")
     (store.root / "store.json").write_text('{"current": "abc", "history": [nul')

@@ -3,6 +3,7 @@ scores, the adoption rule, continuous rounds and the automatic-retrain policy (a
 import inspect
 import json
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -230,6 +231,60 @@ def test_round_two_starts_from_the_version_in_use_and_trains_on_all_corrections(
     assert "1 image: no interval" in two.parent_prospective.describe()
     store.roll_back()  # back to the start: every correction is new to it again
     assert policy.due(cs, store.current_checkpoint())
+
+
+def test_a_cancel_in_the_rounds_last_phase_keeps_the_new_version_out(tmp_path, small_checkpoint, monkeypatch):
+    """The last phase (scoring the held-out and reference images) yields no event, so a Cancel pressed then was
+    only seen after the new version was stored and returned, and the widget put it in use."""
+    from types import SimpleNamespace
+
+    from napari_unetv2.engine import finetune
+    from napari_unetv2.widgets._rounds import adopt, round_job
+
+    store = ModelStore(tmp_path / "models")
+    start = store.add(small_checkpoint)
+    store.use(start.version)
+    cs = CorrectionSet(tmp_path / "corrections")
+    add_correction(cs, "polyp", start.version)
+    cancel, trained = threading.Event(), threading.Event()
+    score = finetune._score
+
+    def scoring(checkpoint, *args, **kwargs):  # the user presses Cancel while the trained model is scored
+        if trained.is_set():
+            cancel.set()
+        return score(checkpoint, *args, **kwargs)
+
+    monkeypatch.setattr(finetune, "_score", scoring)
+    events = round_job(store, cs, cancel, epochs=1, device="cpu")()
+    with pytest.raises(StopIteration) as finished:
+        while True:
+            event = next(events)
+            if event.kind == "step" and event.epoch == event.epochs and event.step == event.steps_per_epoch:
+                trained.set()
+    assert cancel.is_set() and finished.value.value is None
+    assert [c.version for c in store.versions()] == [start.version] and store.current == start.version
+    assert not list((store.root / "runs").glob("round-*"))
+
+    # a round that ends after the user moved the model in use (Roll back meanwhile) leaves their choice standing
+    class Models:
+        def __init__(self):
+            self.used = []
+
+        def version_id(self):
+            return store.current
+
+        def label(self, version=None):
+            return str(version or store.current)
+
+        def use(self, version):
+            self.used.append(version)
+
+    models = Models()
+    outcome = SimpleNamespace(config=SimpleNamespace(parent="0123456789ab", version="fedcba987654"))
+    said = adopt(models, outcome)
+    assert models.used == [] and "not put in use" in said and "fedcba987654" in said
+    assert adopt(models, SimpleNamespace(config=SimpleNamespace(parent=start.version, version="v2"))) is None
+    assert models.used == ["v2"]
 
 
 def test_policy_refuses_nonsense():

@@ -7,13 +7,14 @@ never overwritten; switching and rolling back only move the pointer (written ato
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import warnings
 from pathlib import Path
 from typing import Optional
 
-from ..files import UnsafePathError, atomic_directory, atomic_write_text, child_path, remove_stale_temporaries
+from ..files import UnsafePathError, atomic_directory, atomic_write_text, child_path, locked, remove_stale_temporaries
 from .checkpoint import ModelConfig, bundled_checkpoint, config_path_for, read_config
 
 
@@ -100,30 +101,61 @@ class ModelStore:
 
     def current_checkpoint(self) -> Optional[Path]:
         """The checkpoint in use: a stored version, else the bundled model (None when none is installed)."""
-        return self.path_of(self.current) if self.current else bundled_checkpoint()
+        version = self.current  # read once: another window may move the pointer between two reads
+        return self.path_of(version) if version else bundled_checkpoint()
 
     def use(self, version: Optional[str]) -> None:
+        """Put ``version`` in use (None: the bundled model). Using the version already in use changes nothing
+        (a history entry per press would make the next Roll back a no-op that says it rolled back)."""
         if version is not None:
             self.path_of(version)  # must exist
-        state = self._state()
-        state["history"].append(state.get("current"))
-        state["current"] = version
-        self._write_state(state)
+        with locked(self.root):  # two windows (or a window and the CLI) moving the pointer: no lost update
+            state = self._state()
+            if state.get("current") == version:
+                return
+            state["history"].append(state.get("current"))
+            state["current"] = version
+            self._write_state(state)
 
     def roll_back(self) -> Optional[str]:
-        """Return to the version used before the current one; returns it (None = bundled)."""
-        state = self._state()
-        if not state["history"]:
+        """Return to the version used before the current one; returns it (None = bundled). History entries that
+        name no stored version (removed, hand-edited) or the one in use are passed over."""
+        with locked(self.root):
+            state = self._state()
+            current = state.get("current")
+            while state["history"]:
+                before = state["history"].pop()
+                if before != current and (before is None or self._is_stored(before)):
+                    state["current"] = before
+                    self._write_state(state)
+                    return before
             raise ValueError("Nothing to roll back to: this is the first model in use.")
-        state["current"] = state["history"].pop()
-        self._write_state(state)
-        return state["current"]
+
+    def _is_stored(self, version: object) -> bool:
+        try:
+            return isinstance(version, str) and (self._version_dir(version) / "model.safetensors").is_file()
+        except UnsafePathError:
+            return False
 
     def remove_stale_runs(self, max_age_s: float = 6 * 3600) -> int:
-        """Delete scratch folders of rounds that were killed (a finished or cancelled round removes its own)."""
+        """Delete scratch folders of rounds that were killed (a finished or cancelled round removes its own).
+        A folder's age is that of the newest file in it: a live round writes inside ``run/`` each epoch and never
+        touches the folder itself, so the folder's own time would call a long round stale."""
         removed = 0
         for folder in (self.root / "runs").glob("round-*") if (self.root / "runs").is_dir() else []:
-            if time.time() - folder.stat().st_mtime > max_age_s:
+            if time.time() - newest_change(folder) > max_age_s:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         return removed
+
+
+def newest_change(folder: Path) -> float:
+    """The latest modification time of ``folder`` or anything under it (0 when it vanished meanwhile)."""
+    newest = 0.0
+    for root, dirs, files in os.walk(folder):
+        for name in [*dirs, *files, "."]:
+            try:
+                newest = max(newest, os.stat(os.path.join(root, name), follow_symlinks=False).st_mtime)
+            except OSError:
+                continue
+    return newest

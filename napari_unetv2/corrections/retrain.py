@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generator, Optional
+from typing import Callable, Generator, Optional
 
 from ..checkpoints import ModelConfig, ModelStore, read_config
 from ..engine import finetune
@@ -49,8 +49,11 @@ def retrain_events(
     replay: Optional[list[Pair]] = None,
     device: str = "auto",
     overrides: Optional[dict] = None,
-) -> Generator[TrainEvent, None, RetrainOutcome]:
-    """Yields the training events; returns the :class:`RetrainOutcome` (the generator's return value).
+    should_stop: Optional[Callable[[], bool]] = None,
+) -> Generator[TrainEvent, None, Optional[RetrainOutcome]]:
+    """Yields the training events; returns the :class:`RetrainOutcome` (the generator's return value), or None
+    when ``should_stop`` says so after training: the last phase (scoring the held-out and reference images)
+    yields no event, so a Cancel pressed then is honoured here, before the new version enters the store.
     ``train_parts``/``epochs`` None: the ``finetune`` recipe's values (as for ``unetv2 finetune``)."""
     pairs = corrections.pairs()
     if not pairs:
@@ -66,6 +69,8 @@ def retrain_events(
         result = yield from finetune.finetune_events(
             start, pairs, scratch / "run", train_parts=train_parts, epochs=epochs, overrides=overrides, replay=replay,
             device=device, resumable=False, command=f"retrain widget: {len(pairs)} corrections from {corrections.root}")
+        if should_stop is not None and should_stop():
+            return None
         adoption = _adoption(result)
         _record_round(result, parent_score, adoption)
         return RetrainOutcome(result, store.add(result.checkpoint), parent_score, adoption)

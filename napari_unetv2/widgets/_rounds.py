@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+from typing import Optional
 
 from ..corrections import CorrectionSet
 from ..corrections.retrain import retrain_events
@@ -27,7 +28,7 @@ def round_job(store, corrections: CorrectionSet, cancel: threading.Event, backgr
         from ..inference.threads import cpu_threads
 
         threads = cpu_threads() if background else contextlib.nullcontext()
-        with threads, contextlib.closing(retrain_events(store, corrections, **params)) as events:
+        with threads, contextlib.closing(retrain_events(store, corrections, should_stop=cancel.is_set, **params)) as events:
             while True:
                 try:
                     event = next(events)
@@ -51,3 +52,15 @@ def describe_scores(result) -> str:
 
     before, after = MeanInterval.from_summary(result.before), MeanInterval.from_summary(result.after)
     return f"held-out Dice {before.describe()} -> {after.describe()}"
+
+
+def adopt(models, outcome) -> Optional[str]:
+    """Put a round's new version in use, unless the user moved the model in use while the round trained (Roll back,
+    Use this version, another window): their choice stands and the new version stays in the versions list.
+    Returns None when it was put in use, else what to say."""
+    in_use = models.version_id()
+    if in_use != outcome.config.parent:
+        return (f"stored as {models.label(outcome.config.version)}, not put in use: the model in use changed to "
+                f"{models.label()} while the round trained ('Use this version' to choose it)")
+    models.use(outcome.config.version)
+    return None

@@ -34,7 +34,7 @@ from ._layers import (
     spatial_shape,
 )
 from ._loss_plot import LossPlot
-from ._rounds import describe_scores, fmt_eta, round_job
+from ._rounds import adopt, describe_scores, fmt_eta, round_job
 from ._state import BUNDLED, IN_USE, prospective_note
 from .segment import follow_active_image
 
@@ -339,5 +339,9 @@ class RetrainWidget(WorkerWidget):
             self.versions.value = config.version
             self.say(outcome.adoption.reason)
             return
-        self.models.use(config.version)
+        not_used = adopt(self.models, outcome)
+        if not_used:
+            self.versions.value = config.version
+            self.say(f"{outcome.adoption.reason}; {not_used}")
+            return
         self.resegment(f"{outcome.adoption.reason}: {self.models.label()} ('Roll back' to undo)")

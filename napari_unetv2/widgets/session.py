@@ -43,7 +43,7 @@ from ._layers import (
     show_prediction,
     start_mask,
 )
-from ._rounds import describe_scores, fmt_eta, round_job
+from ._rounds import adopt, describe_scores, fmt_eta, round_job
 from ._state import version_scores_cached
 
 
@@ -471,8 +471,8 @@ class SessionWidget(WorkerWidget):
         if not outcome.adoption.adopt:  # only on evidence: 10+ held-out images show the new one worse
             self.say(f"{outcome.adoption.reason} ({scores})")
             return
-        self.models.use(outcome.config.version)  # every widget hears of it; this one re-segments (below)
-        self.say(f"{outcome.adoption.reason}: {self.models.label()}")
+        not_used = adopt(self.models, outcome)  # when used, every widget hears of it; this one re-segments
+        self.say(f"{outcome.adoption.reason}; {not_used}" if not_used else f"{outcome.adoption.reason}: {self.models.label()}")
 
     def _on_finished(self) -> None:
         super()._on_finished()
