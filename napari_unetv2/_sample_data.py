@@ -34,8 +34,10 @@ def _layers(key: str) -> list:
     image, mask, stem = load_sample(key)
     return [
         (image, {"name": stem, "rgb": True}, "image"),
+        # a reference to compare with, not a correction: the retrain widget does not follow it when it is selected
         (mask.astype(np.uint8), {"name": f"{stem} ground truth", "opacity": 0.6, "visible": False,
-                                 "colormap": {None: "transparent", 0: "transparent", 1: "yellow"}}, "labels"),
+                                 "colormap": {None: "transparent", 0: "transparent", 1: "yellow"},
+                                 "metadata": {"unetv2_role": "reference"}}, "labels"),
     ]
 
 

@@ -210,3 +210,30 @@ def test_remove_holds_the_id_so_a_writer_cannot_claim_it_midway(tmp_path, monkey
     [entry] = CorrectionSet(tmp_path).entries()
     assert entry.id == added[0].id != old.id
     assert not list((tmp_path / "provenance").glob("*.claim"))
+
+
+def test_an_unchanged_prediction_does_not_silently_replace_a_correction(tmp_path, monkeypatch):
+    """The trial of session 25: edits undone back to the model's mask, then Accept: the earlier correction (2,448
+    pixels changed) was replaced by the unchanged prediction with no question, and the model's prospective score
+    read 1.000. With ``keep_edited`` (what the Accept button asks first) it is refused and nothing changes."""
+    from napari_unetv2.annotation import WouldDiscardCorrection, store_correction
+
+    image, gt, _ = load_sample("polyp")
+    predicted = np.zeros_like(gt)
+    cs = CorrectionSet(tmp_path / "set")
+    first = store_correction(cs, image, gt, source="frame", model_version="v1", predicted_mask=predicted).entry
+    with pytest.raises(WouldDiscardCorrection, match=f"{first.id}"):
+        store_correction(cs, image, predicted, source="frame", model_version="v1", predicted_mask=predicted,
+                         keep_edited=True)
+    assert [e.id for e in cs.entries()] == [first.id]
+    again = store_correction(cs, image, predicted, source="frame", model_version="v1", predicted_mask=predicted)
+    assert again.replaced == [first.id] and [e.id for e in cs.entries()] == [again.entry.id]
+
+    # the earlier entry removed meanwhile (another window) while this one is stored: stored, and said so, not an error
+    image2 = image.copy()
+    image2[0, 0] = 255 - image2[0, 0]
+    earlier = store_correction(cs, image2, gt, source="other").entry
+    remove = cs.remove
+    monkeypatch.setattr(cs, "remove", lambda entry_id: (remove(entry_id), remove(entry_id)))
+    stored = store_correction(cs, image2, predicted, source="other")
+    assert stored.replaced == [earlier.id] and stored.entry.id in {e.id for e in cs.entries()}

@@ -16,6 +16,10 @@ class DuplicateCorrection(ValueError):
     """The same image with the same mask is already in the set: nothing was added."""
 
 
+class WouldDiscardCorrection(ValueError):
+    """The mask is the model's unchanged prediction and would replace an edited correction of the image."""
+
+
 @dataclass
 class StoredCorrection:
     entry: Correction
@@ -43,18 +47,32 @@ def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: st
 
 def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.ndarray, source: str,
                      model_version: str = "", predicted_mask: Optional[np.ndarray] = None,
-                     seconds_spent: Optional[float] = None, clicks: Optional[int] = None) -> StoredCorrection:
+                     seconds_spent: Optional[float] = None, clicks: Optional[int] = None,
+                     keep_edited: bool = False) -> StoredCorrection:
     """Add (image, mask) to the set. Raises :class:`DuplicateCorrection` when the same image with the
     same mask is stored already; an earlier, different mask of the same image is removed once the new
-    entry is safely written (so no moment exists without a correction for the image)."""
+    entry is safely written (so no moment exists without a correction for the image).
+
+    ``keep_edited``: raise :class:`WouldDiscardCorrection` instead when the mask is exactly ``predicted_mask`` (no
+    pixel corrected: edits undone, or Accept pressed before painting) and an earlier entry of the image holds a
+    correction (pixels changed): one click would otherwise swap a clinician's correction for the model's mask."""
     image, binary = np.asarray(image), (np.asarray(mask) > 0).astype(np.uint8)
     earlier = same_image_entries(corrections, image, source)
     for entry, stored_mask in earlier:
         if stored_mask.shape == binary.shape and np.array_equal(stored_mask, binary):
             raise DuplicateCorrection(f"{source} with this mask is already in the correction set ({entry.id}); "
                                       "nothing was added")
+    unedited = predicted_mask is not None and np.array_equal((np.asarray(predicted_mask) > 0), binary > 0)
+    corrected = [old for old, _ in earlier if old.pixels_changed]
+    if keep_edited and unedited and corrected:
+        raise WouldDiscardCorrection(
+            f"this mask is the model's, unchanged; it would replace the earlier correction {corrected[0].id} "
+            f"({corrected[0].pixels_changed} pixels changed)")
     entry = corrections.add(image, binary, source=source, model_version=model_version,
                             predicted_mask=predicted_mask, seconds_spent=seconds_spent, clicks=clicks)
     for old, _ in earlier:
-        corrections.remove(old.id)
+        try:
+            corrections.remove(old.id)
+        except ValueError:  # removed meanwhile (another window): the new entry stands, which is what was asked
+            pass
     return StoredCorrection(entry, [old.id for old, _ in earlier])

@@ -14,7 +14,7 @@ import time
 import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Collection, Optional
 
 import numpy as np
 
@@ -231,8 +231,9 @@ class CorrectionSet:
             if held:
                 claim.unlink(missing_ok=True)
 
-    def pairs(self) -> list[Pair]:
-        return [Pair(*self._entry_files(e)) for e in self.entries()]
+    def pairs(self, ids: Optional[Collection[str]] = None) -> list[Pair]:
+        """The entries' image/mask files; only those of ``ids`` when given."""
+        return [Pair(*self._entry_files(e)) for e in self.entries() if ids is None or e.id in ids]
 
     def __len__(self) -> int:
         return len(self.entries())

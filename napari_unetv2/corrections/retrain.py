@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Generator, Optional
+from typing import Callable, Collection, Generator, Optional
 
 from ..checkpoints import ModelConfig, ModelStore, read_config
 from ..engine import finetune
@@ -50,14 +50,17 @@ def retrain_events(
     device: str = "auto",
     overrides: Optional[dict] = None,
     should_stop: Optional[Callable[[], bool]] = None,
+    entry_ids: Optional[Collection[str]] = None,
 ) -> Generator[TrainEvent, None, Optional[RetrainOutcome]]:
     """Yields the training events; returns the :class:`RetrainOutcome` (the generator's return value), or None
     when ``should_stop`` says so after training: the last phase (scoring the held-out and reference images)
     yields no event, so a Cancel pressed then is honoured here, before the new version enters the store.
+    ``entry_ids``: train on those corrections only (the widgets leave out those made with another model's line).
     ``train_parts``/``epochs`` None: the ``finetune`` recipe's values (as for ``unetv2 finetune``)."""
-    pairs = corrections.pairs()
+    pairs = corrections.pairs(entry_ids)
     if not pairs:
-        raise ValueError("The correction set is empty: accept at least one corrected mask first.")
+        raise ValueError("The correction set is empty: accept at least one corrected mask first." if entry_ids is None
+                         else "None of the corrections chosen for this round is in the set any more.")
     start = store.current_checkpoint()
     if start is None:
         raise ValueError("No model to fine-tune: no bundled weights are installed and the store is empty.")

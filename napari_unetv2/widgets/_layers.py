@@ -4,7 +4,8 @@ Every layer the plugin makes carries its role and the image it belongs to in ``l
 (names are for people and may be renamed; the metadata is what the code reads):
 
 - ``unetv2_role``: ``mask`` (the editable Labels layer), ``proposal`` (a newer prediction for an image
-  whose mask the user has edited: one per image, updated in place), ``probability``, ``attention``;
+  whose mask the user has edited: one per image, updated in place), ``probability``, ``attention``,
+  ``clicks`` and ``box`` (the click widget's), ``reference`` (a sample's ground truth: for comparing, not a correction);
 - ``unetv2_image``: the id of the image layer (kept in that layer's own metadata under the same key).
 
 Re-segmenting never adds a layer per round: the mask is updated in place unless it was edited, in

@@ -64,3 +64,24 @@ def adopt(models, outcome) -> Optional[str]:
                 f"{models.label()} while the round trained ('Use this version' to choose it)")
     models.use(outcome.config.version)
     return None
+
+
+def split_by_line(models, corrections: CorrectionSet) -> tuple[list, list]:
+    """(the corrections a round of the model in use trains on, those it leaves out). Left out: corrections made with
+    a known model of another line (the bundled skin model, or a round of it, while the polyp line is in use): one
+    correction set may hold both modalities, and a dermoscopy mask must not train the endoscopy model. Corrections
+    of unknown origin (a mask drawn from scratch, a session's given mask, a model loaded from a file) train: nothing
+    says they belong to another line."""
+    in_use, parents = models.version_id(), models.parents()  # read once, not per entry
+    ours, others = [], []
+    for entry in corrections.entries():
+        made_with = entry.model_version
+        foreign = bool(made_with) and made_with in parents and not models.related(made_with, in_use, parents)
+        (others if foreign else ours).append(entry)
+    return ours, others
+
+
+def models_of(models, entries: list) -> str:
+    """The models that made ``entries``, by their one name each."""
+    labels = sorted({models.label(e.model_version) for e in entries})
+    return ", ".join(labels[:2]) + (f" and {len(labels) - 2} more" if len(labels) > 2 else "")

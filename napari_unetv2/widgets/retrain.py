@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
 
-from ..annotation import DuplicateCorrection, store_correction
+from ..annotation import DuplicateCorrection, WouldDiscardCorrection, store_correction
 from ..corrections import CorrectionSet
 from ..engine.pairs import find_pairs
 from ..interactive import CLICKS_METADATA
@@ -24,8 +24,8 @@ from ._layers import (
     MODEL_VERSION,
     PREDICTED_AT,
     PREDICTED_MASK,
-    PROPOSAL,
     ROLE,
+    array_hash,
     image_for,
     is_source_image,
     layer_of,
@@ -34,7 +34,7 @@ from ._layers import (
     spatial_shape,
 )
 from ._loss_plot import LossPlot
-from ._rounds import adopt, describe_scores, fmt_eta, round_job
+from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line
 from ._state import BUNDLED, IN_USE, prospective_note
 from .segment import follow_active_image
 
@@ -86,9 +86,9 @@ class RetrainWidget(WorkerWidget):
         follow_active_image(self, self.image)
         self.viewer.layers.selection.events.active.connect(self._mask_follows_active)
         self.segment_worker = None
+        self._discard_seen: Optional[tuple] = None  # (mask layer, its pixels) once warned: Accept again replaces
         self.last_version = None
         self.resegmented = 0  # completed re-segmentation rounds
-        self._mismatch_seen: Optional[tuple] = None  # (made with, in use) once said: a second Retrain goes ahead
         self._show_current()
 
     # ---- choosers ------------------------------------------------------------------------------------
@@ -119,9 +119,10 @@ class RetrainWidget(WorkerWidget):
 
     def _mask_follows_active(self, _=None) -> None:
         layer = self.viewer.layers.selection.active
-        # A proposal (the model's new mask beside an edited one) is not followed: choosing it as the correction
-        # must be the user's explicit choice in the list, never a side effect of a re-segmentation.
-        if layer is not None and layer in self.mask.choices and layer.metadata.get(ROLE) != PROPOSAL:
+        # A layer of the plugin's other than a mask is not followed: the model's proposal beside an edited mask,
+        # a sample's ground truth (selecting it to compare made Accept store it instead of the painted correction,
+        # trial of session 25). Choosing one as the correction is done in the list (the status then names it).
+        if layer is not None and layer in self.mask.choices and layer.metadata.get(ROLE) in (None, MASK):
             self.mask.value = layer
 
     def _entry_choices(self, _=None) -> list:
@@ -154,19 +155,27 @@ class RetrainWidget(WorkerWidget):
             data, mask, source, where = data[z], mask[z], f"{image.name}_z{z}", f" (slice {z})"
             predicted = predicted[z] if predicted is not None and np.ndim(predicted) == 3 else None
         started = mask_layer.metadata.get(PREDICTED_AT)
+        attempt = (id(mask_layer), array_hash(mask))
         try:
             stored = store_correction(self.correction_set, data, mask, source=source,
                                       model_version=mask_layer.metadata.get(MODEL_VERSION, ""), predicted_mask=predicted,
                                       seconds_spent=round(time.time() - started, 1) if started else None,
-                                      clicks=mask_layer.metadata.get(CLICKS_METADATA))
+                                      clicks=mask_layer.metadata.get(CLICKS_METADATA),
+                                      keep_edited=self._discard_seen != attempt)
         except DuplicateCorrection as err:
             self.say(f"not added: {err}")
+            return None
+        except WouldDiscardCorrection as err:  # said once; the same mask accepted again replaces it
+            self._discard_seen = attempt
+            self.say(f"not stored yet: {err}. Press Accept again to replace it, or paint the correction first.")
             return None
         except (ValueError, OSError) as err:
             self.say(f"not accepted: {err}")
             return None
+        self._discard_seen = None
         self.refresh_entries()
-        self.say(f"{image.name}{where}: {stored.describe()}")
+        own = mask_layer is layer_of(self.viewer, image, MASK)
+        self.say(f"{image.name}{where}: {'' if own else f'stored the layer {mask_layer.name!r}: '}{stored.describe()}")
         return stored.entry
 
     def remove_selected(self, _=None) -> None:
@@ -278,7 +287,11 @@ class RetrainWidget(WorkerWidget):
         if self.store.current_checkpoint() is None:
             self.say("no model to fine-tune: no bundled weights are installed and the store is empty")
             return None
-        if not self._confirmed_start(corrections):
+        ours, others = split_by_line(self.models, corrections)
+        if not ours:
+            self.say(f"The {len(others)} correction(s) in the set were made with {models_of(self.models, others)}, another "
+                     f"model's line than the model in use, {self.models.label()}, which Retrain fine-tunes. To train "
+                     "the model you corrected, choose it under 'versions' and press 'Use this version' first.")
             return None
         replay = None
         replay_dir = str(self.replay.value)
@@ -289,36 +302,15 @@ class RetrainWidget(WorkerWidget):
                 self.say(f"replay folder: {err}")
                 return None
         job = round_job(self.store, corrections, self._cancel, train_parts=self.train_parts.value,
-                        epochs=int(self.epochs.value), replay=replay, device=self.device.value)
+                        epochs=int(self.epochs.value), replay=replay, device=self.device.value,
+                        entry_ids={e.id for e in ours})
         self.plot.clear()
-        count = len(corrections)
+        left_out = (f" ({len(others)} made with {models_of(self.models, others)} left out: another model's line)"
+                    if others else "")
         return self.start_work(job, self._on_returned,
-                               f"preparing a round on the {count} correction(s) in the set now (corrections added or "
-                               "removed meanwhile count from the next round); scoring the held-out ones...",
+                               f"preparing a round on the {len(ours)} correction(s) in the set now{left_out} (corrections "
+                               "added or removed meanwhile count from the next round); scoring the held-out ones...",
                                on_event=self._on_event)
-
-    def _confirmed_start(self, corrections) -> bool:
-        """A round fine-tunes the model in use. When the newest correction was made with a model of another line
-        (the Segment widget set to the bundled skin model while the polyp model is in use), say so and start only
-        on a second press: otherwise the dermatologist's corrections would retrain the polyp model, put it in use,
-        and the skin model they segment with would never change. A model of the same line (a later round, rolled
-        back from; a sibling round) is the normal loop: it starts at once."""
-        made_with = next((e.model_version for e in sorted(corrections.entries(), key=lambda e: e.created, reverse=True)
-                          if e.model_version), None)
-        in_use = self.models.version_id()
-        if made_with is None or made_with == in_use or self.models.related(made_with, in_use):
-            return True
-        if self._mismatch_seen == (made_with, in_use):
-            self._mismatch_seen = None
-            return True
-        self._mismatch_seen = (made_with, in_use)
-        made_label = self.models.label(made_with)
-        if made_label.startswith("missing version"):  # a file, or a version since removed
-            made_label = f"model version {made_with}"
-        self.say(f"The newest correction was made with {made_label}, but Retrain fine-tunes the model in use, "
-                 f"{self.models.label()}. To train the model you corrected, choose it under 'versions' and press "
-                 "'Use this version' first; press Retrain again to fine-tune the model in use anyway.")
-        return False
 
     def _on_event(self, event) -> None:
         if event.kind == "step":

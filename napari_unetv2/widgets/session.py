@@ -43,7 +43,7 @@ from ._layers import (
     show_prediction,
     start_mask,
 )
-from ._rounds import adopt, describe_scores, fmt_eta, round_job
+from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line
 from ._state import version_scores_cached
 
 
@@ -449,8 +449,13 @@ class SessionWidget(WorkerWidget):
 
     def start_retrain(self):
         corrections = CorrectionSet(Path(self.corrections.value))
+        ours, others = split_by_line(self.models, corrections)
+        if not ours:
+            self.say(f"not retraining: the set's corrections were made with {models_of(self.models, others)}, another "
+                     f"model's line than the model in use ({self.models.label()})")
+            return None
         job = round_job(self.models.store, corrections, self._cancel, background=True, epochs=int(self.epochs.value),
-                        device=self.device.value)
+                        device=self.device.value, entry_ids={e.id for e in ours})
         self.accepted_since_retrain = 0
         return self.start_work(job, self._on_round, "retraining in the background; keep annotating",
                                on_event=self._on_round_event)
