@@ -7,6 +7,7 @@ import math
 import os
 import shlex
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Optional, Sequence
@@ -330,11 +331,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             raise ValueError(f"The correction set {args.data} has no entries.")
     else:
         corrections = find_pairs(args.data).pairs
-    events = finetune.finetune_events(
-        resolve_checkpoint(args.checkpoint), corrections, args.out, train_parts=args.train_parts, epochs=args.epochs,
-        overrides=dict(parse_override(s) for s in args.set) or None, replay=replay, device=args.device,
-        command=args.invocation)
-    result = drive_training(events, "finetune")
+    with tempfile.TemporaryDirectory(prefix="unetv2-finetune-pairs-") as scratch:
+        if prospective is not None:
+            # The run's own links to the set's files, as a widget round has: a window that accepts a new mask for one
+            # of these images meanwhile replaces its entry and deletes its files, which killed the run mid-epoch.
+            from .corrections.retrain import pinned
+
+            corrections = pinned(corrections, Path(scratch))
+        events = finetune.finetune_events(
+            resolve_checkpoint(args.checkpoint), corrections, args.out, train_parts=args.train_parts, epochs=args.epochs,
+            overrides=dict(parse_override(s) for s in args.set) or None, replay=replay, device=args.device,
+            command=args.invocation)
+        result = drive_training(events, "finetune")
     summary = {"checkpoint": str(result.checkpoint), "trained_on": result.trained_on, "held_out": result.held_out,
                "held_out_before": result.before, "held_out_after": result.after, "reference": result.reference,
                "prospective": {v: s.as_dict() for v, s in (prospective or {}).items()}}

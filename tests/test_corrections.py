@@ -237,3 +237,61 @@ def test_an_unchanged_prediction_does_not_silently_replace_a_correction(tmp_path
     monkeypatch.setattr(cs, "remove", lambda entry_id: (remove(entry_id), remove(entry_id)))
     stored = store_correction(cs, image2, predicted, source="other")
     assert stored.replaced == [earlier.id] and stored.entry.id in {e.id for e in cs.entries()}
+
+
+def test_a_provenance_file_naming_another_entry_is_not_an_entry(tmp_path):
+    """A cold review of session 25: B's provenance edited (or merged from another set) to carry A's id: re-accepting
+    B's image then removed A's correction (removal goes by the id in the file)."""
+    import json
+
+    from napari_unetv2.annotation import store_correction
+
+    image, gt, _ = load_sample("polyp")
+    cs = CorrectionSet(tmp_path / "set")
+    a = cs.add(image, gt, source="a")
+    other = image.copy()
+    other[0, 0] = 255 - other[0, 0]
+    b = cs.add(other, gt, source="b")
+    path = cs.root / "provenance" / f"{b.id}.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "id": a.id}))
+    assert [e.id for e in cs.entries()] == [a.id]  # the inconsistent file is not listed (and never acted on)
+    data["mask_file"] = a.mask_file  # right id, another entry's files
+    path.write_text(json.dumps(data))
+    assert [e.id for e in cs.entries()] == [a.id]
+    store_correction(cs, other, np.zeros_like(gt), source="b")
+    assert a.id in {e.id for e in cs.entries()} and (cs.root / a.mask_file).is_file()
+
+
+def test_json_nested_too_deeply_is_bad_input_everywhere(tmp_path, small_checkpoint):
+    """A cold review of session 25: '[' * 100000 made every JSON reader raise RecursionError, which no error
+    handling expected: one such provenance file broke the listing of the whole correction set."""
+    import shutil
+
+    from napari_unetv2.annotation import AnnotationSession
+    from napari_unetv2.checkpoints import read_config
+
+    deep = "[" * 100_000
+    image, gt, _ = load_sample("polyp")
+    cs = CorrectionSet(tmp_path / "set")
+    kept = cs.add(image, gt, source="a")
+    (cs.root / "provenance" / "x.json").write_text(deep)
+    assert [e.id for e in cs.entries()] == [kept.id]
+
+    store = ModelStore(tmp_path / "store")
+    (store.root / "store.json").write_text(deep)
+    with pytest.warns(UserWarning, match="kept as store.json.corrupt-"):
+        assert store.current is None
+
+    copy = tmp_path / "model.safetensors"
+    shutil.copy(small_checkpoint, copy)
+    copy.with_suffix(".json").write_text(deep)
+    with pytest.raises(ValueError, match="not valid"):
+        read_config(copy)
+
+    images = tmp_path / "images"
+    images.mkdir()
+    (tmp_path / "session").mkdir()
+    (tmp_path / "session" / "session.json").write_text(deep)
+    with pytest.raises(ValueError, match="unreadable"):
+        AnnotationSession(tmp_path / "session", images)

@@ -307,3 +307,30 @@ def test_finetune_cli_prints_figures_with_n_and_interval(tmp_path, small_checkpo
     assert "original-domain samples, new model: Dice" in printed and "on 2 images" in printed
     summary = json.loads((out / "finetune.json").read_text())
     assert summary["prospective"][version]["n"] == 2 and summary["reference"]["new"]["n"] == 2
+
+
+def test_finetune_cli_survives_a_window_replacing_an_entry_while_it_trains(tmp_path, small_checkpoint, monkeypatch):
+    """A cold review of session 25: `unetv2 finetune --data <correction set>` trained on the set's own files; a
+    window re-accepting one of its images meanwhile (which replaces the entry and deletes its files) ended the run
+    in 'No such file or directory'. It trains on its own links to the files, as a widget round does."""
+    from napari_unetv2 import cli
+
+    cs = CorrectionSet(tmp_path / "set")
+    version = read_config(small_checkpoint).version
+    first = add_correction(cs, "skin", version)
+    add_correction(cs, "polyp", version)
+    drive = cli.drive_training
+
+    def replacing_meanwhile(events, desc):
+        def replaced_after_the_start():
+            started = next(events)
+            cs.remove(first.id)  # what store_correction does to the earlier entry of a re-accepted image
+            yield started
+            return (yield from events)
+        return drive(replaced_after_the_start(), desc)
+
+    monkeypatch.setattr(cli, "drive_training", replacing_meanwhile)
+    out = tmp_path / "ft"
+    assert main(["finetune", "--checkpoint", str(small_checkpoint), "--data", str(cs.root), "--out", str(out),
+                 "--epochs", "2", "--device", "cpu"]) == 0
+    assert (out / "finetune.json").is_file()

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..files import IMAGE_SUFFIXES, atomic_write_bytes, atomic_write_text, locked, read_mask, write_png_atomic
+from ..files import IMAGE_SUFFIXES, atomic_write_bytes, atomic_write_text, locked, read_json, read_mask, write_png_atomic
 
 SESSION_FILE = "session.json"
 ACCEPTED, SKIPPED = "accepted", "skipped"
@@ -185,7 +185,7 @@ def read_state(state_file: Path) -> dict:
     if not state_file.is_file():
         return {}
     try:
-        state = json.loads(state_file.read_text(encoding="utf-8"))
+        state = read_json(state_file)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{state_file} is unreadable ({err}); nothing was changed.") from err
     problem = None

@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from ..files import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text, read_json
 from ..model import ALIASES, ARCHITECTURES, DEFAULT_ARCH, ENCODERS, UNetV2, arch_of, build_network
 from ..validation import CHANNELS, IMAGE_SIDE, ConfigError, between, each, one_of, problems, raise_if_problems
 from .state_dicts import load_exact, read_tensors
@@ -201,7 +201,7 @@ def read_config(path: Union[str, Path]) -> ModelConfig:
     if not cfg_path.is_file():
         raise FileNotFoundError(f"Checkpoint config not found: {cfg_path} (expected beside {Path(path).name}).")
     try:
-        return ModelConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8")))
+        return ModelConfig.from_dict(read_json(cfg_path))
     except ConfigError as err:
         raise ConfigError(f"Checkpoint config {cfg_path} is not valid: " + "; ".join(err.problems) + ".", err.problems) from err
     except (json.JSONDecodeError, TypeError, ValueError) as err:

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from ..files import UnsafePathError, atomic_directory, atomic_write_text, child_path, locked, remove_stale_temporaries
+from ..files import UnsafePathError, atomic_directory, atomic_write_text, child_path, locked, read_json, remove_stale_temporaries
 from .checkpoint import ModelConfig, bundled_checkpoint, config_path_for, read_config
 
 
@@ -35,7 +35,7 @@ class ModelStore:
         if not path.is_file():
             return {"current": None, "history": []}
         try:
-            state = json.loads(path.read_text())
+            state = read_json(path)
             if not isinstance(state, dict) or not isinstance(state.get("history", []), list):
                 raise ValueError(f"a JSON {type(state).__name__}, not a {{current, history}} object")
             if state.get("current") is not None and not isinstance(state["current"], str):

@@ -24,6 +24,7 @@ from ..files import (
     UnsafePathError,
     atomic_write_text,
     child_path,
+    read_json,
     relative_inside,
     remove_stale_temporaries,
     write_png_atomic,
@@ -98,13 +99,19 @@ def _field_fits(value: object, kind: object) -> bool:
 def _read_entry(path: Path) -> Correction:
     """One provenance file as a Correction; ValueError (naming the file) for anything else: a hand-edited or
     foreign file must not reach the metrics and the training with a height of "64"."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path.name} holds a JSON {type(data).__name__}, not an object")
     entry = Correction(**data)  # TypeError for missing or unknown keys
     for name, kind in typing.get_type_hints(Correction).items():
         if not _field_fits(getattr(entry, name), kind):
             raise ValueError(f"{path.name}: {name} is {getattr(entry, name)!r}, not of type {kind}")
+    # An entry is its file: removing or replacing entry X deletes provenance/X.json and X's image and mask. A file
+    # whose id or files name another entry (a hand edit, a merge of two sets) would have another image's
+    # correction deleted in its place.
+    if entry.id != path.stem or Path(entry.mask_file).stem != entry.id or Path(entry.image_file).stem != entry.id:
+        raise ValueError(f"{path.name} describes entry {entry.id!r} with files {entry.image_file}, {entry.mask_file}: "
+                         "an entry's id, its file name and its files' names must agree")
     return entry
 
 

@@ -29,6 +29,7 @@ from ..files import (
     atomic_directory,
     atomic_write_bytes,
     atomic_write_text,
+    read_json,
     recover_directory,
     remove_stale_temporaries,
 )
@@ -365,7 +366,7 @@ def _read_resume_state(path: Path) -> dict:
     """``OUT/last/state.json`` with its fields checked, so a damaged one stops ``--resume`` with one line
     before any training (not a KeyError now, or an AttributeError an epoch later)."""
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
+        state = read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"--resume: {path} is unreadable ({err}); nothing was changed.") from err
     kinds = {"epoch": int, "history": list, "optimizer": dict, "scheduler": dict, "best_val_dice": (int, float, type(None))}

@@ -18,6 +18,7 @@ from .images import (
     write_png_atomic,
     write_tiff_atomic,
 )
+from .jsonfile import read_json
 from .lock import locked
 from .paths import UnsafePathError, child_path, relative_inside, safe_name
 
@@ -28,6 +29,7 @@ __all__ = [
     "UnsafePathError",
     "child_path",
     "locked",
+    "read_json",
     "mask_to_binary",
     "read_header",
     "relative_inside",
