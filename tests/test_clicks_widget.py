@@ -151,3 +151,29 @@ def test_a_stack_is_not_offered_for_clicks_and_start_refuses_it_without_adding_l
     before = len(viewer.layers)
     widget._layers = lambda: (layer, viewer.layers["stack mask"])  # as if chosen before the list was refreshed
     assert widget.start() is None and "2-D" in widget.status.value and len(viewer.layers) == before
+
+
+def test_renaming_the_image_keeps_it_clickable(make_napari_viewer):
+    """The trial of session 25: the widget found an image's mask and probability by their names, so an image renamed
+    (which the README says breaks nothing) left the list and its clicks stopped working."""
+    viewer, widget, mask = segmented_viewer(make_napari_viewer, two_blobs_probability())
+    image = viewer.layers["frame"]
+    image.name = "patient 12, frame 3"
+    widget.reset_choices()
+    assert image in widget.image.choices
+    widget.image.value = image
+    assert widget.click(170, 230) is not None and mask.data[170, 230] == 1
+
+
+def test_a_box_re_runs_the_model_that_made_the_mask(isolated_home):
+    """The trial of session 25: a box on a skin image's mask re-ran the model in use (the polyp model), which cut
+    32,502 lesion pixels out of the skin mask inside the box. It runs the model that made the mask."""
+    from napari_unetv2.checkpoints import bundled_checkpoint, read_config
+    from napari_unetv2.widgets._state import model_in_use
+    from napari_unetv2.widgets.clicks import checkpoint_of_mask
+
+    models = model_in_use()
+    skin = read_config(bundled_checkpoint("skin")).version
+    assert checkpoint_of_mask(models, skin) == bundled_checkpoint("skin")
+    assert checkpoint_of_mask(models, "0123456789ab") == models.checkpoint()  # not here: the model in use
+    assert checkpoint_of_mask(models, None) == models.checkpoint()

@@ -547,6 +547,43 @@ def test_segmenting_an_image_under_another_brings_it_and_its_mask_to_the_front(m
     assert viewer.layers.selection.active is mask and mask.mode == "paint"
 
 
+def test_a_segment_finishing_after_the_user_moved_on_does_not_take_them_back(make_napari_viewer, qtbot):
+    """The trial of session 25: image A segmented, the user selects image B meanwhile; when A's result came, A moved
+    to the top over B, A's mask became the active layer with the paint brush and both choosers went back to A."""
+    viewer, seg, a, b = two_samples_and_segment(make_napari_viewer)
+    rt = dock(viewer, "Correct & retrain")
+    for layer in [x for x in viewer.layers if x not in (a, b)]:
+        viewer.layers.remove(layer)
+    seg.image.value = a
+    worker = seg.run()
+    viewer.layers.selection.active = b  # before the result arrives (it needs the event loop)
+    wait(qtbot, worker)
+    qtbot.waitUntil(lambda: not seg.busy, timeout=5000)
+    mask = layer_of(viewer, a, MASK)
+    assert mask is not None and not mask.visible  # A is under B: its mask is not drawn over B
+    assert viewer.layers.selection.active is b and seg.image.value is b and rt.image.value is b
+    assert viewer.layers.index(a) < viewer.layers.index(b)
+    assert seg.status.value.replace("\u200b", "").startswith(f"{a.name}: done")
+
+
+def test_outputs_follow_a_rotated_image_and_every_painted_label_shows(make_napari_viewer, qtbot):
+    """The trial of session 25: an image rotated (napari's transform mode) got an unrotated mask far from the lesion;
+    and a stroke painted with label 2 (napari's '+') was stored as lesion but drawn transparent. Tile mode with a
+    model trained on resized frames now says what that costs (0.08 against 0.86 Dice on full-resolution frames)."""
+    viewer, seg, image, _ = two_samples_and_segment(make_napari_viewer)
+    image.rotate = 30
+    image.translate = (5, 7)
+    seg.image.value = image
+    seg.mode.value = "tile"
+    segment(qtbot, seg)
+    assert "Tile mode: this model was trained on whole frames" in seg.status.value.replace("\u200b", "")
+    result = seg.last_result
+    corner = (100, 200)
+    for layer in (result["mask"], result["probability"]):
+        assert np.allclose(layer.data_to_world(corner), image.data_to_world(corner))
+    assert result["mask"].colormap.map(np.array([2]))[0, 3] > 0
+
+
 def test_putting_an_unrelated_model_in_use_leaves_the_open_masks_alone(make_napari_viewer, qtbot, isolated_home):
     """The final trial of session 24: following Retrain's advice to use the skin model re-segmented the open
     polyp frames with it (Dice 0.95 -> 0.13 against their ground truth), unedited masks replaced."""

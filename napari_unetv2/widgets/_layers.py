@@ -88,8 +88,11 @@ def mask_was_edited(layer) -> bool:
 
 
 def spatial_placement(image_layer) -> dict:
-    """scale/translate of the image, so the new layers line up with it (napari's axes exclude RGB channels)."""
-    return {"scale": tuple(image_layer.scale), "translate": tuple(image_layer.translate)}
+    """The image's whole placement in the world (scale, translate, rotate, shear and the extra affine), so the new
+    layers line up with it also after napari's transform mode rotated it (napari's axes exclude RGB channels)."""
+    return {"scale": tuple(image_layer.scale), "translate": tuple(image_layer.translate),
+            "rotate": np.asarray(image_layer.rotate), "shear": np.asarray(image_layer.shear),
+            "affine": image_layer.affine.affine_matrix}
 
 
 def _prediction_metadata(image_layer, role: str, prediction, model_version: str) -> dict:
@@ -197,15 +200,21 @@ def set_mask_display(layer, display: str) -> None:
     layer.opacity = 0.9 if display == "outline" else MASK_OPACITY
 
 
+def layer_is_shown(viewer, image_layer) -> bool:
+    """Whether the image is visible and no opaque visible image lies above it (in grid mode every image is shown)."""
+    if not image_layer.visible:
+        return False
+    if viewer.grid.enabled:
+        return True
+    index = viewer.layers.index(image_layer)
+    return not any(is_source_image(x) and x.visible and x.opacity >= 0.99 for x in list(viewer.layers)[index + 1:])
+
+
 def bring_to_front(viewer, image_layer) -> bool:
     """Move an image and its layers (mask, probability, ...) above every other image when a visible image
     covers it: a mask just made for an image under another one would otherwise be painted blind. Their
     order among themselves is kept. Returns whether anything moved."""
-    if viewer.grid.enabled:  # side by side: nothing covers anything, and the order is the grid's layout
-        return False
-    index = viewer.layers.index(image_layer)
-    covered = any(is_source_image(x) and x.visible and x.opacity >= 0.99 for x in list(viewer.layers)[index + 1:])
-    if not covered:
+    if viewer.grid.enabled or layer_is_shown(viewer, image_layer):  # grid: the order is the grid's layout
         return False
     key = image_layer.metadata.get(IMAGE_ID)
     group = [x for x in viewer.layers if x is image_layer or (key is not None and x.metadata.get(IMAGE_ID) == key)]
@@ -241,16 +250,17 @@ def start_mask(viewer, image_layer, mask: np.ndarray, starting_point: np.ndarray
 
 
 def mask_colormap():
-    """Foreground in cyan (painting label 1 keeps that colour); background transparent."""
+    """Foreground in cyan, whatever label is painted (every label but 0 is stored as lesion: a stroke with label 2,
+    after napari's "+" or "new label", was stored but drawn transparent); background transparent."""
     from napari.utils.colormaps import DirectLabelColormap
 
-    return DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: "cyan"})
+    return DirectLabelColormap(color_dict={None: "cyan", 0: "transparent", 1: "cyan"})
 
 
 def proposal_colormap():
     from napari.utils.colormaps import DirectLabelColormap
 
-    return DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: "magenta"})
+    return DirectLabelColormap(color_dict={None: "magenta", 0: "transparent", 1: "magenta"})
 
 
 def click_layers(viewer, image_layer) -> tuple:

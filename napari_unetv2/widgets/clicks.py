@@ -18,7 +18,7 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton
 from ..interactive import CLICKS_METADATA, ClickSession
 from ..interactive.box import box_probability, clip_box
 from ._base import when_alive
-from ._layers import click_layers
+from ._layers import MASK, MODEL_VERSION, PROBABILITY, click_layers, image_id, is_source_image, layer_of
 from ._state import IN_USE, model_in_use
 
 HELP = ("left click: add · right click or Shift+click: remove · Ctrl+Z: undo\n"
@@ -38,38 +38,41 @@ class ClickWidget(Container):
         self.undo_button.changed.connect(self.undo)
         self.viewer.layers.events.inserted.connect(self.reset_choices)
         self.viewer.layers.events.removed.connect(self.reset_choices)
-        self.sessions: dict[str, ClickSession] = {}
+        self.sessions: dict[str, ClickSession] = {}  # by image id
         self.points = self.box_layer = None
         self.worker = None
 
     def _image_layers(self, _=None) -> list:
-        from napari.layers import Image
-
-        names = {layer.name for layer in self.viewer.layers}
-        return [layer for layer in self.viewer.layers if isinstance(layer, Image)
-                and f"{layer.name} mask" in names and f"{layer.name} probability" in names
-                and self.viewer.layers[f"{layer.name} mask"].data.ndim == 2]  # clicks edit one 2-D mask: no stacks
+        """Segmented 2-D images (clicks edit one 2-D mask: no stacks), found by their layers' roles, not names:
+        renaming an image (or its mask) must not take it out of the list."""
+        found = []
+        for layer in self.viewer.layers:
+            if is_source_image(layer):
+                mask = layer_of(self.viewer, layer, MASK)
+                if mask is not None and mask.data.ndim == 2 and layer_of(self.viewer, layer, PROBABILITY) is not None:
+                    found.append(layer)
+        return found
 
     # ---- state -----------------------------------------------------------------------------------
     def _layers(self):
         layer = self.image.value
         if layer is None:
             return None, None
-        return layer, self.viewer.layers[f"{layer.name} mask"]
+        return layer, layer_of(self.viewer, layer, MASK)
 
     def session(self) -> Optional[ClickSession]:
         """The chosen image's session on its mask layer's own array (a new one when the array was replaced)."""
         layer, mask = self._layers()
         if layer is None:
             return None
-        session = self.sessions.get(layer.name)
+        session = self.sessions.get(image_id(layer))
         if session is None or session.mask is not mask.data:
-            probability = np.asarray(self.viewer.layers[f"{layer.name} probability"].data)
+            probability = np.asarray(layer_of(self.viewer, layer, PROBABILITY).data)
             if probability.shape != mask.data.shape or mask.data.ndim != 2:
                 self.status.value = f"clicks work on one 2-D mask; {mask.name} is {mask.data.shape}"
                 return None
             session = ClickSession(mask.data, probability, write=mask.data_setitem)  # redraws only what changed
-            self.sessions[layer.name] = session
+            self.sessions[image_id(layer)] = session
         return session
 
     def start(self, _=None):
@@ -152,7 +155,7 @@ class ClickWidget(Container):
         from napari.qt.threading import create_worker
 
         session = self.session()
-        layer, _mask = self._layers()
+        layer, mask = self._layers()
         if session is None or self.worker is not None:
             return None
         try:
@@ -161,13 +164,15 @@ class ClickWidget(Container):
             self.status.value = str(err)
             return None
         image, rgb, frame = np.asarray(layer.data), bool(layer.rgb), session.probability.copy()
+        made_with = mask.metadata.get(MODEL_VERSION)
 
         def job():
-            models = model_in_use()  # the model in use, shared (and cached) with the other widgets
-            return box_probability(models.predictor(models.checkpoint(IN_USE), "auto"), image, box, frame, rgb=rgb)
+            models = model_in_use()  # shared (and cached) with the other widgets
+            return box_probability(models.predictor(checkpoint_of_mask(models, made_with), "auto"), image, box, frame,
+                                   rgb=rgb)
 
         def done(probability):
-            if self.sessions.get(layer.name) is session and session.mask is self._layers()[1].data:
+            if self.sessions.get(image_id(layer)) is session and session.mask is self._layers()[1].data:
                 edit = session.box(*box, probability)
                 self._changed(session, f"box: {edit.pixels} pixels changed inside it")
             if self.box_layer is not None and len(self.box_layer.data):
@@ -180,3 +185,15 @@ class ClickWidget(Container):
         self.status.value = "segmenting inside the box..."
         self.worker.start()
         return self.worker
+
+
+def checkpoint_of_mask(models, version: Optional[str]):
+    """The checkpoint of the model that made a mask, so that a box re-segments with the same model as the rest of
+    the mask (a skin image's box re-run with the polyp model in use cut 32,502 lesion pixels out of it); the model in
+    use when that model is not at hand here (a file, a version since removed)."""
+    if version:
+        try:
+            return models.checkpoint(models.choice_of(version))
+        except ValueError:
+            pass
+    return models.checkpoint(IN_USE)

@@ -15,7 +15,7 @@ from qtpy.QtCore import QTimer
 from ..inference import PredictionCancelled
 from ..inference.predictor import check_image_shape
 from ._base import WorkerWidget
-from ._layers import MASK_DISPLAYS, bring_to_front, image_for, is_source_image, ready_to_paint, show_prediction
+from ._layers import MASK_DISPLAYS, bring_to_front, image_for, is_source_image, layer_is_shown, ready_to_paint, show_prediction
 from ._state import FROM_FILE, IN_USE
 
 MODEL_DEFAULT_MODE = "model default"
@@ -78,8 +78,10 @@ class SegmentWidget(WorkerWidget):
         self.threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.05, value=0.5,
                                      tooltip="Probability at or above which a pixel is lesion.")
         self.mode = ComboBox(label="mode", choices=[MODEL_DEFAULT_MODE, "resize", "tile"], value=MODEL_DEFAULT_MODE,
-                             tooltip="resize: the whole frame at the size the model was trained at (fast); "
-                                     "tile: native resolution in overlapping windows (large images).")
+                             tooltip="resize: the whole frame at the size the model was trained at (fast; the bundled "
+                                     "models' mode). tile: native resolution in overlapping windows, for models trained "
+                                     "on tiles at native resolution (a model trained on resized frames sees lesions at "
+                                     "another scale there).")
         self.tile_size = SpinBox(label="tile size", min=64, max=4096, step=32, value=512,
                                  tooltip="Window side in pixels for tile mode.")
         self.tta = CheckBox(text="flip test-time augmentation", value=False,
@@ -101,6 +103,7 @@ class SegmentWidget(WorkerWidget):
         self.image.changed.connect(lambda image: QTimer.singleShot(0, self.guarded(lambda: self._on_image_chosen(image))))
         follow_active_image(self, self.image)
         self.last_result: dict = {}
+        self._status_image = None  # the image the status speaks of: a result for another must not be overwritten
 
     def _image_layers(self, _=None) -> list:
         return [layer for layer in self.viewer.layers if is_source_image(layer)]
@@ -119,6 +122,9 @@ class SegmentWidget(WorkerWidget):
 
         if self.busy or image is None or image is not self.image.value or image not in self.viewer.layers:
             return
+        if image is self._status_image:  # the chooser re-set to the same image (layers added, choices reset)
+            return
+        self._status_image = image
         mask = layer_of(self.viewer, image, MASK)
         self.progress.value = 0
         if mask is None:
@@ -198,14 +204,27 @@ class SegmentWidget(WorkerWidget):
             self.progress.value = 0
             self.say(f"'{layer.name}' shows another image now; this result was for the one before and is not shown")
             return
+        # The user may have gone on to another image while this one was segmented: then the result is added without
+        # taking them back (no reordering, no selection, the new layers hidden until they return to this image).
+        still_here, active = self.image.value is layer, self.viewer.layers.selection.active
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
-                                           display=self.display.value)
+                                           display=self.display.value, visible=still_here or layer_is_shown(self.viewer, layer))
         self.progress.value = self.progress.max
-        if layer.visible:
-            bring_to_front(self.viewer, layer)
-        ready_to_paint(self.viewer, self.last_result["mask"])
+        if still_here:
+            if layer.visible:
+                bring_to_front(self.viewer, layer)
+            ready_to_paint(self.viewer, self.last_result["mask"])
+        elif active in self.viewer.layers:  # napari makes a layer just added the active one: the user's stays
+            self.viewer.layers.selection.active = active
         kept = ""
         if self.last_result["kept_edited"]:
             kept = f"; your edited mask was kept, the new prediction is in '{self.last_result['proposal'].name}'"
         untrained = " UNTRAINED MODEL: outputs are meaningless." if predictor.is_untrained else ""
-        self.say(f"done in {seconds:.1f} s{kept}. Paint to correct the mask.{untrained}")
+        scale_note = ""
+        if prediction.mode == "tile" and predictor.config.inference_mode == "resize":
+            scale_note = (" Tile mode: this model was trained on whole frames resized to "
+                          f"{predictor.config.input_size[0]}x{predictor.config.input_size[1]}, so in tiles at full "
+                          "resolution it sees lesions at another scale; 'model default' (resize) suits it.")
+        self._status_image = self.image.value  # its re-emitted choice (layers were added) keeps this message
+        where = "" if still_here else f"{layer.name}: "
+        self.say(f"{where}done in {seconds:.1f} s{kept}. Paint to correct the mask.{untrained}{scale_note}")
