@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from napari_unetv2._sample_data import load_sample
 from napari_unetv2.checkpoints import ModelStore
@@ -295,3 +296,75 @@ def test_json_nested_too_deeply_is_bad_input_everywhere(tmp_path, small_checkpoi
     (tmp_path / "session" / "session.json").write_text(deep)
     with pytest.raises(ValueError, match="unreadable"):
         AnnotationSession(tmp_path / "session", images)
+
+
+def test_a_checkpoint_file_replaced_in_place_is_loaded_again(tmp_path, small_checkpoint):
+    """A cold review of session 25: the predictor cache was keyed by the path, so a "from file..." checkpoint
+    overwritten by a new training run kept running its old weights."""
+    import shutil
+
+    from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint
+    from napari_unetv2.widgets._state import PREDICTORS
+
+    path = tmp_path / "best.safetensors"
+    shutil.copy(small_checkpoint, path)
+    shutil.copy(small_checkpoint.with_suffix(".json"), path.with_suffix(".json"))
+    first = PREDICTORS.get(path, "cpu").config.version
+    model, config = load_checkpoint(small_checkpoint)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # other weights: another version (versions hash the tensors)
+    save_checkpoint(model, path, config)
+    second = PREDICTORS.get(path, "cpu").config.version
+    assert second != first and second == load_checkpoint(path)[1].version
+
+
+def test_a_versions_training_record_of_the_wrong_type_is_read_as_unknown(tmp_path, small_checkpoint):
+    import json
+    import shutil
+
+    from napari_unetv2.corrections.auto_retrain import seen_by
+
+    path = tmp_path / "model.safetensors"
+    shutil.copy(small_checkpoint, path)
+    config = json.loads(small_checkpoint.with_suffix(".json").read_text())
+    for trained_on, expected in ((5, set()), (None, set()), ("ab", set()), (["x", 3], {"x"})):
+        path.with_suffix(".json").write_text(json.dumps({**config, "training": {"trained_on": trained_on}}))
+        assert seen_by(path) == expected
+
+
+def test_one_image_has_one_correction_whatever_name_it_came_by(tmp_path):
+    """A cold review of session 25: the folder session stores 'frame.png', Correct & retrain the layer 'frame' (napari
+    names a second copy 'frame [1]'): both masks of one image were kept, and trained together."""
+    from napari_unetv2.annotation import store_correction
+
+    image, gt, _ = load_sample("polyp")
+    cs = CorrectionSet(tmp_path / "set")
+    store_correction(cs, image, gt, source="frame.png")
+    for n, name in enumerate(("frame", "frame [1]")):
+        mask = gt.copy()
+        mask[:10, : 10 + n] = 1
+        assert store_correction(cs, image, mask, source=name).replaced
+    assert len(cs.entries()) == 1
+    other = image.copy()
+    other[0, 0] = 255 - other[0, 0]  # the same name, other pixels: another image
+    assert not store_correction(cs, other, gt, source="frame").replaced and len(cs.entries()) == 2
+
+
+def test_re_accepting_a_revisited_image_keeps_the_models_test_of_it(tmp_path):
+    """A cold review of session 25: revisiting an accepted image shows the accepted mask (no model made it);
+    accepting it again replaced the entry holding the real model's prospective test by one of 'accepted earlier'
+    (v1: Dice 0.320 became 'accepted earlier': Dice 0.970)."""
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.corrections.prospective import version_scores
+
+    image, gt, _ = load_sample("polyp")
+    shown = np.zeros_like(gt)
+    shown[: gt.shape[0] // 2] = gt[: gt.shape[0] // 2]
+    cs = CorrectionSet(tmp_path / "set")
+    first = store_correction(cs, image, gt, source="frame.png", model_version="v1", predicted_mask=shown).entry
+    again = gt.copy()
+    again[:5, :5] = 1
+    stored = store_correction(cs, image, again, source="frame.png", model_version="accepted earlier",
+                              predicted_mask=gt, revisit=True).entry
+    assert stored.model_version == "v1" and stored.prospective_dice == first.prospective_dice
+    assert list(version_scores(cs)) == ["v1"]

@@ -2,14 +2,16 @@
 for the same image replaces the older one (saying so) instead of standing beside it."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from ..corrections import CorrectionSet
 from ..corrections.correction_set import Correction
-from ..files import UnreadableImageError, read_image, read_mask
+from ..files import IMAGE_SUFFIXES, UnreadableImageError, read_image, read_mask
 
 
 class DuplicateCorrection(ValueError):
@@ -30,11 +32,18 @@ class StoredCorrection:
         return f"stored {self.entry.id}: {self.entry.pixels_changed} pixels changed{note}"
 
 
+def source_key(source: str) -> str:
+    """One key for the names one image goes by: the folder session stores ``frame.png``, *Correct & retrain* the
+    layer ``frame``, and napari calls a second copy ``frame [1]`` (two masks of one image were kept and trained
+    together). Only entries with the same key have their pixels compared (reading every image would be slow)."""
+    return re.sub(r" \[\d+\]$", "", Path(source).stem if Path(source).suffix.lower() in IMAGE_SUFFIXES else source)
+
+
 def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: str) -> list[tuple[Correction, np.ndarray]]:
-    """Entries of ``source`` whose stored image has exactly these pixels, with their stored masks."""
-    found = []
+    """Entries of this image (same source key, exactly these pixels), with their stored masks."""
+    found, key = [], source_key(source)
     for entry in corrections.entries():
-        if entry.source != source or (entry.height, entry.width) != image.shape[:2]:
+        if source_key(entry.source) != key or (entry.height, entry.width) != image.shape[:2]:
             continue
         try:
             stored = read_image(corrections.root / entry.image_file)
@@ -48,14 +57,17 @@ def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: st
 def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.ndarray, source: str,
                      model_version: str = "", predicted_mask: Optional[np.ndarray] = None,
                      seconds_spent: Optional[float] = None, clicks: Optional[int] = None,
-                     keep_edited: bool = False) -> StoredCorrection:
+                     keep_edited: bool = False, revisit: bool = False) -> StoredCorrection:
     """Add (image, mask) to the set. Raises :class:`DuplicateCorrection` when the same image with the
     same mask is stored already; an earlier, different mask of the same image is removed once the new
     entry is safely written (so no moment exists without a correction for the image).
 
     ``keep_edited``: raise :class:`WouldDiscardCorrection` instead when the mask is exactly ``predicted_mask`` (no
     pixel corrected: edits undone, or Accept pressed before painting) and an earlier entry of the image holds a
-    correction (pixels changed): one click would otherwise swap a clinician's correction for the model's mask."""
+    correction (pixels changed): one click would otherwise swap a clinician's correction for the model's mask.
+
+    ``revisit``: the mask shown was an earlier accepted one (the session's revisit), not a model's: the replaced
+    entry's model version and prospective score are kept (its re-acceptance wiped the model's test of the image)."""
     image, binary = np.asarray(image), (np.asarray(mask) > 0).astype(np.uint8)
     earlier = same_image_entries(corrections, image, source)
     for entry, stored_mask in earlier:
@@ -68,8 +80,13 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
         raise WouldDiscardCorrection(
             f"this mask is the model's, unchanged; it would replace the earlier correction {corrected[0].id} "
             f"({corrected[0].pixels_changed} pixels changed)")
+    prospective = None
+    if revisit and earlier:
+        tested = earlier[0][0]
+        model_version, prospective = tested.model_version, (tested.prospective_dice, tested.prospective_iou)
     entry = corrections.add(image, binary, source=source, model_version=model_version,
-                            predicted_mask=predicted_mask, seconds_spent=seconds_spent, clicks=clicks)
+                            predicted_mask=predicted_mask, seconds_spent=seconds_spent, clicks=clicks,
+                            prospective=prospective)
     for old, _ in earlier:
         try:
             corrections.remove(old.id)

@@ -22,7 +22,14 @@ def seen_by(checkpoint: Optional[Path]) -> set[str]:
     from ..checkpoints import read_config  # reads JSON only, but the checkpoints package imports torch
 
     training = read_config(checkpoint).training
-    return set(training.get("trained_on", [])) | set(training.get("held_out", []))
+    seen: set[str] = set()
+    for key in ("trained_on", "held_out"):
+        ids = training.get(key, []) if isinstance(training, dict) else []
+        # a list of ids, or nothing known: a hand-edited "trained_on": 5 raised in the session's writer thread, and
+        # a string "ab" was read as the ids {"a", "b"}
+        if isinstance(ids, list):
+            seen |= {i for i in ids if isinstance(i, str)}
+    return seen
 
 
 @dataclass(frozen=True)

@@ -149,8 +149,11 @@ class CorrectionSet:
         predicted_mask: Optional[np.ndarray] = None,
         seconds_spent: Optional[float] = None,
         clicks: Optional[int] = None,
+        prospective: Optional[tuple[Optional[float], Optional[float]]] = None,
     ) -> Correction:
-        """Store one corrected pair; refuses (ValueError) shapes that do not match or are not 2-D."""
+        """Store one corrected pair; refuses (ValueError) shapes that do not match or are not 2-D.
+        ``prospective``: (Dice, IoU) of ``model_version`` carried over from the entry this one replaces (a revisit
+        of an accepted image shows the accepted mask, not the model's, so it is no new test of the model)."""
         image = np.asarray(image)
         mask = np.asarray(corrected_mask)
         check_correction_arrays(image, mask)
@@ -162,6 +165,8 @@ class CorrectionSet:
             dice, iou, _ = dice_iou_mae(shown, binary > 0)
         else:
             changed = int(binary.sum())
+        if prospective is not None:
+            dice, iou = prospective
         entry_id, claim = self._claim_id(f"{time.strftime('%Y%m%d-%H%M%S')}-{_safe(source)}")
         try:
             if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[-1] in (3, 4)):

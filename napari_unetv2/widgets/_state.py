@@ -35,7 +35,7 @@ class _PredictorCache:
     def get(self, checkpoint: Optional[Path], device: str):
         from ..inference import Predictor
 
-        key = (str(checkpoint), device)
+        key = (str(checkpoint), device, _file_stamp(checkpoint))  # a file replaced in place is loaded again
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -49,6 +49,16 @@ class _PredictorCache:
 
 
 PREDICTORS = _PredictorCache()
+
+
+def _file_stamp(path: Optional[Path]) -> tuple:
+    """(modification time, size) of a checkpoint file: a "from file..." checkpoint overwritten by a new training run
+    kept running its old weights while the cache was keyed by the path alone."""
+    try:
+        stat = Path(path).stat()
+    except (OSError, TypeError):
+        return ()
+    return stat.st_mtime_ns, stat.st_size
 
 
 @lru_cache(maxsize=None)

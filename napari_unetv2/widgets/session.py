@@ -61,6 +61,7 @@ _CACHE_SIZE = 3  # current, next, and the one just left (going back is instant t
 _PREFETCH_DELAY_MS = 150
 
 
+ACCEPTED_EARLIER = "accepted earlier"  # the model version of a revisited image's mask: no model made it
 ACCEPT_AFTER_S = 0.35  # an image must have been on screen this long before it can be accepted
 
 
@@ -282,7 +283,7 @@ class SessionWidget(WorkerWidget):
             layer = self.image_layer = self.viewer.add_image(image, name=path.stem, rgb=rgb)
         layer.metadata[SESSION_FILE_KEY] = str(path)
         if starting is not None:
-            version = "accepted earlier" if self.session.status(path) else "given mask"
+            version = ACCEPTED_EARLIER if self.session.status(path) else "given mask"
             self.mask_layer = start_mask(self.viewer, layer, starting, starting, version, self.display.value)
         else:
             self.mask_layer = start_mask(self.viewer, layer, prediction.mask, prediction.mask, prediction.model_version,
@@ -383,7 +384,8 @@ class SessionWidget(WorkerWidget):
 
         def store():
             try:
-                stored = store_correction(corrections, image, mask, source=path.name, **provenance)
+                stored = store_correction(corrections, image, mask, source=path.name,
+                                          revisit=provenance["model_version"] == ACCEPTED_EARLIER, **provenance)
                 entry_id, note = stored.entry.id, stored.describe()
             except DuplicateCorrection:
                 entry_id, note, stored = session.entry_id(path), "unchanged: this mask was stored already", None
