@@ -334,3 +334,22 @@ def test_finetune_cli_survives_a_window_replacing_an_entry_while_it_trains(tmp_p
     assert main(["finetune", "--checkpoint", str(small_checkpoint), "--data", str(cs.root), "--out", str(out),
                  "--epochs", "2", "--device", "cpu"]) == 0
     assert (out / "finetune.json").is_file()
+
+
+def test_a_skin_lines_round_is_checked_on_the_dermoscopy_sample(tmp_path, small_checkpoint):
+    """The trial of session 25: a round of the skin model recorded its 'original domain' check on the endoscopy
+    samples, which says nothing of what the skin line forgets. The check follows the line the model descends from."""
+    from napari_unetv2.checkpoints import bundled_checkpoint, load_checkpoint, save_checkpoint
+    from napari_unetv2.engine.finetune import bundled_line
+
+    model, config = load_checkpoint(small_checkpoint)
+    config.parent = read_config(bundled_checkpoint("skin")).version
+    save_checkpoint(model, tmp_path / "skin-round.safetensors", config)
+    store = ModelStore(tmp_path / "models")
+    store.use(store.add(tmp_path / "skin-round.safetensors").version)
+    cs = CorrectionSet(tmp_path / "corrections")
+    add_correction(cs, "skin", store.current)
+    outcome = run(retrain_events(store, cs, epochs=1, device="cpu"))
+    assert "dermoscopy" in outcome.result.reference["set"] and outcome.result.reference["new"]["n"] == 1
+    assert bundled_line(store.path_of(outcome.config.version)) == "skin"  # a grandchild, through the store
+    assert bundled_line(small_checkpoint) == "polyp" and bundled_line(bundled_checkpoint("skin")) == "skin"

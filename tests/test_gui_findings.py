@@ -566,6 +566,23 @@ def test_a_segment_finishing_after_the_user_moved_on_does_not_take_them_back(mak
     assert seg.status.value.replace("\u200b", "").startswith(f"{a.name}: done")
 
 
+def test_segmenting_a_polyp_frame_with_the_skin_model_left_chosen_asks_first(make_napari_viewer, qtbot):
+    """The trial of session 25: after a skin image, the skin model stayed chosen; Segment on a polyp frame replaced its
+    good unedited mask by the skin model's (83% of the frame) and only said 'done'."""
+    from napari_unetv2.widgets._state import bundled_choice
+
+    viewer, seg, image, _ = two_samples_and_segment(make_napari_viewer)
+    seg.image.value = image
+    segment(qtbot, seg)
+    mask = layer_of(viewer, image, MASK)
+    before = np.asarray(mask.data).copy()
+    seg.model_source.value = bundled_choice("skin")
+    assert seg.run() is None
+    assert "of another line" in seg.status.value.replace("\u200b", "") and np.array_equal(mask.data, before)
+    segment(qtbot, seg)  # asked for twice: done
+    assert mask.metadata["model_version"] == read_config(bundled_checkpoint("skin")).version
+
+
 def test_outputs_follow_a_rotated_image_and_every_painted_label_shows(make_napari_viewer, qtbot):
     """The trial of session 25: an image rotated (napari's transform mode) got an unrotated mask far from the lesion;
     and a stroke painted with label 2 (napari's '+') was stored as lesion but drawn transparent. Tile mode with a

@@ -46,8 +46,10 @@ from .recipes import Recipe, load_recipe
 HOLDOUT_FRACTION = 0.2
 MIN_HELD_OUT = MIN_EVIDENCE  # images; below this no held-out part is taken (see the module docstring)
 REPLAY_RATIO = 2  # replay pairs per correction, at most
-# The bundled model's own domain among the sample images (the skin sample is the domain users adapt to).
-REFERENCE_SAMPLES = ("polyp", "kvasir")
+# Each bundled model's own domain among the sample images: the original-domain check of a round fine-tuning a model
+# of that line (the skin model's rounds were checked on the endoscopy samples, which said nothing of forgetting).
+REFERENCE_SAMPLES = {"polyp": ("polyp", "kvasir"), "skin": ("skin",)}
+REFERENCE_NAMES = {"polyp": "endoscopy sample images", "skin": "dermoscopy sample image"}
 
 
 @dataclass
@@ -86,12 +88,32 @@ def plan_pairs(corrections: list[Pair], replay: Optional[list[Pair]], seed: int,
     return train, held_out
 
 
-def reference_pairs() -> list[Pair]:
-    """The endoscopy sample images with ground truth (``sample_data/``): a small original-domain check."""
+def reference_pairs(line: str = "polyp") -> list[Pair]:
+    """The sample images with ground truth (``sample_data/``) of a bundled model's domain: a small original-domain
+    check."""
     root = sample_data_dir()
-    stems = [SAMPLES[key] for key in REFERENCE_SAMPLES]
+    stems = [SAMPLES[key] for key in REFERENCE_SAMPLES[line]]
     pairs = [Pair(root / "images" / f"{stem}.jpg", root / "masks" / f"{stem}.png") for stem in stems]
     return [p for p in pairs if p.image.is_file() and p.mask.is_file()]
+
+
+def bundled_line(checkpoint: Path) -> Optional[str]:
+    """The bundled model (``polyp``, ``skin``) a checkpoint descends from, following its parents through the bundled
+    models and the model store it lies in (``versions/<version>/model.safetensors``); None when not known."""
+    from ..checkpoints import bundled_models
+
+    roots = {read_config(path).version: name for name, path in bundled_models().items()}
+    config, seen = read_config(checkpoint), set()
+    while config.version not in seen:
+        seen.add(config.version)
+        for version in (config.version, config.parent):
+            if version in roots:
+                return roots[version]
+        parent = Path(checkpoint).parent.parent / str(config.parent or "") / "model.safetensors"
+        if not config.parent or not parent.is_file():
+            return None
+        checkpoint, config = parent, read_config(parent)
+    return None
 
 
 def score_summary(result: dict) -> dict:
@@ -155,11 +177,14 @@ def finetune_events(
     )
     yield from run_training(job)
     new = Path(out_dir) / BEST
-    reference = reference_pairs()
+    line = bundled_line(checkpoint)
+    reference = reference_pairs(line or "polyp")
     result = FinetuneResult(new, before, _score(new, held_out, device), [p.stem for p in held_out],
                             trained_on=trained_on)
     if reference:
-        result.reference = {"set": "endoscopy sample images (sample_data/), the original domain",
-                            "parent": _score(checkpoint, reference, device), "new": _score(new, reference, device)}
+        what = (f"{REFERENCE_NAMES[line]} (sample_data/), the original domain of the {line} model's line" if line else
+                "endoscopy sample images (sample_data/); the model descends from no bundled model known here")
+        result.reference = {"set": what, "parent": _score(checkpoint, reference, device),
+                            "new": _score(new, reference, device)}
     _record_scores(result)
     return result

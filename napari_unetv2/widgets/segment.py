@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSlider, PushButton, SpinBox
@@ -104,6 +105,7 @@ class SegmentWidget(WorkerWidget):
         follow_active_image(self, self.image)
         self.last_result: dict = {}
         self._status_image = None  # the image the status speaks of: a result for another must not be overwritten
+        self._other_line_seen: Optional[tuple] = None  # (image, model) once warned: Segment again goes ahead
 
     def _image_layers(self, _=None) -> list:
         return [layer for layer in self.viewer.layers if is_source_image(layer)]
@@ -162,6 +164,8 @@ class SegmentWidget(WorkerWidget):
         except ValueError as err:  # answered at once, in the GUI thread: nothing starts, nothing is added
             self.report_error(err)
             return None
+        if not self._confirmed_other_line(layer, choice):
+            return None
         params = dict(threshold=float(self.threshold.value),
                       mode=None if self.mode.value == MODEL_DEFAULT_MODE else self.mode.value,
                       tile_size=int(self.tile_size.value), tta=bool(self.tta.value),
@@ -190,6 +194,28 @@ class SegmentWidget(WorkerWidget):
 
         segmented = layer.data
         return self.start_work(job, lambda result: self._on_done(layer, segmented, result), "loading model...", steps=3)
+
+    def _confirmed_other_line(self, layer, choice) -> bool:
+        """An image whose mask a model of one line made (the polyp model), segmented again with a model of another (the
+        skin model left chosen from the image before): said, and done on a second press. Without it, one click
+        replaced a good unedited polyp mask by the skin model's (83% of the frame) and only said 'done'."""
+        from ._layers import MASK, MODEL_VERSION, image_id, layer_of
+
+        mask = layer_of(self.viewer, layer, MASK)
+        made_with = mask.metadata.get(MODEL_VERSION) if mask is not None else None
+        runs = self.models.version_id(choice)
+        parents = self.models.parents()
+        if not made_with or not runs or made_with not in parents or self.models.related(made_with, runs, parents):
+            return True
+        asked = (image_id(layer), runs)
+        if self._other_line_seen == asked:
+            self._other_line_seen = None
+            return True
+        self._other_line_seen = asked
+        self.say(f"{layer.name} was segmented with {self.models.label(made_with)}; the model chosen here is "
+                 f"{self.models.label(choice)}, of another line (another kind of image?). Press Segment again to "
+                 "segment it with that one anyway (an edited mask is kept), or choose the model above.")
+        return False
 
     def _on_done(self, layer, segmented, result) -> None:
         if result is None:
