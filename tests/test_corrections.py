@@ -368,3 +368,15 @@ def test_re_accepting_a_revisited_image_keeps_the_models_test_of_it(tmp_path):
                               predicted_mask=gt, revisit=True).entry
     assert stored.model_version == "v1" and stored.prospective_dice == first.prospective_dice
     assert list(version_scores(cs)) == ["v1"]
+
+
+def test_a_version_with_a_damaged_json_is_named_and_cannot_be_put_in_use(tmp_path, small_checkpoint):
+    """A cold review of session 25: a stored version whose model.json was damaged vanished from the list without a
+    word, yet use() put it in use (it checked the weights only) and the model line read 'missing version ...'."""
+    store = ModelStore(tmp_path / "store")
+    version = store.add(small_checkpoint).version
+    (store.root / "versions" / version / "model.json").write_text("{ damaged")
+    assert store.versions() == [] and store.damaged == [version]
+    with pytest.raises(ValueError, match="cannot be used"):
+        store.use(version)
+    assert store.current is None

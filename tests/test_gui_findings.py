@@ -583,6 +583,30 @@ def test_segmenting_a_polyp_frame_with_the_skin_model_left_chosen_asks_first(mak
     assert mask.metadata["model_version"] == read_config(bundled_checkpoint("skin")).version
 
 
+def test_retrain_says_when_the_store_left_a_damaged_version_out(make_napari_viewer, isolated_home, small_checkpoint):
+    from napari_unetv2.checkpoints import ModelStore
+
+    store = ModelStore(isolated_home / "models")
+    version = store.add(small_checkpoint).version
+    (store.root / "versions" / version / "model.json").write_text("{ damaged")
+    rt = dock(make_napari_viewer(), "Correct & retrain")
+    said = rt.status.value.replace("\u200b", "")
+    assert version in said and "cannot be used" in said
+
+
+def test_a_pointer_moved_by_another_window_is_heard(make_napari_viewer, qtbot, isolated_home, small_checkpoint):
+    """A cold review of session 25: another window (or the CLI) putting a version in use was never heard here, so the
+    model line named the bundled model while the next Segment ran the other window's version."""
+    from napari_unetv2.checkpoints import ModelStore
+
+    rt = dock(make_napari_viewer(), "Correct & retrain")
+    version = rt.store.add(small_checkpoint).version
+    assert rt.models.version_id() != version
+    with qtbot.waitSignal(rt.models.changed, timeout=10_000):
+        ModelStore(rt.store.root).use(version)  # another process's store object
+    qtbot.waitUntil(lambda: version in rt.model_line.value.replace("\u200b", ""), timeout=5000)
+
+
 def test_outputs_follow_a_rotated_image_and_every_painted_label_shows(make_napari_viewer, qtbot):
     """The trial of session 25: an image rotated (napari's transform mode) got an unrotated mask far from the lesion;
     and a stroke painted with label 2 (napari's '+') was stored as lesion but drawn transparent. Tile mode with a

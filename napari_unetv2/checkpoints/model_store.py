@@ -22,6 +22,7 @@ class ModelStore:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.warning = ""  # set when store.json had to be recovered; widgets show it
+        self.damaged: list[str] = []  # versions whose JSON is missing or damaged (not listed), as last listed
         (self.root / "versions").mkdir(parents=True, exist_ok=True)
         for folder in (self.root, self.root / "versions"):
             remove_stale_temporaries(folder)  # leftovers of writes killed mid-way
@@ -57,7 +58,8 @@ class ModelStore:
         atomic_write_text(self.root / "store.json", json.dumps(state, indent=1) + "\n")
 
     def versions(self) -> list[ModelConfig]:
-        found = []
+        """Every stored version that can be used; those whose JSON is missing or damaged are named in ``damaged``."""
+        found, damaged = [], []
         for folder in sorted((self.root / "versions").iterdir()):
             path = folder / "model.safetensors"
             if folder.name.startswith(".") or not path.is_file():
@@ -65,7 +67,8 @@ class ModelStore:
             try:
                 found.append(read_config(path))
             except (FileNotFoundError, ValueError):
-                continue
+                damaged.append(folder.name)
+        self.damaged = damaged
         return found
 
     def path_of(self, version: str) -> Path:
@@ -75,6 +78,10 @@ class ModelStore:
             raise ValueError(f"Version {version!r} is not in the model store {self.root}: {err}") from err
         if not path.is_file():
             raise ValueError(f"Version {version!r} is not in the model store {self.root}.")
+        try:
+            read_config(path)  # a version whose JSON is damaged is not listed: it must not be put in use either
+        except (FileNotFoundError, ValueError) as err:
+            raise ValueError(f"Version {version!r} in the model store cannot be used: {err}") from err
         return path
 
     def add(self, checkpoint: Path) -> ModelConfig:

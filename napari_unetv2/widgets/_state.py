@@ -152,6 +152,20 @@ class ModelInUse(QObject):
         self.store = ModelStore(store_dir)
         # The correction set whose prospective scores the model line shows (the widgets set the one chosen).
         self.corrections_dir: Optional[Path] = default_corrections_dir()
+        # Another window, or `unetv2` beside napari, may move the pointer: store.json is replaced by a rename in the
+        # store's folder, which the watcher reports; every widget then hears of it as of a move made here (the model
+        # line named one model while the next Segment ran another).
+        from qtpy.QtCore import QFileSystemWatcher
+
+        self._seen = self.store.current
+        self._watcher = QFileSystemWatcher([str(self.store.root)], self)
+        self._watcher.directoryChanged.connect(self._on_store_folder_changed)
+
+    def _on_store_folder_changed(self, _=None) -> None:
+        current = self.store.current
+        if current != self._seen:
+            self._seen = current
+            self.changed.emit()
 
     @property
     def version(self) -> Optional[str]:
@@ -236,6 +250,7 @@ class ModelInUse(QObject):
                 raise ValueError(f"The bundled {name} model is not installed.")
             version = self.store.add(path).version
         self.store.use(version)
+        self._seen = self.store.current
         self.changed.emit()
 
     def parents(self) -> dict:
@@ -256,6 +271,7 @@ class ModelInUse(QObject):
 
     def roll_back(self) -> Optional[str]:
         version = self.store.roll_back()
+        self._seen = self.store.current
         self.changed.emit()
         return version
 

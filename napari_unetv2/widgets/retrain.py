@@ -90,6 +90,16 @@ class RetrainWidget(WorkerWidget):
         self.last_version = None
         self.resegmented = 0  # completed re-segmentation rounds
         self._show_current()
+        self._say_store_problems()
+
+    def _say_store_problems(self) -> None:
+        """What the store had to recover from or leave out, said once when the widget opens (not only in a log)."""
+        self.store.versions()
+        damaged = (f"stored version(s) {', '.join(self.store.damaged)} cannot be used (model.json missing or damaged) "
+                   "and are not listed" if self.store.damaged else "")
+        problems = [x for x in (self.store.warning, damaged) if x]
+        if problems:
+            self.say("; ".join(problems))
 
     # ---- choosers ------------------------------------------------------------------------------------
     @property
