@@ -607,6 +607,25 @@ def test_a_pointer_moved_by_another_window_is_heard(make_napari_viewer, qtbot, i
     qtbot.waitUntil(lambda: version in rt.model_line.value.replace("\u200b", ""), timeout=5000)
 
 
+def test_closing_an_image_takes_its_outputs_but_not_an_edited_mask(make_napari_viewer, qtbot):
+    """The trial of session 25: an image deleted left its mask, probability and proposal drawn over the other
+    images (and Accept on the orphan mask spoke of another image)."""
+    viewer, seg, first, second = two_samples_and_segment(make_napari_viewer)
+    for image in (first, second):
+        seg.image.value = image
+        segment(qtbot, seg)
+    edited = layer_of(viewer, second, MASK)
+    painted = np.asarray(edited.data).copy()
+    painted[:10, :10] = 1 - painted[:10, :10]
+    edited.data = painted
+    kept = [x for x in viewer.layers if x.metadata.get("unetv2_image") != first.metadata["unetv2_image"]]
+    viewer.layers.remove(first)
+    assert not [x for x in viewer.layers if x.metadata.get("unetv2_image") == first.metadata["unetv2_image"]]
+    assert [x for x in viewer.layers] == [x for x in kept if x in viewer.layers] and len(viewer.layers) == len(kept)
+    viewer.layers.remove(second)
+    assert [x for x in viewer.layers if x.metadata.get("unetv2_image")] == [edited]  # the user's painting stays
+
+
 def test_outputs_follow_a_rotated_image_and_every_painted_label_shows(make_napari_viewer, qtbot):
     """The trial of session 25: an image rotated (napari's transform mode) got an unrotated mask far from the lesion;
     and a stroke painted with label 2 (napari's '+') was stored as lesion but drawn transparent. Tile mode with a

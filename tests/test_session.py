@@ -50,6 +50,35 @@ def test_session_resumes_and_exports_without_overwriting(tmp_path):
         again.export(out)
 
 
+def test_an_export_that_fails_part_way_leaves_nothing_and_can_be_done_again(tmp_path, monkeypatch):
+    """A cold review of session 25: a full disk on the 2nd of 3 masks left the 1st in the export folder, and the
+    export done again after freeing space was refused ('already holds ...')."""
+    import errno
+
+    from napari_unetv2.annotation import session as session_module
+
+    folder = crops_folder(tmp_path / "data", n=3)
+    session = AnnotationSession(tmp_path / "s", folder / "images")
+    for path in session.images:
+        session.accept(path, read_mask(folder / "masks" / path.name), f"entry-{path.stem}")
+    write = session_module.atomic_write_bytes
+    calls = []
+
+    def full_disk_on_the_second(target, data):
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(target, data)
+
+    monkeypatch.setattr(session_module, "atomic_write_bytes", full_disk_on_the_second)
+    out = tmp_path / "out"
+    with pytest.raises(OSError):
+        session.export(out)
+    assert list(out.iterdir()) == []
+    monkeypatch.setattr(session_module, "atomic_write_bytes", write)
+    assert len(session.export(out)) == 3
+
+
 def test_session_refuses_bad_folders(tmp_path):
     folder = crops_folder(tmp_path / "data", n=2)
     AnnotationSession(tmp_path / "s", folder / "images")

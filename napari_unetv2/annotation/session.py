@@ -130,7 +130,8 @@ class AnnotationSession:
         return None
 
     def export(self, out_dir: Path) -> list[Path]:
-        """Copy the finished masks to ``out_dir/<stem>.png``; refuses (nothing copied) if any exists."""
+        """Copy the finished masks to ``out_dir/<stem>.png``; refuses (nothing copied) if any exists. A failure part-way
+        removes the masks this export wrote."""
         out_dir = Path(out_dir)
         if out_dir.resolve() == self.images_dir.resolve():
             raise ValueError("Export the masks to a folder other than the image folder.")
@@ -144,10 +145,17 @@ class AnnotationSession:
                              "choose an empty folder. Nothing was overwritten.")
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
-        for path in finished:
-            target = out_dir / f"{path.stem}.png"
-            atomic_write_bytes(target, self.finished_path(path).read_bytes())
-            written.append(target)
+        try:
+            for path in finished:
+                target = out_dir / f"{path.stem}.png"
+                atomic_write_bytes(target, self.finished_path(path).read_bytes())
+                written.append(target)
+        except BaseException:
+            # All or nothing: a full disk on the 2nd of 3 masks left the 1st behind, and the export done again
+            # after freeing space was then refused ('already holds ...').
+            for target in written:
+                target.unlink(missing_ok=True)
+            raise
         return written
 
     def save(self) -> None:

@@ -14,6 +14,7 @@ from qtpy.QtCore import QObject, Qt, Signal
 
 from .. import errors
 from ..devices import available_devices
+from ._layers import follow_removed_images
 from ._state import IN_USE, ModelInUse, model_in_use
 
 DEVICE_TIP = "Where the model runs: auto = CUDA GPU, then Apple MPS, then CPU."
@@ -110,6 +111,7 @@ class WorkerWidget(Container):
         self.closed = False
         self.native.destroyed.connect(self._on_destroyed)
         _LIVE_WIDGETS.add(self)
+        follow_removed_images(napari_viewer)
 
     def _on_destroyed(self, _=None) -> None:
         """The widget was closed (napari's window closed, the dock removed): running work is asked to stop

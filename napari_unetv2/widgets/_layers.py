@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+import weakref
 from typing import Optional
 
 import numpy as np
@@ -280,3 +281,31 @@ def click_layers(viewer, image_layer) -> tuple:
                                    ndim=2, metadata={ROLE: CLICKS, **tie}, **placement)
     points.mode = "pan_zoom"  # the widget places points itself: a click is positive or negative, a drag pans
     return points, box
+
+
+_WATCHED: set[int] = set()  # viewers (by their layer list) whose removed images are followed
+
+
+def follow_removed_images(viewer) -> None:
+    """Once per viewer: when an image layer is closed, its layers that hold nothing of the user's go with it (the
+    probability and attention maps, the proposal, the click layers, an unedited mask); an edited mask stays, as the
+    user's painting. They were left drawn over the other images (trial of session 25)."""
+    key = id(viewer.layers)
+    if key in _WATCHED:
+        return
+    _WATCHED.add(key)
+    weakref.finalize(viewer.layers, _WATCHED.discard, key)
+    viewer.layers.events.removed.connect(lambda event: forget_removed_image(viewer, event.value))
+
+
+def forget_removed_image(viewer, layer) -> list:
+    """Remove what :func:`follow_removed_images` says of a closed image ``layer``; returns the layers removed."""
+    key = layer.metadata.get(IMAGE_ID) if is_source_image(layer) else None
+    if key is None or any(is_source_image(x) and x.metadata.get(IMAGE_ID) == key for x in viewer.layers):
+        return []  # not one of ours, or a copy of the image (napari's duplicate keeps its metadata) is still open
+    gone = [x for x in viewer.layers if x.metadata.get(IMAGE_ID) == key and role_of(x) is not None
+            and not (role_of(x) == MASK and mask_was_edited(x))]
+    for x in gone:
+        if x in viewer.layers:
+            viewer.layers.remove(x)
+    return gone

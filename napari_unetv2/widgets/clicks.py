@@ -18,7 +18,16 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton
 from ..interactive import CLICKS_METADATA, ClickSession
 from ..interactive.box import box_probability, clip_box
 from ._base import when_alive
-from ._layers import MASK, MODEL_VERSION, PROBABILITY, click_layers, image_id, is_source_image, layer_of
+from ._layers import (
+    MASK,
+    MODEL_VERSION,
+    PROBABILITY,
+    click_layers,
+    follow_removed_images,
+    image_id,
+    is_source_image,
+    layer_of,
+)
 from ._state import IN_USE, model_in_use
 
 HELP = ("left click: add · right click or Shift+click: remove · Ctrl+Z: undo\n"
@@ -38,6 +47,7 @@ class ClickWidget(Container):
         self.undo_button.changed.connect(self.undo)
         self.viewer.layers.events.inserted.connect(self.reset_choices)
         self.viewer.layers.events.removed.connect(self.reset_choices)
+        follow_removed_images(self.viewer)
         self.sessions: dict[str, ClickSession] = {}  # by image id
         self.points = self.box_layer = None
         self.worker = None
