@@ -626,6 +626,27 @@ def test_closing_an_image_takes_its_outputs_but_not_an_edited_mask(make_napari_v
     assert [x for x in viewer.layers if x.metadata.get("unetv2_image")] == [edited]  # the user's painting stays
 
 
+def test_a_double_click_on_roll_back_goes_back_once_and_accept_updates_every_model_line(
+        make_napari_viewer, qtbot, isolated_home, small_checkpoint):
+    """The trial of session 25: a double click on Roll back went back two versions and said one; and after an
+    Accept, Segment's model line kept the old prospective score until the model changed."""
+    viewer, seg, image, _ = two_samples_and_segment(make_napari_viewer)
+    rt = dock(viewer, "Correct & retrain")
+    first = rt.store.add(small_checkpoint).version
+    rt.models.use(first)
+    rt.models.store.use(None)
+    rt.models.use(first)  # history: bundled, first, bundled
+    rt.roll_back()
+    assert rt.roll_back() is None and "just now" in rt.status.value
+    assert rt.models.version_id() != first  # once: the bundled model, not two steps back
+    seg.image.value = image
+    segment(qtbot, seg)
+    mask = layer_of(viewer, image, MASK)
+    mask.data = np.zeros_like(mask.data)
+    assert rt.accept_correction() is not None
+    assert "prospective Dice" in seg.model_line.value.replace("\u200b", "")
+
+
 def test_outputs_follow_a_rotated_image_and_every_painted_label_shows(make_napari_viewer, qtbot):
     """The trial of session 25: an image rotated (napari's transform mode) got an unrotated mask far from the lesion;
     and a stroke painted with label 2 (napari's '+') was stored as lesion but drawn transparent. Tile mode with a

@@ -108,6 +108,7 @@ class WorkerWidget(Container):
         self.worker = None
         self._start_buttons: list = []
         self.models.changed.connect(self._on_model_changed)
+        self.models.scores_changed.connect(self.guarded(self.refresh_model_line))
         self.closed = False
         self.native.destroyed.connect(self._on_destroyed)
         _LIVE_WIDGETS.add(self)

@@ -145,7 +145,8 @@ def model_text(label: str, version: Optional[str], corrections_dir: Optional[Pat
 
 
 class ModelInUse(QObject):
-    changed = Signal()
+    changed = Signal()  # another model is in use
+    scores_changed = Signal()  # the correction set changed: every model line's prospective score is read again
 
     def __init__(self, store_dir: Path):
         super().__init__()

@@ -38,6 +38,8 @@ from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, spli
 from ._state import BUNDLED, IN_USE, prospective_note
 from .segment import follow_active_image
 
+ROLL_BACK_AGAIN_AFTER_S = 0.5  # a second Roll back sooner than this is the second click of a double click
+
 
 class RetrainWidget(WorkerWidget):
     def __init__(self, napari_viewer, corrections_dir: Optional[Path] = None, store_dir: Optional[Path] = None):
@@ -87,6 +89,7 @@ class RetrainWidget(WorkerWidget):
         self.viewer.layers.selection.events.active.connect(self._mask_follows_active)
         self.segment_worker = None
         self._discard_seen: Optional[tuple] = None  # (mask layer, its pixels) once warned: Accept again replaces
+        self._rolled_back: tuple = (-1e9, None)  # when this widget last rolled back, and to which version
         self.last_version = None
         self.resegmented = 0  # completed re-segmentation rounds
         self._show_current()
@@ -144,7 +147,7 @@ class RetrainWidget(WorkerWidget):
         self.entries.value = []
         # The model line and the versions list show prospective scores from this set.
         self.models.corrections_dir = Path(self.folder.value)
-        self.refresh_model_line()
+        self.models.scores_changed.emit()  # this widget's model line and every other widget's
         self.versions.reset_choices()
 
     # ---- corrections -------------------------------------------------------------------------------
@@ -225,11 +228,17 @@ class RetrainWidget(WorkerWidget):
         return self.resegment(f"now using {self.models.label()}")
 
     def roll_back(self, _=None):
+        at, to = self._rolled_back
+        if time.monotonic() - at < ROLL_BACK_AGAIN_AFTER_S and self.models.version_id() == to:
+            # a double click went back two versions and said one
+            self.say(f"rolled back to {self.models.label()} just now; press again to go further back")
+            return None
         try:
             self.models.roll_back()
         except ValueError as err:
             self.say(str(err))
             return None
+        self._rolled_back = (time.monotonic(), self.models.version_id())
         return self.resegment(f"rolled back to {self.models.label()}")
 
     def resegment(self, announce: str = ""):

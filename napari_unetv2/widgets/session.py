@@ -426,7 +426,7 @@ class SessionWidget(WorkerWidget):
         if stored is not None:
             self.accepted_since_retrain += 1
             self.models.corrections_dir = Path(self.corrections.value)
-            self.refresh_model_line()  # the prospective score now counts this correction
+            self.models.scores_changed.emit()  # every model line's prospective score now counts this correction
             self.retrain_if_due(due)
         self._update_where()
         # while a round runs, the status keeps saying so (the progress bar alone is easy to miss)
