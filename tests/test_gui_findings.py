@@ -647,6 +647,27 @@ def test_a_double_click_on_roll_back_goes_back_once_and_accept_updates_every_mod
     assert "prospective Dice" in seg.model_line.value.replace("\u200b", "")
 
 
+def test_a_long_status_is_shown_whole_when_docks_share_a_column(make_napari_viewer, qtbot):
+    """The trial of session 25: with Segment and Correct & retrain docked in one column, the retrain status got 79 of
+    the 130 px it needed: the advice was cut before its instruction. The docks scroll, a status keeps its height and
+    is scrolled into view."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    dock(viewer, "Segment")
+    rt = dock(viewer, "Correct & retrain")
+    rt.say("The newest correction was made with bundled skin model (d1951362bbcb), but Retrain fine-tunes the model in "
+           "use, bundled polyp model (423cfa096546). To train the model you corrected, choose it under 'versions' and "
+           "press 'Use this version' first.")
+    label, viewport = rt.status.native, rt.native.viewport()
+
+    def shown_whole():
+        top_left = label.mapTo(viewport, label.rect().topLeft())
+        bottom = top_left.y() + label.height()
+        return label.height() >= label.heightForWidth(label.width()) and top_left.y() >= 0 and bottom <= viewport.height()
+
+    qtbot.waitUntil(shown_whole, timeout=5000)
+
+
 def test_outputs_follow_a_rotated_image_and_every_painted_label_shows(make_napari_viewer, qtbot):
     """The trial of session 25: an image rotated (napari's transform mode) got an unrotated mask far from the lesion;
     and a stroke painted with label 2 (napari's '+') was stored as lesion but drawn transparent. Tile mode with a

@@ -10,7 +10,7 @@ import weakref
 from typing import Callable, Optional
 
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
-from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
 from .. import errors
 from ..devices import available_devices
@@ -67,6 +67,7 @@ def when_alive(slot: Callable, on_deleted: Optional[Callable] = None) -> Callabl
 
 
 _LIVE_WIDGETS: "weakref.WeakSet[WorkerWidget]" = weakref.WeakSet()
+MIN_DOCK_HEIGHT = 320  # px: a dock shows at least this much of its controls (it scrolls for the rest)
 EXIT_WAIT_MS = 60_000
 
 
@@ -91,7 +92,9 @@ class WorkerWidget(Container):
     """Base of the plugin's widgets. Subclasses build their controls, then call :meth:`add_common`."""
 
     def __init__(self, napari_viewer, store_dir=None):
-        super().__init__(labels=True)
+        # In a scroll area: two docks sharing a column squeezed the controls below their height and clipped the status
+        # line mid-sentence (the instruction at its end was lost); now the dock scrolls instead. See ``native``.
+        super().__init__(labels=True, scrollable=True)
         self.viewer = napari_viewer
         self.models: ModelInUse = model_in_use(store_dir)
         self.device = ComboBox(label="device", choices=["auto", *available_devices()], value="auto", tooltip=DEVICE_TIP)
@@ -112,7 +115,28 @@ class WorkerWidget(Container):
         self.closed = False
         self.native.destroyed.connect(self._on_destroyed)
         _LIVE_WIDGETS.add(self)
+        QTimer.singleShot(0, self.guarded(self._keep_rows_together))  # once the subclass has added its controls
         follow_removed_images(napari_viewer)
+
+    def _keep_rows_together(self) -> None:
+        """A stretch below the last control (a dock taller than its controls spread the rows apart), and a floor under
+        the dock's height: docks sharing a column are given heights by Qt, which left one 60 px tall."""
+        self.controls.layout().addStretch(1)
+        self.native.setMinimumHeight(min(self.controls.sizeHint().height(), MIN_DOCK_HEIGHT))
+        # as wide as the controls with the scroll bar beside them (it took its width from the rightmost button)
+        self.native.setMinimumWidth(self.controls.minimumSizeHint().width()
+                                    + self.native.verticalScrollBar().sizeHint().width() + 2 * self.native.frameWidth())
+
+    @property
+    def native(self):
+        """The scroll area around the controls: napari docks a magicgui widget's ``native``, which for a scrollable
+        container is the inner widget, so the scroll area would be left out. ``controls`` is the inner widget."""
+        return self.root_native_widget
+
+    @property
+    def controls(self):
+        """The widget holding the controls' layout (inside the scroll area)."""
+        return self.root_native_widget.widget()
 
     def _on_destroyed(self, _=None) -> None:
         """The widget was closed (napari's window closed, the dock removed): running work is asked to stop
@@ -148,8 +172,18 @@ class WorkerWidget(Container):
             self.models.changed.disconnect(self._on_model_changed)
 
     # ---- status and errors ------------------------------------------------------------------------
-    def say(self, text: str) -> None:
+    def say(self, text: str, reveal: bool = True) -> None:
+        """Put ``text`` in the status line; ``reveal`` scrolls it into view (not for progress during a run: a user
+        who scrolled to the loss plot is not pulled back at every step)."""
         self.status.value = breakable(text)
+        if reveal:
+            QTimer.singleShot(0, self.guarded(self._show_status))
+
+    def _show_status(self) -> None:
+        """Scroll the status into view (what happened must be seen), once the layout has given the text its height."""
+        self.controls.layout().activate()
+        self.controls.adjustSize()
+        self.native.ensureWidgetVisible(self.status.native, 0, 0)
 
     def report_error(self, err: BaseException, what: str = "") -> None:
         """The one error path: a one-line message in the status line (and no full progress bar beside it)."""
@@ -160,7 +194,7 @@ class WorkerWidget(Container):
         self.progress.max = max(total, 1)
         self.progress.value = done
         if text:
-            self.say(text)
+            self.say(text, reveal=False)
 
     # ---- background work ---------------------------------------------------------------------------
     @property

@@ -76,7 +76,7 @@ class RetrainWidget(WorkerWidget):
         self.add_common()
         self.extend([self.scores, self.versions, self.use_button, self.rollback_button])
         self.plot = LossPlot(napari_viewer)
-        self.native.layout().addWidget(self.plot)
+        self.controls.layout().addWidget(self.plot)
 
         self.accept_button.changed.connect(self.accept_correction)
         self.remove_button.changed.connect(self.remove_selected)
@@ -336,7 +336,7 @@ class RetrainWidget(WorkerWidget):
             self.progress.max = max(event.epochs * event.steps_per_epoch, 1)
             self.progress.value = (event.epoch - 1) * event.steps_per_epoch + event.step
             self.plot.add(event.loss)
-            self.say(f"epoch {event.epoch}/{event.epochs}, loss {event.loss:.3f}, ETA {fmt_eta(event.eta_s)}")
+            self.say(f"epoch {event.epoch}/{event.epochs}, loss {event.loss:.3f}, ETA {fmt_eta(event.eta_s)}", reveal=False)
 
     def _on_returned(self, outcome) -> None:
         if outcome is None:
