@@ -25,9 +25,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from napari_unetv2.files import IMAGE_SUFFIXES, read_image, write_png_atomic  # noqa: E402
 from napari_unetv2.inference import Predictor  # noqa: E402
-from napari_unetv2.inference.batch import MASK_PNG_LEVEL, merge_summary, write_summary  # noqa: E402
+from napari_unetv2.inference.batch import MASK_PNG_LEVEL  # noqa: E402
 from napari_unetv2.inference.fast import as_channels_last  # noqa: E402
 from napari_unetv2.inference.preprocess import to_rgb, to_unit_range  # noqa: E402
+from napari_unetv2.inference.summary import merge_summary, write_summary  # noqa: E402
 
 
 def main() -> int:

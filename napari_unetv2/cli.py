@@ -311,6 +311,26 @@ def finetune_summary(result, prospective: Optional[dict] = None) -> list[str]:
     return lines
 
 
+def _corrections_of_the_line(correction_set, checkpoint) -> list:
+    """The set's pairs a fine-tuning of ``checkpoint`` trains on: those of its line and of unknown origin, as a widget
+    round takes them (``checkpoints/lines.py``); the others are named on the console."""
+    from .checkpoints import read_config
+    from .checkpoints.lines import lines_around
+
+    if checkpoint is None:  # no model to place in a line (an untrained start): every correction
+        return correction_set.pairs()
+    lines = lines_around(checkpoint)
+    ours, others = lines.split(correction_set.entries(), read_config(checkpoint).version)
+    if others:
+        versions = ", ".join(sorted({e.model_version for e in others}))
+        print(f"left out {len(others)} correction(s) made with model version(s) {versions}, of another model's line "
+              f"than {checkpoint.name} (segmented with another kind of model)", flush=True)
+    if not ours:
+        raise ValueError(f"None of the {len(others)} corrections in {correction_set.root} is of the line of "
+                         f"{checkpoint}: fine-tune the model they were made with (--checkpoint).")
+    return correction_set.pairs({e.id for e in ours})
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     from .engine import finetune
     from .engine.pairs import find_pairs
@@ -326,9 +346,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         from .corrections.prospective import version_scores
 
         correction_set = CorrectionSet(args.data)
-        corrections, prospective = correction_set.pairs(), version_scores(correction_set)
-        if not corrections:
+        prospective = version_scores(correction_set)
+        if not correction_set.entries():
             raise ValueError(f"The correction set {args.data} has no entries.")
+        corrections = _corrections_of_the_line(correction_set, resolve_checkpoint(args.checkpoint))
     else:
         corrections = find_pairs(args.data).pairs
     with tempfile.TemporaryDirectory(prefix="unetv2-finetune-pairs-") as scratch:

@@ -69,14 +69,14 @@ def test_continue_never_overwrites_a_mask_it_did_not_finish_with(predictor, fold
 
 def test_a_second_run_into_the_same_folder_keeps_its_summary_rows(predictor, folder, tmp_path):
     """Another run (a second window, a second ``unetv2 predict``) writes its rows while this one runs."""
-    from napari_unetv2.inference import batch
+    from napari_unetv2.inference.summary import update_summary
 
     out = tmp_path / "out"
     other = {"file": "from_the_other_run.png", "status": "done", "model_version": "other"}
 
     def progress(index, total, name):
         if index == 1:
-            batch.update_summary(out, [other])
+            update_summary(out, [other])
 
     predict_folder(predictor, folder, out, progress=progress)
     table = rows(out)

@@ -165,7 +165,7 @@ def test_renaming_the_image_keeps_it_clickable(make_napari_viewer):
     assert widget.click(170, 230) is not None and mask.data[170, 230] == 1
 
 
-def test_a_box_re_runs_the_model_that_made_the_mask(isolated_home):
+def test_a_box_re_runs_the_model_that_made_the_mask(make_napari_viewer, qtbot, isolated_home, monkeypatch):
     """The trial of session 25: a box on a skin image's mask re-ran the model in use (the polyp model), which cut
     32,502 lesion pixels out of the skin mask inside the box. It runs the model that made the mask."""
     from napari_unetv2.checkpoints import bundled_checkpoint, read_config
@@ -173,7 +173,13 @@ def test_a_box_re_runs_the_model_that_made_the_mask(isolated_home):
     from napari_unetv2.widgets.clicks import checkpoint_of_mask
 
     models = model_in_use()
-    skin = read_config(bundled_checkpoint("skin")).version
-    assert checkpoint_of_mask(models, skin) == bundled_checkpoint("skin")
+    asked, predictor = [], models.predictor
+    monkeypatch.setattr(models, "predictor", lambda checkpoint, device: (asked.append(checkpoint), predictor(checkpoint, device))[1])
+    viewer, widget, mask = segmented_viewer(make_napari_viewer, two_blobs_probability())
+    mask.metadata["model_version"] = read_config(bundled_checkpoint("skin")).version  # as Segment stamps it
+    worker = widget.run_box(36, 216, 84, 264)
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert asked == [bundled_checkpoint("skin")]
     assert checkpoint_of_mask(models, "0123456789ab") == models.checkpoint()  # not here: the model in use
     assert checkpoint_of_mask(models, None) == models.checkpoint()

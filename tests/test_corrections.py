@@ -380,3 +380,17 @@ def test_a_version_with_a_damaged_json_is_named_and_cannot_be_put_in_use(tmp_pat
     with pytest.raises(ValueError, match="cannot be used"):
         store.use(version)
     assert store.current is None
+
+
+def test_roll_back_passes_over_a_version_with_a_damaged_json(tmp_path, small_checkpoint):
+    """A cold review of session 25: use() refused such a version, but Roll back put it back in use, after which every
+    current_checkpoint() raised."""
+    store = ModelStore(tmp_path / "store")
+    version = store.add(small_checkpoint).version
+    store.use(version)
+    store.use(None)
+    store.use(version)  # history: bundled, version, bundled
+    (store.root / "versions" / version / "model.json").write_text("{ damaged")
+    assert store.roll_back() is None and store.current_checkpoint() is not None
+    with pytest.raises(ValueError, match="Nothing to roll back"):
+        store.roll_back()  # the damaged version is passed over, not put in use

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import REPO, make_synthetic_pairs
 
 from napari_unetv2._sample_data import SAMPLES, load_sample
@@ -353,3 +354,42 @@ def test_a_skin_lines_round_is_checked_on_the_dermoscopy_sample(tmp_path, small_
     assert "dermoscopy" in outcome.result.reference["set"] and outcome.result.reference["new"]["n"] == 1
     assert bundled_line(store.path_of(outcome.config.version)) == "skin"  # a grandchild, through the store
     assert bundled_line(small_checkpoint) == "polyp" and bundled_line(bundled_checkpoint("skin")) == "skin"
+
+
+def test_lines_leave_out_another_lines_corrections_in_the_policy_the_cli_and_a_damaged_ancestor_costs_nothing(
+        tmp_path, small_checkpoint, capsys):
+    """A cold review of session 25: (1) corrections of another line, which no round of the model in use takes, stayed
+    'pending' for the automatic policy, so every accept started a round; (2) `unetv2 finetune` on a mixed set trained on
+    both lines while the widgets did not; (3) an ancestor with a damaged model.json raised after training, costing
+    the round."""
+    from napari_unetv2.checkpoints import bundled_checkpoint, load_checkpoint, save_checkpoint
+    from napari_unetv2.checkpoints.lines import ModelLines
+    from napari_unetv2.engine.finetune import bundled_line
+
+    store = ModelStore(tmp_path / "models")
+    start = store.add(small_checkpoint)  # of the polyp line
+    store.use(start.version)
+    cs = CorrectionSet(tmp_path / "corrections")
+    skin = read_config(bundled_checkpoint("skin")).version
+    for n in range(3):
+        add_correction(cs, "skin", skin, suffix=f"-{n}")
+    policy, lines = AutoRetrainPolicy(every_n=2), ModelLines.known(store)
+    assert policy.pending(cs, set()) == 3 and policy.pending(cs, set(), lines, start.version) == 0
+    assert not policy.due(cs, store.current_checkpoint(), lines, start.version)
+
+    ours = add_correction(cs, "polyp", start.version)
+    out = tmp_path / "ft"
+    assert main(["finetune", "--checkpoint", str(small_checkpoint), "--data", str(cs.root), "--out", str(out),
+                 "--epochs", "1", "--device", "cpu"]) == 0
+    assert "left out 3 correction(s)" in capsys.readouterr().out
+    assert json.loads((out / "finetune.json").read_text())["trained_on"] == [ours.id]
+
+    model, config = load_checkpoint(small_checkpoint)
+    config.parent = start.version
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    save_checkpoint(model, tmp_path / "child.safetensors", config)
+    child = store.add(tmp_path / "child.safetensors")
+    assert bundled_line(store.path_of(child.version)) == "polyp"
+    (store.root / "versions" / start.version / "model.json").write_text("{ damaged")
+    assert bundled_line(store.path_of(child.version)) is None  # the chain is broken: unknown, not an error

@@ -10,7 +10,7 @@ from napari_unetv2._sample_data import SAMPLES, load_sample, sample_data_dir
 from napari_unetv2.checkpoints import bundled_checkpoint, read_config
 from napari_unetv2.corrections import CorrectionSet
 from napari_unetv2.files import read_image, read_mask
-from napari_unetv2.widgets._layers import MASK, PROPOSAL, image_for, layer_of, layers_of
+from napari_unetv2.widgets._layers import MASK, PROBABILITY, PROPOSAL, image_for, layer_of, layers_of
 
 PLUGIN = "napari-unetv2"
 BUNDLED_NAME = f"bundled polyp model ({read_config(bundled_checkpoint()).version})"
@@ -252,6 +252,7 @@ def test_editing_friction(make_napari_viewer, qtbot, tmp_path, isolated_home):
     entry = rt.accept_correction()
     assert entry is not None
     assert np.array_equal(read_mask(CorrectionSet(isolated_home / "corrections").root / entry.mask_file), drawn.data)
+    assert entry.model_version == mask.metadata["model_version"]  # of the line of the model that segmented the image
 
     stack = np.random.default_rng(0).integers(0, 255, (3, 64, 64), dtype=np.uint8)
     stack_layer = viewer.add_image(stack, name="stack")
@@ -554,16 +555,23 @@ def test_a_segment_finishing_after_the_user_moved_on_does_not_take_them_back(mak
     rt = dock(viewer, "Correct & retrain")
     for layer in [x for x in viewer.layers if x not in (a, b)]:
         viewer.layers.remove(layer)
+    if viewer.layers.index(a) > viewer.layers.index(b):
+        viewer.layers.move(viewer.layers.index(b), len(viewer.layers))  # B over A
     seg.image.value = a
     worker = seg.run()
     viewer.layers.selection.active = b  # before the result arrives (it needs the event loop)
     wait(qtbot, worker)
     qtbot.waitUntil(lambda: not seg.busy, timeout=5000)
     mask = layer_of(viewer, a, MASK)
-    assert mask is not None and not mask.visible  # A is under B: its mask is not drawn over B
+    assert mask is not None and viewer.layers.index(mask) < viewer.layers.index(b)  # under B, as A: not drawn over B
     assert viewer.layers.selection.active is b and seg.image.value is b and rt.image.value is b
+    assert rt.mask.value is not mask and rt.accept_correction() is None  # never A's mask as B's correction
     assert viewer.layers.index(a) < viewer.layers.index(b)
     assert seg.status.value.replace("\u200b", "").startswith(f"{a.name}: done")
+    viewer.layers.remove(b)  # closing the image on top shows A with its mask (closing an image once crashed here)
+    qtbot.waitUntil(lambda: b not in viewer.layers and mask.visible, timeout=5000)
+    viewer.layers.remove(a)
+    qtbot.wait(100)
 
 
 def test_segmenting_a_polyp_frame_with_the_skin_model_left_chosen_asks_first(make_napari_viewer, qtbot):
@@ -620,10 +628,18 @@ def test_closing_an_image_takes_its_outputs_but_not_an_edited_mask(make_napari_v
     edited.data = painted
     kept = [x for x in viewer.layers if x.metadata.get("unetv2_image") != first.metadata["unetv2_image"]]
     viewer.layers.remove(first)
-    assert not [x for x in viewer.layers if x.metadata.get("unetv2_image") == first.metadata["unetv2_image"]]
-    assert [x for x in viewer.layers] == [x for x in kept if x in viewer.layers] and len(viewer.layers) == len(kept)
-    viewer.layers.remove(second)
-    assert [x for x in viewer.layers if x.metadata.get("unetv2_image")] == [edited]  # the user's painting stays
+    qtbot.waitUntil(lambda: len(viewer.layers) == len(kept), timeout=5000)  # on the next turn of the event loop
+    assert list(viewer.layers) == kept
+    # the image deleted with one of its layers (napari's delete of a selection): no layer is removed twice
+    viewer.layers.selection.clear()
+    viewer.layers.selection.update([second, layer_of(viewer, second, PROBABILITY)])
+    viewer.layers.remove_selected()
+    # the user's painting stays, saying whose it was
+    qtbot.waitUntil(lambda: [x for x in viewer.layers if x.metadata.get("unetv2_image")] == [edited]
+                    and edited.name.endswith("(image closed)"), timeout=5000)
+    rt = dock(viewer, "Correct & retrain")
+    viewer.layers.selection.active = edited  # selected: not taken as the correction of another open image
+    assert rt.mask.value is not edited
 
 
 def test_a_double_click_on_roll_back_goes_back_once_and_accept_updates_every_model_line(

@@ -324,3 +324,21 @@ def test_a_resumed_session_keeps_its_automatic_retraining_settings(make_napari_v
     viewer.close()
     again = open_session(make_napari_viewer(), qtbot, tmp_path / "session")
     assert (again.auto_retrain.value, again.retrain_every.value, again.epochs.value) == (True, 2, 3)
+
+
+def test_a_grey_image_after_a_colour_one_is_shown(make_napari_viewer, qtbot, tmp_path, isolated_home):
+    """A cold review of session 25: moving from a colour image to a grey one clears the shown layers one by one; closing
+    the image took its unedited outputs with it at once, so the clearing met a layer already gone (ValueError) and the
+    next image was not shown. The outputs now go on the next turn of the event loop."""
+    images = tmp_path / "images"
+    images.mkdir()
+    image, _, _ = load_sample("polyp")
+    write_png_atomic(images / "a_colour.png", image[:128, :128])
+    write_png_atomic(images / "b_grey.png", image[:128, :128, 0])
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=images)
+    widget.session.next(save=False)
+    widget.show_current()
+    wait_shown(qtbot, widget)
+    assert widget.shown_path.name == "b_grey.png"
+    assert sorted(x.name for x in viewer.layers) == ["b_grey", "b_grey mask", "b_grey probability"]

@@ -82,6 +82,8 @@ def test_an_unreadable_shard_summary_is_kept_and_the_merge_goes_on(predictor, fo
         summary = predict_folder(predictor, folder, out, shard=(0, 2))
     assert [p.name for p in out.glob("summary.shard-1-of-2.csv.unreadable-*")]
     assert {row["file"] for row in summary_rows(out)} == {r["file"] for r in summary.rows} != set()
+    predict_folder(predictor, folder, out, shard=(0, 2), resume=True)  # merged again: no second backup of it
+    assert len(list(out.glob("summary.shard-1-of-2.csv.unreadable-*"))) == 1
 
 
 @pytest.mark.slow

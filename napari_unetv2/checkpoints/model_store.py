@@ -139,9 +139,10 @@ class ModelStore:
             raise ValueError("Nothing to roll back to: this is the first model in use.")
 
     def _is_stored(self, version: object) -> bool:
+        """Whether ``version`` can be put in use (its weights and a readable JSON are here)."""
         try:
-            return isinstance(version, str) and (self._version_dir(version) / "model.safetensors").is_file()
-        except UnsafePathError:
+            return isinstance(version, str) and self.path_of(version).is_file()
+        except ValueError:
             return False
 
     def remove_stale_runs(self, max_age_s: float = 6 * 3600) -> int:

@@ -28,7 +28,7 @@ def should_adopt(dice_in_use: Sequence[float], dice_new: Sequence[float], min_im
         raise ValueError(f"Paired scores needed: {len(dice_in_use)} images for the version in use, {len(dice_new)} for the new.")
     n = len(dice_new)
     if n == 0:
-        return AdoptionDecision(True, "new version in use (trained on every correction; no held-out images to compare on)")
+        return AdoptionDecision(True, "new version in use (trained on every correction of its line; no held-out images to compare on)")
     change = mean_interval([b - a for a, b in zip(dice_in_use, dice_new)], bounds=(-1.0, 1.0))
     if n < min_images:
         return AdoptionDecision(True, f"new version in use: a comparison on {n} image{'s' if n > 1 else ''} "

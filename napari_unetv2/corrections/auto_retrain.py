@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from .correction_set import CorrectionSet
+
+if TYPE_CHECKING:  # the checkpoints package imports torch; this module is read without it
+    from ..checkpoints.lines import ModelLines
 
 
 def seen_by(checkpoint: Optional[Path]) -> set[str]:
@@ -40,9 +43,16 @@ class AutoRetrainPolicy:
         if self.every_n < 1:
             raise ValueError(f"Retrain every N corrections needs N >= 1, not {self.every_n}.")
 
-    def pending(self, correction_set: CorrectionSet, seen: set[str]) -> int:
-        """Corrections accepted since the round that made the model in use (those it has not seen)."""
-        return sum(1 for e in correction_set.entries() if e.id not in seen)
+    def pending(self, correction_set: CorrectionSet, seen: set[str], lines: Optional[ModelLines] = None,
+                in_use: Optional[str] = None) -> int:
+        """Corrections accepted since the round that made the model in use (those it has not seen). With ``lines``,
+        only those a round of ``in_use`` would train on: corrections of another model's line, which no round of this
+        one takes, would otherwise stay pending for ever and start a round at every accept."""
+        entries = correction_set.entries()
+        if lines is not None:
+            entries = lines.split(entries, in_use)[0]
+        return sum(1 for e in entries if e.id not in seen)
 
-    def due(self, correction_set: CorrectionSet, checkpoint_in_use: Optional[Path]) -> bool:
-        return self.pending(correction_set, seen_by(checkpoint_in_use)) >= self.every_n
+    def due(self, correction_set: CorrectionSet, checkpoint_in_use: Optional[Path], lines: Optional[ModelLines] = None,
+            in_use: Optional[str] = None) -> bool:
+        return self.pending(correction_set, seen_by(checkpoint_in_use), lines, in_use) >= self.every_n

@@ -35,6 +35,7 @@ from typing import Generator, Optional
 
 from .._sample_data import SAMPLES, sample_data_dir
 from ..checkpoints import bundled_checkpoint, config_path_for, read_config
+from ..checkpoints.lines import lines_around
 from ..files import atomic_write_text
 from ..inference import Predictor
 from .evaluate import evaluate_pairs
@@ -98,22 +99,12 @@ def reference_pairs(line: str = "polyp") -> list[Pair]:
 
 
 def bundled_line(checkpoint: Path) -> Optional[str]:
-    """The bundled model (``polyp``, ``skin``) a checkpoint descends from, following its parents through the bundled
-    models and the model store it lies in (``versions/<version>/model.safetensors``); None when not known."""
-    from ..checkpoints import bundled_models
-
-    roots = {read_config(path).version: name for name, path in bundled_models().items()}
-    config, seen = read_config(checkpoint), set()
-    while config.version not in seen:
-        seen.add(config.version)
-        for version in (config.version, config.parent):
-            if version in roots:
-                return roots[version]
-        parent = Path(checkpoint).parent.parent / str(config.parent or "") / "model.safetensors"
-        if not config.parent or not parent.is_file():
-            return None
-        checkpoint, config = parent, read_config(parent)
-    return None
+    """The bundled model (``polyp``, ``skin``) a checkpoint descends from (``checkpoints/lines.py``); None when not
+    known, or when a version on the way cannot be read (a damaged JSON must not cost a finished round)."""
+    try:
+        return lines_around(checkpoint).bundled_root(read_config(checkpoint).version)
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def score_summary(result: dict) -> dict:
@@ -175,9 +166,9 @@ def finetune_events(
               "held_out": [p.stem for p in held_out]},
         resumable=resumable,
     )
+    line = bundled_line(checkpoint)  # known before training: nothing after it may fail on the way
     yield from run_training(job)
     new = Path(out_dir) / BEST
-    line = bundled_line(checkpoint)
     reference = reference_pairs(line or "polyp")
     result = FinetuneResult(new, before, _score(new, held_out, device), [p.stem for p in held_out],
                             trained_on=trained_on)

@@ -34,7 +34,7 @@ from .allocator import release_freed_memory
 from .pipeline import OrderedWriter, ParallelPredictionStream, PredictionStream, split_threads
 from .predictor import Predictor
 from .shards import Shard, in_shard, merge_summaries, summary_name
-from .summary import KEPT_NOTE, SUMMARY_COLUMNS, merge_summary, read_summary, update_summary, write_summary  # noqa: F401 (re-exported)
+from .summary import KEPT_NOTE, read_summary, update_summary
 from .threads import default_cpu_threads
 
 # zlib level of mask PNGs: level 1 writes a 0/255 mask in about half the time of Pillow's default 6; with

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
+import os
 import time
 import warnings
 from pathlib import Path
@@ -28,7 +28,7 @@ def read_summary(out_dir: Path, name: str = "summary.csv") -> list[dict]:
             return [dict(r) for r in csv.DictReader(fh) if r.get("file")]
     except (UnicodeDecodeError, csv.Error) as err:
         backup = out_dir / f"{name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"
-        shutil.copy2(path, backup)
+        os.replace(path, backup)  # moved aside, not copied: the next read would keep another copy of it
         warnings.warn(f"{path} was unreadable ({err}); kept as {backup.name}", stacklevel=2)
         return []
 

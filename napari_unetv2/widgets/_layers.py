@@ -76,6 +76,13 @@ def image_for(viewer, layer):
     return next((x for x in viewer.layers if is_source_image(x) and x.metadata.get(IMAGE_ID) == key), None)
 
 
+def belongs_to(viewer, layer, image_layer) -> bool:
+    """Whether ``layer`` is of ``image_layer`` or of no image (one the user drew); a layer of a closed image, or of
+    another, is not: Accept must never store it as this image's correction without the user choosing it."""
+    key = layer.metadata.get(IMAGE_ID)
+    return key is None or (image_layer is not None and image_layer.metadata.get(IMAGE_ID) == key)
+
+
 def spatial_shape(image_layer) -> tuple[int, ...]:
     """The image's pixel grid without colour channels (what a matching mask must have)."""
     data = image_layer.data[0] if image_layer.multiscale else image_layer.data
@@ -217,11 +224,18 @@ def bring_to_front(viewer, image_layer) -> bool:
     order among themselves is kept. Returns whether anything moved."""
     if viewer.grid.enabled or layer_is_shown(viewer, image_layer):  # grid: the order is the grid's layout
         return False
+    raise_to_top(viewer, image_layer)
+    return True
+
+
+def raise_to_top(viewer, image_layer) -> None:
+    """Move an image and its layers above every other layer, keeping their order among themselves. (Layers are only
+    ever moved up: moving a visible mask down under another image made napari crash, under llvmpipe, when the image
+    below it was closed.)"""
     key = image_layer.metadata.get(IMAGE_ID)
     group = [x for x in viewer.layers if x is image_layer or (key is not None and x.metadata.get(IMAGE_ID) == key)]
     for layer in group:  # bottom first: each goes to the top in turn, so the group keeps its order
         viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
-    return True
 
 
 def ready_to_paint(viewer, mask_layer) -> None:
@@ -283,19 +297,28 @@ def click_layers(viewer, image_layer) -> tuple:
     return points, box
 
 
-_WATCHED: set[int] = set()  # viewers (by their layer list) whose removed images are followed
+_WATCHED: set[int] = set()
+CLOSED_NOTE = " (image closed)"  # viewers (by their layer list) whose removed images are followed
 
 
 def follow_removed_images(viewer) -> None:
     """Once per viewer: when an image layer is closed, its layers that hold nothing of the user's go with it (the
-    probability and attention maps, the proposal, the click layers, an unedited mask); an edited mask stays, as the
-    user's painting. They were left drawn over the other images (trial of session 25)."""
+    probability and attention maps, the click layers, an unedited mask or proposal); one painted on stays, as the
+    user's work. They were left drawn over the other images (trial of session 25)."""
     key = id(viewer.layers)
     if key in _WATCHED:
         return
     _WATCHED.add(key)
     weakref.finalize(viewer.layers, _WATCHED.discard, key)
-    viewer.layers.events.removed.connect(lambda event: forget_removed_image(viewer, event.value))
+    def on_removed(event) -> None:
+        # on the next turn of the event loop: whoever removes several layers at once (napari's delete of a selection,
+        # the folder session clearing an image) must not find one of them already gone
+        from qtpy.QtCore import QTimer
+
+        layer = event.value
+        QTimer.singleShot(0, lambda: forget_removed_image(viewer, layer))
+
+    viewer.layers.events.removed.connect(on_removed)
 
 
 def forget_removed_image(viewer, layer) -> list:
@@ -304,8 +327,11 @@ def forget_removed_image(viewer, layer) -> list:
     if key is None or any(is_source_image(x) and x.metadata.get(IMAGE_ID) == key for x in viewer.layers):
         return []  # not one of ours, or a copy of the image (napari's duplicate keeps its metadata) is still open
     gone = [x for x in viewer.layers if x.metadata.get(IMAGE_ID) == key and role_of(x) is not None
-            and not (role_of(x) == MASK and mask_was_edited(x))]
+            and not (role_of(x) in (MASK, PROPOSAL) and mask_was_edited(x))]  # painted on: the user's work
     for x in gone:
         if x in viewer.layers:
             viewer.layers.remove(x)
+    for x in viewer.layers:  # what stays says so: Accept cannot store it for its image any more
+        if x.metadata.get(IMAGE_ID) == key and not x.name.endswith(CLOSED_NOTE):
+            x.name = f"{x.name}{CLOSED_NOTE}"
     return gone

@@ -47,7 +47,7 @@ def describe_scores(result) -> str:
     from ..engine.intervals import MeanInterval
 
     if not result.held_out:
-        return ("no held-out part: every correction trained (the prospective score on the model line is "
+        return ("no held-out part: every correction of the line trained (the prospective score on the model line is "
                 "the one to trust)")
 
     before, after = MeanInterval.from_summary(result.before), MeanInterval.from_summary(result.after)
@@ -67,21 +67,12 @@ def adopt(models, outcome) -> Optional[str]:
 
 
 def split_by_line(models, corrections: CorrectionSet) -> tuple[list, list]:
-    """(the corrections a round of the model in use trains on, those it leaves out). Left out: corrections made with
-    a known model of another line (the bundled skin model, or a round of it, while the polyp line is in use): one
-    correction set may hold both modalities, and a dermoscopy mask must not train the endoscopy model. Corrections
-    of unknown origin (a mask drawn from scratch, a session's given mask, a model loaded from a file) train: nothing
-    says they belong to another line."""
-    in_use, parents = models.version_id(), models.parents()  # read once, not per entry
-    ours, others = [], []
-    for entry in corrections.entries():
-        made_with = entry.model_version
-        foreign = bool(made_with) and made_with in parents and not models.related(made_with, in_use, parents)
-        (others if foreign else ours).append(entry)
-    return ours, others
+    """(the corrections a round of the model in use trains on, those it leaves out: made with a known model of another
+    line, e.g. the skin model's while the polyp line is in use; see ``checkpoints/lines.py``)."""
+    return models.lines().split(corrections.entries(), models.version_id())
 
 
 def models_of(models, entries: list) -> str:
     """The models that made ``entries``, by their one name each."""
-    labels = sorted({models.label(e.model_version) for e in entries})
+    labels = sorted({models.label(version) for version in {e.model_version for e in entries}})  # once per model
     return ", ".join(labels[:2]) + (f" and {len(labels) - 2} more" if len(labels) > 2 else "")

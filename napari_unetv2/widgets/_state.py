@@ -17,6 +17,7 @@ from qtpy.QtCore import QObject, Signal
 
 from ..checkpoints import BUNDLED_MODELS, ModelStore, bundled_checkpoint, bundled_models, read_config
 from ..checkpoints.checkpoint import DEFAULT_BUNDLED
+from ..checkpoints.lines import ModelLines
 from ..storage import default_corrections_dir, default_model_store_dir
 
 IN_USE = "in use"  # a model choice meaning "whatever the store's pointer says when the work starts"
@@ -65,12 +66,6 @@ def _file_stamp(path: Optional[Path]) -> tuple:
 def _bundled_version(name: str = DEFAULT_BUNDLED) -> Optional[str]:
     path = bundled_checkpoint(name)
     return None if path is None else read_config(path).version
-
-
-@lru_cache(maxsize=None)
-def _bundled_parent(name: str) -> Optional[str]:
-    path = bundled_checkpoint(name)
-    return None if path is None else read_config(path).parent
 
 
 def _bundled_model_of(version: object) -> Optional[str]:
@@ -222,10 +217,9 @@ class ModelInUse(QObject):
         return version if name is None else bundled_choice(name)
 
     def related(self, a: Optional[str], b: Optional[str], parents: Optional[dict] = None) -> bool:
-        """Whether two versions are of one model's line: they share an ancestor (one fine-tuned from the other,
-        or both from a third: two rounds' siblings). The bundled polyp and skin models share none."""
-        parents = self.parents() if parents is None else parents
-        return bool(a) and bool(b) and bool(self.lineage(a, parents) & self.lineage(b, parents))
+        """Whether two versions are of one model's line (``ModelLines.related``); ``parents`` read once by a caller
+        asking about many."""
+        return ModelLines(self.parents() if parents is None else parents).related(a, b)
 
     def derived_from(self, choice) -> bool:
         """Whether the model in use was fine-tuned from the model ``choice`` names (and is not that model)."""
@@ -254,21 +248,17 @@ class ModelInUse(QObject):
         self._seen = self.store.current
         self.changed.emit()
 
+    def lines(self) -> ModelLines:
+        """The known versions' lines: the bundled models' and the store's (``checkpoints/lines.py``)."""
+        return ModelLines.known(self.store)
+
     def parents(self) -> dict:
         """Each known version's parent (the version it was fine-tuned from): the store's and the bundled models'."""
-        parents = {c.version: c.parent for c in self.store.versions()}
-        for name in bundled_models():
-            parents.setdefault(_bundled_version(name), _bundled_parent(name))
-        return parents
+        return self.lines().parents
 
     def lineage(self, version: Optional[str], parents: Optional[dict] = None) -> set[str]:
         """``version`` and every version it was fine-tuned from, as far as the parents are known."""
-        parents = self.parents() if parents is None else parents
-        found: set[str] = set()
-        while version and version not in found:
-            found.add(version)
-            version = parents.get(version)
-        return found
+        return ModelLines(self.parents() if parents is None else parents).lineage(version)
 
     def roll_back(self) -> Optional[str]:
         version = self.store.roll_back()

@@ -26,6 +26,7 @@ from ._layers import (
     PREDICTED_MASK,
     ROLE,
     array_hash,
+    belongs_to,
     image_for,
     is_source_image,
     layer_of,
@@ -48,7 +49,7 @@ class RetrainWidget(WorkerWidget):
         self.store.remove_stale_runs()
         self.image = ComboBox(label="image", choices=self._image_layers,
                               tooltip="The image to store; follows the layer you select in the layer list.")
-        self.mask = ComboBox(label="mask", choices=self._mask_layers,
+        self.mask = ComboBox(label="mask", choices=self._mask_layers, nullable=True,
                              tooltip="Any Labels layer of the image's size: by default the image's own mask.")
         self.folder = FileEdit(label="correction set", mode="d", value=str(corrections_dir or default_corrections_dir()),
                                tooltip="The folder where accepted corrections are kept (reopens after a restart).")
@@ -87,6 +88,7 @@ class RetrainWidget(WorkerWidget):
         self.image.changed.connect(self._mask_follows_image)
         follow_active_image(self, self.image)
         self.viewer.layers.selection.events.active.connect(self._mask_follows_active)
+        self._mask_follows_image()  # the chooser may start on None (it can be emptied): its image's mask now
         self.segment_worker = None
         self._discard_seen: Optional[tuple] = None  # (mask layer, its pixels) once warned: Accept again replaces
         self._rolled_back: tuple = (-1e9, None)  # when this widget last rolled back, and to which version
@@ -125,17 +127,30 @@ class RetrainWidget(WorkerWidget):
         return sorted(fits, key=lambda x: x is not own)
 
     def _mask_follows_image(self, _=None) -> None:
+        """The image's own mask; without one, a Labels layer of its size that belongs to no other image (one the user
+        drew), else none: another image's mask must never stay chosen for this image."""
         self.mask.reset_choices()
-        own = layer_of(self.viewer, self.image.value, MASK) if self.image.value is not None else None
+        image = self.image.value
+        own = layer_of(self.viewer, image, MASK) if image is not None else None
         if own is not None and own in self.mask.choices:
             self.mask.value = own
+            return
+        free = [x for x in self.mask.choices
+                if x is not None and belongs_to(self.viewer, x, image) and x.metadata.get(ROLE) in (None, MASK)]
+        if free:
+            self.mask.value = free[0]
+        elif self.mask.choices:
+            self.mask.value = None
 
     def _mask_follows_active(self, _=None) -> None:
         layer = self.viewer.layers.selection.active
         # A layer of the plugin's other than a mask is not followed: the model's proposal beside an edited mask,
         # a sample's ground truth (selecting it to compare made Accept store it instead of the painted correction,
         # trial of session 25). Choosing one as the correction is done in the list (the status then names it).
-        if layer is not None and layer in self.mask.choices and layer.metadata.get(ROLE) in (None, MASK):
+        # ... and only a layer of the chosen image (or of none): napari makes a mask just added for another image the
+        # active layer for a moment, which left that image's mask chosen for this one (review of session 25)
+        if (layer is not None and layer in self.mask.choices and layer.metadata.get(ROLE) in (None, MASK)
+                and belongs_to(self.viewer, layer, self.image.value)):
             self.mask.value = layer
 
     def _entry_choices(self, _=None) -> list:
@@ -169,9 +184,15 @@ class RetrainWidget(WorkerWidget):
             predicted = predicted[z] if predicted is not None and np.ndim(predicted) == 3 else None
         started = mask_layer.metadata.get(PREDICTED_AT)
         attempt = (id(mask_layer), array_hash(mask))
+        made_with = mask_layer.metadata.get(MODEL_VERSION, "")
+        own = layer_of(self.viewer, image, MASK)
+        if not made_with and own is not None:
+            # a layer drawn by hand: of the line of the model that segmented the image (a dermoscopy image's drawn
+            # mask trained the polyp model, as a correction of unknown origin)
+            made_with = own.metadata.get(MODEL_VERSION, "")
         try:
             stored = store_correction(self.correction_set, data, mask, source=source,
-                                      model_version=mask_layer.metadata.get(MODEL_VERSION, ""), predicted_mask=predicted,
+                                      model_version=made_with, predicted_mask=predicted,
                                       seconds_spent=round(time.time() - started, 1) if started else None,
                                       clicks=mask_layer.metadata.get(CLICKS_METADATA),
                                       keep_edited=self._discard_seen != attempt)
@@ -187,8 +208,8 @@ class RetrainWidget(WorkerWidget):
             return None
         self._discard_seen = None
         self.refresh_entries()
-        own = mask_layer is layer_of(self.viewer, image, MASK)
-        self.say(f"{image.name}{where}: {'' if own else f'stored the layer {mask_layer.name!r}: '}{stored.describe()}")
+        named = "" if mask_layer is own else f"stored the layer {mask_layer.name!r}: "
+        self.say(f"{image.name}{where}: {named}{stored.describe()}")
         return stored.entry
 
     def remove_selected(self, _=None) -> None:
@@ -353,6 +374,6 @@ class RetrainWidget(WorkerWidget):
         not_used = adopt(self.models, outcome)
         if not_used:
             self.versions.value = config.version
-            self.say(f"{outcome.adoption.reason}; {not_used}")
+            self.say(not_used)  # not "new version in use ...; not put in use"
             return
         self.resegment(f"{outcome.adoption.reason}: {self.models.label()} ('Roll back' to undo)")

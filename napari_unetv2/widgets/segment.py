@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSlider, PushButton, SpinBox
@@ -16,10 +15,25 @@ from qtpy.QtCore import QTimer
 from ..inference import PredictionCancelled
 from ..inference.predictor import check_image_shape
 from ._base import WorkerWidget
-from ._layers import MASK_DISPLAYS, bring_to_front, image_for, is_source_image, layer_is_shown, ready_to_paint, show_prediction
+from ._layers import (
+    MASK,
+    MASK_DISPLAYS,
+    MODEL_VERSION,
+    bring_to_front,
+    image_for,
+    image_id,
+    is_source_image,
+    layer_is_shown,
+    layer_of,
+    raise_to_top,
+    ready_to_paint,
+    set_mask_display,
+    show_prediction,
+)
 from ._state import FROM_FILE, IN_USE
 
 MODEL_DEFAULT_MODE = "model default"
+CONFIRM_WITHIN_S = 60  # a second press confirms a warning only this soon after it (later, it is said again)
 
 
 def model_chooser(widget: WorkerWidget) -> tuple[ComboBox, FileEdit]:
@@ -105,7 +119,7 @@ class SegmentWidget(WorkerWidget):
         follow_active_image(self, self.image)
         self.last_result: dict = {}
         self._status_image = None  # the image the status speaks of: a result for another must not be overwritten
-        self._other_line_seen: Optional[tuple] = None  # (image, model) once warned: Segment again goes ahead
+        self._other_line_seen: tuple = (None, 0.0)  # ((image, model), when) once warned: Segment again goes ahead
 
     def _image_layers(self, _=None) -> list:
         return [layer for layer in self.viewer.layers if is_source_image(layer)]
@@ -120,8 +134,6 @@ class SegmentWidget(WorkerWidget):
 
     def _on_image_chosen(self, image=None) -> None:
         """The status speaks of the chosen image, not of the last run on another one ("done in 0.1 s")."""
-        from ._layers import MASK, MODEL_VERSION, layer_of
-
         if self.busy or image is None or image is not self.image.value or image not in self.viewer.layers:
             return
         if image is self._status_image:  # the chooser re-set to the same image (layers added, choices reset)
@@ -137,8 +149,6 @@ class SegmentWidget(WorkerWidget):
 
     def _on_display(self, value: str) -> None:
         """On the chosen image's mask (not only the one segmented last), as the control sits beside it."""
-        from ._layers import MASK, layer_of, set_mask_display
-
         image = self.image.value
         mask = layer_of(self.viewer, image, MASK) if image is not None else None
         if mask is None and self.last_result.get("mask") in self.viewer.layers:
@@ -199,8 +209,6 @@ class SegmentWidget(WorkerWidget):
         """An image whose mask a model of one line made (the polyp model), segmented again with a model of another (the
         skin model left chosen from the image before): said, and done on a second press. Without it, one click
         replaced a good unedited polyp mask by the skin model's (83% of the frame) and only said 'done'."""
-        from ._layers import MASK, MODEL_VERSION, image_id, layer_of
-
         mask = layer_of(self.viewer, layer, MASK)
         made_with = mask.metadata.get(MODEL_VERSION) if mask is not None else None
         runs = self.models.version_id(choice)
@@ -208,10 +216,11 @@ class SegmentWidget(WorkerWidget):
         if not made_with or not runs or made_with not in parents or self.models.related(made_with, runs, parents):
             return True
         asked = (image_id(layer), runs)
-        if self._other_line_seen == asked:
-            self._other_line_seen = None
+        seen, at = self._other_line_seen
+        if seen == asked and time.monotonic() - at < CONFIRM_WITHIN_S:
+            self._other_line_seen = (None, 0.0)
             return True
-        self._other_line_seen = asked
+        self._other_line_seen = (asked, time.monotonic())
         self.say(f"{layer.name} was segmented with {self.models.label(made_with)}; the model chosen here is "
                  f"{self.models.label(choice)}, of another line (another kind of image?). Press Segment again to "
                  "segment it with that one anyway (an edited mask is kept), or choose the model above.")
@@ -231,17 +240,22 @@ class SegmentWidget(WorkerWidget):
             self.say(f"'{layer.name}' shows another image now; this result was for the one before and is not shown")
             return
         # The user may have gone on to another image while this one was segmented: then the result is added without
-        # taking them back (no reordering, no selection, the new layers hidden until they return to this image).
-        still_here, active = self.image.value is layer, self.viewer.layers.selection.active
+        # taking them back (no selection, the image they are on stays on top, above the new mask).
+        # read before the layers are added: napari makes a new layer the active one, and the chooser follows it
+        here, active = self.image.value, self.viewer.layers.selection.active
+        still_here = here is layer
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
-                                           display=self.display.value, visible=still_here or layer_is_shown(self.viewer, layer))
+                                           display=self.display.value)
         self.progress.value = self.progress.max
         if still_here:
             if layer.visible:
                 bring_to_front(self.viewer, layer)
             ready_to_paint(self.viewer, self.last_result["mask"])
-        elif active in self.viewer.layers:  # napari makes a layer just added the active one: the user's stays
-            self.viewer.layers.selection.active = active
+        else:
+            if not layer_is_shown(self.viewer, layer) and here is not None and here in self.viewer.layers and here.visible:
+                raise_to_top(self.viewer, here)  # the image the user is on stays above the new mask
+            if active in self.viewer.layers:  # napari makes a layer just added the active one: the user's stays
+                self.viewer.layers.selection.active = active
         kept = ""
         if self.last_result["kept_edited"]:
             kept = f"; your edited mask was kept, the new prediction is in '{self.last_result['proposal'].name}'"

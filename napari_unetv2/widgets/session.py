@@ -308,7 +308,8 @@ class SessionWidget(WorkerWidget):
             return
         key = self.image_layer.metadata.get(IMAGE_ID)
         for layer in [x for x in self.viewer.layers if x is self.image_layer or (key and x.metadata.get(IMAGE_ID) == key)]:
-            self.viewer.layers.remove(layer)
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
         self.image_layer = self.mask_layer = self.shown_path = None
 
     def _update_where(self) -> None:
@@ -381,6 +382,7 @@ class SessionWidget(WorkerWidget):
         # Asked in the writer thread only when automatic retraining is on (reading the store costs a disk read).
         policy = AutoRetrainPolicy(int(self.retrain_every.value)) if self.auto_retrain.value else None
         in_use = self.models.store.current_checkpoint() if policy is not None else None
+        lines, version = (self.models.lines(), self.models.version_id()) if policy is not None else (None, None)
 
         def store():
             try:
@@ -404,7 +406,7 @@ class SessionWidget(WorkerWidget):
                 # again from the set once it changed (cached for the GUI thread), and whether a round is due.
                 with contextlib.suppress(OSError, ValueError):
                     version_scores_cached(corrections.root)
-                    due = (in_use, policy.due(corrections, in_use)) if policy is not None else None
+                    due = (in_use, policy.due(corrections, in_use, lines, version)) if policy is not None else None
             done.emit((path, (stored, note, due)))
 
         future = self._writer.submit(store)
@@ -446,7 +448,8 @@ class SessionWidget(WorkerWidget):
         if answer is not None and answer[0] == in_use:
             due = answer[1]
         else:
-            due = AutoRetrainPolicy(int(self.retrain_every.value)).due(CorrectionSet(Path(self.corrections.value)), in_use)
+            due = AutoRetrainPolicy(int(self.retrain_every.value)).due(CorrectionSet(Path(self.corrections.value)), in_use,
+                                                                       self.models.lines(), self.models.version_id())
         return self.start_retrain() if due else None
 
     def start_retrain(self):
@@ -479,7 +482,7 @@ class SessionWidget(WorkerWidget):
             self.say(f"{outcome.adoption.reason} ({scores})")
             return
         not_used = adopt(self.models, outcome)  # when used, every widget hears of it; this one re-segments
-        self.say(f"{outcome.adoption.reason}; {not_used}" if not_used else f"{outcome.adoption.reason}: {self.models.label()}")
+        self.say(not_used or f"{outcome.adoption.reason}: {self.models.label()}")
 
     def _on_finished(self) -> None:
         super()._on_finished()
