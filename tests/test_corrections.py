@@ -334,13 +334,13 @@ def test_a_versions_training_record_of_the_wrong_type_is_read_as_unknown(tmp_pat
 
 def test_one_image_has_one_correction_whatever_name_it_came_by(tmp_path):
     """A cold review of session 25: the folder session stores 'frame.png', Correct & retrain the layer 'frame' (napari
-    names a second copy 'frame [1]'): both masks of one image were kept, and trained together."""
+    names a second copy 'frame [1]'; a user renames a layer): both masks of one image were kept, and trained together."""
     from napari_unetv2.annotation import store_correction
 
     image, gt, _ = load_sample("polyp")
     cs = CorrectionSet(tmp_path / "set")
     store_correction(cs, image, gt, source="frame.png")
-    for n, name in enumerate(("frame", "frame [1]")):
+    for n, name in enumerate(("frame", "frame [1]", "patient 4, back lesion")):  # the last: the layer renamed
         mask = gt.copy()
         mask[:10, : 10 + n] = 1
         assert store_correction(cs, image, mask, source=name).replaced

@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 
 from ..corrections import CorrectionSet
-from ..corrections.correction_set import Correction
+from ..corrections.correction_set import Correction, image_hash
 from ..files import IMAGE_SUFFIXES, UnreadableImageError, read_image, read_mask
 
 
@@ -40,10 +40,12 @@ def source_key(source: str) -> str:
 
 
 def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: str) -> list[tuple[Correction, np.ndarray]]:
-    """Entries of this image (same source key, exactly these pixels), with their stored masks."""
-    found, key = [], source_key(source)
+    """Entries of this image (the same pixel hash, or for entries written without one the same source key; then
+    exactly these pixels), with their stored masks."""
+    found, key, pixels = [], source_key(source), image_hash(image)
     for entry in corrections.entries():
-        if source_key(entry.source) != key or (entry.height, entry.width) != image.shape[:2]:
+        candidate = entry.image_hash == pixels if entry.image_hash else source_key(entry.source) == key
+        if not candidate or (entry.height, entry.width) != image.shape[:2]:
             continue
         try:
             stored = read_image(corrections.root / entry.image_file)

@@ -7,6 +7,7 @@ leaves at most an orphan image that is never listed, never a half entry. Each id
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -50,6 +51,17 @@ class Correction:
     prospective_dice: Optional[float] = None
     prospective_iou: Optional[float] = None
     clicks: Optional[int] = None  # click corrections in effect when accepted (None: not made with clicks)
+    # The image's pixels as a hash (``image_hash``): a later mask of the same image replaces this entry whatever name
+    # the image goes by then (a renamed layer kept two masks of one image). None in entries written before.
+    image_hash: Optional[str] = None
+
+
+def image_hash(image: np.ndarray) -> str:
+    """A hash of an image's pixels, shape and type."""
+    image = np.ascontiguousarray(image)
+    digest = hashlib.blake2b(f"{image.shape}{image.dtype.str}".encode(), digest_size=16)
+    digest.update(image.view(np.uint8).reshape(-1) if image.size else b"")
+    return digest.hexdigest()
 
 
 ENTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")  # what add() makes: <time stamp>-<safe source>
@@ -178,7 +190,8 @@ class CorrectionSet:
             mask_file = f"masks/{entry_id}.png"
             write_png_atomic(self.root / mask_file, binary * 255, run_length=True)
             entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),
-                               changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks)
+                               changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks,
+                               image_hash(image))
             atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")
         finally:
             claim.unlink(missing_ok=True)
