@@ -577,7 +577,7 @@ def test_a_segment_finishing_after_the_user_moved_on_does_not_take_them_back(mak
 def test_segmenting_a_polyp_frame_with_the_skin_model_left_chosen_asks_first(make_napari_viewer, qtbot):
     """The trial of session 25: after a skin image, the skin model stayed chosen; Segment on a polyp frame replaced its
     good unedited mask by the skin model's (83% of the frame) and only said 'done'."""
-    from napari_unetv2.widgets._state import bundled_choice
+    from napari_unetv2.widgets._state import IN_USE, bundled_choice
 
     viewer, seg, image, _ = two_samples_and_segment(make_napari_viewer)
     seg.image.value = image
@@ -587,6 +587,10 @@ def test_segmenting_a_polyp_frame_with_the_skin_model_left_chosen_asks_first(mak
     seg.model_source.value = bundled_choice("skin")
     assert seg.run() is None
     assert "of another line" in seg.status.value.replace("\u200b", "") and np.array_equal(mask.data, before)
+    seg.model_source.value = IN_USE  # the polyp model chosen again: the warning goes (it stayed, stale)
+    qtbot.waitUntil(lambda: "of another line" not in seg.status.value.replace("\u200b", ""), timeout=5000)
+    seg.model_source.value = bundled_choice("skin")
+    assert seg.run() is None  # asked again: the earlier press counted for another choice
     segment(qtbot, seg)  # asked for twice: done
     assert mask.metadata["model_version"] == read_config(bundled_checkpoint("skin")).version
 

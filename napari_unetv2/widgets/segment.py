@@ -117,6 +117,7 @@ class SegmentWidget(WorkerWidget):
         # (the Batch widget opening results), and the status must see both.
         self.image.changed.connect(lambda image: QTimer.singleShot(0, self.guarded(lambda: self._on_image_chosen(image))))
         follow_active_image(self, self.image)
+        self.model_source.changed.connect(self.guarded(self._on_model_choice))
         self.last_result: dict = {}
         self._status_image = None  # the image the status speaks of: a result for another must not be overwritten
         self._other_line_seen: tuple = (None, 0.0)  # ((image, model), when) once warned: Segment again goes ahead
@@ -146,6 +147,12 @@ class SegmentWidget(WorkerWidget):
         else:
             self.say(f"{image.name}: segmented with version {mask.metadata.get(MODEL_VERSION) or '?'}; "
                      "Segment again to update it (an edited mask is kept)")
+
+    def _on_model_choice(self, _=None) -> None:
+        """Another model chosen: a warning about the one chosen before no longer stands (nor its second press)."""
+        self._other_line_seen = (None, 0.0)
+        self._status_image = None
+        self._on_image_chosen(self.image.value)
 
     def _on_display(self, value: str) -> None:
         """On the chosen image's mask (not only the one segmented last), as the control sits beside it."""
