@@ -688,6 +688,22 @@ def test_a_long_status_is_shown_whole_when_docks_share_a_column(make_napari_view
     qtbot.waitUntil(shown_whole, timeout=5000)
 
 
+def test_a_data_folder_chosen_as_the_correction_set_is_refused_and_left_alone(make_napari_viewer, isolated_home, tmp_path):
+    """The second trial of session 25: pointing the correction set at one's own data folder silently added masks/ and
+    provenance/ to it (and the status still showed the previous set's message)."""
+    data = tmp_path / "mydata"
+    data.mkdir()
+    (data / "scan1.png").write_bytes(b"not really")
+    rt = dock(make_napari_viewer(), "Correct & retrain")
+    before = rt.folder.value
+    rt.folder.value = str(data)
+    assert "not a correction set" in rt.status.value.replace("\u200b", "") and rt.folder.value == before
+    assert sorted(p.name for p in data.iterdir()) == ["scan1.png"]
+    empty = tmp_path / "new set"
+    rt.folder.value = str(empty)  # a new folder is fine
+    assert rt.folder.value == empty and len(rt.correction_set) == 0
+
+
 def test_outputs_follow_a_rotated_image_and_every_painted_label_shows(make_napari_viewer, qtbot):
     """The trial of session 25: an image rotated (napari's transform mode) got an unrotated mask far from the lesion;
     and a stroke painted with label 2 (napari's '+') was stored as lesion but drawn transparent. Tile mode with a

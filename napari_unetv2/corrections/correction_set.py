@@ -136,6 +136,19 @@ def _create_exclusively(path: Path) -> bool:
     return True
 
 
+def not_a_correction_set(folder: Path) -> Optional[str]:
+    """Why ``folder`` should not be used as a correction set (None when it may): a folder holding other files but
+    no ``provenance/`` is someone's data; opening it as a set would add ``images/``, ``masks/`` and ``provenance/``
+    to it."""
+    folder = Path(folder)
+    if not folder.is_dir() or (folder / "provenance").is_dir():
+        return None
+    if any(True for _ in folder.iterdir()):
+        return (f"{folder} is not a correction set (it holds other files and no provenance/ folder): choose an empty "
+                "or new folder, or an existing set")
+    return None
+
+
 class CorrectionSet:
     def __init__(self, root: Path):
         self.root = Path(root)

@@ -14,6 +14,7 @@ from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
 
 from ..annotation import DuplicateCorrection, WouldDiscardCorrection, store_correction
 from ..corrections import CorrectionSet
+from ..corrections.correction_set import not_a_correction_set
 from ..engine.pairs import find_pairs
 from ..interactive import CLICKS_METADATA
 from ..storage import default_corrections_dir
@@ -84,7 +85,8 @@ class RetrainWidget(WorkerWidget):
         self.retrain_button.changed.connect(self.retrain)
         self.use_button.changed.connect(self.use_selected_version)
         self.rollback_button.changed.connect(self.roll_back)
-        self.folder.changed.connect(self.refresh_entries)
+        self.folder.changed.connect(self._on_folder)
+        self._folder = Path(self.folder.value)  # the set in use: a folder that is not a set is refused, this one stays
         self.image.changed.connect(self._mask_follows_image)
         follow_active_image(self, self.image)
         self.viewer.layers.selection.events.active.connect(self._mask_follows_active)
@@ -156,6 +158,15 @@ class RetrainWidget(WorkerWidget):
     def _entry_choices(self, _=None) -> list:
         """Read from disk each time: the list on screen is always the set on disk."""
         return [(f"{e.source} ({e.pixels_changed} px changed, {e.created})", e.id) for e in self.correction_set.entries()]
+
+    def _on_folder(self, _=None) -> None:
+        problem = not_a_correction_set(Path(self.folder.value))
+        if problem:
+            self.folder.value = str(self._folder)  # nothing is written into the user's data folder
+            self.say(f"not changed: {problem}")
+            return
+        self._folder = Path(self.folder.value)
+        self.refresh_entries()
 
     def refresh_entries(self, _=None) -> None:
         self.entries.reset_choices()

@@ -21,6 +21,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from ..annotation import AnnotationSession, DuplicateCorrection, store_correction
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy
+from ..corrections.correction_set import not_a_correction_set
 from ..files import read_image
 from ..interactive import CLICKS_METADATA
 from ..storage import data_home, default_corrections_dir
@@ -371,6 +372,10 @@ class SessionWidget(WorkerWidget):
             # The next image is usually ready at once (computed ahead): a double click or a key held down would
             # otherwise accept it unseen, and its raw model mask would go into training as checked.
             self.say(f"{path.name} has only just appeared: look at it, then accept (a double click accepts once)")
+            return None
+        problem = not_a_correction_set(Path(self.corrections.value))
+        if problem:  # nothing is written into the user's data folder
+            self.say(f"not accepted: {problem}")
             return None
         image, mask = np.array(self.image_layer.data, copy=True), np.array(self.mask_layer.data, copy=True)
         meta = self.mask_layer.metadata
