@@ -340,6 +340,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     replay = find_pairs(args.replay).pairs if args.replay else None
     from .checkpoints import resolve_checkpoint
 
+    checkpoint = resolve_checkpoint(args.checkpoint)
     prospective = None
     if (args.data / "provenance").is_dir():  # a correction set: its entries carry prospective scores
         from .corrections import CorrectionSet
@@ -349,7 +350,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         prospective = version_scores(correction_set)
         if not correction_set.entries():
             raise ValueError(f"The correction set {args.data} has no entries.")
-        corrections = _corrections_of_the_line(correction_set, resolve_checkpoint(args.checkpoint))
+        corrections = _corrections_of_the_line(correction_set, checkpoint)
     else:
         corrections = find_pairs(args.data).pairs
     with tempfile.TemporaryDirectory(prefix="unetv2-finetune-pairs-") as scratch:
@@ -360,7 +361,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
             corrections = pinned(corrections, Path(scratch))
         events = finetune.finetune_events(
-            resolve_checkpoint(args.checkpoint), corrections, args.out, train_parts=args.train_parts, epochs=args.epochs,
+            checkpoint, corrections, args.out, train_parts=args.train_parts, epochs=args.epochs,
             overrides=dict(parse_override(s) for s in args.set) or None, replay=replay, device=args.device,
             command=args.invocation)
         result = drive_training(events, "finetune")

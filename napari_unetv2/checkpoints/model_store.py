@@ -140,10 +140,13 @@ class ModelStore:
 
     def _is_stored(self, version: object) -> bool:
         """Whether ``version`` can be put in use (its weights and a readable JSON are here)."""
+        if not isinstance(version, str):
+            return False
         try:
-            return isinstance(version, str) and self.path_of(version).is_file()
+            self.path_of(version)  # raises unless the weights and a readable JSON are there
         except ValueError:
             return False
+        return True
 
     def remove_stale_runs(self, max_age_s: float = 6 * 3600) -> int:
         """Delete scratch folders of rounds that were killed (a finished or cancelled round removes its own).

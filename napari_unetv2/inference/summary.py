@@ -1,7 +1,7 @@
 """``summary.csv`` of a batch folder: one row per input file (status, size, foreground, time, model version).
 
 Read, merged and written here only, by the batch runner and by the shards' merge alike: an unreadable file is
-kept as a backup copy in both, and every write of the folder's summary happens under its folder lock.
+moved aside as a backup in both, and every write of the folder's summary happens under its folder lock.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ KEPT_NOTE = "kept the existing"  # how a row says --continue kept an output it d
 
 
 def read_summary(out_dir: Path, name: str = "summary.csv") -> list[dict]:
-    """Rows of an earlier run's summary.csv (none if absent). An unreadable one is kept as a backup copy."""
+    """Rows of an earlier run's summary.csv (none if absent). An unreadable one is moved aside as a backup."""
     path = out_dir / name
     if not path.is_file():
         return []

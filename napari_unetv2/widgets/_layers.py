@@ -13,13 +13,14 @@ which case the new prediction goes into the image's single proposal layer.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 import weakref
 from typing import Optional
 
 import numpy as np
+
+from ..corrections.correction_set import image_hash
 
 ROLE = "unetv2_role"
 IMAGE_ID = "unetv2_image"
@@ -32,10 +33,6 @@ MASK, PROPOSAL, PROBABILITY, ATTENTION = "mask", "proposal", "probability", "att
 CLICKS, BOX = "clicks", "box"  # the click widget's Points and Shapes layers of an image
 MASK_OPACITY = 0.45  # translucent: the tissue under the mask stays visible
 MASK_DISPLAYS = ("filled", "outline")
-
-
-def array_hash(data: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(data).view(np.uint8), digest_size=16).hexdigest()
 
 
 def image_id(image_layer) -> str:
@@ -92,7 +89,7 @@ def spatial_shape(image_layer) -> tuple[int, ...]:
 def mask_was_edited(layer) -> bool:
     """True when the layer's pixels differ from what the model wrote into it."""
     expected = layer.metadata.get(PREDICTION_HASH)
-    return expected is None or expected != array_hash(np.asarray(layer.data))
+    return expected is None or expected != image_hash(np.asarray(layer.data))
 
 
 def spatial_placement(image_layer) -> dict:
@@ -104,7 +101,7 @@ def spatial_placement(image_layer) -> dict:
 
 
 def _prediction_metadata(image_layer, role: str, prediction, model_version: str) -> dict:
-    return {ROLE: role, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: array_hash(prediction.mask),
+    return {ROLE: role, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: image_hash(prediction.mask),
             MODEL_VERSION: model_version, PREDICTED_MASK: prediction.mask.copy(), PREDICTED_AT: time.time()}
 
 
@@ -250,7 +247,7 @@ def start_mask(viewer, image_layer, mask: np.ndarray, starting_point: np.ndarray
     """The editable mask of an image just shown: the image's mask layer reused (pixels replaced, no
     edit history carried over) or added. ``starting_point`` is what counts as unedited (the model's
     mask, or a mask read from a file); edits are measured against it."""
-    metadata = {ROLE: MASK, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: array_hash(starting_point),
+    metadata = {ROLE: MASK, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: image_hash(starting_point),
                 MODEL_VERSION: model_version, PREDICTED_MASK: starting_point.copy(), PREDICTED_AT: time.time()}
     layer = layer_of(viewer, image_layer, MASK)
     if layer is None:
@@ -297,8 +294,8 @@ def click_layers(viewer, image_layer) -> tuple:
     return points, box
 
 
-_WATCHED: set[int] = set()
-CLOSED_NOTE = " (image closed)"  # viewers (by their layer list) whose removed images are followed
+_WATCHED: set[int] = set()  # viewers (by their layer list) whose removed images are followed
+CLOSED_NOTE = " (image closed)"  # added to the name of a closed image's layer that stays (the user's work)
 
 
 def follow_removed_images(viewer) -> None:

@@ -17,7 +17,7 @@ from qtpy.QtCore import QObject, Signal
 
 from ..checkpoints import BUNDLED_MODELS, ModelStore, bundled_checkpoint, bundled_models, read_config
 from ..checkpoints.checkpoint import DEFAULT_BUNDLED
-from ..checkpoints.lines import ModelLines
+from ..checkpoints.lines import ModelLines, bundled_versions
 from ..storage import default_corrections_dir, default_model_store_dir
 
 IN_USE = "in use"  # a model choice meaning "whatever the store's pointer says when the work starts"
@@ -70,7 +70,7 @@ def _bundled_version(name: str = DEFAULT_BUNDLED) -> Optional[str]:
 
 def _bundled_model_of(version: object) -> Optional[str]:
     """The name of the installed bundled model whose version this is (its store copy has the same one)."""
-    return next((name for name in bundled_models() if _bundled_version(name) == version), None)
+    return bundled_versions().get(version)
 
 
 def bundled_choice(name: str) -> str:
@@ -216,10 +216,10 @@ class ModelInUse(QObject):
         name = _bundled_model_of(version)
         return version if name is None else bundled_choice(name)
 
-    def related(self, a: Optional[str], b: Optional[str], parents: Optional[dict] = None) -> bool:
-        """Whether two versions are of one model's line (``ModelLines.related``); ``parents`` read once by a caller
-        asking about many."""
-        return ModelLines(self.parents() if parents is None else parents).related(a, b)
+    def related(self, a: Optional[str], b: Optional[str]) -> bool:
+        """Whether two versions are of one model's line (``ModelLines.related``; a caller asking about many reads
+        :meth:`lines` once instead)."""
+        return self.lines().related(a, b)
 
     def derived_from(self, choice) -> bool:
         """Whether the model in use was fine-tuned from the model ``choice`` names (and is not that model)."""
@@ -252,13 +252,9 @@ class ModelInUse(QObject):
         """The known versions' lines: the bundled models' and the store's (``checkpoints/lines.py``)."""
         return ModelLines.known(self.store)
 
-    def parents(self) -> dict:
-        """Each known version's parent (the version it was fine-tuned from): the store's and the bundled models'."""
-        return self.lines().parents
-
-    def lineage(self, version: Optional[str], parents: Optional[dict] = None) -> set[str]:
+    def lineage(self, version: Optional[str]) -> set[str]:
         """``version`` and every version it was fine-tuned from, as far as the parents are known."""
-        return ModelLines(self.parents() if parents is None else parents).lineage(version)
+        return self.lines().lineage(version)
 
     def roll_back(self) -> Optional[str]:
         version = self.store.roll_back()

@@ -14,7 +14,7 @@ from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
 
 from ..annotation import DuplicateCorrection, WouldDiscardCorrection, store_correction
 from ..corrections import CorrectionSet
-from ..corrections.correction_set import not_a_correction_set
+from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..engine.pairs import find_pairs
 from ..interactive import CLICKS_METADATA
 from ..storage import default_corrections_dir
@@ -26,7 +26,6 @@ from ._layers import (
     PREDICTED_AT,
     PREDICTED_MASK,
     ROLE,
-    array_hash,
     belongs_to,
     image_for,
     is_source_image,
@@ -146,11 +145,10 @@ class RetrainWidget(WorkerWidget):
 
     def _mask_follows_active(self, _=None) -> None:
         layer = self.viewer.layers.selection.active
-        # A layer of the plugin's other than a mask is not followed: the model's proposal beside an edited mask,
-        # a sample's ground truth (selecting it to compare made Accept store it instead of the painted correction,
-        # trial of session 25). Choosing one as the correction is done in the list (the status then names it).
-        # ... and only a layer of the chosen image (or of none): napari makes a mask just added for another image the
-        # active layer for a moment, which left that image's mask chosen for this one (review of session 25)
+        # Followed: a mask, or a layer the user drew, of the chosen image (or of none). Not a proposal beside an edited
+        # mask, nor a sample's ground truth selected to compare (Accept stored it instead of the painted correction),
+        # nor another image's mask (napari makes a mask just added for another image the active layer for a moment).
+        # Choosing any of those as the correction is done in the list (the status then names it). (Session 25.)
         if (layer is not None and layer in self.mask.choices and layer.metadata.get(ROLE) in (None, MASK)
                 and belongs_to(self.viewer, layer, self.image.value)):
             self.mask.value = layer
@@ -194,7 +192,7 @@ class RetrainWidget(WorkerWidget):
             data, mask, source, where = data[z], mask[z], f"{image.name}_z{z}", f" (slice {z})"
             predicted = predicted[z] if predicted is not None and np.ndim(predicted) == 3 else None
         started = mask_layer.metadata.get(PREDICTED_AT)
-        attempt = (id(mask_layer), array_hash(mask))
+        attempt = (id(mask_layer), image_hash(mask))
         made_with = mask_layer.metadata.get(MODEL_VERSION, "")
         own = layer_of(self.viewer, image, MASK)
         if not made_with and own is not None:
@@ -281,10 +279,9 @@ class RetrainWidget(WorkerWidget):
         re-segment the open polyp frames. ``announce`` opens the status line (what changed)."""
         from napari.qt.threading import create_worker
 
-        in_use, parents = self.models.version_id(), self.models.parents()  # read once: not per image
+        in_use, lines = self.models.version_id(), self.models.lines()  # read once: not per image
         masked = [x for x in self.viewer.layers if is_source_image(x) and layer_of(self.viewer, x, MASK) is not None]
-        layers = [x for x in masked
-                  if self.models.related(layer_of(self.viewer, x, MASK).metadata.get(MODEL_VERSION), in_use, parents)]
+        layers = [x for x in masked if lines.related(layer_of(self.viewer, x, MASK).metadata.get(MODEL_VERSION), in_use)]
         left_alone = len(masked) - len(layers)
         alone_note = (f"{left_alone} open image(s) left as they are (masks of another model, or of unknown origin)"
                       if left_alone else "")

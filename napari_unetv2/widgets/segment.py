@@ -219,8 +219,7 @@ class SegmentWidget(WorkerWidget):
         mask = layer_of(self.viewer, layer, MASK)
         made_with = mask.metadata.get(MODEL_VERSION) if mask is not None else None
         runs = self.models.version_id(choice)
-        parents = self.models.parents()
-        if not made_with or not runs or made_with not in parents or self.models.related(made_with, runs, parents):
+        if not runs or not self.models.lines().of_another_line(made_with, runs):
             return True
         asked = (image_id(layer), runs)
         seen, at = self._other_line_seen
