@@ -143,7 +143,7 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
                                  colormap=mask_colormap(), **placement)
         set_mask_display(mask, display)
     elif not mask_was_edited(mask):
-        mask.data = prediction.mask
+        replace_labels(mask, prediction.mask)
         mask.metadata.update(_prediction_metadata(image_layer, MASK, prediction, model_version))
     else:
         result["kept_edited"] = True
@@ -167,6 +167,21 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
     return result
 
 
+def replace_labels(layer, data: np.ndarray) -> None:
+    """Give a Labels layer new pixels and forget its brush history.
+
+    napari keeps undo/redo steps as (pixels, old values, new values) across ``layer.data = ...``: after the
+    mask is replaced (a re-segmentation, the next image of a folder), Ctrl+Z would write the old mask's
+    pixels into the new one and Redo would paint an old stroke onto it. Its history belongs to the pixels
+    it was made on, so it goes with them (``_reset_history`` is what napari itself calls when a layer
+    stops being editable).
+    """
+    layer.data = data
+    reset = getattr(layer, "_reset_history", None)
+    if callable(reset):
+        reset()
+
+
 def _update_proposal(viewer, image_layer, prediction, model_version: str, visible: bool):
     proposal = layer_of(viewer, image_layer, PROPOSAL)
     metadata = _prediction_metadata(image_layer, PROPOSAL, prediction, model_version)
@@ -183,7 +198,7 @@ def _update_proposal(viewer, image_layer, prediction, model_version: str, visibl
         if active is not None and active in viewer.layers:
             viewer.layers.selection.active = active
     else:
-        proposal.data = prediction.mask
+        replace_labels(proposal, prediction.mask)
         proposal.metadata.update(metadata)
     return proposal
 
@@ -255,7 +270,7 @@ def start_mask(viewer, image_layer, mask: np.ndarray, starting_point: np.ndarray
                                   colormap=mask_colormap(), **spatial_placement(image_layer))
         set_mask_display(layer, display)
     else:
-        layer.data = mask
+        replace_labels(layer, mask)
         layer.metadata.update(metadata)
         layer.name = f"{image_layer.name} mask"
     return layer
