@@ -329,3 +329,114 @@ def test_batch_widget_says_why_it_refuses_an_output_folder_with_results(make_nap
     qtbot.waitUntil(lambda: widget.status.value.startswith("error") and widget.worker is None, timeout=120_000)
     assert "already holds results" in widget.status.value and "\n" not in widget.status.value
     assert (tmp_path / "out" / "a.png").read_bytes() == before
+
+
+# ---- session 26's cold review of the batch runner -------------------------------------------------------------
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_a_mask_the_disk_refused_is_not_recorded_as_done(predictor, tmp_path, monkeypatch, sequential):
+    """The write of c.png fails (disk full): the run stops, and summary.csv records a and b as done, c as an
+    error, and nothing after it (the overlapped writer had recorded every queued image as done)."""
+    import errno
+
+    import napari_unetv2.inference.batch as batch
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    for i, name in enumerate("abcdef"):
+        save(src / f"{name}.png", picture(i))
+    real = batch.write_png_atomic
+
+    def disk_full_at_c(path, *args, **kwargs):
+        if path.name == "c.png":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "write_png_atomic", disk_full_at_c)
+    with pytest.raises(OSError, match="No space"):
+        predict_folder(predictor, src, out, streams=1, overlap_io=not sequential)
+    rows = summary_rows(out)
+    on_disk = sorted(p.name for p in out.glob("*.png"))
+    assert on_disk == ["a.png", "b.png"]
+    assert {name: row["status"] for name, row in rows.items()} == {"a.png": "done", "b.png": "done", "c.png": "error"}
+    assert "No space" in rows["c.png"]["note"]
+
+
+def names_in_two_shards(first_suffix: str, second_suffix: str) -> tuple[str, str]:
+    """Two file names of one stem whose shards (of 2) differ."""
+    from napari_unetv2.inference.shards import in_shard
+
+    for i in range(100):
+        a, b = f"frame{i}{first_suffix}", f"frame{i}{second_suffix}"
+        if in_shard(a, (0, 2)) != in_shard(b, (0, 2)):
+            return a, b
+    raise AssertionError("no such pair")
+
+
+def test_a_name_clash_across_shards_is_refused_as_in_one_process(predictor, tmp_path):
+    """a.jpg in shard 0 and a.png in shard 1 both wrote OUT/a.png: the clash was looked for in each shard only."""
+    first, second = names_in_two_shards(".jpg", ".png")
+    src = tmp_path / "in"
+    save(src / first, picture(0), quality=95)
+    save(src / second, picture(1))
+    whole, sharded = tmp_path / "whole", tmp_path / "sharded"
+    predict_folder(predictor, src, whole)
+    for i in range(2):
+        predict_folder(predictor, src, sharded, shard=(i, 2))
+    assert {n: r["status"] for n, r in summary_rows(sharded).items()} == {first: "error", second: "error"}
+    assert summary_rows(sharded).keys() == summary_rows(whole).keys()
+    assert not list(sharded.glob("*.png"))
+
+
+def test_a_non_utf8_name_has_a_shard(predictor, tmp_path):
+    src = tmp_path / "in"
+    save(src / NON_UTF8, picture(0))
+    save(src / "good.png", picture(1))
+    out = tmp_path / "out"
+    for i in range(2):
+        predict_folder(predictor, src, out, shard=(i, 2))
+    assert {r["status"] for r in summary_rows(out).values()} == {"done"} and len(summary_rows(out)) == 2
+
+
+def test_an_old_shard_summary_does_not_put_back_a_fixed_error(predictor, tmp_path, monkeypatch):
+    """A shard's error, fixed since by a --continue run on one process, came back at the next sharded run (every
+    shard file ever written was merged again, over the newer rows)."""
+    from napari_unetv2.inference.shards import in_shard
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    names = [f"im{i}.png" for i in range(8)]
+    for i, name in enumerate(names):
+        save(src / name, picture(i))
+    failing = next(n for n in names if in_shard(n, (1, 2)))
+    real = predictor._forward
+    calls = []
+
+    def fail_first_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a passing failure")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predictor, "_forward", fail_first_call)
+    predict_folder(predictor, src, out, shard=(1, 2), streams=1)  # its first image fails
+    assert summary_rows(out)[failing]["status"] == "error"
+    predict_folder(predictor, src, out, resume=True, streams=1)  # one process finishes the folder
+    assert summary_rows(out)[failing]["status"] == "done"
+    predict_folder(predictor, src, out, shard=(0, 2), resume=True)  # a later sharded run
+    assert summary_rows(out)[failing]["status"] == "done"
+    assert not list(out.glob("summary.shard-*"))
+
+
+def test_a_summary_row_with_an_extra_cell_does_not_stop_continue(predictor, tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    for i, name in enumerate(("a.png", "b.png")):
+        save(src / name, picture(i))
+    predict_folder(predictor, src, out)
+    text = (out / "summary.csv").read_text(encoding="utf-8").splitlines()
+    text[0] += ",reviewer"  # a column added by hand in a spreadsheet,
+    text[1] += ",ok,see ticket 12"  # and a row with one cell more than the header
+    (out / "summary.csv").write_text("\n".join(text) + "\n", encoding="utf-8")
+    (out / "b.png").unlink()
+    summary = predict_folder(predictor, src, out, resume=True)
+    assert summary.count("done") == 1 and (out / "b.png").is_file()
+    rows = summary_rows(out)
+    assert {r["status"] for r in rows.values()} == {"done"} and rows["a.png"]["reviewer"] == "ok"

@@ -20,7 +20,7 @@ from .images import (
 )
 from .jsonfile import read_json
 from .lock import locked
-from .paths import UnsafePathError, child_path, relative_inside, safe_name
+from .paths import UnsafePathError, child_path, relative_inside, safe_name, same_file_key
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -35,6 +35,7 @@ __all__ = [
     "relative_inside",
     "remove_stale_temporaries",
     "safe_name",
+    "same_file_key",
     "atomic_directory",
     "atomic_write_bytes",
     "atomic_write_text",

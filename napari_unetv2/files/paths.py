@@ -9,7 +9,15 @@ reach files inside the folder that owns them.
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
+
+
+def same_file_key(name: str) -> str:
+    """A file name as a case-insensitive, normalising file system sees it (macOS and Windows disks: ``Scan.png``
+    and ``scan.png`` are one file, and so are the two ways of writing an accented letter). Names that share a key
+    must not be written side by side."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 class UnsafePathError(ValueError):

@@ -27,6 +27,7 @@ from ..files import (
     IMAGE_SUFFIXES,
     locked,
     remove_stale_temporaries,
+    same_file_key,
     write_png_atomic,
     write_tiff_atomic,
 )
@@ -97,11 +98,11 @@ def possible_outputs(out_dir: Path, stem: str, probabilities: bool) -> list[Path
 
 
 def name_clashes(images: Iterable[Path], out_dir: Path, probabilities: bool) -> dict[Path, str]:
-    """{image: reason} for images whose outputs would share a name (compared case-insensitively)."""
+    """{image: reason} for images whose outputs would share a name (compared as :func:`same_file_key`)."""
     owners: dict[str, list[Path]] = {}
     for image in images:
         for path in possible_outputs(out_dir, image.stem, probabilities):
-            owners.setdefault(path.name.casefold(), []).append(image)
+            owners.setdefault(same_file_key(path.name), []).append(image)
     clashes: dict[Path, list[Path]] = {}
     for group in owners.values():
         if len(set(group)) > 1:
@@ -118,6 +119,18 @@ def display_name(path: Path) -> str:
 
 
 # ---- one file ------------------------------------------------------------------------------------------
+
+def write_and_record(prediction, output_dir: Path, stem: str, save_probabilities: bool, keep: tuple, row: dict,
+                     outcome: dict) -> None:
+    """:func:`write_outputs`, then ``row`` takes ``outcome`` (its status): in the writer's thread, so summary.csv
+    never says "done" for a mask that a full disk kept from being written. A failed write's row says why."""
+    try:
+        write_outputs(prediction, output_dir, stem, save_probabilities, keep)
+    except Exception as err:
+        row.update(status="error", note=f"could not write its outputs: {one_line(err)}")
+        raise
+    row.update(outcome)
+
 
 def write_outputs(prediction, output_dir: Path, stem: str, save_probabilities: bool, keep: tuple = ()) -> None:
     """The mask (and probability) files of one prediction; a path in ``keep`` (an output that existed before a
@@ -175,9 +188,11 @@ def predict_folder(
     files = sorted(p for p in input_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise ValueError(f"{input_dir} holds no files.")
+    # Clashes over the whole folder, before it is cut to this shard: a.jpg and a.png in two shards would both
+    # write a.png (and each shard must refuse what the run on one process refuses).
+    clashing = name_clashes([p for p in files if p.suffix.lower() in IMAGE_SUFFIXES], output_dir, save_probabilities)
     files = [p for p in files if in_shard(p.name, shard)]
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    clashing = name_clashes(images, output_dir, save_probabilities)
     if not resume:
         existing = [p for img in images if img not in clashing
                     for p in possible_outputs(output_dir, img.stem, save_probabilities) if p.exists()]
@@ -244,7 +259,10 @@ def _predict_files(predictor, files, output_dir, save_probabilities, summary, cl
                    writer, progress, should_stop, summary_file, resume) -> None:
     # Writes go to ``writer`` (in order, in the background); each summary write follows its files' writes.
     def submit_summary() -> None:
-        writer.submit(update_summary, output_dir, list(summary.rows), summary_file)
+        rows = list(summary.rows)
+        # Filtered when the writer gets to it, not now: an image's row gets its status only once its files are
+        # written (write_and_record); one whose write failed, or never ran, is not recorded as done.
+        writer.submit(lambda: update_summary(output_dir, [r for r in rows if r["status"]], summary_file))
 
     try:
         _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,
@@ -285,19 +303,21 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
                 # or one killed between its files): only the missing ones are written. Never overwrite.
                 outputs = output_paths(output_dir, path.stem, prediction.mask.ndim == 3, save_probabilities)
                 keep = tuple(p for p in outputs if resume and p.is_file())
-                writer.submit(write_outputs, prediction, output_dir, path.stem, save_probabilities, keep)
                 if outputs[0] in keep:  # no mask made here: the row claims none (nor this model for the kept one)
                     written = ", ".join(p.name for p in outputs if p not in keep)
-                    row.update(status="skipped-done", model_version="",
-                               note=f"{KEPT_NOTE} {outputs[0].name}; wrote {written} with model {predictor.config.version}")
+                    outcome = dict(status="skipped-done", model_version="",
+                                   note=f"{KEPT_NOTE} {outputs[0].name}; wrote {written} with model {predictor.config.version}")
                 else:
-                    if keep:
-                        row["note"] = f"{KEPT_NOTE} {', '.join(p.name for p in keep)} (--continue never overwrites)"
                     shape = prediction.mask.shape
                     fraction = np.count_nonzero(prediction.mask) / prediction.mask.size  # == mask.mean(), no float pass
-                    row.update(status="done", height=shape[-2], width=shape[-1],
-                               foreground_fraction=f"{fraction:.5f}", seconds=f"{time.time() - start:.3f}")
-        summary.rows.append(row)
+                    outcome = dict(status="done", height=shape[-2], width=shape[-1],
+                                   foreground_fraction=f"{fraction:.5f}", seconds=f"{time.time() - start:.3f}")
+                    if keep:
+                        outcome["note"] = f"{KEPT_NOTE} {', '.join(p.name for p in keep)} (--continue never overwrites)"
+                summary.rows.append(row)  # before the write: one that fails (at once, when sequential) says so
+                writer.submit(write_and_record, prediction, output_dir, path.stem, save_probabilities, keep, row, outcome)
+        if not summary.rows or summary.rows[-1] is not row:  # (an image sent to the writer is in already)
+            summary.rows.append(row)
         if time.monotonic() - last_summary >= SUMMARY_EVERY_S:
             submit_summary()
             last_summary = time.monotonic()

@@ -25,7 +25,10 @@ def read_summary(out_dir: Path, name: str = "summary.csv") -> list[dict]:
         return []
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            return [dict(r) for r in csv.DictReader(fh) if r.get("file")]
+            # a row with more cells than the header (edited by hand) has them under the key None: dropped, or
+            # sorting the columns for the next write would fail; a short row's missing cells read as empty
+            return [{k: ("" if v is None else v) for k, v in r.items() if k is not None}
+                    for r in csv.DictReader(fh) if r.get("file")]
     except (UnicodeDecodeError, csv.Error) as err:
         backup = out_dir / f"{name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"
         os.replace(path, backup)  # moved aside, not copied: the next read would keep another copy of it
