@@ -485,6 +485,7 @@ def test_click_points_do_not_pile_up_over_the_next_images_of_a_session(make_napa
         assert points is not None, clicks.status.value
         assert clicks.click(100, 100) is not None, clicks.status.value
         assert [len(x.data) for x in viewer.layers if x.metadata.get("unetv2_role") == CLICKS] == [1]
+        assert not session.next_image()  # the click edited the mask: Next asks first (session 26)
         assert session.next_image()
         wait_shown(qtbot, session)
         assert not [x for x in viewer.layers if x.metadata.get("unetv2_role") == CLICKS]  # gone with its image

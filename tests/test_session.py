@@ -1,4 +1,6 @@
 """The annotation session over a folder: the Qt-free state, and a clinician's scripted session in a real viewer."""
+import json
+import shutil
 import time
 
 import numpy as np
@@ -88,7 +90,7 @@ def test_session_refuses_bad_folders(tmp_path):
     with pytest.raises(ValueError, match="no images"):
         AnnotationSession(tmp_path / "s2", tmp_path / "empty")
     (folder / "images" / "polyp_0.jpg").write_bytes((folder / "images" / "polyp_0.png").read_bytes())
-    with pytest.raises(ValueError, match="share the name"):
+    with pytest.raises(ValueError, match="share a name"):
         AnnotationSession(tmp_path / "s3", folder / "images")
     (tmp_path / "s4").mkdir()
     (tmp_path / "s4" / "session.json").write_text("{not json")
@@ -142,8 +144,53 @@ def test_a_position_out_of_range_opens_at_an_end(tmp_path):
     folder = crops_folder(tmp_path / "data", n=2)
     AnnotationSession(tmp_path / "s", folder / "images").go(1)
     state = tmp_path / "s" / "session.json"
-    state.write_text(state.read_text().replace('"position": 1', '"position": -9'))
+    text = json.loads(state.read_text())
+    text.pop("current")  # a session file written before the image's name was kept beside the position
+    text["position"] = -9
+    state.write_text(json.dumps(text))
     assert AnnotationSession(tmp_path / "s").position == 0
+
+
+def test_a_session_resumes_on_its_image_when_files_were_added_before_it(tmp_path):
+    folder = crops_folder(tmp_path / "data", n=3)
+    session = AnnotationSession(tmp_path / "s", folder / "images")
+    session.go(2)
+    left_on = session.current.name
+    shutil.copy(folder / "images" / left_on, folder / "images" / ("0_added_" + left_on))  # sorts first
+    assert AnnotationSession(tmp_path / "s").current.name == left_on
+
+
+def test_a_given_mask_is_not_another_images_whose_name_starts_alike(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    for stem, rows in (("p", 3), ("p.1", 9)):
+        write_png_atomic(images / f"{stem}.png", np.zeros((16, 16, 3), np.uint8))
+        mask = np.zeros((16, 16), np.uint8)
+        mask[:rows] = 255
+        write_png_atomic(masks / f"{stem}.png", mask)
+    session = AnnotationSession(tmp_path / "s", images, masks)
+    found = {p.stem: int((session.starting_mask(p) > 0).sum()) // 16 for p in session.images}
+    assert found == {"p": 3, "p.1": 9}  # "p.*" matched p.1.png first
+
+
+def test_images_whose_masks_would_be_one_file_on_a_case_insensitive_disk_are_refused(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("Scan.png", "scan.jpg"):
+        write_png_atomic(images / name, np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match="Scan.png and scan.jpg"):
+        AnnotationSession(tmp_path / "s", images)
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("where", ["images", "other data"])
+def test_a_data_folder_is_refused_as_the_session_folder_and_left_alone(tmp_path, where):
+    folder = crops_folder(tmp_path / "data", n=2)
+    root = folder / "images" if where == "images" else folder / "masks"
+    before = sorted(p.name for p in root.iterdir())
+    with pytest.raises(ValueError, match="session folder"):
+        AnnotationSession(root, folder / "images")
+    assert sorted(p.name for p in root.iterdir()) == before
 
 
 def test_store_correction_refuses_exact_duplicates_and_replaces_older_masks(tmp_path):
@@ -342,3 +389,63 @@ def test_a_grey_image_after_a_colour_one_is_shown(make_napari_viewer, qtbot, tmp
     wait_shown(qtbot, widget)
     assert widget.shown_path.name == "b_grey.png"
     assert sorted(x.name for x in viewer.layers) == ["b_grey", "b_grey mask", "b_grey probability"]
+
+
+# ---- session 26's clinician trial ----------------------------------------------------------------------------
+def test_an_unreadable_next_image_takes_the_last_one_off_the_screen_and_cannot_be_accepted(make_napari_viewer, qtbot,
+                                                                                          tmp_path):
+    """Next onto a corrupt file left the previous image and its mask on screen, selected with the brush ready,
+    under "image 2: b.png"; and the read-ahead's error replaced the current image's instructions."""
+    from napari_unetv2.widgets.session import SESSION_FILE_KEY
+
+    data = crops_folder(tmp_path / "data", n=2)
+    images = data / "images"
+    first, last = sorted(images.iterdir())
+    (images / (first.stem + "_corrupt.png")).write_bytes(b"\x89PNG\r\n\x1a\n not a picture")  # sorts between
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=images)
+    qtbot.wait(1500)  # the read-ahead of the corrupt file has failed by now
+    assert "corrupt" not in widget.status.value
+    assert widget.next_image()
+    qtbot.waitUntil(lambda: widget.failed_path == widget.session.current, timeout=30_000)
+    status = widget.status.value.replace("\u200b", "")
+    assert "could not be read" in status and "Skip" in status
+    assert not [x for x in viewer.layers if x.metadata.get(SESSION_FILE_KEY) == str(first)]  # a's image is gone
+    assert len(viewer.layers) == 0
+    assert widget.accept_and_next() is None and "no mask to accept" in widget.status.value.replace("\u200b", "")
+    assert widget.skip()
+    wait_shown(qtbot, widget)
+    assert widget.session.current == last and viewer.layers[0].metadata.get(SESSION_FILE_KEY) == str(last)
+
+
+def test_next_asks_before_leaving_edits_that_were_not_accepted(make_napari_viewer, qtbot, tmp_path):
+    data = crops_folder(tmp_path / "data", n=3)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    widget.mask_layer.paint((30, 30), 1)  # an edit, not accepted
+    assert not widget.next_image() and widget.session.position == 0
+    assert "not accepted" in widget.status.value.replace("\u200b", "")
+    assert not widget.skip() and widget.session.status(widget.session.current) is None  # Skip asks too
+    assert widget.skip()  # the same action again: the edits are left
+    wait_shown(qtbot, widget)
+    assert widget.session.position == 1
+    assert widget.next_image()  # an unedited mask: no question
+    wait_shown(qtbot, widget)
+    assert widget.session.position == 2
+
+
+def test_another_image_folder_gets_its_own_session_folder(make_napari_viewer, qtbot, tmp_path, isolated_home):
+    """After folder A, choosing folder B and Open was refused ("belongs to the images in A"): the session folder
+    the widget had filled in for A stayed."""
+    first, second = crops_folder(tmp_path / "a", n=2), crops_folder(tmp_path / "b", n=2)
+    from napari_unetv2.widgets.session import SessionWidget
+
+    viewer = make_napari_viewer()
+    widget = SessionWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.images.value = str(first / "images")
+    assert widget.open_session() is not None
+    wait_shown(qtbot, widget)
+    widget.images.value = str(second / "images")
+    assert widget.open_session() is not None, widget.status.value
+    assert widget.session.images_dir == second / "images" and widget.session.root != tmp_path / "a"

@@ -10,6 +10,7 @@ decision on an image winning), so neither drops the other's.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import threading
 import time
@@ -18,7 +19,16 @@ from typing import Optional
 
 import numpy as np
 
-from ..files import IMAGE_SUFFIXES, atomic_write_bytes, atomic_write_text, locked, read_json, read_mask, write_png_atomic
+from ..files import (
+    IMAGE_SUFFIXES,
+    atomic_write_bytes,
+    atomic_write_text,
+    locked,
+    read_json,
+    read_mask,
+    same_file_key,
+    write_png_atomic,
+)
 
 SESSION_FILE = "session.json"
 ACCEPTED, SKIPPED = "accepted", "skipped"
@@ -35,6 +45,8 @@ class AnnotationSession:
             raise ValueError(f"The session folder {self.root} belongs to the images in {state['images']}; "
                              "choose another session folder for a new image folder.")
         self.images_dir = Path(images_dir or state["images"])
+        if not state:
+            refuse_as_new_session_folder(self.root, self.images_dir)
         masks = masks_dir if masks_dir is not None else state.get("masks")
         self.masks_dir = Path(masks) if masks else None
         if not self.images_dir.is_dir():
@@ -43,16 +55,23 @@ class AnnotationSession:
                              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
         if not self.images:
             raise ValueError(f"{self.images_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
-        stems = [p.stem for p in self.images]
-        clashes = sorted({s for s in stems if stems.count(s) > 1})
+        # compared as a case-insensitive disk sees them (Scan.png and scan.jpg: one finished/scan.png on macOS)
+        stems: dict[str, list[str]] = {}
+        for p in self.images:
+            stems.setdefault(same_file_key(p.stem), []).append(p.name)
+        clashes = sorted(names for names in stems.values() if len(names) > 1)
         if clashes:
-            raise ValueError(f"Two images share the name {clashes[0]!r} (different suffixes): their masks would "
-                             "have the same file name. Rename one.")
+            raise ValueError(f"Two images share a name ({' and '.join(clashes[0])}): their masks would have the "
+                             "same file name. Rename one.")
         self._lock = threading.Lock()  # the widget records decisions from a writer thread
         self.items: dict[str, dict] = state.get("items", {})
         # the widget's choices for this session (automatic retraining); optional: anything else is dropped
         self.settings: dict = state["settings"] if isinstance(state.get("settings"), dict) else {}
-        self.position = max(0, min(state.get("position", 0), len(self.images) - 1))
+        # where this window left off, by name: files added to the folder since move the index, not the image
+        names = [p.name for p in self.images]
+        current = state.get("current")
+        self.position = (names.index(current) if isinstance(current, str) and current in names
+                         else max(0, min(state.get("position", 0), len(self.images) - 1)))
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "finished").mkdir(exist_ok=True)
         self.save()
@@ -123,9 +142,10 @@ class AnnotationSession:
             return read_mask(self.finished_path(path))
         if self.masks_dir is not None:
             for suffix in MASK_SUFFIXES:
-                # escaped: a name like "scan[1]" is a file name here, not a pattern matching "scan1"'s mask
+                # escaped: a name like "scan[1]" is a file name here, not a pattern matching "scan1"'s mask; and
+                # the stem must be the whole name before the suffix ("p.*" also matches p.1.png, another image's)
                 for candidate in sorted(self.masks_dir.glob(f"{glob.escape(path.stem + suffix)}.*")):
-                    if candidate.suffix.lower() in IMAGE_SUFFIXES:
+                    if candidate.stem == path.stem + suffix and candidate.suffix.lower() in IMAGE_SUFFIXES:
                         return read_mask(candidate)
         return None
 
@@ -168,9 +188,40 @@ class AnnotationSession:
                 on_disk = {}
             self.items = merge_items(on_disk, self.items)
             text = json.dumps({"images": str(self.images_dir), "masks": str(self.masks_dir) if self.masks_dir else None,
-                               "position": self.position, "items": self.items, "settings": self.settings},
+                               "position": self.position, "current": self.current.name, "items": self.items,
+                               "settings": self.settings},
                               indent=1) + "\n"
             atomic_write_text(self.root / SESSION_FILE, text)
+
+
+def default_session_folder(sessions: Path, images_dir: Path) -> Path:
+    """Where a folder's session goes when the user names none: ``<sessions>/<folder name>``, the name it has
+    always had, unless that holds another folder's session (two folders both called ``images``, of two
+    patients); then the name with a short hash of the image folder's full path beside it."""
+    plain = Path(sessions) / Path(images_dir).name
+    try:
+        owner = read_state(plain / SESSION_FILE).get("images")
+    except ValueError:
+        owner = "?"  # a damaged session of its own: not this folder's to take over
+    if not plain.exists() or (owner and Path(owner).resolve() == Path(images_dir).resolve()):
+        return plain
+    digest = hashlib.blake2b(str(Path(images_dir).resolve()).encode("utf-8", "surrogateescape"), digest_size=4)
+    return Path(sessions) / f"{Path(images_dir).name}-{digest.hexdigest()}"
+
+
+def refuse_as_new_session_folder(root: Path, images_dir: Path) -> None:
+    """ValueError for a folder that cannot start a session: the image folder itself, or a folder holding other
+    files (a data folder chosen by mistake: session.json and finished/ would be written among the user's files)."""
+    if root.exists() and images_dir.exists() and root.resolve() == images_dir.resolve():
+        raise ValueError("The session folder must differ from the image folder (its progress and finished masks "
+                         "would mix with the images); nothing was written.")
+    if root.is_dir():
+        others = sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and p.name != "finished")
+        if others:
+            raise ValueError(f"The session folder {root} holds other files ({others[0]}{' ...' if len(others) > 1 else ''}) "
+                             "and no session: choose a new or empty folder; nothing was written.")
+    elif root.exists():
+        raise ValueError(f"The session folder {root} is a file, not a folder.")
 
 
 def merge_items(on_disk: dict, ours: dict) -> dict:

@@ -19,6 +19,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..annotation import AnnotationSession, DuplicateCorrection, store_correction
+from ..annotation.session import default_session_folder
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy
 from ..corrections.correction_set import not_a_correction_set
@@ -39,6 +40,7 @@ from ._layers import (
     PROPOSAL,
     layer_of,
     layers_of,
+    mask_was_edited,
     ready_to_paint,
     set_mask_display,
     show_prediction,
@@ -64,6 +66,7 @@ _PREFETCH_DELAY_MS = 150
 
 ACCEPTED_EARLIER = "accepted earlier"  # the model version of a revisited image's mask: no model made it
 ACCEPT_AFTER_S = 0.35  # an image must have been on screen this long before it can be accepted
+LEAVE_AGAIN_WITHIN_S = 60  # a second Next/Previous/Skip within this leaves an edited, unaccepted mask behind
 
 
 class SessionWidget(WorkerWidget):
@@ -76,7 +79,8 @@ class SessionWidget(WorkerWidget):
         self.session_folder = FileEdit(label="session folder", mode="d", value="",
                                        tooltip="Where the session's progress and finished masks are kept; reopen it "
                                                "to resume. Empty: a folder named after the image folder in the "
-                                               "plugin's data folder.")
+                                               "plugin's data folder (a short code added if another folder of that "
+                                               "name has one there).")
         self.corrections = FileEdit(label="correction set", mode="d", value=str(default_corrections_dir()),
                                     tooltip="Where accepted corrections go (the same set Correct & retrain uses).")
         self.open_button = PushButton(text="Open / resume", tooltip="Start the session, or resume it where it stopped.")
@@ -120,6 +124,9 @@ class SessionWidget(WorkerWidget):
         self.mask_layer = None
         self.shown_path: Optional[Path] = None
         self._shown_at = float("-inf")  # time.monotonic() when shown_path appeared
+        self._default_root = ""  # the session folder this widget filled in itself
+        self.failed_path: Optional[Path] = None  # the current image, which could not be read or segmented
+        self._leave_asked: tuple = (None, None, float("-inf"))  # (image, action, when) a warning about edits was given
         self._cache: dict[tuple[str, str], tuple[np.ndarray, object]] = {}  # (file, model) -> (pixels, prediction)
         self._loading: dict[tuple[str, str], object] = {}  # (file, model) -> worker
         self._refresh: set[tuple[str, str]] = set()  # computations that update the shown image in place
@@ -138,11 +145,14 @@ class SessionWidget(WorkerWidget):
     def open_session(self, _=None) -> Optional[AnnotationSession]:
         images = str(self.images.value)
         root = str(self.session_folder.value)
-        if root in ("", "."):
+        if root in ("", ".") or (root == self._default_root and self.session is not None
+                                 and images not in ("", ".") and Path(images) != self.session.images_dir):
+            # Empty, or filled in by us for the folder open before: another image folder gets its own default
+            # (the earlier one's was refused as belonging to those images, and the user had to clear it).
             if images in ("", "."):
                 self.say("choose an image folder (or a session folder to resume)")
                 return None
-            root = str(data_home() / "sessions" / Path(images).name)
+            root = self._default_root = str(default_session_folder(data_home() / "sessions", Path(images)))
             self.session_folder.value = root
         masks = str(self.masks.value)
         try:
@@ -228,7 +238,10 @@ class SessionWidget(WorkerWidget):
         def returned(result) -> None:
             self._loading.pop(key, None)
             if isinstance(result, BaseException):
-                self.report_error(result, path.name)
+                # said only for the image the user is on: a read-ahead's failure is met when they get there
+                # (computed again then), not put over the current image's instructions
+                if self.session is not None and self.session.current == path:
+                    self._show_failure(path, result)
                 return
             self._cache[key] = result
             while len(self._cache) > _CACHE_SIZE:
@@ -246,9 +259,17 @@ class SessionWidget(WorkerWidget):
 
         worker = create_worker(job, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self.guarded(returned))
-        worker.errored.connect(self.guarded(lambda err: self.report_error(err, path.name)))
+        worker.errored.connect(self.guarded(lambda err: returned(err)))
         self._loading[key] = worker
         worker.start()
+
+    def _show_failure(self, path: Path, err: BaseException) -> None:
+        """The current image cannot be shown: the previous image goes from the canvas (left there, it was taken
+        for this one, with its mask selected and the brush ready), and the status says what to do."""
+        self._remove_shown()
+        self.failed_path = path
+        self._update_where()
+        self.report_error(err, f"{path.name} could not be read or segmented (Skip it, or go on with Next)")
 
     def _update_in_place(self, path: Path, prediction) -> None:
         """The shown image segmented again by a new model: its mask updated in place unless edited."""
@@ -295,7 +316,7 @@ class SessionWidget(WorkerWidget):
                 probability.name = f"{path.stem} probability"
             else:
                 show_prediction(self.viewer, layer, prediction, prediction.model_version)  # adds the probability
-        self.shown_path = path
+        self.shown_path, self.failed_path = path, None
         self._shown_at = time.monotonic()
         self.viewer.reset_view()
         ready_to_paint(self.viewer, self.mask_layer)
@@ -331,8 +352,27 @@ class SessionWidget(WorkerWidget):
             return False
         return True
 
-    def next_image(self, _=None) -> bool:
+    def _may_leave(self, action: str) -> bool:
+        """False (and a warning) when the mask on screen has edits not accepted: Next, Previous or Skip would drop
+        them when the next image takes its layers. The same action again within a minute leaves them."""
+        path, layer = self.shown_path, self.mask_layer
+        if path is None or path != self.session.current or layer is None or layer not in self.viewer.layers \
+                or not mask_was_edited(layer):
+            return True
+        asked_path, asked_action, asked_at = self._leave_asked
+        if asked_path == path and asked_action == action and time.monotonic() - asked_at < LEAVE_AGAIN_WITHIN_S:
+            self._leave_asked = (None, None, float("-inf"))
+            return True
+        self._leave_asked = (path, action, time.monotonic())
+        self.say(f"your edits to {path.name}'s mask are not accepted: 'Accept & next' keeps them; press {action} "
+                 "again to leave them")
+        return False
+
+    def next_image(self, _=None, confirmed: bool = False) -> bool:
         if not self._ready():
+            return False
+        last = self.session.position >= len(self.session) - 1
+        if not last and not confirmed and not self._may_leave("Next"):
             return False
         if not self.session.next(save=False):
             self.say(f"that was the last image; {self.session.reviewed(frozenset(self._writing))} / {len(self.session)} reviewed. "
@@ -343,17 +383,19 @@ class SessionWidget(WorkerWidget):
         return True
 
     def previous_image(self, _=None) -> bool:
-        if not self._ready() or not self.session.previous(save=False):
+        if not self._ready() or self.session.position == 0 or not self._may_leave("Previous"):
+            return False
+        if not self.session.previous(save=False):
             return False
         self._writer.submit(self.session.save)
         self.show_current()
         return True
 
     def skip(self, _=None) -> bool:
-        if not self._ready():
+        if not self._ready() or not self._may_leave("Skip"):
             return False
         self.session.skip(self.session.current, save=False)
-        moved = self.next_image()
+        moved = self.next_image(confirmed=True)  # asked already, as Skip
         if not moved:
             self._writer.submit(self.session.save)
         return moved
@@ -365,6 +407,9 @@ class SessionWidget(WorkerWidget):
         if not self._ready():
             return None
         path = self.session.current
+        if self.failed_path == path:
+            self.say(f"{path.name} could not be read or segmented: there is no mask to accept (Skip it, or Next)")
+            return None
         if self.shown_path != path or self.mask_layer not in self.viewer.layers:
             self.say(f"{path.name} is still being segmented; accept once it is shown")
             return None
