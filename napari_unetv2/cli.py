@@ -88,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mode", choices=["resize", "tile"], default=None)
     e.add_argument("--tta", action="store_true")
 
-    p = sub.add_parser("predict", help="segment every image in a folder")
+    p = sub.add_parser("predict", help="segment every image in a folder",
+                       description="Segments every image in a folder: OUT/<stem>.png and OUT/summary.csv. Exit status "
+                                   "0 when every image is segmented (or was, with --continue), 1 when any image failed "
+                                   "(its row in summary.csv says why), 2 for bad input, 130 on Ctrl-C.")
     _add_checkpoint(p)
     p.add_argument("-i", "--input", type=Path, required=True)
     p.add_argument("-o", "--output", type=Path, required=True)
@@ -284,7 +287,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     print(printable(summary.describe()))
-    return 0
+    # 1 when an image failed (a script or a SLURM array must see it; the summary says which and why), 0 when every
+    # image is segmented or was already (files that are not images are listed, not failures)
+    return 1 if summary.count("error") else 0
 
 
 def _describe_scores(label: str, scores: dict) -> str:

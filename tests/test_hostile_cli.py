@@ -301,6 +301,21 @@ def test_finetune_into_the_parent_checkpoints_folder_is_refused(tmp_path, pairs,
     assert tree_digest(tmp_path) == before
 
 
+def test_finetune_into_a_used_folder_does_not_advise_an_option_it_lacks(tmp_path, pairs, capsys):
+    """The refusal said "pass --resume to continue that run"; unetv2 finetune has no --resume (cold review, session 26)."""
+    parent_dir, out = tmp_path / "model", tmp_path / "used"
+    model = small_model()
+    save_checkpoint(model, parent_dir / "best.safetensors", ModelConfig.for_model(model, input_size=(64, 64)))
+    out.mkdir()
+    (out / "log.csv").write_text("an earlier round")
+    before = tree_digest(tmp_path)
+    assert main(["finetune", "--checkpoint", str(parent_dir / "best.safetensors"), "--data", str(pairs),
+                 "--out", str(out), "--epochs", "1", "--device", "cpu"]) == 2
+    [line] = error_lines(capsys)
+    assert "not empty" in line and "--resume" not in line
+    assert tree_digest(tmp_path) == before
+
+
 def test_output_folder_rules(tmp_path):
     from napari_unetv2.engine.loop import TrainJob, claim_output_folder
     from napari_unetv2.engine.recipes import load_recipe
@@ -330,3 +345,40 @@ def test_config_dataclass_round_trip_still_loads(tmp_path, checkpoint):
     """The validation accepts what save_checkpoint writes (tuples become lists in JSON)."""
     config = read_config(checkpoint)
     assert ModelConfig.from_dict(json.loads(json.dumps(asdict(config)))) == config
+
+
+# ---- unetv2 predict's exit status (session 26's clinician trial) ----------------------------------------------
+
+def test_predict_exits_1_when_an_image_failed_and_0_when_all_were_segmented(tmp_path, capsys):
+    """A folder whose only image was corrupt printed "0 segmented ... 1 failed" and exited 0: a SLURM array or a
+    script could not tell a failed run from a good one."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    save(src / "good.png", picture(0))
+    (src / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not a picture")
+    (src / "notes.txt").write_text("not an image: listed, not a failure")
+    assert main(["predict", "-i", str(src), "-o", str(out)]) == 1
+    assert "1 failed" in capsys.readouterr().out
+    (src / "corrupt.png").unlink()
+    assert main(["predict", "-i", str(src), "-o", str(out), "--continue"]) == 0
+
+
+def test_an_input_folder_that_goes_away_mid_run_stops_it_with_one_message(tmp_path):
+    import shutil
+
+    from napari_unetv2.inference import Predictor
+    from napari_unetv2.inference.batch import predict_folder
+    from napari_unetv2.inference.summary import read_summary
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    for i in range(6):
+        save(src / f"im{i}.png", picture(i))
+
+    def unplugged_after_the_second(done, total, name):
+        if done == 2 and src.exists():
+            shutil.rmtree(src)
+
+    with pytest.raises(FileNotFoundError, match="input folder .* is gone"):
+        predict_folder(Predictor(device="cpu"), src, out, progress=unplugged_after_the_second, overlap_io=False)
+    rows = read_summary(out)
+    assert [r["status"] for r in rows] == ["done", "done"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["im0.png", "im1.png"]

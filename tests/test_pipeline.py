@@ -98,6 +98,33 @@ def test_stream_raises_where_the_loop_would_and_predicts_unlisted_paths(predicto
             assert np.array_equal(result.probability, expected.probability)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_an_unlisted_path_does_not_throw_away_the_predictions_made_ahead(predictor, tmp_path, monkeypatch, parallel):
+    """A --continue run asked for a mask deleted while it ran: the one-stream pipeline advanced past every
+    prediction made ahead, discarding them, and made each one again (21 images, 41 forward passes)."""
+    from napari_unetv2.inference.pipeline import ParallelPredictionStream
+
+    image = load_sample("polyp")[0][:96, :96]
+    paths = [tmp_path / f"im{i}.png" for i in range(6)]
+    passes = []
+    for name in ("predict", "predict_prepared"):
+        real = getattr(predictor, name)
+
+        def counted(x, *args, _real=real, **kwargs):
+            passes.append(len(x) if isinstance(x, list) else 1)
+            return _real(x, *args, **kwargs)
+
+        monkeypatch.setattr(predictor, name, counted)
+    stream = (ParallelPredictionStream(predictor, paths, [1, 1], read=lambda p: image) if parallel
+              else PredictionStream(predictor, paths, read=lambda p: image))
+    with stream:
+        stream.result(paths[0])
+        stream.result(tmp_path / "deleted since.png")
+        for path in paths[1:]:
+            stream.result(path)
+    assert sum(passes) == len(paths) + 1
+
+
 def test_writer_runs_in_order_and_reports_the_first_error():
     done = []
 

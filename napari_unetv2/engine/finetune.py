@@ -164,7 +164,7 @@ def finetune_events(
         name=f"{parent.name or parent.encoder}-finetuned", parent=parent.version, command=command,
         data={"corrections": len(corrections), "trained_on": trained_on, "replay": len(train) - len(trained_on),
               "held_out": [p.stem for p in held_out]},
-        resumable=resumable,
+        resumable=resumable, resume_offered=False,
     )
     line = bundled_line(checkpoint)  # known before training: nothing after it may fail on the way
     yield from run_training(job)

@@ -87,6 +87,9 @@ class TrainJob:
     # Also keep every epoch's weights as OUT/epochs/epoch-NNN.safetensors (for weight averaging across
     # epochs, training/average_checkpoints.py); off by default: one model file per epoch.
     save_epochs: bool = False
+    # Whether the caller can resume a run (``unetv2 train --resume``): a fine-tuning round cannot, and its
+    # refusal of a used folder must not advise an option it lacks.
+    resume_offered: bool = True
 
 
 EPOCHS = "epochs"
@@ -286,8 +289,9 @@ def claim_output_folder(job: TrainJob) -> None:
     if job.resume:
         return
     if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise ValueError(f"The output folder {out_dir} is not empty (an earlier run?); pass --resume to continue "
-                         "that run, or choose a new folder. Nothing was changed.")
+        advice = ("pass --resume to continue that run, or choose a new folder" if job.resume_offered
+                  else "choose a new (or empty) folder")
+        raise ValueError(f"The output folder {out_dir} is not empty (an earlier run?); {advice}. Nothing was changed.")
 
 
 def build_run(job: TrainJob) -> TrainingRun:

@@ -297,6 +297,11 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
             try:
                 prediction = stream.result(path)
             except PER_FILE_ERRORS as err:
+                if isinstance(err, FileNotFoundError) and not path.parent.is_dir():
+                    # the whole folder went (unplugged, moved, deleted): one message, not a row for every image
+                    raise FileNotFoundError(
+                        f"The input folder {path.parent} is gone (moved, deleted or unplugged while the run went on); "
+                        "what was done is kept: --continue finishes the rest once it is back.") from err
                 row.update(status="error", note=one_line(err))
             else:
                 # --continue with some of this image's outputs there (a run without --save-probabilities before,

@@ -64,6 +64,7 @@ class PredictionStream:
         self.batch_size = batch_size
         self._waiting: queue.Queue = queue.Queue(maxsize=prefetch)
         self._ready: deque = deque()  # (path, Prediction | Exception), in order
+        self._ahead = set(paths)  # listed paths not yet handed out: only these are worth waiting for
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_ahead, args=(list(paths),), daemon=True,
                                         name="unetv2-read-ahead")
@@ -145,6 +146,11 @@ class PredictionStream:
             return err
 
     def result(self, path: Path) -> Prediction:
+        if path not in self._ahead:
+            # Not in the list, or handed out already: predicted here, as the sequential loop would. Advancing
+            # to it would have thrown away every prediction made ahead (and made each one again, unread ahead).
+            return self.predictor.predict(self.read(path), **self.predict_kwargs)
+        self._ahead.discard(path)
         while True:
             while self._ready:
                 ready_path, outcome = self._ready.popleft()
@@ -152,8 +158,7 @@ class PredictionStream:
                     if isinstance(outcome, Exception):
                         raise outcome
                     return outcome
-            if not self._advance():
-                # Not in the list (or already passed): predict it here, as the sequential loop would.
+            if not self._advance():  # (a path passed over by an earlier result(): dropped from the stream)
                 return self.predictor.predict(self.read(path), **self.predict_kwargs)
 
     def close(self) -> None:
