@@ -331,6 +331,27 @@ def test_batch_widget_says_why_it_refuses_an_output_folder_with_results(make_nap
     assert (tmp_path / "out" / "a.png").read_bytes() == before
 
 
+def test_batch_widget_names_what_failed_and_why_and_a_missing_input_folder(make_napari_viewer, qtbot, tmp_path):
+    """Session 26's trial: the status said "2 failed -> OUT" and named neither file nor reason (the CLI prints
+    both); a subfolder was skipped without a word; a vanished input folder read "choose an input folder"."""
+    import napari_unetv2.widgets  # noqa: F401
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unetv2", "Batch folder")
+    src = tmp_path / "in"
+    save(src / "a.png", picture(0))
+    (src / "empty.png").write_bytes(b"")
+    (src / "patient2").mkdir()
+    widget.input.value, widget.output.value = str(src), str(tmp_path / "out")
+    widget.open_results.value = False
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: widget.worker is None and "failed" in widget.status.value, timeout=120_000)
+    status = widget.status.value.replace("\u200b", "")
+    assert "empty.png (" in status and "1 folder(s) inside" in status and "\n" not in status
+    widget.input.value = str(tmp_path / "gone")
+    assert widget.run() is None and "input folder not found" in widget.status.value.replace("\u200b", "")
+
+
 # ---- session 26's cold review of the batch runner -------------------------------------------------------------
 
 @pytest.mark.parametrize("sequential", [False, True])

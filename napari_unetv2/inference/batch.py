@@ -61,6 +61,7 @@ class BatchSummary:
     other_models: list[str] = field(default_factory=list)
     unrecorded: int = 0
     stopped: bool = False  # cancelled before every image was done
+    subfolders: int = 0  # folders inside the input folder: not looked into (said, so none is thought done)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r["status"] == status)
@@ -80,7 +81,16 @@ class BatchSummary:
         if self.unrecorded:
             lines.append(f"  note: {self.unrecorded} kept output(s) have no summary row: not made by this program's runs "
                          "into this folder (masks put there otherwise?)")
+        if self.subfolders:
+            lines.append(f"  note: {self.subfolders} folder(s) inside the input folder were not looked into (run "
+                         "each as its own input folder)")
         return "\n".join(lines)
+
+    def failures(self, at_most: int = 3) -> str:
+        """The failed files and why, for a one-line status: 'a.png (reason); b.png (reason) and 3 more'."""
+        failed = [r for r in self.rows if r["status"] == "error"]
+        shown = "; ".join(f"{r['file']} ({r['note']})" for r in failed[:at_most])
+        return shown + (f" and {len(failed) - at_most} more" if len(failed) > at_most else "")
 
 
 # ---- output names --------------------------------------------------------------------------------------
@@ -205,6 +215,7 @@ def predict_folder(
     remove_stale_temporaries(output_dir)
     read_summary(output_dir, summary_name(shard))  # an unreadable one is kept as a backup now, before any write
     summary = BatchSummary(output_dir)
+    summary.subfolders = sum(1 for p in input_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     mode = "tile" if tile else None
 
     def finished(path: Path) -> bool:

@@ -50,8 +50,11 @@ class BatchWidget(WorkerWidget):
         if self.busy:
             return None
         source, target = Path(self.input.value), Path(self.output.value)
-        if not source.is_dir() or str(self.output.value) in ("", "."):
+        if str(self.input.value) in ("", ".") or str(self.output.value) in ("", "."):
             self.say("choose an input folder and an output folder")
+            return None
+        if not source.is_dir():
+            self.say(f"input folder not found: {source} (moved, renamed or unplugged?)")
             return None
         choice = self.model_choice()
         if isinstance(choice, Path) and not choice.is_file():
@@ -76,7 +79,8 @@ class BatchWidget(WorkerWidget):
         self.last_summary = summary
         stopped = " (cancelled: finished images kept, none half-written)" if summary.stopped else ""
         first, *rest = summary.describe().splitlines()
-        self.say(" ".join([first + stopped] + [line.strip() for line in rest if line.strip().startswith("note:")]))
+        failed = f" Failed: {summary.failures()} (every reason in summary.csv)." if summary.count("error") else ""
+        self.say(" ".join([first + stopped + failed] + [line.strip() for line in rest if line.strip().startswith("note:")]))
         if self.open_results.value and self.viewer is not None:
             self.open_masks(summary, source)
 
