@@ -244,6 +244,8 @@ def _decode(path: str | Path, limit: Optional[int], keep_alpha: bool, keep_palet
     path = Path(path)
     if path.is_dir():
         raise UnreadableImageError(f"Cannot read image {path}: it is a folder.")
+    if path.is_file() and path.stat().st_size == 0:  # (a FIFO or device is left to the decoders' own errors)
+        raise UnreadableImageError(f"Cannot read image {path}: the file is empty (0 bytes; an interrupted copy?).")
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
             import tifffile
