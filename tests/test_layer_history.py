@@ -39,3 +39,18 @@ def test_undo_on_the_next_image_does_not_bring_back_the_last_images_pixels(make_
     start_mask(viewer, image, second, second, "a")
     mask.undo()
     np.testing.assert_array_equal(mask.data, prediction(slice(40, 50)).mask)
+
+
+def test_segment_s_status_follows_a_mask_replaced_by_another_widget(make_napari_viewer, qtbot):
+    """After Retrain (or Roll back) re-segmented the open images, Segment still said "segmented with version <old>"
+    (session 26's second trial)."""
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((H, W), np.uint8), name="frame")
+    show_prediction(viewer, image, prediction(slice(5, 15)), "old-version")
+    other = viewer.add_image(np.zeros((H, W), np.uint8), name="other")
+    _, segment = viewer.window.add_plugin_dock_widget("napari-unetv2", "Segment")
+    segment.image.value = other
+    segment.image.value = image  # the clinician comes back to the frame: the status names its mask's version
+    qtbot.waitUntil(lambda: "old-version" in segment.status.value.replace("\u200b", ""), timeout=5000)
+    show_prediction(viewer, image, prediction(slice(20, 30)), "new-version")  # as Correct & retrain does
+    assert "new-version" in segment.status.value.replace("\u200b", "")

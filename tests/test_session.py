@@ -449,3 +449,34 @@ def test_another_image_folder_gets_its_own_session_folder(make_napari_viewer, qt
     widget.images.value = str(second / "images")
     assert widget.open_session() is not None, widget.status.value
     assert widget.session.images_dir == second / "images" and widget.session.root != tmp_path / "a"
+
+
+def test_edits_left_behind_do_not_come_back_as_the_models_mask(make_napari_viewer, qtbot, tmp_path):
+    """Session 26's second trial: the brush painted into the cached prediction, so after leaving the edits (Next,
+    Next) and going back, the stroke was shown as the model's own mask, counted as unedited, and stored as such."""
+    from napari_unetv2.widgets._layers import mask_was_edited
+
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    models_mask = np.array(widget.mask_layer.data, copy=True)
+    widget.mask_layer.paint((128, 128), 1 - int(models_mask[128, 128]))
+    assert not widget.next_image() and widget.next_image()  # asked, then the edits are left
+    wait_shown(qtbot, widget)
+    assert widget.previous_image()
+    wait_shown(qtbot, widget)
+    np.testing.assert_array_equal(widget.mask_layer.data, models_mask)
+    assert not mask_was_edited(widget.mask_layer)
+
+
+def test_a_click_count_does_not_follow_the_layer_to_the_next_image(make_napari_viewer, qtbot, tmp_path):
+    from napari_unetv2.interactive import CLICKS_METADATA
+
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    widget.mask_layer.metadata[CLICKS_METADATA] = 2  # as Correct with clicks records two clicks on image 1
+    widget.mask_layer.paint((128, 128), 1)
+    assert not widget.next_image() and widget.next_image()
+    wait_shown(qtbot, widget)
+    assert CLICKS_METADATA not in widget.mask_layer.metadata

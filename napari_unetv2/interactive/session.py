@@ -40,6 +40,9 @@ class Edit:
     previous_probability: Optional[np.ndarray] = None  # only a box changes the probability map
     point: tuple[int, ...] = field(default=())
     pixels: int = 0  # pixels the click changed
+    # What the click wrote into the window (its values there after it); undo puts back only the pixels that still
+    # hold them, so brush work done after the click, over the same pixels, is not taken back with it
+    written: Optional[np.ndarray] = None
 
 
 class ClickSession:
@@ -96,6 +99,7 @@ class ClickSession:
         edit = Edit(kind, box, self.mask[box].copy(), point=point, pixels=int(rows.size))
         if rows.size:
             self._write((win[0].start + rows, win[1].start + cols), value)
+        edit.written = self.mask[box].copy()
         self.history.append(edit)
         return edit
 
@@ -163,6 +167,7 @@ class ClickSession:
                              f"the {self.mask.shape[0]}x{self.mask.shape[1]} image.")
         edit = Edit("box", win, self.mask[win].copy(), self.probability[win].copy(), point=(top, left, bottom, right))
         edit.pixels = self._replace(win, (probability >= self.threshold).astype(self.mask.dtype))
+        edit.written = self.mask[win].copy()
         self.probability[win] = probability
         self.history.append(edit)
         return edit
@@ -172,7 +177,12 @@ class ClickSession:
         if not self.history:
             return None
         edit = self.history.pop()
-        self._replace(edit.window, edit.previous_mask)
+        now = self.mask[edit.window]
+        # only what the click changed and nothing has changed since (a brush stroke after it keeps its pixels)
+        keep_later_edits = np.ones(now.shape, bool) if edit.written is None else (now == edit.written)
+        rows, cols = np.nonzero((now != edit.previous_mask) & keep_later_edits)
+        if rows.size:
+            self._write((rows + edit.window[0].start, cols + edit.window[1].start), edit.previous_mask[rows, cols])
         if edit.previous_probability is not None:
             self.probability[edit.window] = edit.previous_probability
         return edit

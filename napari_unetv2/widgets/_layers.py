@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 
 from ..corrections.correction_set import image_hash
+from ..interactive import CLICKS_METADATA
 
 ROLE = "unetv2_role"
 IMAGE_ID = "unetv2_image"
@@ -138,13 +139,16 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
 
     mask = layer_of(viewer, image_layer, MASK)
     if mask is None:
-        mask = viewer.add_labels(prediction.mask, name=f"{name} mask", opacity=MASK_OPACITY, visible=visible,
+        # a copy: the brush paints into the layer's array, and a prediction may be kept (the session's cache) and
+        # shown again as the model's mask
+        mask = viewer.add_labels(prediction.mask.copy(), name=f"{name} mask", opacity=MASK_OPACITY, visible=visible,
                                  metadata=_prediction_metadata(image_layer, MASK, prediction, model_version),
                                  colormap=mask_colormap(), **placement)
         set_mask_display(mask, display)
     elif not mask_was_edited(mask):
-        replace_labels(mask, prediction.mask)
+        # the metadata first: whoever hears the layer's data event reads the new mask's model, not the old one's
         mask.metadata.update(_prediction_metadata(image_layer, MASK, prediction, model_version))
+        replace_labels(mask, prediction.mask.copy())
     else:
         result["kept_edited"] = True
         result["proposal"] = _update_proposal(viewer, image_layer, prediction, model_version, visible)
@@ -180,6 +184,7 @@ def replace_labels(layer, data: np.ndarray) -> None:
     reset = getattr(layer, "_reset_history", None)
     if callable(reset):
         reset()
+    layer.metadata.pop(CLICKS_METADATA, None)  # the clicks were made on the old pixels (stored with the next image's)
 
 
 def _update_proposal(viewer, image_layer, prediction, model_version: str, visible: bool):
@@ -189,7 +194,7 @@ def _update_proposal(viewer, image_layer, prediction, model_version: str, visibl
         # Adding a layer makes it the active one: the user's mask (and its paint brush) must stay active, or the
         # next brush stroke or "Accept correction" would go to the model's proposal instead of their correction.
         active = viewer.layers.selection.active
-        proposal = viewer.add_labels(prediction.mask, name=f"{image_layer.name} proposal", opacity=0.6,
+        proposal = viewer.add_labels(prediction.mask.copy(), name=f"{image_layer.name} proposal", opacity=0.6,
                                      visible=visible, metadata=metadata, colormap=proposal_colormap(),
                                      **spatial_placement(image_layer))
         proposal.contour = 2  # an outline beside the user's filled mask: compare, copy what helps
@@ -198,8 +203,8 @@ def _update_proposal(viewer, image_layer, prediction, model_version: str, visibl
         if active is not None and active in viewer.layers:
             viewer.layers.selection.active = active
     else:
-        replace_labels(proposal, prediction.mask)
         proposal.metadata.update(metadata)
+        replace_labels(proposal, prediction.mask.copy())
     return proposal
 
 
@@ -265,13 +270,14 @@ def start_mask(viewer, image_layer, mask: np.ndarray, starting_point: np.ndarray
     metadata = {ROLE: MASK, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: image_hash(starting_point),
                 MODEL_VERSION: model_version, PREDICTED_MASK: starting_point.copy(), PREDICTED_AT: time.time()}
     layer = layer_of(viewer, image_layer, MASK)
+    mask = np.array(mask, copy=True)  # painted in place: never the caller's array (a cached prediction's mask)
     if layer is None:
         layer = viewer.add_labels(mask, name=f"{image_layer.name} mask", opacity=MASK_OPACITY, metadata=metadata,
                                   colormap=mask_colormap(), **spatial_placement(image_layer))
         set_mask_display(layer, display)
     else:
+        layer.metadata.update(metadata)  # before the pixels (see show_prediction)
         replace_labels(layer, mask)
-        layer.metadata.update(metadata)
         layer.name = f"{image_layer.name} mask"
     return layer
 

@@ -6,6 +6,7 @@ The model runs in a napari thread worker; the GUI thread only gathers parameters
 from __future__ import annotations
 
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,8 @@ class SegmentWidget(WorkerWidget):
         self.model_source.changed.connect(self.guarded(self._on_model_choice))
         self.last_result: dict = {}
         self._status_image = None  # the image the status speaks of: a result for another must not be overwritten
+        self._status_about = None  # (mask layer, version) while the status says which version made that mask
+        self._watched = weakref.WeakSet()  # mask layers whose pixel replacements this widget listens to
         self._other_line_seen: tuple = (None, 0.0)  # ((image, model), when) once warned: Segment again goes ahead
 
     def _image_layers(self, _=None) -> list:
@@ -145,8 +148,25 @@ class SegmentWidget(WorkerWidget):
         if mask is None:
             self.say(f"{image.name}: not segmented yet")
         else:
-            self.say(f"{image.name}: segmented with version {mask.metadata.get(MODEL_VERSION) or '?'}; "
-                     "Segment again to update it (an edited mask is kept)")
+            self._say_version(image, mask)
+
+    def _say_version(self, image, mask) -> None:
+        version = mask.metadata.get(MODEL_VERSION) or "?"
+        self.say(f"{image.name}: segmented with version {version}; Segment again to update it (an edited mask is kept)")
+        self._status_about = (mask, version)
+        if mask not in self._watched:
+            # Correct & retrain re-segments open images after a round or a roll back: the status must not go on
+            # naming the version the mask had before (the data event fires on replaced pixels, not on brush strokes)
+            self._watched.add(mask)
+            mask.events.data.connect(self.guarded(lambda _event, mask=mask: self._on_mask_replaced(mask)))
+
+    def _on_mask_replaced(self, mask) -> None:
+        about = self._status_about
+        image = self.image.value
+        if self.busy or about is None or about[0] is not mask or image is None or layer_of(self.viewer, image, MASK) is not mask:
+            return
+        if (mask.metadata.get(MODEL_VERSION) or "?") != about[1]:
+            self._say_version(image, mask)
 
     def _on_model_choice(self, _=None) -> None:
         """Another model chosen: a warning about the one chosen before no longer stands (nor its second press)."""
@@ -167,6 +187,7 @@ class SegmentWidget(WorkerWidget):
         """Start a prediction worker; returns it (tests wait on it). Refusals go to the status line."""
         if self.busy:
             return None
+        self._status_about = None  # what the status says from here on is this run's
         layer = self.image.value
         if layer is None:
             self.say("choose an image layer first")
