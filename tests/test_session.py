@@ -446,9 +446,10 @@ def test_another_image_folder_gets_its_own_session_folder(make_napari_viewer, qt
     widget.images.value = str(first / "images")
     assert widget.open_session() is not None
     wait_shown(qtbot, widget)
+    first_root = widget.session.root
     widget.images.value = str(second / "images")
     assert widget.open_session() is not None, widget.status.value
-    assert widget.session.images_dir == second / "images" and widget.session.root != tmp_path / "a"
+    assert widget.session.images_dir == second / "images" and widget.session.root != first_root
 
 
 def test_edits_left_behind_do_not_come_back_as_the_models_mask(make_napari_viewer, qtbot, tmp_path):
@@ -480,3 +481,112 @@ def test_a_click_count_does_not_follow_the_layer_to_the_next_image(make_napari_v
     assert not widget.next_image() and widget.next_image()
     wait_shown(qtbot, widget)
     assert CLICKS_METADATA not in widget.mask_layer.metadata
+
+
+# ---- session 26's cold review of the day's change --------------------------------------------------------------
+def test_a_failed_re_segmentation_of_the_image_on_screen_keeps_its_edits(make_napari_viewer, qtbot, tmp_path):
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    widget.mask_layer.paint((30, 30), 1)
+    edited = np.array(widget.mask_layer.data)
+
+    def failing(*args, **kwargs):
+        raise ValueError("the new model cannot read this frame (a damaged checkpoint)")
+
+    widget.models.predictor = failing
+    widget._on_model_switched()  # what the widget runs when another model is put in use
+    qtbot.waitUntil(lambda: "damaged checkpoint" in widget.status.value.replace("\u200b", ""), timeout=30_000)
+    assert widget.mask_layer in viewer.layers and np.array_equal(widget.mask_layer.data, edited)
+
+
+def test_a_runtime_error_of_the_model_is_said_and_the_image_not_left_being_segmented(make_napari_viewer, qtbot,
+                                                                                     tmp_path):
+    """superqt takes a returned RuntimeError (CUDA out of memory) for an aborted worker and emits nothing: the
+    image stayed "segmenting..." for good, with the previous one on screen."""
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+
+    class OutOfMemory:
+        def predict(self, image, **kwargs):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    widget.models.predictor = lambda *args, **kwargs: OutOfMemory()
+    widget._cache.clear()
+    assert widget.next_image()
+    qtbot.waitUntil(lambda: widget.failed_path == widget.session.current, timeout=30_000)
+    assert "out of memory" in widget.status.value.replace("\u200b", "") and len(viewer.layers) == 0
+
+
+def test_an_unreadable_image_with_a_given_mask_is_said_too(make_napari_viewer, qtbot, tmp_path):
+    from napari_unetv2.widgets.session import SessionWidget
+
+    data = crops_folder(tmp_path / "data", n=2)
+    first = sorted((data / "images").iterdir())[0]
+    corrupt = data / "images" / (first.stem + "_corrupt.png")
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not a picture")  # sorts second
+    (data / "masks" / corrupt.name).write_bytes((data / "masks" / first.name).read_bytes())  # its given mask
+    viewer = make_napari_viewer()
+    widget = SessionWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.images.value, widget.masks.value = str(data / "images"), str(data / "masks")
+    widget.session_folder.value = str(tmp_path / "session")
+    assert widget.open_session() is not None
+    wait_shown(qtbot, widget)
+    assert widget.next_image()  # read at once (a given mask needs no model): it raised out of Next before
+    assert widget.failed_path == corrupt and len(viewer.layers) == 0
+
+
+def test_previous_after_accepting_the_last_image_does_not_call_its_edits_unaccepted(make_napari_viewer, qtbot,
+                                                                                    tmp_path, isolated_home):
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    widget.corrections.value = str(tmp_path / "corrections")
+    assert widget.next_image()
+    wait_shown(qtbot, widget)
+    widget.mask_layer.paint((30, 30), 1)
+    widget.accept_and_next().result(timeout=60)  # the last image: it stays on screen
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    assert widget.previous_image(), widget.status.value
+
+
+def test_after_a_folder_that_failed_to_open_the_next_folder_gets_its_own_session_folder(make_napari_viewer, qtbot,
+                                                                                        tmp_path, isolated_home):
+    from napari_unetv2.widgets.session import SessionWidget
+
+    (tmp_path / "scans_p1").mkdir()  # no images in it
+    data = crops_folder(tmp_path / "p2", n=2)
+    viewer = make_napari_viewer()
+    widget = SessionWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.images.value = str(tmp_path / "scans_p1")
+    assert widget.open_session() is None
+    widget.images.value = str(data / "images")
+    assert widget.open_session() is not None, widget.status.value
+    assert widget.session.root.name.startswith("images")  # not under the first folder's name
+
+
+def test_a_session_kept_under_its_hashed_name_is_found_again(tmp_path):
+    from napari_unetv2.annotation.session import default_session_folder
+
+    sessions = tmp_path / "sessions"
+    first, second = (crops_folder(tmp_path / p, n=3) / "images" for p in ("p1", "p2"))
+    AnnotationSession(default_session_folder(sessions, first), first)
+    kept = default_session_folder(sessions, second)
+    assert kept.name != "images"  # the plain name is the first folder's
+    AnnotationSession(kept, second).go(2)
+    shutil.rmtree(sessions / "images")  # the first patient's session removed when done
+    assert default_session_folder(sessions, second) == kept
+    assert AnnotationSession(kept).position == 2
+
+
+def test_a_session_started_before_the_case_check_still_opens(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("Scan.png", "scan.png"):  # one folder on Linux, two files
+        write_png_atomic(images / name, np.zeros((16, 16, 3), np.uint8))
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "session.json").write_text(json.dumps({"images": str(images), "position": 1, "items": {}}))
+    assert AnnotationSession(tmp_path / "s").position == 1

@@ -60,7 +60,7 @@ class AnnotationSession:
         for p in self.images:
             stems.setdefault(same_file_key(p.stem), []).append(p.name)
         clashes = sorted(names for names in stems.values() if len(names) > 1)
-        if clashes:
+        if clashes and not state:  # (a session started before this check keeps working where it was made)
             raise ValueError(f"Two images share a name ({' and '.join(clashes[0])}): their masks would have the "
                              "same file name. Rename one.")
         self._lock = threading.Lock()  # the widget records decisions from a writer thread
@@ -199,14 +199,16 @@ def default_session_folder(sessions: Path, images_dir: Path) -> Path:
     always had, unless that holds another folder's session (two folders both called ``images``, of two
     patients); then the name with a short hash of the image folder's full path beside it."""
     plain = Path(sessions) / Path(images_dir).name
-    try:
-        owner = read_state(plain / SESSION_FILE).get("images")
-    except ValueError:
-        owner = "?"  # a damaged session of its own: not this folder's to take over
-    if not plain.exists() or (owner and Path(owner).resolve() == Path(images_dir).resolve()):
-        return plain
     digest = hashlib.blake2b(str(Path(images_dir).resolve()).encode("utf-8", "surrogateescape"), digest_size=4)
-    return Path(sessions) / f"{Path(images_dir).name}-{digest.hexdigest()}"
+    hashed = Path(sessions) / f"{Path(images_dir).name}-{digest.hexdigest()}"
+    for folder in (plain, hashed):  # this folder's session, wherever it was started
+        try:
+            owner = read_state(folder / SESSION_FILE).get("images")
+        except ValueError:
+            continue  # a damaged session: not this folder's to take over
+        if owner and Path(owner).resolve() == Path(images_dir).resolve():
+            return folder
+    return plain if not plain.exists() and not hashed.exists() else hashed
 
 
 def refuse_as_new_session_folder(root: Path, images_dir: Path) -> None:

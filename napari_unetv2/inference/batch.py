@@ -227,12 +227,24 @@ def predict_folder(
         stream = ParallelPredictionStream(predictor, todo, threads, threshold, mode, tile or 512, tta)
     else:
         stream = PredictionStream(predictor, todo, threshold, mode, tile or 512, tta, batch_size)
+    failed = False
     try:
         with stream, OrderedWriter(background=overlap_io) as writer:
             _predict_files(predictor, files, output_dir, save_probabilities, summary, clashing, finished,
                            stream, writer, progress, should_stop, summary_name(shard), resume)
+    except BaseException:
+        failed = True
+        raise
     finally:
         release_freed_memory()  # what the streams' threads kept for reuse goes back once the folder is done
+        # The last summary write, here in the caller's thread once the writer has drained or stopped at its
+        # error: queued behind a failed write, the writer would skip it (a full disk at the last image left that
+        # image, and some before it, unrecorded). Rows without a status were never written.
+        try:
+            update_summary(output_dir, [r for r in summary.rows if r["status"]], summary_name(shard))
+        except Exception:  # noqa: BLE001 (the error that stopped the run is the one to raise)
+            if not failed:
+                raise
     if shard is not None:
         merge_summaries(output_dir, shard[1])
     with locked(output_dir):  # as merged now: every run's rows, a concurrent one's and other shards' included
@@ -275,16 +287,9 @@ def _predict_files(predictor, files, output_dir, save_probabilities, summary, cl
         # written (write_and_record); one whose write failed, or never ran, is not recorded as done.
         writer.submit(lambda: update_summary(output_dir, [r for r in rows if r["status"]], summary_file))
 
-    try:
-        _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,
-                      progress, should_stop, submit_summary, resume)
-    except BaseException:
-        try:
-            submit_summary()  # what was done before the error is still recorded
-        except Exception:  # noqa: BLE001 (the writer's own error: the original one is raised)
-            pass
-        raise
-    submit_summary()
+    # (the last summary write is predict_folder's, after the writer)
+    _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,
+                  progress, should_stop, submit_summary, resume)
 
 
 def _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,

@@ -22,7 +22,7 @@ from ..annotation import AnnotationSession, DuplicateCorrection, store_correctio
 from ..annotation.session import default_session_folder
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy
-from ..corrections.correction_set import not_a_correction_set
+from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..files import read_image
 from ..interactive import CLICKS_METADATA
 from ..storage import data_home, default_corrections_dir
@@ -124,7 +124,9 @@ class SessionWidget(WorkerWidget):
         self.mask_layer = None
         self.shown_path: Optional[Path] = None
         self._shown_at = float("-inf")  # time.monotonic() when shown_path appeared
-        self._default_root = ""  # the session folder this widget filled in itself
+        self._default_root = ""  # the session folder this widget filled in itself,
+        self._default_for: Optional[Path] = None  # for this image folder
+        self._accepted_here: tuple = (None, None)  # (image, hash of its mask) accepted and still on screen
         self.failed_path: Optional[Path] = None  # the current image, which could not be read or segmented
         self._leave_asked: tuple = (None, None, float("-inf"))  # (image, action, when) a warning about edits was given
         self._cache: dict[tuple[str, str], tuple[np.ndarray, object]] = {}  # (file, model) -> (pixels, prediction)
@@ -145,13 +147,14 @@ class SessionWidget(WorkerWidget):
     def open_session(self, _=None) -> Optional[AnnotationSession]:
         images = str(self.images.value)
         root = str(self.session_folder.value)
-        if root in ("", ".") or (root == self._default_root and self.session is not None
-                                 and images not in ("", ".") and Path(images) != self.session.images_dir):
-            # Empty, or filled in by us for the folder open before: another image folder gets its own default
-            # (the earlier one's was refused as belonging to those images, and the user had to clear it).
+        if root in ("", ".") or (root == self._default_root and images not in ("", ".")
+                                 and Path(images) != self._default_for):
+            # Empty, or filled in by us for another image folder (opened or refused): this folder gets its own
+            # default (the other one's was refused as belonging to those images, and the user had to clear it).
             if images in ("", "."):
                 self.say("choose an image folder (or a session folder to resume)")
                 return None
+            self._default_for = Path(images)
             root = self._default_root = str(default_session_folder(data_home() / "sessions", Path(images)))
             self.session_folder.value = root
         masks = str(self.masks.value)
@@ -203,10 +206,16 @@ class SessionWidget(WorkerWidget):
     def show_current(self) -> None:
         """Show the session's current image: at once when its prediction is ready, else when computed."""
         path = self.session.current
+        self.failed_path = None  # tried again: a file may have been repaired (or the session reopened)
         self._update_where()
-        starting = self.session.starting_mask(path)
+        try:
+            starting = self.session.starting_mask(path)
+            image = read_image(path) if starting is not None else None
+        except (ValueError, OSError) as err:  # the image (or its given mask) cannot be read
+            self._show_failure(path, err)
+            return
         if starting is not None:  # an accepted or given mask: shown for correction, no prediction needed
-            self._display(path, read_image(path), None, starting)
+            self._display(path, image, None, starting)
         else:
             key = (str(path), self._model_key())
             if key in self._cache:
@@ -229,18 +238,23 @@ class SessionWidget(WorkerWidget):
         checkpoint, device, models = self.models.checkpoint(), self.device.value, self.models
 
         def job():
+            # the error wrapped, not returned bare: superqt takes a returned RuntimeError (a CUDA out-of-memory)
+            # for an aborted worker and emits nothing, and the image then stayed "being segmented" for good
             try:
                 image = read_image(path)
-                return image, models.predictor(checkpoint, device).predict(image)
-            except (ValueError, RuntimeError, OSError) as err:
-                return err
+                return "ok", (image, models.predictor(checkpoint, device).predict(image))
+            except (ValueError, RuntimeError, OSError, MemoryError) as err:
+                return "error", err
 
-        def returned(result) -> None:
+        def returned(outcome) -> None:
             self._loading.pop(key, None)
-            if isinstance(result, BaseException):
-                # said only for the image the user is on: a read-ahead's failure is met when they get there
-                # (computed again then), not put over the current image's instructions
-                if self.session is not None and self.session.current == path:
+            kind, result = outcome
+            if kind == "error":
+                if self.session is None or self.session.current != path or key[1] != self._model_key():
+                    return  # a read-ahead's failure is met when the user gets there (computed again then)
+                if self.shown_path == path:  # a re-segmentation of the image on screen: its layers (and edits) stay
+                    self.report_error(result, f"{path.name} could not be segmented again")
+                else:
                     self._show_failure(path, result)
                 return
             self._cache[key] = result
@@ -259,7 +273,7 @@ class SessionWidget(WorkerWidget):
 
         worker = create_worker(job, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self.guarded(returned))
-        worker.errored.connect(self.guarded(lambda err: returned(err)))
+        worker.errored.connect(self.guarded(lambda err: returned(("error", err))))
         self._loading[key] = worker
         worker.start()
 
@@ -358,6 +372,8 @@ class SessionWidget(WorkerWidget):
         path, layer = self.shown_path, self.mask_layer
         if path is None or path != self.session.current or layer is None or layer not in self.viewer.layers \
                 or not mask_was_edited(layer):
+            return True
+        if self._accepted_here == (path, image_hash(np.asarray(layer.data))):  # accepted as it is (the last image)
             return True
         asked_path, asked_action, asked_at = self._leave_asked
         if asked_path == path and asked_action == action and time.monotonic() - asked_at < LEAVE_AGAIN_WITHIN_S:
@@ -461,6 +477,7 @@ class SessionWidget(WorkerWidget):
 
         future = self._writer.submit(store)
         self._writing.append(path.name)
+        self._accepted_here = (path, image_hash(mask))  # while it stays on screen (the last image), not "unaccepted"
         if self.session.next(save=False):
             self._writer.submit(self.session.save)
             self.show_current()
