@@ -183,3 +183,20 @@ def test_a_box_re_runs_the_model_that_made_the_mask(make_napari_viewer, qtbot, i
     assert asked == [bundled_checkpoint("skin")]
     assert checkpoint_of_mask(models, "0123456789ab") == models.checkpoint()  # not here: the model in use
     assert checkpoint_of_mask(models, None) == models.checkpoint()
+
+
+def test_the_chooser_follows_the_selected_image_and_shows_only_its_clicks(make_napari_viewer):
+    """Session 26's second trial: Correct with clicks stayed on the last image clicked when another was selected
+    (Segment and Correct & retrain follow), and its points stayed over the other images."""
+    probability = two_blobs_probability()
+    viewer, widget, _mask = segmented_viewer(make_napari_viewer, probability)
+    first = viewer.layers["frame"]
+    assert widget.click(170, 230) is not None
+    second = viewer.add_image(np.zeros((H, W, 3), np.uint8), name="second", rgb=True)
+    show_prediction(viewer, second, Prediction(probability=probability, mask=(probability >= 0.5).astype(np.uint8)), "t")
+    viewer.layers.selection.active = second
+    assert widget.image.value is second and "second" in widget.status.value
+    assert not viewer.layers["frame clicks"].visible
+    viewer.layers.selection.active = first
+    assert widget.image.value is first and viewer.layers["frame clicks"].visible
+    assert "1 click(s)" in widget.status.value

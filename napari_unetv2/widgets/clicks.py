@@ -19,16 +19,21 @@ from ..interactive import CLICKS_METADATA, ClickSession
 from ..interactive.box import box_probability, clip_box
 from ._base import when_alive
 from ._layers import (
+    BOX,
+    CLICKS,
     MASK,
     MODEL_VERSION,
     PROBABILITY,
+    ROLE,
     click_layers,
     follow_removed_images,
+    image_for,
     image_id,
     is_source_image,
     layer_of,
 )
 from ._state import IN_USE, model_in_use
+from .segment import follow_active_image
 
 HELP = ("left click: add · right click or Shift+click: remove · Ctrl+Z: undo\n"
         "draw a rectangle on the box layer: segment again inside it")
@@ -45,12 +50,28 @@ class ClickWidget(Container):
         self.extend([self.image, self.start_button, self.undo_button, Label(value=HELP), self.status])
         self.start_button.changed.connect(self.start)
         self.undo_button.changed.connect(self.undo)
-        self.viewer.layers.events.inserted.connect(self.reset_choices)
-        self.viewer.layers.events.removed.connect(self.reset_choices)
         follow_removed_images(self.viewer)
         self.sessions: dict[str, ClickSession] = {}  # by image id
         self.points = self.box_layer = None
         self.worker = None
+        # on the image being worked on, as Segment and Correct & retrain are (it stayed on the last one clicked)
+        follow_active_image(self, self.image)
+        self.image.changed.connect(self._on_image_chosen)
+
+    def _on_image_chosen(self, _=None) -> None:
+        """Another image: its own click marks shown (another's, stacked over it, hidden) and its own state said."""
+        layer = self.image.value
+        for other in self.viewer.layers:
+            if other.metadata.get(ROLE) in (CLICKS, BOX):
+                other.visible = layer is not None and image_for(self.viewer, other) is layer
+        if layer is None:
+            return
+        session = self.sessions.get(image_id(layer))
+        mask = layer_of(self.viewer, layer, MASK)
+        if session is not None and mask is not None and session.mask is mask.data:
+            self.status.value = f"{layer.name}: {session.clicks} click(s) in effect"
+        else:
+            self.status.value = f"{layer.name}: press 'Click on this image' to start"
 
     def _image_layers(self, _=None) -> list:
         """Segmented 2-D images (clicks edit one 2-D mask: no stacks), found by their layers' roles, not names:
