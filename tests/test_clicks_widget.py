@@ -200,3 +200,18 @@ def test_the_chooser_follows_the_selected_image_and_shows_only_its_clicks(make_n
     viewer.layers.selection.active = first
     assert widget.image.value is first and viewer.layers["frame clicks"].visible
     assert "1 click(s)" in widget.status.value
+
+
+def test_undo_takes_the_point_off_the_image_whose_click_it_undoes(make_napari_viewer):
+    probability = two_blobs_probability()
+    viewer, widget, _mask = segmented_viewer(make_napari_viewer, probability)
+    first = viewer.layers["frame"]
+    assert widget.click(170, 230) is not None  # one click on "frame"
+    second = viewer.add_image(np.zeros((H, W, 3), np.uint8), name="second", rgb=True)
+    show_prediction(viewer, second, Prediction(probability=probability, mask=(probability >= 0.5).astype(np.uint8)), "t")
+    viewer.layers.selection.active = second
+    assert widget.start() is not None and widget.click(170, 230) is not None  # one on "second"
+    viewer.layers.selection.active = first  # back to the first image: the chooser follows
+    assert widget.undo() is not None
+    assert {n: len(viewer.layers[n].data) for n in ("frame clicks", "second clicks")} == {"frame clicks": 0,
+                                                                                          "second clicks": 1}

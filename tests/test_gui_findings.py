@@ -780,3 +780,27 @@ def test_the_session_leaves_its_image_alone_when_an_unrelated_model_is_put_in_us
     assert np.array_equal(np.asarray(session.mask_layer.data), shown) and not session._loading.get(
         (str(session.shown_path), session._model_key()))
     assert "left as it is" in session.status.value.replace("\u200b", "")
+
+
+@pytest.mark.parametrize("which", ["Segment", "Batch folder"])
+def test_a_runtime_error_of_the_model_ends_the_run_and_is_said(make_napari_viewer, qtbot, tmp_path, isolated_home,
+                                                              which):
+    """superqt takes a worker's returned RuntimeError (a CUDA out of memory) for an aborted thread: no signal, so the
+    widget stayed busy for good, its button disabled, "loading model..." (cold review, session 26)."""
+    from napari_unetv2.files import write_png_atomic
+
+    viewer = make_napari_viewer()
+    widget = dock(viewer, which)
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    widget.models.predictor = out_of_memory
+    if which == "Segment":
+        widget.image.value = viewer.add_image(np.zeros((64, 64, 3), np.uint8), name="frame", rgb=True)
+    else:
+        write_png_atomic(tmp_path / "in" / "a.png", np.zeros((64, 64, 3), np.uint8))
+        widget.input.value, widget.output.value = str(tmp_path / "in"), str(tmp_path / "out")
+    assert widget.run() is not None, widget.status.value
+    qtbot.waitUntil(lambda: not widget.busy, timeout=15_000)
+    assert "out of memory" in widget.status.value.replace("\u200b", "")

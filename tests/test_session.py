@@ -590,3 +590,58 @@ def test_a_session_started_before_the_case_check_still_opens(tmp_path):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "session.json").write_text(json.dumps({"images": str(images), "position": 1, "items": {}}))
     assert AnnotationSession(tmp_path / "s").position == 1
+
+
+# ---- session 26's cold review of the second round of fixes -----------------------------------------------------
+def test_a_resumed_session_still_refuses_one_name_with_two_suffixes(tmp_path):
+    """The case check made for new sessions only let a resumed one skip the whole check: scan.png and a scan.jpg
+    added later both accepted into finished/scan.png, the second over the first."""
+    images = tmp_path / "images"
+    images.mkdir()
+    write_png_atomic(images / "scan.png", np.zeros((16, 16, 3), np.uint8))
+    AnnotationSession(tmp_path / "s", images)
+    write_png_atomic(images / "scan.jpg", np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match="share a name"):
+        AnnotationSession(tmp_path / "s")
+
+
+def test_a_failed_store_of_the_last_image_still_asks_before_its_edits_are_left(make_napari_viewer, qtbot, tmp_path,
+                                                                               monkeypatch, isolated_home):
+    import napari_unetv2.widgets.session as session_widget
+
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    widget.corrections.value = str(tmp_path / "corrections")
+    assert widget.next_image()
+    wait_shown(qtbot, widget)
+    widget.mask_layer.paint((30, 30), 1)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(session_widget, "store_correction", full_disk)
+    widget.accept_and_next().result(timeout=60)
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    assert "NOT stored" in widget.status.value.replace("\u200b", "")
+    assert not widget.previous_image()  # the edits are not stored: leaving them asks first
+
+
+def test_an_unreadable_given_mask_of_the_next_image_is_met_there(make_napari_viewer, qtbot, tmp_path):
+    """The read-ahead read the next image's given mask unguarded: a damaged one raised in Qt's event loop."""
+    from napari_unetv2.widgets.session import SessionWidget
+
+    data = crops_folder(tmp_path / "data", n=2)
+    first, second = sorted((data / "images").iterdir())
+    (data / "masks" / first.name).unlink()  # the first image is segmented by the model
+    (data / "masks" / second.name).write_bytes(b"\x89PNG\r\n\x1a\n damaged")  # the second's given mask is damaged
+    viewer = make_napari_viewer()
+    widget = SessionWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.images.value, widget.masks.value = str(data / "images"), str(data / "masks")
+    widget.session_folder.value = str(tmp_path / "session")
+    assert widget.open_session() is not None
+    wait_shown(qtbot, widget)  # the read-ahead (150 ms later) reads the next image's given mask
+    qtbot.wait(500)
+    assert widget.next_image()
+    assert widget.failed_path == second, widget.status.value

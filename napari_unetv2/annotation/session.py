@@ -56,11 +56,14 @@ class AnnotationSession:
         if not self.images:
             raise ValueError(f"{self.images_dir} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
         # compared as a case-insensitive disk sees them (Scan.png and scan.jpg: one finished/scan.png on macOS)
+        # (case alone: refused for new sessions; one started before this check keeps working on the disk it
+        # was made on. One name with two suffixes is one finished file on every disk: refused always.)
+        key = same_file_key if not state else (lambda stem: stem)
         stems: dict[str, list[str]] = {}
         for p in self.images:
-            stems.setdefault(same_file_key(p.stem), []).append(p.name)
+            stems.setdefault(key(p.stem), []).append(p.name)
         clashes = sorted(names for names in stems.values() if len(names) > 1)
-        if clashes and not state:  # (a session started before this check keeps working where it was made)
+        if clashes:
             raise ValueError(f"Two images share a name ({' and '.join(clashes[0])}): their masks would have the "
                              "same file name. Rename one.")
         self._lock = threading.Lock()  # the widget records decisions from a writer thread

@@ -88,6 +88,18 @@ def _stop_work_at_exit() -> None:
 atexit.register(_stop_work_at_exit)
 
 
+class _Failure:
+    """An error a job returned, carried past superqt: a worker returning a RuntimeError (a CUDA out of memory) is
+    taken for an aborted thread, with a warning and no signal at all, so the widget stayed busy for good."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    @staticmethod
+    def wrap(result):
+        return _Failure(result) if isinstance(result, BaseException) else result
+
+
 class WorkerWidget(Container):
     """Base of the plugin's widgets. Subclasses build their controls, then call :meth:`add_common`."""
 
@@ -209,11 +221,13 @@ class WorkerWidget(Container):
 
         self._cancel.clear()
         started: list = []  # the job's generator, once the worker has made it
-        runs = job
         if inspect.isgeneratorfunction(job):
             def runs():
                 started.append(job())
-                return (yield from started[0])
+                return _Failure.wrap((yield from started[0]))
+        else:
+            def runs():
+                return _Failure.wrap(job())
         worker = create_worker(runs, _start_thread=False, _ignore_errors=True)
         if hasattr(worker, "aborted"):
             # napari quits running workers when its window closes; superqt then stops driving the generator and
@@ -221,8 +235,8 @@ class WorkerWidget(Container):
             # or never run. Closed here, in the worker's own thread (direct connection), before it finishes.
             worker.aborted.connect(lambda: [generator.close() for generator in started],
                                    Qt.ConnectionType.DirectConnection)
-        worker.returned.connect(self.guarded(lambda result: self.report_error(result)
-                                             if isinstance(result, BaseException) else on_result(result)))
+        worker.returned.connect(self.guarded(lambda result: self.report_error(result.error)
+                                             if isinstance(result, _Failure) else on_result(result)))
         worker.errored.connect(self.guarded(self.report_error))
         if on_event is not None:
             worker.yielded.connect(self.guarded(on_event))

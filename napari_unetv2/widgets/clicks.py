@@ -64,6 +64,9 @@ class ClickWidget(Container):
         for other in self.viewer.layers:
             if other.metadata.get(ROLE) in (CLICKS, BOX):
                 other.visible = layer is not None and image_for(self.viewer, other) is layer
+        # the marks that clicks and undo add or remove are this image's (Undo removed the other image's last point)
+        self.points = layer_of(self.viewer, layer, CLICKS) if layer is not None else None
+        self.box_layer = layer_of(self.viewer, layer, BOX) if layer is not None else None
         if layer is None:
             return
         session = self.sessions.get(image_id(layer))

@@ -296,7 +296,11 @@ class SessionWidget(WorkerWidget):
         if self.session is None:
             return
         upcoming = self.session.path_at(self.session.position + 1)
-        if upcoming is not None and self.session.starting_mask(upcoming) is None:
+        try:
+            given = self.session.starting_mask(upcoming) if upcoming is not None else None
+        except (ValueError, OSError):  # a damaged mask: said by show_current when the user gets there
+            return
+        if upcoming is not None and given is None:
             if (str(upcoming), self._model_key()) not in self._cache:
                 self._compute(upcoming)
 
@@ -489,6 +493,8 @@ class SessionWidget(WorkerWidget):
         path, result = message
         self._writing.remove(path.name)
         if isinstance(result, BaseException):
+            if self._accepted_here[0] == path:  # not stored: leaving its edits must ask again
+                self._accepted_here = (None, None)
             self.report_error(result, f"{path.name} NOT stored")
             return
         stored, note, due = result
