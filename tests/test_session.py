@@ -520,7 +520,6 @@ def test_a_runtime_error_of_the_model_is_said_and_the_image_not_left_being_segme
 
 
 def test_an_unreadable_image_with_a_given_mask_is_said_too(make_napari_viewer, qtbot, tmp_path):
-    from napari_unetv2.widgets.session import SessionWidget
 
     data = crops_folder(tmp_path / "data", n=2)
     first = sorted((data / "images").iterdir())[0]
@@ -528,25 +527,38 @@ def test_an_unreadable_image_with_a_given_mask_is_said_too(make_napari_viewer, q
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not a picture")  # sorts second
     (data / "masks" / corrupt.name).write_bytes((data / "masks" / first.name).read_bytes())  # its given mask
     viewer = make_napari_viewer()
-    widget = SessionWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.images.value, widget.masks.value = str(data / "images"), str(data / "masks")
-    widget.session_folder.value = str(tmp_path / "session")
-    assert widget.open_session() is not None
-    wait_shown(qtbot, widget)
+    widget = open_with_given_masks(viewer, qtbot, data, tmp_path / "session")
     assert widget.next_image()  # read at once (a given mask needs no model): it raised out of Next before
     assert widget.failed_path == corrupt and len(viewer.layers) == 0
 
 
-def test_previous_after_accepting_the_last_image_does_not_call_its_edits_unaccepted(make_napari_viewer, qtbot,
-                                                                                    tmp_path, isolated_home):
+def open_with_given_masks(viewer, qtbot, data, session_dir):
+    """Annotate a folder on ``data/images`` with the masks of ``data/masks`` shown for correction."""
+    from napari_unetv2.widgets.session import SessionWidget
+
+    widget = SessionWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.images.value, widget.masks.value = str(data / "images"), str(data / "masks")
+    widget.session_folder.value = str(session_dir)
+    assert widget.open_session() is not None
+    wait_shown(qtbot, widget)
+    return widget
+
+
+def on_the_last_image_with_an_edit(make_napari_viewer, qtbot, tmp_path):
+    """A session of two images, on the second (the last) with a brush stroke not yet accepted."""
     data = crops_folder(tmp_path / "data", n=2)
-    viewer = make_napari_viewer()
-    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    widget = open_session(make_napari_viewer(), qtbot, tmp_path / "session", images=data / "images")
     widget.corrections.value = str(tmp_path / "corrections")
     assert widget.next_image()
     wait_shown(qtbot, widget)
     widget.mask_layer.paint((30, 30), 1)
+    return widget
+
+
+def test_previous_after_accepting_the_last_image_does_not_call_its_edits_unaccepted(make_napari_viewer, qtbot,
+                                                                                    tmp_path, isolated_home):
+    widget = on_the_last_image_with_an_edit(make_napari_viewer, qtbot, tmp_path)
     widget.accept_and_next().result(timeout=60)  # the last image: it stays on screen
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
     assert widget.previous_image(), widget.status.value
@@ -609,13 +621,7 @@ def test_a_failed_store_of_the_last_image_still_asks_before_its_edits_are_left(m
                                                                                monkeypatch, isolated_home):
     import napari_unetv2.widgets.session as session_widget
 
-    data = crops_folder(tmp_path / "data", n=2)
-    viewer = make_napari_viewer()
-    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
-    widget.corrections.value = str(tmp_path / "corrections")
-    assert widget.next_image()
-    wait_shown(qtbot, widget)
-    widget.mask_layer.paint((30, 30), 1)
+    widget = on_the_last_image_with_an_edit(make_napari_viewer, qtbot, tmp_path)
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -629,19 +635,12 @@ def test_a_failed_store_of_the_last_image_still_asks_before_its_edits_are_left(m
 
 def test_an_unreadable_given_mask_of_the_next_image_is_met_there(make_napari_viewer, qtbot, tmp_path):
     """The read-ahead read the next image's given mask unguarded: a damaged one raised in Qt's event loop."""
-    from napari_unetv2.widgets.session import SessionWidget
-
     data = crops_folder(tmp_path / "data", n=2)
     first, second = sorted((data / "images").iterdir())
     (data / "masks" / first.name).unlink()  # the first image is segmented by the model
     (data / "masks" / second.name).write_bytes(b"\x89PNG\r\n\x1a\n damaged")  # the second's given mask is damaged
-    viewer = make_napari_viewer()
-    widget = SessionWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.images.value, widget.masks.value = str(data / "images"), str(data / "masks")
-    widget.session_folder.value = str(tmp_path / "session")
-    assert widget.open_session() is not None
-    wait_shown(qtbot, widget)  # the read-ahead (150 ms later) reads the next image's given mask
+    widget = open_with_given_masks(make_napari_viewer(), qtbot, data, tmp_path / "session")
+    # the read-ahead (150 ms later) reads the next image's given mask
     qtbot.wait(500)
     assert widget.next_image()
     assert widget.failed_path == second, widget.status.value
