@@ -644,3 +644,36 @@ def test_an_unreadable_given_mask_of_the_next_image_is_met_there(make_napari_vie
     qtbot.wait(500)
     assert widget.next_image()
     assert widget.failed_path == second, widget.status.value
+
+
+def test_previous_at_once_after_accept_shows_the_mask_just_accepted(make_napari_viewer, qtbot, tmp_path, monkeypatch,
+                                                                   isolated_home):
+    """Session 26's third trial: Previous within a quarter of a second of Accept (the write still going) showed the
+    model's mask, and accepting it again replaced the correction just made with it."""
+    import threading
+
+    import napari_unetv2.widgets.session as session_widget
+
+    data = crops_folder(tmp_path / "data", n=3)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    widget.corrections.value = str(tmp_path / "corrections")
+    widget.mask_layer.paint((128, 128), 1 - int(widget.mask_layer.data[128, 128]))
+    accepted = np.array(widget.mask_layer.data, copy=True)
+    release = threading.Event()
+    real = session_widget.store_correction
+
+    def slow_disk(*args, **kwargs):
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(session_widget, "store_correction", slow_disk)
+    future = widget.accept_and_next()
+    wait_shown(qtbot, widget)
+    assert widget.previous_image()  # the write is still going
+    wait_shown(qtbot, widget)
+    np.testing.assert_array_equal(widget.mask_layer.data, accepted)
+    release.set()
+    future.result(timeout=60)
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    np.testing.assert_array_equal(read_mask(widget.session.finished_path(widget.session.current)), accepted)

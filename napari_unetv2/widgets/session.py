@@ -19,7 +19,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..annotation import AnnotationSession, DuplicateCorrection, store_correction
-from ..annotation.session import default_session_folder
+from ..annotation.session import ACCEPTED, default_session_folder
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy
 from ..corrections.correction_set import image_hash, not_a_correction_set
@@ -136,6 +136,8 @@ class SessionWidget(WorkerWidget):
         self.retrain_rounds = 0  # finished automatic rounds
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unetv2-session-writer")
         self._writing: list[str] = []  # names of images whose acceptance is being written
+        # their accepted masks meanwhile: going back to one at once shows it (the session does not know it yet)
+        self._pending_masks: dict[str, np.ndarray] = {}
         self._stored = _Stored()
         self._stored.done.connect(self.guarded(self._on_stored))
         self._applying = False  # settings being applied from session.json: not written back one by one
@@ -209,7 +211,10 @@ class SessionWidget(WorkerWidget):
         self.failed_path = None  # tried again: a file may have been repaired (or the session reopened)
         self._update_where()
         try:
-            starting = self.session.starting_mask(path)
+            # an acceptance still being written is the mask to show: the model's, shown instead, and accepted again,
+            # replaced the correction just made (Previous within a quarter of a second of Accept)
+            pending = self._pending_masks.get(path.name)
+            starting = pending.copy() if pending is not None else self.session.starting_mask(path)
             image = read_image(path) if starting is not None else None
         except (ValueError, OSError) as err:  # the image (or its given mask) cannot be read
             self._show_failure(path, err)
@@ -323,7 +328,7 @@ class SessionWidget(WorkerWidget):
             layer = self.image_layer = self.viewer.add_image(image, name=path.stem, rgb=rgb)
         layer.metadata[SESSION_FILE_KEY] = str(path)
         if starting is not None:
-            version = ACCEPTED_EARLIER if self.session.status(path) else "given mask"
+            version = ACCEPTED_EARLIER if self._accepted(path) else "given mask"
             self.mask_layer = start_mask(self.viewer, layer, starting, starting, version, self.display.value)
         else:
             self.mask_layer = start_mask(self.viewer, layer, prediction.mask, prediction.mask, prediction.model_version,
@@ -339,9 +344,12 @@ class SessionWidget(WorkerWidget):
         self.viewer.reset_view()
         ready_to_paint(self.viewer, self.mask_layer)
         self._update_where()
-        status = self.session.status(path)
-        self.say(f"{path.name}: " + ("your accepted mask; edit and accept again to replace it" if status == "accepted"
+        self.say(f"{path.name}: " + ("your accepted mask; edit and accept again to replace it" if self._accepted(path)
                                      else "correct the mask, then Accept & next"))
+
+    def _accepted(self, path: Path) -> bool:
+        """Accepted, or being written as accepted (a skipped image with a given mask is not)."""
+        return self.session.status(path) == ACCEPTED or path.name in self._pending_masks
 
     def _remove_shown(self) -> None:
         if self.image_layer is None:
@@ -481,6 +489,7 @@ class SessionWidget(WorkerWidget):
 
         future = self._writer.submit(store)
         self._writing.append(path.name)
+        self._pending_masks[path.name] = mask
         self._accepted_here = (path, image_hash(mask))  # while it stays on screen (the last image), not "unaccepted"
         if self.session.next(save=False):
             self._writer.submit(self.session.save)
@@ -492,6 +501,8 @@ class SessionWidget(WorkerWidget):
     def _on_stored(self, message) -> None:
         path, result = message
         self._writing.remove(path.name)
+        if path.name not in self._writing:  # (accepted twice quickly: the later mask stays until its write is done)
+            self._pending_masks.pop(path.name, None)
         if isinstance(result, BaseException):
             if self._accepted_here[0] == path:  # not stored: leaving its edits must ask again
                 self._accepted_here = (None, None)
