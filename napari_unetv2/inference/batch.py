@@ -195,7 +195,8 @@ def predict_folder(
         raise ValueError("The output folder must differ from the input folder (masks would mix with images).")
     if output_dir.exists() and not output_dir.is_dir():
         raise ValueError(f"The output {output_dir} is a file, not a folder.")
-    files = sorted(p for p in input_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    listing = [p for p in input_dir.iterdir() if not p.name.startswith(".")]  # read once (a folder of 100,000 files)
+    files = sorted(p for p in listing if p.is_file())
     if not files:
         raise ValueError(f"{input_dir} holds no files.")
     # Clashes over the whole folder, before it is cut to this shard: a.jpg and a.png in two shards would both
@@ -215,7 +216,7 @@ def predict_folder(
     remove_stale_temporaries(output_dir)
     read_summary(output_dir, summary_name(shard))  # an unreadable one is kept as a backup now, before any write
     summary = BatchSummary(output_dir)
-    summary.subfolders = sum(1 for p in input_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    summary.subfolders = sum(1 for p in listing if p.is_dir())
     mode = "tile" if tile else None
 
     def finished(path: Path) -> bool:

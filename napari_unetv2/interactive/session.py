@@ -177,12 +177,10 @@ class ClickSession:
         if not self.history:
             return None
         edit = self.history.pop()
+        # only the pixels that still hold what the click wrote go back (a brush stroke after it keeps its own)
         now = self.mask[edit.window]
-        # only what the click changed and nothing has changed since (a brush stroke after it keeps its pixels)
-        keep_later_edits = np.ones(now.shape, bool) if edit.written is None else (now == edit.written)
-        rows, cols = np.nonzero((now != edit.previous_mask) & keep_later_edits)
-        if rows.size:
-            self._write((rows + edit.window[0].start, cols + edit.window[1].start), edit.previous_mask[rows, cols])
+        before = edit.previous_mask if edit.written is None else np.where(now == edit.written, edit.previous_mask, now)
+        self._replace(edit.window, before)
         if edit.previous_probability is not None:
             self.probability[edit.window] = edit.previous_probability
         return edit

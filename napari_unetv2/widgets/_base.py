@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import inspect
 import threading
+import time
 import weakref
 from typing import Callable, Optional
 
@@ -86,6 +87,26 @@ def _stop_work_at_exit() -> None:
 
 
 atexit.register(_stop_work_at_exit)
+
+
+class SecondPress:
+    """A warning that the same action, pressed again soon after, goes past: the first press says what it would
+    do, a second one on the same thing within ``within_s`` does it (later, the warning is given again)."""
+
+    def __init__(self, within_s: float):
+        self.within_s = within_s
+        self.forget()
+
+    def confirmed(self, what) -> bool:
+        """True for a second press on ``what`` in time (and the next one asks again); else False, remembered."""
+        if self._what == what and time.monotonic() - self._at < self.within_s:
+            self.forget()
+            return True
+        self._what, self._at = what, time.monotonic()
+        return False
+
+    def forget(self) -> None:
+        self._what, self._at = None, float("-inf")
 
 
 class _Failure:

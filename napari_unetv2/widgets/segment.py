@@ -15,7 +15,7 @@ from qtpy.QtCore import QTimer
 
 from ..inference import PredictionCancelled
 from ..inference.predictor import check_image_shape
-from ._base import WorkerWidget
+from ._base import SecondPress, WorkerWidget
 from ._layers import (
     MASK,
     MASK_DISPLAYS,
@@ -123,7 +123,7 @@ class SegmentWidget(WorkerWidget):
         self._status_image = None  # the image the status speaks of: a result for another must not be overwritten
         self._status_about = None  # (mask layer, version) while the status says which version made that mask
         self._watched = weakref.WeakSet()  # mask layers whose pixel replacements this widget listens to
-        self._other_line_seen: tuple = (None, 0.0)  # ((image, model), when) once warned: Segment again goes ahead
+        self._other_line = SecondPress(CONFIRM_WITHIN_S)  # warned of (image, model): Segment again goes ahead
 
     def _image_layers(self, _=None) -> list:
         return [layer for layer in self.viewer.layers if is_source_image(layer)]
@@ -170,7 +170,7 @@ class SegmentWidget(WorkerWidget):
 
     def _on_model_choice(self, _=None) -> None:
         """Another model chosen: a warning about the one chosen before no longer stands (nor its second press)."""
-        self._other_line_seen = (None, 0.0)
+        self._other_line.forget()
         self._status_image = None
         self._on_image_chosen(self.image.value)
 
@@ -242,12 +242,8 @@ class SegmentWidget(WorkerWidget):
         runs = self.models.version_id(choice)
         if not runs or not self.models.lines().of_another_line(made_with, runs):
             return True
-        asked = (image_id(layer), runs)
-        seen, at = self._other_line_seen
-        if seen == asked and time.monotonic() - at < CONFIRM_WITHIN_S:
-            self._other_line_seen = (None, 0.0)
+        if self._other_line.confirmed((image_id(layer), runs)):
             return True
-        self._other_line_seen = (asked, time.monotonic())
         self.say(f"{layer.name} was segmented with {self.models.label(made_with)}; the model chosen here is "
                  f"{self.models.label(choice)}, of another line (another kind of image?). Press Segment again to "
                  "segment it with that one anyway (an edited mask is kept), or choose the model above.")

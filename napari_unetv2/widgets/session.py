@@ -26,7 +26,7 @@ from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..files import read_image
 from ..interactive import CLICKS_METADATA
 from ..storage import data_home, default_corrections_dir
-from ._base import WorkerWidget, one_line, wrapping_label
+from ._base import SecondPress, WorkerWidget, one_line, wrapping_label
 from ._layers import (
     ATTENTION,
     BOX,
@@ -128,7 +128,7 @@ class SessionWidget(WorkerWidget):
         self._default_for: Optional[Path] = None  # for this image folder
         self._accepted_here: tuple = (None, None)  # (image, hash of its mask) accepted and still on screen
         self.failed_path: Optional[Path] = None  # the current image, which could not be read or segmented
-        self._leave_asked: tuple = (None, None, float("-inf"))  # (image, action, when) a warning about edits was given
+        self._leave_asked = SecondPress(LEAVE_AGAIN_WITHIN_S)  # warned of leaving (image, action)'s edits
         self._cache: dict[tuple[str, str], tuple[np.ndarray, object]] = {}  # (file, model) -> (pixels, prediction)
         self._loading: dict[tuple[str, str], object] = {}  # (file, model) -> worker
         self._refresh: set[tuple[str, str]] = set()  # computations that update the shown image in place
@@ -387,11 +387,8 @@ class SessionWidget(WorkerWidget):
             return True
         if self._accepted_here == (path, image_hash(np.asarray(layer.data))):  # accepted as it is (the last image)
             return True
-        asked_path, asked_action, asked_at = self._leave_asked
-        if asked_path == path and asked_action == action and time.monotonic() - asked_at < LEAVE_AGAIN_WITHIN_S:
-            self._leave_asked = (None, None, float("-inf"))
+        if self._leave_asked.confirmed((path, action)):
             return True
-        self._leave_asked = (path, action, time.monotonic())
         self.say(f"your edits to {path.name}'s mask are not accepted: 'Accept & next' keeps them; press {action} "
                  "again to leave them")
         return False
