@@ -187,7 +187,8 @@ def test_a_box_re_runs_the_model_that_made_the_mask(make_napari_viewer, qtbot, i
 
 def test_the_chooser_follows_the_selected_image_and_shows_only_its_clicks(make_napari_viewer):
     """Session 26's second trial: Correct with clicks stayed on the last image clicked when another was selected
-    (Segment and Correct & retrain follow), and its points stayed over the other images."""
+    (Segment and Correct & retrain follow), and its points stayed over the other images. Session 27's: back on the
+    image (its image layer selected, not its clicks layer), a canvas click did nothing and the status did not say why."""
     probability = two_blobs_probability()
     viewer, widget, _mask = segmented_viewer(make_napari_viewer, probability)
     first = viewer.layers["frame"]
@@ -199,7 +200,7 @@ def test_the_chooser_follows_the_selected_image_and_shows_only_its_clicks(make_n
     assert not viewer.layers["frame clicks"].visible
     viewer.layers.selection.active = first
     assert widget.image.value is first and viewer.layers["frame clicks"].visible
-    assert "1 click(s)" in widget.status.value
+    assert "1 click(s) in effect; press 'Click on this image'" in widget.status.value
 
 
 def test_undo_takes_the_point_off_the_image_whose_click_it_undoes(make_napari_viewer):
@@ -215,3 +216,34 @@ def test_undo_takes_the_point_off_the_image_whose_click_it_undoes(make_napari_vi
     assert widget.undo() is not None
     assert {n: len(viewer.layers[n].data) for n in ("frame clicks", "second clicks")} == {"frame clicks": 0,
                                                                                           "second clicks": 1}
+
+
+def test_clicks_accept_and_the_brush_bring_a_covered_image_into_view(make_napari_viewer, tmp_path, qtbot):
+    """Session 27's trial: the widgets follow the image selected in the layer list, but napari drew the other image on
+    top; a right click removed 18041 pixels from the hidden mask and Accept stored it for training, unseen."""
+    probability = two_blobs_probability()
+    viewer, widget, first_mask = segmented_viewer(make_napari_viewer, probability)
+    first = viewer.layers["frame"]
+    second = viewer.add_image(np.full((H, W, 3), 90, np.uint8), name="second", rgb=True)  # opaque, drawn over "frame"
+    show_prediction(viewer, second, Prediction(probability=probability, mask=(probability >= 0.5).astype(np.uint8)), "t")
+    index = viewer.layers.index
+    viewer.layers.selection.active = first  # every widget now works on "frame", the canvas still shows "second"
+    assert index(first) < index(second)
+    _, retrain = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct & retrain")
+    retrain.folder.value = str(tmp_path / "set")
+    retrain.image.value, retrain.mask.value = first, first_mask
+    assert retrain.accept_correction() is None and "not on screen" in retrain.status.value
+    assert index(first) > index(second) and index(first_mask) > index(second)  # shown now, not stored
+    assert not retrain.correction_set.entries()
+    assert retrain.accept_correction() is not None  # seen: the second press stores it
+
+    viewer.layers.move(index(second), len(viewer.layers))  # "second" drawn over "frame" again
+    for layer in [x for x in viewer.layers if x.name.startswith("second ")]:
+        viewer.layers.move(index(layer), len(viewer.layers))
+    viewer.layers.selection.active = first
+    assert widget.start() is not None and index(first_mask) > index(second)  # clicks edit the mask on screen
+    assert "brought into view" in widget.status.value
+
+    viewer.layers.move(index(second), len(viewer.layers))
+    viewer.layers.selection.active = first_mask  # about to paint on the covered mask
+    qtbot.waitUntil(lambda: index(first) > index(second), timeout=2000)

@@ -12,6 +12,7 @@ import napari_unetv2.widgets  # noqa: F401  (import guard before the viewer exis
 from napari_unetv2._sample_data import SAMPLES, load_sample
 from napari_unetv2.checkpoints import ModelStore
 from napari_unetv2.corrections import CorrectionSet
+from napari_unetv2.widgets._layers import layer_is_shown
 
 PLUGIN = "napari-unetv2"
 pytestmark = pytest.mark.slow
@@ -53,6 +54,8 @@ def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_
     rt.reset_choices()
     for layer in images:  # correct each mask (here: paint the ground truth in) and accept it
         mask = viewer.layers[f"{layer.name} mask"]
+        viewer.layers.selection.active = mask  # to paint on it, as a person does: its image comes into view
+        qtbot.waitUntil(lambda layer=layer: layer_is_shown(viewer, layer), timeout=2000)
         mask.data = viewer.layers[f"{layer.name} ground truth"].data.astype(mask.data.dtype)
         rt.image.value = layer
         entry = rt.accept_correction()

@@ -255,6 +255,25 @@ def raise_to_top(viewer, image_layer) -> None:
         viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
 
 
+def in_view(viewer, image_layer, *also) -> bool:
+    """Whether ``image_layer`` and ``also`` (its mask) are visible with no image drawn over them."""
+    return all(layer.visible for layer in (image_layer, *also)) and layer_is_shown(viewer, image_layer)
+
+
+def bring_into_view(viewer, image_layer, *also) -> bool:
+    """Show ``image_layer`` and ``also`` (its mask): its layers raised above an image that covers it, and made visible.
+    Returns whether anything changed.
+
+    The widgets follow the image selected in the layer list, but napari draws whichever image is on top: a click, a
+    stroke or Accept went to a mask the clinician could not see (trial of session 27: 18041 pixels removed from a
+    hidden mask, then stored for training)."""
+    changed = bring_to_front(viewer, image_layer)
+    for layer in (image_layer, *also):
+        if not layer.visible:
+            layer.visible, changed = True, True
+    return changed
+
+
 def ready_to_paint(viewer, mask_layer) -> None:
     """Select the mask with the paint brush on label 1, as a person correcting it needs."""
     viewer.layers.selection.active = mask_layer
@@ -322,7 +341,10 @@ CLOSED_NOTE = " (image closed)"  # added to the name of a closed image's layer t
 def follow_removed_images(viewer) -> None:
     """Once per viewer: when an image layer is closed, its layers that hold nothing of the user's go with it (the
     probability and attention maps, the click layers, an unedited mask or proposal); one painted on stays, as the
-    user's work. They were left drawn over the other images (trial of session 25)."""
+    user's work. They were left drawn over the other images (trial of session 25).
+
+    Also: selecting an image's mask (or proposal) layer, to paint on it, brings that image into view when another
+    image is drawn over it (:func:`bring_into_view`)."""
     key = id(viewer.layers)
     if key in _WATCHED:
         return
@@ -337,6 +359,20 @@ def follow_removed_images(viewer) -> None:
         QTimer.singleShot(0, lambda: forget_removed_image(viewer, layer))
 
     viewer.layers.events.removed.connect(on_removed)
+
+    def show_selected_mask() -> None:
+        layer = viewer.layers.selection.active
+        if layer is not None and role_of(layer) in (MASK, PROPOSAL):  # about to paint: what is painted must show
+            image = image_for(viewer, layer)
+            if image is not None and not layer_is_shown(viewer, image):
+                bring_into_view(viewer, image)
+
+    def on_selected(_event=None) -> None:
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, show_selected_mask)  # not while napari is still changing the selection
+
+    viewer.layers.selection.events.active.connect(on_selected)
 
 
 def forget_removed_image(viewer, layer) -> list:

@@ -25,6 +25,7 @@ from ._layers import (
     MODEL_VERSION,
     PROBABILITY,
     ROLE,
+    bring_into_view,
     click_layers,
     follow_removed_images,
     image_for,
@@ -71,8 +72,10 @@ class ClickWidget(Container):
             return
         session = self.sessions.get(image_id(layer))
         mask = layer_of(self.viewer, layer, MASK)
+        clicking = self.points is not None and self.viewer.layers.selection.active is self.points
+        go_on = "" if clicking else "; press 'Click on this image' to click on it"  # a canvas click went nowhere
         if session is not None and mask is not None and session.mask is mask.data:
-            self.status.value = f"{layer.name}: {session.clicks} click(s) in effect"
+            self.status.value = f"{layer.name}: {session.clicks} click(s) in effect{go_on}"
         else:
             self.status.value = f"{layer.name}: press 'Click on this image' to start"
 
@@ -122,8 +125,10 @@ class ClickWidget(Container):
             self.points.mouse_drag_callbacks.append(self._on_mouse)
             self.points.bind_key("Control-Z", lambda _layer: self.undo(), overwrite=True)
             self.box_layer.events.data.connect(self._on_box_drawn)
+        shown = bring_into_view(self.viewer, layer, _mask)  # clicks must edit the mask on screen
         self.viewer.layers.selection.active = self.points
-        self.status.value = "click on the image: left adds, right (or Shift+click) removes"
+        self.status.value = "click on the image: left adds, right (or Shift+click) removes" + (
+            f" ({layer.name} brought into view)" if shown else "")
         return self.points
 
     # ---- clicks ------------------------------------------------------------------------------------

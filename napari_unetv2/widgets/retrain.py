@@ -27,7 +27,9 @@ from ._layers import (
     PREDICTED_MASK,
     ROLE,
     belongs_to,
+    bring_into_view,
     image_for,
+    in_view,
     is_source_image,
     layer_of,
     layers_of,
@@ -183,6 +185,11 @@ class RetrainWidget(WorkerWidget):
             return None
         if mask_layer is None:
             self.say(f"no mask for {image.name}: segment it, or draw a Labels layer of its size {spatial_shape(image)}")
+            return None
+        if not in_view(self.viewer, image, mask_layer):  # a mask never seen is not stored for training
+            bring_into_view(self.viewer, image, mask_layer)
+            self.say(f"not stored yet: {mask_layer.name} was not on screen (hidden, or under another image); it is "
+                     "shown now: look at it, then press Accept again")
             return None
         data, mask = np.asarray(image.data[0] if image.multiscale else image.data), np.asarray(mask_layer.data)
         predicted = mask_layer.metadata.get(PREDICTED_MASK)
