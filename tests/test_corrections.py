@@ -394,3 +394,31 @@ def test_roll_back_passes_over_a_version_with_a_damaged_json(tmp_path, small_che
     assert store.roll_back() is None and store.current_checkpoint() is not None
     with pytest.raises(ValueError, match="Nothing to roll back"):
         store.roll_back()  # the damaged version is passed over, not put in use
+
+
+def test_a_mask_of_an_image_the_model_trained_on_is_no_prospective_test(tmp_path):
+    """Session 27's trial: a fine-tuned version's prospective score counted an image it had been trained on (its
+    correction accepted again with that version's mask). The ids a version saw come from its JSON; the entries
+    remember which earlier corrections of the image they replaced, so the image stays known after two replacements."""
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.corrections.prospective import version_scores
+
+    image, gt, _ = load_sample("polyp")
+    cs = CorrectionSet(tmp_path / "set")
+    shown = np.zeros_like(gt)
+    shown[: gt.shape[0] // 2] = 1
+    first = store_correction(cs, image, gt, source="frame", model_version="v1", predicted_mask=shown).entry
+    assert first.prospective_dice is not None and first.earlier_ids == []
+    painted = gt.copy()
+    painted[:8, :8] = 1 - painted[:8, :8]
+    second = store_correction(cs, image, painted, source="frame", model_version="v2", predicted_mask=gt,
+                              seen_by_model={first.id}).entry  # v2 was fine-tuned on the first correction
+    assert second.prospective_dice is None and second.earlier_ids == [first.id]
+    third = store_correction(cs, image, gt, source="frame", model_version="v2", predicted_mask=painted,
+                             seen_by_model={first.id}).entry  # v2 saw the first one, which the second replaced
+    assert third.prospective_dice is None and sorted(third.earlier_ids) == sorted([first.id, second.id])
+    assert "v2" not in version_scores(cs)
+    other = store_correction(cs, image, painted, source="frame", model_version="v3", predicted_mask=gt,
+                             seen_by_model={"some-other-correction"}).entry
+    assert other.prospective_dice is not None  # a version that never saw the image: a real test
+    assert cs.entries()[0].earlier_ids == other.earlier_ids  # written to and read back from its JSON

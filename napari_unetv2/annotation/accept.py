@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Collection, Optional
 
 import numpy as np
 
@@ -59,7 +59,8 @@ def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: st
 def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.ndarray, source: str,
                      model_version: str = "", predicted_mask: Optional[np.ndarray] = None,
                      seconds_spent: Optional[float] = None, clicks: Optional[int] = None,
-                     keep_edited: bool = False, revisit: bool = False) -> StoredCorrection:
+                     keep_edited: bool = False, revisit: bool = False,
+                     seen_by_model: Collection[str] = ()) -> StoredCorrection:
     """Add (image, mask) to the set. Raises :class:`DuplicateCorrection` when the same image with the
     same mask is stored already; an earlier, different mask of the same image is removed once the new
     entry is safely written (so no moment exists without a correction for the image).
@@ -69,7 +70,11 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
     correction (pixels changed): one click would otherwise swap a clinician's correction for the model's mask.
 
     ``revisit``: the mask shown was an earlier accepted one (the session's revisit), not a model's: the replaced
-    entry's model version and prospective score are kept (its re-acceptance wiped the model's test of the image)."""
+    entry's model version and prospective score are kept (its re-acceptance wiped the model's test of the image).
+
+    ``seen_by_model``: the correction ids ``model_version`` trained on (or held out). When the image is one of them
+    (an earlier correction of it, or one that correction replaced), the mask is not scored as a prospective test of
+    that version: it saw the image (trial of session 27: a version's score counted an image it had trained on)."""
     image, binary = np.asarray(image), (np.asarray(mask) > 0).astype(np.uint8)
     earlier = same_image_entries(corrections, image, source)
     for entry, stored_mask in earlier:
@@ -83,12 +88,15 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
             f"this mask is the model's, unchanged; it would replace the earlier correction {corrected[0].id} "
             f"({corrected[0].pixels_changed} pixels changed)")
     prospective = None
+    earlier_ids = sorted({old.id for old, _ in earlier} | {i for old, _ in earlier for i in old.earlier_ids})
     if revisit and earlier:
         tested = earlier[0][0]
         model_version, prospective = tested.model_version, (tested.prospective_dice, tested.prospective_iou)
+    elif set(earlier_ids) & set(seen_by_model):
+        prospective = (None, None)  # the model trained on this image: its mask is no test of it
     entry = corrections.add(image, binary, source=source, model_version=model_version,
                             predicted_mask=predicted_mask, seconds_spent=seconds_spent, clicks=clicks,
-                            prospective=prospective)
+                            prospective=prospective, earlier_ids=earlier_ids)
     for old, _ in earlier:
         try:
             corrections.remove(old.id)

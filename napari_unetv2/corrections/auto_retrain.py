@@ -35,6 +35,16 @@ def seen_by(checkpoint: Optional[Path]) -> set[str]:
     return seen
 
 
+def seen_by_version(store, version: Optional[str]) -> set[str]:
+    """:func:`seen_by` for a version of the model store ``store`` (empty for the bundled model or an unknown id)."""
+    if not version:
+        return set()
+    try:
+        return seen_by(store.path_of(version))
+    except (ValueError, FileNotFoundError):  # not stored (a file's model, the bundled one), or its JSON damaged
+        return set()
+
+
 @dataclass(frozen=True)
 class AutoRetrainPolicy:
     every_n: int

@@ -14,6 +14,7 @@ from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
 
 from ..annotation import DuplicateCorrection, WouldDiscardCorrection, store_correction
 from ..corrections import CorrectionSet
+from ..corrections.auto_retrain import seen_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..engine.pairs import find_pairs
 from ..interactive import CLICKS_METADATA
@@ -211,7 +212,8 @@ class RetrainWidget(WorkerWidget):
                                       model_version=made_with, predicted_mask=predicted,
                                       seconds_spent=round(time.time() - started, 1) if started else None,
                                       clicks=mask_layer.metadata.get(CLICKS_METADATA),
-                                      keep_edited=self._discard_seen != attempt)
+                                      keep_edited=self._discard_seen != attempt,
+                                      seen_by_model=seen_by_version(self.store, made_with))
         except DuplicateCorrection as err:
             self.say(f"not added: {err}")
             return None

@@ -21,7 +21,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from ..annotation import AnnotationSession, DuplicateCorrection, store_correction
 from ..annotation.session import ACCEPTED, default_session_folder
 from ..corrections import CorrectionSet
-from ..corrections.auto_retrain import AutoRetrainPolicy
+from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..files import read_image
 from ..interactive import CLICKS_METADATA
@@ -454,6 +454,7 @@ class SessionWidget(WorkerWidget):
                           seconds_spent=round(time.time() - started, 1) if started else None,
                           clicks=meta.get(CLICKS_METADATA))
         corrections, session, done = CorrectionSet(Path(self.corrections.value)), self.session, self._stored.done
+        store_of_models = self.models.store
         # Asked in the writer thread only when automatic retraining is on (reading the store costs a disk read).
         policy = AutoRetrainPolicy(int(self.retrain_every.value)) if self.auto_retrain.value else None
         in_use = self.models.store.current_checkpoint() if policy is not None else None
@@ -462,7 +463,9 @@ class SessionWidget(WorkerWidget):
         def store():
             try:
                 stored = store_correction(corrections, image, mask, source=path.name,
-                                          revisit=provenance["model_version"] == ACCEPTED_EARLIER, **provenance)
+                                          revisit=provenance["model_version"] == ACCEPTED_EARLIER,
+                                          seen_by_model=seen_by_version(store_of_models, provenance["model_version"]),
+                                          **provenance)
                 entry_id, note = stored.entry.id, stored.describe()
             except DuplicateCorrection:
                 entry_id, note, stored = session.entry_id(path), "unchanged: this mask was stored already", None
