@@ -173,6 +173,8 @@ def test_t_interval_matches_the_textbook_and_stays_in_range():
     half = 3.182446305284263 * np.std(values, ddof=1) / 2  # t(0.975, 3)
     assert interval.low == pytest.approx(0.75 - half) and interval.high == pytest.approx(min(1.0, 0.75 + half))
     assert mean_interval([0.99, 1.0]).high == 1.0 and mean_interval([0.5]).low is None
+    # two unchanged masks accepted (Dice 1 each): a zero-width interval is not shown as if it were precise (session 27)
+    assert mean_interval([1.0, 1.0]).describe() == "1.000 on 2 images, all the same: no interval"
 
 
 # ---- adoption ----------------------------------------------------------------------------------------
@@ -304,7 +306,7 @@ def test_finetune_cli_prints_figures_with_n_and_interval(tmp_path, small_checkpo
                  "--epochs", "1", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "trained on 2 pairs (all of them" in printed
-    assert f"{version}: Dice 0.000 [0.000, 0.000] on 2 images" in printed  # the shown masks were empty
+    assert f"{version}: Dice 0.000 on 2 images, all the same: no interval" in printed  # the shown masks were empty
     assert "original-domain samples, new model: Dice" in printed and "on 2 images" in printed
     summary = json.loads((out / "finetune.json").read_text())
     assert summary["prospective"][version]["n"] == 2 and summary["reference"]["new"]["n"] == 2

@@ -29,11 +29,14 @@ class MeanInterval:
     high: Optional[float]
 
     def describe(self, digits: int = 3, unit: str = "image") -> str:
-        """``0.812 [0.741, 0.873] on 12 images``; ``0.977 on 1 image: no interval``; ``no images``."""
+        """``0.812 [0.741, 0.873] on 12 images``; ``0.977 on 1 image: no interval``; ``1.000 on 2 images, all the same:
+        no interval`` (trial of session 27: "[1.000, 1.000] on 2 images" looked precise); ``no images``."""
         if self.n == 0:
             return f"no {unit}s"
         if self.low is None:
             return f"{self.mean:.{digits}f} on 1 {unit}: no interval"
+        if self.low == self.high:  # every score the same: the t-interval has zero width, which is no precision
+            return f"{self.mean:.{digits}f} on {self.n} {unit}s, all the same: no interval"
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}] on {self.n} {unit}s"
 
     @classmethod
