@@ -240,6 +240,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(report.summary(), file=sys.stderr)
     predictor = Predictor(args.checkpoint, device=args.device)
     print(f"model: {predictor.description}")
+    note = predictor.mode_note(args.mode)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     bar = _progress_bar(len(report.pairs), "evaluate")
     result = evaluate_pairs(predictor, report.pairs, threshold=args.threshold, minmax=args.minmax,
                             progress=lambda i, n: bar.update(1), mode=args.mode, tta=args.tta)
@@ -269,6 +272,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         device = f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.device_count() > 1 else device
     predictor = Predictor(args.checkpoint, device=device, threads=args.threads)
     print(f"model: {predictor.description}" + (f"; shard {shard[0]}/{shard[1]}" if shard else ""))
+    note = predictor.mode_note("tile" if args.tile else None)  # the widget says it too
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     bar = None
 
     def progress(done: int, total: int, name: str) -> None:

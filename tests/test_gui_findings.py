@@ -503,6 +503,25 @@ def two_samples_and_segment(make_napari_viewer):
     return viewer, seg, first, second
 
 
+def test_the_time_said_counts_adding_the_layers(make_napari_viewer, qtbot, monkeypatch):
+    """Session 27's trial: napari froze 0.4-1.6 s adding the result layers while the status said "done in 0.1 s"."""
+    import time
+
+    import napari_unetv2.widgets.segment as segment_module
+
+    slow = segment_module.show_prediction
+
+    def slow_to_show(*args, **kwargs):
+        time.sleep(0.3)  # as napari building the layers' views on a slow machine
+        return slow(*args, **kwargs)
+
+    monkeypatch.setattr(segment_module, "show_prediction", slow_to_show)
+    viewer, seg, first, _ = two_samples_and_segment(make_napari_viewer)
+    seg.image.value = first
+    segment(qtbot, seg)
+    assert "s adding the layers)" in seg.status.value.replace("\u200b", "")
+
+
 def test_the_status_speaks_of_the_chosen_image_not_of_the_last_run(make_napari_viewer, qtbot):
     viewer, seg, first, second = two_samples_and_segment(make_napari_viewer)
     seg.image.value = first
