@@ -69,7 +69,9 @@ def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_
     assert any("prospective Dice" in label and "on 3 images" in label for label in labels), labels
 
     rt.epochs.value = 2
-    wait(qtbot, rt.retrain())
+    worker = rt.retrain()
+    assert "held-out" not in rt.status.value.replace("\u200b", "")  # 3 corrections all train: none is held out to score (session 27)
+    wait(qtbot, worker)
     new = rt.last_version
     assert new is not None and new != start.version
     config = {c.version: c for c in store.versions()}[new]

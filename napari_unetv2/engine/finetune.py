@@ -74,12 +74,17 @@ def finetune_recipe(train_parts: Optional[str] = None, epochs: Optional[int] = N
     return load_recipe("finetune", settings)
 
 
+def holds_out(corrections: int, holdout_fraction: float = HOLDOUT_FRACTION, min_held_out: int = MIN_HELD_OUT) -> bool:
+    """Whether a round on this many corrections takes a held-out part (at least ``min_held_out`` images)."""
+    return holdout_fraction > 0 and round(corrections * holdout_fraction) >= min_held_out
+
+
 def plan_pairs(corrections: list[Pair], replay: Optional[list[Pair]], seed: int,
                holdout_fraction: float = HOLDOUT_FRACTION, min_held_out: int = MIN_HELD_OUT
                ) -> tuple[list[Pair], list[Pair]]:
     """(train, held-out): every correction trains unless a held-out part of at least ``min_held_out``
     images fits; replay pairs only ever train."""
-    if holdout_fraction > 0 and round(len(corrections) * holdout_fraction) >= min_held_out:
+    if holds_out(len(corrections), holdout_fraction, min_held_out):
         train, held_out = split_pairs(corrections, holdout_fraction, seed)
     else:
         train, held_out = list(corrections), []

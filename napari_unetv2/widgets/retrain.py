@@ -16,6 +16,7 @@ from ..annotation import DuplicateCorrection, WouldDiscardCorrection, store_corr
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import seen_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set
+from ..engine.finetune import holds_out
 from ..engine.pairs import find_pairs
 from ..interactive import CLICKS_METADATA
 from ..storage import default_corrections_dir
@@ -364,9 +365,11 @@ class RetrainWidget(WorkerWidget):
         self.plot.clear()
         left_out = (f" ({len(others)} made with {models_of(self.models, others)} left out: another model's line)"
                     if others else "")
+        # when every correction trains (too few for a held-out part) there is none to score (trial of session 27)
+        scoring = "; scoring the held-out ones..." if holds_out(len(ours)) else "..."
         return self.start_work(job, self._on_returned,
                                f"preparing a round on the {len(ours)} correction(s) in the set now{left_out} (corrections "
-                               "added or removed meanwhile count from the next round); scoring the held-out ones...",
+                               f"added or removed meanwhile count from the next round){scoring}",
                                on_event=self._on_event)
 
     def _on_event(self, event) -> None:
