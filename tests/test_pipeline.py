@@ -52,6 +52,15 @@ def test_batched_frames_give_the_same_masks(predictor, folder, tmp_path):
         assert np.abs(read_image(prob) - read_image(tmp_path / "four" / prob.name)).max() < 1e-5
 
 
+def test_the_summary_gives_each_image_the_models_time_on_it(predictor, folder, tmp_path):
+    """Session 27's trial: images predicted ahead (read ahead, batched, or by another stream) had 0.000 seconds: the
+    summary measured the wait for their result."""
+    predict_folder(predictor, folder, tmp_path / "four", batch_size=4)
+    with open(tmp_path / "four" / "summary.csv") as fh:
+        done = [row for row in csv.DictReader(fh) if row["status"] == "done"]
+    assert len(done) == 5 and all(float(row["seconds"]) > 0.001 for row in done), done
+
+
 def test_read_ahead_is_bounded_and_stops_on_close(predictor, tmp_path):
     image = load_sample("polyp")[0][:64, :64]
     reads = []

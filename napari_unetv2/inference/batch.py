@@ -333,7 +333,10 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
                     shape = prediction.mask.shape
                     fraction = np.count_nonzero(prediction.mask) / prediction.mask.size  # == mask.mean(), no float pass
                     outcome = dict(status="done", height=shape[-2], width=shape[-1],
-                                   foreground_fraction=f"{fraction:.5f}", seconds=f"{time.time() - start:.3f}")
+                                   foreground_fraction=f"{fraction:.5f}",
+                                   # the model's time on it: the wait for the result was 0.000 for an image predicted
+                                   # ahead (trial of session 27)
+                                   seconds=f"{prediction.info.get('seconds', time.time() - start):.3f}")
                     if keep:
                         outcome["note"] = f"{KEPT_NOTE} {', '.join(p.name for p in keep)} (--continue never overwrites)"
                 summary.rows.append(row)  # before the write: one that fails (at once, when sequential) says so

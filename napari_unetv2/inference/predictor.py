@@ -7,6 +7,7 @@ image (any dtype, 2-D / RGB / RGBA / stack) -> [0, 1] scaling -> RGB -> normalis
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -249,13 +250,18 @@ class Predictor:
         """Resize mode for frames from :meth:`prepare`, in one batch through the network. One frame gives
         exactly what :meth:`predict` gives (same functions, same order)."""
         threshold = self._check_threshold(threshold)
+        started = time.perf_counter()
         with cpu_threads(self.threads):
             prob, _ = self._forward(torch.cat([f.batch for f in frames]), tta, False)
-        return [
-            self._assemble(self._resize_output([prob[i: i + 1]], f.height, f.width), [[]], False, threshold,
-                           "resize", tta, None, False)
-            for i, f in enumerate(frames)
-        ]
+        share = (time.perf_counter() - started) / len(frames)  # each frame's part of the batch's forward pass
+        predictions = []
+        for i, f in enumerate(frames):
+            started = time.perf_counter()
+            prediction = self._assemble(self._resize_output([prob[i: i + 1]], f.height, f.width), [[]], False,
+                                        threshold, "resize", tta, None, False)
+            prediction.info["seconds"] = share + time.perf_counter() - started
+            predictions.append(prediction)
+        return predictions
 
     def _check_threshold(self, threshold: Optional[float]) -> float:
         threshold = self.config.threshold if threshold is None else float(threshold)
@@ -335,6 +341,7 @@ class Predictor:
         threads: torch CPU threads for this call (default: the predictor's ``threads``); a pipeline running
         several images at once gives each its share of the cores.
         """
+        started = time.perf_counter()
         mode = mode or self.config.inference_mode
         if mode not in ("resize", "tile"):
             raise ValueError(f"mode must be 'resize' or 'tile', not {mode!r}.")
@@ -364,7 +371,9 @@ class Predictor:
             raise RuntimeError(
                 f"The GPU ran out of memory ({err}). Use tile mode with a smaller tile size, or device='cpu'."
             ) from err
-        return self._assemble(probs, atts, is_stack, threshold, mode, tta, tile_size, return_attention)
+        prediction = self._assemble(probs, atts, is_stack, threshold, mode, tta, tile_size, return_attention)
+        prediction.info["seconds"] = time.perf_counter() - started  # the model's time on it (no reading, no writing)
+        return prediction
 
     def _assemble(self, probs, atts, is_stack, threshold, mode, tta, tile_size, return_attention) -> Prediction:
         """The result of one image (or stack) from its per-plane probabilities and attention maps."""
