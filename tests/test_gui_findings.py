@@ -134,6 +134,10 @@ def test_resegmenting_after_use_and_roll_back_updates_layers_in_place(make_napar
     assert rt.mask.value is None or rt.mask.value.metadata.get("unetv2_role") != PROPOSAL
     [proposal] = layers_of(viewer, images[0], PROPOSAL)
     assert viewer.layers.index(proposal) == viewer.layers.index(edited) + 1
+    # Session 27's trial: putting in use the model that made the masks re-segmented them all, and gave the edited
+    # mask a proposal of that very model. Nothing to gain: left alone, and said.
+    assert rt.resegment("now using it") is None
+    assert "3 open image(s) segmented with it already" in rt.status.value.replace("\u200b", "")
 
 
 # 4 -------------------------------------------------------------------------------------------------------

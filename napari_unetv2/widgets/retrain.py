@@ -27,6 +27,7 @@ from ._layers import (
     MODEL_VERSION,
     PREDICTED_AT,
     PREDICTED_MASK,
+    PROPOSAL,
     ROLE,
     belongs_to,
     bring_into_view,
@@ -291,10 +292,18 @@ class RetrainWidget(WorkerWidget):
 
         in_use, lines = self.models.version_id(), self.models.lines()  # read once: not per image
         masked = [x for x in self.viewer.layers if is_source_image(x) and layer_of(self.viewer, x, MASK) is not None]
-        layers = [x for x in masked if lines.related(layer_of(self.viewer, x, MASK).metadata.get(MODEL_VERSION), in_use)]
-        left_alone = len(masked) - len(layers)
-        alone_note = (f"{left_alone} open image(s) left as they are (masks of another model, or of unknown origin)"
-                      if left_alone else "")
+        made_with = {id(x): layer_of(self.viewer, x, MASK).metadata.get(MODEL_VERSION) for x in masked}
+        # the model whose prediction the image shows last: its proposal's, when its edited mask has one
+        shown = {id(x): (layer_of(self.viewer, x, PROPOSAL) or layer_of(self.viewer, x, MASK)).metadata.get(MODEL_VERSION)
+                 for x in masked}
+        # an image whose last prediction is the model now in use's has nothing new to gain (an edited mask was given
+        # a proposal of the very model that made it: trial of session 27)
+        layers = [x for x in masked if shown[id(x)] != in_use and lines.related(made_with[id(x)], in_use)]
+        current = sum(shown[id(x)] == in_use for x in masked)
+        left_alone = len(masked) - len(layers) - current
+        alone_note = "; ".join(note for note in (
+            f"{left_alone} open image(s) left as they are (masks of another model, or of unknown origin)" if left_alone
+            else "", f"{current} open image(s) segmented with it already" if current else "") if note)
         if not layers:
             self.say("; ".join(x for x in (announce, alone_note) if x))
             return None
