@@ -670,6 +670,16 @@ def test_closing_an_image_takes_its_outputs_but_not_an_edited_mask(make_napari_v
     rt = dock(viewer, "Correct & retrain")
     viewer.layers.selection.active = edited  # selected: not taken as the correction of another open image
     assert rt.mask.value is not edited
+    # Session 27's trial: the same file opened again was "not segmented yet" and its painted mask could not be
+    # accepted for it. The image takes its mask back.
+    reopened = viewer.add_image(np.asarray(second.data).copy(), name=second.name, rgb=second.rgb)
+    qtbot.waitUntil(lambda: not edited.name.endswith("(image closed)"), timeout=5000)
+    assert layer_of(viewer, reopened, MASK) is edited and np.array_equal(edited.data, painted)
+    rt.image.value = reopened
+    assert rt.mask.value is edited
+    other = viewer.add_image(np.zeros_like(np.asarray(second.data)), name="another", rgb=second.rgb)
+    qtbot.wait(50)
+    assert layer_of(viewer, other, MASK) is None  # other pixels: nothing of the closed image's
 
 
 def test_a_double_click_on_roll_back_goes_back_once_and_accept_updates_every_model_line(

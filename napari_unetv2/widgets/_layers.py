@@ -336,6 +336,7 @@ def click_layers(viewer, image_layer) -> tuple:
 
 _WATCHED: set[int] = set()  # viewers (by their layer list) whose removed images are followed
 CLOSED_NOTE = " (image closed)"  # added to the name of a closed image's layer that stays (the user's work)
+CLOSED_IMAGE = "unetv2_closed_image_hash"  # in such a layer: its image's pixels, to know the image when it is reopened
 
 
 def follow_removed_images(viewer) -> None:
@@ -343,8 +344,9 @@ def follow_removed_images(viewer) -> None:
     probability and attention maps, the click layers, an unedited mask or proposal); one painted on stays, as the
     user's work. They were left drawn over the other images (trial of session 25).
 
-    Also: selecting an image's mask (or proposal) layer, to paint on it, brings that image into view when another
-    image is drawn over it (:func:`bring_into_view`)."""
+    Also: an image opened again takes back the painted mask its closed twin left (:func:`reattach_reopened_image`);
+    selecting an image's mask (or proposal) layer, to paint on it, brings that image into view when another image is
+    drawn over it (:func:`bring_into_view`)."""
     key = id(viewer.layers)
     if key in _WATCHED:
         return
@@ -359,6 +361,9 @@ def follow_removed_images(viewer) -> None:
         QTimer.singleShot(0, lambda: forget_removed_image(viewer, layer))
 
     viewer.layers.events.removed.connect(on_removed)
+
+    # at once: before napari makes the new image the active layer, which the widgets' choosers follow
+    viewer.layers.events.inserted.connect(lambda event: reattach_reopened_image(viewer, event.value))
 
     def show_selected_mask() -> None:
         layer = viewer.layers.selection.active
@@ -385,7 +390,34 @@ def forget_removed_image(viewer, layer) -> list:
     for x in gone:
         if x in viewer.layers:
             viewer.layers.remove(x)
+    pixels = None
     for x in viewer.layers:  # what stays says so: Accept cannot store it for its image any more
         if x.metadata.get(IMAGE_ID) == key and not x.name.endswith(CLOSED_NOTE):
             x.name = f"{x.name}{CLOSED_NOTE}"
+            if pixels is None and not layer.multiscale:
+                pixels = image_hash(np.asarray(layer.data))
+            if pixels is not None:
+                x.metadata[CLOSED_IMAGE] = pixels
     return gone
+
+
+def reattach_reopened_image(viewer, layer) -> list:
+    """An image opened again whose closed twin left a painted mask (same pixels): that mask is its mask again, under
+    its own name, so Segment, Correct & retrain and the clicks find it (trial of session 27: the reopened image was
+    'not segmented yet' and its painted mask could not be accepted for it). Returns the layers taken back."""
+    orphans = [x for x in viewer.layers if CLOSED_IMAGE in x.metadata]
+    if (not orphans or layer not in viewer.layers or not is_source_image(layer) or IMAGE_ID in layer.metadata
+            or layer.multiscale):
+        return []
+    pixels = image_hash(np.asarray(layer.data))
+    match = next((x for x in orphans if x.metadata[CLOSED_IMAGE] == pixels), None)
+    if match is None:
+        return []
+    key = match.metadata[IMAGE_ID]
+    layer.metadata[IMAGE_ID] = key
+    taken = [x for x in orphans if x.metadata.get(IMAGE_ID) == key]
+    for x in taken:
+        del x.metadata[CLOSED_IMAGE]
+        if x.name.endswith(CLOSED_NOTE):
+            x.name = x.name[: -len(CLOSED_NOTE)]
+    return taken
