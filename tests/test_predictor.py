@@ -141,6 +141,6 @@ def test_precision_is_float32_by_default_and_float16_only_on_cuda():
 def test_a_small_colour_image_read_as_a_stack_gets_a_message_that_says_so():
     from napari_unetv2.inference.predictor import check_image_shape
 
-    with pytest.raises(ValueError, match="open it as RGB"):
+    with pytest.raises(ValueError, match="open it as RGB.*the Batch folder widget and `unetv2 predict` read it as colour"):
         check_image_shape((20, 20, 3), rgb=False)  # how napari opens a 20x20 RGB file
     assert check_image_shape((20, 20, 3), rgb=True) is False  # as RGB it is a fine image

@@ -85,8 +85,11 @@ def check_image_shape(shape: tuple[int, ...], rgb: Optional[bool] = None) -> boo
         if ndim == 3 and is_stack and shape[-1] in (3, 4):
             # napari opens a colour image too small for it to guess RGB as a stack of grey planes
             hint = f" (read as a stack of {shape[0]} grey {shape[1]}x{shape[2]} planes"
+            # (napari cannot be told afterwards: the hint names what reads it as colour; trial of session 27)
             hint += (f"; if it is one {shape[0]}x{shape[1]} colour image, open it as RGB: napari reads colour images "
-                     "this small as stacks)" if min(shape[:2]) >= MIN_RESIZE_SIDE else ")")
+                     "this small as stacks; the Batch folder widget and `unetv2 predict` read it as colour, and in "
+                     "napari's console `viewer.add_image(viewer.layers.selection.active.data, rgb=True)` adds it as "
+                     "one)" if min(shape[:2]) >= MIN_RESIZE_SIDE else ")")
         raise ValueError(f"Image is {spatial[0]}x{spatial[1]}{hint}; both sides must be at least {MIN_RESIZE_SIDE} pixels.")
     return is_stack
 
