@@ -201,6 +201,9 @@ def test_the_chooser_follows_the_selected_image_and_shows_only_its_clicks(make_n
     viewer.layers.selection.active = first
     assert widget.image.value is first and viewer.layers["frame clicks"].visible
     assert "1 click(s) in effect; press 'Click on this image'" in widget.status.value
+    viewer.layers.selection.active = second
+    viewer.layers.selection.active = viewer.layers["frame clicks"]  # its clicks layer: clicking goes on, no hint
+    assert widget.image.value is first and widget.status.value == "frame: 1 click(s) in effect"
 
 
 def test_undo_takes_the_point_off_the_image_whose_click_it_undoes(make_napari_viewer):
@@ -247,3 +250,27 @@ def test_clicks_accept_and_the_brush_bring_a_covered_image_into_view(make_napari
     viewer.layers.move(index(second), len(viewer.layers))
     viewer.layers.selection.active = first_mask  # about to paint on the covered mask
     qtbot.waitUntil(lambda: index(first) > index(second), timeout=2000)
+    viewer.layers.move(index(second), len(viewer.layers))
+    viewer.layers.selection.active = viewer.layers["frame clicks"]  # its clicks layer chosen in the list (review)
+    qtbot.waitUntil(lambda: index(first) > index(second) and index(first_mask) > index(second), timeout=2000)
+
+
+def test_a_click_on_another_images_clicks_layer_edits_nothing(make_napari_viewer):
+    """Session 27's review: the chooser moved to another image from its list while the first image's clicks layer
+    stayed selected; a canvas click then edited the other image's mask."""
+    probability = two_blobs_probability()
+    viewer, widget, first_mask = segmented_viewer(make_napari_viewer, probability)
+    points = viewer.layers["frame clicks"]
+    second = viewer.add_image(np.zeros((H, W, 3), np.uint8), name="second", rgb=True)
+    show_prediction(viewer, second, Prediction(probability=probability, mask=(probability >= 0.5).astype(np.uint8)), "t")
+    viewer.layers.selection.active = points
+    widget.image.value = second  # chosen in the widget's own list
+    before = {n: viewer.layers[n].data.copy() for n in ("frame mask", "second mask")}
+    event = SimpleNamespace(type="mouse_press", position=(170, 230), button=1, modifiers=())
+    handler = widget._on_mouse(points, event)
+    next(handler)
+    event.type = "mouse_release"
+    for _ in handler:
+        pass
+    assert all(np.array_equal(viewer.layers[n].data, before[n]) for n in before)
+    assert "not clicked" in widget.status.value

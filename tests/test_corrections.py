@@ -398,9 +398,10 @@ def test_roll_back_passes_over_a_version_with_a_damaged_json(tmp_path, small_che
 
 def test_a_mask_of_an_image_the_model_trained_on_is_no_prospective_test(tmp_path):
     """Session 27's trial: a fine-tuned version's prospective score counted an image it had been trained on (its
-    correction accepted again with that version's mask). The ids a version saw come from its JSON; the entries
-    remember which earlier corrections of the image they replaced, so the image stays known after two replacements."""
+    correction accepted again with that version's mask). What a version trained on is read from its JSON: the
+    corrections' ids and their images' pixel hashes, so the image is known also once its entry was replaced."""
     from napari_unetv2.annotation import store_correction
+    from napari_unetv2.corrections.correction_set import image_hash
     from napari_unetv2.corrections.prospective import version_scores
 
     image, gt, _ = load_sample("polyp")
@@ -408,17 +409,42 @@ def test_a_mask_of_an_image_the_model_trained_on_is_no_prospective_test(tmp_path
     shown = np.zeros_like(gt)
     shown[: gt.shape[0] // 2] = 1
     first = store_correction(cs, image, gt, source="frame", model_version="v1", predicted_mask=shown).entry
-    assert first.prospective_dice is not None and first.earlier_ids == []
+    assert first.prospective_dice is not None
+    # the pixels as a round reads them back from the set (what finetune records)
+    assert image_hash(read_image(cs.root / first.image_file)) == image_hash(image) == first.image_hash
     painted = gt.copy()
     painted[:8, :8] = 1 - painted[:8, :8]
     second = store_correction(cs, image, painted, source="frame", model_version="v2", predicted_mask=gt,
-                              seen_by_model={first.id}).entry  # v2 was fine-tuned on the first correction
-    assert second.prospective_dice is None and second.earlier_ids == [first.id]
+                              seen_by_model={first.id}).entry  # v2 fine-tuned on the first correction (a JSON of before)
+    assert second.prospective_dice is None
     third = store_correction(cs, image, gt, source="frame", model_version="v2", predicted_mask=painted,
-                             seen_by_model={first.id}).entry  # v2 saw the first one, which the second replaced
-    assert third.prospective_dice is None and sorted(third.earlier_ids) == sorted([first.id, second.id])
+                             seen_by_model={first.id, image_hash(image)}).entry  # the first entry is gone: by pixels
+    assert third.prospective_dice is None
     assert "v2" not in version_scores(cs)
     other = store_correction(cs, image, painted, source="frame", model_version="v3", predicted_mask=gt,
-                             seen_by_model={"some-other-correction"}).entry
+                             seen_by_model={"some-other-correction", "0" * 32}).entry
     assert other.prospective_dice is not None  # a version that never saw the image: a real test
-    assert cs.entries()[0].earlier_ids == other.earlier_ids  # written to and read back from its JSON
+
+
+def test_a_round_records_the_pixels_of_what_it_trained_on(tmp_path, small_checkpoint):
+    """The hashes that trained_on_by_version reads: one per trained correction, equal to the set's own."""
+    from napari_unetv2.checkpoints import ModelStore, read_config
+    from napari_unetv2.corrections.auto_retrain import trained_on_by_version
+    from napari_unetv2.engine.finetune import finetune_events
+    from napari_unetv2.engine.pairs import find_pairs
+
+    cs = CorrectionSet(tmp_path / "set")
+    entries = [cs.add(*load_sample(key)[:2], source=key) for key in ("polyp", "kvasir")]
+    pairs = find_pairs(cs.root).pairs
+    gen = finetune_events(small_checkpoint, pairs, tmp_path / "round", epochs=1, device="cpu")
+    try:
+        while True:
+            next(gen)
+    except StopIteration as done:
+        result = done.value
+    training = read_config(result.checkpoint).training
+    assert sorted(training["trained_images"]) == sorted(e.image_hash for e in entries)
+    store = ModelStore(tmp_path / "models")
+    version = store.add(result.checkpoint).version
+    assert trained_on_by_version(store, version) == {e.id for e in entries} | {e.image_hash for e in entries}
+    assert trained_on_by_version(store, None) == set() and trained_on_by_version(store, "no-such-version") == set()

@@ -175,6 +175,7 @@ def test_t_interval_matches_the_textbook_and_stays_in_range():
     assert mean_interval([0.99, 1.0]).high == 1.0 and mean_interval([0.5]).low is None
     # two unchanged masks accepted (Dice 1 each): a zero-width interval is not shown as if it were precise (session 27)
     assert mean_interval([1.0, 1.0]).describe() == "1.000 on 2 images, all the same: no interval"
+    assert mean_interval([0.7, 0.7, 0.7]).describe() == "0.700 on 3 images, all the same: no interval"  # no rounding
 
 
 # ---- adoption ----------------------------------------------------------------------------------------

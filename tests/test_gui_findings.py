@@ -1,5 +1,6 @@
 """Issue 11's findings, each as what a person does in a real viewer (these failed on the code before the fix)."""
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from napari_unetv2._sample_data import SAMPLES, load_sample, sample_data_dir
 from napari_unetv2.checkpoints import bundled_checkpoint, read_config
 from napari_unetv2.corrections import CorrectionSet
 from napari_unetv2.files import read_image, read_mask
-from napari_unetv2.widgets._layers import MASK, PROBABILITY, PROPOSAL, image_for, layer_of, layers_of
+from napari_unetv2.widgets._layers import MASK, PROBABILITY, PROPOSAL, image_for, in_view, layer_of, layers_of, show_prediction
 
 PLUGIN = "napari-unetv2"
 BUNDLED_NAME = f"bundled polyp model ({read_config(bundled_checkpoint()).version})"
@@ -507,6 +508,36 @@ def two_samples_and_segment(make_napari_viewer):
     return viewer, seg, first, second
 
 
+def test_an_edited_mask_whose_edits_were_undone_and_segmented_again_is_not_taken_for_its_old_proposal(
+        make_napari_viewer):
+    """Session 27's review: a proposal stays when the mask's edits are undone and the image is segmented again; the
+    image was then skipped by Use this version / Roll back as 'segmented with it already', its mask another model's."""
+    from napari_unetv2.inference import Prediction
+
+    viewer = make_napari_viewer()
+    rt = dock(viewer, "Correct & retrain")
+    in_use = rt.models.version_id()
+    image = viewer.add_image(np.full((64, 64, 3), 120, np.uint8), name="A", rgb=True)
+    probability = np.zeros((64, 64), np.float32)
+    probability[10:30, 10:30] = 0.9
+
+    def prediction(p):
+        return Prediction(probability=p, mask=(p > 0.5).astype(np.uint8))
+
+    show_prediction(viewer, image, prediction(probability), in_use)
+    mask = layer_of(viewer, image, MASK)
+    mask.data[0:5, 0:5] = 1
+    show_prediction(viewer, image, prediction(probability), in_use)  # edited: the prediction goes to a proposal
+    mask.data[0:5, 0:5] = 0  # edits undone
+    other = probability.copy()
+    other[40:60, 40:60] = 0.9
+    show_prediction(viewer, image, prediction(other), "v3")  # segmented with another version: mask replaced
+    assert layers_of(viewer, image, PROPOSAL) and mask.metadata["model_version"] == "v3"
+    rt.models.lines = lambda: SimpleNamespace(related=lambda a, b: True)  # v3 of the line in use (a round of it)
+    assert rt.resegment("rolled back") is not None  # the mask is v3's: segmented again with the model in use
+    assert "segmented with it already" not in rt.status.value.replace("\u200b", "")
+
+
 def test_the_time_said_counts_adding_the_layers(make_napari_viewer, qtbot, monkeypatch):
     """Session 27's trial: napari froze 0.4-1.6 s adding the result layers while the status said "done in 0.1 s"."""
     import time
@@ -675,6 +706,9 @@ def test_closing_an_image_takes_its_outputs_but_not_an_edited_mask(make_napari_v
     reopened = viewer.add_image(np.asarray(second.data).copy(), name=second.name, rgb=second.rgb)
     qtbot.waitUntil(lambda: not edited.name.endswith("(image closed)"), timeout=5000)
     assert layer_of(viewer, reopened, MASK) is edited and np.array_equal(edited.data, painted)
+    # napari adds the image on top: the mask it takes back goes above it, or it would be edited and accepted unseen
+    qtbot.waitUntil(lambda: viewer.layers.index(edited) > viewer.layers.index(reopened), timeout=5000)
+    assert in_view(viewer, reopened, edited)
     rt.image.value = reopened
     assert rt.mask.value is edited
     other = viewer.add_image(np.zeros_like(np.asarray(second.data)), name="another", rgb=second.rgb)

@@ -72,9 +72,10 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
     ``revisit``: the mask shown was an earlier accepted one (the session's revisit), not a model's: the replaced
     entry's model version and prospective score are kept (its re-acceptance wiped the model's test of the image).
 
-    ``seen_by_model``: the correction ids ``model_version`` trained on (or held out). When the image is one of them
-    (an earlier correction of it, or one that correction replaced), the mask is not scored as a prospective test of
-    that version: it saw the image (trial of session 27: a version's score counted an image it had trained on)."""
+    ``seen_by_model``: what ``model_version`` trained on (:func:`~napari_unetv2.corrections.auto_retrain.trained_on_by_version`:
+    the correction ids and their images' pixel hashes). When this image is among them (by its pixels, or as the
+    earlier correction of it), the mask is not scored as a prospective test of that version: it saw the image (trial
+    of session 27: a version's score counted an image it had trained on)."""
     image, binary = np.asarray(image), (np.asarray(mask) > 0).astype(np.uint8)
     earlier = same_image_entries(corrections, image, source)
     for entry, stored_mask in earlier:
@@ -88,15 +89,14 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
             f"this mask is the model's, unchanged; it would replace the earlier correction {corrected[0].id} "
             f"({corrected[0].pixels_changed} pixels changed)")
     prospective = None
-    earlier_ids = sorted({old.id for old, _ in earlier} | {i for old, _ in earlier for i in old.earlier_ids})
     if revisit and earlier:
         tested = earlier[0][0]
         model_version, prospective = tested.model_version, (tested.prospective_dice, tested.prospective_iou)
-    elif set(earlier_ids) & set(seen_by_model):
+    elif seen_by_model and (image_hash(image) in seen_by_model or any(old.id in seen_by_model for old, _ in earlier)):
         prospective = (None, None)  # the model trained on this image: its mask is no test of it
     entry = corrections.add(image, binary, source=source, model_version=model_version,
                             predicted_mask=predicted_mask, seconds_spent=seconds_spent, clicks=clicks,
-                            prospective=prospective, earlier_ids=earlier_ids)
+                            prospective=prospective)
     for old, _ in earlier:
         try:
             corrections.remove(old.id)

@@ -35,14 +35,25 @@ def seen_by(checkpoint: Optional[Path]) -> set[str]:
     return seen
 
 
-def seen_by_version(store, version: Optional[str]) -> set[str]:
-    """:func:`seen_by` for a version of the model store ``store`` (empty for the bundled model or an unknown id)."""
+def trained_on_by_version(store, version: Optional[str]) -> set[str]:
+    """What a version of the model store ``store`` was fine-tuned on: the correction ids (``training.trained_on``) and
+    the pixel hashes of their images (``training.trained_images``, recorded since 2026-11-27; a correction replaced
+    since keeps its image's hash). Held-out corrections are not in it: the version never learned them. Empty for the
+    bundled model, a model from a file, or an unknown id."""
     if not version:
         return set()
+    from ..checkpoints import read_config  # reads JSON only, but the checkpoints package imports torch
+
     try:
-        return seen_by(store.path_of(version))
+        training = read_config(store.path_of(version)).training
     except (ValueError, FileNotFoundError):  # not stored (a file's model, the bundled one), or its JSON damaged
         return set()
+    found: set[str] = set()
+    for key in ("trained_on", "trained_images"):
+        values = training.get(key, []) if isinstance(training, dict) else []
+        if isinstance(values, list):  # hand-edited JSON: a list of strings, or nothing known
+            found |= {v for v in values if isinstance(v, str)}
+    return found
 
 
 @dataclass(frozen=True)

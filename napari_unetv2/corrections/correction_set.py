@@ -13,9 +13,9 @@ import os
 import re
 import time
 import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Collection, Optional, Sequence
+from typing import Collection, Optional
 
 import numpy as np
 
@@ -54,9 +54,6 @@ class Correction:
     # The image's pixels as a hash (``image_hash``): a later mask of the same image replaces this entry whatever name
     # the image goes by then (a renamed layer kept two masks of one image). None in entries written before.
     image_hash: Optional[str] = None
-    # The earlier corrections of this image that this one replaced, and those they had replaced: a model version that
-    # trained on any of them has seen the image, so its mask of it is no prospective test. Empty in entries before.
-    earlier_ids: list[str] = field(default_factory=list)
 
 
 def image_hash(image: np.ndarray) -> str:
@@ -108,9 +105,6 @@ def _field_fits(value: object, kind: object) -> bool:
         return kind is bool
     if kind is float:
         return isinstance(value, (int, float))
-    if typing.get_origin(kind) is list:
-        (item,) = typing.get_args(kind)
-        return isinstance(value, list) and all(_field_fits(v, item) for v in value)
     return isinstance(value, kind)
 
 
@@ -181,12 +175,11 @@ class CorrectionSet:
         seconds_spent: Optional[float] = None,
         clicks: Optional[int] = None,
         prospective: Optional[tuple[Optional[float], Optional[float]]] = None,
-        earlier_ids: Sequence[str] = (),
     ) -> Correction:
         """Store one corrected pair; refuses (ValueError) shapes that do not match or are not 2-D.
         ``prospective``: (Dice, IoU) of ``model_version`` carried over from the entry this one replaces (a revisit
         of an accepted image shows the accepted mask, not the model's, so it is no new test of the model); (None, None):
-        no test at all. ``earlier_ids``: the corrections of this image this entry replaces (see ``Correction``)."""
+        no test at all."""
         image = np.asarray(image)
         mask = np.asarray(corrected_mask)
         check_correction_arrays(image, mask)
@@ -212,7 +205,7 @@ class CorrectionSet:
             write_png_atomic(self.root / mask_file, binary * 255, run_length=True)
             entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),
                                changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks,
-                               image_hash(image), list(earlier_ids))
+                               image_hash(image))
             atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")
         finally:
             claim.unlink(missing_ok=True)

@@ -145,6 +145,20 @@ def _record_scores(result: FinetuneResult) -> None:
     record_metrics(result.checkpoint, metrics)
 
 
+def _pixel_hashes(pairs) -> set[str]:
+    """The pixel hashes (the correction set's ``image_hash``) of the pairs' images that can be read."""
+    from ..corrections.correction_set import image_hash  # (the corrections package imports this module's callers)
+    from ..files import UnreadableImageError, read_image
+
+    hashes = set()
+    for pair in pairs:
+        try:
+            hashes.add(image_hash(read_image(pair.image)))
+        except (UnreadableImageError, OSError):  # unreadable pairs fail the training itself, with their name
+            continue
+    return hashes
+
+
 def finetune_events(
     checkpoint: Optional[Path], corrections: list[Pair], out_dir: Path, *,
     train_parts: Optional[str] = None, epochs: Optional[int] = None, overrides: Optional[dict] = None,
@@ -168,7 +182,10 @@ def finetune_events(
         val_pairs=[], out_dir=Path(out_dir), device=device, init_checkpoint=checkpoint, keep="last",
         name=f"{parent.name or parent.encoder}-finetuned", parent=parent.version, command=command,
         data={"corrections": len(corrections), "trained_on": trained_on, "replay": len(train) - len(trained_on),
-              "held_out": [p.stem for p in held_out]},
+              "held_out": [p.stem for p in held_out],
+              # the images by their pixels: a correction of one of them accepted later, with this version's mask, is
+              # no prospective test of this version (its id is then another entry's)
+              "trained_images": sorted(_pixel_hashes(p for p in corrections if p not in set(held_out)))},
         resumable=resumable, resume_offered=False,
     )
     line = bundled_line(checkpoint)  # known before training: nothing after it may fail on the way

@@ -58,5 +58,7 @@ def mean_interval(values: Sequence[float], bounds: tuple[float, float] = (0.0, 1
     mean = float(data.mean())
     if data.size < 2:
         return MeanInterval(1, mean, None, None)
+    if np.all(data == data[0]):  # every score the same: exactly (the mean's rounding gave [0.700, 0.700] a width)
+        return MeanInterval(int(data.size), float(data[0]), float(data[0]), float(data[0]))
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size))
     return MeanInterval(int(data.size), mean, max(bounds[0], mean - half), min(bounds[1], mean + half))

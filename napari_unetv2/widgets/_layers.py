@@ -256,8 +256,18 @@ def raise_to_top(viewer, image_layer) -> None:
 
 
 def in_view(viewer, image_layer, *also) -> bool:
-    """Whether ``image_layer`` and ``also`` (its mask) are visible with no image drawn over them."""
-    return all(layer.visible for layer in (image_layer, *also)) and layer_is_shown(viewer, image_layer)
+    """Whether ``image_layer`` and ``also`` (its mask) are visible with no image drawn over them, ``also`` above the
+    image (a mask under its own opaque image is not seen either)."""
+    return (all(layer.visible for layer in (image_layer, *also)) and layer_is_shown(viewer, image_layer)
+            and not _under(viewer, image_layer, also))
+
+
+def _under(viewer, image_layer, layers) -> list:
+    """Those of ``layers`` below ``image_layer`` in the layer list (in grid mode, none: every layer is shown)."""
+    if viewer.grid.enabled or image_layer not in viewer.layers:
+        return []
+    index = viewer.layers.index(image_layer)
+    return [x for x in layers if x in viewer.layers and viewer.layers.index(x) < index]
 
 
 def bring_into_view(viewer, image_layer, *also) -> bool:
@@ -268,6 +278,9 @@ def bring_into_view(viewer, image_layer, *also) -> bool:
     stroke or Accept went to a mask the clinician could not see (trial of session 27: 18041 pixels removed from a
     hidden mask, then stored for training)."""
     changed = bring_to_front(viewer, image_layer)
+    for layer in _under(viewer, image_layer, also):  # only ever moved up (see raise_to_top)
+        viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+        changed = True
     for layer in (image_layer, *also):
         if not layer.visible:
             layer.visible, changed = True, True
@@ -336,7 +349,7 @@ def click_layers(viewer, image_layer) -> tuple:
 
 _WATCHED: set[int] = set()  # viewers (by their layer list) whose removed images are followed
 CLOSED_NOTE = " (image closed)"  # added to the name of a closed image's layer that stays (the user's work)
-CLOSED_IMAGE = "unetv2_closed_image_hash"  # in such a layer: its image's pixels, to know the image when it is reopened
+CLOSED_IMAGE = "unetv2_closed_image"  # in such a layer: its image's shape, type and pixel hash, to know it when reopened
 
 
 def follow_removed_images(viewer) -> None:
@@ -367,7 +380,7 @@ def follow_removed_images(viewer) -> None:
 
     def show_selected_mask() -> None:
         layer = viewer.layers.selection.active
-        if layer is not None and role_of(layer) in (MASK, PROPOSAL):  # about to paint: what is painted must show
+        if layer is not None and role_of(layer) in (MASK, PROPOSAL, CLICKS, BOX):  # about to edit: it must show
             image = image_for(viewer, layer)
             if image is not None and not layer_is_shown(viewer, image):
                 bring_into_view(viewer, image)
@@ -394,23 +407,32 @@ def forget_removed_image(viewer, layer) -> list:
     for x in viewer.layers:  # what stays says so: Accept cannot store it for its image any more
         if x.metadata.get(IMAGE_ID) == key and not x.name.endswith(CLOSED_NOTE):
             x.name = f"{x.name}{CLOSED_NOTE}"
-            if pixels is None and not layer.multiscale:
-                pixels = image_hash(np.asarray(layer.data))
+            if pixels is None and isinstance(layer.data, np.ndarray):  # in memory: not a lazy or multiscale image
+                pixels = _pixels_of(layer.data)
             if pixels is not None:
                 x.metadata[CLOSED_IMAGE] = pixels
     return gone
+
+
+def _pixels_of(data: np.ndarray) -> dict:
+    return {"shape": list(data.shape), "dtype": data.dtype.str, "hash": image_hash(data)}
 
 
 def reattach_reopened_image(viewer, layer) -> list:
     """An image opened again whose closed twin left a painted mask (same pixels): that mask is its mask again, under
     its own name, so Segment, Correct & retrain and the clicks find it (trial of session 27: the reopened image was
     'not segmented yet' and its painted mask could not be accepted for it). Returns the layers taken back."""
-    orphans = [x for x in viewer.layers if CLOSED_IMAGE in x.metadata]
+    orphans = [x for x in viewer.layers if isinstance(x.metadata.get(CLOSED_IMAGE), dict)]
     if (not orphans or layer not in viewer.layers or not is_source_image(layer) or IMAGE_ID in layer.metadata
-            or layer.multiscale):
+            or not isinstance(layer.data, np.ndarray)):
         return []
-    pixels = image_hash(np.asarray(layer.data))
-    match = next((x for x in orphans if x.metadata[CLOSED_IMAGE] == pixels), None)
+    data = layer.data
+    same_kind = [x for x in orphans if x.metadata[CLOSED_IMAGE].get("shape") == list(data.shape)
+                 and x.metadata[CLOSED_IMAGE].get("dtype") == data.dtype.str]
+    if not same_kind:  # hashed only when the shape and type agree (this runs in the GUI thread at every opening)
+        return []
+    pixels = image_hash(data)
+    match = next((x for x in same_kind if x.metadata[CLOSED_IMAGE].get("hash") == pixels), None)
     if match is None:
         return []
     key = match.metadata[IMAGE_ID]
@@ -420,4 +442,13 @@ def reattach_reopened_image(viewer, layer) -> list:
         del x.metadata[CLOSED_IMAGE]
         if x.name.endswith(CLOSED_NOTE):
             x.name = x.name[: -len(CLOSED_NOTE)]
+
+    def above_the_image() -> None:  # napari adds the image on top, over its mask: the mask goes up (never down)
+        for x in taken:
+            if x in viewer.layers and layer in viewer.layers and viewer.layers.index(x) < viewer.layers.index(layer):
+                viewer.layers.move(viewer.layers.index(x), len(viewer.layers))
+
+    from qtpy.QtCore import QTimer
+
+    QTimer.singleShot(0, above_the_image)  # not while napari is still inserting the image
     return taken

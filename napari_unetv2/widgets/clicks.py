@@ -21,6 +21,7 @@ from ._base import when_alive
 from ._layers import (
     BOX,
     CLICKS,
+    IMAGE_ID,
     MASK,
     MODEL_VERSION,
     PROBABILITY,
@@ -72,7 +73,9 @@ class ClickWidget(Container):
             return
         session = self.sessions.get(image_id(layer))
         mask = layer_of(self.viewer, layer, MASK)
-        clicking = self.points is not None and self.viewer.layers.selection.active is self.points
+        active = self.viewer.layers.selection.active  # (a proxy: compared by role and image, not identity)
+        clicking = (active is not None and active.metadata.get(ROLE) == CLICKS
+                    and active.metadata.get(IMAGE_ID) == layer.metadata.get(IMAGE_ID))
         go_on = "" if clicking else "; press 'Click on this image' to click on it"  # a canvas click went nowhere
         if session is not None and mask is not None and session.mask is mask.data:
             self.status.value = f"{layer.name}: {session.clicks} click(s) in effect{go_on}"
@@ -142,6 +145,13 @@ class ClickWidget(Container):
             dragged = True
             yield
         if dragged:  # a drag pans the view: not a click
+            return
+        owner, chosen = image_for(self.viewer, layer), self.image.value
+        # another image's clicks layer, left selected when the chooser moved on (compared by the image's id: the
+        # widget's viewer hands out proxies of the layers, not the layers napari calls this with)
+        if chosen is None or layer.metadata.get(IMAGE_ID) != chosen.metadata.get(IMAGE_ID):
+            self.status.value = (f"not clicked: these are the clicks of {owner.name if owner else 'another image'}; "
+                                 f"press 'Click on this image' to click on {chosen.name if chosen else 'the chosen image'}")
             return
         negative = event.button == 2 or "Shift" in event.modifiers
         y, x = layer.world_to_data(event.position)[-2:]

@@ -14,7 +14,7 @@ from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
 
 from ..annotation import DuplicateCorrection, WouldDiscardCorrection, store_correction
 from ..corrections import CorrectionSet
-from ..corrections.auto_retrain import seen_by_version
+from ..corrections.auto_retrain import trained_on_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..engine.finetune import holds_out
 from ..engine.pairs import find_pairs
@@ -36,6 +36,7 @@ from ._layers import (
     is_source_image,
     layer_of,
     layers_of,
+    mask_was_edited,
     show_prediction,
     spatial_shape,
 )
@@ -215,7 +216,7 @@ class RetrainWidget(WorkerWidget):
                                       seconds_spent=round(time.time() - started, 1) if started else None,
                                       clicks=mask_layer.metadata.get(CLICKS_METADATA),
                                       keep_edited=self._discard_seen != attempt,
-                                      seen_by_model=seen_by_version(self.store, made_with))
+                                      seen_by_model=trained_on_by_version(self.store, made_with))
         except DuplicateCorrection as err:
             self.say(f"not added: {err}")
             return None
@@ -282,6 +283,14 @@ class RetrainWidget(WorkerWidget):
         self._rolled_back = (time.monotonic(), self.models.version_id())
         return self.resegment(f"rolled back to {self.models.label()}")
 
+    def _last_prediction_by(self, image) -> Optional[str]:
+        """The version whose prediction the image shows last: its proposal's when its mask is edited and has one (a
+        proposal stays when the edits are undone and the mask is segmented again: then the mask's is the last)."""
+        mask, proposal = layer_of(self.viewer, image, MASK), layer_of(self.viewer, image, PROPOSAL)
+        if proposal is not None and mask_was_edited(mask):
+            return proposal.metadata.get(MODEL_VERSION)
+        return mask.metadata.get(MODEL_VERSION)
+
     def resegment(self, announce: str = ""):
         """Segment again, with the model now in use, every open image whose mask a model of its line made (one
         sharing an ancestor with it: a round's parent, the version rolled back from, a sibling round), updating
@@ -293,13 +302,11 @@ class RetrainWidget(WorkerWidget):
         in_use, lines = self.models.version_id(), self.models.lines()  # read once: not per image
         masked = [x for x in self.viewer.layers if is_source_image(x) and layer_of(self.viewer, x, MASK) is not None]
         made_with = {id(x): layer_of(self.viewer, x, MASK).metadata.get(MODEL_VERSION) for x in masked}
-        # the model whose prediction the image shows last: its proposal's, when its edited mask has one
-        shown = {id(x): (layer_of(self.viewer, x, PROPOSAL) or layer_of(self.viewer, x, MASK)).metadata.get(MODEL_VERSION)
-                 for x in masked}
+        shown = {id(x): self._last_prediction_by(x) for x in masked}
         # an image whose last prediction is the model now in use's has nothing new to gain (an edited mask was given
-        # a proposal of the very model that made it: trial of session 27)
-        layers = [x for x in masked if shown[id(x)] != in_use and lines.related(made_with[id(x)], in_use)]
-        current = sum(shown[id(x)] == in_use for x in masked)
+        # a proposal of the very model that made it: trial of session 27); a model from a file has no version to tell
+        layers = [x for x in masked if (not in_use or shown[id(x)] != in_use) and lines.related(made_with[id(x)], in_use)]
+        current = sum(bool(in_use) and shown[id(x)] == in_use for x in masked)
         left_alone = len(masked) - len(layers) - current
         alone_note = "; ".join(note for note in (
             f"{left_alone} open image(s) left as they are (masks of another model, or of unknown origin)" if left_alone

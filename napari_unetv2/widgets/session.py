@@ -21,7 +21,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from ..annotation import AnnotationSession, DuplicateCorrection, store_correction
 from ..annotation.session import ACCEPTED, default_session_folder
 from ..corrections import CorrectionSet
-from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by_version
+from ..corrections.auto_retrain import AutoRetrainPolicy, trained_on_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..files import read_image
 from ..interactive import CLICKS_METADATA
@@ -464,7 +464,7 @@ class SessionWidget(WorkerWidget):
             try:
                 stored = store_correction(corrections, image, mask, source=path.name,
                                           revisit=provenance["model_version"] == ACCEPTED_EARLIER,
-                                          seen_by_model=seen_by_version(store_of_models, provenance["model_version"]),
+                                          seen_by_model=trained_on_by_version(store_of_models, provenance["model_version"]),
                                           **provenance)
                 entry_id, note = stored.entry.id, stored.describe()
             except DuplicateCorrection:
