@@ -358,8 +358,8 @@ def follow_removed_images(viewer) -> None:
     user's work. They were left drawn over the other images (trial of session 25).
 
     Also: an image opened again takes back the painted mask its closed twin left (:func:`reattach_reopened_image`);
-    selecting an image's mask (or proposal) layer, to paint on it, brings that image into view when another image is
-    drawn over it (:func:`bring_into_view`)."""
+    selecting an image's mask, proposal, clicks or box layer, to edit with it, brings that image into view when another
+    image is drawn over it (:func:`bring_into_view`)."""
     key = id(viewer.layers)
     if key in _WATCHED:
         return
