@@ -253,6 +253,12 @@ def test_clicks_accept_and_the_brush_bring_a_covered_image_into_view(make_napari
     viewer.layers.move(index(second), len(viewer.layers))
     viewer.layers.selection.active = viewer.layers["frame clicks"]  # its clicks layer chosen in the list (review)
     qtbot.waitUntil(lambda: index(first) > index(second) and index(first_mask) > index(second), timeout=2000)
+    assert widget.click(170, 230) is not None
+    viewer.layers.move(index(second), len(viewer.layers))
+    for layer in [x for x in viewer.layers if x.name.startswith("second ")]:
+        viewer.layers.move(index(layer), len(viewer.layers))
+    assert widget.undo() is not None  # Undo last click changes the mask: it is shown (verification of session 27)
+    assert index(first_mask) > index(second) and "brought into view" in widget.status.value
 
 
 def test_a_click_on_another_images_clicks_layer_edits_nothing(make_napari_viewer):

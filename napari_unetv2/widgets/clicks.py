@@ -184,7 +184,9 @@ class ClickWidget(Container):
         if edit.kind != "box" and self.points is not None and len(self.points.data):
             self.points.selected_data = {len(self.points.data) - 1}
             self.points.remove_selected()
-        self._changed(session, f"undid the last {edit.kind} click")
+        layer, mask = self._layers()
+        shown = bring_into_view(self.viewer, layer, mask)  # what the undo changed is seen (it may have been covered)
+        self._changed(session, f"undid the last {edit.kind} click" + (f" ({layer.name} brought into view)" if shown else ""))
         return edit
 
     def _changed(self, session: ClickSession, what: str) -> None:
