@@ -280,3 +280,19 @@ def test_a_click_on_another_images_clicks_layer_edits_nothing(make_napari_viewer
         pass
     assert all(np.array_equal(viewer.layers[n].data, before[n]) for n in before)
     assert "not clicked" in widget.status.value
+
+
+def test_in_grid_mode_images_side_by_side_are_all_in_view(make_napari_viewer):
+    """napari's grid shows every image beside the others: nothing is covered, nothing is moved."""
+    from napari_unetv2.widgets._layers import bring_into_view, grid_enabled, in_view
+
+    probability = two_blobs_probability()
+    viewer, _widget, first_mask = segmented_viewer(make_napari_viewer, probability)
+    first = viewer.layers["frame"]
+    second = viewer.add_image(np.full((H, W, 3), 90, np.uint8), name="second", rgb=True)
+    assert not in_view(viewer, first, first_mask)  # stacked: "second" covers it
+    viewer.canvas.grid.enabled = True
+    assert grid_enabled(viewer) and in_view(viewer, first, first_mask)
+    order = [x.name for x in viewer.layers]
+    assert not bring_into_view(viewer, first, first_mask) and [x.name for x in viewer.layers] == order
+    assert second.visible

@@ -225,11 +225,18 @@ def set_mask_display(layer, display: str) -> None:
     layer.opacity = 0.9 if display == "outline" else MASK_OPACITY
 
 
+def grid_enabled(viewer) -> bool:
+    """Whether napari shows the layers side by side (``viewer.canvas.grid`` since napari 0.9, ``viewer.grid`` before)."""
+    canvas = getattr(viewer, "canvas", None)
+    grid = getattr(canvas, "grid", None) if canvas is not None else None
+    return bool((grid if grid is not None else viewer.grid).enabled)
+
+
 def layer_is_shown(viewer, image_layer) -> bool:
     """Whether the image is visible and no opaque visible image lies above it (in grid mode every image is shown)."""
     if not image_layer.visible:
         return False
-    if viewer.grid.enabled:
+    if grid_enabled(viewer):
         return True
     index = viewer.layers.index(image_layer)
     return not any(is_source_image(x) and x.visible and x.opacity >= 0.99 for x in list(viewer.layers)[index + 1:])
@@ -239,7 +246,7 @@ def bring_to_front(viewer, image_layer) -> bool:
     """Move an image and its layers (mask, probability, ...) above every other image when a visible image
     covers it: a mask just made for an image under another one would otherwise be painted blind. Their
     order among themselves is kept. Returns whether anything moved."""
-    if viewer.grid.enabled or layer_is_shown(viewer, image_layer):  # grid: the order is the grid's layout
+    if grid_enabled(viewer) or layer_is_shown(viewer, image_layer):  # grid: the order is the grid's layout
         return False
     raise_to_top(viewer, image_layer)
     return True
@@ -264,7 +271,7 @@ def in_view(viewer, image_layer, *also) -> bool:
 
 def _under(viewer, image_layer, layers) -> list:
     """Those of ``layers`` below ``image_layer`` in the layer list (in grid mode, none: every layer is shown)."""
-    if viewer.grid.enabled or image_layer not in viewer.layers:
+    if grid_enabled(viewer) or image_layer not in viewer.layers:
         return []
     index = viewer.layers.index(image_layer)
     return [x for x in layers if x in viewer.layers and viewer.layers.index(x) < index]
