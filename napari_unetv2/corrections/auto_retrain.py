@@ -17,22 +17,25 @@ if TYPE_CHECKING:  # the checkpoints package imports torch; this module is read 
     from ..checkpoints.lines import ModelLines
 
 
-def seen_by(checkpoint: Optional[Path]) -> set[str]:
-    """The correction ids (file stems) the checkpoint's round used: trained on or held out (a held-out
-    correction is not new to the next round either). Empty for the bundled model."""
-    if checkpoint is None:
-        return set()
+def _listed(checkpoint: Path, keys: tuple[str, ...]) -> set[str]:
+    """The strings listed under ``keys`` in the checkpoint's ``training`` record (a round's, in its JSON)."""
     from ..checkpoints import read_config  # reads JSON only, but the checkpoints package imports torch
 
     training = read_config(checkpoint).training
-    seen: set[str] = set()
-    for key in ("trained_on", "held_out"):
-        ids = training.get(key, []) if isinstance(training, dict) else []
-        # a list of ids, or nothing known: a hand-edited "trained_on": 5 raised in the session's writer thread, and
+    found: set[str] = set()
+    for key in keys:
+        values = training.get(key, []) if isinstance(training, dict) else []
+        # a list of strings, or nothing known: a hand-edited "trained_on": 5 raised in the session's writer thread, and
         # a string "ab" was read as the ids {"a", "b"}
-        if isinstance(ids, list):
-            seen |= {i for i in ids if isinstance(i, str)}
-    return seen
+        if isinstance(values, list):
+            found |= {v for v in values if isinstance(v, str)}
+    return found
+
+
+def seen_by(checkpoint: Optional[Path]) -> set[str]:
+    """The correction ids (file stems) the checkpoint's round used: trained on or held out (a held-out
+    correction is not new to the next round either). Empty for the bundled model."""
+    return set() if checkpoint is None else _listed(checkpoint, ("trained_on", "held_out"))
 
 
 def trained_on_by_version(store, version: Optional[str]) -> set[str]:
@@ -42,18 +45,10 @@ def trained_on_by_version(store, version: Optional[str]) -> set[str]:
     bundled model, a model from a file, or an unknown id."""
     if not version:
         return set()
-    from ..checkpoints import read_config  # reads JSON only, but the checkpoints package imports torch
-
     try:
-        training = read_config(store.path_of(version)).training
+        return _listed(store.path_of(version), ("trained_on", "trained_images"))
     except (ValueError, FileNotFoundError):  # not stored (a file's model, the bundled one), or its JSON damaged
         return set()
-    found: set[str] = set()
-    for key in ("trained_on", "trained_images"):
-        values = training.get(key, []) if isinstance(training, dict) else []
-        if isinstance(values, list):  # hand-edited JSON: a list of strings, or nothing known
-            found |= {v for v in values if isinstance(v, str)}
-    return found
 
 
 @dataclass(frozen=True)

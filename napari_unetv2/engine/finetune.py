@@ -176,7 +176,9 @@ def finetune_events(
     if not train:
         raise ValueError("No corrected pairs to train on.")
     before = _score(checkpoint, held_out, device)
-    trained_on = [p.stem for p in corrections if p not in set(held_out)]
+    held = set(held_out)
+    trained = [p for p in corrections if p not in held]  # (replay pairs are not corrections)
+    trained_on = [p.stem for p in trained]
     job = TrainJob(
         recipe=recipe.with_overrides({"input_size": list(parent.input_size)}), train_pairs=train,
         val_pairs=[], out_dir=Path(out_dir), device=device, init_checkpoint=checkpoint, keep="last",
@@ -185,7 +187,7 @@ def finetune_events(
               "held_out": [p.stem for p in held_out],
               # the images by their pixels: a correction of one of them accepted later, with this version's mask, is
               # no prospective test of this version (its id is then another entry's)
-              "trained_images": sorted(_pixel_hashes(p for p in corrections if p not in set(held_out)))},
+              "trained_images": sorted(_pixel_hashes(trained))},
         resumable=resumable, resume_offered=False,
     )
     line = bundled_line(checkpoint)  # known before training: nothing after it may fail on the way

@@ -305,12 +305,12 @@ class RetrainWidget(WorkerWidget):
         shown = {id(x): self._last_prediction_by(x) for x in masked}
         # an image whose last prediction is the model now in use's has nothing new to gain (an edited mask was given
         # a proposal of the very model that made it: trial of session 27); a model from a file has no version to tell
-        layers = [x for x in masked if (not in_use or shown[id(x)] != in_use) and lines.related(made_with[id(x)], in_use)]
-        current = sum(bool(in_use) and shown[id(x)] == in_use for x in masked)
-        left_alone = len(masked) - len(layers) - current
+        current = {id(x) for x in masked if in_use and shown[id(x)] == in_use}
+        layers = [x for x in masked if id(x) not in current and lines.related(made_with[id(x)], in_use)]
+        left_alone = len(masked) - len(layers) - len(current)
         alone_note = "; ".join(note for note in (
             f"{left_alone} open image(s) left as they are (masks of another model, or of unknown origin)" if left_alone
-            else "", f"{current} open image(s) segmented with it already" if current else "") if note)
+            else "", f"{len(current)} open image(s) segmented with it already" if current else "") if note)
         if not layers:
             self.say("; ".join(x for x in (announce, alone_note) if x))
             return None
