@@ -181,10 +181,22 @@ def replace_labels(layer, data: np.ndarray) -> None:
     stops being editable).
     """
     layer.data = data
-    reset = getattr(layer, "_reset_history", None)
+    forget_brush_history(layer)
+    layer.metadata.pop(CLICKS_METADATA, None)  # the clicks were made on the old pixels (stored with the next image's)
+
+
+def forget_brush_history(layer) -> None:
+    """Empty a Labels layer's undo and redo history (``_reset_history`` is what napari itself calls when a layer stops
+    being editable; there is no public way). A plugin's viewer hands out proxies that warn of private access (to be
+    refused from napari 0.10): the layer itself is asked."""
+    reset = getattr(getattr(layer, "__wrapped__", layer), "_reset_history", None)
     if callable(reset):
         reset()
-    layer.metadata.pop(CLICKS_METADATA, None)  # the clicks were made on the old pixels (stored with the next image's)
+
+
+def has_brush_history(layer) -> bool:
+    """Whether napari's Ctrl+Z on a Labels layer has a step to undo (its undo history, private as above)."""
+    return bool(getattr(getattr(layer, "__wrapped__", layer), "_undo_history", ()))
 
 
 def _update_proposal(viewer, image_layer, prediction, model_version: str, visible: bool):

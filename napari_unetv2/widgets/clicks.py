@@ -29,6 +29,8 @@ from ._layers import (
     bring_into_view,
     click_layers,
     follow_removed_images,
+    forget_brush_history,
+    has_brush_history,
     image_for,
     image_id,
     is_source_image,
@@ -38,6 +40,7 @@ from ._state import IN_USE, model_in_use
 from .segment import follow_active_image
 
 HELP = ("left click: add · right click or Shift+click: remove · Ctrl+Z: undo\n"
+        "(on the mask: its brush strokes since the last click, then the clicks)\n"
         "draw a rectangle on the box layer: segment again inside it")
 
 
@@ -111,9 +114,40 @@ class ClickWidget(Container):
             if probability.shape != mask.data.shape or mask.data.ndim != 2:
                 self.status.value = f"clicks work on one 2-D mask; {mask.name} is {mask.data.shape}"
                 return None
-            session = ClickSession(mask.data, probability, write=mask.data_setitem)  # redraws only what changed
+            session = ClickSession(mask.data, probability, write=self._click_writer(mask))
             self.sessions[image_id(layer)] = session
+            mask.bind_key("Control-Z", self._undo_on_mask, overwrite=True)
         return session
+
+    @staticmethod
+    def _click_writer(mask):
+        """How a click writes into the mask layer: ``data_setitem`` (it redraws only what changed), then napari's
+        brush history is forgotten. That history was napari's Ctrl+Z on the mask: it took a click's pixels back while
+        the click stayed counted, marked and stored with the correction (left open in session 27). A click is now a
+        step of its own: Ctrl+Z on the mask undoes the brush strokes since the last click, then the clicks
+        (:meth:`_undo_on_mask`)."""
+        def write(indices, values) -> None:
+            mask.data_setitem(indices, values)
+            forget_brush_history(mask)
+        return write
+
+    def _undo_on_mask(self, mask) -> None:
+        """Ctrl+Z on a mask with clicks: napari's undo while it holds brush strokes (made since the last click),
+        then the image's last click, as *Undo last click* does (its point goes, its count goes down)."""
+        if has_brush_history(mask):
+            mask.undo()
+            return
+        try:
+            image = image_for(self.viewer, mask)
+            session = self.sessions.get(image_id(image)) if image is not None else None
+            if session is None or session.mask is not mask.data or not session.history:
+                return
+            if self.image.value is not image:
+                self.image.value = image  # Undo works on the chosen image
+            self.undo()
+        except RuntimeError as err:  # the widget was closed: the mask keeps napari's own behaviour
+            if "has been deleted" not in str(err):
+                raise
 
     def start(self, _=None):
         """Add (or select) the clicks and box layers of the chosen image."""
