@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checkpoint(e)
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--json", type=Path, default=None, help="write the results here (a new file, unless --overwrite)")
-    e.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --json file (only an earlier result of evaluate)")
     e.add_argument("--threshold", type=_threshold, default=None)
     e.add_argument("--minmax", action="store_true", help="the authors' per-image min-max normalisation before thresholding")
     e.add_argument("--mode", choices=["resize", "tile"], default=None)
@@ -221,6 +221,26 @@ def json_ready(value):
     return value
 
 
+EVALUATION_FIELDS = {"dice", "iou", "n"}  # in every result evaluate writes
+
+
+def not_an_evaluation_result(path: Path) -> Optional[str]:
+    """Why ``--overwrite`` must not replace ``path`` (None when it is an earlier result of evaluate, or empty JSON).
+    ``--json best.json`` inside a run folder replaced the checkpoint's own config with metrics, and the checkpoint
+    could no longer be loaded (trial of session 28): its training provenance was gone for good."""
+    from .files import read_json
+
+    if path.with_suffix(".safetensors").exists():
+        return f"is the config of the checkpoint {path.with_suffix('.safetensors').name} beside it"
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return "is not a JSON file written by evaluate"
+    if not isinstance(data, dict) or (data and not EVALUATION_FIELDS <= data.keys()):
+        return "holds something other than evaluate's results"
+    return None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine.data import find_pairs
     from .engine.evaluate import evaluate_pairs, format_table
@@ -233,6 +253,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.json.exists() and not args.overwrite:
             raise ValueError(f"--json {args.json} already exists; choose a new file name, or pass --overwrite to "
                              "replace a file. Nothing was overwritten.")
+        if args.json.exists():
+            problem = not_an_evaluation_result(args.json)
+            if problem:
+                raise ValueError(f"--json {args.json} {problem}; --overwrite replaces only an earlier result of "
+                                 "evaluate. Choose a new file name. Nothing was overwritten.")
         if not args.json.parent.is_dir():
             raise ValueError(f"--json {args.json}: the folder {args.json.parent} does not exist.")
     report = find_pairs(args.data)

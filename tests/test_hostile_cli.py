@@ -393,3 +393,26 @@ def test_predict_in_tile_mode_says_what_it_costs_a_model_trained_on_resized_fram
     assert "Tile mode: this model was trained on whole frames resized to" in capsys.readouterr().err
     assert main(["predict", "-i", str(src), "-o", str(tmp_path / "resized")]) == 0
     assert "Tile mode" not in capsys.readouterr().err
+
+
+def test_evaluate_overwrite_replaces_only_an_earlier_result_never_a_checkpoint_config(tmp_path, pairs, monkeypatch,
+                                                                                       capsys):
+    """``--json best.json --overwrite`` in a run folder replaced the checkpoint's config with metrics: the checkpoint
+    could no longer be loaded (trial of session 28)."""
+    import napari_unetv2.engine.evaluate as evaluate
+
+    def never(*args, **kwargs):
+        raise AssertionError("evaluated although the --json path was refused")
+
+    monkeypatch.setattr(evaluate, "evaluate_pairs", never)
+    (tmp_path / "best.safetensors").write_bytes(b"weights")
+    config, notes = tmp_path / "best.json", tmp_path / "notes.json"
+    config.write_text('{"encoder": "tf_efficientnet_lite0", "version": "abc"}')
+    notes.write_text('["my", "notes"]')
+    for target, words in ((config, "is the config of the checkpoint best.safetensors"),
+                          (notes, "holds something other than evaluate's results")):
+        before = target.read_text()
+        assert main(["evaluate", "--data", str(pairs), "--device", "cpu", "--json", str(target), "--overwrite"]) == 2
+        said = " ".join(error_lines(capsys))
+        assert words in said and "Nothing was overwritten" in said
+        assert target.read_text() == before
