@@ -55,6 +55,32 @@ def test_a_save_interrupted_between_its_two_files_is_refused_on_load(tmp_path, t
         load_checkpoint(path)
 
 
+def test_ctrl_c_between_a_checkpoints_two_files_waits_for_both(tmp_path, tiny_model, monkeypatch):
+    """Ctrl-C just after the JSON was written left a config describing other weights (or a config alone), and the CLI
+    said nothing half-written was left (trial of session 28): the interrupt now comes once both files are written."""
+    import os
+    import signal
+
+    import napari_unetv2.checkpoints.checkpoint as checkpoint
+
+    path = tmp_path / "best.safetensors"
+    save_checkpoint(tiny_model, path)
+    with torch.no_grad():
+        dict(tiny_model.named_parameters())["heads.0.weight"].add_(1.0)
+    write_text = checkpoint.atomic_write_text
+
+    def then_ctrl_c(target, text):
+        write_text(target, text)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_text", then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tiny_model, path)
+    monkeypatch.undo()
+    model, config = load_checkpoint(path)  # JSON and weights of the same save
+    assert torch.equal(model.state_dict()["heads.0.weight"], tiny_model.state_dict()["heads.0.weight"])
+
+
 def test_checkpoints_saved_before_the_version_was_in_the_weights_still_load(tmp_path, tiny_model):
     from safetensors.torch import load_file, save_file
 

@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from ..files import atomic_write_bytes, atomic_write_text, read_json
+from ..files import atomic_write_bytes, atomic_write_text, interrupts_deferred, read_json
 from ..model import ALIASES, ARCHITECTURES, DEFAULT_ARCH, ENCODERS, UNetV2, arch_of, build_network
 from ..validation import CHANNELS, IMAGE_SIDE, ConfigError, between, each, one_of, problems, raise_if_problems
 from .state_dicts import load_exact, read_tensors
@@ -178,9 +178,10 @@ def save_checkpoint(
     # them (a full disk) would otherwise leave a JSON describing other weights, unnoticed (load_checkpoint checks).
     blob = save(state, metadata={"format": "pt", "napari_unetv2_format": str(FORMAT_VERSION), VERSION_KEY: config.version})
     config.encoder_weights = config.encoder_weights or model.encoder_weights
-    # Config first, weights last: a crash in between leaves no weight file without its config.
-    atomic_write_text(config_path_for(path), json.dumps(asdict(config), indent=2, default=list) + "\n")
-    atomic_write_bytes(path, blob)
+    # Config first, weights last: a crash in between leaves no weight file without its config. Ctrl-C waits for both.
+    with interrupts_deferred():
+        atomic_write_text(config_path_for(path), json.dumps(asdict(config), indent=2, default=list) + "\n")
+        atomic_write_bytes(path, blob)
     return config
 
 

@@ -4,6 +4,7 @@ from .atomic import (
     atomic_directory,
     atomic_write_bytes,
     atomic_write_text,
+    interrupts_deferred,
     recover_directory,
     remove_stale_temporaries,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "UnreadableImageError",
     "UnsafePathError",
     "child_path",
+    "interrupts_deferred",
     "locked",
     "read_json",
     "mask_to_binary",

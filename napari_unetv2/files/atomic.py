@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -80,6 +81,28 @@ def atomic_directory(path: Path) -> Iterator[Path]:
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then act on it as before. For writes of several files that belong
+    together (a checkpoint's JSON and weights): a Ctrl-C between the two left a config describing other weights, or a
+    config alone, and the CLI said "nothing half-written was left" (trial of session 28). Only the main thread can
+    handle signals; elsewhere (a napari worker) the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if callable(previous):
+                previous(signal.SIGINT, None)  # Python's own handler: KeyboardInterrupt, here
+            elif previous == signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGINT)
 
 
 def recover_directory(path: Path) -> Path | None:
