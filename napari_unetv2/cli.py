@@ -422,7 +422,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
-        print("\ninterrupted: finished files are kept, nothing half-written was left", file=sys.stderr)
+        resumable = args.command == "train" and (Path(args.out) / "last").is_dir()
+        print("\ninterrupted: finished files are kept, nothing half-written was left"
+              + ("; the same command with --resume goes on from the last finished epoch" if resumable else ""),
+              file=sys.stderr)
         return 130
     except EXPECTED_ERRORS as err:
         if args.debug:

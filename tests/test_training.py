@@ -219,6 +219,36 @@ def test_offline_pretrained_pvt_is_a_clear_cli_error(eight_pairs, tmp_path, monk
     assert "pretrained='/path" in capsys.readouterr().err
 
 
+def test_resume_refuses_another_plan_or_data_and_changes_nothing(eight_pairs, tmp_path, capsys):
+    """--resume accepted any command line: other data, input size and learning rate went into one run unsaid, and
+    the checkpoint recorded the new settings as the whole run's (trial of session 28)."""
+    fewer = tmp_path / "fewer"
+    for sub in ("images", "masks"):
+        (fewer / sub).mkdir(parents=True)
+        for path in sorted((eight_pairs / sub).iterdir())[:6]:
+            shutil.copy(path, fewer / sub / path.name)
+    constant, poly = tmp_path / "constant", tmp_path / "poly"
+    assert main(TRAIN + ["--data", str(eight_pairs), "--out", str(constant), "--epochs", "1"]) == 0
+    assert main(TRAIN + ["--data", str(eight_pairs), "--out", str(poly), "--epochs", "1", "--set", "schedule=poly"]) == 0
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    refused = [
+        (constant, ["--data", str(eight_pairs), "--epochs", "2", "--input-size", "96", "96"], "input_size [96, 96]"),
+        (constant, ["--data", str(eight_pairs), "--epochs", "2", "--set", "lr=0.01"], "lr 0.01"),
+        (constant, ["--data", str(fewer), "--epochs", "2"], "the training data (4 pairs; the run: 6 pairs)"),
+        (constant, ["--data", str(eight_pairs), "--epochs", "1"], "nothing to resume"),
+        (poly, ["--data", str(eight_pairs), "--epochs", "2", "--set", "schedule=poly"], "poly learning-rate schedule"),
+    ]
+    for out, options, words in refused:
+        assert main(TRAIN + options + ["--out", str(out), "--resume"]) == 2, options
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and words in error[0] and "Nothing was changed" in error[0], (options, error[0][-300:])
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert main(TRAIN + ["--data", str(eight_pairs), "--out", str(constant), "--epochs", "2", "--resume"]) == 0
+    said = capsys.readouterr()
+    assert "resuming" in said.out + said.err
+
+
 def test_resume_reproduces_an_uninterrupted_run(eight_pairs, tmp_path):
     from napari_unetv2.checkpoints import read_tensors
 

@@ -38,6 +38,7 @@ from ..model import UNetV2
 from .data import Pair, PairDataset
 from .evaluate import evaluate_pairs
 from .losses import deep_supervision_loss
+from .pairs import pairs_fingerprint
 from .recipes import Recipe
 
 LAST = "last"
@@ -267,7 +268,10 @@ class TrainingRun:
 def _initial_model(job: TrainJob, recipe: Recipe) -> tuple[UNetV2, Recipe, Optional[ModelConfig]]:
     """The starting weights: a checkpoint (fine-tuning) or the recipe's encoder (ImageNet or random)."""
     if job.init_checkpoint is None:
-        model = build_unetv2(recipe.encoder, channels=recipe.channels, pretrained=recipe.pretrained, arch=recipe.arch)
+        # A resumed run's weights come from OUT/last: the encoder's ImageNet weights are not fetched (a --resume of a
+        # `paper` run tried to download them, five times, before failing offline; trial of session 28).
+        model = build_unetv2(recipe.encoder, channels=recipe.channels, pretrained=recipe.pretrained and not job.resume,
+                             arch=recipe.arch)
         return model, recipe, None
     model, parent_config = load_checkpoint(job.init_checkpoint)
     job.parent = job.parent or parent_config.version
@@ -353,9 +357,12 @@ def resume_run(run: TrainingRun) -> None:
     last = recover_directory(run.out_dir / LAST)
     if last is None:
         raise FileNotFoundError(f"--resume: no checkpoint to resume from in {run.out_dir / LAST}.")
-    saved, _ = load_checkpoint(last / "model.safetensors")
-    run.model.load_state_dict(saved.state_dict())
     state = _read_resume_state(last / "state.json")
+    check_resume_plan(run, state)
+    saved, saved_config = load_checkpoint(last / "model.safetensors")
+    run.model.load_state_dict(saved.state_dict())
+    # where the weights began (the model was built without fetching them again)
+    run.model.encoder_weights = run.config.encoder_weights = saved_config.encoder_weights
     tensors = read_tensors(last / "optimizer.safetensors")
     torch.set_rng_state(tensors.pop("rng.torch"))
     if "rng.loader" in tensors:  # absent in checkpoints written before it was recorded
@@ -364,6 +371,50 @@ def resume_run(run: TrainingRun) -> None:
     run.scheduler.load_state_dict(state["scheduler"])
     run.start_epoch, run.history, run.best = state["epoch"], state["history"], state["best_val_dice"]
     run.config.parent = state.get("parent", run.config.parent)
+
+
+def _flat(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resume_plan(run: TrainingRun, state: dict) -> None:
+    """ValueError, before anything changes, when ``--resume`` is given another recipe, options or data than the run
+    started with, or when the run has nothing left to do. Any command line was accepted: other data, input size and
+    learning rate were mixed into one run silently, and the checkpoint recorded the new settings as the whole run's
+    (trial of session 28). ``--epochs`` may grow when the learning rate is constant (the run goes on as it would
+    have); under the poly schedule every step's rate depends on the planned length, so it may not change."""
+    out, done = run.out_dir, state["epoch"]
+    now = json.loads(json.dumps(run.recipe.to_dict(), default=float))
+    saved = state.get("recipe") if isinstance(state.get("recipe"), dict) else {}
+    differences = []
+    flat_now, flat_saved = _flat(now), _flat(saved)
+    for key in sorted(flat_saved):  # fields a later version added are not in older runs' records: not compared
+        if key != "epochs" and flat_now.get(key) != flat_saved[key]:
+            differences.append(f"{key} {flat_now.get(key)} (the run: {flat_saved[key]})")
+    planned = saved.get("epochs", now["epochs"])
+    if now["epochs"] != planned and now["schedule"] == "poly":
+        differences.append(f"--epochs {now['epochs']} (the run: {planned}; its poly learning-rate schedule was "
+                           f"planned over {planned} epochs)")
+    data = state.get("data") if isinstance(state.get("data"), dict) else {}
+    for key, what, pairs in (("train", "training", run.job.train_pairs), ("val", "validation", run.job.val_pairs)):
+        if key in data and data[key] != pairs_fingerprint(pairs):
+            other = "other files" if data[key].get("n") == len(pairs) else f"the run: {data[key].get('n')} pairs"
+            differences.append(f"the {what} data ({len(pairs)} pairs; {other})")
+    if differences:
+        raise ValueError(f"--resume: this command differs from the run in {out}: {'; '.join(differences)}. A resumed "
+                         "run goes on as it was planned: give its options again, or start a new run from its weights "
+                         f"(--init {out / LAST / 'model.safetensors'}). Nothing was changed.")
+    if now["epochs"] <= done:
+        raise ValueError(f"--resume: the run in {out} has trained {done} epoch(s) and --epochs is {now['epochs']}: "
+                         f"nothing to resume. To train on, start a new run from its weights (--init {out / BEST})"
+                         + (", or resume with a larger --epochs (its learning rate is constant)"
+                            if now["schedule"] != "poly" else "") + ". Nothing was changed.")
 
 
 def _read_resume_state(path: Path) -> dict:
@@ -454,7 +505,9 @@ def end_of_epoch(run: TrainingRun, epoch: int, losses: list[float], seconds: flo
         if job.resumable:
             _save_last(run.out_dir, run.model, run.config, run.optimizer, run.scheduler,
                        {"epoch": epoch, "history": run.history, "best_val_dice": run.best,
-                        "parent": run.config.parent, "recipe": run.recipe.to_dict()}, run.generator)
+                        "parent": run.config.parent, "recipe": run.recipe.to_dict(),
+                        "data": {"train": pairs_fingerprint(job.train_pairs), "val": pairs_fingerprint(job.val_pairs)}},
+                       run.generator)
             write_logs(run.history, run.out_dir)
     if run.world > 1:
         dist.barrier()
@@ -462,6 +515,9 @@ def end_of_epoch(run: TrainingRun, epoch: int, losses: list[float], seconds: flo
 
 
 def _starting_weights(job: TrainJob, run: TrainingRun) -> str:
+    if job.resume:
+        return (f"resuming {run.out_dir} after epoch {run.start_epoch} of {run.recipe.epochs} (weights, optimiser, "
+                f"schedule and random state from {run.out_dir / LAST})")
     if job.init_checkpoint is None:
         return f"encoder weights: {run.model.encoder_weights}"
     return (f"starting weights: checkpoint {job.parent} ({Path(job.init_checkpoint).name}; its encoder began "

@@ -4,6 +4,7 @@ No torch here: the correction set and the CLI pair files without loading the tra
 """
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from dataclasses import dataclass, field
@@ -24,6 +25,13 @@ class Pair:
     @property
     def stem(self) -> str:
         return self.image.stem
+
+
+def pairs_fingerprint(pairs: Sequence[Pair]) -> dict:
+    """How many pairs and a hash of their images' file names (not their folder): what a resumed run compares to know
+    it trains on the data it started with, wherever the folder is mounted now."""
+    names = "\n".join(sorted(pair.image.name for pair in pairs))
+    return {"n": len(pairs), "names": hashlib.blake2b(names.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()}
 
 
 @dataclass
