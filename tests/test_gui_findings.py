@@ -873,3 +873,24 @@ def test_a_runtime_error_of_the_model_ends_the_run_and_is_said(make_napari_viewe
     assert widget.run() is not None, widget.status.value
     qtbot.waitUntil(lambda: not widget.busy, timeout=15_000)
     assert "out of memory" in widget.status.value.replace("\u200b", "")
+
+
+def test_a_run_without_attention_takes_an_earlier_models_maps_away_and_every_layer_says_its_model(make_napari_viewer):
+    """Trial of session 28: the bundled model's attention maps stayed beside the mask of the model run next (without
+    maps), and no layer but the mask said which model made it."""
+    from napari_unetv2.inference import Prediction
+    from napari_unetv2.widgets._layers import ATTENTION, MODEL_VERSION
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.full((64, 64, 3), 120, np.uint8), name="A", rgb=True)
+    probability = np.zeros((64, 64), np.float32)
+    probability[10:30, 10:30] = 0.9
+    maps = {f"L{i} spatial attention": np.random.default_rng(i).random((64, 64), np.float32) for i in (1, 2)}
+    show_prediction(viewer, image, Prediction(probability=probability, mask=(probability > 0.5).astype(np.uint8),
+                                              attention=maps), "bundled")
+    assert len(layers_of(viewer, image, ATTENTION)) == 2
+    assert all(x.metadata[MODEL_VERSION] == "bundled" for x in layers_of(viewer, image, ATTENTION))
+    show_prediction(viewer, image, Prediction(probability=probability, mask=(probability > 0.5).astype(np.uint8)), "mine")
+    assert layers_of(viewer, image, ATTENTION) == []
+    assert {x.name for x in viewer.layers} == {"A", "A probability", "A mask"}
+    assert layer_of(viewer, image, PROBABILITY).metadata[MODEL_VERSION] == "mine"

@@ -126,14 +126,18 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
     placement = spatial_placement(image_layer)
     result = {"kept_edited": False, "proposal": None}
 
+    # Every derived layer says which model made it (layer info / metadata): only the mask and proposal did, and the
+    # probability of a new model stood beside an edited mask of the old one unsaid (trial of session 28).
+    made_by = {MODEL_VERSION: model_version}
     probability = layer_of(viewer, image_layer, PROBABILITY)
     if probability is not None:
+        probability.metadata.update(made_by)
         probability.data = prediction.probability
     else:
         probability = viewer.add_image(
             prediction.probability, name=f"{name} probability", colormap="magma", contrast_limits=(0, 1),
             opacity=0.5, blending="additive", visible=False,
-            metadata={ROLE: PROBABILITY, IMAGE_ID: image_id(image_layer)}, **placement)
+            metadata={ROLE: PROBABILITY, IMAGE_ID: image_id(image_layer), **made_by}, **placement)
         _move_above(viewer, probability, image_layer)
     result["probability"] = probability
 
@@ -155,19 +159,25 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
     result["mask"] = mask
 
     result["attention"] = []
-    for att_name, data in (prediction.attention or {}).items():
+    maps = prediction.attention or {}
+    for att_name, data in maps.items():
         full = f"{name} {att_name}"
         layer = next((x for x in layers_of(viewer, image_layer, ATTENTION) if x.metadata.get("map") == att_name), None)
         if layer is not None:
+            layer.metadata.update(made_by)
             layer.data = data
             layer.contrast_limits = attention_limits(data)
         else:
             layer = viewer.add_image(
                 data, name=full, colormap="inferno", contrast_limits=attention_limits(data), opacity=0.35,
                 blending="additive", visible=False,
-                metadata={ROLE: ATTENTION, IMAGE_ID: image_id(image_layer), "map": att_name}, **placement)
+                metadata={ROLE: ATTENTION, IMAGE_ID: image_id(image_layer), "map": att_name, **made_by}, **placement)
             _move_above(viewer, layer, image_layer)
         result["attention"].append(layer)
+    # Maps this run did not make are an earlier model's (or run's): they stayed beside the new mask with nothing to
+    # tell them apart (trial of session 28). Derived data, nothing of the user's: they go.
+    for stale in [x for x in layers_of(viewer, image_layer, ATTENTION) if x.metadata.get("map") not in maps]:
+        viewer.layers.remove(stale)
     return result
 
 
