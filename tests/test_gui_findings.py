@@ -894,3 +894,23 @@ def test_a_run_without_attention_takes_an_earlier_models_maps_away_and_every_lay
     assert layers_of(viewer, image, ATTENTION) == []
     assert {x.name for x in viewer.layers} == {"A", "A probability", "A mask"}
     assert layer_of(viewer, image, PROBABILITY).metadata[MODEL_VERSION] == "mine"
+
+
+def test_a_checkpoint_file_is_named_with_its_folder_name_and_version(isolated_home, small_checkpoint, tmp_path):
+    """Two runs' best.safetensors both read "file best.safetensors", and the version a mask said it was made by
+    matched nothing shown (trial of session 28)."""
+    from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint
+    from napari_unetv2.widgets._state import ModelInUse
+
+    models = ModelInUse(isolated_home / "models")
+    model, config = load_checkpoint(small_checkpoint)
+    labels = []
+    for run, bias in (("runA", 0.1), ("runB", 0.2)):
+        with torch.no_grad():
+            model.heads[0].bias.add_(bias)
+        saved = save_checkpoint(model, tmp_path / run / "best.safetensors", config)
+        labels.append(models.label(tmp_path / run / "best.safetensors"))
+        assert labels[-1] == f"file {run}/best.safetensors: small-test-model ({saved.version})"
+    assert labels[0] != labels[1]
+    (tmp_path / "runB" / "best.json").write_text("damaged")
+    assert models.label(tmp_path / "runB" / "best.safetensors") == "file runB/best.safetensors"  # loading says why

@@ -101,6 +101,19 @@ def version_label(config) -> str:
     return f"fine-tuned {config.version} (from {config.parent or '-'})"
 
 
+def file_label(path: Path) -> str:
+    """A checkpoint file's name on the *runs* lines: its folder too, its recorded name and its version (two runs'
+    ``best.safetensors`` read alike, and the version a layer says it was segmented with matched nothing shown; trial
+    of session 28). Only the small JSON beside it is read."""
+    shown = f"file {path.parent.name}/{path.name}" if path.parent.name else f"file {path.name}"
+    try:
+        config = read_config(path)
+    except (OSError, ValueError):
+        return shown  # loading it says what is wrong
+    version = config.version or "no version recorded"
+    return f"{shown}: {config.name} ({version})" if config.name else f"{shown} ({version})"
+
+
 _SCORES_CACHE: dict = {}
 
 
@@ -183,7 +196,7 @@ class ModelInUse(QObject):
         if version is None or _bundled_name(version) is not None:
             return bundled_label(_bundled_name(version) or DEFAULT_BUNDLED)
         if isinstance(version, Path):
-            return f"file {version.name}"
+            return file_label(version)
         name = _bundled_model_of(version)
         if name is not None:  # a bundled model copied into the store to be used: still its one name
             return bundled_label(name)
