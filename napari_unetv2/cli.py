@@ -19,7 +19,8 @@ MIN_TILE = 32  # model.MIN_SIDE, the smallest input the network takes (not impor
 
 def _add_checkpoint(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None,
-                   help="a .safetensors checkpoint or a bundled model's name: polyp, skin (default: polyp)")
+                   help="a .safetensors checkpoint, a bundled model's name (polyp, skin; default: polyp), in-use (the "
+                        "model the napari widgets use) or a version id from the widgets' model store")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
 
 
@@ -117,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Trains on every pair (a held-out part is kept only when it would hold 10+ images) "
                                    "and keeps the last epoch; defaults as in the retrain widget.")
     f.add_argument("--checkpoint", default=None,
-                   help="start from this checkpoint or bundled model (polyp, skin; default: polyp)")
+                   help="start from this checkpoint, bundled model (polyp, skin; default: polyp), in-use or stored "
+                        "version id")
     f.add_argument("--data", type=Path, required=True, help="folder of pairs, or a correction set (then its prospective "
                                                            "scores are printed too)")
     f.add_argument("--out", type=Path, required=True)

@@ -219,3 +219,19 @@ def test_recalibrate_bn_recomputes_batchnorm_statistics_and_touches_no_weight(tm
     with pytest.raises(SystemExit, match="exists"):
         tool.main([str(small_checkpoint), "--data", str(data), "--out", str(out)])
     assert out.read_bytes() == stored
+
+
+def test_the_cli_names_a_stored_version_or_the_model_in_use(isolated_home, small_checkpoint):
+    """`unetv2 predict --checkpoint <version>` and `--checkpoint "in use"` gave "Checkpoint not found": only the full
+    path inside the widgets' model store worked (trial of session 28)."""
+    from napari_unetv2.checkpoints import ModelStore, bundled_checkpoint, resolve_checkpoint
+
+    assert resolve_checkpoint("in-use") == bundled_checkpoint()
+    assert not isolated_home.exists()  # naming the model in use creates no store
+    store = ModelStore(isolated_home / "models")
+    version = store.add(small_checkpoint).version
+    assert resolve_checkpoint(version) == store.path_of(version)
+    assert resolve_checkpoint("in-use") == bundled_checkpoint()
+    store.use(version)
+    assert resolve_checkpoint("in-use") == resolve_checkpoint("in use") == store.path_of(version)
+    assert resolve_checkpoint("0123456789ab") == Path("0123456789ab")  # not stored: a path, which loading refuses

@@ -258,9 +258,15 @@ def bundled_models() -> dict[str, Path]:
     return {name: path for name in BUNDLED_MODELS if (path := bundled_checkpoint(name)) is not None}
 
 
+IN_USE_NAMES = ("in-use", "in use")
+STORED_VERSION = re.compile(r"^[0-9a-f]{6,64}$")
+
+
 def resolve_checkpoint(spec: Union[str, Path, None]) -> Optional[Path]:
     """A checkpoint path from what a user gives: None (the default bundled model), a bundled model's name
-    (``polyp``, ``skin``) or a path. A name that is also an existing file is read as the file."""
+    (``polyp``, ``skin``), ``in-use`` (the model the napari widgets use), a version id of the model store
+    (``$NAPARI_UNETV2_HOME/models``: the versions the widgets list) or a path. A name that is also an existing file
+    is read as the file."""
     if spec is None:
         return bundled_checkpoint()
     if isinstance(spec, str) and spec in BUNDLED_MODELS and not Path(spec).exists():
@@ -268,4 +274,23 @@ def resolve_checkpoint(spec: Union[str, Path, None]) -> Optional[Path]:
         if path is None:
             raise FileNotFoundError(f"The bundled {spec!r} model is not installed in {BUNDLED_DIR}.")
         return path
+    if isinstance(spec, str) and not Path(spec).exists():
+        stored = stored_checkpoint(spec)
+        if stored is not None:
+            return stored
     return Path(spec)
+
+
+def stored_checkpoint(spec: str) -> Optional[Path]:
+    """``in-use`` or a stored version's id in the widgets' model store, as a path (None when ``spec`` is neither).
+    The CLI could not name a version the widgets made or used: only its full path inside the store worked (trial of
+    session 28). Nothing is created when there is no store."""
+    from ..storage import default_model_store_dir
+    from .model_store import ModelStore
+
+    root = default_model_store_dir()
+    if spec in IN_USE_NAMES:
+        return ModelStore(root).current_checkpoint() if (root / "versions").is_dir() else bundled_checkpoint()
+    if STORED_VERSION.match(spec) and (root / "versions" / spec / "model.safetensors").is_file():
+        return ModelStore(root).path_of(spec)
+    return None
