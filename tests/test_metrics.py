@@ -58,3 +58,15 @@ def test_accumulator_means_and_pooled_counts():
     pooled = acc.pooled()
     assert (acc.tp, acc.fp, acc.fn) == (2, 0, 2)
     assert pooled["dsc"] == pytest.approx(4 / 6) and pooled["iou"] == pytest.approx(2 / 4)
+
+
+def test_the_evaluation_table_says_how_many_images_hd95_left_out():
+    """Trial of session 28: a group of three with two polyps missed printed "HD95 0.00" (the one empty/empty image's),
+    the two left out said only in the JSON."""
+    from napari_unetv2.engine.evaluate import format_table
+
+    group = {"n": 3, "dice": 0.33, "iou": 0.33, "mae": 0.1, "hd95": 0.0, "hd95_undefined": 2}
+    table = format_table({**group, "domains": {"endocv2021-seq": group}})
+    rows = [line for line in table.splitlines() if line.startswith(("all", "endocv2021-seq"))]
+    assert len(rows) == 2 and all(row.endswith("2 (one mask empty)") for row in rows)
+    assert "left out" in table.splitlines()[0]
