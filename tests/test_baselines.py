@@ -83,6 +83,9 @@ def test_train_save_load_predict_each_baseline(arch, cls, tmp_path):
     assert prediction.mask.shape == (70, 90)
     eager = Predictor(out / "best.safetensors", device="cpu", fast=False).predict(image)
     assert np.abs(prediction.probability - eager.probability).max() < 1e-4 / 4
+    # the widget's attention box ticked: said in the words of the widget (it said "call it with return_attention=False")
+    with pytest.raises(ValueError, match="untick 'compute SDI attention maps'"):
+        predictor.predict(image, return_attention=True)
     masks = tmp_path / "masks"
     assert main(["predict", "-i", str(data / "images"), "-o", str(masks), "--checkpoint",
                  str(out / "best.safetensors"), "--device", "cpu"]) == 0

@@ -235,3 +235,15 @@ def test_the_cli_names_a_stored_version_or_the_model_in_use(isolated_home, small
     store.use(version)
     assert resolve_checkpoint("in-use") == resolve_checkpoint("in use") == store.path_of(version)
     assert resolve_checkpoint("0123456789ab") == Path("0123456789ab")  # not stored: a path, which loading refuses
+
+
+def test_a_pickle_without_its_json_is_refused_as_a_pickle(tmp_path):
+    """`unetv2 finetune --checkpoint statedict.pt` said "Checkpoint config not found" where predict said what is wrong
+    with the file: a pickle is not read (trial of session 28)."""
+    from napari_unetv2.checkpoints import read_config
+    from napari_unetv2.checkpoints.state_dicts import UntrustedCheckpointError
+
+    path = tmp_path / "statedict.pt"
+    torch.save({"w": torch.zeros(2)}, path)
+    with pytest.raises(UntrustedCheckpointError, match="pickle-based file"):
+        read_config(path)

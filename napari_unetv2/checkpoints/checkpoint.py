@@ -18,7 +18,7 @@ import torch
 from ..files import atomic_write_bytes, atomic_write_text, interrupts_deferred, read_json
 from ..model import ALIASES, ARCHITECTURES, DEFAULT_ARCH, ENCODERS, UNetV2, arch_of, build_network
 from ..validation import CHANNELS, IMAGE_SIDE, ConfigError, between, each, one_of, problems, raise_if_problems
-from .state_dicts import load_exact, read_tensors
+from .state_dicts import PICKLE_SUFFIXES, load_exact, read_tensors, untrusted_pickle
 
 FORMAT_VERSION = 1
 VERSION_KEY = "napari_unetv2_version"  # safetensors metadata: the version the JSON beside must name
@@ -199,6 +199,8 @@ def save_derived_checkpoint(model: UNetV2, path: Union[str, Path], config: Model
 
 def read_config(path: Union[str, Path]) -> ModelConfig:
     cfg_path = config_path_for(path)
+    if not cfg_path.is_file() and Path(path).suffix in PICKLE_SUFFIXES:
+        raise untrusted_pickle(Path(path))  # what is wrong with it first (finetune read the config first)
     if not cfg_path.is_file():
         raise FileNotFoundError(f"Checkpoint config not found: {cfg_path} (expected beside {Path(path).name}).")
     try:

@@ -60,17 +60,20 @@ def load_weights_only(path: Path):
         raise ValueError(f"{Path(path).name} is not a readable PyTorch file (truncated or damaged?): {first_line}") from err
 
 
+def untrusted_pickle(path: Path) -> UntrustedCheckpointError:
+    return UntrustedCheckpointError(
+        f"{path.name} is a pickle-based file; unpickling an untrusted file can run arbitrary code, so it "
+        "is not read. Ask for the model as .safetensors with its .json (what this program writes); a file you "
+        "made yourself can be read in Python with trusted=True (then with weights_only=True).")
+
+
 def read_tensors(path: Union[str, Path], trusted: bool = False) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint not found: {path}")
     if path.suffix in PICKLE_SUFFIXES:
         if not trusted:
-            raise UntrustedCheckpointError(
-                f"{path.name} is a pickle-based file; unpickling an untrusted file can run arbitrary code. "
-                "Convert it to .safetensors, or pass trusted=True if you made it yourself "
-                "(it is then read with weights_only=True)."
-            )
+            raise untrusted_pickle(path)
         state = load_weights_only(path)
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]

@@ -65,7 +65,8 @@ class Recipe:
             found = problems(self.augment, AUGMENT_RULES, prefix="augment.")
         found += problems(self, RECIPE_RULES)
         if not found and self.train_parts == "sdi-decoder" and self.arch != "unetv2":
-            found.append(f"train_parts 'sdi-decoder' needs arch unetv2 (a {self.arch} has no SDI); use train_parts=all")
+            found.append(f"train_parts 'sdi-decoder' needs arch unetv2 (a {self.arch} has no SDI); use train_parts=all "
+                         "(--train-parts all in unetv2 finetune, --set train_parts=all in train)")
         if not found and sum(self.deep_supervision) <= 0:
             found.append("deep_supervision needs a positive sum of weights")
         if not found and self.augment.scale_range[0] > self.augment.scale_range[1]:

@@ -76,8 +76,8 @@ class BatchSummary:
         elif self.other_models:
             kept = "the results kept" if self.count("error") or self.stopped else "every result was already there"
             lines.append(f"  note: nothing was segmented with this model: {kept}, "
-                         f"made by model version(s) {', '.join(self.other_models)} (untick continue, or choose a new "
-                         "folder, to segment with this one)")
+                         f"made by model version(s) {', '.join(self.other_models)} (to segment with this one: "
+                         "continue unticked in napari, no --continue in the CLI, or a new folder)")
         if self.unrecorded:
             lines.append(f"  note: {self.unrecorded} kept output(s) have no summary row: not made by this program's runs "
                          "into this folder (masks put there otherwise?)")

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from ..checkpoints.checkpoint import ModelConfig, load_checkpoint, resolve_checkpoint
 from ..devices import resolve_device
-from ..model import MIN_SIDE, UNetV2
+from ..model import ARCHITECTURES, MIN_SIDE, UNetV2
 from .allocator import reuse_freed_memory
 from .fast import as_channels_last, optimize_for_cpu
 from .preprocess import normalize, to_rgb, to_unit_range
@@ -349,6 +349,11 @@ class Predictor:
         if mode not in ("resize", "tile"):
             raise ValueError(f"mode must be 'resize' or 'tile', not {mode!r}.")
         threshold = self._check_threshold(threshold)
+        if return_attention and self.config.arch != "unetv2":
+            # the network's own refusal spoke to Python callers ("call it with return_attention=False") in the widget
+            name = getattr(ARCHITECTURES.get(self.config.arch), "architecture", self.config.arch)
+            raise ValueError(f"This model is a {name} (a baseline of the paper): only U-Net v2 has SDI "
+                             "attention maps. Segment without them (untick 'compute SDI attention maps').")
         array, is_stack = split_image(image, rgb)
         height, width = (array.shape[1:3] if is_stack else array.shape[:2])
         if min(height, width) < MIN_SIDE and mode == "tile":
