@@ -416,3 +416,21 @@ def test_evaluate_overwrite_replaces_only_an_earlier_result_never_a_checkpoint_c
         said = " ".join(error_lines(capsys))
         assert words in said and "Nothing was overwritten" in said
         assert target.read_text() == before
+
+
+def test_a_train_or_finetune_that_fails_before_writing_leaves_no_empty_folder(tmp_path, pairs, capsys):
+    """`unetv2 train --init evil.pt` and a failed finetune left their new, empty output folders (trial of session 28)."""
+    pickle = tmp_path / "evil.pt"
+    torch.save({"w": torch.zeros(1)}, pickle)
+    out = tmp_path / "new-run"
+    assert main(["train", "--data", str(pairs), "--out", str(out), "--init", str(pickle), "--epochs", "1",
+                 "--device", "cpu"]) == 2
+    assert "pickle-based" in " ".join(error_lines(capsys)) and not out.exists()
+    assert main(["finetune", "--checkpoint", str(pickle), "--data", str(pairs), "--out", str(out), "--epochs", "1",
+                 "--device", "cpu"]) == 2
+    assert "pickle-based" in " ".join(error_lines(capsys)) and not out.exists()
+    kept = tmp_path / "made-before"
+    kept.mkdir()
+    assert main(["train", "--data", str(pairs), "--out", str(kept), "--init", str(pickle), "--epochs", "1",
+                 "--device", "cpu"]) == 2
+    assert kept.is_dir()  # the user's own (empty) folder stays

@@ -527,11 +527,21 @@ def _starting_weights(job: TrainJob, run: TrainingRun) -> str:
 def run_training(job: TrainJob) -> Iterator[TrainEvent]:
     """Train as ``job`` says, yielding a "start" event, a "step" event per batch, an "epoch" event per
     epoch and a final "done" event."""
-    run = build_run(job)
+    out_dir = Path(job.out_dir)
+    made_here = not out_dir.exists()
     try:
-        yield from _train(job, run)
-    finally:
-        stop_loader_workers(run.loader)
+        run = build_run(job)
+        try:
+            yield from _train(job, run)
+        finally:
+            stop_loader_workers(run.loader)
+    except BaseException:
+        # A run that failed (an unreadable --init, a damaged image) or was cancelled before writing anything leaves no
+        # empty output folder behind (trial of session 28); a folder that holds files, or was there before, stays.
+        if made_here:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # only ever an empty one
+        raise
 
 
 def stop_loader_workers(loader: DataLoader) -> None:
