@@ -146,3 +146,22 @@ def test_interrupt_leaves_only_complete_files(predictor, folder, tmp_path, monke
 def test_same_input_and_output_folder_is_refused(predictor, folder):
     with pytest.raises(ValueError, match="differ"):
         predict_folder(predictor, folder, folder)
+
+
+def test_continuing_with_other_settings_says_the_folder_mixes_them(predictor, folder, tmp_path):
+    """`--continue --threshold 0.9` after a tiled run kept the earlier masks unsaid, and summary.csv recorded only the
+    model: a folder could mix settings invisibly (trial of session 28)."""
+    out = tmp_path / "out"
+    predict_folder(predictor, folder, out, tile=64)
+    made = {name: row for name, row in rows(out).items() if row["status"] == "done"}
+    threshold = predictor.config.threshold
+    assert {row["settings"] for row in made.values()} == {f"tile 64, threshold {threshold:g}"}
+    summary = predict_folder(predictor, folder, out, resume=True, threshold=0.9)
+    assert summary.count("done") == 0 and summary.other_settings == [f"tile 64, threshold {threshold:g}"]
+    assert "made with other settings (tile 64" in summary.describe()
+    sorted(out.glob("*.png"))[0].unlink()
+    summary = predict_folder(predictor, folder, out, resume=True, threshold=0.9, tta=True)
+    assert summary.count("done") == 1 and "this folder mixes settings" in summary.describe()
+    settings = sorted(row["settings"] for row in rows(out).values() if row["status"] == "done")
+    mode = predictor.config.inference_mode
+    assert settings == sorted([f"tile 64, threshold {threshold:g}"] * 2 + [f"{mode}, threshold 0.9, flip TTA"])

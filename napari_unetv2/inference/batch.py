@@ -59,6 +59,9 @@ class BatchSummary:
     # --continue kept outputs that this model did not make: versions named by the earlier summary rows, and
     # how many kept outputs no summary row accounts for (masks put there by hand or by another program)
     other_models: list[str] = field(default_factory=list)
+    # ... and the settings (mode, threshold, TTA) they were made with, where they differ from this run's
+    other_settings: list[str] = field(default_factory=list)
+    settings: str = ""  # this run's (run_settings), in each row it makes
     unrecorded: int = 0
     stopped: bool = False  # cancelled before every image was done
     subfolders: int = 0  # folders inside the input folder: not looked into (said, so none is thought done)
@@ -78,6 +81,9 @@ class BatchSummary:
             lines.append(f"  note: nothing was segmented with this model: {kept}, "
                          f"made by model version(s) {', '.join(self.other_models)} (to segment with this one: "
                          "continue unticked in napari, no --continue in the CLI, or a new folder)")
+        if self.other_settings:
+            lines.append(f"  note: results kept from earlier runs were made with other settings ({'; '.join(self.other_settings)}"
+                         "): this folder mixes settings (summary.csv names each file's)")
         if self.unrecorded:
             lines.append(f"  note: {self.unrecorded} kept output(s) have no summary row: not made by this program's runs "
                          "into this folder (masks put there otherwise?)")
@@ -215,7 +221,7 @@ def predict_folder(
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
     read_summary(output_dir, summary_name(shard))  # an unreadable one is kept as a backup now, before any write
-    summary = BatchSummary(output_dir)
+    summary = BatchSummary(output_dir, settings=run_settings(predictor, tile, threshold, tta))
     summary.subfolders = sum(1 for p in listing if p.is_dir())
     mode = "tile" if tile else None
 
@@ -249,17 +255,30 @@ def predict_folder(
     if shard is not None:
         merge_summaries(output_dir, shard[1])
     with locked(output_dir):  # as merged now: every run's rows, a concurrent one's and other shards' included
-        account_for_kept(summary, read_summary(output_dir), predictor.config.version)
+        account_for_kept(summary, read_summary(output_dir), predictor.config.version, summary.settings)
     return summary
 
 
-def account_for_kept(summary: BatchSummary, merged: list[dict], version: str) -> None:
-    """Which models made the outputs --continue kept (from summary.csv's rows after the run: a kept output keeps
-    the row of the run that made it), and how many kept outputs no run's row explains."""
+def run_settings(predictor: Predictor, tile: Optional[int], threshold: Optional[float], tta: bool) -> str:
+    """This run's settings as summary.csv records them: ``resize, threshold 0.5`` or ``tile 512, threshold 0.9, flip
+    TTA``. --continue with another threshold or mode kept the earlier masks unsaid, and summary.csv recorded only the
+    model (trial of session 28)."""
+    mode = f"tile {tile}" if tile else predictor.config.inference_mode
+    if mode == "tile":
+        mode = "tile 512"
+    return f"{mode}, threshold {predictor._check_threshold(threshold):g}" + (", flip TTA" if tta else "")
+
+
+def account_for_kept(summary: BatchSummary, merged: list[dict], version: str, settings: str = "") -> None:
+    """Which models (and settings) made the outputs --continue kept (from summary.csv's rows after the run: a kept
+    output keeps the row of the run that made it), and how many kept outputs no run's row explains. Rows written before
+    settings were recorded name none: not counted as other settings."""
     before = {row["file"]: row for row in merged}
     kept = [before.get(row["file"]) for row in summary.rows if row["status"] == "skipped-done"]
     summary.other_models = sorted({row.get("model_version") or "?" for row in kept
                                    if row is not None and row.get("status") == "done"} - {version})
+    summary.other_settings = sorted({row.get("settings") for row in kept if row is not None and row.get("status") == "done"
+                                     and row.get("settings")} - {settings})
     summary.unrecorded = sum(1 for row in kept if row is None or row.get("status") != "done")
 
 
@@ -298,14 +317,14 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
     last_summary = float("-inf")
     for index, path in enumerate(files, start=1):
         row = {"file": display_name(path), "status": "", "height": "", "width": "", "foreground_fraction": "",
-               "seconds": "", "model_version": predictor.config.version, "note": ""}
+               "seconds": "", "model_version": predictor.config.version, "settings": summary.settings, "note": ""}
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             row.update(status="not-an-image", note=f"suffix {path.suffix or '(none)'} is not an image type")
         elif path in clashing:
             row.update(status="error", note=clashing[path])
         elif finished(path):
             # not this model's work: the merge keeps the earlier run's row (and its model version), if any
-            row.update(status="skipped-done", model_version="", note="outputs exist (--continue)")
+            row.update(status="skipped-done", model_version="", settings="", note="outputs exist (--continue)")
         else:
             if should_stop is not None and should_stop():
                 summary.stopped = True
@@ -327,7 +346,7 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
                 keep = tuple(p for p in outputs if resume and p.is_file())
                 if outputs[0] in keep:  # no mask made here: the row claims none (nor this model for the kept one)
                     written = ", ".join(p.name for p in outputs if p not in keep)
-                    outcome = dict(status="skipped-done", model_version="",
+                    outcome = dict(status="skipped-done", model_version="", settings="",
                                    note=f"{KEPT_NOTE} {outputs[0].name}; wrote {written} with model {predictor.config.version}")
                 else:
                     shape = prediction.mask.shape

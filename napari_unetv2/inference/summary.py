@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..files import atomic_write_text, locked
 
-SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "note"]
+SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "settings",
+                   "note"]
 KEPT_NOTE = "kept the existing"  # how a row says --continue kept an output it did not make
 
 
