@@ -914,3 +914,39 @@ def test_a_checkpoint_file_is_named_with_its_folder_name_and_version(isolated_ho
     assert labels[0] != labels[1]
     (tmp_path / "runB" / "best.json").write_text("damaged")
     assert models.label(tmp_path / "runB" / "best.safetensors") == "file runB/best.safetensors"  # loading says why
+
+
+def test_the_model_chooser_keeps_in_use_first_when_its_name_changes(make_napari_viewer, isolated_home, small_checkpoint):
+    """magicgui adds a renamed item at the end: after a round the Segment chooser read bundled, bundled, from file,
+    in use: … (trial of session 28)."""
+    from napari_unetv2.widgets._state import IN_USE
+
+    viewer = make_napari_viewer()
+    seg = dock(viewer, "Segment")
+    combo = seg.model_source
+    assert combo.choices[0] == IN_USE
+    chosen = combo.choices[2]  # the skin model: not the parent of the version put in use (Segment would follow that)
+    assert "skin" in str(chosen)
+    combo.value = chosen
+    version = seg.models.store.add(small_checkpoint).version
+    seg.models.use(version)  # "in use: …" renamed
+    seg.reset_choices()
+    texts = [combo.native.itemText(i) for i in range(combo.native.count())]
+    assert combo.choices[0] == IN_USE and texts[0].startswith("in use: ") and version in texts[0], texts
+    assert texts[-1] == "from file..." or texts[-1].startswith("from file"), texts
+    assert combo.value == chosen  # the choice made stays
+
+
+def test_retrains_version_list_keeps_its_order_when_a_label_changes(make_napari_viewer, isolated_home, monkeypatch):
+    """Trial of session 28: the versions list put the skin model before polyp once a label had changed."""
+    import napari_unetv2.widgets.retrain as retrain
+
+    viewer = make_napari_viewer()
+    rt = dock(viewer, "Correct & retrain")
+    before = list(rt.versions.choices)
+    first = before[0]
+    monkeypatch.setattr(retrain, "prospective_note",
+                        lambda version, folder: "Dice 0.9 on 3" if version == rt.models.version_id(first) else "")
+    rt.reset_choices()
+    assert list(rt.versions.choices) == before
+    assert rt.versions.native.itemText(0).endswith("; Dice 0.9 on 3")

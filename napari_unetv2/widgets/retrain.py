@@ -43,7 +43,7 @@ from ._layers import (
 from ._loss_plot import LossPlot
 from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line
 from ._state import BUNDLED, IN_USE, prospective_note
-from .segment import follow_active_image
+from .segment import follow_active_image, keep_choices_in_order
 
 ROLL_BACK_AGAIN_AFTER_S = 0.5  # a second Roll back sooner than this is the second click of a double click
 
@@ -74,6 +74,7 @@ class RetrainWidget(WorkerWidget):
         self.scores = wrapping_label("held-out Dice", "-", tooltip="Dice on held-out corrections before -> after the round.")
         self.versions = ComboBox(label="versions", choices=self._version_choices,
                                  tooltip="Every stored model; shows the one in use.")
+        keep_choices_in_order(self.versions)  # their labels carry scores that change
         self.use_button = PushButton(text="Use this version",
                                      tooltip="Put the selected version in use and segment the open images again.")
         self.rollback_button = PushButton(text="Roll back", tooltip="Return to the model used before the current one.")

@@ -51,7 +51,27 @@ def model_chooser(widget: WorkerWidget) -> tuple[ComboBox, FileEdit]:
 
     combo.changed.connect(on_choice)
     checkpoint.changed.connect(lambda _=None: widget.refresh_model_line())
+    keep_choices_in_order(combo)
     return combo, checkpoint
+
+
+def keep_choices_in_order(combo: ComboBox) -> None:
+    """Refreshed choices stay in the order given. magicgui keys a ComboBox's items by their text and adds a new text at
+    the end: after a round renamed "in use: …", the chooser read bundled, bundled, from file, in use, … (trial of
+    session 28). The items are laid out again, the chosen value kept."""
+    refill = combo.reset_choices
+
+    def reset_in_order(*_args) -> None:
+        value = combo.value
+        with combo.changed.blocked():
+            combo.native.clear()
+            refill()
+            if value in combo.choices:
+                combo.value = value
+        if combo.value != value:
+            combo.changed.emit(combo.value)
+
+    combo.reset_choices = reset_in_order
 
 
 def chosen_model(widget, combo: ComboBox, checkpoint: FileEdit):
