@@ -930,6 +930,8 @@ def test_the_model_chooser_keeps_in_use_first_when_its_name_changes(make_napari_
     combo.value = chosen
     version = seg.models.store.add(small_checkpoint).version
     seg.models.use(version)  # "in use: …" renamed
+    # and Segment, still on the skin model, says so (its next press replaced the new model's proposal unsaid)
+    assert "is now in use; this widget still runs the model chosen here" in seg.status.value.replace("\u200b", "")
     seg.reset_choices()
     texts = [combo.native.itemText(i) for i in range(combo.native.count())]
     assert combo.choices[0] == IN_USE and texts[0].startswith("in use: ") and version in texts[0], texts

@@ -86,6 +86,11 @@ def follow_fine_tuned(widget, combo: ComboBox) -> None:
     if widget.models.derived_from(combo.value):
         combo.value = IN_USE
         widget.say(f"now runs {widget.models.label()}, fine-tuned from the model chosen before")
+    elif combo.value != IN_USE:
+        # a round put a model in use that this widget does not run: its next press ran the file or version chosen
+        # here and replaced the new model's proposal, which was easy to miss (trial of session 28)
+        widget.say(f"{widget.models.label()} is now in use; this widget still runs the model chosen here "
+                   "(choose 'in use' to segment with the new one)")
 
 
 def follow_active_image(widget, chooser: ComboBox) -> None:
