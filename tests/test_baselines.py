@@ -78,6 +78,7 @@ def test_train_save_load_predict_each_baseline(arch, cls, tmp_path):
     model, loaded = load_checkpoint(out / "best.safetensors")
     assert type(model) is cls and model.decoder_channels == (8, 16, 32) and loaded.arch == arch
     predictor = Predictor(out / "best.safetensors", device="cpu")
+    assert f"[{cls.architecture}, " in predictor.description  # the model line says it is a baseline
     image = (np.random.default_rng(0).random((70, 90, 3)) * 255).astype(np.uint8)
     prediction = predictor.predict(image)
     assert prediction.mask.shape == (70, 90)

@@ -65,6 +65,22 @@ def test_default_round_trains_on_every_correction_and_keeps_the_last_epoch(tmp_p
     assert reference["new"]["dice_interval"][0] <= reference["new"]["dice"] <= reference["new"]["dice_interval"][1]
 
 
+def test_a_sample_the_round_trained_on_is_left_out_of_the_original_domain_check(tmp_path, small_checkpoint):
+    """A PolypGen frame among the corrections is also a sample image: it was scored as an original-domain check of a
+    model trained on it (trial of session 28)."""
+    from napari_unetv2._sample_data import sample_data_dir
+    from napari_unetv2.engine.pairs import Pair
+
+    pairs = find_pairs(make_synthetic_pairs(tmp_path / "four", n=4)).pairs
+    root = sample_data_dir()
+    sample = Pair(root / "images" / f"{SAMPLES['polyp']}.jpg", root / "masks" / f"{SAMPLES['polyp']}.png")
+    result = run(finetune.finetune_events(small_checkpoint, pairs + [sample], tmp_path / "out", epochs=1, device="cpu",
+                                          resumable=False))
+    reference = read_config(result.checkpoint).metrics["reference"]
+    assert set(reference["new"]["images"]) == set(reference["parent"]["images"]) == {SAMPLES["kvasir"]}
+    assert "1 sample(s) left out: the round trained on them" in reference["set"]
+
+
 # ---- one function, one set of defaults ---------------------------------------------------------------
 class Called(Exception):
     pass
@@ -352,7 +368,9 @@ def test_a_skin_lines_round_is_checked_on_the_dermoscopy_sample(tmp_path, small_
     store = ModelStore(tmp_path / "models")
     store.use(store.add(tmp_path / "skin-round.safetensors").version)
     cs = CorrectionSet(tmp_path / "corrections")
-    add_correction(cs, "skin", store.current)
+    image, gt, stem = load_sample("skin")  # mirrored: the sample itself, trained on, would be no check (session 28)
+    cs.add(np.ascontiguousarray(image[:, ::-1]), np.ascontiguousarray(gt[:, ::-1]), source=stem, model_version=store.current,
+           predicted_mask=np.zeros_like(gt))
     outcome = run(retrain_events(store, cs, epochs=1, device="cpu"))
     assert "dermoscopy" in outcome.result.reference["set"] and outcome.result.reference["new"]["n"] == 1
     assert bundled_line(store.path_of(outcome.config.version)) == "skin"  # a grandchild, through the store

@@ -145,15 +145,15 @@ def _record_scores(result: FinetuneResult) -> None:
     record_metrics(result.checkpoint, metrics)
 
 
-def _pixel_hashes(pairs) -> set[str]:
-    """The pixel hashes (the correction set's ``image_hash``) of the pairs' images that can be read."""
+def _pixel_hashes(pairs) -> dict:
+    """The pixel hashes (the correction set's ``image_hash``) of the pairs' images that can be read, by pair."""
     from ..corrections.correction_set import image_hash  # (the corrections package imports this module's callers)
     from ..files import UnreadableImageError, read_image
 
-    hashes = set()
+    hashes = {}
     for pair in pairs:
         try:
-            hashes.add(image_hash(read_image(pair.image)))
+            hashes[pair] = image_hash(read_image(pair.image))
         except (UnreadableImageError, OSError):  # unreadable pairs fail the training itself, with their name
             continue
     return hashes
@@ -179,6 +179,7 @@ def finetune_events(
     held = set(held_out)
     trained = [p for p in corrections if p not in held]  # (replay pairs are not corrections)
     trained_on = [p.stem for p in trained]
+    train_hashes = _pixel_hashes(train)  # replay included: what the new model saw
     job = TrainJob(
         recipe=recipe.with_overrides({"input_size": list(parent.input_size)}), train_pairs=train,
         val_pairs=[], out_dir=Path(out_dir), device=device, init_checkpoint=checkpoint, keep="last",
@@ -187,18 +188,25 @@ def finetune_events(
               "held_out": [p.stem for p in held_out],
               # the images by their pixels: a correction of one of them accepted later, with this version's mask, is
               # no prospective test of this version (its id is then another entry's)
-              "trained_images": sorted(_pixel_hashes(trained))},
+              "trained_images": sorted({train_hashes[p] for p in trained if p in train_hashes})},
         resumable=resumable, resume_offered=False,
     )
     line = bundled_line(checkpoint)  # known before training: nothing after it may fail on the way
     yield from run_training(job)
     new = Path(out_dir) / BEST
-    reference = reference_pairs(line or "polyp")
+    # a sample the round trained on is no check of the original domain (a PolypGen validation frame in the corrections
+    # was scored as one; trial of session 28)
+    samples = reference_pairs(line or "polyp")
+    seen = set(train_hashes.values())
+    reference = [pair for pair, digest in _pixel_hashes(samples).items() if digest not in seen]
+    left_out = len(samples) - len(reference)
     result = FinetuneResult(new, before, _score(new, held_out, device), [p.stem for p in held_out],
                             trained_on=trained_on)
     if reference:
         what = (f"{REFERENCE_NAMES[line]} (sample_data/), the original domain of the {line} model's line" if line else
                 "endoscopy sample images (sample_data/); the model descends from no bundled model known here")
+        if left_out:
+            what += f"; {left_out} sample(s) left out: the round trained on them"
         result.reference = {"set": what, "parent": _score(checkpoint, reference, device),
                             "new": _score(new, reference, device)}
     _record_scores(result)

@@ -176,7 +176,10 @@ class Predictor:
     def description(self) -> str:
         cfg = self.config
         name = cfg.name or cfg.encoder
-        return f"{name} [{cfg.encoder}, c={cfg.channels}, version {cfg.version or '-'}] from {self.source}"
+        # a baseline says it is one (a U-Net read like U-Net v2's "[encoder, c=32, …]"; trial of session 28)
+        network = "" if cfg.arch == "unetv2" else f"{getattr(ARCHITECTURES.get(cfg.arch), 'architecture', cfg.arch)}, "
+        version = cfg.version or "no version recorded"
+        return f"{name} [{network}{cfg.encoder}, c={cfg.channels}, version {version}] from {self.source}"
 
     def mode_note(self, mode: Optional[str]) -> str:
         """What to know before running ``mode`` ("" when nothing): tile mode on a model trained on whole frames resized
