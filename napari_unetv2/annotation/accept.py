@@ -39,10 +39,11 @@ def source_key(source: str) -> str:
     return re.sub(r" \[\d+\]$", "", Path(source).stem if Path(source).suffix.lower() in IMAGE_SUFFIXES else source)
 
 
-def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: str) -> list[tuple[Correction, np.ndarray]]:
+def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: str,
+                       pixels: Optional[str] = None) -> list[tuple[Correction, np.ndarray]]:
     """Entries of this image (the same pixel hash, or for entries written without one the same source key; then
-    exactly these pixels), with their stored masks."""
-    found, key, pixels = [], source_key(source), image_hash(image)
+    exactly these pixels), with their stored masks. ``pixels``: the image's hash, when known already."""
+    found, key, pixels = [], source_key(source), pixels or image_hash(image)
     for entry in corrections.entries():
         candidate = entry.image_hash == pixels if entry.image_hash else source_key(entry.source) == key
         if not candidate or (entry.height, entry.width) != image.shape[:2]:
@@ -77,7 +78,8 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
     earlier correction of it), the mask is not scored as a prospective test of that version: it saw the image (trial
     of session 27: a version's score counted an image it had trained on)."""
     image, binary = np.asarray(image), (np.asarray(mask) > 0).astype(np.uint8)
-    earlier = same_image_entries(corrections, image, source)
+    pixels = image_hash(image)  # once: a large image took three hashes per Accept
+    earlier = same_image_entries(corrections, image, source, pixels)
     for entry, stored_mask in earlier:
         if stored_mask.shape == binary.shape and np.array_equal(stored_mask, binary):
             raise DuplicateCorrection(f"{source} with this mask is already in the correction set ({entry.id}); "
@@ -92,11 +94,11 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
     if revisit and earlier:
         tested = earlier[0][0]
         model_version, prospective = tested.model_version, (tested.prospective_dice, tested.prospective_iou)
-    elif seen_by_model and (image_hash(image) in seen_by_model or any(old.id in seen_by_model for old, _ in earlier)):
+    elif seen_by_model and (pixels in seen_by_model or any(old.id in seen_by_model for old, _ in earlier)):
         prospective = (None, None)  # the model trained on this image: its mask is no test of it
     entry = corrections.add(image, binary, source=source, model_version=model_version,
                             predicted_mask=predicted_mask, seconds_spent=seconds_spent, clicks=clicks,
-                            prospective=prospective)
+                            prospective=prospective, pixels=pixels)
     for old, _ in earlier:
         try:
             corrections.remove(old.id)

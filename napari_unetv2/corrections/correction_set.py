@@ -175,11 +175,12 @@ class CorrectionSet:
         seconds_spent: Optional[float] = None,
         clicks: Optional[int] = None,
         prospective: Optional[tuple[Optional[float], Optional[float]]] = None,
+        pixels: Optional[str] = None,
     ) -> Correction:
         """Store one corrected pair; refuses (ValueError) shapes that do not match or are not 2-D.
         ``prospective``: (Dice, IoU) of ``model_version`` carried over from the entry this one replaces (a revisit
         of an accepted image shows the accepted mask, not the model's, so it is no new test of the model); (None, None):
-        no test at all."""
+        no test at all. ``pixels``: the image's :func:`image_hash`, when the caller has it already."""
         image = np.asarray(image)
         mask = np.asarray(corrected_mask)
         check_correction_arrays(image, mask)
@@ -205,7 +206,7 @@ class CorrectionSet:
             write_png_atomic(self.root / mask_file, binary * 255, run_length=True)
             entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),
                                changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks,
-                               image_hash(image))
+                               pixels or image_hash(image))
             atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")
         finally:
             claim.unlink(missing_ok=True)
