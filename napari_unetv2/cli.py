@@ -234,6 +234,8 @@ def not_an_evaluation_result(path: Path) -> Optional[str]:
 
     if path.with_suffix(".safetensors").exists():
         return f"is the config of the checkpoint {path.with_suffix('.safetensors').name} beside it"
+    if path.is_file() and path.stat().st_size == 0:
+        return None  # made empty beforehand (touch, mktemp): nothing to lose
     try:
         data = read_json(path)
     except (OSError, ValueError):

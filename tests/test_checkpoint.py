@@ -247,3 +247,20 @@ def test_a_pickle_without_its_json_is_refused_as_a_pickle(tmp_path):
     torch.save({"w": torch.zeros(2)}, path)
     with pytest.raises(UntrustedCheckpointError, match="pickle-based file"):
         read_config(path)
+
+
+def test_a_second_ctrl_c_during_a_held_save_goes_through_at_once():
+    """A save stalled on a network disk must stay interruptible (cold review of session 28)."""
+    import os
+    import signal
+
+    from napari_unetv2.files import interrupts_deferred
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append("held")
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append("not reached")
+    assert reached == ["held"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -937,6 +937,9 @@ def test_the_model_chooser_keeps_in_use_first_when_its_name_changes(make_napari_
     assert combo.choices[0] == IN_USE and texts[0].startswith("in use: ") and version in texts[0], texts
     assert texts[-1] == "from file..." or texts[-1].startswith("from file"), texts
     assert combo.value == chosen  # the choice made stays
+    seg.status.value = ""
+    seg.models.use(chosen)  # the skin model itself put in use: Segment runs it, and says nothing of another
+    assert "is now in use" not in seg.status.value.replace("\u200b", "")
 
 
 def test_retrains_version_list_keeps_its_order_when_a_label_changes(make_napari_viewer, isolated_home, monkeypatch):

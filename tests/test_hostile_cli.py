@@ -416,6 +416,12 @@ def test_evaluate_overwrite_replaces_only_an_earlier_result_never_a_checkpoint_c
         said = " ".join(error_lines(capsys))
         assert words in said and "Nothing was overwritten" in said
         assert target.read_text() == before
+    from napari_unetv2.cli import not_an_evaluation_result
+
+    (tmp_path / "made-by-touch.json").write_text("")
+    (tmp_path / "earlier.json").write_text('{"dice": 0.8, "iou": 0.7, "n": 3, "model": "m", "data": "d"}')
+    assert not_an_evaluation_result(tmp_path / "made-by-touch.json") is None
+    assert not_an_evaluation_result(tmp_path / "earlier.json") is None
 
 
 def test_a_train_or_finetune_that_fails_before_writing_leaves_no_empty_folder(tmp_path, pairs, capsys):

@@ -249,6 +249,34 @@ def test_resume_refuses_another_plan_or_data_and_changes_nothing(eight_pairs, tm
     assert "resuming" in said.out + said.err
 
 
+def test_a_resumed_run_fetches_no_encoder_weights_keeps_their_record_and_ctrl_c_says_resume(eight_pairs, tmp_path,
+                                                                                             monkeypatch, capsys):
+    """A resume of a `paper` run tried to download the ImageNet weights it then replaced (trial of session 28); built
+    without them, it must still record where the weights began. An interrupted train says how to go on."""
+    import napari_unetv2.cli as cli
+    import napari_unetv2.engine.loop as loop
+
+    out = tmp_path / "run"
+    args = TRAIN + ["--data", str(eight_pairs), "--out", str(out)]
+    assert main(args + ["--epochs", "1"]) == 0
+    began = json.loads((out / "last" / "model.json").read_text())["encoder_weights"]
+    assert "ImageNet" in began
+    asked, build = [], loop.build_unetv2
+    monkeypatch.setattr(loop, "build_unetv2", lambda *a, **k: asked.append(k.get("pretrained")) or build(*a, **k))
+    assert main(args + ["--epochs", "2", "--resume"]) == 0
+    assert asked == [False]
+    assert json.loads((out / "last" / "model.json").read_text())["encoder_weights"] == began
+    assert json.loads((out / "best.json").read_text())["encoder_weights"] == began
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "drive_training", interrupted)
+    capsys.readouterr()
+    assert main(args + ["--epochs", "3", "--resume"]) == 130
+    assert "the same command with --resume goes on" in capsys.readouterr().err
+
+
 def test_resume_reproduces_an_uninterrupted_run(eight_pairs, tmp_path):
     from napari_unetv2.checkpoints import read_tensors
 

@@ -198,7 +198,8 @@ def finetune_events(
     # was scored as one; trial of session 28)
     samples = reference_pairs(line or "polyp")
     seen = set(train_hashes.values())
-    reference = [pair for pair, digest in _pixel_hashes(samples).items() if digest not in seen]
+    sample_hashes = _pixel_hashes(samples)
+    reference = [pair for pair in samples if sample_hashes.get(pair) not in seen]  # (an unreadable one: scored, failing)
     left_out = len(samples) - len(reference)
     result = FinetuneResult(new, before, _score(new, held_out, device), [p.stem for p in held_out],
                             trained_on=trained_on)

@@ -528,7 +528,8 @@ def run_training(job: TrainJob) -> Iterator[TrainEvent]:
     """Train as ``job`` says, yielding a "start" event, a "step" event per batch, an "epoch" event per
     epoch and a final "done" event."""
     out_dir = Path(job.out_dir)
-    made_here = not out_dir.exists()
+    # the folders this run would create (--out a/b/c with none of them there): removed again, when empty, on a failure
+    made_here = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]
     try:
         run = build_run(job)
         try:
@@ -538,9 +539,11 @@ def run_training(job: TrainJob) -> Iterator[TrainEvent]:
     except BaseException:
         # A run that failed (an unreadable --init, a damaged image) or was cancelled before writing anything leaves no
         # empty output folder behind (trial of session 28); a folder that holds files, or was there before, stays.
-        if made_here:
-            with contextlib.suppress(OSError):
-                out_dir.rmdir()  # only ever an empty one
+        for folder in made_here:  # innermost first
+            try:
+                folder.rmdir()  # only ever an empty one
+            except OSError:
+                break
         raise
 
 

@@ -88,17 +88,29 @@ def interrupts_deferred() -> Iterator[None]:
     """Hold Ctrl-C (SIGINT) until the block ends, then act on it as before. For writes of several files that belong
     together (a checkpoint's JSON and weights): a Ctrl-C between the two left a config describing other weights, or a
     config alone, and the CLI said "nothing half-written was left" (trial of session 28). Only the main thread can
-    handle signals; elsewhere (a napari worker) the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread():
+    handle signals; elsewhere (a napari worker) the block runs as it is. A second Ctrl-C goes through at once (a save
+    stalled on a network disk must stay interruptible)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:  # (None: a handler set in C)
         yield
         return
     received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+
+    def hold(signum, frame) -> None:
+        received.append(signum)
+        if len(received) > 1:  # asked twice: no more waiting
+            signal.signal(signal.SIGINT, previous)
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    signal.signal(signal.SIGINT, hold)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        if received:
+        if len(received) == 1:  # (a second one went through already)
             if callable(previous):
                 previous(signal.SIGINT, None)  # Python's own handler: KeyboardInterrupt, here
             elif previous == signal.SIG_DFL:

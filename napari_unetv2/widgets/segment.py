@@ -63,9 +63,17 @@ def keep_choices_in_order(combo: ComboBox) -> None:
 
     def reset_in_order(*_args) -> None:
         value = combo.value
+        items = [(combo.native.itemText(i), combo.native.itemData(i)) for i in range(combo.native.count())]
         with combo.changed.blocked():
             combo.native.clear()
-            refill()
+            try:
+                refill()
+            except Exception:  # (a store folder gone meanwhile): the chooser keeps what it offered, not nothing
+                combo.native.clear()
+                for text, data in items:
+                    combo.native.addItem(text, data)
+                combo.native.setCurrentIndex(max(0, combo.native.findText(next((t for t, d in items if d == value), ""))))
+                raise
             if value in combo.choices:
                 combo.value = value
         if combo.value != value:
@@ -86,7 +94,7 @@ def follow_fine_tuned(widget, combo: ComboBox) -> None:
     if widget.models.derived_from(combo.value):
         combo.value = IN_USE
         widget.say(f"now runs {widget.models.label()}, fine-tuned from the model chosen before")
-    elif combo.value != IN_USE:
+    elif combo.value != IN_USE and widget.models.version_id(combo.value) != widget.models.version_id():
         # a round put a model in use that this widget does not run: its next press ran the file or version chosen
         # here and replaced the new model's proposal, which was easy to miss (trial of session 28)
         widget.say(f"{widget.models.label()} is now in use; this widget still runs the model chosen here "
