@@ -129,7 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--epochs", type=int, default=None, help="default: the finetune recipe's (20)")
     f.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     f.add_argument("--device", default="auto")
-    for command in (t, e, p, f):  # --debug also after the command name
+    m = sub.add_parser("models", help="the napari widgets' model store: list, add a checkpoint, put one in use",
+                       description="The versions the napari widgets list and use ($NAPARI_UNETV2_HOME/models). A "
+                                   "checkpoint trained with `unetv2 train` or `finetune` (or given by a colleague) is "
+                                   "added here to be run, retrained and rolled back in napari.")
+    m.add_argument("action", nargs="?", choices=["list", "add", "use"], default="list",
+                   help="list (default); add CHECKPOINT [--use]; use VERSION (a stored version id, or 'bundled')")
+    m.add_argument("target", nargs="?", default=None, help="add: a checkpoint file or bundled model name; use: a "
+                                                            "version id or 'bundled'")
+    m.add_argument("--use", dest="put_in_use", action="store_true", help="with add: put it in use too")
+    for command in (t, e, p, f, m):  # --debug also after the command name
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -414,6 +423,46 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """The model store of the napari widgets from the command line: a checkpoint trained with the CLI could be run in
+    napari from file only, never put in use, retrained or rolled back there (trial of session 28)."""
+    from .checkpoints import ModelStore, load_checkpoint, read_config, resolve_checkpoint
+    from .storage import default_model_store_dir
+
+    store = ModelStore(default_model_store_dir())
+    if args.action == "add":
+        if not args.target:
+            raise ValueError("models add needs a checkpoint: unetv2 models add RUN/best.safetensors [--use]")
+        checkpoint = resolve_checkpoint(args.target)
+        load_checkpoint(checkpoint)  # weights and JSON verified before anything is copied into the store
+        config = store.add(checkpoint)
+        print(f"added {config.version} ({config.name or config.encoder}) to {store.root}")
+        if args.put_in_use:
+            store.use(config.version)
+            print(f"in use now: {config.version} (napari's widgets follow; Roll back returns to the one before)")
+        return 0
+    if args.action == "use":
+        if not args.target:
+            raise ValueError("models use needs a version id (see unetv2 models) or 'bundled'")
+        version = None if args.target == "bundled" else args.target
+        store.use(version)
+        print(f"in use now: {version or 'the bundled model'}")
+        return 0
+    if args.target:
+        raise ValueError(f"models list takes no argument (got {args.target!r})")
+    current = store.current
+    print(f"model store: {store.root}")
+    print(f"{'*' if current is None else ' '} bundled    the bundled model ({read_config(resolve_checkpoint(None)).version})"
+          if resolve_checkpoint(None) is not None else "  (no bundled model installed)")
+    for config in store.versions():
+        mark = "*" if config.version == current else " "
+        print(f"{mark} {config.version}  {config.name or config.encoder} (from {config.parent or '-'})")
+    for damaged in store.damaged:
+        print(f"  {damaged}  (its JSON is missing or damaged: not usable)")
+    print("* = in use in napari")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command. Expected errors (bad input, the OS, memory) end in one line on stderr and exit
     status 2; ``--debug`` adds the traceback. Ctrl-C exits with 130."""
@@ -422,7 +471,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.invocation = "unetv2 " + " ".join(shlex.quote(a) for a in argv)  # recorded in the checkpoints it writes
-    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "finetune": cmd_finetune}
+    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "finetune": cmd_finetune,
+                "models": cmd_models}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

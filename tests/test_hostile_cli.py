@@ -440,3 +440,32 @@ def test_a_train_or_finetune_that_fails_before_writing_leaves_no_empty_folder(tm
     assert main(["train", "--data", str(pairs), "--out", str(kept), "--init", str(pickle), "--epochs", "1",
                  "--device", "cpu"]) == 2
     assert kept.is_dir()  # the user's own (empty) folder stays
+
+
+def test_models_puts_a_cli_checkpoint_into_the_widgets_store_and_refuses_hostile_ones(tmp_path, isolated_home, capsys,
+                                                                                        small_checkpoint):
+    """A checkpoint trained with the CLI could be run in napari from file only: never put in use, retrained or rolled
+    back there (trial of session 28). `unetv2 models` adds it (verified first) and moves the pointer."""
+    from napari_unetv2.checkpoints import ModelStore, read_config
+
+    version = read_config(small_checkpoint).version
+    assert main(["models", "add", str(small_checkpoint), "--use"]) == 0
+    store = ModelStore(isolated_home / "models")
+    assert store.current == version
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    assert f"* {version}  small-test-model" in listed
+    assert main(["models", "use", "bundled"]) == 0 and store.current is None
+    assert main(["models", "use", version]) == 0 and store.current == version
+    pickle = tmp_path / "evil.pt"
+    torch.save({"w": torch.zeros(1)}, pickle)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(small_checkpoint.read_bytes()[:1000])
+    cut.with_suffix(".json").write_text(small_checkpoint.with_suffix(".json").read_text())
+    before = tree_digest(isolated_home)
+    capsys.readouterr()
+    for argv, words in ((["models", "add", str(pickle)], "pickle-based"), (["models", "add", str(cut)], "readable"),
+                        (["models", "use", "../x"], "plain name"), (["models", "use", "0123456789ab"], "not in the model store")):
+        assert main(argv) == 2, argv
+        assert words in " ".join(error_lines(capsys)), argv
+    assert tree_digest(isolated_home) == before
