@@ -234,7 +234,8 @@ def test_the_cli_names_a_stored_version_or_the_model_in_use(isolated_home, small
     assert resolve_checkpoint("in-use") == bundled_checkpoint()
     store.use(version)
     assert resolve_checkpoint("in-use") == resolve_checkpoint("in use") == store.path_of(version)
-    assert resolve_checkpoint("0123456789ab") == Path("0123456789ab")  # not stored: a path, which loading refuses
+    with pytest.raises(FileNotFoundError, match="neither a file nor a version in the model store"):
+        resolve_checkpoint("0123456789ab")  # it says where it looked (it said only "Checkpoint not found")
 
 
 def test_a_pickle_without_its_json_is_refused_as_a_pickle(tmp_path):

@@ -331,3 +331,4 @@ def test_ctrl_z_on_the_mask_undoes_its_brush_strokes_then_the_clicks(make_napari
 
     press_ctrl_z(mask)  # the stroke before the click belonged to the pixels the click was made on: it stays
     assert np.array_equal(mask.data, before_click)
+    assert widget.status.value.replace("\u200b", "") == "nothing to undo"  # as Undo last click says

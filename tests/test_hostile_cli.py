@@ -279,13 +279,30 @@ def test_truncated_safetensors_is_a_clear_error(tmp_path, checkpoint):
 
 def test_train_into_an_existing_run_without_resume_is_refused(tmp_path, pairs, capsys):
     out = tmp_path / "run"
-    out.mkdir()
-    for name in ("best.safetensors", "best.json", "log.csv"):
+    (out / "last").mkdir(parents=True)
+    for name in ("best.safetensors", "best.json", "log.csv", "last/state.json"):
         (out / name).write_text(f"earlier run's {name}")
     before = tree_digest(tmp_path)
     assert main(["train", "--data", str(pairs), "--out", str(out), "--epochs", "1", "--device", "cpu"]) == 2
     [line] = error_lines(capsys)
     assert "--resume" in line and "not empty" in line
+    assert tree_digest(tmp_path) == before
+
+
+def test_a_run_stopped_in_its_first_epoch_is_no_dead_end(tmp_path, pairs, capsys):
+    """A folder with best.* and no last/ (stopped in its first epoch): the refusal said "pass --resume", and --resume
+    said "no checkpoint to resume from": each pointed to the other (verification of session 28)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("best.safetensors", "best.json"):
+        (out / name).write_text(f"earlier run's {name}")
+    before = tree_digest(tmp_path)
+    assert main(["train", "--data", str(pairs), "--out", str(out), "--epochs", "1", "--device", "cpu"]) == 2
+    [line] = error_lines(capsys)
+    assert "pass --resume" not in line and "choose a new folder" in line and "best.safetensors can start it" in line
+    assert main(["train", "--data", str(pairs), "--out", str(out), "--epochs", "1", "--device", "cpu", "--resume"]) == 2
+    [line] = error_lines(capsys)
+    assert "stopped in its first epoch" in line and "new folder" in line and "--init" in line
     assert tree_digest(tmp_path) == before
 
 

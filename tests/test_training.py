@@ -236,6 +236,7 @@ def test_resume_refuses_another_plan_or_data_and_changes_nothing(eight_pairs, tm
         (constant, ["--data", str(eight_pairs), "--epochs", "2", "--input-size", "96", "96"], "input_size [96, 96]"),
         (constant, ["--data", str(eight_pairs), "--epochs", "2", "--set", "lr=0.01"], "lr 0.01"),
         (constant, ["--data", str(fewer), "--epochs", "2"], "the training data (4 pairs; the run: 6 pairs)"),
+        (constant, ["--data", str(eight_pairs), "--epochs", "2", "--name", "other"], "--name other"),
         (constant, ["--data", str(eight_pairs), "--epochs", "1"], "nothing to resume"),
         (poly, ["--data", str(eight_pairs), "--epochs", "2", "--set", "schedule=poly"], "poly learning-rate schedule"),
     ]
@@ -275,6 +276,32 @@ def test_a_resumed_run_fetches_no_encoder_weights_keeps_their_record_and_ctrl_c_
     capsys.readouterr()
     assert main(args + ["--epochs", "3", "--resume"]) == 130
     assert "the same command with --resume goes on" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_an_epochs_files_are_written_leaves_them_all(eight_pairs, tmp_path, monkeypatch):
+    """Ctrl-C after best.* and before last/ left a run that neither --resume nor a new run into its folder would take
+    (verification of session 28): an epoch's files are written as a set, then the interrupt comes."""
+    import os
+    import signal
+
+    import napari_unetv2.engine.loop as loop
+
+    save, pressed = loop.save_checkpoint, []
+
+    def then_ctrl_c(*args, **kwargs):  # once, just after best.* is written
+        config = save(*args, **kwargs)
+        if not pressed:
+            pressed.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        return config
+
+    monkeypatch.setattr(loop, "save_checkpoint", then_ctrl_c)
+    out = tmp_path / "run"
+    assert main(TRAIN + ["--data", str(eight_pairs), "--out", str(out), "--epochs", "2"]) == 130
+    assert (out / "best.safetensors").is_file() and (out / "last" / "state.json").is_file()
+    assert json.loads((out / "last" / "state.json").read_text())["epoch"] == 1
+    monkeypatch.undo()
+    assert main(TRAIN + ["--data", str(eight_pairs), "--out", str(out), "--epochs", "2", "--resume"]) == 0
 
 
 def test_resume_reproduces_an_uninterrupted_run(eight_pairs, tmp_path):

@@ -280,6 +280,12 @@ def resolve_checkpoint(spec: Union[str, Path, None]) -> Optional[Path]:
         stored = stored_checkpoint(spec)
         if stored is not None:
             return stored
+        if STORED_VERSION.match(spec):  # looked like a version: say where it was looked for
+            from ..storage import default_model_store_dir
+
+            raise FileNotFoundError(f"Checkpoint not found: {spec} is neither a file nor a version in the model store "
+                                    f"{default_model_store_dir()} (versions go by their full 12-character id: "
+                                    "unetv2 models lists them).")
     return Path(spec)
 
 

@@ -128,7 +128,8 @@ def _load_from_timm_hub(encoder: TimmEncoder) -> str:
         raise PretrainedWeightsUnavailable(
             f"Could not get ImageNet weights for {encoder.name} from timm's hub ({type(err).__name__}: {err}). "
             f"Either connect to the internet and pass pretrained=True, or download the weights once "
-            f"(timm: {encoder.spec.timm_name}) and pass pretrained='/path/to/weights.safetensors' (or .pth)."
+            f"(timm: {encoder.spec.timm_name}) and pass pretrained='/path/to/weights.safetensors' (or .pth); on the "
+            "command line: --set pretrained=/path/to/weights.safetensors."
         ) from err
     load_exact(encoder.net, online.net.state_dict(), f"timm hub weights for {encoder.name}")
     return f"ImageNet (timm hub {encoder.spec.timm_name}, all {len(encoder.net.state_dict())} tensors verified)"

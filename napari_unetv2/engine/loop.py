@@ -23,12 +23,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..checkpoints import ModelConfig, build_unetv2, load_checkpoint, read_tensors, save_checkpoint
+from ..checkpoints import ModelConfig, build_unetv2, load_checkpoint, read_config, read_tensors, save_checkpoint
 from ..devices import resolve_device
 from ..files import (
     atomic_directory,
     atomic_write_bytes,
     atomic_write_text,
+    interrupts_deferred,
     read_json,
     recover_directory,
     remove_stale_temporaries,
@@ -293,8 +294,13 @@ def claim_output_folder(job: TrainJob) -> None:
     if job.resume:
         return
     if out_dir.is_dir() and any(out_dir.iterdir()):
-        advice = ("pass --resume to continue that run, or choose a new folder" if job.resume_offered
-                  else "choose a new (or empty) folder")
+        if not job.resume_offered:
+            advice = "choose a new (or empty) folder"
+        elif recover_directory(out_dir / LAST) is not None:
+            advice = "pass --resume to continue that run, or choose a new folder"
+        else:  # --resume would only say there is nothing to resume (verification of session 28: each pointed to the other)
+            advice = f"it holds no resumable run (no {LAST}/: stopped in its first epoch?), so choose a new folder" + (
+                f"; {out_dir / BEST} can start it (--init)" if (out_dir / BEST).is_file() else "")
         raise ValueError(f"The output folder {out_dir} is not empty (an earlier run?); {advice}. Nothing was changed.")
 
 
@@ -356,9 +362,12 @@ def resume_run(run: TrainingRun) -> None:
     """Step 2 (``--resume``): weights, optimiser, schedule, random states and history from ``OUT/last``."""
     last = recover_directory(run.out_dir / LAST)
     if last is None:
-        raise FileNotFoundError(f"--resume: no checkpoint to resume from in {run.out_dir / LAST}.")
+        best = run.out_dir / BEST
+        raise FileNotFoundError(f"--resume: no checkpoint to resume from in {run.out_dir / LAST} (a run stopped in its "
+                                "first epoch has none): start a new run in a new folder"
+                                + (f", from {best} with --init if you like." if best.is_file() else "."))
     state = _read_resume_state(last / "state.json")
-    check_resume_plan(run, state)
+    check_resume_plan(run, state, read_config(last / "model.safetensors").name)
     saved, saved_config = load_checkpoint(last / "model.safetensors")
     run.model.load_state_dict(saved.state_dict())
     # where the weights began (the model was built without fetching them again)
@@ -383,7 +392,7 @@ def _flat(values: dict, prefix: str = "") -> dict:
     return flat
 
 
-def check_resume_plan(run: TrainingRun, state: dict) -> None:
+def check_resume_plan(run: TrainingRun, state: dict, saved_name: str = "") -> None:
     """ValueError, before anything changes, when ``--resume`` is given another recipe, options or data than the run
     started with, or when the run has nothing left to do. Any command line was accepted: other data, input size and
     learning rate were mixed into one run silently, and the checkpoint recorded the new settings as the whole run's
@@ -397,6 +406,8 @@ def check_resume_plan(run: TrainingRun, state: dict) -> None:
     for key in sorted(flat_saved):  # fields a later version added are not in older runs' records: not compared
         if key != "epochs" and flat_now.get(key) != flat_saved[key]:
             differences.append(f"{key} {flat_now.get(key)} (the run: {flat_saved[key]})")
+    if saved_name and run.config.name != saved_name:  # best.json kept one name, last/ took the other
+        differences.append(f"--name {run.config.name} (the run: {saved_name})")
     planned = saved.get("epochs", now["epochs"])
     if now["epochs"] != planned and now["schedule"] == "poly":
         differences.append(f"--epochs {now['epochs']} (the run: {planned}; its poly learning-rate schedule was "
@@ -494,21 +505,24 @@ def end_of_epoch(run: TrainingRun, epoch: int, losses: list[float], seconds: flo
         else:
             keep = score > run.best
             selected_on = "validation" if job.val_pairs else "train loss (no validation set)"
-        if keep:
-            run.best = max(run.best, score)
-            run.config.metrics = {"selected_on": selected_on,
-                                  "epoch": epoch, **{k: v for k, v in record.items() if k.startswith("val_")}}
-            run.config.training = {**run.config.training, "epochs_trained": epoch}
-            save_checkpoint(run.model, run.out_dir / BEST, run.config)
-        if job.save_epochs:
-            save_checkpoint(run.model, run.out_dir / EPOCHS / f"epoch-{epoch:03d}.safetensors", run.config)
-        if job.resumable:
-            _save_last(run.out_dir, run.model, run.config, run.optimizer, run.scheduler,
-                       {"epoch": epoch, "history": run.history, "best_val_dice": run.best,
-                        "parent": run.config.parent, "recipe": run.recipe.to_dict(),
-                        "data": {"train": pairs_fingerprint(job.train_pairs), "val": pairs_fingerprint(job.val_pairs)}},
-                       run.generator)
-            write_logs(run.history, run.out_dir)
+        # One epoch's files as a set: a Ctrl-C after best/ and before last/ left a run that neither --resume nor a
+        # new run into its folder would take (verification of session 28). A second Ctrl-C goes through at once.
+        with interrupts_deferred():
+            if keep:
+                run.best = max(run.best, score)
+                run.config.metrics = {"selected_on": selected_on,
+                                      "epoch": epoch, **{k: v for k, v in record.items() if k.startswith("val_")}}
+                run.config.training = {**run.config.training, "epochs_trained": epoch}
+                save_checkpoint(run.model, run.out_dir / BEST, run.config)
+            if job.save_epochs:
+                save_checkpoint(run.model, run.out_dir / EPOCHS / f"epoch-{epoch:03d}.safetensors", run.config)
+            if job.resumable:
+                _save_last(run.out_dir, run.model, run.config, run.optimizer, run.scheduler,
+                           {"epoch": epoch, "history": run.history, "best_val_dice": run.best,
+                            "parent": run.config.parent, "recipe": run.recipe.to_dict(),
+                            "data": {"train": pairs_fingerprint(job.train_pairs), "val": pairs_fingerprint(job.val_pairs)}},
+                           run.generator)
+                write_logs(run.history, run.out_dir)
     if run.world > 1:
         dist.barrier()
     return record
@@ -520,8 +534,10 @@ def _starting_weights(job: TrainJob, run: TrainingRun) -> str:
                 f"schedule and random state from {run.out_dir / LAST})")
     if job.init_checkpoint is None:
         return f"encoder weights: {run.model.encoder_weights}"
+    # the network comes from the checkpoint: a U-Net given to --init trains a U-Net, which the line now says
+    network = "" if run.recipe.arch == "unetv2" else f"; network: {getattr(run.model, 'architecture', run.recipe.arch)}"
     return (f"starting weights: checkpoint {job.parent} ({Path(job.init_checkpoint).name}; its encoder began "
-            f"from {run.model.encoder_weights})")
+            f"from {run.model.encoder_weights}){network}")
 
 
 def run_training(job: TrainJob) -> Iterator[TrainEvent]:

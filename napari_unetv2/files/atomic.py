@@ -90,8 +90,11 @@ def interrupts_deferred() -> Iterator[None]:
     config alone, and the CLI said "nothing half-written was left" (trial of session 28). Only the main thread can
     handle signals; elsewhere (a napari worker) the block runs as it is. A second Ctrl-C goes through at once (a save
     stalled on a network disk must stay interruptible)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:  # (None: a handler set in C)
+    if previous is None or getattr(previous, "holds_interrupts", False):  # a handler set in C; or held already, outside
         yield
         return
     received: list[int] = []
@@ -105,6 +108,7 @@ def interrupts_deferred() -> Iterator[None]:
             elif previous == signal.SIG_DFL:
                 os.kill(os.getpid(), signal.SIGINT)
 
+    hold.holds_interrupts = True
     signal.signal(signal.SIGINT, hold)
     try:
         yield

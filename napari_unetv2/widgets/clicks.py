@@ -141,6 +141,8 @@ class ClickWidget(Container):
             image = image_for(self.viewer, mask)
             session = self.sessions.get(image_id(image)) if image is not None else None
             if session is None or session.mask is not mask.data or not session.history:
+                if session is not None and session.mask is mask.data:  # as Undo last click says (verification, 28)
+                    self.status.value = "nothing to undo"
                 return
             if self.image.value is not image:
                 self.image.value = image  # Undo works on the chosen image
