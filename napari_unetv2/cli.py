@@ -51,7 +51,8 @@ def _threshold(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unetv2", description="U-Net v2 segmentation: train, evaluate, predict.")
+    parser = argparse.ArgumentParser(prog="unetv2", description="U-Net v2 segmentation: train, evaluate, predict, "
+                                                                "finetune, and the widgets' model store (models).")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -108,3 +108,14 @@ def sample_images(tmp_path):
     src = tmp_path / "in"
     shutil.copytree(sample_data_dir() / "images", src)
     return src
+
+
+@pytest.fixture
+def python_sigint():
+    """Ctrl-C as a console process has it (Python's handler: KeyboardInterrupt). A napari test earlier in the run may
+    leave another handler installed (napari's own, which quits Qt)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -55,7 +55,7 @@ def test_a_save_interrupted_between_its_two_files_is_refused_on_load(tmp_path, t
         load_checkpoint(path)
 
 
-def test_ctrl_c_between_a_checkpoints_two_files_waits_for_both(tmp_path, tiny_model, monkeypatch):
+def test_ctrl_c_between_a_checkpoints_two_files_waits_for_both(tmp_path, tiny_model, monkeypatch, python_sigint):
     """Ctrl-C just after the JSON was written left a config describing other weights (or a config alone), and the CLI
     said nothing half-written was left (trial of session 28): the interrupt now comes once both files are written."""
     import os
@@ -250,7 +250,7 @@ def test_a_pickle_without_its_json_is_refused_as_a_pickle(tmp_path):
         read_config(path)
 
 
-def test_a_second_ctrl_c_during_a_held_save_goes_through_at_once():
+def test_a_second_ctrl_c_during_a_held_save_goes_through_at_once(python_sigint):
     """A save stalled on a network disk must stay interruptible (cold review of session 28)."""
     import os
     import signal

@@ -79,7 +79,10 @@ def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_
     # 3 corrections: all train, none held out (issue 10); the parent's prospective score and the
     # original-domain reference scores are in the new version's JSON
     assert config.training["trained_on"] and "held_out_after" not in config.metrics
-    assert config.metrics["parent_prospective"]["n"] == 3 and config.metrics["reference"]["new"]["n"] == 2
+    assert config.metrics["parent_prospective"]["n"] == 3
+    # the corrections here are the sample images themselves: none of them is an original-domain check of a model that
+    # trained on it (session 28), so there is no reference score (test_finetune_defaults checks one on other images)
+    assert "reference" not in config.metrics
     assert rt.plot.losses and len(rt.plot.losses) > 0
 
     if store.current == new:  # switched automatically (held-out Dice did not drop): re-segmentation runs

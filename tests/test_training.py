@@ -278,7 +278,7 @@ def test_a_resumed_run_fetches_no_encoder_weights_keeps_their_record_and_ctrl_c_
     assert "the same command with --resume goes on" in capsys.readouterr().err
 
 
-def test_ctrl_c_while_an_epochs_files_are_written_leaves_them_all(eight_pairs, tmp_path, monkeypatch):
+def test_ctrl_c_while_an_epochs_files_are_written_leaves_them_all(eight_pairs, tmp_path, monkeypatch, python_sigint):
     """Ctrl-C after best.* and before last/ left a run that neither --resume nor a new run into its folder would take
     (verification of session 28): an epoch's files are written as a set, then the interrupt comes."""
     import os

@@ -12,11 +12,11 @@ from .checkpoint import (
     content_version,
     load_checkpoint,
     read_config,
-    resolve_checkpoint,
     save_checkpoint,
     save_derived_checkpoint,
 )
 from .model_store import ModelStore
+from .names import resolve_checkpoint
 from .pretrained import PretrainedWeightsUnavailable, load_pretrained_encoder
 from .state_dicts import (
     PICKLE_SUFFIXES,

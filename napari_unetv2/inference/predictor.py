@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoints.checkpoint import ModelConfig, load_checkpoint, resolve_checkpoint
+from ..checkpoints.checkpoint import ModelConfig, load_checkpoint
+from ..checkpoints.names import resolve_checkpoint
 from ..devices import resolve_device
 from ..model import ARCHITECTURES, MIN_SIDE, UNetV2
 from .allocator import reuse_freed_memory
