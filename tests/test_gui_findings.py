@@ -955,3 +955,28 @@ def test_retrains_version_list_keeps_its_order_when_a_label_changes(make_napari_
     rt.reset_choices()
     assert list(rt.versions.choices) == before
     assert rt.versions.native.itemText(0).endswith("; Dice 0.9 on 3")
+
+
+def test_a_re_segmented_image_on_screen_gets_a_visible_proposal_and_the_reason_stays(make_napari_viewer, qtbot,
+                                                                                    isolated_home, small_checkpoint):
+    """First-hour trial of session 28: with the image itself selected, re-segmenting after a round added its proposal
+    hidden (the widget's viewer hands out a new proxy per access: `is` never matched), and the adoption's reason and
+    "Roll back to undo" were replaced within a second."""
+    from napari_unetv2.inference import Prediction
+
+    viewer = make_napari_viewer()
+    rt = dock(viewer, "Correct & retrain")
+    image = viewer.add_image(np.full((64, 64, 3), 120, np.uint8), name="A", rgb=True)
+    probability = np.zeros((64, 64), np.float32)
+    probability[10:30, 10:30] = 0.9
+    show_prediction(viewer, image, Prediction(probability=probability, mask=(probability > 0.5).astype(np.uint8)),
+                    read_config(bundled_checkpoint()).version)
+    layer_of(viewer, image, MASK).data[40:50, 40:50] = 1  # edited: the new prediction goes to a proposal
+    viewer.layers.selection.active = image
+    rt.models.use(rt.models.store.add(small_checkpoint).version)
+    worker = rt.resegment("the reason for the change ('Roll back' to undo)")
+    wait(qtbot, worker)
+    qtbot.waitUntil(lambda: rt.resegmented == 1, timeout=60_000)
+    assert layer_of(viewer, image, PROPOSAL).visible
+    status = rt.status.value.replace("\u200b", "")
+    assert status.startswith("the reason for the change ('Roll back' to undo); re-segmented 1 image(s)"), status

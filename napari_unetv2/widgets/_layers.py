@@ -47,6 +47,13 @@ def role_of(layer) -> Optional[str]:
     return layer.metadata.get(ROLE)
 
 
+def same_layer(a, b) -> bool:
+    """Whether two references name one layer. A plugin's viewer hands out a new proxy of a layer at each access, so
+    ``is`` between two of them is always False: re-segmented images were added hidden although on screen (first-hour
+    trial of session 28)."""
+    return a is not None and b is not None and getattr(a, "__wrapped__", a) is getattr(b, "__wrapped__", b)
+
+
 def is_source_image(layer) -> bool:
     """An image the user works on (not one of the plugin's probability/attention outputs)."""
     from napari.layers import Image

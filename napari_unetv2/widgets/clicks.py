@@ -35,6 +35,7 @@ from ._layers import (
     image_id,
     is_source_image,
     layer_of,
+    same_layer,
 )
 from ._state import IN_USE, model_in_use
 from .segment import follow_active_image
@@ -68,7 +69,7 @@ class ClickWidget(Container):
         layer = self.image.value
         for other in self.viewer.layers:
             if other.metadata.get(ROLE) in (CLICKS, BOX):
-                other.visible = layer is not None and image_for(self.viewer, other) is layer
+                other.visible = layer is not None and same_layer(image_for(self.viewer, other), layer)
         # the marks that clicks and undo add or remove are this image's (Undo removed the other image's last point)
         self.points = layer_of(self.viewer, layer, CLICKS) if layer is not None else None
         self.box_layer = layer_of(self.viewer, layer, BOX) if layer is not None else None

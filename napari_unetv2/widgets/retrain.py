@@ -37,6 +37,7 @@ from ._layers import (
     layer_of,
     layers_of,
     mask_was_edited,
+    same_layer,
     show_prediction,
     spatial_shape,
 )
@@ -333,7 +334,7 @@ class RetrainWidget(WorkerWidget):
                 # not when the layer shows another image now (the folder session reuses one layer per image)
                 if layer in self.viewer.layers and layer.data is data:
                     shown = show_prediction(self.viewer, layer, prediction, predictor.config.version,
-                                            visible=layer is viewed)
+                                            visible=same_layer(layer, viewed))
                     kept += shown["kept_edited"]
                     updated += 1
             self.resegmented += 1
@@ -343,7 +344,9 @@ class RetrainWidget(WorkerWidget):
                 note += f"; {gone} not shown (the image was closed or replaced meanwhile)"
             if alone_note:
                 note += f"; {alone_note}"
-            self.say(f"re-segmented {updated} image(s) with {self.models.label()}{note}")
+            # what changed (the adoption's reason, "Roll back to undo") stays on the line: it was replaced within a second
+            self.say("; ".join(x for x in (announce, f"re-segmented {updated} image(s) with {self.models.label()}{note}")
+                               if x))
 
         self.segment_worker = create_worker(job, _start_thread=False, _ignore_errors=True)
         self.segment_worker.returned.connect(self.guarded(done))

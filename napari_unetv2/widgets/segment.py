@@ -28,6 +28,7 @@ from ._layers import (
     layer_of,
     raise_to_top,
     ready_to_paint,
+    same_layer,
     set_mask_display,
     show_prediction,
 )
@@ -299,7 +300,7 @@ class SegmentWidget(WorkerWidget):
         # taking them back (no selection, the image they are on stays on top, above the new mask).
         # read before the layers are added: napari makes a new layer the active one, and the chooser follows it
         here, active = self.image.value, self.viewer.layers.selection.active
-        still_here = here is layer
+        still_here = same_layer(here, layer)
         shown_from = time.time()
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                            display=self.display.value)
