@@ -119,5 +119,6 @@ class BatchWidget(WorkerWidget):
         if already:
             notes.append(f"{len(already)} image(s) already open with a mask were not opened again.")
         if notes:
-            self.say(" ".join([self.status.value, *notes]))
+            said = self.status.value.replace("\u200b", "").rstrip()  # (a line-breaking hint; said again by say)
+            self.say(" ".join([said if said.endswith(".") else f"{said}.", *notes]))
         return added
