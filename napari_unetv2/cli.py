@@ -358,6 +358,8 @@ def finetune_summary(result, prospective: Optional[dict] = None) -> list[str]:
     if result.reference:
         lines += [_describe_scores("original-domain samples, starting model", result.reference["parent"]),
                   _describe_scores("original-domain samples, new model", result.reference["new"])]
+    elif result.reference_note:
+        lines.append(result.reference_note)
     return lines
 
 

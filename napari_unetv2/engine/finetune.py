@@ -61,6 +61,8 @@ class FinetuneResult:
     held_out: list[str] = field(default_factory=list)
     reference: dict = field(default_factory=dict)  # original-domain sample images: parent and new scores
     trained_on: list[str] = field(default_factory=list)
+    # why there is no ``reference`` ("" when there is one, or no samples are installed)
+    reference_note: str = ""
 
 
 def finetune_recipe(train_parts: Optional[str] = None, epochs: Optional[int] = None,
@@ -142,6 +144,8 @@ def _record_scores(result: FinetuneResult) -> None:
         metrics.update(held_out_images=result.held_out, held_out_before=result.before, held_out_after=result.after)
     if result.reference:
         metrics["reference"] = result.reference
+    elif result.reference_note:
+        metrics["reference_note"] = result.reference_note
     record_metrics(result.checkpoint, metrics)
 
 
@@ -210,5 +214,8 @@ def finetune_events(
             what += f"; {left_out} sample(s) left out: the round trained on them"
         result.reference = {"set": what, "parent": _score(checkpoint, reference, device),
                             "new": _score(new, reference, device)}
+    elif samples:  # said, not silently missing (first-hour trial of session 28: both endoscopy samples corrected)
+        result.reference_note = (f"no original-domain check: all {len(samples)} sample image(s) of sample_data/ were "
+                                 "among the corrections this round trained on")
     _record_scores(result)
     return result
