@@ -677,3 +677,16 @@ def test_previous_at_once_after_accept_shows_the_mask_just_accepted(make_napari_
     future.result(timeout=60)
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
     np.testing.assert_array_equal(read_mask(widget.session.finished_path(widget.session.current)), accepted)
+
+
+def test_skipping_the_last_image_updates_the_progress_line(make_napari_viewer, qtbot, tmp_path):
+    """First-hour trial of session 28: Skip on the last image said "4 / 5 reviewed" while the line above the buttons
+    still read "3 / 5 reviewed; image 5: ..." without "(skipped)", until Previous."""
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    assert widget.next_image()
+    wait_shown(qtbot, widget)
+    assert not widget.skip()  # the last image: nowhere to go
+    line = widget.where.value.replace("\u200b", "")
+    assert line.startswith("1 / 2 reviewed; image 2: ") and line.endswith("(skipped)"), line

@@ -423,6 +423,7 @@ class SessionWidget(WorkerWidget):
         moved = self.next_image(confirmed=True)  # asked already, as Skip
         if not moved:
             self._writer.submit(self.session.save)
+            self._update_where()  # the last image stays shown: its line says it is skipped (it stayed one behind)
         return moved
 
     def accept_and_next(self, _=None):
