@@ -453,10 +453,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     if args.target:
         raise ValueError(f"models list takes no argument (got {args.target!r})")
-    current = store.current
+    current, bundled = store.current, resolve_checkpoint(None)
     print(f"model store: {store.root}")
-    print(f"{'*' if current is None else ' '} bundled    the bundled model ({read_config(resolve_checkpoint(None)).version})"
-          if resolve_checkpoint(None) is not None else "  (no bundled model installed)")
+    print(f"{'*' if current is None else ' '} bundled    the bundled model ({read_config(bundled).version})"
+          if bundled is not None else "  (no bundled model installed)")
     for config in store.versions():
         mark = "*" if config.version == current else " "
         print(f"{mark} {config.version}  {config.name or config.encoder} (from {config.parent or '-'})")

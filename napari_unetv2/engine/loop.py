@@ -23,7 +23,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..checkpoints import ModelConfig, build_unetv2, load_checkpoint, read_config, read_tensors, save_checkpoint
+from ..checkpoints import ModelConfig, build_unetv2, load_checkpoint, read_tensors, save_checkpoint
 from ..devices import resolve_device
 from ..files import (
     atomic_directory,
@@ -35,7 +35,7 @@ from ..files import (
     remove_stale_temporaries,
 )
 from ..inference import Predictor
-from ..model import UNetV2
+from ..model import DEFAULT_ARCH, UNetV2, network_name
 from .data import Pair, PairDataset
 from .evaluate import evaluate_pairs
 from .losses import deep_supervision_loss
@@ -260,6 +260,8 @@ class TrainingRun:
     start_epoch: int = 0
     history: list = field(default_factory=list)
     best: float = -math.inf  # the score is -train_loss when there is no validation set
+    # the training and validation data by count and file names (pairs_fingerprint): recorded in last/, compared on resume
+    data: dict = field(default_factory=dict)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -355,7 +357,8 @@ def build_run(job: TrainJob) -> TrainingRun:
     use_amp = recipe.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     return TrainingRun(job, recipe, rank, world, device, out_dir, model, net, config, params, dataset, sampler,
-                       loader, generator, optimizer, scheduler, scaler, use_amp, scales)
+                       loader, generator, optimizer, scheduler, scaler, use_amp, scales,
+                       data={"train": pairs_fingerprint(job.train_pairs), "val": pairs_fingerprint(job.val_pairs)})
 
 
 def resume_run(run: TrainingRun) -> None:
@@ -367,8 +370,8 @@ def resume_run(run: TrainingRun) -> None:
                                 "first epoch has none): start a new run in a new folder"
                                 + (f", from {best} with --init if you like." if best.is_file() else "."))
     state = _read_resume_state(last / "state.json")
-    check_resume_plan(run, state, read_config(last / "model.safetensors").name)
     saved, saved_config = load_checkpoint(last / "model.safetensors")
+    check_resume_plan(run, state, saved_config.name)  # before the run takes anything from it
     run.model.load_state_dict(saved.state_dict())
     # where the weights began (the model was built without fetching them again)
     run.model.encoder_weights = run.config.encoder_weights = saved_config.encoder_weights
@@ -413,10 +416,11 @@ def check_resume_plan(run: TrainingRun, state: dict, saved_name: str = "") -> No
         differences.append(f"--epochs {now['epochs']} (the run: {planned}; its poly learning-rate schedule was "
                            f"planned over {planned} epochs)")
     data = state.get("data") if isinstance(state.get("data"), dict) else {}
-    for key, what, pairs in (("train", "training", run.job.train_pairs), ("val", "validation", run.job.val_pairs)):
-        if key in data and data[key] != pairs_fingerprint(pairs):
-            other = "other files" if data[key].get("n") == len(pairs) else f"the run: {data[key].get('n')} pairs"
-            differences.append(f"the {what} data ({len(pairs)} pairs; {other})")
+    for key, what in (("train", "training"), ("val", "validation")):
+        if key in data and data[key] != run.data[key]:
+            n = run.data[key]["n"]
+            other = "other files" if data[key].get("n") == n else f"the run: {data[key].get('n')} pairs"
+            differences.append(f"the {what} data ({n} pairs; {other})")
     if differences:
         raise ValueError(f"--resume: this command differs from the run in {out}: {'; '.join(differences)}. A resumed "
                          "run goes on as it was planned: give its options again, or start a new run from its weights "
@@ -519,8 +523,7 @@ def end_of_epoch(run: TrainingRun, epoch: int, losses: list[float], seconds: flo
             if job.resumable:
                 _save_last(run.out_dir, run.model, run.config, run.optimizer, run.scheduler,
                            {"epoch": epoch, "history": run.history, "best_val_dice": run.best,
-                            "parent": run.config.parent, "recipe": run.recipe.to_dict(),
-                            "data": {"train": pairs_fingerprint(job.train_pairs), "val": pairs_fingerprint(job.val_pairs)}},
+                            "parent": run.config.parent, "recipe": run.recipe.to_dict(), "data": run.data},
                            run.generator)
                 write_logs(run.history, run.out_dir)
     if run.world > 1:
@@ -535,7 +538,7 @@ def _starting_weights(job: TrainJob, run: TrainingRun) -> str:
     if job.init_checkpoint is None:
         return f"encoder weights: {run.model.encoder_weights}"
     # the network comes from the checkpoint: a U-Net given to --init trains a U-Net, which the line now says
-    network = "" if run.recipe.arch == "unetv2" else f"; network: {getattr(run.model, 'architecture', run.recipe.arch)}"
+    network = "" if run.recipe.arch == DEFAULT_ARCH else f"; network: {network_name(run.recipe.arch)}"
     return (f"starting weights: checkpoint {job.parent} ({Path(job.init_checkpoint).name}; its encoder began "
             f"from {run.model.encoder_weights}){network}")
 

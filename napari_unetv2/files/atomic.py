@@ -99,14 +99,17 @@ def interrupts_deferred() -> Iterator[None]:
         return
     received: list[int] = []
 
+    def pass_on(frame) -> None:  # as the handler before would have acted on it
+        if callable(previous):
+            previous(signal.SIGINT, frame)  # Python's own handler: KeyboardInterrupt, here
+        elif previous == signal.SIG_DFL:
+            os.kill(os.getpid(), signal.SIGINT)
+
     def hold(signum, frame) -> None:
         received.append(signum)
         if len(received) > 1:  # asked twice: no more waiting
             signal.signal(signal.SIGINT, previous)
-            if callable(previous):
-                previous(signum, frame)
-            elif previous == signal.SIG_DFL:
-                os.kill(os.getpid(), signal.SIGINT)
+            pass_on(frame)
 
     hold.holds_interrupts = True
     signal.signal(signal.SIGINT, hold)
@@ -115,10 +118,7 @@ def interrupts_deferred() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous)
         if len(received) == 1:  # (a second one went through already)
-            if callable(previous):
-                previous(signal.SIGINT, None)  # Python's own handler: KeyboardInterrupt, here
-            elif previous == signal.SIG_DFL:
-                os.kill(os.getpid(), signal.SIGINT)
+            pass_on(None)
 
 
 def recover_directory(path: Path) -> Path | None:

@@ -50,6 +50,7 @@ SUMMARY_EVERY_S = 1.0
 # of the threads (``pipeline.ParallelPredictionStream``): 2 single-thread streams on a 2-core machine,
 # 4 streams of 4 threads on 16 cores. More streams would mostly add Python-lock contention and memory.
 MAX_CPU_STREAMS = 4
+DEFAULT_TILE = 512  # the tile side when the model's own mode is tile and no --tile is given
 
 
 @dataclass
@@ -231,9 +232,9 @@ def predict_folder(
 
     todo = [p for p in images if p not in clashing and not finished(p)] if overlap_io else []
     if len(threads) > 1:
-        stream = ParallelPredictionStream(predictor, todo, threads, threshold, mode, tile or 512, tta)
+        stream = ParallelPredictionStream(predictor, todo, threads, threshold, mode, tile or DEFAULT_TILE, tta)
     else:
-        stream = PredictionStream(predictor, todo, threshold, mode, tile or 512, tta, batch_size)
+        stream = PredictionStream(predictor, todo, threshold, mode, tile or DEFAULT_TILE, tta, batch_size)
     failed = False
     try:
         with stream, OrderedWriter(background=overlap_io) as writer:
@@ -263,9 +264,8 @@ def run_settings(predictor: Predictor, tile: Optional[int], threshold: Optional[
     """This run's settings as summary.csv records them: ``resize, threshold 0.5`` or ``tile 512, threshold 0.9, flip
     TTA``. --continue with another threshold or mode kept the earlier masks unsaid, and summary.csv recorded only the
     model (trial of session 28)."""
-    mode = f"tile {tile}" if tile else predictor.config.inference_mode
-    if mode == "tile":
-        mode = "tile 512"
+    mode = predictor.config.inference_mode if not tile else "tile"
+    mode = f"tile {tile or DEFAULT_TILE}" if mode == "tile" else mode
     return f"{mode}, threshold {predictor._check_threshold(threshold):g}" + (", flip TTA" if tta else "")
 
 

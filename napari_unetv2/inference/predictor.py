@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..checkpoints.checkpoint import ModelConfig, load_checkpoint
 from ..checkpoints.names import resolve_checkpoint
 from ..devices import resolve_device
-from ..model import ARCHITECTURES, MIN_SIDE, UNetV2
+from ..model import DEFAULT_ARCH, MIN_SIDE, UNetV2, network_name
 from .allocator import reuse_freed_memory
 from .fast import as_channels_last, optimize_for_cpu
 from .preprocess import normalize, to_rgb, to_unit_range
@@ -178,7 +178,7 @@ class Predictor:
         cfg = self.config
         name = cfg.name or cfg.encoder
         # a baseline says it is one (a U-Net read like U-Net v2's "[encoder, c=32, …]"; trial of session 28)
-        network = "" if cfg.arch == "unetv2" else f"{getattr(ARCHITECTURES.get(cfg.arch), 'architecture', cfg.arch)}, "
+        network = "" if cfg.arch == DEFAULT_ARCH else f"{network_name(cfg.arch)}, "
         version = cfg.version or "no version recorded"
         return f"{name} [{network}{cfg.encoder}, c={cfg.channels}, version {version}] from {self.source}"
 
@@ -353,10 +353,9 @@ class Predictor:
         if mode not in ("resize", "tile"):
             raise ValueError(f"mode must be 'resize' or 'tile', not {mode!r}.")
         threshold = self._check_threshold(threshold)
-        if return_attention and self.config.arch != "unetv2":
+        if return_attention and self.config.arch != DEFAULT_ARCH:
             # the network's own refusal spoke to Python callers ("call it with return_attention=False") in the widget
-            name = getattr(ARCHITECTURES.get(self.config.arch), "architecture", self.config.arch)
-            raise ValueError(f"This model is a {name} (a baseline of the paper): only U-Net v2 has SDI "
+            raise ValueError(f"This model is a {network_name(self.config.arch)} (a baseline of the paper): only U-Net v2 has SDI "
                              "attention maps. Segment without them (untick 'compute SDI attention maps').")
         array, is_stack = split_image(image, rgb)
         height, width = (array.shape[1:3] if is_stack else array.shape[:2])

@@ -1,5 +1,5 @@
 """U-Net v2 network: nn.Modules only (no napari, files or training here)."""
-from .architectures import ARCHITECTURES, DEFAULT_ARCH, arch_of, build_network
+from .architectures import ARCHITECTURES, DEFAULT_ARCH, arch_of, build_network, network_name
 from .baselines import UNet, UNetPlusPlus
 from .encoders import ALIASES, ENCODERS, TimmEncoder, canonical_encoder_name
 from .unetv2 import MIN_SIDE, LevelAttention, UNetV2, UNetV2Output, validate_input
@@ -17,6 +17,7 @@ __all__ = [
     "UNetV2",
     "UNetV2Output",
     "arch_of",
+    "network_name",
     "build_network",
     "canonical_encoder_name",
     "validate_input",

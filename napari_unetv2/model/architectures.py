@@ -16,6 +16,11 @@ ARCHITECTURES = {"unetv2": UNetV2, "unet": UNet, "unetpp": UNetPlusPlus}
 DEFAULT_ARCH = "unetv2"
 
 
+def network_name(arch: str) -> str:
+    """How the network an ``arch`` names is called to users: "U-Net v2", "U-Net", "UNet++"."""
+    return getattr(ARCHITECTURES.get(arch), "architecture", "") or ("U-Net v2" if arch == DEFAULT_ARCH else arch)
+
+
 def arch_of(model: nn.Module) -> str:
     """The ``arch`` name of a network built here (the most specific class wins)."""
     for name, cls in ARCHITECTURES.items():

@@ -47,11 +47,16 @@ def role_of(layer) -> Optional[str]:
     return layer.metadata.get(ROLE)
 
 
+def unproxied(layer):
+    """The layer itself behind the proxy a plugin's viewer hands out (a new one at each access, warning of private
+    access, which napari 0.10 will refuse)."""
+    return getattr(layer, "__wrapped__", layer)
+
+
 def same_layer(a, b) -> bool:
-    """Whether two references name one layer. A plugin's viewer hands out a new proxy of a layer at each access, so
-    ``is`` between two of them is always False: re-segmented images were added hidden although on screen (first-hour
-    trial of session 28)."""
-    return a is not None and b is not None and getattr(a, "__wrapped__", a) is getattr(b, "__wrapped__", b)
+    """Whether two references name one layer: ``is`` between two proxies of it is always False (re-segmented images
+    were added hidden although on screen; first-hour trial of session 28)."""
+    return a is not None and b is not None and unproxied(a) is unproxied(b)
 
 
 def is_source_image(layer) -> bool:
@@ -204,16 +209,15 @@ def replace_labels(layer, data: np.ndarray) -> None:
 
 def forget_brush_history(layer) -> None:
     """Empty a Labels layer's undo and redo history (``_reset_history`` is what napari itself calls when a layer stops
-    being editable; there is no public way). A plugin's viewer hands out proxies that warn of private access (to be
-    refused from napari 0.10): the layer itself is asked."""
-    reset = getattr(getattr(layer, "__wrapped__", layer), "_reset_history", None)
+    being editable; there is no public way); asked of the layer itself (:func:`unproxied`)."""
+    reset = getattr(unproxied(layer), "_reset_history", None)
     if callable(reset):
         reset()
 
 
 def has_brush_history(layer) -> bool:
     """Whether napari's Ctrl+Z on a Labels layer has a step to undo (its undo history, private as above)."""
-    return bool(getattr(getattr(layer, "__wrapped__", layer), "_undo_history", ()))
+    return bool(getattr(unproxied(layer), "_undo_history", ()))
 
 
 def _update_proposal(viewer, image_layer, prediction, model_version: str, visible: bool):

@@ -145,7 +145,7 @@ class ClickWidget(Container):
                 if session is not None and session.mask is mask.data:  # as Undo last click says (verification, 28)
                     self.status.value = "nothing to undo"
                 return
-            if self.image.value is not image:
+            if not same_layer(self.image.value, image):
                 self.image.value = image  # Undo works on the chosen image
             self.undo()
         except RuntimeError as err:  # the widget was closed: the mask keeps napari's own behaviour

@@ -73,7 +73,7 @@ def keep_choices_in_order(combo: ComboBox) -> None:
                 combo.native.clear()
                 for text, data in items:
                     combo.native.addItem(text, data)
-                combo.native.setCurrentIndex(max(0, combo.native.findText(next((t for t, d in items if d == value), ""))))
+                combo.native.setCurrentIndex(next((i for i, (_text, data) in enumerate(items) if data == value), 0))
                 raise
             if value in combo.choices:
                 combo.value = value
