@@ -15,20 +15,21 @@
 #   3. after the trainings, on a quiet GPU: the CUDA inference benchmark (benchmarks/bench_cuda.py: fp32 vs fp16
 #      autocast, batch 1 and 16), the paper's computation comparison (benchmarks/bench_compare.py --cuda-only) and
 #      Predictor.predict's default (float32) against the float16 option and cuDNN autotuning (bench_cuda_predict.py)
-# GPU_WARM_START=CHECKPOINT (the next call's plan, fixed on 2026-11-27 before it ran): instead of ImageNet, both
-# trainings start from that checkpoint (`unetv2 train --init`, lr 4e-4, as the CPU's stages 2, 2b and 2c did from
-# stage 1, but at this script's batch 16 and stronger augmentation), both with the multi-scale training that won
-# the first GPU run, seeds 3 and 4, 12 epochs each: two more fine-tunings from the parent of every ingredient of
-# the bundled weight average. The first run's b took ~24 s per multi-scale epoch beside a single-scale run, so two
-# multi-scale runs side by side should need ~25-30 s per epoch, ~300-360 s for 12; a run stopped by the time
-# limit keeps its best epoch so far. Give it stage 1 (acd6352709f0) stored as float16 to travel (6.5 MB instead of
-# the ImageNet file, which it replaces; the command writes the checkpoint's .json beside it, which --init needs):
-#   .venv/bin/python -c "from napari_unetv2.checkpoints import load_checkpoint as l, save_checkpoint as s; \
-#     m, c = l('training/runs/init-polyp-acd6352709f0/polyp_default.safetensors'); s(m, '.gpu/stage1_fp16.safetensors', c, half=True)"
-# Candidates then, fixed now and evaluated on the CPU on polypgen/val: a's best, b's best, and the weight averages
-# (training/average_checkpoints.py, equal weights, 320x320) stage 2 + stage 2b + a, stage 2 + stage 2b + a + b, a + b.
-# Afterwards, on the CPU: unetv2 evaluate --checkpoint OUT_DIR/polyp-gpu-a.safetensors --data ../shared/data/polypgen/val
-# (and -b), and bundle one (training/bundle.py) only if it beats the bundled model there.
+# GPU_WARM_START=CHECKPOINT (the plan of the second GPU call, fixed on 2026-11-27 21:35 before it ran): instead of
+# ImageNet, both trainings start from that checkpoint (`unetv2 train --init`), both with the multi-scale training that
+# won the first GPU run, 12 epochs each, at this script's batch 16 and stronger augmentation:
+#   a  lr 4e-4 (as the CPU's stages 2, 2b, 2c and 2d from stage 1), seed 3
+#   b  lr 1e-4 (a gentler fine-tuning that stays nearer its start), seed 4
+# The start is the bundled polyp model (423cfa096546, the average of stages 2 and 2b), which travels with the
+# repository: GPU_WARM_START=napari_unetv2/weights/polyp_default.safetensors (its .json beside it; the packed data
+# then fits the 64 MiB a call may send). Stage 1, the first plan's start, is not in this checkout (training/runs/
+# is not part of the repository).
+# The multi-scale runs side by side take ~25-30 s per epoch (the first run's b took ~24 s beside a single-scale
+# run), ~300-360 s for 12; a run stopped by the time limit keeps its best epoch so far.
+# Candidates, fixed now and evaluated on the CPU on polypgen/val with `unetv2 evaluate`: a's best, b's best, and the
+# weight averages (training/average_checkpoints.py, 320x320) bundled + a + b with weights 2, 1, 1 (= stages 2, 2b,
+# a and b in equal parts, the bundled model being the mean of 2 and 2b) and a + b. One is bundled
+# (training/bundle.py) only if it beats the bundled model's 0.8492 there.
 # Without CUDA it says so and exits 0.
 #
 #   scripts/gpu_run.sh OUT_DIR [POLYPGEN_DIR]
@@ -80,10 +81,10 @@ else
   trap 'pkill -TERM -f -- "--out $RUNS/" 2>/dev/null' EXIT
   trap 'exit 143' TERM INT
   if [ -n "$WARM" ]; then
-    echo "   both from $WARM (--init, lr 4e-4), multi-scale, seeds 3 and 4"
-    warm_args=(--init "$WARM" --set lr=0.0004 --set "multiscale=[0.75,1.0,1.25]" --epochs 12)
-    train a "${warm_args[@]}" --set seed=3 &
-    train b "${warm_args[@]}" --set seed=4 &
+    echo "   both from $WARM (--init), multi-scale; a lr 4e-4 seed 3, b lr 1e-4 seed 4"
+    warm_args=(--init "$WARM" --set "multiscale=[0.75,1.0,1.25]" --epochs 12)
+    train a "${warm_args[@]}" --set lr=0.0004 --set seed=3 &
+    train b "${warm_args[@]}" --set lr=0.0001 --set seed=4 &
   else
     train a --epochs 28 &
     train b --epochs 14 --set "multiscale=[0.75,1.0,1.25]" &
