@@ -25,7 +25,8 @@
 # then fits the 64 MiB a call may send). Stage 1, the first plan's start, is not in this checkout (training/runs/
 # is not part of the repository).
 # The multi-scale runs side by side take ~25-30 s per epoch (the first run's b took ~24 s beside a single-scale
-# run), ~300-360 s for 12; a run stopped by the time limit keeps its best epoch so far.
+# run), ~300-360 s for 12; a run stopped by the time limit keeps its best epoch so far. (On the H200 they took
+# ~240 s side by side, with validation; the call 328 s. bench_cuda.py printed nothing within its 45 s there.)
 # Candidates, fixed now and evaluated on the CPU on polypgen/val with `unetv2 evaluate`: a's best, b's best, and the
 # weight averages (training/average_checkpoints.py, 320x320) bundled + a + b with weights 2, 1, 1 (= stages 2, 2b,
 # a and b in equal parts, the bundled model being the mean of 2 and 2b) and a + b. One is bundled

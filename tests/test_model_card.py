@@ -63,6 +63,22 @@ def test_readme_quotes_the_gpu_run_as_it_came_back():
     assert f"max |dp| {autocast:.4f}" in readme
 
 
+def test_readme_quotes_the_second_gpu_run_as_it_came_back():
+    """The second GPU run's figures in the README (CUDA float32 against the CPU, the candidates' range on val)
+    are those kept in training/card/gpu2/."""
+    import json
+    import re
+
+    readme = (TRAINING.parent / "README.md").read_text()
+    gpu2 = TRAINING / "card" / "gpu2"
+    dp, differing = re.search(r"cuda float32 vs cpu: max \|dp\| ([0-9.]+), mask pixels differing ([0-9.]+)",
+                              (gpu2 / "cuda_tests.txt").read_text()).groups()
+    assert f"max |dp| {float(dp):.4f}, and\n  {float(differing) * 100:.3f}% of mask pixels differ" in readme
+    scores = [json.loads(f.read_text())["dice"] for f in gpu2.glob("eval-*.json")]
+    assert len(scores) == len(load_writer().GPU2_CANDIDATES)
+    assert f"scored {min(scores):.4f} to {max(scores):.4f} on" in readme
+
+
 def test_english_lists_read_as_english():
     """The card's generated sentences (selection rounds, stages alone) join one, two or more names properly."""
     writer = load_writer()

@@ -177,6 +177,28 @@ cp training/runs/lite0-320-warm-d/curves.png training/card/lite0-320-warm-d_curv
 cp $D/epoch-003.json training/card/stage2d_config.json   # the candidate is the last epoch, not the run's best
 .venv/bin/python training/write_model_card.py
 
+# 1j. (issue 15; 2026-11-27 21:34, the second lent GPU, an H200) Four fine-tunings of the bundled model at 320x320,
+#     multi-scale, batch 16, 12 epochs: a (lr 4e-4, seed 3) and b (lr 1e-4, seed 4) by scripts/gpu_run.sh, whose
+#     header fixed them and the candidates before the call; c (4e-4, seed 5) and d (1e-4, seed 6) by a second call
+#     with the same train command, decided after the first returned and before any result was read:
+#       GPU_WARM_START=napari_unetv2/weights/polyp_default.safetensors bash scripts/gpu_run.sh OUT .gpu
+#     (.gpu: scripts/pack_pairs.py copies of train/ and val/ at 320, quality 90). Candidates, fixed before any was
+#     evaluated (training/card/gpu2/plan.md): a, b, bundled+a+b (2:1:1), a+b, bundled+a+b+c+d (2:1:1:1:1), a+b+c+d.
+#     None beat the bundled 423cfa096546 (best 0.8490 against 0.8492): nothing bundled.
+G=training/runs/gpu2; BUN=napari_unetv2/weights/polyp_default.safetensors
+.venv/bin/python training/average_checkpoints.py $BUN $G/polyp-gpu-a.safetensors $G/polyp-gpu-b.safetensors \
+    --weights 2 1 1 --input-size 320 320 --out $G/bundled-a-b-320.safetensors
+.venv/bin/python training/average_checkpoints.py $G/polyp-gpu-a.safetensors $G/polyp-gpu-b.safetensors \
+    --input-size 320 320 --out $G/a-b-320.safetensors
+.venv/bin/python training/average_checkpoints.py $BUN $G/polyp-gpu-{a,b,c,d}.safetensors \
+    --weights 2 1 1 1 1 --input-size 320 320 --out $G/bundled-abcd-320.safetensors
+.venv/bin/python training/average_checkpoints.py $G/polyp-gpu-{a,b,c,d}.safetensors \
+    --input-size 320 320 --out $G/abcd-320.safetensors
+for c in polyp-gpu-a polyp-gpu-b bundled-a-b-320 a-b-320 bundled-abcd-320 abcd-320; do
+    .venv/bin/unetv2 evaluate --checkpoint $G/$c.safetensors --data "$DATA/val" --json training/card/gpu2/eval-$c.json
+done
+.venv/bin/python training/write_model_card.py
+
 # 2. The comparison: the paper's encoder family from scratch (no ImageNet weights reachable offline).
 OMP_NUM_THREADS=1 nice -n 19 .venv/bin/unetv2 train --recipe cpu --encoder pvt_v2_b0 --set pretrained=false \
     --data "$DATA/train" --val "$DATA/val" --out training/runs/pvtb0-256 --epochs 4 --name pvt-b0-scratch

@@ -357,6 +357,73 @@ budget leaves them.
 """
 
 
+GPU2_CANDIDATES = [  # (file in card/gpu2/, what it is), in the order they were fixed (card/gpu2/plan.md)
+    ("polyp-gpu-a", "a's best epoch"),
+    ("polyp-gpu-b", "b's best epoch"),
+    ("bundled-a-b-320", "bundled + a + b, weights 2, 1, 1 (stages 2, 2b, a, b in equal parts)"),
+    ("a-b-320", "a + b, equal weights"),
+    ("bundled-abcd-320", "bundled + a + b + c + d, weights 2, 1, 1, 1, 1"),
+    ("abcd-320", "a + b + c + d, equal weights"),
+]
+
+
+def second_gpu_section(bundled_dice: float) -> str:
+    """The second lent GPU (card/gpu2/): four fine-tunings of the bundled model, the weight averages fixed before
+    any was evaluated, each candidate's `unetv2 evaluate` on the original val frames, and the verdict."""
+    folder = CARD / "gpu2"
+    if not folder.is_dir():
+        return ""
+    import re
+
+    device = (folder / "device.txt").read_text().splitlines()[0].replace("gpu_run: ", "")
+    run_log = (folder / "run.log").read_text()
+    call_s = int(re.search(r"done in (\d+)s", run_log).group(1))
+    runs = []
+    for name in "abcd":
+        config = json.loads((folder / f"{name}-best.json").read_text())
+        with open(folder / f"{name}-log.csv") as fh:
+            log = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        runs.append(f"| {name} | {config['recipe']['lr']:g} | {config['recipe']['seed']} | {len(log)} of "
+                    f"{config['recipe']['epochs']} | {sum(r['seconds'] for r in log) / 60:.1f} min | "
+                    f"{config['metrics']['epoch']} | {config['metrics']['val_dice']:.4f} | "
+                    f"{log[-1]['val_dice']:.4f} |")
+    command = json.loads((folder / "a-best.json").read_text())["training"]["command"]
+    scored = [(name, what, json.loads((folder / f"eval-{name}.json").read_text())) for name, what in GPU2_CANDIDATES]
+    rows = "\n".join(f"| {name} | {what} | {r['dice']:.4f} | {r['iou']:.4f} | {r['hd95']:.1f} |" for name, what, r in scored)
+    best_name, _, best = max(scored, key=lambda item: item[2]["dice"])
+    best_stage = max(json.loads(f.read_text())["dice"] for f in (CARD / "candidates").glob("stage*.json"))
+    verdict = (f"The best, {best_name} ({best['dice']:.4f}), beats the bundled model ({bundled_dice:.4f})."
+               if best["dice"] > bundled_dice else
+               f"The best, {best_name} ({best['dice']:.4f}), does not beat the bundled model ({bundled_dice:.4f}): "
+               "nothing was bundled.")
+    return f"""
+### Second GPU run: fine-tunings of the bundled model ({device})
+Two calls on a lent GPU. The first ran `scripts/gpu_run.sh` with `GPU_WARM_START` set to the bundled model
+({call_s} s with the CUDA tests and benchmarks): trainings a and b side by side from the bundled weights
+(`unetv2 train --init`), the authors' multi-scale training, batch 16, zoom 0.75–1.25 and rotations up to 30°,
+12 epochs, fixed in the script's header before it ran (`{command}`). It left enough device time for a second call,
+which trained c and d the same way with other seeds; that was decided after the first call returned and before any
+result was read. The candidates were fixed before any was evaluated (`training/card/gpu2/plan.md`).
+Columns: learning rate, seed, epochs done, training time, the best epoch and its Dice on the packed val frames
+during training, and the last epoch's:
+
+| run | lr | seed | epochs | time | best epoch | in-training val Dice | last epoch's |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(runs)}
+
+`unetv2 evaluate` on the original `polypgen/val` frames on the CPU (`training/train_default.sh` 1j):
+
+| candidate | what | Dice | IoU | HD95 (px) |
+|---|---|---|---|---|
+{rows}
+
+{verdict} Fine-tuning the average did not improve on it: two of the four runs scored best on the packed frames
+at their first or second epoch, and the averages of the runs come back to about the bundled model's score. a alone
+({scored[0][2]['dice']:.4f}) scores more than any single CPU stage (best {best_stage:.4f}), but less than the average it
+started from. These are six more selections on the same 150 frames.
+"""
+
+
 def epoch_table(names: list[str], logs: list[list[dict]]) -> str:
     """Validation Dice per epoch of several runs, side by side, over the epochs all of them reached."""
     rows = [f"| {int(rows[0]['epoch'])} | " + " | ".join(f"{r['val_dice']:.4f}" for r in rows) + " |" for rows in zip(*logs)]
@@ -429,7 +496,7 @@ def card_text() -> str:
         section, stage_hours = warm_start_section(stage, config, i == len(stages) - 1 and not soup, total_hours)
         sections.append(section)
         total_hours += stage_hours
-    stage2 = "".join(sections) + soup + gpu_section(val["dice"], total_hours)
+    stage2 = "".join(sections) + soup + gpu_section(val["dice"], total_hours) + second_gpu_section(val["dice"])
     stage_sides = [stage_config(s, config).input_size[0] for s in stages]
     lite_wins = all(a["val_dice"] > b["val_dice"] for a, b in zip(same_epochs, pvt))
     verdict = ("Lite0 is better at every epoch compared, and its final validation Dice "
