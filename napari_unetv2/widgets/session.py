@@ -21,7 +21,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from ..annotation import AnnotationSession, DuplicateCorrection, store_correction
 from ..annotation.session import ACCEPTED, default_session_folder
 from ..corrections import CorrectionSet
-from ..corrections.auto_retrain import AutoRetrainPolicy, trained_on_by_version
+from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by, trained_on_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..files import read_image
 from ..interactive import CLICKS_METADATA
@@ -96,8 +96,9 @@ class SessionWidget(WorkerWidget):
         self.display = ComboBox(label="mask display", choices=list(MASK_DISPLAYS), value="filled",
                                 tooltip="filled: translucent mask; outline: only its border, the tissue stays visible.")
         self.auto_retrain = CheckBox(text="retrain every N accepted corrections", value=False,
-                                     tooltip="Fine-tune the model in use in the background after every N corrections "
-                                             "accepted in this session; annotating goes on meanwhile.")
+                                     tooltip="Fine-tune the model in use in the background once N corrections of its "
+                                             "line are in the correction set that it has not trained on (this "
+                                             "session's and earlier ones'); annotating goes on meanwhile.")
         self.retrain_every = SpinBox(label="N", min=1, max=1000, value=5, tooltip="Corrections between automatic retrains.")
         self.epochs = SpinBox(label="epochs per round", min=1, max=500, value=20,
                               tooltip="Passes over the corrections in each automatic round.")
@@ -485,7 +486,9 @@ class SessionWidget(WorkerWidget):
                 # again from the set once it changed (cached for the GUI thread), and whether a round is due.
                 with contextlib.suppress(OSError, ValueError):
                     version_scores_cached(corrections.root)
-                    due = (in_use, policy.due(corrections, in_use, lines, version)) if policy is not None else None
+                    if policy is not None:  # (checkpoint in use, due, how many it has not trained on)
+                        pending = policy.pending(corrections, seen_by(in_use), lines, version)
+                        due = (in_use, pending >= policy.every_n, pending)
             done.emit((path, (stored, note, due)))
 
         future = self._writer.submit(store)
@@ -516,8 +519,15 @@ class SessionWidget(WorkerWidget):
             self.models.scores_changed.emit()  # every model line's prospective score now counts this correction
             self.retrain_if_due(due)
         self._update_where()
-        # while a round runs, the status keeps saying so (the progress bar alone is easy to miss)
-        self.say(f"{path.name}: {note}" + ("; retraining in the background, keep annotating" if self.busy else ""))
+        # while a round runs, the status keeps saying so (the progress bar alone is easy to miss); else, with
+        # automatic retraining on, how far the next round is (it counts earlier sessions' corrections too, which
+        # a count of this session's accepts would hide)
+        if self.busy:
+            note += "; retraining in the background, keep annotating"
+        elif due is not None and not due[1]:
+            note += (f"; next automatic retrain at {int(self.retrain_every.value)} corrections the model in use has "
+                     f"not trained on ({due[2]} now)")
+        self.say(f"{path.name}: {note}")
 
     # ---- automatic retraining ----------------------------------------------------------------------------
     def retrain_if_due(self, answer=None):
