@@ -980,3 +980,31 @@ def test_a_re_segmented_image_on_screen_gets_a_visible_proposal_and_the_reason_s
     assert layer_of(viewer, image, PROPOSAL).visible
     status = rt.status.value.replace("\u200b", "")
     assert status.startswith("the reason for the change ('Roll back' to undo); re-segmented 1 image(s)"), status
+
+
+def test_a_correction_from_a_file_is_named_by_the_file_and_the_list_shows_every_entry(make_napari_viewer, qtbot,
+                                                                                      tmp_path, isolated_home):
+    """First-hour trial of session 28: *Correct & retrain* named an image opened from frame.png "frame" where
+    *Annotate a folder* names it "frame.png"; the list's long entries hid their end behind a scroll bar. And the list
+    keys its items by their text, so two entries read alike would show as one."""
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.files import write_png_atomic
+
+    image, mask, _ = load_sample("polyp")
+    write_png_atomic(tmp_path / "frame.png", image[:160, :160])
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(tmp_path / "frame.png"))
+    seg, rt = dock(viewer, "Segment"), dock(viewer, "Correct & retrain")
+    segment(qtbot, seg)
+    entry = rt.accept_correction()
+    assert entry is not None and entry.source == "frame.png", rt.status.value
+    cs = CorrectionSet(isolated_home / "corrections")
+    for shade in (10, 20):  # two other images called "same.png" (other folders), both accepted unchanged
+        other = image[:64, :64].copy()
+        other[0, 0] = shade
+        store_correction(cs, other, mask[:64, :64], source="same.png", predicted_mask=mask[:64, :64])
+    rt.refresh_entries()
+    listed = rt.entries.native
+    assert listed.count() == 3 == len(cs.entries())
+    tips = [listed.item(row).toolTip() for row in range(listed.count())]
+    assert all("stored " in tip and "(id " in tip for tip in tips), tips

@@ -11,6 +11,7 @@ from typing import Optional
 
 import numpy as np
 from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
+from qtpy.QtCore import Qt
 
 from ..annotation import DuplicateCorrection, WouldDiscardCorrection, store_correction
 from ..corrections import CorrectionSet
@@ -64,6 +65,12 @@ class RetrainWidget(WorkerWidget):
                                         tooltip="Store the image and the chosen mask, as on screen, in the correction set.")
         self.entries = Select(label="corrections", choices=self._entry_choices,
                               tooltip="The corrections stored in the set on disk.")
+        # Long file names shorten in the middle (the pixels changed and the date stay in sight) instead of hiding the
+        # end behind a horizontal scroll bar
+        self.entries.native.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.entries.native.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.entries.native.model().rowsInserted.connect(self._whole_entry_as_tooltip)
+        self._whole_entry_as_tooltip(None, 0, self.entries.native.count() - 1)  # those listed on creation
         self.remove_button = PushButton(text="Remove selected", tooltip="Delete the selected corrections from the set.")
         self.train_parts = ComboBox(label="train", choices=["sdi-decoder", "all"], value="sdi-decoder",
                                     tooltip="sdi-decoder: fine-tune SDI, decoder and heads only (fast on CPU); all: every layer.")
@@ -163,7 +170,20 @@ class RetrainWidget(WorkerWidget):
 
     def _entry_choices(self, _=None) -> list:
         """Read from disk each time: the list on screen is always the set on disk."""
-        return [(f"{e.source} ({e.pixels_changed} px changed, {e.created})", e.id) for e in self.correction_set.entries()]
+        entries = self.correction_set.entries()
+        # the list shows the file and the pixels changed (shortened in the middle when long); its tooltip the rest
+        self._entry_details = {e.id: f"{e.source}: {e.pixels_changed} pixels changed, stored {e.created.replace('T', ' ')}"
+                               f" (id {e.id})" for e in entries}
+        labels = [f"{e.source} ({e.pixels_changed} px changed)" for e in entries]
+        # the list keys its items by their text: two entries read alike would show as one
+        twice = {label for label in labels if labels.count(label) > 1}
+        return [(f"{label} [{e.id}]" if label in twice else label, e.id) for label, e in zip(labels, entries)]
+
+    def _whole_entry_as_tooltip(self, _parent, first: int, last: int) -> None:
+        listed = self.entries.native
+        for row in range(first, last + 1):  # however the list was filled (a refresh, napari's reset of choices)
+            item = listed.item(row)
+            item.setToolTip(self._entry_details.get(item.data(Qt.ItemDataRole.UserRole), item.text()))
 
     def _on_folder(self, _=None) -> None:
         problem = not_a_correction_set(Path(self.folder.value))
@@ -177,6 +197,7 @@ class RetrainWidget(WorkerWidget):
     def refresh_entries(self, _=None) -> None:
         self.entries.reset_choices()
         self.entries.value = []
+        self._whole_entry_as_tooltip(None, 0, self.entries.native.count() - 1)  # entries kept, their details may not be
         # The model line and the versions list show prospective scores from this set.
         self.models.corrections_dir = Path(self.folder.value)
         self.models.scores_changed.emit()  # this widget's model line and every other widget's
@@ -199,10 +220,13 @@ class RetrainWidget(WorkerWidget):
             return None
         data, mask = np.asarray(image.data[0] if image.multiscale else image.data), np.asarray(mask_layer.data)
         predicted = mask_layer.metadata.get(PREDICTED_MASK)
-        source, where = image.name, ""
+        # the image's file name where it came from a file, as *Annotate a folder* names its corrections (one
+        # image was "frame" here and "frame.png" there; trial of session 28), else the layer's name
+        opened_from = getattr(getattr(image, "source", None), "path", None)
+        source, where = (Path(opened_from).name if opened_from else image.name), ""
         if mask.ndim == 3:  # a stack: store the slice on screen
             z = int(self.viewer.dims.current_step[0])
-            data, mask, source, where = data[z], mask[z], f"{image.name}_z{z}", f" (slice {z})"
+            data, mask, source, where = data[z], mask[z], f"{Path(opened_from).stem if opened_from else image.name}_z{z}", f" (slice {z})"
             predicted = predicted[z] if predicted is not None and np.ndim(predicted) == 3 else None
         started = mask_layer.metadata.get(PREDICTED_AT)
         attempt = (id(mask_layer), image_hash(mask))
