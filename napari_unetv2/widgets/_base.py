@@ -15,7 +15,7 @@ from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
 from .. import errors
 from ..devices import available_devices
-from ._layers import follow_removed_images
+from ._layers import follow_removed_images, is_source_image
 from ._state import IN_USE, ModelInUse, model_in_use
 
 DEVICE_TIP = "Where the model runs: auto = CUDA GPU, then Apple MPS, then CPU."
@@ -150,6 +150,16 @@ class WorkerWidget(Container):
         _LIVE_WIDGETS.add(self)
         QTimer.singleShot(0, self.guarded(self._keep_rows_together))  # once the subclass has added its controls
         follow_removed_images(napari_viewer)
+        napari_viewer.layers.events.removed.connect(self.guarded(self._on_layer_removed))
+
+    def _on_layer_removed(self, event) -> None:
+        """A status about an image that was just closed says so: it read on as if the image were there (the first-hour
+        trial of session 28). Not while work runs: its own messages follow."""
+        layer = event.value
+        if self.busy or not is_source_image(layer):
+            return
+        if layer.name and layer.name in self.status.value.replace("\u200b", ""):
+            self.say(f"{layer.name} was closed", reveal=False)
 
     def _keep_rows_together(self) -> None:
         """A stretch below the last control (a dock taller than its controls spread the rows apart), and a floor under

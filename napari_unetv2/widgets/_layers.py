@@ -405,6 +405,7 @@ def follow_removed_images(viewer) -> None:
         return
     _WATCHED.add(key)
     weakref.finalize(viewer.layers, _WATCHED.discard, key)
+    no_box_behind_the_brush(viewer)
     def on_removed(event) -> None:
         # on the next turn of the event loop: whoever removes several layers at once (napari's delete of a selection,
         # the folder session clearing an image) must not find one of them already gone
@@ -431,6 +432,20 @@ def follow_removed_images(viewer) -> None:
         QTimer.singleShot(0, show_selected_mask)  # not while napari is still changing the selection
 
     viewer.layers.selection.events.active.connect(on_selected)
+
+
+def no_box_behind_the_brush(viewer) -> None:
+    """Draw napari's brush circle without the background box that canvas overlays have by default.
+
+    Once a mask had been painted (the brush shown), closing the last visible image crashed napari 0.9 (a segfault
+    in ``glDrawArrays``, under Mesa's llvmpipe, as in a remote desktop or a VM): the box, a vispy Rectangle, is
+    drawn once no layer is visible and takes the process down. Pure napari does the same (an image and a Labels
+    layer in paint mode, both closed). The circle needs no box; without it nothing is drawn that crashes. Found
+    in session 29 by closing, as a user does, both images after segmenting them."""
+    overlays = getattr(getattr(unproxied(viewer), "canvas", None), "overlays", None)
+    brush = overlays.get("_brush_circle") if hasattr(overlays, "get") else None
+    if brush is not None and hasattr(brush, "box"):
+        brush.box = False
 
 
 def forget_removed_image(viewer, layer) -> list:

@@ -63,6 +63,15 @@ class ClickWidget(Container):
         # on the image being worked on, as Segment and Correct & retrain are (it stayed on the last one clicked)
         follow_active_image(self, self.image)
         self.image.changed.connect(self._on_image_chosen)
+        # the chooser emptied by a closed image emits no change (after follow_active_image has reset the choices)
+        self.viewer.layers.events.removed.connect(self._after_removal)
+
+    def _after_removal(self, _event=None) -> None:
+        try:
+            if self.image.value is None:
+                self._on_image_chosen()
+        except RuntimeError:  # this widget was closed; the viewer outlives it
+            self.viewer.layers.events.removed.disconnect(self._after_removal)
 
     def _on_image_chosen(self, _=None) -> None:
         """Another image: its own click marks shown (another's, stacked over it, hidden) and its own state said."""
@@ -73,7 +82,8 @@ class ClickWidget(Container):
         # the marks that clicks and undo add or remove are this image's (Undo removed the other image's last point)
         self.points = layer_of(self.viewer, layer, CLICKS) if layer is not None else None
         self.box_layer = layer_of(self.viewer, layer, BOX) if layer is not None else None
-        if layer is None:
+        if layer is None:  # the last segmented image closed: the status spoke of it (first-hour trial of session 28)
+            self.status.value = "no segmented image open: segment an image first, then start clicking"
             return
         session = self.sessions.get(image_id(layer))
         mask = layer_of(self.viewer, layer, MASK)
