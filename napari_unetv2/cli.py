@@ -429,7 +429,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     """The model store of the napari widgets from the command line: a checkpoint trained with the CLI could be run in
     napari from file only, never put in use, retrained or rolled back there (trial of session 28)."""
-    from .checkpoints import ModelStore, load_checkpoint, read_config, resolve_checkpoint
+    from .checkpoints import ModelStore, bundled_models, load_checkpoint, read_config, resolve_checkpoint
+    from .checkpoints.checkpoint import DEFAULT_BUNDLED
     from .storage import default_model_store_dir
 
     store = ModelStore(default_model_store_dir())
@@ -444,20 +445,34 @@ def cmd_models(args: argparse.Namespace) -> int:
             store.use(config.version)
             print(f"in use now: {config.version} (napari's widgets follow; Roll back returns to the one before)")
         return 0
+    shipped = bundled_models()  # by name: polyp (the default), skin
     if args.action == "use":
         if not args.target:
-            raise ValueError("models use needs a version id (see unetv2 models) or 'bundled'")
-        version = None if args.target == "bundled" else args.target
-        store.use(version)
-        print(f"in use now: {version or 'the bundled model'}")
+            raise ValueError(f"models use needs a version id (see unetv2 models), 'bundled' or a bundled model's name "
+                             f"({', '.join(shipped)})")
+        if args.target in ("bundled", DEFAULT_BUNDLED):
+            store.use(None)
+            print("in use now: the bundled model")
+        elif args.target in shipped:  # another bundled model joins the store first, as the widgets do it
+            version = store.add(shipped[args.target]).version
+            store.use(version)
+            print(f"in use now: the bundled {args.target} model ({version})")
+        else:
+            store.use(args.target)
+            print(f"in use now: {args.target}")
         return 0
     if args.target:
         raise ValueError(f"models list takes no argument (got {args.target!r})")
     current, bundled = store.current, resolve_checkpoint(None)
     print(f"model store: {store.root}")
-    print(f"{'*' if current is None else ' '} bundled    the bundled model ({read_config(bundled).version})"
+    print(f"{'*' if current is None else ' '} bundled    the bundled {DEFAULT_BUNDLED} model ({read_config(bundled).version})"
           if bundled is not None else "  (no bundled model installed)")
-    for config in store.versions():
+    stored = {config.version: config for config in store.versions()}
+    for name, path in shipped.items():  # the other bundled models, listed before they are first used
+        version = read_config(path).version
+        if name != DEFAULT_BUNDLED and version not in stored:
+            print(f"  {name:<10} the bundled {name} model ({version}; 'unetv2 models use {name}' puts it in use)")
+    for config in stored.values():
         mark = "*" if config.version == current else " "
         print(f"{mark} {config.version}  {config.name or config.encoder} (from {config.parent or '-'})")
     for damaged in store.damaged:

@@ -486,3 +486,18 @@ def test_models_puts_a_cli_checkpoint_into_the_widgets_store_and_refuses_hostile
         assert main(argv) == 2, argv
         assert words in " ".join(error_lines(capsys)), argv
     assert tree_digest(isolated_home) == before
+
+
+def test_models_lists_the_bundled_skin_model_and_puts_it_in_use_by_name(isolated_home, capsys):
+    """First-hour trial of session 28: `unetv2 models` listed the bundled skin model only once a widget had put it in the
+    store, and `models use skin` was refused, while the widgets offer it by name."""
+    from napari_unetv2.checkpoints import ModelStore, bundled_checkpoint, read_config
+
+    skin = read_config(bundled_checkpoint("skin")).version
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    assert "* bundled    the bundled polyp model" in listed and f"skin       the bundled skin model ({skin}" in listed
+    assert main(["models", "use", "skin"]) == 0
+    store = ModelStore(isolated_home / "models")
+    assert store.current == skin
+    assert main(["models", "use", "polyp"]) == 0 and store.current is None
