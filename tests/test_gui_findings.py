@@ -1066,3 +1066,19 @@ def test_the_clicks_widget_says_when_its_last_image_is_closed(make_napari_viewer
     viewer.layers.remove(SAMPLES["polyp"])
     qtbot.waitUntil(lambda: clicks.image.value is None, timeout=5000)
     assert clicks.status.value.startswith("no segmented image open"), clicks.status.value
+
+
+def test_a_grey_image_is_segmented_with_a_note_that_the_model_saw_it_as_colour(make_napari_viewer, qtbot):
+    """First-hour trial of session 28: grey and transparent RGBA images ran through the RGB model without a word."""
+    from napari_unetv2.inference.predictor import colour_note
+
+    image, _, _ = load_sample("polyp")
+    viewer = make_napari_viewer()
+    viewer.add_image(image.mean(axis=2).astype(np.uint8), name="grey frame")
+    seg = dock(viewer, "Segment")
+    segment(qtbot, seg)
+    assert "Grey image" in seg.status.value.replace("\u200b", ""), seg.status.value
+    rgba = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    assert colour_note(image, True) == "" and colour_note(rgba, True) == ""  # opaque alpha: nothing left out
+    rgba[:10, :10, 3] = 0
+    assert "alpha" in colour_note(rgba, True)

@@ -55,6 +55,21 @@ def attention_layer_name(level: int, stride: int) -> str:
     return f"L{level} spatial attention (1/{stride})"
 
 
+def colour_note(image: np.ndarray, rgb: Optional[bool] = None) -> str:
+    """What the model is given of an image that is not plain RGB ("" for RGB): a grey image's one channel repeated as
+    R, G and B, or a transparent RGBA image's alpha left out. Both ran without a word (first-hour trial of session 28);
+    the models here were trained on colour frames, so a grey image is outside what they have seen."""
+    shape = image.shape
+    is_stack = check_image_shape(shape, rgb)
+    channels = shape[-1] if (len(shape) == 4 or (len(shape) == 3 and not is_stack)) else 1
+    if channels == 1:
+        return ("Grey image: its one channel was given to the model as red, green and blue; the model was trained on "
+                "colour frames, so check the mask closely.")
+    if channels == 4 and np.asarray(image[..., 3]).min() < np.asarray(image[..., 3]).max():
+        return "Its alpha channel (transparency) was left out: the model sees red, green and blue only."
+    return ""
+
+
 def check_image_shape(shape: tuple[int, ...], rgb: Optional[bool] = None) -> bool:
     """Check a shape and return whether it is a stack; raise ValueError stating the rule otherwise.
 

@@ -14,7 +14,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSlider, PushButt
 from qtpy.QtCore import QTimer
 
 from ..inference import PredictionCancelled
-from ..inference.predictor import check_image_shape
+from ..inference.predictor import check_image_shape, colour_note
 from ._base import SecondPress, WorkerWidget
 from ._layers import (
     MASK,
@@ -155,6 +155,7 @@ class SegmentWidget(WorkerWidget):
         self.model_source.changed.connect(self.guarded(self._on_model_choice))
         self.last_result: dict = {}
         self._status_image = None  # the image the status speaks of: a result for another must not be overwritten
+        self._colour_note = ""  # what the model is given of a grey or transparent image, said with the result
         self._status_about = None  # (mask layer, version) while the status says which version made that mask
         self._watched = weakref.WeakSet()  # mask layers whose pixel replacements this widget listens to
         self._other_line = SecondPress(CONFIRM_WITHIN_S)  # warned of (image, model): Segment again goes ahead
@@ -244,6 +245,7 @@ class SegmentWidget(WorkerWidget):
                       return_attention=bool(self.attention.value), rgb=bool(layer.rgb))
         device, models, signals, cancel = self.device.value, self.models, self._signals, self._cancel
         array = np.asarray(data)
+        self._colour_note = colour_note(array, bool(layer.rgb))  # said with the result
 
         def job():
             start = time.time()
@@ -321,7 +323,7 @@ class SegmentWidget(WorkerWidget):
         if self.last_result["kept_edited"]:
             kept = f"; your edited mask was kept, the new prediction is in '{self.last_result['proposal'].name}'"
         untrained = " UNTRAINED MODEL: outputs are meaningless." if predictor.is_untrained else ""
-        scale_note = predictor.mode_note(prediction.mode)
+        scale_note = " ".join(note for note in (predictor.mode_note(prediction.mode), self._colour_note) if note)
         scale_note = f" {scale_note}" if scale_note else ""
         self._status_image = self.image.value  # its re-emitted choice (layers were added) keeps this message
         where = "" if still_here else f"{layer.name}: "
