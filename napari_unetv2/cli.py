@@ -258,6 +258,7 @@ def not_an_evaluation_result(path: Path) -> Optional[str]:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine.data import find_pairs
     from .engine.evaluate import evaluate_pairs, format_table
+    from .engine.pairs import is_correction_set
     from .files import atomic_write_text
     from .inference import Predictor
 
@@ -279,6 +280,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(report.summary(), file=sys.stderr)
     predictor = Predictor(args.checkpoint, device=args.device)
     print(f"model: {predictor.description}")
+    note_model_in_use(args.checkpoint)
+    if is_correction_set(args.data):  # scoring a model on what it trained on is no test of it (trial of session 29)
+        training = predictor.config.training if isinstance(predictor.config.training, dict) else {}
+        trained = training.get("trained_on") if isinstance(training.get("trained_on"), list) else []
+        seen = {pair.image.stem for pair in report.pairs} & {str(t) for t in trained}
+        if seen:
+            print(f"note: this model was fine-tuned on {len(seen)} of these {len(report.pairs)} corrections: their "
+                  "scores are no test of it (napari's prospective scores leave such images out)", file=sys.stderr)
     note = predictor.mode_note(args.mode)
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -296,6 +305,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def note_model_in_use(checkpoint: Optional[str]) -> None:
+    """With no --checkpoint the CLI runs the bundled model; when napari's widgets have a fine-tuned version in use, say
+    how to run that one instead (trial of session 29: after a round and `models add --use`, `predict` ran the bundled
+    model, which only the model line showed). A store never made is not made here."""
+    if checkpoint is not None:
+        return
+    from .checkpoints import ModelStore
+    from .storage import default_model_store_dir
+
+    root = default_model_store_dir()
+    current = ModelStore(root).current if (root / "versions").is_dir() else None
+    if current:
+        print(f"note: napari's widgets have version {current} in use; this run uses the bundled model "
+              "(--checkpoint in-use runs that one)", file=sys.stderr)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import Predictor
     from .inference.batch import predict_folder
@@ -311,6 +336,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         device = f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.device_count() > 1 else device
     predictor = Predictor(args.checkpoint, device=device, threads=args.threads)
     print(f"model: {predictor.description}" + (f"; shard {shard[0]}/{shard[1]}" if shard else ""))
+    note_model_in_use(args.checkpoint)
     note = predictor.mode_note("tile" if args.tile else None)  # the widget says it too
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -439,8 +465,10 @@ def cmd_models(args: argparse.Namespace) -> int:
             raise ValueError("models add needs a checkpoint: unetv2 models add RUN/best.safetensors [--use]")
         checkpoint = resolve_checkpoint(args.target)
         load_checkpoint(checkpoint)  # weights and JSON verified before anything is copied into the store
+        already = any(c.version == read_config(checkpoint).version for c in store.versions())
         config = store.add(checkpoint)
-        print(f"added {config.version} ({config.name or config.encoder}) to {store.root}")
+        what = f"{config.version} ({config.name or config.encoder})"
+        print(f"{what} is already in {store.root}: nothing added" if already else f"added {what} to {store.root}")
         if args.put_in_use:
             store.use(config.version)
             print(f"in use now: {config.version} (napari's widgets follow; Roll back returns to the one before)")
@@ -452,7 +480,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                              f"({', '.join(shipped)})")
         if args.target in ("bundled", DEFAULT_BUNDLED):
             store.use(None)
-            print("in use now: the bundled model")
+            print(f"in use now: the bundled {DEFAULT_BUNDLED} model")
         elif args.target in shipped:  # another bundled model joins the store first, as the widgets do it
             version = store.add(shipped[args.target]).version
             store.use(version)

@@ -501,3 +501,32 @@ def test_models_lists_the_bundled_skin_model_and_puts_it_in_use_by_name(isolated
     store = ModelStore(isolated_home / "models")
     assert store.current == skin
     assert main(["models", "use", "polyp"]) == 0 and store.current is None
+
+
+def test_evaluate_on_a_correction_set_says_what_the_model_trained_on_and_which_model_napari_uses(
+        tmp_path, isolated_home, capsys, small_checkpoint):
+    """Trial of session 29: `evaluate --data <correction set> --checkpoint in-use` scored the fine-tuned model on the
+    corrections it had trained on (Dice 0.957) without a word, listed the set's provenance/*.json as skipped files, and
+    a plain `predict`/`evaluate` ran the bundled model while napari had a fine-tuned version in use, unsaid."""
+    from napari_unetv2._sample_data import load_sample
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.checkpoints import ModelStore, load_checkpoint
+    from napari_unetv2.corrections import CorrectionSet
+
+    image, mask, _ = load_sample("polyp")
+    cs = CorrectionSet(tmp_path / "set")
+    first = store_correction(cs, image[:96, :96], mask[:96, :96], source="a.png").entry
+    store_correction(cs, image[-96:, -96:], mask[-96:, -96:], source="b.png")
+    model, config = load_checkpoint(small_checkpoint)
+    config.training = {"trained_on": [first.id]}
+    tuned = tmp_path / "tuned.safetensors"
+    save_checkpoint(model, tuned, config)
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(cs.root), "--checkpoint", str(tuned), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "fine-tuned on 1 of these 2 corrections" in err and "provenance" not in err, err
+    store = ModelStore(isolated_home / "models")
+    store.use(store.add(small_checkpoint).version)
+    assert main(["evaluate", "--data", str(cs.root), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert f"napari's widgets have version {store.current} in use; this run uses the bundled model" in err, err

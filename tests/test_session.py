@@ -709,3 +709,37 @@ def test_the_status_says_how_far_the_next_automatic_retrain_is_earlier_sessions_
     status = widget.status.value.replace("\u200b", "")
     assert "next automatic retrain at 3 corrections the model in use has not trained on (2 now)" in status, status
     assert not widget.busy
+    # the accept that starts a round says why now (it counted the earlier session's correction too)
+    widget.retrain_every.value, widget.epochs.value = 2, 1
+    wait_shown(qtbot, widget)
+    assert widget.accept_and_next() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    status = widget.status.value.replace("\u200b", "")
+    assert "retraining in the background (3 corrections the model in use has not trained on, N = 2)" in status, status
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+
+
+def test_an_unedited_accept_asks_before_replacing_a_correction_made_in_correct_and_retrain(make_napari_viewer, qtbot,
+                                                                                        tmp_path, isolated_home):
+    """Trial of session 29: an image corrected (2400 pixels painted) and accepted in *Correct & retrain*, then accepted
+    unedited in a folder session over the same correction set: the model's mask replaced the correction silently,
+    and the next round trained on it. Now the first Accept says so and stores nothing; a second one replaces it."""
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    path = widget.session.current
+    image = read_image(path)
+    painted = np.zeros(image.shape[:2], np.uint8)
+    painted[20:70, 20:70] = 1
+    cs = CorrectionSet(widget.corrections.value)
+    earlier = store_correction(cs, image, painted, source=path.name, predicted_mask=np.zeros_like(painted)).entry
+    assert earlier.pixels_changed == 2500
+    assert widget.accept_and_next() is None
+    status = widget.status.value.replace("\u200b", "")
+    assert "not accepted yet" in status and earlier.id in status, status
+    assert widget.session.current == path and [e.id for e in cs.entries()] == [earlier.id]  # nothing stored
+    assert widget.accept_and_next() is not None  # asked once: the second press replaces it
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    [entry] = cs.entries()
+    assert entry.id != earlier.id and entry.pixels_changed == 0

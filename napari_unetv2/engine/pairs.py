@@ -70,6 +70,11 @@ def _image_size(path: Path) -> Optional[tuple[int, int]]:
         return None
 
 
+def is_correction_set(root: Path) -> bool:
+    """A folder laid out as a correction set (``corrections/correction_set.py``): images/, masks/ and provenance/."""
+    return all((Path(root) / name).is_dir() for name in ("images", "masks", "provenance"))
+
+
 def find_pairs(root: str | Path, check_sizes: bool = True) -> PairReport:
     """Pair images with masks under ``root``.
 
@@ -83,9 +88,13 @@ def find_pairs(root: str | Path, check_sizes: bool = True) -> PairReport:
     report = PairReport(root)
     images: dict[str, Path] = {}
     masks: dict[str, Path] = {}
+    # a correction set's own records (provenance/*.json, the index) are not skipped data: they were listed as such, a
+    # line each, when a correction set was evaluated (trial of session 29)
+    records = root / "provenance" if is_correction_set(root) else None
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            report.skipped.append((path, "not an image file"))
+            if not (records is not None and (path.parent == records or path.parent == root)):
+                report.skipped.append((path, "not an image file"))
             continue
         is_mask, key = _is_mask(path, root)
         table = masks if is_mask else images

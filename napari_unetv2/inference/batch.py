@@ -80,8 +80,8 @@ class BatchSummary:
         elif self.other_models:
             kept = "the results kept" if self.count("error") or self.stopped else "every result was already there"
             lines.append(f"  note: nothing was segmented with this model: {kept}, "
-                         f"made by model version(s) {', '.join(self.other_models)} (to segment with this one: "
-                         "continue unticked in napari, no --continue in the CLI, or a new folder)")
+                         f"made by model version(s) {', '.join(self.other_models)} (to segment with this one, choose a new output "
+                         "folder: without continue this one is refused, as it holds results)")
         if self.other_settings:
             lines.append(f"  note: results kept from earlier runs were made with other settings ({'; '.join(self.other_settings)}"
                          "): this folder mixes settings (summary.csv names each file's)")

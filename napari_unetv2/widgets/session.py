@@ -19,6 +19,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..annotation import AnnotationSession, DuplicateCorrection, store_correction
+from ..annotation.accept import same_image_entries
 from ..annotation.session import ACCEPTED, default_session_folder
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by, trained_on_by_version
@@ -139,6 +140,8 @@ class SessionWidget(WorkerWidget):
         self._writing: list[str] = []  # names of images whose acceptance is being written
         # their accepted masks meanwhile: going back to one at once shows it (the session does not know it yet)
         self._pending_masks: dict[str, np.ndarray] = {}
+        self._replace_confirmed = None  # (image, mask hash) whose replacing of an earlier correction was said once
+        self._adoption_note = ""  # a round's adoption, said again with the re-segmentation that follows it
         self._stored = _Stored()
         self._stored.done.connect(self.guarded(self._on_stored))
         self._applying = False  # settings being applied from session.json: not written back one by one
@@ -295,8 +298,11 @@ class SessionWidget(WorkerWidget):
         """The shown image segmented again by a new model: its mask updated in place unless edited."""
         shown = show_prediction(self.viewer, self.image_layer, prediction, prediction.model_version,
                                 display=self.display.value, visible=False)
-        note = f"; your edits were kept, the new model's mask is in '{shown['proposal'].name}'" if shown["kept_edited"] else ""
-        self.say(f"{path.name} segmented again with {self.models.label()}{note}")
+        hidden = "" if shown["kept_edited"] and shown["proposal"].visible else " (hidden: tick its eye to compare)"
+        note = (f"; your edits were kept, the new model's mask is in '{shown['proposal'].name}'{hidden}"
+                if shown["kept_edited"] else "")
+        adopted, self._adoption_note = self._adoption_note, ""
+        self.say(f"{adopted + '. ' if adopted else ''}{path.name} segmented again with {self.models.label()}{note}")
 
     def _prefetch(self) -> None:
         if self.session is None:
@@ -456,6 +462,8 @@ class SessionWidget(WorkerWidget):
                           seconds_spent=round(time.time() - started, 1) if started else None,
                           clicks=meta.get(CLICKS_METADATA))
         corrections, session, done = CorrectionSet(Path(self.corrections.value)), self.session, self._stored.done
+        if self._would_replace_a_correction(corrections, path, image, mask, provenance):
+            return None
         store_of_models = self.models.store
         # Asked in the writer thread only when automatic retraining is on (reading the store costs a disk read).
         policy = AutoRetrainPolicy(int(self.retrain_every.value)) if self.auto_retrain.value else None
@@ -502,6 +510,30 @@ class SessionWidget(WorkerWidget):
             self.say("that was the last image; export the finished masks when done")
         return future
 
+    def _would_replace_a_correction(self, corrections, path: Path, image, mask, provenance) -> bool:
+        """The model's (or a given) mask accepted unchanged over a correction the set already holds for this image
+        (painted in *Correct & retrain*, or in another session): said, and done on a second Accept. One unedited
+        Accept replaced a 2400-pixel correction, silently, and the next round trained on the model's mask (trial of
+        session 29); *Correct & retrain* asks first, as store_correction's ``keep_edited`` does."""
+        predicted = provenance.get("predicted_mask")
+        if (provenance.get("model_version") == ACCEPTED_EARLIER or predicted is None
+                or not np.array_equal(np.asarray(predicted) > 0, mask > 0)):
+            return False  # a revisit of this session's own acceptance, or a mask the user edited
+        attempt = (path.name, image_hash(mask))
+        if self._replace_confirmed == attempt:
+            return False
+        try:
+            earlier = [entry for entry, _ in same_image_entries(corrections, image, path.name) if entry.pixels_changed]
+        except (OSError, ValueError):
+            return False  # the store says what is wrong with the set
+        if not earlier:
+            return False
+        self._replace_confirmed = attempt
+        self.say(f"not accepted yet: the correction set already holds a correction of {path.name} ({earlier[0].id}, "
+                 f"{earlier[0].pixels_changed} pixels changed), and this mask is the model's, unchanged: accepting it "
+                 "would replace that correction. Paint the correction here, or press Accept again to replace it.")
+        return True
+
     def _on_stored(self, message) -> None:
         path, result = message
         self._writing.remove(path.name)
@@ -522,7 +554,10 @@ class SessionWidget(WorkerWidget):
         # while a round runs, the status keeps saying so (the progress bar alone is easy to miss); else, with
         # automatic retraining on, how far the next round is (it counts earlier sessions' corrections too, which
         # a count of this session's accepts would hide)
-        if self.busy:
+        if self.busy and due is not None and due[1]:  # this accept started it: why now (earlier sessions count too)
+            note += (f"; retraining in the background ({due[2]} corrections the model in use has not trained on, "
+                     f"N = {int(self.retrain_every.value)}), keep annotating")
+        elif self.busy:
             note += "; retraining in the background, keep annotating"
         elif due is not None and not due[1]:
             note += (f"; next automatic retrain at {int(self.retrain_every.value)} corrections the model in use has "
@@ -578,6 +613,10 @@ class SessionWidget(WorkerWidget):
             return
         not_used = adopt(self.models, outcome)  # when used, every widget hears of it; this one re-segments
         self.say(not_used or f"{outcome.adoption.reason}: {self.models.label()}")
+        # the image on screen is segmented again next, and that status would replace this one unread (trial of
+        # session 29): it is said again in front of it
+        self._adoption_note = "" if not_used else f"{outcome.adoption.reason}: {self.models.label()}"
+
 
     def _on_finished(self) -> None:
         super()._on_finished()
