@@ -1082,3 +1082,40 @@ def test_a_grey_image_is_segmented_with_a_note_that_the_model_saw_it_as_colour(m
     assert colour_note(image, True) == "" and colour_note(rgba, True) == ""  # opaque alpha: nothing left out
     rgba[:10, :10, 3] = 0
     assert "alpha" in colour_note(rgba, True)
+
+
+def test_an_accepted_mask_is_hidden_when_its_image_closes_and_shown_when_it_reopens(make_napari_viewer, qtbot,
+                                                                                   isolated_home):
+    """Trial of session 29: the painted masks of closed images stayed drawn over each other and over the images still
+    open, though each was safe in the correction set. A mask stored as it is now is hidden (kept, named as closed);
+    one painted after its Accept stays drawn, as unsaved work."""
+    viewer, seg, first, second = two_samples_and_segment(make_napari_viewer)
+    rt = dock(viewer, "Correct & retrain")
+    masks = {}
+    for image in (first, second):
+        seg.image.value = image
+        segment(qtbot, seg)
+        mask = layer_of(viewer, image, MASK)
+        painted = np.asarray(mask.data).copy()
+        painted[:12, :12] = 1
+        mask.data = painted
+        rt.image.value, rt.mask.value = image, mask
+        assert rt.accept_correction() is not None, rt.status.value
+        masks[image.name] = mask
+    later = np.asarray(masks[first.name].data).copy()
+    later[20:24, 20:24] = 1 - later[20:24, 20:24]  # painted after its Accept: not in the set
+    masks[first.name].data = later
+    pixels = np.asarray(second.data).copy()
+    viewer.layers.remove(first)
+    viewer.layers.remove(second)
+    qtbot.waitUntil(lambda: all(m.name.endswith("(image closed)") for m in masks.values()), timeout=5000)
+    assert masks[first.name].visible and not masks[second.name].visible
+    reopened = viewer.add_image(pixels, name=second.name, rgb=True)
+    qtbot.waitUntil(lambda: not masks[second.name].name.endswith("(image closed)"), timeout=5000)
+    assert masks[second.name].visible and same(layer_of(viewer, reopened, MASK), masks[second.name])
+
+
+def same(a, b):
+    from napari_unetv2.widgets._layers import same_layer
+
+    return same_layer(a, b)

@@ -29,6 +29,7 @@ PREDICTION_HASH = "unetv2_prediction_hash"
 PREDICTED_MASK = "unetv2_predicted_mask"  # a copy: painting changes layer.data in place
 PREDICTED_AT = "unetv2_predicted_at"
 MODEL_VERSION = "model_version"
+ACCEPTED_HASH = "unetv2_accepted_hash"  # a mask's pixel hash when it was stored as a correction (Correct & retrain)
 
 MASK, PROPOSAL, PROBABILITY, ATTENTION = "mask", "proposal", "probability", "attention"
 CLICKS, BOX = "clicks", "box"  # the click widget's Points and Shapes layers of an image
@@ -390,6 +391,7 @@ def click_layers(viewer, image_layer) -> tuple:
 _WATCHED: set[int] = set()  # viewers (by their layer list) whose removed images are followed
 CLOSED_NOTE = " (image closed)"  # added to the name of a closed image's layer that stays (the user's work)
 CLOSED_IMAGE = "unetv2_closed_image"  # in such a layer: its image's shape, type and pixel hash, to know it when reopened
+HIDDEN_ON_CLOSE = "unetv2_hidden_on_close"  # a stored mask hidden when its image closed, shown again when it reopens
 
 
 def follow_removed_images(viewer) -> None:
@@ -448,6 +450,12 @@ def no_box_behind_the_brush(viewer) -> None:
         brush.box = False
 
 
+def stored_as_accepted(layer) -> bool:
+    """A mask whose pixels are exactly those it had when *Correct & retrain* stored it (nothing painted since)."""
+    accepted = layer.metadata.get(ACCEPTED_HASH)
+    return bool(accepted) and role_of(layer) == MASK and image_hash(np.asarray(layer.data)) == accepted
+
+
 def forget_removed_image(viewer, layer) -> list:
     """Remove what :func:`follow_removed_images` says of a closed image ``layer``; returns the layers removed."""
     key = layer.metadata.get(IMAGE_ID) if is_source_image(layer) else None
@@ -462,6 +470,9 @@ def forget_removed_image(viewer, layer) -> list:
     for x in viewer.layers:  # what stays says so: Accept cannot store it for its image any more
         if x.metadata.get(IMAGE_ID) == key and not x.name.endswith(CLOSED_NOTE):
             x.name = f"{x.name}{CLOSED_NOTE}"
+            if stored_as_accepted(x) and x.visible:  # safe in the correction set: kept, not drawn over the other
+                x.visible = False  # images (accepted masks of closed images piled up on screen; trial of session 29)
+                x.metadata[HIDDEN_ON_CLOSE] = True
             if pixels is None and isinstance(layer.data, np.ndarray):  # in memory: not a lazy or multiscale image
                 pixels = _pixels_of(layer.data)
             if pixels is not None:
@@ -497,6 +508,8 @@ def reattach_reopened_image(viewer, layer) -> list:
         del x.metadata[CLOSED_IMAGE]
         if x.name.endswith(CLOSED_NOTE):
             x.name = x.name[: -len(CLOSED_NOTE)]
+        if x.metadata.pop(HIDDEN_ON_CLOSE, False):
+            x.visible = True  # hidden when its image closed: shown again with it
 
     def above_the_image() -> None:  # napari adds the image on top, over its mask: the mask goes up (never down)
         for x in taken:

@@ -23,6 +23,7 @@ from ..interactive import CLICKS_METADATA
 from ..storage import default_corrections_dir
 from ._base import WorkerWidget, wrapping_label
 from ._layers import (
+    ACCEPTED_HASH,
     ATTENTION,
     MASK,
     MODEL_VERSION,
@@ -254,8 +255,10 @@ class RetrainWidget(WorkerWidget):
             self.say(f"not accepted: {err}")
             return None
         self._discard_seen = None
+        if np.ndim(mask_layer.data) == 2:  # the whole layer was stored: closing its image may hide it, nothing is lost
+            mask_layer.metadata[ACCEPTED_HASH] = image_hash(np.asarray(mask_layer.data))
         self.refresh_entries()
-        named = "" if mask_layer is own else f"stored the layer {mask_layer.name!r}: "
+        named = "" if same_layer(mask_layer, own) else f"stored the layer {mask_layer.name!r}: "
         self.say(f"{image.name}{where}: {named}{stored.describe()}")
         return stored.entry
 
