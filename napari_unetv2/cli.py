@@ -8,6 +8,7 @@ import os
 import shlex
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Optional, Sequence
@@ -496,13 +497,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"{'*' if current is None else ' '} bundled    the bundled {DEFAULT_BUNDLED} model ({read_config(bundled).version})"
           if bundled is not None else "  (no bundled model installed)")
     stored = {config.version: config for config in store.versions()}
-    for name, path in shipped.items():  # the other bundled models, listed before they are first used
-        version = read_config(path).version
+    shipped_versions = {read_config(path).version: name for name, path in shipped.items()}
+    for version, name in shipped_versions.items():  # the other bundled models, listed before they are first used
         if name != DEFAULT_BUNDLED and version not in stored:
             print(f"  {name:<10} the bundled {name} model ({version}; 'unetv2 models use {name}' puts it in use)")
-    for config in stored.values():
+    def added(config) -> float:  # when it joined the store (the store keeps no other date)
+        try:
+            return store.path_of(config.version).stat().st_mtime
+        except (OSError, ValueError):
+            return 0.0
+
+    for config in sorted(stored.values(), key=added):  # oldest first, as they were made (ids sort by chance)
         mark = "*" if config.version == current else " "
-        print(f"{mark} {config.version}  {config.name or config.encoder} (from {config.parent or '-'})")
+        trained = config.training.get("trained_on") if isinstance(config.training, dict) else None
+        what = f"; trained on {len(trained)} corrections" if isinstance(trained, list) else ""
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(added(config))) if added(config) else "?"
+        bundled_as = (f"the bundled {shipped_versions[config.version]} model, "
+                      if config.version in shipped_versions else "")
+        print(f"{mark} {config.version}  {config.name or config.encoder} ({bundled_as}from {config.parent or '-'}; "
+              f"added {when}{what})")
     for damaged in store.damaged:
         print(f"  {damaged}  (its JSON is missing or damaged: not usable)")
     print("* = in use in napari")
@@ -527,6 +540,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               + ("; the same command with --resume goes on from the last finished epoch" if resumable else ""),
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`unetv2 models | head`): no error line, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit fails otherwise
+        return 141
     except EXPECTED_ERRORS as err:
         if args.debug:
             traceback.print_exc()

@@ -501,6 +501,9 @@ def test_models_lists_the_bundled_skin_model_and_puts_it_in_use_by_name(isolated
     store = ModelStore(isolated_home / "models")
     assert store.current == skin
     assert main(["models", "use", "polyp"]) == 0 and store.current is None
+    capsys.readouterr()
+    assert main(["models"]) == 0
+    assert f"  {skin}  skin-default (the bundled skin model, from -; added " in capsys.readouterr().out
 
 
 def test_evaluate_on_a_correction_set_says_what_the_model_trained_on_and_which_model_napari_uses(
