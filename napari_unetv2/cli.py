@@ -283,9 +283,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"model: {predictor.description}")
     note_model_in_use(args.checkpoint)
     if is_correction_set(args.data):  # scoring a model on what it trained on is no test of it (trial of session 29)
+        from .corrections import CorrectionSet
+
         training = predictor.config.training if isinstance(predictor.config.training, dict) else {}
-        trained = training.get("trained_on") if isinstance(training.get("trained_on"), list) else []
-        seen = {pair.image.stem for pair in report.pairs} & {str(t) for t in trained}
+        learned = {str(t) for key in ("trained_on", "trained_images") if isinstance(training.get(key), list)
+                   for t in training[key]}  # correction ids, and their images' pixel hashes (a re-correction's id is new)
+        hashes = {entry.id: entry.image_hash for entry in CorrectionSet(args.data).entries()}
+        seen = {pair.image.stem for pair in report.pairs
+                if pair.image.stem in learned or hashes.get(pair.image.stem) in learned}
         if seen:
             print(f"note: this model was fine-tuned on {len(seen)} of these {len(report.pairs)} corrections: their "
                   "scores are no test of it (napari's prospective scores leave such images out)", file=sys.stderr)

@@ -1119,3 +1119,22 @@ def same(a, b):
     from napari_unetv2.widgets._layers import same_layer
 
     return same_layer(a, b)
+
+
+def test_a_status_says_its_image_was_closed_and_only_its_own(make_napari_viewer, qtbot):
+    """Review of session 29: the first "was closed" matched image names in the status text: closing 'frame' replaced
+    a status about 'frame_2' (or, for an image called '1', "done in 1.4 s"), and the status of a result for the
+    image on screen, which does not name it, was never replaced."""
+    image, _, _ = load_sample("polyp")
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="frame", rgb=True)
+    viewer.add_image(image[::-1].copy(), name="frame_2", rgb=True)
+    seg = dock(viewer, "Segment")
+    seg.image.value = viewer.layers["frame_2"]
+    segment(qtbot, seg)
+    said = seg.status.value
+    viewer.layers.remove("frame")
+    qtbot.wait(100)
+    assert seg.status.value == said  # about frame_2: untouched
+    viewer.layers.remove("frame_2")
+    qtbot.waitUntil(lambda: "frame_2 was closed" in seg.status.value.replace("\u200b", ""), timeout=5000)

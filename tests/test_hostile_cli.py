@@ -519,7 +519,7 @@ def test_evaluate_on_a_correction_set_says_what_the_model_trained_on_and_which_m
     image, mask, _ = load_sample("polyp")
     cs = CorrectionSet(tmp_path / "set")
     first = store_correction(cs, image[:96, :96], mask[:96, :96], source="a.png").entry
-    store_correction(cs, image[-96:, -96:], mask[-96:, -96:], source="b.png")
+    second = store_correction(cs, image[-96:, -96:], mask[-96:, -96:], source="b.png").entry
     model, config = load_checkpoint(small_checkpoint)
     config.training = {"trained_on": [first.id]}
     tuned = tmp_path / "tuned.safetensors"
@@ -528,6 +528,11 @@ def test_evaluate_on_a_correction_set_says_what_the_model_trained_on_and_which_m
     assert main(["evaluate", "--data", str(cs.root), "--checkpoint", str(tuned), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "fine-tuned on 1 of these 2 corrections" in err and "provenance" not in err, err
+    config.training = {"trained_on": [first.id], "trained_images": [second.image_hash]}  # b re-corrected since: new id
+    save_checkpoint(model, tmp_path / "tuned2.safetensors", config)
+    assert main(["evaluate", "--data", str(cs.root), "--checkpoint", str(tmp_path / "tuned2.safetensors"),
+                 "--device", "cpu"]) == 0
+    assert "fine-tuned on 2 of these 2 corrections" in capsys.readouterr().err
     store = ModelStore(isolated_home / "models")
     store.use(store.add(small_checkpoint).version)
     assert main(["evaluate", "--data", str(cs.root), "--device", "cpu"]) == 0

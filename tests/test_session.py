@@ -707,7 +707,7 @@ def test_the_status_says_how_far_the_next_automatic_retrain_is_earlier_sessions_
     assert widget.accept_and_next() is not None, widget.status.value
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
     status = widget.status.value.replace("\u200b", "")
-    assert "next automatic retrain at 3 corrections the model in use has not trained on (2 now)" in status, status
+    assert "next automatic retrain at 3 corrections the model in use has not seen (trained on or held out) (2 now)" in status, status
     assert not widget.busy
     # the accept that starts a round says why now (it counted the earlier session's correction too)
     widget.retrain_every.value, widget.epochs.value = 2, 1
@@ -715,7 +715,7 @@ def test_the_status_says_how_far_the_next_automatic_retrain_is_earlier_sessions_
     assert widget.accept_and_next() is not None, widget.status.value
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
     status = widget.status.value.replace("\u200b", "")
-    assert "retraining in the background (3 corrections the model in use has not trained on, N = 2)" in status, status
+    assert "retraining in the background (3 corrections the model in use has not seen (trained on or held out), N = 2)" in status, status
     widget.cancel()
     qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
 
@@ -724,8 +724,10 @@ def test_an_unedited_accept_asks_before_replacing_a_correction_made_in_correct_a
                                                                                         tmp_path, isolated_home):
     """Trial of session 29: an image corrected (2400 pixels painted) and accepted in *Correct & retrain*, then accepted
     unedited in a folder session over the same correction set: the model's mask replaced the correction silently,
-    and the next round trained on it. Now the first Accept says so and stores nothing; a second one replaces it."""
-    data = crops_folder(tmp_path / "data", n=2)
+    and the next round trained on it. Now the first Accept stores nothing and says so (checked in the writer thread,
+    not the GUI's); Accept on that image again, with the same mask, replaces it; accepting another image between
+    the two asks again."""
+    data = crops_folder(tmp_path / "data", n=3)
     viewer = make_napari_viewer()
     widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
     path = widget.session.current
@@ -735,11 +737,23 @@ def test_an_unedited_accept_asks_before_replacing_a_correction_made_in_correct_a
     cs = CorrectionSet(widget.corrections.value)
     earlier = store_correction(cs, image, painted, source=path.name, predicted_mask=np.zeros_like(painted)).entry
     assert earlier.pixels_changed == 2500
-    assert widget.accept_and_next() is None
-    status = widget.status.value.replace("\u200b", "")
-    assert "not accepted yet" in status and earlier.id in status, status
-    assert widget.session.current == path and [e.id for e in cs.entries()] == [earlier.id]  # nothing stored
-    assert widget.accept_and_next() is not None  # asked once: the second press replaces it
-    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
-    [entry] = cs.entries()
-    assert entry.id != earlier.id and entry.pixels_changed == 0
+
+    def accept():
+        assert widget.accept_and_next() is not None, widget.status.value
+        qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+        return widget.status.value.replace("\u200b", "")
+
+    status = accept()
+    assert f"{path.name} NOT stored" in status and earlier.id in status and "the model's mask" in status, status
+    assert [e.id for e in cs.entries()] == [earlier.id] and widget.session.status(path) != "accepted"
+    wait_shown(qtbot, widget)
+    accept()  # another image accepted between: the confirmation is gone
+    assert widget.previous_image() and widget.previous_image()
+    wait_shown(qtbot, widget)
+    assert widget.session.current == path
+    assert f"{path.name} NOT stored" in accept()  # asked again
+    assert widget.previous_image()
+    wait_shown(qtbot, widget)
+    accept()  # right after being asked: replaces it
+    replaced = [e for e in cs.entries() if e.source == path.name]
+    assert len(replaced) == 1 and replaced[0].id != earlier.id and replaced[0].pixels_changed == 0

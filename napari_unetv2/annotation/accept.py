@@ -87,8 +87,10 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
     unedited = predicted_mask is not None and np.array_equal((np.asarray(predicted_mask) > 0), binary > 0)
     corrected = [old for old, _ in earlier if old.pixels_changed]
     if keep_edited and unedited and corrected:
+        shown = {"given mask": "the given mask", "accepted earlier": "the mask accepted earlier"}.get(
+            model_version, "the model's mask")  # a folder session's given masks are no model's (review, session 29)
         raise WouldDiscardCorrection(
-            f"this mask is the model's, unchanged; it would replace the earlier correction {corrected[0].id} "
+            f"this is {shown}, unchanged; it would replace the earlier correction {corrected[0].id} "
             f"({corrected[0].pixels_changed} pixels changed)")
     prospective = None
     if revisit and earlier:

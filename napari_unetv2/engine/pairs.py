@@ -93,7 +93,7 @@ def find_pairs(root: str | Path, check_sizes: bool = True) -> PairReport:
     records = root / "provenance" if is_correction_set(root) else None
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            if not (records is not None and (path.parent == records or path.parent == root)):
+            if not (records is not None and path.parent == records and path.suffix.lower() in (".json", ".claim")):
                 report.skipped.append((path, "not an image file"))
             continue
         is_mask, key = _is_mask(path, root)

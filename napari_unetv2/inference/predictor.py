@@ -49,6 +49,7 @@ class Prediction:
     model_version: str = ""
     mode: str = "resize"
     info: dict = field(default_factory=dict)
+    colour_note: str = ""  # set by the Segment widget's worker: what the model was given of a grey/RGBA image
 
 
 def attention_layer_name(level: int, stride: int) -> str:
@@ -65,7 +66,7 @@ def colour_note(image: np.ndarray, rgb: Optional[bool] = None) -> str:
     if channels == 1:
         return ("Grey image: its one channel was given to the model as red, green and blue; the model was trained on "
                 "colour frames, so check the mask closely.")
-    if channels == 4 and np.asarray(image[..., 3]).min() < np.asarray(image[..., 3]).max():
+    if channels == 4 and np.ptp(image[..., 3]) > 0:
         return "Its alpha channel (transparency) was left out: the model sees red, green and blue only."
     return ""
 

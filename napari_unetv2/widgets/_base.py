@@ -15,7 +15,7 @@ from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
 from .. import errors
 from ..devices import available_devices
-from ._layers import follow_removed_images, is_source_image
+from ._layers import follow_removed_images, is_source_image, same_layer
 from ._state import IN_USE, ModelInUse, model_in_use
 
 DEVICE_TIP = "Where the model runs: auto = CUDA GPU, then Apple MPS, then CPU."
@@ -158,7 +158,7 @@ class WorkerWidget(Container):
         layer = event.value
         if self.busy or not is_source_image(layer):
             return
-        if layer.name and layer.name in self.status.value.replace("\u200b", ""):
+        if same_layer(layer, getattr(self, "_status_layer", None)):  # by the layer, never by its name in the text
             self.say(f"{layer.name} was closed", reveal=False)
 
     def _keep_rows_together(self) -> None:
@@ -215,10 +215,12 @@ class WorkerWidget(Container):
             self.models.changed.disconnect(self._on_model_changed)
 
     # ---- status and errors ------------------------------------------------------------------------
-    def say(self, text: str, reveal: bool = True) -> None:
+    def say(self, text: str, reveal: bool = True, about=None) -> None:
         """Put ``text`` in the status line; ``reveal`` scrolls it into view (not for progress during a run: a user
-        who scrolled to the loss plot is not pulled back at every step)."""
+        who scrolled to the loss plot is not pulled back at every step). ``about``: the image layer the text speaks
+        of, if any (closing it replaces the text)."""
         self.status.value = breakable(text)
+        self._status_layer = about
         if reveal:
             QTimer.singleShot(0, self.guarded(self._show_status))
 

@@ -402,11 +402,12 @@ def follow_removed_images(viewer) -> None:
     Also: an image opened again takes back the painted mask its closed twin left (:func:`reattach_reopened_image`);
     selecting an image's mask, proposal, clicks or box layer, to edit with it, brings that image into view when another
     image is drawn over it (:func:`bring_into_view`)."""
-    key = id(viewer.layers)
+    layers = unproxied(viewer).layers  # the plugin's proxy hands out a new proxy of the list at each access: keyed on
+    key = id(layers)                    # that, every widget connected the handlers again (review of session 29)
     if key in _WATCHED:
         return
     _WATCHED.add(key)
-    weakref.finalize(viewer.layers, _WATCHED.discard, key)
+    weakref.finalize(layers, _WATCHED.discard, key)
     no_box_behind_the_brush(viewer)
     def on_removed(event) -> None:
         # on the next turn of the event loop: whoever removes several layers at once (napari's delete of a selection,
@@ -447,7 +448,10 @@ def no_box_behind_the_brush(viewer) -> None:
     overlays = getattr(getattr(unproxied(viewer), "canvas", None), "overlays", None)
     brush = overlays.get("_brush_circle") if hasattr(overlays, "get") else None
     if brush is not None and hasattr(brush, "box"):
-        brush.box = False
+        try:
+            brush.box = False
+        except (AttributeError, TypeError, ValueError):  # another napari's overlay: nothing to work around there
+            pass
 
 
 def stored_as_accepted(layer) -> bool:

@@ -223,11 +223,12 @@ class RetrainWidget(WorkerWidget):
         predicted = mask_layer.metadata.get(PREDICTED_MASK)
         # the image's file name where it came from a file, as *Annotate a folder* names its corrections (one
         # image was "frame" here and "frame.png" there; trial of session 28), else the layer's name
-        opened_from = getattr(getattr(image, "source", None), "path", None)
+        # (2-D only: a stack opened from several files names its first; its slices keep the layer's name)
+        opened_from = getattr(getattr(image, "source", None), "path", None) if mask.ndim == 2 else None
         source, where = (Path(opened_from).name if opened_from else image.name), ""
         if mask.ndim == 3:  # a stack: store the slice on screen
             z = int(self.viewer.dims.current_step[0])
-            data, mask, source, where = data[z], mask[z], f"{Path(opened_from).stem if opened_from else image.name}_z{z}", f" (slice {z})"
+            data, mask, source, where = data[z], mask[z], f"{image.name}_z{z}", f" (slice {z})"
             predicted = predicted[z] if predicted is not None and np.ndim(predicted) == 3 else None
         started = mask_layer.metadata.get(PREDICTED_AT)
         attempt = (id(mask_layer), image_hash(mask))
@@ -259,7 +260,7 @@ class RetrainWidget(WorkerWidget):
             mask_layer.metadata[ACCEPTED_HASH] = image_hash(np.asarray(mask_layer.data))
         self.refresh_entries()
         named = "" if same_layer(mask_layer, own) else f"stored the layer {mask_layer.name!r}: "
-        self.say(f"{image.name}{where}: {named}{stored.describe()}")
+        self.say(f"{image.name}{where}: {named}{stored.describe()}", about=image)
         return stored.entry
 
     def remove_selected(self, _=None) -> None:

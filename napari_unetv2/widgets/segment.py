@@ -155,7 +155,6 @@ class SegmentWidget(WorkerWidget):
         self.model_source.changed.connect(self.guarded(self._on_model_choice))
         self.last_result: dict = {}
         self._status_image = None  # the image the status speaks of: a result for another must not be overwritten
-        self._colour_note = ""  # what the model is given of a grey or transparent image, said with the result
         self._status_about = None  # (mask layer, version) while the status says which version made that mask
         self._watched = weakref.WeakSet()  # mask layers whose pixel replacements this widget listens to
         self._other_line = SecondPress(CONFIRM_WITHIN_S)  # warned of (image, model): Segment again goes ahead
@@ -181,13 +180,14 @@ class SegmentWidget(WorkerWidget):
         mask = layer_of(self.viewer, image, MASK)
         self.progress.value = 0
         if mask is None:
-            self.say(f"{image.name}: not segmented yet")
+            self.say(f"{image.name}: not segmented yet", about=image)
         else:
             self._say_version(image, mask)
 
     def _say_version(self, image, mask) -> None:
         version = mask.metadata.get(MODEL_VERSION) or "?"
-        self.say(f"{image.name}: segmented with version {version}; Segment again to update it (an edited mask is kept)")
+        self.say(f"{image.name}: segmented with version {version}; Segment again to update it (an edited mask is kept)",
+                 about=image)
         self._status_about = (mask, version)
         if mask not in self._watched:
             # Correct & retrain re-segments open images after a round or a roll back: the status must not go on
@@ -245,7 +245,7 @@ class SegmentWidget(WorkerWidget):
                       return_attention=bool(self.attention.value), rgb=bool(layer.rgb))
         device, models, signals, cancel = self.device.value, self.models, self._signals, self._cancel
         array = np.asarray(data)
-        self._colour_note = colour_note(array, bool(layer.rgb))  # said with the result
+        rgb = bool(layer.rgb)
 
         def job():
             start = time.time()
@@ -260,6 +260,8 @@ class SegmentWidget(WorkerWidget):
                     signals.advanced.emit(1 + done, total + 2, f"segmenting: {unit} {done}/{total}" if total > 1 else "")
 
                 prediction = predictor.predict(array, should_stop=cancel.is_set, progress=progress, **params)
+                # said with the result; read here, not in the GUI thread (a pass over a large image's alpha)
+                prediction.colour_note = colour_note(array, rgb)
             except PredictionCancelled:
                 return None  # a normal ending, not an error
             except (ValueError, RuntimeError, OSError) as err:  # bad input, out of memory, unreadable file
@@ -323,10 +325,11 @@ class SegmentWidget(WorkerWidget):
         if self.last_result["kept_edited"]:
             kept = f"; your edited mask was kept, the new prediction is in '{self.last_result['proposal'].name}'"
         untrained = " UNTRAINED MODEL: outputs are meaningless." if predictor.is_untrained else ""
-        scale_note = " ".join(note for note in (predictor.mode_note(prediction.mode), self._colour_note) if note)
+        scale_note = " ".join(note for note in (predictor.mode_note(prediction.mode),
+                                                prediction.colour_note) if note)
         scale_note = f" {scale_note}" if scale_note else ""
         self._status_image = self.image.value  # its re-emitted choice (layers were added) keeps this message
         where = "" if still_here else f"{layer.name}: "
         took = (f"{seconds + showing:.1f} s ({seconds:.1f} s segmenting, {showing:.1f} s adding the layers)"
                 if showing >= 0.2 else f"{seconds:.1f} s")
-        self.say(f"{where}done in {took}{kept}. Paint to correct the mask.{untrained}{scale_note}")
+        self.say(f"{where}done in {took}{kept}. Paint to correct the mask.{untrained}{scale_note}", about=layer)

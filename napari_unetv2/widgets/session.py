@@ -18,8 +18,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton, SpinBox
 from qtpy.QtCore import QObject, QTimer, Signal
 
-from ..annotation import AnnotationSession, DuplicateCorrection, store_correction
-from ..annotation.accept import same_image_entries
+from ..annotation import AnnotationSession, DuplicateCorrection, WouldDiscardCorrection, store_correction
 from ..annotation.session import ACCEPTED, default_session_folder
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by, trained_on_by_version
@@ -98,9 +97,10 @@ class SessionWidget(WorkerWidget):
                                 tooltip="filled: translucent mask; outline: only its border, the tissue stays visible.")
         self.auto_retrain = CheckBox(text="retrain every N accepted corrections", value=False,
                                      tooltip="Fine-tune the model in use in the background once N corrections of its "
-                                             "line are in the correction set that it has not trained on (this "
-                                             "session's and earlier ones'); annotating goes on meanwhile.")
-        self.retrain_every = SpinBox(label="N", min=1, max=1000, value=5, tooltip="Corrections between automatic retrains.")
+                                             "line are in the correction set that it has not seen, trained on or held "
+                                             "out (this session's and earlier ones'); annotating goes on meanwhile.")
+        self.retrain_every = SpinBox(label="N", min=1, max=1000, value=5,
+                                     tooltip="How many corrections the model in use has not seen start a round.")
         self.epochs = SpinBox(label="epochs per round", min=1, max=500, value=20,
                               tooltip="Passes over the corrections in each automatic round.")
         self.export_folder = FileEdit(label="export to", mode="d", value="",
@@ -141,7 +141,7 @@ class SessionWidget(WorkerWidget):
         # their accepted masks meanwhile: going back to one at once shows it (the session does not know it yet)
         self._pending_masks: dict[str, np.ndarray] = {}
         self._replace_confirmed = None  # (image, mask hash) whose replacing of an earlier correction was said once
-        self._adoption_note = ""  # a round's adoption, said again with the re-segmentation that follows it
+        self._adoption_note = None  # (version, reason) of a round's adoption, said again with its re-segmentation
         self._stored = _Stored()
         self._stored.done.connect(self.guarded(self._on_stored))
         self._applying = False  # settings being applied from session.json: not written back one by one
@@ -301,7 +301,9 @@ class SessionWidget(WorkerWidget):
         hidden = "" if shown["kept_edited"] and shown["proposal"].visible else " (hidden: tick its eye to compare)"
         note = (f"; your edits were kept, the new model's mask is in '{shown['proposal'].name}'{hidden}"
                 if shown["kept_edited"] else "")
-        adopted, self._adoption_note = self._adoption_note, ""
+        # only the re-segmentation by the version just adopted (a later Roll back or switch would carry it stale)
+        adopted, self._adoption_note = self._adoption_note, None
+        adopted = adopted[1] if adopted and adopted[0] == prediction.model_version else ""
         self.say(f"{adopted + '. ' if adopted else ''}{path.name} segmented again with {self.models.label()}{note}")
 
     def _prefetch(self) -> None:
@@ -462,23 +464,32 @@ class SessionWidget(WorkerWidget):
                           seconds_spent=round(time.time() - started, 1) if started else None,
                           clicks=meta.get(CLICKS_METADATA))
         corrections, session, done = CorrectionSet(Path(self.corrections.value)), self.session, self._stored.done
-        if self._would_replace_a_correction(corrections, path, image, mask, provenance):
-            return None
         store_of_models = self.models.store
         # Asked in the writer thread only when automatic retraining is on (reading the store costs a disk read).
         policy = AutoRetrainPolicy(int(self.retrain_every.value)) if self.auto_retrain.value else None
         in_use = self.models.store.current_checkpoint() if policy is not None else None
         lines, version = (self.models.lines(), self.models.version_id()) if policy is not None else (None, None)
 
+        # An unchanged mask over a correction the set already holds of this image (made in Correct & retrain, or an
+        # earlier session) is refused once, in the writer thread (reading the set in the GUI thread cost 0.2-0.8 s on
+        # a 300-entry set); Accept on it again, with the same mask, replaces it (trial of session 29: one unedited
+        # Accept replaced a 2400-pixel correction silently, and the next round trained on the model's mask).
+        attempt = (path.name, image_hash(mask))
+        keep_edited = self._replace_confirmed != attempt
+        self._replace_confirmed = None  # one confirmation, for the next Accept only
+
         def store():
             try:
-                stored = store_correction(corrections, image, mask, source=path.name,
+                stored = store_correction(corrections, image, mask, source=path.name, keep_edited=keep_edited,
                                           revisit=provenance["model_version"] == ACCEPTED_EARLIER,
                                           seen_by_model=trained_on_by_version(store_of_models, provenance["model_version"]),
                                           **provenance)
                 entry_id, note = stored.entry.id, stored.describe()
             except DuplicateCorrection:
                 entry_id, note, stored = session.entry_id(path), "unchanged: this mask was stored already", None
+            except WouldDiscardCorrection as err:
+                done.emit((path, (attempt, err)))
+                return
             except (ValueError, OSError) as err:
                 done.emit((path, err))
                 return
@@ -510,35 +521,21 @@ class SessionWidget(WorkerWidget):
             self.say("that was the last image; export the finished masks when done")
         return future
 
-    def _would_replace_a_correction(self, corrections, path: Path, image, mask, provenance) -> bool:
-        """The model's (or a given) mask accepted unchanged over a correction the set already holds for this image
-        (painted in *Correct & retrain*, or in another session): said, and done on a second Accept. One unedited
-        Accept replaced a 2400-pixel correction, silently, and the next round trained on the model's mask (trial of
-        session 29); *Correct & retrain* asks first, as store_correction's ``keep_edited`` does."""
-        predicted = provenance.get("predicted_mask")
-        if (provenance.get("model_version") == ACCEPTED_EARLIER or predicted is None
-                or not np.array_equal(np.asarray(predicted) > 0, mask > 0)):
-            return False  # a revisit of this session's own acceptance, or a mask the user edited
-        attempt = (path.name, image_hash(mask))
-        if self._replace_confirmed == attempt:
-            return False
-        try:
-            earlier = [entry for entry, _ in same_image_entries(corrections, image, path.name) if entry.pixels_changed]
-        except (OSError, ValueError):
-            return False  # the store says what is wrong with the set
-        if not earlier:
-            return False
-        self._replace_confirmed = attempt
-        self.say(f"not accepted yet: the correction set already holds a correction of {path.name} ({earlier[0].id}, "
-                 f"{earlier[0].pixels_changed} pixels changed), and this mask is the model's, unchanged: accepting it "
-                 "would replace that correction. Paint the correction here, or press Accept again to replace it.")
-        return True
-
     def _on_stored(self, message) -> None:
         path, result = message
         self._writing.remove(path.name)
         if path.name not in self._writing:  # (accepted twice quickly: the later mask stays until its write is done)
             self._pending_masks.pop(path.name, None)
+        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], WouldDiscardCorrection):
+            attempt, err = result
+            self._replace_confirmed = attempt  # the same mask accepted next, on this image, replaces it
+            if self._accepted_here[0] == path:
+                self._accepted_here = (None, None)
+            here = "" if self.session is not None and self.session.current == path else " (Previous goes back to it)"
+            self.say(f"{path.name} NOT stored: {err}. Paint the correction there{here}, or Accept it again unchanged to "
+                     "replace that correction")
+            self._update_where()
+            return
         if isinstance(result, BaseException):
             if self._accepted_here[0] == path:  # not stored: leaving its edits must ask again
                 self._accepted_here = (None, None)
@@ -549,19 +546,21 @@ class SessionWidget(WorkerWidget):
             self.accepted_since_retrain += 1
             self.models.corrections_dir = Path(self.corrections.value)
             self.models.scores_changed.emit()  # every model line's prospective score now counts this correction
-            self.retrain_if_due(due)
+            started = self.retrain_if_due(due)
+        else:
+            started = None
         self._update_where()
         # while a round runs, the status keeps saying so (the progress bar alone is easy to miss); else, with
         # automatic retraining on, how far the next round is (it counts earlier sessions' corrections too, which
         # a count of this session's accepts would hide)
-        if self.busy and due is not None and due[1]:  # this accept started it: why now (earlier sessions count too)
-            note += (f"; retraining in the background ({due[2]} corrections the model in use has not trained on, "
-                     f"N = {int(self.retrain_every.value)}), keep annotating")
+        unseen = "corrections the model in use has not seen (trained on or held out)"
+        if started is not None and due is not None:  # this accept started it: why now (earlier sessions count too)
+            note += (f"; retraining in the background ({due[2]} {unseen}, N = {int(self.retrain_every.value)}), "
+                     "keep annotating")
         elif self.busy:
             note += "; retraining in the background, keep annotating"
         elif due is not None and not due[1]:
-            note += (f"; next automatic retrain at {int(self.retrain_every.value)} corrections the model in use has "
-                     f"not trained on ({due[2]} now)")
+            note += f"; next automatic retrain at {int(self.retrain_every.value)} {unseen} ({due[2]} now)"
         self.say(f"{path.name}: {note}")
 
     # ---- automatic retraining ----------------------------------------------------------------------------
@@ -615,7 +614,8 @@ class SessionWidget(WorkerWidget):
         self.say(not_used or f"{outcome.adoption.reason}: {self.models.label()}")
         # the image on screen is segmented again next, and that status would replace this one unread (trial of
         # session 29): it is said again in front of it
-        self._adoption_note = "" if not_used else f"{outcome.adoption.reason}: {self.models.label()}"
+        self._adoption_note = None if not_used else (self.models.version_id(),
+                                                     f"{outcome.adoption.reason}: {self.models.label()}")
 
 
     def _on_finished(self) -> None:
