@@ -506,9 +506,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     for version, name in shipped_versions.items():  # the other bundled models, listed before they are first used
         if name != DEFAULT_BUNDLED and version not in stored:
             print(f"  {name:<10} the bundled {name} model ({version}; 'unetv2 models use {name}' puts it in use)")
-    def added(config) -> float:  # when it joined the store (the store keeps no other date)
+    def added(config) -> float:  # when it joined the store: its folder's date (a copied file keeps its own date)
         try:
-            return store.path_of(config.version).stat().st_mtime
+            return store.path_of(config.version).parent.stat().st_mtime
         except (OSError, ValueError):
             return 0.0
 
