@@ -304,11 +304,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result["model"] = predictor.description
     result["data"] = str(args.data)
     print(printable(format_table(result)))
+    note_other_kind(predictor.config, result["dice"])
     if args.json:
         # Strict JSON: undefined figures (HD95 with an empty mask) are null, never NaN.
         atomic_write_text(args.json, json.dumps(json_ready(result), indent=1, allow_nan=False) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+LOW_DICE = 0.5  # below it, on a folder of one kind, the model is more likely of another kind than merely weak
+
+
+def note_other_kind(config, dice: float) -> None:
+    """A low Dice with a model of one bundled line (polyp) while another bundled model exists (skin): say which to try.
+    The widgets warn about a model of another line; `evaluate` on dermoscopy with the polyp model printed Dice 0.09
+    and nothing else (trial of session 29). Said only when the model's line is known."""
+    if not (dice == dice and dice < LOW_DICE):  # (NaN: nothing was scored)
+        return
+    from .checkpoints import ModelStore, bundled_models
+    from .checkpoints.lines import ModelLines
+    from .storage import default_model_store_dir
+
+    root = default_model_store_dir()
+    known = ModelLines.known(ModelStore(root) if (root / "versions").is_dir() else None)
+    lines = ModelLines({**known.parents, config.version: config.parent})
+    line = lines.bundled_root(config.version)
+    others = [name for name in bundled_models() if name != line]
+    if line and others:
+        print(f"note: Dice {dice:.2f} is low; this is a model of the bundled {line} model's line: if these images are "
+              f"of another kind, try --checkpoint {others[0]} (the bundled {others[0]} model)", file=sys.stderr)
 
 
 def note_model_in_use(checkpoint: Optional[str]) -> None:

@@ -538,3 +538,22 @@ def test_evaluate_on_a_correction_set_says_what_the_model_trained_on_and_which_m
     assert main(["evaluate", "--data", str(cs.root), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert f"napari's widgets have version {store.current} in use; this run uses the bundled model" in err, err
+
+
+def test_evaluate_with_a_low_dice_names_the_other_bundled_model(tmp_path, isolated_home, capsys):
+    """Trial of session 29: `evaluate` on dermoscopy with the (default) polyp model printed Dice 0.09 and nothing else,
+    where the widgets warn about a model of another line."""
+    from napari_unetv2._sample_data import load_sample
+    from napari_unetv2.files import write_png_atomic
+
+    image, mask, stem = load_sample("skin")
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    (tmp_path / "d" / "masks").mkdir()
+    write_png_atomic(tmp_path / "d" / "images" / f"{stem}.png", image)
+    write_png_atomic(tmp_path / "d" / "masks" / f"{stem}.png", (mask > 0).astype(np.uint8) * 255)
+    assert main(["evaluate", "--data", str(tmp_path / "d"), "--device", "cpu", "--json", str(tmp_path / "r.json")]) == 0
+    dice = json.loads((tmp_path / "r.json").read_text())["dice"]
+    err = capsys.readouterr().err
+    assert dice < 0.5 and "try --checkpoint skin" in err, (dice, err)
+    assert main(["evaluate", "--data", str(tmp_path / "d"), "--device", "cpu", "--checkpoint", "skin"]) == 0
+    assert "try --checkpoint" not in capsys.readouterr().err  # the skin model scores it well: no note
