@@ -321,12 +321,11 @@ def note_other_kind(config, dice: float) -> None:
     and nothing else (trial of session 29). Said only when the model's line is known."""
     if not (dice == dice and dice < LOW_DICE):  # (NaN: nothing was scored)
         return
-    from .checkpoints import ModelStore, bundled_models
+    from .checkpoints import bundled_models
     from .checkpoints.lines import ModelLines
-    from .storage import default_model_store_dir
+    from .checkpoints.names import existing_model_store
 
-    root = default_model_store_dir()
-    known = ModelLines.known(ModelStore(root) if (root / "versions").is_dir() else None)
+    known = ModelLines.known(existing_model_store())
     lines = ModelLines({**known.parents, config.version: config.parent})
     line = lines.bundled_root(config.version)
     others = [name for name in bundled_models() if name != line]
@@ -341,11 +340,10 @@ def note_model_in_use(checkpoint: Optional[str]) -> None:
     model, which only the model line showed). A store never made is not made here."""
     if checkpoint is not None:
         return
-    from .checkpoints import ModelStore
-    from .storage import default_model_store_dir
+    from .checkpoints.names import existing_model_store
 
-    root = default_model_store_dir()
-    current = ModelStore(root).current if (root / "versions").is_dir() else None
+    store = existing_model_store()
+    current = store.current if store is not None else None
     if current:
         print(f"note: napari's widgets have version {current} in use; this run uses the bundled model "
               "(--checkpoint in-use runs that one)", file=sys.stderr)
@@ -494,8 +492,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         if not args.target:
             raise ValueError("models add needs a checkpoint: unetv2 models add RUN/best.safetensors [--use]")
         checkpoint = resolve_checkpoint(args.target)
-        load_checkpoint(checkpoint)  # weights and JSON verified before anything is copied into the store
-        already = any(c.version == read_config(checkpoint).version for c in store.versions())
+        _, adding = load_checkpoint(checkpoint)  # weights and JSON verified before anything is copied into the store
+        already = adding.version in {c.version for c in store.versions()}
         config = store.add(checkpoint)
         what = f"{config.version} ({config.name or config.encoder})"
         print(f"{what} is already in {store.root}: nothing added" if already else f"added {what} to {store.root}")
@@ -530,17 +528,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     for version, name in shipped_versions.items():  # the other bundled models, listed before they are first used
         if name != DEFAULT_BUNDLED and version not in stored:
             print(f"  {name:<10} the bundled {name} model ({version}; 'unetv2 models use {name}' puts it in use)")
-    def added(config) -> float:  # when it joined the store: its folder's date (a copied file keeps its own date)
+    def added(version: str) -> float:  # when it joined the store: its folder's date (a copied file keeps its own date)
         try:
-            return store.path_of(config.version).parent.stat().st_mtime
+            return store.path_of(version).parent.stat().st_mtime
         except (OSError, ValueError):
             return 0.0
 
-    for config in sorted(stored.values(), key=added):  # oldest first, as they were made (ids sort by chance)
+    dates = {version: added(version) for version in stored}
+    for config in sorted(stored.values(), key=lambda c: dates[c.version]):  # oldest first (ids sort by chance)
         mark = "*" if config.version == current else " "
         trained = config.training.get("trained_on") if isinstance(config.training, dict) else None
         what = f"; trained on {len(trained)} corrections" if isinstance(trained, list) else ""
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(added(config))) if added(config) else "?"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(dates[config.version])) if dates[config.version] else "?"
         bundled_as = (f"the bundled {shipped_versions[config.version]} model, "
                       if config.version in shipped_versions else "")
         print(f"{mark} {config.version}  {config.name or config.encoder} ({bundled_as}from {config.parent or '-'}; "

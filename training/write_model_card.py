@@ -24,7 +24,12 @@ from napari_unetv2.engine.recipes import load_recipe  # noqa: E402
 
 
 def read_log(name: str) -> list[dict]:
-    with open(CARD / f"{name}_log.csv") as fh:
+    return read_log_file(CARD / f"{name}_log.csv")
+
+
+def read_log_file(path: Path) -> list[dict]:
+    """A training run's log.csv, one dict of floats per epoch."""
+    with open(path) as fh:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
@@ -302,6 +307,15 @@ def goal_verdict(value: float, goal: float) -> str:
     return "Reached." if value >= goal else f"Not reached ({value:.4f})."
 
 
+def gpu_call(folder: Path) -> tuple[str, str, int]:
+    """What a call of scripts/gpu_run.sh left in ``folder``: the device line, its run log, and the call's seconds."""
+    import re
+
+    device = (folder / "device.txt").read_text().splitlines()[0].replace("gpu_run: ", "")
+    run_log = (folder / "run.log").read_text()
+    return device, run_log, int(re.search(r"done in (\d+)s", run_log).group(1))
+
+
 def gpu_section(bundled_dice: float, cpu_hours: float) -> str:
     """The run of scripts/gpu_run.sh on a lent GPU (card/gpu/, card/gpu-*_log.csv): what it trained, how far it
     got before its time limit, each candidate's `unetv2 evaluate` on the original val frames, and the verdict."""
@@ -310,9 +324,7 @@ def gpu_section(bundled_dice: float, cpu_hours: float) -> str:
         return ""
     import re
 
-    device = (folder / "device.txt").read_text().splitlines()[0].replace("gpu_run: ", "")
-    run_log = (folder / "run.log").read_text()
-    call_s = int(re.search(r"done in (\d+)s", run_log).group(1))
+    device, run_log, call_s = gpu_call(folder)
     train_s = max(int(s) for s in re.findall(r"training \w ended with status \d+ after (\d+)s", run_log))
     command = json.loads((folder / "a-best.json").read_text())["training"]["command"]
     workers = re.search(r"--workers (\d+)", command).group(1)
@@ -373,16 +385,11 @@ def second_gpu_section(bundled_dice: float) -> str:
     folder = CARD / "gpu2"
     if not folder.is_dir():
         return ""
-    import re
-
-    device = (folder / "device.txt").read_text().splitlines()[0].replace("gpu_run: ", "")
-    run_log = (folder / "run.log").read_text()
-    call_s = int(re.search(r"done in (\d+)s", run_log).group(1))
+    device, _, call_s = gpu_call(folder)
     runs = []
     for name in "abcd":
         config = json.loads((folder / f"{name}-best.json").read_text())
-        with open(folder / f"{name}-log.csv") as fh:
-            log = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        log = read_log_file(folder / f"{name}-log.csv")
         runs.append(f"| {name} | {config['recipe']['lr']:g} | {config['recipe']['seed']} | {len(log)} of "
                     f"{config['recipe']['epochs']} | {sum(r['seconds'] for r in log) / 60:.1f} min | "
                     f"{config['metrics']['epoch']} | {config['metrics']['val_dice']:.4f} | "

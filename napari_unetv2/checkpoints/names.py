@@ -37,13 +37,20 @@ def resolve_checkpoint(spec: Union[str, Path, None]) -> Optional[Path]:
     return Path(spec)
 
 
+def existing_model_store() -> Optional[ModelStore]:
+    """The widgets' model store, or None when none was ever made (reading about it must not create one)."""
+    root = default_model_store_dir()
+    return ModelStore(root) if (root / "versions").is_dir() else None
+
+
 def stored_checkpoint(spec: str) -> Optional[Path]:
     """``in-use`` or a stored version's id in the widgets' model store, as a path (None when ``spec`` is neither).
     The CLI could not name a version the widgets made or used: only its full path inside the store worked (trial of
     session 28). Nothing is created when there is no store."""
     root = default_model_store_dir()
     if spec in IN_USE_NAMES:
-        return ModelStore(root).current_checkpoint() if (root / "versions").is_dir() else bundled_checkpoint()
+        store = existing_model_store()
+        return store.current_checkpoint() if store is not None else bundled_checkpoint()
     if STORED_VERSION.match(spec) and (root / "versions" / spec / "model.safetensors").is_file():
         return ModelStore(root).path_of(spec)
     return None

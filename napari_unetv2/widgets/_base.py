@@ -137,6 +137,7 @@ class WorkerWidget(Container):
         # "runs", not "model": the Segment and Batch widgets have a "model" chooser just above it
         self.model_line = wrapping_label("runs", tooltip="The model this widget runs (name and version).")
         self.status = wrapping_label("status", tooltip="What happened last, or why nothing happened.")
+        self._status_layer = None  # the image layer the status speaks of (``say(..., about=)``)
         self.cancel_button.changed.connect(self.cancel)
         self._signals = _Progress()
         self._signals.advanced.connect(self.guarded(self._on_progress))
@@ -158,7 +159,7 @@ class WorkerWidget(Container):
         layer = event.value
         if self.busy or not is_source_image(layer):
             return
-        if same_layer(layer, getattr(self, "_status_layer", None)):  # by the layer, never by its name in the text
+        if same_layer(layer, self._status_layer):  # by the layer, never by its name in the text
             self.say(f"{layer.name} was closed", reveal=False)
 
     def _keep_rows_together(self) -> None:

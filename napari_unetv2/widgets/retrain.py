@@ -256,8 +256,8 @@ class RetrainWidget(WorkerWidget):
             self.say(f"not accepted: {err}")
             return None
         self._discard_seen = None
-        if np.ndim(mask_layer.data) == 2:  # the whole layer was stored: closing its image may hide it, nothing is lost
-            mask_layer.metadata[ACCEPTED_HASH] = image_hash(np.asarray(mask_layer.data))
+        if where == "":  # the whole (2-D) layer was stored, its hash taken above: closing its image may hide it
+            mask_layer.metadata[ACCEPTED_HASH] = attempt[1]
         self.refresh_entries()
         named = "" if same_layer(mask_layer, own) else f"stored the layer {mask_layer.name!r}: "
         self.say(f"{image.name}{where}: {named}{stored.describe()}", about=image)

@@ -617,7 +617,6 @@ class SessionWidget(WorkerWidget):
         self._adoption_note = None if not_used else (self.models.version_id(),
                                                      f"{outcome.adoption.reason}: {self.models.label()}")
 
-
     def _on_finished(self) -> None:
         super()._on_finished()
         self.retrain_if_due()  # corrections accepted while the round ran may make the next one due
