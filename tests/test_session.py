@@ -757,3 +757,58 @@ def test_an_unedited_accept_asks_before_replacing_a_correction_made_in_correct_a
     accept()  # right after being asked: replaces it
     replaced = [e for e in cs.entries() if e.source == path.name]
     assert len(replaced) == 1 and replaced[0].id != earlier.id and replaced[0].pixels_changed == 0
+
+
+def test_a_correction_made_in_correct_and_retrain_is_what_the_folder_session_shows(make_napari_viewer, qtbot, tmp_path,
+                                                                                  isolated_home):
+    """Stop 29's list: a folder session showed the model's mask over an image the set already held a correction of
+    (made in *Correct & retrain*, or in an earlier session of another folder), so the clinician corrected it again or
+    was told at Accept that it would replace the correction. Now the correction is shown (the model's probability
+    beside it); an unedited Accept keeps that very entry (nothing stored twice, the session points to it), an edit
+    replaces it, and a model switch does not paint the model's mask over it."""
+    from napari_unetv2.widgets.session import SessionWidget
+
+    data = crops_folder(tmp_path / "data", n=3)
+    first = sorted((data / "images").iterdir())[0]
+    image = read_image(first)
+    painted = np.zeros(image.shape[:2], np.uint8)
+    painted[20:70, 30:90] = 1
+    corrections = tmp_path / "corrections"
+    cs = CorrectionSet(corrections)
+    earlier = store_correction(cs, image, painted, source=first.stem, predicted_mask=np.zeros_like(painted)).entry
+
+    viewer = make_napari_viewer()
+    widget = SessionWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Annotate a folder")
+    widget.images.value, widget.corrections.value = str(data / "images"), str(corrections)
+    widget.session_folder.value = str(tmp_path / "session")
+    assert widget.open_session() is not None, widget.status.value
+    wait_shown(qtbot, widget)
+    assert widget.session.current == first
+    assert np.array_equal(np.asarray(widget.mask_layer.data) > 0, painted > 0)
+    status = widget.status.value.replace("\u200b", "")
+    assert earlier.id in status and "is shown, not the model's mask" in status, status
+    assert any(layer.name == f"{first.stem} probability" for layer in viewer.layers)
+
+    widget._on_model_switched()  # a new model in use: the correction on screen stays
+    qtbot.wait(200)
+    assert np.array_equal(np.asarray(widget.mask_layer.data) > 0, painted > 0)
+
+    assert widget.accept_and_next() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    assert [e.id for e in cs.entries()] == [earlier.id], widget.status.value
+    assert widget.session.status(first) == "accepted" and widget.session.entry_id(first) == earlier.id
+    assert np.array_equal(read_mask(widget.session.finished_path(first)) > 0, painted > 0)
+
+    # back to it (now this session's accepted mask), one stroke more, accepted: the entry is replaced
+    wait_shown(qtbot, widget)
+    assert widget.previous_image()
+    wait_shown(qtbot, widget)
+    edited = np.asarray(widget.mask_layer.data).copy()
+    edited[100:120, 100:120] = 1
+    widget.mask_layer.data = edited
+    assert widget.accept_and_next() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    entries = cs.entries()
+    assert len(entries) == 1 and entries[0].id != earlier.id, widget.status.value
+    assert np.array_equal(read_mask(corrections / entries[0].mask_file) > 0, edited > 0)

@@ -17,6 +17,10 @@ from ..files import IMAGE_SUFFIXES, UnreadableImageError, read_image, read_mask
 class DuplicateCorrection(ValueError):
     """The same image with the same mask is already in the set: nothing was added."""
 
+    def __init__(self, message: str, entry_id: Optional[str] = None):
+        super().__init__(message)
+        self.entry_id = entry_id  # the entry that holds it already
+
 
 class WouldDiscardCorrection(ValueError):
     """The mask is the model's unchanged prediction and would replace an edited correction of the image."""
@@ -57,6 +61,16 @@ def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: st
     return found
 
 
+def stored_correction_of(corrections_dir: Path, image: np.ndarray, source: str) -> Optional[tuple[Correction, np.ndarray]]:
+    """The set's latest correction of exactly this image, with its mask; None when it holds none, or when the folder is
+    no correction set yet (nothing is created or written: this only looks)."""
+    folder = Path(corrections_dir)
+    if not (folder / "provenance").is_dir():
+        return None
+    found = same_image_entries(CorrectionSet(folder), np.asarray(image), source)
+    return max(found, key=lambda item: (item[0].created, item[0].id)) if found else None
+
+
 def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.ndarray, source: str,
                      model_version: str = "", predicted_mask: Optional[np.ndarray] = None,
                      seconds_spent: Optional[float] = None, clicks: Optional[int] = None,
@@ -83,7 +97,7 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
     for entry, stored_mask in earlier:
         if stored_mask.shape == binary.shape and np.array_equal(stored_mask, binary):
             raise DuplicateCorrection(f"{source} with this mask is already in the correction set ({entry.id}); "
-                                      "nothing was added")
+                                      "nothing was added", entry.id)
     unedited = predicted_mask is not None and np.array_equal((np.asarray(predicted_mask) > 0), binary > 0)
     corrected = [old for old, _ in earlier if old.pixels_changed]
     if keep_edited and unedited and corrected:

@@ -126,6 +126,25 @@ def attention_limits(data: np.ndarray) -> tuple[float, float]:
     return (low, high) if high > low else (low, low + 1e-6)
 
 
+def show_probability(viewer, image_layer, prediction, model_version: str = ""):
+    """Add or update the image's probability layer (hidden when added), nothing else; returns it."""
+    # Every derived layer says which model made it (layer info / metadata): only the mask and proposal did, and the
+    # probability of a new model stood beside an edited mask of the old one unsaid (trial of session 28).
+    made_by = {MODEL_VERSION: model_version}
+    probability = layer_of(viewer, image_layer, PROBABILITY)
+    if probability is not None:
+        probability.metadata.update(made_by)
+        probability.data = prediction.probability
+        probability.name = f"{image_layer.name} probability"
+        return probability
+    probability = viewer.add_image(
+        prediction.probability, name=f"{image_layer.name} probability", colormap="magma", contrast_limits=(0, 1),
+        opacity=0.5, blending="additive", visible=False,
+        metadata={ROLE: PROBABILITY, IMAGE_ID: image_id(image_layer), **made_by}, **spatial_placement(image_layer))
+    _move_above(viewer, probability, image_layer)
+    return probability
+
+
 def show_prediction(viewer, image_layer, prediction, model_version: str = "", display: str = "filled",
                     visible: bool = True) -> dict:
     """Add or update the image's probability, mask (or proposal) and attention layers, in place.
@@ -138,21 +157,8 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
     name = image_layer.name
     placement = spatial_placement(image_layer)
     result = {"kept_edited": False, "proposal": None}
-
-    # Every derived layer says which model made it (layer info / metadata): only the mask and proposal did, and the
-    # probability of a new model stood beside an edited mask of the old one unsaid (trial of session 28).
     made_by = {MODEL_VERSION: model_version}
-    probability = layer_of(viewer, image_layer, PROBABILITY)
-    if probability is not None:
-        probability.metadata.update(made_by)
-        probability.data = prediction.probability
-    else:
-        probability = viewer.add_image(
-            prediction.probability, name=f"{name} probability", colormap="magma", contrast_limits=(0, 1),
-            opacity=0.5, blending="additive", visible=False,
-            metadata={ROLE: PROBABILITY, IMAGE_ID: image_id(image_layer), **made_by}, **placement)
-        _move_above(viewer, probability, image_layer)
-    result["probability"] = probability
+    result["probability"] = show_probability(viewer, image_layer, prediction, model_version)
 
     mask = layer_of(viewer, image_layer, MASK)
     if mask is None:

@@ -19,6 +19,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..annotation import AnnotationSession, DuplicateCorrection, WouldDiscardCorrection, store_correction
+from ..annotation.accept import stored_correction_of
 from ..annotation.session import ACCEPTED, default_session_folder
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by, trained_on_by_version
@@ -38,12 +39,12 @@ from ._layers import (
     PREDICTED_MASK,
     PROBABILITY,
     PROPOSAL,
-    layer_of,
     layers_of,
     mask_was_edited,
     ready_to_paint,
     set_mask_display,
     show_prediction,
+    show_probability,
     start_mask,
 )
 from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line
@@ -67,6 +68,18 @@ _PREFETCH_DELAY_MS = 150
 ACCEPTED_EARLIER = "accepted earlier"  # the model version of a revisited image's mask: no model made it
 ACCEPT_AFTER_S = 0.35  # an image must have been on screen this long before it can be accepted
 LEAVE_AGAIN_WITHIN_S = 60  # a second Next/Previous/Skip within this leaves an edited, unaccepted mask behind
+
+
+def earlier_correction(corrections_dir: Path, image: np.ndarray, path: Path):
+    """The correction set's (entry, mask) of this image, or None; read in the worker that segments it (reading the
+    set cost the GUI thread 0.2-0.8 s on a 300-entry set). A set that cannot be read hides nothing: the model's mask
+    is shown, and an unedited Accept over a correction is still refused in the writer thread."""
+    if not_a_correction_set(corrections_dir):
+        return None
+    try:
+        return stored_correction_of(corrections_dir, image, path.name)
+    except (OSError, ValueError):
+        return None
 
 
 class SessionWidget(WorkerWidget):
@@ -141,6 +154,7 @@ class SessionWidget(WorkerWidget):
         # their accepted masks meanwhile: going back to one at once shows it (the session does not know it yet)
         self._pending_masks: dict[str, np.ndarray] = {}
         self._replace_confirmed = None  # (image, mask hash) whose replacing of an earlier correction was said once
+        self._shown_correction = None  # the set's entry whose mask is shown (the image had been corrected elsewhere)
         self._adoption_note = None  # (version, reason) of a round's adoption, said again with its re-segmentation
         self._stored = _Stored()
         self._stored.done.connect(self.guarded(self._on_stored))
@@ -224,7 +238,7 @@ class SessionWidget(WorkerWidget):
             self._show_failure(path, err)
             return
         if starting is not None:  # an accepted or given mask: shown for correction, no prediction needed
-            self._display(path, image, None, starting)
+            self._display(path, image, None, starting=starting)
         else:
             key = (str(path), self._model_key())
             if key in self._cache:
@@ -245,15 +259,17 @@ class SessionWidget(WorkerWidget):
         if key in self._loading:
             return  # the running worker shows it when done (below), whoever asked first
         checkpoint, device, models = self.models.checkpoint(), self.device.value, self.models
+        corrections_dir = Path(str(self.corrections.value))
 
         def job():
             # the error wrapped, not returned bare: superqt takes a returned RuntimeError (a CUDA out-of-memory)
             # for an aborted worker and emits nothing, and the image then stayed "being segmented" for good
             try:
                 image = read_image(path)
-                return "ok", (image, models.predictor(checkpoint, device).predict(image))
+                prediction = models.predictor(checkpoint, device).predict(image)
             except (ValueError, RuntimeError, OSError, MemoryError) as err:
                 return "error", err
+            return "ok", (image, prediction, earlier_correction(corrections_dir, image, path))
 
         def returned(outcome) -> None:
             self._loading.pop(key, None)
@@ -318,8 +334,12 @@ class SessionWidget(WorkerWidget):
             if (str(upcoming), self._model_key()) not in self._cache:
                 self._compute(upcoming)
 
-    def _display(self, path: Path, image: np.ndarray, prediction, starting: Optional[np.ndarray] = None) -> None:
+    def _display(self, path: Path, image: np.ndarray, prediction, earlier=None, starting: Optional[np.ndarray] = None) -> None:
         """Show this image and its mask in place of the previous ones: one image's layers at a time.
+
+        ``earlier``: the correction set's (entry, mask) of this image, shown instead of the model's mask (with the
+        model's probability beside it): a correction made in *Correct & retrain* or an earlier session is the
+        clinician's work, and showing the model's mask over it had them correct the image again (stop 29's list).
 
         The layers are reused (their pixels replaced), not removed and added: napari runs a full garbage
         collection for every removed layer, which stalls the viewer for a second with torch loaded."""
@@ -336,23 +356,29 @@ class SessionWidget(WorkerWidget):
             self._remove_shown()
             layer = self.image_layer = self.viewer.add_image(image, name=path.stem, rgb=rgb)
         layer.metadata[SESSION_FILE_KEY] = str(path)
+        self._shown_correction = None
         if starting is not None:
             version = ACCEPTED_EARLIER if self._accepted(path) else "given mask"
             self.mask_layer = start_mask(self.viewer, layer, starting, starting, version, self.display.value)
         else:
-            self.mask_layer = start_mask(self.viewer, layer, prediction.mask, prediction.mask, prediction.model_version,
-                                         self.display.value)
-            probability = layer_of(self.viewer, layer, PROBABILITY)
-            if probability is not None:
-                probability.data = prediction.probability
-                probability.name = f"{path.stem} probability"
+            if earlier is not None:  # accepted earlier, elsewhere: stored again unchanged, it is the same entry
+                self._shown_correction = earlier[0]
+                self.mask_layer = start_mask(self.viewer, layer, earlier[1], earlier[1], ACCEPTED_EARLIER,
+                                             self.display.value)
             else:
-                show_prediction(self.viewer, layer, prediction, prediction.model_version)  # adds the probability
+                self.mask_layer = start_mask(self.viewer, layer, prediction.mask, prediction.mask,
+                                             prediction.model_version, self.display.value)
+            show_probability(self.viewer, layer, prediction, prediction.model_version)
         self.shown_path, self.failed_path = path, None
         self._shown_at = time.monotonic()
         self.viewer.reset_view()
         ready_to_paint(self.viewer, self.mask_layer)
         self._update_where()
+        if self._shown_correction is not None:
+            entry = self._shown_correction
+            self.say(f"{path.name}: your correction {entry.id} (stored {entry.created.replace('T', ' ')}) is shown, not "
+                     "the model's mask; Accept & next keeps it, or edit it and accept to replace it")
+            return
         self.say(f"{path.name}: " + ("your accepted mask; edit and accept again to replace it" if self._accepted(path)
                                      else "correct the mask, then Accept & next"))
 
@@ -485,8 +511,8 @@ class SessionWidget(WorkerWidget):
                                           seen_by_model=trained_on_by_version(store_of_models, provenance["model_version"]),
                                           **provenance)
                 entry_id, note = stored.entry.id, stored.describe()
-            except DuplicateCorrection:
-                entry_id, note, stored = session.entry_id(path), "unchanged: this mask was stored already", None
+            except DuplicateCorrection as err:  # (the correction shown, kept): the session points to that entry
+                entry_id, note, stored = err.entry_id or session.entry_id(path), "unchanged: this mask was stored already", None
             except WouldDiscardCorrection as err:
                 done.emit((path, (attempt, err)))
                 return
@@ -625,7 +651,9 @@ class SessionWidget(WorkerWidget):
         """A new model is in use: the shown image is segmented again (in place), the next one recomputed."""
         try:
             self._cache.clear()
-            if self.session is not None and self.shown_path is not None and self.session.starting_mask(self.shown_path) is None:
+            # (a mask accepted earlier, given, or a correction from the set is nobody's prediction to update)
+            if self.session is not None and self.shown_path is not None and self._shown_correction is None \
+                    and self.session.starting_mask(self.shown_path) is None:
                 shown_by = self.mask_layer.metadata.get(MODEL_VERSION) if self.mask_layer is not None else None
                 if self.models.related(shown_by, self.models.version_id()):
                     self._compute(self.shown_path, refresh=True)
