@@ -480,6 +480,35 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def scores_note(metrics: object) -> str:
+    """What a version's JSON says of its scores, for ``models`` (choosing which version to use had nothing to go by,
+    stop 29's list): a retrain round's held-out images (the parent's Dice and its own, on images neither trained on)
+    and original-domain check, or a trained run's validation Dice at the epoch chosen on it."""
+    if not isinstance(metrics, dict):
+        return ""
+
+    def dice(summary: object) -> Optional[float]:
+        value = summary.get("dice") if isinstance(summary, dict) else None
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    notes = []
+    before, after = dice(metrics.get("held_out_before")), dice(metrics.get("held_out_after"))
+    if after is not None:
+        n = metrics["held_out_after"].get("n")
+        images = f" on {n} held-out images" if isinstance(n, int) and not isinstance(n, bool) else " held out"
+        notes.append(f"Dice {'' if before is None else f'{before:.3f} (parent) -> '}{after:.3f}{images}")
+    reference = metrics.get("reference")
+    if isinstance(reference, dict) and dice(reference.get("new")) is not None:
+        parent = dice(reference.get("parent"))
+        notes.append(f"original-domain samples {'' if parent is None else f'{parent:.3f} -> '}"
+                     f"{dice(reference.get('new')):.3f}")
+    val = metrics.get("val_dice")
+    if not notes and isinstance(val, (int, float)) and not isinstance(val, bool):
+        chosen = " (the epoch chosen on it)" if metrics.get("selected_on") == "validation" else ""
+        notes.append(f"validation Dice {float(val):.3f}{chosen}")
+    return "".join(f"; {note}" for note in notes)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """The model store of the napari widgets from the command line: a checkpoint trained with the CLI could be run in
     napari from file only, never put in use, retrained or rolled back there (trial of session 28)."""
@@ -543,7 +572,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         bundled_as = (f"the bundled {shipped_versions[config.version]} model, "
                       if config.version in shipped_versions else "")
         print(f"{mark} {config.version}  {config.name or config.encoder} ({bundled_as}from {config.parent or '-'}; "
-              f"added {when}{what})")
+              f"added {when}{what}{scores_note(config.metrics)})")
     for damaged in store.damaged:
         print(f"  {damaged}  (its JSON is missing or damaged: not usable)")
     print("* = in use in napari")

@@ -557,3 +557,30 @@ def test_evaluate_with_a_low_dice_names_the_other_bundled_model(tmp_path, isolat
     assert dice < 0.5 and "try --checkpoint skin" in err, (dice, err)
     assert main(["evaluate", "--data", str(tmp_path / "d"), "--device", "cpu", "--checkpoint", "skin"]) == 0
     assert "try --checkpoint" not in capsys.readouterr().err  # the skin model scores it well: no note
+
+
+def test_models_lists_each_versions_scores_from_its_json(tmp_path, isolated_home, capsys, small_checkpoint):
+    """Stop 29's list: `unetv2 models` gave ids, parents and dates but no score to choose a version by. A retrain
+    round's version shows its held-out images' Dice (the parent's and its own) and the original-domain check; a
+    trained run its validation Dice; a JSON whose scores are not numbers shows none, and lists."""
+    from napari_unetv2.checkpoints import load_checkpoint
+
+    model, config = load_checkpoint(small_checkpoint)
+    rounds = {"held_out_before": {"n": 12, "dice": 0.8123}, "held_out_after": {"n": 12, "dice": 0.8456},
+              "reference": {"set": "samples", "parent": {"n": 4, "dice": 0.9011}, "new": {"n": 4, "dice": 0.8977}}}
+    for name, metrics in (("round", rounds), ("trained", {"selected_on": "validation", "epoch": 7, "val_dice": 0.8491}),
+                          ("hostile", {"held_out_after": {"dice": "high", "n": "x"}, "val_dice": [1]})):
+        config.metrics, config.name = metrics, f"{name}-model"
+        with torch.no_grad():  # other weights: the version is the weights' hash
+            next(model.parameters()).add_(0.001)
+        path = tmp_path / f"{name}.safetensors"
+        save_checkpoint(model, path, config)
+        assert main(["models", "add", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[1]: line for line in out.splitlines() if "-model" in line}
+    assert "round-model" in lines, out
+    assert "Dice 0.812 (parent) -> 0.846 on 12 held-out images; original-domain samples 0.901 -> 0.898" in lines["round-model"]
+    assert "validation Dice 0.849 (the epoch chosen on it)" in lines["trained-model"]
+    assert "Dice" not in lines["hostile-model"], lines
