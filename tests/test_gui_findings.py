@@ -1138,3 +1138,45 @@ def test_a_status_says_its_image_was_closed_and_only_its_own(make_napari_viewer,
     assert seg.status.value == said  # about frame_2: untouched
     viewer.layers.remove("frame_2")
     qtbot.waitUntil(lambda: "frame_2 was closed" in seg.status.value.replace("\u200b", ""), timeout=5000)
+
+
+def test_a_painted_mask_deleted_from_the_layer_list_can_be_restored(make_napari_viewer, qtbot, isolated_home):
+    """Stop 29's list: deleting a mask layer with painted, unstored edits (napari's delete: no question, no undo) lost
+    the painting. Now each widget shows *Restore* and says what was deleted; restoring brings the layer back as the
+    image's mask (Correct & retrain stores it), replacing a newer mask nobody painted. An unpainted mask, or one
+    stored as it is, is not kept."""
+    def shown(button):  # set to show (the test's window itself is not on screen)
+        return not button.native.isHidden()
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    seg, rt = dock(viewer, "Segment"), dock(viewer, "Correct & retrain")
+    image = viewer.layers[SAMPLES["polyp"]]
+    segment(qtbot, seg)
+    mask = layer_of(viewer, image, MASK)
+    viewer.layers.remove(mask)  # unpainted: the model's mask, made again by Segment
+    qtbot.wait(50)
+    assert not shown(seg.restore_button)
+    segment(qtbot, seg)
+    mask = layer_of(viewer, image, MASK)
+    painted = np.asarray(mask.data).copy()
+    painted[:40, :40] = 1 - painted[:40, :40]
+    mask.data = painted
+    name = mask.name
+    viewer.layers.remove(mask)
+    qtbot.wait(50)
+    for widget in (seg, rt):
+        assert shown(widget.restore_button) and name in widget.restore_button.tooltip
+        assert f"'{name}' was deleted with painted edits" in widget.status.value.replace("\u200b", "")
+    segment(qtbot, seg)  # Segment again: a new, unpainted mask of the image
+    assert layer_of(viewer, image, MASK) is not None
+    restored = rt.restore_deleted_mask()
+    assert restored is not None and not shown(seg.restore_button) and not shown(rt.restore_button)
+    assert len(layers_of(viewer, image, MASK)) == 1 and np.array_equal(layer_of(viewer, image, MASK).data, painted)
+    assert restored.name == name
+    entry = rt.accept_correction()
+    assert entry is not None, rt.status.value
+    assert np.array_equal(read_mask(CorrectionSet(isolated_home / "corrections").root / entry.mask_file) > 0, painted > 0)
+    viewer.layers.remove(layer_of(viewer, image, MASK))  # stored as it is: nothing lost, nothing kept
+    qtbot.wait(50)
+    assert not shown(rt.restore_button)

@@ -812,3 +812,25 @@ def test_a_correction_made_in_correct_and_retrain_is_what_the_folder_session_sho
     entries = cs.entries()
     assert len(entries) == 1 and entries[0].id != earlier.id, widget.status.value
     assert np.array_equal(read_mask(corrections / entries[0].mask_file) > 0, edited > 0)
+
+
+def test_a_painted_mask_deleted_in_a_session_is_restored_and_accepted(make_napari_viewer, qtbot, tmp_path):
+    """Deleting the session's painted mask from the layer list lost the painting, and Accept then said the image was
+    'still being segmented'. Now Accept says the mask was deleted, Restore brings it back, and Accept stores it."""
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    path = widget.session.current
+    painted = np.asarray(widget.mask_layer.data).copy()
+    painted[10:60, 10:60] = 1 - painted[10:60, 10:60]
+    widget.mask_layer.data = painted
+    viewer.layers.remove(widget.mask_layer)
+    qtbot.wait(50)
+    assert widget.accept_and_next() is None
+    assert "mask layer was deleted" in widget.status.value.replace("\u200b", "")
+    assert widget.restore_deleted_mask() is not None
+    assert widget.accept_and_next() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    assert np.array_equal(read_mask(widget.session.finished_path(path)) > 0, painted > 0)
+    entries = CorrectionSet(widget.corrections.value).entries()
+    assert len(entries) == 1 and entries[0].pixels_changed == 2500

@@ -15,7 +15,7 @@ from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
 from .. import errors
 from ..devices import available_devices
-from ._layers import follow_removed_images, is_source_image, same_layer
+from ._layers import deleted_masks, follow_removed_images, is_source_image, ready_to_paint, same_layer
 from ._state import IN_USE, ModelInUse, model_in_use
 
 DEVICE_TIP = "Where the model runs: auto = CUDA GPU, then Apple MPS, then CPU."
@@ -152,6 +152,13 @@ class WorkerWidget(Container):
         QTimer.singleShot(0, self.guarded(self._keep_rows_together))  # once the subclass has added its controls
         follow_removed_images(napari_viewer)
         napari_viewer.layers.events.removed.connect(self.guarded(self._on_layer_removed))
+        self.restore_button = PushButton(text="Restore deleted mask", visible=False,
+                                         tooltip="Bring back the mask deleted last whose painted edits were not stored "
+                                                 "(napari's delete asks nothing and cannot be undone).")
+        self.restore_button.changed.connect(self.restore_deleted_mask)
+        self._deleted = deleted_masks(napari_viewer)
+        self._deleted_listener = self.guarded(self._on_deleted_masks)
+        self._deleted.listeners.append(self._deleted_listener)
 
     def _on_layer_removed(self, event) -> None:
         """A status about an image that was just closed says so: it read on as if the image were there (the first-hour
@@ -161,6 +168,24 @@ class WorkerWidget(Container):
             return
         if same_layer(layer, self._status_layer):  # by the layer, never by its name in the text
             self.say(f"{layer.name} was closed", reveal=False)
+
+    def _on_deleted_masks(self, what: str) -> None:
+        """A painted mask was deleted (or one restored): the button shows while one is kept, and a deletion is said."""
+        newest = self._deleted.newest_name()
+        self.restore_button.visible = newest is not None
+        if newest is not None:  # the name in the tooltip: a long one in the text widened the dock
+            self.restore_button.tooltip = f"Bring back '{newest}' as it was when deleted, painted edits and all."
+            if what == "kept" and not self.busy:
+                self.say(f"'{newest}' was deleted with painted edits that were not stored: Restore deleted mask (below) "
+                         "brings it back")
+
+    def restore_deleted_mask(self, _=None):
+        """Add back the painted mask deleted last (see :class:`~._layers.DeletedMasks`); returns the layer or None."""
+        layer, note = self._deleted.restore(self.viewer)
+        if layer is not None:
+            ready_to_paint(self.viewer, layer)  # as it was when deleted: selected, the brush ready
+        self.say(note)
+        return layer
 
     def _keep_rows_together(self) -> None:
         """A stretch below the last control (a dock taller than its controls spread the rows apart), and a floor under
@@ -187,6 +212,8 @@ class WorkerWidget(Container):
         (a training round then leaves nothing half-written), and its results have nowhere to go."""
         self.closed = True
         self._cancel.set()
+        if self._deleted_listener in self._deleted.listeners:
+            self._deleted.listeners.remove(self._deleted_listener)
 
     def guarded(self, slot: Callable) -> Callable:
         """``slot`` for a worker's signal: skipped once the widget is closed (see :func:`when_alive`)."""
@@ -197,7 +224,7 @@ class WorkerWidget(Container):
         return call
 
     def add_common(self) -> None:
-        self.extend([self.device, self.cancel_button, self.progress, self.model_line, self.status])
+        self.extend([self.device, self.cancel_button, self.progress, self.model_line, self.status, self.restore_button])
         self.refresh_model_line()
 
     # ---- model line --------------------------------------------------------------------------------

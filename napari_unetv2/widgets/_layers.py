@@ -421,6 +421,7 @@ def follow_removed_images(viewer) -> None:
         from qtpy.QtCore import QTimer
 
         layer = event.value
+        deleted_masks(viewer).keep(layer)
         QTimer.singleShot(0, lambda: forget_removed_image(viewer, layer))
 
     viewer.layers.events.removed.connect(on_removed)
@@ -441,6 +442,90 @@ def follow_removed_images(viewer) -> None:
         QTimer.singleShot(0, show_selected_mask)  # not while napari is still changing the selection
 
     viewer.layers.selection.events.active.connect(on_selected)
+
+
+REMOVED_BY_PLUGIN = "unetv2_removed_by_plugin"  # set on a layer the plugin removes itself (not the user's delete)
+
+
+def remove_layer(viewer, layer) -> None:
+    """Remove one of the plugin's layers on the plugin's own account (an edited mask the user chose to leave): it is
+    not kept as a deleted mask to restore."""
+    layer.metadata[REMOVED_BY_PLUGIN] = True
+    viewer.layers.remove(layer)
+
+
+class DeletedMasks:
+    """Masks with painted edits that were not stored, deleted from the layer list: napari's delete asks nothing and
+    has no undo, so one click lost a clinician's painting (stop 29's list). The newest few are kept (the layer's own
+    array: nothing is copied) for the widgets' *Restore deleted mask* button; ``listeners`` are called with "kept" or
+    "restored" at each change."""
+
+    LIMIT = 5
+
+    def __init__(self):
+        self.kept: list[dict] = []
+        self.listeners: list = []
+
+    def keep(self, layer) -> bool:
+        if role_of(layer) != MASK or layer.metadata.get(REMOVED_BY_PLUGIN) or not mask_was_edited(layer) \
+                or stored_as_accepted(layer) or not isinstance(layer.data, np.ndarray):
+            return False
+        self.kept.append({"name": layer.name, "data": layer.data, "metadata": dict(layer.metadata),
+                          "placement": {"scale": tuple(layer.scale), "translate": tuple(layer.translate),
+                                        "rotate": np.asarray(layer.rotate), "shear": np.asarray(layer.shear),
+                                        "affine": layer.affine.affine_matrix},
+                          "opacity": layer.opacity})
+        del self.kept[:-self.LIMIT]
+        self._changed("kept")
+        return True
+
+    def newest_name(self) -> Optional[str]:
+        return self.kept[-1]["name"] if self.kept else None
+
+    def restore(self, viewer) -> tuple[Optional[object], str]:
+        """Add the newest kept mask back as it was (its image's mask again, painted pixels and all); returns the layer
+        and what was done. A newer mask of its image that nobody painted (Segment run again) gives way to it; one
+        that was painted stays, and the deleted one comes back beside it untied from the image (two masks of one
+        image would leave Accept guessing which to store)."""
+        if not self.kept:
+            return None, "no deleted mask to restore"
+        kept = self.kept.pop()
+        metadata = dict(kept["metadata"])
+        key = metadata.get(IMAGE_ID)
+        image = next((x for x in viewer.layers if is_source_image(x) and x.metadata.get(IMAGE_ID) == key), None)
+        newer = [x for x in viewer.layers if role_of(x) == MASK and x.metadata.get(IMAGE_ID) == key]
+        name, note = kept["name"], f"'{kept['name']}' restored with its edits"
+        if any(mask_was_edited(x) for x in newer):
+            metadata = {k: v for k, v in metadata.items() if k not in (ROLE, IMAGE_ID)}
+            name = f"{kept['name']} (restored)"
+            note = (f"'{name}' restored beside '{newer[0].name}', which was painted too: it is not tied to the image, "
+                    "so Accept stores the other; paint from it, or delete the other and restore this one again")
+        else:
+            for x in newer:
+                remove_layer(viewer, x)
+            if image is None and not name.endswith(CLOSED_NOTE):
+                name += CLOSED_NOTE
+        layer = viewer.add_labels(kept["data"], name=name, metadata=metadata, opacity=kept["opacity"],
+                                  colormap=mask_colormap(), **kept["placement"])
+        self._changed("restored")
+        return layer, note
+
+    def _changed(self, what: str) -> None:
+        for listener in list(self.listeners):
+            listener(what)
+
+
+_DELETED: dict[int, DeletedMasks] = {}
+
+
+def deleted_masks(viewer) -> DeletedMasks:
+    """The viewer's :class:`DeletedMasks` (one per viewer, whichever widget asks)."""
+    layers = unproxied(viewer).layers
+    key = id(layers)
+    if key not in _DELETED:
+        _DELETED[key] = DeletedMasks()
+        weakref.finalize(layers, _DELETED.pop, key, None)
+    return _DELETED[key]
 
 
 def no_box_behind_the_brush(viewer) -> None:

@@ -33,15 +33,18 @@ from ._layers import (
     BOX,
     CLICKS,
     IMAGE_ID,
+    MASK,
     MASK_DISPLAYS,
     MODEL_VERSION,
     PREDICTED_AT,
     PREDICTED_MASK,
     PROBABILITY,
     PROPOSAL,
+    layer_of,
     layers_of,
     mask_was_edited,
     ready_to_paint,
+    remove_layer,
     set_mask_display,
     show_prediction,
     show_probability,
@@ -391,8 +394,8 @@ class SessionWidget(WorkerWidget):
             return
         key = self.image_layer.metadata.get(IMAGE_ID)
         for layer in [x for x in self.viewer.layers if x is self.image_layer or (key and x.metadata.get(IMAGE_ID) == key)]:
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
+            if layer in self.viewer.layers:  # (edits of a mask left here were confirmed: not kept to restore)
+                remove_layer(self.viewer, layer)
         self.image_layer = self.mask_layer = self.shown_path = None
 
     def _update_where(self) -> None:
@@ -471,6 +474,11 @@ class SessionWidget(WorkerWidget):
         if self.failed_path == path:
             self.say(f"{path.name} could not be read or segmented: there is no mask to accept (Skip it, or Next)")
             return None
+        if self.shown_path == path and self.mask_layer not in self.viewer.layers and self.image_layer in self.viewer.layers:
+            self.mask_layer = layer_of(self.viewer, self.image_layer, MASK)  # deleted and restored: the layer is new
+            if self.mask_layer is None:
+                self.say(f"{path.name}'s mask layer was deleted: restore it, or go Previous and back for the model's mask")
+                return None
         if self.shown_path != path or self.mask_layer not in self.viewer.layers:
             self.say(f"{path.name} is still being segmented; accept once it is shown")
             return None
