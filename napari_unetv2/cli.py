@@ -282,18 +282,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     predictor = Predictor(args.checkpoint, device=args.device)
     print(f"model: {predictor.description}")
     note_model_in_use(args.checkpoint)
-    if is_correction_set(args.data):  # scoring a model on what it trained on is no test of it (trial of session 29)
+    # scoring a model on what it trained on is no test of it (trials of sessions 29 and 30: on the correction set, and
+    # on the image folder the corrections were made from)
+    learned = learned_by(predictor.config)
+    if learned and is_correction_set(args.data):
         from .corrections import CorrectionSet
 
-        training = predictor.config.training if isinstance(predictor.config.training, dict) else {}
-        learned = {str(t) for key in ("trained_on", "trained_images") if isinstance(training.get(key), list)
-                   for t in training[key]}  # correction ids, and their images' pixel hashes (a re-correction's id is new)
         hashes = {entry.id: entry.image_hash for entry in CorrectionSet(args.data).entries()}
         seen = {pair.image.stem for pair in report.pairs
                 if pair.image.stem in learned or hashes.get(pair.image.stem) in learned}
         if seen:
             print(f"note: this model was fine-tuned on {len(seen)} of these {len(report.pairs)} corrections: their "
                   "scores are no test of it (napari's prospective scores leave such images out)", file=sys.stderr)
+    elif learned:
+        seen = images_learned(report.pairs, learned)
+        if seen:
+            print(f"note: this model (or a version it was fine-tuned from) trained on {len(seen)} of these "
+                  f"{len(report.pairs)} images (corrections of the same pixels), e.g. {seen[0].name}: the scores are "
+                  "no test of it", file=sys.stderr)
     note = predictor.mode_note(args.mode)
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -310,6 +316,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         atomic_write_text(args.json, json.dumps(json_ready(result), indent=1, allow_nan=False) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def learned_by(config) -> set[str]:
+    """What a model was fine-tuned on, with the versions it was fine-tuned from (their corrections stay learned):
+    correction ids and their images' pixel hashes (``training.trained_on``/``trained_images``), the ancestors read
+    from napari's model store when there is one. Empty for the bundled models."""
+    from .checkpoints.names import existing_model_store
+
+    store = existing_model_store()
+    try:
+        by_version = {c.version: c for c in store.versions()} if store is not None else {}
+    except (OSError, ValueError):
+        by_version = {}
+    learned: set[str] = set()
+    current, seen = config, set()
+    while current is not None and current.version not in seen:
+        seen.add(current.version)
+        training = current.training if isinstance(current.training, dict) else {}
+        learned |= {t for key in ("trained_on", "trained_images") if isinstance(training.get(key), list)
+                    for t in training[key] if isinstance(t, str)}
+        current = by_version.get(current.parent) if isinstance(current.parent, str) else None
+    return learned
+
+
+def images_learned(pairs, learned: set[str]) -> list:
+    """The pairs' images whose pixels are among ``learned`` (read and hashed once each; unreadable ones are left to
+    the evaluation to report)."""
+    from .corrections.correction_set import image_hash
+    from .files import read_image
+
+    found = []
+    for pair in pairs:
+        try:
+            if image_hash(read_image(pair.image)) in learned:
+                found.append(pair.image)
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 LOW_DICE = 0.5  # below it, on a folder of one kind, the model is more likely of another kind than merely weak

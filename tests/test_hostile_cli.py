@@ -584,3 +584,44 @@ def test_models_lists_each_versions_scores_from_its_json(tmp_path, isolated_home
     assert "Dice 0.812 (parent) -> 0.846 on 12 held-out images; original-domain samples 0.901 -> 0.898" in lines["round-model"]
     assert "validation Dice 0.849 (the epoch chosen on it)" in lines["trained-model"]
     assert "Dice" not in lines["hostile-model"], lines
+
+
+def test_evaluate_on_the_images_a_model_was_fine_tuned_on_says_so_ancestors_included(tmp_path, isolated_home, capsys,
+                                                                                      small_checkpoint):
+    """Trial of session 30: `evaluate --data frames --checkpoint in-use` printed Dice 0.82 for a version whose rounds had
+    trained on every one of those frames (through the correction set), with no word; the note came only when --data
+    was the correction set itself. The images are known by their pixels, also through the version it came from."""
+    from napari_unetv2._sample_data import load_sample
+    from napari_unetv2.checkpoints import load_checkpoint
+    from napari_unetv2.corrections.correction_set import image_hash
+    from napari_unetv2.files import write_png_atomic
+
+    image, mask, _ = load_sample("polyp")
+    data = tmp_path / "frames"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    crops = {"a": (image[:96, :96], mask[:96, :96]), "b": (image[-96:, -96:], mask[-96:, -96:])}
+    for name, (pixels, labels) in crops.items():
+        write_png_atomic(data / "images" / f"{name}.png", pixels)
+        write_png_atomic(data / "masks" / f"{name}.png", labels * 255)
+    model, config = load_checkpoint(small_checkpoint)
+    config.training = {"trained_on": ["20261128-000000-a"], "trained_images": [image_hash(crops["a"][0])]}
+    tuned = tmp_path / "tuned.safetensors"
+    save_checkpoint(model, tuned, config)
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(data), "--checkpoint", str(tuned), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "trained on 1 of these 2 images" in err and "a.png" in err, err
+    # a version fine-tuned from it, with nothing of its own: the parent's images are still learned
+    assert main(["models", "add", str(tuned)]) == 0
+    parent = load_checkpoint(tuned)[1].version
+    with torch.no_grad():
+        next(model.parameters()).add_(0.001)
+    config.training, config.parent = {"trained_on": []}, parent
+    child = tmp_path / "child.safetensors"
+    save_checkpoint(model, child, config)
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(data), "--checkpoint", str(child), "--device", "cpu"]) == 0
+    assert "trained on 1 of these 2 images" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(data), "--device", "cpu"]) == 0  # the bundled model: nothing to say
+    assert "trained on" not in capsys.readouterr().err

@@ -790,9 +790,11 @@ def test_a_correction_made_in_correct_and_retrain_is_what_the_folder_session_sho
     assert earlier.id in status and "is shown, not the model's mask" in status, status
     assert any(layer.name == f"{first.stem} probability" for layer in viewer.layers)
 
-    widget._on_model_switched()  # a new model in use: the correction on screen stays
-    qtbot.wait(200)
+    widget._on_model_switched()  # a new model in use: the correction on screen stays, and the status says so
+    qtbot.waitUntil(lambda: "stays on screen" in widget.status.value.replace("\u200b", ""), timeout=30_000)
+    assert earlier.id in widget.status.value.replace("\u200b", "")
     assert np.array_equal(np.asarray(widget.mask_layer.data) > 0, painted > 0)
+    wait_shown(qtbot, widget)
 
     assert widget.accept_and_next() is not None, widget.status.value
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
@@ -834,3 +836,33 @@ def test_a_painted_mask_deleted_in_a_session_is_restored_and_accepted(make_napar
     assert np.array_equal(read_mask(widget.session.finished_path(path)) > 0, painted > 0)
     entries = CorrectionSet(widget.corrections.value).entries()
     assert len(entries) == 1 and entries[0].pixels_changed == 2500
+
+
+def test_a_mask_replaced_in_place_by_a_new_model_must_be_seen_before_accept_takes_it(make_napari_viewer, qtbot, tmp_path):
+    """Trial of session 30: a round's new model re-segmented the image on screen, and an Accept 0.1 s later stored
+    the new mask as checked (seconds spent: 0.2, the clock restarted by the replacement). Now Accept waits as it does
+    for a new image, and the time spent counts from when the image appeared."""
+    from types import SimpleNamespace
+
+    from napari_unetv2.widgets._layers import PREDICTED_AT
+
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    path, since = widget.session.current, widget.mask_layer.metadata[PREDICTED_AT]
+    shape = widget.mask_layer.data.shape
+    new_mask = np.zeros(shape, np.uint8)
+    new_mask[40:120, 40:120] = 1
+    new = SimpleNamespace(mask=new_mask, probability=new_mask.astype(np.float32), attention=None, model_version="v-new")
+    widget.models.predictor = lambda *args, **kwargs: SimpleNamespace(predict=lambda image: new)
+    widget.models.related = lambda a, b: True
+    widget._on_model_switched()
+    qtbot.waitUntil(lambda: np.array_equal(widget.mask_layer.data, new_mask), timeout=30_000)
+    assert widget.accept_and_next() is None
+    assert "was just replaced by the new model's" in widget.status.value.replace("\u200b", "")
+    assert widget.session.current == path and widget.mask_layer.metadata[PREDICTED_AT] == since
+    qtbot.wait(400)
+    assert widget.accept_and_next() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    entry = CorrectionSet(widget.corrections.value).entries()[0]
+    assert entry.seconds_spent >= 0.75, entry.seconds_spent

@@ -169,8 +169,12 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
                                  colormap=mask_colormap(), **placement)
         set_mask_display(mask, display)
     elif not mask_was_edited(mask):
-        # the metadata first: whoever hears the layer's data event reads the new mask's model, not the old one's
+        # the metadata first: whoever hears the layer's data event reads the new mask's model, not the old one's; the
+        # time the image has been in front of the user goes on (a new model's mask recorded 0.5 s spent; session 30)
+        since = mask.metadata.get(PREDICTED_AT)
         mask.metadata.update(_prediction_metadata(image_layer, MASK, prediction, model_version))
+        if isinstance(since, float):
+            mask.metadata[PREDICTED_AT] = since
         replace_labels(mask, prediction.mask.copy())
     else:
         result["kept_edited"] = True

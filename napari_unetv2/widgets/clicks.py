@@ -17,7 +17,7 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton
 
 from ..interactive import CLICKS_METADATA, ClickSession
 from ..interactive.box import box_probability, clip_box
-from ._base import when_alive
+from ._base import narrow_chooser, when_alive
 from ._layers import (
     BOX,
     CLICKS,
@@ -49,7 +49,7 @@ class ClickWidget(Container):
     def __init__(self, napari_viewer):
         super().__init__(labels=True)
         self.viewer = napari_viewer
-        self.image = ComboBox(label="image", choices=self._image_layers)
+        self.image = narrow_chooser(ComboBox(label="image", choices=self._image_layers))
         self.start_button = PushButton(text="Click on this image")
         self.undo_button = PushButton(text="Undo last click")
         self.status = Label(label="status", value="segment an image first, then start clicking")

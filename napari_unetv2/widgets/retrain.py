@@ -21,7 +21,7 @@ from ..engine.finetune import holds_out
 from ..engine.pairs import find_pairs
 from ..interactive import CLICKS_METADATA
 from ..storage import default_corrections_dir
-from ._base import WorkerWidget, wrapping_label
+from ._base import WorkerWidget, narrow_chooser, wrapping_label
 from ._layers import (
     ACCEPTED_HASH,
     ATTENTION,
@@ -58,8 +58,10 @@ class RetrainWidget(WorkerWidget):
         self.store.remove_stale_runs()
         self.image = ComboBox(label="image", choices=self._image_layers,
                               tooltip="The image to store; follows the layer you select in the layer list.")
+        narrow_chooser(self.image)
         self.mask = ComboBox(label="mask", choices=self._mask_layers, nullable=True,
                              tooltip="Any Labels layer of the image's size: by default the image's own mask.")
+        narrow_chooser(self.mask)
         self.folder = FileEdit(label="correction set", mode="d", value=str(corrections_dir or default_corrections_dir()),
                                tooltip="The folder where accepted corrections are kept (reopens after a restart).")
         self.accept_button = PushButton(text="Accept correction",
@@ -84,6 +86,7 @@ class RetrainWidget(WorkerWidget):
         self.versions = ComboBox(label="versions", choices=self._version_choices,
                                  tooltip="Every stored model; shows the one in use.")
         keep_choices_in_order(self.versions)  # their labels carry scores that change
+        narrow_chooser(self.versions)
         self.use_button = PushButton(text="Use this version",
                                      tooltip="Put the selected version in use and segment the open images again.")
         self.rollback_button = PushButton(text="Roll back", tooltip="Return to the model used before the current one.")

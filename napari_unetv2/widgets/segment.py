@@ -15,7 +15,7 @@ from qtpy.QtCore import QTimer
 
 from ..inference import PredictionCancelled
 from ..inference.predictor import check_image_shape, colour_note
-from ._base import SecondPress, WorkerWidget
+from ._base import SecondPress, WorkerWidget, narrow_chooser
 from ._layers import (
     MASK,
     MASK_DISPLAYS,
@@ -53,6 +53,7 @@ def model_chooser(widget: WorkerWidget) -> tuple[ComboBox, FileEdit]:
     combo.changed.connect(on_choice)
     checkpoint.changed.connect(lambda _=None: widget.refresh_model_line())
     keep_choices_in_order(combo)
+    narrow_chooser(combo)
     return combo, checkpoint
 
 
@@ -124,6 +125,7 @@ class SegmentWidget(WorkerWidget):
         super().__init__(napari_viewer, store_dir)
         self.image = ComboBox(label="image", choices=self._image_layers,
                               tooltip="The image to segment; follows the layer you select in the layer list.")
+        narrow_chooser(self.image)
         self.model_source, self.checkpoint = model_chooser(self)
         self.threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.05, value=0.5,
                                      tooltip="Probability at or above which a pixel is lesion.")

@@ -141,7 +141,8 @@ class SessionWidget(WorkerWidget):
         self.image_layer = None
         self.mask_layer = None
         self.shown_path: Optional[Path] = None
-        self._shown_at = float("-inf")  # time.monotonic() when shown_path appeared
+        self._shown_at = float("-inf")  # time.monotonic() when shown_path appeared (or its mask was replaced in place)
+        self._replaced = False  # whether _shown_at is a replacement's
         self._default_root = ""  # the session folder this widget filled in itself,
         self._default_for: Optional[Path] = None  # for this image folder
         self._accepted_here: tuple = (None, None)  # (image, hash of its mask) accepted and still on screen
@@ -314,16 +315,27 @@ class SessionWidget(WorkerWidget):
         self.report_error(err, f"{path.name} could not be read or segmented (Skip it, or go on with Next)")
 
     def _update_in_place(self, path: Path, prediction) -> None:
-        """The shown image segmented again by a new model: its mask updated in place unless edited."""
+        """The shown image segmented again by a new model: its mask updated in place unless edited (or a correction
+        from the set: only the probability is the new model's then)."""
+        # only the re-segmentation by the version just adopted (a later Roll back or switch would carry it stale)
+        adopted, self._adoption_note = self._adoption_note, None
+        adopted = adopted[1] + ". " if adopted and adopted[0] == prediction.model_version else ""
+        if self._shown_correction is not None:
+            show_probability(self.viewer, self.image_layer, prediction, prediction.model_version)
+            # said again: the adoption's status replaced the line saying whose mask this is (trial of session 30)
+            self.say(f"{adopted}{path.name}: your correction {self._shown_correction.id} stays on screen; the "
+                     f"probability is {self.models.label()}'s")
+            return
         shown = show_prediction(self.viewer, self.image_layer, prediction, prediction.model_version,
                                 display=self.display.value, visible=False)
         hidden = "" if shown["kept_edited"] and shown["proposal"].visible else " (hidden: tick its eye to compare)"
         note = (f"; your edits were kept, the new model's mask is in '{shown['proposal'].name}'{hidden}"
                 if shown["kept_edited"] else "")
-        # only the re-segmentation by the version just adopted (a later Roll back or switch would carry it stale)
-        adopted, self._adoption_note = self._adoption_note, None
-        adopted = adopted[1] if adopted and adopted[0] == prediction.model_version else ""
-        self.say(f"{adopted + '. ' if adopted else ''}{path.name} segmented again with {self.models.label()}{note}")
+        if not shown["kept_edited"]:
+            # a mask changed under the user's eyes must be looked at before Accept takes it, as a new image must (trial
+            # of session 30: an Accept 0.1 s after the new model's mask replaced the old one stored it as checked)
+            self._shown_at, self._replaced = time.monotonic(), True
+        self.say(f"{adopted}{path.name} segmented again with {self.models.label()}{note}")
 
     def _prefetch(self) -> None:
         if self.session is None:
@@ -373,7 +385,7 @@ class SessionWidget(WorkerWidget):
                                              prediction.model_version, self.display.value)
             show_probability(self.viewer, layer, prediction, prediction.model_version)
         self.shown_path, self.failed_path = path, None
-        self._shown_at = time.monotonic()
+        self._shown_at, self._replaced = time.monotonic(), False
         self.viewer.reset_view()
         ready_to_paint(self.viewer, self.mask_layer)
         self._update_where()
@@ -477,7 +489,8 @@ class SessionWidget(WorkerWidget):
         if self.shown_path == path and self.mask_layer not in self.viewer.layers and self.image_layer in self.viewer.layers:
             self.mask_layer = layer_of(self.viewer, self.image_layer, MASK)  # deleted and restored: the layer is new
             if self.mask_layer is None:
-                self.say(f"{path.name}'s mask layer was deleted: restore it, or go Previous and back for the model's mask")
+                self.say(f"{path.name}'s mask layer was deleted: Restore deleted mask (below) brings it back; Previous "
+                         "and back shows the model's mask")
                 return None
         if self.shown_path != path or self.mask_layer not in self.viewer.layers:
             self.say(f"{path.name} is still being segmented; accept once it is shown")
@@ -485,7 +498,8 @@ class SessionWidget(WorkerWidget):
         if time.monotonic() - self._shown_at < ACCEPT_AFTER_S:
             # The next image is usually ready at once (computed ahead): a double click or a key held down would
             # otherwise accept it unseen, and its raw model mask would go into training as checked.
-            self.say(f"{path.name} has only just appeared: look at it, then accept (a double click accepts once)")
+            self.say(f"{path.name}'s mask was just replaced by the new model's: look at it, then accept" if self._replaced
+                     else f"{path.name} has only just appeared: look at it, then accept (a double click accepts once)")
             return None
         problem = not_a_correction_set(Path(self.corrections.value))
         if problem:  # nothing is written into the user's data folder
@@ -659,11 +673,12 @@ class SessionWidget(WorkerWidget):
         """A new model is in use: the shown image is segmented again (in place), the next one recomputed."""
         try:
             self._cache.clear()
-            # (a mask accepted earlier, given, or a correction from the set is nobody's prediction to update)
-            if self.session is not None and self.shown_path is not None and self._shown_correction is None \
+            # (a mask accepted earlier or given is nobody's prediction to update; a correction from the set keeps its
+            # mask, and the new model's probability goes beside it)
+            if self.session is not None and self.shown_path is not None \
                     and self.session.starting_mask(self.shown_path) is None:
                 shown_by = self.mask_layer.metadata.get(MODEL_VERSION) if self.mask_layer is not None else None
-                if self.models.related(shown_by, self.models.version_id()):
+                if self._shown_correction is not None or self.models.related(shown_by, self.models.version_id()):
                     self._compute(self.shown_path, refresh=True)
                 else:  # another model's line (the skin model put in use): this frame's mask is not replaced
                     self.say(f"now using {self.models.label()}: this image's mask is left as it is; "
