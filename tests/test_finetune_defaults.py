@@ -414,3 +414,13 @@ def test_lines_leave_out_another_lines_corrections_in_the_policy_the_cli_and_a_d
     assert bundled_line(store.path_of(child.version)) == "polyp"
     (store.root / "versions" / start.version / "model.json").write_text("{ damaged")
     assert bundled_line(store.path_of(child.version)) is None  # the chain is broken: unknown, not an error
+
+
+def test_a_fine_tuned_versions_name_counts_generations():
+    """Trial of session 30: each round added '-finetuned' (polyp-default-finetuned-finetuned-finetuned)."""
+    from napari_unetv2.engine.finetune import finetuned_name
+
+    assert finetuned_name("polyp-default") == "polyp-default-finetuned"
+    assert finetuned_name("polyp-default-finetuned") == "polyp-default-finetuned-2"
+    assert finetuned_name("polyp-default-finetuned-2") == "polyp-default-finetuned-3"
+    assert finetuned_name("polyp-default-finetuned-finetuned-finetuned") == "polyp-default-finetuned-4"

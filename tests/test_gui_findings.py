@@ -1180,3 +1180,17 @@ def test_a_painted_mask_deleted_from_the_layer_list_can_be_restored(make_napari_
     viewer.layers.remove(layer_of(viewer, image, MASK))  # stored as it is: nothing lost, nothing kept
     qtbot.wait(50)
     assert not shown(rt.restore_button)
+
+
+def test_long_choices_do_not_widen_the_docks(make_napari_viewer):
+    """Trial of session 30: each item of *versions* carries its prospective score, and after a few rounds the chooser
+    was 700 px wide, the dock 875 px, the image a third of the window. Long items are elided in the box, in full in
+    its tooltip."""
+    viewer = make_napari_viewer()
+    rt = dock(viewer, "Correct & retrain")
+    before = rt.versions.native.sizeHint().width()
+    long = "fine-tuned 2733beed2aec (from 2bb0da711dbe); prospective Dice 1.000 on 1 image: no interval" * 2
+    rt.versions.native.addItem(long)
+    rt.versions.native.setCurrentIndex(rt.versions.native.count() - 1)
+    assert rt.versions.native.sizeHint().width() <= max(before, 320)
+    assert long in rt.versions.native.toolTip()

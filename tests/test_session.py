@@ -371,6 +371,9 @@ def test_a_resumed_session_keeps_its_automatic_retraining_settings(make_napari_v
     viewer.close()
     again = open_session(make_napari_viewer(), qtbot, tmp_path / "session")
     assert (again.auto_retrain.value, again.retrain_every.value, again.epochs.value) == (True, 2, 3)
+    # said with the first image's line (trial of session 30: "segmenting ..." replaced it at once)
+    status = again.status.value.replace("\u200b", "")
+    assert "resumed with this session's settings: automatic retraining on, N 2, 3 epochs per round" in status, status
 
 
 def test_a_grey_image_after_a_colour_one_is_shown(make_napari_viewer, qtbot, tmp_path, isolated_home):
@@ -866,3 +869,46 @@ def test_a_mask_replaced_in_place_by_a_new_model_must_be_seen_before_accept_take
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
     entry = CorrectionSet(widget.corrections.value).entries()[0]
     assert entry.seconds_spent >= 0.75, entry.seconds_spent
+
+
+def test_closing_the_sessions_image_shows_it_again_with_its_painted_mask(make_napari_viewer, qtbot, tmp_path):
+    """Trial of session 30: the session's image layer closed (napari's delete), Accept said "still being segmented"
+    for good, and on the last image Next said "that was the last image" over an empty canvas. Now the status says the
+    image was closed; Accept (or Next on the last image) shows it again, with the mask painted on it, and a second
+    Accept stores that mask."""
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    path = widget.session.current
+    painted = np.asarray(widget.mask_layer.data).copy()
+    painted[10:50, 10:50] = 1 - painted[10:50, 10:50]
+    widget.mask_layer.data = painted
+    viewer.layers.remove(widget.image_layer)
+    qtbot.wait(50)
+    assert f"{path.stem} was closed" in widget.status.value.replace("\u200b", "")
+    assert widget.accept_and_next() is None
+    assert "shown again with your painted mask" in widget.status.value.replace("\u200b", "")
+    assert widget.image_layer in viewer.layers and np.array_equal(widget.mask_layer.data, painted)
+    assert sum(1 for layer in viewer.layers if layer.name.startswith(f"{path.stem} mask")) == 1
+    wait_shown(qtbot, widget)
+    assert widget.accept_and_next() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    assert np.array_equal(read_mask(widget.session.finished_path(path)) > 0, painted > 0)
+    wait_shown(qtbot, widget)  # the last image, unpainted: closed, then Next
+    last = widget.session.current
+    viewer.layers.remove(widget.image_layer)
+    qtbot.wait(50)
+    assert widget.next_image() is False
+    wait_shown(qtbot, widget)
+    assert widget.image_layer in viewer.layers and widget.image_layer.name == last.stem
+
+
+def test_the_last_images_stored_line_still_says_it_was_the_last(make_napari_viewer, qtbot, tmp_path):
+    """Trial of session 30: on the last image, "that was the last image; export ..." was replaced by the stored line."""
+    data = crops_folder(tmp_path / "data", n=1)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    assert widget.accept_and_next() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    status = widget.status.value.replace("\u200b", "")
+    assert "stored" in status and "that was the last image: export the finished masks" in status, status

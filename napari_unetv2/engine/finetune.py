@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Generator, Optional
@@ -130,6 +131,16 @@ def _score(checkpoint: Path, pairs: list[Pair], device: str) -> dict:
     return score_summary(evaluate_pairs(Predictor(checkpoint, device=device), pairs, with_hd95=False))
 
 
+def finetuned_name(parent_name: str) -> str:
+    """``polyp-default`` -> ``polyp-default-finetuned`` -> ``polyp-default-finetuned-2`` -> ``-3``: a generation count,
+    not one ``-finetuned`` more per round (trial of session 30: ``polyp-default-finetuned-finetuned-finetuned``)."""
+    match = re.fullmatch(r"(.*?)-finetuned(?:-(\d+))?((?:-finetuned)*)", parent_name)
+    if match is None:
+        return f"{parent_name}-finetuned"
+    generation = (int(match.group(2)) if match.group(2) else 1) + match.group(3).count("-finetuned")
+    return f"{match.group(1)}-finetuned-{generation + 1}"
+
+
 def record_metrics(checkpoint: Path, metrics: dict) -> None:
     """Add entries to a checkpoint's JSON ``metrics`` (before it enters any store: stored versions are
     never rewritten)."""
@@ -187,7 +198,7 @@ def finetune_events(
     job = TrainJob(
         recipe=recipe.with_overrides({"input_size": list(parent.input_size)}), train_pairs=train,
         val_pairs=[], out_dir=Path(out_dir), device=device, init_checkpoint=checkpoint, keep="last",
-        name=f"{parent.name or parent.encoder}-finetuned", parent=parent.version, command=command,
+        name=finetuned_name(parent.name or parent.encoder), parent=parent.version, command=command,
         data={"corrections": len(corrections), "trained_on": trained_on, "replay": len(train) - len(trained_on),
               "held_out": [p.stem for p in held_out],
               # the images by their pixels: a correction of one of them accepted later, with this version's mask, is

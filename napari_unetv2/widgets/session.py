@@ -40,11 +40,14 @@ from ._layers import (
     PREDICTED_MASK,
     PROBABILITY,
     PROPOSAL,
+    REMOVED_BY_PLUGIN,
     layer_of,
     layers_of,
     mask_was_edited,
     ready_to_paint,
     remove_layer,
+    role_of,
+    same_layer,
     set_mask_display,
     show_prediction,
     show_probability,
@@ -160,12 +163,14 @@ class SessionWidget(WorkerWidget):
         self._replace_confirmed = None  # (image, mask hash) whose replacing of an earlier correction was said once
         self._shown_correction = None  # the set's entry whose mask is shown (the image had been corrected elsewhere)
         self._adoption_note = None  # (version, reason) of a round's adoption, said again with its re-segmentation
+        self._opening_note = None  # the resumed settings, said again with the first image shown
         self._stored = _Stored()
         self._stored.done.connect(self.guarded(self._on_stored))
         self._applying = False  # settings being applied from session.json: not written back one by one
         for control, _kind in self._setting_controls().values():
             control.changed.connect(self._remember_settings)
         self._bind_keys()
+        napari_viewer.layers.events.removed.connect(self.guarded(self._on_layer_gone))
 
     # ---- opening ---------------------------------------------------------------------------------------
     def open_session(self, _=None) -> Optional[AnnotationSession]:
@@ -212,8 +217,10 @@ class SessionWidget(WorkerWidget):
         self._remember_settings()
         if changed:  # said, so a setting made just before opening is not undone unseen
             state = "on" if self.auto_retrain.value else "off"
-            self.say(f"resumed with this session's settings: automatic retraining {state}, N {self.retrain_every.value}, "
-                     f"{self.epochs.value} epochs per round")
+            # said with the first image's line: said alone, "segmenting ..." replaced it at once (trial of session 30)
+            self._opening_note = (f"resumed with this session's settings: automatic retraining {state}, N "
+                                  f"{self.retrain_every.value}, {self.epochs.value} epochs per round")
+            self.say(self._opening_note)
 
     def _remember_settings(self, _=None) -> None:
         if self.session is None or self._applying:
@@ -360,6 +367,7 @@ class SessionWidget(WorkerWidget):
         collection for every removed layer, which stalls the viewer for a second with torch loaded."""
         rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
         layer = self.image_layer
+        reshown = self._closed_by_user(path)
         if layer is not None and layer in self.viewer.layers and layer.rgb == rgb and layer.data.ndim == image.ndim:
             for extra in (PROPOSAL, ATTENTION, CLICKS, BOX) + ((PROBABILITY,) if prediction is None else ()):
                 for old in layers_of(self.viewer, layer, extra):
@@ -368,11 +376,17 @@ class SessionWidget(WorkerWidget):
             layer.name = path.stem
             layer.reset_contrast_limits()
         else:
-            self._remove_shown()
+            self._remove_shown(keep_painted=reshown)
+            # (an image shown again after the user closed it takes back the mask painted on it: reattach_reopened_image)
             layer = self.image_layer = self.viewer.add_image(image, name=path.stem, rgb=rgb)
         layer.metadata[SESSION_FILE_KEY] = str(path)
         self._shown_correction = None
-        if starting is not None:
+        painted = layer_of(self.viewer, layer, MASK) if reshown else None
+        if painted is not None and mask_was_edited(painted):
+            self.mask_layer = painted  # as the user left it when the image was closed
+            if prediction is not None:
+                show_probability(self.viewer, layer, prediction, prediction.model_version)
+        elif starting is not None:
             version = ACCEPTED_EARLIER if self._accepted(path) else "given mask"
             self.mask_layer = start_mask(self.viewer, layer, starting, starting, version, self.display.value)
         else:
@@ -389,26 +403,51 @@ class SessionWidget(WorkerWidget):
         self.viewer.reset_view()
         ready_to_paint(self.viewer, self.mask_layer)
         self._update_where()
+        opening, self._opening_note = self._opening_note, None
+        opening = f"{opening}. " if opening else ""
         if self._shown_correction is not None:
             entry = self._shown_correction
-            self.say(f"{path.name}: your correction {entry.id} (stored {entry.created.replace('T', ' ')}) is shown, not "
-                     "the model's mask; Accept & next keeps it, or edit it and accept to replace it")
+            self.say(f"{opening}{path.name}: your correction {entry.id} (stored {entry.created.replace('T', ' ')}) is "
+                     "shown, not the model's mask; Accept & next keeps it, or edit it and accept to replace it")
             return
-        self.say(f"{path.name}: " + ("your accepted mask; edit and accept again to replace it" if self._accepted(path)
-                                     else "correct the mask, then Accept & next"))
+        self.say(f"{opening}{path.name}: " + ("your accepted mask; edit and accept again to replace it"
+                                              if self._accepted(path) else "correct the mask, then Accept & next"))
 
     def _accepted(self, path: Path) -> bool:
         """Accepted, or being written as accepted (a skipped image with a given mask is not)."""
         return self.session.status(path) == ACCEPTED or path.name in self._pending_masks
 
-    def _remove_shown(self) -> None:
+    def _remove_shown(self, keep_painted: bool = False) -> None:
+        """Remove the shown image's layers; ``keep_painted``: not a painted mask or proposal (its image was closed by
+        the user and is shown again: the mask goes back to it)."""
         if self.image_layer is None:
             return
         key = self.image_layer.metadata.get(IMAGE_ID)
         for layer in [x for x in self.viewer.layers if x is self.image_layer or (key and x.metadata.get(IMAGE_ID) == key)]:
+            if keep_painted and role_of(layer) in (MASK, PROPOSAL) and mask_was_edited(layer):
+                continue
             if layer in self.viewer.layers:  # (edits of a mask left here were confirmed: not kept to restore)
                 remove_layer(self.viewer, layer)
         self.image_layer = self.mask_layer = self.shown_path = None
+
+    def _closed_by_user(self, path: Path) -> bool:
+        """Whether ``path`` is the image on screen and its layer was closed (napari's delete, File > Close)."""
+        return self.shown_path == path and self.image_layer is not None and self.image_layer not in self.viewer.layers
+
+    def _on_layer_gone(self, event) -> None:
+        layer = event.value
+        if self.session is None or not same_layer(layer, self.image_layer) or layer.metadata.get(REMOVED_BY_PLUGIN):
+            return
+        self.say(f"{layer.name} was closed; Accept & next shows it again (a mask you painted with it), Next goes on")
+
+    def _show_again(self, path: Path) -> None:
+        """The image on screen was closed: shown again, with the mask painted on it (trial of session 30: Accept then
+        said the image was 'still being segmented' for good, and on the last image Next left an empty canvas)."""
+        self.show_current()
+        if self.shown_path == path:
+            painted = mask_was_edited(self.mask_layer)
+            self.say(f"{path.name} was closed: shown again{' with your painted mask' if painted else ''}; look at it, "
+                     "then accept")
 
     def _update_where(self) -> None:
         self.where.value = self.session.progress_text(frozenset(self._writing))
@@ -450,6 +489,9 @@ class SessionWidget(WorkerWidget):
         if not last and not confirmed and not self._may_leave("Next"):
             return False
         if not self.session.next(save=False):
+            if self._closed_by_user(self.session.current):
+                self._show_again(self.session.current)
+                return False
             self.say(f"that was the last image; {self.session.reviewed(frozenset(self._writing))} / {len(self.session)} reviewed. "
                      "Export the finished masks when done.")
             return False
@@ -485,6 +527,9 @@ class SessionWidget(WorkerWidget):
         path = self.session.current
         if self.failed_path == path:
             self.say(f"{path.name} could not be read or segmented: there is no mask to accept (Skip it, or Next)")
+            return None
+        if self._closed_by_user(path):
+            self._show_again(path)
             return None
         if self.shown_path == path and self.mask_layer not in self.viewer.layers and self.image_layer in self.viewer.layers:
             self.mask_layer = layer_of(self.viewer, self.image_layer, MASK)  # deleted and restored: the layer is new
@@ -609,6 +654,8 @@ class SessionWidget(WorkerWidget):
             note += "; retraining in the background, keep annotating"
         elif due is not None and not due[1]:
             note += f"; next automatic retrain at {int(self.retrain_every.value)} {unseen} ({due[2]} now)"
+        if self.session is not None and path == self.session.current and self.session.position == len(self.session) - 1:
+            note += "; that was the last image: export the finished masks when done"  # (it was said, then replaced)
         self.say(f"{path.name}: {note}")
 
     # ---- automatic retraining ----------------------------------------------------------------------------
