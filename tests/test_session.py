@@ -819,16 +819,21 @@ def test_a_correction_made_in_correct_and_retrain_is_what_the_folder_session_sho
     assert np.array_equal(read_mask(corrections / entries[0].mask_file) > 0, edited > 0)
 
 
-def test_a_painted_mask_deleted_in_a_session_is_restored_and_accepted(make_napari_viewer, qtbot, tmp_path):
-    """Deleting the session's painted mask from the layer list lost the painting, and Accept then said the image was
-    'still being segmented'. Now Accept says the mask was deleted, Restore brings it back, and Accept stores it."""
+def a_session_with_a_painted_mask(make_napari_viewer, qtbot, tmp_path, side: int):
+    """A session on two crops, its first mask painted over (a side x side square flipped): viewer, widget, path, mask."""
     data = crops_folder(tmp_path / "data", n=2)
     viewer = make_napari_viewer()
     widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
-    path = widget.session.current
     painted = np.asarray(widget.mask_layer.data).copy()
-    painted[10:60, 10:60] = 1 - painted[10:60, 10:60]
+    painted[10:10 + side, 10:10 + side] = 1 - painted[10:10 + side, 10:10 + side]
     widget.mask_layer.data = painted
+    return viewer, widget, widget.session.current, painted
+
+
+def test_a_painted_mask_deleted_in_a_session_is_restored_and_accepted(make_napari_viewer, qtbot, tmp_path):
+    """Deleting the session's painted mask from the layer list lost the painting, and Accept then said the image was
+    'still being segmented'. Now Accept says the mask was deleted, Restore brings it back, and Accept stores it."""
+    viewer, widget, path, painted = a_session_with_a_painted_mask(make_napari_viewer, qtbot, tmp_path, side=50)
     viewer.layers.remove(widget.mask_layer)
     qtbot.wait(50)
     assert widget.accept_and_next() is None
@@ -876,13 +881,7 @@ def test_closing_the_sessions_image_shows_it_again_with_its_painted_mask(make_na
     for good, and on the last image Next said "that was the last image" over an empty canvas. Now the status says the
     image was closed; Accept (or Next on the last image) shows it again, with the mask painted on it, and a second
     Accept stores that mask."""
-    data = crops_folder(tmp_path / "data", n=2)
-    viewer = make_napari_viewer()
-    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
-    path = widget.session.current
-    painted = np.asarray(widget.mask_layer.data).copy()
-    painted[10:50, 10:50] = 1 - painted[10:50, 10:50]
-    widget.mask_layer.data = painted
+    viewer, widget, path, painted = a_session_with_a_painted_mask(make_napari_viewer, qtbot, tmp_path, side=40)
     viewer.layers.remove(widget.image_layer)
     qtbot.wait(50)
     assert f"{path.stem} was closed" in widget.status.value.replace("\u200b", "")
