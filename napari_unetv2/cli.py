@@ -148,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _progress_bar(total: int, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True)
+    # smoothing 0: the rate is the run's average (tqdm's moving average of a pipelined run, where images computed
+    # ahead arrive at once, read thousands of images per second)
+    return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True, smoothing=0)
 
 
 def drive_training(events, desc: str):
@@ -412,12 +414,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     note = predictor.mode_note("tile" if args.tile else None)  # the widget says it too
     if note:
         print(f"note: {note}", file=sys.stderr)
-    bar = None
+    bar, started = None, time.time()
 
     def progress(done: int, total: int, name: str) -> None:
         nonlocal bar
-        if bar is None:
-            bar = _progress_bar(total, "predict")
+        if bar is None:  # made at the first image (the count is known then), its clock from the start of the run: the
+            bar = _progress_bar(total, "predict")  # first image's time was left out, and the rate read 28000 img/s
+            bar.start_t = bar.last_print_t = started  # (trial of session 30)
         bar.update(1)
         bar.set_postfix_str("".join(c if c.isprintable() else repr(c)[1:-1] for c in printable(name)))  # a "\n" in a name
 
