@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="score a model on a folder of image/mask pairs")
     _add_checkpoint(e)
-    e.add_argument("--data", type=Path, required=True)
+    e.add_argument("--data", type=Path, required=True,
+                   help="folder of image/mask pairs (images/ + masks/, or names like <stem>_mask.png), or a correction set")
     e.add_argument("--json", type=Path, default=None, help="write the results here (a new file, unless --overwrite)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing --json file (only an earlier result of evaluate)")
     e.add_argument("--threshold", type=_threshold, default=None)
@@ -96,8 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "0 when every image is segmented (or was, with --continue), 1 when any image failed "
                                    "(its row in summary.csv says why), 2 for bad input, 130 on Ctrl-C.")
     _add_checkpoint(p)
-    p.add_argument("-i", "--input", type=Path, required=True)
-    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("-i", "--input", type=Path, default=None, help="the folder of images")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="where the masks and summary.csv go (a new or empty folder, or one of an earlier run with --continue)")
+    # also as plain words, as people type it (trial of session 30: 'unetv2 predict DIR OUT' was refused)
+    p.add_argument("folders", type=Path, nargs="*", metavar="IN OUT", help="the same as -i IN -o OUT")
     p.add_argument("--save-probabilities", action="store_true", help="also write OUT/<stem>_prob.tif (float32)")
     p.add_argument("--tile", type=_whole_number_at_least(MIN_TILE), default=None,
                    help=f"tile mode with this tile size, at least {MIN_TILE} (default: the model's mode)")
@@ -395,11 +399,24 @@ def note_model_in_use(checkpoint: Optional[str]) -> None:
               "(--checkpoint in-use runs that one)", file=sys.stderr)
 
 
+def predict_folders(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The input and output folders, given as -i/-o or as two plain words (not both, nor one of each twice)."""
+    words = list(args.folders)
+    usage = "unetv2 predict -i IMAGES -o OUT (or: unetv2 predict IMAGES OUT)"
+    if words and (args.input is not None or args.output is not None or len(words) != 2):
+        raise ValueError(f"predict takes two folders, the images and where the masks go: {usage}")
+    folders = (words[0], words[1]) if words else (args.input, args.output)
+    if None in folders:
+        raise ValueError(f"predict needs the folder of images and a folder for the masks: {usage}")
+    return folders
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import Predictor
     from .inference.batch import predict_folder
     from .inference.shards import parse_shard, shard_from_environment
 
+    args.input, args.output = predict_folders(args)
     shard = parse_shard(args.shard) if args.shard else shard_from_environment()
     if args.batch_size < 1 or any(n is not None and n < 1 for n in (args.threads, args.streams)):
         raise ValueError("--batch-size, --threads and --streams must be at least 1.")

@@ -625,3 +625,23 @@ def test_evaluate_on_the_images_a_model_was_fine_tuned_on_says_so_ancestors_incl
     assert "trained on 1 of these 2 images" in capsys.readouterr().err
     assert main(["evaluate", "--data", str(data), "--device", "cpu"]) == 0  # the bundled model: nothing to say
     assert "trained on" not in capsys.readouterr().err
+
+
+def test_predict_takes_its_two_folders_as_plain_words_too(tmp_path, isolated_home, capsys):
+    """Trial of session 30: `unetv2 predict DIR OUT` was refused ("the following arguments are required"). Now it runs
+    as -i DIR -o OUT does; half or both ways at once are refused in one line, before the model loads."""
+    from napari_unetv2._sample_data import load_sample
+    from napari_unetv2.files import read_mask, write_png_atomic
+
+    image, _, _ = load_sample("polyp")
+    (tmp_path / "in").mkdir()
+    write_png_atomic(tmp_path / "in" / "a.png", image[:96, :96])
+    assert main(["predict", str(tmp_path / "in"), str(tmp_path / "plain"), "--device", "cpu"]) == 0
+    assert main(["predict", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "flags"), "--device", "cpu"]) == 0
+    assert np.array_equal(read_mask(tmp_path / "plain" / "a.png"), read_mask(tmp_path / "flags" / "a.png"))
+    capsys.readouterr()
+    for argv in (["predict", str(tmp_path / "in")], ["predict"], ["predict", "-i", str(tmp_path / "in"), str(tmp_path / "x")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr()
+        assert "unetv2 predict IMAGES OUT" in err.err and "model:" not in err.out, argv
+    assert not (tmp_path / "x").exists()
