@@ -325,25 +325,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def learned_by(config) -> set[str]:
-    """What a model was fine-tuned on, with the versions it was fine-tuned from (their corrections stay learned):
-    correction ids and their images' pixel hashes (``training.trained_on``/``trained_images``), the ancestors read
-    from napari's model store when there is one. Empty for the bundled models."""
+    """What a model was fine-tuned on, with the versions it was fine-tuned from (in napari's model store, if made)."""
     from .checkpoints.names import existing_model_store
+    from .corrections.auto_retrain import learned_by as learned_along
 
     store = existing_model_store()
     try:
-        by_version = {c.version: c for c in store.versions()} if store is not None else {}
+        versions = {c.version: c for c in store.versions()} if store is not None else {}
     except (OSError, ValueError):
-        by_version = {}
-    learned: set[str] = set()
-    current, seen = config, set()
-    while current is not None and current.version not in seen:
-        seen.add(current.version)
-        training = current.training if isinstance(current.training, dict) else {}
-        learned |= {t for key in ("trained_on", "trained_images") if isinstance(training.get(key), list)
-                    for t in training[key] if isinstance(t, str)}
-        current = by_version.get(current.parent) if isinstance(current.parent, str) else None
-    return learned
+        versions = {}
+    return learned_along(config, versions)
 
 
 def images_learned(pairs, learned: set[str]) -> list:
@@ -551,9 +542,17 @@ def scores_note(metrics: object) -> str:
     if not isinstance(metrics, dict):
         return ""
 
+    def number(value: object) -> Optional[float]:  # a JSON's: 1e400 overflowed float(), NaN printed as "nan"
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None
+        try:
+            value = float(value)
+        except OverflowError:
+            return None
+        return value if math.isfinite(value) else None
+
     def dice(summary: object) -> Optional[float]:
-        value = summary.get("dice") if isinstance(summary, dict) else None
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return number(summary.get("dice")) if isinstance(summary, dict) else None
 
     notes = []
     before, after = dice(metrics.get("held_out_before")), dice(metrics.get("held_out_after"))
@@ -566,10 +565,10 @@ def scores_note(metrics: object) -> str:
         parent = dice(reference.get("parent"))
         notes.append(f"original-domain samples {'' if parent is None else f'{parent:.3f} -> '}"
                      f"{dice(reference.get('new')):.3f}")
-    val = metrics.get("val_dice")
-    if not notes and isinstance(val, (int, float)) and not isinstance(val, bool):
+    val = number(metrics.get("val_dice"))
+    if not notes and val is not None:
         chosen = " (the epoch chosen on it)" if metrics.get("selected_on") == "validation" else ""
-        notes.append(f"validation Dice {float(val):.3f}{chosen}")
+        notes.append(f"validation Dice {val:.3f}{chosen}")
     return "".join(f"; {note}" for note in notes)
 
 

@@ -448,3 +448,26 @@ def test_a_round_records_the_pixels_of_what_it_trained_on(tmp_path, small_checkp
     version = store.add(result.checkpoint).version
     assert trained_on_by_version(store, version) == {e.id for e in entries} | {e.image_hash for e in entries}
     assert trained_on_by_version(store, None) == set() and trained_on_by_version(store, "no-such-version") == set()
+
+
+def test_what_a_version_learned_includes_the_versions_it_came_from(tmp_path, small_checkpoint):
+    """Review of session 30: the widgets counted an image a version's parent had trained on as a prospective test of the
+    version (only its own JSON was read), while `evaluate` followed the ancestors. One function now, ancestors included;
+    a loop of parents ends."""
+    import torch
+
+    from napari_unetv2.checkpoints import ModelStore, load_checkpoint, save_checkpoint
+    from napari_unetv2.corrections.auto_retrain import trained_on_by_version
+
+    model, config = load_checkpoint(small_checkpoint)
+    store = ModelStore(tmp_path / "models")
+    config.training = {"trained_on": ["c1"], "trained_images": ["h1"]}
+    save_checkpoint(model, tmp_path / "p.safetensors", config)
+    parent = store.add(tmp_path / "p.safetensors").version
+    with torch.no_grad():
+        next(model.parameters()).add_(0.001)
+    config.training, config.parent = {"trained_on": ["c2"], "trained_images": ["h2"]}, parent
+    save_checkpoint(model, tmp_path / "c.safetensors", config)
+    child = store.add(tmp_path / "c.safetensors").version
+    assert trained_on_by_version(store, child) == {"c1", "h1", "c2", "h2"}
+    assert trained_on_by_version(store, parent) == {"c1", "h1"}

@@ -645,3 +645,12 @@ def test_predict_takes_its_two_folders_as_plain_words_too(tmp_path, isolated_hom
         err = capsys.readouterr()
         assert "unetv2 predict IMAGES OUT" in err.err and "model:" not in err.out, argv
     assert not (tmp_path / "x").exists()
+
+
+def test_models_scores_that_are_no_finite_numbers_are_left_out():
+    """Review of session 30: a JSON's val_dice of 1e400 crashed `unetv2 models` (float() overflowed); NaN printed."""
+    from napari_unetv2.cli import scores_note
+
+    assert scores_note({"val_dice": 10**400}) == "" and scores_note({"val_dice": float("nan")}) == ""
+    assert scores_note({"held_out_after": {"dice": float("inf"), "n": 3}}) == ""
+    assert scores_note({"val_dice": 0.5}) == "; validation Dice 0.500"

@@ -368,3 +368,39 @@ def test_from_a_worker_thread_the_streams_leave_a_core_to_the_gui(predictor):
     worker.join()
     restore_default_threads()
     assert sum(seen[0]) == max(1, min(usable_cores() - 1, 2))
+
+
+def test_parallel_streams_hold_a_bounded_number_of_pixels_and_never_deadlock(tmp_path):
+    """Several streams over huge images needed about 20 bytes per pixel each at once (8 GB for four 100-megapixel
+    images): they now hold at most a pixel budget together besides the image the caller waits for next, which always
+    runs (a later, smaller one finished first holds budget: waiting would deadlock)."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from napari_unetv2.inference.pipeline import ParallelPredictionStream
+
+    sides = [40, 10, 10, 60, 10, 30, 30, 10, 50, 10]  # pixels: side * side
+    lock, running, most = threading.Lock(), [0], [0]
+
+    class Counting:
+        def predict(self, image, threads=None, **kwargs):
+            with lock:
+                running[0] += image.size
+                most[0] = max(most[0], running[0])
+            time.sleep(0.01 * len(image))  # bigger images take longer: later small ones finish first
+            with lock:
+                running[0] -= image.size
+            return image.shape
+
+    paths = [tmp_path / f"{i}.png" for i in range(len(sides))]
+    read = lambda path: np.zeros((sides[paths.index(path)],) * 2, np.uint8)  # noqa: E731
+    budget = 2000
+    with ParallelPredictionStream(Counting(), paths, [1, 1, 1, 1], read=read, pixel_budget=budget) as stream:
+        assert [stream.result(p) for p in paths] == [(s, s) for s in sides]
+    bound = budget + max(s * s for s in sides)  # the budget, besides the image the caller waits for next
+    assert stream.most_pixels_at_once <= bound and most[0] <= bound
+    with ParallelPredictionStream(Counting(), paths, [1, 1, 1, 1], read=read) as stream:  # the default: side by side
+        assert [stream.result(p) for p in paths] == [(s, s) for s in sides]
+    assert stream.most_pixels_at_once > budget

@@ -911,3 +911,61 @@ def test_the_last_images_stored_line_still_says_it_was_the_last(make_napari_view
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
     status = widget.status.value.replace("\u200b", "")
     assert "stored" in status and "that was the last image: export the finished masks" in status, status
+
+
+def test_a_mask_deleted_then_restored_after_next_is_not_tied_to_the_next_image(make_napari_viewer, qtbot, tmp_path):
+    """Review of session 30: the session shows every image in one layer, so a painted mask deleted on image A and
+    restored after Next came back as image B's mask, and Accept stored A's painting as B's correction. Now it comes
+    back untied, B's mask stays B's; restored on A itself, it is A's mask again and Next asks before leaving it."""
+    viewer, widget, first, painted = a_session_with_a_painted_mask(make_napari_viewer, qtbot, tmp_path, side=40)
+    viewer.layers.remove(widget.mask_layer)
+    qtbot.wait(50)
+    assert widget.restore_deleted_mask() is not None  # on A itself: A's mask again
+    assert np.array_equal(widget._live_mask().data, painted)
+    assert widget.next_image() is False and "not accepted" in widget.status.value.replace("\u200b", "")
+    viewer.layers.remove(widget.mask_layer)
+    qtbot.wait(50)
+    assert widget.next_image()  # nothing on screen to ask about: the painting is kept for Restore
+    wait_shown(qtbot, widget)
+    second_mask = np.asarray(widget.mask_layer.data).copy()
+    restored = widget.restore_deleted_mask()
+    assert restored is not None and restored.name.endswith("(restored)") and "unetv2_role" not in restored.metadata
+    assert np.array_equal(widget._live_mask().data, second_mask)
+    assert widget.accept_and_next() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    second = widget.session.path_at(1)
+    assert np.array_equal(read_mask(widget.session.finished_path(second)) > 0, second_mask > 0)
+
+
+def test_a_closed_image_whose_prediction_must_be_made_again_is_shown_when_done(make_napari_viewer, qtbot, tmp_path):
+    """Review of session 30: with the cache emptied (a model switch, eviction), Accept on a closed image said "shown
+    again" while nothing was shown, and the computed result was dropped. Now it is shown when computed; another
+    correction set empties the cache too (its corrections of the images differ)."""
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    path = widget.session.current
+    viewer.layers.remove(widget.image_layer)
+    qtbot.wait(50)
+    widget.corrections.value = str(tmp_path / "another set")
+    assert widget._cache == {}
+    assert widget.accept_and_next() is None
+    assert "shown again" not in widget.status.value.replace("\u200b", "")
+    qtbot.waitUntil(lambda: widget.image_layer is not None and widget.image_layer in viewer.layers, timeout=60_000)
+    assert widget.image_layer.name == path.stem and widget._live_mask() is not None
+
+
+def test_accept_after_an_unpainted_mask_was_deleted_shows_the_mask_again(make_napari_viewer, qtbot, tmp_path):
+    """Review of session 30: Accept on an image whose unpainted mask was deleted pointed to Restore, which keeps only
+    painted masks (its button hidden). Now the image's mask is shown again, to look at before accepting."""
+    data = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    model_mask = np.asarray(widget.mask_layer.data).copy()
+    viewer.layers.remove(widget.mask_layer)
+    qtbot.wait(50)
+    assert widget.accept_and_next() is None
+    assert "its mask is shown again" in widget.status.value.replace("\u200b", "")
+    assert widget._live_mask() is not None and np.array_equal(widget.mask_layer.data, model_mask)
+    wait_shown(qtbot, widget)
+    assert widget.accept_and_next() is not None, widget.status.value

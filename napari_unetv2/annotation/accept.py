@@ -63,7 +63,8 @@ def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: st
 
 def stored_correction_of(corrections_dir: Path, image: np.ndarray, source: str) -> Optional[tuple[Correction, np.ndarray]]:
     """The set's latest correction of exactly this image, with its mask; None when it holds none, or when the folder is
-    no correction set yet (nothing is created or written: this only looks)."""
+    no correction set yet (then nothing is created; an existing set is opened as any reader opens it, which removes
+    temporary files its killed writers left hours ago)."""
     folder = Path(corrections_dir)
     if not (folder / "provenance").is_dir():
         return None

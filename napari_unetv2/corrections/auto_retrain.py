@@ -21,7 +21,10 @@ def _listed(checkpoint: Path, keys: tuple[str, ...]) -> set[str]:
     """The strings listed under ``keys`` in the checkpoint's ``training`` record (a round's, in its JSON)."""
     from ..checkpoints import read_config  # reads JSON only, but the checkpoints package imports torch
 
-    training = read_config(checkpoint).training
+    return _strings_under(read_config(checkpoint).training, keys)
+
+
+def _strings_under(training: object, keys: tuple[str, ...]) -> set[str]:
     found: set[str] = set()
     for key in keys:
         values = training.get(key, []) if isinstance(training, dict) else []
@@ -39,16 +42,31 @@ def seen_by(checkpoint: Optional[Path]) -> set[str]:
 
 
 def trained_on_by_version(store, version: Optional[str]) -> set[str]:
-    """What a version of the model store ``store`` was fine-tuned on: the correction ids (``training.trained_on``) and
-    the pixel hashes of their images (``training.trained_images``, recorded since 2026-11-27; a correction replaced
-    since keeps its image's hash). Held-out corrections are not in it: the version never learned them. Empty for the
-    bundled model, a model from a file, or an unknown id."""
-    if not version:
+    """What a version of the model store ``store`` was fine-tuned on, the versions it was fine-tuned from included
+    (:func:`learned_by`). Empty for the bundled model, a model from a file, or an unknown id."""
+    if not version or store is None:
         return set()
     try:
-        return _listed(store.path_of(version), ("trained_on", "trained_images"))
-    except (ValueError, FileNotFoundError):  # not stored (a file's model, the bundled one), or its JSON damaged
+        versions = {config.version: config for config in store.versions()}
+    except (OSError, ValueError):
         return set()
+    return learned_by(versions.get(version), versions)
+
+
+def learned_by(config, versions: dict) -> set[str]:
+    """What the model of ``config`` learned from corrections: the correction ids (``training.trained_on``) and the pixel
+    hashes of their images (``training.trained_images``, recorded since 2026-11-27; a correction replaced since keeps
+    its image's hash), its own and those of the versions it was fine-tuned from, found by ``parent`` in ``versions``
+    (version id -> config): their weights are its starting point, so it saw their images too. Held-out corrections
+    are not in it: no version learned them. The CLI's ``evaluate`` and the widgets' prospective scores both ask this
+    (review of session 30: one followed the ancestors, the other did not)."""
+    learned: set[str] = set()
+    seen: set[str] = set()
+    while config is not None and config.version not in seen:
+        seen.add(config.version)
+        learned |= _strings_under(config.training, ("trained_on", "trained_images"))
+        config = versions.get(config.parent) if isinstance(config.parent, str) else None
+    return learned
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def _score(checkpoint: Path, pairs: list[Pair], device: str) -> dict:
 def finetuned_name(parent_name: str) -> str:
     """``polyp-default`` -> ``polyp-default-finetuned`` -> ``polyp-default-finetuned-2`` -> ``-3``: a generation count,
     not one ``-finetuned`` more per round (trial of session 30: ``polyp-default-finetuned-finetuned-finetuned``)."""
-    match = re.fullmatch(r"(.*?)-finetuned(?:-(\d+))?((?:-finetuned)*)", parent_name)
+    match = re.fullmatch(r"(.*?)-finetuned(?:-(\d{1,3}))?((?:-finetuned)*)", parent_name)  # (not a year: -2024)
     if match is None:
         return f"{parent_name}-finetuned"
     generation = (int(match.group(2)) if match.group(2) else 1) + match.group(3).count("-finetuned")

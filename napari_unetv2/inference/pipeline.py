@@ -27,6 +27,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+import numpy as np
 import torch
 
 from ..files import read_image
@@ -186,6 +187,19 @@ def split_threads(total: int, streams: int) -> list[int]:
     return [total // streams + (1 if i < total % streams else 0) for i in range(streams)]
 
 
+# Pixels of the images the parallel streams hold at once (read, in progress, or done and not yet taken): about 20
+# bytes each while predicted, so about 1.3 GB; frames of a few megapixels run side by side as before.
+PIXEL_BUDGET = 64_000_000
+
+
+def pixels_of(image) -> int:
+    """An image's pixels (an RGB(A) pixel counts once; a stack's slices all count)."""
+    shape = getattr(image, "shape", ())
+    if len(shape) >= 3 and shape[-1] in (3, 4):
+        shape = shape[:-1]
+    return int(np.prod(shape)) if len(shape) else 0
+
+
 class ParallelPredictionStream:
     """Predictions for ``paths``, in order, each computed whole by one of ``len(threads)`` worker threads.
     Image ``i`` runs on ``threads[i % len(threads)]`` torch threads, whichever worker takes it, so its
@@ -194,8 +208,12 @@ class ParallelPredictionStream:
     dropped; an unlisted path is predicted on the spot.
 
     Memory: at most ``window`` images (default ``2 * len(threads)``) are in progress or done and waiting
-    for the caller, each with its full-size probability and mask. A stack (resize mode, slice by slice)
-    runs on one stream's share of the threads while the others go on.
+    for the caller, each with its full-size probability and mask, and together at most ``pixel_budget`` pixels
+    (default :data:`PIXEL_BUDGET`) besides the image the caller waits for next: a prediction needs about 20 bytes
+    per pixel, so four streams over 100-megapixel images needed 8 GB at once. An image that would go over waits
+    for the others to be taken, except the one the caller waits for next, which always runs (the others' results
+    can only be taken after it; one image alone is bounded by the reader's pixel limit). A stack (resize mode,
+    slice by slice) runs on one stream's share of the threads while the others go on.
     """
 
     def __init__(
@@ -209,6 +227,7 @@ class ParallelPredictionStream:
         tta: bool = False,
         window: Optional[int] = None,
         read: Callable[[Path], object] = read_image,
+        pixel_budget: Optional[int] = None,
     ):
         if not threads or min(threads) < 1:
             raise ValueError(f"every stream needs at least one thread, got {threads}.")
@@ -218,6 +237,9 @@ class ParallelPredictionStream:
         self._paths = list(paths)
         self._position = {path: i for i, path in enumerate(self._paths)}
         self._window = window or 2 * len(threads)  # images started but not yet taken by the caller
+        self._budget = PIXEL_BUDGET if pixel_budget is None else pixel_budget
+        self._pixels: dict[int, int] = {}  # index -> pixels, of the images read and not yet taken by the caller
+        self.most_pixels_at_once = 0  # (for the tests and benchmarks)
         self._results: dict[int, object] = {}  # index -> Prediction | the exception it raised
         self._next = 0  # the next index a worker starts
         self._taken = 0  # indices below this were taken (or skipped) by the caller
@@ -240,15 +262,33 @@ class ParallelPredictionStream:
     def _work(self) -> None:
         while (index := self._claim()) is not None:
             try:  # predict() sets this image's thread count for the call and restores it
-                outcome = self.predictor.predict(self.read(self._paths[index]),
-                                                 threads=self._threads[index % len(self._threads)],
+                image = self.read(self._paths[index])
+                if not self._admit(index, pixels_of(image)):
+                    continue  # closed, or skipped by the caller meanwhile
+                outcome = self.predictor.predict(image, threads=self._threads[index % len(self._threads)],
                                                  **self.predict_kwargs)
+                del image
             except BaseException as err:  # noqa: BLE001 (handed to the caller, who decides what is fatal)
                 outcome = err
             with self._changed:
                 if index >= self._taken:
                     self._results[index] = outcome
+                else:
+                    self._pixels.pop(index, None)
                 self._changed.notify_all()
+
+    def _admit(self, index: int, pixels: int) -> bool:
+        """Wait until ``pixels`` more fit the budget (at once for the image the caller waits for next, or when nothing
+        else is held); False when the stream closed or the caller skipped this image meanwhile."""
+        with self._changed:
+            while not self._stop and index > self._taken and self._pixels \
+                    and sum(self._pixels.values()) + pixels > self._budget:
+                self._changed.wait()
+            if self._stop or index < self._taken:
+                return False
+            self._pixels[index] = pixels
+            self.most_pixels_at_once = max(self.most_pixels_at_once, sum(self._pixels.values()))
+            return True
 
     def result(self, path: Path) -> Prediction:
         index = self._position.get(path)
@@ -257,6 +297,7 @@ class ParallelPredictionStream:
         with self._changed:
             for skipped in range(self._taken, index):
                 self._results.pop(skipped, None)
+                self._pixels.pop(skipped, None)
             self._taken, self._next = index, max(self._next, index)  # skipped paths are not started
             self._changed.notify_all()
             while index not in self._results:
@@ -264,6 +305,7 @@ class ParallelPredictionStream:
                     raise RuntimeError("The prediction stream was closed before this image was predicted.")
                 self._changed.wait()
             outcome = self._results.pop(index)
+            self._pixels.pop(index, None)
             self._taken = index + 1
             self._changed.notify_all()
         if isinstance(outcome, BaseException):
@@ -278,6 +320,7 @@ class ParallelPredictionStream:
         for worker in self._workers:
             worker.join()
         self._results.clear()
+        self._pixels.clear()
         restore_default_threads()
 
     def __enter__(self) -> "ParallelPredictionStream":

@@ -146,11 +146,13 @@ def show_probability(viewer, image_layer, prediction, model_version: str = ""):
 
 
 def show_prediction(viewer, image_layer, prediction, model_version: str = "", display: str = "filled",
-                    visible: bool = True) -> dict:
+                    visible: bool = True, keep_started: bool = False) -> dict:
     """Add or update the image's probability, mask (or proposal) and attention layers, in place.
 
     An edited mask is kept as it is; the new prediction then goes into the image's one proposal layer.
-    ``visible`` False leaves new layers hidden (re-segmenting images that are not being viewed).
+    ``visible`` False leaves new layers hidden (re-segmenting images that are not being viewed). ``keep_started``: an
+    unedited mask replaced keeps the time its image was first shown (the folder session's image re-segmented by a
+    round's model: the clinician's time on it goes on); else the clock restarts with the new mask.
     Returns {"mask": layer, "proposal": layer or None, "probability": layer, "attention": [...],
     "kept_edited": bool}.
     """
@@ -169,11 +171,10 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
                                  colormap=mask_colormap(), **placement)
         set_mask_display(mask, display)
     elif not mask_was_edited(mask):
-        # the metadata first: whoever hears the layer's data event reads the new mask's model, not the old one's; the
-        # time the image has been in front of the user goes on (a new model's mask recorded 0.5 s spent; session 30)
+        # the metadata first: whoever hears the layer's data event reads the new mask's model, not the old one's
         since = mask.metadata.get(PREDICTED_AT)
         mask.metadata.update(_prediction_metadata(image_layer, MASK, prediction, model_version))
-        if isinstance(since, float):
+        if keep_started and isinstance(since, float):
             mask.metadata[PREDICTED_AT] = since
         replace_labels(mask, prediction.mask.copy())
     else:
@@ -425,7 +426,7 @@ def follow_removed_images(viewer) -> None:
         from qtpy.QtCore import QTimer
 
         layer = event.value
-        deleted_masks(viewer).keep(layer)
+        deleted_masks(viewer).keep(viewer, layer)
         QTimer.singleShot(0, lambda: forget_removed_image(viewer, layer))
 
     viewer.layers.events.removed.connect(on_removed)
@@ -461,8 +462,8 @@ def remove_layer(viewer, layer) -> None:
 class DeletedMasks:
     """Masks with painted edits that were not stored, deleted from the layer list: napari's delete asks nothing and
     has no undo, so one click lost a clinician's painting (stop 29's list). The newest few are kept (the layer's own
-    array: nothing is copied) for the widgets' *Restore deleted mask* button; ``listeners`` are called with "kept" or
-    "restored" at each change."""
+    array: nothing is copied) with the pixels of the image they were painted on, for the widgets' *Restore deleted
+    mask* button; ``listeners`` are called with "kept" or "restored" at each change."""
 
     LIMIT = 5
 
@@ -470,15 +471,20 @@ class DeletedMasks:
         self.kept: list[dict] = []
         self.listeners: list = []
 
-    def keep(self, layer) -> bool:
+    def keep(self, viewer, layer) -> bool:
         if role_of(layer) != MASK or layer.metadata.get(REMOVED_BY_PLUGIN) or not mask_was_edited(layer) \
                 or stored_as_accepted(layer) or not isinstance(layer.data, np.ndarray):
             return False
-        self.kept.append({"name": layer.name, "data": layer.data, "metadata": dict(layer.metadata),
-                          "placement": {"scale": tuple(layer.scale), "translate": tuple(layer.translate),
-                                        "rotate": np.asarray(layer.rotate), "shear": np.asarray(layer.shear),
-                                        "affine": layer.affine.affine_matrix},
-                          "opacity": layer.opacity})
+        # the image's pixels, not only its layer: the folder session shows image after image in one layer (one id), and
+        # a mask restored after Next was tied to the next image and stored as its correction (review of session 30)
+        pixels = layer.metadata.get(CLOSED_IMAGE)
+        image = image_for(viewer, layer)
+        if image is not None and isinstance(image.data, np.ndarray):
+            pixels = _pixels_of(image.data)
+        self.kept.append({"name": layer.name.removesuffix(CLOSED_NOTE), "data": layer.data,
+                          "metadata": {k: v for k, v in layer.metadata.items() if k != CLOSED_IMAGE},
+                          "pixels": pixels if isinstance(pixels, dict) else None,
+                          "placement": spatial_placement(layer), "opacity": layer.opacity})
         del self.kept[:-self.LIMIT]
         self._changed("kept")
         return True
@@ -486,31 +492,51 @@ class DeletedMasks:
     def newest_name(self) -> Optional[str]:
         return self.kept[-1]["name"] if self.kept else None
 
+    def holds_one_of(self, image_layer) -> bool:
+        """Whether a kept mask was painted on exactly this image (its layer and its pixels)."""
+        key = image_layer.metadata.get(IMAGE_ID)
+        ours = [k for k in self.kept if k["metadata"].get(IMAGE_ID) == key and k["pixels"]]
+        return bool(ours) and isinstance(image_layer.data, np.ndarray) and \
+            any(k["pixels"] == _pixels_of(image_layer.data) for k in ours)
+
     def restore(self, viewer) -> tuple[Optional[object], str]:
-        """Add the newest kept mask back as it was (its image's mask again, painted pixels and all); returns the layer
-        and what was done. A newer mask of its image that nobody painted (Segment run again) gives way to it; one
-        that was painted stays, and the deleted one comes back beside it untied from the image (two masks of one
-        image would leave Accept guessing which to store)."""
+        """Add the newest kept mask back; returns the layer and what was done.
+
+        - Its image on screen, with the pixels it was painted on: its mask again. A newer mask of the image that nobody
+          painted (Segment run again) gives way to it; a painted one stays, and the deleted one comes back beside it,
+          untied (two masks of one image would leave Accept guessing which to store).
+        - Its image's layer showing other pixels now (the folder session moved on): untied, named "(restored)".
+        - Its image closed: as a painted mask of a closed image, which opening the image again takes back."""
         if not self.kept:
             return None, "no deleted mask to restore"
-        kept = self.kept.pop()
+        kept = self.kept[-1]
         metadata = dict(kept["metadata"])
         key = metadata.get(IMAGE_ID)
         image = next((x for x in viewer.layers if is_source_image(x) and x.metadata.get(IMAGE_ID) == key), None)
         newer = [x for x in viewer.layers if role_of(x) == MASK and x.metadata.get(IMAGE_ID) == key]
-        name, note = kept["name"], f"'{kept['name']}' restored with its edits"
-        if any(mask_was_edited(x) for x in newer):
-            metadata = {k: v for k, v in metadata.items() if k not in (ROLE, IMAGE_ID)}
-            name = f"{kept['name']} (restored)"
+        name, note, remove = kept["name"], f"'{kept['name']}' restored with its edits", []
+        untied = {k: v for k, v in metadata.items() if k not in (ROLE, IMAGE_ID)}
+        if image is None:
+            name += CLOSED_NOTE
+            if kept["pixels"]:
+                metadata[CLOSED_IMAGE] = kept["pixels"]
+            note += "; its image is closed: opening it again takes this mask back"
+        elif kept["pixels"] is None or not isinstance(image.data, np.ndarray) \
+                or _pixels_of(image.data) != kept["pixels"]:
+            metadata, name = untied, f"{name} (restored)"
+            note = (f"'{name}' restored, not tied to '{image.name}': that layer shows other pixels now than the mask "
+                    "was painted on, so Accept does not store it for them")
+        elif any(mask_was_edited(x) for x in newer):
+            metadata, name = untied, f"{name} (restored)"
             note = (f"'{name}' restored beside '{newer[0].name}', which was painted too: it is not tied to the image, "
                     "so Accept stores the other; paint from it, or delete the other and restore this one again")
         else:
-            for x in newer:
-                remove_layer(viewer, x)
-            if image is None and not name.endswith(CLOSED_NOTE):
-                name += CLOSED_NOTE
+            remove = newer
+        for x in remove:  # first: the widgets' mask choosers then take the restored one (the model's mask is made again)
+            remove_layer(viewer, x)
         layer = viewer.add_labels(kept["data"], name=name, metadata=metadata, opacity=kept["opacity"],
                                   colormap=mask_colormap(), **kept["placement"])
+        self.kept.pop()  # only once it is back (an add that failed keeps it to restore)
         self._changed("restored")
         return layer, note
 

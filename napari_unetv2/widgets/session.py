@@ -41,6 +41,7 @@ from ._layers import (
     PROBABILITY,
     PROPOSAL,
     REMOVED_BY_PLUGIN,
+    deleted_masks,
     layer_of,
     layers_of,
     mask_was_edited,
@@ -171,6 +172,9 @@ class SessionWidget(WorkerWidget):
             control.changed.connect(self._remember_settings)
         self._bind_keys()
         napari_viewer.layers.events.removed.connect(self.guarded(self._on_layer_gone))
+        # what is cached per image includes the set's correction of it: another set, other corrections (review of
+        # session 30: the old set's correction was shown as "your correction" and stored into the new set)
+        self.corrections.changed.connect(lambda _=None: self._cache.clear())
 
     # ---- opening ---------------------------------------------------------------------------------------
     def open_session(self, _=None) -> Optional[AnnotationSession]:
@@ -299,7 +303,7 @@ class SessionWidget(WorkerWidget):
             if self.session is None or self.session.current != path:
                 return
             try:
-                if self.shown_path != path:
+                if self.shown_path != path or self._closed_by_user(path):  # (closed: shown again, _show_again)
                     self._display(path, *result)
                 elif key in self._refresh:
                     self._refresh.discard(key)
@@ -317,7 +321,7 @@ class SessionWidget(WorkerWidget):
         """The current image cannot be shown: the previous image goes from the canvas (left there, it was taken
         for this one, with its mask selected and the brush ready), and the status says what to do."""
         self._remove_shown()
-        self.failed_path = path
+        self.failed_path, self._opening_note = path, None  # (that note belongs with an image's line)
         self._update_where()
         self.report_error(err, f"{path.name} could not be read or segmented (Skip it, or go on with Next)")
 
@@ -333,8 +337,9 @@ class SessionWidget(WorkerWidget):
             self.say(f"{adopted}{path.name}: your correction {self._shown_correction.id} stays on screen; the "
                      f"probability is {self.models.label()}'s")
             return
+        # (the time on the image goes on: a new model's mask recorded 0.5 s spent; trial of session 30)
         shown = show_prediction(self.viewer, self.image_layer, prediction, prediction.model_version,
-                                display=self.display.value, visible=False)
+                                display=self.display.value, visible=False, keep_started=True)
         hidden = "" if shown["kept_edited"] and shown["proposal"].visible else " (hidden: tick its eye to compare)"
         note = (f"; your edits were kept, the new model's mask is in '{shown['proposal'].name}'{hidden}"
                 if shown["kept_edited"] else "")
@@ -442,9 +447,10 @@ class SessionWidget(WorkerWidget):
 
     def _show_again(self, path: Path) -> None:
         """The image on screen was closed: shown again, with the mask painted on it (trial of session 30: Accept then
-        said the image was 'still being segmented' for good, and on the last image Next left an empty canvas)."""
+        said the image was 'still being segmented' for good, and on the last image Next left an empty canvas). When
+        its prediction must be computed again, it is shown when done (``returned`` in :meth:`_compute`)."""
         self.show_current()
-        if self.shown_path == path:
+        if self.image_layer is not None and self.image_layer in self.viewer.layers:
             painted = mask_was_edited(self.mask_layer)
             self.say(f"{path.name} was closed: shown again{' with your painted mask' if painted else ''}; look at it, "
                      "then accept")
@@ -453,8 +459,23 @@ class SessionWidget(WorkerWidget):
         self.where.value = self.session.progress_text(frozenset(self._writing))
 
     def _on_display(self, value: str) -> None:
-        if self.mask_layer is not None and self.mask_layer in self.viewer.layers:
+        if self._live_mask() is not None:
             set_mask_display(self.mask_layer, value)
+
+    def _on_deleted_masks(self, what: str) -> None:
+        super()._on_deleted_masks(what)
+        self._live_mask()  # a restored mask of the image on screen is its mask again
+
+    def _live_mask(self):
+        """The shown image's mask layer as it is in the viewer now (None when there is none): a mask deleted and
+        restored is a new layer, and the old reference let Next overwrite the restored painting unasked (review of
+        session 30)."""
+        if self.mask_layer is not None and self.mask_layer in self.viewer.layers:
+            return self.mask_layer
+        if self.image_layer is not None and self.image_layer in self.viewer.layers:
+            self.mask_layer = layer_of(self.viewer, self.image_layer, MASK)
+            return self.mask_layer
+        return None
 
     # ---- moving ------------------------------------------------------------------------------------------
     @property
@@ -470,9 +491,8 @@ class SessionWidget(WorkerWidget):
     def _may_leave(self, action: str) -> bool:
         """False (and a warning) when the mask on screen has edits not accepted: Next, Previous or Skip would drop
         them when the next image takes its layers. The same action again within a minute leaves them."""
-        path, layer = self.shown_path, self.mask_layer
-        if path is None or path != self.session.current or layer is None or layer not in self.viewer.layers \
-                or not mask_was_edited(layer):
+        path, layer = self.shown_path, self._live_mask()
+        if path is None or path != self.session.current or layer is None or not mask_was_edited(layer):
             return True
         if self._accepted_here == (path, image_hash(np.asarray(layer.data))):  # accepted as it is (the last image)
             return True
@@ -531,12 +551,14 @@ class SessionWidget(WorkerWidget):
         if self._closed_by_user(path):
             self._show_again(path)
             return None
-        if self.shown_path == path and self.mask_layer not in self.viewer.layers and self.image_layer in self.viewer.layers:
-            self.mask_layer = layer_of(self.viewer, self.image_layer, MASK)  # deleted and restored: the layer is new
-            if self.mask_layer is None:
-                self.say(f"{path.name}'s mask layer was deleted: Restore deleted mask (below) brings it back; Previous "
-                         "and back shows the model's mask")
-                return None
+        if self.shown_path == path and self._live_mask() is None:  # its mask layer deleted
+            if deleted_masks(self.viewer).holds_one_of(self.image_layer):
+                self.say(f"{path.name}'s mask layer was deleted: Restore deleted mask (below) brings it back")
+            else:  # nothing painted was lost: the mask shown is shown again
+                self.shown_path = None
+                self.show_current()
+                self.say(f"{path.name}'s mask layer was deleted: its mask is shown again; look at it, then accept")
+            return None
         if self.shown_path != path or self.mask_layer not in self.viewer.layers:
             self.say(f"{path.name} is still being segmented; accept once it is shown")
             return None
