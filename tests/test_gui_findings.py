@@ -1168,6 +1168,7 @@ def test_a_painted_mask_deleted_from_the_layer_list_can_be_restored(make_napari_
     for widget in (seg, rt):
         assert shown(widget.restore_button) and name in widget.restore_button.tooltip
         assert f"'{name}' was deleted with painted edits" in widget.status.value.replace("\u200b", "")
+    assert shown(dock(viewer, "Batch folder").restore_button)  # a dock opened after the deletion offers it too
     segment(qtbot, seg)  # Segment again: a new, unpainted mask of the image
     assert layer_of(viewer, image, MASK) is not None
     restored = rt.restore_deleted_mask()

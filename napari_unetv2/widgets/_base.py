@@ -255,6 +255,7 @@ class WorkerWidget(Container):
     def add_common(self) -> None:
         self.extend([self.device, self.cancel_button, self.progress, self.model_line, self.status, self.restore_button])
         self.refresh_model_line()
+        self._on_deleted_masks("opened")  # a widget opened after a deletion offers the restore too
 
     # ---- model line --------------------------------------------------------------------------------
     def model_choice(self):

@@ -464,7 +464,8 @@ class SessionWidget(WorkerWidget):
 
     def _on_deleted_masks(self, what: str) -> None:
         super()._on_deleted_masks(what)
-        self._live_mask()  # a restored mask of the image on screen is its mask again
+        if what == "restored":
+            self._live_mask()  # a restored mask of the image on screen is its mask again
 
     def _live_mask(self):
         """The shown image's mask layer as it is in the viewer now (None when there is none): a mask deleted and
