@@ -1195,3 +1195,30 @@ def test_long_choices_do_not_widen_the_docks(make_napari_viewer):
     rt.versions.native.setCurrentIndex(rt.versions.native.count() - 1)
     assert rt.versions.native.sizeHint().width() <= max(before, 320)
     assert long in rt.versions.native.toolTip()
+
+
+def test_restoring_over_a_painted_mask_exchanges_the_two_and_a_stale_notice_is_replaced(make_napari_viewer, qtbot,
+                                                                                      isolated_home):
+    """Verification of session 30: restoring a deleted mask over a newer, painted one added a loose copy the advice
+    could not bring back; the dock that had said "deleted" kept saying it after another dock restored. Now the two
+    are exchanged (the newer one kept, restored by the next press) and every dock says what happened."""
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    seg, rt, batch = dock(viewer, "Segment"), dock(viewer, "Correct & retrain"), dock(viewer, "Batch folder")
+    image = viewer.layers[SAMPLES["polyp"]]
+    segment(qtbot, seg)
+    first = np.asarray(layer_of(viewer, image, MASK).data).copy()
+    first[:30, :30] = 1 - first[:30, :30]
+    layer_of(viewer, image, MASK).data = first
+    viewer.layers.remove(layer_of(viewer, image, MASK))
+    qtbot.wait(50)
+    segment(qtbot, seg)
+    second = np.asarray(layer_of(viewer, image, MASK).data).copy()
+    second[-30:, -30:] = 1 - second[-30:, -30:]
+    layer_of(viewer, image, MASK).data = second
+    assert rt.restore_deleted_mask() is not None
+    assert len(layers_of(viewer, image, MASK)) == 1 and np.array_equal(layer_of(viewer, image, MASK).data, first)
+    assert "painted too, is kept" in rt.status.value.replace("\u200b", "")
+    assert "restored with its edits" in batch.status.value.replace("\u200b", "")  # its "deleted" notice replaced
+    assert seg.restore_deleted_mask() is not None  # and back
+    assert len(layers_of(viewer, image, MASK)) == 1 and np.array_equal(layer_of(viewer, image, MASK).data, second)

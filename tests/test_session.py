@@ -915,8 +915,9 @@ def test_the_last_images_stored_line_still_says_it_was_the_last(make_napari_view
 
 def test_a_mask_deleted_then_restored_after_next_is_not_tied_to_the_next_image(make_napari_viewer, qtbot, tmp_path):
     """Review of session 30: the session shows every image in one layer, so a painted mask deleted on image A and
-    restored after Next came back as image B's mask, and Accept stored A's painting as B's correction. Now it comes
-    back untied, B's mask stays B's; restored on A itself, it is A's mask again and Next asks before leaving it."""
+    restored after Next came back as image B's mask, and Accept stored A's painting as B's correction; then (the
+    verification) a loose copy stayed drawn over every later image. Now it is not restored over B (the status says
+    to go back to A); back on A it is A's mask again, Next asks before leaving it, and Accept stores it for A."""
     viewer, widget, first, painted = a_session_with_a_painted_mask(make_napari_viewer, qtbot, tmp_path, side=40)
     viewer.layers.remove(widget.mask_layer)
     qtbot.wait(50)
@@ -928,13 +929,16 @@ def test_a_mask_deleted_then_restored_after_next_is_not_tied_to_the_next_image(m
     assert widget.next_image()  # nothing on screen to ask about: the painting is kept for Restore
     wait_shown(qtbot, widget)
     second_mask = np.asarray(widget.mask_layer.data).copy()
-    restored = widget.restore_deleted_mask()
-    assert restored is not None and restored.name.endswith("(restored)") and "unetv2_role" not in restored.metadata
-    assert np.array_equal(widget._live_mask().data, second_mask)
+    layers_before = len(viewer.layers)
+    assert widget.restore_deleted_mask() is None
+    assert "show that image again" in widget.status.value.replace("\u200b", "")
+    assert len(viewer.layers) == layers_before and np.array_equal(widget._live_mask().data, second_mask)
+    assert widget.previous_image()
+    wait_shown(qtbot, widget)
+    assert widget.restore_deleted_mask() is not None and np.array_equal(widget._live_mask().data, painted)
     assert widget.accept_and_next() is not None, widget.status.value
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
-    second = widget.session.path_at(1)
-    assert np.array_equal(read_mask(widget.session.finished_path(second)) > 0, second_mask > 0)
+    assert np.array_equal(read_mask(widget.session.finished_path(first)) > 0, painted > 0)
 
 
 def test_a_closed_image_whose_prediction_must_be_made_again_is_shown_when_done(make_napari_viewer, qtbot, tmp_path):

@@ -186,6 +186,7 @@ class WorkerWidget(Container):
                                                  "(napari's delete asks nothing and cannot be undone).")
         self.restore_button.changed.connect(self.restore_deleted_mask)
         self._deleted = deleted_masks(napari_viewer)
+        self._said_deleted = False  # the status is a deletion notice (a restore from another dock replaces it)
         self._deleted_listener = self.guarded(self._on_deleted_masks)
         self._deleted.listeners.append(self._deleted_listener)
 
@@ -207,6 +208,10 @@ class WorkerWidget(Container):
             if what == "kept" and not self.busy:
                 self.say(f"'{newest}' was deleted with painted edits that were not stored: Restore deleted mask (below) "
                          "brings it back")
+                self._said_deleted = True
+        if what == "restored" and self._said_deleted:  # restored from another dock: this one's notice is stale
+            self._said_deleted = False
+            self.say(self._deleted.last_note)
 
     def restore_deleted_mask(self, _=None):
         """Add back the painted mask deleted last (see :class:`~._layers.DeletedMasks`); returns the layer or None."""
@@ -214,6 +219,8 @@ class WorkerWidget(Container):
         if layer is not None:
             ready_to_paint(self.viewer, layer)  # as it was when deleted: selected, the brush ready
         self.say(note)
+        # said again once the choosers have followed the new layer (Segment's "segmented with ..." replaced it at once)
+        QTimer.singleShot(0, self.guarded(lambda: self.say(note)))
         return layer
 
     def _keep_rows_together(self) -> None:
@@ -278,7 +285,7 @@ class WorkerWidget(Container):
         who scrolled to the loss plot is not pulled back at every step). ``about``: the image layer the text speaks
         of, if any (closing it replaces the text)."""
         self.status.value = breakable(text)
-        self._status_layer = about
+        self._status_layer, self._said_deleted = about, False
         if reveal:
             QTimer.singleShot(0, self.guarded(self._show_status))
 

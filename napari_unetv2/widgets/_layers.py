@@ -470,8 +470,9 @@ class DeletedMasks:
     def __init__(self):
         self.kept: list[dict] = []
         self.listeners: list = []
+        self.last_note = ""  # what the last restore did (or why it did not)
 
-    def keep(self, viewer, layer) -> bool:
+    def keep(self, viewer, layer, announce: bool = True) -> bool:
         if role_of(layer) != MASK or layer.metadata.get(REMOVED_BY_PLUGIN) or not mask_was_edited(layer) \
                 or stored_as_accepted(layer) or not isinstance(layer.data, np.ndarray):
             return False
@@ -486,7 +487,8 @@ class DeletedMasks:
                           "pixels": pixels if isinstance(pixels, dict) else None,
                           "placement": spatial_placement(layer), "opacity": layer.opacity})
         del self.kept[:-self.LIMIT]
-        self._changed("kept")
+        if announce:
+            self._changed("kept")
         return True
 
     def newest_name(self) -> Optional[str]:
@@ -500,22 +502,22 @@ class DeletedMasks:
             any(k["pixels"] == _pixels_of(image_layer.data) for k in ours)
 
     def restore(self, viewer) -> tuple[Optional[object], str]:
-        """Add the newest kept mask back; returns the layer and what was done.
+        """Add the newest kept mask back as its image's mask; returns the layer (None when it cannot be now) and what
+        was done (also in ``last_note``). Nothing is left loose on the canvas, nothing painted is lost:
 
-        - Its image on screen, with the pixels it was painted on: its mask again. A newer mask of the image that nobody
-          painted (Segment run again) gives way to it; a painted one stays, and the deleted one comes back beside it,
-          untied (two masks of one image would leave Accept guessing which to store).
-        - Its image's layer showing other pixels now (the folder session moved on): untied, named "(restored)".
-        - Its image closed: as a painted mask of a closed image, which opening the image again takes back."""
+        - its image on screen with the pixels it was painted on: its mask again. A newer mask of the image that nobody
+          painted (Segment run again) gives way to it; a painted one is kept in its place, to restore in turn;
+        - its image's layer showing other pixels now (the folder session moved on): not now; the status says to show
+          that image again (a loose copy stayed drawn over every later image; verification of session 30);
+        - its image closed: as a painted mask of a closed image, which opening the image again takes back."""
         if not self.kept:
-            return None, "no deleted mask to restore"
+            return self._said(None, "no deleted mask to restore")
         kept = self.kept[-1]
         metadata = dict(kept["metadata"])
         key = metadata.get(IMAGE_ID)
         image = next((x for x in viewer.layers if is_source_image(x) and x.metadata.get(IMAGE_ID) == key), None)
         newer = [x for x in viewer.layers if role_of(x) == MASK and x.metadata.get(IMAGE_ID) == key]
-        name, note, remove = kept["name"], f"'{kept['name']}' restored with its edits", []
-        untied = {k: v for k, v in metadata.items() if k not in (ROLE, IMAGE_ID)}
+        name, note = kept["name"], f"'{kept['name']}' restored with its edits"
         if image is None:
             name += CLOSED_NOTE
             if kept["pixels"]:
@@ -523,21 +525,28 @@ class DeletedMasks:
             note += "; its image is closed: opening it again takes this mask back"
         elif kept["pixels"] is None or not isinstance(image.data, np.ndarray) \
                 or _pixels_of(image.data) != kept["pixels"]:
-            metadata, name = untied, f"{name} (restored)"
-            note = (f"'{name}' restored, not tied to '{image.name}': that layer shows other pixels now than the mask "
-                    "was painted on, so Accept does not store it for them")
-        elif any(mask_was_edited(x) for x in newer):
-            metadata, name = untied, f"{name} (restored)"
-            note = (f"'{name}' restored beside '{newer[0].name}', which was painted too: it is not tied to the image, "
-                    "so Accept stores the other; paint from it, or delete the other and restore this one again")
-        else:
-            remove = newer
-        for x in remove:  # first: the widgets' mask choosers then take the restored one (the model's mask is made again)
+            return self._said(None, f"'{name}' was painted on an image that '{image.name}' does not show now: show that "
+                                    "image again (in a folder session: Previous), then restore it")
+        self.kept.pop()
+        painted = [x for x in newer if mask_was_edited(x)]
+        for x in painted:  # exchanged, not lost: restored in turn by the next press
+            self.keep(viewer, x, announce=False)
+        if painted:
+            note += "; the mask it replaces, painted too, is kept: Restore deleted mask brings that one back"
+        for x in newer:  # first: the widgets' mask choosers then take the restored one (the model's mask is made again)
             remove_layer(viewer, x)
-        layer = viewer.add_labels(kept["data"], name=name, metadata=metadata, opacity=kept["opacity"],
-                                  colormap=mask_colormap(), **kept["placement"])
-        self.kept.pop()  # only once it is back (an add that failed keeps it to restore)
+        try:
+            layer = viewer.add_labels(kept["data"], name=name, metadata=metadata, opacity=kept["opacity"],
+                                      colormap=mask_colormap(), **kept["placement"])
+        except BaseException:
+            self.kept.append(kept)  # kept still, to try again
+            raise
+        self.last_note = note  # before the listeners hear of it: a dock that said "deleted" says this instead
         self._changed("restored")
+        return layer, note
+
+    def _said(self, layer, note: str):
+        self.last_note = note
         return layer, note
 
     def _changed(self, what: str) -> None:

@@ -441,9 +441,12 @@ class SessionWidget(WorkerWidget):
 
     def _on_layer_gone(self, event) -> None:
         layer = event.value
-        if self.session is None or not same_layer(layer, self.image_layer) or layer.metadata.get(REMOVED_BY_PLUGIN):
+        if self.session is None or layer.metadata.get(REMOVED_BY_PLUGIN):
             return
-        self.say(f"{layer.name} was closed; Accept & next shows it again (a mask you painted with it), Next goes on")
+        if same_layer(layer, self.image_layer):
+            self.say(f"{layer.name} was closed; Accept & next shows it again (a mask you painted with it), Next goes on")
+        elif same_layer(layer, self.mask_layer) and not mask_was_edited(layer):  # (a painted one: the Restore notice)
+            self.say(f"{layer.name} was deleted; Accept & next shows it again")
 
     def _show_again(self, path: Path) -> None:
         """The image on screen was closed: shown again, with the mask painted on it (trial of session 30: Accept then
