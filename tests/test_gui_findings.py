@@ -1222,3 +1222,28 @@ def test_restoring_over_a_painted_mask_exchanges_the_two_and_a_stale_notice_is_r
     assert "restored with its edits" in batch.status.value.replace("\u200b", "")  # its "deleted" notice replaced
     assert seg.restore_deleted_mask() is not None  # and back
     assert len(layers_of(viewer, image, MASK)) == 1 and np.array_equal(layer_of(viewer, image, MASK).data, second)
+
+
+def test_an_image_and_its_painted_mask_deleted_together_come_back_together(make_napari_viewer, qtbot, isolated_home):
+    """Second review of session 30: napari's delete of an image and its mask together removes the image first; the mask
+    kept then had no image pixels, so restored it could never be taken back by the reopened image. Now the image's
+    pixels are noted as it goes, and opening the image again takes the restored mask back."""
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    seg = dock(viewer, "Segment")
+    image = viewer.layers[SAMPLES["polyp"]]
+    segment(qtbot, seg)
+    mask = layer_of(viewer, image, MASK)
+    painted = np.asarray(mask.data).copy()
+    painted[:30, :30] = 1 - painted[:30, :30]
+    mask.data = painted
+    pixels, name = np.array(image.data, copy=True), image.name
+    viewer.layers.remove(image)
+    viewer.layers.remove(mask)
+    qtbot.wait(50)
+    restored = seg.restore_deleted_mask()
+    assert restored is not None and restored.name.endswith("(image closed)")
+    again = viewer.add_image(pixels, name=name)
+    qtbot.wait(50)
+    back = layer_of(viewer, again, MASK)
+    assert back is not None and back.name == f"{name} mask" and np.array_equal(back.data, painted)

@@ -869,11 +869,13 @@ def test_a_mask_replaced_in_place_by_a_new_model_must_be_seen_before_accept_take
     assert widget.accept_and_next() is None
     assert "was just replaced by the new model's" in widget.status.value.replace("\u200b", "")
     assert widget.session.current == path and widget.mask_layer.metadata[PREDICTED_AT] == since
-    qtbot.wait(400)
+    painted = np.asarray(widget.mask_layer.data).copy()
+    painted[0:5, 0:5] = 1
+    widget.mask_layer.data = painted  # painted since it was replaced: it was seen, Accept takes it at once
     assert widget.accept_and_next() is not None, widget.status.value
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
     entry = CorrectionSet(widget.corrections.value).entries()[0]
-    assert entry.seconds_spent >= 0.75, entry.seconds_spent
+    assert entry.seconds_spent >= 0.4, entry.seconds_spent  # counted from when the image appeared (0.4 s before the switch)
 
 
 def test_closing_the_sessions_image_shows_it_again_with_its_painted_mask(make_napari_viewer, qtbot, tmp_path):
@@ -973,3 +975,69 @@ def test_accept_after_an_unpainted_mask_was_deleted_shows_the_mask_again(make_na
     assert widget._live_mask() is not None and np.array_equal(widget.mask_layer.data, model_mask)
     wait_shown(qtbot, widget)
     assert widget.accept_and_next() is not None, widget.status.value
+
+
+def test_a_new_model_adds_no_hidden_mask_over_a_deleted_painted_one(make_napari_viewer, qtbot, tmp_path):
+    """Second review of session 30: a round's new model re-segmenting an image whose painted mask was deleted added a
+    hidden mask, which Accept then stored unseen (the painting waiting in Restore). Now the new model adds no mask,
+    the status points to Restore, Accept does too, and the restored painting is what Accept stores."""
+    from types import SimpleNamespace
+
+    viewer, widget, first, painted = a_session_with_a_painted_mask(make_napari_viewer, qtbot, tmp_path, side=40)
+    viewer.layers.remove(widget.mask_layer)
+    qtbot.wait(50)
+    new_mask = np.zeros_like(painted)
+    new = SimpleNamespace(mask=new_mask, probability=new_mask.astype(np.float32), attention=None, model_version="v2")
+    widget.models.predictor = lambda *args, **kwargs: SimpleNamespace(predict=lambda image: new)
+    widget.models.related = lambda a, b: True
+    widget._on_model_switched()
+    qtbot.waitUntil(lambda: "segmented again" in widget.status.value.replace("\u200b", ""), timeout=30_000)
+    assert "Restore deleted mask" in widget.status.value.replace("\u200b", "") and widget._live_mask() is None
+    qtbot.wait(400)
+    assert widget.accept_and_next() is None and "Restore" in widget.status.value.replace("\u200b", "")
+    assert widget.restore_deleted_mask() is not None
+    assert np.array_equal(widget._live_mask().data, painted)
+    assert widget.accept_and_next() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    assert np.array_equal(read_mask(widget.session.finished_path(first)) > 0, painted > 0)
+
+
+def test_restore_finds_an_image_shown_again_by_its_pixels(make_napari_viewer, qtbot, tmp_path):
+    """Second review of session 30: a painted mask deleted, then its image closed and shown again (a new layer, a new
+    id): Restore called the image closed and left the mask loose on the canvas, and Accept stored the model's mask.
+    Now the image shown again says that Restore holds its painting, and Restore makes it that image's mask."""
+    viewer, widget, first, painted = a_session_with_a_painted_mask(make_napari_viewer, qtbot, tmp_path, side=40)
+    viewer.layers.remove(widget.mask_layer)
+    viewer.layers.remove(widget.image_layer)
+    qtbot.wait(50)
+    assert widget.accept_and_next() is None  # shown again
+    qtbot.waitUntil(lambda: widget.image_layer in viewer.layers, timeout=30_000)
+    assert "Restore deleted mask" in widget.status.value.replace("\u200b", "")
+    restored = widget.restore_deleted_mask()
+    assert restored is not None and not restored.name.endswith("(image closed)"), widget.status.value
+    assert np.array_equal(widget._live_mask().data, painted)
+    assert len([x for x in viewer.layers if x.name.startswith(f"{first.stem} mask")]) == 1
+    qtbot.wait(400)
+    assert widget.accept_and_next() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    assert np.array_equal(read_mask(widget.session.finished_path(first)) > 0, painted > 0)
+
+
+def test_restore_brings_back_the_deletion_of_the_image_on_screen_before_a_newer_one(make_napari_viewer, qtbot,
+                                                                                   tmp_path):
+    """Second review of session 30: Restore took only the newest deletion; after deleting painted masks on A and then B,
+    back on A it refused (B's was newest). Now it restores the newest that fits what is on screen: A's."""
+    viewer, widget, first, painted = a_session_with_a_painted_mask(make_napari_viewer, qtbot, tmp_path, side=40)
+    viewer.layers.remove(widget.mask_layer)
+    qtbot.wait(50)
+    assert widget.next_image()
+    wait_shown(qtbot, widget)
+    other = np.asarray(widget.mask_layer.data).copy()
+    other[:20, :20] = 1 - other[:20, :20]
+    widget.mask_layer.data = other
+    viewer.layers.remove(widget.mask_layer)
+    qtbot.wait(50)
+    assert widget.previous_image()
+    wait_shown(qtbot, widget)
+    assert widget.restore_deleted_mask() is not None, widget.status.value
+    assert np.array_equal(widget._live_mask().data, painted)

@@ -426,6 +426,8 @@ def follow_removed_images(viewer) -> None:
         from qtpy.QtCore import QTimer
 
         layer = event.value
+        if is_source_image(layer):
+            deleted_masks(viewer).image_closed(viewer, layer)
         deleted_masks(viewer).keep(viewer, layer)
         QTimer.singleShot(0, lambda: forget_removed_image(viewer, layer))
 
@@ -471,6 +473,7 @@ class DeletedMasks:
         self.kept: list[dict] = []
         self.listeners: list = []
         self.last_note = ""  # what the last restore did (or why it did not)
+        self.closed_images: dict[str, dict] = {}  # image id -> pixels, of images closed with a painted mask open
 
     def keep(self, viewer, layer, announce: bool = True) -> bool:
         if role_of(layer) != MASK or layer.metadata.get(REMOVED_BY_PLUGIN) or not mask_was_edited(layer) \
@@ -478,7 +481,8 @@ class DeletedMasks:
             return False
         # the image's pixels, not only its layer: the folder session shows image after image in one layer (one id), and
         # a mask restored after Next was tied to the next image and stored as its correction (review of session 30)
-        pixels = layer.metadata.get(CLOSED_IMAGE)
+        key = layer.metadata.get(IMAGE_ID)
+        pixels = layer.metadata.get(CLOSED_IMAGE) or self.closed_images.get(key)
         image = image_for(viewer, layer)
         if image is not None and isinstance(image.data, np.ndarray):
             pixels = _pixels_of(image.data)
@@ -491,47 +495,77 @@ class DeletedMasks:
             self._changed("kept")
         return True
 
+    def image_closed(self, viewer, image_layer) -> None:
+        """Note the pixels of a source image just closed whose painted mask is still open: napari's delete of an image
+        and its mask together removes the image first, and the mask then kept had no image to be restored onto."""
+        key = image_layer.metadata.get(IMAGE_ID)
+        if key and isinstance(image_layer.data, np.ndarray) and any(
+                role_of(x) == MASK and x.metadata.get(IMAGE_ID) == key and mask_was_edited(x) for x in viewer.layers):
+            self.closed_images[key] = _pixels_of(image_layer.data)
+            while len(self.closed_images) > self.LIMIT:
+                self.closed_images.pop(next(iter(self.closed_images)))
+
     def newest_name(self) -> Optional[str]:
         return self.kept[-1]["name"] if self.kept else None
 
     def holds_one_of(self, image_layer) -> bool:
-        """Whether a kept mask was painted on exactly this image (its layer and its pixels)."""
-        key = image_layer.metadata.get(IMAGE_ID)
-        ours = [k for k in self.kept if k["metadata"].get(IMAGE_ID) == key and k["pixels"]]
-        return bool(ours) and isinstance(image_layer.data, np.ndarray) and \
-            any(k["pixels"] == _pixels_of(image_layer.data) for k in ours)
+        """Whether a kept mask was painted on exactly this image's pixels."""
+        if not isinstance(image_layer.data, np.ndarray):
+            return False
+        pixels = _pixels_of(image_layer.data)
+        return any(k["pixels"] == pixels for k in self.kept)
+
+    def _image_of(self, viewer, kept) -> tuple[Optional[object], bool]:
+        """(the open image the kept mask was painted on, or None when it is closed; whether it can be restored now).
+        Its own layer when that still shows its pixels, else any open image with them (an image closed and shown
+        again is a new layer); not now when its layer shows other pixels and no open image has them."""
+        key, pixels = kept["metadata"].get(IMAGE_ID), kept["pixels"]
+        sources = [x for x in viewer.layers if is_source_image(x) and isinstance(x.data, np.ndarray)]
+        own = next((x for x in viewer.layers if is_source_image(x) and x.metadata.get(IMAGE_ID) == key), None)
+        if pixels is None:
+            return own, True  # (nothing to compare: as it was)
+        for image in ([own] if own in sources else []) + [x for x in sources if x is not own]:
+            if list(image.data.shape) == pixels.get("shape") and image.data.dtype.str == pixels.get("dtype") \
+                    and _pixels_of(image.data) == pixels:
+                return image, True
+        return own, own is None
 
     def restore(self, viewer) -> tuple[Optional[object], str]:
-        """Add the newest kept mask back as its image's mask; returns the layer (None when it cannot be now) and what
-        was done (also in ``last_note``). Nothing is left loose on the canvas, nothing painted is lost:
+        """Add back the newest kept mask that can be restored now, as its image's mask; returns the layer (None when
+        none can) and what was done (also in ``last_note``). Nothing is left loose on the canvas, nothing painted is
+        lost:
 
-        - its image on screen with the pixels it was painted on: its mask again. A newer mask of the image that nobody
-          painted (Segment run again) gives way to it; a painted one is kept in its place, to restore in turn;
+        - its image open (its own layer, or any with the pixels it was painted on): its mask again. A newer mask of the
+          image that nobody painted (Segment run again) gives way to it; a painted one is kept in its place;
         - its image's layer showing other pixels now (the folder session moved on): not now; the status says to show
           that image again (a loose copy stayed drawn over every later image; verification of session 30);
         - its image closed: as a painted mask of a closed image, which opening the image again takes back."""
         if not self.kept:
-            return self._said(None, "no deleted mask to restore")
-        kept = self.kept[-1]
-        metadata = dict(kept["metadata"])
-        key = metadata.get(IMAGE_ID)
-        image = next((x for x in viewer.layers if is_source_image(x) and x.metadata.get(IMAGE_ID) == key), None)
-        newer = [x for x in viewer.layers if role_of(x) == MASK and x.metadata.get(IMAGE_ID) == key]
-        name, note = kept["name"], f"'{kept['name']}' restored with its edits"
+            return None, "no deleted mask to restore"
+        choice = next(((kept, image) for kept in reversed(self.kept)
+                       for image, now in [self._image_of(viewer, kept)] if now), None)
+        if choice is None:
+            newest = self.kept[-1]
+            image = self._image_of(viewer, newest)[0]
+            self.last_note = (f"'{newest['name']}' was painted on an image that '{image.name}' does not show now: show "
+                              "that image again (in a folder session: Previous), then restore it")
+            return None, self.last_note
+        kept, image = choice
+        metadata, name = dict(kept["metadata"]), kept["name"]
+        note = f"'{name}' restored with its edits"
         if image is None:
             name += CLOSED_NOTE
             if kept["pixels"]:
                 metadata[CLOSED_IMAGE] = kept["pixels"]
             note += "; its image is closed: opening it again takes this mask back"
-        elif kept["pixels"] is None or not isinstance(image.data, np.ndarray) \
-                or _pixels_of(image.data) != kept["pixels"]:
-            return self._said(None, f"'{name}' was painted on an image that '{image.name}' does not show now: show that "
-                                    "image again (in a folder session: Previous), then restore it")
-        self.kept.pop()
-        painted = [x for x in newer if mask_was_edited(x)]
-        for x in painted:  # exchanged, not lost: restored in turn by the next press
-            self.keep(viewer, x, announce=False)
-        if painted:
+            newer = []
+        else:
+            metadata[IMAGE_ID] = image_id(image)  # (an image shown again is a new layer with a new id)
+            name = f"{image.name} mask"
+            newer = [x for x in viewer.layers if role_of(x) == MASK and x.metadata.get(IMAGE_ID) == metadata[IMAGE_ID]]
+        self.kept.remove(kept)
+        exchanged = [x for x in newer if mask_was_edited(x) and self.keep(viewer, x, announce=False)]
+        if exchanged:  # (a painted mask stored as it is needs no keeping: it is in the correction set)
             note += "; the mask it replaces, painted too, is kept: Restore deleted mask brings that one back"
         for x in newer:  # first: the widgets' mask choosers then take the restored one (the model's mask is made again)
             remove_layer(viewer, x)
@@ -543,10 +577,6 @@ class DeletedMasks:
             raise
         self.last_note = note  # before the listeners hear of it: a dock that said "deleted" says this instead
         self._changed("restored")
-        return layer, note
-
-    def _said(self, layer, note: str):
-        self.last_note = note
         return layer, note
 
     def _changed(self, what: str) -> None:

@@ -331,6 +331,17 @@ class SessionWidget(WorkerWidget):
         # only the re-segmentation by the version just adopted (a later Roll back or switch would carry it stale)
         adopted, self._adoption_note = self._adoption_note, None
         adopted = adopted[1] + ". " if adopted and adopted[0] == prediction.model_version else ""
+        if self._live_mask() is None:  # its mask layer deleted: a painted one waits for Restore, else it is shown again
+            show_probability(self.viewer, self.image_layer, prediction, prediction.model_version)
+            if deleted_masks(self.viewer).holds_one_of(self.image_layer):  # (a hidden new mask was accepted unseen)
+                self.say(f"{adopted}{path.name} segmented again with {self.models.label()}; its painted mask was "
+                         "deleted: Restore deleted mask (below) brings it back")
+                return
+            self.mask_layer = start_mask(self.viewer, self.image_layer, prediction.mask, prediction.mask,
+                                         prediction.model_version, self.display.value)
+            self._shown_at, self._replaced = time.monotonic(), True
+            self.say(f"{adopted}{path.name} segmented again with {self.models.label()}")
+            return
         if self._shown_correction is not None:
             show_probability(self.viewer, self.image_layer, prediction, prediction.model_version)
             # said again: the adoption's status replaced the line saying whose mask this is (trial of session 30)
@@ -410,6 +421,8 @@ class SessionWidget(WorkerWidget):
         self._update_where()
         opening, self._opening_note = self._opening_note, None
         opening = f"{opening}. " if opening else ""
+        if deleted_masks(self.viewer).holds_one_of(layer):  # (the image closed and shown again, after its mask was deleted)
+            opening += f"a painted mask of {path.name} was deleted: Restore deleted mask (below) brings it back. "
         if self._shown_correction is not None:
             entry = self._shown_correction
             self.say(f"{opening}{path.name}: your correction {entry.id} (stored {entry.created.replace('T', ' ')}) is "
@@ -455,8 +468,10 @@ class SessionWidget(WorkerWidget):
         self.show_current()
         if self.image_layer is not None and self.image_layer in self.viewer.layers:
             painted = mask_was_edited(self.mask_layer)
-            self.say(f"{path.name} was closed: shown again{' with your painted mask' if painted else ''}; look at it, "
-                     "then accept")
+            held = (": a painted mask of it was deleted, and Restore deleted mask (below) brings it back"
+                    if not painted and deleted_masks(self.viewer).holds_one_of(self.image_layer) else "")
+            self.say(f"{path.name} was closed: shown again{' with your painted mask' if painted else ''}{held}; look at "
+                     "it, then accept")
 
     def _update_where(self) -> None:
         self.where.value = self.session.progress_text(frozenset(self._writing))
@@ -566,9 +581,10 @@ class SessionWidget(WorkerWidget):
         if self.shown_path != path or self.mask_layer not in self.viewer.layers:
             self.say(f"{path.name} is still being segmented; accept once it is shown")
             return None
-        if time.monotonic() - self._shown_at < ACCEPT_AFTER_S:
+        if time.monotonic() - self._shown_at < ACCEPT_AFTER_S and not (self._replaced and mask_was_edited(self.mask_layer)):
             # The next image is usually ready at once (computed ahead): a double click or a key held down would
-            # otherwise accept it unseen, and its raw model mask would go into training as checked.
+            # otherwise accept it unseen, and its raw model mask would go into training as checked. (A mask replaced in
+            # place and painted since was seen.)
             self.say(f"{path.name}'s mask was just replaced by the new model's: look at it, then accept" if self._replaced
                      else f"{path.name} has only just appeared: look at it, then accept (a double click accepts once)")
             return None
