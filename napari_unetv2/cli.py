@@ -328,13 +328,9 @@ def learned_by(config) -> set[str]:
     """What a model was fine-tuned on, with the versions it was fine-tuned from (in napari's model store, if made)."""
     from .checkpoints.names import existing_model_store
     from .corrections.auto_retrain import learned_by as learned_along
+    from .corrections.auto_retrain import versions_of
 
-    store = existing_model_store()
-    try:
-        versions = {c.version: c for c in store.versions()} if store is not None else {}
-    except (OSError, ValueError):
-        versions = {}
-    return learned_along(config, versions)
+    return learned_along(config, versions_of(existing_model_store()))
 
 
 def images_learned(pairs, learned: set[str]) -> list:

@@ -44,13 +44,18 @@ def seen_by(checkpoint: Optional[Path]) -> set[str]:
 def trained_on_by_version(store, version: Optional[str]) -> set[str]:
     """What a version of the model store ``store`` was fine-tuned on, the versions it was fine-tuned from included
     (:func:`learned_by`). Empty for the bundled model, a model from a file, or an unknown id."""
-    if not version or store is None:
+    if not version:
         return set()
-    try:
-        versions = {config.version: config for config in store.versions()}
-    except (OSError, ValueError):
-        return set()
+    versions = versions_of(store)
     return learned_by(versions.get(version), versions)
+
+
+def versions_of(store) -> dict:
+    """The model store's versions by id (``{}`` when there is no store, or it cannot be read)."""
+    try:
+        return {config.version: config for config in store.versions()} if store is not None else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def learned_by(config, versions: dict) -> set[str]:

@@ -509,11 +509,9 @@ class DeletedMasks:
         return self.kept[-1]["name"] if self.kept else None
 
     def holds_one_of(self, image_layer) -> bool:
-        """Whether a kept mask was painted on exactly this image's pixels."""
-        if not isinstance(image_layer.data, np.ndarray):
-            return False
-        pixels = _pixels_of(image_layer.data)
-        return any(k["pixels"] == pixels for k in self.kept)
+        """Whether a kept mask was painted on exactly this image's pixels (asked for every image the folder session
+        shows: hashed only when a kept mask's shape and type agree, which with nothing kept is never)."""
+        return any(_has_pixels(image_layer.data, k["pixels"]) for k in self.kept)
 
     def _image_of(self, viewer, kept) -> tuple[Optional[object], bool]:
         """(the open image the kept mask was painted on, or None when it is closed; whether it can be restored now).
@@ -525,8 +523,7 @@ class DeletedMasks:
         if pixels is None:
             return own, True  # (nothing to compare: as it was)
         for image in ([own] if own in sources else []) + [x for x in sources if x is not own]:
-            if list(image.data.shape) == pixels.get("shape") and image.data.dtype.str == pixels.get("dtype") \
-                    and _pixels_of(image.data) == pixels:
+            if _has_pixels(image.data, pixels):
                 return image, True
         return own, own is None
 
@@ -648,6 +645,17 @@ def _pixels_of(data: np.ndarray) -> dict:
     return {"shape": list(data.shape), "dtype": data.dtype.str, "hash": image_hash(data)}
 
 
+def _same_kind(data, pixels: Optional[dict]) -> bool:
+    """Whether in-memory ``data`` has the shape and type ``pixels`` (:func:`_pixels_of`) record: checked before hashing,
+    which this runs in the GUI thread to avoid."""
+    return isinstance(data, np.ndarray) and isinstance(pixels, dict) and pixels.get("shape") == list(data.shape) \
+        and pixels.get("dtype") == data.dtype.str
+
+
+def _has_pixels(data, pixels: Optional[dict]) -> bool:
+    return _same_kind(data, pixels) and image_hash(data) == pixels.get("hash")
+
+
 def reattach_reopened_image(viewer, layer) -> list:
     """An image opened again whose closed twin left a painted mask (same pixels): that mask is its mask again, under
     its own name, so Segment, Correct & retrain and the clicks find it (trial of session 27: the reopened image was
@@ -657,8 +665,7 @@ def reattach_reopened_image(viewer, layer) -> list:
             or not isinstance(layer.data, np.ndarray)):
         return []
     data = layer.data
-    same_kind = [x for x in orphans if x.metadata[CLOSED_IMAGE].get("shape") == list(data.shape)
-                 and x.metadata[CLOSED_IMAGE].get("dtype") == data.dtype.str]
+    same_kind = [x for x in orphans if _same_kind(data, x.metadata[CLOSED_IMAGE])]
     if not same_kind:  # hashed only when the shape and type agree (this runs in the GUI thread at every opening)
         return []
     pixels = image_hash(data)
