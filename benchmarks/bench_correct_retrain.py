@@ -164,7 +164,11 @@ def rounds(args) -> int:
                      "prospective": prospective.as_dict(), "prospective_text": prospective.describe(),
                      "reference_dice_change_mean": statistics.fmean(forgetting) if forgetting else None})
 
-    machine = f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, {platform.node()}"
+    from napari_unetv2.devices import resolve_device
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    machine = (f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, {platform.node()}; rounds on "
+               f"{resolve_device('auto')}{f' ({gpu})' if gpu else ''} (the widget's device auto), scoring on the CPU")
     print(f"\nmodel: {start}; data: {args.data}; {len(evaluation)} evaluation images (never corrected), "
           f"corrections drawn from the other {len(pool)}; {args.draws} draws per k; {machine}\n")
     print("| k | Dice before | Dice after (mean ± sd) | gain (mean ± sd) | worst draw | round s (mean ± sd) | round CPU s "

@@ -50,7 +50,8 @@ inputs = []
 for path in sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
     x = torch.from_numpy(to_rgb(to_unit_range(read_image(path))).astype("float32")).permute(2, 0, 1)[None]
     x = F.interpolate(x, size=tuple(predictor.config.input_size), mode="bilinear", align_corners=False, antialias=True)
-    inputs.append(normalize(x.clamp(0, 1), predictor.config.normalization).contiguous(memory_format=layout))
+    inputs.append(normalize(x.clamp(0, 1), predictor.config.normalization).contiguous(memory_format=layout).to(predictor.device))
+on_gpu = predictor.device.type == "cuda"
 
 def bare_forward_rate(threads):
     # The network alone on every input, batch 1, in len(threads) concurrent streams (stream k on every
@@ -60,6 +61,8 @@ def bare_forward_rate(threads):
         with torch.inference_mode():
             for x in inputs[k::len(threads)]:
                 network(x)
+            if on_gpu:
+                torch.cuda.synchronize()  # the last kernels finished, not only queued
     with torch.inference_mode():
         network(inputs[0])
     workers = [threading.Thread(target=stream, args=(k,)) for k in range(len(threads))]
@@ -73,12 +76,12 @@ def bare_forward_rate(threads):
 # The default layout of predict_folder (batch.cpu_streams / pipeline.split_threads), written out here
 # because the baseline tree has neither.
 budget = predictor.threads or default_cpu_threads()
-streams = min(budget, 4)
+streams = 1 if on_gpu else min(budget, 4)  # on a GPU, predict_folder runs one stream (batch.cpu_streams)
 split = [budget // streams + (1 if i < budget % streams else 0) for i in range(streams)]
 rates = {"one": bare_forward_rate([budget]), "split": bare_forward_rate(split) if streams > 1 else None}
 print(json.dumps({"images": done, "seconds": wall, "images_per_s": done / wall, "forward_one_per_s": rates["one"],
                   "forward_split_per_s": rates["split"], "forward_per_s": max(r for r in rates.values() if r),
-                  "threads": budget, "split": split, "model": predictor.description}))
+                  "threads": budget, "split": split, "model": predictor.description, "device": str(predictor.device)}))
 """
 
 VARIANTS = {"before": ("before", {}), "after (default)": ("after", {}),
@@ -92,12 +95,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", default="default", help="torch threads (default: torch's own, as the CLI)")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "pipeline.json")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="also run `unetv2 predict --batch-size N` (same-size frames through the network together)")
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"bench_pipeline: {args.data} is not a folder (pass --data)", file=sys.stderr)
         return 2
     runs = trees(args.baseline)
     variants = {k: v for k, v in VARIANTS.items() if v[0] in runs}
+    if args.batch_size:
+        variants[f"after --batch-size {args.batch_size}"] = ("after", {"batch_size": args.batch_size})
     samples: dict = {k: [] for k in variants}
     for round_index in range(args.rounds):
         names = list(variants)
@@ -118,8 +125,9 @@ def main() -> int:
                      "forward_split_per_s": (statistics.median(r["forward_split_per_s"] for r in rs)
                                              if rs[0]["forward_split_per_s"] else None),
                      "ratio": statistics.median(ratio), "threads": rs[0]["threads"], "model": rs[0]["model"]})
-    print(f"{rows[0]['images']} images from {args.data}; torch threads: {rows[0]['threads']}; medians of {args.rounds} "
-          f"rounds, variants alternating (baseline {args.baseline or '-'}); the machine was shared with other work\n")
+    print(f"{rows[0]['images']} images from {args.data}; device {samples[next(iter(samples))][0].get('device', 'cpu')}; "
+          f"torch threads: {rows[0]['threads']}; medians of {args.rounds} "
+          f"rounds, variants alternating (baseline {args.baseline or '-'})\n")
     split = samples[next(iter(samples))][0]["split"]
     print(f"bare forward: the network alone on the same inputs, batch 1, as one stream on all {rows[0]['threads']} "
           f"thread(s) and as {len(split)} concurrent streams of {split} thread(s); the ratio divides by the faster\n")

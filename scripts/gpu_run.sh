@@ -31,6 +31,14 @@
 # weight averages (training/average_checkpoints.py, 320x320) bundled + a + b with weights 2, 1, 1 (= stages 2, 2b,
 # a and b in equal parts, the bundled model being the mean of 2 and 2b) and a + b. One is bundled
 # (training/bundle.py) only if it beats the bundled model's 0.8492 there.
+# GPU_TRAININGS=0 (the third call's plan, fixed on 2026-11-28 03:05): no trainings, nor step 3's first two benchmarks (two calls fine-tuned the bundled
+# model six ways and none beat it on polypgen/val); the call checks the users' path on the GPU instead, device auto
+# picking CUDA there: the CUDA tests (the Retrain button's round and `unetv2 predict` among them), then
+#   4. `unetv2 predict` against the bare forward rate on the GPU (benchmarks/bench_pipeline.py on PREDICT_DIR, default
+#      POLYPGEN_DIR/val/images: full-size frames, the decoding included; one round, with a --batch-size 8 variant)
+#   5. a correct-and-retrain round on the GPU (benchmarks/bench_correct_retrain.py on PH2_DIR, default
+#      ../shared/data/ph2/dev: the widget's defaults, k = 1, 5, 10 corrections, 2 draws each)
+# Steps 4 and 5 run when their folders exist, in any call.
 # Without CUDA it says so and exits 0.
 #
 #   scripts/gpu_run.sh OUT_DIR [POLYPGEN_DIR]
@@ -45,6 +53,9 @@ BUDGET_S=${GPU_RUN_BUDGET_S:-540}
 INIT=${GPU_INIT_WEIGHTS:-true}
 WARM=${GPU_WARM_START:-}
 WORKERS=${GPU_TRAIN_WORKERS:-6}
+TRAININGS=${GPU_TRAININGS:-1}
+PREDICT_DIR=${PREDICT_DIR:-$DATA/val/images}
+PH2_DIR=${PH2_DIR:-../shared/data/ph2/dev}
 BENCH_RESERVE_S=120   # step 3's three benchmarks, after the trainings (about 95 s on the H100)
 started=$(date +%s)
 mkdir -p "$OUT"
@@ -70,7 +81,9 @@ train() {  # name, extra arguments...
       --name "polyp-gpu-$name" "$@" > "$DETAILS/train-$name.txt" 2>&1
   echo "gpu_run: training $name ended with status $? after $(( $(date +%s) - started ))s" | tee -a "$DETAILS/train-$name.txt"
 }
-if [ -n "$WARM" ] && { [ ! -f "$WARM" ] || [ ! -f "${WARM%.safetensors}.json" ]; }; then
+if [ "$TRAININGS" = 0 ]; then
+  echo "== 1. no trainings (GPU_TRAININGS=0)" | tee "$DETAILS/train_skipped.txt"
+elif [ -n "$WARM" ] && { [ ! -f "$WARM" ] || [ ! -f "${WARM%.safetensors}.json" ]; }; then
   echo "== 1. no trainings: GPU_WARM_START=$WARM is not a checkpoint with its .json beside it" | tee "$DETAILS/train_skipped.txt"
 elif [ ! -d "$DATA/train" ] || [ ! -d "$DATA/val" ]; then
   echo "== 1. no trainings: no training data at $DATA (pass a folder with train/ and val/)" | tee "$DETAILS/train_skipped.txt"
@@ -106,7 +119,19 @@ for name in a b; do
 done
 
 echo "== 3. CUDA benchmarks (quiet GPU)"
-timeout 45 "$PY" benchmarks/bench_cuda.py --json "$DETAILS/bench_cuda.json" 2>&1 | tee "$DETAILS/bench_cuda.md"
-timeout 45 "$PY" benchmarks/bench_compare.py --cuda-only --json "$DETAILS/compare_cuda.json" 2>&1 | tee "$DETAILS/compare_cuda.md"
+if [ "$TRAININGS" != 0 ]; then  # the third call left these two out: the code they time did not change
+  timeout 45 "$PY" benchmarks/bench_cuda.py --json "$DETAILS/bench_cuda.json" 2>&1 | tee "$DETAILS/bench_cuda.md"
+  timeout 45 "$PY" benchmarks/bench_compare.py --cuda-only --json "$DETAILS/compare_cuda.json" 2>&1 | tee "$DETAILS/compare_cuda.md"
+fi
 timeout 30 "$PY" benchmarks/bench_cuda_predict.py --json "$DETAILS/cuda_predict.json" 2>&1 | tee "$DETAILS/cuda_predict.md"
+if [ -d "$PREDICT_DIR" ]; then
+  echo "== 4. unetv2 predict against the bare forward rate, on the GPU"
+  timeout 240 "$PY" benchmarks/bench_pipeline.py --data "$PREDICT_DIR" --rounds 1 --batch-size 8 \
+      --json "$DETAILS/pipeline_cuda.json" 2>&1 | tee "$DETAILS/pipeline_cuda.md"
+fi
+if [ -d "$PH2_DIR" ]; then
+  echo "== 5. correct-and-retrain rounds on the GPU (the widget's defaults)"
+  timeout 300 "$PY" benchmarks/bench_correct_retrain.py --data "$PH2_DIR" --k 1 5 10 --draws 2 --threads 8 \
+      --json "$DETAILS/rounds_cuda.json" 2>&1 | tee "$DETAILS/rounds_cuda.md"
+fi
 echo "gpu_run: done in $(( $(date +%s) - started ))s -> $OUT"
