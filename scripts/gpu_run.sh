@@ -126,12 +126,12 @@ fi
 timeout 30 "$PY" benchmarks/bench_cuda_predict.py --json "$DETAILS/cuda_predict.json" 2>&1 | tee "$DETAILS/cuda_predict.md"
 if [ -d "$PREDICT_DIR" ]; then
   echo "== 4. unetv2 predict against the bare forward rate, on the GPU"
-  timeout 240 "$PY" benchmarks/bench_pipeline.py --data "$PREDICT_DIR" --rounds 1 --batch-size 8 \
+  timeout 150 "$PY" benchmarks/bench_pipeline.py --data "$PREDICT_DIR" --rounds 1 --batch-size 8 \
       --json "$DETAILS/pipeline_cuda.json" 2>&1 | tee "$DETAILS/pipeline_cuda.md"
 fi
 if [ -d "$PH2_DIR" ]; then
   echo "== 5. correct-and-retrain rounds on the GPU (the widget's defaults)"
-  timeout 300 "$PY" benchmarks/bench_correct_retrain.py --data "$PH2_DIR" --k 1 5 10 --draws 2 --threads 8 \
+  timeout 240 "$PY" benchmarks/bench_correct_retrain.py --data "$PH2_DIR" --k 1 5 10 --draws 2 --threads 8 \
       --json "$DETAILS/rounds_cuda.json" 2>&1 | tee "$DETAILS/rounds_cuda.md"
 fi
 echo "gpu_run: done in $(( $(date +%s) - started ))s -> $OUT"
