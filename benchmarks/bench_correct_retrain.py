@@ -76,7 +76,7 @@ def shown_masks(checkpoint: Path, pairs: list) -> dict:
     return found
 
 
-def one_round(start: Path, corrections: list, masks: dict):
+def one_round(start: Path, corrections: list, masks: dict, overrides: dict | None = None):
     """What a clinician does: accept k corrections (with the mask that was shown) into a new correction
     set, press Retrain with the widget's defaults; returns (outcome, the set's entries, seconds)."""
     from napari_unetv2.checkpoints import ModelStore, read_config
@@ -93,14 +93,17 @@ def one_round(start: Path, corrections: list, masks: dict):
             image, truth, shown = masks[pair.stem]
             correction_set.add(image, truth, source=pair.stem, model_version=version, predicted_mask=shown)
         t0, cpu0 = time.perf_counter(), time.process_time()
-        events = retrain_events(store, correction_set)
+        events, skipped = retrain_events(store, correction_set, overrides=overrides), 0
         while True:
             try:
-                next(events)
+                event = next(events)
             except StopIteration as finished:
                 outcome = finished.value
                 break
+            if event.kind == "epoch":  # float16 updates GradScaler skipped (CUDA only)
+                skipped += event.metrics.get("skipped_steps", 0)
         seconds = (time.perf_counter() - t0, time.process_time() - cpu0)
+        outcome.skipped_steps = skipped
         # the evaluation reads the new version from the store, so keep the folder until the caller is done
         return outcome, correction_set.entries(), seconds, store, home
     except BaseException:
@@ -112,12 +115,14 @@ def rounds(args) -> int:
     from napari_unetv2.checkpoints import bundled_checkpoint
     from napari_unetv2.engine.intervals import mean_interval
     from napari_unetv2.engine.pairs import find_pairs
+    from napari_unetv2.engine.recipes import parse_override
 
     torch.set_num_threads(args.threads)
     evaluation, pool = split_for_evaluation(find_pairs(args.data).pairs, args.n_eval, args.seed)
     if len(pool) < max(args.k):
         raise SystemExit(f"{args.data}: {len(pool)} images left after the evaluation set, fewer than k={max(args.k)}")
     start = args.checkpoint or bundled_checkpoint()
+    overrides = dict(parse_override(s) for s in args.set) or None
     base_eval = per_image_dice(start, evaluation)
     base = statistics.fmean(base_eval.values())
     masks = shown_masks(start, pool)
@@ -126,7 +131,7 @@ def rounds(args) -> int:
     for k in args.k:
         for draw in range(args.draws):
             corrections = draw_corrections(pool, k, draw, args.seed)
-            outcome, entries, (seconds, cpu_seconds), store, home = one_round(start, corrections, masks)
+            outcome, entries, (seconds, cpu_seconds), store, home = one_round(start, corrections, masks, overrides)
             try:
                 after = per_image_dice(store.path_of(outcome.config.version), evaluation)
             finally:
@@ -137,7 +142,7 @@ def rounds(args) -> int:
                 "k": k, "draw": draw, "corrections": [p.stem for p in corrections],
                 "trained_on": len(result.trained_on), "held_out": len(result.held_out),
                 "dice_after": dice_after, "gain": dice_after - base, "round_seconds": round(seconds, 1),
-                "round_cpu_seconds": round(cpu_seconds, 1),
+                "round_cpu_seconds": round(cpu_seconds, 1), "skipped_steps": outcome.skipped_steps,
                 "prospective_dice": [e.prospective_dice for e in entries],
                 "parent_prospective": outcome.parent_prospective.as_dict(),
                 "adoption": outcome.adoption.reason,
@@ -145,7 +150,7 @@ def rounds(args) -> int:
                 "reference_dice_new": reference.get("new", {}).get("dice"),
             })
             print(f"k={k} draw {draw}: Dice {base:.4f} -> {dice_after:.4f} ({dice_after - base:+.4f}) "
-                  f"in {seconds:.1f} s ({cpu_seconds:.1f} s CPU); "
+                  f"in {seconds:.1f} s ({cpu_seconds:.1f} s CPU, {outcome.skipped_steps} float16 updates skipped); "
                   f"trained on {len(result.trained_on)}, held out {len(result.held_out)}; "
                   f"prospective {outcome.parent_prospective.describe()}", flush=True)
 
@@ -170,7 +175,8 @@ def rounds(args) -> int:
     machine = (f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, {platform.node()}; rounds on "
                f"{resolve_device('auto')}{f' ({gpu})' if gpu else ''} (the widget's device auto), scoring on the CPU")
     print(f"\nmodel: {start}; data: {args.data}; {len(evaluation)} evaluation images (never corrected), "
-          f"corrections drawn from the other {len(pool)}; {args.draws} draws per k; {machine}\n")
+          f"corrections drawn from the other {len(pool)}; {args.draws} draws per k; {machine}"
+          f"{f'; recipe changed (not the widget default): {overrides}' if overrides else ''}\n")
     print("| k | Dice before | Dice after (mean ± sd) | gain (mean ± sd) | worst draw | round s (mean ± sd) | round CPU s "
           "| prospective Dice of the starting model | polyp samples Dice change |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -183,7 +189,7 @@ def rounds(args) -> int:
               f"| {'-' if ref is None else f'{ref:+.3f}'} |")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "command": " ".join(sys.argv), "machine": machine, "model": str(start), "data": str(args.data),
+            "command": " ".join(sys.argv), "machine": machine, "overrides": overrides, "model": str(start), "data": str(args.data),
             "evaluation": [p.stem for p in evaluation], "pool": [p.stem for p in pool], "dice_before": base,
             "rows": rows, "runs": runs}, indent=1) + "\n")
         print(f"wrote {args.json}")
@@ -268,6 +274,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--epochs", type=int, default=None, help="--stall only: the widget's epochs (default: its own)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change a field of the finetune recipe (a design comparison, not the widget's path)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--stall", action="store_true", help="measure event-loop lateness during a GUI round")
     args = parser.parse_args()

@@ -386,3 +386,47 @@ def test_a_training_that_fails_or_is_closed_ends_its_loader_workers(eight_pairs,
             pass
     assert kept.value.__traceback__ is not None  # the frames stay referenced here
     assert multiprocessing.active_children() == []
+
+
+class _ScalerStub:
+    """torch.amp.GradScaler's contract as _apply_update uses it: after a step whose float16 gradients overflowed,
+    the optimiser is not stepped and update() halves the scale."""
+
+    def __init__(self):
+        self.scale, self.overflow = 1024.0, True
+
+    def unscale_(self, optimizer):
+        pass
+
+    def get_scale(self):
+        return self.scale
+
+    def step(self, optimizer):
+        if not self.overflow:
+            optimizer.step()
+
+    def update(self):
+        if self.overflow:
+            self.scale /= 2
+
+
+def test_a_skipped_float16_update_does_not_advance_the_schedule():
+    """On CUDA the engine trains with float16 autocast; GradScaler skips the first updates while it finds its scale.
+    The schedule went on regardless (PyTorch warned), so a retrain round of a few dozen steps lost its first,
+    largest learning rates. Now the schedule waits for real updates, and the epoch's record counts the skips."""
+    from types import SimpleNamespace
+
+    from napari_unetv2.engine.loop import _apply_update
+
+    weight = torch.nn.Parameter(torch.ones(1))
+    weight.grad = torch.ones(1)
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / 10)
+    run = SimpleNamespace(recipe=SimpleNamespace(grad_clamp=None, grad_norm_clip=None), params=[weight],
+                          optimizer=optimizer, scheduler=schedule, scaler=_ScalerStub(), use_amp=True, skipped_steps=0)
+    _apply_update(run)  # overflow: no update
+    assert weight.item() == 1.0 and schedule.last_epoch == 0 and optimizer.param_groups[0]["lr"] == 0.1
+    assert run.skipped_steps == 1
+    run.scaler.overflow = False
+    _apply_update(run)  # a real update at the schedule's first learning rate
+    assert weight.item() == pytest.approx(0.9) and schedule.last_epoch == 1 and run.skipped_steps == 1

@@ -258,6 +258,7 @@ class TrainingRun:
     use_amp: bool
     scales: tuple[float, ...]
     start_epoch: int = 0
+    skipped_steps: int = 0  # float16 updates GradScaler skipped (inf/NaN gradients) in the current epoch
     history: list = field(default_factory=list)
     best: float = -math.inf  # the score is -train_loss when there is no validation set
     # the training and validation data by count and file names (pairs_fingerprint): recorded in last/, compared on resume
@@ -459,8 +460,14 @@ def _apply_update(run: TrainingRun) -> None:
                 p.grad.data.clamp_(-recipe.grad_clamp, recipe.grad_clamp)
     if recipe.grad_norm_clip is not None:
         torch.nn.utils.clip_grad_norm_(run.params, recipe.grad_norm_clip)
+    scale = run.scaler.get_scale() if run.use_amp else None
     run.scaler.step(run.optimizer)
     run.scaler.update()
+    if run.use_amp and run.scaler.get_scale() < scale:
+        # GradScaler lowered its scale: the gradients overflowed in float16 and no update was made. The schedule
+        # then waits too, so that a short run (a retrain round of a few dozen steps) keeps its whole schedule.
+        run.skipped_steps += 1
+        return
     run.scheduler.step()
 
 
@@ -495,6 +502,9 @@ def end_of_epoch(run: TrainingRun, epoch: int, losses: list[float], seconds: flo
     job = run.job
     record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": run.optimizer.param_groups[0]["lr"],
               "steps": run.steps_per_epoch, "world_size": run.world, "seconds": round(seconds, 2)}
+    if run.use_amp:
+        record["skipped_steps"] = run.skipped_steps
+        run.skipped_steps = 0
     if run.rank == 0:
         if job.val_pairs:
             run.model.eval()
