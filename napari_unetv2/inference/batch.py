@@ -168,6 +168,9 @@ def write_outputs(prediction, output_dir: Path, stem: str, save_probabilities: b
         write_tiff_atomic(prob_path[0], prediction.probability.astype(np.float32))
 
 
+GPU_BATCH = 8  # frames per forward pass on a CUDA GPU by default (default_batch_size)
+
+
 def predict_folder(
     predictor: Predictor,
     input_dir: Path,
@@ -180,17 +183,20 @@ def predict_folder(
     progress: Optional[Callable[[int, int, str], None]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
     overlap_io: bool = True,
-    batch_size: int = 1,
+    batch_size: Optional[int] = None,
     shard: Optional[Shard] = None,
     streams: Optional[int] = None,
 ) -> BatchSummary:
     """``overlap_io``: read ahead and write behind in threads while the network runs (same outputs;
-    ``inference/pipeline.py``); ``batch_size`` > 1 also sends frames through the network together.
+    ``inference/pipeline.py``); ``batch_size`` > 1 also sends frames through the network together (default:
+    :func:`default_batch_size`).
     ``streams``: images predicted at once on the CPU in resize mode, sharing the predictor's threads
     (default: :func:`cpu_streams`; 1 is one image at a time on all of them).
     ``shard=(i, n)``: only this process's share of the folder, its rows merged into summary.csv
     (``inference/shards.py``)."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if batch_size is None:
+        batch_size = default_batch_size(predictor, tile)
     can_stream = overlap_io and not tile and batch_size == 1
     if streams is not None and streams > 1 and not can_stream:
         raise ValueError("Several streams (--streams > 1) cannot be combined with --sequential, --tile or "
@@ -280,6 +286,16 @@ def account_for_kept(summary: BatchSummary, merged: list[dict], version: str, se
     summary.other_settings = sorted({row.get("settings") for row in kept if row is not None and row.get("status") == "done"
                                      and row.get("settings")} - {settings})
     summary.unrecorded = sum(1 for row in kept if row is None or row.get("status") != "done")
+
+
+def default_batch_size(predictor: Predictor, tile: Optional[int] = None) -> int:
+    """Frames per forward pass when the caller names none: ``GPU_BATCH`` on a CUDA GPU in resize mode, else 1.
+    At batch 1 a GPU waited on the CPU's decoding and launches: on an H200, ``unetv2 predict`` reached 0.46 of
+    the bare forward rate at batch 1 and 0.72 at batch 8 (benchmarks/bench_pipeline.py, README). On the CPU
+    the parallel streams do better than batches, and batch 1 gives exactly ``Predictor.predict``'s results."""
+    if predictor.device.type == "cuda" and not tile and predictor.config.inference_mode == "resize":
+        return GPU_BATCH
+    return 1
 
 
 def cpu_streams(predictor: Predictor, streams: Optional[int] = None) -> list[int]:
