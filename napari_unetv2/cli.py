@@ -645,7 +645,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .errors import EXPECTED_ERRORS, one_line
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # `predict IN --device cpu OUT`: argparse takes the plain words before the first option only, and refused the
+    # second folder as an unrecognised argument. Plain words left over are predict's folders; anything else is not.
+    if args.command == "predict" and extra and not any(word.startswith("-") for word in extra):
+        args.folders = [*args.folders, *map(Path, extra)]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.invocation = "unetv2 " + " ".join(shlex.quote(a) for a in argv)  # recorded in the checkpoints it writes
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "finetune": cmd_finetune,
                 "models": cmd_models}

@@ -647,6 +647,25 @@ def test_predict_takes_its_two_folders_as_plain_words_too(tmp_path, isolated_hom
     assert not (tmp_path / "x").exists()
 
 
+def test_predicts_folders_may_have_options_between_them(tmp_path, isolated_home, capsys):
+    """Stop 30's list: `unetv2 predict IN --device cpu OUT` was refused (argparse took only the words before the first
+    option). The folders may come anywhere; an unknown option is still refused, for predict and for the others."""
+    from napari_unetv2._sample_data import load_sample
+    from napari_unetv2.files import write_png_atomic
+
+    image, _, _ = load_sample("polyp")
+    (tmp_path / "in").mkdir()
+    write_png_atomic(tmp_path / "in" / "a.png", image[:96, :96])
+    assert main(["predict", str(tmp_path / "in"), "--device", "cpu", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "a.png").is_file()
+    for argv in (["predict", str(tmp_path / "in"), "--device", "cpu", str(tmp_path / "o2"), "--no-such-option"],
+                 ["evaluate", "--data", str(tmp_path / "in"), "stray-word"]):
+        with pytest.raises(SystemExit) as refused:
+            main(argv)
+        assert refused.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err, argv
+    assert not (tmp_path / "o2").exists()
+
+
 def test_models_scores_that_are_no_finite_numbers_are_left_out():
     """Review of session 30: a JSON's val_dice of 1e400 crashed `unetv2 models` (float() overflowed); NaN printed."""
     from napari_unetv2.cli import scores_note
