@@ -30,6 +30,7 @@ PREDICTED_MASK = "unetv2_predicted_mask"  # a copy: painting changes layer.data 
 PREDICTED_AT = "unetv2_predicted_at"
 MODEL_VERSION = "model_version"
 ACCEPTED_HASH = "unetv2_accepted_hash"  # a mask's pixel hash when it was stored as a correction (Correct & retrain)
+ACCEPTED_ENTRIES = "unetv2_accepted_entries"  # the correction ids Correct & retrain stored from a mask layer
 
 MASK, PROPOSAL, PROBABILITY, ATTENTION = "mask", "proposal", "probability", "attention"
 CLICKS, BOX = "clicks", "box"  # the click widget's Points and Shapes layers of an image
@@ -301,9 +302,7 @@ def raise_to_top(viewer, image_layer) -> None:
     """Move an image and its layers above every other layer, keeping their order among themselves. (Layers are only
     ever moved up: moving a visible mask down under another image made napari crash, under llvmpipe, when the image
     below it was closed.)"""
-    key = image_layer.metadata.get(IMAGE_ID)
-    group = [x for x in viewer.layers if x is image_layer or (key is not None and x.metadata.get(IMAGE_ID) == key)]
-    for layer in group:  # bottom first: each goes to the top in turn, so the group keeps its order
+    for layer in _group(viewer, image_layer):  # bottom first: each goes to the top in turn, so the group keeps its order
         viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
 
 
@@ -323,7 +322,8 @@ def _under(viewer, image_layer, layers) -> list:
 
 
 def bring_into_view(viewer, image_layer, *also) -> bool:
-    """Show ``image_layer`` and ``also`` (its mask): its layers raised above an image that covers it, and made visible.
+    """Show ``image_layer`` and ``also`` (its mask): its layers raised above an image that covers it, and made visible;
+    its layers this function hid for another image shown again; other images that would stick out around it hidden.
     Returns whether anything changed.
 
     The widgets follow the image selected in the layer list, but napari draws whichever image is on top: a click, a
@@ -333,10 +333,44 @@ def bring_into_view(viewer, image_layer, *also) -> bool:
     for layer in _under(viewer, image_layer, also):  # only ever moved up (see raise_to_top)
         viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
         changed = True
-    for layer in (image_layer, *also):
+    for layer in (image_layer, *also, *[x for x in _group(viewer, image_layer) if x.metadata.get(HIDDEN_FOR_VIEW)]):
+        layer.metadata.pop(HIDDEN_FOR_VIEW, None)
         if not layer.visible:
             layer.visible, changed = True, True
-    return changed
+    return hide_images_around(viewer, image_layer) or changed
+
+
+HIDDEN_FOR_VIEW = "unetv2_hidden_for_view"  # hidden by bring_into_view for another image; shown again with its own
+
+
+def _group(viewer, image_layer) -> list:
+    """The image and the layers tied to it (mask, proposal, probability, attention, clicks), bottom first."""
+    key = image_layer.metadata.get(IMAGE_ID)
+    return [x for x in viewer.layers if x is image_layer or (key is not None and x.metadata.get(IMAGE_ID) == key)]
+
+
+def _extent_2d(layer) -> np.ndarray:
+    return np.asarray(layer.extent.world, dtype=float)[:, -2:]
+
+
+def hide_images_around(viewer, image_layer) -> bool:
+    """Hide the other visible images that stick out beyond ``image_layer``'s edges, with their layers. Raising an image
+    over a larger one left the larger one's edges, and its mask, drawn around it: two frames read as one picture (trial
+    of session 31: a 640x360 frame over a 640x512 one, the other's painted mask below it). Images it covers whole stay
+    as they are (under it, unseen); in grid mode every image has its own place. Returns whether any was hidden."""
+    if grid_enabled(viewer) or image_layer not in viewer.layers:
+        return False
+    low, high = _extent_2d(image_layer)
+    hidden = False
+    for other in [x for x in viewer.layers if is_source_image(x) and x.visible and not same_layer(x, image_layer)]:
+        other_low, other_high = _extent_2d(other)
+        if np.all(other_low >= low - 1e-6) and np.all(other_high <= high + 1e-6):
+            continue
+        for layer in _group(viewer, other):
+            if layer.visible:
+                layer.metadata[HIDDEN_FOR_VIEW] = True
+                layer.visible, hidden = False, True
+    return hidden
 
 
 def ready_to_paint(viewer, mask_layer) -> None:
@@ -440,8 +474,10 @@ def follow_removed_images(viewer) -> None:
         layer = viewer.layers.selection.active
         if layer is not None and role_of(layer) in (MASK, PROPOSAL, CLICKS, BOX):  # about to edit: it must show
             image = image_for(viewer, layer)
-            if image is not None and not layer_is_shown(viewer, image):
-                bring_into_view(viewer, image)
+            # the layer itself too: a hidden mask selected showed its image, but napari greys out the brush on a hidden
+            # layer and Accept refused it as not on screen (trial of session 31: an extra click on every image)
+            if image is not None and (not layer_is_shown(viewer, image) or not layer.visible):
+                bring_into_view(viewer, image, layer)
 
     def on_selected(_event=None) -> None:
         from qtpy.QtCore import QTimer

@@ -89,10 +89,12 @@ class BatchWidget(WorkerWidget):
         *Correct & retrain*); only the first pair is visible, the rest are toggled in the layer list. At most
         OPEN_AT_MOST pairs (a folder of hundreds would fill the viewer)."""
         from ..files import read_image, read_mask
-        from ._layers import MASK, is_source_image, layer_of, ready_to_paint, start_mask
+        from ._layers import MASK, bring_into_view, is_source_image, layer_of, ready_to_paint, start_mask
 
         source = Path(source or self.input.value)
-        done = [row for row in summary.rows if row["status"] == "done"
+        # this run's masks first, then those an earlier run left (continue): a folder finished yesterday, run again
+        # with "open the results" to correct them, opened nothing and said nothing (trial of session 31)
+        done = [row for status in ("done", "skipped-done") for row in summary.rows if row["status"] == status
                 and (summary.output / f"{Path(row['file']).stem}.png").is_file() and (source / row["file"]).is_file()]
         # An image already open with a mask (an earlier run's results, opened then) is not opened twice: its mask
         # may hold edits, and a second pair of the same name could be accepted in its place. A layer that merely
@@ -103,6 +105,7 @@ class BatchWidget(WorkerWidget):
 
         already = [row for row in done if open_with_mask(Path(row["file"]).stem)]
         done = [row for row in done if row not in already]
+        earlier_runs = sum(1 for row in done[:OPEN_AT_MOST] if row["status"] == "skipped-done")
         added, notes = [], []
         for index, row in enumerate(done[:OPEN_AT_MOST]):
             stem = Path(row["file"]).stem
@@ -113,9 +116,12 @@ class BatchWidget(WorkerWidget):
             added += [layer, start_mask(self.viewer, layer, mask, mask, row.get("model_version", ""))]
             added[-1].visible = index == 0
         if added:
+            bring_into_view(self.viewer, added[0], added[1])  # images open before that stick out around it are hidden
             ready_to_paint(self.viewer, added[1])  # the visible pair's mask, not the last (hidden) one
         if len(done) > OPEN_AT_MOST:
             notes.append(f"Opened the first {OPEN_AT_MOST} of {len(done)} masks.")
+        if earlier_runs:
+            notes.append(f"Opened {earlier_runs} mask(s) an earlier run wrote.")
         if already:
             notes.append(f"{len(already)} image(s) already open with a mask were not opened again.")
         if notes:

@@ -6,6 +6,7 @@ The widget only gathers parameters, starts workers and updates layers; the round
 from __future__ import annotations
 
 import time
+import weakref
 from pathlib import Path
 from typing import Optional
 
@@ -14,6 +15,7 @@ from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
 from qtpy.QtCore import Qt
 
 from ..annotation import DuplicateCorrection, WouldDiscardCorrection, store_correction
+from ..annotation.accept import same_image_entries
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import trained_on_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set
@@ -23,6 +25,7 @@ from ..interactive import CLICKS_METADATA
 from ..storage import default_corrections_dir
 from ._base import WorkerWidget, narrow_chooser, wrapping_label
 from ._layers import (
+    ACCEPTED_ENTRIES,
     ACCEPTED_HASH,
     ATTENTION,
     MASK,
@@ -42,6 +45,7 @@ from ._layers import (
     same_layer,
     show_prediction,
     spatial_shape,
+    unproxied,
 )
 from ._loss_plot import LossPlot
 from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line
@@ -105,6 +109,7 @@ class RetrainWidget(WorkerWidget):
         self.rollback_button.changed.connect(self.roll_back)
         self.folder.changed.connect(self._on_folder)
         self._folder = Path(self.folder.value)  # the set in use: a folder that is not a set is refused, this one stays
+        self._watched_images = weakref.WeakSet()  # image layers whose pixel replacements re-follow the mask
         self.image.changed.connect(self._mask_follows_image)
         follow_active_image(self, self.image)
         self.viewer.layers.selection.events.active.connect(self._mask_follows_active)
@@ -152,6 +157,7 @@ class RetrainWidget(WorkerWidget):
         self.mask.reset_choices()
         image = self.image.value
         own = layer_of(self.viewer, image, MASK) if image is not None else None
+        self._watch_pixels(image)
         if own is not None and own in self.mask.choices:
             self.mask.value = own
             return
@@ -161,6 +167,22 @@ class RetrainWidget(WorkerWidget):
             self.mask.value = free[0]
         elif self.mask.choices:
             self.mask.value = None
+
+    def _watch_pixels(self, image) -> None:
+        """Follow the image's mask again when the image's pixels are replaced: the folder session shows its next image
+        in the same layers, and a frame of another size left the mask chooser empty (the mask of the old size no longer
+        fit), so that Accept here said there was no mask (trial of session 31). Once the session has replaced the
+        mask too: on the next turn of the event loop."""
+        from qtpy.QtCore import QTimer
+
+        if image is None or unproxied(image) in self._watched_images:
+            return
+        self._watched_images.add(unproxied(image))
+
+        def refollow(_event=None) -> None:
+            if not self.closed and same_layer(self.image.value, image):
+                self._mask_follows_image()
+        image.events.data.connect(self.guarded(lambda _event: QTimer.singleShot(0, self.guarded(refollow))))
 
     def _mask_follows_active(self, _=None) -> None:
         layer = self.viewer.layers.selection.active
@@ -241,6 +263,12 @@ class RetrainWidget(WorkerWidget):
             # a layer drawn by hand: of the line of the model that segmented the image (a dermoscopy image's drawn
             # mask trained the polyp model, as a correction of unknown origin)
             made_with = own.metadata.get(MODEL_VERSION, "")
+        if self._discard_seen != attempt:
+            earlier = self._correction_it_would_replace(mask_layer, data, mask, source, predicted)
+            if earlier:  # said once; the same mask accepted again replaces it
+                self._discard_seen = attempt
+                self.say(f"not stored yet: {earlier}. Press Accept again to replace it with this mask.", about=image)
+                return None
         try:
             stored = store_correction(self.correction_set, data, mask, source=source,
                                       model_version=made_with, predicted_mask=predicted,
@@ -261,10 +289,38 @@ class RetrainWidget(WorkerWidget):
         self._discard_seen = None
         if where == "":  # the whole (2-D) layer was stored, its hash taken above: closing its image may hide it
             mask_layer.metadata[ACCEPTED_HASH] = attempt[1]
+        mask_layer.metadata[ACCEPTED_ENTRIES] = [*mask_layer.metadata.get(ACCEPTED_ENTRIES, []), stored.entry.id]
         self.refresh_entries()
         named = "" if same_layer(mask_layer, own) else f"stored the layer {mask_layer.name!r}: "
         self.say(f"{image.name}{where}: {named}{stored.describe()}", about=image)
         return stored.entry
+
+    def _correction_it_would_replace(self, mask_layer, image: np.ndarray, mask: np.ndarray, source: str,
+                                     predicted: Optional[np.ndarray]) -> str:
+        """What a correction of this image already in the set is, when this mask would replace it without having been
+        started from it ("" when there is none). An image corrected yesterday, opened and segmented again today, showed
+        the new model's mask with nothing said; a small fix to it and Accept replaced the careful correction for good
+        (trial of session 31: 8830 pixels of correction gone). Asked once. Not asked for the corrections stored from
+        this very layer (painting on and accepting again is how a correction is improved), nor when the mask started
+        from the stored one. An unchanged model's mask is refused by ``store_correction`` itself (keep_edited)."""
+        if predicted is not None and np.array_equal(np.asarray(predicted) > 0, mask > 0):
+            return ""
+        from_this_layer = set(mask_layer.metadata.get(ACCEPTED_ENTRIES, []))
+        shown_at = mask_layer.metadata.get(PREDICTED_AT)
+        try:
+            earlier = same_image_entries(self.correction_set, image, source)
+        except (ValueError, OSError):
+            return ""  # the set cannot be read: store_correction says why
+        for entry, stored in earlier:
+            started_from_it = predicted is not None and np.array_equal(np.asarray(predicted) > 0, stored > 0)
+            # stored while this mask was on screen (by Accept here or in the folder session): a continuation
+            since_shown = isinstance(shown_at, float) and _stored_at(entry) >= int(shown_at) - 1
+            if entry.pixels_changed and entry.id not in from_this_layer and not started_from_it and not since_shown:
+                differing = int(np.count_nonzero((stored > 0) != (mask > 0))) if stored.shape == mask.shape else mask.size
+                return (f"the correction set already holds a correction of {source} ({entry.id}: "
+                        f"{entry.pixels_changed} pixels changed, stored {entry.created.replace('T', ' ')}), and this "
+                        f"mask was not started from it: {differing} pixels differ from it")
+        return ""
 
     def remove_selected(self, _=None) -> None:
         for entry_id in list(self.entries.value):
@@ -368,6 +424,10 @@ class RetrainWidget(WorkerWidget):
                                             visible=same_layer(layer, viewed))
                     kept += shown["kept_edited"]
                     updated += 1
+            if active is not None and active in self.viewer.layers:
+                # napari selects each layer added (a probability, a proposal): the clinician's mask, with its brush,
+                # was left for a hidden probability map (trial of session 31)
+                self.viewer.layers.selection.active = active
             self.resegmented += 1
             note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
             gone = len(predictions) - updated
@@ -448,3 +508,11 @@ class RetrainWidget(WorkerWidget):
             self.say(not_used)  # not "new version in use ...; not put in use"
             return
         self.resegment(f"{outcome.adoption.reason}: {self.models.label()} ('Roll back' to undo)")
+
+
+def _stored_at(entry) -> float:
+    """An entry's ``created`` (local time, to the second) in seconds since the epoch; 0 when unreadable."""
+    try:
+        return time.mktime(time.strptime(entry.created, "%Y-%m-%dT%H:%M:%S"))
+    except (TypeError, ValueError, OverflowError):
+        return 0.0

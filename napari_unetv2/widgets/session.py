@@ -41,6 +41,7 @@ from ._layers import (
     PROBABILITY,
     PROPOSAL,
     REMOVED_BY_PLUGIN,
+    bring_into_view,
     deleted_masks,
     layer_of,
     layers_of,
@@ -416,6 +417,7 @@ class SessionWidget(WorkerWidget):
             show_probability(self.viewer, layer, prediction, prediction.model_version)
         self.shown_path, self.failed_path = path, None
         self._shown_at, self._replaced = time.monotonic(), False
+        bring_into_view(self.viewer, layer, self.mask_layer)  # above other open images, none sticking out around it
         self.viewer.reset_view()
         ready_to_paint(self.viewer, self.mask_layer)
         self._update_where()
