@@ -172,5 +172,40 @@ def test_open_the_results_of_a_finished_folder_opens_the_earlier_runs_masks(make
     qtbot.waitUntil(lambda: not batch.busy, timeout=120_000)
     said = batch.status.value.replace("\u200b", "")
     assert "0 segmented, 3 already done" in said and "Opened 3 mask(s) an earlier run wrote" in said
+    assert "(model: polyp-default" in said  # the run's model, whatever the chooser names next
     masks = [x for x in viewer.layers if isinstance(x, Labels)]
     assert len(masks) == 3 and sum(x.visible for x in masks) == 1
+
+
+def test_the_next_images_line_is_kept_when_the_previous_accept_is_written(make_napari_viewer, qtbot, isolated_home,
+                                                                          tmp_path):
+    """Accept & next: the write ends after the next image is on screen, and its "stored" line replaced that image's
+    own line ("your correction ... is shown, not the model's mask"), unread."""
+    from test_session import crops_folder
+
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.files import read_image
+    from napari_unetv2.widgets.session import ACCEPT_AFTER_S, SessionWidget
+
+    data = crops_folder(tmp_path / "data", n=2)
+    second = sorted((data / "images").iterdir())[1]
+    image = read_image(second)
+    painted = np.zeros(image.shape[:2], np.uint8)
+    painted[20:70, 30:90] = 1
+    earlier = store_correction(CorrectionSet(tmp_path / "corrections"), image, painted, source=second.stem,
+                               predicted_mask=np.zeros_like(painted)).entry
+    viewer = make_napari_viewer()
+    widget = SessionWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Annotate a folder")
+    widget.images.value, widget.corrections.value = str(data / "images"), str(tmp_path / "corrections")
+    widget.session_folder.value = str(tmp_path / "session")
+    assert widget.open_session() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.shown_path == widget.session.current, timeout=60_000)
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    widget.mask_layer.paint((30, 30), 1)
+    assert widget.accept_and_next() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.shown_path == second and widget.pending_writes == 0, timeout=60_000)
+    qtbot.wait(200)
+    said = widget.status.value.replace("\u200b", "")
+    assert "stored" in said and f"your correction {earlier.id}" in said, said

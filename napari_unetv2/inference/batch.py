@@ -63,6 +63,7 @@ class BatchSummary:
     # ... and the settings (mode, threshold, TTA) they were made with, where they differ from this run's
     other_settings: list[str] = field(default_factory=list)
     settings: str = ""  # this run's (run_settings), in each row it makes
+    model: str = ""  # the model that ran (Predictor.description): said with the result
     unrecorded: int = 0
     stopped: bool = False  # cancelled before every image was done
     subfolders: int = 0  # folders inside the input folder: not looked into (said, so none is thought done)
@@ -228,7 +229,7 @@ def predict_folder(
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
     read_summary(output_dir, summary_name(shard))  # an unreadable one is kept as a backup now, before any write
-    summary = BatchSummary(output_dir, settings=run_settings(predictor, tile, threshold, tta))
+    summary = BatchSummary(output_dir, settings=run_settings(predictor, tile, threshold, tta), model=predictor.description)
     summary.subfolders = sum(1 for p in listing if p.is_dir())
     mode = "tile" if tile else None
 

@@ -79,6 +79,8 @@ class BatchWidget(WorkerWidget):
         self.last_summary = summary
         stopped = " (cancelled: finished images kept, none half-written)" if summary.stopped else ""
         first, *rest = summary.describe().splitlines()
+        if summary.model:  # the model line above names the next run's, perhaps chosen while this one ran (trial of
+            first += f" (model: {summary.model})"  # session 31: "runs: bundled skin model" beside a polyp run's counts)
         failed = f" Failed: {summary.failures()} (every reason in summary.csv)." if summary.count("error") else ""
         self.say(" ".join([first + stopped + failed] + [line.strip() for line in rest if line.strip().startswith("note:")]))
         if self.open_results.value and self.viewer is not None:

@@ -166,6 +166,7 @@ class SessionWidget(WorkerWidget):
         self._shown_correction = None  # the set's entry whose mask is shown (the image had been corrected elsewhere)
         self._adoption_note = None  # (version, reason) of a round's adoption, said again with its re-segmentation
         self._opening_note = None  # the resumed settings, said again with the first image shown
+        self._image_line: tuple = (None, "")  # (path, what the status said of the image when it was shown)
         self._stored = _Stored()
         self._stored.done.connect(self.guarded(self._on_stored))
         self._applying = False  # settings being applied from session.json: not written back one by one
@@ -427,11 +428,14 @@ class SessionWidget(WorkerWidget):
             opening += f"a painted mask of {path.name} was deleted: Restore deleted mask (below) brings it back. "
         if self._shown_correction is not None:
             entry = self._shown_correction
-            self.say(f"{opening}{path.name}: your correction {entry.id} (stored {entry.created.replace('T', ' ')}) is "
-                     "shown, not the model's mask; Accept & next keeps it, or edit it and accept to replace it")
-            return
-        self.say(f"{opening}{path.name}: " + ("your accepted mask; edit and accept again to replace it"
-                                              if self._accepted(path) else "correct the mask, then Accept & next"))
+            self._image_line = (path, f"{path.name}: your correction {entry.id} (stored "
+                                      f"{entry.created.replace('T', ' ')}) is shown, not the model's mask; Accept & next "
+                                      "keeps it, or edit it and accept to replace it")
+        else:
+            self._image_line = (path, f"{path.name}: " + ("your accepted mask; edit and accept again to replace it"
+                                                          if self._accepted(path) else
+                                                          "correct the mask, then Accept & next"))
+        self.say(f"{opening}{self._image_line[1]}")
 
     def _accepted(self, path: Path) -> bool:
         """Accepted, or being written as accepted (a skipped image with a given mask is not)."""
@@ -700,7 +704,10 @@ class SessionWidget(WorkerWidget):
             note += f"; next automatic retrain at {int(self.retrain_every.value)} {unseen} ({due[2]} now)"
         if self.session is not None and path == self.session.current and self.session.position == len(self.session) - 1:
             note += "; that was the last image: export the finished masks when done"  # (it was said, then replaced)
-        self.say(f"{path.name}: {note}")
+        # The write ends after the next image is on screen: its line (your correction shown, ...) was replaced by this
+        # one, unread (trial of session 31). Both are said.
+        shown_line = self._image_line[1] if self._image_line[0] == self.shown_path != path else ""
+        self.say(f"{path.name}: {note}" + (f". Now {shown_line}" if shown_line else ""))
 
     # ---- automatic retraining ----------------------------------------------------------------------------
     def retrain_if_due(self, answer=None):
