@@ -146,6 +146,22 @@ def test_accept_asks_before_a_mask_not_started_from_it_replaces_an_earlier_corre
     assert [e.id for e in rt.correction_set.entries()] == [second.id]  # nothing replaced yet
     third = rt.accept_correction()  # asked and answered
     assert third is not None and [e.id for e in rt.correction_set.entries()] == [third.id]
+    # Verification of session 31: a correction stored from one layer (here, or by the folder session) was replaced
+    # unasked from another layer shown before it was stored. Asked from any layer it was not accepted from.
+    import time
+
+    from napari_unetv2.widgets._layers import PREDICTED_AT
+
+    # shown an hour before the correction was stored (as a Batch folder result opened then)
+    other = viewer.add_labels(np.zeros(image.data.shape[:2], np.uint8), name="drawn",
+                              metadata={PREDICTED_AT: time.time() - 3600})
+    other.data[50:60, 50:60] = 1
+    rt.image.value, rt.mask.value = image, other
+    assert rt.accept_correction() is None and "already holds a correction" in rt.status.value.replace("\u200b", "")
+    today.data[40:50, 40:50] = 1  # the layer it came from: painting on and accepting again does not ask
+    today.refresh()
+    rt.image.value, rt.mask.value = image, today
+    assert rt.accept_correction() is not None, rt.status.value
 
 
 def test_open_the_results_of_a_finished_folder_opens_the_earlier_runs_masks(make_napari_viewer, qtbot, isolated_home,
@@ -166,15 +182,19 @@ def test_open_the_results_of_a_finished_folder_opens_the_earlier_runs_masks(make
     assert worker is not None, batch.status.value
     qtbot.waitUntil(lambda: not batch.busy, timeout=120_000)
     assert not list(viewer.layers)
+    assert "(model: polyp-default" in batch.status.value.replace("\u200b", "")  # the run's, whatever is chosen next
     batch.resume.value, batch.open_results.value = True, True  # the next day
+    viewer.add_image(np.zeros((8, 8), np.uint8), name="small")  # a small image viewed before, zoomed in on:
+    viewer.camera.zoom = 40.0  # a corner of a full-size frame would show
     worker = batch.run()
     assert worker is not None, batch.status.value
     qtbot.waitUntil(lambda: not batch.busy, timeout=120_000)
     said = batch.status.value.replace("\u200b", "")
     assert "0 segmented, 3 already done" in said and "Opened 3 mask(s) an earlier run wrote" in said
-    assert "(model: polyp-default" in said  # the run's model, whatever the chooser names next
+    assert "(model:" not in said  # it segmented nothing: the earlier runs' notes say whose masks these are
     masks = [x for x in viewer.layers if isinstance(x, Labels)]
     assert len(masks) == 3 and sum(x.visible for x in masks) == 1
+    assert viewer.camera.zoom < 10.0  # the view fits the frames opened
 
 
 def test_the_next_images_line_is_kept_when_the_previous_accept_is_written(make_napari_viewer, qtbot, isolated_home,

@@ -30,7 +30,15 @@ PREDICTED_MASK = "unetv2_predicted_mask"  # a copy: painting changes layer.data 
 PREDICTED_AT = "unetv2_predicted_at"
 MODEL_VERSION = "model_version"
 ACCEPTED_HASH = "unetv2_accepted_hash"  # a mask's pixel hash when it was stored as a correction (Correct & retrain)
-ACCEPTED_ENTRIES = "unetv2_accepted_entries"  # the correction ids Correct & retrain stored from a mask layer
+ACCEPTED_MASKS = "unetv2_accepted_masks"  # pixel hashes of the 0/1 masks accepted from a mask layer (either widget)
+KEPT_ACCEPTED = 50  # of those, the newest kept (the folder session reuses one layer for every image)
+
+
+def note_accepted(layer, mask) -> None:
+    """Record on the layer that this mask was accepted from it: a correction it stored is improved by painting on and
+    accepting again, which *Correct & retrain* must not question (see its ``_correction_it_would_replace``)."""
+    done = [*layer.metadata.get(ACCEPTED_MASKS, []), image_hash((np.asarray(mask) > 0).astype(np.uint8))]
+    layer.metadata[ACCEPTED_MASKS] = done[-KEPT_ACCEPTED:]
 
 MASK, PROPOSAL, PROBABILITY, ATTENTION = "mask", "proposal", "probability", "attention"
 CLICKS, BOX = "clicks", "box"  # the click widget's Points and Shapes layers of an image

@@ -79,8 +79,10 @@ class BatchWidget(WorkerWidget):
         self.last_summary = summary
         stopped = " (cancelled: finished images kept, none half-written)" if summary.stopped else ""
         first, *rest = summary.describe().splitlines()
-        if summary.model:  # the model line above names the next run's, perhaps chosen while this one ran (trial of
-            first += f" (model: {summary.model})"  # session 31: "runs: bundled skin model" beside a polyp run's counts)
+        # the model line above names the next run's, perhaps chosen while this one ran (trial of session 31: "runs:
+        # bundled skin model" beside a polyp run's counts); not when it segmented nothing (its notes say whose masks)
+        if summary.model and summary.count("done"):
+            first += f" (model: {summary.model})"
         failed = f" Failed: {summary.failures()} (every reason in summary.csv)." if summary.count("error") else ""
         self.say(" ".join([first + stopped + failed] + [line.strip() for line in rest if line.strip().startswith("note:")]))
         if self.open_results.value and self.viewer is not None:
@@ -119,6 +121,7 @@ class BatchWidget(WorkerWidget):
             added[-1].visible = index == 0
         if added:
             bring_into_view(self.viewer, added[0], added[1])  # images open before that stick out around it are hidden
+            self.viewer.reset_view()  # full-size frames opened at the zoom of smaller ones: a corner showed (session 31)
             ready_to_paint(self.viewer, added[1])  # the visible pair's mask, not the last (hidden) one
         if len(done) > OPEN_AT_MOST:
             notes.append(f"Opened the first {OPEN_AT_MOST} of {len(done)} masks.")

@@ -25,8 +25,8 @@ from ..interactive import CLICKS_METADATA
 from ..storage import default_corrections_dir
 from ._base import WorkerWidget, narrow_chooser, wrapping_label
 from ._layers import (
-    ACCEPTED_ENTRIES,
     ACCEPTED_HASH,
+    ACCEPTED_MASKS,
     ATTENTION,
     MASK,
     MODEL_VERSION,
@@ -42,6 +42,7 @@ from ._layers import (
     layer_of,
     layers_of,
     mask_was_edited,
+    note_accepted,
     same_layer,
     show_prediction,
     spatial_shape,
@@ -289,7 +290,7 @@ class RetrainWidget(WorkerWidget):
         self._discard_seen = None
         if where == "":  # the whole (2-D) layer was stored, its hash taken above: closing its image may hide it
             mask_layer.metadata[ACCEPTED_HASH] = attempt[1]
-        mask_layer.metadata[ACCEPTED_ENTRIES] = [*mask_layer.metadata.get(ACCEPTED_ENTRIES, []), stored.entry.id]
+        note_accepted(mask_layer, mask)
         self.refresh_entries()
         named = "" if same_layer(mask_layer, own) else f"stored the layer {mask_layer.name!r}: "
         self.say(f"{image.name}{where}: {named}{stored.describe()}", about=image)
@@ -301,21 +302,20 @@ class RetrainWidget(WorkerWidget):
         started from it ("" when there is none). An image corrected yesterday, opened and segmented again today, showed
         the new model's mask with nothing said; a small fix to it and Accept replaced the careful correction for good
         (trial of session 31: 8830 pixels of correction gone). Asked once. Not asked for the corrections stored from
-        this very layer (painting on and accepting again is how a correction is improved), nor when the mask started
-        from the stored one. An unchanged model's mask is refused by ``store_correction`` itself (keep_edited)."""
+        this very layer, here or by the folder session (painting on and accepting again is how a correction is
+        improved), nor when the mask started from the stored one. An unchanged model's mask is refused by
+        ``store_correction`` itself (keep_edited)."""
         if predicted is not None and np.array_equal(np.asarray(predicted) > 0, mask > 0):
             return ""
-        from_this_layer = set(mask_layer.metadata.get(ACCEPTED_ENTRIES, []))
-        shown_at = mask_layer.metadata.get(PREDICTED_AT)
+        from_this_layer = set(mask_layer.metadata.get(ACCEPTED_MASKS, []))
         try:
             earlier = same_image_entries(self.correction_set, image, source)
         except (ValueError, OSError):
             return ""  # the set cannot be read: store_correction says why
         for entry, stored in earlier:
             started_from_it = predicted is not None and np.array_equal(np.asarray(predicted) > 0, stored > 0)
-            # stored while this mask was on screen (by Accept here or in the folder session): a continuation
-            since_shown = isinstance(shown_at, float) and _stored_at(entry) >= int(shown_at) - 1
-            if entry.pixels_changed and entry.id not in from_this_layer and not started_from_it and not since_shown:
+            from_it = image_hash((stored > 0).astype(np.uint8)) in from_this_layer
+            if entry.pixels_changed and not from_it and not started_from_it:
                 differing = int(np.count_nonzero((stored > 0) != (mask > 0))) if stored.shape == mask.shape else mask.size
                 return (f"the correction set already holds a correction of {source} ({entry.id}: "
                         f"{entry.pixels_changed} pixels changed, stored {entry.created.replace('T', ' ')}), and this "
@@ -508,11 +508,3 @@ class RetrainWidget(WorkerWidget):
             self.say(not_used)  # not "new version in use ...; not put in use"
             return
         self.resegment(f"{outcome.adoption.reason}: {self.models.label()} ('Roll back' to undo)")
-
-
-def _stored_at(entry) -> float:
-    """An entry's ``created`` (local time, to the second) in seconds since the epoch; 0 when unreadable."""
-    try:
-        return time.mktime(time.strptime(entry.created, "%Y-%m-%dT%H:%M:%S"))
-    except (TypeError, ValueError, OverflowError):
-        return 0.0

@@ -46,6 +46,7 @@ from ._layers import (
     layer_of,
     layers_of,
     mask_was_edited,
+    note_accepted,
     ready_to_paint,
     remove_layer,
     role_of,
@@ -616,6 +617,7 @@ class SessionWidget(WorkerWidget):
         # a 300-entry set); Accept on it again, with the same mask, replaces it (trial of session 29: one unedited
         # Accept replaced a 2400-pixel correction silently, and the next round trained on the model's mask).
         attempt = (path.name, image_hash(mask))
+        note_accepted(self.mask_layer, mask)  # Correct & retrain's Accept on this mask later is a continuation of it
         keep_edited = self._replace_confirmed != attempt
         self._replace_confirmed = None  # one confirmation, for the next Accept only
 
