@@ -434,6 +434,8 @@ def test_selecting_the_ground_truth_to_compare_does_not_change_what_accept_store
     rt.mask.value = truth  # chosen in the list: stored, and the status names it
     if not truth.visible:  # a layer not on screen is shown first, and stored on the next press (session 27)
         assert rt.accept_correction() is None and truth.visible
+    # the correction just stored came from the mask layer, not from this one: asked once (session 31), then stored
+    assert rt.accept_correction() is None and "already holds a correction" in rt.status.value.replace("\u200b", "")
     rt.accept_correction()
     assert f"stored the layer '{truth.name}'" in rt.status.value.replace("\u200b", "")
 
