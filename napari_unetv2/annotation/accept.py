@@ -26,6 +26,10 @@ class WouldDiscardCorrection(ValueError):
     """The mask is the model's unchanged prediction and would replace an edited correction of the image."""
 
 
+class WouldReplaceCorrection(WouldDiscardCorrection):
+    """The mask would replace a correction of the image that it was neither started from nor accepted from its layer."""
+
+
 @dataclass
 class StoredCorrection:
     entry: Correction
@@ -76,7 +80,8 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
                      model_version: str = "", predicted_mask: Optional[np.ndarray] = None,
                      seconds_spent: Optional[float] = None, clicks: Optional[int] = None,
                      keep_edited: bool = False, revisit: bool = False,
-                     seen_by_model: Collection[str] = ()) -> StoredCorrection:
+                     seen_by_model: Collection[str] = (),
+                     accepted_from_layer: Optional[Collection[str]] = None) -> StoredCorrection:
     """Add (image, mask) to the set. Raises :class:`DuplicateCorrection` when the same image with the
     same mask is stored already; an earlier, different mask of the same image is removed once the new
     entry is safely written (so no moment exists without a correction for the image).
@@ -84,6 +89,12 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
     ``keep_edited``: raise :class:`WouldDiscardCorrection` instead when the mask is exactly ``predicted_mask`` (no
     pixel corrected: edits undone, or Accept pressed before painting) and an earlier entry of the image holds a
     correction (pixels changed): one click would otherwise swap a clinician's correction for the model's mask.
+
+    ``accepted_from_layer`` (with ``keep_edited``): the pixel hashes of the 0/1 masks accepted before from the layer
+    this mask comes from. Then :class:`WouldReplaceCorrection` is raised instead when an earlier entry holds a
+    correction that this mask neither started from (``predicted_mask``) nor was accepted from that layer: an image
+    corrected yesterday, segmented again today and touched up replaced the careful correction for good (trial of
+    session 31). Painting on and accepting again from the same layer is how a correction is improved: not asked.
 
     ``revisit``: the mask shown was an earlier accepted one (the session's revisit), not a model's: the replaced
     entry's model version and prospective score are kept (its re-acceptance wiped the model's test of the image).
@@ -107,6 +118,17 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
         raise WouldDiscardCorrection(
             f"this is {shown}, unchanged; it would replace the earlier correction {corrected[0].id} "
             f"({corrected[0].pixels_changed} pixels changed)")
+    if keep_edited and accepted_from_layer is not None and not unedited:
+        started = None if predicted_mask is None else np.asarray(predicted_mask) > 0
+        for old, stored_mask in earlier:
+            if (old.pixels_changed and image_hash((stored_mask > 0).astype(np.uint8)) not in accepted_from_layer
+                    and not (started is not None and np.array_equal(started, stored_mask > 0))):
+                differing = (int(np.count_nonzero((stored_mask > 0) != (binary > 0)))
+                             if stored_mask.shape == binary.shape else binary.size)
+                raise WouldReplaceCorrection(
+                    f"the correction set already holds a correction of {source} ({old.id}: {old.pixels_changed} "
+                    f"pixels changed, stored {old.created.replace('T', ' ')}), and this mask was not started from it: "
+                    f"{differing} pixels differ from it")
     prospective = None
     if revisit and earlier:
         tested = earlier[0][0]

@@ -36,7 +36,7 @@ KEPT_ACCEPTED = 50  # of those, the newest kept (the folder session reuses one l
 
 def note_accepted(layer, mask) -> None:
     """Record on the layer that this mask was accepted from it: a correction it stored is improved by painting on and
-    accepting again, which *Correct & retrain* must not question (see its ``_correction_it_would_replace``)."""
+    accepting again, which *Correct & retrain* must not question (``store_correction``'s ``accepted_from_layer``)."""
     done = [*layer.metadata.get(ACCEPTED_MASKS, []), image_hash((np.asarray(mask) > 0).astype(np.uint8))]
     layer.metadata[ACCEPTED_MASKS] = done[-KEPT_ACCEPTED:]
 

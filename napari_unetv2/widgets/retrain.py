@@ -14,8 +14,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
 from qtpy.QtCore import Qt
 
-from ..annotation import DuplicateCorrection, WouldDiscardCorrection, store_correction
-from ..annotation.accept import same_image_entries
+from ..annotation import DuplicateCorrection, WouldDiscardCorrection, WouldReplaceCorrection, store_correction
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import trained_on_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set
@@ -264,21 +263,20 @@ class RetrainWidget(WorkerWidget):
             # a layer drawn by hand: of the line of the model that segmented the image (a dermoscopy image's drawn
             # mask trained the polyp model, as a correction of unknown origin)
             made_with = own.metadata.get(MODEL_VERSION, "")
-        if self._discard_seen != attempt:
-            earlier = self._correction_it_would_replace(mask_layer, data, mask, source, predicted)
-            if earlier:  # said once; the same mask accepted again replaces it
-                self._discard_seen = attempt
-                self.say(f"not stored yet: {earlier}. Press Accept again to replace it with this mask.", about=image)
-                return None
         try:
             stored = store_correction(self.correction_set, data, mask, source=source,
                                       model_version=made_with, predicted_mask=predicted,
                                       seconds_spent=round(time.time() - started, 1) if started else None,
                                       clicks=mask_layer.metadata.get(CLICKS_METADATA),
                                       keep_edited=self._discard_seen != attempt,
-                                      seen_by_model=trained_on_by_version(self.store, made_with))
+                                      seen_by_model=trained_on_by_version(self.store, made_with),
+                                      accepted_from_layer=mask_layer.metadata.get(ACCEPTED_MASKS, []))
         except DuplicateCorrection as err:
             self.say(f"not added: {err}")
+            return None
+        except WouldReplaceCorrection as err:  # said once; the same mask accepted again replaces it
+            self._discard_seen = attempt
+            self.say(f"not stored yet: {err}. Press Accept again to replace it with this mask.", about=image)
             return None
         except WouldDiscardCorrection as err:  # said once; the same mask accepted again replaces it
             self._discard_seen = attempt
@@ -295,32 +293,6 @@ class RetrainWidget(WorkerWidget):
         named = "" if same_layer(mask_layer, own) else f"stored the layer {mask_layer.name!r}: "
         self.say(f"{image.name}{where}: {named}{stored.describe()}", about=image)
         return stored.entry
-
-    def _correction_it_would_replace(self, mask_layer, image: np.ndarray, mask: np.ndarray, source: str,
-                                     predicted: Optional[np.ndarray]) -> str:
-        """What a correction of this image already in the set is, when this mask would replace it without having been
-        started from it ("" when there is none). An image corrected yesterday, opened and segmented again today, showed
-        the new model's mask with nothing said; a small fix to it and Accept replaced the careful correction for good
-        (trial of session 31: 8830 pixels of correction gone). Asked once. Not asked for the corrections stored from
-        this very layer, here or by the folder session (painting on and accepting again is how a correction is
-        improved), nor when the mask started from the stored one. An unchanged model's mask is refused by
-        ``store_correction`` itself (keep_edited)."""
-        if predicted is not None and np.array_equal(np.asarray(predicted) > 0, mask > 0):
-            return ""
-        from_this_layer = set(mask_layer.metadata.get(ACCEPTED_MASKS, []))
-        try:
-            earlier = same_image_entries(self.correction_set, image, source)
-        except (ValueError, OSError):
-            return ""  # the set cannot be read: store_correction says why
-        for entry, stored in earlier:
-            started_from_it = predicted is not None and np.array_equal(np.asarray(predicted) > 0, stored > 0)
-            from_it = image_hash((stored > 0).astype(np.uint8)) in from_this_layer
-            if entry.pixels_changed and not from_it and not started_from_it:
-                differing = int(np.count_nonzero((stored > 0) != (mask > 0))) if stored.shape == mask.shape else mask.size
-                return (f"the correction set already holds a correction of {source} ({entry.id}: "
-                        f"{entry.pixels_changed} pixels changed, stored {entry.created.replace('T', ' ')}), and this "
-                        f"mask was not started from it: {differing} pixels differ from it")
-        return ""
 
     def remove_selected(self, _=None) -> None:
         for entry_id in list(self.entries.value):
