@@ -142,6 +142,7 @@ class SessionWidget(WorkerWidget):
         self.export_button.changed.connect(self.export)
         self.display.changed.connect(self._on_display)
         self.models.changed.connect(self._on_model_switched)
+        self.models.correction_stored.connect(self.guarded(self._on_stored_elsewhere))
 
         self.session: Optional[AnnotationSession] = None
         self.image_layer = None
@@ -663,6 +664,30 @@ class SessionWidget(WorkerWidget):
         else:
             self.say("that was the last image; export the finished masks when done")
         return future
+
+    def _on_stored_elsewhere(self, layer, mask, corrections_root, entry_id) -> None:
+        """*Correct & retrain* stored the mask on screen from this session's layer: the image is accepted here too (its
+        finished mask written for export), so Next does not call those edits unaccepted."""
+        path = self.shown_path
+        if (self.session is None or path is None or path != self.session.current or self._live_mask() is None
+                or not same_layer(layer, self.mask_layer)):
+            return
+        if Path(corrections_root).resolve() != Path(self.corrections.value).resolve():
+            return  # stored in another set than this session's: its Accept is still to come
+        session, stored_line = self.session, f"stored by Correct & retrain as {entry_id}; accepted in this session too"
+
+        def record():
+            try:
+                session.accept(path, mask, entry_id)
+            except OSError as err:
+                self._stored.done.emit((path, err))
+                return
+            self._stored.done.emit((path, (None, stored_line, None)))
+
+        self._writing.append(path.name)
+        self._pending_masks[path.name] = mask
+        self._accepted_here = (path, image_hash(mask))
+        self._writer.submit(record)
 
     def _on_stored(self, message) -> None:
         path, result = message

@@ -1,0 +1,71 @@
+"""Findings of session 32 (stop 31's list, and the clinician trial of session 32)."""
+import numpy as np
+
+import napari_unetv2.widgets  # noqa: F401  (import guard before the viewer exists)
+from napari_unetv2._sample_data import load_sample
+from napari_unetv2.files import read_mask, write_png_atomic
+
+PLUGIN = "napari-unetv2"
+
+
+def dock(viewer, name):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    return widget
+
+
+def two_frames(folder):
+    image, _, _ = load_sample("polyp")
+    folder.mkdir()
+    write_png_atomic(folder / "a.png", image[:160, :200])
+    write_png_atomic(folder / "b.png", image[100:260, 50:250])
+    return folder
+
+
+def open_session_beside_correct_and_retrain(viewer, qtbot, tmp_path):
+    from napari_unetv2.widgets.session import SessionWidget
+
+    session = SessionWidget(viewer)
+    viewer.window.add_dock_widget(session, name="Annotate a folder")
+    rt = dock(viewer, "Correct & retrain")
+    session.images.value = str(two_frames(tmp_path / "images"))
+    session.session_folder.value = str(tmp_path / "session")
+    assert session.open_session() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    return session, rt
+
+
+def test_a_mask_stored_by_correct_and_retrain_is_accepted_in_the_folder_session_too(make_napari_viewer, qtbot,
+                                                                                   isolated_home, tmp_path):
+    """Stop 31's list: the session's image painted and stored with *Correct & retrain*'s Accept; the session's Next
+    then still warned of edits "not accepted", and the image was not among the session's finished masks for export."""
+    viewer = make_napari_viewer()
+    session, rt = open_session_beside_correct_and_retrain(viewer, qtbot, tmp_path)
+    path = session.session.current
+    painted = np.asarray(session.mask_layer.data).copy()
+    painted[20:60, 20:60] = 1 - painted[20:60, 20:60]
+    session.mask_layer.data = painted
+    qtbot.waitUntil(lambda: rt.mask.value is not None, timeout=3000)
+    assert rt.accept_correction() is not None, rt.status.value
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    assert session.session.status(path) == "accepted", session.status.value
+    assert session.session.entry_id(path) == rt.correction_set.entries()[0].id
+    assert np.array_equal(read_mask(session.session.finished_path(path)) > 0, painted > 0)
+    assert "accepted in this session too" in session.status.value.replace("\u200b", "")
+    assert session.next_image(), session.status.value  # no question about unaccepted edits
+    assert session.session.position == 1
+
+
+def test_a_mask_stored_into_another_set_is_not_taken_as_accepted_in_the_session(make_napari_viewer, qtbot,
+                                                                               isolated_home, tmp_path):
+    """The session's Accept stores into its own correction set: a correction stored elsewhere does not stand for it."""
+    viewer = make_napari_viewer()
+    session, rt = open_session_beside_correct_and_retrain(viewer, qtbot, tmp_path)
+    rt.folder.value = str(tmp_path / "another set")
+    painted = np.asarray(session.mask_layer.data).copy()
+    painted[20:60, 20:60] = 1 - painted[20:60, 20:60]
+    session.mask_layer.data = painted
+    qtbot.waitUntil(lambda: rt.mask.value is not None, timeout=3000)
+    assert rt.accept_correction() is not None, rt.status.value
+    qtbot.wait(200)
+    assert session.session.status(session.session.current) != "accepted"
+    assert not session.next_image() and "not accepted" in session.status.value.replace("\u200b", "")
