@@ -69,3 +69,17 @@ def test_a_mask_stored_into_another_set_is_not_taken_as_accepted_in_the_session(
     qtbot.wait(200)
     assert session.session.status(session.session.current) != "accepted"
     assert not session.next_image() and "not accepted" in session.status.value.replace("\u200b", "")
+
+
+def test_the_first_model_loaded_leaves_the_long_lived_objects_out_of_full_collections(tmp_path):
+    """Session 31's list: result layers froze the window for 0.4-1.6 s. Part of it was Python's full garbage
+    collection walking every object of napari, Qt and torch (0.3-0.4 s, every few segmentations;
+    benchmarks/bench_segment.py). Loading the first model freezes them (gc.freeze)."""
+    import gc
+
+    from napari_unetv2.widgets._state import _PredictorCache
+
+    before = gc.get_freeze_count()
+    kept = [object() for _ in range(1000)]  # alive before the load: frozen with it
+    _PredictorCache().get(None, "cpu")
+    assert gc.get_freeze_count() >= before + len(kept)

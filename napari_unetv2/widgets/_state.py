@@ -7,6 +7,7 @@ adds a version.
 """
 from __future__ import annotations
 
+import gc
 import threading
 from collections import OrderedDict
 from functools import lru_cache
@@ -32,6 +33,7 @@ class _PredictorCache:
     def __init__(self):
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        self._froze = False
 
     def get(self, checkpoint: Optional[Path], device: str):
         from ..inference import Predictor
@@ -44,12 +46,27 @@ class _PredictorCache:
         predictor = Predictor(checkpoint, device=device)  # outside the lock: loading takes a while
         with self._lock:
             self._items[key] = predictor
+            if not self._froze:
+                self._froze = True
+                freeze_long_lived_objects()
             while len(self._items) > _CACHE_SIZE:
                 self._items.popitem(last=False)
         return predictor
 
 
 PREDICTORS = _PredictorCache()
+
+
+def freeze_long_lived_objects() -> None:
+    """Leave the objects alive now out of Python's full garbage collections from here on (``gc.freeze``).
+
+    Once napari, Qt, torch and a model are loaded the interpreter tracks some 600,000 objects, and every full
+    collection walked them all: a 0.3-0.4 s freeze of the window every few segmentations, longer than drawing the
+    new layers (``benchmarks/bench_segment.py``). These objects live as long as the window. Called once, after the
+    first model load; reference counting still frees every frozen object that is dropped, only cycles among them
+    are never collected.
+    """
+    gc.freeze()
 
 
 def _file_stamp(path: Optional[Path]) -> tuple:
