@@ -37,7 +37,6 @@ def main() -> int:
     os.environ.setdefault("NAPARI_UNETV2_HOME", tempfile.mkdtemp(prefix="bench-segment-home-"))
     import napari
     import numpy as np
-    from qtpy.QtCore import QTimer
     from qtpy.QtWidgets import QApplication
 
     import napari_unetv2.widgets  # noqa: F401  (import guard before the viewer exists)
@@ -48,7 +47,10 @@ def main() -> int:
     _, widget = viewer.window.add_plugin_dock_widget("napari-unetv2", "Segment")
     app = QApplication.instance()
 
-    lateness, last, phase = [], [time.perf_counter()], ["starting"]
+    from _event_loop import EventLoopMeter
+
+    meter = EventLoopMeter(app, status=lambda: widget.status.value)
+    lateness, pump_until, look = meter.lateness, meter.pump_until, meter.look
     collections, started = [], [0.0]
 
     def on_gc(stage, info):
@@ -57,38 +59,17 @@ def main() -> int:
         if stage == "start":
             started[0] = time.perf_counter()
         else:
-            collections.append(((time.perf_counter() - started[0]) * 1000, phase[0]))
+            collections.append(((time.perf_counter() - started[0]) * 1000, meter.phase))
 
     gc.callbacks.append(on_gc)
-
-    def tick():
-        now = time.perf_counter()
-        lateness.append((max(now - last[0] - 0.02, 0) * 1000, phase[0]))
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(20)
-    timer.timeout.connect(tick)
-    timer.start()
-
-    def pump_until(condition, timeout=300.0):
-        end = time.perf_counter() + timeout
-        while not condition():
-            if time.perf_counter() > end:
-                raise TimeoutError(widget.status.value)
-            app.processEvents()
-            time.sleep(0.005)
-
-    def look(seconds):
-        end = time.perf_counter() + seconds
-        pump_until(lambda: time.perf_counter() > end)
+    meter.start()
 
     rows = []
     for path in files:
-        phase[0] = f"opening {path.name}"
+        meter.phase = f"opening {path.name}"
         layer = viewer.open(str(path))[0]
         look(0.3)
-        phase[0] = f"segmenting {path.name}"
+        meter.phase = f"segmenting {path.name}"
         widget.image.value = layer
         start = time.perf_counter()
         worker = widget.run()
@@ -96,12 +77,12 @@ def main() -> int:
             raise RuntimeError(widget.status.value)
         pump_until(lambda: not widget.busy)
         took = time.perf_counter() - start
-        phase[0] = f"looking at {path.name}"
+        meter.phase = f"looking at {path.name}"
         look(args.look)
         per_image = [late for late, where in lateness if path.name in where]
         rows.append({"image": path.name, "shape": list(np.asarray(layer.data).shape), "segment_s": round(took, 3),
                      "status": widget.status.value.replace("\u200b", ""), "max_lateness_ms": round(max(per_image), 1)})
-    timer.stop()
+    meter.stop()
     gc.callbacks.remove(on_gc)
     after_first = [late for late, where in lateness if files[0].name not in where and where != "starting"]
     result = {

@@ -56,30 +56,12 @@ def main() -> int:
     widget = SessionWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Annotate a folder")
     app = QApplication.instance()
-    lateness, last, phase = [], [time.perf_counter()], ["opening"]
-    from qtpy.QtCore import QTimer
+    from _event_loop import EventLoopMeter
 
-    def tick():
-        now = time.perf_counter()
-        lateness.append((max(now - last[0] - 0.02, 0) * 1000, phase[0]))
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(20)
-    timer.timeout.connect(tick)
-    timer.start()
-
-    def pump_until(condition, timeout=300.0):
-        end = time.perf_counter() + timeout
-        while not condition():
-            if time.perf_counter() > end:
-                raise TimeoutError(widget.status.value)
-            app.processEvents()
-            time.sleep(0.005)
-
-    def look_at_image(seconds):  # a person looking: the event loop keeps running (no sleep on the GUI thread)
-        end = time.perf_counter() + seconds
-        pump_until(lambda: time.perf_counter() > end)
+    meter = EventLoopMeter(app, status=lambda: widget.status.value)
+    meter.phase = "opening"
+    meter.start()
+    pump_until, look_at_image, lateness = meter.pump_until, meter.look, meter.lateness
 
     widget.images.value, widget.session_folder.value = str(folder), str(work / "session")
     widget.open_session()
@@ -89,7 +71,7 @@ def main() -> int:
     n_images = len(widget.session)
     for step in range(n_images - 1):
         mode = "warm" if step % 2 == 0 else "cold"
-        phase[0] = f"looking at image {step + 1}"
+        meter.phase = f"looking at image {step + 1}"
         upcoming = widget.session.path_at(widget.session.position + 1)
         if mode == "warm":  # the person looks at the image while the next one is computed
             pump_until(lambda upcoming=upcoming: (str(upcoming), key) in widget._cache)
@@ -97,15 +79,15 @@ def main() -> int:
         else:
             pump_until(lambda: not widget._loading)
             widget._cache.pop((str(upcoming), key), None)
-        phase[0] = f"Next to image {step + 2} ({mode})"
+        meter.phase = f"Next to image {step + 2} ({mode})"
         start = time.perf_counter()
         widget.next_image()
         pump_until(lambda upcoming=upcoming: widget.shown_path == upcoming)
         app.processEvents()  # the frame with the new image is drawn
         rows[mode].append(time.perf_counter() - start)
-    phase[0] = "last image shown"
+    meter.phase = "last image shown"
     look_at_image(1.0)
-    timer.stop()
+    meter.stop()
     values = [late for late, _ in lateness]
     after_open = [late for late, where in lateness if where != "opening"]
     device = str(widget.models.predictor(widget.models.checkpoint(), "auto").device)
