@@ -83,3 +83,25 @@ def test_the_first_model_loaded_leaves_the_long_lived_objects_out_of_full_collec
     kept = [object() for _ in range(1000)]  # alive before the load: frozen with it
     _PredictorCache().get(None, "cpu")
     assert gc.get_freeze_count() >= before + len(kept)
+
+
+def test_the_status_bar_names_the_folder_sessions_next_image_not_the_last(make_napari_viewer, qtbot, isolated_home,
+                                                                          tmp_path):
+    """Stop 30's list: napari's status bar still named the previous image's mask after Next (the session reuses and
+    renames its layers; napari updates the bar when the cursor moves or another layer becomes active)."""
+    from napari_unetv2.widgets.session import SessionWidget
+
+    viewer = make_napari_viewer()
+    session = SessionWidget(viewer)
+    viewer.window.add_dock_widget(session, name="Annotate a folder")
+    session.images.value = str(two_frames(tmp_path / "images"))
+    session.session_folder.value = str(tmp_path / "session")
+    assert session.open_session() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    viewer.mouse_over_canvas = True
+    viewer.cursor.position = (40, 40)  # the pointer over the image (as a mouse move ends)
+    viewer.update_status_from_cursor()
+    assert "a mask" in str(viewer.status)
+    assert session.next_image()
+    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    assert "b mask" in str(viewer.status) and "a mask" not in str(viewer.status), viewer.status

@@ -386,6 +386,12 @@ def ready_to_paint(viewer, mask_layer) -> None:
     viewer.layers.selection.active = mask_layer
     mask_layer.selected_label = 1
     mask_layer.mode = "paint"
+    # napari's status bar names the layer under the cursor only when the cursor moves or another layer becomes
+    # active: the folder session's reused mask layer, renamed for the next image, was still named as the last one
+    # (stop 30's list)
+    update_status = getattr(viewer, "update_status_from_cursor", None)
+    if callable(update_status):
+        update_status()
 
 
 def start_mask(viewer, image_layer, mask: np.ndarray, starting_point: np.ndarray, model_version: str,
