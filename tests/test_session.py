@@ -710,7 +710,7 @@ def test_the_status_says_how_far_the_next_automatic_retrain_is_earlier_sessions_
     assert widget.accept_and_next() is not None, widget.status.value
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
     status = widget.status.value.replace("\u200b", "")
-    assert "next automatic retrain at 3 corrections the model in use has not seen (trained on or held out) (2 now)" in status, status
+    assert "next automatic retrain at 3 corrections new to the model in use (2 now)" in status, status
     assert not widget.busy
     # the accept that starts a round says why now (it counted the earlier session's correction too)
     widget.retrain_every.value, widget.epochs.value = 2, 1
@@ -718,7 +718,7 @@ def test_the_status_says_how_far_the_next_automatic_retrain_is_earlier_sessions_
     assert widget.accept_and_next() is not None, widget.status.value
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
     status = widget.status.value.replace("\u200b", "")
-    assert "retraining in the background (3 corrections the model in use has not seen (trained on or held out), N = 2)" in status, status
+    assert "retraining in the background on 3 corrections new to the model in use (N = 2)" in status, status
     widget.cancel()
     qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
 

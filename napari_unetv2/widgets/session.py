@@ -721,9 +721,11 @@ class SessionWidget(WorkerWidget):
         # while a round runs, the status keeps saying so (the progress bar alone is easy to miss); else, with
         # automatic retraining on, how far the next round is (it counts earlier sessions' corrections too, which
         # a count of this session's accepts would hide)
-        unseen = "corrections the model in use has not seen (trained on or held out)"
+        # (short: this line shares the status with the next image's; "new": neither trained on nor held out, as the
+        # checkbox's tooltip says)
+        unseen = "corrections new to the model in use"
         if started is not None and due is not None:  # this accept started it: why now (earlier sessions count too)
-            note += (f"; retraining in the background ({due[2]} {unseen}, N = {int(self.retrain_every.value)}), "
+            note += (f"; retraining in the background on {due[2]} {unseen} (N = {int(self.retrain_every.value)}); "
                      "keep annotating")
         elif self.busy:
             note += "; retraining in the background, keep annotating"
