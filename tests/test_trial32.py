@@ -105,3 +105,31 @@ def test_the_status_bar_names_the_folder_sessions_next_image_not_the_last(make_n
     assert session.next_image()
     qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
     assert "b mask" in str(viewer.status) and "a mask" not in str(viewer.status), viewer.status
+
+
+def test_the_folder_sessions_accept_takes_no_mask_hidden_under_another_image(make_napari_viewer, qtbot, isolated_home,
+                                                                              tmp_path):
+    """Trial of session 32: a Batch folder run opened its results over the session's image; Accept & next stored the
+    session's unseen model mask as a checked correction and moved on. Now the image is shown first, to be looked at."""
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.widgets.session import ACCEPT_AFTER_S, SessionWidget
+
+    viewer = make_napari_viewer()
+    session = SessionWidget(viewer)
+    viewer.window.add_dock_widget(session, name="Annotate a folder")
+    session.images.value = str(two_frames(tmp_path / "images"))
+    session.session_folder.value = str(tmp_path / "session")
+    assert session.open_session() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    path = session.session.current
+    over = viewer.add_image(np.full((300, 300, 3), 90, np.uint8), name="batch result", rgb=True)  # covers it
+    assert session.accept_and_next() is None
+    assert "was not on screen" in session.status.value.replace("\u200b", "")
+    assert session.session.current == path and not CorrectionSet(session.corrections.value).entries()
+    assert viewer.layers.index(session.image_layer) > viewer.layers.index(over)  # shown now
+    assert session.accept_and_next() is None  # just shown: looked at first
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    assert session.accept_and_next() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    assert len(CorrectionSet(session.corrections.value).entries()) == 1

@@ -43,6 +43,7 @@ from ._layers import (
     REMOVED_BY_PLUGIN,
     bring_into_view,
     deleted_masks,
+    in_view,
     layer_of,
     layers_of,
     mask_was_edited,
@@ -588,6 +589,14 @@ class SessionWidget(WorkerWidget):
             return None
         if self.shown_path != path or self.mask_layer not in self.viewer.layers:
             self.say(f"{path.name} is still being segmented; accept once it is shown")
+            return None
+        if not in_view(self.viewer, self.image_layer, self.mask_layer):
+            # another image drawn over it (a Batch folder run's results opened meanwhile), or it was hidden: its mask,
+            # never seen, went into training as checked (trial of session 32). Shown now, and looked at first.
+            bring_into_view(self.viewer, self.image_layer, self.mask_layer)
+            self._shown_at, self._replaced = time.monotonic(), False
+            self.say(f"not accepted yet: {path.name} was not on screen (another image over it, or hidden); it is shown "
+                     "now: look at it, then accept")
             return None
         if time.monotonic() - self._shown_at < ACCEPT_AFTER_S and not (self._replaced and mask_was_edited(self.mask_layer)):
             # The next image is usually ready at once (computed ahead): a double click or a key held down would
