@@ -133,3 +133,33 @@ def test_the_folder_sessions_accept_takes_no_mask_hidden_under_another_image(mak
     assert session.accept_and_next() is not None, session.status.value
     qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
     assert len(CorrectionSet(session.corrections.value).entries()) == 1
+
+
+def test_correct_and_retrains_list_follows_corrections_the_folder_session_stores_and_replaces(make_napari_viewer, qtbot,
+                                                                                             isolated_home, tmp_path):
+    """Trial of session 32: after the session replaced a correction, Correct & retrain still listed the old entry
+    (gone from disk; Remove selected on it: "No correction ...") and not the new one."""
+    from napari_unetv2.widgets.session import ACCEPT_AFTER_S
+
+    viewer = make_napari_viewer()
+    session, rt = open_session_beside_correct_and_retrain(viewer, qtbot, tmp_path)
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    painted = np.asarray(session.mask_layer.data).copy()
+    painted[20:60, 20:60] = 1 - painted[20:60, 20:60]
+    session.mask_layer.data = painted
+    assert session.accept_and_next() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    first = [e.id for e in rt.correction_set.entries()]
+    assert len(first) == 1 and list(rt.entries.choices) == first
+    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    assert session.previous_image()
+    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    again = np.asarray(session.mask_layer.data).copy()
+    again[80:100, 80:100] = 1 - again[80:100, 80:100]
+    session.mask_layer.data = again
+    assert session.accept_and_next() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    now = [e.id for e in rt.correction_set.entries()]
+    assert len(now) == 1 and now != first
+    assert list(rt.entries.choices) == now

@@ -107,6 +107,9 @@ class RetrainWidget(WorkerWidget):
         self.retrain_button.changed.connect(self.retrain)
         self.use_button.changed.connect(self.use_selected_version)
         self.rollback_button.changed.connect(self.roll_back)
+        # the folder session stores and replaces corrections in the same set: the list showed an entry it had replaced
+        # (Remove selected on it: "No correction ...") and not the new one (trial of session 32)
+        self.models.scores_changed.connect(self._list_follows_the_set)
         self.folder.changed.connect(self._on_folder)
         self._folder = Path(self.folder.value)  # the set in use: a folder that is not a set is refused, this one stays
         self._watched_images = weakref.WeakSet()  # image layers whose pixel replacements re-follow the mask
@@ -219,6 +222,17 @@ class RetrainWidget(WorkerWidget):
             return
         self._folder = Path(self.folder.value)
         self.refresh_entries()
+
+    def _list_follows_the_set(self) -> None:
+        """Re-read the list when the set on disk holds other entries than it shows (another widget stored or replaced
+        one). A listing of the provenance folder decides; the entries themselves are read only when it differs."""
+        try:
+            on_disk = {p.stem for p in (Path(self.folder.value) / "provenance").glob("*.json")}
+        except OSError:
+            return
+        if on_disk != set(getattr(self, "_entry_details", {})):
+            self.entries.reset_choices()
+            self._whole_entry_as_tooltip(None, 0, self.entries.native.count() - 1)
 
     def refresh_entries(self, _=None) -> None:
         self.entries.reset_choices()
