@@ -34,6 +34,18 @@ def open_session_beside_correct_and_retrain(viewer, qtbot, tmp_path):
     return session, rt
 
 
+def paint_and_accept(session, qtbot, corner: int) -> None:
+    """Once the image has been looked at: a 20x20 square flipped at (corner, corner), Accept & next, written."""
+    from napari_unetv2.widgets.session import ACCEPT_AFTER_S
+
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    painted = np.asarray(session.mask_layer.data).copy()
+    painted[corner:corner + 20, corner:corner + 20] = 1 - painted[corner:corner + 20, corner:corner + 20]
+    session.mask_layer.data = painted
+    assert session.accept_and_next() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+
+
 def test_a_mask_stored_by_correct_and_retrain_is_accepted_in_the_folder_session_too(make_napari_viewer, qtbot,
                                                                                    isolated_home, tmp_path):
     """Stop 31's list: the session's image painted and stored with *Correct & retrain*'s Accept; the session's Next
@@ -139,27 +151,15 @@ def test_correct_and_retrains_list_follows_corrections_the_folder_session_stores
                                                                                              isolated_home, tmp_path):
     """Trial of session 32: after the session replaced a correction, Correct & retrain still listed the old entry
     (gone from disk; Remove selected on it: "No correction ...") and not the new one."""
-    from napari_unetv2.widgets.session import ACCEPT_AFTER_S
-
     viewer = make_napari_viewer()
     session, rt = open_session_beside_correct_and_retrain(viewer, qtbot, tmp_path)
-    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
-    painted = np.asarray(session.mask_layer.data).copy()
-    painted[20:60, 20:60] = 1 - painted[20:60, 20:60]
-    session.mask_layer.data = painted
-    assert session.accept_and_next() is not None, session.status.value
-    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    paint_and_accept(session, qtbot, 20)
     first = [e.id for e in rt.correction_set.entries()]
     assert len(first) == 1 and list(rt.entries.choices) == first
     qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
     assert session.previous_image()
     qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
-    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
-    again = np.asarray(session.mask_layer.data).copy()
-    again[80:100, 80:100] = 1 - again[80:100, 80:100]
-    session.mask_layer.data = again
-    assert session.accept_and_next() is not None, session.status.value
-    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    paint_and_accept(session, qtbot, 80)
     now = [e.id for e in rt.correction_set.entries()]
     assert len(now) == 1 and now != first
     assert list(rt.entries.choices) == now
