@@ -163,3 +163,23 @@ def test_correct_and_retrains_list_follows_corrections_the_folder_session_stores
     now = [e.id for e in rt.correction_set.entries()]
     assert len(now) == 1 and now != first
     assert list(rt.entries.choices) == now
+
+
+def test_closing_the_sessions_image_is_said_as_the_image_closed(make_napari_viewer, qtbot, isolated_home, tmp_path):
+    """Trial of session 32: the session's image deleted from the layer list (its unedited mask goes with it) was said
+    as "IMD196 mask was deleted"."""
+    from napari_unetv2.widgets.session import SessionWidget
+
+    viewer = make_napari_viewer()
+    session = SessionWidget(viewer)
+    viewer.window.add_dock_widget(session, name="Annotate a folder")
+    session.images.value = str(two_frames(tmp_path / "images"))
+    session.session_folder.value = str(tmp_path / "session")
+    assert session.open_session() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    mask = session.mask_layer
+    viewer.layers.remove(session.image_layer)
+    qtbot.waitUntil(lambda: mask not in viewer.layers, timeout=3000)
+    qtbot.wait(100)
+    said = session.status.value.replace("\u200b", "")
+    assert said.startswith("a was closed") and "mask was deleted" not in said, said

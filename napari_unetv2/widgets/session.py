@@ -467,7 +467,8 @@ class SessionWidget(WorkerWidget):
             return
         if same_layer(layer, self.image_layer):
             self.say(f"{layer.name} was closed; Accept & next shows it again (a mask you painted with it), Next goes on")
-        elif same_layer(layer, self.mask_layer) and not mask_was_edited(layer):  # (a painted one: the Restore notice)
+        elif (same_layer(layer, self.mask_layer) and not mask_was_edited(layer)  # (a painted one: the Restore notice)
+              and self.image_layer in self.viewer.layers):  # (its image closed, it went too: the line above holds)
             self.say(f"{layer.name} was deleted; Accept & next shows it again")
 
     def _show_again(self, path: Path) -> None:
