@@ -182,7 +182,7 @@ def test_open_the_results_of_a_finished_folder_opens_the_earlier_runs_masks(make
     assert worker is not None, batch.status.value
     qtbot.waitUntil(lambda: not batch.busy, timeout=120_000)
     assert not list(viewer.layers)
-    assert "(model: polyp-default" in batch.status.value.replace("\u200b", "")  # the run's, whatever is chosen next
+    assert "(model: bundled polyp model (" in batch.status.value.replace("\u200b", "")  # the run's, as every widget names it
     batch.resume.value, batch.open_results.value = True, True  # the next day
     viewer.add_image(np.zeros((8, 8), np.uint8), name="small")  # a small image viewed before, zoomed in on:
     viewer.camera.zoom = 40.0  # a corner of a full-size frame would show

@@ -73,16 +73,19 @@ class BatchWidget(WorkerWidget):
             except EXPECTED_ERRORS as err:  # a full disk, a read-only folder, ...: one line in the status
                 return err
 
-        return self.start_work(job, lambda summary: self._on_done(summary, source), "loading model...")
+        # named as every widget names it (the summary's name is the checkpoint file's description, for the CLI: a
+        # model fine-tuned on skin was "polyp-default-finetuned [...]" here and "fine-tuned 188e3a0d693d" elsewhere)
+        label = self.models.label(choice)
+        return self.start_work(job, lambda summary: self._on_done(summary, source, label), "loading model...")
 
-    def _on_done(self, summary, source: Optional[Path] = None) -> None:
+    def _on_done(self, summary, source: Optional[Path] = None, label: Optional[str] = None) -> None:
         self.last_summary = summary
         stopped = " (cancelled: finished images kept, none half-written)" if summary.stopped else ""
         first, *rest = summary.describe().splitlines()
         # the model line above names the next run's, perhaps chosen while this one ran (trial of session 31: "runs:
         # bundled skin model" beside a polyp run's counts); not when it segmented nothing (its notes say whose masks)
         if summary.model and summary.count("done"):
-            first += f" (model: {summary.model})"
+            first += f" (model: {label or summary.model})"
         failed = f" Failed: {summary.failures()} (every reason in summary.csv)." if summary.count("error") else ""
         self.say(" ".join([first + stopped + failed] + [line.strip() for line in rest if line.strip().startswith("note:")]))
         if self.open_results.value and self.viewer is not None:
