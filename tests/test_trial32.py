@@ -183,3 +183,46 @@ def test_closing_the_sessions_image_is_said_as_the_image_closed(make_napari_view
     qtbot.wait(100)
     said = session.status.value.replace("\u200b", "")
     assert said.startswith("a was closed") and "mask was deleted" not in said, said
+
+
+DELETE_A_MASK_WITH_ITS_BRUSH_OUT = """
+import time
+import numpy as np
+import napari
+from qtpy.QtWidgets import QApplication
+
+def pump(seconds):
+    end = time.time() + seconds
+    while time.time() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+viewer = napari.Viewer()
+viewer.window.add_plugin_dock_widget("napari-unetv2", "Segment")
+image = viewer.add_image(np.random.default_rng(0).integers(0, 255, (300, 400, 3), np.uint8), name="frame", rgb=True)
+mask = viewer.add_labels(np.zeros((300, 400), np.uint8), name="frame mask", opacity=0.45)
+viewer.layers.selection.active = mask
+mask.selected_label, mask.mode = 1, "paint"
+pump(0.5)
+mask.paint((50, 50), 1)
+pump(0.3)
+viewer.layers.remove(mask)
+pump(1.0)
+viewer.screenshot(flash=False)
+print("drawn after the delete", flush=True)
+"""
+
+
+def test_deleting_a_mask_with_its_brush_out_does_not_crash_napari(tmp_path):
+    """Trial of session 32: a Labels layer deleted in paint mode crashed napari at the next redraw (a segmentation
+    fault with Mesa's software OpenGL, plain napari 0.9.2 too), and every painted mask not yet stored went with it. The
+    plugin leaves its masks ready to paint. Run in its own process: the crash would take the test run with it."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "delete_mask.py"
+    script.write_text(DELETE_A_MASK_WITH_ITS_BRUSH_OUT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NAPARI_UNETV2_HOME": str(tmp_path / "home")})
+    assert done.returncode == 0 and "drawn after the delete" in done.stdout, (done.returncode, done.stderr[-2000:])

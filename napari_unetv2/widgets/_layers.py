@@ -480,6 +480,7 @@ def follow_removed_images(viewer) -> None:
         QTimer.singleShot(0, lambda: forget_removed_image(viewer, layer))
 
     viewer.layers.events.removed.connect(on_removed)
+    viewer.layers.events.removing.connect(lambda event: leave_brush_before_removal(viewer, viewer.layers[event.index]))
 
     # at once: before napari makes the new image the active layer, which the widgets' choosers follow
     viewer.layers.events.inserted.connect(lambda event: reattach_reopened_image(viewer, event.value))
@@ -499,6 +500,25 @@ def follow_removed_images(viewer) -> None:
         QTimer.singleShot(0, show_selected_mask)  # not while napari is still changing the selection
 
     viewer.layers.selection.events.active.connect(on_selected)
+
+
+BRUSH_MODES = ("paint", "erase", "fill", "polygon")
+
+
+def leave_brush_before_removal(viewer, layer) -> None:
+    """A Labels layer deleted while its brush is out crashed napari (a segmentation fault at the next redraw, with
+    Mesa's software OpenGL; napari 0.9.2, plain napari too): every painted mask not yet stored was lost with the window
+    (trial of session 32). The plugin leaves its masks ready to paint, so this was one click on the delete button.
+    Drawn once without the brush before it goes, the removal is safe; a redraw costs some 30 ms."""
+    from napari.layers import Labels
+
+    if not isinstance(layer, Labels) or layer.mode not in BRUSH_MODES:
+        return
+    layer.mode = "pan_zoom"
+    canvas = getattr(getattr(getattr(unproxied(viewer), "window", None), "_qt_viewer", None), "canvas", None)
+    native = getattr(canvas, "native", None)
+    if native is not None and native.isVisible():
+        native.repaint()  # now, not at the next turn of the event loop: the layer is removed before that
 
 
 REMOVED_BY_PLUGIN = "unetv2_removed_by_plugin"  # set on a layer the plugin removes itself (not the user's delete)
