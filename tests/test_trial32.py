@@ -226,3 +226,49 @@ def test_deleting_a_mask_with_its_brush_out_does_not_crash_napari(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "NAPARI_UNETV2_HOME": str(tmp_path / "home")})
     assert done.returncode == 0 and "drawn after the delete" in done.stdout, (done.returncode, done.stderr[-2000:])
+
+
+def test_edits_not_accepted_survive_closing_napari_and_come_back_with_the_image(make_napari_viewer, qtbot,
+                                                                                 isolated_home, tmp_path):
+    """Trial of session 32: 25,173 pixels painted on a session's image, napari closed: on resume the model's mask was
+    shown again, the painting gone with no word (Next, Previous and Skip ask before leaving edits). Now the edits are
+    kept as the image's draft once painting pauses, shown again with the image, and gone once accepted or left."""
+    from napari_unetv2.widgets._layers import mask_was_edited
+    from napari_unetv2.widgets.session import DRAFT_AFTER_MS, SessionWidget
+
+    images = two_frames(tmp_path / "images")
+
+    def open_on(viewer):
+        session = SessionWidget(viewer)
+        viewer.window.add_dock_widget(session, name="Annotate a folder")
+        session.images.value, session.session_folder.value = str(images), str(tmp_path / "session")
+        assert session.open_session() is not None, session.status.value
+        qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+        return session
+
+    session = open_on(make_napari_viewer())
+    path = session.session.current
+    painted = np.asarray(session.mask_layer.data).copy()
+    painted[10:90, 10:90] = 1 - painted[10:90, 10:90]
+    session.mask_layer.data = painted
+    qtbot.wait(DRAFT_AFTER_MS + 100)
+    qtbot.waitUntil(lambda: session.session.draft_path(path).is_file(), timeout=10_000)
+    session.viewer.close()  # napari closed, nothing accepted
+
+    session = open_on(make_napari_viewer())
+    assert session.session.current == path
+    assert np.array_equal(np.asarray(session.mask_layer.data) > 0, painted > 0)
+    assert mask_was_edited(session.mask_layer)  # still edits of the model's mask: Next asks, Accept stores them
+    assert "before napari closed are shown" in session.status.value.replace("\u200b", "")
+    assert not session.next_image()
+    paint_and_accept(session, qtbot, 150)  # one stroke more, accepted: the draft goes
+    assert not session.session.draft_path(path).exists()
+
+    painted = np.asarray(session.mask_layer.data).copy()  # the next image: edited, then left on purpose
+    painted[0:30, 0:30] = 1 - painted[0:30, 0:30]
+    session.mask_layer.data = painted
+    qtbot.wait(DRAFT_AFTER_MS + 100)
+    second = session.session.current
+    qtbot.waitUntil(lambda: session.session.draft_path(second).is_file(), timeout=10_000)
+    assert not session.previous_image() and session.previous_image()  # asked, then left: its draft goes
+    qtbot.waitUntil(lambda: not session.session.draft_path(second).exists(), timeout=10_000)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
@@ -56,6 +57,7 @@ from ._layers import (
     show_prediction,
     show_probability,
     start_mask,
+    unproxied,
 )
 from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line
 from ._state import version_scores_cached
@@ -78,6 +80,7 @@ _PREFETCH_DELAY_MS = 150
 ACCEPTED_EARLIER = "accepted earlier"  # the model version of a revisited image's mask: no model made it
 ACCEPT_AFTER_S = 0.35  # an image must have been on screen this long before it can be accepted
 LEAVE_AGAIN_WITHIN_S = 60  # a second Next/Previous/Skip within this leaves an edited, unaccepted mask behind
+DRAFT_AFTER_MS = 500  # painting paused this long: the edits are kept on disk as the image's draft
 
 
 def earlier_correction(corrections_dir: Path, image: np.ndarray, path: Path):
@@ -170,6 +173,13 @@ class SessionWidget(WorkerWidget):
         self._adoption_note = None  # (version, reason) of a round's adoption, said again with its re-segmentation
         self._opening_note = None  # the resumed settings, said again with the first image shown
         self._image_line: tuple = (None, "")  # (path, what the status said of the image when it was shown)
+        # the shown mask's edits, not accepted yet, kept on disk (AnnotationSession.keep_draft) once painting pauses
+        self._draft_timer = QTimer()
+        self._draft_timer.setSingleShot(True)
+        self._draft_timer.setInterval(DRAFT_AFTER_MS)
+        self._draft_timer.timeout.connect(self.guarded(self._keep_draft))
+        self._draft_watched = weakref.WeakSet()  # mask layers whose edits start that timer
+        self._shown_draft = False  # whether the mask shown started from a kept draft
         self._stored = _Stored()
         self._stored.done.connect(self.guarded(self._on_stored))
         self._applying = False  # settings being applied from session.json: not written back one by one
@@ -403,24 +413,29 @@ class SessionWidget(WorkerWidget):
         layer.metadata[SESSION_FILE_KEY] = str(path)
         self._shown_correction = None
         painted = layer_of(self.viewer, layer, MASK) if reshown else None
+        # edits painted on it before napari closed (or crashed), never accepted: shown over whatever it starts from
+        draft = None if painted is not None and mask_was_edited(painted) else self.session.draft(path, image.shape[:2])
+        self._shown_draft = draft is not None
         if painted is not None and mask_was_edited(painted):
             self.mask_layer = painted  # as the user left it when the image was closed
             if prediction is not None:
                 show_probability(self.viewer, layer, prediction, prediction.model_version)
         elif starting is not None:
             version = ACCEPTED_EARLIER if self._accepted(path) else "given mask"
-            self.mask_layer = start_mask(self.viewer, layer, starting, starting, version, self.display.value)
+            self.mask_layer = start_mask(self.viewer, layer, starting if draft is None else draft, starting, version,
+                                         self.display.value)
         else:
             if earlier is not None:  # accepted earlier, elsewhere: stored again unchanged, it is the same entry
                 self._shown_correction = earlier[0]
-                self.mask_layer = start_mask(self.viewer, layer, earlier[1], earlier[1], ACCEPTED_EARLIER,
-                                             self.display.value)
+                self.mask_layer = start_mask(self.viewer, layer, earlier[1] if draft is None else draft, earlier[1],
+                                             ACCEPTED_EARLIER, self.display.value)
             else:
-                self.mask_layer = start_mask(self.viewer, layer, prediction.mask, prediction.mask,
-                                             prediction.model_version, self.display.value)
+                self.mask_layer = start_mask(self.viewer, layer, prediction.mask if draft is None else draft,
+                                             prediction.mask, prediction.model_version, self.display.value)
             show_probability(self.viewer, layer, prediction, prediction.model_version)
         self.shown_path, self.failed_path = path, None
         self._shown_at, self._replaced = time.monotonic(), False
+        self._watch_edits(self.mask_layer)
         bring_into_view(self.viewer, layer, self.mask_layer)  # above other open images, none sticking out around it
         self.viewer.reset_view()
         ready_to_paint(self.viewer, self.mask_layer)
@@ -429,7 +444,10 @@ class SessionWidget(WorkerWidget):
         opening = f"{opening}. " if opening else ""
         if deleted_masks(self.viewer).holds_one_of(layer):  # (the image closed and shown again, after its mask was deleted)
             opening += f"a painted mask of {path.name} was deleted: Restore deleted mask (below) brings it back. "
-        if self._shown_correction is not None:
+        if self._shown_draft:
+            self._image_line = (path, f"{path.name}: the edits you painted on its mask before napari closed are shown "
+                                      "(kept, not accepted yet); Accept & next stores them")
+        elif self._shown_correction is not None:
             entry = self._shown_correction
             self._image_line = (path, f"{path.name}: your correction {entry.id} (stored "
                                       f"{entry.created.replace('T', ' ')}) is shown, not the model's mask; Accept & next "
@@ -503,8 +521,47 @@ class SessionWidget(WorkerWidget):
             return self.mask_layer
         if self.image_layer is not None and self.image_layer in self.viewer.layers:
             self.mask_layer = layer_of(self.viewer, self.image_layer, MASK)
+            if self.mask_layer is not None:
+                self._watch_edits(self.mask_layer)
             return self.mask_layer
         return None
+
+    # ---- drafts: edits kept until accepted or left -------------------------------------------------------
+    def _watch_edits(self, layer) -> None:
+        layer = unproxied(layer)
+        if layer not in self._draft_watched:
+            self._draft_watched.add(layer)
+            layer.events.paint.connect(self._on_mask_edited)  # a brush stroke (napari's undo step)
+            layer.events.data.connect(self._on_mask_edited)  # pixels set at once (a script, a restore)
+
+    def _on_mask_edited(self, _event=None) -> None:
+        self._draft_timer.start()  # (again: the draft is written once painting pauses)
+
+    def _keep_draft(self) -> None:
+        """Once painting pauses: the shown mask's edits to disk (in the writer thread), or its draft dropped when
+        nothing is left edited. A draft is a safety net: a disk that refuses it is met again at Accept."""
+        path, layer = self.shown_path, self._live_mask()
+        if self.session is None or path is None or path != self.session.current or layer is None:
+            return
+        data = np.asarray(layer.data)
+        if data.ndim != 2:
+            return
+        session = self.session
+        if not mask_was_edited(layer) or self._accepted_here == (path, image_hash(data)):
+            self._writer.submit(session.drop_draft, path)
+            return
+        mask = data.copy()
+
+        def keep():
+            with contextlib.suppress(OSError):
+                session.keep_draft(path, mask)
+
+        self._writer.submit(keep)
+
+    def _leave_edits(self, path: Path) -> None:
+        """The clinician chose to leave the edits (the second Next, Previous or Skip): their draft goes too."""
+        self._draft_timer.stop()
+        self._writer.submit(self.session.drop_draft, path)
 
     # ---- moving ------------------------------------------------------------------------------------------
     @property
@@ -526,6 +583,7 @@ class SessionWidget(WorkerWidget):
         if self._accepted_here == (path, image_hash(np.asarray(layer.data))):  # accepted as it is (the last image)
             return True
         if self._leave_asked.confirmed((path, action)):
+            self._leave_edits(path)
             return True
         self.say(f"your edits to {path.name}'s mask are not accepted: 'Accept & next' keeps them; press {action} "
                  "again to leave them")
