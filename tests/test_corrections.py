@@ -366,8 +366,39 @@ def test_re_accepting_a_revisited_image_keeps_the_models_test_of_it(tmp_path):
     again[:5, :5] = 1
     stored = store_correction(cs, image, again, source="frame.png", model_version="accepted earlier",
                               predicted_mask=gt, revisit=True).entry
-    assert stored.model_version == "v1" and stored.prospective_dice == first.prospective_dice
+    assert stored.model_version == "v1"
     assert list(version_scores(cs)) == ["v1"]
+    # v1's mask, kept with the entry, scored against the better correction (trial of session 32: an image accepted
+    # unchanged, Dice 1.0, then corrected by 24,082 pixels on a revisit, kept its 1.0)
+    from napari_unetv2.engine.metrics import dice_iou_mae
+
+    assert np.array_equal(cs.tested_mask(stored) > 0, shown > 0)
+    assert stored.prospective_dice == pytest.approx(dice_iou_mae(shown > 0, again > 0)[0])
+    assert stored.prospective_dice != pytest.approx(first.prospective_dice)
+
+
+def test_an_image_accepted_unchanged_then_corrected_on_a_revisit_is_scored_against_the_correction(tmp_path):
+    """Trial of session 32: accepted unchanged (the model's mask: Dice 1.0), revisited and corrected; the version's
+    prospective score kept the 1.0 ("Dice 0.919 [0.660, 1.000] on 4 images"). Its file goes with the entry."""
+    from napari_unetv2.annotation import store_correction
+
+    image, gt, _ = load_sample("polyp")
+    model_mask = np.zeros_like(gt)
+    model_mask[: gt.shape[0] // 2] = gt[: gt.shape[0] // 2]
+    cs = CorrectionSet(tmp_path / "set")
+    first = store_correction(cs, image, model_mask, source="frame.png", model_version="v1",
+                             predicted_mask=model_mask).entry
+    assert first.prospective_dice == 1.0
+    second = store_correction(cs, image, gt, source="frame.png", model_version="accepted earlier",
+                              predicted_mask=model_mask, revisit=True).entry
+    assert second.model_version == "v1" and second.prospective_dice < 0.9
+    better = gt.copy()
+    better[:6, :6] = 1
+    third = store_correction(cs, image, better, source="frame.png",
+                             model_version="accepted earlier", predicted_mask=gt, revisit=True)
+    assert third.entry.prospective_dice == pytest.approx(second.prospective_dice, abs=0.05)  # still v1's mask
+    kept = sorted(p.name for p in (cs.root / "tested").iterdir())
+    assert kept == [f"{third.entry.id}.png"]  # the replaced entries took theirs with them
 
 
 def test_a_version_with_a_damaged_json_is_named_and_cannot_be_put_in_use(tmp_path, small_checkpoint):

@@ -256,3 +256,22 @@ def test_opening_a_model_store_cleans_a_killed_write(tmp_path):
     os.utime(leftover, (time.time() - 7200,) * 2)
     ModelStore(tmp_path / "models")
     assert not leftover.exists()
+
+
+@pytest.mark.parametrize("tested", ["../../victim/forged.png", "tested/../../victim/forged.png", "{victim}/forged.png"])
+def test_a_tested_model_mask_named_outside_the_set_is_neither_read_nor_deleted(tmp_path, victim, tested):
+    """Session 32's tested model masks (``tested/<id>.png``): the file an entry names is data. One naming a file outside
+    the set is not read as the model's mask, and removing the entry deletes nothing."""
+    cs = CorrectionSet(tmp_path / "set")
+    real = cs.add(picture(), ellipse_mask(), source="real", predicted_mask=ellipse_mask())
+    provenance = cs.root / "provenance" / f"{real.id}.json"
+    entry = json.loads(provenance.read_text())
+    entry["tested_mask_file"] = tested.format(victim=victim).replace("forged", real.id)
+    (victim / f"{real.id}.png").write_bytes((cs.root / real.tested_mask_file).read_bytes())
+    provenance.write_text(json.dumps(entry))
+    before = tree_digest(tmp_path)
+    with pytest.raises(ValueError):
+        cs.tested_mask(cs.entries()[0])
+    with pytest.raises(ValueError):
+        cs.remove(real.id)
+    assert tree_digest(tmp_path) == before

@@ -97,7 +97,8 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
     session 31). Painting on and accepting again from the same layer is how a correction is improved: not asked.
 
     ``revisit``: the mask shown was an earlier accepted one (the session's revisit), not a model's: the replaced
-    entry's model version and prospective score are kept (its re-acceptance wiped the model's test of the image).
+    entry's model version is kept, and its prospective score is taken again against this mask, from the model mask the
+    entry kept (entries written before those were kept carry their score over).
 
     ``seen_by_model``: what ``model_version`` trained on (:func:`~napari_unetv2.corrections.auto_retrain.trained_on_by_version`:
     the correction ids and their images' pixel hashes). When this image is among them (by its pixels, or as the
@@ -129,15 +130,21 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
                     f"the correction set already holds a correction of {source} ({old.id}: {old.pixels_changed} "
                     f"pixels changed, stored {old.created.replace('T', ' ')}), and this mask was not started from it: "
                     f"{differing} pixels differ from it")
-    prospective = None
+    prospective, tested_mask = None, None
     if revisit and earlier:
         tested = earlier[0][0]
-        model_version, prospective = tested.model_version, (tested.prospective_dice, tested.prospective_iou)
+        model_version = tested.model_version
+        try:  # the model's mask it was scored against: scored now against this, the better correction
+            tested_mask = corrections.tested_mask(tested) if tested.prospective_dice is not None else None
+        except (ValueError, OSError):
+            tested_mask = None
+        if tested_mask is None:  # (an entry written before tested masks were kept, or never scored)
+            prospective = (tested.prospective_dice, tested.prospective_iou)
     elif seen_by_model and (pixels in seen_by_model or any(old.id in seen_by_model for old, _ in earlier)):
         prospective = (None, None)  # the model trained on this image: its mask is no test of it
     entry = corrections.add(image, binary, source=source, model_version=model_version,
                             predicted_mask=predicted_mask, seconds_spent=seconds_spent, clicks=clicks,
-                            prospective=prospective, pixels=pixels)
+                            prospective=prospective, pixels=pixels, tested_mask=tested_mask)
     for old, _ in earlier:
         try:
             corrections.remove(old.id)

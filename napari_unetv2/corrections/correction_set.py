@@ -54,6 +54,11 @@ class Correction:
     # The image's pixels as a hash (``image_hash``): a later mask of the same image replaces this entry whatever name
     # the image goes by then (a renamed layer kept two masks of one image). None in entries written before.
     image_hash: Optional[str] = None
+    # The model's mask that the prospective score compares against (``tested/<id>.png``), kept so that a later,
+    # better correction of the image is scored against the same model mask (a revisit in a folder session shows the
+    # accepted mask, not the model's: trial of session 32, a score of 1.0 kept for a mask corrected by 24,082 pixels
+    # afterwards). None in entries written before, and when no score was taken.
+    tested_mask_file: Optional[str] = None
 
 
 def image_hash(image: np.ndarray) -> str:
@@ -121,7 +126,8 @@ def _read_entry(path: Path) -> Correction:
     # An entry is its file: removing or replacing entry X deletes provenance/X.json and X's image and mask. A file
     # whose id or files name another entry (a hand edit, a merge of two sets) would have another image's
     # correction deleted in its place.
-    if entry.id != path.stem or Path(entry.mask_file).stem != entry.id or Path(entry.image_file).stem != entry.id:
+    if entry.id != path.stem or Path(entry.mask_file).stem != entry.id or Path(entry.image_file).stem != entry.id \
+            or (entry.tested_mask_file is not None and Path(entry.tested_mask_file).stem != entry.id):
         raise ValueError(f"{path.name} describes entry {entry.id!r} with files {entry.image_file}, {entry.mask_file}: "
                          "an entry's id, its file name and its files' names must agree")
     return entry
@@ -155,12 +161,29 @@ class CorrectionSet:
         for sub in ("images", "masks", "provenance"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.root / sub)  # leftovers of writes killed mid-way
+        if (self.root / "tested").is_dir():  # (made with the first entry that keeps a tested mask)
+            remove_stale_temporaries(self.root / "tested")
 
     def _entry_files(self, entry: Correction) -> tuple[Path, Path]:
         """The entry's image and mask, which must lie directly in ``images/`` and ``masks/`` of this set
         (the JSON may come from a copied or shared set: its paths are data, not trusted)."""
         return (relative_inside(self.root, entry.image_file, "correction image", subfolder="images"),
                 relative_inside(self.root, entry.mask_file, "correction mask", subfolder="masks"))
+
+    def _tested_path(self, entry: Correction) -> Optional[Path]:
+        """The entry's tested model mask, directly in ``tested/`` of this set (None when it keeps none)."""
+        if entry.tested_mask_file is None:
+            return None
+        return relative_inside(self.root, entry.tested_mask_file, "tested model mask", subfolder="tested")
+
+    def tested_mask(self, entry: Correction) -> Optional[np.ndarray]:
+        """The model's mask the entry's prospective score compares against (0/1), or None when it keeps none."""
+        path = self._tested_path(entry)
+        if path is None or not path.is_file():
+            return None
+        from ..files import read_mask
+
+        return read_mask(path)
 
     def _provenance_path(self, entry_id: object) -> Path:
         return child_path(self.root / "provenance", f"{safe_id(entry_id)}.json", "correction id")
@@ -176,24 +199,33 @@ class CorrectionSet:
         clicks: Optional[int] = None,
         prospective: Optional[tuple[Optional[float], Optional[float]]] = None,
         pixels: Optional[str] = None,
+        tested_mask: Optional[np.ndarray] = None,
     ) -> Correction:
         """Store one corrected pair; refuses (ValueError) shapes that do not match or are not 2-D.
         ``prospective``: (Dice, IoU) of ``model_version`` carried over from the entry this one replaces (a revisit
         of an accepted image shows the accepted mask, not the model's, so it is no new test of the model); (None, None):
-        no test at all. ``pixels``: the image's :func:`image_hash`, when the caller has it already."""
+        no test at all. ``pixels``: the image's :func:`image_hash`, when the caller has it already. ``tested_mask``: the
+        model's mask to score against when it is not the mask shown (a revisit shows an accepted mask; the model's mask
+        of the entry it replaces is scored against the new correction). The mask scored against is kept with the entry.
+        """
         image = np.asarray(image)
         mask = np.asarray(corrected_mask)
         check_correction_arrays(image, mask)
         binary = (mask > 0).astype(np.uint8)
-        dice = iou = None
+        dice = iou = tested = None
         if predicted_mask is not None and np.shape(predicted_mask) == mask.shape:
             shown = np.asarray(predicted_mask) > 0
             changed = int(np.count_nonzero(binary != shown))
-            dice, iou, _ = dice_iou_mae(shown, binary > 0)
+            tested = shown
         else:
             changed = int(binary.sum())
-        if prospective is not None:
+        if tested_mask is not None and np.shape(tested_mask) == mask.shape:
+            tested = np.asarray(tested_mask) > 0
+        if prospective is not None:  # carried over (its model mask unknown), or (None, None): no test
             dice, iou = prospective
+            tested = None
+        elif tested is not None:
+            dice, iou, _ = dice_iou_mae(tested, binary > 0)
         entry_id, claim = self._claim_id(f"{time.strftime('%Y%m%d-%H%M%S')}-{_safe(source)}")
         try:
             if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[-1] in (3, 4)):
@@ -204,9 +236,13 @@ class CorrectionSet:
                 write_tiff_atomic(self.root / image_file, image)
             mask_file = f"masks/{entry_id}.png"
             write_png_atomic(self.root / mask_file, binary * 255, run_length=True)
+            tested_file = None
+            if tested is not None:
+                tested_file = f"tested/{entry_id}.png"
+                write_png_atomic(self.root / tested_file, tested.astype(np.uint8) * 255, run_length=True)
             entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),
                                changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks,
-                               pixels or image_hash(image))
+                               pixels or image_hash(image), tested_file)
             atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")
         finally:
             claim.unlink(missing_ok=True)
@@ -260,6 +296,8 @@ class CorrectionSet:
         except (OSError, ValueError, TypeError) as err:
             raise ValueError(f"Correction {entry_id!r} has an unreadable provenance file ({err}); nothing was deleted.") from err
         files = self._entry_files(entry)  # raises UnsafePathError (a ValueError) before anything is deleted
+        tested = self._tested_path(entry)
+        files = (*files, tested) if tested is not None else files
         # Hold the id while its files go: a writer seeing no JSON must not claim it and write files we then delete.
         claim = provenance.with_suffix(".claim")
         held = _create_exclusively(claim)  # False: left by a killed writer (no live one claims an id whose JSON exists)
