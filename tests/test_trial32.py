@@ -272,3 +272,31 @@ def test_edits_not_accepted_survive_closing_napari_and_come_back_with_the_image(
     qtbot.waitUntil(lambda: session.session.draft_path(second).is_file(), timeout=10_000)
     assert not session.previous_image() and session.previous_image()  # asked, then left: its draft goes
     qtbot.waitUntil(lambda: not session.session.draft_path(second).exists(), timeout=10_000)
+
+
+def test_a_correction_that_replaces_a_session_images_correction_becomes_its_finished_mask(make_napari_viewer, qtbot,
+                                                                                          isolated_home, tmp_path):
+    """Trial of session 32: an image accepted in the folder session, then its Batch folder result touched up and
+    accepted in Correct & retrain (asked, then replacing the session's correction): the session still showed and would
+    export its old mask, and pointed to the deleted entry, while training used the new one."""
+    from napari_unetv2.files import read_image
+
+    viewer = make_napari_viewer()
+    session, rt = open_session_beside_correct_and_retrain(viewer, qtbot, tmp_path)
+    path = session.session.current
+    paint_and_accept(session, qtbot, 20)
+    accepted = session.session.entry_id(path)
+    assert accepted is not None
+    frame = viewer.add_image(read_image(path), name="a (batch result)", rgb=True)  # the same pixels, opened again
+    other = np.zeros(frame.data.shape[:2], np.uint8)
+    other[30:120, 40:150] = 1
+    result = viewer.add_labels(other, name="a (batch result) mask")
+    rt.image.value, rt.mask.value = frame, result
+    assert rt.accept_correction() is None  # asked first: the set holds the session's correction of it
+    rt.image.value, rt.mask.value = frame, result
+    stored = rt.accept_correction()
+    assert stored is not None, rt.status.value
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    assert [e.id for e in rt.correction_set.entries()] == [stored.id]
+    assert session.session.entry_id(path) == stored.id
+    assert np.array_equal(read_mask(session.session.finished_path(path)) > 0, other > 0)

@@ -172,10 +172,11 @@ def model_text(label: str, version: Optional[str], corrections_dir: Optional[Pat
 class ModelInUse(QObject):
     changed = Signal()  # another model is in use
     scores_changed = Signal()  # the correction set changed: every model line's prospective score is read again
-    # Correct & retrain stored a 2-D mask layer's pixels: (layer, mask, correction set folder, entry id). The folder
-    # session whose image that layer masks takes it as accepted there too (trial of session 31: its Next still asked
-    # about "unaccepted edits", and the image was missing from its export).
-    correction_stored = Signal(object, object, object, object)
+    # Correct & retrain stored a 2-D mask layer's pixels: (layer, mask, correction set folder, entry id, ids of the
+    # entries it replaced). The folder session whose image that layer masks takes it as accepted there too (trial of
+    # session 31: its Next still asked about "unaccepted edits", and the image was missing from its export); one whose
+    # accepted image's entry was replaced takes the new mask as that image's finished mask (trial of session 32).
+    correction_stored = Signal(object, object, object, object, object)
 
     def __init__(self, store_dir: Path):
         super().__init__()

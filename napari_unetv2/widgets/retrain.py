@@ -302,7 +302,8 @@ class RetrainWidget(WorkerWidget):
         self._discard_seen = None
         if where == "":  # the whole (2-D) layer was stored, its hash taken above: closing its image may hide it
             mask_layer.metadata[ACCEPTED_HASH] = attempt[1]
-            self.models.correction_stored.emit(mask_layer, mask.copy(), self.correction_set.root, stored.entry.id)
+            self.models.correction_stored.emit(mask_layer, mask.copy(), self.correction_set.root, stored.entry.id,
+                                               list(stored.replaced))
         note_accepted(mask_layer, mask)
         self.refresh_entries()
         named = "" if same_layer(mask_layer, own) else f"stored the layer {mask_layer.name!r}: "

@@ -733,16 +733,29 @@ class SessionWidget(WorkerWidget):
             self.say("that was the last image; export the finished masks when done")
         return future
 
-    def _on_stored_elsewhere(self, layer, mask, corrections_root, entry_id) -> None:
-        """*Correct & retrain* stored the mask on screen from this session's layer: the image is accepted here too (its
-        finished mask written for export), so Next does not call those edits unaccepted."""
-        path = self.shown_path
-        if (self.session is None or path is None or path != self.session.current or self._live_mask() is None
-                or not same_layer(layer, self.mask_layer)):
-            return
-        if Path(corrections_root).resolve() != Path(self.corrections.value).resolve():
+    def _on_stored_elsewhere(self, layer, mask, corrections_root, entry_id, replaced=()) -> None:
+        """*Correct & retrain* stored a mask in this session's correction set. From this session's layer (the image on
+        screen): the image is accepted here too (its finished mask written for export), so Next does not call those
+        edits unaccepted. Over the correction an image of this session was accepted with (another layer of that image,
+        such as a Batch folder result): that image's finished mask follows, or export and training would disagree."""
+        if self.session is None or Path(corrections_root).resolve() != Path(self.corrections.value).resolve():
             return  # stored in another set than this session's: its Accept is still to come
-        session, stored_line = self.session, f"stored by Correct & retrain as {entry_id}; accepted in this session too"
+        path = self.shown_path
+        if (path is None or path != self.session.current or self._live_mask() is None
+                or not same_layer(layer, self.mask_layer)):
+            names = {name for name, item in self.session.items.items()
+                     if item.get("status") == ACCEPTED and item.get("entry") in set(replaced)}
+            for image in [p for p in self.session.images if p.name in names]:
+                self._record_acceptance(image, mask, entry_id, f"its finished mask is now the correction {entry_id} "
+                                                               "stored by Correct & retrain, which replaced its own")
+            return
+        self._record_acceptance(path, mask, entry_id,
+                                f"stored by Correct & retrain as {entry_id}; accepted in this session too")
+        self._accepted_here = (path, image_hash(mask))
+
+    def _record_acceptance(self, path: Path, mask: np.ndarray, entry_id: str, stored_line: str) -> None:
+        """Record ``path`` as accepted with ``mask`` (a correction stored elsewhere), in the writer thread."""
+        session = self.session
 
         def record():
             try:
@@ -754,7 +767,6 @@ class SessionWidget(WorkerWidget):
 
         self._writing.append(path.name)
         self._pending_masks[path.name] = mask
-        self._accepted_here = (path, image_hash(mask))
         self._writer.submit(record)
 
     def _on_stored(self, message) -> None:
