@@ -300,3 +300,22 @@ def test_a_correction_that_replaces_a_session_images_correction_becomes_its_fini
     assert [e.id for e in rt.correction_set.entries()] == [stored.id]
     assert session.session.entry_id(path) == stored.id
     assert np.array_equal(read_mask(session.session.finished_path(path)) > 0, other > 0)
+
+
+def test_the_sessions_status_and_its_buttons_are_in_view_together_in_a_shared_dock(make_napari_viewer, qtbot,
+                                                                                    isolated_home, tmp_path):
+    """Trial of session 32: docked above Correct & retrain, every status line scrolled the session's dock to the status
+    at its foot, and the progress line with Previous, Next and Accept & next out of view."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1500, 950)
+    session, rt = open_session_beside_correct_and_retrain(viewer, qtbot, tmp_path)
+    from qtpy.QtCore import Qt
+
+    docks = [session.native.parent(), rt.native.parent()]  # the session's dock squeezed as the trial had it
+    viewer.window._qt_window.resizeDocks(docks, [320, 600], Qt.Orientation.Vertical)
+    qtbot.wait(200)
+    session.say("a.png: stored 20261128-055339-a.png: 485 pixels changed (replaced the earlier correction "
+                "20261128-055327-a.png). Now b.png: your accepted mask; edit and accept again to replace it")
+    qtbot.wait(200)
+    for widget in (session.status, session.accept_button, session.next_button, session.where):
+        assert not widget.native.visibleRegion().isEmpty(), widget.label

@@ -138,6 +138,13 @@ class SessionWidget(WorkerWidget):
                      nav, self.accept_button, self.display, self.auto_retrain, self.retrain_every, self.epochs,
                      self.export_folder, self.export_button])
         self.add_common()
+        # The status beside the buttons it answers: docked above Correct & retrain, each line scrolled the dock to the
+        # status at its foot, and the progress line with Previous/Next/Accept out of view (trial of session 32).
+        for widget in (self.status, self.restore_button):
+            self.remove(widget)
+        after = self.index(self.accept_button) + 1
+        self.insert(after, self.status)
+        self.insert(after + 1, self.restore_button)
         self.open_button.changed.connect(self.open_session)
         self.previous_button.changed.connect(self.previous_image)
         self.next_button.changed.connect(self.next_image)
