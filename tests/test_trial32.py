@@ -319,3 +319,47 @@ def test_the_sessions_status_and_its_buttons_are_in_view_together_in_a_shared_do
     qtbot.wait(200)
     for widget in (session.status, session.accept_button, session.next_button, session.where):
         assert not widget.native.visibleRegion().isEmpty(), widget.label
+
+
+def test_another_bundled_model_is_suggested_for_an_image_like_its_training_images():
+    """Trial of session 32: Segment with the polyp model on the dermoscopy sample gave Dice 0.07 and said only "done";
+    the bundled skin model (Dice 0.90 on PH2) was one choice away. The hint comes from the bundled models' domain cards
+    (weights/domains.json); not for a model fine-tuned from them, nor for a stack."""
+    from napari_unetv2.checkpoints.lines import bundled_versions
+    from napari_unetv2.inference.domain import domain_note
+
+    version = {name: v for v, name in bundled_versions().items()}
+    skin, _, _ = load_sample("skin")
+    polyp, _, _ = load_sample("polyp")
+    note = domain_note(skin, True, version["polyp"], "choose {model}")
+    assert "dermoscopy images (PH2)" in note and note.endswith("choose the bundled skin model.")
+    assert domain_note(polyp, True, version["polyp"], "choose {model}") == ""
+    assert "choose the bundled polyp model" in domain_note(polyp, True, version["skin"], "choose {model}")
+    assert domain_note(skin, True, "0123456789ab", "choose {model}") == ""  # a fine-tuned version: no card
+    assert domain_note(np.stack([skin[..., 0]] * 5), False, version["polyp"], "choose {model}") == ""
+
+
+def test_segment_and_the_folder_session_say_which_bundled_model_fits_a_dermoscopy_image(make_napari_viewer, qtbot,
+                                                                                        isolated_home, tmp_path):
+    from napari_unetv2._sample_data import SAMPLES
+    from napari_unetv2.widgets.session import SessionWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "skin")
+    segment = dock(viewer, "Segment")
+    segment.image.value = viewer.layers[SAMPLES["skin"]]
+    with qtbot.waitSignal(segment.run().finished, timeout=120_000):
+        pass
+    said = segment.status.value.replace("\u200b", "")
+    assert "choose the bundled skin model under 'model'" in said, said
+
+    skin, _, _ = load_sample("skin")
+    (tmp_path / "images").mkdir()
+    write_png_atomic(tmp_path / "images" / "lesion.png", skin)
+    session = SessionWidget(viewer)
+    viewer.window.add_dock_widget(session, name="Annotate a folder")
+    session.images.value, session.session_folder.value = str(tmp_path / "images"), str(tmp_path / "session")
+    assert session.open_session() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    said = session.status.value.replace("\u200b", "")
+    assert "put the bundled skin model in use (Correct & retrain" in said and "correct the mask" in said, said

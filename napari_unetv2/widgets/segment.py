@@ -14,6 +14,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSlider, PushButt
 from qtpy.QtCore import QTimer
 
 from ..inference import PredictionCancelled
+from ..inference.domain import domain_note
 from ..inference.predictor import check_image_shape, colour_note
 from ._base import SecondPress, WorkerWidget, narrow_chooser
 from ._layers import (
@@ -264,6 +265,7 @@ class SegmentWidget(WorkerWidget):
                 prediction = predictor.predict(array, should_stop=cancel.is_set, progress=progress, **params)
                 # said with the result; read here, not in the GUI thread (a pass over a large image's alpha)
                 prediction.colour_note = colour_note(array, rgb)
+                prediction.domain_note = domain_note(array, rgb, predictor.config.version, "choose {model} under 'model'")
             except PredictionCancelled:
                 return None  # a normal ending, not an error
             except (ValueError, RuntimeError, OSError) as err:  # bad input, out of memory, unreadable file
@@ -327,8 +329,8 @@ class SegmentWidget(WorkerWidget):
         if self.last_result["kept_edited"]:
             kept = f"; your edited mask was kept, the new prediction is in '{self.last_result['proposal'].name}'"
         untrained = " UNTRAINED MODEL: outputs are meaningless." if predictor.is_untrained else ""
-        scale_note = " ".join(note for note in (predictor.mode_note(prediction.mode),
-                                                prediction.colour_note) if note)
+        scale_note = " ".join(note for note in (predictor.mode_note(prediction.mode), prediction.colour_note,
+                                                getattr(prediction, "domain_note", "")) if note)
         scale_note = f" {scale_note}" if scale_note else ""
         self._status_image = self.image.value  # its re-emitted choice (layers were added) keeps this message
         where = "" if still_here else f"{layer.name}: "

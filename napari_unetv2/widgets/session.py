@@ -26,6 +26,7 @@ from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by, trained_on_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..files import read_image
+from ..inference.domain import domain_note
 from ..interactive import CLICKS_METADATA
 from ..storage import data_home, default_corrections_dir
 from ._base import SecondPress, WorkerWidget, one_line, wrapping_label
@@ -187,6 +188,7 @@ class SessionWidget(WorkerWidget):
         self._draft_timer.timeout.connect(self.guarded(self._keep_draft))
         self._draft_watched = weakref.WeakSet()  # mask layers whose edits start that timer
         self._shown_draft = False  # whether the mask shown started from a kept draft
+        self._domain_said = ""  # the last hint that another bundled model fits the images (inference/domain.py)
         self._stored = _Stored()
         self._stored.done.connect(self.guarded(self._on_stored))
         self._applying = False  # settings being applied from session.json: not written back one by one
@@ -303,7 +305,10 @@ class SessionWidget(WorkerWidget):
             # for an aborted worker and emits nothing, and the image then stayed "being segmented" for good
             try:
                 image = read_image(path)
-                prediction = models.predictor(checkpoint, device).predict(image)
+                predictor = models.predictor(checkpoint, device)
+                prediction = predictor.predict(image)
+                prediction.domain_note = domain_note(image, None, predictor.config.version, "put {model} in use "
+                                                     "(Correct & retrain: versions, Use this version)")
             except (ValueError, RuntimeError, OSError, MemoryError) as err:
                 return "error", err
             return "ok", (image, prediction, earlier_correction(corrections_dir, image, path))
@@ -463,6 +468,11 @@ class SessionWidget(WorkerWidget):
             self._image_line = (path, f"{path.name}: " + ("your accepted mask; edit and accept again to replace it"
                                                           if self._accepted(path) else
                                                           "correct the mask, then Accept & next"))
+        # said once for a run of such images (with each, it would crowd out the image's own line)
+        hint = getattr(prediction, "domain_note", "") if prediction is not None else ""
+        if hint and hint != self._domain_said:
+            opening = f"{opening}{hint} "
+        self._domain_said = hint or self._domain_said
         self.say(f"{opening}{self._image_line[1]}")
 
     def _accepted(self, path: Path) -> bool:
