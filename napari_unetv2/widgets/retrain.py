@@ -109,7 +109,7 @@ class RetrainWidget(WorkerWidget):
         self.rollback_button.changed.connect(self.roll_back)
         # the folder session stores and replaces corrections in the same set: the list showed an entry it had replaced
         # (Remove selected on it: "No correction ...") and not the new one (trial of session 32)
-        self.models.scores_changed.connect(self._list_follows_the_set)
+        self.models.scores_changed.connect(self.guarded(self._list_follows_the_set))
         self.folder.changed.connect(self._on_folder)
         self._folder = Path(self.folder.value)  # the set in use: a folder that is not a set is refused, this one stays
         self._watched_images = weakref.WeakSet()  # image layers whose pixel replacements re-follow the mask
