@@ -13,6 +13,7 @@ which case the new prediction goes into the image's single proposal layer.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 import weakref
@@ -480,7 +481,14 @@ def follow_removed_images(viewer) -> None:
         QTimer.singleShot(0, lambda: forget_removed_image(viewer, layer))
 
     viewer.layers.events.removed.connect(on_removed)
-    viewer.layers.events.removing.connect(lambda event: leave_brush_before_removal(viewer, viewer.layers[event.index]))
+    def on_removing(event) -> None:
+        try:
+            layer = viewer.layers[event.index]
+        except (IndexError, TypeError):  # (a workaround only: napari's own removal must go on whatever happens here)
+            return
+        leave_brush_before_removal(viewer, layer)
+
+    viewer.layers.events.removing.connect(on_removing)
 
     # at once: before napari makes the new image the active layer, which the widgets' choosers follow
     viewer.layers.events.inserted.connect(lambda event: reattach_reopened_image(viewer, event.value))
@@ -518,7 +526,8 @@ def leave_brush_before_removal(viewer, layer) -> None:
     canvas = getattr(getattr(getattr(unproxied(viewer), "window", None), "_qt_viewer", None), "canvas", None)
     native = getattr(canvas, "native", None)
     if native is not None and native.isVisible():
-        native.repaint()  # now, not at the next turn of the event loop: the layer is removed before that
+        with contextlib.suppress(RuntimeError):  # (a canvas being closed with the window)
+            native.repaint()  # now, not at the next turn of the event loop: the layer is removed before that
 
 
 REMOVED_BY_PLUGIN = "unetv2_removed_by_plugin"  # set on a layer the plugin removes itself (not the user's delete)
