@@ -317,8 +317,12 @@ def test_the_sessions_status_and_its_buttons_are_in_view_together_in_a_shared_do
     qtbot.wait(200)
     session.say("a.png: stored 20261128-055339-a.png: 485 pixels changed (replaced the earlier correction "
                 "20261128-055327-a.png). Now b.png: your accepted mask; edit and accept again to replace it")
-    qtbot.wait(200)
-    for widget in (session.status, session.accept_button, session.next_button, session.where):
+    together = (session.status, session.accept_button, session.next_button, session.where)
+    try:  # (the layout settles on later turns of the event loop: slower under load)
+        qtbot.waitUntil(lambda: all(not w.native.visibleRegion().isEmpty() for w in together), timeout=3000)
+    except Exception:
+        pass
+    for widget in together:
         assert not widget.native.visibleRegion().isEmpty(), widget.label
 
 
