@@ -368,3 +368,25 @@ def test_segment_and_the_folder_session_say_which_bundled_model_fits_a_dermoscop
     qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
     said = session.status.value.replace("\u200b", "")
     assert "put the bundled skin model in use (Correct & retrain" in said and "correct the mask" in said, said
+
+
+def test_a_stroke_just_before_napari_closes_is_kept_as_a_draft(make_napari_viewer, qtbot, isolated_home, tmp_path):
+    """Verification of session 32: edits painted less than half a second before the window closed were lost (the draft
+    waited for painting to pause). Closing the window writes the pending draft."""
+    from napari_unetv2.widgets.session import SessionWidget
+
+    viewer = make_napari_viewer()
+    session = SessionWidget(viewer)
+    viewer.window.add_dock_widget(session, name="Annotate a folder")
+    session.images.value = str(two_frames(tmp_path / "images"))
+    session.session_folder.value = str(tmp_path / "session")
+    assert session.open_session() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    path = session.session.current
+    painted = np.asarray(session.mask_layer.data).copy()
+    painted[10:60, 10:60] = 1 - painted[10:60, 10:60]
+    session.mask_layer.data = painted
+    viewer.close()  # at once
+    qtbot.wait(100)
+    assert session.session.draft_path(path).is_file()
+    assert np.array_equal(read_mask(session.session.draft_path(path)) > 0, painted > 0)

@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton, SpinBox
 from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtWidgets import QApplication
 
 from ..annotation import AnnotationSession, DuplicateCorrection, WouldDiscardCorrection, store_correction
 from ..annotation.accept import stored_correction_of
@@ -186,6 +187,10 @@ class SessionWidget(WorkerWidget):
         self._draft_timer.setSingleShot(True)
         self._draft_timer.setInterval(DRAFT_AFTER_MS)
         self._draft_timer.timeout.connect(self.guarded(self._keep_draft))
+        # a stroke less than DRAFT_AFTER_MS before the window closed was lost (verification of session 32): the dock
+        # going (the window closed) or the application quitting writes a pending draft at once
+        self.native.destroyed.connect(lambda *_: self._flush_draft())
+        QApplication.instance().aboutToQuit.connect(self._flush_draft)
         self._draft_watched = weakref.WeakSet()  # mask layers whose edits start that timer
         self._shown_draft = False  # whether the mask shown started from a kept draft
         self._domain_said = ""  # the last hint that another bundled model fits the images (inference/domain.py)
@@ -574,6 +579,20 @@ class SessionWidget(WorkerWidget):
                 session.keep_draft(path, mask)
 
         self._writer.submit(keep)
+
+    def _flush_draft(self) -> None:
+        """Write the draft still waiting for painting to pause, now (the window is closing): through the writer, so
+        that it lands after any draft already queued, and waited for."""
+        if not self._draft_timer.isActive():
+            return
+        self._draft_timer.stop()
+        path, layer, session = self.shown_path, self.mask_layer, self.session
+        if session is None or path is None or layer is None or path != session.current:
+            return
+        with contextlib.suppress(RuntimeError, ValueError, OSError, TimeoutError):
+            data = np.asarray(layer.data)
+            if data.ndim == 2 and mask_was_edited(layer) and self._accepted_here != (path, image_hash(data)):
+                self._writer.submit(session.keep_draft, path, data.copy()).result(timeout=10)
 
     def _leave_edits(self, path: Path) -> None:
         """The clinician chose to leave the edits (the second Next, Previous or Skip): their draft goes too."""
