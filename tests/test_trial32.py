@@ -21,16 +21,24 @@ def two_frames(folder):
     return folder
 
 
-def open_session_beside_correct_and_retrain(viewer, qtbot, tmp_path):
+def open_session_on_two_frames(viewer, qtbot, tmp_path, beside=None):
+    """*Annotate a folder* on two crops of the polyp sample (``beside``: a dock opened after it), its first image shown."""
     from napari_unetv2.widgets.session import SessionWidget
 
     session = SessionWidget(viewer)
     viewer.window.add_dock_widget(session, name="Annotate a folder")
-    rt = dock(viewer, "Correct & retrain")
+    if beside is not None:
+        dock(viewer, beside)
     session.images.value = str(two_frames(tmp_path / "images"))
     session.session_folder.value = str(tmp_path / "session")
     assert session.open_session() is not None, session.status.value
     qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    return session
+
+
+def open_session_beside_correct_and_retrain(viewer, qtbot, tmp_path):
+    session = open_session_on_two_frames(viewer, qtbot, tmp_path, beside="Correct & retrain")
+    rt = next(w for w in viewer.window.dock_widgets.values() if type(w).__name__ == "RetrainWidget")
     return session, rt
 
 
@@ -101,15 +109,9 @@ def test_the_status_bar_names_the_folder_sessions_next_image_not_the_last(make_n
                                                                           tmp_path):
     """Stop 30's list: napari's status bar still named the previous image's mask after Next (the session reuses and
     renames its layers; napari updates the bar when the cursor moves or another layer becomes active)."""
-    from napari_unetv2.widgets.session import SessionWidget
 
     viewer = make_napari_viewer()
-    session = SessionWidget(viewer)
-    viewer.window.add_dock_widget(session, name="Annotate a folder")
-    session.images.value = str(two_frames(tmp_path / "images"))
-    session.session_folder.value = str(tmp_path / "session")
-    assert session.open_session() is not None, session.status.value
-    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    session = open_session_on_two_frames(viewer, qtbot, tmp_path)
     viewer.mouse_over_canvas = True
     viewer.cursor.position = (40, 40)  # the pointer over the image (as a mouse move ends)
     viewer.update_status_from_cursor()
@@ -124,15 +126,10 @@ def test_the_folder_sessions_accept_takes_no_mask_hidden_under_another_image(mak
     """Trial of session 32: a Batch folder run opened its results over the session's image; Accept & next stored the
     session's unseen model mask as a checked correction and moved on. Now the image is shown first, to be looked at."""
     from napari_unetv2.corrections import CorrectionSet
-    from napari_unetv2.widgets.session import ACCEPT_AFTER_S, SessionWidget
+    from napari_unetv2.widgets.session import ACCEPT_AFTER_S
 
     viewer = make_napari_viewer()
-    session = SessionWidget(viewer)
-    viewer.window.add_dock_widget(session, name="Annotate a folder")
-    session.images.value = str(two_frames(tmp_path / "images"))
-    session.session_folder.value = str(tmp_path / "session")
-    assert session.open_session() is not None, session.status.value
-    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    session = open_session_on_two_frames(viewer, qtbot, tmp_path)
     qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
     path = session.session.current
     over = viewer.add_image(np.full((300, 300, 3), 90, np.uint8), name="batch result", rgb=True)  # covers it
@@ -169,15 +166,9 @@ def test_correct_and_retrains_list_follows_corrections_the_folder_session_stores
 def test_closing_the_sessions_image_is_said_as_the_image_closed(make_napari_viewer, qtbot, isolated_home, tmp_path):
     """Trial of session 32: the session's image deleted from the layer list (its unedited mask goes with it) was said
     as "IMD196 mask was deleted"."""
-    from napari_unetv2.widgets.session import SessionWidget
 
     viewer = make_napari_viewer()
-    session = SessionWidget(viewer)
-    viewer.window.add_dock_widget(session, name="Annotate a folder")
-    session.images.value = str(two_frames(tmp_path / "images"))
-    session.session_folder.value = str(tmp_path / "session")
-    assert session.open_session() is not None, session.status.value
-    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    session = open_session_on_two_frames(viewer, qtbot, tmp_path)
     mask = session.mask_layer
     viewer.layers.remove(session.image_layer)
     qtbot.waitUntil(lambda: mask not in viewer.layers, timeout=3000)
@@ -373,15 +364,9 @@ def test_segment_and_the_folder_session_say_which_bundled_model_fits_a_dermoscop
 def test_a_stroke_just_before_napari_closes_is_kept_as_a_draft(make_napari_viewer, qtbot, isolated_home, tmp_path):
     """Verification of session 32: edits painted less than half a second before the window closed were lost (the draft
     waited for painting to pause). Closing the window writes the pending draft."""
-    from napari_unetv2.widgets.session import SessionWidget
 
     viewer = make_napari_viewer()
-    session = SessionWidget(viewer)
-    viewer.window.add_dock_widget(session, name="Annotate a folder")
-    session.images.value = str(two_frames(tmp_path / "images"))
-    session.session_folder.value = str(tmp_path / "session")
-    assert session.open_session() is not None, session.status.value
-    qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)
+    session = open_session_on_two_frames(viewer, qtbot, tmp_path)
     path = session.session.current
     painted = np.asarray(session.mask_layer.data).copy()
     painted[10:60, 10:60] = 1 - painted[10:60, 10:60]
