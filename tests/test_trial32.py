@@ -375,3 +375,49 @@ def test_a_stroke_just_before_napari_closes_is_kept_as_a_draft(make_napari_viewe
     qtbot.wait(100)
     assert session.session.draft_path(path).is_file()
     assert np.array_equal(read_mask(session.session.draft_path(path)) > 0, painted > 0)
+
+
+def test_a_session_follows_a_correction_another_session_replaced_in_the_shared_set(make_napari_viewer, qtbot,
+                                                                                  isolated_home, tmp_path):
+    """Verification of session 32: two sessions on one correction set; the second one corrected an image the first had
+    accepted (the set's entry replaced); the first still showed its old mask as "your accepted mask" and exported it
+    (Dice 0.36 against the clinician's 1.0 in the set). Now its accepted images follow the set's current correction
+    (when opened, when an image is shown, before export); one whose correction was removed keeps its mask."""
+    import shutil
+
+    from napari_unetv2.annotation import AnnotationSession, store_correction
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.files import read_image
+
+    first_folder = two_frames(tmp_path / "first")
+    corrections = tmp_path / "corrections"
+    cs = CorrectionSet(corrections)
+    first = AnnotationSession(tmp_path / "session-1", first_folder)
+    a, b = first.images
+    old = np.zeros(read_image(a).shape[:2], np.uint8)
+    old[10:40, 10:40] = 1
+    for path, mask in ((a, old), (b, old)):
+        first.accept(path, mask, store_correction(cs, read_image(path), mask, source=path.name).entry.id)
+    (tmp_path / "second").mkdir()
+    shutil.copy2(a, tmp_path / "second" / a.name)  # the same image in another folder, another session
+    better = old.copy()
+    better[50:120, 60:150] = 1
+    replacing = store_correction(cs, read_image(a), better, source=a.name, predicted_mask=old).entry
+    cs.remove(first.entry_id(b))  # b's correction removed from the set on purpose
+
+    viewer = make_napari_viewer()
+    from napari_unetv2.widgets.session import SessionWidget
+
+    widget = SessionWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Annotate a folder")
+    widget.images.value, widget.corrections.value = str(first_folder), str(corrections)
+    widget.session_folder.value = str(tmp_path / "session-1")
+    assert widget.open_session() is not None, widget.status.value
+    qtbot.waitUntil(lambda: widget.shown_path == widget.session.current, timeout=60_000)
+    assert "take the correction that replaced theirs" in widget.status.value.replace("\u200b", "")
+    assert widget.session.entry_id(a) == replacing.id
+    assert np.array_equal(np.asarray(widget.mask_layer.data) > 0, better > 0)  # a is shown with the set's correction
+    widget.export_folder.value = str(tmp_path / "export")
+    assert len(widget.export()) == 2
+    assert np.array_equal(read_mask(tmp_path / "export" / f"{a.stem}.png") > 0, better > 0)
+    assert np.array_equal(read_mask(tmp_path / "export" / f"{b.stem}.png") > 0, old > 0)  # removed: kept as accepted

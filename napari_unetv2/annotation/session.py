@@ -126,11 +126,43 @@ class AnnotationSession:
     # ---- decisions -----------------------------------------------------------------------------------
     def accept(self, path: Path, mask: np.ndarray, entry_id: Optional[str]) -> None:
         """Record ``path`` as finished with ``mask`` (written to ``finished/<stem>.png`` first)."""
+        self._record_accepted(path, mask, entry_id)
+        self.drop_draft(path)  # after the acceptance is on disk: a crash between keeps one of the two
+
+    def _record_accepted(self, path: Path, mask: np.ndarray, entry_id: Optional[str]) -> None:
         write_png_atomic(self.finished_path(path), (np.asarray(mask) > 0).astype(np.uint8) * 255, run_length=True)
         with self._lock:
             self.items[path.name] = {"status": ACCEPTED, "entry": entry_id, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         self.save()
-        self.drop_draft(path)  # after the acceptance is on disk: a crash between keeps one of the two
+
+    def follow_corrections(self, corrections_dir: Path, only: Optional[Path] = None) -> list[tuple[Path, str]]:
+        """Accepted images whose correction the set no longer holds, because a later one of the same image replaced it
+        (another session on the set, another window's *Correct & retrain*): their finished mask and entry follow that
+        correction, so that export and training agree (verification of session 32: a session exported a mask of Dice
+        0.36 while the set held the clinician's correction). An image whose correction was removed from the set keeps
+        the mask accepted here. ``only``: that image alone. Returns (image, new entry id) of each image updated; its
+        draft, if any, stays (edits painted since)."""
+        from ..corrections import CorrectionSet
+        from ..files import read_image
+        from .accept import stored_correction_of
+
+        if not (Path(corrections_dir) / "provenance").is_dir():
+            return []
+        corrections, updated = CorrectionSet(Path(corrections_dir)), []
+        for path in [only] if only is not None else self.images:
+            entry_id = self.entry_id(path) if self.status(path) == ACCEPTED else None
+            if not entry_id:
+                continue
+            try:
+                if corrections._provenance_path(entry_id).is_file():
+                    continue  # (one file check per accepted image: the usual case)
+                found = stored_correction_of(corrections.root, read_image(path), path.name)
+            except (ValueError, OSError):  # an id naming no file of the set, an unreadable image: left as it is
+                continue
+            if found is not None:
+                self._record_accepted(path, found[1], found[0].id)
+                updated.append((path, found[0].id))
+        return updated
 
     # ---- drafts: edits painted and not accepted yet ----------------------------------------------------
     def draft_path(self, path: Path) -> Path:

@@ -229,8 +229,24 @@ class SessionWidget(WorkerWidget):
         self.images.value = str(self.session.images_dir)
         self._apply_settings(self.session.settings)
         self._cache.clear()
+        followed = self._follow_corrections()
         self.show_current()
+        if followed:
+            self.say(f"{followed} {self._image_line[1]}")
         return self.session
+
+    def _follow_corrections(self, only: Optional[Path] = None) -> str:
+        """The accepted images whose correction was replaced elsewhere take it (:meth:`AnnotationSession.follow_corrections`);
+        what to say of it ("" when none)."""
+        try:
+            updated = self.session.follow_corrections(Path(str(self.corrections.value)), only)
+        except OSError as err:
+            return f"the correction set could not be compared with this session's masks ({one_line(err)})."
+        if not updated:
+            return ""
+        names = ", ".join(path.name for path, _ in updated[:3]) + (f" and {len(updated) - 3} more" if len(updated) > 3 else "")
+        return (f"{len(updated)} accepted image(s) ({names}) take the correction that replaced theirs in the correction "
+                "set (another session or window).")
 
     # ---- the session's own settings (kept in session.json: a resumed session retrains as before) -------------
     def _setting_controls(self) -> dict:
@@ -276,6 +292,8 @@ class SessionWidget(WorkerWidget):
             # an acceptance still being written is the mask to show: the model's, shown instead, and accepted again,
             # replaced the correction just made (Previous within a quarter of a second of Accept)
             pending = self._pending_masks.get(path.name)
+            if pending is None and self._accepted(path):
+                self._follow_corrections(path)  # (one file check; replaced from another window: the set's mask)
             starting = pending.copy() if pending is not None else self.session.starting_mask(path)
             image = read_image(path) if starting is not None else None
         except (ValueError, OSError) as err:  # the image (or its given mask) cannot be read
@@ -312,7 +330,8 @@ class SessionWidget(WorkerWidget):
                 image = read_image(path)
                 predictor = models.predictor(checkpoint, device)
                 prediction = predictor.predict(image)
-                prediction.domain_note = domain_note(image, None, predictor.config.version, "put {model} in use "
+                version = getattr(getattr(predictor, "config", None), "version", None)  # (a hint: never in the way)
+                prediction.domain_note = domain_note(image, None, version, "put {model} in use "
                                                      "(Correct & retrain: versions, Use this version)")
             except (ValueError, RuntimeError, OSError, MemoryError) as err:
                 return "error", err
@@ -938,13 +957,14 @@ class SessionWidget(WorkerWidget):
         if target in ("", "."):
             self.say("choose a folder to export to")
             return []
+        followed = self._follow_corrections()  # what is exported is what the set trains on
         try:
             written = self.session.export(Path(target))
         except (ValueError, OSError) as err:
             self.progress.value = 0
             self.say(f"not exported: {one_line(err)}")  # a refusal, not an error: one prefix
             return []
-        self.say(f"exported {len(written)} mask(s) to {target}")
+        self.say(f"{followed + ' ' if followed else ''}exported {len(written)} mask(s) to {target}")
         return written
 
     def _bind_keys(self) -> None:
