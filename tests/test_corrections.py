@@ -502,3 +502,11 @@ def test_what_a_version_learned_includes_the_versions_it_came_from(tmp_path, sma
     child = store.add(tmp_path / "c.safetensors").version
     assert trained_on_by_version(store, child) == {"c1", "h1", "c2", "h2"}
     assert trained_on_by_version(store, parent) == {"c1", "h1"}
+
+
+def test_a_model_mask_with_nothing_in_common_with_the_correction_scores_zero(tmp_path):
+    """Verification of session 32: provenance stored prospective_dice 7.06e-11 (the metric's smoothing) for a model
+    mask that missed the lesion entirely."""
+    image, gt, _ = load_sample("polyp")
+    entry = CorrectionSet(tmp_path / "set").add(image, gt, source="frame", predicted_mask=np.zeros_like(gt))
+    assert entry.prospective_dice == 0.0 and entry.prospective_iou == 0.0

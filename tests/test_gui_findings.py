@@ -402,6 +402,9 @@ def test_a_round_trains_only_the_corrections_of_the_model_in_uses_line(make_napa
         wait(qtbot, worker)
         trained = read_config(rt.store.path_of(rt.last_version)).training["trained_on"]
         assert trained == [ids[key]], (key, trained)
+        # and said with the result, which the epochs' lines had replaced (verification of session 32)
+        qtbot.waitUntil(lambda: "trained on 1 correction(s) of its line; 1 made with" in
+                        rt.status.value.replace("\u200b", ""), timeout=60_000)
 
 
 def segmented_and_painted(make_napari_viewer, qtbot):

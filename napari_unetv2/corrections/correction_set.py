@@ -226,6 +226,8 @@ class CorrectionSet:
             tested = None
         elif tested is not None:
             dice, iou, _ = dice_iou_mae(tested, binary > 0)
+            # (the metric's smoothing leaves 7e-11 for "nothing in common": stored as the 0 it is)
+            dice, iou = round(float(dice), 6), round(float(iou), 6)
         entry_id, claim = self._claim_id(f"{time.strftime('%Y%m%d-%H%M%S')}-{_safe(source)}")
         try:
             if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[-1] in (3, 4)):

@@ -72,6 +72,15 @@ def split_by_line(models, corrections: CorrectionSet) -> tuple[list, list]:
     return models.lines().split(corrections.entries(), models.version_id())
 
 
+def trained_on(models, ours: list, others: list) -> str:
+    """What a round trained on, said with its result: a skin round on 1 of 9 corrections (8 tagged with the polyp
+    model's line) ended on "trained on every correction of its line" with no count (verification of session 32)."""
+    said = f"trained on {len(ours)} correction(s) of its line"
+    if others:
+        said += f"; {len(others)} made with {models_of(models, others)} left out (another model's line)"
+    return said
+
+
 def models_of(models, entries: list) -> str:
     """The models that made ``entries``, by their one name each."""
     labels = sorted({models.label(version) for version in {e.model_version for e in entries}})  # once per model

@@ -48,7 +48,7 @@ from ._layers import (
     unproxied,
 )
 from ._loss_plot import LossPlot
-from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line
+from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line, trained_on
 from ._state import BUNDLED, IN_USE, prospective_note
 from .segment import follow_active_image, keep_choices_in_order
 
@@ -462,6 +462,7 @@ class RetrainWidget(WorkerWidget):
                         epochs=int(self.epochs.value), replay=replay, device=self.device.value,
                         entry_ids={e.id for e in ours})
         self.plot.clear()
+        self._round_note = trained_on(self.models, ours, others)  # said with the round's result
         left_out = (f" ({len(others)} made with {models_of(self.models, others)} left out: another model's line)"
                     if others else "")
         # when every correction trains (too few for a held-out part) there is none to score (trial of session 27)
@@ -486,13 +487,14 @@ class RetrainWidget(WorkerWidget):
         self.last_version = config.version
         self.scores.value = describe_scores(outcome.result)
         self.reset_choices()
+        trained = getattr(self, "_round_note", "")
         if not outcome.adoption.adopt:  # only on evidence: 10+ held-out images show the new one worse
             self.versions.value = config.version
-            self.say(outcome.adoption.reason)
+            self.say(f"{outcome.adoption.reason} ({trained})")
             return
         not_used = adopt(self.models, outcome)
         if not_used:
             self.versions.value = config.version
-            self.say(not_used)  # not "new version in use ...; not put in use"
+            self.say(f"{not_used} ({trained})")  # not "new version in use ...; not put in use"
             return
-        self.resegment(f"{outcome.adoption.reason}: {self.models.label()} ('Roll back' to undo)")
+        self.resegment(f"{outcome.adoption.reason}: {self.models.label()} ('Roll back' to undo; {trained})")

@@ -61,7 +61,7 @@ from ._layers import (
     start_mask,
     unproxied,
 )
-from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line
+from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line, trained_on
 from ._state import version_scores_cached
 
 
@@ -901,6 +901,7 @@ class SessionWidget(WorkerWidget):
         job = round_job(self.models.store, corrections, self._cancel, background=True, epochs=int(self.epochs.value),
                         device=self.device.value, entry_ids={e.id for e in ours})
         self.accepted_since_retrain = 0
+        self._round_note = trained_on(self.models, ours, others)  # said with the round's result
         return self.start_work(job, self._on_round, "retraining in the background; keep annotating",
                                on_event=self._on_round_event)
 
@@ -916,16 +917,17 @@ class SessionWidget(WorkerWidget):
             self.say("retrain cancelled: the model in use is unchanged")
             return
         self.retrain_rounds += 1
-        scores = describe_scores(outcome.result)
+        scores = f"{describe_scores(outcome.result)}; {getattr(self, '_round_note', '')}"
         if not outcome.adoption.adopt:  # only on evidence: 10+ held-out images show the new one worse
             self.say(f"{outcome.adoption.reason} ({scores})")
             return
         not_used = adopt(self.models, outcome)  # when used, every widget hears of it; this one re-segments
-        self.say(not_used or f"{outcome.adoption.reason}: {self.models.label()}")
+        trained = getattr(self, "_round_note", "")
+        self.say(f"{not_used} ({trained})" if not_used else f"{outcome.adoption.reason}: {self.models.label()} ({trained})")
         # the image on screen is segmented again next, and that status would replace this one unread (trial of
         # session 29): it is said again in front of it
         self._adoption_note = None if not_used else (self.models.version_id(),
-                                                     f"{outcome.adoption.reason}: {self.models.label()}")
+                                                     f"{outcome.adoption.reason}: {self.models.label()} ({trained})")
 
     def _on_finished(self) -> None:
         super()._on_finished()
