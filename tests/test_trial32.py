@@ -421,3 +421,35 @@ def test_a_session_follows_a_correction_another_session_replaced_in_the_shared_s
     assert len(widget.export()) == 2
     assert np.array_equal(read_mask(tmp_path / "export" / f"{a.stem}.png") > 0, better > 0)
     assert np.array_equal(read_mask(tmp_path / "export" / f"{b.stem}.png") > 0, old > 0)  # removed: kept as accepted
+
+
+def test_a_restored_mask_deleted_again_unpainted_is_said_deleted(make_napari_viewer, qtbot, isolated_home):
+    """Verification of session 32: a painted mask deleted, restored, its edits erased (the model's mask again) and
+    deleted again: Segment's status still said "restored with its edits" (nothing was lost; Restore then answered "no
+    deleted mask to restore")."""
+    from napari_unetv2._sample_data import SAMPLES
+    from napari_unetv2.widgets._layers import MASK, layer_of
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    image = viewer.layers[SAMPLES["polyp"]]
+    segment = dock(viewer, "Segment")
+    segment.image.value = image
+    with qtbot.waitSignal(segment.run().finished, timeout=120_000):
+        pass
+    mask = layer_of(viewer, image, MASK)
+    predicted = np.asarray(mask.data).copy()
+    painted = predicted.copy()
+    painted[0:30, 0:30] = 1 - painted[0:30, 0:30]
+    mask.data = painted
+    viewer.layers.remove(mask)
+    qtbot.waitUntil(lambda: "Restore deleted mask" in segment.status.value.replace("\u200b", ""), timeout=3000)
+    restored = segment.restore_deleted_mask()
+    assert restored is not None
+    qtbot.wait(50)
+    assert "restored with its edits" in segment.status.value.replace("\u200b", "")
+    restored.data = predicted  # the edits erased: the model's mask again
+    viewer.layers.remove(restored)
+    qtbot.wait(50)
+    said = segment.status.value.replace("\u200b", "")
+    assert "was deleted" in said and "restored with its edits" not in said, said

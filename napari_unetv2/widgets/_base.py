@@ -194,10 +194,12 @@ class WorkerWidget(Container):
         """A status about an image that was just closed says so: it read on as if the image were there (the first-hour
         trial of session 28). Not while work runs: its own messages follow."""
         layer = event.value
-        if self.busy or not is_source_image(layer):
+        if self.busy or not same_layer(layer, self._status_layer):  # by the layer, never by its name in the text
             return
-        if same_layer(layer, self._status_layer):  # by the layer, never by its name in the text
+        if is_source_image(layer):
             self.say(f"{layer.name} was closed", reveal=False)
+        elif not self._said_deleted:  # a restored mask deleted again with nothing painted (verification of session
+            self.say(f"'{layer.name}' was deleted", reveal=False)  # 32: "restored with its edits" stayed)
 
     def _on_deleted_masks(self, what: str) -> None:
         """A painted mask was deleted (or one restored): the button shows while one is kept, and a deletion is said."""
@@ -218,9 +220,9 @@ class WorkerWidget(Container):
         layer, note = self._deleted.restore(self.viewer)
         if layer is not None:
             ready_to_paint(self.viewer, layer)  # as it was when deleted: selected, the brush ready
-        self.say(note)
+        self.say(note, about=layer)
         # said again once the choosers have followed the new layer (Segment's "segmented with ..." replaced it at once)
-        QTimer.singleShot(0, self.guarded(lambda: self.say(note)))
+        QTimer.singleShot(0, self.guarded(lambda: self.say(note, about=layer)))
         return layer
 
     def _keep_rows_together(self) -> None:
