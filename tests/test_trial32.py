@@ -333,6 +333,13 @@ def test_another_bundled_model_is_suggested_for_an_image_like_its_training_image
     assert "choose the bundled polyp model" in domain_note(polyp, True, version["skin"], "choose {model}")
     assert domain_note(skin, True, "0123456789ab", "choose {model}") == ""  # a fine-tuned version: no card
     assert domain_note(np.stack([skin[..., 0]] * 5), False, version["polyp"], "choose {model}") == ""
+    from napari_unetv2.inference.domain import colour_signature
+
+    large = np.empty((5000, 3000, 3), np.uint8)  # read by every n-th pixel: the same colour statistics
+    large[:] = (200, 100, 50)
+    large[2500:] = (0, 0, 0)
+    assert np.allclose(colour_signature(large), [100 / 255, 50 / 255, 25 / 255, 100 / 255, 50 / 255, 25 / 255],
+                       atol=2e-3)
 
 
 def test_segment_and_the_folder_session_say_which_bundled_model_fits_a_dermoscopy_image(make_napari_viewer, qtbot,
