@@ -1,4 +1,6 @@
 """Findings of session 32 (stop 31's list, and the clinician trial of session 32)."""
+import contextlib
+
 import numpy as np
 
 import napari_unetv2.widgets  # noqa: F401  (import guard before the viewer exists)
@@ -309,10 +311,10 @@ def test_the_sessions_status_and_its_buttons_are_in_view_together_in_a_shared_do
     session.say("a.png: stored 20261128-055339-a.png: 485 pixels changed (replaced the earlier correction "
                 "20261128-055327-a.png). Now b.png: your accepted mask; edit and accept again to replace it")
     together = (session.status, session.accept_button, session.next_button, session.where)
-    try:  # (the layout settles on later turns of the event loop: slower under load)
+    from pytestqt.exceptions import TimeoutError as NotYet
+
+    with contextlib.suppress(NotYet):  # (the layout settles on later turns of the event loop: slower under load)
         qtbot.waitUntil(lambda: all(not w.native.visibleRegion().isEmpty() for w in together), timeout=3000)
-    except Exception:
-        pass
     for widget in together:
         assert not widget.native.visibleRegion().isEmpty(), widget.label
 

@@ -154,7 +154,7 @@ class AnnotationSession:
             if not entry_id:
                 continue
             try:
-                if corrections._provenance_path(entry_id).is_file():
+                if corrections.holds(entry_id):
                     continue  # (one file check per accepted image: the usual case)
                 found = stored_correction_of(corrections.root, read_image(path), path.name)
             except (ValueError, OSError):  # an id naming no file of the set, an unreadable image: left as it is

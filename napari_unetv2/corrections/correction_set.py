@@ -185,6 +185,10 @@ class CorrectionSet:
 
         return read_mask(path)
 
+    def holds(self, entry_id: object) -> bool:
+        """Whether the set has an entry of this id (one file check; ValueError for an id that names no file of the set)."""
+        return self._provenance_path(entry_id).is_file()
+
     def _provenance_path(self, entry_id: object) -> Path:
         return child_path(self.root / "provenance", f"{safe_id(entry_id)}.json", "correction id")
 

@@ -72,13 +72,16 @@ def split_by_line(models, corrections: CorrectionSet) -> tuple[list, list]:
     return models.lines().split(corrections.entries(), models.version_id())
 
 
+def left_out(models, others: list) -> str:
+    """The corrections a round leaves out, said ("" when none): "8 made with bundled polyp model (...) left out"."""
+    return f"{len(others)} made with {models_of(models, others)} left out" if others else ""
+
+
 def trained_on(models, ours: list, others: list) -> str:
     """What a round trained on, said with its result: a skin round on 1 of 9 corrections (8 tagged with the polyp
     model's line) ended on "trained on every correction of its line" with no count (verification of session 32)."""
     said = f"trained on {len(ours)} correction(s) of its line"
-    if others:
-        said += f"; {len(others)} made with {models_of(models, others)} left out (another model's line)"
-    return said
+    return f"{said}; {left_out(models, others)} (another model's line)" if others else said
 
 
 def models_of(models, entries: list) -> str:

@@ -48,7 +48,7 @@ from ._layers import (
     unproxied,
 )
 from ._loss_plot import LossPlot
-from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line, trained_on
+from ._rounds import adopt, describe_scores, fmt_eta, left_out, models_of, round_job, split_by_line, trained_on
 from ._state import BUNDLED, IN_USE, prospective_note
 from .segment import follow_active_image, keep_choices_in_order
 
@@ -120,6 +120,7 @@ class RetrainWidget(WorkerWidget):
         self.segment_worker = None
         self._discard_seen: Optional[tuple] = None  # (mask layer, its pixels) once warned: Accept again replaces
         self._rolled_back: tuple = (-1e9, None)  # when this widget last rolled back, and to which version
+        self._round_note = ""  # what the running round trains on (_rounds.trained_on), said with its result
         self.last_version = None
         self.resegmented = 0  # completed re-segmentation rounds
         self._show_current()
@@ -463,12 +464,11 @@ class RetrainWidget(WorkerWidget):
                         entry_ids={e.id for e in ours})
         self.plot.clear()
         self._round_note = trained_on(self.models, ours, others)  # said with the round's result
-        left_out = (f" ({len(others)} made with {models_of(self.models, others)} left out: another model's line)"
-                    if others else "")
+        leaving = f" ({left_out(self.models, others)}: another model's line)" if others else ""
         # when every correction trains (too few for a held-out part) there is none to score (trial of session 27)
         scoring = "; scoring the held-out ones..." if holds_out(len(ours)) else "..."
         return self.start_work(job, self._on_returned,
-                               f"preparing a round on the {len(ours)} correction(s) in the set now{left_out} (corrections "
+                               f"preparing a round on the {len(ours)} correction(s) in the set now{leaving} (corrections "
                                f"added or removed meanwhile count from the next round){scoring}",
                                on_event=self._on_event)
 
@@ -487,7 +487,7 @@ class RetrainWidget(WorkerWidget):
         self.last_version = config.version
         self.scores.value = describe_scores(outcome.result)
         self.reset_choices()
-        trained = getattr(self, "_round_note", "")
+        trained = self._round_note
         if not outcome.adoption.adopt:  # only on evidence: 10+ held-out images show the new one worse
             self.versions.value = config.version
             self.say(f"{outcome.adoption.reason} ({trained})")

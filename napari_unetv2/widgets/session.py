@@ -194,6 +194,7 @@ class SessionWidget(WorkerWidget):
         self._draft_watched = weakref.WeakSet()  # mask layers whose edits start that timer
         self._shown_draft = False  # whether the mask shown started from a kept draft
         self._domain_said = ""  # the last hint that another bundled model fits the images (inference/domain.py)
+        self._round_note = ""  # what the running round trains on (_rounds.trained_on), said with its result
         self._stored = _Stored()
         self._stored.done.connect(self.guarded(self._on_stored))
         self._applying = False  # settings being applied from session.json: not written back one by one
@@ -579,39 +580,40 @@ class SessionWidget(WorkerWidget):
         self._draft_timer.start()  # (again: the draft is written once painting pauses)
 
     def _keep_draft(self) -> None:
-        """Once painting pauses: the shown mask's edits to disk (in the writer thread), or its draft dropped when
-        nothing is left edited. A draft is a safety net: a disk that refuses it is met again at Accept."""
-        path, layer = self.shown_path, self._live_mask()
-        if self.session is None or path is None or path != self.session.current or layer is None:
+        """Once painting pauses: the shown mask's edits to disk (:meth:`_submit_draft`)."""
+        self._submit_draft(self._live_mask())
+
+    def _flush_draft(self) -> None:
+        """Write the draft still waiting for painting to pause, now (the window is closing): through the writer, so
+        that it lands after any draft already queued, and waited for. The mask last shown is judged, in the viewer or
+        not (closing the window may have removed it)."""
+        if not self._draft_timer.isActive():
             return
+        self._draft_timer.stop()
+        with contextlib.suppress(RuntimeError, TimeoutError):
+            written = self._submit_draft(self.mask_layer)
+            if written is not None:
+                written.result(timeout=10)
+
+    def _submit_draft(self, layer):
+        """Give the writer the shown image's draft: ``layer``'s edits, or the draft dropped when nothing is left edited
+        (or the mask was accepted as it is). Returns the write's Future; None when the shown image has no mask to
+        judge. A draft is a safety net: a disk that refuses it is met again at Accept."""
+        path, session = self.shown_path, self.session
+        if session is None or path is None or path != session.current or layer is None:
+            return None
         data = np.asarray(layer.data)
         if data.ndim != 2:
-            return
-        session = self.session
+            return None
         if not mask_was_edited(layer) or self._accepted_here == (path, image_hash(data)):
-            self._writer.submit(session.drop_draft, path)
-            return
+            return self._writer.submit(session.drop_draft, path)
         mask = data.copy()
 
         def keep():
             with contextlib.suppress(OSError):
                 session.keep_draft(path, mask)
 
-        self._writer.submit(keep)
-
-    def _flush_draft(self) -> None:
-        """Write the draft still waiting for painting to pause, now (the window is closing): through the writer, so
-        that it lands after any draft already queued, and waited for."""
-        if not self._draft_timer.isActive():
-            return
-        self._draft_timer.stop()
-        path, layer, session = self.shown_path, self.mask_layer, self.session
-        if session is None or path is None or layer is None or path != session.current:
-            return
-        with contextlib.suppress(RuntimeError, ValueError, OSError, TimeoutError):
-            data = np.asarray(layer.data)
-            if data.ndim == 2 and mask_was_edited(layer) and self._accepted_here != (path, image_hash(data)):
-                self._writer.submit(session.keep_draft, path, data.copy()).result(timeout=10)
+        return self._writer.submit(keep)
 
     def _leave_edits(self, path: Path) -> None:
         """The clinician chose to leave the edits (the second Next, Previous or Skip): their draft goes too."""
@@ -917,12 +919,12 @@ class SessionWidget(WorkerWidget):
             self.say("retrain cancelled: the model in use is unchanged")
             return
         self.retrain_rounds += 1
-        scores = f"{describe_scores(outcome.result)}; {getattr(self, '_round_note', '')}"
+        scores = f"{describe_scores(outcome.result)}; {self._round_note}"
         if not outcome.adoption.adopt:  # only on evidence: 10+ held-out images show the new one worse
             self.say(f"{outcome.adoption.reason} ({scores})")
             return
         not_used = adopt(self.models, outcome)  # when used, every widget hears of it; this one re-segments
-        trained = getattr(self, "_round_note", "")
+        trained = self._round_note
         self.say(f"{not_used} ({trained})" if not_used else f"{outcome.adoption.reason}: {self.models.label()} ({trained})")
         # the image on screen is segmented again next, and that status would replace this one unread (trial of
         # session 29): it is said again in front of it
