@@ -20,3 +20,7 @@ def default_corrections_dir() -> Path:
 
 def default_model_store_dir() -> Path:
     return data_home() / "models"
+
+
+def default_kept_edits_dir() -> Path:
+    return data_home() / "kept-edits"

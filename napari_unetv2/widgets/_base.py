@@ -15,6 +15,7 @@ from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
 from .. import errors
 from ..devices import available_devices
+from ._kept_edits import painted_mask_keeper
 from ._layers import deleted_masks, follow_removed_images, is_source_image, ready_to_paint, same_layer
 from ._state import IN_USE, ModelInUse, model_in_use
 
@@ -180,6 +181,7 @@ class WorkerWidget(Container):
         _LIVE_WIDGETS.add(self)
         QTimer.singleShot(0, self.guarded(self._keep_rows_together))  # once the subclass has added its controls
         follow_removed_images(napari_viewer)
+        painted_mask_keeper(napari_viewer)  # painted masks outlive napari's window (see _kept_edits)
         napari_viewer.layers.events.removed.connect(self.guarded(self._on_layer_removed))
         self.restore_button = PushButton(text="Restore deleted mask", visible=False,
                                          tooltip="Bring back the mask deleted last whose painted edits were not stored "

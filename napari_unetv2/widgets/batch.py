@@ -95,7 +95,9 @@ class BatchWidget(WorkerWidget):
         """Open the run's new masks, each over its image (as Labels tied to it, the mask colours, ready for
         *Correct & retrain*); only the first pair is visible, the rest are toggled in the layer list. At most
         OPEN_AT_MOST pairs (a folder of hundreds would fill the viewer)."""
+        from ..corrections.correction_set import image_hash
         from ..files import read_image, read_mask
+        from ._kept_edits import painted_mask_keeper
         from ._layers import MASK, bring_into_view, is_source_image, layer_of, ready_to_paint, start_mask
 
         source = Path(source or self.input.value)
@@ -113,14 +115,21 @@ class BatchWidget(WorkerWidget):
         already = [row for row in done if open_with_mask(Path(row["file"]).stem)]
         done = [row for row in done if row not in already]
         earlier_runs = sum(1 for row in done[:OPEN_AT_MOST] if row["status"] == "skipped-done")
-        added, notes = [], []
+        added, notes, restored = [], [], 0
+        keeper = painted_mask_keeper(self.viewer)
         for index, row in enumerate(done[:OPEN_AT_MOST]):
             stem = Path(row["file"]).stem
             image = read_image(source / row["file"])
             rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
             layer = self.viewer.add_image(image, name=stem, rgb=rgb, visible=index == 0)
             mask = read_mask(summary.output / f"{stem}.png")
-            added += [layer, start_mask(self.viewer, layer, mask, mask, row.get("model_version", ""))]
+            # edits painted on this image's mask before (napari closed, never accepted) are shown over the file's mask
+            key = image_hash(image)
+            kept = keeper.store.find(key, mask.shape)
+            restored += kept is not None
+            added += [layer, start_mask(self.viewer, layer, mask if kept is None else kept.mask, mask,
+                                        row.get("model_version", ""))]
+            keeper.tie(added[-1], key)
             added[-1].visible = index == 0
         if added:
             bring_into_view(self.viewer, added[0], added[1])  # images open before that stick out around it are hidden
@@ -130,6 +139,8 @@ class BatchWidget(WorkerWidget):
             notes.append(f"Opened the first {OPEN_AT_MOST} of {len(done)} masks.")
         if earlier_runs:
             notes.append(f"Opened {earlier_runs} mask(s) an earlier run wrote.")
+        if restored:
+            notes.append(f"{restored} mask(s) opened with the edits painted on them before (kept, never accepted).")
         if already:
             notes.append(f"{len(already)} image(s) already open with a mask were not opened again.")
         if notes:

@@ -13,10 +13,13 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSlider, PushButton, SpinBox
 from qtpy.QtCore import QTimer
 
+from ..annotation.kept_edits import KeptEdits
+from ..corrections.correction_set import image_hash
 from ..inference import PredictionCancelled
 from ..inference.domain import domain_note
 from ..inference.predictor import check_image_shape, colour_note
 from ._base import SecondPress, WorkerWidget, narrow_chooser
+from ._kept_edits import painted_mask_keeper
 from ._layers import (
     MASK,
     MASK_DISPLAYS,
@@ -32,6 +35,7 @@ from ._layers import (
     same_layer,
     set_mask_display,
     show_prediction,
+    start_mask,
 )
 from ._state import FROM_FILE, IN_USE
 
@@ -249,6 +253,7 @@ class SegmentWidget(WorkerWidget):
         device, models, signals, cancel = self.device.value, self.models, self._signals, self._cancel
         array = np.asarray(data)
         rgb = bool(layer.rgb)
+        kept_edits = KeptEdits(painted_mask_keeper(self.viewer).store.root)
 
         def job():
             start = time.time()
@@ -266,6 +271,9 @@ class SegmentWidget(WorkerWidget):
                 # said with the result; read here, not in the GUI thread (a pass over a large image's alpha)
                 prediction.colour_note = colour_note(array, rgb)
                 prediction.domain_note = domain_note(array, rgb, predictor.config.version, "choose {model} under 'model'")
+                # edits painted on this image and kept when napari closed (or crashed), never accepted: given back
+                prediction.image_key = image_hash(array)
+                prediction.kept_edit = kept_edits.find(prediction.image_key, prediction.mask.shape)
             except PredictionCancelled:
                 return None  # a normal ending, not an error
             except (ValueError, RuntimeError, OSError) as err:  # bad input, out of memory, unreadable file
@@ -310,8 +318,13 @@ class SegmentWidget(WorkerWidget):
         here, active = self.image.value, self.viewer.layers.selection.active
         still_here = same_layer(here, layer)
         shown_from = time.time()
+        kept_edit = prediction.kept_edit if layer_of(self.viewer, layer, MASK) is None else None
+        if kept_edit is not None:  # the edits first, as the image's (edited) mask: the model's new mask is its proposal
+            start_mask(self.viewer, layer, kept_edit.mask, prediction.mask, kept_edit.about.get("model_version") or "?",
+                       self.display.value)
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                            display=self.display.value)
+        painted_mask_keeper(self.viewer).tie(self.last_result["mask"], prediction.image_key)
         # napari builds each new layer's view in this thread (0.4-1.6 s for 2-14 layers on a slow machine): counted in
         # what the status says, or "done in 0.1 s" hid a second of a frozen window (trial of session 27)
         showing = time.time() - shown_from
@@ -325,9 +338,14 @@ class SegmentWidget(WorkerWidget):
                 raise_to_top(self.viewer, here)  # the image the user is on stays above the new mask
             if active in self.viewer.layers:  # napari makes a layer just added the active one: the user's stays
                 self.viewer.layers.selection.active = active
-        kept = ""
-        if self.last_result["kept_edited"]:
+        if kept_edit is not None:
+            kept = (f"; the edits you painted on this image before (kept {kept_edit.kept_at}, never accepted) are its mask "
+                    f"again, the model's new mask is in '{self.last_result['proposal'].name}' (delete the mask layer "
+                    "to start from the model's)")
+        elif self.last_result["kept_edited"]:
             kept = f"; your edited mask was kept, the new prediction is in '{self.last_result['proposal'].name}'"
+        else:
+            kept = ""
         untrained = " UNTRAINED MODEL: outputs are meaningless." if predictor.is_untrained else ""
         scale_note = " ".join(note for note in (predictor.mode_note(prediction.mode), prediction.colour_note,
                                                 getattr(prediction, "domain_note", "")) if note)

@@ -1,0 +1,83 @@
+"""Painted masks kept on disk until they are stored: a mask corrected in the viewer outside a folder session (a
+*Segment* result, touched up) lived only in napari's layer, and closing napari lost it without a question (stop 32's
+list). The folder session keeps its own drafts (``AnnotationSession.keep_draft``); this keeps the others.
+
+One entry per image, named by the hash of the image's pixels (the same image opened again, from wherever, finds its
+edits): ``<root>/<key>.png`` the mask (0/255) and ``<root>/<key>.json`` what it is (image name, shape, model version,
+when). The JSON is written last, so an entry without one is never read. Keys are checked to be plain hashes: a name
+read from anywhere never leaves the folder. Qt-free; the widgets decide when to keep, find and drop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..files import read_mask, write_png_atomic
+from ..files.atomic import atomic_write_text
+from ..storage import default_kept_edits_dir
+
+KEY = re.compile(r"^[0-9a-f]{32}$")  # ``image_hash``'s hex digest
+
+
+@dataclasses.dataclass
+class KeptEdit:
+    key: str
+    mask: np.ndarray  # 0/1, uint8
+    about: dict  # image, shape, model_version, kept_at (ISO time), process
+
+    @property
+    def kept_at(self) -> str:
+        return str(self.about.get("kept_at", "?"))
+
+
+class KeptEdits:
+    def __init__(self, root: Optional[Path] = None):
+        self.root = Path(root) if root is not None else default_kept_edits_dir()
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        if not isinstance(key, str) or not KEY.match(key):
+            raise ValueError(f"not an image key: {key!r}")
+        return self.root / f"{key}.png", self.root / f"{key}.json"
+
+    def keep(self, key: str, mask: np.ndarray, about: dict) -> None:
+        """Keep ``mask`` (any non-zero label is lesion) as the edits of the image ``key``, replacing an older entry."""
+        png, info = self._paths(key)
+        mask = np.asarray(mask)
+        if mask.ndim != 2:
+            raise ValueError(f"a kept mask is 2-D, got shape {mask.shape}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_png_atomic(png, (mask > 0).astype(np.uint8) * 255, run_length=True)
+        record = {**about, "shape": list(mask.shape), "kept_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "process": os.getpid()}
+        atomic_write_text(info, json.dumps(record, indent=1, default=str))
+
+    def find(self, key: str, shape: tuple) -> Optional[KeptEdit]:
+        """The kept edits of image ``key`` when they fit its ``shape`` (H, W); None when there are none, or when
+        they cannot be read (the image is then shown as it would be without them)."""
+        try:
+            png, info = self._paths(key)
+            about = json.loads(info.read_text(encoding="utf-8"))
+            if not isinstance(about, dict) or tuple(about.get("shape", ())) != tuple(shape):
+                return None
+            mask = read_mask(png)
+        except (ValueError, OSError):  # (json's decode error is a ValueError)
+            return None
+        return KeptEdit(key, mask, about) if mask.shape == tuple(shape) else None
+
+    def drop(self, key: str) -> None:
+        """Forget the image's kept edits (stored as a correction, undone, or deleted by the user)."""
+        png, info = self._paths(key)
+        info.unlink(missing_ok=True)  # first: without it the entry is never read
+        png.unlink(missing_ok=True)
+
+    def keys(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.stem for p in self.root.glob("*.json") if KEY.match(p.stem))
