@@ -16,16 +16,18 @@ def test_kept_edits_round_trip_and_refuse_names_that_leave_the_folder(tmp_path):
     mask = np.zeros((30, 40), np.uint8)
     mask[5:10, 5:20] = 1
     assert store.find(key, mask.shape) is None
-    store.keep(key, mask * 3, {"image": "a", "model_version": "v1"})  # any label is lesion
+    started = np.ones_like(mask)
+    store.keep(key, mask * 3, {"image": "a", "model_version": "v1"}, started)  # any label is lesion
     found = store.find(key, mask.shape)
     assert found is not None and np.array_equal(found.mask, mask) and found.about["model_version"] == "v1"
+    assert np.array_equal(found.model_mask, started)
     assert store.find(key, (40, 30)) is None  # another image's shape: not its edits
     assert store.keys() == [key]
     for hostile in ("../evil", "/etc/passwd", key.upper(), key + "/x", "", None):
         with pytest.raises(ValueError):
             store.keep(hostile, mask, {})
         assert store.find(hostile, mask.shape) is None
-    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == [f"{key}.json", f"{key}.png"]
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == [f"{key}.json", f"{key}.model.png", f"{key}.png"]
     (tmp_path / "kept" / f"{key}.json").write_text("{not json")
     assert store.find(key, mask.shape) is None  # unreadable: as if there were none
     store.drop(key)
@@ -50,6 +52,7 @@ def _settle(viewer, qtbot):
 
 def test_a_touched_up_segment_result_survives_closing_napari(make_napari_viewer, qtbot, isolated_home):
     from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+    from napari_unetv2.widgets._layers import MODEL_VERSION, PREDICTED_MASK
 
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "polyp")
@@ -60,6 +63,7 @@ def test_a_touched_up_segment_result_survives_closing_napari(make_napari_viewer,
     _settle(viewer, qtbot)
     assert store.find(key, mask.data.shape) is None  # the model's mask, untouched: nothing to keep
 
+    model_mask, version = np.asarray(mask.data).copy(), mask.metadata[MODEL_VERSION]
     mask.paint((40, 40), 1 - int(mask.data[40, 40]))  # a brush stroke (napari's paint event)
     painted = np.asarray(mask.data).copy()
     _settle(viewer, qtbot)
@@ -78,6 +82,8 @@ def test_a_touched_up_segment_result_survives_closing_napari(make_napari_viewer,
     again.open_sample(PLUGIN, "polyp")
     widget, mask = _segment(again, qtbot)
     assert np.array_equal(np.asarray(mask.data) > 0, edited > 0), widget.status.value
+    # measured against the mask they were painted from (what Accept scores the model by), of the model that made it
+    assert np.array_equal(mask.metadata[PREDICTED_MASK], model_mask) and mask.metadata[MODEL_VERSION] == version
     proposal = again.layers[f"{again.layers[0].name} proposal"]
     assert not np.array_equal(np.asarray(proposal.data) > 0, edited > 0)
     assert "painted on this image before" in widget.status.value.replace("\u200b", "")

@@ -3,9 +3,11 @@
 list). The folder session keeps its own drafts (``AnnotationSession.keep_draft``); this keeps the others.
 
 One entry per image, named by the hash of the image's pixels (the same image opened again, from wherever, finds its
-edits): ``<root>/<key>.png`` the mask (0/255) and ``<root>/<key>.json`` what it is (image name, shape, model version,
-when). The JSON is written last, so an entry without one is never read. Keys are checked to be plain hashes: a name
-read from anywhere never leaves the folder. Qt-free; the widgets decide when to keep, find and drop.
+edits): ``<root>/<key>.png`` the mask (0/255), ``<root>/<key>.model.png`` the mask it was painted from (the model's,
+or a file's: what its edits are measured against, with that model's version) and ``<root>/<key>.json`` what it is
+(image name, shape, model version, when). The JSON is removed first and written last, so a half-written entry is
+never read. Keys are checked to be plain hashes: a name read from anywhere never leaves the folder. Qt-free; the
+widgets decide when to keep, find and drop.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ KEY = re.compile(r"^[0-9a-f]{32}$")  # ``image_hash``'s hex digest
 class KeptEdit:
     key: str
     mask: np.ndarray  # 0/1, uint8
+    model_mask: Optional[np.ndarray]  # the mask it was painted from (0/1), None when that was not kept
     about: dict  # image, shape, model_version, kept_at (ISO time), process
 
     @property
@@ -41,19 +44,27 @@ class KeptEdits:
     def __init__(self, root: Optional[Path] = None):
         self.root = Path(root) if root is not None else default_kept_edits_dir()
 
-    def _paths(self, key: str) -> tuple[Path, Path]:
+    def _paths(self, key: str) -> tuple[Path, Path, Path]:
         if not isinstance(key, str) or not KEY.match(key):
             raise ValueError(f"not an image key: {key!r}")
-        return self.root / f"{key}.png", self.root / f"{key}.json"
+        return self.root / f"{key}.png", self.root / f"{key}.json", self.root / f"{key}.model.png"
 
-    def keep(self, key: str, mask: np.ndarray, about: dict) -> None:
-        """Keep ``mask`` (any non-zero label is lesion) as the edits of the image ``key``, replacing an older entry."""
-        png, info = self._paths(key)
+    def keep(self, key: str, mask: np.ndarray, about: dict, model_mask: Optional[np.ndarray] = None) -> None:
+        """Keep ``mask`` (any non-zero label is lesion) as the edits of the image ``key``, painted from ``model_mask``,
+        replacing an older entry."""
+        png, info, model_png = self._paths(key)
         mask = np.asarray(mask)
         if mask.ndim != 2:
             raise ValueError(f"a kept mask is 2-D, got shape {mask.shape}")
+        if model_mask is not None and np.shape(model_mask) != mask.shape:
+            model_mask = None  # (not the mask it was painted from)
         self.root.mkdir(parents=True, exist_ok=True)
+        info.unlink(missing_ok=True)  # the entry is unreadable until its JSON is written again, last
         write_png_atomic(png, (mask > 0).astype(np.uint8) * 255, run_length=True)
+        if model_mask is not None:
+            write_png_atomic(model_png, (np.asarray(model_mask) > 0).astype(np.uint8) * 255, run_length=True)
+        else:
+            model_png.unlink(missing_ok=True)
         record = {**about, "shape": list(mask.shape), "kept_at": time.strftime("%Y-%m-%d %H:%M:%S"),
                   "process": os.getpid()}
         atomic_write_text(info, json.dumps(record, indent=1, default=str))
@@ -62,20 +73,27 @@ class KeptEdits:
         """The kept edits of image ``key`` when they fit its ``shape`` (H, W); None when there are none, or when
         they cannot be read (the image is then shown as it would be without them)."""
         try:
-            png, info = self._paths(key)
+            png, info, model_png = self._paths(key)
             about = json.loads(info.read_text(encoding="utf-8"))
             if not isinstance(about, dict) or tuple(about.get("shape", ())) != tuple(shape):
                 return None
             mask = read_mask(png)
         except (ValueError, OSError):  # (json's decode error is a ValueError)
             return None
-        return KeptEdit(key, mask, about) if mask.shape == tuple(shape) else None
+        try:
+            model_mask = read_mask(model_png)
+        except (ValueError, OSError):
+            model_mask = None
+        if model_mask is not None and model_mask.shape != mask.shape:
+            model_mask = None
+        return KeptEdit(key, mask, model_mask, about) if mask.shape == tuple(shape) else None
 
     def drop(self, key: str) -> None:
         """Forget the image's kept edits (stored as a correction, undone, or deleted by the user)."""
-        png, info = self._paths(key)
+        png, info, model_png = self._paths(key)
         info.unlink(missing_ok=True)  # first: without it the entry is never read
         png.unlink(missing_ok=True)
+        model_png.unlink(missing_ok=True)
 
     def keys(self) -> list[str]:
         if not self.root.is_dir():

@@ -27,6 +27,7 @@ from ._layers import (
     IMAGE_ID,
     MASK,
     MODEL_VERSION,
+    PREDICTED_MASK,
     REMOVED_BY_PLUGIN,
     image_for,
     is_source_image,
@@ -118,7 +119,9 @@ class PaintedMaskKeeper:
             image = self._image_of(layer)
             about = {"image": image.name if image is not None else layer.name, "layer": layer.name,
                      "model_version": layer.metadata.get(MODEL_VERSION) or ""}
-            return self._submit(self.store.keep, key, data.copy(), about)
+            started = layer.metadata.get(PREDICTED_MASK)
+            started = np.array(started, copy=True) if isinstance(started, np.ndarray) else None
+            return self._submit(self.store.keep, key, data.copy(), about, started)
         return self._submit(self.store.drop, key)
 
     def _submit(self, *call) -> Future:

@@ -127,8 +127,11 @@ class BatchWidget(WorkerWidget):
             key = image_hash(image)
             kept = keeper.store.find(key, mask.shape)
             restored += kept is not None
-            added += [layer, start_mask(self.viewer, layer, mask if kept is None else kept.mask, mask,
-                                        row.get("model_version", ""))]
+            if kept is not None and kept.model_mask is not None:
+                started, version = kept.model_mask, kept.about.get("model_version") or "?"
+            else:
+                started, version = mask, row.get("model_version", "")
+            added += [layer, start_mask(self.viewer, layer, mask if kept is None else kept.mask, started, version)]
             keeper.tie(added[-1], key)
             added[-1].visible = index == 0
         if added:

@@ -320,8 +320,11 @@ class SegmentWidget(WorkerWidget):
         shown_from = time.time()
         kept_edit = prediction.kept_edit if layer_of(self.viewer, layer, MASK) is None else None
         if kept_edit is not None:  # the edits first, as the image's (edited) mask: the model's new mask is its proposal
-            start_mask(self.viewer, layer, kept_edit.mask, prediction.mask, kept_edit.about.get("model_version") or "?",
-                       self.display.value)
+            if kept_edit.model_mask is not None:  # measured against the mask they were painted from, of that model
+                started, version = kept_edit.model_mask, kept_edit.about.get("model_version") or "?"
+            else:
+                started, version = prediction.mask, predictor.config.version
+            start_mask(self.viewer, layer, kept_edit.mask, started, version, self.display.value)
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                            display=self.display.value)
         painted_mask_keeper(self.viewer).tie(self.last_result["mask"], prediction.image_key)
