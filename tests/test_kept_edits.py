@@ -169,3 +169,26 @@ def test_batch_results_open_with_the_edits_kept_for_their_image(make_napari_view
     others = [x for x in viewer.layers if x.name.endswith(" mask") and x is not mask]
     assert others and all(store.find(image_hash(np.asarray(viewer.layers[x.name[:-5]].data)), x.data.shape) is None
                           for x in others)
+
+
+def test_a_deleted_mask_restored_is_kept_again(make_napari_viewer, qtbot):
+    """Deleted while its image stays open, the entry goes; *Restore deleted mask* brings the painting back, and with
+    it its entry (a crash after the restore must not lose it)."""
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    key = image_hash(np.asarray(viewer.layers[0].data))
+    widget, mask = _segment(viewer, qtbot)
+    edited = np.asarray(mask.data).copy()
+    edited[:30, :30] = 1 - edited[:30, :30]
+    mask.data = edited
+    _settle(viewer, qtbot)
+    store = painted_mask_keeper(viewer).store
+    viewer.layers.remove(mask)
+    _settle(viewer, qtbot)
+    assert store.find(key, edited.shape) is None
+    restored = widget.restore_deleted_mask()
+    assert restored is not None, widget.status.value
+    _settle(viewer, qtbot)
+    assert np.array_equal(store.find(key, edited.shape).mask, edited > 0)

@@ -95,6 +95,7 @@ class PaintedMaskKeeper:
         schedule = lambda _event=None, layer=layer: self.schedule(layer)  # noqa: E731
         layer.events.paint.connect(schedule)  # a brush stroke (napari's undo step)
         layer.events.data.connect(schedule)  # pixels set at once (a script, a restore, a model's new mask)
+        self.schedule(layer)  # judged as it comes (a deleted mask restored is painted already)
 
     def schedule(self, layer) -> None:
         self._pending.add(unproxied(layer))
