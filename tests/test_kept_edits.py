@@ -34,13 +34,14 @@ def test_kept_edits_round_trip_and_refuse_names_that_leave_the_folder(tmp_path):
     assert store.keys() == [] and not list((tmp_path / "kept").iterdir())
 
 
-def _segment(viewer, qtbot):
+def _segment(viewer, qtbot, image=None):
     from test_widget import run_and_wait
 
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
-    widget.image.value = viewer.layers[0]
+    image = image or viewer.layers[0]
+    widget.image.value = image
     run_and_wait(qtbot, widget)
-    return widget, viewer.layers[f"{viewer.layers[0].name} mask"]
+    return widget, viewer.layers[f"{image.name} mask"]
 
 
 def _settle(viewer, qtbot):
@@ -192,3 +193,140 @@ def test_a_deleted_mask_restored_is_kept_again(make_napari_viewer, qtbot):
     assert restored is not None, widget.status.value
     _settle(viewer, qtbot)
     assert np.array_equal(store.find(key, edited.shape).mask, edited > 0)
+
+
+def _flip(layer, rows, cols):
+    edited = np.asarray(layer.data).copy()
+    edited[rows, cols] = 1 - edited[rows, cols]
+    layer.data = edited
+    return edited
+
+
+def test_the_same_image_open_twice_keeps_the_edits_of_the_copy_painted(make_napari_viewer, qtbot):
+    """Both copies share one entry (the image's pixels): the unedited copy, judged after the painted one at close or
+    segmented again, dropped the painted copy's edits (trial of session 33)."""
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    first = viewer.layers[0]
+    second = viewer.add_image(np.asarray(first.data).copy(), name="copy", rgb=True)
+    key = image_hash(np.asarray(first.data))
+    widget, _ = _segment(viewer, qtbot, first)
+    widget.image.value = second
+    from test_widget import run_and_wait
+
+    run_and_wait(qtbot, widget)
+    painted = _flip(viewer.layers["copy mask"], slice(0, 40), slice(0, 40))
+    _settle(viewer, qtbot)
+    store = painted_mask_keeper(viewer).store
+    assert np.array_equal(store.find(key, painted.shape).mask, painted > 0)
+    widget.image.value = first  # the unedited copy segmented again: its twin's edits stay
+    run_and_wait(qtbot, widget)
+    _settle(viewer, qtbot)
+    assert np.array_equal(store.find(key, painted.shape).mask, painted > 0)
+    viewer.close()
+    painted_mask_keeper(viewer).wait()
+    assert np.array_equal(store.find(key, painted.shape).mask, painted > 0)
+
+
+def test_undo_and_painting_without_a_pause_reach_the_disk(make_napari_viewer, qtbot, monkeypatch):
+    """Ctrl+Z sends neither a paint nor a data event: undone strokes came back after a crash. Strokes every 0.3 s never
+    let the half-second pause pass: nothing was written at all (trial of session 33)."""
+    from napari_unetv2.widgets import _kept_edits
+
+    monkeypatch.setattr(_kept_edits, "KEEP_AT_LEAST_EVERY_S", 1.0)
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    key = image_hash(np.asarray(viewer.layers[0].data))
+    _, mask = _segment(viewer, qtbot)
+    store = _kept_edits.painted_mask_keeper(viewer).store
+    for step in range(8):  # 2.4 s of strokes, never half a second apart
+        mask.paint((20 + 10 * step, 30), 1 - int(mask.data[20 + 10 * step, 30]))
+        qtbot.wait(300)
+    _kept_edits.painted_mask_keeper(viewer).wait()
+    assert store.find(key, mask.data.shape) is not None  # written while the strokes went on
+    _settle(viewer, qtbot)
+    assert np.array_equal(store.find(key, mask.data.shape).mask, np.asarray(mask.data) > 0)
+    for _ in range(8):
+        mask.undo()
+    _settle(viewer, qtbot)
+    assert store.find(key, mask.data.shape) is None  # all undone: nothing left to keep
+
+
+def test_a_correction_stored_from_another_layer_supersedes_the_kept_edits(make_napari_viewer, qtbot):
+    """A mask drawn by hand (or accepted in a folder session) stored for the image: the Segment mask's older edits,
+    kept on disk, came back later over the accepted image as "never accepted" (trial of session 33)."""
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    image = viewer.layers[0]
+    key = image_hash(np.asarray(image.data))
+    _, mask = _segment(viewer, qtbot)
+    edited = _flip(mask, slice(0, 40), slice(0, 40))
+    _settle(viewer, qtbot)
+    store = painted_mask_keeper(viewer).store
+    assert store.find(key, edited.shape) is not None
+    drawn = viewer.add_labels(np.zeros(edited.shape, np.uint8), name="my outline")
+    drawn.data[50:150, 60:160] = 1
+    drawn.refresh()
+    _, retrain = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct & retrain")
+    retrain.image.value = image
+    retrain.mask.value = drawn
+    assert retrain.accept_correction() is not None, retrain.status.value
+    _settle(viewer, qtbot)
+    assert store.find(key, edited.shape) is None
+    viewer.close()  # the Segment mask's edits, unchanged since, are not kept again
+    painted_mask_keeper(viewer).wait()
+    assert store.find(key, edited.shape) is None
+
+
+def test_a_mask_deleted_with_its_image_or_after_it_is_not_kept(make_napari_viewer, qtbot):
+    """Deleting is a choice whether the image is still open or not; only napari's close (every layer goes) keeps."""
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    viewer.open_sample(PLUGIN, "kvasir")
+    polyp, kvasir = [x for x in viewer.layers if getattr(x, "rgb", False)]
+    keys = [image_hash(np.asarray(x.data)) for x in (polyp, kvasir)]
+    widget, _ = _segment(viewer, qtbot, polyp)
+    from test_widget import run_and_wait
+
+    widget.image.value = kvasir
+    run_and_wait(qtbot, widget)
+    masks = [viewer.layers[f"{x.name} mask"] for x in (polyp, kvasir)]
+    for mask in masks:
+        _flip(mask, slice(0, 30), slice(0, 30))
+    _settle(viewer, qtbot)
+    store = painted_mask_keeper(viewer).store
+    assert all(store.find(k, m.data.shape) is not None for k, m in zip(keys, masks))
+    viewer.layers.remove(polyp)  # the image closed: its painted mask stays, "(image closed)"
+    qtbot.wait(50)
+    assert store.find(keys[0], masks[0].data.shape) is not None
+    viewer.layers.remove(masks[0])  # then deleted
+    viewer.layers.selection = {kvasir, masks[1]}  # an image and its mask deleted together
+    viewer.layers.remove_selected()
+    qtbot.wait(50)
+    painted_mask_keeper(viewer).wait()
+    assert all(store.find(k, m.data.shape) is None for k, m in zip(keys, masks))
+
+
+def test_a_folder_session_keeps_its_draft_while_painting_goes_on_without_a_pause(make_napari_viewer, qtbot, tmp_path,
+                                                                                  monkeypatch):
+    """The session's draft waited for a half-second pause: strokes without one were never written (trial of session
+    33, the same timer as the kept edits)."""
+    from test_trial32 import open_session_on_two_frames
+
+    from napari_unetv2.widgets import session as session_module
+
+    monkeypatch.setattr(session_module, "DRAFT_AT_LEAST_EVERY_S", 1.0, raising=False)
+    session = open_session_on_two_frames(make_napari_viewer(), qtbot, tmp_path)
+    path = session.session.current
+    for step in range(8):  # 2.4 s of strokes, never half a second apart
+        painted = np.asarray(session.mask_layer.data).copy()
+        painted[10 * step:10 * step + 10, 0:10] = 1 - painted[10 * step:10 * step + 10, 0:10]
+        session.mask_layer.data = painted
+        qtbot.wait(300)
+    assert session.session.draft_path(path).is_file()  # written while the strokes went on (the last was 0.3 s ago)

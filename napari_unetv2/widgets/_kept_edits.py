@@ -1,19 +1,21 @@
 """Masks painted outside a folder session, kept on disk while they are painted and given back with their image.
 
 A *Segment* result (or a *Batch folder* result opened in the viewer) touched up and not yet accepted lived only in
-napari's layer: closing napari lost it without a question (stop 32's list). Now, once painting pauses, when the layer
-goes with its image (napari closing clears every layer) and when the application quits, its edits are written to
-:class:`~napari_unetv2.annotation.kept_edits.KeptEdits` under the hash of its image's pixels. When that image is
-segmented (or opened with *Batch folder*'s results) again, in this napari or the next, the edits come back as its
-mask, the model's new mask beside them as the proposal.
+napari's layer: closing napari lost it without a question (stop 32's list). Now its edits are written to
+:class:`~napari_unetv2.annotation.kept_edits.KeptEdits` under the hash of its image's pixels once painting pauses (at
+least every few seconds while it goes on), after an undo, when the layer goes with napari's close (which clears every
+layer) and when the application quits. When that image is segmented (or opened with *Batch folder*'s results) again,
+in this napari or the next, the edits come back as its mask, the model's new mask beside them as the proposal.
 
-An entry goes when its mask is accepted as it is, when its edits are undone, and when the user deletes the mask while
-its image stays open (a choice, which *Restore deleted mask* can still undo in this napari). The folder session keeps
-its own drafts and is left out. Writes run on one background thread; the GUI thread only copies the pixels.
+An entry goes when a correction of its image is stored (from its mask or any other layer, or in a folder session),
+when its edits are undone, and when the user deletes the mask while napari stays open (a choice, which *Restore
+deleted mask* can still undo in this napari). The folder session keeps its own drafts and is left out. Writes run on
+one background thread; the GUI thread only copies and hashes the pixels.
 """
 from __future__ import annotations
 
 import contextlib
+import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Optional
@@ -24,13 +26,11 @@ from ..annotation.kept_edits import KeptEdits
 from ..corrections.correction_set import image_hash
 from ._layers import (
     ACCEPTED_MASKS,
-    IMAGE_ID,
     MASK,
     MODEL_VERSION,
     PREDICTED_MASK,
     REMOVED_BY_PLUGIN,
     image_for,
-    is_source_image,
     mask_was_edited,
     role_of,
     stored_as_accepted,
@@ -40,6 +40,8 @@ from ._layers import (
 IMAGE_KEY = "unetv2_image_key"  # in a mask's metadata: the hash of its image's pixels, the name of its kept entry
 SESSION_IMAGE = "unetv2_session_file"  # the folder session's image (it keeps its own drafts): widgets.session's key
 KEEP_AFTER_MS = 500  # painting paused this long: the edits are written (as the folder session's drafts)
+KEEP_AT_LEAST_EVERY_S = 5.0  # ... and at least this often while painting goes on without a pause
+IMAGE_NAME = "unetv2_image_name"  # the image's name when its mask was made (said in the entry)
 FLUSH_WAIT_S = 10
 
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unetv2-kept-edits")
@@ -54,21 +56,27 @@ def accepted_as_it_is(layer) -> bool:
 
 
 class PaintedMaskKeeper:
-    """One per viewer (:func:`painted_mask_keeper`): watches the masks that carry an image key."""
+    """One per viewer (:func:`painted_mask_keeper`): watches the masks that carry an image key.
+
+    Judged by image, not by layer: two layers of one image (the image opened twice, a Batch result and a Segment
+    result) share one entry, which holds the edits painted last of those not yet accepted; an unedited copy never
+    drops its twin's edits (trial of session 33)."""
 
     def __init__(self, viewer):
-        from qtpy.QtCore import QTimer
         from qtpy.QtWidgets import QApplication
+
+        from ._base import AfterPause
 
         self._viewer = weakref.ref(unproxied(viewer))  # the keepers' registry must not keep a closed viewer alive
         self.store = KeptEdits()
         self._watched: weakref.WeakSet = weakref.WeakSet()
-        self._pending: weakref.WeakSet = weakref.WeakSet()
+        self._pending: set[str] = set()  # image keys to judge once painting pauses
+        self._painted_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> its last change
+        self._superseded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> its pixels' hash when a
+        # correction of its image was stored from elsewhere: those edits are not kept (painting on makes them new)
+        self._written: dict[str, str] = {}  # image key -> hash of the mask written last ("" once dropped)
         self._writes: list[Future] = []
-        self._timer = QTimer()
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(KEEP_AFTER_MS)
-        self._timer.timeout.connect(self._keep_pending)
+        self._timer = AfterPause(self._keep_pending, KEEP_AFTER_MS, KEEP_AT_LEAST_EVERY_S)
         self.viewer.layers.events.inserted.connect(lambda event: self.watch(event.value))
         self.viewer.layers.events.removed.connect(lambda event: self._on_removed(event.value))
         app = QApplication.instance()
@@ -81,11 +89,14 @@ class PaintedMaskKeeper:
         return self._viewer()
 
     # ---- which masks ---------------------------------------------------------------------------------------
-    def tie(self, mask_layer, key: Optional[str]) -> None:
+    def tie(self, mask_layer, key: Optional[str], image_name: str = "") -> None:
         """Give ``mask_layer`` its image's key (``image_hash`` of the image's pixels) and watch it from now on."""
         if key:
-            unproxied(mask_layer).metadata[IMAGE_KEY] = key
-            self.watch(mask_layer)
+            layer = unproxied(mask_layer)
+            layer.metadata[IMAGE_KEY] = key
+            if image_name:
+                layer.metadata[IMAGE_NAME] = image_name
+            self.watch(layer)
 
     def watch(self, layer) -> None:
         layer = unproxied(layer)
@@ -95,11 +106,16 @@ class PaintedMaskKeeper:
         schedule = lambda _event=None, layer=layer: self.schedule(layer)  # noqa: E731
         layer.events.paint.connect(schedule)  # a brush stroke (napari's undo step)
         layer.events.data.connect(schedule)  # pixels set at once (a script, a restore, a model's new mask)
+        layer.events.thumbnail.connect(schedule)  # napari's undo and redo (Ctrl+Z) say nothing else
         self.schedule(layer)  # judged as it comes (a deleted mask restored is painted already)
 
     def schedule(self, layer) -> None:
-        self._pending.add(unproxied(layer))
-        self._timer.start()  # (again: written once painting pauses)
+        layer = unproxied(layer)
+        key = layer.metadata.get(IMAGE_KEY)
+        if key:
+            self._painted_at[layer] = time.monotonic()
+            self._pending.add(key)
+            self._timer.poke()
 
     def _in_session(self, layer) -> bool:
         image = self._image_of(layer)
@@ -109,21 +125,59 @@ class PaintedMaskKeeper:
         viewer = self.viewer
         return image_for(viewer, layer) if viewer is not None else None
 
+    def _layers_of(self, key: str, also=None) -> list:
+        viewer = self.viewer
+        found = [x for x in list(self._watched)
+                 if x.metadata.get(IMAGE_KEY) == key and viewer is not None and x in viewer.layers]
+        return found + ([also] if also is not None and also not in found else [])
+
+    def _to_keep(self, layer) -> bool:
+        if np.asarray(layer.data).ndim != 2 or self._in_session(layer):
+            return False
+        if not mask_was_edited(layer) or accepted_as_it_is(layer):
+            return False
+        superseded = self._superseded.get(layer)
+        return superseded is None or superseded != image_hash(np.asarray(layer.data))
+
     # ---- writing -------------------------------------------------------------------------------------------
-    def judge(self, layer) -> Optional[Future]:
-        """Keep ``layer``'s edits, or drop its entry when nothing is left to keep; returns the write's Future."""
-        key = layer.metadata.get(IMAGE_KEY)
-        data = np.asarray(layer.data)
-        if not key or data.ndim != 2 or self._in_session(layer):
+    def judge(self, key: str, also=None) -> Optional[Future]:
+        """Write the image's entry: the edits painted last on one of its masks (``also``: one just removed), or drop
+        it when none is left to keep; returns the write's Future (None when the entry is as it should be)."""
+        layers = [x for x in self._layers_of(key, also) if not self._in_session(x)]
+        if not layers:
             return None
-        if mask_was_edited(layer) and not accepted_as_it_is(layer):
-            image = self._image_of(layer)
-            about = {"image": image.name if image is not None else layer.name, "layer": layer.name,
-                     "model_version": layer.metadata.get(MODEL_VERSION) or ""}
-            started = layer.metadata.get(PREDICTED_MASK)
-            started = np.array(started, copy=True) if isinstance(started, np.ndarray) else None
-            return self._submit(self.store.keep, key, data.copy(), about, started)
+        edited = [x for x in layers if self._to_keep(x)]
+        if not edited:
+            return self._drop(key)
+        layer = max(edited, key=lambda x: self._painted_at.get(x, 0.0))
+        data = np.asarray(layer.data).copy()
+        digest = image_hash(data)
+        if self._written.get(key) == digest:
+            return None
+        self._written[key] = digest
+        image = self._image_of(layer)
+        about = {"image": layer.metadata.get(IMAGE_NAME) or (image.name if image is not None else layer.name),
+                 "model_version": layer.metadata.get(MODEL_VERSION) or ""}
+        started = layer.metadata.get(PREDICTED_MASK)
+        started = np.array(started, copy=True) if isinstance(started, np.ndarray) else None
+        return self._submit(self.store.keep, key, data, about, started)
+
+    def _drop(self, key: str) -> Optional[Future]:
+        if self._written.get(key) == "":
+            return None
+        self._written[key] = ""
         return self._submit(self.store.drop, key)
+
+    def correction_stored(self, key: Optional[str]) -> None:
+        """A correction of the image ``key`` was stored (from any of its masks, or a layer the user drew): edits kept
+        for it from before are superseded, and so are its other masks' present edits (painting on them again keeps
+        them anew). Without this, a later Segment gave back old edits over an accepted image as "never accepted"."""
+        if not key:
+            return
+        for layer in self._layers_of(key):
+            self._superseded[layer] = image_hash(np.asarray(layer.data))
+        self._written.pop(key, None)
+        self._drop(key)
 
     def _submit(self, *call) -> Future:
         def run():
@@ -136,43 +190,44 @@ class PaintedMaskKeeper:
         return future
 
     def _keep_pending(self) -> None:
-        pending, self._pending = list(self._pending), weakref.WeakSet()
-        viewer = self.viewer
-        for layer in pending:
-            if viewer is not None and layer in viewer.layers:
-                self.judge(layer)
+        pending, self._pending = sorted(self._pending), set()
+        for key in pending:
+            self.judge(key)
 
     def _on_removed(self, layer) -> None:
-        """A watched mask left the viewer: with its image (napari closing, the image and its mask deleted together),
-        its edits are kept; alone, while its image stays open, the user chose to delete it: its entry goes."""
+        """A watched mask left the viewer. Its edits are written now (napari closing clears every layer); if, a turn
+        of the event loop later, the viewer still holds layers, the user deleted it (alone, with its image, or after
+        closing its image): a choice, and its image's entry goes unless another of its masks holds edits."""
         from qtpy.QtCore import QTimer
 
         layer = unproxied(layer)
         if layer not in self._watched:
             return
         self._watched.discard(layer)
-        self._pending.discard(layer)
         key = layer.metadata.get(IMAGE_KEY)
         if layer.metadata.get(REMOVED_BY_PLUGIN):  # an edited mask the user chose to leave (the plugin removed it)
-            self._submit(self.store.drop, key)
+            self.judge(key)
             return
-        self.judge(layer)
-        image_key = layer.metadata.get(IMAGE_ID)
+        self.judge(key, also=layer)
 
-        def deleted_alone() -> None:  # on the next turn: napari's close removes the mask first, its image after
+        def deleted_by_the_user() -> None:
             viewer = self.viewer
-            if viewer is not None and any(is_source_image(x) and x.metadata.get(IMAGE_ID) == image_key for x in viewer.layers):
-                self._submit(self.store.drop, key)
+            if viewer is None or not len(viewer.layers):
+                return
+            if self._layers_of(key):
+                self.judge(key)  # another mask of the image holds edits, or none does
+            else:
+                self._drop(key)
 
-        QTimer.singleShot(0, deleted_alone)
+        QTimer.singleShot(0, deleted_by_the_user)
 
     def flush(self) -> None:
-        """Now, and waited for (the application is quitting): every watched mask still in the viewer is judged."""
+        """Now, and waited for (the application is quitting): every watched image is judged."""
         self._timer.stop()
-        viewer = self.viewer
-        for layer in list(self._watched):
-            if viewer is not None and layer in viewer.layers:
-                self.judge(layer)
+        keys = {x.metadata.get(IMAGE_KEY) for x in list(self._watched)} | self._pending
+        self._pending = set()
+        for key in sorted(k for k in keys if k):
+            self.judge(key)
         self.wait()
 
     def wait(self, timeout: float = FLUSH_WAIT_S) -> None:

@@ -115,7 +115,7 @@ class BatchWidget(WorkerWidget):
         already = [row for row in done if open_with_mask(Path(row["file"]).stem)]
         done = [row for row in done if row not in already]
         earlier_runs = sum(1 for row in done[:OPEN_AT_MOST] if row["status"] == "skipped-done")
-        added, notes, restored = [], [], 0
+        added, notes, restored = [], [], []
         keeper = painted_mask_keeper(self.viewer)
         for index, row in enumerate(done[:OPEN_AT_MOST]):
             stem = Path(row["file"]).stem
@@ -126,13 +126,14 @@ class BatchWidget(WorkerWidget):
             # edits painted on this image's mask before (napari closed, never accepted) are shown over the file's mask
             key = image_hash(image)
             kept = keeper.store.find(key, mask.shape)
-            restored += kept is not None
+            if kept is not None:
+                restored.append(stem)
             if kept is not None and kept.model_mask is not None:
                 started, version = kept.model_mask, kept.about.get("model_version") or "?"
             else:
                 started, version = mask, row.get("model_version", "")
             added += [layer, start_mask(self.viewer, layer, mask if kept is None else kept.mask, started, version)]
-            keeper.tie(added[-1], key)
+            keeper.tie(added[-1], key, stem)
             added[-1].visible = index == 0
         if added:
             bring_into_view(self.viewer, added[0], added[1])  # images open before that stick out around it are hidden
@@ -143,7 +144,9 @@ class BatchWidget(WorkerWidget):
         if earlier_runs:
             notes.append(f"Opened {earlier_runs} mask(s) an earlier run wrote.")
         if restored:
-            notes.append(f"{restored} mask(s) opened with the edits painted on them before (kept, never accepted).")
+            named = ", ".join(restored[:3]) + (f" and {len(restored) - 3} more" if len(restored) > 3 else "")
+            notes.append(f"{len(restored)} mask(s) opened with the edits painted on them before (kept, never accepted; "
+                         f"the files keep the model's masks): {named}.")
         if already:
             notes.append(f"{len(already)} image(s) already open with a mask were not opened again.")
         if notes:

@@ -23,7 +23,7 @@ from ..engine.pairs import find_pairs
 from ..interactive import CLICKS_METADATA
 from ..storage import default_corrections_dir
 from ._base import WorkerWidget, narrow_chooser, wrapping_label
-from ._kept_edits import painted_mask_keeper
+from ._kept_edits import IMAGE_KEY, painted_mask_keeper
 from ._layers import (
     ACCEPTED_HASH,
     ACCEPTED_MASKS,
@@ -307,7 +307,11 @@ class RetrainWidget(WorkerWidget):
             self.models.correction_stored.emit(mask_layer, mask.copy(), self.correction_set.root, stored.entry.id,
                                                list(stored.replaced))
         note_accepted(mask_layer, mask)
-        painted_mask_keeper(self.viewer).schedule(mask_layer)  # its kept edits, if any, are stored now
+        if where == "":  # edits kept for this image from before are superseded by what was stored
+            key = mask_layer.metadata.get(IMAGE_KEY) if belongs_to(self.viewer, mask_layer, image) else None
+            if key is None and not image.multiscale:
+                key = image_hash(np.asarray(image.data))
+            painted_mask_keeper(self.viewer).correction_stored(key)
         self.refresh_entries()
         named = "" if same_layer(mask_layer, own) else f"stored the layer {mask_layer.name!r}: "
         self.say(f"{image.name}{where}: {named}{stored.describe()}", about=image)

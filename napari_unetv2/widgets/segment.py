@@ -327,7 +327,7 @@ class SegmentWidget(WorkerWidget):
             start_mask(self.viewer, layer, kept_edit.mask, started, version, self.display.value)
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                            display=self.display.value)
-        painted_mask_keeper(self.viewer).tie(self.last_result["mask"], prediction.image_key)
+        painted_mask_keeper(self.viewer).tie(self.last_result["mask"], prediction.image_key, layer.name)
         # napari builds each new layer's view in this thread (0.4-1.6 s for 2-14 layers on a slow machine): counted in
         # what the status says, or "done in 0.1 s" hid a second of a frozen window (trial of session 27)
         showing = time.time() - shown_from
@@ -342,9 +342,12 @@ class SegmentWidget(WorkerWidget):
             if active in self.viewer.layers:  # napari makes a layer just added the active one: the user's stays
                 self.viewer.layers.selection.active = active
         if kept_edit is not None:
-            kept = (f"; the edits you painted on this image before (kept {kept_edit.kept_at}, never accepted) are its mask "
-                    f"again, the model's new mask is in '{self.last_result['proposal'].name}' (delete the mask layer "
-                    "to start from the model's)")
+            painted_over = self.last_result["mask"].metadata.get(MODEL_VERSION)
+            other_model = (f", painted over the mask of {self.models.label(painted_over)}"
+                           if painted_over and painted_over not in ("?", predictor.config.version) else "")
+            kept = (f"; the edits you painted on this image before (kept {kept_edit.kept_at}, never accepted{other_model}) "
+                    f"are its mask again, the model's new mask is in '{self.last_result['proposal'].name}' (delete the "
+                    "mask layer to start from the model's)")
         elif self.last_result["kept_edited"]:
             kept = f"; your edited mask was kept, the new prediction is in '{self.last_result['proposal'].name}'"
         else:

@@ -30,7 +30,8 @@ from ..files import read_image
 from ..inference.domain import domain_note
 from ..interactive import CLICKS_METADATA
 from ..storage import data_home, default_corrections_dir
-from ._base import SecondPress, WorkerWidget, one_line, wrapping_label
+from ._base import AfterPause, SecondPress, WorkerWidget, one_line, wrapping_label
+from ._kept_edits import painted_mask_keeper
 from ._layers import (
     ATTENTION,
     BOX,
@@ -83,6 +84,7 @@ ACCEPTED_EARLIER = "accepted earlier"  # the model version of a revisited image'
 ACCEPT_AFTER_S = 0.35  # an image must have been on screen this long before it can be accepted
 LEAVE_AGAIN_WITHIN_S = 60  # a second Next/Previous/Skip within this leaves an edited, unaccepted mask behind
 DRAFT_AFTER_MS = 500  # painting paused this long: the edits are kept on disk as the image's draft
+DRAFT_AT_LEAST_EVERY_S = 5.0  # ... and at least this often while painting goes on without a pause
 
 
 def earlier_correction(corrections_dir: Path, image: np.ndarray, path: Path):
@@ -183,10 +185,7 @@ class SessionWidget(WorkerWidget):
         self._opening_note = None  # the resumed settings, said again with the first image shown
         self._image_line: tuple = (None, "")  # (path, what the status said of the image when it was shown)
         # the shown mask's edits, not accepted yet, kept on disk (AnnotationSession.keep_draft) once painting pauses
-        self._draft_timer = QTimer()
-        self._draft_timer.setSingleShot(True)
-        self._draft_timer.setInterval(DRAFT_AFTER_MS)
-        self._draft_timer.timeout.connect(self.guarded(self._keep_draft))
+        self._draft_timer = AfterPause(self.guarded(self._keep_draft), DRAFT_AFTER_MS, DRAFT_AT_LEAST_EVERY_S)
         # a stroke less than DRAFT_AFTER_MS before the window closed was lost (verification of session 32): the dock
         # going (the window closed) or the application quitting writes a pending draft at once
         self.native.destroyed.connect(lambda *_: self._flush_draft())
@@ -577,7 +576,7 @@ class SessionWidget(WorkerWidget):
             layer.events.data.connect(self._on_mask_edited)  # pixels set at once (a script, a restore)
 
     def _on_mask_edited(self, _event=None) -> None:
-        self._draft_timer.start()  # (again: the draft is written once painting pauses)
+        self._draft_timer.poke()  # the draft is written once painting pauses (or at least every few seconds)
 
     def _keep_draft(self) -> None:
         """Once painting pauses: the shown mask's edits to disk (:meth:`_submit_draft`)."""
@@ -744,6 +743,8 @@ class SessionWidget(WorkerWidget):
         # Accept replaced a 2400-pixel correction silently, and the next round trained on the model's mask).
         attempt = (path.name, image_hash(mask))
         note_accepted(self.mask_layer, mask)  # Correct & retrain's Accept on this mask later is a continuation of it
+        # edits painted on this image outside the session (a Segment result), kept on disk: superseded by this one
+        painted_mask_keeper(self.viewer).correction_stored(image_hash(image))
         keep_edited = self._replace_confirmed != attempt
         self._replace_confirmed = None  # one confirmation, for the next Accept only
 
