@@ -79,6 +79,8 @@ def test_a_touched_up_segment_result_survives_closing_napari(make_napari_viewer,
     assert np.array_equal(store.find(key, edited.shape).mask, edited > 0)
 
     # the next napari: the same image segmented again gives the edits back as its mask, the model's beside them
+    painted_when = store.find(key, edited.shape).kept_at
+    qtbot.wait(1100)  # (a rewrite would show in the time, kept to the second)
     again = make_napari_viewer()
     again.open_sample(PLUGIN, "polyp")
     widget, mask = _segment(again, qtbot)
@@ -88,6 +90,8 @@ def test_a_touched_up_segment_result_survives_closing_napari(make_napari_viewer,
     proposal = again.layers[f"{again.layers[0].name} proposal"]
     assert not np.array_equal(np.asarray(proposal.data) > 0, edited > 0)
     assert "painted on this image before" in widget.status.value.replace("\u200b", "")
+    _settle(again, qtbot)
+    assert store.find(key, edited.shape).kept_at == painted_when  # given back, not painted: the time they were kept
 
     # deleted by the user while its image stays open: a choice, the entry goes (Restore deleted mask still has it)
     again.layers.remove(mask)
@@ -330,3 +334,49 @@ def test_a_folder_session_keeps_its_draft_while_painting_goes_on_without_a_pause
         session.mask_layer.data = painted
         qtbot.wait(300)
     assert session.session.draft_path(path).is_file()  # written while the strokes went on (the last was 0.3 s ago)
+
+
+def test_closing_napari_keeps_the_edits_of_the_later_copy_of_an_image_open_twice(make_napari_viewer, qtbot):
+    """napari's close removes the layers from the top: the painted later copy's mask first (kept), then the unedited
+    earlier copy's, which dropped the entry (verification of session 33)."""
+    from test_widget import run_and_wait
+
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    first = viewer.layers[0]
+    second = viewer.add_image(np.asarray(first.data).copy(), name="copy", rgb=True)
+    key = image_hash(np.asarray(first.data))
+    widget, _ = _segment(viewer, qtbot, first)
+    widget.image.value = second
+    run_and_wait(qtbot, widget)
+    painted = _flip(viewer.layers["copy mask"], slice(0, 40), slice(0, 40))
+    _settle(viewer, qtbot)
+    store = painted_mask_keeper(viewer).store
+    viewer.close()
+    qtbot.wait(50)
+    painted_mask_keeper(viewer).wait()
+    assert np.array_equal(store.find(key, painted.shape).mask, painted > 0)
+
+
+def test_emptying_the_viewer_by_hand_is_a_delete_not_a_close(make_napari_viewer, qtbot):
+    """One image: closed, then its "(image closed)" mask deleted, the viewer left empty; taken for napari's close, the
+    edits came back at the next Segment as "never accepted" (verification of session 33)."""
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    image = viewer.layers[0]
+    key = image_hash(np.asarray(image.data))
+    _, mask = _segment(viewer, qtbot, image)
+    painted = _flip(mask, slice(0, 40), slice(0, 40))
+    _settle(viewer, qtbot)
+    store = painted_mask_keeper(viewer).store
+    assert store.find(key, painted.shape) is not None
+    viewer.layers.remove(image)
+    qtbot.wait(50)
+    viewer.layers.clear()  # the mask, the ground truth, whatever is left: deleted by hand
+    qtbot.wait(50)
+    painted_mask_keeper(viewer).wait()
+    assert store.find(key, painted.shape) is None

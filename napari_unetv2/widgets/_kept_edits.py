@@ -89,13 +89,17 @@ class PaintedMaskKeeper:
         return self._viewer()
 
     # ---- which masks ---------------------------------------------------------------------------------------
-    def tie(self, mask_layer, key: Optional[str], image_name: str = "") -> None:
-        """Give ``mask_layer`` its image's key (``image_hash`` of the image's pixels) and watch it from now on."""
+    def tie(self, mask_layer, key: Optional[str], image_name: str = "", restored: bool = False) -> None:
+        """Give ``mask_layer`` its image's key (``image_hash`` of the image's pixels) and watch it from now on.
+        ``restored``: its pixels are the entry's, just given back (not written again: "kept <time>" stays the time they
+        were painted, not the time they were last shown)."""
         if key:
             layer = unproxied(mask_layer)
             layer.metadata[IMAGE_KEY] = key
             if image_name:
                 layer.metadata[IMAGE_NAME] = image_name
+            if restored:
+                self._written[key] = image_hash(np.asarray(layer.data))
             self.watch(layer)
 
     def watch(self, layer) -> None:
@@ -195,9 +199,12 @@ class PaintedMaskKeeper:
             self.judge(key)
 
     def _on_removed(self, layer) -> None:
-        """A watched mask left the viewer. Its edits are written now (napari closing clears every layer); if, a turn
-        of the event loop later, the viewer still holds layers, the user deleted it (alone, with its image, or after
-        closing its image): a choice, and its image's entry goes unless another of its masks holds edits."""
+        """A watched mask left the viewer. Its edits are written now, as it goes (napari's close clears every layer,
+        the window after them); an unedited one changes nothing (the image opened twice: the painted copy, cleared
+        first, kept its edits, and the unedited copy cleared after it dropped them; verification of session 33). If, a
+        turn of the event loop later, the viewer's window is still open, the user deleted it (alone, with its image,
+        after closing its image, or the last layers of the viewer): a choice, and its image's entry goes unless
+        another of its masks holds edits."""
         from qtpy.QtCore import QTimer
 
         layer = unproxied(layer)
@@ -208,12 +215,13 @@ class PaintedMaskKeeper:
         if layer.metadata.get(REMOVED_BY_PLUGIN):  # an edited mask the user chose to leave (the plugin removed it)
             self.judge(key)
             return
-        self.judge(key, also=layer)
+        if self._to_keep(layer):
+            self.judge(key, also=layer)
 
         def deleted_by_the_user() -> None:
             viewer = self.viewer
-            if viewer is None or not len(viewer.layers):
-                return
+            if viewer is None or not window_open(viewer):
+                return  # napari closed: what was painted stays kept
             if self._layers_of(key):
                 self.judge(key)  # another mask of the image holds edits, or none does
             else:
@@ -234,6 +242,13 @@ class PaintedMaskKeeper:
         for future in list(self._writes):
             with contextlib.suppress(Exception):
                 future.result(timeout=timeout)
+
+
+def window_open(viewer) -> bool:
+    """Whether the viewer's window is still there: napari's ``Window.close`` removes its Qt window (after
+    ``Viewer.close`` has cleared the layers), and a delete leaves it (a viewer made without a window counts as open)."""
+    window = getattr(viewer, "window", None)
+    return window is None or hasattr(window, "_qt_window")
 
 
 _KEEPERS: dict[int, PaintedMaskKeeper] = {}

@@ -133,7 +133,7 @@ class BatchWidget(WorkerWidget):
             else:
                 started, version = mask, row.get("model_version", "")
             added += [layer, start_mask(self.viewer, layer, mask if kept is None else kept.mask, started, version)]
-            keeper.tie(added[-1], key, stem)
+            keeper.tie(added[-1], key, stem, restored=kept is not None)
             added[-1].visible = index == 0
         if added:
             bring_into_view(self.viewer, added[0], added[1])  # images open before that stick out around it are hidden

@@ -327,7 +327,8 @@ class SegmentWidget(WorkerWidget):
             start_mask(self.viewer, layer, kept_edit.mask, started, version, self.display.value)
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                            display=self.display.value)
-        painted_mask_keeper(self.viewer).tie(self.last_result["mask"], prediction.image_key, layer.name)
+        painted_mask_keeper(self.viewer).tie(self.last_result["mask"], prediction.image_key, layer.name,
+                                             restored=kept_edit is not None)
         # napari builds each new layer's view in this thread (0.4-1.6 s for 2-14 layers on a slow machine): counted in
         # what the status says, or "done in 0.1 s" hid a second of a frozen window (trial of session 27)
         showing = time.time() - shown_from
