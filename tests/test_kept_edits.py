@@ -206,23 +206,31 @@ def _flip(layer, rows, cols):
     return edited
 
 
-def test_the_same_image_open_twice_keeps_the_edits_of_the_copy_painted(make_napari_viewer, qtbot):
-    """Both copies share one entry (the image's pixels): the unedited copy, judged after the painted one at close or
-    segmented again, dropped the painted copy's edits (trial of session 33)."""
-    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+def _two_copies_the_later_painted(viewer, qtbot):
+    """The polyp sample and a copy of its pixels, both segmented, the copy's mask painted (settled); returns the Segment
+    widget, the first image, the image key and the painted pixels."""
+    from test_widget import run_and_wait
 
-    viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, "polyp")
     first = viewer.layers[0]
     second = viewer.add_image(np.asarray(first.data).copy(), name="copy", rgb=True)
-    key = image_hash(np.asarray(first.data))
     widget, _ = _segment(viewer, qtbot, first)
     widget.image.value = second
-    from test_widget import run_and_wait
-
     run_and_wait(qtbot, widget)
     painted = _flip(viewer.layers["copy mask"], slice(0, 40), slice(0, 40))
     _settle(viewer, qtbot)
+    return widget, first, image_hash(np.asarray(first.data)), painted
+
+
+def test_the_same_image_open_twice_keeps_the_edits_of_the_copy_painted(make_napari_viewer, qtbot):
+    """Both copies share one entry (the image's pixels): the unedited copy, judged after the painted one at close or
+    segmented again, dropped the painted copy's edits (trial of session 33)."""
+    from test_widget import run_and_wait
+
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    viewer = make_napari_viewer()
+    widget, first, key, painted = _two_copies_the_later_painted(viewer, qtbot)
     store = painted_mask_keeper(viewer).store
     assert np.array_equal(store.find(key, painted.shape).mask, painted > 0)
     widget.image.value = first  # the unedited copy segmented again: its twin's edits stay
@@ -339,20 +347,10 @@ def test_a_folder_session_keeps_its_draft_while_painting_goes_on_without_a_pause
 def test_closing_napari_keeps_the_edits_of_the_later_copy_of_an_image_open_twice(make_napari_viewer, qtbot):
     """napari's close removes the layers from the top: the painted later copy's mask first (kept), then the unedited
     earlier copy's, which dropped the entry (verification of session 33)."""
-    from test_widget import run_and_wait
-
     from napari_unetv2.widgets._kept_edits import painted_mask_keeper
 
     viewer = make_napari_viewer()
-    viewer.open_sample(PLUGIN, "polyp")
-    first = viewer.layers[0]
-    second = viewer.add_image(np.asarray(first.data).copy(), name="copy", rgb=True)
-    key = image_hash(np.asarray(first.data))
-    widget, _ = _segment(viewer, qtbot, first)
-    widget.image.value = second
-    run_and_wait(qtbot, widget)
-    painted = _flip(viewer.layers["copy mask"], slice(0, 40), slice(0, 40))
-    _settle(viewer, qtbot)
+    _, _, key, painted = _two_copies_the_later_painted(viewer, qtbot)
     store = painted_mask_keeper(viewer).store
     viewer.close()
     qtbot.wait(50)
