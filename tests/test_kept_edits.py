@@ -378,3 +378,35 @@ def test_emptying_the_viewer_by_hand_is_a_delete_not_a_close(make_napari_viewer,
     qtbot.wait(50)
     painted_mask_keeper(viewer).wait()
     assert store.find(key, painted.shape) is None
+
+
+def test_a_proposal_painted_on_is_neither_overwritten_nor_lost(make_napari_viewer, qtbot):
+    """Painted on, the proposal is the user's work: Segment at another threshold overwrote 11,235 painted pixels without
+    a word, and napari's close lost them (verification of session 33)."""
+    from test_widget import run_and_wait
+
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    image = viewer.layers[0]
+    key = image_hash(np.asarray(image.data))
+    widget, mask = _segment(viewer, qtbot, image)
+    _flip(mask, slice(0, 20), slice(0, 20))
+    widget.threshold.value = 0.3
+    run_and_wait(qtbot, widget)
+    proposal = viewer.layers[f"{image.name} proposal"]
+    painted = _flip(proposal, slice(100, 160), slice(100, 160))
+    widget.threshold.value = 0.7
+    run_and_wait(qtbot, widget)
+    assert np.array_equal(proposal.data, painted)
+    assert "proposal you painted on" in widget.status.value.replace("\u200b", "")
+    _settle(viewer, qtbot)
+    store = painted_mask_keeper(viewer).store
+    assert np.array_equal(store.find(key, painted.shape).mask, painted > 0)  # painted last: the image's entry
+    viewer.close()
+    painted_mask_keeper(viewer).wait()
+    again = make_napari_viewer()
+    again.open_sample(PLUGIN, "polyp")
+    _, mask = _segment(again, qtbot)
+    assert np.array_equal(np.asarray(mask.data) > 0, painted > 0)

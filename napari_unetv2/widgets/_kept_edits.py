@@ -29,6 +29,7 @@ from ._layers import (
     MASK,
     MODEL_VERSION,
     PREDICTED_MASK,
+    PROPOSAL,
     REMOVED_BY_PLUGIN,
     image_for,
     mask_was_edited,
@@ -75,6 +76,7 @@ class PaintedMaskKeeper:
         self._superseded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> its pixels' hash when a
         # correction of its image was stored from elsewhere: those edits are not kept (painting on makes them new)
         self._written: dict[str, str] = {}  # image key -> hash of the mask written last ("" once dropped)
+        self._written_at: dict[str, float] = {}  # image key -> when the mask written last was painted
         self._writes: list[Future] = []
         self._timer = AfterPause(self._keep_pending, KEEP_AFTER_MS, KEEP_AT_LEAST_EVERY_S)
         self.viewer.layers.events.inserted.connect(lambda event: self.watch(event.value))
@@ -104,20 +106,25 @@ class PaintedMaskKeeper:
 
     def watch(self, layer) -> None:
         layer = unproxied(layer)
-        if role_of(layer) != MASK or not layer.metadata.get(IMAGE_KEY) or layer in self._watched:
+        # a proposal painted on is the user's work as much as the mask (the edits painted last are kept, as the mask)
+        if role_of(layer) not in (MASK, PROPOSAL) or not layer.metadata.get(IMAGE_KEY) or layer in self._watched:
             return
         self._watched.add(layer)
         schedule = lambda _event=None, layer=layer: self.schedule(layer)  # noqa: E731
+        look = lambda _event=None, layer=layer: self.schedule(layer, painted=False)  # noqa: E731
         layer.events.paint.connect(schedule)  # a brush stroke (napari's undo step)
         layer.events.data.connect(schedule)  # pixels set at once (a script, a restore, a model's new mask)
-        layer.events.thumbnail.connect(schedule)  # napari's undo and redo (Ctrl+Z) say nothing else
+        # napari's undo and redo (Ctrl+Z) say nothing else; nor is it painting (a thumbnail is also redrawn when the
+        # layer is shown or selected: that made an older mask the one "painted last")
+        layer.events.thumbnail.connect(look)
         self.schedule(layer)  # judged as it comes (a deleted mask restored is painted already)
 
-    def schedule(self, layer) -> None:
+    def schedule(self, layer, painted: bool = True) -> None:
         layer = unproxied(layer)
         key = layer.metadata.get(IMAGE_KEY)
         if key:
-            self._painted_at[layer] = time.monotonic()
+            if painted or layer not in self._painted_at:
+                self._painted_at[layer] = time.monotonic()
             self._pending.add(key)
             self._timer.poke()
 
@@ -154,11 +161,14 @@ class PaintedMaskKeeper:
         if not edited:
             return self._drop(key)
         layer = max(edited, key=lambda x: self._painted_at.get(x, 0.0))
+        painted_at = self._painted_at.get(layer, 0.0)
+        if painted_at < self._written_at.get(key, -1.0):
+            return None  # the entry holds later edits, of a mask that went first (napari's close: a painted proposal)
         data = np.asarray(layer.data).copy()
         digest = image_hash(data)
         if self._written.get(key) == digest:
             return None
-        self._written[key] = digest
+        self._written[key], self._written_at[key] = digest, painted_at
         image = self._image_of(layer)
         about = {"image": layer.metadata.get(IMAGE_NAME) or (image.name if image is not None else layer.name),
                  "model_version": layer.metadata.get(MODEL_VERSION) or ""}
@@ -167,6 +177,7 @@ class PaintedMaskKeeper:
         return self._submit(self.store.keep, key, data, about, started)
 
     def _drop(self, key: str) -> Optional[Future]:
+        self._written_at.pop(key, None)
         if self._written.get(key) == "":
             return None
         self._written[key] = ""
@@ -181,7 +192,7 @@ class PaintedMaskKeeper:
         for layer in self._layers_of(key):
             self._superseded[layer] = image_hash(np.asarray(layer.data))
         self._written.pop(key, None)
-        self._drop(key)
+        self._drop(key)  # (and forgets when what it held was painted)
 
     def _submit(self, *call) -> Future:
         def run():
@@ -223,6 +234,7 @@ class PaintedMaskKeeper:
             if viewer is None or not window_open(viewer):
                 return  # napari closed: what was painted stays kept
             if self._layers_of(key):
+                self._written_at.pop(key, None)  # the deleted one's edits are not the ones to keep any more
                 self.judge(key)  # another mask of the image holds edits, or none does
             else:
                 self._drop(key)

@@ -164,11 +164,11 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
     unedited mask replaced keeps the time its image was first shown (the folder session's image re-segmented by a
     round's model: the clinician's time on it goes on); else the clock restarts with the new mask.
     Returns {"mask": layer, "proposal": layer or None, "probability": layer, "attention": [...],
-    "kept_edited": bool}.
+    "kept_edited": bool, "painted_proposal_kept": bool (the proposal was painted on: kept, the new prediction not shown)}.
     """
     name = image_layer.name
     placement = spatial_placement(image_layer)
-    result = {"kept_edited": False, "proposal": None}
+    result = {"kept_edited": False, "proposal": None, "painted_proposal_kept": False}
     made_by = {MODEL_VERSION: model_version}
     result["probability"] = show_probability(viewer, image_layer, prediction, model_version)
 
@@ -189,7 +189,8 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
         replace_labels(mask, prediction.mask.copy())
     else:
         result["kept_edited"] = True
-        result["proposal"] = _update_proposal(viewer, image_layer, prediction, model_version, visible)
+        result["proposal"], shown = _update_proposal(viewer, image_layer, prediction, model_version, visible)
+        result["painted_proposal_kept"] = not shown
     result["mask"] = mask
 
     result["attention"] = []
@@ -257,10 +258,12 @@ def _update_proposal(viewer, image_layer, prediction, model_version: str, visibl
         _move_above(viewer, proposal, layer_of(viewer, image_layer, MASK) or image_layer)
         if active is not None and active in viewer.layers:
             viewer.layers.selection.active = active
+    elif mask_was_edited(proposal):  # painted on: the user's work, not replaced (verification of session 33: a second
+        return proposal, False       # Segment at another threshold overwrote 11,235 painted pixels without a word)
     else:
         proposal.metadata.update(metadata)
         replace_labels(proposal, prediction.mask.copy())
-    return proposal
+    return proposal, True
 
 
 def _move_above(viewer, layer, below) -> None:

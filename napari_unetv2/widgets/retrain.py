@@ -411,13 +411,14 @@ class RetrainWidget(WorkerWidget):
             predictor, predictions = result
             active = self.viewer.layers.selection.active
             viewed = active if active is None or is_source_image(active) else image_for(self.viewer, active)
-            kept = updated = 0
+            kept = updated = painted_proposals = 0
             for layer, data, prediction in predictions:
                 # not when the layer shows another image now (the folder session reuses one layer per image)
                 if layer in self.viewer.layers and layer.data is data:
                     shown = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                             visible=same_layer(layer, viewed))
-                    kept += shown["kept_edited"]
+                    kept += shown["kept_edited"] and not shown["painted_proposal_kept"]
+                    painted_proposals += shown["painted_proposal_kept"]
                     updated += 1
             if active is not None and active in self.viewer.layers:
                 # napari selects each layer added (a probability, a proposal): the clinician's mask, with its brush,
@@ -425,6 +426,9 @@ class RetrainWidget(WorkerWidget):
                 self.viewer.layers.selection.active = active
             self.resegmented += 1
             note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
+            if painted_proposals:
+                note += (f"; {painted_proposals} proposal(s) you painted on kept as they are (their new predictions not "
+                         "shown)")
             gone = len(predictions) - updated
             if gone:
                 note += f"; {gone} not shown (the image was closed or replaced meanwhile)"

@@ -327,8 +327,10 @@ class SegmentWidget(WorkerWidget):
             start_mask(self.viewer, layer, kept_edit.mask, started, version, self.display.value)
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                            display=self.display.value)
-        painted_mask_keeper(self.viewer).tie(self.last_result["mask"], prediction.image_key, layer.name,
-                                             restored=kept_edit is not None)
+        keeper = painted_mask_keeper(self.viewer)
+        keeper.tie(self.last_result["mask"], prediction.image_key, layer.name, restored=kept_edit is not None)
+        if self.last_result["proposal"] is not None:  # painted on, it holds the user's work too
+            keeper.tie(self.last_result["proposal"], prediction.image_key, layer.name)
         # napari builds each new layer's view in this thread (0.4-1.6 s for 2-14 layers on a slow machine): counted in
         # what the status says, or "done in 0.1 s" hid a second of a frozen window (trial of session 27)
         showing = time.time() - shown_from
@@ -349,6 +351,10 @@ class SegmentWidget(WorkerWidget):
             kept = (f"; the edits you painted on this image before (kept {kept_edit.kept_at}, never accepted{other_model}) "
                     f"are its mask again, the model's new mask is in '{self.last_result['proposal'].name}' (delete the "
                     "mask layer to start from the model's)")
+        elif self.last_result["painted_proposal_kept"]:
+            kept = (f"; your edited mask and the proposal you painted on ('{self.last_result['proposal'].name}') were "
+                    "kept as they are, so the new prediction is not shown (accept or delete the painted proposal to see "
+                    "it)")
         elif self.last_result["kept_edited"]:
             kept = f"; your edited mask was kept, the new prediction is in '{self.last_result['proposal'].name}'"
         else:
