@@ -410,3 +410,21 @@ def test_a_proposal_painted_on_is_neither_overwritten_nor_lost(make_napari_viewe
     again.open_sample(PLUGIN, "polyp")
     _, mask = _segment(again, qtbot)
     assert np.array_equal(np.asarray(mask.data) > 0, painted > 0)
+
+
+def test_segment_says_when_the_image_has_a_stored_correction(make_napari_viewer, qtbot):
+    """An image corrected and accepted, segmented again later: the model's mask was shown as if nothing had been done
+    (trial of session 33)."""
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    image = viewer.layers[0]
+    widget, mask = _segment(viewer, qtbot, image)
+    assert "stored already" not in widget.status.value.replace("\u200b", "")
+    _flip(mask, slice(0, 40), slice(0, 40))
+    _, retrain = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct & retrain")
+    retrain.image.value, retrain.mask.value = image, mask
+    assert retrain.accept_correction() is not None, retrain.status.value
+    viewer.layers.remove(mask)
+    widget, _ = _segment(viewer, qtbot, image)
+    said = widget.status.value.replace("\u200b", "")
+    assert "a correction of this image is stored already" in said and "the mask shown is the model's" in said, said

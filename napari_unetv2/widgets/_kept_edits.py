@@ -24,6 +24,7 @@ import numpy as np
 
 from ..annotation.kept_edits import KeptEdits
 from ..corrections.correction_set import image_hash
+from ._after_pause import AfterPause
 from ._layers import (
     ACCEPTED_MASKS,
     MASK,
@@ -31,6 +32,7 @@ from ._layers import (
     PREDICTED_MASK,
     PROPOSAL,
     REMOVED_BY_PLUGIN,
+    SESSION_IMAGE,
     image_for,
     mask_was_edited,
     role_of,
@@ -39,7 +41,6 @@ from ._layers import (
 )
 
 IMAGE_KEY = "unetv2_image_key"  # in a mask's metadata: the hash of its image's pixels, the name of its kept entry
-SESSION_IMAGE = "unetv2_session_file"  # the folder session's image (it keeps its own drafts): widgets.session's key
 KEEP_AFTER_MS = 500  # painting paused this long: the edits are written (as the folder session's drafts)
 KEEP_AT_LEAST_EVERY_S = 5.0  # ... and at least this often while painting goes on without a pause
 IMAGE_NAME = "unetv2_image_name"  # the image's name when its mask was made (said in the entry)
@@ -65,8 +66,6 @@ class PaintedMaskKeeper:
 
     def __init__(self, viewer):
         from qtpy.QtWidgets import QApplication
-
-        from ._base import AfterPause
 
         self._viewer = weakref.ref(unproxied(viewer))  # the keepers' registry must not keep a closed viewer alive
         self.store = KeptEdits()

@@ -41,6 +41,8 @@ def note_accepted(layer, mask) -> None:
     done = [*layer.metadata.get(ACCEPTED_MASKS, []), image_hash((np.asarray(mask) > 0).astype(np.uint8))]
     layer.metadata[ACCEPTED_MASKS] = done[-KEPT_ACCEPTED:]
 
+SESSION_IMAGE = "unetv2_session_file"  # in the folder session's image layer: the file it shows (the session's drafts
+# keep its edits; the kept edits of other masks leave it out)
 MASK, PROPOSAL, PROBABILITY, ATTENTION = "mask", "proposal", "probability", "attention"
 CLICKS, BOX = "clicks", "box"  # the click widget's Points and Shapes layers of an image
 MASK_OPACITY = 0.45  # translucent: the tissue under the mask stays visible

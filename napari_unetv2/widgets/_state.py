@@ -152,6 +152,32 @@ def version_scores_cached(corrections_dir: Path) -> dict:
     return _SCORES_CACHE[key][1]
 
 
+_BY_IMAGE_CACHE: dict = {}
+
+
+def stored_corrections_of(corrections_dir: Optional[Path], image_key: Optional[str]) -> list:
+    """The set's corrections of the image whose pixels hash to ``image_key`` (``image_hash``), newest last; read again
+    only when the set changed. For *Segment*: an image already corrected and accepted showed the model's mask as if
+    nothing had been done (trial of session 33). Never creates the set."""
+    from ..corrections import CorrectionSet
+
+    if corrections_dir is None or not image_key:
+        return []
+    provenance = Path(corrections_dir) / "provenance"
+    try:
+        stamp = provenance.stat().st_mtime_ns
+    except OSError:
+        return []
+    key = str(provenance)
+    if _BY_IMAGE_CACHE.get(key, (None,))[0] != stamp:
+        by_image: dict = {}
+        for entry in CorrectionSet(corrections_dir).entries():
+            if entry.image_hash:
+                by_image.setdefault(entry.image_hash, []).append(entry)
+        _BY_IMAGE_CACHE[key] = (stamp, by_image)
+    return sorted(_BY_IMAGE_CACHE[key][1].get(image_key, []), key=lambda entry: entry.created)
+
+
 def prospective_note(version: Optional[str], corrections_dir: Optional[Path]) -> str:
     """A version's prospective score (its masks against the corrections accepted while it was in use,
     with n and a 95% interval) as text; empty while there is none."""

@@ -37,7 +37,7 @@ from ._layers import (
     show_prediction,
     start_mask,
 )
-from ._state import FROM_FILE, IN_USE
+from ._state import FROM_FILE, IN_USE, stored_corrections_of
 
 MODEL_DEFAULT_MODE = "model default"
 CONFIRM_WITHIN_S = 60  # a second press confirms a warning only this soon after it (later, it is said again)
@@ -254,6 +254,7 @@ class SegmentWidget(WorkerWidget):
         array = np.asarray(data)
         rgb = bool(layer.rgb)
         kept_edits = KeptEdits(painted_mask_keeper(self.viewer).store.root)
+        corrections_dir = self.models.corrections_dir
 
         def job():
             start = time.time()
@@ -274,6 +275,7 @@ class SegmentWidget(WorkerWidget):
                 # edits painted on this image and kept when napari closed (or crashed), never accepted: given back
                 prediction.image_key = image_hash(array)
                 prediction.kept_edit = kept_edits.find(prediction.image_key, prediction.mask.shape)
+                prediction.stored = stored_corrections_of(corrections_dir, prediction.image_key)
             except PredictionCancelled:
                 return None  # a normal ending, not an error
             except (ValueError, RuntimeError, OSError) as err:  # bad input, out of memory, unreadable file
@@ -348,9 +350,11 @@ class SegmentWidget(WorkerWidget):
             painted_over = self.last_result["mask"].metadata.get(MODEL_VERSION)
             other_model = (f", painted over the mask of {self.models.label(painted_over)}"
                            if painted_over and painted_over not in ("?", predictor.config.version) else "")
+            proposal = self.last_result["proposal"]
+            beside = (f"the model's new mask is in '{proposal.name}' (delete the mask layer to start from the model's)"
+                      if proposal is not None else "the model's new mask is the same")
             kept = (f"; the edits you painted on this image before (kept {kept_edit.kept_at}, never accepted{other_model}) "
-                    f"are its mask again, the model's new mask is in '{self.last_result['proposal'].name}' (delete the "
-                    "mask layer to start from the model's)")
+                    f"are its mask again, {beside}")
         elif self.last_result["painted_proposal_kept"]:
             kept = (f"; your edited mask and the proposal you painted on ('{self.last_result['proposal'].name}') were "
                     "kept as they are, so the new prediction is not shown (accept or delete the painted proposal to see "
@@ -359,6 +363,11 @@ class SegmentWidget(WorkerWidget):
             kept = f"; your edited mask was kept, the new prediction is in '{self.last_result['proposal'].name}'"
         else:
             kept = ""
+        if prediction.stored and kept_edit is None:
+            last = prediction.stored[-1]
+            model_shown = "" if self.last_result["kept_edited"] else ", the mask shown is the model's"
+            kept += (f"; a correction of this image is stored already ({last.source}, {last.pixels_changed} pixels "
+                     f"changed, {last.created.replace('T', ' ')}: in Correct & retrain's list){model_shown}")
         untrained = " UNTRAINED MODEL: outputs are meaningless." if predictor.is_untrained else ""
         scale_note = " ".join(note for note in (predictor.mode_note(prediction.mode), prediction.colour_note,
                                                 getattr(prediction, "domain_note", "")) if note)

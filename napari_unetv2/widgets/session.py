@@ -30,7 +30,8 @@ from ..files import read_image
 from ..inference.domain import domain_note
 from ..interactive import CLICKS_METADATA
 from ..storage import data_home, default_corrections_dir
-from ._base import AfterPause, SecondPress, WorkerWidget, one_line, wrapping_label
+from ._after_pause import AfterPause
+from ._base import SecondPress, WorkerWidget, one_line, wrapping_label
 from ._kept_edits import painted_mask_keeper
 from ._layers import (
     ATTENTION,
@@ -45,6 +46,7 @@ from ._layers import (
     PROBABILITY,
     PROPOSAL,
     REMOVED_BY_PLUGIN,
+    SESSION_IMAGE,
     bring_into_view,
     deleted_masks,
     in_view,
@@ -72,7 +74,7 @@ class _Stored(QObject):
     done = Signal(object)
 
 
-SESSION_FILE_KEY = "unetv2_session_file"  # metadata of the image layer the session shows
+SESSION_FILE_KEY = SESSION_IMAGE  # metadata of the image layer the session shows
 KEYS = {"next": "Alt-Right", "previous": "Alt-Left", "accept": "Alt-Enter", "skip": "Alt-S"}
 _CACHE_SIZE = 3  # current, next, and the one just left (going back is instant too)
 # The next image is computed once the image just shown has been drawn: started at once, its worker took
