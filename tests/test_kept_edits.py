@@ -30,7 +30,11 @@ def test_kept_edits_round_trip_and_refuse_names_that_leave_the_folder(tmp_path):
     assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == [f"{key}.json", f"{key}.model.png", f"{key}.png"]
     (tmp_path / "kept" / f"{key}.json").write_text("{not json")
     assert store.find(key, mask.shape) is None  # unreadable: as if there were none
-    store.drop(key)
+    store.keep(key, mask, {}, role="proposal")  # the image's proposal, painted on: beside the mask's entry
+    assert store.find(key, mask.shape) is None and np.array_equal(store.find(key, mask.shape, "proposal").mask, mask)
+    with pytest.raises(ValueError):
+        store.keep(key, mask, {}, role="../x")
+    store.drop(key)  # both
     assert store.keys() == [] and not list((tmp_path / "kept").iterdir())
 
 
@@ -392,7 +396,7 @@ def test_a_proposal_painted_on_is_neither_overwritten_nor_lost(make_napari_viewe
     image = viewer.layers[0]
     key = image_hash(np.asarray(image.data))
     widget, mask = _segment(viewer, qtbot, image)
-    _flip(mask, slice(0, 20), slice(0, 20))
+    mask_edits = _flip(mask, slice(0, 20), slice(0, 20))
     widget.threshold.value = 0.3
     run_and_wait(qtbot, widget)
     proposal = viewer.layers[f"{image.name} proposal"]
@@ -403,13 +407,20 @@ def test_a_proposal_painted_on_is_neither_overwritten_nor_lost(make_napari_viewe
     assert "proposal you painted on" in widget.status.value.replace("\u200b", "")
     _settle(viewer, qtbot)
     store = painted_mask_keeper(viewer).store
-    assert np.array_equal(store.find(key, painted.shape).mask, painted > 0)  # painted last: the image's entry
+    # both kept, side by side (keeping only the one painted last lost the mask's strokes; second verification)
+    assert np.array_equal(store.find(key, painted.shape, "proposal").mask, painted > 0)
+    assert np.array_equal(store.find(key, painted.shape).mask, mask_edits > 0)
     viewer.close()
     painted_mask_keeper(viewer).wait()
     again = make_napari_viewer()
     again.open_sample(PLUGIN, "polyp")
-    _, mask = _segment(again, qtbot)
-    assert np.array_equal(np.asarray(mask.data) > 0, painted > 0)
+    widget, mask = _segment(again, qtbot)
+    assert np.array_equal(np.asarray(mask.data) > 0, mask_edits > 0)
+    proposal = again.layers[f"{again.layers[0].name} proposal"]
+    assert np.array_equal(np.asarray(proposal.data) > 0, painted > 0), widget.status.value
+    assert "the proposal you painted on" in widget.status.value.replace("\u200b", "")
+    _settle(again, qtbot)
+    assert np.array_equal(store.find(key, painted.shape, "proposal").mask, painted > 0)  # still kept
 
 
 def test_segment_says_when_the_image_has_a_stored_correction(make_napari_viewer, qtbot):
@@ -428,3 +439,15 @@ def test_segment_says_when_the_image_has_a_stored_correction(make_napari_viewer,
     widget, _ = _segment(viewer, qtbot, image)
     said = widget.status.value.replace("\u200b", "")
     assert "a correction of this image is stored already" in said and "the mask shown is the model's" in said, said
+    # painted on after that, napari closed: given back next time, and the stored correction still said
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    _flip(viewer.layers[f"{image.name} mask"], slice(100, 140), slice(100, 140))
+    _settle(viewer, qtbot)
+    viewer.close()
+    painted_mask_keeper(viewer).wait()
+    again = make_napari_viewer()
+    again.open_sample(PLUGIN, "polyp")
+    widget, _ = _segment(again, qtbot)
+    said = widget.status.value.replace("\u200b", "")
+    assert "painted on this image before" in said and "a correction of this image is stored already" in said, said

@@ -26,6 +26,8 @@ from ..files.atomic import atomic_write_text
 from ..storage import default_kept_edits_dir
 
 KEY = re.compile(r"^[0-9a-f]{32}$")  # ``image_hash``'s hex digest
+ROLES = {"mask": "", "proposal": ".proposal"}  # the layer a kept mask came from -> its files' infix: an image's mask and
+# its proposal, both painted on, are kept side by side (keeping only the one painted last lost the other's strokes)
 
 
 @dataclasses.dataclass
@@ -44,15 +46,19 @@ class KeptEdits:
     def __init__(self, root: Optional[Path] = None):
         self.root = Path(root) if root is not None else default_kept_edits_dir()
 
-    def _paths(self, key: str) -> tuple[Path, Path, Path]:
+    def _paths(self, key: str, role: str = "mask") -> tuple[Path, Path, Path]:
         if not isinstance(key, str) or not KEY.match(key):
             raise ValueError(f"not an image key: {key!r}")
-        return self.root / f"{key}.png", self.root / f"{key}.json", self.root / f"{key}.model.png"
+        if role not in ROLES:
+            raise ValueError(f"not a kept layer's role: {role!r}")
+        stem = key + ROLES[role]
+        return self.root / f"{stem}.png", self.root / f"{stem}.json", self.root / f"{stem}.model.png"
 
-    def keep(self, key: str, mask: np.ndarray, about: dict, model_mask: Optional[np.ndarray] = None) -> None:
-        """Keep ``mask`` (any non-zero label is lesion) as the edits of the image ``key``, painted from ``model_mask``,
-        replacing an older entry."""
-        png, info, model_png = self._paths(key)
+    def keep(self, key: str, mask: np.ndarray, about: dict, model_mask: Optional[np.ndarray] = None,
+             role: str = "mask") -> None:
+        """Keep ``mask`` (any non-zero label is lesion) as the edits of the image ``key``'s ``role`` layer (its mask or
+        its proposal), painted from ``model_mask``, replacing an older entry."""
+        png, info, model_png = self._paths(key, role)
         mask = np.asarray(mask)
         if mask.ndim != 2:
             raise ValueError(f"a kept mask is 2-D, got shape {mask.shape}")
@@ -69,11 +75,11 @@ class KeptEdits:
                   "process": os.getpid()}
         atomic_write_text(info, json.dumps(record, indent=1, default=str))
 
-    def find(self, key: str, shape: tuple) -> Optional[KeptEdit]:
-        """The kept edits of image ``key`` when they fit its ``shape`` (H, W); None when there are none, or when
-        they cannot be read (the image is then shown as it would be without them)."""
+    def find(self, key: str, shape: tuple, role: str = "mask") -> Optional[KeptEdit]:
+        """The kept edits of image ``key``'s ``role`` layer when they fit its ``shape`` (H, W); None when there are none,
+        or when they cannot be read (the image is then shown as it would be without them)."""
         try:
-            png, info, model_png = self._paths(key)
+            png, info, model_png = self._paths(key, role)
             about = json.loads(info.read_text(encoding="utf-8"))
             if not isinstance(about, dict) or tuple(about.get("shape", ())) != tuple(shape):
                 return None
@@ -88,12 +94,14 @@ class KeptEdits:
             model_mask = None
         return KeptEdit(key, mask, model_mask, about) if mask.shape == tuple(shape) else None
 
-    def drop(self, key: str) -> None:
-        """Forget the image's kept edits (stored as a correction, undone, or deleted by the user)."""
-        png, info, model_png = self._paths(key)
-        info.unlink(missing_ok=True)  # first: without it the entry is never read
-        png.unlink(missing_ok=True)
-        model_png.unlink(missing_ok=True)
+    def drop(self, key: str, role: Optional[str] = None) -> None:
+        """Forget the image's kept edits of its ``role`` layer, or of both (stored as a correction, undone, or deleted
+        by the user)."""
+        for each in ROLES if role is None else (role,):
+            png, info, model_png = self._paths(key, each)
+            info.unlink(missing_ok=True)  # first: without it the entry is never read
+            png.unlink(missing_ok=True)
+            model_png.unlink(missing_ok=True)
 
     def keys(self) -> list[str]:
         if not self.root.is_dir():

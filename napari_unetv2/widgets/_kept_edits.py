@@ -60,9 +60,10 @@ def accepted_as_it_is(layer) -> bool:
 class PaintedMaskKeeper:
     """One per viewer (:func:`painted_mask_keeper`): watches the masks that carry an image key.
 
-    Judged by image, not by layer: two layers of one image (the image opened twice, a Batch result and a Segment
-    result) share one entry, which holds the edits painted last of those not yet accepted; an unedited copy never
-    drops its twin's edits (trial of session 33)."""
+    Judged by image and role, not by layer: the masks of one image (the image opened twice, a Batch result and a
+    Segment result) share one entry, which holds the edits painted last of those not yet accepted, and an unedited copy
+    never drops its twin's edits (trial of session 33); its proposals share another ("slot": (image key, role)), so
+    a mask and a proposal both painted on are both kept (a second verification of session 33)."""
 
     def __init__(self, viewer):
         from qtpy.QtWidgets import QApplication
@@ -70,12 +71,12 @@ class PaintedMaskKeeper:
         self._viewer = weakref.ref(unproxied(viewer))  # the keepers' registry must not keep a closed viewer alive
         self.store = KeptEdits()
         self._watched: weakref.WeakSet = weakref.WeakSet()
-        self._pending: set[str] = set()  # image keys to judge once painting pauses
+        self._pending: set[tuple[str, str]] = set()  # slots to judge once painting pauses
         self._painted_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> its last change
         self._superseded: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> its pixels' hash when a
         # correction of its image was stored from elsewhere: those edits are not kept (painting on makes them new)
-        self._written: dict[str, str] = {}  # image key -> hash of the mask written last ("" once dropped)
-        self._written_at: dict[str, float] = {}  # image key -> when the mask written last was painted
+        self._written: dict[tuple, str] = {}  # slot -> hash of the mask written last ("" once dropped)
+        self._written_at: dict[tuple, float] = {}  # slot -> when the mask written last was painted
         self._writes: list[Future] = []
         self._timer = AfterPause(self._keep_pending, KEEP_AFTER_MS, KEEP_AT_LEAST_EVERY_S)
         self.viewer.layers.events.inserted.connect(lambda event: self.watch(event.value))
@@ -100,7 +101,7 @@ class PaintedMaskKeeper:
             if image_name:
                 layer.metadata[IMAGE_NAME] = image_name
             if restored:
-                self._written[key] = image_hash(np.asarray(layer.data))
+                self._written[(key, role_of(layer))] = image_hash(np.asarray(layer.data))
             self.watch(layer)
 
     def watch(self, layer) -> None:
@@ -124,7 +125,7 @@ class PaintedMaskKeeper:
         if key:
             if painted or layer not in self._painted_at:
                 self._painted_at[layer] = time.monotonic()
-            self._pending.add(key)
+            self._pending.add((key, role_of(layer)))
             self._timer.poke()
 
     def _in_session(self, layer) -> bool:
@@ -135,10 +136,11 @@ class PaintedMaskKeeper:
         viewer = self.viewer
         return image_for(viewer, layer) if viewer is not None else None
 
-    def _layers_of(self, key: str, also=None) -> list:
-        viewer = self.viewer
-        found = [x for x in list(self._watched)
-                 if x.metadata.get(IMAGE_KEY) == key and viewer is not None and x in viewer.layers]
+    def _layers_of(self, slot: tuple, also=None) -> list:
+        """The watched layers of ``slot`` in the viewer (``also``: one just removed); a slot of role None: any role."""
+        viewer, (key, role) = self.viewer, slot
+        found = [x for x in list(self._watched) if x.metadata.get(IMAGE_KEY) == key and role in (None, role_of(x))
+                 and viewer is not None and x in viewer.layers]
         return found + ([also] if also is not None and also not in found else [])
 
     def _to_keep(self, layer) -> bool:
@@ -150,37 +152,39 @@ class PaintedMaskKeeper:
         return superseded is None or superseded != image_hash(np.asarray(layer.data))
 
     # ---- writing -------------------------------------------------------------------------------------------
-    def judge(self, key: str, also=None) -> Optional[Future]:
-        """Write the image's entry: the edits painted last on one of its masks (``also``: one just removed), or drop
-        it when none is left to keep; returns the write's Future (None when the entry is as it should be)."""
-        layers = [x for x in self._layers_of(key, also) if not self._in_session(x)]
+    def judge(self, slot: tuple, also=None) -> Optional[Future]:
+        """Write the slot's entry (image key, role): the edits painted last on one of its layers (``also``: one just
+        removed), or drop it when none is left to keep; returns the write's Future (None when the entry is as it
+        should be)."""
+        key, role = slot
+        layers = [x for x in self._layers_of(slot, also) if not self._in_session(x)]
         if not layers:
             return None
         edited = [x for x in layers if self._to_keep(x)]
         if not edited:
-            return self._drop(key)
+            return self._drop(slot)
         layer = max(edited, key=lambda x: self._painted_at.get(x, 0.0))
         painted_at = self._painted_at.get(layer, 0.0)
-        if painted_at < self._written_at.get(key, -1.0):
-            return None  # the entry holds later edits, of a mask that went first (napari's close: a painted proposal)
+        if painted_at < self._written_at.get(slot, -1.0):
+            return None  # the entry holds later edits, of a copy that went first (napari's close clears from the top)
         data = np.asarray(layer.data).copy()
         digest = image_hash(data)
-        if self._written.get(key) == digest:
+        if self._written.get(slot) == digest:
             return None
-        self._written[key], self._written_at[key] = digest, painted_at
+        self._written[slot], self._written_at[slot] = digest, painted_at
         image = self._image_of(layer)
         about = {"image": layer.metadata.get(IMAGE_NAME) or (image.name if image is not None else layer.name),
                  "model_version": layer.metadata.get(MODEL_VERSION) or ""}
         started = layer.metadata.get(PREDICTED_MASK)
         started = np.array(started, copy=True) if isinstance(started, np.ndarray) else None
-        return self._submit(self.store.keep, key, data, about, started)
+        return self._submit(self.store.keep, key, data, about, started, role)
 
-    def _drop(self, key: str) -> Optional[Future]:
-        self._written_at.pop(key, None)
-        if self._written.get(key) == "":
+    def _drop(self, slot: tuple) -> Optional[Future]:
+        self._written_at.pop(slot, None)
+        if self._written.get(slot) == "":
             return None
-        self._written[key] = ""
-        return self._submit(self.store.drop, key)
+        self._written[slot] = ""
+        return self._submit(self.store.drop, *slot)
 
     def correction_stored(self, key: Optional[str]) -> None:
         """A correction of the image ``key`` was stored (from any of its masks, or a layer the user drew): edits kept
@@ -188,10 +192,11 @@ class PaintedMaskKeeper:
         them anew). Without this, a later Segment gave back old edits over an accepted image as "never accepted"."""
         if not key:
             return
-        for layer in self._layers_of(key):
+        for layer in self._layers_of((key, None)):
             self._superseded[layer] = image_hash(np.asarray(layer.data))
-        self._written.pop(key, None)
-        self._drop(key)  # (and forgets when what it held was painted)
+        for slot in ((key, MASK), (key, PROPOSAL)):
+            self._written.pop(slot, None)
+            self._drop(slot)  # (and forgets when what it held was painted)
 
     def _submit(self, *call) -> Future:
         def run():
@@ -205,8 +210,8 @@ class PaintedMaskKeeper:
 
     def _keep_pending(self) -> None:
         pending, self._pending = sorted(self._pending), set()
-        for key in pending:
-            self.judge(key)
+        for slot in pending:
+            self.judge(slot)
 
     def _on_removed(self, layer) -> None:
         """A watched mask left the viewer. Its edits are written now, as it goes (napari's close clears every layer,
@@ -221,32 +226,32 @@ class PaintedMaskKeeper:
         if layer not in self._watched:
             return
         self._watched.discard(layer)
-        key = layer.metadata.get(IMAGE_KEY)
+        slot = (layer.metadata.get(IMAGE_KEY), role_of(layer))
         if layer.metadata.get(REMOVED_BY_PLUGIN):  # an edited mask the user chose to leave (the plugin removed it)
-            self.judge(key)
+            self.judge(slot)
             return
         if self._to_keep(layer):
-            self.judge(key, also=layer)
+            self.judge(slot, also=layer)
 
         def deleted_by_the_user() -> None:
             viewer = self.viewer
             if viewer is None or not window_open(viewer):
                 return  # napari closed: what was painted stays kept
-            if self._layers_of(key):
-                self._written_at.pop(key, None)  # the deleted one's edits are not the ones to keep any more
-                self.judge(key)  # another mask of the image holds edits, or none does
+            if self._layers_of(slot):
+                self._written_at.pop(slot, None)  # the deleted one's edits are not the ones to keep any more
+                self.judge(slot)  # another layer of the image in that role holds edits, or none does
             else:
-                self._drop(key)
+                self._drop(slot)
 
         QTimer.singleShot(0, deleted_by_the_user)
 
     def flush(self) -> None:
         """Now, and waited for (the application is quitting): every watched image is judged."""
         self._timer.stop()
-        keys = {x.metadata.get(IMAGE_KEY) for x in list(self._watched)} | self._pending
+        slots = {(x.metadata.get(IMAGE_KEY), role_of(x)) for x in list(self._watched)} | self._pending
         self._pending = set()
-        for key in sorted(k for k in keys if k):
-            self.judge(key)
+        for slot in sorted(slot for slot in slots if slot[0]):
+            self.judge(slot)
         self.wait()
 
     def wait(self, timeout: float = FLUSH_WAIT_S) -> None:

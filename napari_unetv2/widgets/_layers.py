@@ -245,21 +245,34 @@ def has_brush_history(layer) -> bool:
     return bool(getattr(unproxied(layer), "_undo_history", ()))
 
 
+def _add_proposal(viewer, image_layer, data: np.ndarray, metadata: dict, visible: bool = True):
+    # Adding a layer makes it the active one: the user's mask (and its paint brush) must stay active, or the
+    # next brush stroke or "Accept correction" would go to the model's proposal instead of their correction.
+    active = viewer.layers.selection.active
+    proposal = viewer.add_labels(np.array(data, copy=True), name=f"{image_layer.name} proposal", opacity=0.6,
+                                 visible=visible, metadata=metadata, colormap=proposal_colormap(),
+                                 **spatial_placement(image_layer))
+    proposal.contour = 2  # an outline beside the user's filled mask: compare, copy what helps
+    # just above its own image's mask, not on top of the stack (over whichever image is shown there)
+    _move_above(viewer, proposal, layer_of(viewer, image_layer, MASK) or image_layer)
+    if active is not None and active in viewer.layers:
+        viewer.layers.selection.active = active
+    return proposal
+
+
+def start_proposal(viewer, image_layer, mask: np.ndarray, starting_point: np.ndarray, model_version: str):
+    """The image's proposal given back as the user left it, painted on (kept on disk when napari closed): its edits
+    measured against ``starting_point``, the model's mask it showed."""
+    metadata = {ROLE: PROPOSAL, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: image_hash(starting_point),
+                MODEL_VERSION: model_version, PREDICTED_MASK: starting_point.copy(), PREDICTED_AT: time.time()}
+    return _add_proposal(viewer, image_layer, mask, metadata)
+
+
 def _update_proposal(viewer, image_layer, prediction, model_version: str, visible: bool):
     proposal = layer_of(viewer, image_layer, PROPOSAL)
     metadata = _prediction_metadata(image_layer, PROPOSAL, prediction, model_version)
     if proposal is None:
-        # Adding a layer makes it the active one: the user's mask (and its paint brush) must stay active, or the
-        # next brush stroke or "Accept correction" would go to the model's proposal instead of their correction.
-        active = viewer.layers.selection.active
-        proposal = viewer.add_labels(prediction.mask.copy(), name=f"{image_layer.name} proposal", opacity=0.6,
-                                     visible=visible, metadata=metadata, colormap=proposal_colormap(),
-                                     **spatial_placement(image_layer))
-        proposal.contour = 2  # an outline beside the user's filled mask: compare, copy what helps
-        # just above its own image's mask, not on top of the stack (over whichever image is shown there)
-        _move_above(viewer, proposal, layer_of(viewer, image_layer, MASK) or image_layer)
-        if active is not None and active in viewer.layers:
-            viewer.layers.selection.active = active
+        proposal = _add_proposal(viewer, image_layer, prediction.mask, metadata, visible)
     elif mask_was_edited(proposal):  # painted on: the user's work, not replaced (verification of session 33: a second
         return proposal, False       # Segment at another threshold overwrote 11,235 painted pixels without a word)
     else:

@@ -24,6 +24,7 @@ from ._layers import (
     MASK,
     MASK_DISPLAYS,
     MODEL_VERSION,
+    PROPOSAL,
     bring_to_front,
     image_for,
     image_id,
@@ -36,6 +37,7 @@ from ._layers import (
     set_mask_display,
     show_prediction,
     start_mask,
+    start_proposal,
 )
 from ._state import FROM_FILE, IN_USE, stored_corrections_of
 
@@ -275,6 +277,7 @@ class SegmentWidget(WorkerWidget):
                 # edits painted on this image and kept when napari closed (or crashed), never accepted: given back
                 prediction.image_key = image_hash(array)
                 prediction.kept_edit = kept_edits.find(prediction.image_key, prediction.mask.shape)
+                prediction.kept_proposal = kept_edits.find(prediction.image_key, prediction.mask.shape, "proposal")
                 prediction.stored = stored_corrections_of(corrections_dir, prediction.image_key)
             except PredictionCancelled:
                 return None  # a normal ending, not an error
@@ -327,11 +330,20 @@ class SegmentWidget(WorkerWidget):
             else:
                 started, version = prediction.mask, predictor.config.version
             start_mask(self.viewer, layer, kept_edit.mask, started, version, self.display.value)
+        kept_proposal = prediction.kept_proposal if layer_of(self.viewer, layer, PROPOSAL) is None else None
+        restored_proposal = None
+        if kept_proposal is not None:  # a proposal painted on: given back as it was (Segment keeps it as it is)
+            restored_proposal = start_proposal(
+                self.viewer, layer, kept_proposal.mask,
+                prediction.mask if kept_proposal.model_mask is None else kept_proposal.model_mask,
+                kept_proposal.about.get("model_version") or predictor.config.version)
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                            display=self.display.value)
         keeper = painted_mask_keeper(self.viewer)
         keeper.tie(self.last_result["mask"], prediction.image_key, layer.name, restored=kept_edit is not None)
-        if self.last_result["proposal"] is not None:  # painted on, it holds the user's work too
+        if restored_proposal is not None:
+            keeper.tie(restored_proposal, prediction.image_key, layer.name, restored=True)
+        elif self.last_result["proposal"] is not None:  # painted on, it holds the user's work too
             keeper.tie(self.last_result["proposal"], prediction.image_key, layer.name)
         # napari builds each new layer's view in this thread (0.4-1.6 s for 2-14 layers on a slow machine): counted in
         # what the status says, or "done in 0.1 s" hid a second of a frozen window (trial of session 27)
@@ -351,10 +363,18 @@ class SegmentWidget(WorkerWidget):
             other_model = (f", painted over the mask of {self.models.label(painted_over)}"
                            if painted_over and painted_over not in ("?", predictor.config.version) else "")
             proposal = self.last_result["proposal"]
-            beside = (f"the model's new mask is in '{proposal.name}' (delete the mask layer to start from the model's)"
-                      if proposal is not None else "the model's new mask is the same")
+            if restored_proposal is not None:
+                beside = (f"and the proposal you painted on ('{restored_proposal.name}') is back as you left it, so the "
+                          "new prediction is not shown")
+            elif proposal is not None:
+                beside = f"the model's new mask is in '{proposal.name}' (delete the mask layer to start from the model's)"
+            else:
+                beside = "the model's new mask is the same"
             kept = (f"; the edits you painted on this image before (kept {kept_edit.kept_at}, never accepted{other_model}) "
                     f"are its mask again, {beside}")
+        elif restored_proposal is not None:
+            kept = (f"; the proposal you painted on before (kept {kept_proposal.kept_at}) is back as you left it in "
+                    f"'{restored_proposal.name}'")
         elif self.last_result["painted_proposal_kept"]:
             kept = (f"; your edited mask and the proposal you painted on ('{self.last_result['proposal'].name}') were "
                     "kept as they are, so the new prediction is not shown (accept or delete the painted proposal to see "
@@ -363,7 +383,7 @@ class SegmentWidget(WorkerWidget):
             kept = f"; your edited mask was kept, the new prediction is in '{self.last_result['proposal'].name}'"
         else:
             kept = ""
-        if prediction.stored and kept_edit is None:
+        if prediction.stored:
             last = prediction.stored[-1]
             model_shown = "" if self.last_result["kept_edited"] else ", the mask shown is the model's"
             kept += (f"; a correction of this image is stored already ({last.source}, {last.pixels_changed} pixels "
