@@ -48,6 +48,13 @@ def _segment(viewer, qtbot, image=None):
     return widget, viewer.layers[f"{image.name} mask"]
 
 
+def _flip(layer, rows, cols):
+    edited = np.asarray(layer.data).copy()
+    edited[rows, cols] = 1 - edited[rows, cols]
+    layer.data = edited
+    return edited
+
+
 def _settle(viewer, qtbot):
     from napari_unetv2.widgets._kept_edits import KEEP_AFTER_MS, painted_mask_keeper
 
@@ -75,9 +82,8 @@ def test_a_touched_up_segment_result_survives_closing_napari(make_napari_viewer,
     kept = store.find(key, painted.shape)
     assert kept is not None and np.array_equal(kept.mask, painted > 0)
 
-    edited = painted.copy()
-    edited[100:140, 100:140] = 1 - edited[100:140, 100:140]
-    mask.data = edited  # painted less than the pause before napari closes: written as the layers go
+    # painted less than the pause before napari closes: written as the layers go
+    edited = _flip(mask, slice(100, 140), slice(100, 140))
     viewer.close()
     painted_mask_keeper(viewer).wait()
     assert np.array_equal(store.find(key, edited.shape).mask, edited > 0)
@@ -111,9 +117,7 @@ def test_quitting_keeps_a_stroke_painted_just_before(make_napari_viewer, qtbot):
     viewer.open_sample(PLUGIN, "polyp")
     key = image_hash(np.asarray(viewer.layers[0].data))
     _, mask = _segment(viewer, qtbot)
-    edited = np.asarray(mask.data).copy()
-    edited[:30, :30] = 1 - edited[:30, :30]
-    mask.data = edited
+    edited = _flip(mask, slice(0, 30), slice(0, 30))
     keeper = painted_mask_keeper(viewer)
     keeper.flush()  # what the application's aboutToQuit runs, before the pause has passed
     assert np.array_equal(keeper.store.find(key, edited.shape).mask, edited > 0)
@@ -128,9 +132,7 @@ def test_accepting_the_mask_or_undoing_the_edits_drops_its_entry(make_napari_vie
     _, mask = _segment(viewer, qtbot)
     store = painted_mask_keeper(viewer).store
     model_mask = np.asarray(mask.data).copy()
-    edited = model_mask.copy()
-    edited[:30, :30] = 1 - edited[:30, :30]
-    mask.data = edited
+    edited = _flip(mask, slice(0, 30), slice(0, 30))
     _settle(viewer, qtbot)
     assert store.find(key, edited.shape) is not None
     mask.data = model_mask  # back to the model's mask: nothing left to keep
@@ -189,9 +191,7 @@ def test_a_deleted_mask_restored_is_kept_again(make_napari_viewer, qtbot):
     viewer.open_sample(PLUGIN, "polyp")
     key = image_hash(np.asarray(viewer.layers[0].data))
     widget, mask = _segment(viewer, qtbot)
-    edited = np.asarray(mask.data).copy()
-    edited[:30, :30] = 1 - edited[:30, :30]
-    mask.data = edited
+    edited = _flip(mask, slice(0, 30), slice(0, 30))
     _settle(viewer, qtbot)
     store = painted_mask_keeper(viewer).store
     viewer.layers.remove(mask)
@@ -201,13 +201,6 @@ def test_a_deleted_mask_restored_is_kept_again(make_napari_viewer, qtbot):
     assert restored is not None, widget.status.value
     _settle(viewer, qtbot)
     assert np.array_equal(store.find(key, edited.shape).mask, edited > 0)
-
-
-def _flip(layer, rows, cols):
-    edited = np.asarray(layer.data).copy()
-    edited[rows, cols] = 1 - edited[rows, cols]
-    layer.data = edited
-    return edited
 
 
 def _two_copies_the_later_painted(viewer, qtbot):

@@ -41,6 +41,13 @@ class KeptEdit:
     def kept_at(self) -> str:
         return str(self.about.get("kept_at", "?"))
 
+    def painted_from(self, default_mask: np.ndarray, default_version: str) -> tuple[np.ndarray, str]:
+        """(the mask these edits are measured against, its model's version): the one they were painted from, of the
+        model that made it; the defaults (the mask shown instead) when that was not kept."""
+        if self.model_mask is not None:
+            return self.model_mask, self.about.get("model_version") or "?"
+        return default_mask, default_version
+
 
 class KeptEdits:
     def __init__(self, root: Optional[Path] = None):

@@ -134,22 +134,29 @@ def file_label(path: Path) -> str:
 _SCORES_CACHE: dict = {}
 
 
-def version_scores_cached(corrections_dir: Path) -> dict:
-    """Per-version prospective scores of a correction set, read again only when the set changed (the
-    model line is refreshed on the GUI thread; the session's writer thread reads them right after it
-    stores a correction, so the GUI thread finds them here)."""
+def _read_while_unchanged(cache: dict, corrections_dir: Path, read, missing):
+    """``read(CorrectionSet)``, kept in ``cache`` until the set's provenance folder changes (its time stamp); ``missing``
+    when the folder is not a set (it is never created here)."""
     from ..corrections import CorrectionSet
-    from ..corrections.prospective import version_scores
 
     provenance = Path(corrections_dir) / "provenance"
     try:
         stamp = provenance.stat().st_mtime_ns
     except OSError:
-        return {}
+        return missing
     key = str(provenance)
-    if _SCORES_CACHE.get(key, (None,))[0] != stamp:
-        _SCORES_CACHE[key] = (stamp, version_scores(CorrectionSet(corrections_dir)))
-    return _SCORES_CACHE[key][1]
+    if cache.get(key, (None,))[0] != stamp:
+        cache[key] = (stamp, read(CorrectionSet(corrections_dir)))
+    return cache[key][1]
+
+
+def version_scores_cached(corrections_dir: Path) -> dict:
+    """Per-version prospective scores of a correction set, read again only when the set changed (the
+    model line is refreshed on the GUI thread; the session's writer thread reads them right after it
+    stores a correction, so the GUI thread finds them here)."""
+    from ..corrections.prospective import version_scores
+
+    return _read_while_unchanged(_SCORES_CACHE, corrections_dir, version_scores, {})
 
 
 _BY_IMAGE_CACHE: dict = {}
@@ -159,23 +166,18 @@ def stored_corrections_of(corrections_dir: Optional[Path], image_key: Optional[s
     """The set's corrections of the image whose pixels hash to ``image_key`` (``image_hash``), newest last; read again
     only when the set changed. For *Segment*: an image already corrected and accepted showed the model's mask as if
     nothing had been done (trial of session 33). Never creates the set."""
-    from ..corrections import CorrectionSet
-
     if corrections_dir is None or not image_key:
         return []
-    provenance = Path(corrections_dir) / "provenance"
-    try:
-        stamp = provenance.stat().st_mtime_ns
-    except OSError:
-        return []
-    key = str(provenance)
-    if _BY_IMAGE_CACHE.get(key, (None,))[0] != stamp:
-        by_image: dict = {}
-        for entry in CorrectionSet(corrections_dir).entries():
+
+    def by_image(corrections) -> dict:
+        found: dict = {}
+        for entry in corrections.entries():
             if entry.image_hash:
-                by_image.setdefault(entry.image_hash, []).append(entry)
-        _BY_IMAGE_CACHE[key] = (stamp, by_image)
-    return sorted(_BY_IMAGE_CACHE[key][1].get(image_key, []), key=lambda entry: entry.created)
+                found.setdefault(entry.image_hash, []).append(entry)
+        return found
+
+    entries = _read_while_unchanged(_BY_IMAGE_CACHE, corrections_dir, by_image, {}).get(image_key, [])
+    return sorted(entries, key=lambda entry: entry.created)
 
 
 def prospective_note(version: Optional[str], corrections_dir: Optional[Path]) -> str:

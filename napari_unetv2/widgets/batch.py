@@ -126,12 +126,10 @@ class BatchWidget(WorkerWidget):
             # edits painted on this image's mask before (napari closed, never accepted) are shown over the file's mask
             key = image_hash(image)
             kept = keeper.store.find(key, mask.shape)
+            started, version = mask, row.get("model_version", "")
             if kept is not None:
                 restored.append(stem)
-            if kept is not None and kept.model_mask is not None:
-                started, version = kept.model_mask, kept.about.get("model_version") or "?"
-            else:
-                started, version = mask, row.get("model_version", "")
+                started, version = kept.painted_from(started, version)
             added += [layer, start_mask(self.viewer, layer, mask if kept is None else kept.mask, started, version)]
             keeper.tie(added[-1], key, stem, restored=kept is not None)
             added[-1].visible = index == 0

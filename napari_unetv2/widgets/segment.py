@@ -13,7 +13,6 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSlider, PushButton, SpinBox
 from qtpy.QtCore import QTimer
 
-from ..annotation.kept_edits import KeptEdits
 from ..corrections.correction_set import image_hash
 from ..inference import PredictionCancelled
 from ..inference.domain import domain_note
@@ -255,7 +254,7 @@ class SegmentWidget(WorkerWidget):
         device, models, signals, cancel = self.device.value, self.models, self._signals, self._cancel
         array = np.asarray(data)
         rgb = bool(layer.rgb)
-        kept_edits = KeptEdits(painted_mask_keeper(self.viewer).store.root)
+        kept_edits = painted_mask_keeper(self.viewer).store  # (read in the worker: it holds only its folder)
         corrections_dir = self.models.corrections_dir
 
         def job():
@@ -325,18 +324,13 @@ class SegmentWidget(WorkerWidget):
         shown_from = time.time()
         kept_edit = prediction.kept_edit if layer_of(self.viewer, layer, MASK) is None else None
         if kept_edit is not None:  # the edits first, as the image's (edited) mask: the model's new mask is its proposal
-            if kept_edit.model_mask is not None:  # measured against the mask they were painted from, of that model
-                started, version = kept_edit.model_mask, kept_edit.about.get("model_version") or "?"
-            else:
-                started, version = prediction.mask, predictor.config.version
+            started, version = kept_edit.painted_from(prediction.mask, predictor.config.version)
             start_mask(self.viewer, layer, kept_edit.mask, started, version, self.display.value)
         kept_proposal = prediction.kept_proposal if layer_of(self.viewer, layer, PROPOSAL) is None else None
         restored_proposal = None
         if kept_proposal is not None:  # a proposal painted on: given back as it was (Segment keeps it as it is)
-            restored_proposal = start_proposal(
-                self.viewer, layer, kept_proposal.mask,
-                prediction.mask if kept_proposal.model_mask is None else kept_proposal.model_mask,
-                kept_proposal.about.get("model_version") or predictor.config.version)
+            restored_proposal = start_proposal(self.viewer, layer, kept_proposal.mask,
+                                               *kept_proposal.painted_from(prediction.mask, predictor.config.version))
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                            display=self.display.value)
         keeper = painted_mask_keeper(self.viewer)
