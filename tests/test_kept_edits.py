@@ -34,6 +34,10 @@ def test_kept_edits_round_trip_and_refuse_names_that_leave_the_folder(tmp_path):
     assert store.find(key, mask.shape) is None and np.array_equal(store.find(key, mask.shape, "proposal").mask, mask)
     with pytest.raises(ValueError):
         store.keep(key, mask, {}, role="../x")
+    assert found.newer_than("2000-01-01T00:00:00") and not found.newer_than("2999-01-01T00:00:00")
+    assert not store.unchanged(found)  # its JSON damaged above: not the entry found
+    store.keep(key, mask, {})
+    assert store.unchanged(store.find(key, mask.shape))
     store.drop(key)  # both
     assert store.keys() == [] and not list((tmp_path / "kept").iterdir())
 
@@ -444,3 +448,89 @@ def test_segment_says_when_the_image_has_a_stored_correction(make_napari_viewer,
     widget, _ = _segment(again, qtbot)
     said = widget.status.value.replace("\u200b", "")
     assert "painted on this image before" in said and "a correction of this image is stored already" in said, said
+
+
+def _touch_up_in_segment(viewer, qtbot, path, corner):
+    """The frame ``path`` opened and segmented outside a session, a square flipped at ``corner``, kept on disk."""
+    from napari_unetv2.files import read_image
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    layer = viewer.add_image(read_image(path), name=path.stem)
+    _, mask = _segment(viewer, qtbot, layer)
+    model_mask = np.asarray(mask.data).copy()
+    edited = _flip(mask, slice(corner, corner + 30), slice(corner, corner + 30))
+    _settle(viewer, qtbot)
+    key = image_hash(np.asarray(layer.data))
+    assert painted_mask_keeper(viewer).store.find(key, edited.shape) is not None
+    return key, model_mask, edited > 0
+
+
+def test_a_folder_session_shows_the_edits_kept_from_segment_and_accept_or_leave_ends_them(make_napari_viewer, qtbot,
+                                                                                          tmp_path):
+    """A frame touched up in *Segment*, then reviewed in a folder session (the next day): the session showed the model's
+    mask, said nothing of the edits, and its Accept dropped them (stop 33's list). Now they are its mask; Accept stores
+    them, and leaving them (a second Next) lets them go."""
+    from test_trial32 import open_session_on_two_frames, two_frames
+
+    from napari_unetv2.annotation.accept import stored_correction_of
+    from napari_unetv2.files import read_image
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+    from napari_unetv2.widgets._layers import MODEL_VERSION, PREDICTED_MASK
+    from napari_unetv2.widgets.session import ACCEPT_AFTER_S
+
+    folder = two_frames(tmp_path / "images")
+    first = make_napari_viewer()
+    key_a, model_a, edits_a = _touch_up_in_segment(first, qtbot, folder / "a.png", 20)
+    key_b, _, edits_b = _touch_up_in_segment(first, qtbot, folder / "b.png", 60)
+    first.close()
+
+    viewer = make_napari_viewer()
+    store = painted_mask_keeper(viewer).store
+    session = open_session_on_two_frames(viewer, qtbot, tmp_path, images=folder)
+    said = session.status.value.replace("\u200b", "")
+    assert np.array_equal(np.asarray(session.mask_layer.data) > 0, edits_a), said
+    assert "painted on it outside this session" in said
+    # measured against the model's mask they were painted from: Accept records them as edits of it
+    assert np.array_equal(session.mask_layer.metadata[PREDICTED_MASK], model_a)
+    assert session.mask_layer.metadata[MODEL_VERSION]
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    assert session.accept_and_next() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    painted_mask_keeper(viewer).wait()
+    assert store.find(key_a, edits_a.shape) is None  # stored: no longer "never accepted"
+    entry, stored = stored_correction_of(session.corrections.value, read_image(folder / "a.png"), "a.png")
+    assert np.array_equal(stored > 0, edits_a) and entry.pixels_changed > 0
+
+    # the second frame: its edits shown too; Next twice leaves them, and then they are gone from disk
+    qtbot.waitUntil(lambda: session.shown_path == folder / "b.png", timeout=60_000)
+    assert np.array_equal(np.asarray(session.mask_layer.data) > 0, edits_b), session.status.value
+    session.previous_image()
+    assert "not accepted" in session.status.value.replace("\u200b", "")
+    assert store.find(key_b, edits_b.shape) is not None  # asked first: nothing goes yet
+    session.previous_image()
+    qtbot.waitUntil(lambda: session.shown_path == folder / "a.png", timeout=60_000)
+    painted_mask_keeper(viewer).wait()
+    assert store.find(key_b, edits_b.shape) is None
+
+
+def test_a_correction_stored_after_the_kept_edits_is_what_the_session_shows(make_napari_viewer, qtbot, tmp_path):
+    """Edits kept, then a correction of the image stored where the keeper could not see it (another napari, a script):
+    the later correction is the image's mask in a folder session, not the older edits."""
+    from test_trial32 import open_session_on_two_frames, two_frames
+
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.files import read_image
+    from napari_unetv2.storage import default_corrections_dir
+
+    folder = two_frames(tmp_path / "images")
+    image = read_image(folder / "a.png")
+    edits, corrected = np.zeros(image.shape[:2], np.uint8), np.zeros(image.shape[:2], np.uint8)
+    edits[10:40, 10:40], corrected[50:90, 50:90] = 1, 1
+    KeptEdits().keep(image_hash(image), edits, {"image": "a", "model_version": "v0"}, np.zeros_like(edits))
+    qtbot.wait(1100)  # (times are kept to the second)
+    store_correction(CorrectionSet(default_corrections_dir()), image, corrected, source="a.png")
+
+    session = open_session_on_two_frames(make_napari_viewer(), qtbot, tmp_path, images=folder)
+    assert np.array_equal(np.asarray(session.mask_layer.data) > 0, corrected > 0), session.status.value
+    assert "your correction" in session.status.value.replace("\u200b", "")

@@ -23,15 +23,16 @@ def two_frames(folder):
     return folder
 
 
-def open_session_on_two_frames(viewer, qtbot, tmp_path, beside=None):
-    """*Annotate a folder* on two crops of the polyp sample (``beside``: a dock opened after it), its first image shown."""
+def open_session_on_two_frames(viewer, qtbot, tmp_path, beside=None, images=None):
+    """*Annotate a folder* on two crops of the polyp sample (``beside``: a dock opened after it; ``images``: the folder
+    of :func:`two_frames` made already), its first image shown."""
     from napari_unetv2.widgets.session import SessionWidget
 
     session = SessionWidget(viewer)
     viewer.window.add_dock_widget(session, name="Annotate a folder")
     if beside is not None:
         dock(viewer, beside)
-    session.images.value = str(two_frames(tmp_path / "images"))
+    session.images.value = str(images or two_frames(tmp_path / "images"))
     session.session_folder.value = str(tmp_path / "session")
     assert session.open_session() is not None, session.status.value
     qtbot.waitUntil(lambda: session.shown_path == session.session.current, timeout=60_000)

@@ -41,6 +41,10 @@ class KeptEdit:
     def kept_at(self) -> str:
         return str(self.about.get("kept_at", "?"))
 
+    def newer_than(self, created: str) -> bool:
+        """Kept after ``created`` (a correction's ISO time: both are local times to the second)."""
+        return self.kept_at.replace(" ", "T") > str(created)
+
     def painted_from(self, default_mask: np.ndarray, default_version: str) -> tuple[np.ndarray, str]:
         """(the mask these edits are measured against, its model's version): the one they were painted from, of the
         model that made it; the defaults (the mask shown instead) when that was not kept."""
@@ -100,6 +104,15 @@ class KeptEdits:
         if model_mask is not None and model_mask.shape != mask.shape:
             model_mask = None
         return KeptEdit(key, mask, model_mask, about) if mask.shape == tuple(shape) else None
+
+    def unchanged(self, kept: KeptEdit, role: str = "mask") -> bool:
+        """Whether ``kept`` (found earlier) is still the image's entry: not dropped, nor written again since."""
+        try:
+            about = json.loads(self._paths(kept.key, role)[1].read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            return False
+        return isinstance(about, dict) and about.get("kept_at") == kept.about.get("kept_at") and \
+            about.get("process") == kept.about.get("process")
 
     def drop(self, key: str, role: Optional[str] = None) -> None:
         """Forget the image's kept edits of its ``role`` layer, or of both (stored as a correction, undone, or deleted

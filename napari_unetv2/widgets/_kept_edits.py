@@ -198,6 +198,14 @@ class PaintedMaskKeeper:
             self._written.pop(slot, None)
             self._drop(slot)  # (and forgets when what it held was painted)
 
+    def left(self, key: Optional[str]) -> None:
+        """The user chose to leave the image ``key``'s kept mask edits (shown in a folder session, and left there with
+        a second Next): its entry goes, unless a mask of the image open here holds edits (judged again)."""
+        if key:
+            self._written.pop((key, MASK), None)
+            self._drop((key, MASK))
+            self.judge((key, MASK))
+
     def _submit(self, *call) -> Future:
         def run():
             with contextlib.suppress(OSError, ValueError):  # a safety net: a disk that refuses it changes nothing else

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import QApplication
 
 from ..annotation import AnnotationSession, DuplicateCorrection, WouldDiscardCorrection, store_correction
 from ..annotation.accept import stored_correction_of
+from ..annotation.kept_edits import KeptEdit
 from ..annotation.session import ACCEPTED, default_session_folder
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by, trained_on_by_version
@@ -194,6 +195,7 @@ class SessionWidget(WorkerWidget):
         QApplication.instance().aboutToQuit.connect(self._flush_draft)
         self._draft_watched = weakref.WeakSet()  # mask layers whose edits start that timer
         self._shown_draft = False  # whether the mask shown started from a kept draft
+        self._shown_kept: Optional[KeptEdit] = None  # edits painted outside a session the mask shown started from
         self._domain_said = ""  # the last hint that another bundled model fits the images (inference/domain.py)
         self._round_note = ""  # what the running round trains on (_rounds.trained_on), said with its result
         self._stored = _Stored()
@@ -324,6 +326,7 @@ class SessionWidget(WorkerWidget):
             return  # the running worker shows it when done (below), whoever asked first
         checkpoint, device, models = self.models.checkpoint(), self.device.value, self.models
         corrections_dir = Path(str(self.corrections.value))
+        kept_edits = painted_mask_keeper(self.viewer).store  # (read in the worker: it holds only its folder)
 
         def job():
             # the error wrapped, not returned bare: superqt takes a returned RuntimeError (a CUDA out-of-memory)
@@ -337,7 +340,9 @@ class SessionWidget(WorkerWidget):
                                                      "(Correct & retrain: versions, Use this version)")
             except (ValueError, RuntimeError, OSError, MemoryError) as err:
                 return "error", err
-            return "ok", (image, prediction, earlier_correction(corrections_dir, image, path))
+            # edits painted on this image in Segment (or on a Batch result) and kept, never accepted: shown here
+            kept = kept_edits.find(image_hash(image), image.shape[:2])
+            return "ok", (image, prediction, earlier_correction(corrections_dir, image, path), kept)
 
         def returned(outcome) -> None:
             self._loading.pop(key, None)
@@ -425,12 +430,16 @@ class SessionWidget(WorkerWidget):
             if (str(upcoming), self._model_key()) not in self._cache:
                 self._compute(upcoming)
 
-    def _display(self, path: Path, image: np.ndarray, prediction, earlier=None, starting: Optional[np.ndarray] = None) -> None:
+    def _display(self, path: Path, image: np.ndarray, prediction, earlier=None, kept: Optional[KeptEdit] = None,
+                 starting: Optional[np.ndarray] = None) -> None:
         """Show this image and its mask in place of the previous ones: one image's layers at a time.
 
         ``earlier``: the correction set's (entry, mask) of this image, shown instead of the model's mask (with the
         model's probability beside it): a correction made in *Correct & retrain* or an earlier session is the
         clinician's work, and showing the model's mask over it had them correct the image again (stop 29's list).
+        ``kept``: edits painted on this image outside a session (a *Segment* result touched up) and kept, never
+        accepted: shown as its mask unless a correction stored later holds it (the session ignored them, and Accept
+        then dropped them: stop 33's list).
 
         The layers are reused (their pixels replaced), not removed and added: napari runs a full garbage
         collection for every removed layer, which stalls the viewer for a second with torch loaded."""
@@ -451,10 +460,15 @@ class SessionWidget(WorkerWidget):
         layer.metadata[SESSION_FILE_KEY] = str(path)
         self._shown_correction = None
         painted = layer_of(self.viewer, layer, MASK) if reshown else None
+        painted = painted if painted is not None and mask_was_edited(painted) else None
         # edits painted on it before napari closed (or crashed), never accepted: shown over whatever it starts from
-        draft = None if painted is not None and mask_was_edited(painted) else self.session.draft(path, image.shape[:2])
+        draft = None if painted is not None else self.session.draft(path, image.shape[:2])
         self._shown_draft = draft is not None
-        if painted is not None and mask_was_edited(painted):
+        kept = None if painted is not None or draft is not None else self._kept_now(kept)
+        if kept is not None and earlier is not None and not kept.newer_than(earlier[0].created):
+            kept = None  # (stored as a correction since: accepted in another napari, or by a script)
+        self._shown_kept = kept
+        if painted is not None:
             self.mask_layer = painted  # as the user left it when the image was closed
             if prediction is not None:
                 show_probability(self.viewer, layer, prediction, prediction.model_version)
@@ -463,7 +477,10 @@ class SessionWidget(WorkerWidget):
             self.mask_layer = start_mask(self.viewer, layer, starting if draft is None else draft, starting, version,
                                          self.display.value)
         else:
-            if earlier is not None:  # accepted earlier, elsewhere: stored again unchanged, it is the same entry
+            if kept is not None:  # the model's mask they were painted from is what they are measured against
+                started, version = kept.painted_from(prediction.mask, prediction.model_version)
+                self.mask_layer = start_mask(self.viewer, layer, kept.mask, started, version, self.display.value)
+            elif earlier is not None:  # accepted earlier, elsewhere: stored again unchanged, it is the same entry
                 self._shown_correction = earlier[0]
                 self.mask_layer = start_mask(self.viewer, layer, earlier[1] if draft is None else draft, earlier[1],
                                              ACCEPTED_EARLIER, self.display.value)
@@ -485,6 +502,11 @@ class SessionWidget(WorkerWidget):
         if self._shown_draft:
             self._image_line = (path, f"{path.name}: the edits you painted on its mask before napari closed are shown "
                                       "(kept, not accepted yet); Accept & next stores them")
+        elif kept is not None:
+            other = kept.about.get("model_version") or ""
+            other = f", over version {other}'s mask" if other and other != prediction.model_version else ""
+            self._image_line = (path, f"{path.name}: the edits you painted on it outside this session (kept "
+                                      f"{kept.kept_at}{other}, never accepted) are shown; Accept & next stores them")
         elif self._shown_correction is not None:
             entry = self._shown_correction
             self._image_line = (path, f"{path.name}: your correction {entry.id} (stored "
@@ -500,6 +522,14 @@ class SessionWidget(WorkerWidget):
             opening = f"{opening}{hint} "
         self._domain_said = hint or self._domain_said
         self.say(f"{opening}{self._image_line[1]}")
+
+    def _kept_now(self, kept: Optional[KeptEdit]) -> Optional[KeptEdit]:
+        """The image's kept edits as they are now: those found when it was read ahead (a JSON read says they are
+        unchanged), or read again (accepted, left or painted again elsewhere since)."""
+        store = painted_mask_keeper(self.viewer).store
+        if kept is None or store.unchanged(kept):
+            return kept
+        return store.find(kept.key, kept.mask.shape)
 
     def _accepted(self, path: Path) -> bool:
         """Accepted, or being written as accepted (a skipped image with a given mask is not)."""
@@ -620,6 +650,9 @@ class SessionWidget(WorkerWidget):
         """The clinician chose to leave the edits (the second Next, Previous or Skip): their draft goes too."""
         self._draft_timer.stop()
         self._writer.submit(self.session.drop_draft, path)
+        if self._shown_kept is not None and path == self.shown_path:  # (shown from Segment's kept edits: they go too)
+            painted_mask_keeper(self.viewer).left(self._shown_kept.key)
+            self._shown_kept = None
 
     # ---- moving ------------------------------------------------------------------------------------------
     @property
