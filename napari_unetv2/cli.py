@@ -145,7 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("target", nargs="?", default=None, help="add: a checkpoint file or bundled model name; use: a "
                                                             "version id or 'bundled'")
     m.add_argument("--use", dest="put_in_use", action="store_true", help="with add: put it in use too")
-    for command in (t, e, p, f, m):  # --debug also after the command name
+    k = sub.add_parser("kept-edits", help="masks painted in napari and never accepted: list, export, forget",
+                       description="Masks painted in napari outside a folder session (a Segment result touched up) and "
+                                   "not accepted are kept on disk until their image's correction is stored "
+                                   "($NAPARI_UNETV2_HOME/kept-edits): Segment and a folder session give them back.")
+    k.add_argument("action", nargs="?", choices=["list", "export", "forget"], default="list",
+                   help="list (default); export FOLDER (every kept mask as a PNG; existing files are left alone); "
+                        "forget KEY (the entry of one image, as listed; its edits are gone for good)")
+    k.add_argument("target", nargs="?", default=None, help="export: a folder; forget: an image key from the list")
+    for command in (t, e, p, f, m, k):  # --debug also after the command name
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -639,6 +647,50 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kept_edits(args: argparse.Namespace) -> int:
+    """The masks kept for napari (:mod:`.annotation.kept_edits`): nothing listed them, and the folder was the only
+    way to see, save or clean them (stop 33's list)."""
+    from .annotation.kept_edits import KEY, KeptEdits
+
+    store = KeptEdits()
+    if args.action == "forget":
+        if not args.target or not KEY.match(args.target):
+            raise ValueError("kept-edits forget needs an image key as `unetv2 kept-edits` lists it (32 hex digits)")
+        if not any(key == args.target for key, _, _ in store.listing()):
+            raise ValueError(f"no kept edits of {args.target} in {store.root}")
+        store.drop(args.target)
+        print(f"forgot the kept edits of {args.target}")
+        return 0
+    entries = store.listing()
+    if args.action == "export":
+        if not args.target:
+            raise ValueError("kept-edits export needs a folder: unetv2 kept-edits export FOLDER")
+        written = 0
+        for key, role, about in entries:
+            if about.get("damaged"):
+                continue
+            try:
+                print(f"wrote {store.export(key, Path(args.target), role)}")
+                written += 1
+            except (FileExistsError, ValueError) as err:
+                print(f"skipped {key} ({role}): {err}", file=sys.stderr)
+        print(f"{written} of {len(entries)} kept masks written to {args.target}")
+        return 0
+    if args.target:
+        raise ValueError(f"kept-edits list takes no argument (got {args.target!r})")
+    print(f"kept edits: {store.root}")
+    for key, role, about in entries:
+        if about.get("damaged"):
+            print(f"  {key}  {role}: its JSON is damaged (not given back; forget removes it)")
+            continue
+        shape = "x".join(str(n) for n in about.get("shape", ())[::-1]) or "?"
+        print(printable(f"  {key}  {about.get('kept_at', '?')}  {role:<8} {about.get('image', '?')} ({shape}, painted "
+                        f"over {about.get('model_version') or '?'})"))
+    print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}; given back when their image is segmented "
+          "again or shown in a folder session, removed when its correction is stored")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command. Expected errors (bad input, the OS, memory) end in one line on stderr and exit
     status 2; ``--debug`` adds the traceback. Ctrl-C exits with 130."""
@@ -655,7 +707,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.invocation = "unetv2 " + " ".join(shlex.quote(a) for a in argv)  # recorded in the checkpoints it writes
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "finetune": cmd_finetune,
-                "models": cmd_models}
+                "models": cmd_models, "kept-edits": cmd_kept_edits}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

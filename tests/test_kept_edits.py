@@ -52,6 +52,15 @@ def _segment(viewer, qtbot, image=None):
     return widget, viewer.layers[f"{image.name} mask"]
 
 
+def _polyp_segmented(make_napari_viewer, qtbot):
+    """A viewer with the polyp sample segmented: (viewer, image layer, its key, the Segment dock, the mask)."""
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    image = viewer.layers[0]
+    widget, mask = _segment(viewer, qtbot, image)
+    return viewer, image, image_hash(np.asarray(image.data)), widget, mask
+
+
 def _flip(layer, rows, cols):
     edited = np.asarray(layer.data).copy()
     edited[rows, cols] = 1 - edited[rows, cols]
@@ -364,11 +373,7 @@ def test_emptying_the_viewer_by_hand_is_a_delete_not_a_close(make_napari_viewer,
     edits came back at the next Segment as "never accepted" (verification of session 33)."""
     from napari_unetv2.widgets._kept_edits import painted_mask_keeper
 
-    viewer = make_napari_viewer()
-    viewer.open_sample(PLUGIN, "polyp")
-    image = viewer.layers[0]
-    key = image_hash(np.asarray(image.data))
-    _, mask = _segment(viewer, qtbot, image)
+    viewer, image, key, _, mask = _polyp_segmented(make_napari_viewer, qtbot)
     painted = _flip(mask, slice(0, 40), slice(0, 40))
     _settle(viewer, qtbot)
     store = painted_mask_keeper(viewer).store
@@ -388,11 +393,7 @@ def test_a_proposal_painted_on_is_neither_overwritten_nor_lost(make_napari_viewe
 
     from napari_unetv2.widgets._kept_edits import painted_mask_keeper
 
-    viewer = make_napari_viewer()
-    viewer.open_sample(PLUGIN, "polyp")
-    image = viewer.layers[0]
-    key = image_hash(np.asarray(image.data))
-    widget, mask = _segment(viewer, qtbot, image)
+    viewer, image, key, widget, mask = _polyp_segmented(make_napari_viewer, qtbot)
     mask_edits = _flip(mask, slice(0, 20), slice(0, 20))
     widget.threshold.value = 0.3
     run_and_wait(qtbot, widget)
@@ -534,3 +535,69 @@ def test_a_correction_stored_after_the_kept_edits_is_what_the_session_shows(make
     session = open_session_on_two_frames(make_napari_viewer(), qtbot, tmp_path, images=folder)
     assert np.array_equal(np.asarray(session.mask_layer.data) > 0, corrected > 0), session.status.value
     assert "your correction" in session.status.value.replace("\u200b", "")
+
+
+def test_a_painted_proposal_deleted_is_offered_back_as_the_proposal(make_napari_viewer, qtbot):
+    """*Restore deleted mask* offered only masks: a proposal painted on and deleted was gone, from the viewer and (the
+    window staying open: a choice) from disk (stop 33's list)."""
+    from test_widget import run_and_wait
+
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+    from napari_unetv2.widgets._layers import PROPOSAL, role_of
+
+    viewer, image, key, widget, mask = _polyp_segmented(make_napari_viewer, qtbot)
+    mask_edits = _flip(mask, slice(0, 20), slice(0, 20))
+    mask_edits_kept = lambda layer: np.array_equal(np.asarray(layer.data), mask_edits)  # noqa: E731
+    widget.threshold.value = 0.3
+    run_and_wait(qtbot, widget)
+    proposal = viewer.layers[f"{image.name} proposal"]
+    painted = _flip(proposal, slice(100, 160), slice(100, 160))
+    _settle(viewer, qtbot)
+    store = painted_mask_keeper(viewer).store
+    viewer.layers.remove(proposal)
+    qtbot.wait(50)
+    painted_mask_keeper(viewer).wait()
+    assert store.find(key, painted.shape, "proposal") is None  # deleted while napari stays open: the user's choice
+    assert not widget.restore_button.native.isHidden()  # set to show (the test's window itself is not on screen)
+    assert "proposal' was deleted" in widget.status.value.replace("\u200b", "")
+    restored = widget.restore_deleted_mask()
+    assert restored is not None and role_of(restored) == PROPOSAL and restored.name == f"{image.name} proposal"
+    assert np.array_equal(restored.data, painted)
+    assert mask in viewer.layers and mask_edits_kept(mask)  # the mask stays the mask
+    _settle(viewer, qtbot)
+    assert np.array_equal(store.find(key, painted.shape, "proposal").mask, painted > 0)  # kept on disk again
+
+
+def test_unetv2_kept_edits_lists_exports_and_forgets_without_leaving_the_folder(tmp_path, capsys):
+    """Nothing listed the kept masks, and only their folder could save or clean them (stop 33's list)."""
+    from napari_unetv2.cli import main
+
+    store = KeptEdits()
+    mask = np.zeros((20, 30), np.uint8)
+    mask[2:8, 3:9] = 1
+    key, other = image_hash(mask), image_hash(mask[:10])
+    store.keep(key, mask, {"image": "../../frame 01.jpg", "model_version": "v1"})  # a hostile name in the JSON
+    store.keep(key, 1 - mask, {"image": "../../frame 01.jpg"}, role="proposal")
+    store.keep(other, mask[:10], {"image": "b.png"})
+    (store.root / f"{'f' * 32}.json").write_text("{damaged")
+    assert main(["kept-edits"]) == 0
+    listed = capsys.readouterr().out
+    assert key in listed and other in listed and "frame 01.jpg" in listed and "30x20" in listed and "damaged" in listed
+
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / f"b-{other[:8]}.png").write_bytes(b"mine")  # a file already there is never replaced
+    assert main(["kept-edits", "export", str(out)]) == 0
+    assert (out / f"b-{other[:8]}.png").read_bytes() == b"mine"
+    assert "exists already" in capsys.readouterr().err
+    from napari_unetv2.files import read_mask
+
+    assert np.array_equal(read_mask(out / f"frame_01-{key[:8]}.png"), mask)
+    assert np.array_equal(read_mask(out / f"frame_01-{key[:8]}.proposal.png"), 1 - mask)
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"b-{other[:8]}.png", f"frame_01-{key[:8]}.png",
+                                                            f"frame_01-{key[:8]}.proposal.png"])
+
+    assert main(["kept-edits", "forget", "../" + key]) == 2  # not a key: one line, nothing removed
+    assert main(["kept-edits", "forget", key]) == 0
+    assert store.find(key, mask.shape) is None and store.find(key, mask.shape, "proposal") is None
+    assert store.find(other, (10, 30)) is not None

@@ -124,6 +124,40 @@ class KeptEdits:
             model_png.unlink(missing_ok=True)
 
     def keys(self) -> list[str]:
+        """The images with kept mask edits (their proposals' entries aside)."""
         if not self.root.is_dir():
             return []
         return sorted(p.stem for p in self.root.glob("*.json") if KEY.match(p.stem))
+
+    def listing(self) -> list[tuple[str, str, dict]]:
+        """(key, role, what the entry says) of every readable entry, the oldest first (read from the JSON files only)."""
+        found = []
+        for info in self.root.glob("*.json") if self.root.is_dir() else ():
+            key, _, infix = info.stem.partition(".")
+            role = next((r for r, i in ROLES.items() if i == (f".{infix}" if infix else "")), None)
+            if not KEY.match(key) or role is None:
+                continue
+            try:
+                about = json.loads(info.read_text(encoding="utf-8"))
+            except (ValueError, OSError):
+                about = None
+            found.append((key, role, about if isinstance(about, dict) else {"damaged": True}))
+        return sorted(found, key=lambda item: (str(item[2].get("kept_at", "")), item[0], item[1]))
+
+    def export(self, key: str, folder: Path, role: str = "mask") -> Path:
+        """Write the entry's mask (0/255 PNG) into ``folder`` as ``<image name>-<key's first 8>[.proposal].png``; an
+        existing file there is never replaced (FileExistsError). The image name comes from the entry's JSON: only its
+        plain, file-safe stem is used."""
+        png, info, _ = self._paths(key, role)
+        try:
+            about = json.loads(info.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as err:
+            raise ValueError(f"kept entry {key} ({role}) cannot be read: {err}") from err
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(about.get("image", "") if isinstance(about, dict) else "")).stem)
+        stem = stem.strip("_.")[:80] or "image"
+        target = Path(folder) / f"{stem}-{key[:8]}{ROLES[role]}.png"
+        if target.exists():
+            raise FileExistsError(f"{target} exists already; it was left as it is")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_png_atomic(target, (read_mask(png) > 0).astype(np.uint8) * 255)
+        return target

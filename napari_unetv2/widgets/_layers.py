@@ -560,7 +560,8 @@ def remove_layer(viewer, layer) -> None:
 
 class DeletedMasks:
     """Masks with painted edits that were not stored, deleted from the layer list: napari's delete asks nothing and
-    has no undo, so one click lost a clinician's painting (stop 29's list). The newest few are kept (the layer's own
+    has no undo, so one click lost a clinician's painting (stop 29's list). Proposals painted on are the user's work
+    too and are kept alike, restored as proposals (stop 33's list). The newest few are kept (the layer's own
     array: nothing is copied) with the pixels of the image they were painted on, for the widgets' *Restore deleted
     mask* button; ``listeners`` are called with "kept" or "restored" at each change."""
 
@@ -573,7 +574,7 @@ class DeletedMasks:
         self.closed_images: dict[str, dict] = {}  # image id -> pixels, of images closed with a painted mask open
 
     def keep(self, viewer, layer, announce: bool = True) -> bool:
-        if role_of(layer) != MASK or layer.metadata.get(REMOVED_BY_PLUGIN) or not mask_was_edited(layer) \
+        if role_of(layer) not in (MASK, PROPOSAL) or layer.metadata.get(REMOVED_BY_PLUGIN) or not mask_was_edited(layer) \
                 or stored_as_accepted(layer) or not isinstance(layer.data, np.ndarray):
             return False
         # the image's pixels, not only its layer: the folder session shows image after image in one layer (one id), and
@@ -597,7 +598,8 @@ class DeletedMasks:
         and its mask together removes the image first, and the mask then kept had no image to be restored onto."""
         key = image_layer.metadata.get(IMAGE_ID)
         if key and isinstance(image_layer.data, np.ndarray) and any(
-                role_of(x) == MASK and x.metadata.get(IMAGE_ID) == key and mask_was_edited(x) for x in viewer.layers):
+                role_of(x) in (MASK, PROPOSAL) and x.metadata.get(IMAGE_ID) == key and mask_was_edited(x)
+                for x in viewer.layers):
             self.closed_images[key] = _pixels_of(image_layer.data)
             while len(self.closed_images) > self.LIMIT:
                 self.closed_images.pop(next(iter(self.closed_images)))
@@ -605,10 +607,10 @@ class DeletedMasks:
     def newest_name(self) -> Optional[str]:
         return self.kept[-1]["name"] if self.kept else None
 
-    def holds_one_of(self, image_layer) -> bool:
-        """Whether a kept mask was painted on exactly this image's pixels (asked for every image the folder session
-        shows: hashed only when a kept mask's shape and type agree, which with nothing kept is never)."""
-        return any(_has_pixels(image_layer.data, k["pixels"]) for k in self.kept)
+    def holds_one_of(self, image_layer, role: str = MASK) -> bool:
+        """Whether a kept mask (of ``role``) was painted on exactly this image's pixels (asked for every image the
+        folder session shows: hashed only when a kept mask's shape and type agree, which with nothing kept is never)."""
+        return any(_has_pixels(image_layer.data, k["pixels"]) for k in self.kept if k["metadata"].get(ROLE) == role)
 
     def _image_of(self, viewer, kept) -> tuple[Optional[object], bool]:
         """(the open image the kept mask was painted on, or None when it is closed; whether it can be restored now).
@@ -646,6 +648,7 @@ class DeletedMasks:
             return None, self.last_note
         kept, image = choice
         metadata, name = dict(kept["metadata"]), kept["name"]
+        role = metadata.get(ROLE, MASK)
         note = f"'{name}' restored with its edits"
         if image is None:
             name += CLOSED_NOTE
@@ -655,17 +658,18 @@ class DeletedMasks:
             newer = []
         else:
             metadata[IMAGE_ID] = image_id(image)  # (an image shown again is a new layer with a new id)
-            name = f"{image.name} mask"
-            newer = [x for x in viewer.layers if role_of(x) == MASK and x.metadata.get(IMAGE_ID) == metadata[IMAGE_ID]]
+            name = f"{image.name} {role}"
+            newer = [x for x in viewer.layers if role_of(x) == role and x.metadata.get(IMAGE_ID) == metadata[IMAGE_ID]]
         self.kept.remove(kept)
         exchanged = [x for x in newer if mask_was_edited(x) and self.keep(viewer, x, announce=False)]
         if exchanged:  # (a painted mask stored as it is needs no keeping: it is in the correction set)
-            note += "; the mask it replaces, painted too, is kept: Restore deleted mask brings that one back"
+            note += f"; the {role} it replaces, painted too, is kept: Restore deleted mask brings that one back"
         for x in newer:  # first: the widgets' mask choosers then take the restored one (the model's mask is made again)
             remove_layer(viewer, x)
         try:
             layer = viewer.add_labels(kept["data"], name=name, metadata=metadata, opacity=kept["opacity"],
-                                      colormap=mask_colormap(), **kept["placement"])
+                                      colormap=proposal_colormap() if role == PROPOSAL else mask_colormap(),
+                                      **kept["placement"])
         except BaseException:
             self.kept.append(kept)  # kept still, to try again
             raise
