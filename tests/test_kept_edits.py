@@ -601,3 +601,22 @@ def test_unetv2_kept_edits_lists_exports_and_forgets_without_leaving_the_folder(
     assert main(["kept-edits", "forget", key]) == 0
     assert store.find(key, mask.shape) is None and store.find(key, mask.shape, "proposal") is None
     assert store.find(other, (10, 30)) is not None
+
+
+def test_a_folder_session_asks_before_next_leaves_a_proposal_painted_on(make_napari_viewer, qtbot, tmp_path):
+    """A proposal painted on in a folder session (a new model's mask beside edits) went with Next without a question;
+    asked now, as edits of the mask are, and the second Next leaves it (not offered back as deleted)."""
+    from test_trial32 import open_session_on_two_frames
+
+    from napari_unetv2.widgets._layers import start_proposal
+
+    session = open_session_on_two_frames(make_napari_viewer(), qtbot, tmp_path)
+    first = session.shown_path
+    model_mask = np.asarray(session.mask_layer.data).copy()
+    proposal = start_proposal(session.viewer, session.image_layer, model_mask.copy(), model_mask, "v-test")
+    _flip(proposal, slice(0, 30), slice(0, 30))
+    assert not session.next_image()
+    assert session.shown_path == first and "proposal you painted on" in session.status.value.replace("\u200b", "")
+    assert session.next_image()
+    qtbot.waitUntil(lambda: session.shown_path not in (None, first), timeout=60_000)
+    assert proposal not in session.viewer.layers and session.restore_button.native.isHidden()

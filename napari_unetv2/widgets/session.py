@@ -449,7 +449,8 @@ class SessionWidget(WorkerWidget):
         if layer is not None and layer in self.viewer.layers and layer.rgb == rgb and layer.data.ndim == image.ndim:
             for extra in (PROPOSAL, ATTENTION, CLICKS, BOX) + ((PROBABILITY,) if prediction is None else ()):
                 for old in layers_of(self.viewer, layer, extra):
-                    self.viewer.layers.remove(old)  # rare: a proposal after a model switch, or a revisit
+                    remove_layer(self.viewer, old)  # rare: a proposal after a model switch, or a revisit (painted
+                    # on: left by the user's second Next, see _may_leave; not offered by Restore deleted mask)
             layer.data = image
             layer.name = path.stem
             layer.reset_contrast_limits()
@@ -669,15 +670,25 @@ class SessionWidget(WorkerWidget):
         """False (and a warning) when the mask on screen has edits not accepted: Next, Previous or Skip would drop
         them when the next image takes its layers. The same action again within a minute leaves them."""
         path, layer = self.shown_path, self._live_mask()
-        if path is None or path != self.session.current or layer is None or not mask_was_edited(layer):
+        if path is None or path != self.session.current:
             return True
-        if self._accepted_here == (path, image_hash(np.asarray(layer.data))):  # accepted as it is (the last image)
+        # (accepted as it is: the last image, still on screen)
+        mask_edited = layer is not None and mask_was_edited(layer) and \
+            self._accepted_here != (path, image_hash(np.asarray(layer.data)))
+        # a proposal painted on (a new model's mask beside edits) is the user's work too: the next image removes it
+        painted_proposal = self.image_layer is not None and self.image_layer in self.viewer.layers and any(
+            mask_was_edited(x) for x in layers_of(self.viewer, self.image_layer, PROPOSAL))
+        if not mask_edited and not painted_proposal:
             return True
         if self._leave_asked.confirmed((path, action)):
             self._leave_edits(path)
             return True
-        self.say(f"your edits to {path.name}'s mask are not accepted: 'Accept & next' keeps them; press {action} "
-                 "again to leave them")
+        if mask_edited:
+            self.say(f"your edits to {path.name}'s mask are not accepted: 'Accept & next' keeps them; press {action} "
+                     "again to leave them")
+        else:
+            self.say(f"the proposal you painted on for {path.name} is not stored ('Accept & next' stores the mask); "
+                     f"press {action} again to leave it")
         return False
 
     def next_image(self, _=None, confirmed: bool = False) -> bool:
