@@ -107,6 +107,16 @@ def test_bad_inputs_raise_clear_value_errors(tiny_model, x, words):
         tiny_model(x)
 
 
+def test_one_infinity_or_nan_among_finite_values_is_refused_and_huge_finite_values_are_not(tiny_model):
+    for bad in (float("inf"), float("-inf"), float("nan")):
+        x = torch.rand(1, 3, 64, 64)
+        x[0, 1, 30, 40] = bad
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            tiny_model(x)
+    with torch.no_grad():  # finite, though their sum overflows: checked value by value, and taken
+        tiny_model(torch.full((1, 3, 64, 64), 3e38))
+
+
 def test_unknown_encoder_names_the_choices():
     with pytest.raises(ValueError, match="pvt_v2_b2"):
         UNetV2("resnet50")

@@ -74,7 +74,10 @@ def validate_input(x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"Input is {height}x{width}; both sides must be at least {MIN_SIDE} pixels.")
     if not x.is_floating_point():
         raise ValueError(f"UNetV2 expects a floating-point tensor, got {x.dtype}; normalise it first.")
-    if not torch.isfinite(x).all():
+    # a finite sum means every value is finite (a NaN or an infinity carries into it). 0.02 ms where isfinite over
+    # every value took 0.95 ms at 320x320 (2% of the bundled model's forward pass, 1 thread); only a sum that
+    # overflowed is checked value by value
+    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
         raise ValueError("Input contains NaN or infinite values.")
     return x
 
