@@ -650,7 +650,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_kept_edits(args: argparse.Namespace) -> int:
     """The masks kept for napari (:mod:`.annotation.kept_edits`): nothing listed them, and the folder was the only
     way to see, save or clean them (stop 33's list)."""
-    from .annotation.kept_edits import KEY, KeptEdits
+    from .annotation.kept_edits import KEY, KeptEdits, export_stem
+    from .files import IMAGE_SUFFIXES
 
     store = KeptEdits()
     if args.action == "forget":
@@ -665,12 +666,20 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
     if args.action == "export":
         if not args.target:
             raise ValueError("kept-edits export needs a folder: unetv2 kept-edits export FOLDER")
+        folder = Path(args.target)
+        images = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                        and not p.stem.endswith(("_mask", "_proposal"))) if folder.is_dir() else []
+        if images:  # (a folder session over it counted the masks as images: trial of session 34)
+            raise ValueError(f"{folder} holds images ({images[0]}, ...): export into a folder of its own, which a "
+                             "folder session can then take as its 'existing masks'")
+        stems = [(export_stem(about), role) for _, role, about in entries]
         written = 0
         for key, role, about in entries:
             if about.get("damaged"):
                 continue
             try:
-                print(f"wrote {store.export(key, Path(args.target), role)}")
+                shared = stems.count((export_stem(about), role)) > 1  # images of one name: told apart by their key
+                print(f"wrote {store.export(key, folder, role, with_key=shared)}")
                 written += 1
             except (FileExistsError, ValueError) as err:
                 print(f"skipped {key} ({role}): {err}", file=sys.stderr)

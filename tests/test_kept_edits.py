@@ -35,6 +35,7 @@ def test_kept_edits_round_trip_and_refuse_names_that_leave_the_folder(tmp_path):
     with pytest.raises(ValueError):
         store.keep(key, mask, {}, role="../x")
     assert found.newer_than("2000-01-01T00:00:00") and not found.newer_than("2999-01-01T00:00:00")
+    assert found.newer_than(found.kept_at.replace(" ", "T"))  # (the same second: kept after a correction stored here)
     assert not store.unchanged(found)  # its JSON damaged above: not the entry found
     store.keep(key, mask, {})
     assert store.unchanged(store.find(key, mask.shape))
@@ -562,6 +563,7 @@ def test_a_painted_proposal_deleted_is_offered_back_as_the_proposal(make_napari_
     assert "proposal' was deleted" in widget.status.value.replace("\u200b", "")
     restored = widget.restore_deleted_mask()
     assert restored is not None and role_of(restored) == PROPOSAL and restored.name == f"{image.name} proposal"
+    assert (restored.contour, restored.opacity) == (proposal.contour, proposal.opacity) == (2, 0.6)  # its outline too
     assert np.array_equal(restored.data, painted)
     assert mask in viewer.layers and mask_edits_kept(mask)  # the mask stays the mask
     _settle(viewer, qtbot)
@@ -584,18 +586,30 @@ def test_unetv2_kept_edits_lists_exports_and_forgets_without_leaving_the_folder(
     listed = capsys.readouterr().out
     assert key in listed and other in listed and "frame 01.jpg" in listed and "30x20" in listed and "damaged" in listed
 
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "frame 01.jpg").write_bytes(b"an image")
+    assert main(["kept-edits", "export", str(images)]) == 2  # masks among the images: a session would count them
+    assert "holds images" in capsys.readouterr().err and sorted(p.name for p in images.iterdir()) == ["frame 01.jpg"]
+
     out = tmp_path / "export"
     out.mkdir()
-    (out / f"b-{other[:8]}.png").write_bytes(b"mine")  # a file already there is never replaced
+    (out / "b_mask.png").write_bytes(b"mine")  # a file already there is never replaced
     assert main(["kept-edits", "export", str(out)]) == 0
-    assert (out / f"b-{other[:8]}.png").read_bytes() == b"mine"
+    assert (out / "b_mask.png").read_bytes() == b"mine"
     assert "exists already" in capsys.readouterr().err
     from napari_unetv2.files import read_mask
 
-    assert np.array_equal(read_mask(out / f"frame_01-{key[:8]}.png"), mask)
-    assert np.array_equal(read_mask(out / f"frame_01-{key[:8]}.proposal.png"), 1 - mask)
-    assert sorted(p.name for p in out.iterdir()) == sorted([f"b-{other[:8]}.png", f"frame_01-{key[:8]}.png",
-                                                            f"frame_01-{key[:8]}.proposal.png"])
+    # named as a folder session's "existing masks" finds them
+    assert np.array_equal(read_mask(out / "frame_01_mask.png"), mask)
+    assert np.array_equal(read_mask(out / "frame_01_proposal.png"), 1 - mask)
+    assert sorted(p.name for p in out.iterdir()) == ["b_mask.png", "frame_01_mask.png", "frame_01_proposal.png"]
+    third = image_hash(mask[:5])
+    store.keep(third, mask[:5], {"image": "frame 01.png"})  # another image of that name: told apart by its key
+    again = tmp_path / "again"
+    assert main(["kept-edits", "export", str(again)]) == 0
+    assert {f"frame_01-{key[:8]}_mask.png", f"frame_01-{third[:8]}_mask.png"} <= {p.name for p in again.iterdir()}
+    store.drop(third)
 
     assert main(["kept-edits", "forget", "../" + key]) == 2  # not a key: one line, nothing removed
     assert main(["kept-edits", "forget", key]) == 0
@@ -620,3 +634,128 @@ def test_a_folder_session_asks_before_next_leaves_a_proposal_painted_on(make_nap
     assert session.next_image()
     qtbot.waitUntil(lambda: session.shown_path not in (None, first), timeout=60_000)
     assert proposal not in session.viewer.layers and session.restore_button.native.isHidden()
+
+
+def test_edits_painted_in_segment_on_the_image_read_ahead_are_shown_and_stored(make_napari_viewer, qtbot, tmp_path):
+    """The session reads the next image ahead; edits painted on it in Segment after that were not shown, and the
+    session's Accept stored the model's mask and dropped them (trial of session 34: 6,000 pixels lost)."""
+    from test_trial32 import open_session_on_two_frames, two_frames
+
+    from napari_unetv2.annotation.accept import stored_correction_of
+    from napari_unetv2.files import read_image
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+    from napari_unetv2.widgets.session import ACCEPT_AFTER_S
+
+    folder = two_frames(tmp_path / "images")
+    viewer = make_napari_viewer()
+    session = open_session_on_two_frames(viewer, qtbot, tmp_path, images=folder)
+    qtbot.waitUntil(lambda: len(session._cache) >= 2, timeout=60_000)  # the next image computed ahead
+    key, _, edits = _touch_up_in_segment(viewer, qtbot, folder / "b.png", 40)
+    viewer.layers.remove(viewer.layers["b"])  # its image closed (the painted mask stays, "(image closed)")
+    qtbot.wait(50)
+    painted_mask_keeper(viewer).wait()
+    assert painted_mask_keeper(viewer).store.find(key, edits.shape) is not None
+    session.image_layer.visible = True
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    assert session.accept_and_next() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.shown_path == folder / "b.png", timeout=60_000)
+    assert np.array_equal(np.asarray(session.mask_layer.data) > 0, edits), session.status.value
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    session.accept_and_next()
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    _, stored = stored_correction_of(session.corrections.value, read_image(folder / "b.png"), "b.png")
+    assert np.array_equal(stored > 0, edits)
+
+
+def test_the_later_of_a_draft_and_segment_edits_is_shown_and_leaving_it_leaves_both(make_napari_viewer, qtbot,
+                                                                                     tmp_path):
+    """A draft painted over Segment's kept edits, napari closed, the session resumed: the draft was shown and leaving
+    it kept the older edits, which came back as "never accepted" (trial of session 34). And edits painted in Segment
+    after a draft are the later work: shown over it."""
+    from test_trial32 import open_session_on_two_frames, two_frames
+
+    from napari_unetv2.annotation import AnnotationSession
+    from napari_unetv2.files import read_image
+
+    folder = two_frames(tmp_path / "images")
+    image_a = read_image(folder / "a.png")
+    shape, key = image_a.shape[:2], image_hash(image_a)
+    older, later = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    older[10:40, 10:40], later[60:100, 60:100] = 1, 1
+    KeptEdits().keep(key, older, {"image": "a", "model_version": "v0"}, np.zeros(shape, np.uint8))
+    AnnotationSession(tmp_path / "session", folder).keep_draft(folder / "a.png", later)  # painted here after them
+    session = open_session_on_two_frames(make_napari_viewer(), qtbot, tmp_path, images=folder)
+    assert np.array_equal(np.asarray(session.mask_layer.data) > 0, later > 0), session.status.value
+    assert not session.next_image() and session.next_image()  # asked, then left
+    qtbot.waitUntil(lambda: session.shown_path == folder / "b.png", timeout=60_000)
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    painted_mask_keeper(session.viewer).wait()
+    assert not session.session.draft_path(folder / "a.png").exists()
+    assert KeptEdits().find(key, shape) is None  # the draft grew from them: left with it
+
+    # Segment's edits written after the draft: the later work, shown
+    session.session.keep_draft(folder / "a.png", older)
+    KeptEdits().keep(key, later, {"image": "a", "model_version": "v0"}, np.zeros(shape, np.uint8))
+    session._cache.clear()
+    session.previous_image()
+    qtbot.waitUntil(lambda: session.shown_path == folder / "a.png", timeout=60_000)
+    assert np.array_equal(np.asarray(session.mask_layer.data) > 0, later > 0), session.status.value
+    assert "outside this session" in session.status.value.replace("\u200b", "")
+
+
+def test_segment_does_not_give_back_edits_older_than_a_stored_correction(make_napari_viewer, qtbot):
+    """Edits kept, then a correction of the image stored where this napari could not see it: Segment gave the older
+    edits back as the mask, while a folder session showed the correction (trial of session 34)."""
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.storage import default_corrections_dir
+
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "polyp")
+    image = np.asarray(viewer.layers[0].data)
+    key, shape = image_hash(image), image.shape[:2]
+    edits, corrected = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    edits[10:40, 10:40], corrected[50:90, 50:90] = 1, 1
+    KeptEdits().keep(key, edits, {"image": "polyp", "model_version": "v0"}, np.zeros(shape, np.uint8))
+    KeptEdits().keep(key, edits, {"image": "polyp", "model_version": "v0"}, np.zeros(shape, np.uint8), "proposal")
+    qtbot.wait(1100)  # (times are kept to the second)
+    store_correction(CorrectionSet(default_corrections_dir()), image, corrected, source="polyp.png")
+    widget, mask = _segment(viewer, qtbot)
+    said = widget.status.value.replace("\u200b", "")
+    assert not np.array_equal(np.asarray(mask.data) > 0, edits > 0) and "older than that correction" in said, said
+    assert not any(layer.name.endswith("proposal") for layer in viewer.layers)
+    assert KeptEdits().find(key, shape) is not None  # not shown, not thrown away: `unetv2 kept-edits` still has them
+
+
+def test_batch_results_say_a_stored_correction_and_do_not_give_back_older_edits(make_napari_viewer, qtbot, tmp_path):
+    """Batch's opened results showed an accepted image with the model's mask and no word of its correction, and would
+    have given back edits older than it (trial of session 34)."""
+    import shutil
+
+    from test_gui_findings import run_until_idle
+
+    from napari_unetv2._sample_data import sample_data_dir
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.files import read_image
+    from napari_unetv2.storage import default_corrections_dir
+
+    source = tmp_path / "in"
+    shutil.copytree(sample_data_dir() / "images", source)
+    first = sorted(source.iterdir())[0]
+    image = read_image(first)
+    edits, corrected = np.zeros(image.shape[:2], np.uint8), np.zeros(image.shape[:2], np.uint8)
+    edits[20:80, 30:90], corrected[100:140, 100:140] = 1, 1
+    KeptEdits().keep(image_hash(image), edits, {"image": first.stem})
+    qtbot.wait(1100)  # (times are kept to the second)
+    store_correction(CorrectionSet(default_corrections_dir()), image, corrected, source=first.name)
+    viewer = make_napari_viewer()
+    _, batch = viewer.window.add_plugin_dock_widget(PLUGIN, "Batch folder")
+    batch.input.value, batch.output.value, batch.open_results.value = str(source), str(tmp_path / "out"), True
+    run_until_idle(qtbot, batch)
+    said = batch.status.value.replace("\u200b", "")
+    assert not np.array_equal(np.asarray(viewer.layers[f"{first.stem} mask"].data) > 0, edits > 0), said
+    assert f"1 of them have a correction stored already (the masks shown are the model's; Correct & retrain lists " \
+           f"the corrections): {first.stem}" in said and "older than the stored correction" in said, said

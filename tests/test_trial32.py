@@ -136,11 +136,14 @@ def test_the_folder_sessions_accept_takes_no_mask_hidden_under_another_image(mak
     qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
     path = session.session.current
     over = viewer.add_image(np.full((300, 300, 3), 90, np.uint8), name="batch result", rgb=True)  # covers it
+    their_mask = viewer.add_labels(np.zeros((300, 300), np.uint8), name="batch result mask")  # selected, as napari does
     seen_since = session._shown_at
     assert session.accept_and_next() is None
     assert "was not on screen" in session.status.value.replace("\u200b", "")
     assert session.session.current == path and not CorrectionSet(session.corrections.value).entries()
     assert viewer.layers.index(session.image_layer) > viewer.layers.index(over)  # shown now,
+    # with its mask selected and the brush ready: the other image's mask stayed selected (trial of session 34)
+    assert viewer.layers.selection.active is session.mask_layer is not their_mask
     assert session._shown_at > seen_since  # and looked at before Accept takes it (ACCEPT_AFTER_S from now)
     qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
     assert session.accept_and_next() is not None, session.status.value

@@ -36,14 +36,16 @@ class KeptEdit:
     mask: np.ndarray  # 0/1, uint8
     model_mask: Optional[np.ndarray]  # the mask it was painted from (0/1), None when that was not kept
     about: dict  # image, shape, model_version, kept_at (ISO time), process
+    written_at: float = 0.0  # its JSON's modification time (seconds since the epoch): to compare with other files
 
     @property
     def kept_at(self) -> str:
         return str(self.about.get("kept_at", "?"))
 
     def newer_than(self, created: str) -> bool:
-        """Kept after ``created`` (a correction's ISO time: both are local times to the second)."""
-        return self.kept_at.replace(" ", "T") > str(created)
+        """Kept after ``created`` (a correction's ISO time; both are local times to the second, and an entry kept in
+        the same second counts as later: storing a correction in this napari drops the entries before it)."""
+        return self.kept_at.replace(" ", "T") >= str(created)
 
     def painted_from(self, default_mask: np.ndarray, default_version: str) -> tuple[np.ndarray, str]:
         """(the mask these edits are measured against, its model's version): the one they were painted from, of the
@@ -94,6 +96,7 @@ class KeptEdits:
             about = json.loads(info.read_text(encoding="utf-8"))
             if not isinstance(about, dict) or tuple(about.get("shape", ())) != tuple(shape):
                 return None
+            written_at = info.stat().st_mtime
             mask = read_mask(png)
         except (ValueError, OSError):  # (json's decode error is a ValueError)
             return None
@@ -103,16 +106,19 @@ class KeptEdits:
             model_mask = None
         if model_mask is not None and model_mask.shape != mask.shape:
             model_mask = None
-        return KeptEdit(key, mask, model_mask, about) if mask.shape == tuple(shape) else None
+        return KeptEdit(key, mask, model_mask, about, written_at) if mask.shape == tuple(shape) else None
+
+    def holds(self, key: str, role: str = "mask") -> bool:
+        """Whether the image ``key`` has an entry of ``role`` (one file check: :meth:`find` reads it)."""
+        return self._paths(key, role)[1].is_file()
 
     def unchanged(self, kept: KeptEdit, role: str = "mask") -> bool:
-        """Whether ``kept`` (found earlier) is still the image's entry: not dropped, nor written again since."""
+        """Whether ``kept`` (found earlier) is still the image's entry: not dropped, nor written again since (its
+        JSON, written last, has the same modification time: one file check)."""
         try:
-            about = json.loads(self._paths(kept.key, role)[1].read_text(encoding="utf-8"))
-        except (ValueError, OSError):
+            return self._paths(kept.key, role)[1].stat().st_mtime == kept.written_at
+        except OSError:
             return False
-        return isinstance(about, dict) and about.get("kept_at") == kept.about.get("kept_at") and \
-            about.get("process") == kept.about.get("process")
 
     def drop(self, key: str, role: Optional[str] = None) -> None:
         """Forget the image's kept edits of its ``role`` layer, or of both (stored as a correction, undone, or deleted
@@ -144,20 +150,26 @@ class KeptEdits:
             found.append((key, role, about if isinstance(about, dict) else {"damaged": True}))
         return sorted(found, key=lambda item: (str(item[2].get("kept_at", "")), item[0], item[1]))
 
-    def export(self, key: str, folder: Path, role: str = "mask") -> Path:
-        """Write the entry's mask (0/255 PNG) into ``folder`` as ``<image name>-<key's first 8>[.proposal].png``; an
-        existing file there is never replaced (FileExistsError). The image name comes from the entry's JSON: only its
-        plain, file-safe stem is used."""
+    def export(self, key: str, folder: Path, role: str = "mask", with_key: bool = False) -> Path:
+        """Write the entry's mask (0/255 PNG) into ``folder`` as ``<image name>_mask.png`` (``_proposal.png``; with
+        ``with_key``, ``<image name>-<key's first 8>_mask.png``: for images of one name): the names a folder session's
+        "existing masks" finds. An existing file is never replaced (FileExistsError)."""
         png, info, _ = self._paths(key, role)
         try:
             about = json.loads(info.read_text(encoding="utf-8"))
         except (ValueError, OSError) as err:
             raise ValueError(f"kept entry {key} ({role}) cannot be read: {err}") from err
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(about.get("image", "") if isinstance(about, dict) else "")).stem)
-        stem = stem.strip("_.")[:80] or "image"
-        target = Path(folder) / f"{stem}-{key[:8]}{ROLES[role]}.png"
+        target = Path(folder) / f"{export_stem(about)}{'-' + key[:8] if with_key else ''}_{role}.png"
         if target.exists():
             raise FileExistsError(f"{target} exists already; it was left as it is")
         target.parent.mkdir(parents=True, exist_ok=True)
         write_png_atomic(target, (read_mask(png) > 0).astype(np.uint8) * 255)
         return target
+
+
+def export_stem(about: dict) -> str:
+    """The image's name from an entry's JSON as a plain, file-safe stem (the JSON is data: nothing of it leaves the
+    folder it is written into)."""
+    name = about.get("image", "") if isinstance(about, dict) else ""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(name)).stem).strip("_.")[:80]
+    return stem or "image"

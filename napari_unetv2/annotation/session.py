@@ -184,6 +184,13 @@ class AnnotationSession:
             return None  # (unreadable: the image is shown as it would be without it)
         return mask if mask.shape == tuple(shape) else None
 
+    def draft_written_at(self, path: Path) -> Optional[float]:
+        """When ``path``'s draft was last written (seconds since the epoch), None without one."""
+        try:
+            return self.draft_path(path).stat().st_mtime
+        except OSError:
+            return None
+
     def drop_draft(self, path: Path) -> None:
         self.draft_path(path).unlink(missing_ok=True)
 

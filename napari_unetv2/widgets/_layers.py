@@ -587,7 +587,8 @@ class DeletedMasks:
         self.kept.append({"name": layer.name.removesuffix(CLOSED_NOTE), "data": layer.data,
                           "metadata": {k: v for k, v in layer.metadata.items() if k != CLOSED_IMAGE},
                           "pixels": pixels if isinstance(pixels, dict) else None,
-                          "placement": spatial_placement(layer), "opacity": layer.opacity})
+                          "placement": spatial_placement(layer), "opacity": layer.opacity,
+                          "contour": layer.contour})  # (an outline display came back filled: trial of session 34)
         del self.kept[:-self.LIMIT]
         if announce:
             self._changed("kept")
@@ -670,6 +671,7 @@ class DeletedMasks:
             layer = viewer.add_labels(kept["data"], name=name, metadata=metadata, opacity=kept["opacity"],
                                       colormap=proposal_colormap() if role == PROPOSAL else mask_colormap(),
                                       **kept["placement"])
+            layer.contour = kept["contour"]
         except BaseException:
             self.kept.append(kept)  # kept still, to try again
             raise

@@ -99,6 +99,7 @@ class BatchWidget(WorkerWidget):
         from ..files import read_image, read_mask
         from ._kept_edits import painted_mask_keeper
         from ._layers import MASK, bring_into_view, is_source_image, layer_of, ready_to_paint, start_mask
+        from ._state import stored_corrections_of
 
         source = Path(source or self.input.value)
         # this run's masks first, then those an earlier run left (continue): a folder finished yesterday, run again
@@ -115,7 +116,7 @@ class BatchWidget(WorkerWidget):
         already = [row for row in done if open_with_mask(Path(row["file"]).stem)]
         done = [row for row in done if row not in already]
         earlier_runs = sum(1 for row in done[:OPEN_AT_MOST] if row["status"] == "skipped-done")
-        added, notes, restored = [], [], []
+        added, notes, restored, corrected, older = [], [], [], [], []
         keeper = painted_mask_keeper(self.viewer)
         for index, row in enumerate(done[:OPEN_AT_MOST]):
             stem = Path(row["file"]).stem
@@ -126,6 +127,13 @@ class BatchWidget(WorkerWidget):
             # edits painted on this image's mask before (napari closed, never accepted) are shown over the file's mask
             key = image_hash(image)
             kept = keeper.store.find(key, mask.shape)
+            # (a correction stored already is said, as Segment says it; edits older than it are not given back)
+            stored = stored_corrections_of(self.models.corrections_dir, key)
+            if stored:
+                corrected.append(stem)
+                if kept is not None and not kept.newer_than(stored[-1].created):
+                    kept = None
+                    older.append(stem)
             started, version = mask, row.get("model_version", "")
             if kept is not None:
                 restored.append(stem)
@@ -142,12 +150,22 @@ class BatchWidget(WorkerWidget):
         if earlier_runs:
             notes.append(f"Opened {earlier_runs} mask(s) an earlier run wrote.")
         if restored:
-            named = ", ".join(restored[:3]) + (f" and {len(restored) - 3} more" if len(restored) > 3 else "")
             notes.append(f"{len(restored)} mask(s) opened with the edits painted on them before (kept, never accepted; "
-                         f"the files keep the model's masks): {named}.")
+                         f"the files keep the model's masks): {named_few(restored)}.")
+        if corrected:
+            notes.append(f"{len(corrected)} of them have a correction stored already (the masks shown are the model's; "
+                         f"Correct & retrain lists the corrections): {named_few(corrected)}.")
+        if older:
+            notes.append(f"Edits painted earlier on {named_few(older)} are older than the stored correction and not "
+                         "shown (`unetv2 kept-edits export` saves them).")
         if already:
             notes.append(f"{len(already)} image(s) already open with a mask were not opened again.")
         if notes:
             said = self.status.value.replace("\u200b", "").rstrip()  # (a line-breaking hint; said again by say)
             self.say(" ".join([said if said.endswith(".") else f"{said}.", *notes]))
         return added
+
+
+def named_few(names: list) -> str:
+    """The first three names, and how many more."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

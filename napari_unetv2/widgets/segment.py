@@ -278,6 +278,12 @@ class SegmentWidget(WorkerWidget):
                 prediction.kept_edit = kept_edits.find(prediction.image_key, prediction.mask.shape)
                 prediction.kept_proposal = kept_edits.find(prediction.image_key, prediction.mask.shape, "proposal")
                 prediction.stored = stored_corrections_of(corrections_dir, prediction.image_key)
+                # kept before a correction of the image was stored where this napari did not see it (another napari, a
+                # script): the correction is the later work, as in a folder session (trial of session 34)
+                prediction.kept_older = [kept for kept in (prediction.kept_edit, prediction.kept_proposal) if kept
+                                         and prediction.stored and not kept.newer_than(prediction.stored[-1].created)]
+                if prediction.kept_older:
+                    prediction.kept_edit = prediction.kept_proposal = None
             except PredictionCancelled:
                 return None  # a normal ending, not an error
             except (ValueError, RuntimeError, OSError) as err:  # bad input, out of memory, unreadable file
@@ -382,6 +388,9 @@ class SegmentWidget(WorkerWidget):
             model_shown = "" if self.last_result["kept_edited"] else ", the mask shown is the model's"
             kept += (f"; a correction of this image is stored already ({last.source}, {last.pixels_changed} pixels "
                      f"changed, {last.created.replace('T', ' ')}: in Correct & retrain's list){model_shown}")
+        if prediction.kept_older:
+            kept += (f"; edits you painted on it earlier (kept {prediction.kept_older[0].kept_at}) are older than that "
+                     "correction and not shown (`unetv2 kept-edits export` saves them)")
         untrained = " UNTRAINED MODEL: outputs are meaningless." if predictor.is_untrained else ""
         scale_note = " ".join(note for note in (predictor.mode_note(prediction.mode), prediction.colour_note,
                                                 getattr(prediction, "domain_note", "")) if note)

@@ -195,7 +195,9 @@ class SessionWidget(WorkerWidget):
         QApplication.instance().aboutToQuit.connect(self._flush_draft)
         self._draft_watched = weakref.WeakSet()  # mask layers whose edits start that timer
         self._shown_draft = False  # whether the mask shown started from a kept draft
-        self._shown_kept: Optional[KeptEdit] = None  # edits painted outside a session the mask shown started from
+        # the image key of edits painted outside a session (kept_edits) that the mask shown started from, or that the
+        # draft shown grew from: leaving the shown edits leaves those too
+        self._kept_to_leave: Optional[str] = None
         self._domain_said = ""  # the last hint that another bundled model fits the images (inference/domain.py)
         self._round_note = ""  # what the running round trains on (_rounds.trained_on), said with its result
         self._stored = _Stored()
@@ -341,7 +343,8 @@ class SessionWidget(WorkerWidget):
             except (ValueError, RuntimeError, OSError, MemoryError) as err:
                 return "error", err
             # edits painted on this image in Segment (or on a Batch result) and kept, never accepted: shown here
-            kept = kept_edits.find(image_hash(image), image.shape[:2])
+            prediction.image_key = image_hash(image)
+            kept = kept_edits.find(prediction.image_key, image.shape[:2])
             return "ok", (image, prediction, earlier_correction(corrections_dir, image, path), kept)
 
         def returned(outcome) -> None:
@@ -464,11 +467,17 @@ class SessionWidget(WorkerWidget):
         painted = painted if painted is not None and mask_was_edited(painted) else None
         # edits painted on it before napari closed (or crashed), never accepted: shown over whatever it starts from
         draft = None if painted is not None else self.session.draft(path, image.shape[:2])
-        self._shown_draft = draft is not None
-        kept = None if painted is not None or draft is not None else self._kept_now(kept)
+        key = getattr(prediction, "image_key", None)
+        kept = None if painted is not None or key is None else self._kept_now(kept, key, image.shape[:2])
         if kept is not None and earlier is not None and not kept.newer_than(earlier[0].created):
             kept = None  # (stored as a correction since: accepted in another napari, or by a script)
-        self._shown_kept = kept
+        self._kept_to_leave = kept.key if kept is not None else None
+        if kept is not None and draft is not None:  # the later of the two: painted here, or in Segment since
+            if kept.written_at > (self.session.draft_written_at(path) or 0.0):
+                draft = None
+            else:
+                kept = None  # (the draft grew from them: its edits are theirs and more)
+        self._shown_draft = draft is not None
         if painted is not None:
             self.mask_layer = painted  # as the user left it when the image was closed
             if prediction is not None:
@@ -524,13 +533,14 @@ class SessionWidget(WorkerWidget):
         self._domain_said = hint or self._domain_said
         self.say(f"{opening}{self._image_line[1]}")
 
-    def _kept_now(self, kept: Optional[KeptEdit]) -> Optional[KeptEdit]:
-        """The image's kept edits as they are now: those found when it was read ahead (a JSON read says they are
-        unchanged), or read again (accepted, left or painted again elsewhere since)."""
+    def _kept_now(self, kept: Optional[KeptEdit], key: str, shape: tuple) -> Optional[KeptEdit]:
+        """The image ``key``'s kept edits as they are now: those found when it was read ahead (a JSON read says they
+        are unchanged), or read again: kept, accepted, left or painted again elsewhere since (trial of session 34:
+        edits painted in Segment on the image read ahead were not shown, and the session's Accept dropped them)."""
         store = painted_mask_keeper(self.viewer).store
-        if kept is None or store.unchanged(kept):
+        if kept is not None and store.unchanged(kept):
             return kept
-        return store.find(kept.key, kept.mask.shape)
+        return store.find(key, shape) if store.holds(key) else None
 
     def _accepted(self, path: Path) -> bool:
         """Accepted, or being written as accepted (a skipped image with a given mask is not)."""
@@ -651,9 +661,9 @@ class SessionWidget(WorkerWidget):
         """The clinician chose to leave the edits (the second Next, Previous or Skip): their draft goes too."""
         self._draft_timer.stop()
         self._writer.submit(self.session.drop_draft, path)
-        if self._shown_kept is not None and path == self.shown_path:  # (shown from Segment's kept edits: they go too)
-            painted_mask_keeper(self.viewer).left(self._shown_kept.key)
-            self._shown_kept = None
+        if self._kept_to_leave is not None and path == self.shown_path:  # (Segment's kept edits shown, or grown on)
+            painted_mask_keeper(self.viewer).left(self._kept_to_leave)
+            self._kept_to_leave = None
 
     # ---- moving ------------------------------------------------------------------------------------------
     @property
@@ -755,6 +765,7 @@ class SessionWidget(WorkerWidget):
             # another image drawn over it (a Batch folder run's results opened meanwhile), or it was hidden: its mask,
             # never seen, went into training as checked (trial of session 32). Shown now, and looked at first.
             bring_into_view(self.viewer, self.image_layer, self.mask_layer)
+            ready_to_paint(self.viewer, self.mask_layer)  # (another image's mask stayed selected: trial of session 34)
             self._shown_at, self._replaced = time.monotonic(), False
             self.say(f"not accepted yet: {path.name} was not on screen (another image over it, or hidden); it is shown "
                      "now: look at it, then accept")
