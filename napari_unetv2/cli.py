@@ -669,8 +669,9 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
         folder = Path(args.target)
         images = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
                         and not p.stem.endswith(("_mask", "_proposal"))) if folder.is_dir() else []
-        if images:  # (a folder session over it counted the masks as images: trial of session 34)
-            raise ValueError(f"{folder} holds images ({images[0]}, ...): export into a folder of its own, which a "
+        if images:  # (a folder session over it counted the masks as images: trial of session 34; and in a folder of
+            # masks, such as a Batch run's output, its <image>.png would be found before the exported <image>_mask.png)
+            raise ValueError(f"{folder} holds image files ({images[0]}, ...): export into a folder of its own, which a "
                              "folder session can then take as its 'existing masks'")
         stems = [(export_stem(about), role) for _, role, about in entries]
         written = 0

@@ -590,7 +590,7 @@ def test_unetv2_kept_edits_lists_exports_and_forgets_without_leaving_the_folder(
     images.mkdir()
     (images / "frame 01.jpg").write_bytes(b"an image")
     assert main(["kept-edits", "export", str(images)]) == 2  # masks among the images: a session would count them
-    assert "holds images" in capsys.readouterr().err and sorted(p.name for p in images.iterdir()) == ["frame 01.jpg"]
+    assert "holds image files" in capsys.readouterr().err and sorted(p.name for p in images.iterdir()) == ["frame 01.jpg"]
 
     out = tmp_path / "export"
     out.mkdir()
@@ -672,17 +672,13 @@ def test_the_later_of_a_draft_and_segment_edits_is_shown_and_leaving_it_leaves_b
     """A draft painted over Segment's kept edits, napari closed, the session resumed: the draft was shown and leaving
     it kept the older edits, which came back as "never accepted" (trial of session 34). And edits painted in Segment
     after a draft are the later work: shown over it."""
-    from test_trial32 import open_session_on_two_frames, two_frames
+    from test_trial32 import open_session_on_two_frames
 
     from napari_unetv2.annotation import AnnotationSession
-    from napari_unetv2.files import read_image
 
-    folder = two_frames(tmp_path / "images")
-    image_a = read_image(folder / "a.png")
-    shape, key = image_a.shape[:2], image_hash(image_a)
-    older, later = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
-    older[10:40, 10:40], later[60:100, 60:100] = 1, 1
-    KeptEdits().keep(key, older, {"image": "a", "model_version": "v0"}, np.zeros(shape, np.uint8))
+    folder, shape, key = _frames_and_first_key(tmp_path)
+    older, later = _square(shape, 10, 40), _square(shape, 60, 100)
+    _keep_for_a(key, older)
     AnnotationSession(tmp_path / "session", folder).keep_draft(folder / "a.png", later)  # painted here after them
     session = open_session_on_two_frames(make_napari_viewer(), qtbot, tmp_path, images=folder)
     assert np.array_equal(np.asarray(session.mask_layer.data) > 0, later > 0), session.status.value
@@ -697,12 +693,13 @@ def test_the_later_of_a_draft_and_segment_edits_is_shown_and_leaving_it_leaves_b
 
     # Segment's edits written after the draft: the later work, shown
     session.session.keep_draft(folder / "a.png", older)
-    KeptEdits().keep(key, later, {"image": "a", "model_version": "v0"}, np.zeros(shape, np.uint8))
+    _keep_for_a(key, later)
     session._cache.clear()
     session.previous_image()
     qtbot.waitUntil(lambda: session.shown_path == folder / "a.png", timeout=60_000)
     assert np.array_equal(np.asarray(session.mask_layer.data) > 0, later > 0), session.status.value
-    assert "outside this session" in session.status.value.replace("\u200b", "")
+    said = session.status.value.replace("\u200b", "")
+    assert "outside this session" in said and "a draft painted on it here before them is set aside" in said, said
 
 
 def test_segment_does_not_give_back_edits_older_than_a_stored_correction(make_napari_viewer, qtbot):
@@ -726,7 +723,9 @@ def test_segment_does_not_give_back_edits_older_than_a_stored_correction(make_na
     said = widget.status.value.replace("\u200b", "")
     assert not np.array_equal(np.asarray(mask.data) > 0, edits > 0) and "older than that correction" in said, said
     assert not any(layer.name.endswith("proposal") for layer in viewer.layers)
+    _settle(viewer, qtbot)  # (the model's unedited mask dropped them once painting "paused": verification of session 34)
     assert KeptEdits().find(key, shape) is not None  # not shown, not thrown away: `unetv2 kept-edits` still has them
+    assert KeptEdits().find(key, shape, "proposal") is not None
 
 
 def test_batch_results_say_a_stored_correction_and_do_not_give_back_older_edits(make_napari_viewer, qtbot, tmp_path):
@@ -759,3 +758,52 @@ def test_batch_results_say_a_stored_correction_and_do_not_give_back_older_edits(
     assert not np.array_equal(np.asarray(viewer.layers[f"{first.stem} mask"].data) > 0, edits > 0), said
     assert f"1 of them have a correction stored already (the masks shown are the model's; Correct & retrain lists " \
            f"the corrections): {first.stem}" in said and "older than the stored correction" in said, said
+    _settle(viewer, qtbot)
+    assert KeptEdits().find(image_hash(image), image.shape[:2]) is not None  # said to be kept: kept
+
+
+def test_a_folder_session_shows_a_proposal_painted_on_in_segment_and_leaving_it_leaves_it(make_napari_viewer, qtbot,
+                                                                                          tmp_path):
+    """A proposal painted on in Segment was not shown by a folder session, and its Accept deleted it unseen
+    (verification of session 34). Now it is beside the mask, said; leaving the image (asked first) leaves it."""
+    from test_trial32 import open_session_on_two_frames
+
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+    from napari_unetv2.widgets._layers import PROPOSAL, layer_of
+
+    folder, shape, key = _frames_and_first_key(tmp_path)
+    edits, proposal = _square(shape, 10, 40), _square(shape, 50, 120)
+    _keep_for_a(key, edits)
+    _keep_for_a(key, proposal, "proposal")
+    session = open_session_on_two_frames(make_napari_viewer(), qtbot, tmp_path, images=folder)
+    shown = layer_of(session.viewer, session.image_layer, PROPOSAL)
+    said = session.status.value.replace("\u200b", "")
+    assert shown is not None and np.array_equal(np.asarray(shown.data) > 0, proposal > 0), said
+    assert "the proposal you painted on in Segment" in said and np.array_equal(session.mask_layer.data, edits)
+    assert session.viewer.layers.selection.active is session.mask_layer  # the brush stays on the mask
+    assert not session.next_image() and session.next_image()  # asked, then left
+    qtbot.waitUntil(lambda: session.shown_path == folder / "b.png", timeout=60_000)
+    painted_mask_keeper(session.viewer).wait()
+    assert KeptEdits().find(key, shape) is None and KeptEdits().find(key, shape, "proposal") is None
+
+
+def _frames_and_first_key(tmp_path):
+    """:func:`two_frames` in ``tmp_path/images``: (the folder, a.png's shape, its image key)."""
+    from test_trial32 import two_frames
+
+    from napari_unetv2.files import read_image
+
+    folder = two_frames(tmp_path / "images")
+    image = read_image(folder / "a.png")
+    return folder, image.shape[:2], image_hash(image)
+
+
+def _square(shape, start, stop):
+    mask = np.zeros(shape, np.uint8)
+    mask[start:stop, start:stop] = 1
+    return mask
+
+
+def _keep_for_a(key, mask, role="mask"):
+    """Edits of a.png kept as Segment keeps them (painted over an empty mask of version v0)."""
+    KeptEdits().keep(key, mask, {"image": "a", "model_version": "v0"}, np.zeros(mask.shape, np.uint8), role)

@@ -161,8 +161,10 @@ class PaintedMaskKeeper:
         if not layers:
             return None
         edited = [x for x in layers if self._to_keep(x)]
-        if not edited:
-            return self._drop(slot)
+        if not edited:  # undone, or accepted: its entry goes, if this viewer wrote it or gave it back (an unedited mask
+            # says nothing of an entry it never held: edits older than a correction stored elsewhere, not given back
+            # and said to be kept, went with the model's new mask; verification of session 34)
+            return self._drop(slot) if slot in self._written else None
         layer = max(edited, key=lambda x: self._painted_at.get(x, 0.0))
         painted_at = self._painted_at.get(layer, 0.0)
         if painted_at < self._written_at.get(slot, -1.0):
@@ -199,12 +201,14 @@ class PaintedMaskKeeper:
             self._drop(slot)  # (and forgets when what it held was painted)
 
     def left(self, key: Optional[str]) -> None:
-        """The user chose to leave the image ``key``'s kept mask edits (shown in a folder session, and left there with
-        a second Next): its entry goes, unless a mask of the image open here holds edits (judged again)."""
+        """The user chose to leave the image ``key``'s kept edits (its mask's and its proposal's, shown in a folder
+        session and left there with a second Next): its entries go, unless a layer of the image open here holds edits
+        (judged again)."""
         if key:
-            self._written.pop((key, MASK), None)
-            self._drop((key, MASK))
-            self.judge((key, MASK))
+            for slot in ((key, MASK), (key, PROPOSAL)):
+                self._written.pop(slot, None)
+                self._drop(slot)
+                self.judge(slot)
 
     def _submit(self, *call) -> Future:
         def run():

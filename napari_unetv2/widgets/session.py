@@ -63,6 +63,7 @@ from ._layers import (
     show_prediction,
     show_probability,
     start_mask,
+    start_proposal,
     unproxied,
 )
 from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line, trained_on
@@ -344,7 +345,7 @@ class SessionWidget(WorkerWidget):
                 return "error", err
             # edits painted on this image in Segment (or on a Batch result) and kept, never accepted: shown here
             prediction.image_key = image_hash(image)
-            kept = kept_edits.find(prediction.image_key, image.shape[:2])
+            kept = {role: kept_edits.find(prediction.image_key, image.shape[:2], role) for role in (MASK, PROPOSAL)}
             return "ok", (image, prediction, earlier_correction(corrections_dir, image, path), kept)
 
         def returned(outcome) -> None:
@@ -433,16 +434,16 @@ class SessionWidget(WorkerWidget):
             if (str(upcoming), self._model_key()) not in self._cache:
                 self._compute(upcoming)
 
-    def _display(self, path: Path, image: np.ndarray, prediction, earlier=None, kept: Optional[KeptEdit] = None,
+    def _display(self, path: Path, image: np.ndarray, prediction, earlier=None, kept: Optional[dict] = None,
                  starting: Optional[np.ndarray] = None) -> None:
         """Show this image and its mask in place of the previous ones: one image's layers at a time.
 
         ``earlier``: the correction set's (entry, mask) of this image, shown instead of the model's mask (with the
         model's probability beside it): a correction made in *Correct & retrain* or an earlier session is the
         clinician's work, and showing the model's mask over it had them correct the image again (stop 29's list).
-        ``kept``: edits painted on this image outside a session (a *Segment* result touched up) and kept, never
-        accepted: shown as its mask unless a correction stored later holds it (the session ignored them, and Accept
-        then dropped them: stop 33's list).
+        ``kept``: {role: edits painted on this image's mask or proposal outside a session (a *Segment* result touched
+        up) and kept, never accepted} as read ahead: shown unless a correction stored later holds the image (the session
+        ignored them, and Accept then dropped them: stop 33's list); see :meth:`_outside_edits`.
 
         The layers are reused (their pixels replaced), not removed and added: napari runs a full garbage
         collection for every removed layer, which stalls the viewer for a second with torch loaded."""
@@ -467,16 +468,8 @@ class SessionWidget(WorkerWidget):
         painted = painted if painted is not None and mask_was_edited(painted) else None
         # edits painted on it before napari closed (or crashed), never accepted: shown over whatever it starts from
         draft = None if painted is not None else self.session.draft(path, image.shape[:2])
-        key = getattr(prediction, "image_key", None)
-        kept = None if painted is not None or key is None else self._kept_now(kept, key, image.shape[:2])
-        if kept is not None and earlier is not None and not kept.newer_than(earlier[0].created):
-            kept = None  # (stored as a correction since: accepted in another napari, or by a script)
-        self._kept_to_leave = kept.key if kept is not None else None
-        if kept is not None and draft is not None:  # the later of the two: painted here, or in Segment since
-            if kept.written_at > (self.session.draft_written_at(path) or 0.0):
-                draft = None
-            else:
-                kept = None  # (the draft grew from them: its edits are theirs and more)
+        kept, kept_proposal, draft, draft_set_aside = self._outside_edits(path, prediction, earlier, kept or {}, draft,
+                                                                          painted is not None, image.shape[:2])
         self._shown_draft = draft is not None
         if painted is not None:
             self.mask_layer = painted  # as the user left it when the image was closed
@@ -498,6 +491,9 @@ class SessionWidget(WorkerWidget):
                 self.mask_layer = start_mask(self.viewer, layer, prediction.mask if draft is None else draft,
                                              prediction.mask, prediction.model_version, self.display.value)
             show_probability(self.viewer, layer, prediction, prediction.model_version)
+            if kept_proposal is not None:  # painted on in Segment: shown beside the mask, as Segment gives it back
+                start_proposal(self.viewer, layer, kept_proposal.mask,
+                               *kept_proposal.painted_from(prediction.mask, prediction.model_version))
         self.shown_path, self.failed_path = path, None
         self._shown_at, self._replaced = time.monotonic(), False
         self._watch_edits(self.mask_layer)
@@ -515,8 +511,11 @@ class SessionWidget(WorkerWidget):
         elif kept is not None:
             other = kept.about.get("model_version") or ""
             other = f", over version {other}'s mask" if other and other != prediction.model_version else ""
+            aside = (" (a draft painted on it here before them is set aside: it goes when you accept or leave these)"
+                     if draft_set_aside else "")
             self._image_line = (path, f"{path.name}: the edits you painted on it outside this session (kept "
-                                      f"{kept.kept_at}{other}, never accepted) are shown; Accept & next stores them")
+                                      f"{kept.kept_at}{other}, never accepted) are shown{aside}; Accept & next stores "
+                                      "them")
         elif self._shown_correction is not None:
             entry = self._shown_correction
             self._image_line = (path, f"{path.name}: your correction {entry.id} (stored "
@@ -526,6 +525,10 @@ class SessionWidget(WorkerWidget):
             self._image_line = (path, f"{path.name}: " + ("your accepted mask; edit and accept again to replace it"
                                                           if self._accepted(path) else
                                                           "correct the mask, then Accept & next"))
+        if kept_proposal is not None:
+            self._image_line = (path, f"{self._image_line[1]}; the proposal you painted on in Segment (kept "
+                                      f"{kept_proposal.kept_at}) is beside it in '{layer.name} proposal' (it goes when "
+                                      "the image is accepted)")
         # said once for a run of such images (with each, it would crowd out the image's own line)
         hint = getattr(prediction, "domain_note", "") if prediction is not None else ""
         if hint and hint != self._domain_said:
@@ -533,14 +536,37 @@ class SessionWidget(WorkerWidget):
         self._domain_said = hint or self._domain_said
         self.say(f"{opening}{self._image_line[1]}")
 
-    def _kept_now(self, kept: Optional[KeptEdit], key: str, shape: tuple) -> Optional[KeptEdit]:
-        """The image ``key``'s kept edits as they are now: those found when it was read ahead (a JSON read says they
+    def _outside_edits(self, path: Path, prediction, earlier, kept: dict, draft, reshown_painted: bool, shape: tuple):
+        """(kept mask edits to show, kept proposal to show, the draft to show, whether a draft was set aside) for an
+        image segmented by the model (none without its prediction, or when the image comes back with its own painted
+        mask). Neither kept entry when a correction of the image was stored after it (accepted in another napari, or
+        by a script). Of the kept mask edits and the session's draft, the later: painted here since, or in Segment
+        since. Sets what leaving the image leaves: the kept entries shown, or those the draft grew from."""
+        key = getattr(prediction, "image_key", None)
+        self._kept_to_leave = None
+        if key is None or reshown_painted:
+            return None, None, draft, False
+        found = {role: self._kept_now(kept.get(role), key, shape, role) for role in (MASK, PROPOSAL)}
+        found = {role: edits for role, edits in found.items()
+                 if edits is not None and (earlier is None or edits.newer_than(earlier[0].created))}
+        mask_edits, proposal = found.get(MASK), found.get(PROPOSAL)
+        self._kept_to_leave = key if found else None
+        set_aside = False
+        if mask_edits is not None and draft is not None:
+            if mask_edits.written_at > (self.session.draft_written_at(path) or 0.0):
+                draft, set_aside = None, True
+            else:
+                mask_edits = None  # (the draft grew from them: its edits are theirs and more)
+        return mask_edits, proposal, draft, set_aside
+
+    def _kept_now(self, kept: Optional[KeptEdit], key: str, shape: tuple, role: str = MASK) -> Optional[KeptEdit]:
+        """The image ``key``'s kept edits as they are now: those found when it was read ahead (one file check says they
         are unchanged), or read again: kept, accepted, left or painted again elsewhere since (trial of session 34:
         edits painted in Segment on the image read ahead were not shown, and the session's Accept dropped them)."""
         store = painted_mask_keeper(self.viewer).store
-        if kept is not None and store.unchanged(kept):
+        if kept is not None and store.unchanged(kept, role):
             return kept
-        return store.find(key, shape) if store.holds(key) else None
+        return store.find(key, shape, role) if store.holds(key, role) else None
 
     def _accepted(self, path: Path) -> bool:
         """Accepted, or being written as accepted (a skipped image with a given mask is not)."""
