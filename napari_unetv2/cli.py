@@ -650,7 +650,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_kept_edits(args: argparse.Namespace) -> int:
     """The masks kept for napari (:mod:`.annotation.kept_edits`): nothing listed them, and the folder was the only
     way to see, save or clean them (stop 33's list)."""
-    from .annotation.kept_edits import KEY, KeptEdits, export_stem
+    from .annotation.kept_edits import KEY, KeptEdit, KeptEdits, export_stem
     from .files import IMAGE_SUFFIXES
 
     store = KeptEdits()
@@ -688,17 +688,36 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
         return 0
     if args.target:
         raise ValueError(f"kept-edits list takes no argument (got {args.target!r})")
+    corrected = _corrected_images()
     print(f"kept edits: {store.root}")
     for key, role, about in entries:
         if about.get("damaged"):
             print(f"  {key}  {role}: its JSON is damaged (not given back; forget removes it)")
             continue
         shape = "x".join(str(n) for n in about.get("shape", ())[::-1]) or "?"
+        later = corrected.get(key, "")
+        older = (f"; older than its correction stored {later.replace('T', ' ')}: not given back, export or forget it"
+                 if later and not KeptEdit(key, None, None, about).newer_than(later) else "")
         print(printable(f"  {key}  {about.get('kept_at', '?')}  {role:<8} {about.get('image', '?')} ({shape}, painted "
-                        f"over {about.get('model_version') or '?'})"))
+                        f"over {about.get('model_version') or '?'}{older})"))
     print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}; given back when their image is segmented "
-          "again or shown in a folder session, removed when its correction is stored")
+          "again or shown in a folder session, removed when a correction of it is stored in napari")
     return 0
+
+
+def _corrected_images() -> dict:
+    """{image hash: when its latest correction was stored} of the default correction set (empty without one)."""
+    from .corrections import CorrectionSet
+    from .storage import default_corrections_dir
+
+    folder = default_corrections_dir()
+    if not (folder / "provenance").is_dir():
+        return {}
+    latest: dict = {}
+    for entry in CorrectionSet(folder).entries():
+        if entry.image_hash and entry.created > latest.get(entry.image_hash, ""):
+            latest[entry.image_hash] = entry.created
+    return latest
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,5 +1,7 @@
 """Masks painted outside a folder session are kept on disk and come back with their image (stop 32's list: closing
 napari lost a touched-up *Segment* result without a question)."""
+import time
+
 import numpy as np
 import pytest
 
@@ -585,6 +587,16 @@ def test_unetv2_kept_edits_lists_exports_and_forgets_without_leaving_the_folder(
     assert main(["kept-edits"]) == 0
     listed = capsys.readouterr().out
     assert key in listed and other in listed and "frame 01.jpg" in listed and "30x20" in listed and "damaged" in listed
+    assert "older than its correction" not in listed
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.storage import default_corrections_dir
+
+    time.sleep(1.1)  # (times are kept to the second)
+    store_correction(CorrectionSet(default_corrections_dir()), mask[:10], 1 - mask[:10], source="b.png")  # its image
+    assert main(["kept-edits"]) == 0  # a correction of b stored since (elsewhere): its entry is never given back
+    older = [line for line in capsys.readouterr().out.splitlines() if "older than its correction" in line]
+    assert len(older) == 1 and other in older[0]
 
     images = tmp_path / "images"
     images.mkdir()
