@@ -708,16 +708,13 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
 def _corrected_images() -> dict:
     """{image hash: when its latest correction was stored} of the default correction set (empty without one)."""
     from .corrections import CorrectionSet
+    from .corrections.correction_set import entries_by_image
     from .storage import default_corrections_dir
 
     folder = default_corrections_dir()
     if not (folder / "provenance").is_dir():
         return {}
-    latest: dict = {}
-    for entry in CorrectionSet(folder).entries():
-        if entry.image_hash and entry.created > latest.get(entry.image_hash, ""):
-            latest[entry.image_hash] = entry.created
-    return latest
+    return {key: entries[-1].created for key, entries in entries_by_image(CorrectionSet(folder)).items()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -65,14 +65,15 @@ def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: st
     return found
 
 
-def stored_correction_of(corrections_dir: Path, image: np.ndarray, source: str) -> Optional[tuple[Correction, np.ndarray]]:
+def stored_correction_of(corrections_dir: Path, image: np.ndarray, source: str,
+                         pixels: Optional[str] = None) -> Optional[tuple[Correction, np.ndarray]]:
     """The set's latest correction of exactly this image, with its mask; None when it holds none, or when the folder is
     no correction set yet (then nothing is created; an existing set is opened as any reader opens it, which removes
-    temporary files its killed writers left hours ago)."""
+    temporary files its killed writers left hours ago). ``pixels``: the image's hash, when known already."""
     folder = Path(corrections_dir)
     if not (folder / "provenance").is_dir():
         return None
-    found = same_image_entries(CorrectionSet(folder), np.asarray(image), source)
+    found = same_image_entries(CorrectionSet(folder), np.asarray(image), source, pixels)
     return max(found, key=lambda item: (item[0].created, item[0].id)) if found else None
 
 

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..files import read_mask, write_png_atomic
+from ..files import file_safe, read_mask, write_png_atomic
 from ..files.atomic import atomic_write_text
 from ..storage import default_kept_edits_dir
 
@@ -171,5 +171,4 @@ def export_stem(about: dict) -> str:
     """The image's name from an entry's JSON as a plain, file-safe stem (the JSON is data: nothing of it leaves the
     folder it is written into)."""
     name = about.get("image", "") if isinstance(about, dict) else ""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(name)).stem).strip("_.")[:80]
-    return stem or "image"
+    return file_safe(Path(str(name)).stem)

@@ -25,6 +25,7 @@ from ..files import (
     UnsafePathError,
     atomic_write_text,
     child_path,
+    file_safe,
     read_json,
     relative_inside,
     remove_stale_temporaries,
@@ -70,10 +71,6 @@ def image_hash(image: np.ndarray) -> str:
 
 
 ENTRY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")  # what add() makes: <time stamp>-<safe source>
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_.")[:80] or "image"
 
 
 def check_correction_arrays(image: np.ndarray, mask: np.ndarray) -> None:
@@ -140,6 +137,15 @@ def _create_exclusively(path: Path) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+def entries_by_image(corrections: "CorrectionSet") -> dict[str, list[Correction]]:
+    """The set's entries by their image's pixel hash (entries written without one left out), each list oldest first."""
+    found: dict[str, list[Correction]] = {}
+    for entry in corrections.entries():
+        if entry.image_hash:
+            found.setdefault(entry.image_hash, []).append(entry)
+    return {key: sorted(entries, key=lambda entry: entry.created) for key, entries in found.items()}
 
 
 def not_a_correction_set(folder: Path) -> Optional[str]:
@@ -232,7 +238,7 @@ class CorrectionSet:
             dice, iou, _ = dice_iou_mae(tested, binary > 0)
             # (the metric's smoothing leaves 7e-11 for "nothing in common": stored as the 0 it is)
             dice, iou = round(float(dice), 6), round(float(iou), 6)
-        entry_id, claim = self._claim_id(f"{time.strftime('%Y%m%d-%H%M%S')}-{_safe(source)}")
+        entry_id, claim = self._claim_id(f"{time.strftime('%Y%m%d-%H%M%S')}-{file_safe(source)}")
         try:
             if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[-1] in (3, 4)):
                 image_file = f"images/{entry_id}.png"

@@ -21,7 +21,7 @@ from .images import (
 )
 from .jsonfile import read_json
 from .lock import locked
-from .paths import UnsafePathError, child_path, relative_inside, safe_name, same_file_key
+from .paths import UnsafePathError, child_path, file_safe, relative_inside, safe_name, same_file_key
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -29,6 +29,7 @@ __all__ = [
     "UnreadableImageError",
     "UnsafePathError",
     "child_path",
+    "file_safe",
     "interrupts_deferred",
     "locked",
     "read_json",

@@ -9,6 +9,7 @@ reach files inside the folder that owns them.
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -18,6 +19,12 @@ def same_file_key(name: str) -> str:
     and ``scan.png`` are one file, and so are the two ways of writing an accented letter). Names that share a key
     must not be written side by side."""
     return unicodedata.normalize("NFC", name).casefold()
+
+
+def file_safe(name: str) -> str:
+    """``name`` reduced to letters, digits, ``.``, ``_`` and ``-`` (runs of anything else become one ``_``), at most 80
+    characters, never empty: for file names made from a name read from data."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_.")[:80] or "image"
 
 
 class UnsafePathError(ValueError):

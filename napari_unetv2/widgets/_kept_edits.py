@@ -196,19 +196,24 @@ class PaintedMaskKeeper:
             return
         for layer in self._layers_of((key, None)):
             self._superseded[layer] = image_hash(np.asarray(layer.data))
-        for slot in ((key, MASK), (key, PROPOSAL)):
-            self._written.pop(slot, None)
-            self._drop(slot)  # (and forgets when what it held was painted)
+        self._drop_entries(key)
 
     def left(self, key: Optional[str]) -> None:
         """The user chose to leave the image ``key``'s kept edits (its mask's and its proposal's, shown in a folder
         session and left there with a second Next): its entries go, unless a layer of the image open here holds edits
         (judged again)."""
         if key:
-            for slot in ((key, MASK), (key, PROPOSAL)):
-                self._written.pop(slot, None)
-                self._drop(slot)
+            for slot in self._drop_entries(key):
                 self.judge(slot)
+
+    def _drop_entries(self, key: str) -> tuple:
+        """Drop the image ``key``'s entries (its mask's and its proposal's), whatever this viewer knew it wrote (and when
+        what it held was painted); returns their slots."""
+        slots = ((key, MASK), (key, PROPOSAL))
+        for slot in slots:
+            self._written.pop(slot, None)
+            self._drop(slot)
+        return slots
 
     def _submit(self, *call) -> Future:
         def run():

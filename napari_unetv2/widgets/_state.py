@@ -166,18 +166,11 @@ def stored_corrections_of(corrections_dir: Optional[Path], image_key: Optional[s
     """The set's corrections of the image whose pixels hash to ``image_key`` (``image_hash``), newest last; read again
     only when the set changed. For *Segment*: an image already corrected and accepted showed the model's mask as if
     nothing had been done (trial of session 33). Never creates the set."""
+    from ..corrections.correction_set import entries_by_image
+
     if corrections_dir is None or not image_key:
         return []
-
-    def by_image(corrections) -> dict:
-        found: dict = {}
-        for entry in corrections.entries():
-            if entry.image_hash:
-                found.setdefault(entry.image_hash, []).append(entry)
-        return found
-
-    entries = _read_while_unchanged(_BY_IMAGE_CACHE, corrections_dir, by_image, {}).get(image_key, [])
-    return sorted(entries, key=lambda entry: entry.created)
+    return _read_while_unchanged(_BY_IMAGE_CACHE, corrections_dir, entries_by_image, {}).get(image_key, [])
 
 
 def prospective_note(version: Optional[str], corrections_dir: Optional[Path]) -> str:

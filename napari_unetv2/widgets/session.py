@@ -91,14 +91,14 @@ DRAFT_AFTER_MS = 500  # painting paused this long: the edits are kept on disk as
 DRAFT_AT_LEAST_EVERY_S = 5.0  # ... and at least this often while painting goes on without a pause
 
 
-def earlier_correction(corrections_dir: Path, image: np.ndarray, path: Path):
+def earlier_correction(corrections_dir: Path, image: np.ndarray, path: Path, pixels: Optional[str] = None):
     """The correction set's (entry, mask) of this image, or None; read in the worker that segments it (reading the
     set cost the GUI thread 0.2-0.8 s on a 300-entry set). A set that cannot be read hides nothing: the model's mask
     is shown, and an unedited Accept over a correction is still refused in the writer thread."""
     if not_a_correction_set(corrections_dir):
         return None
     try:
-        return stored_correction_of(corrections_dir, image, path.name)
+        return stored_correction_of(corrections_dir, image, path.name, pixels)
     except (OSError, ValueError):
         return None
 
@@ -346,7 +346,8 @@ class SessionWidget(WorkerWidget):
             # edits painted on this image in Segment (or on a Batch result) and kept, never accepted: shown here
             prediction.image_key = image_hash(image)
             kept = {role: kept_edits.find(prediction.image_key, image.shape[:2], role) for role in (MASK, PROPOSAL)}
-            return "ok", (image, prediction, earlier_correction(corrections_dir, image, path), kept)
+            earlier = earlier_correction(corrections_dir, image, path, prediction.image_key)
+            return "ok", (image, prediction, earlier, kept)
 
         def returned(outcome) -> None:
             self._loading.pop(key, None)
