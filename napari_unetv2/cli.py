@@ -667,6 +667,8 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
         if not args.target:
             raise ValueError("kept-edits export needs a folder: unetv2 kept-edits export FOLDER")
         folder = Path(args.target)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"{folder} is a file, not a folder: nothing was written")
         images = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
                         and not p.stem.endswith(("_mask", "_proposal"))) if folder.is_dir() else []
         if images:  # (a folder session over it counted the masks as images: trial of session 34; and in a folder of

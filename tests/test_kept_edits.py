@@ -604,6 +604,8 @@ def test_unetv2_kept_edits_lists_exports_and_forgets_without_leaving_the_folder(
     assert main(["kept-edits", "export", str(images)]) == 2  # masks among the images: a session would count them
     assert "holds image files" in capsys.readouterr().err and sorted(p.name for p in images.iterdir()) == ["frame 01.jpg"]
 
+    assert main(["kept-edits", "export", str(images / "frame 01.jpg")]) == 2  # a file: refused, left as it was
+    assert "is a file, not a folder" in capsys.readouterr().err and (images / "frame 01.jpg").read_bytes() == b"an image"
     out = tmp_path / "export"
     out.mkdir()
     (out / "b_mask.png").write_bytes(b"mine")  # a file already there is never replaced
