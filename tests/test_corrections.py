@@ -240,6 +240,35 @@ def test_an_unchanged_prediction_does_not_silently_replace_a_correction(tmp_path
     assert stored.replaced == [earlier.id] and stored.entry.id in {e.id for e in cs.entries()}
 
 
+def test_a_mask_accepted_unchanged_is_not_replaced_without_a_question(tmp_path):
+    """Trial of session 35: a folder session's Accept of the model's mask as it was (0 pixels changed), then the same
+    image segmented again in Segment, painted over (1,600 pixels) and accepted in Correct & retrain: the reviewed mask
+    was replaced on the first press. Such an entry is asked about like one with pixels changed: painted over another
+    prediction, and as another model's unchanged mask."""
+    from napari_unetv2.annotation import WouldDiscardCorrection, WouldReplaceCorrection, store_correction
+
+    image, gt, _ = load_sample("polyp")
+    cs = CorrectionSet(tmp_path / "set")
+    reviewed = store_correction(cs, image, gt, source="frame.png", model_version="v1", predicted_mask=gt).entry
+    assert reviewed.pixels_changed == 0
+    other_model = np.roll(gt, 40, axis=1)
+    painted = other_model.copy()
+    painted[:40, :40] = 1
+    with pytest.raises(WouldReplaceCorrection, match="accepted with no pixel changed"):
+        store_correction(cs, image, painted, source="frame", model_version="v2", predicted_mask=other_model,
+                         keep_edited=True, accepted_from_layer=[])
+    with pytest.raises(WouldDiscardCorrection, match=reviewed.id):
+        store_correction(cs, image, other_model, source="frame", model_version="v2", predicted_mask=other_model,
+                         keep_edited=True, accepted_from_layer=[])
+    assert [e.id for e in cs.entries()] == [reviewed.id]
+    # painting on the reviewed mask itself (started from it) is how it is improved: not asked
+    better = gt.copy()
+    better[:8, :8] = 1 - better[:8, :8]
+    stored = store_correction(cs, image, better, source="frame", model_version="v1", predicted_mask=gt,
+                              keep_edited=True, accepted_from_layer=[])
+    assert stored.replaced == [reviewed.id]
+
+
 def test_a_provenance_file_naming_another_entry_is_not_an_entry(tmp_path):
     """A cold review of session 25: B's provenance edited (or merged from another set) to carry A's id: re-accepting
     B's image then removed A's correction (removal goes by the id in the file)."""

@@ -40,6 +40,7 @@ def segment(qtbot, widget):
     assert worker is not None, widget.status.value
     wait(qtbot, worker)
     qtbot.waitUntil(lambda: not widget.busy, timeout=5000)
+    qtbot.wait(20)  # what the viewer does on the next turns of the event loop (the new mask selected: its image shown)
 
 
 def error_toasts():
@@ -761,6 +762,29 @@ def test_a_long_status_is_shown_whole_when_docks_share_a_column(make_napari_view
         return label.height() >= label.heightForWidth(label.width()) and top_left.y() >= 0 and bottom <= viewport.height()
 
     qtbot.waitUntil(shown_whole, timeout=5000)
+
+
+def test_all_five_docks_fit_on_the_screen(make_napari_viewer, qtbot):
+    """Trial of session 35: with the plugin's five docks open, each kept a floor of 320 px and napari's window could not
+    be made shorter than 1,644 px on a 1,200 px screen (Accept & next below its edge). The floor now shares the screen's
+    height among the docks (they scroll); one dock alone keeps it whole."""
+    from napari_unetv2.widgets._base import MIN_DOCK_HEIGHT, dock_floor
+
+    assert dock_floor(1, 1200) == MIN_DOCK_HEIGHT and dock_floor(5, 1200) < MIN_DOCK_HEIGHT
+    assert dock_floor(5, 1200) * 5 + 140 + 5 * 28 <= 1200 and dock_floor(20, 600) == 120
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    first = dock(viewer, "Segment")
+    qtbot.wait(50)
+    alone = first.native.minimumHeight()
+    names = ["Correct & retrain", "Batch folder", "Annotate a folder", "Correct with clicks"]
+    docks = [first] + [dock(viewer, name) for name in names]
+    qtbot.wait(50)
+    screen = window.screen().availableGeometry().height()
+    floor = dock_floor(5, screen)
+    assert all(w.native.minimumHeight() <= floor for w in docks)
+    assert window.minimumSizeHint().height() <= max(screen, 5 * (floor + 28) + 140)
+    assert alone == min(first.controls.sizeHint().height(), MIN_DOCK_HEIGHT)
 
 
 def test_a_data_folder_chosen_as_the_correction_set_is_refused_and_left_alone(make_napari_viewer, isolated_home, tmp_path):

@@ -770,10 +770,16 @@ def test_batch_results_say_a_stored_correction_and_do_not_give_back_older_edits(
     run_until_idle(qtbot, batch)
     said = batch.status.value.replace("\u200b", "")
     assert not np.array_equal(np.asarray(viewer.layers[f"{first.stem} mask"].data) > 0, edits > 0), said
-    assert f"1 of them have a correction stored already (the masks shown are the model's; Correct & retrain lists " \
-           f"the corrections): {first.stem}" in said and "older than the stored correction" in said, said
+    assert f"1 of the masks written are of images with a correction stored already (the files hold the model's " \
+           f"masks; Correct & retrain lists the corrections): {first.stem}" in said, said
+    assert "1 of them have a correction" not in said and "older than the stored correction" in said, said  # once
     _settle(viewer, qtbot)
     assert KeptEdits().find(image_hash(image), image.shape[:2]) is not None  # said to be kept: kept
+    # results not opened (or already open, trial of session 35): the run's line says it all the same
+    batch.output.value, batch.open_results.value = str(tmp_path / "out2"), False
+    run_until_idle(qtbot, batch)
+    said = batch.status.value.replace("\u200b", "")
+    assert "1 of the masks written are of images with a correction stored already" in said and first.stem in said
 
 
 def test_a_folder_session_shows_a_proposal_painted_on_in_segment_and_leaving_it_leaves_it(make_napari_viewer, qtbot,

@@ -358,6 +358,9 @@ def test_keyboard_shortcuts_skip_and_export(make_napari_viewer, qtbot, tmp_path)
     assert widget.session.reviewed() == 2
     widget.export_folder.value = str(tmp_path / "finished")
     assert [p.name for p in widget.export()] == [widget.session.path_at(2).name]
+    # what is left out is said (trial of session 35: a skipped image was left out without a word)
+    first, second = widget.session.path_at(0).stem, widget.session.path_at(1).stem
+    assert f"not exported: 1 skipped ({second}); 1 not accepted yet ({first})" in widget.status.value.replace("\u200b", "")
     assert widget.export() == [] and "Nothing was overwritten" in widget.status.value.replace("\u200b", "")
 
 
@@ -419,6 +422,27 @@ def test_an_unreadable_next_image_takes_the_last_one_off_the_screen_and_cannot_b
     assert widget.skip()
     wait_shown(qtbot, widget)
     assert widget.session.current == last and viewer.layers[0].metadata.get(SESSION_FILE_KEY) == str(last)
+
+
+def test_accept_onto_an_unreadable_image_keeps_saying_so_and_shows_no_other_image(make_napari_viewer, qtbot, tmp_path):
+    """Trial of session 35: Accept & next onto a corrupt file said so, then 1.5 s later the stored line of the image
+    before replaced it for good; and the canvas showed another widget's image, under "image 2: b.png"."""
+    data = crops_folder(tmp_path / "data", n=2)
+    images = data / "images"
+    first, last = sorted(images.iterdir())
+    (images / (first.stem + "_corrupt.png")).write_bytes(b"\x89PNG\r\n\x1a\n not a picture")  # sorts between
+    viewer = make_napari_viewer()
+    elsewhere = viewer.add_image(np.full((96, 96, 3), 200, np.uint8), name="segmented elsewhere")
+    widget = open_session(viewer, qtbot, tmp_path / "session", images=images)
+    assert widget.accept_and_next() is not None
+    qtbot.waitUntil(lambda: widget.failed_path == widget.session.current and not widget._writing, timeout=30_000)
+    qtbot.wait(200)
+    status = widget.status.value.replace("\u200b", "")
+    assert f"{first.name}: stored" in status and "could not be read" in status and "Skip" in status
+    assert not elsewhere.visible  # the canvas shows nothing that could be taken for the unreadable image
+    assert widget.skip()
+    wait_shown(qtbot, widget)
+    assert widget.session.current == last
 
 
 def test_next_asks_before_leaving_edits_that_were_not_accepted(make_napari_viewer, qtbot, tmp_path):

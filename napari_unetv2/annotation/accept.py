@@ -37,7 +37,10 @@ class StoredCorrection:
 
     def describe(self) -> str:
         note = f" (replaced the earlier correction {', '.join(self.replaced)})" if self.replaced else ""
-        return f"stored {self.entry.id}: {self.entry.pixels_changed} pixels changed{note}"
+        # an empty mask is a finding too ("no lesion here"), but one quick Accept away from a missed one: said (trial
+        # of session 35: an empty mask accepted on a frame whose ground truth holds a 1,082 px polyp, unnoticed)
+        empty = "; the mask is EMPTY: nothing marked in this image" if self.entry.foreground_pixels == 0 else ""
+        return f"stored {self.entry.id}: {self.entry.pixels_changed} pixels changed{empty}{note}"
 
 
 def source_key(source: str) -> str:
@@ -77,6 +80,35 @@ def stored_correction_of(corrections_dir: Path, image: np.ndarray, source: str,
     return max(found, key=lambda item: (item[0].created, item[0].id)) if found else None
 
 
+def images_with_corrections(corrections_dir: Optional[Path], folder: Path, names: Collection[str]) -> list[str]:
+    """Those of the image files ``names`` (in ``folder``) of which the correction set holds a correction: the same
+    pixels, looked at only where an entry's source names the file (a folder of thousands is not read again). For
+    *Batch folder*: it wrote the model's masks of images corrected already and said nothing (trial of session 35).
+    Never creates the set."""
+    if corrections_dir is None or not (Path(corrections_dir) / "provenance").is_dir():
+        return []
+    hashes_by_name: dict[str, set[str]] = {}
+    for entry in CorrectionSet(Path(corrections_dir)).entries():
+        if entry.image_hash:
+            hashes_by_name.setdefault(source_key(entry.source), set()).add(entry.image_hash)
+    found = []
+    for name in names:
+        hashes = hashes_by_name.get(source_key(name))
+        if not hashes:
+            continue
+        try:
+            if image_hash(read_image(Path(folder) / name)) in hashes:
+                found.append(name)
+        except (UnreadableImageError, OSError):
+            continue  # (changed or removed since it was segmented: not known to be corrected)
+    return found
+
+
+def _what_was_stored(entry: Correction) -> str:
+    return (f"{entry.pixels_changed} pixels changed" if entry.pixels_changed
+            else "accepted with no pixel changed from the mask shown")
+
+
 def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.ndarray, source: str,
                      model_version: str = "", predicted_mask: Optional[np.ndarray] = None,
                      seconds_spent: Optional[float] = None, clicks: Optional[int] = None,
@@ -88,12 +120,14 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
     entry is safely written (so no moment exists without a correction for the image).
 
     ``keep_edited``: raise :class:`WouldDiscardCorrection` instead when the mask is exactly ``predicted_mask`` (no
-    pixel corrected: edits undone, or Accept pressed before painting) and an earlier entry of the image holds a
-    correction (pixels changed): one click would otherwise swap a clinician's correction for the model's mask.
+    pixel corrected: edits undone, or Accept pressed before painting) and an earlier entry of the image exists (one
+    accepted with no pixel changed too: a reviewed mask): one click would otherwise swap a clinician's correction for
+    the model's mask.
 
     ``accepted_from_layer`` (with ``keep_edited``): the pixel hashes of the 0/1 masks accepted before from the layer
     this mask comes from. Then :class:`WouldReplaceCorrection` is raised instead when an earlier entry holds a
-    correction that this mask neither started from (``predicted_mask``) nor was accepted from that layer: an image
+    correction (or a mask accepted unchanged) that this mask neither started from (``predicted_mask``) nor was
+    accepted from that layer: an image
     corrected yesterday, segmented again today and touched up replaced the careful correction for good (trial of
     session 31). Painting on and accepting again from the same layer is how a correction is improved: not asked.
 
@@ -113,23 +147,24 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
             raise DuplicateCorrection(f"{source} with this mask is already in the correction set ({entry.id}); "
                                       "nothing was added", entry.id)
     unedited = predicted_mask is not None and np.array_equal((np.asarray(predicted_mask) > 0), binary > 0)
-    corrected = [old for old, _ in earlier if old.pixels_changed]
-    if keep_edited and unedited and corrected:
+    # Every earlier entry is a clinician's decision, one accepted with no pixel changed too ("this mask is right"): a
+    # mask painted over another model's prediction replaced such an entry without a question (trial of session 35).
+    if keep_edited and unedited and earlier:
         shown = {"given mask": "the given mask", "accepted earlier": "the mask accepted earlier"}.get(
             model_version, "the model's mask")  # a folder session's given masks are no model's (review, session 29)
+        old = earlier[0][0]
         raise WouldDiscardCorrection(
-            f"this is {shown}, unchanged; it would replace the earlier correction {corrected[0].id} "
-            f"({corrected[0].pixels_changed} pixels changed)")
+            f"this is {shown}, unchanged; it would replace the earlier correction {old.id} ({_what_was_stored(old)})")
     if keep_edited and accepted_from_layer is not None and not unedited:
         started = None if predicted_mask is None else np.asarray(predicted_mask) > 0
         for old, stored_mask in earlier:
-            if (old.pixels_changed and image_hash((stored_mask > 0).astype(np.uint8)) not in accepted_from_layer
+            if (image_hash((stored_mask > 0).astype(np.uint8)) not in accepted_from_layer
                     and not (started is not None and np.array_equal(started, stored_mask > 0))):
                 differing = (int(np.count_nonzero((stored_mask > 0) != (binary > 0)))
                              if stored_mask.shape == binary.shape else binary.size)
                 raise WouldReplaceCorrection(
-                    f"the correction set already holds a correction of {source} ({old.id}: {old.pixels_changed} "
-                    f"pixels changed, stored {old.created.replace('T', ' ')}), and this mask was not started from it: "
+                    f"the correction set already holds a correction of {source} ({old.id}: {_what_was_stored(old)}, "
+                    f"stored {old.created.replace('T', ' ')}), and this mask was not started from it: "
                     f"{differing} pixels differ from it")
     prospective, tested_mask = None, None
     if revisit and earlier:

@@ -29,7 +29,13 @@ class AfterPause:
             self._timer.start()  # (again: the wait starts over) ... unless it has waited long enough: it fires
 
     def stop(self) -> None:
-        self._timer.stop()
+        try:
+            self._timer.stop()
+        except RuntimeError:  # (its Qt object is gone: the application is ending; nothing waits)
+            pass
 
     def isActive(self) -> bool:  # noqa: N802  (QTimer's name: the session's code reads it like one)
-        return self._timer.isActive()
+        try:
+            return self._timer.isActive()
+        except RuntimeError:  # the dock's destroyed signal after the application deleted the timer: a script that
+            return False      # ended without closing its viewer aborted at exit (session 35)

@@ -16,7 +16,7 @@ from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from .. import errors
 from ..devices import available_devices
 from ._kept_edits import painted_mask_keeper
-from ._layers import deleted_masks, follow_removed_images, is_source_image, ready_to_paint, same_layer
+from ._layers import deleted_masks, follow_removed_images, is_source_image, ready_to_paint, same_layer, unproxied
 from ._state import IN_USE, ModelInUse, model_in_use
 
 DEVICE_TIP = "Where the model runs: auto = CUDA GPU, then Apple MPS, then CPU."
@@ -98,7 +98,52 @@ def when_alive(slot: Callable, on_deleted: Optional[Callable] = None) -> Callabl
 
 
 _LIVE_WIDGETS: "weakref.WeakSet[WorkerWidget]" = weakref.WeakSet()
-MIN_DOCK_HEIGHT = 320  # px: a dock shows at least this much of its controls (it scrolls for the rest)
+MIN_DOCK_HEIGHT = 320  # px: a dock shows at least this much of its controls (it scrolls for the rest) ...
+LOWEST_DOCK_FLOOR = 120  # px: ... unless the viewer's docks would not fit on the screen: never less than this
+WINDOW_CHROME = 140  # px: napari's menu bar, status bar and window frame, around the docks
+DOCK_TITLE = 28  # px: a dock's title bar
+
+
+def named_few(names: list) -> str:
+    """The first three names, and how many more."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _docks_of(viewer) -> list:
+    """The viewer's :class:`WorkerWidget` docks (docked: napari's removal of a dock only takes its widget out)."""
+    here = unproxied(viewer)
+    return [w for w in list(_LIVE_WIDGETS)
+            if not w.closed and unproxied(w.viewer) is here and w.native.parentWidget() is not None]
+
+
+_OTHER_DOCKS: "weakref.WeakSet" = weakref.WeakSet()  # the plugin's docks that are no WorkerWidget (clicks)
+
+
+def floor_docks_later(widget) -> None:
+    """Count ``widget``, a plugin dock that is no :class:`WorkerWidget` (the clicks dock), among its viewer's docks
+    while it lives, and share the screen's height among them again once it is docked."""
+    viewer = widget.viewer
+
+    def floor() -> None:
+        docks = _docks_of(viewer)
+        if docks:
+            docks[0].guarded(docks[0]._floor_docks)()
+
+    def closed(*_) -> None:
+        _OTHER_DOCKS.discard(widget)
+        QTimer.singleShot(0, floor)  # the docks left get their room back
+
+    _OTHER_DOCKS.add(widget)
+    widget.native.destroyed.connect(closed)
+    QTimer.singleShot(0, floor)
+
+
+def dock_floor(docks: int, screen_height: int) -> int:
+    """The least height of each of ``docks`` plugin docks in one viewer: :data:`MIN_DOCK_HEIGHT`, lower when that many
+    would not fit on a screen ``screen_height`` tall. Five docks of 320 px made napari's window 1,644 px tall on a
+    1,200 px screen, its lowest buttons (Accept & next) off the screen (trial of session 35)."""
+    share = (screen_height - WINDOW_CHROME) // max(docks, 1) - DOCK_TITLE
+    return max(LOWEST_DOCK_FLOOR, min(MIN_DOCK_HEIGHT, share))
 EXIT_WAIT_MS = 60_000
 
 
@@ -231,10 +276,33 @@ class WorkerWidget(Container):
         """A stretch below the last control (a dock taller than its controls spread the rows apart), and a floor under
         the dock's height: docks sharing a column are given heights by Qt, which left one 60 px tall."""
         self.controls.layout().addStretch(1)
-        self.native.setMinimumHeight(min(self.controls.sizeHint().height(), MIN_DOCK_HEIGHT))
+        self._floor_docks()
         # as wide as the controls with the scroll bar beside them (it took its width from the rightmost button)
         self.native.setMinimumWidth(self.controls.minimumSizeHint().width()
                                     + self.native.verticalScrollBar().sizeHint().width() + 2 * self.native.frameWidth())
+
+    def _docks_here(self) -> list:
+        return _docks_of(self.viewer)
+
+    def _floor_docks(self) -> None:
+        """Every dock of this viewer gets the floor that the plugin's docks open in it allow (:func:`dock_floor`), a
+        dock opened or closed."""
+        from qtpy.QtWidgets import QApplication
+
+        screen = self.native.screen() or QApplication.primaryScreen()
+        height = screen.availableGeometry().height() if screen is not None else 1080
+        docks, here = self._docks_here(), unproxied(self.viewer)
+        others = sum(1 for w in list(_OTHER_DOCKS) if unproxied(w.viewer) is here and w.native.parentWidget() is not None)
+        floor = dock_floor(len(docks) + others, height)
+        for widget in docks:
+            least = min(widget.controls.sizeHint().height(), floor)
+            if widget.native.minimumHeight() != least:
+                widget.native.setMinimumHeight(least)
+                dock = widget.native.parentWidget()  # a dock shown already kept the minimum its layout set it
+                if dock is not None and dock.layout() is not None:
+                    dock.setMinimumHeight(0)  # (its layout's minimum counts the dock's own: it never went down)
+                    dock.layout().invalidate()
+                    dock.setMinimumHeight(dock.layout().totalMinimumSize().height())
 
     @property
     def native(self):
@@ -254,6 +322,9 @@ class WorkerWidget(Container):
         self._cancel.set()
         if self._deleted_listener in self._deleted.listeners:
             self._deleted.listeners.remove(self._deleted_listener)
+        others = self._docks_here()
+        if others:  # the docks left may have their own floor again
+            QTimer.singleShot(0, others[0].guarded(others[0]._floor_docks))
 
     def guarded(self, slot: Callable) -> Callable:
         """``slot`` for a worker's signal: skipped once the widget is closed (see :func:`when_alive`)."""

@@ -400,6 +400,19 @@ def hide_images_around(viewer, image_layer) -> bool:
     return hidden
 
 
+def hide_every_image(viewer) -> bool:
+    """Hide every visible image with its layers, as :func:`hide_images_around` hides those that stick out (they come
+    back when viewed): the folder session's image that could not be read left the canvas to another widget's image,
+    taken for it (trial of session 35). Returns whether any was hidden."""
+    hidden = False
+    for other in [x for x in viewer.layers if is_source_image(x) and x.visible]:
+        for layer in _group(viewer, other):
+            if layer.visible:
+                layer.metadata[HIDDEN_FOR_VIEW] = True
+                layer.visible, hidden = False, True
+    return hidden
+
+
 def ready_to_paint(viewer, mask_layer) -> None:
     """Select the mask with the paint brush on label 1, as a person correcting it needs."""
     viewer.layers.selection.active = mask_layer
@@ -519,6 +532,8 @@ def follow_removed_images(viewer) -> None:
             # layer and Accept refused it as not on screen (trial of session 31: an extra click on every image)
             if image is not None and (not layer_is_shown(viewer, image) or not layer.visible):
                 bring_into_view(viewer, image, layer)
+            elif image is not None:  # on top already: a larger image below still framed it, read as one picture with it
+                hide_images_around(viewer, image)  # (trial of session 35: a 360 px frame's mask over a 480 px frame)
 
     def on_selected(_event=None) -> None:
         from qtpy.QtCore import QTimer
@@ -737,6 +752,8 @@ def forget_removed_image(viewer, layer) -> list:
             if stored_as_accepted(x) and x.visible:  # safe in the correction set: kept, not drawn over the other
                 x.visible = False  # images (accepted masks of closed images piled up on screen; trial of session 29)
                 x.metadata[HIDDEN_ON_CLOSE] = True
+            elif not stored_as_accepted(x) and x.metadata.pop(HIDDEN_FOR_VIEW, False):
+                x.visible = True  # hidden while another image was viewed: unsaved work stays drawn once its image goes
             if pixels is None and isinstance(layer.data, np.ndarray):  # in memory: not a lazy or multiscale image
                 pixels = _pixels_of(layer.data)
             if pixels is not None:

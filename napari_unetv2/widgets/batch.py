@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from magicgui.widgets import CheckBox, FileEdit, PushButton
 
+from ..annotation.accept import images_with_corrections
 from ..errors import EXPECTED_ERRORS
 from ..inference.batch import predict_folder
-from ._base import WorkerWidget
+from ._base import WorkerWidget, named_few
 from .segment import chosen_model, follow_fine_tuned, model_chooser
 
 OPEN_AT_MOST = 20
@@ -18,6 +19,7 @@ OPEN_AT_MOST = 20
 class BatchWidget(WorkerWidget):
     def __init__(self, napari_viewer=None, store_dir=None):
         super().__init__(napari_viewer, store_dir)
+        self._said_corrected: set[str] = set()  # images whose stored correction the run's line named
         self.input = FileEdit(label="input folder", mode="d", tooltip="The folder of images to segment.")
         self.output = FileEdit(label="output folder", mode="d",
                                tooltip="Where <stem>.png masks and summary.csv go (not the input folder).")
@@ -64,22 +66,32 @@ class BatchWidget(WorkerWidget):
         models, signals, cancel = self.models, self._signals, self._cancel
         self.refresh_model_line()
 
+        corrections_dir = self.models.corrections_dir
+
         def job():
             try:
                 predictor = models.predictor(models.checkpoint(choice), device)
-                return predict_folder(predictor, source, target, save_probabilities=save_prob, resume=resume,
-                                      progress=lambda done, total, name: signals.advanced.emit(done, total, f"{done}/{total}: {name}"),
-                                      should_stop=cancel.is_set)
+                summary = predict_folder(predictor, source, target, save_probabilities=save_prob, resume=resume,
+                                         progress=lambda done, total, name: signals.advanced.emit(done, total, f"{done}/{total}: {name}"),
+                                         should_stop=cancel.is_set)
             except EXPECTED_ERRORS as err:  # a full disk, a read-only folder, ...: one line in the status
                 return err
+            written = [row["file"] for row in summary.rows if row["status"] == "done"]
+            try:
+                return summary, images_with_corrections(corrections_dir, source, written)
+            except (OSError, ValueError):  # (the set unreadable: the run's own message is what matters)
+                return summary, []
 
         # named as every widget names it (the summary's name is the checkpoint file's description, for the CLI: a
         # model fine-tuned on skin was "polyp-default-finetuned [...]" here and "fine-tuned 188e3a0d693d" elsewhere)
         label = self.models.label(choice)
-        return self.start_work(job, lambda summary: self._on_done(summary, source, label), "loading model...")
+        return self.start_work(job, lambda result: self._on_done(result[0], source, label, corrected=result[1]),
+                               "loading model...")
 
-    def _on_done(self, summary, source: Optional[Path] = None, label: Optional[str] = None) -> None:
+    def _on_done(self, summary, source: Optional[Path] = None, label: Optional[str] = None,
+                 corrected: Sequence[str] = ()) -> None:
         self.last_summary = summary
+        self._said_corrected = {Path(name).stem for name in corrected}
         stopped = " (cancelled: finished images kept, none half-written)" if summary.stopped else ""
         first, *rest = summary.describe().splitlines()
         # the model line above names the next run's, perhaps chosen while this one ran (trial of session 31: "runs:
@@ -87,7 +99,12 @@ class BatchWidget(WorkerWidget):
         if summary.model and summary.count("done"):
             first += f" (model: {label or summary.model})"
         failed = f" Failed: {summary.failures()} (every reason in summary.csv)." if summary.count("error") else ""
-        self.say(" ".join([first + stopped + failed] + [line.strip() for line in rest if line.strip().startswith("note:")]))
+        notes = [line.strip() for line in rest if line.strip().startswith("note:")]
+        if corrected:  # the files hold the model's masks, the corrections are elsewhere: said, not found out later
+            notes.append(f"{len(corrected)} of the masks written are of images with a correction stored already (the "
+                         "files hold the model's masks; Correct & retrain lists the corrections): "
+                         f"{named_few([Path(name).stem for name in corrected])}.")
+        self.say(" ".join([first + stopped + failed] + notes))
         if self.open_results.value and self.viewer is not None:
             self.open_masks(summary, source)
 
@@ -152,6 +169,7 @@ class BatchWidget(WorkerWidget):
         if restored:
             notes.append(f"{len(restored)} mask(s) opened with the edits painted on them before (kept, never accepted; "
                          f"the files keep the model's masks): {named_few(restored)}.")
+        corrected = [stem for stem in corrected if stem not in self._said_corrected]  # (said above)
         if corrected:
             notes.append(f"{len(corrected)} of them have a correction stored already (the masks shown are the model's; "
                          f"Correct & retrain lists the corrections): {named_few(corrected)}.")
@@ -164,8 +182,3 @@ class BatchWidget(WorkerWidget):
             said = self.status.value.replace("\u200b", "").rstrip()  # (a line-breaking hint; said again by say)
             self.say(" ".join([said if said.endswith(".") else f"{said}.", *notes]))
         return added
-
-
-def named_few(names: list) -> str:
-    """The first three names, and how many more."""
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

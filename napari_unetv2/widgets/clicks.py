@@ -17,7 +17,7 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton
 
 from ..interactive import CLICKS_METADATA, ClickSession
 from ..interactive.box import box_probability, clip_box
-from ._base import narrow_chooser, when_alive
+from ._base import floor_docks_later, narrow_chooser, when_alive
 from ._layers import (
     BOX,
     CLICKS,
@@ -57,6 +57,7 @@ class ClickWidget(Container):
         self.start_button.changed.connect(self.start)
         self.undo_button.changed.connect(self.undo)
         follow_removed_images(self.viewer)
+        floor_docks_later(self)  # the plugin's other docks leave it room (trial of session 35)
         self.sessions: dict[str, ClickSession] = {}  # by image id
         self.points = self.box_layer = None
         self.worker = None

@@ -296,7 +296,8 @@ class RetrainWidget(WorkerWidget):
             return None
         except WouldDiscardCorrection as err:  # said once; the same mask accepted again replaces it
             self._discard_seen = attempt
-            self.say(f"not stored yet: {err}. Press Accept again to replace it, or paint the correction first.")
+            self.say(f"not stored yet: {err}. Press Accept again to replace it with this unchanged mask, or paint the "
+                     "correction on it first.")
             return None
         except (ValueError, OSError) as err:
             self.say(f"not accepted: {err}")

@@ -188,14 +188,21 @@ class SegmentWidget(WorkerWidget):
         mask = layer_of(self.viewer, image, MASK)
         self.progress.value = 0
         if mask is None:
-            self.say(f"{image.name}: not segmented yet", about=image)
+            self.say(f"{image.name}: not segmented yet{self._hidden_note(image)}", about=image)
         else:
             self._say_version(image, mask)
 
+    def _hidden_note(self, image) -> str:
+        """Said of a chosen image the canvas does not show: the widgets follow the layer selected, napari draws the
+        visible ones (trial of session 35: a hidden image chosen, another on screen, taken for it)."""
+        if not image.visible:
+            return " (hidden: tick its eye in the layer list to see it)"
+        return "" if layer_is_shown(self.viewer, image) else " (not on screen: an image above it covers it)"
+
     def _say_version(self, image, mask) -> None:
         version = mask.metadata.get(MODEL_VERSION) or "?"
-        self.say(f"{image.name}: segmented with version {version}; Segment again to update it (an edited mask is kept)",
-                 about=image)
+        self.say(f"{image.name}: segmented with version {version}; Segment again to update it (an edited mask is "
+                 f"kept){self._hidden_note(image)}", about=image)
         self._status_about = (mask, version)
         if mask not in self._watched:
             # Correct & retrain re-segments open images after a round or a roll back: the status must not go on
@@ -380,7 +387,9 @@ class SegmentWidget(WorkerWidget):
                     "kept as they are, so the new prediction is not shown (accept or delete the painted proposal to see "
                     "it)")
         elif self.last_result["kept_edited"]:
-            kept = f"; your edited mask was kept, the new prediction is in '{self.last_result['proposal'].name}'"
+            proposal = self.last_result["proposal"]  # (one the user hid stays hidden: said, it was looked for)
+            hidden = "" if proposal.visible else " (hidden: tick its eye to compare)"
+            kept = f"; your edited mask was kept, the new prediction is in '{proposal.name}'{hidden}"
         else:
             kept = ""
         if prediction.stored:

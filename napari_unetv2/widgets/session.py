@@ -23,7 +23,7 @@ from qtpy.QtWidgets import QApplication
 from ..annotation import AnnotationSession, DuplicateCorrection, WouldDiscardCorrection, store_correction
 from ..annotation.accept import stored_correction_of
 from ..annotation.kept_edits import KeptEdit
-from ..annotation.session import ACCEPTED, default_session_folder
+from ..annotation.session import ACCEPTED, SKIPPED, default_session_folder
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by, trained_on_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set
@@ -32,7 +32,7 @@ from ..inference.domain import domain_note
 from ..interactive import CLICKS_METADATA
 from ..storage import data_home, default_corrections_dir
 from ._after_pause import AfterPause
-from ._base import SecondPress, WorkerWidget, one_line, wrapping_label
+from ._base import SecondPress, WorkerWidget, named_few, one_line, wrapping_label
 from ._kept_edits import painted_mask_keeper
 from ._layers import (
     ATTENTION,
@@ -50,6 +50,7 @@ from ._layers import (
     SESSION_IMAGE,
     bring_into_view,
     deleted_masks,
+    hide_every_image,
     in_view,
     layer_of,
     layers_of,
@@ -173,6 +174,7 @@ class SessionWidget(WorkerWidget):
         self._default_for: Optional[Path] = None  # for this image folder
         self._accepted_here: tuple = (None, None)  # (image, hash of its mask) accepted and still on screen
         self.failed_path: Optional[Path] = None  # the current image, which could not be read or segmented
+        self._failure_line = ""  # what was said of it
         self._leave_asked = SecondPress(LEAVE_AGAIN_WITHIN_S)  # warned of leaving (image, action)'s edits
         self._cache: dict[tuple[str, str], tuple[np.ndarray, object]] = {}  # (file, model) -> (pixels, prediction)
         self._loading: dict[tuple[str, str], object] = {}  # (file, model) -> worker
@@ -384,9 +386,15 @@ class SessionWidget(WorkerWidget):
         """The current image cannot be shown: the previous image goes from the canvas (left there, it was taken
         for this one, with its mask selected and the brush ready), and the status says what to do."""
         self._remove_shown()
+        hidden = hide_every_image(self.viewer)  # (another widget's image left below was taken for this one too)
         self.failed_path, self._opening_note = path, None  # (that note belongs with an image's line)
         self._update_where()
-        self.report_error(err, f"{path.name} could not be read or segmented (Skip it, or go on with Next)")
+        others = "; the other images are hidden meanwhile" if hidden else ""
+        if self.session is not None and self.session.reviewed(frozenset(self._writing)) == len(self.session):
+            # a finished session reopened on its last image, skipped as unreadable (trial of session 35)
+            others += f"; all {len(self.session)} images are reviewed: export the finished masks when done"
+        self._failure_line = f"{path.name} could not be read or segmented (Skip it, or go on with Next){others}"
+        self.report_error(err, self._failure_line)
 
     def _update_in_place(self, path: Path, prediction) -> None:
         """The shown image segmented again by a new model: its mask updated in place unless edited (or a correction
@@ -958,6 +966,8 @@ class SessionWidget(WorkerWidget):
         # The write ends after the next image is on screen: its line (your correction shown, ...) was replaced by this
         # one, unread (trial of session 31). Both are said.
         shown_line = self._image_line[1] if self._image_line[0] == self.shown_path != path else ""
+        if self.session is not None and self.failed_path == self.session.current != path:  # its error stays said
+            shown_line = self._failure_line  # (trial of session 35: replaced by this line, under another image)
         self.say(f"{path.name}: {note}" + (f". Now {shown_line}" if shown_line else ""))
 
     # ---- automatic retraining ----------------------------------------------------------------------------
@@ -1053,7 +1063,14 @@ class SessionWidget(WorkerWidget):
             self.progress.value = 0
             self.say(f"not exported: {one_line(err)}")  # a refusal, not an error: one prefix
             return []
-        self.say(f"{followed + ' ' if followed else ''}exported {len(written)} mask(s) to {target}")
+        # what is not in the folder, said (trial of session 35: a skipped image, corrected elsewhere, left out unsaid)
+        skipped = [p.stem for p in self.session.images if self.session.status(p) == SKIPPED]
+        open_ = [p.stem for p in self.session.images if self.session.status(p) is None]
+        left = "; ".join(part for part in (
+            f"{len(skipped)} skipped ({named_few(skipped)})" if skipped else "",
+            f"{len(open_)} not accepted yet ({named_few(open_)})" if open_ else "") if part)
+        left = f"; not exported: {left}" if left else ""
+        self.say(f"{followed + ' ' if followed else ''}exported {len(written)} mask(s) to {target}{left}")
         return written
 
     def _bind_keys(self) -> None:

@@ -1,0 +1,107 @@
+"""Session 35's clinician trial of the whole loop (Segment, Correct & retrain, Batch, a folder session, clicks over
+eight frames in one napari): each test failed on the code before its fix."""
+import numpy as np
+
+import napari_unetv2.widgets  # noqa: F401  (import guard before the viewer exists)
+from napari_unetv2.widgets._layers import start_mask
+
+
+def test_a_mask_selected_to_paint_hides_a_larger_image_that_frames_it(make_napari_viewer, qtbot):
+    """A 360 px frame segmented over a 480 px one: its mask was selected with the brush ready, and the larger frame
+    still showed around it, the two read as one picture."""
+    viewer = make_napari_viewer()
+    viewer.window.add_plugin_dock_widget("napari-unetv2", "Segment")
+    large = viewer.add_image(np.full((480, 480), 90, np.uint8), name="large frame")
+    small = viewer.add_image(np.full((360, 360), 160, np.uint8), name="small frame")
+    mask = np.zeros((360, 360), np.uint8)
+    mask[100:200, 100:200] = 1
+    layer = start_mask(viewer, small, mask, mask, "v1")
+    viewer.layers.selection.active = layer
+    qtbot.waitUntil(lambda: not large.visible, timeout=5000)
+    assert small.visible and layer.visible
+
+
+def test_a_finished_session_reopened_on_an_unreadable_last_image_says_it_is_finished(make_napari_viewer, qtbot,
+                                                                                      tmp_path):
+    """A session whose last image could not be read (skipped) opened again on it: an error and an empty canvas, no word
+    that every image was reviewed."""
+    from test_session import crops_folder, open_session
+
+    data = crops_folder(tmp_path / "data", n=1)
+    images = data / "images"
+    (images / "z_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not a picture")  # sorts last
+    widget = open_session(make_napari_viewer(), qtbot, tmp_path / "session", images=images)
+    assert widget.accept_and_next() is not None
+    qtbot.waitUntil(lambda: widget.failed_path == widget.session.current and not widget._writing, timeout=30_000)
+    widget.skip()
+    widget._writer.submit(lambda: None).result(timeout=30)  # the session file written
+    again = make_napari_viewer()
+    from napari_unetv2.widgets.session import SessionWidget
+
+    reopened = SessionWidget(again)
+    again.window.add_dock_widget(reopened, name="Annotate a folder")
+    reopened.session_folder.value = str(tmp_path / "session")
+    assert reopened.open_session() is not None, reopened.status.value
+    qtbot.waitUntil(lambda: reopened.failed_path is not None, timeout=30_000)
+    status = reopened.status.value.replace("\u200b", "")
+    assert "could not be read" in status and "all 2 images are reviewed" in status, status
+
+
+def test_segment_says_when_the_proposal_it_filled_is_hidden(make_napari_viewer, qtbot):
+    """Segment again over an edited mask said the new prediction was in the proposal layer, which the user had hidden."""
+    from test_kept_edits import _flip, _polyp_segmented
+    from test_widget import run_and_wait
+
+    viewer, image, _, widget, mask = _polyp_segmented(make_napari_viewer, qtbot)
+    _flip(mask, slice(10, 40), slice(10, 40))
+    run_and_wait(qtbot, widget)
+    proposal = viewer.layers[f"{image.name} proposal"]
+    assert "(hidden" not in widget.status.value
+    proposal.visible = False
+    run_and_wait(qtbot, widget)
+    status = widget.status.value.replace("\u200b", "")
+    assert f"the new prediction is in '{proposal.name}' (hidden: tick its eye to compare)" in status, status
+
+
+def test_segment_says_when_the_image_chosen_is_not_on_screen(make_napari_viewer, qtbot):
+    """A hidden image selected in the layer list became Segment's image while another was on screen, taken for it."""
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unetv2", "Segment")
+    hidden = viewer.add_image(np.full((64, 64), 50, np.uint8), name="hidden frame", visible=False)
+    below = viewer.add_image(np.full((64, 64), 90, np.uint8), name="frame below")
+    viewer.add_image(np.full((64, 64), 160, np.uint8), name="frame on top")
+    viewer.layers.selection.active = hidden
+    said = lambda text: text in widget.status.value.replace("\u200b", "")  # noqa: E731
+    qtbot.waitUntil(lambda: said("hidden frame: not segmented yet (hidden: tick its eye"), timeout=5000)
+    viewer.layers.selection.active = below
+    qtbot.waitUntil(lambda: said("frame below: not segmented yet (not on screen: an image above it covers it)"),
+                    timeout=5000)
+
+
+def test_storing_an_empty_mask_says_so(tmp_path):
+    """An empty mask accepted on a frame with a polyp went by as "0 pixels changed", like any reviewed mask."""
+    from napari_unetv2._sample_data import load_sample
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.corrections import CorrectionSet
+
+    image, gt, _ = load_sample("polyp")
+    cs = CorrectionSet(tmp_path / "set")
+    empty = np.zeros_like(gt)
+    said = store_correction(cs, image, empty, source="frame.png", predicted_mask=empty).describe()
+    assert "the mask is EMPTY" in said
+    assert "EMPTY" not in store_correction(cs, image, gt, source="frame.png", predicted_mask=empty).describe()
+
+
+def test_a_pause_timer_whose_qt_object_is_gone_is_not_active(qtbot):
+    """A script that ended without closing its viewer aborted at exit: the session dock's destroyed signal asked the
+    draft timer, whose Qt object the application had deleted already (RuntimeError in a slot)."""
+    from qtpy import sip
+
+    from napari_unetv2.widgets._after_pause import AfterPause
+
+    timer = AfterPause(lambda: None, 500, 5.0)
+    timer.poke()
+    assert timer.isActive()
+    sip.delete(timer._timer)
+    assert not timer.isActive()
+    timer.stop()
