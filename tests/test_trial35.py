@@ -105,3 +105,27 @@ def test_a_pause_timer_whose_qt_object_is_gone_is_not_active(qtbot):
     sip.delete(timer._timer)
     assert not timer.isActive()
     timer.stop()
+
+
+def test_segment_says_a_correction_stored_elsewhere_when_its_older_mask_is_chosen(make_napari_viewer, qtbot):
+    """A folder session stored a correction of an image whose Segment mask (made before) stayed open; choosing that
+    image again, Segment said only its version, and the old mask was then accepted over the correction."""
+    from test_kept_edits import _polyp_segmented
+
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.widgets._state import corrections_by_image
+
+    viewer, image, _, widget, mask = _polyp_segmented(make_napari_viewer, qtbot)
+    root = widget.models.corrections_dir
+    corrected = np.asarray(mask.data).copy()
+    corrected[:30, :30] = 1
+    entry = store_correction(CorrectionSet(root), np.asarray(image.data), corrected, source="polyp.png").entry
+    corrections_by_image(root)  # as the session's writer does once it stored
+    other = viewer.add_image(np.full((64, 64), 90, np.uint8), name="other frame")
+    viewer.layers.selection.active = other
+    said = lambda: widget.status.value.replace("\u200b", "")  # noqa: E731
+    qtbot.waitUntil(lambda: "other frame: not segmented yet" in said(), timeout=5000)
+    viewer.layers.selection.active = image
+    qtbot.waitUntil(lambda: "a correction of this image is stored already" in said(), timeout=5000)
+    assert "polyp.png" in said() and entry.created.replace("T", " ") in said()

@@ -134,9 +134,10 @@ def file_label(path: Path) -> str:
 _SCORES_CACHE: dict = {}
 
 
-def _read_while_unchanged(cache: dict, corrections_dir: Path, read, missing):
+def _read_while_unchanged(cache: dict, corrections_dir: Path, read, missing, cached_only: bool = False):
     """``read(CorrectionSet)``, kept in ``cache`` until the set's provenance folder changes (its time stamp); ``missing``
-    when the folder is not a set (it is never created here)."""
+    when the folder is not a set (it is never created here). ``cached_only``: ``missing`` too instead of reading a set
+    that changed (for the GUI thread: a set of hundreds of entries takes most of a second to read)."""
     from ..corrections import CorrectionSet
 
     provenance = Path(corrections_dir) / "provenance"
@@ -146,6 +147,8 @@ def _read_while_unchanged(cache: dict, corrections_dir: Path, read, missing):
         return missing
     key = str(provenance)
     if cache.get(key, (None,))[0] != stamp:
+        if cached_only:
+            return missing
         cache[key] = (stamp, read(CorrectionSet(corrections_dir)))
     return cache[key][1]
 
@@ -162,15 +165,22 @@ def version_scores_cached(corrections_dir: Path) -> dict:
 _BY_IMAGE_CACHE: dict = {}
 
 
-def stored_corrections_of(corrections_dir: Optional[Path], image_key: Optional[str]) -> list:
+def stored_corrections_of(corrections_dir: Optional[Path], image_key: Optional[str], cached_only: bool = False) -> list:
     """The set's corrections of the image whose pixels hash to ``image_key`` (``image_hash``), newest last; read again
-    only when the set changed. For *Segment*: an image already corrected and accepted showed the model's mask as if
-    nothing had been done (trial of session 33). Never creates the set."""
-    from ..corrections.correction_set import entries_by_image
-
+    only when the set changed (``cached_only``: not read at all then, [] instead). For *Segment*: an image already
+    corrected and accepted showed the model's mask as if nothing had been done (trial of session 33). Never creates
+    the set."""
     if corrections_dir is None or not image_key:
         return []
-    return _read_while_unchanged(_BY_IMAGE_CACHE, corrections_dir, entries_by_image, {}).get(image_key, [])
+    return corrections_by_image(corrections_dir, cached_only).get(image_key, [])
+
+
+def corrections_by_image(corrections_dir: Path, cached_only: bool = False) -> dict:
+    """The set's entries by image (:func:`~napari_unetv2.corrections.correction_set.entries_by_image`), cached while the
+    set is unchanged; a worker that stored a correction calls it, so the GUI thread finds them read."""
+    from ..corrections.correction_set import entries_by_image
+
+    return _read_while_unchanged(_BY_IMAGE_CACHE, corrections_dir, entries_by_image, {}, cached_only)
 
 
 def prospective_note(version: Optional[str], corrections_dir: Optional[Path]) -> str:

@@ -18,7 +18,7 @@ from ..inference import PredictionCancelled
 from ..inference.domain import domain_note
 from ..inference.predictor import check_image_shape, colour_note
 from ._base import SecondPress, WorkerWidget, narrow_chooser
-from ._kept_edits import painted_mask_keeper
+from ._kept_edits import IMAGE_KEY, accepted_as_it_is, painted_mask_keeper
 from ._layers import (
     MASK,
     MASK_DISPLAYS,
@@ -107,6 +107,11 @@ def follow_fine_tuned(widget, combo: ComboBox) -> None:
         # here and replaced the new model's proposal, which was easy to miss (trial of session 28)
         widget.say(f"{widget.models.label()} is now in use; this widget still runs the model chosen here "
                    "(choose 'in use' to segment with the new one)")
+
+
+def stored_already(entry) -> str:
+    return (f"a correction of this image is stored already ({entry.source}, {entry.pixels_changed} pixels changed, "
+            f"{entry.created.replace('T', ' ')}: in Correct & retrain's list)")
 
 
 def follow_active_image(widget, chooser: ComboBox) -> None:
@@ -202,13 +207,22 @@ class SegmentWidget(WorkerWidget):
     def _say_version(self, image, mask) -> None:
         version = mask.metadata.get(MODEL_VERSION) or "?"
         self.say(f"{image.name}: segmented with version {version}; Segment again to update it (an edited mask is "
-                 f"kept){self._hidden_note(image)}", about=image)
+                 f"kept){self._hidden_note(image)}{self._stored_note(mask)}", about=image)
         self._status_about = (mask, version)
         if mask not in self._watched:
             # Correct & retrain re-segments open images after a round or a roll back: the status must not go on
             # naming the version the mask had before (the data event fires on replaced pixels, not on brush strokes)
             self._watched.add(mask)
             mask.events.data.connect(self.guarded(lambda _event, mask=mask: self._on_mask_replaced(mask)))
+
+    def _stored_note(self, mask) -> str:
+        """A correction of the mask's image stored by any widget, unless this mask is what was accepted: chosen again,
+        a mask made before a folder session's correction of its image said only its version, and was accepted over the
+        correction (trial of session 35). From the set as last read (a worker that stored reads it again)."""
+        stored = stored_corrections_of(self.models.corrections_dir, mask.metadata.get(IMAGE_KEY), cached_only=True)
+        if not stored or accepted_as_it_is(mask):
+            return ""
+        return f"; {stored_already(stored[-1])}; Accept of this mask asks before it replaces that"
 
     def _on_mask_replaced(self, mask) -> None:
         about = self._status_about
@@ -393,10 +407,8 @@ class SegmentWidget(WorkerWidget):
         else:
             kept = ""
         if prediction.stored:
-            last = prediction.stored[-1]
             model_shown = "" if self.last_result["kept_edited"] else ", the mask shown is the model's"
-            kept += (f"; a correction of this image is stored already ({last.source}, {last.pixels_changed} pixels "
-                     f"changed, {last.created.replace('T', ' ')}: in Correct & retrain's list){model_shown}")
+            kept += f"; {stored_already(prediction.stored[-1])}{model_shown}"
         if prediction.kept_older:
             kept += (f"; edits you painted on it earlier (kept {prediction.kept_older[0].kept_at}) are older than that "
                      "correction and not shown (`unetv2 kept-edits export` saves them)")

@@ -68,7 +68,7 @@ from ._layers import (
     unproxied,
 )
 from ._rounds import adopt, describe_scores, fmt_eta, models_of, round_job, split_by_line, trained_on
-from ._state import version_scores_cached
+from ._state import corrections_by_image, version_scores_cached
 
 
 class _Stored(QObject):
@@ -867,6 +867,7 @@ class SessionWidget(WorkerWidget):
                 # again from the set once it changed (cached for the GUI thread), and whether a round is due.
                 with contextlib.suppress(OSError, ValueError):
                     version_scores_cached(corrections.root)
+                    corrections_by_image(corrections.root)  # (for Segment's status on a mask of this image)
                     if policy is not None:  # (checkpoint in use, due, how many it has not trained on)
                         pending = policy.pending(corrections, seen_by(in_use), lines, version)
                         due = (in_use, pending >= policy.every_n, pending)
