@@ -129,3 +129,23 @@ def test_segment_says_a_correction_stored_elsewhere_when_its_older_mask_is_chose
     viewer.layers.selection.active = image
     qtbot.waitUntil(lambda: "a correction of this image is stored already" in said(), timeout=5000)
     assert "polyp.png" in said() and entry.created.replace("T", " ") in said()
+
+
+def test_the_widgets_follow_the_folder_session_image_over_an_image_segmented_before(make_napari_viewer, qtbot,
+                                                                                    tmp_path):
+    """Verification of session 35: an image segmented in Segment, then a folder session opened: Segment and Correct &
+    retrain stayed on the earlier image (hidden by the session), through every image of the session, and Accept
+    correction brought that image back over the session's."""
+    from test_kept_edits import _polyp_segmented
+    from test_session import crops_folder, open_session, wait_shown
+
+    viewer, image, _, segment, _ = _polyp_segmented(make_napari_viewer, qtbot)
+    _, retrain = viewer.window.add_plugin_dock_widget("napari-unetv2", "Correct & retrain")
+    assert segment.image.value is image
+    data = crops_folder(tmp_path / "data", n=2)
+    session = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
+    qtbot.waitUntil(lambda: segment.image.value is session.image_layer, timeout=5000)
+    assert retrain.image.value is session.image_layer and retrain.mask.value is session.mask_layer
+    assert session.accept_and_next() is not None  # (the session renames its layers for the next image)
+    wait_shown(qtbot, session)
+    assert segment.image.value is session.image_layer and retrain.mask.value is session.mask_layer

@@ -38,7 +38,7 @@ from ._layers import (
     same_layer,
 )
 from ._state import IN_USE, model_in_use
-from .segment import follow_active_image
+from .segment import follow_active_image, keep_choices_in_order
 
 HELP = ("left click: add · right click or Shift+click: remove · Ctrl+Z: undo\n"
         "(on the mask: its brush strokes since the last click, then the clicks)\n"
@@ -50,6 +50,7 @@ class ClickWidget(Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         self.image = narrow_chooser(ComboBox(label="image", choices=self._image_layers))
+        keep_choices_in_order(self.image)
         self.start_button = PushButton(text="Click on this image")
         self.undo_button = PushButton(text="Undo last click")
         self.status = Label(label="status", value="segment an image first, then start clicking")

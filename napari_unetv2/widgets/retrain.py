@@ -64,9 +64,11 @@ class RetrainWidget(WorkerWidget):
         self.image = ComboBox(label="image", choices=self._image_layers,
                               tooltip="The image to store; follows the layer you select in the layer list.")
         narrow_chooser(self.image)
+        keep_choices_in_order(self.image)
         self.mask = ComboBox(label="mask", choices=self._mask_layers, nullable=True,
                              tooltip="Any Labels layer of the image's size: by default the image's own mask.")
         narrow_chooser(self.mask)
+        keep_choices_in_order(self.mask)
         self.folder = FileEdit(label="correction set", mode="d", value=str(corrections_dir or default_corrections_dir()),
                                tooltip="The folder where accepted corrections are kept (reopens after a restart).")
         self.accept_button = PushButton(text="Accept correction",

@@ -66,7 +66,10 @@ def model_chooser(widget: WorkerWidget) -> tuple[ComboBox, FileEdit]:
 def keep_choices_in_order(combo: ComboBox) -> None:
     """Refreshed choices stay in the order given. magicgui keys a ComboBox's items by their text and adds a new text at
     the end: after a round renamed "in use: …", the chooser read bundled, bundled, from file, in use, … (trial of
-    session 28). The items are laid out again, the chosen value kept."""
+    session 28). The items are laid out again, the chosen value kept: a layer chooser's value went to the first layer
+    when the chosen one was renamed (the folder session renames its layers for each image: Segment and Correct &
+    retrain went back to an image segmented before, hidden, and Accept brought it over the session's; verification of
+    session 35)."""
     refill = combo.reset_choices
 
     def reset_in_order(*_args) -> None:
@@ -137,6 +140,7 @@ class SegmentWidget(WorkerWidget):
         self.image = ComboBox(label="image", choices=self._image_layers,
                               tooltip="The image to segment; follows the layer you select in the layer list.")
         narrow_chooser(self.image)
+        keep_choices_in_order(self.image)  # (a layer renamed: the folder session's next image; see there)
         self.model_source, self.checkpoint = model_chooser(self)
         self.threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.05, value=0.5,
                                      tooltip="Probability at or above which a pixel is lesion.")
