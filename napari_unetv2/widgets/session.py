@@ -392,8 +392,10 @@ class SessionWidget(WorkerWidget):
         others = "; the other images are hidden meanwhile" if hidden else ""
         if self.session is not None and self.session.reviewed(frozenset(self._writing)) == len(self.session):
             # a finished session reopened on its last image, skipped as unreadable (trial of session 35)
-            others += f"; all {len(self.session)} images are reviewed: export the finished masks when done"
-        self._failure_line = f"{path.name} could not be read or segmented (Skip it, or go on with Next){others}"
+            advice = f"; all {len(self.session)} images are reviewed: export the finished masks when done"
+        else:
+            advice = " (Skip it, or go on with Next)"
+        self._failure_line = f"{path.name} could not be read or segmented{advice}{others}"
         self.report_error(err, self._failure_line)
 
     def _update_in_place(self, path: Path, prediction) -> None:
