@@ -127,9 +127,9 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
     ``accepted_from_layer`` (with ``keep_edited``): the pixel hashes of the 0/1 masks accepted before from the layer
     this mask comes from. Then :class:`WouldReplaceCorrection` is raised instead when an earlier entry holds a
     correction (or a mask accepted unchanged) that this mask neither started from (``predicted_mask``) nor was
-    accepted from that layer: an image
-    corrected yesterday, segmented again today and touched up replaced the careful correction for good (trial of
-    session 31). Painting on and accepting again from the same layer is how a correction is improved: not asked.
+    accepted from that layer: an image corrected yesterday, segmented again today and touched up replaced the careful
+    correction for good (trial of session 31). Painting on and accepting again from the same layer is how a correction
+    is improved: not asked.
 
     ``revisit``: the mask shown was an earlier accepted one (the session's revisit), not a model's: the replaced
     entry's model version is kept, and its prospective score is taken again against this mask, from the model mask the

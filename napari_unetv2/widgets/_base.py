@@ -144,6 +144,8 @@ def dock_floor(docks: int, screen_height: int) -> int:
     1,200 px screen, its lowest buttons (Accept & next) off the screen (trial of session 35)."""
     share = (screen_height - WINDOW_CHROME) // max(docks, 1) - DOCK_TITLE
     return max(LOWEST_DOCK_FLOOR, min(MIN_DOCK_HEIGHT, share))
+
+
 EXIT_WAIT_MS = 60_000
 
 

@@ -1068,7 +1068,7 @@ class SessionWidget(WorkerWidget):
             return []
         # what is not in the folder, said (trial of session 35: a skipped image, corrected elsewhere, left out unsaid)
         skipped = [p.stem for p in self.session.images if self.session.status(p) == SKIPPED]
-        open_ = [p.stem for p in self.session.images if self.session.status(p) is None]
+        open_ = [p.stem for p in self.session.images if self.session.status(p) is None and p.name not in self._writing]
         left = "; ".join(part for part in (
             f"{len(skipped)} skipped ({named_few(skipped)})" if skipped else "",
             f"{len(open_)} not accepted yet ({named_few(open_)})" if open_ else "") if part)
