@@ -149,3 +149,16 @@ def test_the_widgets_follow_the_folder_session_image_over_an_image_segmented_bef
     assert session.accept_and_next() is not None  # (the session renames its layers for the next image)
     wait_shown(qtbot, session)
     assert segment.image.value is session.image_layer and retrain.mask.value is session.mask_layer
+
+
+def test_closing_the_session_image_speaks_of_a_painted_mask_only_when_there_is_one(make_napari_viewer, qtbot, tmp_path):
+    """The verification of session 35: the viewer cleared, the session said "Accept & next shows it again (a mask you
+    painted with it)" though nothing had been painted."""
+    from test_session import crops_folder, open_session
+
+    viewer = make_napari_viewer()
+    session = open_session(viewer, qtbot, tmp_path / "session", images=crops_folder(tmp_path / "data", n=2) / "images")
+    name = session.image_layer.name
+    viewer.layers.remove(session.image_layer)
+    said = session.status.value.replace("\u200b", "")
+    assert f"{name} was closed; Accept & next shows it again, Next goes on" in said, said

@@ -605,7 +605,9 @@ class SessionWidget(WorkerWidget):
         if self.session is None or layer.metadata.get(REMOVED_BY_PLUGIN):
             return
         if same_layer(layer, self.image_layer):
-            self.say(f"{layer.name} was closed; Accept & next shows it again (a mask you painted with it), Next goes on")
+            painted = self.mask_layer is not None and mask_was_edited(self.mask_layer)  # (said only when so: the
+            with_mask = " with the mask you painted" if painted else ""  # verification of session 35 read it as a claim)
+            self.say(f"{layer.name} was closed; Accept & next shows it again{with_mask}, Next goes on")
         elif (same_layer(layer, self.mask_layer) and not mask_was_edited(layer)  # (a painted one: the Restore notice)
               and self.image_layer in self.viewer.layers):  # (its image closed, it went too: the line above holds)
             self.say(f"{layer.name} was deleted; Accept & next shows it again")
