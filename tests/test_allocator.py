@@ -47,9 +47,9 @@ def test_freed_memory_is_reused_unless_opted_out():
     assert reuse["malloc"] == "reuse" and default["malloc"] == "opted out"
     assert reuse["released"] and not default["released"]  # only memory kept by the settings is given back
     # Five forward passes after warm-up: glibc's default maps and faults in the large activations afresh at every
-    # pass (3,000-3,500 faults each here); with the settings they come from memory the process kept (0 per pass here,
-    # now and then one pass of about 200). Compared by the median pass: a fresh-clone check once saw 896 faults over the five with the settings,
-    # 17,240 without (one pass that needed new memory), which failed a bound on the sums.
+    # pass (3,000-3,500 faults each here); with the settings they come from memory the process kept (0 per pass
+    # here, now and then one pass of about 200). Compared by the median pass: a fresh-clone check once saw 896
+    # faults over the five with the settings, 17,240 without (one pass needed new memory); a bound on sums failed.
     typical = lambda case: sorted(case["faults"])[len(case["faults"]) // 2]  # noqa: E731
     assert typical(reuse) * 20 < typical(default), (reuse, default)
 
