@@ -716,7 +716,7 @@ def _corrected_images() -> dict:
     folder = default_corrections_dir()
     if not (folder / "provenance").is_dir():
         return {}
-    return {key: entries[-1].created for key, entries in entries_by_image(CorrectionSet(folder)).items()}
+    return {key: entries[-1].created for key, entries in entries_by_image(CorrectionSet(folder).entries()).items()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

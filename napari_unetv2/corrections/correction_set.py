@@ -15,7 +15,7 @@ import time
 import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Collection, Optional
+from typing import Collection, Iterable, Optional
 
 import numpy as np
 
@@ -139,10 +139,10 @@ def _create_exclusively(path: Path) -> bool:
     return True
 
 
-def entries_by_image(corrections: "CorrectionSet") -> dict[str, list[Correction]]:
-    """The set's entries by their image's pixel hash (entries written without one left out), each list oldest first."""
+def entries_by_image(entries: Iterable[Correction]) -> dict[str, list[Correction]]:
+    """A set's ``entries`` by their image's pixel hash (entries written without one left out), each list oldest first."""
     found: dict[str, list[Correction]] = {}
-    for entry in corrections.entries():
+    for entry in entries:
         if entry.image_hash:
             found.setdefault(entry.image_hash, []).append(entry)
     return {key: sorted(entries, key=lambda entry: entry.created) for key, entries in found.items()}

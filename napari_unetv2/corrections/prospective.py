@@ -47,8 +47,13 @@ def score_entries(version: str, entries: Iterable[Correction]) -> ProspectiveSco
 
 def version_scores(correction_set: CorrectionSet) -> dict[str, ProspectiveScore]:
     """{model version: its prospective score} over every scored entry of the set, in first-use order."""
+    return scores_by_version(correction_set.entries())
+
+
+def scores_by_version(entries: Iterable[Correction]) -> dict[str, ProspectiveScore]:
+    """:func:`version_scores` of a set's ``entries`` (read once, for more than this)."""
     groups: dict[str, list[Correction]] = {}
-    for entry in correction_set.entries():
+    for entry in entries:
         if entry.prospective_dice is not None:
             groups.setdefault(entry.model_version or BUNDLED, []).append(entry)
     return {version: score_entries(version, entries) for version, entries in groups.items()}

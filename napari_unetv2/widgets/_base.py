@@ -109,11 +109,15 @@ def named_few(names: list) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def _docks_of(viewer) -> list:
-    """The viewer's :class:`WorkerWidget` docks (docked: napari's removal of a dock only takes its widget out)."""
+def _docked_in(viewer, widgets) -> list:
+    """Those of ``widgets`` docked in ``viewer`` (napari's removal of a dock only takes its widget out)."""
     here = unproxied(viewer)
-    return [w for w in list(_LIVE_WIDGETS)
-            if not w.closed and unproxied(w.viewer) is here and w.native.parentWidget() is not None]
+    return [w for w in list(widgets) if unproxied(w.viewer) is here and w.native.parentWidget() is not None]
+
+
+def _docks_of(viewer) -> list:
+    """The viewer's :class:`WorkerWidget` docks."""
+    return _docked_in(viewer, [w for w in list(_LIVE_WIDGETS) if not w.closed])  # (a closed one's Qt widget is gone)
 
 
 _OTHER_DOCKS: "weakref.WeakSet" = weakref.WeakSet()  # the plugin's docks that are no WorkerWidget (clicks)
@@ -293,9 +297,8 @@ class WorkerWidget(Container):
 
         screen = self.native.screen() or QApplication.primaryScreen()
         height = screen.availableGeometry().height() if screen is not None else 1080
-        docks, here = self._docks_here(), unproxied(self.viewer)
-        others = sum(1 for w in list(_OTHER_DOCKS) if unproxied(w.viewer) is here and w.native.parentWidget() is not None)
-        floor = dock_floor(len(docks) + others, height)
+        docks = self._docks_here()
+        floor = dock_floor(len(docks) + len(_docked_in(self.viewer, _OTHER_DOCKS)), height)
         for widget in docks:
             least = min(widget.controls.sizeHint().height(), floor)
             if widget.native.minimumHeight() != least:

@@ -393,10 +393,17 @@ def hide_images_around(viewer, image_layer) -> bool:
         other_low, other_high = _extent_2d(other)
         if np.all(other_low >= low - 1e-6) and np.all(other_high <= high + 1e-6):
             continue
-        for layer in _group(viewer, other):
-            if layer.visible:
-                layer.metadata[HIDDEN_FOR_VIEW] = True
-                layer.visible, hidden = False, True
+        hidden = _hide_for_view(viewer, other) or hidden
+    return hidden
+
+
+def _hide_for_view(viewer, image_layer) -> bool:
+    """Hide the image and its layers, marked to come back when it is viewed; returns whether any was visible."""
+    hidden = False
+    for layer in _group(viewer, image_layer):
+        if layer.visible:
+            layer.metadata[HIDDEN_FOR_VIEW] = True
+            layer.visible, hidden = False, True
     return hidden
 
 
@@ -406,10 +413,7 @@ def hide_every_image(viewer) -> bool:
     taken for it (trial of session 35). Returns whether any was hidden."""
     hidden = False
     for other in [x for x in viewer.layers if is_source_image(x) and x.visible]:
-        for layer in _group(viewer, other):
-            if layer.visible:
-                layer.metadata[HIDDEN_FOR_VIEW] = True
-                layer.visible, hidden = False, True
+        hidden = _hide_for_view(viewer, other) or hidden
     return hidden
 
 

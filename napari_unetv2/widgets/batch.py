@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Collection, Optional, Sequence
 
 from magicgui.widgets import CheckBox, FileEdit, PushButton
 
@@ -19,7 +19,6 @@ OPEN_AT_MOST = 20
 class BatchWidget(WorkerWidget):
     def __init__(self, napari_viewer=None, store_dir=None):
         super().__init__(napari_viewer, store_dir)
-        self._said_corrected: set[str] = set()  # images whose stored correction the run's line named
         self.input = FileEdit(label="input folder", mode="d", tooltip="The folder of images to segment.")
         self.output = FileEdit(label="output folder", mode="d",
                                tooltip="Where <stem>.png masks and summary.csv go (not the input folder).")
@@ -91,7 +90,6 @@ class BatchWidget(WorkerWidget):
     def _on_done(self, summary, source: Optional[Path] = None, label: Optional[str] = None,
                  corrected: Sequence[str] = ()) -> None:
         self.last_summary = summary
-        self._said_corrected = {Path(name).stem for name in corrected}
         stopped = " (cancelled: finished images kept, none half-written)" if summary.stopped else ""
         first, *rest = summary.describe().splitlines()
         # the model line above names the next run's, perhaps chosen while this one ran (trial of session 31: "runs:
@@ -106,12 +104,13 @@ class BatchWidget(WorkerWidget):
                          f"{named_few([Path(name).stem for name in corrected])}.")
         self.say(" ".join([first + stopped + failed] + notes))
         if self.open_results.value and self.viewer is not None:
-            self.open_masks(summary, source)
+            self.open_masks(summary, source, said_corrected={Path(name).stem for name in corrected})
 
-    def open_masks(self, summary, source: Optional[Path] = None) -> list:
+    def open_masks(self, summary, source: Optional[Path] = None, said_corrected: Collection[str] = ()) -> list:
         """Open the run's new masks, each over its image (as Labels tied to it, the mask colours, ready for
         *Correct & retrain*); only the first pair is visible, the rest are toggled in the layer list. At most
-        OPEN_AT_MOST pairs (a folder of hundreds would fill the viewer)."""
+        OPEN_AT_MOST pairs (a folder of hundreds would fill the viewer). ``said_corrected``: the images whose stored
+        correction the run's line named already (not said again)."""
         from ..corrections.correction_set import image_hash
         from ..files import read_image, read_mask
         from ._kept_edits import painted_mask_keeper
@@ -169,7 +168,7 @@ class BatchWidget(WorkerWidget):
         if restored:
             notes.append(f"{len(restored)} mask(s) opened with the edits painted on them before (kept, never accepted; "
                          f"the files keep the model's masks): {named_few(restored)}.")
-        corrected = [stem for stem in corrected if stem not in self._said_corrected]  # (said above)
+        corrected = [stem for stem in corrected if stem not in said_corrected]
         if corrected:
             notes.append(f"{len(corrected)} of them have a correction stored already (the masks shown are the model's; "
                          f"Correct & retrain lists the corrections): {named_few(corrected)}.")
