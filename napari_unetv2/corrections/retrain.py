@@ -65,8 +65,7 @@ def retrain_events(
     if start is None:
         raise ValueError("No model to fine-tune: no bundled weights are installed and the store is empty.")
     parent_score = score_of(corrections, read_config(start).version)
-    (store.root / "runs").mkdir(exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=store.root / "runs", prefix="round-"))
+    scratch = _scratch_folder(store.root / "runs")
     try:
         pairs = pinned(pairs, scratch / "pairs")
         result = yield from finetune.finetune_events(
@@ -81,6 +80,22 @@ def retrain_events(
         # On success the store holds its own copy; when cancelled or failed, the store and the
         # correction set were never touched and the scratch run goes.
         shutil.rmtree(scratch, ignore_errors=True)
+        try:  # and so does runs/ itself when no other round is using it (rmdir only removes an empty folder)
+            scratch.parent.rmdir()
+        except OSError:
+            pass
+
+
+def _scratch_folder(runs: Path) -> Path:
+    """A new round's scratch folder under ``runs`` (made if missing). Another round ending meanwhile may remove
+    ``runs`` between its creation and ours: then it is made again."""
+    for _ in range(3):
+        runs.mkdir(parents=True, exist_ok=True)
+        try:
+            return Path(tempfile.mkdtemp(dir=runs, prefix="round-"))
+        except FileNotFoundError:
+            continue
+    raise OSError(f"Could not make a scratch folder in {runs}")
 
 
 def pinned(pairs: list[Pair], folder: Path) -> list[Pair]:
