@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton
+from magicgui.widgets import ComboBox, Container, PushButton
 
 from ..interactive import CLICKS_METADATA, ClickSession
 from ..interactive.box import box_probability, clip_box
-from ._base import floor_docks_later, narrow_chooser, when_alive
+from ._base import floor_docks_later, narrow_chooser, when_alive, wrapping_label
 from ._layers import (
     BOX,
     CLICKS,
@@ -53,8 +53,9 @@ class ClickWidget(Container):
         keep_choices_in_order(self.image)
         self.start_button = PushButton(text="Click on this image")
         self.undo_button = PushButton(text="Undo last click")
-        self.status = Label(label="status", value="segment an image first, then start clicking")
-        self.extend([self.image, self.start_button, self.undo_button, Label(value=HELP), self.status])
+        # wrapping: a plain Label widened the dock column with each long message and squeezed the canvas (trial 36)
+        self.status = wrapping_label("status", "segment an image first, then start clicking")
+        self.extend([self.image, self.start_button, self.undo_button, wrapping_label("", HELP), self.status])
         self.start_button.changed.connect(self.start)
         self.undo_button.changed.connect(self.undo)
         follow_removed_images(self.viewer)

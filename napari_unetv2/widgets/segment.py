@@ -424,4 +424,8 @@ class SegmentWidget(WorkerWidget):
         where = "" if still_here else f"{layer.name}: "
         took = (f"{seconds + showing:.1f} s ({seconds:.1f} s segmenting, {showing:.1f} s adding the layers)"
                 if showing >= 0.2 else f"{seconds:.1f} s")
-        self.say(f"{where}done in {took}{kept}. Paint to correct the mask.{untrained}{scale_note}", about=layer)
+        # an empty mask said as such: "done ... Paint to correct" over an image with nothing marked read as "nothing
+        # happened" (trial of session 36: 3 of 8 PolypGen frames)
+        paint = (" The model marked nothing in this image (its mask is empty): paint what it missed."
+                 if not np.any(prediction.mask) else " Paint to correct the mask.")
+        self.say(f"{where}done in {took}{kept}.{paint}{untrained}{scale_note}", about=layer)

@@ -533,8 +533,12 @@ class SessionWidget(WorkerWidget):
                                       f"{entry.created.replace('T', ' ')}) is shown, not the model's mask; Accept & next "
                                       "keeps it, or edit it and accept to replace it")
         else:
+            nothing = starting is None and prediction is not None and not np.any(prediction.mask)
             self._image_line = (path, f"{path.name}: " + ("your accepted mask; edit and accept again to replace it"
                                                           if self._accepted(path) else
+                                                          "the model marked nothing (an empty mask): paint what it "
+                                                          "missed, then Accept & next (or accept it empty if there "
+                                                          "is nothing to mark)" if nothing else
                                                           "correct the mask, then Accept & next"))
         if kept_proposal is not None:
             self._image_line = (path, f"{self._image_line[1]}; the proposal you painted on in Segment (kept "

@@ -1,0 +1,49 @@
+"""Session 36's clinician trial (a first day with the README: Segment over seven images, Correct & retrain on PH2,
+a folder session with automatic rounds, clicks, Batch, the CLI): each test failed on the code before its fix."""
+import numpy as np
+
+import napari_unetv2.widgets  # noqa: F401  (import guard before the viewer exists)
+from napari_unetv2._sample_data import SAMPLES, load_sample
+from napari_unetv2.files import write_png_atomic
+
+PLUGIN = "napari-unetv2"
+
+
+def test_the_clicks_status_wraps_instead_of_widening_the_dock(make_napari_viewer):
+    """A plain label: each long message widened the right dock column (the canvas lost 130 px of 1389)."""
+    viewer = make_napari_viewer()
+    _, clicks = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct with clicks")
+    width = clicks.native.sizeHint().width()
+    clicks.status.value = "not clicked: these are the clicks of " + "a very long image name " * 20
+    assert clicks.status.native.wordWrap() and clicks.native.sizeHint().width() <= width + 10
+
+
+def test_segment_says_when_the_model_marked_nothing(make_napari_viewer, qtbot, isolated_home):
+    """3 of 8 PolypGen frames got empty masks, and the status said "done ... Paint to correct the mask.", as for any
+    other: "the model found nothing" could not be told from "nothing happened"."""
+    from test_gui_findings import segment
+
+    viewer = make_napari_viewer()
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    seg.image.value = viewer.add_image(np.full((256, 256, 3), 128, np.uint8), name="plain grey")
+    segment(qtbot, seg)
+    assert "marked nothing" in seg.status.value and "empty" in seg.status.value, seg.status.value
+    viewer.open_sample(PLUGIN, "kvasir")  # a polyp the model finds
+    seg.image.value = viewer.layers[SAMPLES["kvasir"]]
+    segment(qtbot, seg)
+    assert "Paint to correct the mask" in seg.status.value and "marked nothing" not in seg.status.value
+
+
+def test_a_folder_session_says_when_the_model_marked_nothing(make_napari_viewer, qtbot, tmp_path):
+    from test_session import open_session, wait_shown
+
+    images = tmp_path / "data" / "images"
+    images.mkdir(parents=True)
+    write_png_atomic(images / "a_kvasir.png", load_sample("kvasir")[0])  # a polyp the model finds
+    write_png_atomic(images / "z_plain.png", np.full((256, 256, 3), 128, np.uint8))
+    widget = open_session(make_napari_viewer(), qtbot, tmp_path / "session", images=images)
+    assert "marked nothing" not in widget.status.value, widget.status.value
+    widget.skip()
+    wait_shown(qtbot, widget)
+    assert widget.session.current.name == "z_plain.png"
+    assert "marked nothing (an empty mask)" in widget.status.value, widget.status.value
