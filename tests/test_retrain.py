@@ -83,6 +83,7 @@ def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_
     # the corrections here are the sample images themselves: none of them is an original-domain check of a model that
     # trained on it (session 28), so there is no reference score (test_finetune_defaults checks one on other images)
     assert "reference" not in config.metrics and "all 2 sample image(s)" in config.metrics["reference_note"]
+    assert "no original-domain check" in rt.scores.value  # said, not only written (trial of session 36)
     assert rt.plot.losses and len(rt.plot.losses) > 0
 
     if store.current == new:  # switched automatically (held-out Dice did not drop): re-segmentation runs

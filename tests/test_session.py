@@ -282,6 +282,8 @@ def test_goal_a_clinicians_session_with_retrain_restart_and_resume(make_napari_v
     viewer = make_napari_viewer(show=True)
     widget = open_session(viewer, qtbot, session_dir, images=data / "images")
     widget.auto_retrain.value, widget.retrain_every.value, widget.epochs.value = True, 5, 1
+    said, say = [], widget.say
+    widget.say = lambda text, *args, **kwargs: (said.append(text), say(text, *args, **kwargs))[1]
     lateness = Lateness()
     on_screen = {}
     for i in range(10):
@@ -305,6 +307,9 @@ def test_goal_a_clinicians_session_with_retrain_restart_and_resume(make_napari_v
     qtbot.waitUntil(lambda: not widget._loading, timeout=60_000)  # the image on screen segmented by the new model
     assert widget.retrain_rounds == 2, widget.status.value  # after the 5th and the 10th accepted correction
     assert len(models.store.versions()) == 3  # each round added a version
+    # each round's original-domain check was said with its result, not only written (trial of session 36)
+    assert sum("new version in use" in text and "original domain (endoscopy sample images, 2): Dice" in text
+               for text in said) >= 2, said[-5:]
     late = lateness.stop()
     print(f"event-loop lateness during the session: {late}")
     shot = viewer.screenshot(canvas_only=False)

@@ -47,3 +47,29 @@ def test_a_folder_session_says_when_the_model_marked_nothing(make_napari_viewer,
     wait_shown(qtbot, widget)
     assert widget.session.current.name == "z_plain.png"
     assert "marked nothing (an empty mask)" in widget.status.value, widget.status.value
+
+
+def test_a_round_says_its_original_domain_check(make_napari_viewer, qtbot, isolated_home, small_checkpoint):
+    """The README promised the round's original-domain scores (forgetting shows there) to the user; the widget only
+    wrote them into the version's JSON, and a round that lost 0.1 Dice there said "new version in use"."""
+    from test_retrain import wait
+
+    from napari_unetv2.checkpoints import ModelStore
+    from napari_unetv2.corrections import CorrectionSet
+
+    store = ModelStore(isolated_home / "models")
+    store.use(store.add(small_checkpoint).version)
+    corrections = CorrectionSet(isolated_home / "corrections")
+    image, truth, stem = load_sample("skin")
+    for i, (y, x) in enumerate([(0, 0), (200, 300)]):  # crops: not the sample images the check scores
+        crop, mask = image[y:y + 256, x:x + 256], truth[y:y + 256, x:x + 256]
+        corrections.add(crop, mask, source=f"{stem} crop {i}", predicted_mask=np.zeros_like(mask))
+    viewer = make_napari_viewer()
+    _, rt = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct & retrain")
+    rt.epochs.value = 1
+    wait(qtbot, rt.retrain())
+    config = {c.version: c for c in store.versions()}[rt.last_version]
+    reference = config.metrics["reference"]
+    said = f"Dice {reference['parent']['dice']:.3f} before, {reference['new']['dice']:.3f} after"
+    assert f"original domain (endoscopy sample images, 2): {said}" in rt.scores.value, rt.scores.value
+    qtbot.waitUntil(lambda: said in rt.status.value.replace("\u200b", ""), timeout=60_000)

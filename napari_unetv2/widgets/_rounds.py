@@ -47,11 +47,25 @@ def describe_scores(result) -> str:
     from ..engine.intervals import MeanInterval
 
     if not result.held_out:
-        return ("no held-out part: every correction of the line trained (the prospective score on the model line is "
-                "the one to trust)")
+        held_out = ("no held-out part: every correction of the line trained (the prospective score on the model line is "
+                    "the one to trust)")
+    else:
+        before, after = MeanInterval.from_summary(result.before), MeanInterval.from_summary(result.after)
+        held_out = f"held-out Dice {before.describe()} -> {after.describe()}"
+    return f"{held_out}; {describe_reference(result)}" if describe_reference(result) else held_out
 
-    before, after = MeanInterval.from_summary(result.before), MeanInterval.from_summary(result.after)
-    return f"held-out Dice {before.describe()} -> {after.describe()}"
+
+def describe_reference(result) -> str:
+    """The round's original-domain check as the CLI prints it ("" when the round had none): the README promised it to
+    the user, and only ``unetv2 finetune`` and ``unetv2 models`` showed it (trial of session 36)."""
+    from ..engine.intervals import MeanInterval
+
+    if not result.reference:
+        return result.reference_note
+    before = MeanInterval.from_summary(result.reference["parent"])
+    after = MeanInterval.from_summary(result.reference["new"])
+    return (f"original domain ({result.reference['set'].split(' (')[0]}, {after.n}): Dice {before.mean:.3f} before, "
+            f"{after.mean:.3f} after")
 
 
 def adopt(models, outcome) -> Optional[str]:

@@ -49,7 +49,17 @@ from ._layers import (
     unproxied,
 )
 from ._loss_plot import LossPlot
-from ._rounds import adopt, describe_scores, fmt_eta, left_out, models_of, round_job, split_by_line, trained_on
+from ._rounds import (
+    adopt,
+    describe_reference,
+    describe_scores,
+    fmt_eta,
+    left_out,
+    models_of,
+    round_job,
+    split_by_line,
+    trained_on,
+)
 from ._state import BUNDLED, IN_USE, prospective_note
 from .segment import follow_active_image, keep_choices_in_order
 
@@ -89,7 +99,9 @@ class RetrainWidget(WorkerWidget):
                                tooltip="A folder of earlier image/mask pairs mixed in, so the model does not forget them.")
         self.retrain_button = PushButton(text="Retrain", tooltip="Fine-tune the model in use on the corrections, "
                                                                   "in the background.")
-        self.scores = wrapping_label("held-out Dice", "-", tooltip="Dice on held-out corrections before -> after the round.")
+        self.scores = wrapping_label("last round", "-", tooltip="The last round's scores: Dice on held-out corrections "
+                                     "before -> after it (with 48+ corrections), and on the original domain's sample "
+                                     "images before and after (forgetting shows there).")
         self.versions = ComboBox(label="versions", choices=self._version_choices,
                                  tooltip="Every stored model; shows the one in use.")
         keep_choices_in_order(self.versions)  # their labels carry scores that change
@@ -510,4 +522,6 @@ class RetrainWidget(WorkerWidget):
             self.versions.value = config.version
             self.say(f"{not_used} ({trained})")  # not "new version in use ...; not put in use"
             return
-        self.resegment(f"{outcome.adoption.reason}: {self.models.label()} ('Roll back' to undo; {trained})")
+        forgetting = describe_reference(outcome.result)  # (on the "last round" line too, with the held-out scores)
+        self.resegment(f"{outcome.adoption.reason}: {self.models.label()} ('Roll back' to undo; {trained}"
+                       f"{'; ' + forgetting if forgetting else ''})")
