@@ -73,3 +73,23 @@ def test_a_round_says_its_original_domain_check(make_napari_viewer, qtbot, isola
     said = f"Dice {reference['parent']['dice']:.3f} before, {reference['new']['dice']:.3f} after"
     assert f"original domain (endoscopy sample images, 2): {said}" in rt.scores.value, rt.scores.value
     qtbot.waitUntil(lambda: said in rt.status.value.replace("\u200b", ""), timeout=60_000)
+
+
+def test_segments_status_after_the_model_in_use_changed_no_longer_speaks_of_the_model_before(
+        make_napari_viewer, qtbot, isolated_home, small_checkpoint):
+    """After a round put a fine-tuned model in use, Segment still said "... the bundled polyp model that segmented it:
+    choose the bundled skin model under 'model'" while its model line named the new version."""
+    from test_gui_findings import segment
+
+    from napari_unetv2.widgets._state import model_in_use
+
+    viewer = make_napari_viewer()
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    viewer.open_sample(PLUGIN, "skin")
+    seg.image.value = viewer.layers[SAMPLES["skin"]]
+    segment(qtbot, seg)
+    assert "choose the bundled skin model" in seg.status.value, seg.status.value
+    models = model_in_use()
+    models.use(models.store.add(small_checkpoint).version)
+    status = seg.status.value.replace("\u200b", "")
+    assert "choose the bundled skin model" not in status and "segmented with version" in status, status

@@ -184,8 +184,16 @@ class SegmentWidget(WorkerWidget):
 
     def _on_model_changed(self) -> None:
         super()._on_model_changed()
-        if not self.closed:
-            follow_fine_tuned(self, self.model_source)
+        if self.closed:
+            return
+        said = self.status.value
+        follow_fine_tuned(self, self.model_source)
+        if self.status.value == said and self.model_source.value == IN_USE:
+            # the status of a run with the model before (its domain hint: "the bundled polyp model that segmented it:
+            # choose the bundled skin model", after a round had put a fine-tuned one in use: trial of session 36) gives
+            # way to what the chosen image's mask is now
+            self._status_image = None
+            self._on_image_chosen(self.image.value)
 
     def _on_image_chosen(self, image=None) -> None:
         """The status speaks of the chosen image, not of the last run on another one ("done in 0.1 s")."""
