@@ -93,3 +93,25 @@ def test_segments_status_after_the_model_in_use_changed_no_longer_speaks_of_the_
     models.use(models.store.add(small_checkpoint).version)
     status = seg.status.value.replace("\u200b", "")
     assert "choose the bundled skin model" not in status and "segmented with version" in status, status
+
+
+def test_the_model_segments_own_hint_advised_segments_without_a_question(make_napari_viewer, qtbot, isolated_home):
+    """Segment said "choose the bundled skin model under 'model'"; chosen, the next press only asked "... of another
+    line (another kind of image?). Press Segment again". A polyp frame with the skin model chosen is still asked about
+    (test_gui_findings::test_segmenting_a_polyp_frame_with_the_skin_model_left_chosen_asks_first)."""
+    from test_gui_findings import segment
+
+    from napari_unetv2.checkpoints import bundled_checkpoint, read_config
+    from napari_unetv2.widgets._layers import MASK, layer_of
+    from napari_unetv2.widgets._state import bundled_choice
+
+    viewer = make_napari_viewer()
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    viewer.open_sample(PLUGIN, "skin")
+    image = viewer.layers[SAMPLES["skin"]]
+    seg.image.value = image
+    segment(qtbot, seg)
+    assert "choose the bundled skin model under 'model'" in seg.status.value.replace("\u200b", "")
+    seg.model_source.value = bundled_choice("skin")
+    segment(qtbot, seg)  # one press
+    assert layer_of(viewer, image, MASK).metadata["model_version"] == read_config(bundled_checkpoint("skin")).version

@@ -103,13 +103,23 @@ def better_bundled_model(image: np.ndarray, model_version: Optional[str]) -> Opt
     return own, best
 
 
+def domain_advice(image: np.ndarray, rgb: Optional[bool], model_version: Optional[str]
+                  ) -> Optional[tuple[DomainCard, DomainCard]]:
+    """:func:`better_bundled_model` of one 2-D image, grey or colour (None for a stack: not judged)."""
+    array = np.asarray(image)
+    if array.ndim > 3 or (array.ndim == 3 and (rgb is False or array.shape[-1] not in (1, 3, 4))):
+        return None
+    return better_bundled_model(array, model_version)
+
+
 def domain_note(image: np.ndarray, rgb: Optional[bool], model_version: Optional[str], how_to_choose: str) -> str:
     """The hint said with a result ("" for none): which bundled model the image looks made for, and how to choose it
     (``how_to_choose`` names it as ``{model}``)."""
-    array = np.asarray(image)
-    if array.ndim > 3 or (array.ndim == 3 and (rgb is False or array.shape[-1] not in (1, 3, 4))):
-        return ""  # a stack: not judged
-    found = better_bundled_model(array, model_version)
+    return describe_advice(domain_advice(image, rgb, model_version), how_to_choose)
+
+
+def describe_advice(found: Optional[tuple[DomainCard, DomainCard]], how_to_choose: str) -> str:
+    """:func:`domain_note`'s words for a :func:`domain_advice`."""
     if found is None:
         return ""
     own, other = found

@@ -13,9 +13,10 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSlider, PushButton, SpinBox
 from qtpy.QtCore import QTimer
 
+from ..checkpoints.lines import bundled_versions
 from ..corrections.correction_set import image_hash
 from ..inference import PredictionCancelled
-from ..inference.domain import domain_note
+from ..inference.domain import describe_advice, domain_advice
 from ..inference.predictor import check_image_shape, colour_note
 from ._base import SecondPress, WorkerWidget, narrow_chooser
 from ._kept_edits import IMAGE_KEY, accepted_as_it_is, painted_mask_keeper
@@ -175,6 +176,7 @@ class SegmentWidget(WorkerWidget):
         self._status_about = None  # (mask layer, version) while the status says which version made that mask
         self._watched = weakref.WeakSet()  # mask layers whose pixel replacements this widget listens to
         self._other_line = SecondPress(CONFIRM_WITHIN_S)  # warned of (image, model): Segment again goes ahead
+        self._advised = {}  # {image id: the bundled model a result's hint advised for it}: chosen, it asks nothing
 
     def _image_layers(self, _=None) -> list:
         return [layer for layer in self.viewer.layers if is_source_image(layer)]
@@ -305,7 +307,9 @@ class SegmentWidget(WorkerWidget):
                 prediction = predictor.predict(array, should_stop=cancel.is_set, progress=progress, **params)
                 # said with the result; read here, not in the GUI thread (a pass over a large image's alpha)
                 prediction.colour_note = colour_note(array, rgb)
-                prediction.domain_note = domain_note(array, rgb, predictor.config.version, "choose {model} under 'model'")
+                advice = domain_advice(array, rgb, predictor.config.version)
+                prediction.domain_note = describe_advice(advice, "choose {model} under 'model'")
+                prediction.advised_model = advice[1].name if advice is not None else None
                 # edits painted on this image and kept when napari closed (or crashed), never accepted: given back
                 prediction.image_key = image_hash(array)
                 prediction.kept_edit = kept_edits.find(prediction.image_key, prediction.mask.shape)
@@ -337,6 +341,10 @@ class SegmentWidget(WorkerWidget):
             return True
         if self._other_line.confirmed((image_id(layer), runs)):
             return True
+        advised = self._advised.get(image_id(layer))
+        if advised is not None and bundled_versions().get(runs) == advised:
+            return True  # the model this widget's own hint advised for the image (trial of session 36: the advice
+            # followed, then a question about it)
         self.say(f"{layer.name} was segmented with {self.models.label(made_with)}; the model chosen here is "
                  f"{self.models.label(choice)}, of another line (another kind of image?). Press Segment again to "
                  "segment it with that one anyway (an edited mask is kept), or choose the model above.")
@@ -355,6 +363,8 @@ class SegmentWidget(WorkerWidget):
             self.progress.value = 0
             self.say(f"'{layer.name}' shows another image now; this result was for the one before and is not shown")
             return
+        if getattr(prediction, "advised_model", None) is not None:
+            self._advised[image_id(layer)] = prediction.advised_model
         # The user may have gone on to another image while this one was segmented: then the result is added without
         # taking them back (no selection, the image they are on stays on top, above the new mask).
         # read before the layers are added: napari makes a new layer the active one, and the chooser follows it
