@@ -115,3 +115,29 @@ def test_the_model_segments_own_hint_advised_segments_without_a_question(make_na
     seg.model_source.value = bundled_choice("skin")
     segment(qtbot, seg)  # one press
     assert layer_of(viewer, image, MASK).metadata["model_version"] == read_config(bundled_checkpoint("skin")).version
+
+
+def test_segments_mask_display_control_says_how_the_chosen_images_mask_is_drawn(make_napari_viewer, qtbot,
+                                                                                  isolated_home):
+    """'outline' chosen for one image's mask stayed in the box when another image, its mask filled, was chosen."""
+    from test_gui_findings import segment
+
+    from napari_unetv2.widgets._layers import MASK, layer_of
+
+    viewer = make_napari_viewer()
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    viewer.open_sample(PLUGIN, "kvasir")
+    viewer.open_sample(PLUGIN, "skin")
+    first, second = viewer.layers[SAMPLES["kvasir"]], viewer.layers[SAMPLES["skin"]]
+    for image in (first, second):
+        seg.image.value = image
+        segment(qtbot, seg)
+    seg.display.value = "outline"  # applied to the chosen (second) image's mask
+    assert layer_of(viewer, second, MASK).contour > 0
+    mask = layer_of(viewer, first, MASK)
+    mask.opacity = 0.3  # set in napari's layer controls
+    viewer.layers.selection.active = first
+    qtbot.waitUntil(lambda: seg.image.value is first and seg.display.value == "filled", timeout=5000)
+    assert mask.contour == 0 and mask.opacity == 0.3  # shown as it is drawn, not drawn again
+    viewer.layers.selection.active = second
+    qtbot.waitUntil(lambda: seg.display.value == "outline", timeout=5000)

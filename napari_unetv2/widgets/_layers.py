@@ -298,6 +298,11 @@ def set_mask_display(layer, display: str) -> None:
     layer.opacity = 0.9 if display == "outline" else MASK_OPACITY
 
 
+def mask_display_of(layer) -> str:
+    """The :data:`MASK_DISPLAYS` entry a mask layer is drawn as."""
+    return "outline" if layer.contour > 0 else "filled"
+
+
 def grid_enabled(viewer) -> bool:
     """Whether napari shows the layers side by side (``viewer.canvas.grid`` since napari 0.9, ``viewer.grid`` before)."""
     canvas = getattr(viewer, "canvas", None)

@@ -31,6 +31,7 @@ from ._layers import (
     is_source_image,
     layer_is_shown,
     layer_of,
+    mask_display_of,
     raise_to_top,
     ready_to_paint,
     same_layer,
@@ -205,6 +206,11 @@ class SegmentWidget(WorkerWidget):
             return
         self._status_image = image
         mask = layer_of(self.viewer, image, MASK)
+        if mask is not None:  # the control beside the chosen image's mask says how that mask is drawn (it said "outline"
+            # over a filled mask, set for the image chosen before: trial of session 36); not applied again, which
+            # would reset an opacity set in napari's layer controls
+            with self.display.changed.blocked():
+                self.display.value = mask_display_of(mask)
         self.progress.value = 0
         if mask is None:
             self.say(f"{image.name}: not segmented yet{self._hidden_note(image)}", about=image)
