@@ -52,7 +52,8 @@ def describe_scores(result) -> str:
     else:
         before, after = MeanInterval.from_summary(result.before), MeanInterval.from_summary(result.after)
         held_out = f"held-out Dice {before.describe()} -> {after.describe()}"
-    return f"{held_out}; {describe_reference(result)}" if describe_reference(result) else held_out
+    reference = describe_reference(result)
+    return f"{held_out}; {reference}" if reference else held_out
 
 
 def describe_reference(result) -> str:
