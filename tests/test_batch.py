@@ -165,3 +165,13 @@ def test_continuing_with_other_settings_says_the_folder_mixes_them(predictor, fo
     settings = sorted(row["settings"] for row in rows(out).values() if row["status"] == "done")
     mode = predictor.config.inference_mode
     assert settings == sorted([f"tile 64, threshold {threshold:g}"] * 2 + [f"{mode}, threshold 0.9, flip TTA"])
+
+
+def test_the_run_names_the_images_where_the_model_marked_nothing(predictor, sample_images, tmp_path):
+    """A mask of zeros is a file like the others: the run says which images got one (trial of session 36: 3 of 8
+    PolypGen frames, found only by reading foreground_fraction in summary.csv)."""
+    write_png_atomic(sample_images / "plain grey.png", np.full((256, 256, 3), 128, np.uint8))
+    summary = predict_folder(predictor, sample_images, tmp_path / "out")
+    assert summary.empty == ["plain grey.png"]
+    assert "note: the model marked nothing in 1 of the images segmented (empty masks): plain grey.png" in summary.describe()
+    assert float(rows(tmp_path / "out")["plain grey.png"]["foreground_fraction"]) == 0

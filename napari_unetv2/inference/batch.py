@@ -67,6 +67,7 @@ class BatchSummary:
     unrecorded: int = 0
     stopped: bool = False  # cancelled before every image was done
     subfolders: int = 0  # folders inside the input folder: not looked into (said, so none is thought done)
+    empty: list[str] = field(default_factory=list)  # images segmented here whose mask has nothing marked
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r["status"] == status)
@@ -89,6 +90,10 @@ class BatchSummary:
         if self.unrecorded:
             lines.append(f"  note: {self.unrecorded} kept output(s) have no summary row: not made by this program's runs "
                          "into this folder (masks put there otherwise?)")
+        if self.empty:  # the model found nothing there: a file of zeros is easily taken for a result like the others
+            few = ", ".join(self.empty[:3]) + (f" and {len(self.empty) - 3} more" if len(self.empty) > 3 else "")
+            lines.append(f"  note: the model marked nothing in {len(self.empty)} of the images segmented (empty masks): "
+                         f"{few}")
         if self.subfolders:
             lines.append(f"  note: {self.subfolders} folder(s) inside the input folder were not looked into (run "
                          "each as its own input folder)")
@@ -367,7 +372,10 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
                                    note=f"{KEPT_NOTE} {outputs[0].name}; wrote {written} with model {predictor.config.version}")
                 else:
                     shape = prediction.mask.shape
-                    fraction = np.count_nonzero(prediction.mask) / prediction.mask.size  # == mask.mean(), no float pass
+                    marked = np.count_nonzero(prediction.mask)
+                    fraction = marked / prediction.mask.size  # == mask.mean(), no float pass
+                    if not marked:
+                        summary.empty.append(display_name(path))
                     outcome = dict(status="done", height=shape[-2], width=shape[-1],
                                    foreground_fraction=f"{fraction:.5f}",
                                    # the model's time on it: the wait for the result was 0.000 for an image predicted
