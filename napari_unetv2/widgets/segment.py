@@ -450,6 +450,11 @@ class SegmentWidget(WorkerWidget):
                 if showing >= 0.2 else f"{seconds:.1f} s")
         # an empty mask said as such: "done ... Paint to correct" over an image with nothing marked read as "nothing
         # happened" (trial of session 36: 3 of 8 PolypGen frames)
-        paint = (" The model marked nothing in this image (its mask is empty): paint what it missed."
-                 if not np.any(prediction.mask) else " Paint to correct the mask.")
+        shows_models = kept_edit is None and not self.last_result["kept_edited"]  # (else the user's edits are shown)
+        if np.any(prediction.mask):
+            paint = " Paint to correct the mask."
+        elif shows_models:
+            paint = " The model marked nothing in this image (its mask is empty): paint what it missed."
+        else:
+            paint = " The model marked nothing in this image this time (its new mask is empty)."
         self.say(f"{where}done in {took}{kept}.{paint}{untrained}{scale_note}", about=layer)
