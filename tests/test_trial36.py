@@ -141,3 +141,69 @@ def test_segments_mask_display_control_says_how_the_chosen_images_mask_is_drawn(
     assert mask.contour == 0 and mask.opacity == 0.3  # shown as it is drawn, not drawn again
     viewer.layers.selection.active = second
     qtbot.waitUntil(lambda: seg.display.value == "outline", timeout=5000)
+
+
+def _collect(qtbot):
+    import gc
+
+    from qtpy.QtCore import QCoreApplication, QEvent
+
+    for _ in range(3):
+        qtbot.wait(50)
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        gc.collect()
+
+
+def test_a_finished_worker_keeps_nothing_of_its_job_or_callbacks(make_napari_viewer, qtbot):
+    """napari keeps every worker its create_worker made while a viewer is open (its task list is never pruned), and the
+    worker its function and the slots on its signals: whatever they captured stayed in memory."""
+    import weakref
+
+    from napari_unetv2.widgets._workers import make_worker
+
+    make_napari_viewer()  # (napari registers workers with the current viewer's task list)
+
+    class Pixels:
+        pass
+
+    held, answered = Pixels(), []
+    job_ref, slot_ref = weakref.ref(held), weakref.ref(held)
+
+    def job(pixels=held):
+        return 1
+
+    worker = make_worker(job)
+    worker.returned.connect(lambda result, pixels=held: answered.append(result))
+    del held, job
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        worker.start()
+    _collect(qtbot)
+    assert answered == [1]
+    assert job_ref() is None and slot_ref() is None
+
+
+def test_images_closed_after_segment_are_freed(make_napari_viewer, qtbot, isolated_home):
+    """The soak test of session 36: 40 frames segmented, 30 closed, and no memory came back (every image layer closed
+    after Segment stayed alive, with its pixels), where plain napari freed them."""
+    import weakref
+
+    from test_gui_findings import segment
+
+    viewer = make_napari_viewer()
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    rng = np.random.default_rng(0)
+    warm = viewer.add_image(rng.integers(0, 255, (200, 240, 3), np.uint8), name="warm-up")
+    seg.image.value = warm
+    segment(qtbot, seg)  # the model loaded (after which objects alive then are frozen for the garbage collector)
+    freed = []
+    for i in range(3):
+        image = viewer.add_image(rng.integers(0, 255, (200, 240, 3), np.uint8), name=f"frame {i}")
+        seg.image.value = image
+        segment(qtbot, seg)
+        freed.append(weakref.ref(image))
+    del image
+    while len(viewer.layers):
+        viewer.layers.remove(viewer.layers[-1])
+        qtbot.wait(20)
+    _collect(qtbot)
+    assert [ref() for ref in freed] == [None, None, None]

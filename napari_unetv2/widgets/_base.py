@@ -18,6 +18,7 @@ from ..devices import available_devices
 from ._kept_edits import painted_mask_keeper
 from ._layers import deleted_masks, follow_removed_images, is_source_image, ready_to_paint, same_layer, unproxied
 from ._state import IN_USE, ModelInUse, model_in_use
+from ._workers import make_worker
 
 DEVICE_TIP = "Where the model runs: auto = CUDA GPU, then Apple MPS, then CPU."
 
@@ -218,7 +219,7 @@ class WorkerWidget(Container):
         # "runs", not "model": the Segment and Batch widgets have a "model" chooser just above it
         self.model_line = wrapping_label("runs", tooltip="The model this widget runs (name and version).")
         self.status = wrapping_label("status", tooltip="What happened last, or why nothing happened.")
-        self._status_layer = None  # the image layer the status speaks of (``say(..., about=)``)
+        self._status_layer = None  # the image layer the status speaks of (``say(..., about=)``); see status_layer
         self.cancel_button.changed.connect(self.cancel)
         self._signals = _Progress()
         self._signals.advanced.connect(self.guarded(self._on_progress))
@@ -243,11 +244,16 @@ class WorkerWidget(Container):
         self._deleted_listener = self.guarded(self._on_deleted_masks)
         self._deleted.listeners.append(self._deleted_listener)
 
+    @property
+    def status_layer(self):
+        """The image layer the status speaks of, while it exists (None otherwise)."""
+        return self._status_layer() if self._status_layer is not None else None
+
     def _on_layer_removed(self, event) -> None:
         """A status about an image that was just closed says so: it read on as if the image were there (the first-hour
         trial of session 28). Not while work runs: its own messages follow."""
         layer = event.value
-        if self.busy or not same_layer(layer, self._status_layer):  # by the layer, never by its name in the text
+        if self.busy or not same_layer(layer, self.status_layer):  # by the layer, never by its name in the text
             return
         if is_source_image(layer):
             self.say(f"{layer.name} was closed", reveal=False)
@@ -365,7 +371,8 @@ class WorkerWidget(Container):
         who scrolled to the loss plot is not pulled back at every step). ``about``: the image layer the text speaks
         of, if any (closing it replaces the text)."""
         self.status.value = breakable(text)
-        self._status_layer, self._said_deleted = about, False
+        # weakly: a closed image is not kept in memory for a status line about it
+        self._status_layer, self._said_deleted = (weakref.ref(about) if about is not None else None), False
         if reveal:
             QTimer.singleShot(0, self.guarded(self._show_status))
 
@@ -395,8 +402,6 @@ class WorkerWidget(Container):
                    steps: int = 1):
         """Run ``job`` in a worker thread. Its return value goes to ``on_result`` unless it is an
         Exception (returned or raised), which goes to :meth:`report_error`. Returns the worker."""
-        from napari.qt.threading import create_worker
-
         self._cancel.clear()
         started: list = []  # the job's generator, once the worker has made it
         if inspect.isgeneratorfunction(job):
@@ -406,7 +411,7 @@ class WorkerWidget(Container):
         else:
             def runs():
                 return _Failure.wrap(job())
-        worker = create_worker(runs, _start_thread=False, _ignore_errors=True)
+        worker = make_worker(runs, _ignore_errors=True)
         if hasattr(worker, "aborted"):
             # napari quits running workers when its window closes; superqt then stops driving the generator and
             # leaves it suspended, so its clean-up (a round's scratch folder) would wait for garbage collection

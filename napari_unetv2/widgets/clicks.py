@@ -38,6 +38,7 @@ from ._layers import (
     same_layer,
 )
 from ._state import IN_USE, model_in_use
+from ._workers import make_worker
 from .segment import follow_active_image, keep_choices_in_order
 
 HELP = ("left click: add · right click or Shift+click: remove · Ctrl+Z: undo\n"
@@ -253,8 +254,6 @@ class ClickWidget(Container):
 
     def run_box(self, top: float, left: float, bottom: float, right: float):
         """Segment again inside the box in a worker; returns the worker (None when refused or busy)."""
-        from napari.qt.threading import create_worker
-
         session = self.session()
         layer, mask = self._layers()
         if session is None or self.worker is not None:
@@ -279,7 +278,7 @@ class ClickWidget(Container):
             if self.box_layer is not None and len(self.box_layer.data):
                 self.box_layer.data = []
 
-        self.worker = create_worker(job, _start_thread=False)
+        self.worker = make_worker(job)
         self.worker.returned.connect(when_alive(done))
         self.worker.errored.connect(when_alive(lambda err: setattr(self.status, "value", f"box failed: {err}")))
         self.worker.finished.connect(lambda: setattr(self, "worker", None))  # no Qt object touched

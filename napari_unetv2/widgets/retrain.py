@@ -61,6 +61,7 @@ from ._rounds import (
     trained_on,
 )
 from ._state import BUNDLED, IN_USE, prospective_note
+from ._workers import make_worker
 from .segment import follow_active_image, keep_choices_in_order
 
 ROLL_BACK_AGAIN_AFTER_S = 0.5  # a second Roll back sooner than this is the second click of a double click
@@ -396,8 +397,6 @@ class RetrainWidget(WorkerWidget):
         its layers in place (an edited mask is kept; the prediction goes to that image's one proposal layer).
         Masks of another line, or of unknown origin, are left alone: putting the skin model in use must not
         re-segment the open polyp frames. ``announce`` opens the status line (what changed)."""
-        from napari.qt.threading import create_worker
-
         in_use, lines = self.models.version_id(), self.models.lines()  # read once: not per image
         masked = [x for x in self.viewer.layers if is_source_image(x) and layer_of(self.viewer, x, MASK) is not None]
         made_with = {id(x): layer_of(self.viewer, x, MASK).metadata.get(MODEL_VERSION) for x in masked}
@@ -453,7 +452,7 @@ class RetrainWidget(WorkerWidget):
             self.say("; ".join(x for x in (announce, f"re-segmented {updated} image(s) with {self.models.label()}{note}")
                                if x))
 
-        self.segment_worker = create_worker(job, _start_thread=False, _ignore_errors=True)
+        self.segment_worker = make_worker(job, _ignore_errors=True)
         self.segment_worker.returned.connect(self.guarded(done))
         self.segment_worker.errored.connect(self.guarded(lambda err: self.report_error(err, "re-segmenting")))
         self.segment_worker.start()

@@ -173,7 +173,9 @@ class SegmentWidget(WorkerWidget):
         follow_active_image(self, self.image)
         self.model_source.changed.connect(self.guarded(self._on_model_choice))
         self.last_result: dict = {}
-        self._status_image = None  # the image the status speaks of: a result for another must not be overwritten
+        # the image the status speaks of (weakly: a closed image is not kept for it): a result for another must not
+        # be overwritten
+        self._status_image = None
         self._status_about = None  # (mask layer, version) while the status says which version made that mask
         self._watched = weakref.WeakSet()  # mask layers whose pixel replacements this widget listens to
         self._other_line = SecondPress(CONFIRM_WITHIN_S)  # warned of (image, model): Segment again goes ahead
@@ -202,9 +204,9 @@ class SegmentWidget(WorkerWidget):
         """The status speaks of the chosen image, not of the last run on another one ("done in 0.1 s")."""
         if self.busy or image is None or image is not self.image.value or image not in self.viewer.layers:
             return
-        if image is self._status_image:  # the chooser re-set to the same image (layers added, choices reset)
-            return
-        self._status_image = image
+        if self._status_image is not None and image is self._status_image():  # the chooser re-set to the same image
+            return  # (layers added, choices reset)
+        self._status_image = weakref.ref(image)
         mask = layer_of(self.viewer, image, MASK)
         if mask is not None:  # the control beside the chosen image's mask says how that mask is drawn (it said "outline"
             # over a filled mask, set for the image chosen before: trial of session 36); not applied again, which
@@ -444,7 +446,8 @@ class SegmentWidget(WorkerWidget):
         scale_note = " ".join(note for note in (predictor.mode_note(prediction.mode), prediction.colour_note,
                                                 getattr(prediction, "domain_note", "")) if note)
         scale_note = f" {scale_note}" if scale_note else ""
-        self._status_image = self.image.value  # its re-emitted choice (layers were added) keeps this message
+        # its re-emitted choice (layers were added) keeps this message
+        self._status_image = weakref.ref(self.image.value) if self.image.value is not None else None
         where = "" if still_here else f"{layer.name}: "
         took = (f"{seconds + showing:.1f} s ({seconds:.1f} s segmenting, {showing:.1f} s adding the layers)"
                 if showing >= 0.2 else f"{seconds:.1f} s")

@@ -78,6 +78,7 @@ from ._rounds import (
     trained_on,
 )
 from ._state import corrections_by_image, version_scores_cached
+from ._workers import make_worker
 
 
 class _Stored(QObject):
@@ -331,8 +332,6 @@ class SessionWidget(WorkerWidget):
     def _compute(self, path: Path, refresh: bool = False) -> None:
         """Read and segment ``path`` in a worker and cache it. When it is done and ``path`` is the current
         image, it is shown (or, with ``refresh``, the shown image's layers are updated in place)."""
-        from napari.qt.threading import create_worker
-
         key = (str(path), self._model_key())
         if refresh:
             self._refresh.add(key)
@@ -385,7 +384,7 @@ class SessionWidget(WorkerWidget):
             except RuntimeError:  # the widget was closed while the model ran: nothing to show it in
                 return
 
-        worker = create_worker(job, _start_thread=False, _ignore_errors=True)
+        worker = make_worker(job, _ignore_errors=True)
         worker.returned.connect(self.guarded(returned))
         worker.errored.connect(self.guarded(lambda err: returned(("error", err))))
         self._loading[key] = worker
