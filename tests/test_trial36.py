@@ -207,3 +207,31 @@ def test_images_closed_after_segment_are_freed(make_napari_viewer, qtbot, isolat
         qtbot.wait(20)
     _collect(qtbot)
     assert [ref() for ref in freed] == [None, None, None]
+
+
+def test_the_set_parses_only_changed_entries_and_still_checks_an_edited_one(tmp_path, monkeypatch):
+    """A folder session's writer reads the whole set after each stored correction: parsing every file each time made
+    Accept & next slower with every image (0.15 s at the start, 0.28 s after 57 entries). Unchanged files are taken as
+    read; a file changed since (a hand edit naming a file outside the set) is checked again."""
+    import json
+
+    import napari_unetv2.corrections.correction_set as correction_set
+    from napari_unetv2.corrections import CorrectionSet
+
+    corrections = CorrectionSet(tmp_path / "set")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        mask = np.zeros((32, 32), np.uint8)
+        mask[i:i + 8, 4:12] = 1
+        corrections.add(rng.integers(0, 255, (32, 32, 3), np.uint8), mask, source=f"image {i}")
+    first = corrections.entries()
+    parsed = []
+    read = correction_set._read_entry
+    monkeypatch.setattr(correction_set, "_read_entry", lambda path: parsed.append(path.name) or read(path))
+    assert [e.id for e in CorrectionSet(tmp_path / "set").entries()] == [e.id for e in first] and parsed == []
+    edited = tmp_path / "set" / "provenance" / f"{first[1].id}.json"
+    data = json.loads(edited.read_text())
+    data["image_file"] = "../../elsewhere.png"
+    edited.write_text(json.dumps(data))
+    assert [e.id for e in corrections.entries()] == [first[0].id, first[2].id, first[3].id]
+    assert parsed == [edited.name]

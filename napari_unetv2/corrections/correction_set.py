@@ -7,6 +7,8 @@ leaves at most an orphan image that is never listed, never a half entry. Each id
 """
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import os
@@ -110,6 +112,18 @@ def _field_fits(value: object, kind: object) -> bool:
     return isinstance(value, kind)
 
 
+@functools.lru_cache(maxsize=1)
+def _field_types() -> dict:
+    """Correction's fields and their declared types (evaluating the annotations took 0.7 ms per entry read)."""
+    return typing.get_type_hints(Correction)
+
+
+# The entries read so far, per set folder: {provenance file name: ((mtime_ns, size, inode), entry, image, mask)}. A
+# folder session's writer reads the whole set after each stored correction; parsing and checking every file each time
+# made Accept & next slower with every image (soak test of session 36: 0.15 s at the start, 0.28 s after 57 entries).
+_READ: dict[str, dict[str, tuple]] = {}
+
+
 def _read_entry(path: Path) -> Correction:
     """One provenance file as a Correction; ValueError (naming the file) for anything else: a hand-edited or
     foreign file must not reach the metrics and the training with a height of "64"."""
@@ -117,7 +131,7 @@ def _read_entry(path: Path) -> Correction:
     if not isinstance(data, dict):
         raise ValueError(f"{path.name} holds a JSON {type(data).__name__}, not an object")
     entry = Correction(**data)  # TypeError for missing or unknown keys
-    for name, kind in typing.get_type_hints(Correction).items():
+    for name, kind in _field_types().items():
         if not _field_fits(getattr(entry, name), kind):
             raise ValueError(f"{path.name}: {name} is {getattr(entry, name)!r}, not of type {kind}")
     # An entry is its file: removing or replacing entry X deletes provenance/X.json and X's image and mask. A file
@@ -283,15 +297,26 @@ class CorrectionSet:
         raise OSError(f"No free correction id for {base!r} in {provenance}.")
 
     def entries(self) -> list[Correction]:
+        """Every readable entry whose image and mask are there, in id order. A provenance file is parsed and checked
+        again only when it changed (its time, size or inode) since this process last read it."""
         found = []
+        earlier = _READ.get(str(self.root), {})
+        now = {}
         for path in sorted((self.root / "provenance").glob("*.json")):
             try:
-                entry = _read_entry(path)
-                image_path, mask_path = self._entry_files(entry)
+                stat = path.stat()
+                key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+                if earlier.get(path.name, (None,))[0] == key:
+                    _, entry, image_path, mask_path = earlier[path.name]
+                else:
+                    entry = _read_entry(path)
+                    image_path, mask_path = self._entry_files(entry)
             except (OSError, ValueError, TypeError):
                 continue  # never half-written (atomic), but a hand-edited or foreign file must not break the list
+            now[path.name] = (key, entry, image_path, mask_path)
             if image_path.is_file() and mask_path.is_file():
-                found.append(entry)
+                found.append(copy.copy(entry))  # (a caller's change to one stays its own)
+        _READ[str(self.root)] = now
         return found
 
     def remove(self, entry_id: str) -> None:
