@@ -95,7 +95,26 @@ def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_
     after = {layer.name: viewer.layers[f"{layer.name} probability"].data.copy() for layer in images}
     assert any(not np.array_equal(before[n], after[n]) for n in before)  # re-segmented with the new model
 
-    wait(qtbot, rt.roll_back())
+    # the images are shown one per turn of the event loop (all at once froze the window for 5.7 s with 14 images open:
+    # soak test of session 36)
+    from qtpy.QtCore import QTimer
+
+    import napari_unetv2.widgets.retrain as retrain_widget
+
+    turns, at_each_image = [0], []
+    ticker = QTimer()
+    ticker.timeout.connect(lambda: turns.__setitem__(0, turns[0] + 1))
+    ticker.start(0)
+    shows = retrain_widget.show_prediction
+    retrain_widget.show_prediction = lambda *args, **kwargs: at_each_image.append(turns[0]) or shows(*args, **kwargs)
+    try:
+        resegmented = rt.resegmented
+        wait(qtbot, rt.roll_back())
+        qtbot.waitUntil(lambda: rt.resegmented > resegmented, timeout=60_000)
+    finally:
+        retrain_widget.show_prediction = shows
+        ticker.stop()
+    assert len(at_each_image) == 3 and all(b > a for a, b in zip(at_each_image, at_each_image[1:])), at_each_image
     assert store.current == start.version
     for name in before:
         assert np.allclose(viewer.layers[f"{name} probability"].data, before[name], atol=1e-5)

@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 
 from ..annotation import DuplicateCorrection, WouldDiscardCorrection, WouldReplaceCorrection, store_correction
 from ..corrections import CorrectionSet
@@ -193,8 +193,6 @@ class RetrainWidget(WorkerWidget):
         in the same layers, and a frame of another size left the mask chooser empty (the mask of the old size no longer
         fit), so that Accept here said there was no mask (trial of session 31). Once the session has replaced the
         mask too: on the next turn of the event loop."""
-        from qtpy.QtCore import QTimer
-
         if image is None or unproxied(image) in self._watched_images:
             return
         self._watched_images.add(unproxied(image))
@@ -423,34 +421,48 @@ class RetrainWidget(WorkerWidget):
 
         def done(result):
             predictor, predictions = result
-            active = self.viewer.layers.selection.active
-            viewed = active if active is None or is_source_image(active) else image_for(self.viewer, active)
-            kept = updated = painted_proposals = 0
-            for layer, data, prediction in predictions:
+            waiting, counts = list(predictions), {"kept": 0, "updated": 0, "painted_proposals": 0}
+
+            def show_next():
+                # one image per turn of the event loop: napari builds each image's layers in this thread (0.3-0.4 s
+                # each), and fourteen open images shown at once froze the window for 5.7 s (soak test of session 36)
+                if not waiting:
+                    finish()
+                    return
+                layer, data, prediction = waiting.pop(0)
+                active = self.viewer.layers.selection.active
+                viewed = active if active is None or is_source_image(active) else image_for(self.viewer, active)
                 # not when the layer shows another image now (the folder session reuses one layer per image)
                 if layer in self.viewer.layers and layer.data is data:
                     shown = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                             visible=same_layer(layer, viewed))
-                    kept += shown["kept_edited"] and not shown["painted_proposal_kept"]
-                    painted_proposals += shown["painted_proposal_kept"]
-                    updated += 1
-            if active is not None and active in self.viewer.layers:
-                # napari selects each layer added (a probability, a proposal): the clinician's mask, with its brush,
-                # was left for a hidden probability map (trial of session 31)
-                self.viewer.layers.selection.active = active
-            self.resegmented += 1
-            note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
-            if painted_proposals:
-                note += (f"; {painted_proposals} proposal(s) you painted on kept as they are (their new predictions not "
-                         "shown)")
-            gone = len(predictions) - updated
-            if gone:
-                note += f"; {gone} not shown (the image was closed or replaced meanwhile)"
-            if alone_note:
-                note += f"; {alone_note}"
-            # what changed (the adoption's reason, "Roll back to undo") stays on the line: it was replaced within a second
-            self.say("; ".join(x for x in (announce, f"re-segmented {updated} image(s) with {self.models.label()}{note}")
-                               if x))
+                    counts["kept"] += shown["kept_edited"] and not shown["painted_proposal_kept"]
+                    counts["painted_proposals"] += shown["painted_proposal_kept"]
+                    counts["updated"] += 1
+                if active is not None and active in self.viewer.layers:
+                    # napari selects each layer added (a probability, a proposal): the clinician's mask, with its
+                    # brush, was left for a hidden probability map (trial of session 31)
+                    self.viewer.layers.selection.active = active
+                QTimer.singleShot(0, self.guarded(show_next))
+
+            def finish():
+                kept, updated, painted_proposals = counts["kept"], counts["updated"], counts["painted_proposals"]
+                self.resegmented += 1
+                note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
+                if painted_proposals:
+                    note += (f"; {painted_proposals} proposal(s) you painted on kept as they are (their new predictions "
+                             "not shown)")
+                gone = len(predictions) - updated
+                if gone:
+                    note += f"; {gone} not shown (the image was closed or replaced meanwhile)"
+                if alone_note:
+                    note += f"; {alone_note}"
+                # what changed (the adoption's reason, "Roll back to undo") stays on the line: it was replaced within a
+                # second
+                self.say("; ".join(x for x in (announce, f"re-segmented {updated} image(s) with {self.models.label()}"
+                                                         f"{note}") if x))
+
+            show_next()
 
         self.segment_worker = make_worker(job, _ignore_errors=True)
         self.segment_worker.returned.connect(self.guarded(done))
