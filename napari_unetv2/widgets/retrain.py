@@ -415,56 +415,50 @@ class RetrainWidget(WorkerWidget):
         checkpoint, device, models = self.models.checkpoint(), self.device.value, self.models
 
         def job():
+            # each image's prediction yielded on its own: napari builds an image's layers in the GUI thread (0.3-0.4 s
+            # each), and fourteen open images shown at once froze the window for 5.7 s (soak test of session 36). The
+            # worker's "finished" comes after every image is shown (its signals arrive in order).
             predictor = models.predictor(checkpoint, device)
-            return predictor, [(layer, data, predictor.predict(np.asarray(data), rgb=rgb, return_attention=att))
-                               for layer, data, rgb, att in jobs]
+            for layer, data, rgb, att in jobs:
+                yield predictor, layer, data, predictor.predict(np.asarray(data), rgb=rgb, return_attention=att)
+            return len(jobs)
 
-        def done(result):
-            predictor, predictions = result
-            waiting, counts = list(predictions), {"kept": 0, "updated": 0, "painted_proposals": 0}
+        counts = {"kept": 0, "updated": 0, "painted_proposals": 0}
 
-            def show_next():
-                # one image per turn of the event loop: napari builds each image's layers in this thread (0.3-0.4 s
-                # each), and fourteen open images shown at once froze the window for 5.7 s (soak test of session 36)
-                if not waiting:
-                    finish()
-                    return
-                layer, data, prediction = waiting.pop(0)
-                active = self.viewer.layers.selection.active
-                viewed = active if active is None or is_source_image(active) else image_for(self.viewer, active)
-                # not when the layer shows another image now (the folder session reuses one layer per image)
-                if layer in self.viewer.layers and layer.data is data:
-                    shown = show_prediction(self.viewer, layer, prediction, predictor.config.version,
-                                            visible=same_layer(layer, viewed))
-                    counts["kept"] += shown["kept_edited"] and not shown["painted_proposal_kept"]
-                    counts["painted_proposals"] += shown["painted_proposal_kept"]
-                    counts["updated"] += 1
-                if active is not None and active in self.viewer.layers:
-                    # napari selects each layer added (a probability, a proposal): the clinician's mask, with its
-                    # brush, was left for a hidden probability map (trial of session 31)
-                    self.viewer.layers.selection.active = active
-                QTimer.singleShot(0, self.guarded(show_next))
+        def show_one(item):
+            predictor, layer, data, prediction = item
+            active = self.viewer.layers.selection.active
+            viewed = active if active is None or is_source_image(active) else image_for(self.viewer, active)
+            # not when the layer shows another image now (the folder session reuses one layer per image)
+            if layer in self.viewer.layers and layer.data is data:
+                shown = show_prediction(self.viewer, layer, prediction, predictor.config.version,
+                                        visible=same_layer(layer, viewed))
+                counts["kept"] += shown["kept_edited"] and not shown["painted_proposal_kept"]
+                counts["painted_proposals"] += shown["painted_proposal_kept"]
+                counts["updated"] += 1
+            if active is not None and active in self.viewer.layers:
+                # napari selects each layer added (a probability, a proposal): the clinician's mask, with its brush,
+                # was left for a hidden probability map (trial of session 31)
+                self.viewer.layers.selection.active = active
 
-            def finish():
-                kept, updated, painted_proposals = counts["kept"], counts["updated"], counts["painted_proposals"]
-                self.resegmented += 1
-                note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
-                if painted_proposals:
-                    note += (f"; {painted_proposals} proposal(s) you painted on kept as they are (their new predictions "
-                             "not shown)")
-                gone = len(predictions) - updated
-                if gone:
-                    note += f"; {gone} not shown (the image was closed or replaced meanwhile)"
-                if alone_note:
-                    note += f"; {alone_note}"
-                # what changed (the adoption's reason, "Roll back to undo") stays on the line: it was replaced within a
-                # second
-                self.say("; ".join(x for x in (announce, f"re-segmented {updated} image(s) with {self.models.label()}"
-                                                         f"{note}") if x))
-
-            show_next()
+        def done(total):
+            kept, updated, painted_proposals = counts["kept"], counts["updated"], counts["painted_proposals"]
+            self.resegmented += 1
+            note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
+            if painted_proposals:
+                note += (f"; {painted_proposals} proposal(s) you painted on kept as they are (their new predictions not "
+                         "shown)")
+            gone = total - updated
+            if gone:
+                note += f"; {gone} not shown (the image was closed or replaced meanwhile)"
+            if alone_note:
+                note += f"; {alone_note}"
+            # what changed (the adoption's reason, "Roll back to undo") stays on the line: it was replaced within a second
+            self.say("; ".join(x for x in (announce, f"re-segmented {updated} image(s) with {self.models.label()}{note}")
+                               if x))
 
         self.segment_worker = make_worker(job, _ignore_errors=True)
+        self.segment_worker.yielded.connect(self.guarded(show_one))
         self.segment_worker.returned.connect(self.guarded(done))
         self.segment_worker.errored.connect(self.guarded(lambda err: self.report_error(err, "re-segmenting")))
         self.segment_worker.start()
