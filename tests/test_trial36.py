@@ -159,7 +159,7 @@ def test_a_finished_worker_keeps_nothing_of_its_job_or_callbacks(make_napari_vie
     worker its function and the slots on its signals: whatever they captured stayed in memory."""
     import weakref
 
-    from napari_unetv2.widgets._workers import make_worker
+    from napari_unetv2.widgets._workers import make_worker, once
 
     make_napari_viewer()  # (napari registers workers with the current viewer's task list)
 
@@ -173,7 +173,7 @@ def test_a_finished_worker_keeps_nothing_of_its_job_or_callbacks(make_napari_vie
         return 1
 
     worker = make_worker(job)
-    worker.returned.connect(lambda result, pixels=held: answered.append(result))
+    worker.returned.connect(once(lambda result, pixels=held: answered.append(result)))
     del held, job
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         worker.start()

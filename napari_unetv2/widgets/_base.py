@@ -18,7 +18,7 @@ from ..devices import available_devices
 from ._kept_edits import painted_mask_keeper
 from ._layers import deleted_masks, follow_removed_images, is_source_image, ready_to_paint, same_layer, unproxied
 from ._state import IN_USE, ModelInUse, model_in_use
-from ._workers import make_worker
+from ._workers import make_worker, once
 
 DEVICE_TIP = "Where the model runs: auto = CUDA GPU, then Apple MPS, then CPU."
 
@@ -418,12 +418,14 @@ class WorkerWidget(Container):
             # or never run. Closed here, in the worker's own thread (direct connection), before it finishes.
             worker.aborted.connect(lambda: [generator.close() for generator in started],
                                    Qt.ConnectionType.DirectConnection)
+        on_result = once(on_result)  # (it names the job's layers: forgotten once called, or once the worker ended)
         worker.returned.connect(self.guarded(lambda result: self.report_error(result.error)
                                              if isinstance(result, _Failure) else on_result(result)))
         worker.errored.connect(self.guarded(self.report_error))
         if on_event is not None:
             worker.yielded.connect(self.guarded(on_event))
         worker.finished.connect(self.guarded(self._on_finished))
+        worker.finished.connect(on_result.forget)
         self.worker = worker
         for button in self._start_buttons:
             button.enabled = False

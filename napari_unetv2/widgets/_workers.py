@@ -6,23 +6,20 @@ the slots connected to its signals. So every image array a finished job read and
 in memory for the rest of the session: a soak test of session 36 closed 40 segmented frames and freed none of them
 (2.4 MB each, and every layer object with its napari state), where plain napari freed them all.
 
-:func:`make_worker` is napari's ``create_worker`` (the close dialog still lists a running round), with the function
-dropped once it has run and every signal disconnected once the worker has finished, so what stays in napari's list is
-an empty worker.
+:func:`make_worker` is napari's ``create_worker`` (the close dialog still lists a running round) with the function
+dropped once it has run; :func:`once` wraps a slot that names layers or images so that it forgets them after its call
+(the connection itself stays: disconnecting a finished worker's signals was tried and left workers whose "finished"
+never reached their widget in full test runs).
 """
 from __future__ import annotations
 
 import inspect
 from typing import Callable
 
-from qtpy.QtCore import QTimer
-
-SIGNALS = ("started", "finished", "returned", "errored", "warned", "aborted", "yielded", "paused", "resumed")
-
 
 def make_worker(function: Callable, **kwargs):
-    """``napari.qt.threading.create_worker(function, _start_thread=False, **kwargs)`` that keeps nothing of
-    ``function``'s work after it finishes (see the module's docstring). Connect its signals and start it as usual."""
+    """``napari.qt.threading.create_worker(function, _start_thread=False, **kwargs)`` whose worker lets go of
+    ``function`` (and all it captured) once it has called it. Connect its signals and start it as usual."""
     from napari.qt.threading import create_worker
 
     holder = [function]  # the worker keeps ``runs`` for good; ``runs`` gives up the function when it starts
@@ -32,20 +29,19 @@ def make_worker(function: Callable, **kwargs):
     else:
         def runs():
             return holder.pop()()
-    worker = create_worker(runs, _start_thread=False, **kwargs)
-    # deferred: the slots of this very emission (and the signals the worker sent before it) are delivered first
-    worker.finished.connect(lambda: QTimer.singleShot(0, lambda: disconnect_all(worker)))
-    return worker
+    return create_worker(runs, _start_thread=False, **kwargs)
 
 
-def disconnect_all(worker) -> None:
-    """Every slot off every signal of ``worker`` (Qt then drops its references to them)."""
-    for name in SIGNALS:
-        try:
-            signal = getattr(worker, name)
-        except (AttributeError, RuntimeError):
-            continue
-        try:
-            signal.disconnect()
-        except (TypeError, RuntimeError):  # nothing connected (PyQt: TypeError, PySide: RuntimeError)
-            continue
+class once:  # noqa: N801  (used as a function)
+    """``slot`` for one call: afterwards (or after :meth:`forget`, for a worker that ended without calling it) the
+    wrapper holds nothing, while a finished worker's connection to it stays."""
+
+    def __init__(self, slot: Callable):
+        self._slot = slot
+
+    def __call__(self, *args):
+        slot, self._slot = self._slot, None
+        return slot(*args) if slot is not None else None
+
+    def forget(self, *_args) -> None:
+        self._slot = None

@@ -38,7 +38,7 @@ from ._layers import (
     same_layer,
 )
 from ._state import IN_USE, model_in_use
-from ._workers import make_worker
+from ._workers import make_worker, once
 from .segment import follow_active_image, keep_choices_in_order
 
 HELP = ("left click: add · right click or Shift+click: remove · Ctrl+Z: undo\n"
@@ -279,7 +279,9 @@ class ClickWidget(Container):
                 self.box_layer.data = []
 
         self.worker = make_worker(job)
+        done = once(done)  # (it names the layer: forgotten once called, or once the worker ended)
         self.worker.returned.connect(when_alive(done))
+        self.worker.finished.connect(done.forget)
         self.worker.errored.connect(when_alive(lambda err: setattr(self.status, "value", f"box failed: {err}")))
         self.worker.finished.connect(lambda: setattr(self, "worker", None))  # no Qt object touched
         self.status.value = "segmenting inside the box..."
