@@ -372,7 +372,8 @@ class WorkerWidget(Container):
         of, if any (closing it replaces the text)."""
         self.status.value = breakable(text)
         # weakly: a closed image is not kept in memory for a status line about it
-        self._status_layer, self._said_deleted = (weakref.ref(about) if about is not None else None), False
+        # (the layer itself: a proxy napari hands out may be a passing object)
+        self._status_layer, self._said_deleted = (weakref.ref(unproxied(about)) if about is not None else None), False
         if reveal:
             QTimer.singleShot(0, self.guarded(self._show_status))
 
