@@ -52,8 +52,12 @@ def describe_scores(result) -> str:
     else:
         before, after = MeanInterval.from_summary(result.before), MeanInterval.from_summary(result.after)
         held_out = f"held-out Dice {before.describe()} -> {after.describe()}"
-    reference = describe_reference(result)
-    return f"{held_out}; {reference}" if reference else held_out
+    return with_reference(held_out, result)
+
+
+def with_reference(text: str, result) -> str:
+    """``text``, then the round's original-domain check (:func:`describe_reference`) when it has one."""
+    return "; ".join(filter(None, (text, describe_reference(result))))
 
 
 def describe_reference(result) -> str:

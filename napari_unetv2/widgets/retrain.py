@@ -51,7 +51,6 @@ from ._layers import (
 from ._loss_plot import LossPlot
 from ._rounds import (
     adopt,
-    describe_reference,
     describe_scores,
     fmt_eta,
     left_out,
@@ -59,6 +58,7 @@ from ._rounds import (
     round_job,
     split_by_line,
     trained_on,
+    with_reference,
 )
 from ._state import BUNDLED, IN_USE, prospective_note
 from ._workers import make_worker
@@ -527,6 +527,6 @@ class RetrainWidget(WorkerWidget):
             self.versions.value = config.version
             self.say(f"{not_used} ({trained})")  # not "new version in use ...; not put in use"
             return
-        forgetting = describe_reference(outcome.result)  # (on the "last round" line too, with the held-out scores)
-        self.resegment(f"{outcome.adoption.reason}: {self.models.label()} ('Roll back' to undo; {trained}"
-                       f"{'; ' + forgetting if forgetting else ''})")
+        # (the original-domain check is on the "last round" line too, with the held-out scores)
+        self.resegment(f"{outcome.adoption.reason}: {self.models.label()} ('Roll back' to undo; "
+                       f"{with_reference(trained, outcome.result)})")

@@ -100,18 +100,22 @@ def chosen_model(widget, combo: ComboBox, checkpoint: FileEdit):
     return Path(checkpoint.value) if combo.value == FROM_FILE else combo.value
 
 
-def follow_fine_tuned(widget, combo: ComboBox) -> None:
+def follow_fine_tuned(widget, combo: ComboBox) -> bool:
     """When the model in use was just fine-tuned from the model this chooser names (the clinician segmented with
     the bundled skin model, put it in use as Retrain advised, and a round improved it), run the model in use
-    from now on: otherwise the retraining would change nothing in what this widget shows."""
+    from now on: otherwise the retraining would change nothing in what this widget shows. Returns whether it said
+    something."""
     if widget.models.derived_from(combo.value):
         combo.value = IN_USE
         widget.say(f"now runs {widget.models.label()}, fine-tuned from the model chosen before")
-    elif combo.value != IN_USE and widget.models.version_id(combo.value) != widget.models.version_id():
+        return True
+    if combo.value != IN_USE and widget.models.version_id(combo.value) != widget.models.version_id():
         # a round put a model in use that this widget does not run: its next press ran the file or version chosen
         # here and replaced the new model's proposal, which was easy to miss (trial of session 28)
         widget.say(f"{widget.models.label()} is now in use; this widget still runs the model chosen here "
                    "(choose 'in use' to segment with the new one)")
+        return True
+    return False
 
 
 def stored_already(entry) -> str:
@@ -191,9 +195,7 @@ class SegmentWidget(WorkerWidget):
         super()._on_model_changed()
         if self.closed:
             return
-        said = self.status.value
-        follow_fine_tuned(self, self.model_source)
-        if self.status.value == said and self.model_source.value == IN_USE:
+        if not follow_fine_tuned(self, self.model_source) and self.model_source.value == IN_USE:
             # the status of a run with the model before (its domain hint: "the bundled polyp model that segmented it:
             # choose the bundled skin model", after a round had put a fine-tuned one in use: trial of session 36) gives
             # way to what the chosen image's mask is now

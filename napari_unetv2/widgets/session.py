@@ -69,13 +69,13 @@ from ._layers import (
 )
 from ._rounds import (
     adopt,
-    describe_reference,
     describe_scores,
     fmt_eta,
     models_of,
     round_job,
     split_by_line,
     trained_on,
+    with_reference,
 )
 from ._state import corrections_by_image, version_scores_cached
 from ._workers import make_worker
@@ -1036,7 +1036,7 @@ class SessionWidget(WorkerWidget):
             self.say(f"{outcome.adoption.reason} ({scores})")
             return
         not_used = adopt(self.models, outcome)  # when used, every widget hears of it; this one re-segments
-        trained = "; ".join(filter(None, (self._round_note, describe_reference(outcome.result))))
+        trained = with_reference(self._round_note, outcome.result)
         self.say(f"{not_used} ({trained})" if not_used else f"{outcome.adoption.reason}: {self.models.label()} ({trained})")
         # the image on screen is segmented again next, and that status would replace this one unread (trial of
         # session 29): it is said again in front of it
