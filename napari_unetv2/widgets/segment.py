@@ -39,10 +39,13 @@ from ._layers import (
     show_prediction,
     start_mask,
     start_proposal,
+    unproxied,
 )
 from ._state import FROM_FILE, IN_USE, stored_corrections_of
 
 MODEL_DEFAULT_MODE = "model default"
+EMPTY_MASK_NOTE = " The model marked nothing in this image (its mask is empty): paint what it missed."
+PAINTED_EMPTY_MASK_NOTE = " The model marked nothing in this image; its mask now holds what you painted."
 CONFIRM_WITHIN_S = 60  # a second press confirms a warning only this soon after it (later, it is said again)
 
 
@@ -340,6 +343,23 @@ class SegmentWidget(WorkerWidget):
         segmented = layer.data
         return self.start_work(job, lambda result: self._on_done(layer, segmented, result), "loading model...", steps=3)
 
+    def _forget_empty_note_once_painted(self, image, mask) -> None:
+        """"The model marked nothing ... (its mask is empty)" stays true only until the first brush stroke: then the
+        status says the mask holds what was painted (it went on saying "empty" over a painted mask: trial of
+        session 36)."""
+        image_ref = weakref.ref(unproxied(image))
+
+        def on_paint(_event=None) -> None:
+            mask.events.paint.disconnect(slot)
+            said = self.status.value.replace("\u200b", "")  # (say() breaks paths again)
+            status_image = self._status_layer() if self._status_layer is not None else None
+            if status_image is None or status_image is not image_ref() or EMPTY_MASK_NOTE not in said:
+                return  # the status speaks of something else by now
+            self.say(said.replace(EMPTY_MASK_NOTE, PAINTED_EMPTY_MASK_NOTE), reveal=False, about=image_ref())
+
+        slot = self.guarded(on_paint)
+        mask.events.paint.connect(slot)
+
     def _confirmed_other_line(self, layer, choice) -> bool:
         """An image whose mask a model of one line made (the polyp model), segmented again with a model of another (the
         skin model left chosen from the image before): said, and done on a second press. Without it, one click
@@ -459,7 +479,8 @@ class SegmentWidget(WorkerWidget):
         if np.any(prediction.mask):
             paint = " Paint to correct the mask."
         elif shows_models:
-            paint = " The model marked nothing in this image (its mask is empty): paint what it missed."
+            paint = EMPTY_MASK_NOTE
+            self._forget_empty_note_once_painted(layer, self.last_result["mask"])
         else:
             paint = " The model marked nothing in this image this time (its new mask is empty)."
         self.say(f"{where}done in {took}{kept}.{paint}{untrained}{scale_note}", about=layer)
