@@ -44,20 +44,49 @@ def note_accepted(layer, mask) -> None:
 SESSION_IMAGE = "unetv2_session_file"  # in the folder session's image layer: the file it shows (the session's drafts
 # keep its edits; the kept edits of other masks leave it out)
 MASK, PROPOSAL, PROBABILITY, ATTENTION = "mask", "proposal", "probability", "attention"
+REFERENCE = "reference"  # a sample's ground truth (_sample_data): for comparing, never a correction
 CLICKS, BOX = "clicks", "box"  # the click widget's Points and Shapes layers of an image
 MASK_OPACITY = 0.45  # translucent: the tissue under the mask stays visible
 MASK_DISPLAYS = ("filled", "outline")
 
 
 def image_id(image_layer) -> str:
-    """A stable id for an image layer (stored in its metadata on first use; survives renaming)."""
+    """A stable id for an image layer (stored in its metadata on first use; survives renaming), with the pixel grid it
+    was given for (:func:`disown_napari_copies`)."""
     if IMAGE_ID not in image_layer.metadata:
         image_layer.metadata[IMAGE_ID] = uuid.uuid4().hex[:12]
+        image_layer.metadata[IMAGE_GRID] = _grid_of(image_layer)
     return image_layer.metadata[IMAGE_ID]
 
 
+IMAGE_GRID = "unetv2_image_grid"  # in an image layer: [its spatial shape, rgb] when it was given its id
+
+
+def _grid_of(image_layer) -> list:
+    return [list(spatial_shape(image_layer)), bool(image_layer.rgb)]
+
+
+_ROLE_KINDS: dict = {}  # role -> the napari layer class that role is played by
+
+
+def _kind_of(role: str):
+    if not _ROLE_KINDS:
+        from napari.layers import Image, Labels, Points, Shapes
+
+        _ROLE_KINDS.update({MASK: Labels, PROPOSAL: Labels, REFERENCE: Labels, PROBABILITY: Image, ATTENTION: Image,
+                            CLICKS: Points, BOX: Shapes})
+    return _ROLE_KINDS.get(role)
+
+
 def role_of(layer) -> Optional[str]:
-    return layer.metadata.get(ROLE)
+    """The layer's role, if it is of the kind that plays it. napari's *Convert to Image* keeps a mask's metadata on the
+    Image layer it makes: taken for the image's mask, it broke the brush and the kept edits (clinician trial of session
+    37: an exception at the convert, another at the next Segment)."""
+    role = layer.metadata.get(ROLE)
+    if role is None:
+        return None
+    kind = _kind_of(role)
+    return role if kind is None or isinstance(layer, kind) else None
 
 
 def unproxied(layer):
@@ -76,7 +105,7 @@ def is_source_image(layer) -> bool:
     """An image the user works on (not one of the plugin's probability/attention outputs)."""
     from napari.layers import Image
 
-    return isinstance(layer, Image) and role_of(layer) is None
+    return isinstance(layer, Image) and ROLE not in layer.metadata  # (a mask converted to an image is none)
 
 
 def layers_of(viewer, image_layer, role: str) -> list:
@@ -89,6 +118,18 @@ def layers_of(viewer, image_layer, role: str) -> list:
 def layer_of(viewer, image_layer, role: str):
     found = layers_of(viewer, image_layer, role)
     return found[0] if found else None
+
+
+def converted_mask_note(viewer, image_layer) -> str:
+    """Said where the image's mask is looked for and is not found because napari's *Convert to Image* made it an Image
+    layer (the plugin's roles are played by their own kind of layer: :func:`role_of`); else empty."""
+    key = image_layer.metadata.get(IMAGE_ID) if image_layer is not None else None
+    converted = next((x for x in viewer.layers if key is not None and x.metadata.get(IMAGE_ID) == key
+                      and x.metadata.get(ROLE) in (MASK, PROPOSAL) and role_of(x) is None), None)
+    if converted is None:
+        return ""
+    return (f" ('{converted.name}' was its {converted.metadata.get(ROLE)} before it was converted to an image layer: "
+            "napari's Convert to Labels makes it one again)")
 
 
 def image_for(viewer, layer):
@@ -530,8 +571,13 @@ def follow_removed_images(viewer) -> None:
 
     viewer.layers.events.removing.connect(on_removing)
 
-    # at once: before napari makes the new image the active layer, which the widgets' choosers follow
-    viewer.layers.events.inserted.connect(lambda event: reattach_reopened_image(viewer, event.value))
+    def on_inserted(event) -> None:
+        disown_napari_copies(viewer, event.value)
+        reattach_reopened_image(viewer, event.value)
+
+    # at once, and before the plugin's other listeners (the kept edits' watch, the choosers): before napari makes the
+    # new image the active layer, which the widgets' choosers follow
+    viewer.layers.events.inserted.connect(on_inserted, position="first")
 
     def show_selected_mask() -> None:
         layer = viewer.layers.selection.active
@@ -748,7 +794,9 @@ def forget_removed_image(viewer, layer) -> list:
     """Remove what :func:`follow_removed_images` says of a closed image ``layer``; returns the layers removed."""
     key = layer.metadata.get(IMAGE_ID) if is_source_image(layer) else None
     if key is None or any(is_source_image(x) and x.metadata.get(IMAGE_ID) == key for x in viewer.layers):
-        return []  # not one of ours, or a copy of the image (napari's duplicate keeps its metadata) is still open
+        if is_source_image(layer) and not layer.metadata.get(REMOVED_BY_PLUGIN):
+            _show_an_open_image(viewer)
+        return []  # not one of ours, or a copy of the image (napari's duplicate kept its metadata) is still open
     gone = [x for x in viewer.layers if x.metadata.get(IMAGE_ID) == key and role_of(x) is not None
             and not (role_of(x) in (MASK, PROPOSAL) and mask_was_edited(x))]  # painted on: the user's work
     for x in gone:
@@ -767,7 +815,33 @@ def forget_removed_image(viewer, layer) -> list:
                 pixels = _pixels_of(layer.data)
             if pixels is not None:
                 x.metadata[CLOSED_IMAGE] = pixels
+    if not layer.metadata.get(REMOVED_BY_PLUGIN):  # (the folder session's own removals show what it chooses to show)
+        _show_an_open_image(viewer)
     return gone
+
+
+def _show_an_open_image(viewer) -> None:
+    """After an image closed: while other images are open, the masks that closed images left are not drawn (over
+    another image they read as its mask), and one open image is on screen: closing the image on screen left a black
+    canvas with two closed images' painted masks over each other, the open image hidden (clinician trial of session
+    37). They are kept, named as closed, shown again when their image reopens; once no image is open, those not
+    stored are drawn again (unsaved work of closed images stays in sight). An image the user hid stays hidden."""
+    open_images = [x for x in viewer.layers if is_source_image(x)]
+    open_ids = {x.metadata.get(IMAGE_ID) for x in open_images}
+    left = [x for x in viewer.layers if x.name.endswith(CLOSED_NOTE) and x.metadata.get(IMAGE_ID)
+            and x.metadata.get(IMAGE_ID) not in open_ids]
+    if not open_images:
+        for x in left:
+            if not stored_as_accepted(x) and x.metadata.pop(HIDDEN_ON_CLOSE, False):
+                x.visible = True
+        return
+    for x in left:
+        if x.visible:
+            x.visible = False
+            x.metadata[HIDDEN_ON_CLOSE] = True
+    hidden_here = [x for x in open_images if not x.visible and x.metadata.get(HIDDEN_FOR_VIEW)]  # (not the user's)
+    if hidden_here and not any(x.visible for x in open_images):
+        bring_into_view(viewer, hidden_here[-1])  # the topmost, with its layers hidden while another was viewed
 
 
 def _pixels_of(data: np.ndarray) -> dict:
@@ -783,6 +857,38 @@ def _same_kind(data, pixels: Optional[dict]) -> bool:
 
 def _has_pixels(data, pixels: Optional[dict]) -> bool:
     return _same_kind(data, pixels) and image_hash(data) == pixels.get("hash")
+
+
+PLUGIN_KEYS = "unetv2_"  # the prefix of every metadata key the plugin reads (MODEL_VERSION aside: a copy keeps it)
+
+
+def disown_napari_copies(viewer, layer) -> bool:
+    """A layer napari made from one of the plugin's carries that layer's metadata: *Duplicate Layer* (and a
+    projection) of an image or a mask, *Split RGB* or *Split Stack* of an image. Taken for the same image, a copy of a
+    segmented image ran Segment into the original's mask, a copy of a mask was a second mask of its image, and a split
+    colour channel had its prediction put beside the colour image's painted mask (clinician trial of session 37). The
+    copy becomes the user's own layer (a mask's copy one they drew, an image's copy another image): the plugin's
+    keys go (a copy of a probability map keeps its role, for it to be no image to segment). A ground truth's copy
+    stays ground truth. Returns whether it did so."""
+    metadata = layer.metadata
+    if IMAGE_ID not in metadata or metadata.get(ROLE) == REFERENCE:
+        return False
+    made_from = getattr(getattr(layer, "source", None), "parent", None) is not None  # napari's duplicate, projections
+    if not made_from and isinstance(layer, _kind_of(PROBABILITY)):  # a split keeps the id, on another pixel grid
+        if ROLE not in metadata:
+            grid = metadata.get(IMAGE_GRID)
+            made_from = grid is not None and grid != _grid_of(layer)
+        else:
+            image = next((x for x in viewer.layers if is_source_image(x) and x.metadata.get(IMAGE_ID) == metadata[IMAGE_ID]
+                          and not same_layer(x, layer)), None)
+            made_from = image is not None and list(spatial_shape(image)) != list(spatial_shape(layer))
+    if not made_from:
+        return False
+    # a probability map's or a click layer's copy keeps its role (else it would be offered as an image to segment)
+    keep = ROLE if metadata.get(ROLE) not in (None, MASK, PROPOSAL) else None
+    for key in [key for key in metadata if key.startswith(PLUGIN_KEYS) and key != keep]:
+        del metadata[key]
+    return True
 
 
 def reattach_reopened_image(viewer, layer) -> list:

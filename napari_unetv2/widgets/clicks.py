@@ -28,6 +28,7 @@ from ._layers import (
     ROLE,
     bring_into_view,
     click_layers,
+    converted_mask_note,
     follow_removed_images,
     forget_brush_history,
     has_brush_history,
@@ -62,11 +63,15 @@ class ClickWidget(Container):
         follow_removed_images(self.viewer)
         floor_docks_later(self)  # the plugin's other docks leave it room (trial of session 35)
         self.sessions: dict[str, ClickSession] = {}  # by image id
+        self._not_clickable = ""  # why the image selected in the layer list cannot be clicked on (it is not offered)
         self.points = self.box_layer = None
         self.worker = None
         # on the image being worked on, as Segment and Correct & retrain are (it stayed on the last one clicked)
         follow_active_image(self, self.image)
         self.image.changed.connect(self._on_image_chosen)
+        # an image selected that cannot be clicked on: said, and Start does not go to the one chosen before
+        self.viewer.layers.selection.events.active.connect(self._on_active)
+        self.image.native.activated.connect(self._chosen_here)  # (also the image chosen already: no change event)
         # the chooser emptied by a closed image emits no change (after follow_active_image has reset the choices)
         self.viewer.layers.events.removed.connect(self._after_removal)
 
@@ -79,10 +84,11 @@ class ClickWidget(Container):
 
     def _on_image_chosen(self, _=None) -> None:
         """Another image: its own click marks shown (another's, stacked over it, hidden) and its own state said."""
+        self._not_clickable = ""  # an image chosen (here, or by selecting it): Start goes to it
         layer = self.image.value
         for other in self.viewer.layers:
-            if other.metadata.get(ROLE) in (CLICKS, BOX):
-                other.visible = layer is not None and same_layer(image_for(self.viewer, other), layer)
+            if other.metadata.get(ROLE) in (CLICKS, BOX):  # (not over a hidden image: trial of session 37)
+                other.visible = layer is not None and layer.visible and same_layer(image_for(self.viewer, other), layer)
         # the marks that clicks and undo add or remove are this image's (Undo removed the other image's last point)
         self.points = layer_of(self.viewer, layer, CLICKS) if layer is not None else None
         self.box_layer = layer_of(self.viewer, layer, BOX) if layer is not None else None
@@ -99,6 +105,39 @@ class ClickWidget(Container):
             self.status.value = f"{layer.name}: {session.clicks} click(s) in effect{go_on}"
         else:
             self.status.value = f"{layer.name}: press 'Click on this image' to start"
+
+    def _selected_image(self):
+        """The image the layer selected in the layer list is or belongs to (None for none)."""
+        active = self.viewer.layers.selection.active
+        if active is None:
+            return None
+        return active if is_source_image(active) else image_for(self.viewer, active)
+
+    def _why_not_offered(self, image) -> str:
+        """Why ``image`` is not in the chooser (empty when it is)."""
+        if image is None or image in self.image.choices:
+            return ""
+        mask = layer_of(self.viewer, image, MASK)
+        if mask is None:
+            return f"{image.name} is not segmented yet: segment it first{converted_mask_note(self.viewer, image)}"
+        if mask.data.ndim != 2:
+            return f"{image.name} is a stack ({mask.data.shape}): clicks work on one 2-D image"
+        return f"{image.name}'s probability layer was closed: segment it again to click on it"
+
+    def _chosen_here(self, *_args) -> None:
+        self._not_clickable = ""
+
+    def _on_active(self, _event=None) -> None:
+        """The trial of session 37: with a stack (or an image whose probability was closed) selected, the chooser stayed
+        on the image before, and 'Click on this image' started there, bringing it over the one selected."""
+        try:
+            why = self._why_not_offered(self._selected_image())
+        except RuntimeError:  # this widget was closed; the viewer outlives it
+            self.viewer.layers.selection.events.active.disconnect(self._on_active)
+            return
+        self._not_clickable = why
+        if why:
+            self.status.value = f"{why} (choose another image above to click on it)"
 
     def _image_layers(self, _=None) -> list:
         """Segmented 2-D images (clicks edit one 2-D mask: no stacks), found by their layers' roles, not names:
@@ -167,8 +206,12 @@ class ClickWidget(Container):
                 raise
 
     def start(self, _=None):
-        """Add (or select) the clicks and box layers of the chosen image."""
+        """Add (or select) the clicks and box layers of the chosen image (not another image's while one that cannot be
+        clicked on is selected in the layer list: see :meth:`_on_active`)."""
         layer, _mask = self._layers()
+        if self._not_clickable:
+            self.status.value = f"not started: {self._not_clickable} (choose another image above to click on it)"
+            return None
         if layer is None:
             self.status.value = "segment a 2-D image first (no image with mask and probability layers)"
             return None
@@ -180,6 +223,7 @@ class ClickWidget(Container):
             self.points.bind_key("Control-Z", lambda _layer: self.undo(), overwrite=True)
             self.box_layer.events.data.connect(self._on_box_drawn)
         shown = bring_into_view(self.viewer, layer, _mask)  # clicks must edit the mask on screen
+        self.points.visible = self.box_layer.visible = True  # (hidden while their image was: see _on_image_chosen)
         self.viewer.layers.selection.active = self.points
         self.status.value = "click on the image: left adds, right (or Shift+click) removes" + (
             f" ({layer.name} brought into view)" if shown else "")
@@ -223,7 +267,12 @@ class ClickWidget(Container):
             self.points.selected_data = set()
             self.points.current_face_color = "lime" if positive else "red"
             self.points.add([[edit.point[0], edit.point[1]]])
-        self._changed(session, f"{'added' if positive else 'removed'} {edit.pixels} pixels")
+        if edit.pixels:
+            done = f"{'added' if positive else 'removed'} {edit.pixels} pixels"
+        else:  # "removed 0 pixels" read as a failure (trial of session 37): it is the mask that had nothing there
+            done = ("changed nothing: the mask already holds the lesion there" if positive else
+                    "changed nothing: the mask holds nothing there to remove")
+        self._changed(session, done)
         return edit
 
     def undo(self, _=None):

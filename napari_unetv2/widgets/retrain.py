@@ -36,6 +36,7 @@ from ._layers import (
     ROLE,
     belongs_to,
     bring_into_view,
+    converted_mask_note,
     image_for,
     in_view,
     is_source_image,
@@ -266,7 +267,8 @@ class RetrainWidget(WorkerWidget):
             self.say("open an image first")
             return None
         if mask_layer is None:
-            self.say(f"no mask for {image.name}: segment it, or draw a Labels layer of its size {spatial_shape(image)}")
+            self.say(f"no mask for {image.name}{converted_mask_note(self.viewer, image)}: segment it, or draw a Labels "
+                     f"layer of its size {spatial_shape(image)}")
             return None
         if not in_view(self.viewer, image, mask_layer):  # a mask never seen is not stored for training
             bring_into_view(self.viewer, image, mask_layer)

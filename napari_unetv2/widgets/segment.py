@@ -26,6 +26,7 @@ from ._layers import (
     MODEL_VERSION,
     PROPOSAL,
     bring_to_front,
+    converted_mask_note,
     image_for,
     image_id,
     is_source_image,
@@ -220,7 +221,8 @@ class SegmentWidget(WorkerWidget):
                 self.display.value = mask_display_of(mask)
         self.progress.value = 0
         if mask is None:
-            self.say(f"{image.name}: not segmented yet{self._hidden_note(image)}", about=image)
+            self.say(f"{image.name}: not segmented yet{self._hidden_note(image)}{converted_mask_note(self.viewer, image)}",
+                     about=image)
         else:
             self._say_version(image, mask)
 
