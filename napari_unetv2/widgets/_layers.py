@@ -794,8 +794,8 @@ def forget_removed_image(viewer, layer) -> list:
     """Remove what :func:`follow_removed_images` says of a closed image ``layer``; returns the layers removed."""
     key = layer.metadata.get(IMAGE_ID) if is_source_image(layer) else None
     if key is None or any(is_source_image(x) and x.metadata.get(IMAGE_ID) == key for x in viewer.layers):
-        if is_source_image(layer) and not layer.metadata.get(REMOVED_BY_PLUGIN):
-            _show_an_open_image(viewer)
+        if is_source_image(layer):
+            _show_an_open_image(viewer, layer)
         return []  # not one of ours, or a copy of the image (napari's duplicate kept its metadata) is still open
     gone = [x for x in viewer.layers if x.metadata.get(IMAGE_ID) == key and role_of(x) is not None
             and not (role_of(x) in (MASK, PROPOSAL) and mask_was_edited(x))]  # painted on: the user's work
@@ -815,17 +815,20 @@ def forget_removed_image(viewer, layer) -> list:
                 pixels = _pixels_of(layer.data)
             if pixels is not None:
                 x.metadata[CLOSED_IMAGE] = pixels
-    if not layer.metadata.get(REMOVED_BY_PLUGIN):  # (the folder session's own removals show what it chooses to show)
-        _show_an_open_image(viewer)
+    _show_an_open_image(viewer, layer)
     return gone
 
 
-def _show_an_open_image(viewer) -> None:
+def _show_an_open_image(viewer, closed) -> None:
     """After an image closed: while other images are open, the masks that closed images left are not drawn (over
     another image they read as its mask), and one open image is on screen: closing the image on screen left a black
     canvas with two closed images' painted masks over each other, the open image hidden (clinician trial of session
     37). They are kept, named as closed, shown again when their image reopens; once no image is open, those not
-    stored are drawn again (unsaved work of closed images stays in sight). An image the user hid stays hidden."""
+    stored are drawn again (unsaved work of closed images stays in sight). An image the user hid stays hidden. Not
+    after the plugin's own removals, nor the folder session's image closed: the session shows what it chooses (its
+    image again, on Accept)."""
+    if closed.metadata.get(REMOVED_BY_PLUGIN) or closed.metadata.get(SESSION_IMAGE):
+        return
     open_images = [x for x in viewer.layers if is_source_image(x)]
     open_ids = {x.metadata.get(IMAGE_ID) for x in open_images}
     left = [x for x in viewer.layers if x.name.endswith(CLOSED_NOTE) and x.metadata.get(IMAGE_ID)
