@@ -873,11 +873,13 @@ def disown_napari_copies(viewer, layer) -> bool:
     copy becomes the user's own layer (a mask's copy one they drew, an image's copy another image): the plugin's
     keys go (a copy of a probability map keeps its role, for it to be no image to segment). A ground truth's copy
     stays ground truth. Returns whether it did so."""
+    from napari.layers import Image
+
     metadata = layer.metadata
     if IMAGE_ID not in metadata or metadata.get(ROLE) == REFERENCE:
         return False
     made_from = getattr(getattr(layer, "source", None), "parent", None) is not None  # napari's duplicate, projections
-    if not made_from and isinstance(layer, _kind_of(PROBABILITY)):  # a split keeps the id, on another pixel grid
+    if not made_from and isinstance(layer, Image):  # a split keeps the id, on another pixel grid
         if ROLE not in metadata:
             grid = metadata.get(IMAGE_GRID)
             made_from = grid is not None and grid != _grid_of(layer)
