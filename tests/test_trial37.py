@@ -171,3 +171,51 @@ def test_a_click_that_changes_nothing_says_so(make_napari_viewer):
     _viewer, widget, _mask = segmented_viewer(make_napari_viewer, two_blobs_probability())
     assert widget.click(10, 10, positive=False) is not None  # background: nothing to remove there
     assert "changed nothing" in widget.status.value and "0 pixels" not in widget.status.value, widget.status.value
+
+
+def test_a_mask_converted_to_an_image_and_back_is_not_a_deletion_nor_a_second_mask(make_napari_viewer, qtbot,
+                                                                                      isolated_home):
+    """Verification of session 37: Convert to Image of a painted mask was said as a deletion (Restore offered) and its
+    kept edits were dropped from disk; the image segmented again (a new mask, painted) and the old one converted back
+    made two masks, and Accept stored the old, unedited one ("0 pixels changed")."""
+    from napari.layers import Labels
+    from napari.layers._layer_actions import _convert_to_image, _convert_to_labels
+    from test_gui_findings import dock, segment, two_samples_and_segment
+
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.files import read_mask
+    from napari_unetv2.widgets._kept_edits import IMAGE_KEY, painted_mask_keeper
+    from napari_unetv2.widgets._layers import MASK, layer_of
+
+    viewer, seg, first, _second = two_samples_and_segment(make_napari_viewer)
+    seg.image.value = first
+    segment(qtbot, seg)
+    old = layer_of(viewer, first, MASK)
+    old.paint((30, 30), 1)
+    keeper = painted_mask_keeper(viewer)
+    keeper.flush()
+    key, shape = old.metadata[IMAGE_KEY], old.data.shape
+    assert keeper.store.find(key, shape) is not None
+    viewer.layers.selection.active = old
+    _convert_to_image(viewer.layers)
+    qtbot.wait(50)
+    converted = viewer.layers[old.name]
+    assert not seg.restore_button.visible and "was deleted" not in seg.status.value, seg.status.value
+    keeper.flush()
+    assert keeper.store.find(key, shape) is not None  # the edits stay kept on disk
+    seg.image.value = first
+    segment(qtbot, seg)
+    new = layer_of(viewer, first, MASK)
+    new.paint((200, 200), 1)
+    painted = np.asarray(new.data).copy()
+    viewer.layers.selection.active = converted
+    _convert_to_labels(viewer.layers)
+    back = next(x for x in viewer.layers if isinstance(x, Labels) and x.data is converted.data)
+    assert layer_of(viewer, first, MASK) is new and back.metadata.get("unetv2_role") is None  # one mask per image
+    rt = dock(viewer, "Correct & retrain")
+    rt.image.value = first
+    assert rt.mask.value is new
+    entry = rt.accept_correction()
+    assert entry is not None, rt.status.value
+    stored = read_mask(CorrectionSet(isolated_home / "corrections").root / entry.mask_file)
+    assert np.array_equal(stored > 0, painted > 0)

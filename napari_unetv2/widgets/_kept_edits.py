@@ -250,10 +250,15 @@ class PaintedMaskKeeper:
         if self._to_keep(layer):
             self.judge(slot, also=layer)
 
+        data = layer.data
+
         def deleted_by_the_user() -> None:
             viewer = self.viewer
             if viewer is None or not window_open(viewer):
                 return  # napari closed: what was painted stays kept
+            if any(x.data is data for x in viewer.layers):
+                return  # converted (napari's Convert to Image: another layer on the same pixels), not deleted: the
+                # edits stay kept (they were dropped, and only the Image layer held them; verification of session 37)
             if self._layers_of(slot):
                 self._written_at.pop(slot, None)  # the deleted one's edits are not the ones to keep any more
                 self.judge(slot)  # another layer of the image in that role holds edits, or none does

@@ -573,6 +573,7 @@ def follow_removed_images(viewer) -> None:
 
     def on_inserted(event) -> None:
         disown_napari_copies(viewer, event.value)
+        deleted_masks(viewer).converted(event.value)
         reattach_reopened_image(viewer, event.value)
 
     # at once, and before the plugin's other listeners (the kept edits' watch, the choosers): before napari makes the
@@ -662,6 +663,22 @@ class DeletedMasks:
         del self.kept[:-self.LIMIT]
         if announce:
             self._changed("kept")
+        return True
+
+    def converted(self, layer) -> bool:
+        """napari's *Convert to Image* of a painted mask removes the Labels layer and adds an Image layer on the same
+        array: no deletion (it was said as one, with *Restore deleted mask*, which then made a second mask of the image;
+        verification of session 37). Its kept entry goes, and the listeners hear "restored" with what happened."""
+        if layer.metadata.get(ROLE) not in (MASK, PROPOSAL) or role_of(layer) is not None:
+            return False
+        kept = next((k for k in self.kept if k["data"] is layer.data), None)
+        if kept is None:
+            return False
+        self.kept.remove(kept)
+        self.last_note = (f"'{layer.name}' was converted to an image layer, its edits and all: it is no "
+                          f"{layer.metadata[ROLE]} now (napari's Convert to Labels makes it one again while its image "
+                          "has no other)")
+        self._changed("restored")
         return True
 
     def image_closed(self, viewer, image_layer) -> None:
@@ -879,6 +896,13 @@ def disown_napari_copies(viewer, layer) -> bool:
     if IMAGE_ID not in metadata or metadata.get(ROLE) == REFERENCE:
         return False
     made_from = getattr(getattr(layer, "source", None), "parent", None) is not None  # napari's duplicate, projections
+    role = role_of(layer)
+    if role in (MASK, PROPOSAL) and any(x is not layer and role_of(x) == role and x.metadata.get(IMAGE_ID)
+                                        == metadata[IMAGE_ID] for x in viewer.layers):
+        # one mask (and one proposal) per image: a mask converted to an image, the image segmented again (a new mask,
+        # painted on), then the old one converted back made two, and Accept stored the old, unedited one (verification
+        # of session 37: "0 pixels changed", a perfect prospective score recorded). The one painted since stays the mask.
+        made_from = True
     if not made_from and isinstance(layer, Image):  # a split keeps the id, on another pixel grid
         if ROLE not in metadata:
             grid = metadata.get(IMAGE_GRID)
