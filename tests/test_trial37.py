@@ -116,6 +116,7 @@ def test_closing_the_image_on_screen_shows_an_open_image_not_closed_masks(make_n
     bring_into_view(viewer, last, layer_of(viewer, last, MASK))
     assert last.visible and not any(image.visible for image in images[:-1])
     closed_mask = layer_of(viewer, last, MASK)
+    viewer.layers.selection.active = last  # (napari's delete acts on the layer selected)
     viewer.layers.remove(last)
     qtbot.waitUntil(lambda: closed_mask.name.endswith("(image closed)"), timeout=5000)
     assert not closed_mask.visible  # kept, named as closed, not drawn over another image
@@ -129,7 +130,7 @@ def test_closing_the_image_on_screen_shows_an_open_image_not_closed_masks(make_n
     assert closed_mask.visible  # no image open: the unsaved work of closed images is drawn again
 
 
-def test_click_on_this_image_does_not_start_on_another_image_than_the_one_selected(make_napari_viewer):
+def test_click_on_this_image_does_not_start_on_another_image_than_the_one_selected(make_napari_viewer, qtbot):
     """With a stack selected (or an image whose probability layer was closed) the clicks chooser stayed on the image
     before, and 'Click on this image' started there, bringing it over the one selected, with no word of why."""
     from napari_unetv2.inference import Prediction
@@ -151,13 +152,16 @@ def test_click_on_this_image_does_not_start_on_another_image_than_the_one_select
     viewer.layers.selection.active = frame
     assert clicks.image.value is frame
     viewer.layers.selection.active = stack
+    qtbot.wait(20)  # (judged on the next turn of the event loop)
     assert clicks.image.value is frame and "stack" in clicks.status.value and "2-D" in clicks.status.value
     before = len(viewer.layers)
     assert clicks.start() is None and "not started" in clicks.status.value and len(viewer.layers) == before
     viewer.layers.remove(layer_of(viewer, other, PROBABILITY))
     viewer.layers.selection.active = other
+    qtbot.wait(20)
     assert "probability layer was closed" in clicks.status.value and clicks.start() is None
     viewer.layers.selection.active = frame  # a clickable image selected: Start goes to it
+    qtbot.wait(20)
     assert clicks.start() is not None and layer_of(viewer, frame, "clicks").visible
     frame.visible = False
     clicks._on_image_chosen()  # its marks are not drawn over the canvas while the image is hidden
@@ -200,7 +204,7 @@ def test_a_mask_converted_to_an_image_and_back_is_not_a_deletion_nor_a_second_ma
     _convert_to_image(viewer.layers)
     qtbot.wait(50)
     converted = viewer.layers[old.name]
-    assert not seg.restore_button.visible and "was deleted" not in seg.status.value, seg.status.value
+    assert seg.restore_button.native.isHidden() and "was deleted" not in seg.status.value, seg.status.value
     keeper.flush()
     assert keeper.store.find(key, shape) is not None  # the edits stay kept on disk
     seg.image.value = first
@@ -219,3 +223,86 @@ def test_a_mask_converted_to_an_image_and_back_is_not_a_deletion_nor_a_second_ma
     assert entry is not None, rt.status.value
     stored = read_mask(CorrectionSet(isolated_home / "corrections").root / entry.mask_file)
     assert np.array_equal(stored > 0, painted > 0)
+
+
+def test_a_mask_restored_onto_a_closed_image_is_its_one_mask_when_it_reopens(make_napari_viewer, qtbot, isolated_home):
+    """Cold review of session 37: a painted mask deleted, the image segmented again and painted, then closed, and the
+    deleted one restored: taken for a copy napari made, the restored mask lost every key it is known by, and reopening
+    the image took back only the other."""
+    from test_gui_findings import segment, two_samples_and_segment
+
+    from napari_unetv2.widgets._layers import MASK, layer_of, layers_of, same_layer
+
+    viewer, seg, first, _second = two_samples_and_segment(make_napari_viewer)
+    seg.image.value = first
+    segment(qtbot, seg)
+    old = layer_of(viewer, first, MASK)
+    old.paint((30, 30), 1)
+    viewer.layers.remove(old)  # deleted with painted edits: kept for Restore
+    segment(qtbot, seg)
+    layer_of(viewer, first, MASK).paint((200, 200), 1)
+    pixels = np.asarray(first.data).copy()
+    viewer.layers.remove(first)
+    qtbot.waitUntil(lambda: any(x.name.endswith("(image closed)") for x in viewer.layers), timeout=5000)
+    restored = seg.restore_deleted_mask()
+    assert restored is not None and "unetv2_closed_image" in restored.metadata, restored.metadata
+    assert not seg.restore_button.native.isHidden()  # the newer painted one is kept for Restore in its place
+    reopened = viewer.add_image(pixels, name="reopened", rgb=True)
+    qtbot.waitUntil(lambda: layer_of(viewer, reopened, MASK) is not None, timeout=5000)
+    assert len(layers_of(viewer, reopened, MASK)) == 1 and same_layer(layer_of(viewer, reopened, MASK), restored)
+
+
+def test_a_split_of_a_reopened_image_makes_new_images(make_napari_viewer, qtbot, isolated_home):
+    """Cold review of session 37: an image reopened (taking back its painted mask) had no recorded pixel grid, so its
+    Split RGB channels kept its id and its mask."""
+    from napari.layers._layer_actions import _split_rgb
+    from test_gui_findings import segment, two_samples_and_segment
+
+    from napari_unetv2.widgets._layers import MASK, layer_of
+
+    viewer, seg, first, _second = two_samples_and_segment(make_napari_viewer)
+    seg.image.value = first
+    segment(qtbot, seg)
+    layer_of(viewer, first, MASK).paint((30, 30), 1)
+    pixels = np.asarray(first.data).copy()
+    viewer.layers.remove(first)
+    qtbot.waitUntil(lambda: any(x.name.endswith("(image closed)") for x in viewer.layers), timeout=5000)
+    reopened = viewer.add_image(pixels, name="reopened", rgb=True)
+    qtbot.waitUntil(lambda: layer_of(viewer, reopened, MASK) is not None, timeout=5000)
+    viewer.layers.selection.active = reopened
+    before = set(map(id, viewer.layers))
+    _split_rgb(viewer.layers)
+    channels = [layer for layer in viewer.layers if id(layer) not in before]
+    assert len(channels) == 3 and all(layer_of(viewer, channel, MASK) is None for channel in channels)
+
+
+def test_images_hidden_while_the_session_says_its_image_failed_stay_hidden_when_another_closes(make_napari_viewer):
+    """Cold review of session 37: the folder session hides every image while it says its image could not be read
+    (another image was taken for it); closing some other image brought one back."""
+    from napari_unetv2.widgets._layers import follow_removed_images, forget_removed_image, hide_every_image, image_id
+
+    viewer = make_napari_viewer()
+    follow_removed_images(viewer)
+    images = [viewer.add_image(np.full((40, 50, 3), value, np.uint8), name=f"image {value}", rgb=True)
+              for value in (10, 20, 30)]
+    for image in images:
+        image_id(image)
+    assert hide_every_image(viewer)
+    viewer.layers.remove(images[0])
+    forget_removed_image(viewer, images[0])
+    assert not any(image.visible for image in images[1:])
+
+
+def test_a_proposal_given_back_beside_one_taken_back_is_the_images_one_proposal(make_napari_viewer):
+    """Cold review of session 37: the session's image shown again took back its painted proposal and then added the
+    kept one beside it (a second proposal, now a stray layer)."""
+    from napari_unetv2.widgets._layers import PROPOSAL, layers_of, start_proposal
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((40, 50), np.uint8), name="frame")
+    model = np.zeros((40, 50), np.uint8)
+    painted = model.copy()
+    painted[5:9, 5:9] = 1
+    first = start_proposal(viewer, image, painted, model, "v")
+    again = start_proposal(viewer, image, painted, model, "v")
+    assert again is first and layers_of(viewer, image, PROPOSAL) == [first]

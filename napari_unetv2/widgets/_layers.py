@@ -55,7 +55,7 @@ def image_id(image_layer) -> str:
     was given for (:func:`disown_napari_copies`)."""
     if IMAGE_ID not in image_layer.metadata:
         image_layer.metadata[IMAGE_ID] = uuid.uuid4().hex[:12]
-        image_layer.metadata[IMAGE_GRID] = _grid_of(image_layer)
+    image_layer.metadata.setdefault(IMAGE_GRID, _grid_of(image_layer))
     return image_layer.metadata[IMAGE_ID]
 
 
@@ -130,6 +130,17 @@ def converted_mask_note(viewer, image_layer) -> str:
         return ""
     return (f" ('{converted.name}' was its {converted.metadata.get(ROLE)} before it was converted to an image layer: "
             "napari's Convert to Labels makes it one again)")
+
+
+def let_go_of_converted(viewer, image_layer) -> None:
+    """Layers the image's mask or proposal became (napari's *Convert to Image*) are tied to it by its id alone: when
+    the folder session shows its next image in the same layer, they were drawn over that image (cold review of session
+    37). They stay, the user's, hidden and tied to no image."""
+    key = image_layer.metadata.get(IMAGE_ID)
+    for x in list(viewer.layers):
+        if key is not None and x.metadata.get(IMAGE_ID) == key and ROLE in x.metadata and role_of(x) is None:
+            del x.metadata[IMAGE_ID]
+            x.visible = False
 
 
 def image_for(viewer, layer):
@@ -306,6 +317,12 @@ def start_proposal(viewer, image_layer, mask: np.ndarray, starting_point: np.nda
     measured against ``starting_point``, the model's mask it showed."""
     metadata = {ROLE: PROPOSAL, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: image_hash(starting_point),
                 MODEL_VERSION: model_version, PREDICTED_MASK: starting_point.copy(), PREDICTED_AT: time.time()}
+    proposal = layer_of(viewer, image_layer, PROPOSAL)
+    if proposal is not None:  # one per image (the folder session's image shown again took its painted one back)
+        if not mask_was_edited(proposal):
+            proposal.metadata.update(metadata)
+            replace_labels(proposal, np.array(mask, copy=True))
+        return proposal
     return _add_proposal(viewer, image_layer, mask, metadata)
 
 
@@ -406,6 +423,7 @@ def bring_into_view(viewer, image_layer, *also) -> bool:
     for layer in _under(viewer, image_layer, also):  # only ever moved up (see raise_to_top)
         viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
         changed = True
+    image_layer.metadata.pop(HIDDEN_EVERY, None)
     for layer in (image_layer, *also, *[x for x in _group(viewer, image_layer) if x.metadata.get(HIDDEN_FOR_VIEW)]):
         layer.metadata.pop(HIDDEN_FOR_VIEW, None)
         if not layer.visible:
@@ -460,7 +478,11 @@ def hide_every_image(viewer) -> bool:
     hidden = False
     for other in [x for x in viewer.layers if is_source_image(x) and x.visible]:
         hidden = _hide_for_view(viewer, other) or hidden
+        other.metadata[HIDDEN_EVERY] = True
     return hidden
+
+
+HIDDEN_EVERY = "unetv2_hidden_every"  # hidden by hide_every_image: shown again only when viewed (bring_into_view)
 
 
 def ready_to_paint(viewer, mask_layer) -> None:
@@ -643,6 +665,7 @@ class DeletedMasks:
         self.listeners: list = []
         self.last_note = ""  # what the last restore did (or why it did not)
         self.closed_images: dict[str, dict] = {}  # image id -> pixels, of images closed with a painted mask open
+        self._evicted: list[dict] = []  # what the last keep() pushed out of ``kept``
 
     def keep(self, viewer, layer, announce: bool = True) -> bool:
         if role_of(layer) not in (MASK, PROPOSAL) or layer.metadata.get(REMOVED_BY_PLUGIN) or not mask_was_edited(layer) \
@@ -660,6 +683,7 @@ class DeletedMasks:
                           "pixels": pixels if isinstance(pixels, dict) else None,
                           "placement": spatial_placement(layer), "opacity": layer.opacity,
                           "contour": layer.contour})  # (an outline display came back filled: trial of session 34)
+        self._evicted = self.kept[:-self.LIMIT]  # (a conversion, found after, puts them back: see converted)
         del self.kept[:-self.LIMIT]
         if announce:
             self._changed("kept")
@@ -675,6 +699,7 @@ class DeletedMasks:
         if kept is None:
             return False
         self.kept.remove(kept)
+        self.kept[:0], self._evicted = self._evicted, []  # what its keeping pushed out is restorable again
         self.last_note = (f"'{layer.name}' was converted to an image layer, its edits and all: it is no "
                           f"{layer.metadata[ROLE]} now (napari's Convert to Labels makes it one again while its image "
                           "has no other)")
@@ -743,7 +768,10 @@ class DeletedMasks:
             if kept["pixels"]:
                 metadata[CLOSED_IMAGE] = kept["pixels"]
             note += "; its image is closed: opening it again takes this mask back"
-            newer = []
+            # a newer mask the closed image left (Segment run again and painted before it closed) is exchanged as for
+            # an open image: two would both be taken back (cold review of session 37)
+            newer = [x for x in viewer.layers if role_of(x) == role and x.metadata.get(IMAGE_ID) == metadata.get(IMAGE_ID)
+                     and isinstance(x.metadata.get(CLOSED_IMAGE), dict)]
         else:
             metadata[IMAGE_ID] = image_id(image)  # (an image shown again is a new layer with a new id)
             name = f"{image.name} {role}"
@@ -755,9 +783,10 @@ class DeletedMasks:
         for x in newer:  # first: the widgets' mask choosers then take the restored one (the model's mask is made again)
             remove_layer(viewer, x)
         try:
-            layer = viewer.add_labels(kept["data"], name=name, metadata=metadata, opacity=kept["opacity"],
-                                      colormap=proposal_colormap() if role == PROPOSAL else mask_colormap(),
-                                      **kept["placement"])
+            with plugin_adds():
+                layer = viewer.add_labels(kept["data"], name=name, metadata=metadata, opacity=kept["opacity"],
+                                          colormap=proposal_colormap() if role == PROPOSAL else mask_colormap(),
+                                          **kept["placement"])
             layer.contour = kept["contour"]
         except BaseException:
             self.kept.append(kept)  # kept still, to try again
@@ -855,11 +884,15 @@ def _show_an_open_image(viewer, closed) -> None:
             if not stored_as_accepted(x) and x.metadata.pop(HIDDEN_ON_CLOSE, False):
                 x.visible = True
         return
+    active = viewer.layers.selection.active
     for x in left:
-        if x.visible:
+        if x.visible and not same_layer(x, active):  # (not one selected to paint on)
             x.visible = False
             x.metadata[HIDDEN_ON_CLOSE] = True
-    hidden_here = [x for x in open_images if not x.visible and x.metadata.get(HIDDEN_FOR_VIEW)]  # (not the user's)
+    # those the plugin hid while another image was viewed: not the user's, nor those hidden while the folder session
+    # says its image could not be read (another image was taken for it then; trial of session 35)
+    hidden_here = [x for x in open_images if not x.visible and x.metadata.get(HIDDEN_FOR_VIEW)
+                   and not x.metadata.get(HIDDEN_EVERY)]
     if hidden_here and not any(x.visible for x in open_images):
         bring_into_view(viewer, hidden_here[-1])  # the topmost, with its layers hidden while another was viewed
 
@@ -880,6 +913,18 @@ def _has_pixels(data, pixels: Optional[dict]) -> bool:
 
 
 PLUGIN_KEYS = "unetv2_"  # the prefix of every metadata key the plugin reads (MODEL_VERSION aside: a copy keeps it)
+_PLUGIN_ADDING: list = []  # non-empty while the plugin itself adds a layer (see plugin_adds)
+
+
+@contextlib.contextmanager
+def plugin_adds():
+    """Around the plugin's own additions of a mask or proposal: never taken for a layer napari made (a mask restored
+    onto a closed image beside another of its masks lost every key it is known by; cold review of session 37)."""
+    _PLUGIN_ADDING.append(True)
+    try:
+        yield
+    finally:
+        _PLUGIN_ADDING.pop()
 
 
 def disown_napari_copies(viewer, layer) -> bool:
@@ -897,8 +942,8 @@ def disown_napari_copies(viewer, layer) -> bool:
         return False
     made_from = getattr(getattr(layer, "source", None), "parent", None) is not None  # napari's duplicate, projections
     role = role_of(layer)
-    if role in (MASK, PROPOSAL) and any(x is not layer and role_of(x) == role and x.metadata.get(IMAGE_ID)
-                                        == metadata[IMAGE_ID] for x in viewer.layers):
+    if not _PLUGIN_ADDING and role in (MASK, PROPOSAL) and any(
+            x is not layer and role_of(x) == role and x.metadata.get(IMAGE_ID) == metadata[IMAGE_ID] for x in viewer.layers):
         # one mask (and one proposal) per image: a mask converted to an image, the image segmented again (a new mask,
         # painted on), then the old one converted back made two, and Accept stored the old, unedited one (verification
         # of session 37: "0 pixels changed", a perfect prospective score recorded). The one painted since stays the mask.
@@ -938,6 +983,7 @@ def reattach_reopened_image(viewer, layer) -> list:
         return []
     key = match.metadata[IMAGE_ID]
     layer.metadata[IMAGE_ID] = key
+    layer.metadata[IMAGE_GRID] = _grid_of(layer)  # (a split of the reopened image kept its id: cold review, session 37)
     taken = [x for x in orphans if x.metadata.get(IMAGE_ID) == key]
     for x in taken:
         del x.metadata[CLOSED_IMAGE]

@@ -114,7 +114,7 @@ class BatchWidget(WorkerWidget):
         from ..corrections.correction_set import image_hash
         from ..files import read_image, read_mask
         from ._kept_edits import painted_mask_keeper
-        from ._layers import MASK, bring_into_view, is_source_image, layer_of, ready_to_paint, start_mask
+        from ._layers import HIDDEN_FOR_VIEW, MASK, bring_into_view, is_source_image, layer_of, ready_to_paint, start_mask
         from ._state import stored_corrections_of
 
         source = Path(source or self.input.value)
@@ -157,6 +157,8 @@ class BatchWidget(WorkerWidget):
             added += [layer, start_mask(self.viewer, layer, mask if kept is None else kept.mask, started, version)]
             keeper.tie(added[-1], key, stem, restored=kept is not None)
             added[-1].visible = index == 0
+            if index:  # hidden for the first pair: shown again when viewed, or when the image on screen closes
+                layer.metadata[HIDDEN_FOR_VIEW] = added[-1].metadata[HIDDEN_FOR_VIEW] = True
         if added:
             bring_into_view(self.viewer, added[0], added[1])  # images open before that stick out around it are hidden
             self.viewer.reset_view()  # full-size frames opened at the zoom of smaller ones: a corner showed (session 31)

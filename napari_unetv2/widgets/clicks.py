@@ -10,6 +10,7 @@ The click logic itself is :class:`napari_unetv2.interactive.ClickSession` (Qt-fr
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import numpy as np
@@ -36,6 +37,7 @@ from ._layers import (
     image_id,
     is_source_image,
     layer_of,
+    role_of,
     same_layer,
 )
 from ._state import IN_USE, model_in_use
@@ -87,7 +89,7 @@ class ClickWidget(Container):
         self._not_clickable = ""  # an image chosen (here, or by selecting it): Start goes to it
         layer = self.image.value
         for other in self.viewer.layers:
-            if other.metadata.get(ROLE) in (CLICKS, BOX):  # (not over a hidden image: trial of session 37)
+            if role_of(other) in (CLICKS, BOX):  # (not over a hidden image: trial of session 37)
                 other.visible = layer is not None and layer.visible and same_layer(image_for(self.viewer, other), layer)
         # the marks that clicks and undo add or remove are this image's (Undo removed the other image's last point)
         self.points = layer_of(self.viewer, layer, CLICKS) if layer is not None else None
@@ -129,15 +131,25 @@ class ClickWidget(Container):
 
     def _on_active(self, _event=None) -> None:
         """The trial of session 37: with a stack (or an image whose probability was closed) selected, the chooser stayed
-        on the image before, and 'Click on this image' started there, bringing it over the one selected."""
+        on the image before, and 'Click on this image' started there, bringing it over the one selected. Judged on the
+        next turn of the event loop: while a result's layers are added one by one, an image is briefly without its
+        probability (cold review of session 37)."""
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, self._judge_selected)
+
+    def _judge_selected(self) -> None:
         try:
             why = self._why_not_offered(self._selected_image())
         except RuntimeError:  # this widget was closed; the viewer outlives it
-            self.viewer.layers.selection.events.active.disconnect(self._on_active)
+            with contextlib.suppress(Exception):
+                self.viewer.layers.selection.events.active.disconnect(self._on_active)
             return
-        self._not_clickable = why
+        said, self._not_clickable = self._not_clickable, why
         if why:
             self.status.value = f"{why} (choose another image above to click on it)"
+        elif said:  # a reason said before no longer holds: the chosen image's own line again
+            self._on_image_chosen()
 
     def _image_layers(self, _=None) -> list:
         """Segmented 2-D images (clicks edit one 2-D mask: no stacks), found by their layers' roles, not names:

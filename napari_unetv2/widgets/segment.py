@@ -5,6 +5,7 @@ The model runs in a napari thread worker; the GUI thread only gathers parameters
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 from pathlib import Path
@@ -188,6 +189,7 @@ class SegmentWidget(WorkerWidget):
         self._watched = weakref.WeakSet()  # mask layers whose pixel replacements this widget listens to
         self._other_line = SecondPress(CONFIRM_WITHIN_S)  # warned of (image, model): Segment again goes ahead
         self._advised = {}  # {image id: the bundled model a result's hint advised for it}: chosen, it asks nothing
+        self._empty_note_watch = None  # (mask, slot) listening for the first stroke on an empty result's mask
 
     def _image_layers(self, _=None) -> list:
         return [layer for layer in self.viewer.layers if is_source_image(layer)]
@@ -350,9 +352,10 @@ class SegmentWidget(WorkerWidget):
         status says the mask holds what was painted (it went on saying "empty" over a painted mask: trial of
         session 36)."""
         image_ref = weakref.ref(unproxied(image))
+        self._drop_empty_note_watch()  # one at a time: the last empty result's
 
         def on_paint(_event=None) -> None:
-            mask.events.paint.disconnect(slot)
+            self._drop_empty_note_watch()
             said = self.status.value.replace("\u200b", "")  # (say() breaks paths again)
             status_image = self._status_layer() if self._status_layer is not None else None
             if status_image is None or status_image is not image_ref() or EMPTY_MASK_NOTE not in said:
@@ -361,6 +364,14 @@ class SegmentWidget(WorkerWidget):
 
         slot = self.guarded(on_paint)
         mask.events.paint.connect(slot)
+        self._empty_note_watch = (weakref.ref(unproxied(mask)), slot)
+
+    def _drop_empty_note_watch(self) -> None:
+        watch, self._empty_note_watch = self._empty_note_watch, None
+        mask = watch[0]() if watch is not None else None
+        if mask is not None:
+            with contextlib.suppress(Exception):
+                mask.events.paint.disconnect(watch[1])
 
     def _confirmed_other_line(self, layer, choice) -> bool:
         """An image whose mask a model of one line made (the polyp model), segmented again with a model of another (the

@@ -54,6 +54,7 @@ from ._layers import (
     in_view,
     layer_of,
     layers_of,
+    let_go_of_converted,
     mask_was_edited,
     note_accepted,
     ready_to_paint,
@@ -474,6 +475,7 @@ class SessionWidget(WorkerWidget):
                 for old in layers_of(self.viewer, layer, extra):
                     remove_layer(self.viewer, old)  # rare: a proposal after a model switch, or a revisit (painted
                     # on: left by the user's second Next, see _may_leave; not offered by Restore deleted mask)
+            let_go_of_converted(self.viewer, layer)
             layer.data = image
             layer.name = path.stem
             layer.reset_contrast_limits()
