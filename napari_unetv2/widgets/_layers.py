@@ -463,6 +463,7 @@ def hide_images_around(viewer, image_layer) -> bool:
 
 def _hide_for_view(viewer, image_layer) -> bool:
     """Hide the image and its layers, marked to come back when it is viewed; returns whether any was visible."""
+    image_layer.metadata.pop(HIDDEN_EVERY, None)  # (hidden for one image's view now: hide_every_image marks its own)
     hidden = False
     for layer in _group(viewer, image_layer):
         if layer.visible:
