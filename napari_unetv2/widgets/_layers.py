@@ -55,7 +55,8 @@ def image_id(image_layer) -> str:
     was given for (:func:`disown_napari_copies`)."""
     if IMAGE_ID not in image_layer.metadata:
         image_layer.metadata[IMAGE_ID] = uuid.uuid4().hex[:12]
-    image_layer.metadata.setdefault(IMAGE_GRID, _grid_of(image_layer))
+    if IMAGE_GRID not in image_layer.metadata:  # (not computed at every call: image_id is asked in loops)
+        image_layer.metadata[IMAGE_GRID] = _grid_of(image_layer)
     return image_layer.metadata[IMAGE_ID]
 
 
@@ -87,6 +88,12 @@ def role_of(layer) -> Optional[str]:
         return None
     kind = _kind_of(role)
     return role if kind is None or isinstance(layer, kind) else None
+
+
+def converted_role(layer) -> Optional[str]:
+    """The role a layer played before napari converted it to another kind of layer (its metadata kept), else None."""
+    role = layer.metadata.get(ROLE)
+    return role if role is not None and role_of(layer) is None else None
 
 
 def unproxied(layer):
@@ -125,10 +132,10 @@ def converted_mask_note(viewer, image_layer) -> str:
     layer (the plugin's roles are played by their own kind of layer: :func:`role_of`); else empty."""
     key = image_layer.metadata.get(IMAGE_ID) if image_layer is not None else None
     converted = next((x for x in viewer.layers if key is not None and x.metadata.get(IMAGE_ID) == key
-                      and x.metadata.get(ROLE) in (MASK, PROPOSAL) and role_of(x) is None), None)
+                      and converted_role(x) in (MASK, PROPOSAL)), None)
     if converted is None:
         return ""
-    return (f" ('{converted.name}' was its {converted.metadata.get(ROLE)} before it was converted to an image layer: "
+    return (f" ('{converted.name}' was its {converted_role(converted)} before it was converted to an image layer: "
             "napari's Convert to Labels makes it one again)")
 
 
@@ -138,7 +145,7 @@ def let_go_of_converted(viewer, image_layer) -> None:
     37). They stay, the user's, hidden and tied to no image."""
     key = image_layer.metadata.get(IMAGE_ID)
     for x in list(viewer.layers):
-        if key is not None and x.metadata.get(IMAGE_ID) == key and ROLE in x.metadata and role_of(x) is None:
+        if key is not None and x.metadata.get(IMAGE_ID) == key and converted_role(x) is not None:
             del x.metadata[IMAGE_ID]
             x.visible = False
 
@@ -694,7 +701,7 @@ class DeletedMasks:
         """napari's *Convert to Image* of a painted mask removes the Labels layer and adds an Image layer on the same
         array: no deletion (it was said as one, with *Restore deleted mask*, which then made a second mask of the image;
         verification of session 37). Its kept entry goes, and the listeners hear "restored" with what happened."""
-        if layer.metadata.get(ROLE) not in (MASK, PROPOSAL) or role_of(layer) is not None:
+        if converted_role(layer) not in (MASK, PROPOSAL):
             return False
         kept = next((k for k in self.kept if k["data"] is layer.data), None)
         if kept is None:
