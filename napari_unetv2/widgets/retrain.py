@@ -45,6 +45,7 @@ from ._layers import (
     mask_was_edited,
     note_accepted,
     same_layer,
+    settings_of,
     show_prediction,
     spatial_shape,
     unproxied,
@@ -413,7 +414,9 @@ class RetrainWidget(WorkerWidget):
             self.say("; ".join(x for x in (announce, alone_note) if x))
             return None
         self.say("; ".join(x for x in (announce, f"re-segmenting {len(layers)} open image(s)", alone_note) if x))
-        jobs = [(layer, layer.data, bool(layer.rgb), bool(layers_of(self.viewer, layer, ATTENTION))) for layer in layers]
+        # each image as it was segmented (its threshold, mode, tile size, flip TTA), not at the model's defaults
+        jobs = [(layer, layer.data, bool(layer.rgb), bool(layers_of(self.viewer, layer, ATTENTION)), settings_of(layer))
+                for layer in layers]
         checkpoint, device, models = self.models.checkpoint(), self.device.value, self.models
 
         def job():
@@ -421,8 +424,9 @@ class RetrainWidget(WorkerWidget):
             # each), and fourteen open images shown at once froze the window for 5.7 s (soak test of session 36). The
             # worker's "finished" comes after every image is shown (its signals arrive in order).
             predictor = models.predictor(checkpoint, device)
-            for layer, data, rgb, att in jobs:
-                yield predictor, layer, data, predictor.predict(np.asarray(data), rgb=rgb, return_attention=att)
+            for layer, data, rgb, att, settings in jobs:
+                yield predictor, layer, data, predictor.predict(np.asarray(data), rgb=rgb, return_attention=att,
+                                                                **settings)
             return len(jobs)
 
         counts = {"kept": 0, "updated": 0, "painted_proposals": 0}
@@ -445,6 +449,7 @@ class RetrainWidget(WorkerWidget):
 
         def done(total):
             kept, updated, painted_proposals = counts["kept"], counts["updated"], counts["painted_proposals"]
+            own = ", each at the threshold and mode it was segmented with" if any(job[-1] for job in jobs) else ""
             self.resegmented += 1
             note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
             if painted_proposals:
@@ -456,7 +461,7 @@ class RetrainWidget(WorkerWidget):
             if alone_note:
                 note += f"; {alone_note}"
             # what changed (the adoption's reason, "Roll back to undo") stays on the line: it was replaced within a second
-            self.say("; ".join(x for x in (announce, f"re-segmented {updated} image(s) with {self.models.label()}{note}")
+            self.say("; ".join(x for x in (announce, f"re-segmented {updated} image(s) with {self.models.label()}{own}{note}")
                                if x))
 
         self.segment_worker = make_worker(job, _ignore_errors=True)

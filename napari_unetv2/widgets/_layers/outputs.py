@@ -20,6 +20,7 @@ from .roles import (
     PREDICTED_AT,
     PREDICTED_MASK,
     PREDICTION_HASH,
+    PREDICTION_SETTINGS,
     PROBABILITY,
     PROPOSAL,
     ROLE,
@@ -77,6 +78,7 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
     name = image_layer.name
     placement = spatial_placement(image_layer)
     result = {"kept_edited": False, "proposal": None, "painted_proposal_kept": False}
+    record_settings(image_layer, prediction)
     made_by = {MODEL_VERSION: model_version}
     result["probability"] = show_probability(viewer, image_layer, prediction, model_version)
 
@@ -122,6 +124,38 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
     for stale in [x for x in layers_of(viewer, image_layer, ATTENTION) if x.metadata.get("map") not in maps]:
         viewer.layers.remove(stale)
     return result
+
+
+MODES = ("resize", "tile")  # the predictor's modes
+
+
+def record_settings(image_layer, prediction) -> None:
+    """Note on the image how its prediction was made (threshold, mode, tile size, flip TTA), for :func:`settings_of`."""
+    info, mode = getattr(prediction, "info", None), getattr(prediction, "mode", None)
+    if isinstance(info, dict) and mode in MODES:
+        image_layer.metadata[PREDICTION_SETTINGS] = {"threshold": info.get("threshold"), "mode": mode,
+                                                     "tile_size": info.get("tile_size"), "tta": info.get("tta")}
+
+
+def settings_of(image_layer) -> dict:
+    """The keyword arguments of ``Predictor.predict`` that segment the image again as it was last segmented: its
+    threshold, mode, tile size and flip TTA (those recorded and valid). A new model put in use re-segmented every open
+    image at the model's own threshold and mode: a clinician's 0.3 mask came back at 0.5, a tile-mode image in resize
+    mode, without a word (clinician trial of session 38)."""
+    recorded = image_layer.metadata.get(PREDICTION_SETTINGS)
+    if not isinstance(recorded, dict):
+        return {}
+    settings = {}
+    threshold, mode, tile, tta = (recorded.get(k) for k in ("threshold", "mode", "tile_size", "tta"))
+    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0.0 < threshold < 1.0:
+        settings["threshold"] = float(threshold)
+    if mode in MODES:
+        settings["mode"] = mode
+        if mode == "tile" and isinstance(tile, int) and not isinstance(tile, bool) and 64 <= tile <= 4096:
+            settings["tile_size"] = tile
+    if isinstance(tta, bool):
+        settings["tta"] = tta
+    return settings
 
 
 def replace_labels(layer, data: np.ndarray) -> None:

@@ -14,6 +14,8 @@ IMAGE_ID = "unetv2_image"
 PREDICTION_HASH = "unetv2_prediction_hash"
 PREDICTED_MASK = "unetv2_predicted_mask"  # a copy: painting changes layer.data in place
 PREDICTED_AT = "unetv2_predicted_at"
+PREDICTION_SETTINGS = "unetv2_prediction_settings"  # in an image layer: the threshold, mode, tile size and flip TTA of
+# its last prediction, for whoever segments it again on its own (a new model put in use: Correct & retrain)
 MODEL_VERSION = "model_version"
 ACCEPTED_HASH = "unetv2_accepted_hash"  # a mask's pixel hash when it was stored as a correction (Correct & retrain)
 ACCEPTED_MASKS = "unetv2_accepted_masks"  # pixel hashes of the 0/1 masks accepted from a mask layer (either widget)
