@@ -51,3 +51,32 @@ def test_settings_read_back_from_an_image_are_checked():
     assert settings_of(image({"threshold": True, "mode": "tile", "tile_size": 10, "tta": None})) == {"mode": "tile"}
     assert settings_of(image({"threshold": 0.4, "mode": "resize", "tile_size": 512})) == {"threshold": 0.4,
                                                                                           "mode": "resize"}
+
+
+def test_a_click_mark_deleted_or_moved_with_napari_tools_is_put_back(make_napari_viewer, qtbot):
+    """A click's mark deleted with napari's point tools left the click in effect and counted; *Undo last click* then
+    took away the other click's mark, leaving a 12,853-pixel hole with no mark, stored with the correction."""
+    from test_clicks_widget import blob, segmented_viewer, two_blobs_probability
+
+    from napari_unetv2.interactive import CLICKS_METADATA
+
+    probability = two_blobs_probability()
+    probability[blob(40, 40, 10)] = 0.9  # a false blob
+    viewer, widget, mask = segmented_viewer(make_napari_viewer, probability)
+    points = viewer.layers["frame clicks"]
+    widget.click(40, 40, positive=False)  # removes the false blob
+    widget.click(170, 230, positive=True)  # adds the missed one
+    points.selected_data = {0}
+    points.remove_selected()  # napari's delete of the first mark
+    qtbot.waitUntil(lambda: len(points.data) == 2, timeout=5000)
+    np.testing.assert_array_equal(points.data, [[40, 40], [170, 230]])
+    assert [tuple(c[:3]) for c in points.face_color] == [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0)]
+    assert "Undo last click" in widget.status.value and "2 click(s) in effect" in widget.status.value
+    points.data = np.array([[40.0, 40.0], [100.0, 100.0]])  # napari's select tool dragged the second mark
+    qtbot.waitUntil(lambda: np.array_equal(points.data, [[40, 40], [170, 230]]), timeout=5000)
+    widget.undo()  # takes back the last click (the added blob), and its own mark
+    assert mask.data[blob(170, 230, 15)].sum() == 0 and mask.data[blob(40, 40, 10)].sum() == 0
+    np.testing.assert_array_equal(points.data, [[40, 40]])
+    assert mask.metadata[CLICKS_METADATA] == 1
+    qtbot.wait(50)  # the widget's own changes are not taken for napari's
+    np.testing.assert_array_equal(points.data, [[40, 40]])

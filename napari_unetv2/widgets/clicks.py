@@ -49,6 +49,9 @@ HELP = ("left click: add · right click or Shift+click: remove · Ctrl+Z: undo\n
         "draw a rectangle on the box layer: segment again inside it")
 
 
+MARK_COLOURS = {True: "lime", False: "red"}  # a click that adds, one that removes
+
+
 class ClickWidget(Container):
     def __init__(self, napari_viewer):
         super().__init__(labels=True)
@@ -67,6 +70,7 @@ class ClickWidget(Container):
         self.sessions: dict[str, ClickSession] = {}  # by image id
         self._not_clickable = ""  # why the image selected in the layer list cannot be clicked on (it is not offered)
         self.points = self.box_layer = None
+        self._placing = 0  # > 0 while the widget itself adds or removes a click's mark
         self.worker = None
         # on the image being worked on, as Segment and Correct & retrain are (it stayed on the last one clicked)
         follow_active_image(self, self.image)
@@ -233,6 +237,7 @@ class ClickWidget(Container):
         if self._on_mouse not in self.points.mouse_drag_callbacks:
             self.points.mouse_drag_callbacks.append(self._on_mouse)
             self.points.bind_key("Control-Z", lambda _layer: self.undo(), overwrite=True)
+            self.points.events.data.connect(self._on_marks_changed)
             self.box_layer.events.data.connect(self._on_box_drawn)
         shown = bring_into_view(self.viewer, layer, _mask)  # clicks must edit the mask on screen
         self.points.visible = self.box_layer.visible = True  # (hidden while their image was: see _on_image_chosen)
@@ -276,9 +281,10 @@ class ClickWidget(Container):
         if self.points is not None:
             # napari selects a point just added, and setting the current colour recolours the selection: without
             # clearing it, each click turned the previous point to its own colour (additions drawn as removals)
-            self.points.selected_data = set()
-            self.points.current_face_color = "lime" if positive else "red"
-            self.points.add([[edit.point[0], edit.point[1]]])
+            with self._placing_marks():
+                self.points.selected_data = set()
+                self.points.current_face_color = MARK_COLOURS[positive]
+                self.points.add([[edit.point[0], edit.point[1]]])
         if edit.pixels:
             done = f"{'added' if positive else 'removed'} {edit.pixels} pixels"
         else:  # "removed 0 pixels" read as a failure (trial of session 37): it is the mask that had nothing there
@@ -294,12 +300,53 @@ class ClickWidget(Container):
             self.status.value = "nothing to undo"
             return None
         if edit.kind != "box" and self.points is not None and len(self.points.data):
-            self.points.selected_data = {len(self.points.data) - 1}
-            self.points.remove_selected()
+            with self._placing_marks():
+                self.points.selected_data = {len(self.points.data) - 1}
+                self.points.remove_selected()
         layer, mask = self._layers()
         shown = bring_into_view(self.viewer, layer, mask)  # what the undo changed is seen (it may have been covered)
         self._changed(session, f"undid the last {edit.kind} click" + (f" ({layer.name} brought into view)" if shown else ""))
         return edit
+
+    @contextlib.contextmanager
+    def _placing_marks(self):
+        """Around the widget's own changes of the click marks (not napari's tools: see :meth:`_on_marks_changed`)."""
+        self._placing += 1
+        try:
+            yield
+        finally:
+            self._placing -= 1
+
+    def _on_marks_changed(self, event=None) -> None:
+        if self._placing:
+            return
+        from qtpy.QtCore import QTimer
+
+        points = getattr(event, "source", None) or self.points  # (an image's marks, chosen or not)
+        QTimer.singleShot(0, lambda: self._restore_marks(points))  # after napari's own change (a delete, a move)
+
+    def _restore_marks(self, points) -> None:
+        """The click marks show the clicks in effect, one mark per click, where it was made. A mark deleted or moved with
+        napari's point tools changed no pixel: the click stayed in effect and counted, and *Undo last click* then took
+        away the mark of another click (clinician trial of session 38: a 12,853-pixel hole with no mark, stored with
+        the correction). The marks are put back as the clicks are, and the status says how to undo a click."""
+        image = image_for(self.viewer, points) if points is not None and points in self.viewer.layers else None
+        session = self.sessions.get(image_id(image)) if image is not None else None
+        mask = layer_of(self.viewer, image, MASK) if image is not None else None
+        if session is None or mask is None or session.mask is not mask.data:
+            return
+        clicks = [edit for edit in session.history if edit.kind != "box"]
+        where = np.array([edit.point for edit in clicks], dtype=float).reshape(-1, 2)
+        marks = np.asarray(points.data)[:, -2:]
+        if marks.shape == where.shape and np.allclose(marks, where):
+            return
+        with self._placing_marks():
+            points.selected_data = set()
+            points.data = where
+            if len(clicks):
+                points.face_color = [MARK_COLOURS[edit.kind == "positive"] for edit in clicks]
+        self.status.value = (f"a click's mark is not removed or moved on its own: 'Undo last click' (Ctrl+Z) takes the "
+                             f"last click back, pixels and mark; {session.clicks} click(s) in effect")
 
     def _changed(self, session: ClickSession, what: str) -> None:
         _layer, mask = self._layers()
