@@ -13,7 +13,7 @@ def test_a_new_model_segments_each_open_image_again_as_it_was_segmented(make_nap
     the clinician made at threshold 0.3 came back at 0.5, a tile-mode image in resize mode, without a word."""
     from test_gui_findings import dock, segment, two_samples_and_segment, wait
 
-    from napari_unetv2.widgets._layers import MASK, PROBABILITY, PREDICTION_SETTINGS, layer_of
+    from napari_unetv2.widgets._layers import MASK, PREDICTION_SETTINGS, PROBABILITY, layer_of
 
     viewer, seg, first, _second = two_samples_and_segment(make_napari_viewer)
     rt = dock(viewer, "Correct & retrain")
@@ -80,3 +80,60 @@ def test_a_click_mark_deleted_or_moved_with_napari_tools_is_put_back(make_napari
     assert mask.metadata[CLICKS_METADATA] == 1
     qtbot.wait(50)  # the widget's own changes are not taken for napari's
     np.testing.assert_array_equal(points.data, [[40, 40]])
+
+
+def test_a_stacks_painted_mask_is_kept_on_disk_and_exported_as_a_tiff(tmp_path):
+    """Kept edits were for 2-D masks only: a clip's painted frames were lost when napari closed."""
+    import tifffile
+
+    from napari_unetv2.annotation.kept_edits import KeptEdits
+    from napari_unetv2.corrections.correction_set import image_hash
+
+    store = KeptEdits(tmp_path / "kept")
+    key = image_hash(np.zeros((2, 2), np.uint8))
+    mask = np.zeros((3, 30, 40), np.uint8)
+    mask[1, 5:10, 5:20] = 2  # any label is lesion
+    started = np.zeros_like(mask)
+    store.keep(key, mask, {"image": "clip.tif", "model_version": "v1"}, started)
+    found = store.find(key, mask.shape)
+    assert found is not None and np.array_equal(found.mask, mask > 0) and np.array_equal(found.model_mask, started)
+    for other in ((30, 40), (3, 40, 30), (1, 90, 40), (90, 40)):
+        assert store.find(key, other) is None  # another image's shape: not its edits
+    exported = store.export(key, tmp_path / "out")
+    assert exported.name == "clip_mask.tif"
+    np.testing.assert_array_equal(tifffile.imread(exported), (mask > 0) * 255)
+    # a JSON that claims the shape of the image asked about, over a file of other pixels: not read as its edits
+    store.keep(key, np.zeros((2, 30, 40), np.uint8), {})
+    info = tmp_path / "kept" / f"{key}.json"
+    import json
+
+    record = json.loads(info.read_text())
+    info.write_text(json.dumps({**record, "shape": [3, 30, 40]}))
+    assert store.find(key, (2, 30, 40)) is None and store.find(key, mask.shape) is None
+
+
+def test_a_clips_painted_frames_survive_closing_napari(make_napari_viewer, qtbot, isolated_home):
+    """The clinician trial of session 38: frames 2 and 6 of a colonoscopy clip painted, napari closed, the clip
+    segmented again: the model's mask only, the painting gone, nothing said."""
+    from test_kept_edits import _segment, _settle
+
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 255, (3, 64, 96, 3), dtype=np.uint8)
+    viewer = make_napari_viewer()
+    viewer.add_image(clip, name="clip", rgb=True)
+    _, mask = _segment(viewer, qtbot)
+    assert mask.data.shape == (3, 64, 96)
+    painted = np.asarray(mask.data).copy()
+    painted[1, 10:30, 20:50] = 1 - painted[1, 10:30, 20:50]
+    mask.data = painted
+    _settle(viewer, qtbot)
+    viewer.close()
+    painted_mask_keeper(viewer).wait()
+
+    again = make_napari_viewer()
+    again.add_image(clip, name="clip", rgb=True)
+    widget, mask = _segment(again, qtbot)
+    np.testing.assert_array_equal(np.asarray(mask.data) > 0, painted > 0)
+    assert "painted on this image before" in widget.status.value.replace("\u200b", ""), widget.status.value

@@ -3,11 +3,11 @@
 list). The folder session keeps its own drafts (``AnnotationSession.keep_draft``); this keeps the others.
 
 One entry per image, named by the hash of the image's pixels (the same image opened again, from wherever, finds its
-edits): ``<root>/<key>.png`` the mask (0/255), ``<root>/<key>.model.png`` the mask it was painted from (the model's,
-or a file's: what its edits are measured against, with that model's version) and ``<root>/<key>.json`` what it is
-(image name, shape, model version, when). The JSON is removed first and written last, so a half-written entry is
-never read. Keys are checked to be plain hashes: a name read from anywhere never leaves the folder. Qt-free; the
-widgets decide when to keep, find and drop.
+edits): ``<root>/<key>.png`` the mask (0/255; a stack's planes one under the other), ``<root>/<key>.model.png`` the
+mask it was painted from (the model's, or a file's: what its edits are measured against, with that model's version)
+and ``<root>/<key>.json`` what it is (image name, shape, model version, when). The JSON is removed first and written
+last, so a half-written entry is never read. Keys are checked to be plain hashes: a name read from anywhere never
+leaves the folder. Qt-free; the widgets decide when to keep, find and drop.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..files import file_safe, read_mask, write_png_atomic
+from ..files import file_safe, read_mask, write_png_atomic, write_tiff_atomic
 from ..files.atomic import atomic_write_text
 from ..storage import default_kept_edits_dir
 
@@ -73,15 +73,15 @@ class KeptEdits:
         its proposal), painted from ``model_mask``, replacing an older entry."""
         png, info, model_png = self._paths(key, role)
         mask = np.asarray(mask)
-        if mask.ndim != 2:
-            raise ValueError(f"a kept mask is 2-D, got shape {mask.shape}")
+        if mask.ndim not in (2, 3):
+            raise ValueError(f"a kept mask is 2-D or a stack of 2-D planes, got shape {mask.shape}")
         if model_mask is not None and np.shape(model_mask) != mask.shape:
             model_mask = None  # (not the mask it was painted from)
         self.root.mkdir(parents=True, exist_ok=True)
         info.unlink(missing_ok=True)  # the entry is unreadable until its JSON is written again, last
-        write_png_atomic(png, (mask > 0).astype(np.uint8) * 255, run_length=True)
+        write_png_atomic(png, _planes_stacked(mask), run_length=True)
         if model_mask is not None:
-            write_png_atomic(model_png, (np.asarray(model_mask) > 0).astype(np.uint8) * 255, run_length=True)
+            write_png_atomic(model_png, _planes_stacked(model_mask), run_length=True)
         else:
             model_png.unlink(missing_ok=True)
         record = {**about, "shape": list(mask.shape), "kept_at": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -89,19 +89,22 @@ class KeptEdits:
         atomic_write_text(info, json.dumps(record, indent=1, default=str))
 
     def find(self, key: str, shape: tuple, role: str = "mask") -> Optional[KeptEdit]:
-        """The kept edits of image ``key``'s ``role`` layer when they fit its ``shape`` (H, W); None when there are none,
-        or when they cannot be read (the image is then shown as it would be without them)."""
+        """The kept edits of image ``key``'s ``role`` layer when they fit its ``shape`` ((H, W), or (N, H, W) for a
+        stack); None when there are none, or when they cannot be read (the image is then shown as it would be without
+        them). No file is read beyond the pixels of ``shape``."""
+        shape = tuple(int(n) for n in shape)
+        pixels = int(np.prod(shape)) if len(shape) in (2, 3) else 0
         try:
             png, info, model_png = self._paths(key, role)
             about = json.loads(info.read_text(encoding="utf-8"))
-            if not isinstance(about, dict) or tuple(about.get("shape", ())) != tuple(shape):
+            if not pixels or not isinstance(about, dict) or tuple(about.get("shape", ())) != shape:
                 return None
             written_at = info.stat().st_mtime
-            mask = read_mask(png)
+            mask = _planes_apart(read_mask(png, max_pixels=pixels), shape)
         except (ValueError, OSError):  # (json's decode error is a ValueError)
             return None
         try:
-            model_mask = read_mask(model_png)
+            model_mask = _planes_apart(read_mask(model_png, max_pixels=pixels), shape)
         except (ValueError, OSError):
             model_mask = None
         if model_mask is not None and model_mask.shape != mask.shape:
@@ -153,18 +156,35 @@ class KeptEdits:
     def export(self, key: str, folder: Path, role: str = "mask", with_key: bool = False) -> Path:
         """Write the entry's mask (0/255 PNG) into ``folder`` as ``<image name>_mask.png`` (``_proposal.png``; with
         ``with_key``, ``<image name>-<key's first 8>_mask.png``: for images of one name): the names a folder session's
-        "existing masks" finds. An existing file is never replaced (FileExistsError)."""
+        "existing masks" finds; a stack's as a multi-page TIFF (``_mask.tif``), as *Batch folder* writes a stack's
+        mask. An existing file is never replaced (FileExistsError)."""
         png, info, _ = self._paths(key, role)
         try:
             about = json.loads(info.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as err:
+            shape = tuple(int(n) for n in about.get("shape", ())) if isinstance(about, dict) else ()
+            mask = _planes_apart(read_mask(png, max_pixels=int(np.prod(shape)) if len(shape) in (2, 3) else 0), shape)
+        except (ValueError, OSError, TypeError) as err:
             raise ValueError(f"kept entry {key} ({role}) cannot be read: {err}") from err
-        target = Path(folder) / f"{export_stem(about)}{'-' + key[:8] if with_key else ''}_{role}.png"
+        suffix = ".tif" if mask.ndim == 3 else ".png"
+        target = Path(folder) / f"{export_stem(about)}{'-' + key[:8] if with_key else ''}_{role}{suffix}"
         if target.exists():
             raise FileExistsError(f"{target} exists already; it was left as it is")
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_png_atomic(target, (read_mask(png) > 0).astype(np.uint8) * 255)
+        (write_tiff_atomic if mask.ndim == 3 else write_png_atomic)(target, mask * np.uint8(255))
         return target
+
+
+def _planes_stacked(mask: np.ndarray) -> np.ndarray:
+    """A 2-D mask, or a stack's planes one under the other, as a 0/255 image (one PNG holds either)."""
+    mask = (np.asarray(mask) > 0).astype(np.uint8) * np.uint8(255)
+    return mask.reshape(-1, mask.shape[-1])
+
+
+def _planes_apart(image: np.ndarray, shape: tuple) -> np.ndarray:
+    """:func:`_planes_stacked` read back (0/1) into ``shape``; ValueError when the file holds another number of pixels."""
+    if image.ndim != 2 or len(shape) not in (2, 3) or image.shape != (int(np.prod(shape[:-1])), shape[-1]):
+        raise ValueError(f"a kept mask of {image.shape} is not of shape {shape}")
+    return image.reshape(shape)
 
 
 def export_stem(about: dict) -> str:

@@ -144,7 +144,7 @@ class PaintedMaskKeeper:
         return found + ([also] if also is not None and also not in found else [])
 
     def _to_keep(self, layer) -> bool:
-        if np.asarray(layer.data).ndim != 2 or self._in_session(layer):
+        if np.asarray(layer.data).ndim not in (2, 3) or self._in_session(layer):  # (a clip's stack too: trial 38)
             return False
         if not mask_was_edited(layer) or accepted_as_it_is(layer):
             return False
