@@ -137,3 +137,36 @@ def test_a_clips_painted_frames_survive_closing_napari(make_napari_viewer, qtbot
     widget, mask = _segment(again, qtbot)
     np.testing.assert_array_equal(np.asarray(mask.data) > 0, painted > 0)
     assert "painted on this image before" in widget.status.value.replace("\u200b", ""), widget.status.value
+
+
+def test_batch_folder_opens_a_clips_result_beside_the_frames(make_napari_viewer, qtbot, tmp_path, isolated_home):
+    """*Open the results in the viewer* looked for `<stem>.png` only: a clip's mask (`<stem>.tif`) was written and
+    said ("2 segmented") but not opened, and nothing said why."""
+    import tifffile
+    from test_gui_findings import dock, run_until_idle
+
+    from napari_unetv2.files import write_png_atomic
+    from napari_unetv2.widgets._layers import MASK, layer_of
+
+    rng = np.random.default_rng(1)
+    source = tmp_path / "in"
+    source.mkdir()
+    clip = rng.integers(0, 255, (3, 64, 96, 3), dtype=np.uint8)
+    tifffile.imwrite(source / "clip.tif", clip, photometric="rgb")
+    write_png_atomic(source / "frame.png", clip[0])
+    viewer = make_napari_viewer()
+    batch = dock(viewer, "Batch folder")
+    batch.input.value, batch.output.value, batch.open_results.value = str(source), str(tmp_path / "out"), True
+    run_until_idle(qtbot, batch)
+    written = tifffile.imread(tmp_path / "out" / "clip.tif")
+    assert written.shape == (3, 64, 96)
+    opened = viewer.layers["clip"]
+    assert opened.rgb and opened.data.shape == clip.shape
+    np.testing.assert_array_equal(np.asarray(layer_of(viewer, opened, MASK).data), written > 0)
+    assert layer_of(viewer, viewer.layers["frame"], MASK) is not None
+    # a result changed on disk since the run (another size): said, and its image not opened without a mask
+    viewer.layers.clear()
+    write_png_atomic(tmp_path / "out" / "frame.png", np.zeros((10, 10), np.uint8))
+    batch.open_masks(batch.last_summary, source)
+    assert "frame" not in [x.name for x in viewer.layers] and "clip" in [x.name for x in viewer.layers]
+    assert "Not opened: frame (its mask is (10, 10), the image (64, 96))" in batch.status.value.replace("\u200b", "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Collection, Optional, Sequence
 
+import numpy as np
 from magicgui.widgets import CheckBox, FileEdit, PushButton
 
 from ..annotation.accept import images_with_corrections
@@ -112,7 +113,7 @@ class BatchWidget(WorkerWidget):
         OPEN_AT_MOST pairs (a folder of hundreds would fill the viewer). ``said_corrected``: the images whose stored
         correction the run's line named already (not said again)."""
         from ..corrections.correction_set import image_hash
-        from ..files import read_image, read_mask
+        from ..files import read_image
         from ._kept_edits import painted_mask_keeper
         from ._layers import HIDDEN_FOR_VIEW, MASK, bring_into_view, is_source_image, layer_of, ready_to_paint, start_mask
         from ._state import stored_corrections_of
@@ -120,8 +121,12 @@ class BatchWidget(WorkerWidget):
         source = Path(source or self.input.value)
         # this run's masks first, then those an earlier run left (continue): a folder finished yesterday, run again
         # with "open the results" to correct them, opened nothing and said nothing (trial of session 31)
+        def mask_file(row) -> Optional[Path]:  # a stack's mask is a TIFF: a clip's result was left out, unsaid (trial 38)
+            stem = Path(row["file"]).stem
+            return next((p for p in (summary.output / f"{stem}.png", summary.output / f"{stem}.tif") if p.is_file()), None)
+
         done = [row for status in ("done", "skipped-done") for row in summary.rows if row["status"] == status
-                and (summary.output / f"{Path(row['file']).stem}.png").is_file() and (source / row["file"]).is_file()]
+                and mask_file(row) is not None and (source / row["file"]).is_file()]
         # An image already open with a mask (an earlier run's results, opened then) is not opened twice: its mask
         # may hold edits, and a second pair of the same name could be accepted in its place. A layer that merely
         # shares the name (another folder's image, a user's own layer) does not count.
@@ -134,12 +139,17 @@ class BatchWidget(WorkerWidget):
         earlier_runs = sum(1 for row in done[:OPEN_AT_MOST] if row["status"] == "skipped-done")
         added, notes, restored, corrected, older = [], [], [], [], []
         keeper = painted_mask_keeper(self.viewer)
-        for index, row in enumerate(done[:OPEN_AT_MOST]):
-            stem = Path(row["file"]).stem
-            image = read_image(source / row["file"])
-            rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
+        unreadable = []
+        for row in done[:OPEN_AT_MOST]:
+            stem, index = Path(row["file"]).stem, len(added) // 2
+            try:  # both read before anything is added: an image is never left open without its mask
+                image = read_image(source / row["file"])
+                rgb = image.ndim in (3, 4) and image.shape[-1] in (3, 4)  # (a colour clip is (N, H, W, 3))
+                mask = read_result_mask(mask_file(row), image.shape[:-1] if rgb else image.shape)
+            except (ValueError, OSError) as err:  # changed on disk since the run: said, the others opened
+                unreadable.append(f"{stem} ({err})")
+                continue
             layer = self.viewer.add_image(image, name=stem, rgb=rgb, visible=index == 0)
-            mask = read_mask(summary.output / f"{stem}.png")
             # edits painted on this image's mask before (napari closed, never accepted) are shown over the file's mask
             key = image_hash(image)
             kept = keeper.store.find(key, mask.shape)
@@ -179,7 +189,21 @@ class BatchWidget(WorkerWidget):
                          "shown (`unetv2 kept-edits export` saves them).")
         if already:
             notes.append(f"{len(already)} image(s) already open with a mask were not opened again.")
+        if unreadable:
+            notes.append(f"Not opened: {named_few(unreadable)}.")
         if notes:
             said = self.status.value.replace("\u200b", "").rstrip()  # (a line-breaking hint; said again by say)
             self.say(" ".join([said if said.endswith(".") else f"{said}.", *notes]))
         return added
+
+
+def read_result_mask(path: Path, shape: tuple) -> np.ndarray:
+    """A mask *Batch folder* wrote (``<stem>.png``; a stack's ``<stem>.tif``, one page per plane) as 0/1, checked to fit
+    its image's ``shape`` (no more pixels read than that)."""
+    from ..files import read_image, read_mask
+
+    pixels = int(np.prod(shape))
+    mask = read_mask(path, max_pixels=pixels) if len(shape) == 2 else (read_image(path, max_pixels=pixels) > 0)
+    if mask.shape != tuple(shape):
+        raise ValueError(f"its mask is {mask.shape}, the image {tuple(shape)}")
+    return mask.astype(np.uint8)
