@@ -170,3 +170,24 @@ def test_batch_folder_opens_a_clips_result_beside_the_frames(make_napari_viewer,
     batch.open_masks(batch.last_summary, source)
     assert "frame" not in [x.name for x in viewer.layers] and "clip" in [x.name for x in viewer.layers]
     assert "Not opened: frame (its mask is (10, 10), the image (64, 96))" in batch.status.value.replace("\u200b", "")
+
+
+def test_closing_the_image_being_segmented_stops_its_run(make_napari_viewer, qtbot, isolated_home):
+    """The image deleted from the layer list while Segment ran on it in tile mode: the run went on to its last tile
+    ("segmenting: tile 4/9" for an image no longer open, Segment greyed out), more than a minute on a large image."""
+    from test_gui_findings import dock
+
+    rng = np.random.default_rng(2)
+    viewer = make_napari_viewer()
+    seg = dock(viewer, "Segment")
+    image = viewer.add_image(rng.integers(0, 255, (768, 768, 3), dtype=np.uint8), name="large", rgb=True)
+    seg.image.value = image
+    seg.mode.value, seg.tile_size.value = "tile", 64
+    worker = seg.run()
+    assert worker is not None
+    qtbot.waitUntil(lambda: "tile" in seg.status.value, timeout=60_000)  # tiles under way
+    viewer.layers.remove(image)
+    qtbot.waitUntil(lambda: not seg.busy, timeout=60_000)
+    status = seg.status.value.replace("\u200b", "")
+    assert status == "'large' was closed: its segmentation stopped, nothing was added", status
+    assert [x.name for x in viewer.layers] == []

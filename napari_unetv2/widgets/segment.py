@@ -190,6 +190,7 @@ class SegmentWidget(WorkerWidget):
         self._other_line = SecondPress(CONFIRM_WITHIN_S)  # warned of (image, model): Segment again goes ahead
         self._advised = {}  # {image id: the bundled model a result's hint advised for it}: chosen, it asks nothing
         self._empty_note_watch = None  # (mask, slot) listening for the first stroke on an empty result's mask
+        self._closed_while_segmenting = None  # the name of the image closed during its run (see _stop_when_closed)
 
     def _image_layers(self, _=None) -> list:
         return [layer for layer in self.viewer.layers if is_source_image(layer)]
@@ -345,7 +346,33 @@ class SegmentWidget(WorkerWidget):
             return predictor, prediction, time.time() - start
 
         segmented = layer.data
-        return self.start_work(job, lambda result: self._on_done(layer, segmented, result), "loading model...", steps=3)
+        self._closed_while_segmenting = None
+        worker = self.start_work(job, lambda result: self._on_done(layer, segmented, result), "loading model...",
+                                 steps=3)
+        self._stop_when_closed(layer, worker)
+        return worker
+
+    def _stop_when_closed(self, layer, worker) -> None:
+        """The image closed while it is segmented: the work stops at the next slice or tile. It went on ("segmenting: tile
+        4/9" for an image no longer open, Segment greyed out) until the end, more than a minute on a large image
+        (clinician trial of session 38)."""
+        image = weakref.ref(unproxied(layer))
+        layers = self.viewer.layers
+
+        def on_removed(event) -> None:
+            if unproxied(event.value) is image() and self.worker is worker:
+                self._closed_while_segmenting = event.value.name
+                self._cancel.set()
+                self.say(f"'{event.value.name}' was closed: stopping its segmentation...")
+
+        slot = self.guarded(on_removed)
+        layers.events.removed.connect(slot)
+
+        def forget() -> None:
+            with contextlib.suppress(Exception):  # (the viewer may be gone)
+                layers.events.removed.disconnect(slot)
+
+        worker.finished.connect(forget)
 
     def _forget_empty_note_once_painted(self, image, mask) -> None:
         """"The model marked nothing ... (its mask is empty)" stays true only until the first brush stroke: then the
@@ -396,7 +423,9 @@ class SegmentWidget(WorkerWidget):
     def _on_done(self, layer, segmented, result) -> None:
         if result is None:
             self.progress.value = 0
-            self.say("cancelled: nothing was added")
+            closed = self._closed_while_segmenting
+            self.say(f"'{closed}' was closed: its segmentation stopped, nothing was added" if closed else
+                     "cancelled: nothing was added")
             return
         predictor, prediction, seconds = result
         if layer not in self.viewer.layers:
