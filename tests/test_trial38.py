@@ -191,3 +191,35 @@ def test_closing_the_image_being_segmented_stops_its_run(make_napari_viewer, qtb
     status = seg.status.value.replace("\u200b", "")
     assert status == "'large' was closed: its segmentation stopped, nothing was added", status
     assert [x.name for x in viewer.layers] == []
+
+
+def test_accept_stores_a_clips_frame_only_when_the_canvas_shows_one(make_napari_viewer, qtbot, isolated_home):
+    """With napari's axes transposed the canvas showed a time-by-width cut of the clip, and Accept stored the frame the
+    slider pointed at ("clipF (slice 2)"), which was not on screen; in 3D, likewise."""
+    from test_gui_findings import dock
+
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.files import read_image, read_mask
+
+    clip = np.random.default_rng(3).integers(0, 255, (4, 32, 48, 3), dtype=np.uint8)
+    viewer = make_napari_viewer()
+    rt = dock(viewer, "Correct & retrain")
+    image = viewer.add_image(clip, name="clip", rgb=True)
+    labels = viewer.add_labels(np.zeros((4, 32, 48), np.uint8), name="clip drawn")
+    labels.data[2, 5:20, 10:30] = 1
+    labels.data[0, 1:3, 1:3] = 1
+    rt.image.value, rt.mask.value = image, labels
+    viewer.dims.set_current_step(0, 2)
+    viewer.dims.order = (1, 0, 2)  # napari's transpose: rows by frames on the canvas
+    assert rt.accept_correction() is None
+    assert "rolled or transposed" in rt.status.value.replace("\u200b", ""), rt.status.value
+    viewer.dims.order = (0, 1, 2)
+    viewer.dims.ndisplay = 3
+    assert rt.accept_correction() is None and "in 3D" in rt.status.value.replace("\u200b", "")
+    assert len(CorrectionSet(isolated_home / "corrections")) == 0
+    viewer.dims.ndisplay = 2
+    entry = rt.accept_correction()
+    assert entry is not None and "slice 2" in rt.status.value, rt.status.value
+    stored = CorrectionSet(isolated_home / "corrections")
+    np.testing.assert_array_equal(read_image(stored.root / entry.image_file), clip[2])
+    np.testing.assert_array_equal(read_mask(stored.root / entry.mask_file), labels.data[2])

@@ -44,6 +44,7 @@ from ._layers import (
     layers_of,
     mask_was_edited,
     note_accepted,
+    plane_on_screen,
     same_layer,
     settings_of,
     show_prediction,
@@ -284,7 +285,10 @@ class RetrainWidget(WorkerWidget):
         opened_from = getattr(getattr(image, "source", None), "path", None) if mask.ndim == 2 else None
         source, where = (Path(opened_from).name if opened_from else image.name), ""
         if mask.ndim == 3:  # a stack: store the slice on screen
-            z = int(self.viewer.dims.current_step[0])
+            z, why_not = plane_on_screen(self.viewer, mask_layer)
+            if z is None:
+                self.say(f"not stored: {image.name} is a stack and {why_not}")
+                return None
             data, mask, source, where = data[z], mask[z], f"{image.name}_z{z}", f" (slice {z})"
             predicted = predicted[z] if predicted is not None and np.ndim(predicted) == 3 else None
         started = mask_layer.metadata.get(PREDICTED_AT)

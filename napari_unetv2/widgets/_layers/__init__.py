@@ -105,6 +105,7 @@ from .view import (  # noqa: F401
     hide_images_around,
     in_view,
     layer_is_shown,
+    plane_on_screen,
     raise_to_top,
     ready_to_paint,
 )

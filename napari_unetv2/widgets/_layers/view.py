@@ -2,6 +2,8 @@
 around it (and showing them again), the brush made ready."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from .roles import IMAGE_ID, is_source_image, same_layer
@@ -143,3 +145,19 @@ def ready_to_paint(viewer, mask_layer) -> None:
     update_status = getattr(viewer, "update_status_from_cursor", None)
     if callable(update_status):
         update_status()
+
+
+def plane_on_screen(viewer, layer) -> tuple[Optional[int], str]:
+    """(the index of the plane of a stack layer (planes, height, width) that napari draws, ""), or (None, why it draws
+    none of them). Accept stores that plane: with the axes rolled or transposed (a time-by-width cut on the canvas) it
+    stored the frame the slider pointed at, which was not on screen (clinician trial of session 38)."""
+    ndim = viewer.dims.ndim  # (napari aligns the layers' trailing axes: the layer's height and width are the last two)
+    if viewer.dims.ndisplay != 2:
+        return None, "napari shows it in 3D: switch the viewer to 2D and choose the frame with the slider"
+    if tuple(viewer.dims.displayed) != (ndim - 2, ndim - 1):
+        return None, ("napari shows its axes rolled or transposed, so the canvas is no frame of it: roll them back "
+                      "(the viewer's 'Roll dimensions' button) and choose the frame with the slider")
+    plane = int(round(float(layer.world_to_data(viewer.dims.point[-layer.ndim:])[0])))
+    if not 0 <= plane < layer.data.shape[0]:
+        return None, "the slider is beyond its frames"
+    return plane, ""
