@@ -159,7 +159,7 @@ def test_click_on_this_image_does_not_start_on_another_image_than_the_one_select
     viewer.layers.remove(layer_of(viewer, other, PROBABILITY))
     viewer.layers.selection.active = other
     qtbot.wait(20)
-    assert "probability layer was closed" in clicks.status.value and clicks.start() is None
+    assert "has no probability layer (it was closed" in clicks.status.value and clicks.start() is None
     viewer.layers.selection.active = frame  # a clickable image selected: Start goes to it
     qtbot.wait(20)
     assert clicks.start() is not None and layer_of(viewer, frame, "clicks").visible

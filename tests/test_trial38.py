@@ -223,3 +223,22 @@ def test_accept_stores_a_clips_frame_only_when_the_canvas_shows_one(make_napari_
     stored = CorrectionSet(isolated_home / "corrections")
     np.testing.assert_array_equal(read_image(stored.root / entry.image_file), clip[2])
     np.testing.assert_array_equal(read_mask(stored.root / entry.mask_file), labels.data[2])
+
+
+def test_segment_says_when_the_mask_it_updated_is_hidden(make_napari_viewer, qtbot, isolated_home):
+    """A mask the clinician hid stays hidden when its image is segmented again, but the status said only "Paint to
+    correct the mask." (napari greys out the brush of a hidden layer); now it names the hidden mask."""
+    from test_gui_findings import segment, two_samples_and_segment
+
+    from napari_unetv2.widgets._layers import MASK, layer_of
+
+    viewer, seg, first, _second = two_samples_and_segment(make_napari_viewer)
+    seg.image.value = first
+    segment(qtbot, seg)
+    mask = layer_of(viewer, first, MASK)
+    assert "Paint to correct the mask." in seg.status.value.replace("\u200b", "")
+    mask.visible = False
+    seg.threshold.value = 0.4
+    segment(qtbot, seg)
+    status = seg.status.value.replace("\u200b", "")
+    assert not mask.visible and f"Its mask ('{mask.name}') is hidden, as you left it" in status, status

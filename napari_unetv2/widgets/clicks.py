@@ -128,7 +128,9 @@ class ClickWidget(Container):
             return f"{image.name} is not segmented yet: segment it first{converted_mask_note(self.viewer, image)}"
         if mask.data.ndim != 2:
             return f"{image.name} is a stack ({mask.data.shape}): clicks work on one 2-D image"
-        return f"{image.name}'s probability layer was closed: segment it again to click on it"
+        # (a Batch folder result opened in the viewer never had one: "was closed" misled; trial of session 38)
+        return (f"{image.name} has no probability layer (it was closed, or the mask came from Batch folder or a file): "
+                "segment it to click on it")
 
     def _chosen_here(self, *_args) -> None:
         self._not_clickable = ""

@@ -518,7 +518,10 @@ class SegmentWidget(WorkerWidget):
         # an empty mask said as such: "done ... Paint to correct" over an image with nothing marked read as "nothing
         # happened" (trial of session 36: 3 of 8 PolypGen frames)
         shows_models = kept_edit is None and not self.last_result["kept_edited"]  # (else the user's edits are shown)
-        if np.any(prediction.mask):
+        if np.any(prediction.mask) and still_here and layer.visible and not self.last_result["mask"].visible:
+            # a mask the user hid stays hidden; "Paint to correct" alone sent them to a greyed-out brush (trial 38)
+            paint = f" Its mask ('{self.last_result['mask'].name}') is hidden, as you left it: tick its eye to see and paint it."
+        elif np.any(prediction.mask):
             paint = " Paint to correct the mask."
         elif shows_models:
             paint = EMPTY_MASK_NOTE
