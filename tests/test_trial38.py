@@ -242,3 +242,69 @@ def test_segment_says_when_the_mask_it_updated_is_hidden(make_napari_viewer, qtb
     segment(qtbot, seg)
     status = seg.status.value.replace("\u200b", "")
     assert not mask.visible and f"Its mask ('{mask.name}') is hidden, as you left it" in status, status
+
+
+def test_segments_note_that_the_image_is_covered_goes_when_it_is_brought_into_view(make_napari_viewer, qtbot,
+                                                                                   isolated_home):
+    """Another dock (the clicks' Start) brought the chosen image above the one covering it, and Segment went on saying
+    "(not on screen: an image above it covers it)" over an image plainly on screen."""
+    from test_gui_findings import two_samples_and_segment
+
+    from napari_unetv2.widgets._layers import bring_into_view
+
+    viewer, seg, first, second = two_samples_and_segment(make_napari_viewer)
+    viewer.layers.selection.active = second
+    qtbot.wait(20)
+    viewer.layers.selection.active = first
+    qtbot.waitUntil(lambda: "covers it" in seg.status.value.replace("\u200b", ""), timeout=5000)
+    bring_into_view(viewer, first)
+    qtbot.waitUntil(lambda: "covers it" not in seg.status.value.replace("\u200b", ""), timeout=5000)
+    assert seg.status.value.replace("\u200b", "") == f"{first.name}: not segmented yet", seg.status.value
+    viewer.layers.selection.active = second
+    first.visible = False
+    qtbot.wait(50)
+    viewer.layers.selection.active = first
+    qtbot.waitUntil(lambda: "(hidden: tick its eye" in seg.status.value.replace("\u200b", ""), timeout=5000)
+    first.visible = True  # ticked in the layer list
+    qtbot.waitUntil(lambda: "(hidden" not in seg.status.value.replace("\u200b", ""), timeout=5000)
+
+
+def test_contrast_limits_set_on_an_attention_map_stay_through_runs(make_napari_viewer):
+    """The clinician set an attention map's contrast to (0.5, 0.6); every run, round and roll back reset it."""
+    from napari_unetv2.inference import Prediction
+    from napari_unetv2.widgets._layers import ATTENTION, layers_of, show_prediction
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((32, 32), np.uint8), name="frame")
+    rng = np.random.default_rng(4)
+
+    def run(low):
+        probability = rng.random((32, 32), dtype=np.float32)
+        att = {"map L1": (low + rng.random((32, 32)) * 0.1).astype(np.float32),
+               "map L2": (low + rng.random((32, 32)) * 0.1).astype(np.float32)}
+        show_prediction(viewer, image, Prediction(probability=probability, mask=(probability > 0.5).astype(np.uint8),
+                                                  attention=att), "v")
+        return {x.metadata["map"]: x for x in layers_of(viewer, image, ATTENTION)}
+
+    maps = run(0.9)
+    maps["map L2"].contrast_limits = (0.5, 0.6)  # napari's contrast slider
+    first_l1 = tuple(maps["map L1"].contrast_limits)
+    maps = run(0.2)
+    assert tuple(maps["map L2"].contrast_limits) == (0.5, 0.6)  # the user's
+    assert tuple(maps["map L1"].contrast_limits) != first_l1 and maps["map L1"].contrast_limits[1] < 0.31  # the plugin's
+
+
+def test_a_new_images_mask_takes_the_brush_size_in_use(make_napari_viewer, qtbot, isolated_home):
+    """Each new image's mask started with napari's brush size 10 after the clinician had set 25 on the one before."""
+    from test_gui_findings import segment, two_samples_and_segment
+
+    from napari_unetv2.widgets._layers import MASK, layer_of
+
+    viewer, seg, first, second = two_samples_and_segment(make_napari_viewer)
+    seg.image.value = first
+    segment(qtbot, seg)
+    layer_of(viewer, first, MASK).brush_size = 25
+    viewer.layers.selection.active = second
+    qtbot.wait(20)
+    segment(qtbot, seg)
+    assert layer_of(viewer, second, MASK).brush_size == 25

@@ -145,6 +145,10 @@ def follow_active_image(widget, chooser: ComboBox) -> None:
     on_active()
 
 
+HIDDEN_NOTE = " (hidden: tick its eye in the layer list to see it)"
+COVERED_NOTE = " (not on screen: an image above it covers it)"
+
+
 class SegmentWidget(WorkerWidget):
     def __init__(self, napari_viewer, store_dir=None):
         super().__init__(napari_viewer, store_dir)
@@ -191,6 +195,8 @@ class SegmentWidget(WorkerWidget):
         self._advised = {}  # {image id: the bundled model a result's hint advised for it}: chosen, it asks nothing
         self._empty_note_watch = None  # (mask, slot) listening for the first stroke on an empty result's mask
         self._closed_while_segmenting = None  # the name of the image closed during its run (see _stop_when_closed)
+        self._recheck_pending = False
+        self.viewer.layers.events.connect(self.guarded(self._on_layers_event))
 
     def _image_layers(self, _=None) -> list:
         return [layer for layer in self.viewer.layers if is_source_image(layer)]
@@ -233,8 +239,28 @@ class SegmentWidget(WorkerWidget):
         """Said of a chosen image the canvas does not show: the widgets follow the layer selected, napari draws the
         visible ones (trial of session 35: a hidden image chosen, another on screen, taken for it)."""
         if not image.visible:
-            return " (hidden: tick its eye in the layer list to see it)"
-        return "" if layer_is_shown(self.viewer, image) else " (not on screen: an image above it covers it)"
+            return HIDDEN_NOTE
+        return "" if layer_is_shown(self.viewer, image) else COVERED_NOTE
+
+    def _on_layers_event(self, event) -> None:
+        if getattr(event, "type", "") in ("visible", "moved", "removed", "inserted") and not self._recheck_pending:
+            self._recheck_pending = True  # (one look after a burst: the layer list re-emits every layer's events)
+            QTimer.singleShot(0, self.guarded(self._recheck_hidden_note))
+
+    def _recheck_hidden_note(self) -> None:
+        """The status's note that the chosen image is hidden or covered, said again when that changes: another dock (the
+        clicks' Start, Accept) brought the image into view and the status went on saying "not on screen" over it
+        (clinician trial of session 38)."""
+        self._recheck_pending = False
+        image = self.image.value
+        said_of = self._status_image() if self._status_image is not None else None
+        if self.busy or image is None or image not in self.viewer.layers or not same_layer(said_of, image):
+            return
+        said, now = self.status.value.replace("\u200b", ""), self._hidden_note(image)
+        for note in (HIDDEN_NOTE, COVERED_NOTE):
+            if note in said and note != now:
+                self.say(said.replace(note, now), reveal=False, about=image)
+                return
 
     def _say_version(self, image, mask) -> None:
         version = mask.metadata.get(MODEL_VERSION) or "?"

@@ -39,6 +39,7 @@ from .events import (  # noqa: F401
 )
 from .outputs import (  # noqa: F401
     attention_limits,
+    brush_size_in_use,
     click_layers,
     forget_brush_history,
     has_brush_history,

@@ -3,6 +3,7 @@ click widget's points and box; how a mask is drawn; its brush history."""
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -28,9 +29,13 @@ from .roles import (
     layer_of,
     layers_of,
     mask_was_edited,
+    role_of,
     spatial_placement,
     unproxied,
 )
+
+MODES = ("resize", "tile")  # the predictor's modes
+AUTO_LIMITS = "unetv2_auto_limits"  # in an attention layer: the contrast limits the plugin last set (not the user)
 
 
 def _prediction_metadata(image_layer, role: str, prediction, model_version: str) -> dict:
@@ -86,10 +91,11 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
     if mask is None:
         # a copy: the brush paints into the layer's array, and a prediction may be kept (the session's cache) and
         # shown again as the model's mask
+        brush = brush_size_in_use(viewer)
         mask = viewer.add_labels(prediction.mask.copy(), name=f"{name} mask", opacity=MASK_OPACITY, visible=visible,
                                  metadata=_prediction_metadata(image_layer, MASK, prediction, model_version),
                                  colormap=mask_colormap(), **placement)
-        set_mask_display(mask, display)
+        set_mask_display(mask, display, brush)
     elif not mask_was_edited(mask):
         # the metadata first: whoever hears the layer's data event reads the new mask's model, not the old one's
         since = mask.metadata.get(PREDICTED_AT)
@@ -108,15 +114,22 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
     for att_name, data in maps.items():
         full = f"{name} {att_name}"
         layer = next((x for x in layers_of(viewer, image_layer, ATTENTION) if x.metadata.get("map") == att_name), None)
+        limits = attention_limits(data)
         if layer is not None:
+            # contrast limits the user set in napari's layer controls stay (they were reset by every run, every round
+            # and every roll back: clinician trial of session 38); the plugin's own follow the new map
+            own = tuple(layer.metadata.get(AUTO_LIMITS, ())) == tuple(float(v) for v in layer.contrast_limits)
             layer.metadata.update(made_by)
             layer.data = data
-            layer.contrast_limits = attention_limits(data)
+            if own:
+                layer.contrast_limits = limits
+                layer.metadata[AUTO_LIMITS] = [float(v) for v in layer.contrast_limits]
         else:
             layer = viewer.add_image(
-                data, name=full, colormap="inferno", contrast_limits=attention_limits(data), opacity=0.35,
-                blending="additive", visible=False,
-                metadata={ROLE: ATTENTION, IMAGE_ID: image_id(image_layer), "map": att_name, **made_by}, **placement)
+                data, name=full, colormap="inferno", contrast_limits=limits, opacity=0.35, blending="additive",
+                visible=False, metadata={ROLE: ATTENTION, IMAGE_ID: image_id(image_layer), "map": att_name, **made_by},
+                **placement)
+            layer.metadata[AUTO_LIMITS] = [float(v) for v in layer.contrast_limits]
             _move_above(viewer, layer, image_layer)
         result["attention"].append(layer)
     # Maps this run did not make are an earlier model's (or run's): they stayed beside the new mask with nothing to
@@ -124,9 +137,6 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
     for stale in [x for x in layers_of(viewer, image_layer, ATTENTION) if x.metadata.get("map") not in maps]:
         viewer.layers.remove(stale)
     return result
-
-
-MODES = ("resize", "tile")  # the predictor's modes
 
 
 def record_settings(image_layer, prediction) -> None:
@@ -188,11 +198,13 @@ def has_brush_history(layer) -> bool:
 def _add_proposal(viewer, image_layer, data: np.ndarray, metadata: dict, visible: bool = True):
     # Adding a layer makes it the active one: the user's mask (and its paint brush) must stay active, or the
     # next brush stroke or "Accept correction" would go to the model's proposal instead of their correction.
-    active = viewer.layers.selection.active
+    active, brush = viewer.layers.selection.active, brush_size_in_use(viewer)
     proposal = viewer.add_labels(np.array(data, copy=True), name=f"{image_layer.name} proposal", opacity=0.6,
                                  visible=visible, metadata=metadata, colormap=proposal_colormap(),
                                  **spatial_placement(image_layer))
     proposal.contour = 2  # an outline beside the user's filled mask: compare, copy what helps
+    if brush is not None:
+        proposal.brush_size = brush
     # just above its own image's mask, not on top of the stack (over whichever image is shown there)
     _move_above(viewer, proposal, layer_of(viewer, image_layer, MASK) or image_layer)
     if active is not None and active in viewer.layers:
@@ -236,12 +248,24 @@ def _move_above(viewer, layer, below) -> None:
             viewer.layers.move(src, dst)
 
 
-def set_mask_display(layer, display: str) -> None:
-    """``filled`` (translucent) or ``outline`` (contour only: the tissue stays fully visible)."""
+def set_mask_display(layer, display: str, brush_size: Optional[float] = None) -> None:
+    """``filled`` (translucent) or ``outline`` (contour only: the tissue stays fully visible); ``brush_size``: the
+    brush's, when given."""
     if display not in MASK_DISPLAYS:
         raise ValueError(f"mask display must be one of {MASK_DISPLAYS}, not {display!r}")
     layer.contour = 2 if display == "outline" else 0
     layer.opacity = 0.9 if display == "outline" else MASK_OPACITY
+    if brush_size is not None:
+        layer.brush_size = brush_size
+
+
+def brush_size_in_use(viewer) -> Optional[float]:
+    """The brush size of the mask being worked on (the selected one, else the topmost of the plugin's masks): each new
+    image's mask started at napari's 10 after the clinician had set 25 on the one before (trial of session 38)."""
+    active = viewer.layers.selection.active
+    masks = [active] if active is not None and role_of(active) in (MASK, PROPOSAL) else []
+    masks += [x for x in reversed(viewer.layers) if role_of(x) in (MASK, PROPOSAL)]
+    return float(masks[0].brush_size) if masks else None
 
 
 def mask_display_of(layer) -> str:
@@ -258,9 +282,10 @@ def start_mask(viewer, image_layer, mask: np.ndarray, starting_point: np.ndarray
     layer = layer_of(viewer, image_layer, MASK)
     mask = np.array(mask, copy=True)  # painted in place: never the caller's array (a cached prediction's mask)
     if layer is None:
+        brush = brush_size_in_use(viewer)
         layer = viewer.add_labels(mask, name=f"{image_layer.name} mask", opacity=MASK_OPACITY, metadata=metadata,
                                   colormap=mask_colormap(), **spatial_placement(image_layer))
-        set_mask_display(layer, display)
+        set_mask_display(layer, display, brush)
     else:
         layer.metadata.update(metadata)  # before the pixels (see show_prediction)
         replace_labels(layer, mask)
