@@ -308,3 +308,20 @@ def test_a_new_images_mask_takes_the_brush_size_in_use(make_napari_viewer, qtbot
     qtbot.wait(20)
     segment(qtbot, seg)
     assert layer_of(viewer, second, MASK).brush_size == 25
+
+
+def test_wrapped_text_in_docks_sharing_a_column_is_drawn_whole(make_napari_viewer, qtbot):
+    """Three docks in one column of a 1600x1000 window: the clicks dock's help text was squeezed to two of its lines
+    and drawn over its status line."""
+    from magicgui.widgets import Label
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1600, 1000)
+    docks = [viewer.window.add_plugin_dock_widget(PLUGIN, name)[1]
+             for name in ("Segment", "Correct & retrain", "Correct with clicks")]
+    qtbot.wait(300)
+    labels = [w for w in docks[2] if isinstance(w, Label) and w.native.wordWrap()]
+    assert len(labels) == 2  # the help text and the status line
+    for label in labels:
+        native = label.native
+        assert native.height() >= native.heightForWidth(native.width()), (label.value, native.height())

@@ -11,7 +11,7 @@ import weakref
 from typing import Callable, Optional
 
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
-from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer, Signal
 
 from .. import errors
 from ..devices import available_devices
@@ -30,7 +30,8 @@ class _Progress(QObject):
 
 
 def wrapping_label(label: str, value: str = "", tooltip: str = "") -> Label:
-    """A status line that wraps (long messages must not widen the dock and squeeze the canvas)."""
+    """A status line that wraps (long messages must not widen the dock and squeeze the canvas), never drawn shorter
+    than its wrapped text (see :class:`_WholeText`)."""
     widget = Label(label=label, value=value, tooltip=tooltip)
     from qtpy.QtWidgets import QSizePolicy
 
@@ -38,7 +39,31 @@ def wrapping_label(label: str, value: str = "", tooltip: str = "") -> Label:
     widget.native.setMinimumWidth(50)
     # Expanding: take the row's width (a wrapping label otherwise settles on a narrow column).
     widget.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    whole = _WholeText(widget.native)
+    widget.changed.connect(lambda *_: whole.fit())
     return widget
+
+
+class _WholeText(QObject):
+    """Keeps a wrapping label's least height at what its text needs at its width. Qt's layouts take a wrapping label's
+    minimum as one line: a dock squeezed by the docks beside it drew the clicks dock's help text over its status line
+    (clinician trial of session 38). A dock that is too short now scrolls instead."""
+
+    def __init__(self, label):
+        super().__init__(label)  # (lives as long as the label)
+        self._label = label
+        label.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Resize:
+            self.fit()
+        return False
+
+    def fit(self) -> None:
+        width = self._label.width()
+        need = self._label.heightForWidth(width) if width > 0 else -1
+        if need > 0 and self._label.minimumHeight() != need:
+            self._label.setMinimumHeight(need)
 
 
 NARROW_CHOOSER_CHARS = 24
