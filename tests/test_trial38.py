@@ -325,3 +325,27 @@ def test_wrapped_text_in_docks_sharing_a_column_is_drawn_whole(make_napari_viewe
     for label in labels:
         native = label.native
         assert native.height() >= native.heightForWidth(native.width()), (label.value, native.height())
+
+
+def test_the_folder_sessions_next_image_does_not_take_the_settings_of_the_one_before(make_napari_viewer, qtbot,
+                                                                                     tmp_path, isolated_home):
+    """The folder session shows every image in one layer: its first image segmented with *Segment* at 0.3, then Next,
+    and a new model put in use re-segmented the second image at 0.3 (13,274 px more than the 0.5 mask shown), unsaid
+    (verification of session 38)."""
+    from test_gui_findings import dock, segment
+    from test_session import crops_folder, open_session, wait_shown
+
+    from napari_unetv2.widgets._layers import PREDICTION_SETTINGS, settings_of
+
+    folder = crops_folder(tmp_path / "data", n=3)
+    viewer = make_napari_viewer()
+    session = open_session(viewer, qtbot, tmp_path / "session", folder / "images")
+    seg = dock(viewer, "Segment")
+    seg.image.value = session.image_layer
+    seg.threshold.value = 0.3
+    segment(qtbot, seg)
+    assert settings_of(session.image_layer)["threshold"] == 0.3
+    assert session.next_image(confirmed=True)
+    wait_shown(qtbot, session)
+    recorded = session.image_layer.metadata.get(PREDICTION_SETTINGS)
+    assert recorded is not None and recorded["threshold"] == 0.5, recorded  # the session's own prediction's

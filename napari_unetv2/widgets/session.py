@@ -44,6 +44,7 @@ from ._layers import (
     MODEL_VERSION,
     PREDICTED_AT,
     PREDICTED_MASK,
+    PREDICTION_SETTINGS,
     PROBABILITY,
     PROPOSAL,
     REMOVED_BY_PLUGIN,
@@ -484,6 +485,9 @@ class SessionWidget(WorkerWidget):
             # (an image shown again after the user closed it takes back the mask painted on it: reattach_reopened_image)
             layer = self.image_layer = self.viewer.add_image(image, name=path.stem, rgb=rgb)
         layer.metadata[SESSION_FILE_KEY] = str(path)
+        # how the image before was segmented is no settings of this one (a new model re-segmented the session's next
+        # image at the threshold Segment had used on the one before: verification of session 38)
+        layer.metadata.pop(PREDICTION_SETTINGS, None)
         self._shown_correction = None
         painted = layer_of(self.viewer, layer, MASK) if reshown else None
         painted = painted if painted is not None and mask_was_edited(painted) else None

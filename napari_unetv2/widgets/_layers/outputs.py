@@ -51,7 +51,9 @@ def attention_limits(data: np.ndarray) -> tuple[float, float]:
 
 
 def show_probability(viewer, image_layer, prediction, model_version: str = ""):
-    """Add or update the image's probability layer (hidden when added), nothing else; returns it."""
+    """Add or update the image's probability layer (hidden when added), nothing else; returns it. The image records how
+    the prediction was made (:func:`record_settings`)."""
+    record_settings(image_layer, prediction)
     # Every derived layer says which model made it (layer info / metadata): only the mask and proposal did, and the
     # probability of a new model stood beside an edited mask of the old one unsaid (trial of session 28).
     made_by = {MODEL_VERSION: model_version}
@@ -83,7 +85,6 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
     name = image_layer.name
     placement = spatial_placement(image_layer)
     result = {"kept_edited": False, "proposal": None, "painted_proposal_kept": False}
-    record_settings(image_layer, prediction)
     made_by = {MODEL_VERSION: model_version}
     result["probability"] = show_probability(viewer, image_layer, prediction, model_version)
 
