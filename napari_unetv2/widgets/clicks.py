@@ -35,6 +35,7 @@ from ._layers import (
     has_brush_history,
     image_for,
     image_id,
+    in_view,
     is_source_image,
     layer_of,
     role_of,
@@ -241,6 +242,9 @@ class ClickWidget(Container):
             self.points.bind_key("Control-Z", lambda _layer: self.undo(), overwrite=True)
             self.points.events.data.connect(self._on_marks_changed)
             self.box_layer.events.data.connect(self._on_box_drawn)
+        # the clicks in effect marked again (their layer deleted with napari's delete: 2 clicks in effect, none marked,
+        # one a 12,853-px hole; verification of session 38)
+        self._restore_marks(self.points, say=False)
         shown = bring_into_view(self.viewer, layer, _mask)  # clicks must edit the mask on screen
         self.points.visible = self.box_layer.visible = True  # (hidden while their image was: see _on_image_chosen)
         self.viewer.layers.selection.active = self.points
@@ -266,6 +270,14 @@ class ClickWidget(Container):
         if chosen is None or layer.metadata.get(IMAGE_ID) != chosen.metadata.get(IMAGE_ID):
             self.status.value = (f"not clicked: these are the clicks of {owner.name if owner else 'another image'}; "
                                  f"press 'Click on this image' to click on {chosen.name if chosen else 'the chosen image'}")
+            return
+        image, mask = self._layers()
+        if mask is not None and not in_view(self.viewer, image, mask):
+            # an image dragged back over it in the layer list: a click there removed 3,024 px from a mask no one saw,
+            # then stored by Accept (verification of session 38)
+            bring_into_view(self.viewer, image, mask)
+            self.status.value = (f"not clicked: {image.name} was not on screen (another image was drawn over it, or it "
+                                 "was hidden); it is shown now: click again")
             return
         negative = event.button == 2 or "Shift" in event.modifiers
         y, x = layer.world_to_data(event.position)[-2:]
@@ -327,7 +339,7 @@ class ClickWidget(Container):
         points = getattr(event, "source", None) or self.points  # (an image's marks, chosen or not)
         QTimer.singleShot(0, lambda: self._restore_marks(points))  # after napari's own change (a delete, a move)
 
-    def _restore_marks(self, points) -> None:
+    def _restore_marks(self, points, say: bool = True) -> None:
         """The click marks show the clicks in effect, one mark per click, where it was made. A mark deleted or moved with
         napari's point tools changed no pixel: the click stayed in effect and counted, and *Undo last click* then took
         away the mark of another click (clinician trial of session 38: a 12,853-pixel hole with no mark, stored with
@@ -342,13 +354,17 @@ class ClickWidget(Container):
         marks = np.asarray(points.data)[:, -2:]
         if marks.shape == where.shape and np.allclose(marks, where):
             return
+        # only marks added (napari's add-points tool: the click was made, and napari added a mark of its own) is said as
+        # nothing: the click's own line stays (verification of session 38)
+        added_only = len(marks) > len(where) and np.allclose(marks[: len(where)], where)
         with self._placing_marks():
             points.selected_data = set()
             points.data = where
             if len(clicks):
                 points.face_color = [MARK_COLOURS[edit.kind == "positive"] for edit in clicks]
-        self.status.value = (f"a click's mark is not removed or moved on its own: 'Undo last click' (Ctrl+Z) takes the "
-                             f"last click back, pixels and mark; {session.clicks} click(s) in effect")
+        if say and not added_only:
+            self.status.value = (f"a click's mark is not removed or moved on its own: 'Undo last click' (Ctrl+Z) takes "
+                                 f"the last click back, pixels and mark; {session.clicks} click(s) in effect")
 
     def _changed(self, session: ClickSession, what: str) -> None:
         _layer, mask = self._layers()
