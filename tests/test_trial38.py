@@ -225,9 +225,11 @@ def test_accept_stores_a_clips_frame_only_when_the_canvas_shows_one(make_napari_
     np.testing.assert_array_equal(read_mask(stored.root / entry.mask_file), labels.data[2])
 
 
-def test_segment_says_when_the_mask_it_updated_is_hidden(make_napari_viewer, qtbot, isolated_home):
-    """A mask the clinician hid stays hidden when its image is segmented again, but the status said only "Paint to
-    correct the mask." (napari greys out the brush of a hidden layer); now it names the hidden mask."""
+def test_segment_shows_the_mask_it_readies_to_paint_and_says_a_hidden_image(make_napari_viewer, qtbot, isolated_home):
+    """A mask the clinician hid, segmented again: it stayed hidden under "Paint to correct the mask." and a greyed-out
+    brush (trial of session 38), or came back 0.1 s after the status said it was hidden when it was painted on
+    (verification). Segment shows the mask it makes ready to paint (as selecting a mask to edit does) and says so; an
+    image that is hidden itself is said."""
     from test_gui_findings import segment, two_samples_and_segment
 
     from napari_unetv2.widgets._layers import MASK, layer_of
@@ -237,11 +239,21 @@ def test_segment_says_when_the_mask_it_updated_is_hidden(make_napari_viewer, qtb
     segment(qtbot, seg)
     mask = layer_of(viewer, first, MASK)
     assert "Paint to correct the mask." in seg.status.value.replace("\u200b", "")
-    mask.visible = False
-    seg.threshold.value = 0.4
+    for painted in (False, True):
+        if painted:
+            mask.paint((30, 30), 1 - int(mask.data[30, 30]))
+        mask.visible = False
+        seg.threshold.value = 0.4 if painted else 0.45
+        segment(qtbot, seg)
+        qtbot.wait(100)
+        status = seg.status.value.replace("\u200b", "")
+        assert mask.visible and "Its mask, hidden before, is shown again to paint on." in status, (painted, status)
+    first.visible = False
+    seg.threshold.value = 0.5
     segment(qtbot, seg)
     status = seg.status.value.replace("\u200b", "")
-    assert not mask.visible and f"Its mask ('{mask.name}') is hidden, as you left it" in status, status
+    assert "The image is hidden: tick its eye in the layer list to see it." in status, status
+    assert "Paint to correct" in status  # (as the status says, once it is shown)
 
 
 def test_segments_note_that_the_image_is_covered_goes_when_it_is_brought_into_view(make_napari_viewer, qtbot,

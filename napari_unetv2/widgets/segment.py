@@ -490,9 +490,15 @@ class SegmentWidget(WorkerWidget):
         # what the status says, or "done in 0.1 s" hid a second of a frozen window (trial of session 27)
         showing = time.time() - shown_from
         self.progress.value = self.progress.max
+        shown_again = False
         if still_here:
             if layer.visible:
                 bring_to_front(self.viewer, layer)
+                # the mask made ready to paint is shown, as a mask selected to edit is (follow_removed_images): one the
+                # user had hid came back when painted, stayed hidden when not, under "Paint to correct the mask" and a
+                # greyed-out brush (trial and verification of session 38)
+                shown_again = not self.last_result["mask"].visible
+                self.last_result["mask"].visible = True
             ready_to_paint(self.viewer, self.last_result["mask"])
         else:
             if not layer_is_shown(self.viewer, layer) and here is not None and here in self.viewer.layers and here.visible:
@@ -544,14 +550,15 @@ class SegmentWidget(WorkerWidget):
         # an empty mask said as such: "done ... Paint to correct" over an image with nothing marked read as "nothing
         # happened" (trial of session 36: 3 of 8 PolypGen frames)
         shows_models = kept_edit is None and not self.last_result["kept_edited"]  # (else the user's edits are shown)
-        if np.any(prediction.mask) and still_here and layer.visible and not self.last_result["mask"].visible:
-            # a mask the user hid stays hidden; "Paint to correct" alone sent them to a greyed-out brush (trial 38)
-            paint = f" Its mask ('{self.last_result['mask'].name}') is hidden, as you left it: tick its eye to see and paint it."
-        elif np.any(prediction.mask):
+        if np.any(prediction.mask):
             paint = " Paint to correct the mask."
         elif shows_models:
             paint = EMPTY_MASK_NOTE
             self._forget_empty_note_once_painted(layer, self.last_result["mask"])
         else:
             paint = " The model marked nothing in this image this time (its new mask is empty)."
+        if still_here and not layer.visible:
+            paint += " The image is hidden: tick its eye in the layer list to see it."
+        elif shown_again:
+            paint += " Its mask, hidden before, is shown again to paint on."
         self.say(f"{where}done in {took}{kept}.{paint}{untrained}{scale_note}", about=layer)
