@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "not accepted are kept on disk until their image's correction is stored "
                                    "($NAPARI_UNETV2_HOME/kept-edits): Segment and a folder session give them back.")
     k.add_argument("action", nargs="?", choices=["list", "export", "forget"], default="list",
-                   help="list (default); export FOLDER (every kept mask as a PNG; existing files are left alone); "
+                   help="list (default); export FOLDER (every kept mask as a PNG, a stack's as a TIFF; existing files are left alone); "
                         "forget KEY (the entry of one image, as listed; its edits are gone for good)")
     k.add_argument("target", nargs="?", default=None, help="export: a folder; forget: an image key from the list")
     for command in (t, e, p, f, m, k):  # --debug also after the command name
@@ -696,7 +696,9 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
         if about.get("damaged"):
             print(f"  {key}  {role}: its JSON is damaged (not given back; forget removes it)")
             continue
-        shape = "x".join(str(n) for n in about.get("shape", ())[::-1]) or "?"
+        dims = [str(n) for n in about.get("shape", ())] if isinstance(about.get("shape"), list) else []
+        shape = "x".join(dims[::-1][:2]) or "?"  # width x height
+        shape += f" x {dims[0]} frames" if len(dims) == 3 else ""  # (a clip's: "640x360x8" read as one image)
         later = corrected.get(key, "")
         older = (f"; older than its correction stored {later.replace('T', ' ')}: not given back, export or forget it"
                  if later and not KeptEdit(key, None, None, about).newer_than(later) else "")

@@ -31,7 +31,7 @@ def test_a_new_model_segments_each_open_image_again_as_it_was_segmented(make_nap
     np.testing.assert_array_equal(mask, (probability >= 0.3).astype(mask.dtype))
     assert first.metadata[PREDICTION_SETTINGS] == {"threshold": 0.3, "mode": "tile", "tile_size": 256, "tta": False}
     status = rt.status.value.replace("\u200b", "")
-    assert "each at the threshold and mode it was segmented with" in status, status
+    assert "each at the threshold, mode and flip TTA it was segmented with" in status, status
 
 
 def test_settings_read_back_from_an_image_are_checked():
@@ -136,7 +136,9 @@ def test_a_clips_painted_frames_survive_closing_napari(make_napari_viewer, qtbot
     again.add_image(clip, name="clip", rgb=True)
     widget, mask = _segment(again, qtbot)
     np.testing.assert_array_equal(np.asarray(mask.data) > 0, painted > 0)
-    assert "painted on this image before" in widget.status.value.replace("\u200b", ""), widget.status.value
+    status = widget.status.value.replace("\u200b", "")
+    # (its frames are accepted one by one: "never accepted" was false once one was; verification of session 38)
+    assert "painted on this image before" in status and "not accepted as a whole" in status, status
 
 
 def test_batch_folder_opens_a_clips_result_beside_the_frames(make_napari_viewer, qtbot, tmp_path, isolated_home):
@@ -169,7 +171,7 @@ def test_batch_folder_opens_a_clips_result_beside_the_frames(make_napari_viewer,
     write_png_atomic(tmp_path / "out" / "frame.png", np.zeros((10, 10), np.uint8))
     batch.open_masks(batch.last_summary, source)
     assert "frame" not in [x.name for x in viewer.layers] and "clip" in [x.name for x in viewer.layers]
-    assert "Not opened: frame (its mask is (10, 10), the image (64, 96))" in batch.status.value.replace("\u200b", "")
+    assert "Not opened (1): frame (its mask is (10, 10), the image (64, 96))" in batch.status.value.replace("\u200b", "")
 
 
 def test_closing_the_image_being_segmented_stops_its_run(make_napari_viewer, qtbot, isolated_home):

@@ -136,10 +136,9 @@ class BatchWidget(WorkerWidget):
 
         already = [row for row in done if open_with_mask(Path(row["file"]).stem)]
         done = [row for row in done if row not in already]
-        earlier_runs = sum(1 for row in done[:OPEN_AT_MOST] if row["status"] == "skipped-done")
         added, notes, restored, corrected, older = [], [], [], [], []
         keeper = painted_mask_keeper(self.viewer)
-        unreadable = []
+        unreadable, earlier_runs = [], 0
         for row in done[:OPEN_AT_MOST]:
             stem, index = Path(row["file"]).stem, len(added) // 2
             try:  # both read before anything is added: an image is never left open without its mask
@@ -150,6 +149,7 @@ class BatchWidget(WorkerWidget):
                 unreadable.append(f"{stem} ({err})")
                 continue
             layer = self.viewer.add_image(image, name=stem, rgb=rgb, visible=index == 0)
+            earlier_runs += row["status"] == "skipped-done"  # (those opened: a count of those tried said 6 for 2)
             # edits painted on this image's mask before (napari closed, never accepted) are shown over the file's mask
             key = image_hash(image)
             kept = keeper.store.find(key, mask.shape)
@@ -178,7 +178,7 @@ class BatchWidget(WorkerWidget):
         if earlier_runs:
             notes.append(f"Opened {earlier_runs} mask(s) an earlier run wrote.")
         if restored:
-            notes.append(f"{len(restored)} mask(s) opened with the edits painted on them before (kept, never accepted; "
+            notes.append(f"{len(restored)} mask(s) opened with the edits painted on them before (kept, not accepted; "
                          f"the files keep the model's masks): {named_few(restored)}.")
         corrected = [stem for stem in corrected if stem not in said_corrected]
         if corrected:
@@ -190,7 +190,7 @@ class BatchWidget(WorkerWidget):
         if already:
             notes.append(f"{len(already)} image(s) already open with a mask were not opened again.")
         if unreadable:
-            notes.append(f"Not opened: {named_few(unreadable)}.")
+            notes.append(f"Not opened ({len(unreadable)}): {named_few(unreadable)}.")
         if notes:
             said = self.status.value.replace("\u200b", "").rstrip()  # (a line-breaking hint; said again by say)
             self.say(" ".join([said if said.endswith(".") else f"{said}.", *notes]))

@@ -453,7 +453,8 @@ class RetrainWidget(WorkerWidget):
 
         def done(total):
             kept, updated, painted_proposals = counts["kept"], counts["updated"], counts["painted_proposals"]
-            own = ", each at the threshold and mode it was segmented with" if any(job[-1] for job in jobs) else ""
+            own = (", each at the threshold, mode and flip TTA it was segmented with" if any(job[-1] for job in jobs)
+                   else "")
             self.resegmented += 1
             note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
             if painted_proposals:

@@ -517,7 +517,9 @@ class SegmentWidget(WorkerWidget):
                 beside = f"the model's new mask is in '{proposal.name}' (delete the mask layer to start from the model's)"
             else:
                 beside = "the model's new mask is the same"
-            kept = (f"; the edits you painted on this image before (kept {kept_edit.kept_at}, never accepted{other_model}) "
+            # (a clip's frames are accepted one by one, each stored on its own: its kept mask is never "accepted")
+            accepted = "not accepted as a whole" if kept_edit.mask.ndim == 3 else "never accepted"
+            kept = (f"; the edits you painted on this image before (kept {kept_edit.kept_at}, {accepted}{other_model}) "
                     f"are its mask again, {beside}")
         elif restored_proposal is not None:
             kept = (f"; the proposal you painted on before (kept {kept_proposal.kept_at}) is back as you left it in "

@@ -155,8 +155,9 @@ def plane_on_screen(viewer, layer) -> tuple[Optional[int], str]:
     if viewer.dims.ndisplay != 2:
         return None, "napari shows it in 3D: switch the viewer to 2D and choose the frame with the slider"
     if tuple(viewer.dims.displayed) != (ndim - 2, ndim - 1):
-        return None, ("napari shows its axes rolled or transposed, so the canvas is no frame of it: roll them back "
-                      "(the viewer's 'Roll dimensions' button) and choose the frame with the slider")
+        return None, ("napari shows its axes rolled or transposed, so the canvas is no frame of it: set them back with "
+                      "the viewer's Transpose and Roll buttons (below the layer list) until the slider runs through its "
+                      "frames")
     plane = int(round(float(layer.world_to_data(viewer.dims.point[-layer.ndim:])[0])))
     if not 0 <= plane < layer.data.shape[0]:
         return None, "the slider is beyond its frames"
