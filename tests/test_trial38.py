@@ -99,6 +99,7 @@ def test_a_stacks_painted_mask_is_kept_on_disk_and_exported_as_a_tiff(tmp_path):
     assert found is not None and np.array_equal(found.mask, mask > 0) and np.array_equal(found.model_mask, started)
     for other in ((30, 40), (3, 40, 30), (1, 90, 40), (90, 40)):
         assert store.find(key, other) is None  # another image's shape: not its edits
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == [f"{key}.json", f"{key}.model.tif", f"{key}.tif"]
     exported = store.export(key, tmp_path / "out")
     assert exported.name == "clip_mask.tif"
     np.testing.assert_array_equal(tifffile.imread(exported), (mask > 0) * 255)
@@ -110,6 +111,27 @@ def test_a_stacks_painted_mask_is_kept_on_disk_and_exported_as_a_tiff(tmp_path):
     record = json.loads(info.read_text())
     info.write_text(json.dumps({**record, "shape": [3, 30, 40]}))
     assert store.find(key, (2, 30, 40)) is None and store.find(key, mask.shape) is None
+    store.keep(key, np.zeros((30, 40), np.uint8), {})  # the same key kept 2-D: the stack's file goes
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == [f"{key}.json", f"{key}.png"]
+    store.drop(key)
+    assert not list((tmp_path / "kept").iterdir())
+
+
+def test_a_long_clips_painted_mask_is_given_back(tmp_path):
+    """Cold review of session 38: a clip's planes kept one under the other in one PNG went past Pillow's pixel limit
+    at 87 frames of 1080p: written, never read back, the painting lost without a word."""
+    from napari_unetv2.annotation.kept_edits import KeptEdits
+    from napari_unetv2.corrections.correction_set import image_hash
+    from napari_unetv2.files.images import MAX_PIXELS
+
+    store = KeptEdits(tmp_path / "kept")
+    key = image_hash(np.ones((2, 2), np.uint8))
+    mask = np.zeros((100, 1080, 1920), np.uint8)  # 207 M pixels, past the 179 M a single image may have
+    assert mask.size > MAX_PIXELS
+    mask[87, 500:600, 900:1000] = 1
+    store.keep(key, mask, {"image": "long clip"})
+    found = store.find(key, mask.shape)
+    assert found is not None and found.mask[87, 500:600, 900:1000].all() and int(found.mask.sum()) == 10_000
 
 
 def test_a_clips_painted_frames_survive_closing_napari(make_napari_viewer, qtbot, isolated_home):
@@ -409,3 +431,19 @@ def test_clicks_need_their_image_on_screen_and_keep_their_marks(make_napari_view
     assert widget.start() is not None
     points = viewer.layers["frame clicks"]
     np.testing.assert_array_equal(points.data, [[40, 40], [170, 230]])
+
+
+def test_accept_refuses_a_clips_frame_when_image_and_mask_show_different_frames(make_napari_viewer, isolated_home):
+    """Cold review of session 38: the frame was found through the mask layer's placement and the image's pixels taken
+    at that index: a mask drawn on another scale along the frames stored an image frame that was not on screen."""
+    from test_gui_findings import dock
+
+    clip = np.random.default_rng(5).integers(0, 255, (4, 32, 48, 3), dtype=np.uint8)
+    viewer = make_napari_viewer()
+    rt = dock(viewer, "Correct & retrain")
+    image = viewer.add_image(clip, name="clip", rgb=True, scale=(2, 1, 1))
+    labels = viewer.add_labels(np.ones((4, 32, 48), np.uint8), name="clip drawn")  # scale 1 along the frames
+    rt.image.value, rt.mask.value = image, labels
+    viewer.dims.set_point(0, 2.0)  # the mask's frame 2, the image's frame 1
+    assert rt.accept_correction() is None
+    assert "placed differently" in rt.status.value.replace("\u200b", ""), rt.status.value

@@ -3,11 +3,12 @@
 list). The folder session keeps its own drafts (``AnnotationSession.keep_draft``); this keeps the others.
 
 One entry per image, named by the hash of the image's pixels (the same image opened again, from wherever, finds its
-edits): ``<root>/<key>.png`` the mask (0/255; a stack's planes one under the other), ``<root>/<key>.model.png`` the
-mask it was painted from (the model's, or a file's: what its edits are measured against, with that model's version)
-and ``<root>/<key>.json`` what it is (image name, shape, model version, when). The JSON is removed first and written
-last, so a half-written entry is never read. Keys are checked to be plain hashes: a name read from anywhere never
-leaves the folder. Qt-free; the widgets decide when to keep, find and drop.
+edits): ``<root>/<key>.png`` the mask (0/255; a stack's, such as a clip's frames, ``<root>/<key>.tif``, one page per
+frame), ``<root>/<key>.model.png`` (``.tif``) the mask it was painted from (the model's, or a file's: what its edits
+are measured against, with that model's version) and ``<root>/<key>.json`` what it is (image name, shape, model
+version, when). The JSON is removed first and written last, so a half-written entry is never read. Keys are checked
+to be plain hashes: a name read from anywhere never leaves the folder. Qt-free; the widgets decide when to keep, find
+and drop.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..files import file_safe, read_mask, write_png_atomic, write_tiff_atomic
+from ..files import file_safe, read_image, read_mask, write_png_atomic, write_tiff_atomic
 from ..files.atomic import atomic_write_text
 from ..storage import default_kept_edits_dir
 
@@ -79,11 +80,11 @@ class KeptEdits:
             model_mask = None  # (not the mask it was painted from)
         self.root.mkdir(parents=True, exist_ok=True)
         info.unlink(missing_ok=True)  # the entry is unreadable until its JSON is written again, last
-        write_png_atomic(png, _planes_stacked(mask), run_length=True)
+        _write_mask(png, mask)
         if model_mask is not None:
-            write_png_atomic(model_png, _planes_stacked(model_mask), run_length=True)
+            _write_mask(model_png, model_mask)
         else:
-            model_png.unlink(missing_ok=True)
+            _unlink_mask(model_png)
         record = {**about, "shape": list(mask.shape), "kept_at": time.strftime("%Y-%m-%d %H:%M:%S"),
                   "process": os.getpid()}
         atomic_write_text(info, json.dumps(record, indent=1, default=str))
@@ -100,11 +101,11 @@ class KeptEdits:
             if not pixels or not isinstance(about, dict) or tuple(about.get("shape", ())) != shape:
                 return None
             written_at = info.stat().st_mtime
-            mask = _planes_apart(read_mask(png, max_pixels=pixels), shape)
+            mask = _read_mask(png, shape)
         except (ValueError, OSError):  # (json's decode error is a ValueError)
             return None
         try:
-            model_mask = _planes_apart(read_mask(model_png, max_pixels=pixels), shape)
+            model_mask = _read_mask(model_png, shape)
         except (ValueError, OSError):
             model_mask = None
         if model_mask is not None and model_mask.shape != mask.shape:
@@ -129,8 +130,8 @@ class KeptEdits:
         for each in ROLES if role is None else (role,):
             png, info, model_png = self._paths(key, each)
             info.unlink(missing_ok=True)  # first: without it the entry is never read
-            png.unlink(missing_ok=True)
-            model_png.unlink(missing_ok=True)
+            _unlink_mask(png)
+            _unlink_mask(model_png)
 
     def keys(self) -> list[str]:
         """The images with kept mask edits (their proposals' entries aside)."""
@@ -162,7 +163,7 @@ class KeptEdits:
         try:
             about = json.loads(info.read_text(encoding="utf-8"))
             shape = tuple(int(n) for n in about.get("shape", ())) if isinstance(about, dict) else ()
-            mask = _planes_apart(read_mask(png, max_pixels=int(np.prod(shape)) if len(shape) in (2, 3) else 0), shape)
+            mask = _read_mask(png, shape)
         except (ValueError, OSError, TypeError) as err:
             raise ValueError(f"kept entry {key} ({role}) cannot be read: {err}") from err
         suffix = ".tif" if mask.ndim == 3 else ".png"
@@ -170,21 +171,47 @@ class KeptEdits:
         if target.exists():
             raise FileExistsError(f"{target} exists already; it was left as it is")
         target.parent.mkdir(parents=True, exist_ok=True)
-        (write_tiff_atomic if mask.ndim == 3 else write_png_atomic)(target, mask * np.uint8(255))
+        if mask.ndim == 3:
+            write_tiff_atomic(target, mask * np.uint8(255), compress=True)
+        else:
+            write_png_atomic(target, mask * np.uint8(255))
         return target
 
 
-def _planes_stacked(mask: np.ndarray) -> np.ndarray:
-    """A 2-D mask, or a stack's planes one under the other, as a 0/255 image (one PNG holds either)."""
+def _file_of(png: Path, ndim: int) -> Path:
+    """Where a mask of ``ndim`` dimensions is kept: a 2-D one in the PNG, a stack in a multi-page TIFF beside it (one
+    tall PNG of a clip's planes went past Pillow's pixel limit at 87 frames of 1080p, and was never read back: cold
+    review of session 38)."""
+    return png.with_suffix(".tif") if ndim == 3 else png
+
+
+def _write_mask(png: Path, mask: np.ndarray) -> None:
+    """``mask`` (any non-zero label is lesion) as 0/255 at ``_file_of(png, ...)``; a file of the other kind goes."""
     mask = (np.asarray(mask) > 0).astype(np.uint8) * np.uint8(255)
-    return mask.reshape(-1, mask.shape[-1])
+    target = _file_of(png, mask.ndim)
+    if mask.ndim == 3:
+        write_tiff_atomic(target, mask, compress=True)
+    else:
+        write_png_atomic(target, mask, run_length=True)
+    _file_of(png, 5 - mask.ndim).unlink(missing_ok=True)
 
 
-def _planes_apart(image: np.ndarray, shape: tuple) -> np.ndarray:
-    """:func:`_planes_stacked` read back (0/1) into ``shape``; ValueError when the file holds another number of pixels."""
-    if image.ndim != 2 or len(shape) not in (2, 3) or image.shape != (int(np.prod(shape[:-1])), shape[-1]):
-        raise ValueError(f"a kept mask of {image.shape} is not of shape {shape}")
-    return image.reshape(shape)
+def _unlink_mask(png: Path) -> None:
+    for ndim in (2, 3):
+        _file_of(png, ndim).unlink(missing_ok=True)
+
+
+def _read_mask(png: Path, shape: tuple) -> np.ndarray:
+    """The kept mask of ``shape`` ((H, W) or (N, H, W)) as 0/1; no more pixels read than ``shape`` holds, and
+    ValueError when the file holds another shape."""
+    if len(shape) not in (2, 3):
+        raise ValueError(f"not the shape of a kept mask: {shape}")
+    pixels = int(np.prod(shape))
+    path = _file_of(png, len(shape))
+    mask = read_mask(path, max_pixels=pixels) if len(shape) == 2 else (read_image(path, max_pixels=pixels) > 0)
+    if mask.shape != tuple(shape):
+        raise ValueError(f"a kept mask of {mask.shape} is not of shape {shape}")
+    return mask.astype(np.uint8)
 
 
 def export_stem(about: dict) -> str:

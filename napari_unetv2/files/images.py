@@ -365,8 +365,9 @@ def write_png_atomic(path: str | Path, array: np.ndarray, compress_level: int = 
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def write_tiff_atomic(path: str | Path, array: np.ndarray) -> None:
-    """Write a TIFF (stacks, float probabilities, 16-bit images) atomically, as :func:`write_png_atomic`."""
+def write_tiff_atomic(path: str | Path, array: np.ndarray, compress: bool = False) -> None:
+    """Write a TIFF (stacks, float probabilities, 16-bit images) atomically, as :func:`write_png_atomic`; ``compress``:
+    zlib (Python's own: no codec package needed), for masks, whose long runs it shrinks a hundredfold."""
     import tifffile
 
     array = np.asarray(array)
@@ -374,5 +375,6 @@ def write_tiff_atomic(path: str | Path, array: np.ndarray) -> None:
     # is gray pages, so it is read back with the same shape.
     colour = array.ndim == 3 and array.shape[-1] in (3, 4)
     buffer = io.BytesIO()
-    tifffile.imwrite(buffer, array, photometric="rgb" if colour else "minisblack")
+    tifffile.imwrite(buffer, array, photometric="rgb" if colour else "minisblack",
+                     compression="zlib" if compress else None)
     atomic_write_bytes(Path(path), buffer.getvalue())

@@ -363,8 +363,9 @@ class ClickWidget(Container):
             if len(clicks):
                 points.face_color = [MARK_COLOURS[edit.kind == "positive"] for edit in clicks]
         if say and not added_only:
-            self.status.value = (f"a click's mark is not removed or moved on its own: 'Undo last click' (Ctrl+Z) takes "
-                                 f"the last click back, pixels and mark; {session.clicks} click(s) in effect")
+            with contextlib.suppress(RuntimeError):  # (this dock was closed: the marks are put back all the same)
+                self.status.value = (f"a click's mark is not removed or moved on its own: 'Undo last click' (Ctrl+Z) "
+                                     f"takes the last click back, pixels and mark; {session.clicks} click(s) in effect")
 
     def _changed(self, session: ClickSession, what: str) -> None:
         _layer, mask = self._layers()

@@ -34,6 +34,7 @@ from ._layers import (
     PREDICTED_MASK,
     PROPOSAL,
     ROLE,
+    SESSION_IMAGE,
     belongs_to,
     bring_into_view,
     converted_mask_note,
@@ -289,6 +290,11 @@ class RetrainWidget(WorkerWidget):
             if z is None:
                 self.say(f"not stored: {image.name} is a stack and {why_not}")
                 return None
+            image_z = plane_on_screen(self.viewer, image)[0]
+            if image_z != z:  # placed apart (another scale or offset along the frames): the pair on screen is no pair
+                self.say(f"not stored: the canvas shows frame {image_z} of {image.name} under frame {z} of "
+                         f"{mask_layer.name} (the two layers are placed differently along the frames)")
+                return None
             data, mask, source, where = data[z], mask[z], f"{image.name}_z{z}", f" (slice {z})"
             predicted = predicted[z] if predicted is not None and np.ndim(predicted) == 3 else None
         started = mask_layer.metadata.get(PREDICTED_AT)
@@ -403,7 +409,10 @@ class RetrainWidget(WorkerWidget):
         Masks of another line, or of unknown origin, are left alone: putting the skin model in use must not
         re-segment the open polyp frames. ``announce`` opens the status line (what changed)."""
         in_use, lines = self.models.version_id(), self.models.lines()  # read once: not per image
-        masked = [x for x in self.viewer.layers if is_source_image(x) and layer_of(self.viewer, x, MASK) is not None]
+        # (the folder session's image is segmented again by the session itself, as the session shows it: both at once
+        # raced, at two thresholds; cold review of session 38)
+        masked = [x for x in self.viewer.layers if is_source_image(x) and layer_of(self.viewer, x, MASK) is not None
+                  and not x.metadata.get(SESSION_IMAGE)]
         made_with = {id(x): layer_of(self.viewer, x, MASK).metadata.get(MODEL_VERSION) for x in masked}
         shown = {id(x): self._last_prediction_by(x) for x in masked}
         # an image whose last prediction is the model now in use's has nothing new to gain (an edited mask was given
@@ -421,6 +430,7 @@ class RetrainWidget(WorkerWidget):
         # each image as it was segmented (its threshold, mode, tile size, flip TTA), not at the model's defaults
         jobs = [(layer, layer.data, bool(layer.rgb), bool(layers_of(self.viewer, layer, ATTENTION)), settings_of(layer))
                 for layer in layers]
+        own = sum(1 for job in jobs if job[-1])
         checkpoint, device, models = self.models.checkpoint(), self.device.value, self.models
 
         def job():
@@ -429,7 +439,8 @@ class RetrainWidget(WorkerWidget):
             # worker's "finished" comes after every image is shown (its signals arrive in order).
             predictor = models.predictor(checkpoint, device)
             for layer, data, rgb, att, settings in jobs:
-                yield predictor, layer, data, predictor.predict(np.asarray(data), rgb=rgb, return_attention=att,
+                pixels = data[0] if layer.multiscale else data  # (np.asarray of a multiscale image is its smallest level)
+                yield predictor, layer, data, predictor.predict(np.asarray(pixels), rgb=rgb, return_attention=att,
                                                                 **settings)
             return len(jobs)
 
@@ -453,8 +464,8 @@ class RetrainWidget(WorkerWidget):
 
         def done(total):
             kept, updated, painted_proposals = counts["kept"], counts["updated"], counts["painted_proposals"]
-            own = (", each at the threshold, mode and flip TTA it was segmented with" if any(job[-1] for job in jobs)
-                   else "")
+            which = "each" if own == len(jobs) else f"{own} of them"
+            at_own = f", {which} at the threshold, mode and flip TTA it was segmented with" if own else ""
             self.resegmented += 1
             note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
             if painted_proposals:
@@ -466,7 +477,7 @@ class RetrainWidget(WorkerWidget):
             if alone_note:
                 note += f"; {alone_note}"
             # what changed (the adoption's reason, "Roll back to undo") stays on the line: it was replaced within a second
-            self.say("; ".join(x for x in (announce, f"re-segmented {updated} image(s) with {self.models.label()}{own}{note}")
+            self.say("; ".join(x for x in (announce, f"re-segmented {updated} image(s) with {self.models.label()}{at_own}{note}")
                                if x))
 
         self.segment_worker = make_worker(job, _ignore_errors=True)

@@ -196,7 +196,8 @@ class SegmentWidget(WorkerWidget):
         self._empty_note_watch = None  # (mask, slot) listening for the first stroke on an empty result's mask
         self._closed_while_segmenting = None  # the name of the image closed during its run (see _stop_when_closed)
         self._recheck_pending = False
-        self.viewer.layers.events.connect(self.guarded(self._on_layers_event))
+        self._layers_events = (self.viewer.layers.events, self.guarded(self._on_layers_event))
+        self._layers_events[0].connect(self._layers_events[1])
 
     def _image_layers(self, _=None) -> list:
         return [layer for layer in self.viewer.layers if is_source_image(layer)]
@@ -241,6 +242,11 @@ class SegmentWidget(WorkerWidget):
         if not image.visible:
             return HIDDEN_NOTE
         return "" if layer_is_shown(self.viewer, image) else COVERED_NOTE
+
+    def _on_destroyed(self, _=None) -> None:
+        super()._on_destroyed()
+        with contextlib.suppress(Exception):  # (every layer's events pass there: not held after the dock closes)
+            self._layers_events[0].disconnect(self._layers_events[1])
 
     def _on_layers_event(self, event) -> None:
         if getattr(event, "type", "") in ("visible", "moved", "removed", "inserted") and not self._recheck_pending:
