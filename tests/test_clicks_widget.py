@@ -31,6 +31,16 @@ def segmented_viewer(make_napari_viewer, probability):
     return viewer, widget, viewer.layers["frame mask"]
 
 
+def press(widget, points, y, x, button=1, modifiers=()):
+    """A press and release on the clicks layer without a drag, through the widget's mouse callback."""
+    event = SimpleNamespace(type="mouse_press", position=(y, x), button=button, modifiers=modifiers)
+    handler = widget._on_mouse(points, event)
+    next(handler)
+    event.type = "mouse_release"
+    for _ in handler:
+        pass
+
+
 def two_blobs_probability():
     probability = np.full((H, W), 0.01, np.float32)
     probability[blob(120, 100, 30)] = 0.95  # found
@@ -53,20 +63,11 @@ def test_the_mouse_left_adds_and_right_or_shift_removes(make_napari_viewer):
     probability[blob(40, 40, 10)] = 0.9  # a false blob
     viewer, widget, mask = segmented_viewer(make_napari_viewer, probability)
     points = viewer.layers["frame clicks"]
-
-    def press(y, x, button=1, modifiers=()):
-        event = SimpleNamespace(type="mouse_press", position=(y, x), button=button, modifiers=modifiers)
-        handler = widget._on_mouse(points, event)
-        next(handler)
-        event.type = "mouse_release"
-        for _ in handler:
-            pass
-
-    press(40, 40, button=2)
+    press(widget, points, 40, 40, button=2)
     assert mask.data[blob(40, 40, 10)].sum() == 0
-    press(170, 230)
+    press(widget, points, 170, 230)
     assert mask.data[blob(170, 230, 15)].all()
-    press(170, 230, modifiers=("Shift",))
+    press(widget, points, 170, 230, modifiers=("Shift",))
     assert mask.data[blob(170, 230, 15)].sum() == 0
     assert mask.metadata[CLICKS_METADATA] == 3
 

@@ -391,23 +391,12 @@ def test_clicks_need_their_image_on_screen_and_keep_their_marks(make_napari_view
     """Verification of session 38: a click on the canvas while another image was dragged over the chosen one removed
     3,024 px from a mask no one saw; the clicks layer deleted with napari's delete and Start pressed again left the
     clicks in effect with no marks; napari's add-points tool had its extra mark said as one removed or moved."""
-    from types import SimpleNamespace
-
-    from test_clicks_widget import H, W, blob, segmented_viewer, two_blobs_probability
+    from test_clicks_widget import H, W, blob, press, segmented_viewer, two_blobs_probability
 
     probability = two_blobs_probability()
     probability[blob(40, 40, 10)] = 0.9  # a false blob
     viewer, widget, mask = segmented_viewer(make_napari_viewer, probability)
     points = viewer.layers["frame clicks"]
-
-    def press(y, x, button=1):
-        event = SimpleNamespace(type="mouse_press", position=(y, x), button=button, modifiers=())
-        handler = widget._on_mouse(points, event)
-        next(handler)
-        event.type = "mouse_release"
-        for _ in handler:
-            pass
-
     widget.click(40, 40, positive=False)
     other = viewer.add_image(np.zeros((H, W, 3), np.uint8), name="other", rgb=True)  # drawn over the frame
     viewer.layers.selection.active = points  # selected again: its image is brought up (follow_removed_images)
@@ -415,11 +404,11 @@ def test_clicks_need_their_image_on_screen_and_keep_their_marks(make_napari_view
     viewer.layers.move(viewer.layers.index(other), len(viewer.layers))  # dragged back over it in the layer list
     qtbot.wait(50)
     before = np.asarray(mask.data).copy()
-    press(120, 100, button=2)
+    press(widget, points, 120, 100, button=2)
     np.testing.assert_array_equal(mask.data, before)
     assert widget.status.value.startswith("not clicked: frame was not on screen"), widget.status.value
     assert viewer.layers.index(viewer.layers["frame"]) > viewer.layers.index(other)  # brought up
-    press(170, 230)  # on screen now: a click
+    press(widget, points, 170, 230)  # on screen now: a click
     assert mask.data[blob(170, 230, 15)].all() and widget.session().clicks == 2
     qtbot.wait(50)
     said = widget.status.value

@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..files import file_safe, read_image, read_mask, write_png_atomic, write_tiff_atomic
+from ..files import file_safe, read_mask_of_shape, write_png_atomic, write_tiff_atomic
 from ..files.atomic import atomic_write_text
 from ..storage import default_kept_edits_dir
 
@@ -94,11 +94,10 @@ class KeptEdits:
         stack); None when there are none, or when they cannot be read (the image is then shown as it would be without
         them). No file is read beyond the pixels of ``shape``."""
         shape = tuple(int(n) for n in shape)
-        pixels = int(np.prod(shape)) if len(shape) in (2, 3) else 0
         try:
             png, info, model_png = self._paths(key, role)
             about = json.loads(info.read_text(encoding="utf-8"))
-            if not pixels or not isinstance(about, dict) or tuple(about.get("shape", ())) != shape:
+            if not isinstance(about, dict) or tuple(about.get("shape", ())) != shape:
                 return None
             written_at = info.stat().st_mtime
             mask = _read_mask(png, shape)
@@ -171,10 +170,7 @@ class KeptEdits:
         if target.exists():
             raise FileExistsError(f"{target} exists already; it was left as it is")
         target.parent.mkdir(parents=True, exist_ok=True)
-        if mask.ndim == 3:
-            write_tiff_atomic(target, mask * np.uint8(255), compress=True)
-        else:
-            write_png_atomic(target, mask * np.uint8(255))
+        _write_mask_file(target, mask)
         return target
 
 
@@ -186,14 +182,19 @@ def _file_of(png: Path, ndim: int) -> Path:
 
 
 def _write_mask(png: Path, mask: np.ndarray) -> None:
-    """``mask`` (any non-zero label is lesion) as 0/255 at ``_file_of(png, ...)``; a file of the other kind goes."""
+    """``mask`` kept at ``_file_of(png, ...)``; a file of the other kind goes."""
+    ndim = np.ndim(mask)
+    _write_mask_file(_file_of(png, ndim), mask)
+    _file_of(png, 5 - ndim).unlink(missing_ok=True)
+
+
+def _write_mask_file(target: Path, mask: np.ndarray) -> None:
+    """``mask`` (any non-zero label is lesion) as 0/255: a 2-D one a PNG, a stack a compressed multi-page TIFF."""
     mask = (np.asarray(mask) > 0).astype(np.uint8) * np.uint8(255)
-    target = _file_of(png, mask.ndim)
     if mask.ndim == 3:
         write_tiff_atomic(target, mask, compress=True)
     else:
         write_png_atomic(target, mask, run_length=True)
-    _file_of(png, 5 - mask.ndim).unlink(missing_ok=True)
 
 
 def _unlink_mask(png: Path) -> None:
@@ -202,16 +203,8 @@ def _unlink_mask(png: Path) -> None:
 
 
 def _read_mask(png: Path, shape: tuple) -> np.ndarray:
-    """The kept mask of ``shape`` ((H, W) or (N, H, W)) as 0/1; no more pixels read than ``shape`` holds, and
-    ValueError when the file holds another shape."""
-    if len(shape) not in (2, 3):
-        raise ValueError(f"not the shape of a kept mask: {shape}")
-    pixels = int(np.prod(shape))
-    path = _file_of(png, len(shape))
-    mask = read_mask(path, max_pixels=pixels) if len(shape) == 2 else (read_image(path, max_pixels=pixels) > 0)
-    if mask.shape != tuple(shape):
-        raise ValueError(f"a kept mask of {mask.shape} is not of shape {shape}")
-    return mask.astype(np.uint8)
+    """The kept mask of ``shape`` ((H, W) or (N, H, W)) as 0/1 (:func:`read_mask_of_shape`)."""
+    return read_mask_of_shape(_file_of(png, len(shape)), shape)
 
 
 def export_stem(about: dict) -> str:

@@ -16,6 +16,7 @@ from .images import (
     read_header,
     read_image,
     read_mask,
+    read_mask_of_shape,
     write_png_atomic,
     write_tiff_atomic,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "atomic_write_text",
     "read_image",
     "read_mask",
+    "read_mask_of_shape",
     "recover_directory",
     "write_png_atomic",
     "write_tiff_atomic",

@@ -338,6 +338,20 @@ def read_mask(path: str | Path, max_pixels: Optional[int] = None) -> np.ndarray:
     return mask_to_binary(data, Path(path).name)
 
 
+def read_mask_of_shape(path: str | Path, shape: tuple) -> np.ndarray:
+    """A mask file that must fit an image of ``shape``: (H, W) an image file read by :func:`read_mask`'s rule, (N, H, W)
+    a multi-page TIFF (foreground where > 0). 0/1 uint8; no more pixels read than ``shape`` holds; ValueError for a
+    file of another shape (or a shape that is neither)."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) not in (2, 3):
+        raise ValueError(f"a mask is 2-D or a stack of 2-D planes, not {shape}")
+    pixels = int(np.prod(shape))
+    mask = read_mask(path, max_pixels=pixels) if len(shape) == 2 else (read_image(path, max_pixels=pixels) > 0)
+    if mask.shape != shape:
+        raise ValueError(f"its mask is {mask.shape}, the image {shape}")
+    return mask.astype(np.uint8)
+
+
 # zlib's run-length strategy (Z_RLE): for masks, whose rows are long runs of 0 or 255, as fast as the
 # default strategy and about half the file size; the pixels are the same.
 _Z_RLE = 3

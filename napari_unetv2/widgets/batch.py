@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Collection, Optional, Sequence
 
-import numpy as np
 from magicgui.widgets import CheckBox, FileEdit, PushButton
 
 from ..annotation.accept import images_with_corrections
@@ -113,7 +112,7 @@ class BatchWidget(WorkerWidget):
         OPEN_AT_MOST pairs (a folder of hundreds would fill the viewer). ``said_corrected``: the images whose stored
         correction the run's line named already (not said again)."""
         from ..corrections.correction_set import image_hash
-        from ..files import read_image
+        from ..files import read_image, read_mask_of_shape
         from ._kept_edits import painted_mask_keeper
         from ._layers import HIDDEN_FOR_VIEW, MASK, bring_into_view, is_source_image, layer_of, ready_to_paint, start_mask
         from ._state import stored_corrections_of
@@ -144,7 +143,7 @@ class BatchWidget(WorkerWidget):
             try:  # both read before anything is added: an image is never left open without its mask
                 image = read_image(source / row["file"])
                 rgb = image.ndim in (3, 4) and image.shape[-1] in (3, 4)  # (a colour clip is (N, H, W, 3))
-                mask = read_result_mask(mask_file(row), image.shape[:-1] if rgb else image.shape)
+                mask = read_mask_of_shape(mask_file(row), image.shape[:-1] if rgb else image.shape)
             except (ValueError, OSError) as err:  # changed on disk since the run: said, the others opened
                 unreadable.append(f"{stem} ({err})")
                 continue
@@ -195,15 +194,3 @@ class BatchWidget(WorkerWidget):
             said = self.status.value.replace("\u200b", "").rstrip()  # (a line-breaking hint; said again by say)
             self.say(" ".join([said if said.endswith(".") else f"{said}.", *notes]))
         return added
-
-
-def read_result_mask(path: Path, shape: tuple) -> np.ndarray:
-    """A mask *Batch folder* wrote (``<stem>.png``; a stack's ``<stem>.tif``, one page per plane) as 0/1, checked to fit
-    its image's ``shape`` (no more pixels read than that)."""
-    from ..files import read_image, read_mask
-
-    pixels = int(np.prod(shape))
-    mask = read_mask(path, max_pixels=pixels) if len(shape) == 2 else (read_image(path, max_pixels=pixels) > 0)
-    if mask.shape != tuple(shape):
-        raise ValueError(f"its mask is {mask.shape}, the image {tuple(shape)}")
-    return mask.astype(np.uint8)
