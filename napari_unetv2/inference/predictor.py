@@ -365,6 +365,9 @@ class Predictor:
         several images at once gives each its share of the cores.
         """
         started = time.perf_counter()
+        # the settings left to the model: a caller that segments the image again (a new model put in use) must leave
+        # them to that model too, not pin the old model's values
+        model_defaults = [name for name, asked in (("threshold", threshold), ("mode", mode)) if asked is None]
         mode = mode or self.config.inference_mode
         if mode not in ("resize", "tile"):
             raise ValueError(f"mode must be 'resize' or 'tile', not {mode!r}.")
@@ -399,6 +402,7 @@ class Predictor:
                 f"The GPU ran out of memory ({err}). Use tile mode with a smaller tile size, or device='cpu'."
             ) from err
         prediction = self._assemble(probs, atts, is_stack, threshold, mode, tta, tile_size, return_attention)
+        prediction.info["model_defaults"] = model_defaults
         prediction.info["seconds"] = time.perf_counter() - started  # the model's time on it (no reading, no writing)
         return prediction
 

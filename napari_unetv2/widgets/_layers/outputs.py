@@ -141,18 +141,24 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
 
 
 def record_settings(image_layer, prediction) -> None:
-    """Note on the image how its prediction was made (threshold, mode, tile size, flip TTA), for :func:`settings_of`."""
+    """Note on the image how its prediction was made (threshold, mode, tile size, flip TTA), for :func:`settings_of`.
+    A threshold or mode left to the model is noted as None: Segment's "model default" pinned the old model's mode on
+    the next model (review of session 38)."""
     info, mode = getattr(prediction, "info", None), getattr(prediction, "mode", None)
     if isinstance(info, dict) and mode in MODES:
-        image_layer.metadata[PREDICTION_SETTINGS] = {"threshold": info.get("threshold"), "mode": mode,
-                                                     "tile_size": info.get("tile_size"), "tta": info.get("tta")}
+        left_to_model = info.get("model_defaults") or ()
+        image_layer.metadata[PREDICTION_SETTINGS] = {
+            "threshold": None if "threshold" in left_to_model else info.get("threshold"),
+            "mode": None if "mode" in left_to_model else mode,
+            "tile_size": info.get("tile_size"), "tta": info.get("tta")}
 
 
 def settings_of(image_layer) -> dict:
     """The keyword arguments of ``Predictor.predict`` that segment the image again as it was last segmented: its
-    threshold, mode, tile size and flip TTA (those recorded and valid). A new model put in use re-segmented every open
-    image at the model's own threshold and mode: a clinician's 0.3 mask came back at 0.5, a tile-mode image in resize
-    mode, without a word (clinician trial of session 38)."""
+    threshold, mode, tile size and flip TTA (those recorded and valid; a threshold or mode left to the model is left
+    to the next model). A new model put in use re-segmented every open image at the model's own threshold and mode: a
+    clinician's 0.3 mask came back at 0.5, a tile-mode image in resize mode, without a word (clinician trial of
+    session 38)."""
     recorded = image_layer.metadata.get(PREDICTION_SETTINGS)
     if not isinstance(recorded, dict):
         return {}
@@ -162,8 +168,8 @@ def settings_of(image_layer) -> dict:
         settings["threshold"] = float(threshold)
     if mode in MODES:
         settings["mode"] = mode
-        if mode == "tile" and isinstance(tile, int) and not isinstance(tile, bool) and 64 <= tile <= 4096:
-            settings["tile_size"] = tile
+    if mode in ("tile", None) and isinstance(tile, int) and not isinstance(tile, bool) and 64 <= tile <= 4096:
+        settings["tile_size"] = tile  # a tile-mode run's window side (a mode left to the model may be tile)
     if isinstance(tta, bool):
         settings["tta"] = tta
     return settings
