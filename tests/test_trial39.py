@@ -1,6 +1,8 @@
 """Session 39: stop 38's list worked through and a clinician trial over several days of use (napari closed, reopened
 and killed between steps). Each test failed on the code before its fix."""
 
+import numpy as np
+
 import napari_unetv2.widgets  # noqa: F401  (import guard before the viewer exists)
 
 PLUGIN = "napari-unetv2"
@@ -44,3 +46,38 @@ def test_a_mode_left_to_the_model_is_left_to_the_next_model(make_napari_viewer, 
     assert modes == ["tile"]  # the new model's own mode
     assert first.metadata[PREDICTION_SETTINGS]["mode"] is None  # still the model's: the next model decides again
     assert first.metadata[PREDICTION_SETTINGS]["threshold"] == 0.4
+
+
+def test_batch_folder_reads_the_results_it_opens_in_its_worker(make_napari_viewer, qtbot, tmp_path, isolated_home,
+                                                              monkeypatch):
+    """*Open the results in the viewer* read every image and mask in the GUI thread when the run ended: a few pairs with
+    a clip held the window 2-4 s (session 38). The worker reads them now; the GUI thread only adds the layers."""
+    import threading
+
+    from test_gui_findings import dock, run_until_idle
+
+    import napari_unetv2.files as files
+    from napari_unetv2.files import write_png_atomic
+    from napari_unetv2.widgets._layers import MASK, layer_of
+
+    rng = np.random.default_rng(2)
+    source = tmp_path / "in"
+    source.mkdir()
+    for name in ("a", "b", "c"):
+        write_png_atomic(source / f"{name}.png", rng.integers(0, 255, (64, 80, 3), dtype=np.uint8))
+    read_in, read_image = [], files.read_image
+
+    def spy(path, *args, **kwargs):
+        read_in.append(threading.current_thread() is threading.main_thread())
+        return read_image(path, *args, **kwargs)
+
+    monkeypatch.setattr(files, "read_image", spy)
+    viewer = make_napari_viewer()
+    batch = dock(viewer, "Batch folder")
+    batch.input.value, batch.output.value, batch.open_results.value = str(source), str(tmp_path / "out"), True
+    read_in.clear()
+    run_until_idle(qtbot, batch)
+    for name in ("a", "b", "c"):
+        assert layer_of(viewer, viewer.layers[name], MASK) is not None
+    opened = [flag for flag in read_in]
+    assert opened and not any(opened), opened  # every read in the worker (the run's own reads, and the opening's)

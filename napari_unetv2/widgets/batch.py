@@ -2,9 +2,11 @@
 ``unetv2 predict``), in a worker with progress and cancel; the results can be opened as mask layers."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection, Optional, Sequence
+from typing import Callable, Collection, Optional, Sequence
 
+import numpy as np
 from magicgui.widgets import CheckBox, FileEdit, PushButton
 
 from ..annotation.accept import images_with_corrections
@@ -14,6 +16,72 @@ from ._base import WorkerWidget, named_few
 from .segment import chosen_model, follow_fine_tuned, model_chooser
 
 OPEN_AT_MOST = 20
+
+
+@dataclass
+class ResultPair:
+    """One result read to be opened: its summary row, image, mask, image key and the edits kept for it."""
+    row: dict
+    image: np.ndarray
+    rgb: bool
+    mask: np.ndarray
+    key: str
+    kept: object = None  # a KeptEdit painted on this image's mask before (napari closed, never accepted)
+
+
+@dataclass
+class ResultsRead:
+    """What :func:`read_results` read: the pairs, the files it could not read, and how many results there were."""
+    pairs: list = field(default_factory=list)
+    unreadable: list = field(default_factory=list)
+    total: int = 0  # results with an image and a mask file (beyond OPEN_AT_MOST too), those open already aside
+    already: int = 0  # results whose image is open with a mask (not read)
+    stopped: bool = False  # cancelled while reading: the pairs read are opened, the rest not
+
+
+def mask_file_of(output: Path, row: dict) -> Optional[Path]:
+    """A row's mask file: ``<stem>.png``, or a stack's multi-page ``<stem>.tif`` (a clip's result was left out,
+    unsaid: trial of session 38)."""
+    stem = Path(row["file"]).stem
+    return next((p for p in (output / f"{stem}.png", output / f"{stem}.tif") if p.is_file()), None)
+
+
+def read_results(summary, source: Path, open_stems: Collection[str], kept_store=None,
+                 should_stop: Optional[Callable[[], bool]] = None) -> ResultsRead:
+    """Read the run's results to open (the first OPEN_AT_MOST of its masks with their images, this run's first, then
+    those an earlier run left), without touching the viewer: a worker reads them, the GUI thread only adds layers
+    (read in the GUI thread, a few pairs with a clip held the window 2-4 s: session 38). ``open_stems``: images open
+    with a mask already (not read). Image and mask are both read before either is kept: an image is never opened
+    without its mask."""
+    from ..corrections.correction_set import image_hash
+    from ..files import read_image, read_mask_of_shape
+
+    # a folder finished yesterday, run again with "open the results" to correct them, opened nothing and said
+    # nothing (trial of session 31): "skipped-done" rows count too
+    done = [row for status in ("done", "skipped-done") for row in summary.rows if row["status"] == status
+            and mask_file_of(summary.output, row) is not None and (source / row["file"]).is_file()]
+    result = ResultsRead()
+    todo = [row for row in done if Path(row["file"]).stem not in open_stems]
+    result.already, result.total = len(done) - len(todo), len(todo)
+    for row in todo[:OPEN_AT_MOST]:
+        if should_stop is not None and should_stop():
+            result.stopped = True
+            break
+        stem = Path(row["file"]).stem
+        try:
+            image = read_image(source / row["file"])
+            rgb = image.ndim in (3, 4) and image.shape[-1] in (3, 4)  # (a colour clip is (N, H, W, 3))
+            mask = read_mask_of_shape(mask_file_of(summary.output, row), image.shape[:-1] if rgb else image.shape)
+        except (ValueError, OSError) as err:  # changed on disk since the run: said, the others opened
+            result.unreadable.append(f"{stem} ({err})")
+            continue
+        key = image_hash(image)
+        try:
+            kept = kept_store.find(key, mask.shape) if kept_store is not None else None
+        except (ValueError, OSError):  # (the kept edits unreadable: the file's mask is opened)
+            kept = None
+        result.pairs.append(ResultPair(row, image, rgb, mask, key, kept))
+    return result
 
 
 class BatchWidget(WorkerWidget):
@@ -66,6 +134,10 @@ class BatchWidget(WorkerWidget):
         self.refresh_model_line()
 
         corrections_dir = self.models.corrections_dir
+        # the results to open are read in the worker (the GUI thread only adds the layers): which images are open with
+        # a mask, and the kept edits' store, are taken here, in the GUI thread
+        to_open = bool(self.open_results.value) and self.viewer is not None
+        open_stems, kept_store = (self._open_with_mask(), self._kept_store()) if to_open else ((), None)
 
         def job():
             try:
@@ -77,18 +149,44 @@ class BatchWidget(WorkerWidget):
                 return err
             written = [row["file"] for row in summary.rows if row["status"] == "done"]
             try:
-                return summary, images_with_corrections(corrections_dir, source, written)
+                corrected = images_with_corrections(corrections_dir, source, written)
             except (OSError, ValueError):  # (the set unreadable: the run's own message is what matters)
-                return summary, []
+                corrected = []
+            read = None
+            if to_open:
+                signals.advanced.emit(summary.count("done"), max(1, summary.count("done")), "reading the results to open...")
+                read = read_results(summary, source, open_stems, kept_store, should_stop=cancel.is_set)
+                if corrections_dir is not None:
+                    try:  # read here, the GUI thread finds them cached
+                        from ._state import corrections_by_image
+
+                        corrections_by_image(corrections_dir)
+                    except (OSError, ValueError):
+                        pass
+            return summary, corrected, read
 
         # named as every widget names it (the summary's name is the checkpoint file's description, for the CLI: a
         # model fine-tuned on skin was "polyp-default-finetuned [...]" here and "fine-tuned 188e3a0d693d" elsewhere)
         label = self.models.label(choice)
-        return self.start_work(job, lambda result: self._on_done(result[0], source, label, corrected=result[1]),
-                               "loading model...")
+        return self.start_work(job, lambda result: self._on_done(result[0], source, label, corrected=result[1],
+                                                                 read=result[2]), "loading model...")
+
+    def _open_with_mask(self) -> set:
+        """The names of the images open with a mask: an image already open with a mask (an earlier run's results,
+        opened then) is not opened twice: its mask may hold edits, and a second pair of the same name could be
+        accepted in its place. A layer that merely shares the name (another folder's image, a user's own) does not
+        count."""
+        from ._layers import MASK, is_source_image, layer_of
+
+        return {x.name for x in self.viewer.layers if is_source_image(x) and layer_of(self.viewer, x, MASK) is not None}
+
+    def _kept_store(self):
+        from ._kept_edits import painted_mask_keeper
+
+        return painted_mask_keeper(self.viewer).store
 
     def _on_done(self, summary, source: Optional[Path] = None, label: Optional[str] = None,
-                 corrected: Sequence[str] = ()) -> None:
+                 corrected: Sequence[str] = (), read: Optional[ResultsRead] = None) -> None:
         self.last_summary = summary
         stopped = " (cancelled: finished images kept, none half-written)" if summary.stopped else ""
         first, *rest = summary.describe().splitlines()
@@ -104,54 +202,34 @@ class BatchWidget(WorkerWidget):
                          f"{named_few([Path(name).stem for name in corrected])}.")
         self.say(" ".join([first + stopped + failed] + notes))
         if self.open_results.value and self.viewer is not None:
-            self.open_masks(summary, source, said_corrected={Path(name).stem for name in corrected})
+            self.open_masks(summary, source, said_corrected={Path(name).stem for name in corrected}, read=read)
 
-    def open_masks(self, summary, source: Optional[Path] = None, said_corrected: Collection[str] = ()) -> list:
+    def open_masks(self, summary, source: Optional[Path] = None, said_corrected: Collection[str] = (),
+                   read: Optional[ResultsRead] = None) -> list:
         """Open the run's new masks, each over its image (as Labels tied to it, the mask colours, ready for
         *Correct & retrain*); only the first pair is visible, the rest are toggled in the layer list. At most
         OPEN_AT_MOST pairs (a folder of hundreds would fill the viewer). ``said_corrected``: the images whose stored
-        correction the run's line named already (not said again)."""
-        from ..corrections.correction_set import image_hash
-        from ..files import read_image, read_mask_of_shape
+        correction the run's line named already (not said again). ``read``: the pairs a worker read
+        (:func:`read_results`); without it they are read here."""
         from ._kept_edits import painted_mask_keeper
-        from ._layers import HIDDEN_FOR_VIEW, MASK, bring_into_view, is_source_image, layer_of, ready_to_paint, start_mask
+        from ._layers import HIDDEN_FOR_VIEW, bring_into_view, ready_to_paint, start_mask
         from ._state import stored_corrections_of
 
         source = Path(source or self.input.value)
-        # this run's masks first, then those an earlier run left (continue): a folder finished yesterday, run again
-        # with "open the results" to correct them, opened nothing and said nothing (trial of session 31)
-        def mask_file(row) -> Optional[Path]:  # a stack's mask is a TIFF: a clip's result was left out, unsaid (trial 38)
-            stem = Path(row["file"]).stem
-            return next((p for p in (summary.output / f"{stem}.png", summary.output / f"{stem}.tif") if p.is_file()), None)
-
-        done = [row for status in ("done", "skipped-done") for row in summary.rows if row["status"] == status
-                and mask_file(row) is not None and (source / row["file"]).is_file()]
-        # An image already open with a mask (an earlier run's results, opened then) is not opened twice: its mask
-        # may hold edits, and a second pair of the same name could be accepted in its place. A layer that merely
-        # shares the name (another folder's image, a user's own layer) does not count.
-        def open_with_mask(stem: str) -> bool:
-            return any(x.name == stem and is_source_image(x) and layer_of(self.viewer, x, MASK) is not None
-                       for x in self.viewer.layers)
-
-        already = [row for row in done if open_with_mask(Path(row["file"]).stem)]
-        done = [row for row in done if row not in already]
-        added, notes, restored, corrected, older = [], [], [], [], []
         keeper = painted_mask_keeper(self.viewer)
-        unreadable, earlier_runs = [], 0
-        for row in done[:OPEN_AT_MOST]:
+        open_now = self._open_with_mask()
+        if read is None:
+            read = read_results(summary, source, open_now, keeper.store)
+        # (an image opened with a mask while the worker read: not opened twice)
+        pairs = [pair for pair in read.pairs if Path(pair.row["file"]).stem not in open_now]
+        already = read.already + len(read.pairs) - len(pairs)
+        added, notes, restored, corrected, older = [], [], [], [], []
+        earlier_runs = 0
+        for pair in pairs:
+            row, image, mask, key, kept = pair.row, pair.image, pair.mask, pair.key, pair.kept
             stem, index = Path(row["file"]).stem, len(added) // 2
-            try:  # both read before anything is added: an image is never left open without its mask
-                image = read_image(source / row["file"])
-                rgb = image.ndim in (3, 4) and image.shape[-1] in (3, 4)  # (a colour clip is (N, H, W, 3))
-                mask = read_mask_of_shape(mask_file(row), image.shape[:-1] if rgb else image.shape)
-            except (ValueError, OSError) as err:  # changed on disk since the run: said, the others opened
-                unreadable.append(f"{stem} ({err})")
-                continue
-            layer = self.viewer.add_image(image, name=stem, rgb=rgb, visible=index == 0)
+            layer = self.viewer.add_image(image, name=stem, rgb=pair.rgb, visible=index == 0)
             earlier_runs += row["status"] == "skipped-done"  # (those opened: a count of those tried said 6 for 2)
-            # edits painted on this image's mask before (napari closed, never accepted) are shown over the file's mask
-            key = image_hash(image)
-            kept = keeper.store.find(key, mask.shape)
             # (a correction stored already is said, as Segment says it; edits older than it are not given back)
             stored = stored_corrections_of(self.models.corrections_dir, key)
             if stored:
@@ -168,12 +246,15 @@ class BatchWidget(WorkerWidget):
             added[-1].visible = index == 0
             if index:  # hidden for the first pair: shown again when viewed, or when the image on screen closes
                 layer.metadata[HIDDEN_FOR_VIEW] = added[-1].metadata[HIDDEN_FOR_VIEW] = True
+        unreadable = read.unreadable
         if added:
             bring_into_view(self.viewer, added[0], added[1])  # images open before that stick out around it are hidden
             self.viewer.reset_view()  # full-size frames opened at the zoom of smaller ones: a corner showed (session 31)
             ready_to_paint(self.viewer, added[1])  # the visible pair's mask, not the last (hidden) one
-        if len(done) > OPEN_AT_MOST:
-            notes.append(f"Opened the first {OPEN_AT_MOST} of {len(done)} masks.")
+        if read.stopped:
+            notes.append(f"Cancelled while reading the results: opened {len(added) // 2} of them.")
+        elif read.total > OPEN_AT_MOST:
+            notes.append(f"Opened the first {OPEN_AT_MOST} of {read.total} masks.")
         if earlier_runs:
             notes.append(f"Opened {earlier_runs} mask(s) an earlier run wrote.")
         if restored:
@@ -187,7 +268,7 @@ class BatchWidget(WorkerWidget):
             notes.append(f"Edits painted earlier on {named_few(older)} are older than the stored correction and not "
                          "shown (`unetv2 kept-edits export` saves them).")
         if already:
-            notes.append(f"{len(already)} image(s) already open with a mask were not opened again.")
+            notes.append(f"{already} image(s) already open with a mask were not opened again.")
         if unreadable:
             notes.append(f"Not opened ({len(unreadable)}): {named_few(unreadable)}.")
         if notes:
