@@ -81,3 +81,47 @@ def test_batch_folder_reads_the_results_it_opens_in_its_worker(make_napari_viewe
         assert layer_of(viewer, viewer.layers[name], MASK) is not None
     opened = [flag for flag in read_in]
     assert opened and not any(opened), opened  # every read in the worker (the run's own reads, and the opening's)
+
+
+def test_a_painted_clips_pixels_are_hashed_once_a_pause(make_napari_viewer, qtbot, isolated_home, monkeypatch):
+    """Each pause in painting judged the mask by hashing its pixels up to five times in the GUI thread (about 2 s for a
+    100-frame 1080p clip, stop 38's list); and again when nothing had changed (a layer shown or selected). Once a
+    pause now, none when nothing changed; what is kept is still the last pixels painted."""
+    from test_kept_edits import _segment, _settle
+
+    import napari_unetv2.widgets._kept_edits as kept_edits
+    import napari_unetv2.widgets._layers.roles as roles
+    from napari_unetv2.widgets._kept_edits import IMAGE_KEY, painted_mask_keeper
+
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 255, (3, 64, 96, 3), dtype=np.uint8)
+    viewer = make_napari_viewer()
+    viewer.add_image(clip, name="clip", rgb=True)
+    _, mask = _segment(viewer, qtbot)
+    _settle(viewer, qtbot)
+    hashed, image_hash = [], kept_edits.image_hash
+
+    def counting(array):
+        if np.shape(array) == mask.data.shape:
+            hashed.append(1)
+        return image_hash(array)
+
+    monkeypatch.setattr(kept_edits, "image_hash", counting)
+    monkeypatch.setattr(roles, "image_hash", counting)
+    painted = np.asarray(mask.data).copy()
+    painted[1, 10:30, 20:50] = 1 - painted[1, 10:30, 20:50]
+    mask.data = painted
+    _settle(viewer, qtbot)
+    assert len(hashed) == 1, len(hashed)
+    keeper = painted_mask_keeper(viewer)
+    keeper.schedule(mask, painted=False)  # (a thumbnail redrawn on selection: a look, nothing painted)
+    _settle(viewer, qtbot)
+    assert len(hashed) == 1, len(hashed)
+    found = keeper.store.find(mask.metadata[IMAGE_KEY], painted.shape)
+    np.testing.assert_array_equal(found.mask > 0, painted > 0)
+    # napari's undo changes the pixels in place and says only "thumbnail": the next pause sees them
+    mask.data[1, 0:5, 0:5] = 1 - mask.data[1, 0:5, 0:5]
+    mask.events.thumbnail()
+    _settle(viewer, qtbot)
+    found = keeper.store.find(mask.metadata[IMAGE_KEY], painted.shape)
+    np.testing.assert_array_equal(found.mask > 0, np.asarray(mask.data) > 0)

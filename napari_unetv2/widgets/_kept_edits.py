@@ -49,12 +49,18 @@ FLUSH_WAIT_S = 10
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unetv2-kept-edits")
 
 
-def accepted_as_it_is(layer) -> bool:
-    """The mask's pixels are those it had when accepted (in *Correct & retrain* or a folder session)."""
-    if stored_as_accepted(layer):
+def accepted_as_it_is(layer, digest: Optional[str] = None) -> bool:
+    """The mask's pixels are those it had when accepted (in *Correct & retrain* or a folder session); ``digest``: the
+    pixels' ``image_hash``, when the caller has it."""
+    if stored_as_accepted(layer, digest):
         return True
     done = layer.metadata.get(ACCEPTED_MASKS) or []
-    return bool(done) and image_hash((np.asarray(layer.data) > 0).astype(np.uint8)) in done
+    if not done:
+        return False
+    data = np.asarray(layer.data)
+    if digest is None or data.dtype != np.uint8 or data.max(initial=0) > 1:
+        digest = image_hash((data > 0).astype(np.uint8))  # (the 0/1 mask's hash: a 0/1 uint8 mask's own)
+    return digest in done
 
 
 class PaintedMaskKeeper:
@@ -78,6 +84,10 @@ class PaintedMaskKeeper:
         self._written: dict[tuple, str] = {}  # slot -> hash of the mask written last ("" once dropped)
         self._written_at: dict[tuple, float] = {}  # slot -> when the mask written last was painted
         self._writes: list[Future] = []
+        # layer -> its pixels' hash, forgotten when they change: a pause judged a layer by hashing its pixels up to five
+        # times in the GUI thread, about 2 s for a 100-frame 1080p clip (stop 38's list); once now, and none when
+        # nothing changed since (a layer shown or selected)
+        self._digests: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._timer = AfterPause(self._keep_pending, KEEP_AFTER_MS, KEEP_AT_LEAST_EVERY_S)
         self.viewer.layers.events.inserted.connect(lambda event: self.watch(event.value))
         self.viewer.layers.events.removed.connect(lambda event: self._on_removed(event.value))
@@ -101,7 +111,7 @@ class PaintedMaskKeeper:
             if image_name:
                 layer.metadata[IMAGE_NAME] = image_name
             if restored:
-                self._written[(key, role_of(layer))] = image_hash(np.asarray(layer.data))
+                self._written[(key, role_of(layer))] = self._digest(layer)
             self.watch(layer)
 
     def watch(self, layer) -> None:
@@ -110,8 +120,9 @@ class PaintedMaskKeeper:
         if role_of(layer) not in (MASK, PROPOSAL) or not layer.metadata.get(IMAGE_KEY) or layer in self._watched:
             return
         self._watched.add(layer)
-        schedule = lambda _event=None, layer=layer: self.schedule(layer)  # noqa: E731
-        look = lambda _event=None, layer=layer: self.schedule(layer, painted=False)  # noqa: E731
+        forget = self._digests.pop
+        schedule = lambda _event=None, layer=layer: (forget(layer, None), self.schedule(layer))  # noqa: E731
+        look = lambda _event=None, layer=layer: (forget(layer, None), self.schedule(layer, painted=False))  # noqa: E731
         layer.events.paint.connect(schedule)  # a brush stroke (napari's undo step)
         layer.events.data.connect(schedule)  # pixels set at once (a script, a restore, a model's new mask)
         # napari's undo and redo (Ctrl+Z) say nothing else; nor is it painting (a thumbnail is also redrawn when the
@@ -143,13 +154,22 @@ class PaintedMaskKeeper:
                  and viewer is not None and x in viewer.layers]
         return found + ([also] if also is not None and also not in found else [])
 
+    def _digest(self, layer) -> str:
+        """The layer's pixels' ``image_hash``, computed once until they change (its paint, data and thumbnail events;
+        napari's undo says only the last)."""
+        digest = self._digests.get(layer)
+        if digest is None:
+            digest = self._digests[layer] = image_hash(np.asarray(layer.data))
+        return digest
+
     def _to_keep(self, layer) -> bool:
         if np.asarray(layer.data).ndim not in (2, 3) or self._in_session(layer):  # (a clip's stack too: trial 38)
             return False
-        if not mask_was_edited(layer) or accepted_as_it_is(layer):
+        digest = self._digest(layer)
+        if not mask_was_edited(layer, digest) or accepted_as_it_is(layer, digest):
             return False
         superseded = self._superseded.get(layer)
-        return superseded is None or superseded != image_hash(np.asarray(layer.data))
+        return superseded is None or superseded != digest
 
     # ---- writing -------------------------------------------------------------------------------------------
     def judge(self, slot: tuple, also=None) -> Optional[Future]:
@@ -169,10 +189,10 @@ class PaintedMaskKeeper:
         painted_at = self._painted_at.get(layer, 0.0)
         if painted_at < self._written_at.get(slot, -1.0):
             return None  # the entry holds later edits, of a copy that went first (napari's close clears from the top)
-        data = np.asarray(layer.data).copy()
-        digest = image_hash(data)
+        digest = self._digest(layer)
         if self._written.get(slot) == digest:
             return None
+        data = np.asarray(layer.data).copy()  # (the writer's own: painting goes on while it writes)
         self._written[slot], self._written_at[slot] = digest, painted_at
         image = self._image_of(layer)
         about = {"image": layer.metadata.get(IMAGE_NAME) or (image.name if image is not None else layer.name),
@@ -195,7 +215,8 @@ class PaintedMaskKeeper:
         if not key:
             return
         for layer in self._layers_of((key, None)):
-            self._superseded[layer] = image_hash(np.asarray(layer.data))
+            self._digests.pop(layer, None)  # (hashed afresh: what is stored is what it holds now)
+            self._superseded[layer] = self._digest(layer)
         self._drop_entries(key)
 
     def left(self, key: Optional[str]) -> None:
@@ -243,6 +264,7 @@ class PaintedMaskKeeper:
         if layer not in self._watched:
             return
         self._watched.discard(layer)
+        self._digests.pop(layer, None)  # (its last pixels hashed afresh: an event napari did not send changes nothing)
         slot = (layer.metadata.get(IMAGE_KEY), role_of(layer))
         if layer.metadata.get(REMOVED_BY_PLUGIN):  # an edited mask the user chose to leave (the plugin removed it)
             self.judge(slot)
@@ -270,6 +292,7 @@ class PaintedMaskKeeper:
     def flush(self) -> None:
         """Now, and waited for (the application is quitting): every watched image is judged."""
         self._timer.stop()
+        self._digests.clear()  # (hashed afresh: the last chance to keep them)
         slots = {(x.metadata.get(IMAGE_KEY), role_of(x)) for x in list(self._watched)} | self._pending
         self._pending = set()
         for slot in sorted(slot for slot in slots if slot[0]):

@@ -158,10 +158,11 @@ def spatial_shape(image_layer) -> tuple[int, ...]:
     return tuple(data.shape[:-1]) if image_layer.rgb else tuple(data.shape)
 
 
-def mask_was_edited(layer) -> bool:
-    """True when the layer's pixels differ from what the model wrote into it."""
+def mask_was_edited(layer, digest: Optional[str] = None) -> bool:
+    """True when the layer's pixels differ from what the model wrote into it (``digest``: the pixels' ``image_hash``,
+    when the caller has it)."""
     expected = layer.metadata.get(PREDICTION_HASH)
-    return expected is None or expected != image_hash(np.asarray(layer.data))
+    return expected is None or expected != (digest or image_hash(np.asarray(layer.data)))
 
 
 def spatial_placement(image_layer) -> dict:
@@ -172,7 +173,8 @@ def spatial_placement(image_layer) -> dict:
             "affine": image_layer.affine.affine_matrix}
 
 
-def stored_as_accepted(layer) -> bool:
-    """A mask whose pixels are exactly those it had when *Correct & retrain* stored it (nothing painted since)."""
+def stored_as_accepted(layer, digest: Optional[str] = None) -> bool:
+    """A mask whose pixels are exactly those it had when *Correct & retrain* stored it (nothing painted since;
+    ``digest``: the pixels' ``image_hash``, when the caller has it)."""
     accepted = layer.metadata.get(ACCEPTED_HASH)
-    return bool(accepted) and role_of(layer) == MASK and image_hash(np.asarray(layer.data)) == accepted
+    return bool(accepted) and role_of(layer) == MASK and (digest or image_hash(np.asarray(layer.data))) == accepted
