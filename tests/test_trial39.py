@@ -125,3 +125,29 @@ def test_a_painted_clips_pixels_are_hashed_once_a_pause(make_napari_viewer, qtbo
     _settle(viewer, qtbot)
     found = keeper.store.find(mask.metadata[IMAGE_KEY], painted.shape)
     np.testing.assert_array_equal(found.mask > 0, np.asarray(mask.data) > 0)
+
+
+def test_segment_says_when_its_image_becomes_covered_or_hidden(make_napari_viewer, qtbot, isolated_home):
+    """Segment's note "(not on screen: an image above it covers it)" was taken back when the image came into view, but
+    never added when another image was opened over it (or its eye unticked) after the status was said."""
+    from test_gui_findings import two_samples_and_segment
+
+    from napari_unetv2.widgets._layers import bring_into_view
+
+    viewer, seg, first, second = two_samples_and_segment(make_napari_viewer)
+    viewer.layers.selection.active = second
+    qtbot.wait(20)
+    viewer.layers.selection.active = first
+    bring_into_view(viewer, first)
+    qtbot.waitUntil(lambda: seg.status.value.replace("\u200b", "") == f"{first.name}: not segmented yet", timeout=5000)
+    said = seg.status.value.replace("\u200b", "")
+    # another image dragged above it in the layer list (the selection, and so the chosen image, stays)
+    viewer.layers.move(viewer.layers.index(second), len(viewer.layers))
+    second.visible = True  # (bring_into_view had hidden it)
+    qtbot.waitUntil(lambda: "covers it" in seg.status.value.replace("\u200b", ""), timeout=5000)
+    assert seg.image.value is first
+    assert seg.status.value.replace("\u200b", "").startswith(said.rstrip()), seg.status.value
+    bring_into_view(viewer, first)
+    qtbot.waitUntil(lambda: "covers it" not in seg.status.value.replace("\u200b", ""), timeout=5000)
+    first.visible = False
+    qtbot.waitUntil(lambda: "(hidden: tick its eye" in seg.status.value.replace("\u200b", ""), timeout=5000)

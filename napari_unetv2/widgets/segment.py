@@ -256,7 +256,8 @@ class SegmentWidget(WorkerWidget):
     def _recheck_hidden_note(self) -> None:
         """The status's note that the chosen image is hidden or covered, said again when that changes: another dock (the
         clicks' Start, Accept) brought the image into view and the status went on saying "not on screen" over it
-        (clinician trial of session 38)."""
+        (clinician trial of session 38); an image opened over it, or its eye unticked, and the status went on as if it
+        were on screen (stop 38's list)."""
         self._recheck_pending = False
         image = self.image.value
         said_of = self._status_image() if self._status_image is not None else None
@@ -267,6 +268,8 @@ class SegmentWidget(WorkerWidget):
             if note in said and note != now:
                 self.say(said.replace(note, now), reveal=False, about=image)
                 return
+        if now and now not in said:  # hidden or covered since it was said (another image opened over it): said too
+            self.say(said.rstrip() + now, reveal=False, about=image)
 
     def _say_version(self, image, mask) -> None:
         version = mask.metadata.get(MODEL_VERSION) or "?"
