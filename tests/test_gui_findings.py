@@ -91,7 +91,7 @@ def test_corrections_list_always_equals_the_set_on_disk(make_napari_viewer, isol
     dock(viewer, "Segment")  # docking another widget
     assert sorted(rt.entries.choices) == ids
     rt.entries.value = [ids[0]]
-    rt.remove_selected()
+    rt.remove_selected(confirmed=True)
     assert sorted(rt.entries.choices) == [e.id for e in cs.entries()] == ids[1:]
 
 

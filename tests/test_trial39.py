@@ -151,3 +151,44 @@ def test_segment_says_when_its_image_becomes_covered_or_hidden(make_napari_viewe
     qtbot.waitUntil(lambda: "covers it" not in seg.status.value.replace("\u200b", ""), timeout=5000)
     first.visible = False
     qtbot.waitUntil(lambda: "(hidden: tick its eye" in seg.status.value.replace("\u200b", ""), timeout=5000)
+
+
+def test_a_correction_removed_in_retrain_is_said_by_the_folder_session_and_its_export(make_napari_viewer, qtbot,
+                                                                                      tmp_path, isolated_home):
+    """Clinician trial of session 39: a correction removed with one press of *Remove selected* (no question, no word)
+    went on as "your accepted mask" in the folder session, which exported it unsaid. Removing asks a second press and
+    says what it deleted; the session says the image's correction is gone, on screen and at export."""
+    from test_gui_findings import dock
+    from test_session import crops_folder, open_session, wait_shown
+
+    folder = crops_folder(tmp_path / "data", n=3)
+    viewer = make_napari_viewer()
+    session = open_session(viewer, qtbot, tmp_path / "session", folder / "images")
+    session.corrections.value = str(isolated_home / "corrections")
+    first = session.session.current
+    assert session.accept_and_next() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    wait_shown(qtbot, session)
+    assert session.previous_image()  # back on the accepted image: it is on screen while its correction is removed
+    wait_shown(qtbot, session)
+    rt = dock(viewer, "Correct & retrain")
+    rt.folder.value = str(isolated_home / "corrections")
+    rt.refresh_entries()
+    (entry_id,) = [entry.id for entry in rt.correction_set.entries()]
+    rt.entries.value = [entry_id]
+    assert rt.remove_selected() == []  # asked, nothing deleted
+    status = rt.status.value.replace("\u200b", "")
+    assert "Press Remove selected again" in status and first.stem in status, status
+    assert rt.correction_set.holds(entry_id)
+    assert rt.remove_selected() == [entry_id]
+    assert f"removed 1 correction(s) from the set: {first.name}" in rt.status.value.replace("\u200b", "")
+    status = session.status.value.replace("\u200b", "")
+    assert "its correction was removed from the correction set" in status, status
+    assert session.next_image() and session.previous_image()  # and when it is shown again
+    wait_shown(qtbot, session)
+    status = session.status.value.replace("\u200b", "")
+    assert "its correction was removed from the correction set" in status, status
+    session.export_folder.value = str(tmp_path / "export")
+    assert len(session.export()) == 1  # the mask accepted here is exported, and said
+    status = session.status.value.replace("\u200b", "")
+    assert "no longer have a correction in the correction set" in status and first.stem in status, status

@@ -69,6 +69,9 @@ class AnnotationSession:
             raise ValueError(f"Two images share a name ({' and '.join(clashes[0])}): their masks would have the "
                              "same file name. Rename one.")
         self._lock = threading.Lock()  # the widget records decisions from a writer thread
+        # accepted images whose correction the set no longer holds, nor any other of the image (removed in *Correct &
+        # retrain*): still accepted here, not trained on (as last compared by :meth:`follow_corrections`)
+        self.corrections_removed: set[str] = set()
         self.items: dict[str, dict] = state.get("items", {})
         # the widget's choices for this session (automatic retraining); optional: anything else is dropped
         self.settings: dict = state["settings"] if isinstance(state.get("settings"), dict) else {}
@@ -133,6 +136,7 @@ class AnnotationSession:
         write_png_atomic(self.finished_path(path), (np.asarray(mask) > 0).astype(np.uint8) * 255, run_length=True)
         with self._lock:
             self.items[path.name] = {"status": ACCEPTED, "entry": entry_id, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            self.corrections_removed.discard(path.name)
         self.save()
 
     def follow_corrections(self, corrections_dir: Path, only: Optional[Path] = None) -> list[tuple[Path, str]]:
@@ -140,8 +144,9 @@ class AnnotationSession:
         (another session on the set, another window's *Correct & retrain*): their finished mask and entry follow that
         correction, so that export and training agree (verification of session 32: a session exported a mask of Dice
         0.36 while the set held the clinician's correction). An image whose correction was removed from the set keeps
-        the mask accepted here. ``only``: that image alone. Returns (image, new entry id) of each image updated; its
-        draft, if any, stays (edits painted since)."""
+        the mask accepted here, and is named in :attr:`corrections_removed` (the session said "accepted" and exported it
+        as if nothing had happened: clinician trial of session 39). ``only``: that image alone. Returns (image, new
+        entry id) of each image updated; its draft, if any, stays (edits painted since)."""
         from ..corrections import CorrectionSet
         from ..files import read_image
         from .accept import stored_correction_of
@@ -150,6 +155,7 @@ class AnnotationSession:
             return []
         corrections, updated = CorrectionSet(Path(corrections_dir)), []
         for path in [only] if only is not None else self.images:
+            self.corrections_removed.discard(path.name)
             entry_id = self.entry_id(path) if self.status(path) == ACCEPTED else None
             if not entry_id:
                 continue
@@ -162,6 +168,8 @@ class AnnotationSession:
             if found is not None:
                 self._record_accepted(path, found[1], found[0].id)
                 updated.append((path, found[0].id))
+            else:
+                self.corrections_removed.add(path.name)
         return updated
 
     # ---- drafts: edits painted and not accepted yet ----------------------------------------------------

@@ -22,7 +22,7 @@ from ..engine.finetune import holds_out
 from ..engine.pairs import find_pairs
 from ..interactive import CLICKS_METADATA
 from ..storage import default_corrections_dir
-from ._base import WorkerWidget, narrow_chooser, wrapping_label
+from ._base import SecondPress, WorkerWidget, named_few, narrow_chooser, one_line, wrapping_label
 from ._kept_edits import IMAGE_KEY, painted_mask_keeper
 from ._layers import (
     ACCEPTED_HASH,
@@ -66,7 +66,7 @@ from ._rounds import (
 )
 from ._state import BUNDLED, IN_USE, prospective_note
 from ._workers import make_worker
-from .segment import follow_active_image, keep_choices_in_order
+from .segment import CONFIRM_WITHIN_S, follow_active_image, keep_choices_in_order
 
 ROLL_BACK_AGAIN_AFTER_S = 0.5  # a second Roll back sooner than this is the second click of a double click
 
@@ -96,7 +96,8 @@ class RetrainWidget(WorkerWidget):
         self.entries.native.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.entries.native.model().rowsInserted.connect(self._whole_entry_as_tooltip)
         self._whole_entry_as_tooltip(None, 0, self.entries.native.count() - 1)  # those listed on creation
-        self.remove_button = PushButton(text="Remove selected", tooltip="Delete the selected corrections from the set.")
+        self.remove_button = PushButton(text="Remove selected", tooltip="Delete the selected corrections from the set, for "
+                                                                         "good (a second press confirms).")
         self.train_parts = ComboBox(label="train", choices=["sdi-decoder", "all"], value="sdi-decoder",
                                     tooltip="sdi-decoder: fine-tune SDI, decoder and heads only (fast on CPU); all: every layer.")
         self.epochs = SpinBox(label="epochs", min=1, max=500, value=20, tooltip="Passes over the corrections per round.")
@@ -132,6 +133,7 @@ class RetrainWidget(WorkerWidget):
         self.models.scores_changed.connect(self.guarded(self._list_follows_the_set))
         self.folder.changed.connect(self._on_folder)
         self._folder = Path(self.folder.value)  # the set in use: a folder that is not a set is refused, this one stays
+        self._remove_asked = SecondPress(CONFIRM_WITHIN_S)  # warned of deleting (the selected corrections)
         self._watched_images = weakref.WeakSet()  # image layers whose pixel replacements re-follow the mask
         self.image.changed.connect(self._mask_follows_image)
         follow_active_image(self, self.image)
@@ -344,13 +346,32 @@ class RetrainWidget(WorkerWidget):
         self.say(f"{image.name}{where}: {named}{stored.describe()}", about=image)
         return stored.entry
 
-    def remove_selected(self, _=None) -> None:
-        for entry_id in list(self.entries.value):
+    def remove_selected(self, _=None, confirmed: bool = False) -> list:
+        """Delete the selected corrections from the set, for good (their image, mask and record), on a second press:
+        one press deleted them without a word (clinician trial of session 39). Returns the ids removed."""
+        chosen = list(self.entries.value)
+        if not chosen:
+            self.say("select the corrections to remove in the list first")
+            return []
+        names = [self._entry_details.get(entry_id, entry_id).split(":")[0] for entry_id in chosen]
+        if not (confirmed or self._remove_asked.confirmed(tuple(chosen))):
+            self.say(f"Remove {len(chosen)} correction(s) from the set for good ({named_few(names)}: the image, the mask "
+                     "and its record are deleted; no round trains on them)? Press Remove selected again to delete them.")
+            return []
+        removed, failed = [], []
+        for entry_id in chosen:
             try:
                 self.correction_set.remove(entry_id)
+                removed.append(entry_id)
             except ValueError as err:  # removed meanwhile (another widget, another process)
-                self.say(str(err))
+                failed.append(one_line(err))
         self.refresh_entries()
+        if removed:
+            self.models.scores_changed.emit()  # the set changed: prospective scores, a folder session's accepted images
+        said = [f"removed {len(removed)} correction(s) from the set: "
+                f"{named_few([n for n, i in zip(names, chosen) if i in removed])}." if removed else "", *failed]
+        self.say(" ".join(part for part in said if part))
+        return removed
 
     # ---- versions ------------------------------------------------------------------------------------
     def _version_choices(self, _=None) -> list:

@@ -116,6 +116,10 @@ def earlier_correction(corrections_dir: Path, image: np.ndarray, path: Path, pix
         return None
 
 
+# an accepted image whose correction was removed from the set in Correct & retrain (clinician trial of session 39)
+CORRECTION_REMOVED_LINE = ("your accepted mask; its correction was removed from the correction set (Correct & retrain): "
+                           "no round trains on it; Accept again to store it")
+
 class SessionWidget(WorkerWidget):
     def __init__(self, napari_viewer, store_dir=None):
         super().__init__(napari_viewer, store_dir)
@@ -188,6 +192,7 @@ class SessionWidget(WorkerWidget):
         self.failed_path: Optional[Path] = None  # the current image, which could not be read or segmented
         self._failure_line = ""  # what was said of it
         self._leave_asked = SecondPress(LEAVE_AGAIN_WITHIN_S)  # warned of leaving (image, action)'s edits
+        self.models.scores_changed.connect(self.guarded(self._on_set_changed))
         self._cache: dict[tuple[str, str], tuple[np.ndarray, object]] = {}  # (file, model) -> (pixels, prediction)
         self._loading: dict[tuple[str, str], object] = {}  # (file, model) -> worker
         self._refresh: set[tuple[str, str]] = set()  # computations that update the shown image in place
@@ -263,11 +268,17 @@ class SessionWidget(WorkerWidget):
             updated = self.session.follow_corrections(Path(str(self.corrections.value)), only)
         except OSError as err:
             return f"the correction set could not be compared with this session's masks ({one_line(err)})."
-        if not updated:
-            return ""
-        names = ", ".join(path.name for path, _ in updated[:3]) + (f" and {len(updated) - 3} more" if len(updated) > 3 else "")
-        return (f"{len(updated)} accepted image(s) ({names}) take the correction that replaced theirs in the correction "
-                "set (another session or window).")
+        said = []
+        if updated:
+            names = ", ".join(path.name for path, _ in updated[:3]) + (f" and {len(updated) - 3} more" if len(updated) > 3 else "")
+            said.append(f"{len(updated)} accepted image(s) ({names}) take the correction that replaced theirs in the "
+                        "correction set (another session or window).")
+        removed = sorted(self.session.corrections_removed)
+        if removed and only is None:  # (an image shown alone says it in its own line)
+            said.append(f"{len(removed)} accepted image(s) no longer have a correction in the correction set (removed in "
+                        f"Correct & retrain: {named_few([Path(name).stem for name in removed])}): their masks stay "
+                        "accepted here and are exported, but no round trains on them; Accept again to store them.")
+        return " ".join(said)
 
     # ---- the session's own settings (kept in session.json: a resumed session retrains as before) -------------
     def _setting_controls(self) -> dict:
@@ -548,7 +559,10 @@ class SessionWidget(WorkerWidget):
                                       "keeps it, or edit it and accept to replace it")
         else:
             nothing = starting is None and prediction is not None and not np.any(prediction.mask)
-            self._image_line = (path, f"{path.name}: " + ("your accepted mask; edit and accept again to replace it"
+            removed = path.name in self.session.corrections_removed
+            self._image_line = (path, f"{path.name}: " + (CORRECTION_REMOVED_LINE if self._accepted(path) and removed
+                                                          else
+                                                          "your accepted mask; edit and accept again to replace it"
                                                           if self._accepted(path) else
                                                           "the model marked nothing (an empty mask): paint what it "
                                                           "missed, then Accept & next (or accept it empty if there "
@@ -596,6 +610,21 @@ class SessionWidget(WorkerWidget):
         if kept is not None and store.unchanged(kept, role):
             return kept
         return store.find(key, shape, role) if store.holds(key, role) else None
+
+    def _on_set_changed(self) -> None:
+        """The correction set changed (a correction stored or removed in any widget): the image on screen, accepted
+        here, whose correction was just removed in *Correct & retrain* is said to be so (it went on saying "your
+        accepted mask" and was exported unsaid: clinician trial of session 39)."""
+        if self.session is None or self.busy or self.shown_path is None or self.shown_path != self.session.current:
+            return
+        path = self.shown_path
+        if self.session.status(path) != ACCEPTED or path.name in self._pending_masks:
+            return
+        before = path.name in self.session.corrections_removed
+        self._follow_corrections(path)
+        if path.name in self.session.corrections_removed and not before:
+            self._image_line = (path, f"{path.name}: {CORRECTION_REMOVED_LINE}")
+            self.say(self._image_line[1])
 
     def _accepted(self, path: Path) -> bool:
         """Accepted, or being written as accepted (a skipped image with a given mask is not)."""
@@ -1094,6 +1123,7 @@ class SessionWidget(WorkerWidget):
             f"{len(open_)} not accepted yet ({named_few(open_)})" if open_ else "") if part)
         left = f"; not exported: {left}" if left else ""
         self.say(f"{followed + ' ' if followed else ''}exported {len(written)} mask(s) to {target}{left}")
+        # (the removed corrections' masks are exported, and said in ``followed``: accepted here, not in the set)
         return written
 
     def _bind_keys(self) -> None:
