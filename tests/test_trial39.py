@@ -192,3 +192,41 @@ def test_a_correction_removed_in_retrain_is_said_by_the_folder_session_and_its_e
     assert len(session.export()) == 1  # the mask accepted here is exported, and said
     status = session.status.value.replace("\u200b", "")
     assert "no longer have a correction in the correction set" in status and first.stem in status, status
+
+
+def test_kept_edits_are_exported_under_the_image_files_name(make_napari_viewer, qtbot, tmp_path, isolated_home):
+    """Clinician trial of session 39: an image opened a second time is napari's "frame [1]"; its painted mask, kept,
+    was exported as ``frame_1_mask.png``, which a folder session's "existing masks" never finds for ``frame.png``
+    (the colleague silently got the model's mask)."""
+    from test_kept_edits import _segment, _settle
+
+    from napari_unetv2.annotation import AnnotationSession
+    from napari_unetv2.annotation.kept_edits import KeptEdits, export_stem
+    from napari_unetv2.files import write_png_atomic
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    rng = np.random.default_rng(3)
+    images = tmp_path / "images"
+    images.mkdir()
+    write_png_atomic(images / "frame.png", rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((8, 8), np.uint8), name="frame")  # another layer of that name is open
+    (layer,) = viewer.open(str(images / "frame.png"))
+    assert layer.name == "frame [1]"
+    _, mask = _segment(viewer, qtbot, layer)
+    painted = np.asarray(mask.data).copy()
+    painted[5:25, 5:40] = 1
+    mask.data = painted
+    _settle(viewer, qtbot)
+    painted_mask_keeper(viewer).wait()
+    store = KeptEdits()
+    ((key, _role, about),) = [entry for entry in store.listing() if entry[1] == "mask"]
+    assert about["file"] == "frame.png"
+    written = store.export(key, tmp_path / "to_colleague")
+    assert written.name == "frame_mask.png", written
+    session = AnnotationSession(tmp_path / "session", images, tmp_path / "to_colleague")
+    found = session.starting_mask(session.images[0])
+    assert found is not None and np.array_equal(found > 0, painted > 0)
+    # an entry kept before the file was recorded, or from an image with no file: napari's " [1]" is not in the name
+    assert export_stem({"image": "frame [1]"}) == "frame"
+    assert export_stem({"image": "frame [1]", "file": "../../frame.jpg"}) == "frame"

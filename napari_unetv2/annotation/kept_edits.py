@@ -207,8 +207,16 @@ def _read_mask(png: Path, shape: tuple) -> np.ndarray:
     return read_mask_of_shape(_file_of(png, len(shape)), shape)
 
 
+NAPARI_COPY = re.compile(r" \[\d+\]$")  # napari's name for a second layer of one name: "frame [1]"
+
+
 def export_stem(about: dict) -> str:
-    """The image's name from an entry's JSON as a plain, file-safe stem (the JSON is data: nothing of it leaves the
-    folder it is written into)."""
-    name = about.get("image", "") if isinstance(about, dict) else ""
-    return file_safe(Path(str(name)).stem)
+    """The image's file name (else its layer's name, less napari's " [1]" for an image opened twice) from an entry's
+    JSON as a plain, file-safe stem: the name a folder session's "existing masks" finds for that file (clinician trial
+    of session 39: ``frame_1_mask.png`` for ``frame.jpg``). The JSON is data: nothing of it leaves the folder it is
+    written into."""
+    about = about if isinstance(about, dict) else {}
+    file_name = about.get("file")
+    if isinstance(file_name, str) and file_name.strip():
+        return file_safe(Path(file_name).stem)
+    return file_safe(Path(NAPARI_COPY.sub("", str(about.get("image", "")))).stem)

@@ -44,6 +44,7 @@ IMAGE_KEY = "unetv2_image_key"  # in a mask's metadata: the hash of its image's 
 KEEP_AFTER_MS = 500  # painting paused this long: the edits are written (as the folder session's drafts)
 KEEP_AT_LEAST_EVERY_S = 5.0  # ... and at least this often while painting goes on without a pause
 IMAGE_NAME = "unetv2_image_name"  # the image's name when its mask was made (said in the entry)
+IMAGE_FILE = "unetv2_image_file"  # the name of the image's file, when it came from one (the exported mask's name)
 FLUSH_WAIT_S = 10
 
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unetv2-kept-edits")
@@ -101,15 +102,19 @@ class PaintedMaskKeeper:
         return self._viewer()
 
     # ---- which masks ---------------------------------------------------------------------------------------
-    def tie(self, mask_layer, key: Optional[str], image_name: str = "", restored: bool = False) -> None:
+    def tie(self, mask_layer, key: Optional[str], image_name: str = "", restored: bool = False,
+            image_file: Optional[str] = None) -> None:
         """Give ``mask_layer`` its image's key (``image_hash`` of the image's pixels) and watch it from now on.
         ``restored``: its pixels are the entry's, just given back (not written again: "kept <time>" stays the time they
-        were painted, not the time they were last shown)."""
+        were painted, not the time they were last shown). ``image_file``: the name of the image's file, if any (what
+        ``unetv2 kept-edits export`` names the mask after)."""
         if key:
             layer = unproxied(mask_layer)
             layer.metadata[IMAGE_KEY] = key
             if image_name:
                 layer.metadata[IMAGE_NAME] = image_name
+            if image_file:
+                layer.metadata[IMAGE_FILE] = image_file
             if restored:
                 self._written[(key, role_of(layer))] = self._digest(layer)
             self.watch(layer)
@@ -197,6 +202,8 @@ class PaintedMaskKeeper:
         image = self._image_of(layer)
         about = {"image": layer.metadata.get(IMAGE_NAME) or (image.name if image is not None else layer.name),
                  "model_version": layer.metadata.get(MODEL_VERSION) or ""}
+        if layer.metadata.get(IMAGE_FILE):
+            about["file"] = layer.metadata[IMAGE_FILE]
         started = layer.metadata.get(PREDICTED_MASK)
         started = np.array(started, copy=True) if isinstance(started, np.ndarray) else None
         return self._submit(self.store.keep, key, data, about, started, role)

@@ -242,7 +242,7 @@ class BatchWidget(WorkerWidget):
                 restored.append(stem)
                 started, version = kept.painted_from(started, version)
             added += [layer, start_mask(self.viewer, layer, mask if kept is None else kept.mask, started, version)]
-            keeper.tie(added[-1], key, stem, restored=kept is not None)
+            keeper.tie(added[-1], key, stem, restored=kept is not None, image_file=row["file"])
             added[-1].visible = index == 0
             if index:  # hidden for the first pair: shown again when viewed, or when the image on screen closes
                 layer.metadata[HIDDEN_FOR_VIEW] = added[-1].metadata[HIDDEN_FOR_VIEW] = True

@@ -38,6 +38,7 @@ from ._layers import (
     belongs_to,
     bring_into_view,
     converted_mask_note,
+    file_name_of,
     image_for,
     in_view,
     is_source_image,
@@ -285,8 +286,8 @@ class RetrainWidget(WorkerWidget):
         # the image's file name where it came from a file, as *Annotate a folder* names its corrections (one
         # image was "frame" here and "frame.png" there; trial of session 28), else the layer's name
         # (2-D only: a stack opened from several files names its first; its slices keep the layer's name)
-        opened_from = getattr(getattr(image, "source", None), "path", None) if mask.ndim == 2 else None
-        source, where = (Path(opened_from).name if opened_from else image.name), ""
+        opened_from = file_name_of(image) if mask.ndim == 2 else None
+        source, where = (opened_from or image.name), ""
         if mask.ndim == 3:  # a stack: store the slice on screen
             z, why_not = plane_on_screen(self.viewer, mask_layer)
             if z is None:

@@ -28,6 +28,7 @@ from ._layers import (
     PROPOSAL,
     bring_to_front,
     converted_mask_note,
+    file_name_of,
     image_for,
     image_id,
     is_source_image,
@@ -489,12 +490,13 @@ class SegmentWidget(WorkerWidget):
                                                *kept_proposal.painted_from(prediction.mask, predictor.config.version))
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                            display=self.display.value)
-        keeper = painted_mask_keeper(self.viewer)
-        keeper.tie(self.last_result["mask"], prediction.image_key, layer.name, restored=kept_edit is not None)
+        keeper, file_name = painted_mask_keeper(self.viewer), file_name_of(layer)
+        keeper.tie(self.last_result["mask"], prediction.image_key, layer.name, restored=kept_edit is not None,
+                   image_file=file_name)
         if restored_proposal is not None:
-            keeper.tie(restored_proposal, prediction.image_key, layer.name, restored=True)
+            keeper.tie(restored_proposal, prediction.image_key, layer.name, restored=True, image_file=file_name)
         elif self.last_result["proposal"] is not None:  # painted on, it holds the user's work too
-            keeper.tie(self.last_result["proposal"], prediction.image_key, layer.name)
+            keeper.tie(self.last_result["proposal"], prediction.image_key, layer.name, image_file=file_name)
         # napari builds each new layer's view in this thread (0.4-1.6 s for 2-14 layers on a slow machine): counted in
         # what the status says, or "done in 0.1 s" hid a second of a frozen window (trial of session 27)
         showing = time.time() - shown_from

@@ -80,6 +80,7 @@ from .roles import (  # noqa: F401
     belongs_to,
     converted_mask_note,
     converted_role,
+    file_name_of,
     grid_of,
     image_for,
     image_id,

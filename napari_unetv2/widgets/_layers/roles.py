@@ -3,6 +3,7 @@ people and may be renamed; the metadata is what the code reads)."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -156,6 +157,14 @@ def spatial_shape(image_layer) -> tuple[int, ...]:
     """The image's pixel grid without colour channels (what a matching mask must have)."""
     data = image_layer.data[0] if image_layer.multiscale else image_layer.data
     return tuple(data.shape[:-1]) if image_layer.rgb else tuple(data.shape)
+
+
+def file_name_of(image_layer) -> Optional[str]:
+    """The name of the file the image layer was opened from (napari's ``source.path``), else None: a layer's name may
+    be napari's "frame [1]" for an image opened twice, which no folder of files names (clinician trial of session 39:
+    a mask exported as ``frame_1_mask.png`` was not found for ``frame.jpg``)."""
+    opened_from = getattr(getattr(image_layer, "source", None), "path", None)
+    return Path(opened_from).name if opened_from else None
 
 
 def mask_was_edited(layer, digest: Optional[str] = None) -> bool:
