@@ -230,3 +230,76 @@ def test_kept_edits_are_exported_under_the_image_files_name(make_napari_viewer, 
     # an entry kept before the file was recorded, or from an image with no file: napari's " [1]" is not in the name
     assert export_stem({"image": "frame [1]"}) == "frame"
     assert export_stem({"image": "frame [1]", "file": "../../frame.jpg"}) == "frame"
+
+
+def test_a_batch_run_killed_between_summary_writes_loses_no_row(predictor, tmp_path):
+    """Clinician trial of session 39: a Batch folder run killed (kill -9) at 17 of 40 images left 17 masks and 13
+    summary rows; the next --continue said the 4 others were "not made by this program's runs" and which model made
+    them was lost. Each row now goes to the run's journal once its files are written; every read folds journals in."""
+    import subprocess
+    import sys
+
+    from napari_unetv2.files import write_png_atomic
+    from napari_unetv2.inference.batch import predict_folder
+    from napari_unetv2.inference.summary import read_summary
+
+    rng = np.random.default_rng(4)
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    for i in range(5):
+        write_png_atomic(source / f"frame{i}.png", rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    killed = subprocess.run([sys.executable, "-c", f"""
+import os
+from pathlib import Path
+from napari_unetv2.inference import Predictor, batch, summary
+batch.SUMMARY_EVERY_S = 1e9  # summary.csv written after the first image only, as between two rewrites
+append, count = summary.SummaryJournal.append, [0]
+def append_then_die(self, row):
+    append(self, row)
+    count[0] += 1
+    if count[0] == 3:
+        os.kill(os.getpid(), 9)
+summary.SummaryJournal.append = append_then_die
+batch.predict_folder(Predictor(device="cpu"), Path({str(source)!r}), Path({str(out)!r}), resume=True)
+"""], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    masks = sorted(p.name for p in out.glob("*.png"))
+    assert len(masks) == 3, masks
+    with open(out / "summary.csv") as fh:
+        assert len(fh.read().splitlines()) == 2  # the header and the first image: the other two only in the journal
+    recorded = {row["file"]: row for row in read_summary(out)}
+    assert sorted(recorded) == ["frame0.png", "frame1.png", "frame2.png"]
+    assert all(row["status"] == "done" and row["model_version"] for row in recorded.values())
+    summary = predict_folder(predictor, source, out, resume=True)
+    assert summary.unrecorded == 0 and "no summary row" not in summary.describe(), summary.describe()
+    assert summary.count("done") == 2 and summary.count("skipped-done") == 3
+    final = {row["file"]: row for row in read_summary(out)}
+    assert all(final[f"frame{i}.png"]["model_version"] == predictor.config.version for i in range(5))
+    assert not list(out.glob(".*.journal"))  # the dead run's journal folded into summary.csv and gone
+
+
+def test_batch_folder_says_how_many_of_the_masks_it_opens_are_this_runs(make_napari_viewer, qtbot, tmp_path,
+                                                                       isolated_home):
+    """"Opened the first 20 of 39 masks" after a --continue run that made 23 of them (trial of session 39)."""
+    from test_gui_findings import dock, run_until_idle
+
+    from napari_unetv2.files import write_png_atomic
+
+    rng = np.random.default_rng(5)
+    source = tmp_path / "in"
+    source.mkdir()
+
+    def add(names):
+        for name in names:
+            write_png_atomic(source / f"{name}.png", rng.integers(0, 255, (32, 40, 3), dtype=np.uint8))
+
+    add([f"a{i:02d}" for i in range(8)])
+    viewer = make_napari_viewer()
+    batch = dock(viewer, "Batch folder")
+    batch.input.value, batch.output.value, batch.open_results.value = str(source), str(tmp_path / "out"), False
+    run_until_idle(qtbot, batch)
+    add([f"b{i:02d}" for i in range(14)])
+    batch.open_results.value = True
+    run_until_idle(qtbot, batch)
+    status = batch.status.value.replace("\u200b", "")
+    assert "Opened the first 20 of 22 masks (14 made by this run, 8 by an earlier one; this run's first)" in status, status

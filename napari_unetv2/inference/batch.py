@@ -35,7 +35,7 @@ from .allocator import release_freed_memory
 from .pipeline import OrderedWriter, ParallelPredictionStream, PredictionStream, split_threads
 from .predictor import Predictor
 from .shards import Shard, in_shard, merge_summaries, summary_name
-from .summary import KEPT_NOTE, read_summary, update_summary
+from .summary import KEPT_NOTE, SummaryJournal, read_summary, update_summary
 from .threads import default_cpu_threads
 
 # zlib level of mask PNGs: level 1 writes a 0/255 mask in about half the time of Pillow's default 6; with
@@ -44,7 +44,7 @@ from .threads import default_cpu_threads
 MASK_PNG_LEVEL = 1
 # summary.csv is rewritten whole, so rewriting it after every image costs O(n) per image (O(n^2) for the
 # folder): it is rewritten at most this often while images are done, and always at the end (and on a stop
-# or an error). A hard kill may leave it up to this far behind; ``--continue`` still finds the masks.
+# or an error). Between rewrites each row goes to the run's journal (``summary.py``): a hard kill loses none.
 SUMMARY_EVERY_S = 1.0
 # On the CPU in resize mode, this many images at most go through the network at once, each on its share
 # of the threads (``pipeline.ParallelPredictionStream``): 2 single-thread streams on a 2-core machine,
@@ -144,15 +144,21 @@ def display_name(path: Path) -> str:
 # ---- one file ------------------------------------------------------------------------------------------
 
 def write_and_record(prediction, output_dir: Path, stem: str, save_probabilities: bool, keep: tuple, row: dict,
-                     outcome: dict) -> None:
+                     outcome: dict, journal: Optional[SummaryJournal] = None) -> None:
     """:func:`write_outputs`, then ``row`` takes ``outcome`` (its status): in the writer's thread, so summary.csv
-    never says "done" for a mask that a full disk kept from being written. A failed write's row says why."""
+    never says "done" for a mask that a full disk kept from being written. A failed write's row says why. The row goes
+    to the run's ``journal`` at once (summary.csv is rewritten at most once a second)."""
     try:
         write_outputs(prediction, output_dir, stem, save_probabilities, keep)
     except Exception as err:
         row.update(status="error", note=f"could not write its outputs: {one_line(err)}")
         raise
     row.update(outcome)
+    if journal is not None:
+        try:
+            journal.append(row)
+        except OSError:  # (a full disk: the files are written; summary.csv's next rewrite records the row)
+            pass
 
 
 def write_outputs(prediction, output_dir: Path, stem: str, save_probabilities: bool, keep: tuple = ()) -> None:
@@ -248,10 +254,11 @@ def predict_folder(
     else:
         stream = PredictionStream(predictor, todo, threshold, mode, tile or DEFAULT_TILE, tta, batch_size)
     failed = False
+    journal = SummaryJournal(output_dir, summary_name(shard))
     try:
         with stream, OrderedWriter(background=overlap_io) as writer:
             _predict_files(predictor, files, output_dir, save_probabilities, summary, clashing, finished,
-                           stream, writer, progress, should_stop, summary_name(shard), resume)
+                           stream, writer, progress, should_stop, journal, resume)
     except BaseException:
         failed = True
         raise
@@ -260,11 +267,15 @@ def predict_folder(
         # The last summary write, here in the caller's thread once the writer has drained or stopped at its
         # error: queued behind a failed write, the writer would skip it (a full disk at the last image left that
         # image, and some before it, unrecorded). Rows without a status were never written.
+        written = False
         try:
-            update_summary(output_dir, [r for r in summary.rows if r["status"]], summary_name(shard))
+            update_summary(output_dir, [r for r in summary.rows if r["status"]], journal.name, journal)
+            written = True
         except Exception:  # noqa: BLE001 (the error that stopped the run is the one to raise)
             if not failed:
                 raise
+        finally:
+            journal.close(remove=written)  # (summary.csv not written: the journal keeps the rows for the next run)
     if shard is not None:
         merge_summaries(output_dir, shard[1])
     with locked(output_dir):  # as merged now: every run's rows, a concurrent one's and other shards' included
@@ -321,21 +332,21 @@ def cpu_streams(predictor: Predictor, streams: Optional[int] = None) -> list[int
 
 
 def _predict_files(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream,
-                   writer, progress, should_stop, summary_file, resume) -> None:
+                   writer, progress, should_stop, journal, resume) -> None:
     # Writes go to ``writer`` (in order, in the background); each summary write follows its files' writes.
     def submit_summary() -> None:
         rows = list(summary.rows)
         # Filtered when the writer gets to it, not now: an image's row gets its status only once its files are
         # written (write_and_record); one whose write failed, or never ran, is not recorded as done.
-        writer.submit(lambda: update_summary(output_dir, [r for r in rows if r["status"]], summary_file))
+        writer.submit(lambda: update_summary(output_dir, [r for r in rows if r["status"]], journal.name, journal))
 
     # (the last summary write is predict_folder's, after the writer)
     _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,
-                  progress, should_stop, submit_summary, resume)
+                  progress, should_stop, submit_summary, resume, journal)
 
 
 def _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,
-                  progress, should_stop, submit_summary, resume) -> None:
+                  progress, should_stop, submit_summary, resume, journal=None) -> None:
     last_summary = float("-inf")
     for index, path in enumerate(files, start=1):
         row = {"file": display_name(path), "status": "", "height": "", "width": "", "foreground_fraction": "",
@@ -384,7 +395,8 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
                     if keep:
                         outcome["note"] = f"{KEPT_NOTE} {', '.join(p.name for p in keep)} (--continue never overwrites)"
                 summary.rows.append(row)  # before the write: one that fails (at once, when sequential) says so
-                writer.submit(write_and_record, prediction, output_dir, path.stem, save_probabilities, keep, row, outcome)
+                writer.submit(write_and_record, prediction, output_dir, path.stem, save_probabilities, keep, row, outcome,
+                              journal)
         if not summary.rows or summary.rows[-1] is not row:  # (an image sent to the writer is in already)
             summary.rows.append(row)
         if time.monotonic() - last_summary >= SUMMARY_EVERY_S:

@@ -2,17 +2,34 @@
 
 Read, merged and written here only, by the batch runner and by the shards' merge alike: an unreadable file is
 moved aside as a backup in both, and every write of the folder's summary happens under its folder lock.
+
+summary.csv is rewritten whole, at most once a second while a run goes on (every image would cost O(n^2) for the
+folder); between two rewrites, each image's row is appended to the run's journal (``.summary.csv.<run>.journal``, one
+JSON line, once its files are written), which every read folds in. A run killed between two rewrites left masks with
+no row: the next ``--continue`` called them "not made by this program's runs" and lost which model made them
+(clinician trial of session 39). A run holds a lock on its own journal while it lives: a journal that can be locked is
+a dead run's, folded into summary.csv and removed by the next rewrite.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import glob
 import io
+import json
 import os
 import time
+import uuid
 import warnings
 from pathlib import Path
+from typing import Optional
 
 from ..files import atomic_write_text, locked
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover (Windows: journals are folded in, a dead run's is left beside summary.csv)
+    fcntl = None
 
 SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "settings",
                    "note"]
@@ -20,7 +37,12 @@ KEPT_NOTE = "kept the existing"  # how a row says --continue kept an output it d
 
 
 def read_summary(out_dir: Path, name: str = "summary.csv") -> list[dict]:
-    """Rows of an earlier run's summary.csv (none if absent). An unreadable one is moved aside as a backup."""
+    """Rows of the earlier runs (summary.csv, and the journals of runs that have not rewritten it since; none if
+    absent). An unreadable summary.csv is moved aside as a backup."""
+    return merge_summary(_read_csv(Path(out_dir), name), _journal_rows(Path(out_dir), name))
+
+
+def _read_csv(out_dir: Path, name: str) -> list[dict]:
     path = out_dir / name
     if not path.is_file():
         return []
@@ -37,6 +59,85 @@ def read_summary(out_dir: Path, name: str = "summary.csv") -> list[dict]:
         return []
 
 
+def _journals(out_dir: Path, name: str) -> list[Path]:
+    return sorted(out_dir.glob(f".{glob.escape(name)}.*.journal"), key=lambda p: (_mtime(p), p.name))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _journal_rows(out_dir: Path, name: str) -> list[dict]:
+    """The rows of every journal beside summary.csv, oldest journal first. A line cut short by a kill, or anything
+    that is not a row, is passed over (a journal is data written by a run, read as data)."""
+    rows = []
+    for journal in _journals(out_dir, name):
+        try:
+            lines = journal.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("file"), str) and row["file"]:
+                rows.append({str(k): ("" if v is None else str(v)) for k, v in row.items()})
+    return rows
+
+
+class SummaryJournal:
+    """A run's journal: each image's row appended once its files are written (``append``, in the writer's thread).
+    Locked while the run lives (a lock released by the kernel when the process dies); emptied when summary.csv is
+    rewritten with its rows, removed when the run ends with summary.csv written."""
+
+    def __init__(self, out_dir: Path, name: str = "summary.csv"):
+        self.name = name
+        self.path = Path(out_dir) / f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.journal"
+        self._file = None
+
+    def append(self, row: dict) -> None:
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")
+            if fcntl is not None:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._file.write(json.dumps(row, default=str) + "\n")
+        self._file.flush()  # in the kernel's hands: a killed process's rows stay
+
+    def empty(self) -> None:
+        """summary.csv holds its rows now."""
+        if self._file is not None:
+            self._file.seek(0)
+            self._file.truncate()
+
+    def close(self, remove: bool = True) -> None:
+        """The run is over; ``remove``: summary.csv holds every row (else the journal stays for the next run)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+
+def _remove_dead_journals(out_dir: Path, name: str, own: Optional[SummaryJournal]) -> None:
+    """Journals whose run is over (lockable: their process is gone), their rows now in summary.csv."""
+    if fcntl is None:
+        return
+    for journal in _journals(out_dir, name):
+        if own is not None and journal == own.path:
+            continue
+        try:
+            with open(journal, "a", encoding="utf-8") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # (held by a live run: OSError, kept)
+                journal.unlink(missing_ok=True)
+        except OSError:
+            continue
+
+
 def merge_summary(earlier: list[dict], rows: list[dict]) -> list[dict]:
     """Earlier rows, updated by this run's: a file skipped as done keeps its earlier (complete) row."""
     merged = {r["file"]: r for r in earlier}
@@ -50,11 +151,17 @@ def merge_summary(earlier: list[dict], rows: list[dict]) -> list[dict]:
     return list(merged.values())
 
 
-def update_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv") -> None:
-    """Merge this run's ``rows`` into the summary as it is on disk now, under a lock between processes: another
-    run into the same folder meanwhile (a second window, a second ``unetv2 predict``) keeps its rows."""
+def update_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv",
+                   journal: Optional[SummaryJournal] = None) -> None:
+    """Merge this run's ``rows`` into the summary as it is on disk now (journals included), under a lock between
+    processes: another run into the same folder meanwhile (a second window, a second ``unetv2 predict``) keeps its
+    rows. ``journal``: this run's, emptied once summary.csv holds its rows; dead runs' journals go too."""
     with locked(out_dir):
-        write_summary(out_dir, merge_summary(read_summary(out_dir, name), rows), name)
+        # sorted by file, as the shards' merge writes it: one order however the rows came (a journal's first)
+        write_summary(out_dir, sorted(merge_summary(read_summary(out_dir, name), rows), key=lambda row: row["file"]), name)
+        if journal is not None:
+            journal.empty()
+        _remove_dead_journals(out_dir, name, journal)
 
 
 def write_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv") -> None:

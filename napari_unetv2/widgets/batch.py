@@ -35,6 +35,7 @@ class ResultsRead:
     pairs: list = field(default_factory=list)
     unreadable: list = field(default_factory=list)
     total: int = 0  # results with an image and a mask file (beyond OPEN_AT_MOST too), those open already aside
+    new: int = 0  # of ``total``, those this run made (the others an earlier run's)
     already: int = 0  # results whose image is open with a mask (not read)
     stopped: bool = False  # cancelled while reading: the pairs read are opened, the rest not
 
@@ -63,6 +64,7 @@ def read_results(summary, source: Path, open_stems: Collection[str], kept_store=
     result = ResultsRead()
     todo = [row for row in done if Path(row["file"]).stem not in open_stems]
     result.already, result.total = len(done) - len(todo), len(todo)
+    result.new = sum(1 for row in todo if row["status"] == "done")
     for row in todo[:OPEN_AT_MOST]:
         if should_stop is not None and should_stop():
             result.stopped = True
@@ -253,8 +255,10 @@ class BatchWidget(WorkerWidget):
             ready_to_paint(self.viewer, added[1])  # the visible pair's mask, not the last (hidden) one
         if read.stopped:
             notes.append(f"Cancelled while reading the results: opened {len(added) // 2} of them.")
-        elif read.total > OPEN_AT_MOST:
-            notes.append(f"Opened the first {OPEN_AT_MOST} of {read.total} masks.")
+        elif read.total > OPEN_AT_MOST:  # ("20 of 39" read as 39 new when this run made 23: trial of session 39)
+            made = (f" ({read.new} made by this run, {read.total - read.new} by an earlier one; this run's first)"
+                    if 0 < read.new < read.total else "")
+            notes.append(f"Opened the first {OPEN_AT_MOST} of {read.total} masks{made}.")
         if earlier_runs:
             notes.append(f"Opened {earlier_runs} mask(s) an earlier run wrote.")
         if restored:
