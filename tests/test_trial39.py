@@ -302,4 +302,5 @@ def test_batch_folder_says_how_many_of_the_masks_it_opens_are_this_runs(make_nap
     batch.open_results.value = True
     run_until_idle(qtbot, batch)
     status = batch.status.value.replace("\u200b", "")
-    assert "Opened the first 20 of 22 masks (14 made by this run, 8 by an earlier one; this run's first)" in status, status
+    assert "Opened 20 of 22 masks: 14 this run made and 6 of the 8 an earlier run wrote." in status, status
+    assert "Opened 6 mask(s)" not in status, status

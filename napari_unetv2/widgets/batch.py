@@ -255,11 +255,14 @@ class BatchWidget(WorkerWidget):
             ready_to_paint(self.viewer, added[1])  # the visible pair's mask, not the last (hidden) one
         if read.stopped:
             notes.append(f"Cancelled while reading the results: opened {len(added) // 2} of them.")
-        elif read.total > OPEN_AT_MOST:  # ("20 of 39" read as 39 new when this run made 23: trial of session 39)
-            made = (f" ({read.new} made by this run, {read.total - read.new} by an earlier one; this run's first)"
-                    if 0 < read.new < read.total else "")
-            notes.append(f"Opened the first {OPEN_AT_MOST} of {read.total} masks{made}.")
-        if earlier_runs:
+        elif read.total > OPEN_AT_MOST and earlier_runs:  # ("20 of 39" and "6 an earlier run wrote" read as 39 new
+            # when this run made 23: trial of session 39)
+            opened = len(added) // 2
+            notes.append(f"Opened {opened} of {read.total} masks: {opened - earlier_runs} this run made and "
+                         f"{earlier_runs} of the {read.total - read.new} an earlier run wrote.")
+        elif read.total > OPEN_AT_MOST:
+            notes.append(f"Opened the first {OPEN_AT_MOST} of {read.total} masks.")
+        if earlier_runs and read.total <= OPEN_AT_MOST:
             notes.append(f"Opened {earlier_runs} mask(s) an earlier run wrote.")
         if restored:
             notes.append(f"{len(restored)} mask(s) opened with the edits painted on them before (kept, not accepted; "
