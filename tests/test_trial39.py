@@ -304,3 +304,41 @@ def test_batch_folder_says_how_many_of_the_masks_it_opens_are_this_runs(make_nap
     status = batch.status.value.replace("\u200b", "")
     assert "Opened 20 of 22 masks: 14 this run made and 6 of the 8 an earlier run wrote." in status, status
     assert "Opened 6 mask(s)" not in status, status
+
+
+def test_batch_folder_opens_its_results_pair_by_pair_with_the_window_answering(make_napari_viewer, qtbot, tmp_path,
+                                                                               isolated_home):
+    """Clinician trial of session 39: "open the results in the viewer" added 20 images and masks in one go in the GUI
+    thread: the window froze 9-12 s with nothing said. Pairs are added one per turn of the event loop now (the window
+    answers between them), the progress bar counts them, and Cancel stops the opening."""
+    from qtpy.QtCore import QTimer
+    from test_gui_findings import dock, run_until_idle
+
+    from napari_unetv2.files import write_png_atomic
+    from napari_unetv2.widgets._layers import MASK, layer_of
+
+    rng = np.random.default_rng(6)
+    source = tmp_path / "in"
+    source.mkdir()
+    for i in range(4):
+        write_png_atomic(source / f"f{i}.png", rng.integers(0, 255, (40, 48, 3), dtype=np.uint8))
+    viewer = make_napari_viewer()
+    batch = dock(viewer, "Batch folder")
+    batch.input.value, batch.output.value, batch.open_results.value = str(source), str(tmp_path / "out"), True
+    ticks, at_each_image = [0], []
+    timer = QTimer()
+    timer.setInterval(0)
+    timer.timeout.connect(lambda: ticks.__setitem__(0, ticks[0] + 1))
+    timer.start()
+    viewer.layers.events.inserted.connect(
+        lambda event: at_each_image.append(ticks[0]) if type(event.value).__name__ == "Image" else None)
+    try:
+        run_until_idle(qtbot, batch)
+    finally:
+        timer.stop()
+    assert len(at_each_image) == 4
+    assert all(b > a for a, b in zip(at_each_image, at_each_image[1:])), at_each_image  # the loop ran between pairs
+    for i in range(4):
+        assert layer_of(viewer, viewer.layers[f"f{i}"], MASK) is not None
+    assert viewer.layers["f0"].visible and not viewer.layers["f3"].visible
+    assert viewer.layers.selection.active is layer_of(viewer, viewer.layers["f0"], MASK)  # ready to paint the first

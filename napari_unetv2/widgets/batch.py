@@ -2,6 +2,8 @@
 ``unetv2 predict``), in a worker with progress and cancel; the results can be opened as mask layers."""
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Collection, Optional, Sequence
@@ -16,6 +18,7 @@ from ._base import WorkerWidget, named_few
 from .segment import chosen_model, follow_fine_tuned, model_chooser
 
 OPEN_AT_MOST = 20
+OPEN_WAIT_S = 60  # the worker waits this long at most for the GUI thread to add a pair (its dock closed: it stops)
 
 
 @dataclass
@@ -47,28 +50,29 @@ def mask_file_of(output: Path, row: dict) -> Optional[Path]:
     return next((p for p in (output / f"{stem}.png", output / f"{stem}.tif") if p.is_file()), None)
 
 
-def read_results(summary, source: Path, open_stems: Collection[str], kept_store=None,
-                 should_stop: Optional[Callable[[], bool]] = None) -> ResultsRead:
-    """Read the run's results to open (the first OPEN_AT_MOST of its masks with their images, this run's first, then
-    those an earlier run left), without touching the viewer: a worker reads them, the GUI thread only adds layers
-    (read in the GUI thread, a few pairs with a clip held the window 2-4 s: session 38). ``open_stems``: images open
-    with a mask already (not read). Image and mask are both read before either is kept: an image is never opened
-    without its mask."""
+def read_pairs(summary, source: Path, open_stems: Collection[str], kept_store=None,
+               should_stop: Optional[Callable[[], bool]] = None, result: Optional[ResultsRead] = None):
+    """Read the run's results to open, one pair at a time (the first OPEN_AT_MOST of its masks with their images,
+    this run's first, then those an earlier run left), without touching the viewer: a worker reads them, the GUI
+    thread only adds layers (read in the GUI thread, a few pairs with a clip held the window 2-4 s: session 38).
+    ``open_stems``: images open with a mask already (not read). Image and mask are both read before either is
+    yielded: an image is never opened without its mask. ``result`` takes the counts, the files not read, and whether
+    ``should_stop`` stopped it."""
     from ..corrections.correction_set import image_hash
     from ..files import read_image, read_mask_of_shape
 
+    result = result if result is not None else ResultsRead()
     # a folder finished yesterday, run again with "open the results" to correct them, opened nothing and said
     # nothing (trial of session 31): "skipped-done" rows count too
     done = [row for status in ("done", "skipped-done") for row in summary.rows if row["status"] == status
             and mask_file_of(summary.output, row) is not None and (source / row["file"]).is_file()]
-    result = ResultsRead()
     todo = [row for row in done if Path(row["file"]).stem not in open_stems]
     result.already, result.total = len(done) - len(todo), len(todo)
     result.new = sum(1 for row in todo if row["status"] == "done")
     for row in todo[:OPEN_AT_MOST]:
         if should_stop is not None and should_stop():
             result.stopped = True
-            break
+            return
         stem = Path(row["file"]).stem
         try:
             image = read_image(source / row["file"])
@@ -82,8 +86,29 @@ def read_results(summary, source: Path, open_stems: Collection[str], kept_store=
             kept = kept_store.find(key, mask.shape) if kept_store is not None else None
         except (ValueError, OSError):  # (the kept edits unreadable: the file's mask is opened)
             kept = None
-        result.pairs.append(ResultPair(row, image, rgb, mask, key, kept))
+        yield ResultPair(row, image, rgb, mask, key, kept)
+
+
+def read_results(summary, source: Path, open_stems: Collection[str], kept_store=None,
+                 should_stop: Optional[Callable[[], bool]] = None) -> ResultsRead:
+    """:func:`read_pairs`, all of them read (in ``pairs``)."""
+    result = ResultsRead()
+    result.pairs = list(read_pairs(summary, source, open_stems, kept_store, should_stop, result))
     return result
+
+
+@dataclass
+class Opening:
+    """Opening a run's results in the viewer, pair by pair: what was added and what is to be said of it."""
+    keeper: object
+    open_now: set  # images open with a mask when it began (not opened twice)
+    said_corrected: Collection[str] = ()
+    added: list = field(default_factory=list)  # image, mask, image, mask...
+    restored: list = field(default_factory=list)
+    corrected: list = field(default_factory=list)
+    older: list = field(default_factory=list)
+    earlier_runs: int = 0  # of those opened, masks an earlier run wrote
+    skipped: int = 0  # pairs read and not opened: their image was opened with a mask meanwhile
 
 
 class BatchWidget(WorkerWidget):
@@ -108,6 +133,7 @@ class BatchWidget(WorkerWidget):
         self.add_common()
         self.run_button.changed.connect(self.run)
         self.last_summary = None
+        self._opening: Optional[Opening] = None  # the results being opened, pair by pair, while the run's worker reads
 
     def model_choice(self):
         return chosen_model(self, self.model_source, self.checkpoint)
@@ -141,6 +167,9 @@ class BatchWidget(WorkerWidget):
         to_open = bool(self.open_results.value) and self.viewer is not None
         open_stems, kept_store = (self._open_with_mask(), self._kept_store()) if to_open else ((), None)
 
+        added = threading.Event()  # the GUI thread added the pair handed over last
+        self._opening = None
+
         def job():
             try:
                 predictor = models.predictor(models.checkpoint(choice), device)
@@ -156,8 +185,6 @@ class BatchWidget(WorkerWidget):
                 corrected = []
             read = None
             if to_open:
-                signals.advanced.emit(summary.count("done"), max(1, summary.count("done")), "reading the results to open...")
-                read = read_results(summary, source, open_stems, kept_store, should_stop=cancel.is_set)
                 if corrections_dir is not None:
                     try:  # read here, the GUI thread finds them cached
                         from ._state import corrections_by_image
@@ -165,13 +192,37 @@ class BatchWidget(WorkerWidget):
                         corrections_by_image(corrections_dir)
                     except (OSError, ValueError):
                         pass
+                read = ResultsRead()
+                # one pair at a time, each added by the GUI thread before the next is handed over: 20 pairs added in one
+                # go held the window 9-12 s (napari builds each layer's view: clinician trial of session 39); now it
+                # answers between pairs, the progress bar counts them, and Cancel stops the opening
+                for index, pair in enumerate(read_pairs(summary, source, open_stems, kept_store, cancel.is_set, read)):
+                    signals.advanced.emit(index + 1, min(read.total, OPEN_AT_MOST),
+                                          f"opening the results: {index + 1} of {min(read.total, OPEN_AT_MOST)}")
+                    added.clear()
+                    yield pair
+                    waited = time.monotonic()
+                    while not added.wait(0.05):
+                        if cancel.is_set() or time.monotonic() - waited > OPEN_WAIT_S:  # (its dock closed: given up)
+                            read.stopped = True
+                            break
+                    if read.stopped:
+                        break
             return summary, corrected, read
 
         # named as every widget names it (the summary's name is the checkpoint file's description, for the CLI: a
         # model fine-tuned on skin was "polyp-default-finetuned [...]" here and "fine-tuned 188e3a0d693d" elsewhere)
         label = self.models.label(choice)
+        def on_pair(pair: ResultPair) -> None:
+            try:
+                if self._opening is None:
+                    self._opening = self._start_opening()
+                self._add_pair(self._opening, pair)
+            finally:
+                added.set()
+
         return self.start_work(job, lambda result: self._on_done(result[0], source, label, corrected=result[1],
-                                                                 read=result[2]), "loading model...")
+                                                                 read=result[2]), "loading model...", on_event=on_pair)
 
     def _open_with_mask(self) -> set:
         """The names of the images open with a mask: an image already open with a mask (an earlier run's results,
@@ -203,82 +254,109 @@ class BatchWidget(WorkerWidget):
                          "files hold the model's masks; Correct & retrain lists the corrections): "
                          f"{named_few([Path(name).stem for name in corrected])}.")
         self.say(" ".join([first + stopped + failed] + notes))
-        if self.open_results.value and self.viewer is not None:
-            self.open_masks(summary, source, said_corrected={Path(name).stem for name in corrected}, read=read)
+        said_corrected = {Path(name).stem for name in corrected}
+        if read is not None and self.viewer is not None:  # opened pair by pair as the worker read them
+            opening, self._opening = self._opening or self._start_opening(), None
+            opening.said_corrected = said_corrected
+            self._finish_opening(opening, read)
+        elif self.open_results.value and self.viewer is not None:  # (ticked while the run went on)
+            self.open_masks(summary, source, said_corrected=said_corrected)
 
     def open_masks(self, summary, source: Optional[Path] = None, said_corrected: Collection[str] = (),
                    read: Optional[ResultsRead] = None) -> list:
         """Open the run's new masks, each over its image (as Labels tied to it, the mask colours, ready for
         *Correct & retrain*); only the first pair is visible, the rest are toggled in the layer list. At most
         OPEN_AT_MOST pairs (a folder of hundreds would fill the viewer). ``said_corrected``: the images whose stored
-        correction the run's line named already (not said again). ``read``: the pairs a worker read
-        (:func:`read_results`); without it they are read here."""
+        correction the run's line named already (not said again). ``read``: the pairs read already
+        (:func:`read_results`); without it they are read here. (A run with "open the results" ticked opens them pair by
+        pair as its worker reads them; this opens them at once.)"""
+        source = Path(source or self.input.value)
+        opening = self._start_opening(said_corrected)
+        if read is None:
+            read = read_results(summary, source, opening.open_now, opening.keeper.store)
+        for pair in read.pairs:
+            self._add_pair(opening, pair)
+        self._finish_opening(opening, read)
+        return opening.added
+
+    def _start_opening(self, said_corrected: Collection[str] = ()) -> Opening:
         from ._kept_edits import painted_mask_keeper
-        from ._layers import HIDDEN_FOR_VIEW, bring_into_view, ready_to_paint, start_mask
+
+        return Opening(painted_mask_keeper(self.viewer), self._open_with_mask(), said_corrected)
+
+    def _add_pair(self, opening: Opening, pair: ResultPair) -> None:
+        """Add one result's image and mask (the first pair visible, the others hidden until viewed)."""
+        from ._layers import HIDDEN_FOR_VIEW, start_mask
         from ._state import stored_corrections_of
 
-        source = Path(source or self.input.value)
-        keeper = painted_mask_keeper(self.viewer)
-        open_now = self._open_with_mask()
-        if read is None:
-            read = read_results(summary, source, open_now, keeper.store)
-        # (an image opened with a mask while the worker read: not opened twice)
-        pairs = [pair for pair in read.pairs if Path(pair.row["file"]).stem not in open_now]
-        already = read.already + len(read.pairs) - len(pairs)
-        added, notes, restored, corrected, older = [], [], [], [], []
-        earlier_runs = 0
-        for pair in pairs:
-            row, image, mask, key, kept = pair.row, pair.image, pair.mask, pair.key, pair.kept
-            stem, index = Path(row["file"]).stem, len(added) // 2
-            layer = self.viewer.add_image(image, name=stem, rgb=pair.rgb, visible=index == 0)
-            earlier_runs += row["status"] == "skipped-done"  # (those opened: a count of those tried said 6 for 2)
-            # (a correction stored already is said, as Segment says it; edits older than it are not given back)
-            stored = stored_corrections_of(self.models.corrections_dir, key)
-            if stored:
-                corrected.append(stem)
-                if kept is not None and not kept.newer_than(stored[-1].created):
-                    kept = None
-                    older.append(stem)
-            started, version = mask, row.get("model_version", "")
-            if kept is not None:
-                restored.append(stem)
-                started, version = kept.painted_from(started, version)
-            added += [layer, start_mask(self.viewer, layer, mask if kept is None else kept.mask, started, version)]
-            keeper.tie(added[-1], key, stem, restored=kept is not None, image_file=row["file"])
-            added[-1].visible = index == 0
-            if index:  # hidden for the first pair: shown again when viewed, or when the image on screen closes
-                layer.metadata[HIDDEN_FOR_VIEW] = added[-1].metadata[HIDDEN_FOR_VIEW] = True
-        unreadable = read.unreadable
-        if added:
-            bring_into_view(self.viewer, added[0], added[1])  # images open before that stick out around it are hidden
-            self.viewer.reset_view()  # full-size frames opened at the zoom of smaller ones: a corner showed (session 31)
-            ready_to_paint(self.viewer, added[1])  # the visible pair's mask, not the last (hidden) one
+        row, image, mask, key, kept = pair.row, pair.image, pair.mask, pair.key, pair.kept
+        stem, index = Path(row["file"]).stem, len(opening.added) // 2
+        if stem in opening.open_now or stem in self._open_with_mask():  # (opened with a mask meanwhile: not twice)
+            opening.skipped += 1
+            return
+        selected = self.viewer.layers.selection.active  # (napari selects each layer added: the first pair's mask, or
+        # what the user chose while the others were added, stays selected, and the others hidden)
+        layer = self.viewer.add_image(image, name=stem, rgb=pair.rgb, visible=index == 0)
+        opening.earlier_runs += row["status"] == "skipped-done"  # (those opened: a count of those tried said 6 for 2)
+        # (a correction stored already is said, as Segment says it; edits older than it are not given back)
+        stored = stored_corrections_of(self.models.corrections_dir, key)
+        if stored:
+            opening.corrected.append(stem)
+            if kept is not None and not kept.newer_than(stored[-1].created):
+                kept = None
+                opening.older.append(stem)
+        started, version = mask, row.get("model_version", "")
+        if kept is not None:
+            opening.restored.append(stem)
+            started, version = kept.painted_from(started, version)
+        mask_layer = start_mask(self.viewer, layer, mask if kept is None else kept.mask, started, version)
+        opening.added += [layer, mask_layer]
+        opening.keeper.tie(mask_layer, key, stem, restored=kept is not None, image_file=row["file"])
+        mask_layer.visible = index == 0
+        if index:  # hidden for the first pair: shown again when viewed, or when the image on screen closes
+            layer.metadata[HIDDEN_FOR_VIEW] = mask_layer.metadata[HIDDEN_FOR_VIEW] = True
+            if selected is not None and selected in self.viewer.layers:
+                self.viewer.layers.selection.active = selected
+        else:  # the first pair on screen at once, the others added hidden behind it
+            self._show_first_pair(opening)
+
+    def _show_first_pair(self, opening: Opening) -> None:
+        from ._layers import bring_into_view, ready_to_paint
+
+        added = opening.added
+        bring_into_view(self.viewer, added[0], added[1])  # images open before that stick out around it are hidden
+        self.viewer.reset_view()  # full-size frames opened at the zoom of smaller ones: a corner showed (session 31)
+        ready_to_paint(self.viewer, added[1])  # the visible pair's mask, not the last (hidden) one
+
+    def _finish_opening(self, opening: Opening, read: ResultsRead) -> None:
+        """What the opening did, said after the run's line."""
+        added, notes = opening.added, []
+        opened, earlier_runs = len(added) // 2, opening.earlier_runs
         if read.stopped:
-            notes.append(f"Cancelled while reading the results: opened {len(added) // 2} of them.")
+            notes.append(f"Cancelled while opening the results: opened {opened} of them.")
         elif read.total > OPEN_AT_MOST and earlier_runs:  # ("20 of 39" and "6 an earlier run wrote" read as 39 new
             # when this run made 23: trial of session 39)
-            opened = len(added) // 2
             notes.append(f"Opened {opened} of {read.total} masks: {opened - earlier_runs} this run made and "
                          f"{earlier_runs} of the {read.total - read.new} an earlier run wrote.")
         elif read.total > OPEN_AT_MOST:
             notes.append(f"Opened the first {OPEN_AT_MOST} of {read.total} masks.")
         if earlier_runs and read.total <= OPEN_AT_MOST:
             notes.append(f"Opened {earlier_runs} mask(s) an earlier run wrote.")
-        if restored:
-            notes.append(f"{len(restored)} mask(s) opened with the edits painted on them before (kept, not accepted; "
-                         f"the files keep the model's masks): {named_few(restored)}.")
-        corrected = [stem for stem in corrected if stem not in said_corrected]
+        if opening.restored:
+            notes.append(f"{len(opening.restored)} mask(s) opened with the edits painted on them before (kept, not "
+                         f"accepted; the files keep the model's masks): {named_few(opening.restored)}.")
+        corrected = [stem for stem in opening.corrected if stem not in opening.said_corrected]
         if corrected:
             notes.append(f"{len(corrected)} of them have a correction stored already (the masks shown are the model's; "
                          f"Correct & retrain lists the corrections): {named_few(corrected)}.")
-        if older:
-            notes.append(f"Edits painted earlier on {named_few(older)} are older than the stored correction and not "
-                         "shown (`unetv2 kept-edits export` saves them).")
+        if opening.older:
+            notes.append(f"Edits painted earlier on {named_few(opening.older)} are older than the stored correction and "
+                         "not shown (`unetv2 kept-edits export` saves them).")
+        already = read.already + opening.skipped
         if already:
             notes.append(f"{already} image(s) already open with a mask were not opened again.")
-        if unreadable:
-            notes.append(f"Not opened ({len(unreadable)}): {named_few(unreadable)}.")
+        if read.unreadable:
+            notes.append(f"Not opened ({len(read.unreadable)}): {named_few(read.unreadable)}.")
         if notes:
             said = self.status.value.replace("\u200b", "").rstrip()  # (a line-breaking hint; said again by say)
             self.say(" ".join([said if said.endswith(".") else f"{said}.", *notes]))
-        return added
