@@ -342,3 +342,25 @@ def test_batch_folder_opens_its_results_pair_by_pair_with_the_window_answering(m
         assert layer_of(viewer, viewer.layers[f"f{i}"], MASK) is not None
     assert viewer.layers["f0"].visible and not viewer.layers["f3"].visible
     assert viewer.layers.selection.active is layer_of(viewer, viewer.layers["f0"], MASK)  # ready to paint the first
+
+
+def test_a_click_where_the_model_saw_nothing_says_its_disk_is_a_guess(make_napari_viewer):
+    """Clinician trial of session 39: a left click on an image whose probability was 0 everywhere added "12853 pixels",
+    a perfect disk of radius 64 (10% of the frame), with nothing said of where it came from."""
+    from test_clicks_widget import H, W, segmented_viewer, two_blobs_probability
+
+    from napari_unetv2.interactive import ClickSession
+
+    session = ClickSession(np.zeros((H, W), np.uint8), np.zeros((H, W), np.float32))
+    edit = session.positive(H // 2, W // 2)
+    assert edit.guessed_radius == session.fill_radius and edit.pixels > 0
+    # evidence to go by (a half-seen blob at the click, or the mask near): no guess
+    session = ClickSession((two_blobs_probability() >= 0.5).astype(np.uint8), two_blobs_probability())
+    assert session.positive(170, 230).guessed_radius == 0
+
+    _viewer, widget, mask = segmented_viewer(make_napari_viewer, np.zeros((H, W), np.float32))
+    widget.click(H // 2, W // 2, positive=True)
+    status = widget.status.value.replace("\u200b", "")
+    assert "the model saw nothing here" in status and f"radius {session.fill_radius} px" in status, status
+    widget.click(H // 2 + 2, W // 2, positive=True)  # inside the disk: nothing to add, nothing guessed
+    assert "saw nothing" not in widget.status.value.replace("\u200b", "")

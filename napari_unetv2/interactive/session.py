@@ -43,6 +43,9 @@ class Edit:
     # What the click wrote into the window (its values there after it); undo puts back only the pixels that still
     # hold them, so brush work done after the click, over the same pixels, is not taken back with it
     written: Optional[np.ndarray] = None
+    # a positive click far from the mask where the model saw nothing: the disk added is a guess of this radius (said
+    # to the user: a perfect 64 px disk appeared, unexplained, where the model had probability 0; trial of session 39)
+    guessed_radius: int = 0
 
 
 class ClickSession:
@@ -121,7 +124,10 @@ class ClickSession:
         region = disk(win, iy, ix, fill) & inside
         if seen is not None:
             region |= seen
-        return self._apply("positive", win, region, 1, (iy, ix))
+        edit = self._apply("positive", win, region, 1, (iy, ix))
+        if gap >= self.fill_radius and (seen is None or not seen.any()) and edit.pixels:
+            edit.guessed_radius = int(fill)  # nothing to go by: no mask within reach, no model evidence at the click
+        return edit
 
     def negative(self, y: float, x: float) -> Edit:
         iy, ix = self._check_point(y, x)

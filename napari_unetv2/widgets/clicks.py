@@ -299,7 +299,11 @@ class ClickWidget(Container):
                 self.points.selected_data = set()
                 self.points.current_face_color = MARK_COLOURS[positive]
                 self.points.add([[edit.point[0], edit.point[1]]])
-        if edit.pixels:
+        if edit.guessed_radius:
+            done = (f"added {edit.pixels} pixels: the model saw nothing here and the mask is far, so this is a disk of "
+                    f"radius {edit.guessed_radius} px, a first guess; paint the lesion's outline, or undo the click and "
+                    "draw a rectangle around the lesion on the box layer")
+        elif edit.pixels:
             done = f"{'added' if positive else 'removed'} {edit.pixels} pixels"
         else:  # "removed 0 pixels" read as a failure (trial of session 37): it is the mask that had nothing there
             done = ("changed nothing: the mask already holds the lesion there" if positive else
