@@ -337,7 +337,7 @@ def test_another_bundled_model_is_suggested_for_an_image_like_its_training_image
     assert "dermoscopy images (PH2)" in note and note.endswith("choose the bundled skin model.")
     assert domain_note(polyp, True, version["polyp"], "choose {model}") == ""
     assert "choose the bundled polyp model" in domain_note(polyp, True, version["skin"], "choose {model}")
-    assert domain_note(skin, True, "0123456789ab", "choose {model}") == ""  # a fine-tuned version: no card
+    assert domain_note(skin, True, "0123456789ab", "choose {model}") == ""  # a version of no known line: no card
     assert domain_note(np.stack([skin[..., 0]] * 5), False, version["polyp"], "choose {model}") == ""
     from napari_unetv2.inference.domain import colour_signature
 

@@ -364,3 +364,20 @@ def test_a_click_where_the_model_saw_nothing_says_its_disk_is_a_guess(make_napar
     assert "the model saw nothing here" in status and f"radius {session.fill_radius} px" in status, status
     widget.click(H // 2 + 2, W // 2, positive=True)  # inside the disk: nothing to add, nothing guessed
     assert "saw nothing" not in widget.status.value.replace("\u200b", "")
+
+
+def test_a_version_fine_tuned_from_a_bundled_model_gives_its_domain_hint(small_checkpoint):
+    """Clinician trial of session 39: after a first round, the polyp line's fine-tuned version segmented dermoscopy
+    images with no hint (only the bundled models' own versions were judged), and an automatic round then trained it
+    on them. A fine-tuned version is judged by the bundled model it descends from, and said to be fine-tuned."""
+    from napari_unetv2._sample_data import load_sample
+    from napari_unetv2.checkpoints import read_config
+    from napari_unetv2.inference.domain import domain_note
+
+    version = read_config(small_checkpoint).version  # fine-tuned from the bundled polyp model (its parent)
+    skin, _, _ = load_sample("skin")
+    polyp, _, _ = load_sample("polyp")
+    note = domain_note(skin, True, version, "choose {model}", small_checkpoint)
+    assert "dermoscopy images (PH2)" in note and f"({version}) was fine-tuned from" in note, note
+    assert note.endswith("choose the bundled skin model."), note
+    assert domain_note(polyp, True, version, "choose {model}", small_checkpoint) == ""

@@ -7,8 +7,10 @@ mean and covariance over the model's training images and the 99th percentile of 
 distances (``training/domain_cards.py`` writes ``weights/domains.json``). An image is said to look like another
 bundled model's images when it lies within that model's limit and a Gaussian of each card makes it at least e^5
 (about 150) times likelier under the other model's images than under those of the model that ran. Results on
-held-out images are in the README (``training/domain_cards.py --check``). A hint only: nothing is switched, and
-only the bundled models' own versions carry a card (a model fine-tuned on corrections has learnt something else).
+held-out images are in the README (``training/domain_cards.py --check``). A hint only: nothing is switched. The
+bundled models' own versions carry a card, and a version fine-tuned from one of them is judged by its root's card
+and said to be fine-tuned (after the first round of retraining, dermoscopy images went through the fine-tuned
+polyp model with no word, and an automatic round trained it on them: clinician trial of session 39).
 
 Qt-free and torch-free: the widgets call it in their workers.
 """
@@ -81,14 +83,28 @@ def domain_cards(path: Path = CARDS_FILE) -> dict[str, DomainCard]:
         return {}
 
 
-def better_bundled_model(image: np.ndarray, model_version: Optional[str]) -> Optional[tuple[DomainCard, DomainCard]]:
-    """(the card of the bundled model that ran, the card of another bundled model whose images ``image`` looks like)
-    when the model that ran is a bundled model's own version, the image lies within the other's limit and is at least
-    e^LOG_ODDS times likelier there; else None. ``image``: one 2-D image (a stack is not judged)."""
-    from ..checkpoints.lines import bundled_versions
+def line_root(model_version: Optional[str], checkpoint: Optional[Path] = None) -> Optional[str]:
+    """The bundled model (``polyp``, ``skin``) ``model_version`` is, or was fine-tuned from (as far as the checkpoint's
+    model store tells); None when not known."""
+    from ..checkpoints.lines import bundled_versions, lines_around
 
-    cards = domain_cards()
     name = bundled_versions().get(model_version or "")
+    if name is not None or checkpoint is None:
+        return name
+    try:
+        return lines_around(Path(checkpoint)).bundled_root(model_version)
+    except (OSError, ValueError):
+        return None
+
+
+def better_bundled_model(image: np.ndarray, model_version: Optional[str], checkpoint: Optional[Path] = None
+                         ) -> Optional[tuple[DomainCard, DomainCard]]:
+    """(the card of the bundled model that ran, or whose line ran, the card of another bundled model whose images
+    ``image`` looks like) when the image lies within the other's limit and is at least e^LOG_ODDS times likelier
+    there; else None. ``checkpoint``: the model's file, to find the bundled model a fine-tuned version descends from.
+    ``image``: one 2-D image (a stack is not judged)."""
+    cards = domain_cards()
+    name = line_root(model_version, checkpoint)
     if name not in cards:
         return None
     try:
@@ -103,26 +119,35 @@ def better_bundled_model(image: np.ndarray, model_version: Optional[str]) -> Opt
     return own, best
 
 
-def domain_advice(image: np.ndarray, rgb: Optional[bool], model_version: Optional[str]
-                  ) -> Optional[tuple[DomainCard, DomainCard]]:
+def domain_advice(image: np.ndarray, rgb: Optional[bool], model_version: Optional[str],
+                  checkpoint: Optional[Path] = None) -> Optional[tuple[DomainCard, DomainCard]]:
     """:func:`better_bundled_model` of one 2-D image, grey or colour (None for a stack: not judged)."""
     array = np.asarray(image)
     if array.ndim > 3 or (array.ndim == 3 and (rgb is False or array.shape[-1] not in (1, 3, 4))):
         return None
-    return better_bundled_model(array, model_version)
+    return better_bundled_model(array, model_version, checkpoint)
 
 
-def domain_note(image: np.ndarray, rgb: Optional[bool], model_version: Optional[str], how_to_choose: str) -> str:
+def domain_note(image: np.ndarray, rgb: Optional[bool], model_version: Optional[str], how_to_choose: str,
+                checkpoint: Optional[Path] = None) -> str:
     """The hint said with a result ("" for none): which bundled model the image looks made for, and how to choose it
     (``how_to_choose`` names it as ``{model}``)."""
-    return describe_advice(domain_advice(image, rgb, model_version), how_to_choose)
+    return describe_advice(domain_advice(image, rgb, model_version, checkpoint), how_to_choose, model_version)
 
 
-def describe_advice(found: Optional[tuple[DomainCard, DomainCard]], how_to_choose: str) -> str:
-    """:func:`domain_note`'s words for a :func:`domain_advice`."""
+def describe_advice(found: Optional[tuple[DomainCard, DomainCard]], how_to_choose: str,
+                    model_version: Optional[str] = None) -> str:
+    """:func:`domain_note`'s words for a :func:`domain_advice` (``model_version``: the version that ran; one that is not
+    a bundled model's own is said to be fine-tuned from it)."""
+    from ..checkpoints.lines import bundled_versions
+
     if found is None:
         return ""
     own, other = found
+    choose = how_to_choose.format(model=f"the bundled {other.name} model")
+    if model_version and model_version not in bundled_versions():
+        return (f"This image looks like the {other.images} the bundled {other.name} model was trained on, not like the "
+                f"{own.images} of the bundled {own.name} model, which the model that segmented it ({model_version}) was "
+                f"fine-tuned from: unless its corrections were images like this one, {choose}.")
     return (f"This image looks like the {other.images} the bundled {other.name} model was trained on, not like the "
-            f"{own.images} of the bundled {own.name} model that segmented it: "
-            f"{how_to_choose.format(model=f'the bundled {other.name} model')}.")
+            f"{own.images} of the bundled {own.name} model that segmented it: {choose}.")

@@ -361,8 +361,8 @@ class SegmentWidget(WorkerWidget):
                 prediction = predictor.predict(array, should_stop=cancel.is_set, progress=progress, **params)
                 # said with the result; read here, not in the GUI thread (a pass over a large image's alpha)
                 prediction.colour_note = colour_note(array, rgb)
-                advice = domain_advice(array, rgb, predictor.config.version)
-                prediction.domain_note = describe_advice(advice, "choose {model} under 'model'")
+                advice = domain_advice(array, rgb, predictor.config.version, checkpoint)
+                prediction.domain_note = describe_advice(advice, "choose {model} under 'model'", predictor.config.version)
                 prediction.advised_model = advice[1].name if advice is not None else None
                 # edits painted on this image and kept when napari closed (or crashed), never accepted: given back
                 prediction.image_key = image_hash(array)

@@ -363,7 +363,7 @@ class SessionWidget(WorkerWidget):
                 prediction = predictor.predict(image)
                 version = getattr(getattr(predictor, "config", None), "version", None)  # (a hint: never in the way)
                 prediction.domain_note = domain_note(image, None, version, "put {model} in use "
-                                                     "(Correct & retrain: versions, Use this version)")
+                                                     "(Correct & retrain: versions, Use this version)", checkpoint)
             except (ValueError, RuntimeError, OSError, MemoryError) as err:
                 return "error", err
             # edits painted on this image in Segment (or on a Batch result) and kept, never accepted: shown here
