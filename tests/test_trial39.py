@@ -381,3 +381,46 @@ def test_a_version_fine_tuned_from_a_bundled_model_gives_its_domain_hint(small_c
     assert "dermoscopy images (PH2)" in note and f"({version}) was fine-tuned from" in note, note
     assert note.endswith("choose the bundled skin model."), note
     assert domain_note(polyp, True, version, "choose {model}", small_checkpoint) == ""
+
+
+def test_the_folders_used_last_are_offered_in_the_next_napari(make_napari_viewer, qtbot, tmp_path, isolated_home):
+    """Clinician trial of session 39: every day began with empty image, session and batch folder fields to choose
+    again. The folders used last (a session opened, a run started, a set chosen) are offered; a folder gone is not."""
+    import shutil
+
+    from test_gui_findings import dock, run_until_idle
+    from test_session import crops_folder, open_session
+
+    from napari_unetv2.files import write_png_atomic
+
+    folder = crops_folder(tmp_path / "data", n=2)
+    source = tmp_path / "in"
+    source.mkdir()
+    write_png_atomic(source / "a.png", np.random.default_rng(7).integers(0, 255, (32, 40, 3), dtype=np.uint8))
+    viewer = make_napari_viewer()
+    session = open_session(viewer, qtbot, tmp_path / "session", folder / "images")
+    batch = dock(viewer, "Batch folder")
+    assert str(batch.input.value) in ("", ".")  # nothing used yet
+    batch.input.value, batch.output.value = str(source), str(tmp_path / "out")
+    run_until_idle(qtbot, batch)
+    rt = dock(viewer, "Correct & retrain")
+    rt.folder.value = str(tmp_path / "another set")
+    assert str(rt.folder.value) == str(tmp_path / "another set")
+    viewer.close()
+
+    again = make_napari_viewer()  # the next day
+    session = dock(again, "Annotate a folder")
+    batch, rt = dock(again, "Batch folder"), dock(again, "Correct & retrain")
+    assert (str(session.images.value), str(session.session_folder.value)) == (str(folder / "images"), str(tmp_path / "session"))
+    assert (str(batch.input.value), str(batch.output.value)) == (str(source), str(tmp_path / "out"))
+    assert str(rt.folder.value) == str(session.corrections.value) == str(tmp_path / "another set")
+    assert session.open_session() is not None  # one press resumes it
+    # another image folder chosen: its own session folder, not "belongs to the images in ..."
+    other = crops_folder(tmp_path / "other", n=2)
+    session.images.value = str(other / "images")
+    assert session.open_session() is not None, session.status.value
+    assert str(session.session_folder.value) != str(tmp_path / "session")
+    again.close()
+    shutil.rmtree(source)  # a folder gone is not offered
+    third = make_napari_viewer()
+    assert str(dock(third, "Batch folder").input.value) in ("", ".")

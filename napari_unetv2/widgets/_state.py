@@ -215,7 +215,10 @@ class ModelInUse(QObject):
         super().__init__()
         self.store = ModelStore(store_dir)
         # The correction set whose prospective scores the model line shows (the widgets set the one chosen).
-        self.corrections_dir: Optional[Path] = default_corrections_dir()
+        from ._remembered import correction_set_chosen_last
+
+        chosen_last = correction_set_chosen_last()  # (the set the widgets offer: the one used last)
+        self.corrections_dir: Optional[Path] = Path(chosen_last) if chosen_last else default_corrections_dir()
         # Another window, or `unetv2` beside napari, may move the pointer: store.json is replaced by a rename in the
         # store's folder, which the watcher reports; every widget then hears of it as of a move made here (the model
         # line named one model while the next Segment ran another).

@@ -15,6 +15,7 @@ from ..annotation.accept import images_with_corrections
 from ..errors import EXPECTED_ERRORS
 from ..inference.batch import predict_folder
 from ._base import WorkerWidget, named_few
+from ._remembered import offer, remember
 from .segment import chosen_model, follow_fine_tuned, model_chooser
 
 OPEN_AT_MOST = 20
@@ -132,6 +133,8 @@ class BatchWidget(WorkerWidget):
                      self.open_results, self.run_button])
         self.add_common()
         self.run_button.changed.connect(self.run)
+        offer(self.input, "batch.input")  # the folders of the last run (--continue finishes it with one press)
+        offer(self.output, "batch.output")
         self.last_summary = None
         self._opening: Optional[Opening] = None  # the results being opened, pair by pair, while the run's worker reads
 
@@ -157,6 +160,7 @@ class BatchWidget(WorkerWidget):
         if isinstance(choice, Path) and not choice.is_file():
             self.say(f"checkpoint not found: {choice}")
             return None
+        remember(batch__input=source, batch__output=target)
         device, save_prob, resume = self.device.value, bool(self.probabilities.value), bool(self.resume.value)
         models, signals, cancel = self.models, self._signals, self._cancel
         self.refresh_model_line()

@@ -54,6 +54,7 @@ from ._layers import (
     unproxied,
 )
 from ._loss_plot import LossPlot
+from ._remembered import correction_set_chosen_last, remember
 from ._rounds import (
     adopt,
     describe_scores,
@@ -132,6 +133,9 @@ class RetrainWidget(WorkerWidget):
         # the folder session stores and replaces corrections in the same set: the list showed an entry it had replaced
         # (Remove selected on it: "No correction ...") and not the new one (trial of session 32)
         self.models.scores_changed.connect(self.guarded(self._list_follows_the_set))
+        chosen_last = correction_set_chosen_last() if corrections_dir is None else None
+        if chosen_last is not None:
+            self.folder.value = chosen_last  # the set chosen last (the default set otherwise)
         self.folder.changed.connect(self._on_folder)
         self._folder = Path(self.folder.value)  # the set in use: a folder that is not a set is refused, this one stays
         self._remove_asked = SecondPress(CONFIRM_WITHIN_S)  # warned of deleting (the selected corrections)
@@ -243,6 +247,7 @@ class RetrainWidget(WorkerWidget):
             self.say(f"not changed: {problem}")
             return
         self._folder = Path(self.folder.value)
+        remember(corrections=self._folder)
         self.refresh_entries()
 
     def _list_follows_the_set(self) -> None:

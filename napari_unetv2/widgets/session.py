@@ -69,6 +69,7 @@ from ._layers import (
     start_proposal,
     unproxied,
 )
+from ._remembered import correction_set_chosen_last, offer, remember, remembered
 from ._rounds import (
     adopt,
     describe_scores,
@@ -188,6 +189,14 @@ class SessionWidget(WorkerWidget):
         self._replaced = False  # whether _shown_at is a replacement's
         self._default_root = ""  # the session folder this widget filled in itself,
         self._default_for: Optional[Path] = None  # for this image folder
+        # the folders used last (a session resumes with one press); the session folder offered counts as filled in by
+        # us for its image folder: another image folder chosen gets its own (not "belongs to the images in ...")
+        offer(self.images, "session.images")
+        if correction_set_chosen_last() is not None:
+            self.corrections.value = correction_set_chosen_last()
+        if remembered("session.folder") is not None and str(self.images.value) not in ("", "."):
+            offer(self.session_folder, "session.folder")
+            self._default_root, self._default_for = str(self.session_folder.value), Path(str(self.images.value))
         self._accepted_here: tuple = (None, None)  # (image, hash of its mask) accepted and still on screen
         self.failed_path: Optional[Path] = None  # the current image, which could not be read or segmented
         self._failure_line = ""  # what was said of it
@@ -253,6 +262,7 @@ class SessionWidget(WorkerWidget):
             self.report_error(err, "session not opened")
             return None
         self.images.value = str(self.session.images_dir)
+        remember(session__images=self.session.images_dir, session__folder=root, corrections=str(self.corrections.value))
         self._apply_settings(self.session.settings)
         self._cache.clear()
         followed = self._follow_corrections()
