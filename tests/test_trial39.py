@@ -424,3 +424,32 @@ def test_the_folders_used_last_are_offered_in_the_next_napari(make_napari_viewer
     shutil.rmtree(source)  # a folder gone is not offered
     third = make_napari_viewer()
     assert str(dock(third, "Batch folder").input.value) in ("", ".")
+
+
+def test_a_killed_rounds_scratch_folder_goes_at_the_next_start(tmp_path):
+    """Clinician trial of session 39: a round killed with napari left models/runs/round-* (copies of the corrections)
+    for six hours, so a restart the same day kept it. A live round holds a lock in its folder; a folder whose lock is
+    free is a killed round's and goes at once; one whose owner cannot be known keeps the age rule."""
+    import subprocess
+    import sys
+
+    from napari_unetv2.checkpoints import ModelStore
+    from napari_unetv2.checkpoints.model_store import RUN_ALIVE
+    from napari_unetv2.files import hold, is_held, release
+
+    store = ModelStore(tmp_path / "models")
+    runs = tmp_path / "models" / "runs"
+    killed, live, unknown = (runs / name for name in ("round-killed", "round-live", "round-unknown"))
+    for folder in (killed, live, unknown):
+        (folder / "pairs").mkdir(parents=True)
+        (folder / "pairs" / "image.png").write_bytes(b"x")
+    subprocess.run([sys.executable, "-c", "import os, sys; from napari_unetv2.files import hold; "
+                    f"hold({str(killed / RUN_ALIVE)!r}); os._exit(9)"], check=False, timeout=120)
+    assert is_held(killed / RUN_ALIVE) is False
+    alive = hold(live / RUN_ALIVE)
+    try:
+        assert is_held(live / RUN_ALIVE) is True
+        assert store.remove_stale_runs() == 1
+        assert not killed.exists() and live.is_dir() and unknown.is_dir()
+    finally:
+        release(alive)

@@ -14,9 +14,19 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from ..files import UnsafePathError, atomic_directory, atomic_write_text, child_path, locked, read_json, remove_stale_temporaries
+from ..files import (
+    UnsafePathError,
+    atomic_directory,
+    atomic_write_text,
+    child_path,
+    is_held,
+    locked,
+    read_json,
+    remove_stale_temporaries,
+)
 from .checkpoint import ModelConfig, bundled_checkpoint, config_path_for, read_config
 
+RUN_ALIVE = ".alive"  # in a round's scratch folder: locked while the round's process lives (files.hold)
 
 class ModelStore:
     def __init__(self, root: Path):
@@ -149,12 +159,15 @@ class ModelStore:
         return True
 
     def remove_stale_runs(self, max_age_s: float = 6 * 3600) -> int:
-        """Delete scratch folders of rounds that were killed (a finished or cancelled round removes its own).
-        A folder's age is that of the newest file in it: a live round writes inside ``run/`` each epoch and never
-        touches the folder itself, so the folder's own time would call a long round stale."""
+        """Delete scratch folders of rounds that were killed (a finished or cancelled round removes its own). A live
+        round holds a lock on its folder's ``RUN_ALIVE`` file: a folder whose lock is free is a killed round's, removed
+        at once (it stayed six hours with copies of the corrections: clinician trial of session 39). Where that cannot
+        be known (no lock file, no ``fcntl``), a folder's age decides: that of the newest file in it (a live round
+        writes inside ``run/`` each epoch and never touches the folder itself)."""
         removed = 0
         for folder in (self.root / "runs").glob("round-*") if (self.root / "runs").is_dir() else []:
-            if time.time() - newest_change(folder) > max_age_s:
+            held = is_held(folder / RUN_ALIVE)
+            if held is False or (held is None and time.time() - newest_change(folder) > max_age_s):
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         return removed

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Callable, Collection, Generator, Optional
 
 from ..checkpoints import ModelConfig, ModelStore, read_config
+from ..checkpoints.model_store import RUN_ALIVE
 from ..engine import finetune
 from ..engine.loop import TrainEvent
 from ..engine.pairs import Pair
+from ..files import hold, release
 from .adoption import AdoptionDecision, should_adopt
 from .correction_set import CorrectionSet
 from .prospective import ProspectiveScore, score_of
@@ -66,6 +68,7 @@ def retrain_events(
         raise ValueError("No model to fine-tune: no bundled weights are installed and the store is empty.")
     parent_score = score_of(corrections, read_config(start).version)
     scratch = _scratch_folder(store.root / "runs")
+    alive = hold(scratch / RUN_ALIVE)  # (a round killed mid-way: its folder goes at the next start, not six hours later)
     try:
         pairs = pinned(pairs, scratch / "pairs")
         result = yield from finetune.finetune_events(
@@ -79,6 +82,7 @@ def retrain_events(
     finally:
         # On success the store holds its own copy; when cancelled or failed, the store and the
         # correction set were never touched and the scratch run goes.
+        release(alive)
         shutil.rmtree(scratch, ignore_errors=True)
         try:  # and so does runs/ itself when no other round is using it (rmdir only removes an empty folder)
             scratch.parent.rmdir()

@@ -21,7 +21,7 @@ from .images import (
     write_tiff_atomic,
 )
 from .jsonfile import read_json
-from .lock import locked
+from .lock import hold, is_held, locked, release
 from .paths import UnsafePathError, child_path, file_safe, relative_inside, safe_name, same_file_key
 
 __all__ = [
@@ -32,7 +32,10 @@ __all__ = [
     "child_path",
     "file_safe",
     "interrupts_deferred",
+    "hold",
+    "is_held",
     "locked",
+    "release",
     "read_json",
     "mask_to_binary",
     "read_header",

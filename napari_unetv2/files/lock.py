@@ -6,13 +6,16 @@ a lock the last writer drops the other's part. ``fcntl.flock`` on the folder tha
 them: no lock file is left in the user's folder, and the kernel releases the lock when its process dies, so a
 crash never leaves a stale lock. Where the folder cannot be locked (no ``fcntl`` on Windows; some network
 file systems refuse ``flock`` on a folder) the merge runs unlocked, as it did before there was a lock.
+
+The same kernel locks tell a live process's files from a killed one's (:func:`hold`, :func:`is_held`): a round killed
+mid-way left its scratch folder for six hours, and a batch run killed between two summary writes its journal.
 """
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 try:
     import fcntl
@@ -37,3 +40,49 @@ def locked(folder: Path) -> Iterator[bool]:
     finally:
         if descriptor is not None:
             os.close(descriptor)  # closing releases the lock
+
+
+def hold(path: Path) -> Optional[int]:
+    """Create ``path`` and hold an exclusive lock on it for as long as this process lives (or until :func:`release`):
+    what it marks (a round's scratch folder, a batch run's journal) is in use. Returns the descriptor, None where no
+    lock can be held (no ``fcntl``, a file system that refuses it): then nothing is known of it (:func:`is_held`)."""
+    if fcntl is None:
+        return None
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def release(descriptor: Optional[int]) -> None:
+    if descriptor is not None:
+        try:
+            os.close(descriptor)  # (closing releases the lock)
+        except OSError:
+            pass
+
+
+def is_held(path: Path) -> Optional[bool]:
+    """Whether a live process holds ``path`` (:func:`hold`): True, False (its process is gone: the kernel released the
+    lock), None when it cannot be known (no such file, no ``fcntl``, a file system that refuses the lock)."""
+    if fcntl is None:
+        return None
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    return False

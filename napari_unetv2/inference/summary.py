@@ -7,8 +7,8 @@ summary.csv is rewritten whole, at most once a second while a run goes on (every
 folder); between two rewrites, each image's row is appended to the run's journal (``.summary.csv.<run>.journal``, one
 JSON line, once its files are written), which every read folds in. A run killed between two rewrites left masks with
 no row: the next ``--continue`` called them "not made by this program's runs" and lost which model made them
-(clinician trial of session 39). A run holds a lock on its own journal while it lives: a journal that can be locked is
-a dead run's, folded into summary.csv and removed by the next rewrite.
+(clinician trial of session 39). A run holds a lock on its own journal while it lives (``files.hold``): a journal whose
+lock is free is a dead run's, folded into summary.csv and removed by the next rewrite.
 """
 from __future__ import annotations
 
@@ -24,12 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from ..files import atomic_write_text, locked
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover (Windows: journals are folded in, a dead run's is left beside summary.csv)
-    fcntl = None
+from ..files import atomic_write_text, hold, is_held, locked, release
 
 SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "settings",
                    "note"]
@@ -98,13 +93,12 @@ class SummaryJournal:
         self.name = name
         self.path = Path(out_dir) / f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.journal"
         self._file = None
+        self._alive: Optional[int] = None
 
     def append(self, row: dict) -> None:
         if self._file is None:
+            self._alive = hold(self.path)  # (created, and locked while this process lives)
             self._file = open(self.path, "a", encoding="utf-8")
-            if fcntl is not None:
-                with contextlib.suppress(OSError):
-                    fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._file.write(json.dumps(row, default=str) + "\n")
         self._file.flush()  # in the kernel's hands: a killed process's rows stay
 
@@ -121,21 +115,17 @@ class SummaryJournal:
             self._file = None
         if remove:
             self.path.unlink(missing_ok=True)
+        release(self._alive)
+        self._alive = None
 
 
 def _remove_dead_journals(out_dir: Path, name: str, own: Optional[SummaryJournal]) -> None:
-    """Journals whose run is over (lockable: their process is gone), their rows now in summary.csv."""
-    if fcntl is None:
-        return
+    """Journals whose run is over (their lock free: the process is gone), their rows now in summary.csv. Where that
+    cannot be known (no ``fcntl``) they stay, folded in at every read."""
     for journal in _journals(out_dir, name):
-        if own is not None and journal == own.path:
-            continue
-        try:
-            with open(journal, "a", encoding="utf-8") as fh:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # (held by a live run: OSError, kept)
-                journal.unlink(missing_ok=True)
-        except OSError:
-            continue
+        if (own is None or journal != own.path) and is_held(journal) is False:
+            with contextlib.suppress(OSError):
+                journal.unlink()
 
 
 def merge_summary(earlier: list[dict], rows: list[dict]) -> list[dict]:
