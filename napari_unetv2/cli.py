@@ -195,6 +195,8 @@ def drive_training(events, desc: str):
                 bar.close()
                 bar = None
                 print(event.message)
+            elif event.kind == "scoring":
+                (bar.write if bar is not None else print)(event.message)
     finally:
         if bar is not None:
             bar.close()

@@ -2,6 +2,7 @@
 and killed between steps). Each test failed on the code before its fix."""
 
 import numpy as np
+import pytest
 
 import napari_unetv2.widgets  # noqa: F401  (import guard before the viewer exists)
 
@@ -453,3 +454,43 @@ def test_a_killed_rounds_scratch_folder_goes_at_the_next_start(tmp_path):
         assert not killed.exists() and live.is_dir() and unknown.is_dir()
     finally:
         release(alive)
+
+
+def test_a_cancel_while_a_round_scores_stops_at_the_next_score(tmp_path, small_checkpoint, monkeypatch):
+    """Clinician trial of session 39: napari's close during a round blocked 8 s: a round's scoring phase (the new
+    model and the old on the held-out corrections and the original domain's samples) gave no event, so a Cancel (and
+    the close, which waits for the round) waited for every score. Each score is announced now: a chance to stop."""
+    import threading
+
+    from test_finetune_defaults import add_correction
+
+    from napari_unetv2.checkpoints import ModelStore
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.engine import finetune
+    from napari_unetv2.widgets._rounds import round_job
+
+    store = ModelStore(tmp_path / "models")
+    store.use(store.add(small_checkpoint).version)
+    cs = CorrectionSet(tmp_path / "corrections")
+    add_correction(cs, "polyp", store.current)
+    cancel, trained, scored_after = threading.Event(), threading.Event(), []
+    score = finetune._score
+
+    def scoring(checkpoint, *args, **kwargs):
+        if trained.is_set():
+            scored_after.append(checkpoint)
+            cancel.set()  # pressed while the first score after training runs
+        return score(checkpoint, *args, **kwargs)
+
+    monkeypatch.setattr(finetune, "_score", scoring)
+    events = round_job(store, cs, cancel, epochs=1, device="cpu")()
+    kinds = []
+    with pytest.raises(StopIteration) as finished:
+        while True:
+            event = next(events)
+            kinds.append(event.kind)
+            if event.kind == "done":
+                trained.set()
+    assert finished.value.value is None
+    assert len(scored_after) == 1, scored_after  # not the two scores after it
+    assert kinds[-1] == "scoring"

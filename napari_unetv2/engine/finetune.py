@@ -190,6 +190,10 @@ def finetune_events(
     train, held_out = plan_pairs(corrections, replay, recipe.seed)
     if not train:
         raise ValueError("No corrected pairs to train on.")
+    # each score is a few seconds on a CPU with no event: a round's Cancel (and napari's close, which waits for it)
+    # waited through all of them (8 s: clinician trial of session 39); each is announced, a chance to stop
+    if held_out:
+        yield TrainEvent("scoring", message=f"scoring the model on the {len(held_out)} held-out correction(s)...")
     before = _score(checkpoint, held_out, device)
     held = set(held_out)
     trained = [p for p in corrections if p not in held]  # (replay pairs are not corrections)
@@ -216,6 +220,8 @@ def finetune_events(
     sample_hashes = _pixel_hashes(samples)
     reference = [pair for pair in samples if sample_hashes.get(pair) not in seen]  # (an unreadable one: scored, failing)
     left_out = len(samples) - len(reference)
+    if held_out:
+        yield TrainEvent("scoring", message=f"scoring the new model on the {len(held_out)} held-out correction(s)...")
     result = FinetuneResult(new, before, _score(new, held_out, device), [p.stem for p in held_out],
                             trained_on=trained_on)
     if reference:
@@ -223,8 +229,11 @@ def finetune_events(
                 "endoscopy sample images (sample_data/); the model descends from no bundled model known here")
         if left_out:
             what += f"; {left_out} sample(s) left out: the round trained on them"
-        result.reference = {"set": what, "parent": _score(checkpoint, reference, device),
-                            "new": _score(new, reference, device)}
+        yield TrainEvent("scoring", message="scoring the model before the round on the original domain's sample "
+                                            "images (forgetting shows there)...")
+        parent_reference = _score(checkpoint, reference, device)
+        yield TrainEvent("scoring", message="scoring the new model on the original domain's sample images...")
+        result.reference = {"set": what, "parent": parent_reference, "new": _score(new, reference, device)}
     elif samples:  # said, not silently missing (first-hour trial of session 28: both endoscopy samples corrected)
         result.reference_note = (f"no original-domain check: all {len(samples)} sample image(s) of sample_data/ were "
                                  "among the corrections this round trained on")

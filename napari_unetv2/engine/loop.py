@@ -48,7 +48,7 @@ BEST = "best.safetensors"
 
 # "start": once, before the first step (message: what is trained on what); "step": after each batch;
 # "epoch": after each epoch (metrics: its record); "done": after the last epoch.
-TrainEventKind = Literal["start", "step", "epoch", "done"]
+TrainEventKind = Literal["start", "step", "epoch", "done", "scoring"]  # scoring: a fine-tuning round between its scores
 
 
 @dataclass

@@ -558,6 +558,8 @@ class RetrainWidget(WorkerWidget):
             self.progress.value = (event.epoch - 1) * event.steps_per_epoch + event.step
             self.plot.add(event.loss)
             self.say(f"epoch {event.epoch}/{event.epochs}, loss {event.loss:.3f}, ETA {fmt_eta(event.eta_s)}", reveal=False)
+        elif event.kind == "scoring":  # (seconds with no other word: the last epoch's line stood still)
+            self.say(event.message, reveal=False)
 
     def _on_returned(self, outcome) -> None:
         if outcome is None:

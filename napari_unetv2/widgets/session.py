@@ -1069,6 +1069,8 @@ class SessionWidget(WorkerWidget):
             self.progress.max = max(event.epochs * event.steps_per_epoch, 1)
             self.progress.value = (event.epoch - 1) * event.steps_per_epoch + event.step
             self.progress.label = f"retrain, ETA {fmt_eta(event.eta_s)}"
+        elif event.kind == "scoring":  # (the status is the image's: the bar's label says the round's phase)
+            self.progress.label = "retrain: scoring"
 
     def _on_round(self, outcome) -> None:
         self.progress.label = "progress"
