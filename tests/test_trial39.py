@@ -494,3 +494,27 @@ def test_a_cancel_while_a_round_scores_stops_at_the_next_score(tmp_path, small_c
     assert finished.value.value is None
     assert len(scored_after) == 1, scored_after  # not the two scores after it
     assert kinds[-1] == "scoring"
+
+
+def test_the_clicks_dock_names_the_folder_sessions_next_image(make_napari_viewer, qtbot, tmp_path, isolated_home):
+    """Clinician trial of session 39: after Accept & next, the clicks dock said "123OLCV1_100H0004: press 'Click on
+    this image' to start" of the image accepted and gone (the session shows the next one in the same layer, renamed)."""
+    from test_gui_findings import dock
+    from test_session import crops_folder, open_session, wait_shown
+
+    folder = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    session = open_session(viewer, qtbot, tmp_path / "session", folder / "images")
+    clicks = dock(viewer, "Correct with clicks")
+    viewer.layers.selection.active = session.image_layer
+    qtbot.wait(50)
+    first = session.session.current
+    assert clicks.image.value is session.image_layer, clicks.image.choices
+    clicks._on_image_chosen()
+    assert first.stem in clicks.status.value.replace("\u200b", "")
+    assert session.accept_and_next() is not None
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    wait_shown(qtbot, session)
+    second = session.session.current
+    qtbot.waitUntil(lambda: second.stem in clicks.status.value.replace("\u200b", ""), timeout=5000)
+    assert first.stem not in clicks.status.value.replace("\u200b", "")

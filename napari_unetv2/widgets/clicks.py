@@ -81,6 +81,9 @@ class ClickWidget(Container):
         self.image.native.activated.connect(self._chosen_here)  # (also the image chosen already: no change event)
         # the chooser emptied by a closed image emits no change (after follow_active_image has reset the choices)
         self.viewer.layers.events.removed.connect(self._after_removal)
+        # the folder session shows its next image in the same layer, renamed: the status went on naming the image
+        # accepted and gone (clinician trial of session 39)
+        self.viewer.layers.events.renamed.connect(self._after_rename)
 
     def _after_removal(self, _event=None) -> None:
         try:
@@ -88,6 +91,16 @@ class ClickWidget(Container):
                 self._on_image_chosen()
         except RuntimeError:  # this widget was closed; the viewer outlives it
             self.viewer.layers.events.removed.disconnect(self._after_removal)
+
+    def _after_rename(self, event=None) -> None:
+        try:
+            index = getattr(event, "index", None)
+            renamed = self.viewer.layers[index] if isinstance(index, int) and 0 <= index < len(self.viewer.layers) else None
+            if self.image.value is not None and same_layer(renamed, self.image.value):
+                self.image.reset_choices()  # (the chooser shows layers by name)
+                self._on_image_chosen()
+        except RuntimeError:  # this widget was closed; the viewer outlives it
+            self.viewer.layers.events.renamed.disconnect(self._after_rename)
 
     def _on_image_chosen(self, _=None) -> None:
         """Another image: its own click marks shown (another's, stacked over it, hidden) and its own state said."""
