@@ -708,7 +708,33 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
                         f"over {about.get('model_version') or '?'}{older})"))
     print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}; given back when their image is segmented "
           "again or shown in a folder session, removed when a correction of it is stored in napari")
+    for folder, drafts in _session_drafts():  # (kept by the session itself: "0 entries" hid them; trial of session 39)
+        print(printable(f"folder session {folder}: {len(drafts)} draft(s) painted and not accepted ("
+                        f"{', '.join(drafts[:5])}{' ...' if len(drafts) > 5 else ''}); the session gives them back, "
+                        "Accept & next stores them"))
     return 0
+
+
+def _session_drafts() -> list:
+    """[(session folder, [draft names])] of the folder sessions known here (those under the data home's sessions/,
+    and the one used last) that hold drafts."""
+    from .remembered import remembered
+    from .storage import data_home
+
+    sessions = data_home() / "sessions"
+    folders = sorted(p for p in sessions.iterdir() if p.is_dir()) if sessions.is_dir() else []
+    last = remembered("session.folder")
+    if last is not None and Path(last) not in folders:
+        folders.append(Path(last))
+    found = []
+    for folder in folders:
+        try:
+            drafts = sorted(p.stem for p in (folder / "drafts").glob("*.png"))
+        except OSError:
+            continue
+        if drafts:
+            found.append((folder, drafts))
+    return found
 
 
 def _corrected_images() -> dict:

@@ -518,3 +518,27 @@ def test_the_clicks_dock_names_the_folder_sessions_next_image(make_napari_viewer
     second = session.session.current
     qtbot.waitUntil(lambda: second.stem in clicks.status.value.replace("\u200b", ""), timeout=5000)
     assert first.stem not in clicks.status.value.replace("\u200b", "")
+
+
+def test_unetv2_kept_edits_lists_the_folder_sessions_drafts(tmp_path, capsys, isolated_home):
+    """Clinician trial of session 39: `unetv2 kept-edits` said "0 entries" while two folder-session drafts (painted,
+    never accepted) existed: a clinician collecting unaccepted work missed them."""
+    from napari_unetv2.annotation import AnnotationSession
+    from napari_unetv2.cli import main
+    from napari_unetv2.files import write_png_atomic
+    from napari_unetv2.remembered import remember
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a", "b"):
+        write_png_atomic(images / f"{name}.png", np.zeros((16, 16, 3), np.uint8))
+    elsewhere = AnnotationSession(tmp_path / "my session", images)  # a session folder the user chose
+    elsewhere.keep_draft(elsewhere.images[1], np.ones((16, 16), np.uint8))
+    remember(session__folder=tmp_path / "my session")
+    default = AnnotationSession(isolated_home / "sessions" / "images-1", images)
+    default.keep_draft(default.images[0], np.ones((16, 16), np.uint8))
+    assert main(["kept-edits"]) == 0
+    listed = capsys.readouterr().out
+    assert "0 entries" in listed
+    assert f"folder session {tmp_path / 'my session'}: 1 draft(s) painted and not accepted (b)" in listed, listed
+    assert f"folder session {isolated_home / 'sessions' / 'images-1'}: 1 draft(s) painted and not accepted (a)" in listed

@@ -215,7 +215,7 @@ class ModelInUse(QObject):
         super().__init__()
         self.store = ModelStore(store_dir)
         # The correction set whose prospective scores the model line shows (the widgets set the one chosen).
-        from ._remembered import correction_set_chosen_last
+        from ..remembered import correction_set_chosen_last
 
         chosen_last = correction_set_chosen_last()  # (the set the widgets offer: the one used last)
         self.corrections_dir: Optional[Path] = Path(chosen_last) if chosen_last else default_corrections_dir()

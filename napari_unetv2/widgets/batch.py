@@ -14,8 +14,8 @@ from magicgui.widgets import CheckBox, FileEdit, PushButton
 from ..annotation.accept import images_with_corrections
 from ..errors import EXPECTED_ERRORS
 from ..inference.batch import predict_folder
+from ..remembered import offer, remember
 from ._base import WorkerWidget, named_few
-from ._remembered import offer, remember
 from .segment import chosen_model, follow_fine_tuned, model_chooser
 
 OPEN_AT_MOST = 20

@@ -21,6 +21,7 @@ from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..engine.finetune import holds_out
 from ..engine.pairs import find_pairs
 from ..interactive import CLICKS_METADATA
+from ..remembered import correction_set_chosen_last, remember
 from ..storage import default_corrections_dir
 from ._base import SecondPress, WorkerWidget, named_few, narrow_chooser, one_line, wrapping_label
 from ._kept_edits import IMAGE_KEY, painted_mask_keeper
@@ -54,7 +55,6 @@ from ._layers import (
     unproxied,
 )
 from ._loss_plot import LossPlot
-from ._remembered import correction_set_chosen_last, remember
 from ._rounds import (
     adopt,
     describe_scores,

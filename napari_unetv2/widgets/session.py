@@ -30,6 +30,7 @@ from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..files import read_image
 from ..inference.domain import domain_note
 from ..interactive import CLICKS_METADATA
+from ..remembered import correction_set_chosen_last, offer, remember, remembered
 from ..storage import data_home, default_corrections_dir
 from ._after_pause import AfterPause
 from ._base import SecondPress, WorkerWidget, named_few, one_line, wrapping_label
@@ -69,7 +70,6 @@ from ._layers import (
     start_proposal,
     unproxied,
 )
-from ._remembered import correction_set_chosen_last, offer, remember, remembered
 from ._rounds import (
     adopt,
     describe_scores,

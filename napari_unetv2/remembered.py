@@ -1,6 +1,6 @@
 """The folders a user chose last, offered again in the next napari: *Annotate a folder*'s image and session folders,
 *Batch folder*'s input and output, the correction set. Every day of use began with empty fields to choose again
-(clinician trial of session 39).
+(clinician trial of session 39). Qt-free: ``unetv2 kept-edits`` reads it to list a session's drafts.
 
 Kept in ``<data home>/remembered-folders.json`` once a folder was used (a session opened, a run started, a correction
 set chosen), never while it is typed. Read as data: only strings naming a folder that exists are offered.
@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from ..files import atomic_write_text
-from ..files.jsonfile import read_json
-from ..storage import data_home
+from .files import atomic_write_text
+from .files.jsonfile import read_json
+from .storage import data_home
 
 FILE_NAME = "remembered-folders.json"
 
@@ -54,7 +54,7 @@ def remember(**folders) -> None:
 
 def correction_set_chosen_last() -> Optional[str]:
     """The correction set used last, if it is still one (a folder that is not a set is never offered)."""
-    from ..corrections.correction_set import not_a_correction_set
+    from .corrections.correction_set import not_a_correction_set
 
     found = remembered("corrections")
     return found if found is not None and not_a_correction_set(Path(found)) is None else None
