@@ -542,3 +542,38 @@ def test_unetv2_kept_edits_lists_the_folder_sessions_drafts(tmp_path, capsys, is
     assert "0 entries" in listed
     assert f"folder session {tmp_path / 'my session'}: 1 draft(s) painted and not accepted (b)" in listed, listed
     assert f"folder session {isolated_home / 'sessions' / 'images-1'}: 1 draft(s) painted and not accepted (a)" in listed
+
+
+def test_without_locks_a_killed_runs_journal_is_folded_once_and_goes(tmp_path, monkeypatch):
+    """Cold review of session 39: where no lock can be had (Windows, some network shares) a killed run's journal
+    stayed for good and its old rows were read over newer ones at every read (a.png credited to model A after model
+    B had made it again). It is folded into the next rewrite, under that run's own rows, and removed."""
+    import json
+
+    import napari_unetv2.files.lock as lock
+    from napari_unetv2.inference.summary import SummaryJournal, read_summary, update_summary
+
+    monkeypatch.setattr(lock, "fcntl", None)
+    row = {"file": "a.png", "status": "done", "model_version": "A"}
+    killed = SummaryJournal(tmp_path)
+    killed.append(row)  # ... and the process died here
+    assert json.loads(killed.path.read_text())["model_version"] == "A"
+    assert read_summary(tmp_path)[0]["model_version"] == "A"  # what the killed run did, read back
+    update_summary(tmp_path, [{**row, "model_version": "B"}])  # the next run made it again
+    assert [r["model_version"] for r in read_summary(tmp_path)] == ["B"]
+    assert not list(tmp_path.glob(".*.journal"))
+
+
+def test_a_held_file_is_never_seen_unlocked(tmp_path):
+    """Cold review of session 39: ``hold`` created the file, then locked it; ``is_held`` in between read a live
+    round's folder as a killed one's (removed whole). It is made and locked under another name, then renamed."""
+    from napari_unetv2.files import hold, is_held, release
+
+    target = tmp_path / ".alive"
+    descriptor = hold(target)
+    try:
+        assert descriptor is not None and is_held(target) is True
+        assert [p.name for p in tmp_path.iterdir()] == [".alive"]  # (no temporary left beside it)
+    finally:
+        release(descriptor)
+    assert is_held(target) is False

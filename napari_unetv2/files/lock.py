@@ -12,7 +12,9 @@ mid-way left its scratch folder for six hours, and a batch run killed between tw
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -44,18 +46,26 @@ def locked(folder: Path) -> Iterator[bool]:
 
 def hold(path: Path) -> Optional[int]:
     """Create ``path`` and hold an exclusive lock on it for as long as this process lives (or until :func:`release`):
-    what it marks (a round's scratch folder, a batch run's journal) is in use. Returns the descriptor, None where no
-    lock can be held (no ``fcntl``, a file system that refuses it): then nothing is known of it (:func:`is_held`)."""
+    what it marks (a round's scratch folder, a batch run's journal) is in use. The file is made and locked under a
+    temporary name, then renamed: no other process ever sees it unlocked (between a create and a lock, a live round's
+    folder read as a killed one's: cold review of session 39). Returns the descriptor (open for appending), None
+    where no lock can be held (no ``fcntl``, a file system that refuses it): then nothing is known of it
+    (:func:`is_held`)."""
     if fcntl is None:
         return None
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.locking")
     try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        descriptor = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
     except OSError:
         return None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(temporary, path)
     except OSError:
         os.close(descriptor)
+        with contextlib.suppress(OSError):
+            temporary.unlink()
         return None
     return descriptor
 

@@ -92,40 +92,44 @@ class SummaryJournal:
     def __init__(self, out_dir: Path, name: str = "summary.csv"):
         self.name = name
         self.path = Path(out_dir) / f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.journal"
-        self._file = None
-        self._alive: Optional[int] = None
+        self._descriptor: Optional[int] = None  # locked, open for appending (files.hold)
+        self._unlocked = False  # no lock to be had here: written through a plain file
 
     def append(self, row: dict) -> None:
-        if self._file is None:
-            self._alive = hold(self.path)  # (created, and locked while this process lives)
-            self._file = open(self.path, "a", encoding="utf-8")
-        self._file.write(json.dumps(row, default=str) + "\n")
-        self._file.flush()  # in the kernel's hands: a killed process's rows stay
+        line = (json.dumps(row, default=str) + "\n").encode("utf-8")
+        if self._descriptor is None and not self._unlocked:
+            self._descriptor = hold(self.path)
+            self._unlocked = self._descriptor is None
+        if self._descriptor is not None:
+            os.write(self._descriptor, line)  # (appended: the descriptor is O_APPEND; a killed process's rows stay)
+        else:
+            with open(self.path, "ab") as fh:
+                fh.write(line)
 
     def empty(self) -> None:
         """summary.csv holds its rows now."""
-        if self._file is not None:
-            self._file.seek(0)
-            self._file.truncate()
+        if self._descriptor is not None:
+            os.ftruncate(self._descriptor, 0)
+        elif self._unlocked:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
     def close(self, remove: bool = True) -> None:
         """The run is over; ``remove``: summary.csv holds every row (else the journal stays for the next run)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
         if remove:
-            self.path.unlink(missing_ok=True)
-        release(self._alive)
-        self._alive = None
-
-
-def _remove_dead_journals(out_dir: Path, name: str, own: Optional[SummaryJournal]) -> None:
-    """Journals whose run is over (their lock free: the process is gone), their rows now in summary.csv. Where that
-    cannot be known (no ``fcntl``) they stay, folded in at every read."""
-    for journal in _journals(out_dir, name):
-        if (own is None or journal != own.path) and is_held(journal) is False:
             with contextlib.suppress(OSError):
-                journal.unlink()
+                self.path.unlink()
+        release(self._descriptor)
+        self._descriptor = None
+
+
+def _dead_journals(out_dir: Path, name: str, own: Optional[SummaryJournal]) -> list[Path]:
+    """Journals whose run is over, decided before they are read (read first, a row a dying run wrote between the read
+    and the removal was lost). Where it cannot be known (no ``fcntl``: Windows, some network shares) a journal counts
+    as over: its rows are folded in before it goes, and a live run's own rewrite at its end holds every row of its run
+    (left, a killed run's old rows were read over newer ones at every read: cold review of session 39)."""
+    return [journal for journal in _journals(out_dir, name)
+            if (own is None or journal != own.path) and is_held(journal) is not True]
 
 
 def merge_summary(earlier: list[dict], rows: list[dict]) -> list[dict]:
@@ -147,11 +151,14 @@ def update_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv",
     processes: another run into the same folder meanwhile (a second window, a second ``unetv2 predict``) keeps its
     rows. ``journal``: this run's, emptied once summary.csv holds its rows; dead runs' journals go too."""
     with locked(out_dir):
+        dead = _dead_journals(out_dir, name, journal)
         # sorted by file, as the shards' merge writes it: one order however the rows came (a journal's first)
         write_summary(out_dir, sorted(merge_summary(read_summary(out_dir, name), rows), key=lambda row: row["file"]), name)
         if journal is not None:
             journal.empty()
-        _remove_dead_journals(out_dir, name, journal)
+        for path in dead:
+            with contextlib.suppress(OSError):  # (a live run's file on Windows cannot go: kept, folded in again)
+                path.unlink()
 
 
 def write_summary(out_dir: Path, rows: list[dict], name: str = "summary.csv") -> None:
