@@ -567,10 +567,24 @@ def test_without_locks_a_killed_runs_journal_is_folded_once_and_goes(tmp_path, m
 def test_a_held_file_is_never_seen_unlocked(tmp_path):
     """Cold review of session 39: ``hold`` created the file, then locked it; ``is_held`` in between read a live
     round's folder as a killed one's (removed whole). It is made and locked under another name, then renamed."""
+    from types import SimpleNamespace
+
+    import napari_unetv2.files.lock as lock
     from napari_unetv2.files import hold, is_held, release
 
     target = tmp_path / ".alive"
-    descriptor = hold(target)
+    seen_before_locked = []
+    real = lock.fcntl
+
+    def flock(descriptor, operation):
+        if not seen_before_locked:  # (the first lock: hold's own)
+            seen_before_locked.append(target.exists())
+        return real.flock(descriptor, operation)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lock, "fcntl", SimpleNamespace(flock=flock, LOCK_EX=real.LOCK_EX, LOCK_NB=real.LOCK_NB))
+        descriptor = hold(target)
+    assert seen_before_locked == [False]  # no one could open it by its name before it was locked
     try:
         assert descriptor is not None and is_held(target) is True
         assert [p.name for p in tmp_path.iterdir()] == [".alive"]  # (no temporary left beside it)
