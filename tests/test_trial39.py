@@ -1,6 +1,8 @@
 """Session 39: stop 38's list worked through and a clinician trial over several days of use (napari closed, reopened
 and killed between steps). Each test failed on the code before its fix."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -591,3 +593,57 @@ def test_a_held_file_is_never_seen_unlocked(tmp_path):
     finally:
         release(descriptor)
     assert is_held(target) is False
+
+
+def test_a_session_reopened_with_another_correction_set_keeps_its_own(make_napari_viewer, qtbot, tmp_path,
+                                                                       isolated_home):
+    """Cold review of session 39: the correction set field offered the set another widget used last; the resumed
+    session compared its accepted images with that set and said every one's correction was "removed in Correct &
+    retrain" (and would have taken that set's mask of the same pixels). Each acceptance records its set; a session
+    whose acceptances went into one set takes it back."""
+    from test_gui_findings import dock
+    from test_session import crops_folder, open_session, wait_shown
+
+    from napari_unetv2.remembered import remember
+
+    folder = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    session = open_session(viewer, qtbot, tmp_path / "session", folder / "images")
+    first = session.session.current
+    assert session.accept_and_next() is not None
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    own = str(session.corrections.value)
+    viewer.close()
+    other = tmp_path / "another set"
+    other.mkdir()
+    remember(corrections=other)  # Correct & retrain chose another set since
+
+    again = make_napari_viewer()
+    session = dock(again, "Annotate a folder")
+    assert str(session.corrections.value) == str(other)  # offered, as used last
+    assert session.open_session() is not None
+    wait_shown(qtbot, session)
+    status = session.status.value.replace("\u200b", "")
+    assert str(session.corrections.value) == str(Path(own).resolve()), session.corrections.value
+    assert "removed" not in status and "this session's corrections are in" in status, status
+    assert not session.session.corrections_removed
+    assert session.session.follow_corrections(other) == [] and not session.session.corrections_removed
+    assert session.session.status(first) == "accepted"
+
+
+def test_batch_folder_offers_the_last_output_only_with_its_input(make_napari_viewer, tmp_path, isolated_home):
+    """Cold review of session 39: yesterday's output folder stayed offered when another input was chosen; with
+    "continue" ticked, every new image named like one of yesterday's (IMG_0001.JPG) kept yesterday's mask."""
+    from test_gui_findings import dock
+
+    from napari_unetv2.remembered import remember
+
+    for name in ("clinic A", "clinic B", "out"):
+        (tmp_path / name).mkdir()
+    remember(batch__input=tmp_path / "clinic A", batch__output=tmp_path / "out")
+    viewer = make_napari_viewer()
+    batch = dock(viewer, "Batch folder")
+    assert (str(batch.input.value), str(batch.output.value)) == (str(tmp_path / "clinic A"), str(tmp_path / "out"))
+    batch.input.value = str(tmp_path / "clinic B")
+    assert str(batch.output.value) in ("", ".")
+    assert "choose its output folder" in batch.status.value.replace("\u200b", "")

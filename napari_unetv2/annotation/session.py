@@ -127,16 +127,35 @@ class AnnotationSession:
         return self.go(self.position - 1, save)
 
     # ---- decisions -----------------------------------------------------------------------------------
-    def accept(self, path: Path, mask: np.ndarray, entry_id: Optional[str]) -> None:
-        """Record ``path`` as finished with ``mask`` (written to ``finished/<stem>.png`` first)."""
-        self._record_accepted(path, mask, entry_id)
+    def accept(self, path: Path, mask: np.ndarray, entry_id: Optional[str], corrections_dir: Optional[Path] = None
+               ) -> None:
+        """Record ``path`` as finished with ``mask`` (written to ``finished/<stem>.png`` first); ``corrections_dir``:
+        the set its correction ``entry_id`` went into (recorded with it)."""
+        self._record_accepted(path, mask, entry_id, corrections_dir)
         self.drop_draft(path)  # after the acceptance is on disk: a crash between keeps one of the two
 
-    def _record_accepted(self, path: Path, mask: np.ndarray, entry_id: Optional[str]) -> None:
+    def _record_accepted(self, path: Path, mask: np.ndarray, entry_id: Optional[str],
+                         corrections_dir: Optional[Path] = None) -> None:
         write_png_atomic(self.finished_path(path), (np.asarray(mask) > 0).astype(np.uint8) * 255, run_length=True)
+        item = {"status": ACCEPTED, "entry": entry_id, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if corrections_dir is not None:
+            item["set"] = str(Path(corrections_dir).resolve())
         with self._lock:
-            self.items[path.name] = {"status": ACCEPTED, "entry": entry_id, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            self.items[path.name] = item
             self.corrections_removed.discard(path.name)
+
+    def _in_another_set(self, path: Path, corrections_dir: Path) -> bool:
+        """The image's correction went into another set than ``corrections_dir`` (recorded since session 39): compared
+        with this one, its correction is not "removed", nor is this set's correction of those pixels its mask (the
+        remembered set of another widget in the field said every accepted image's correction was removed: cold
+        review of session 39)."""
+        recorded = self.items.get(path.name, {}).get("set")
+        if not isinstance(recorded, str) or not recorded:
+            return False
+        try:
+            return Path(recorded) != Path(corrections_dir).resolve()
+        except OSError:
+            return True
         self.save()
 
     def follow_corrections(self, corrections_dir: Path, only: Optional[Path] = None) -> list[tuple[Path, str]]:
@@ -157,7 +176,7 @@ class AnnotationSession:
         for path in [only] if only is not None else self.images:
             self.corrections_removed.discard(path.name)
             entry_id = self.entry_id(path) if self.status(path) == ACCEPTED else None
-            if not entry_id:
+            if not entry_id or self._in_another_set(path, corrections.root):
                 continue
             try:
                 if corrections.holds(entry_id):
@@ -166,7 +185,7 @@ class AnnotationSession:
             except (ValueError, OSError):  # an id naming no file of the set, an unreadable image: left as it is
                 continue
             if found is not None:
-                self._record_accepted(path, found[1], found[0].id)
+                self._record_accepted(path, found[1], found[0].id, corrections.root)
                 updated.append((path, found[0].id))
             else:
                 self.corrections_removed.add(path.name)

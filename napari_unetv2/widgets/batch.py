@@ -135,11 +135,25 @@ class BatchWidget(WorkerWidget):
         self.run_button.changed.connect(self.run)
         offer(self.input, "batch.input")  # the folders of the last run (--continue finishes it with one press)
         offer(self.output, "batch.output")
+        # ... the output with its own input only: another input run into yesterday's output with "continue" ticked kept
+        # that folder's masks for every image of the same name (IMG_0001.JPG), and opened them over the new images
+        # (cold review of session 39)
+        self._offered = (str(self.input.value), str(self.output.value))
+        self.input.changed.connect(self._on_input_chosen)
         self.last_summary = None
         self._opening: Optional[Opening] = None  # the results being opened, pair by pair, while the run's worker reads
 
     def model_choice(self):
         return chosen_model(self, self.model_source, self.checkpoint)
+
+    def _on_input_chosen(self, _=None) -> None:
+        offered_input, offered_output = self._offered
+        if offered_output not in ("", ".") and str(self.output.value) == offered_output \
+                and str(self.input.value) != offered_input:
+            # (the last run's output, offered for the last run's input: one is chosen for this one; the field's text is
+            # emptied, as FileEdit.value = "" would name the working folder)
+            self.output.line_edit.value = ""
+            self.say("another input folder: choose its output folder (the one offered was the last run's)")
 
     def _on_model_changed(self) -> None:
         super()._on_model_changed()

@@ -262,14 +262,33 @@ class SessionWidget(WorkerWidget):
             self.report_error(err, "session not opened")
             return None
         self.images.value = str(self.session.images_dir)
+        own_set = self._sessions_own_set()
+        if own_set is not None:  # (the field offered another widget's set, the one used last: cold review of session 39)
+            self.corrections.value = own_set
         remember(session__images=self.session.images_dir, session__folder=root, corrections=str(self.corrections.value))
         self._apply_settings(self.session.settings)
+        if own_set is not None:
+            self._opening_note = "; ".join(filter(None, (
+                self._opening_note, f"this session's corrections are in {own_set}: the correction set is that one again")))
         self._cache.clear()
         followed = self._follow_corrections()
         self.show_current()
         if followed:
             self.say(f"{followed} {self._image_line[1]}")
         return self.session
+
+    def _sessions_own_set(self) -> Optional[str]:
+        """The one correction set this session's acceptances went into, when the field names another (None else)."""
+        recorded = {item.get("set") for item in self.session.items.values()
+                    if item.get("status") == ACCEPTED and isinstance(item.get("set"), str) and item.get("set")}
+        if len(recorded) != 1:
+            return None
+        (own,) = recorded
+        try:
+            same = Path(own) == Path(str(self.corrections.value)).resolve()
+        except OSError:
+            return None
+        return None if same or not Path(own).is_dir() else own
 
     def _follow_corrections(self, only: Optional[Path] = None) -> str:
         """The accepted images whose correction was replaced elsewhere take it (:meth:`AnnotationSession.follow_corrections`);
@@ -917,7 +936,7 @@ class SessionWidget(WorkerWidget):
                 done.emit((path, err))
                 return
             try:
-                session.accept(path, mask, entry_id)
+                session.accept(path, mask, entry_id, corrections.root)
             except OSError as err:
                 done.emit((path, err))
                 return
@@ -969,9 +988,11 @@ class SessionWidget(WorkerWidget):
         """Record ``path`` as accepted with ``mask`` (a correction stored elsewhere), in the writer thread."""
         session = self.session
 
+        corrections_dir = Path(str(self.corrections.value))  # (the set Correct & retrain stored it in: this one)
+
         def record():
             try:
-                session.accept(path, mask, entry_id)
+                session.accept(path, mask, entry_id, corrections_dir)
             except OSError as err:
                 self._stored.done.emit((path, err))
                 return
