@@ -143,6 +143,7 @@ class AnnotationSession:
         with self._lock:
             self.items[path.name] = item
             self.corrections_removed.discard(path.name)
+        self.save()
 
     def _in_another_set(self, path: Path, corrections_dir: Path) -> bool:
         """The image's correction went into another set than ``corrections_dir`` (recorded since session 39): compared
@@ -156,7 +157,6 @@ class AnnotationSession:
             return Path(recorded) != Path(corrections_dir).resolve()
         except OSError:
             return True
-        self.save()
 
     def follow_corrections(self, corrections_dir: Path, only: Optional[Path] = None) -> list[tuple[Path, str]]:
         """Accepted images whose correction the set no longer holds, because a later one of the same image replaced it
