@@ -647,3 +647,102 @@ def test_batch_folder_offers_the_last_output_only_with_its_input(make_napari_vie
     batch.input.value = str(tmp_path / "clinic B")
     assert str(batch.output.value) in ("", ".")
     assert "choose its output folder" in batch.status.value.replace("\u200b", "")
+
+
+def _four_images(tmp_path):
+    from napari_unetv2.files import write_png_atomic
+
+    rng = np.random.default_rng(8)
+    source = tmp_path / "in"
+    source.mkdir()
+    for name in ("a", "b", "c", "d"):
+        write_png_atomic(source / f"{name}.png", rng.integers(0, 255, (40, 48, 3), dtype=np.uint8))
+    return source
+
+
+def test_a_cancelled_batch_run_still_opens_what_it_finished(make_napari_viewer, qtbot, tmp_path, isolated_home,
+                                                            monkeypatch):
+    """Cold review of session 39: the Cancel that stopped the run also stopped the opening at once: none of the
+    finished masks opened, and the status said "Cancelled while opening the results: opened 0 of them"."""
+    from test_gui_findings import dock, run_until_idle
+
+    import napari_unetv2.widgets.batch as batch_module
+    from napari_unetv2.widgets._layers import MASK, layer_of
+
+    source = _four_images(tmp_path)
+    viewer = make_napari_viewer()
+    batch = dock(viewer, "Batch folder")
+    real = batch_module.predict_folder
+
+    def pressed_after_the_first(predictor, *args, progress=None, **kwargs):
+        def progress_then_cancel(done, total, name):
+            progress(done, total, name)
+            if done == 1:
+                batch._cancel.set()  # Cancel pressed
+        return real(predictor, *args, progress=progress_then_cancel, **kwargs)
+
+    monkeypatch.setattr(batch_module, "predict_folder", pressed_after_the_first)
+    batch.input.value, batch.output.value, batch.open_results.value = str(source), str(tmp_path / "out"), True
+    run_until_idle(qtbot, batch)
+    status = batch.status.value.replace("\u200b", "")
+    assert batch.last_summary.stopped and "cancelled" in status, status
+    assert "while opening" not in status, status
+    written = [p.stem for p in (tmp_path / "out").glob("*.png")]
+    assert written and all(layer_of(viewer, viewer.layers[stem], MASK) is not None for stem in written)
+
+
+def test_an_error_reading_one_result_keeps_the_runs_report(make_napari_viewer, qtbot, tmp_path, isolated_home,
+                                                           monkeypatch):
+    """Cold review of session 39: a MemoryError (or any error other than ValueError and OSError) reading one result to
+    open escaped the worker: the run's line and the pairs already added went unsaid."""
+    from test_gui_findings import dock, run_until_idle
+
+    import napari_unetv2.files as files
+
+    source = _four_images(tmp_path)
+    real = files.read_image
+
+    def short_of_memory(path, *args, **kwargs):
+        if path.name == "b.png" and "reading" in short_of_memory.phase:
+            raise MemoryError("cannot allocate")
+        return real(path, *args, **kwargs)
+
+    short_of_memory.phase = ""
+    viewer = make_napari_viewer()
+    batch = dock(viewer, "Batch folder")
+    batch.input.value, batch.output.value, batch.open_results.value = str(source), str(tmp_path / "out"), True
+    monkeypatch.setattr(files, "read_image", short_of_memory)
+    short_of_memory.phase = "reading"  # (the run's own reads go through the pipeline's reader, not this one)
+    run_until_idle(qtbot, batch)
+    status = batch.status.value.replace("\u200b", "")
+    assert "4 segmented" in status and "Not opened (1): b (not enough memory (cannot allocate))" in status, status
+    assert {"a", "c", "d"} <= {layer.name for layer in viewer.layers}
+
+
+def test_napari_quitting_while_results_open_stops_the_opening_at_once(make_napari_viewer, qtbot, tmp_path,
+                                                                      isolated_home):
+    """Cold review of session 39: napari's Quit asks the workers to quit and waits for them in the GUI thread, before
+    the dock hears of it: the opening waited for the GUI thread to add its next pair (60 s of a frozen window)."""
+    import time
+
+    from qtpy.QtCore import QThreadPool
+    from test_gui_findings import dock
+
+    source = _four_images(tmp_path)
+    viewer = make_napari_viewer()
+    batch = dock(viewer, "Batch folder")
+    batch.input.value, batch.output.value, batch.open_results.value = str(source), str(tmp_path / "out"), True
+    waited, add_pair = [], batch._add_pair
+
+    def quit_and_wait(opening, pair):  # napari's Quit arrives before the pair is added: the workers are asked to quit
+        if not waited:  # and waited for in the GUI thread (wait_for_workers_to_quit)
+            batch.worker.quit()
+            started = time.monotonic()
+            QThreadPool.globalInstance().waitForDone(15_000)
+            waited.append(time.monotonic() - started)
+        return add_pair(opening, pair)
+
+    batch._add_pair = quit_and_wait
+    batch.run()
+    qtbot.waitUntil(lambda: bool(waited), timeout=120_000)
+    assert waited[0] < 5, waited

@@ -15,11 +15,11 @@ from ..annotation.accept import images_with_corrections
 from ..errors import EXPECTED_ERRORS
 from ..inference.batch import predict_folder
 from ..remembered import offer, remember
-from ._base import WorkerWidget, named_few
+from ._base import WorkerWidget, named_few, one_line
 from .segment import chosen_model, follow_fine_tuned, model_chooser
 
 OPEN_AT_MOST = 20
-OPEN_WAIT_S = 60  # the worker waits this long at most for the GUI thread to add a pair (its dock closed: it stops)
+OPEN_WAIT_S = 20  # the worker waits this long at most for the GUI thread to add a pair (its dock closed: it stops)
 
 
 @dataclass
@@ -79,8 +79,9 @@ def read_pairs(summary, source: Path, open_stems: Collection[str], kept_store=No
             image = read_image(source / row["file"])
             rgb = image.ndim in (3, 4) and image.shape[-1] in (3, 4)  # (a colour clip is (N, H, W, 3))
             mask = read_mask_of_shape(mask_file_of(summary.output, row), image.shape[:-1] if rgb else image.shape)
-        except (ValueError, OSError) as err:  # changed on disk since the run: said, the others opened
-            result.unreadable.append(f"{stem} ({err})")
+        except Exception as err:  # noqa: BLE001 (changed on disk since the run, too large for memory: said, the others
+            # opened; an error escaping here lost the whole run's report: cold review of session 39)
+            result.unreadable.append(f"{stem} ({one_line(err)})")
             continue
         key = image_hash(image)
         try:
@@ -188,14 +189,25 @@ class BatchWidget(WorkerWidget):
         added = threading.Event()  # the GUI thread added the pair handed over last
         self._opening = None
 
+        worker_of_job: list = []  # (its worker, once made: napari's quit asks workers to stop, not this widget)
+
+        def stop_asked() -> bool:
+            # napari's Quit waits in the GUI thread for the workers it asked to quit (abort_requested), before this
+            # dock hears of it: the run went on to the folder's end, and the opening waited for a GUI thread that was
+            # waiting for it (60 s; cold review of session 39)
+            return cancel.is_set() or any(getattr(worker, "abort_requested", False) for worker in worker_of_job)
+
         def job():
             try:
                 predictor = models.predictor(models.checkpoint(choice), device)
                 summary = predict_folder(predictor, source, target, save_probabilities=save_prob, resume=resume,
                                          progress=lambda done, total, name: signals.advanced.emit(done, total, f"{done}/{total}: {name}"),
-                                         should_stop=cancel.is_set)
+                                         should_stop=stop_asked)
             except EXPECTED_ERRORS as err:  # a full disk, a read-only folder, ...: one line in the status
                 return err
+            # a Cancel that stopped the run does not stop the opening of what it finished (it opened nothing, and said
+            # "cancelled while opening the results": cold review of session 39); a press from now on does
+            cancel.clear()
             written = [row["file"] for row in summary.rows if row["status"] == "done"]
             try:
                 corrected = images_with_corrections(corrections_dir, source, written)
@@ -214,14 +226,14 @@ class BatchWidget(WorkerWidget):
                 # one pair at a time, each added by the GUI thread before the next is handed over: 20 pairs added in one
                 # go held the window 9-12 s (napari builds each layer's view: clinician trial of session 39); now it
                 # answers between pairs, the progress bar counts them, and Cancel stops the opening
-                for index, pair in enumerate(read_pairs(summary, source, open_stems, kept_store, cancel.is_set, read)):
+                for index, pair in enumerate(read_pairs(summary, source, open_stems, kept_store, stop_asked, read)):
                     signals.advanced.emit(index + 1, min(read.total, OPEN_AT_MOST),
                                           f"opening the results: {index + 1} of {min(read.total, OPEN_AT_MOST)}")
                     added.clear()
                     yield pair
                     waited = time.monotonic()
                     while not added.wait(0.05):
-                        if cancel.is_set() or time.monotonic() - waited > OPEN_WAIT_S:  # (its dock closed: given up)
+                        if stop_asked() or time.monotonic() - waited > OPEN_WAIT_S:  # (its dock closed: given up)
                             read.stopped = True
                             break
                     if read.stopped:
@@ -239,8 +251,10 @@ class BatchWidget(WorkerWidget):
             finally:
                 added.set()
 
-        return self.start_work(job, lambda result: self._on_done(result[0], source, label, corrected=result[1],
-                                                                 read=result[2]), "loading model...", on_event=on_pair)
+        worker = self.start_work(job, lambda result: self._on_done(result[0], source, label, corrected=result[1],
+                                                                   read=result[2]), "loading model...", on_event=on_pair)
+        worker_of_job.append(worker)
+        return worker
 
     def _open_with_mask(self) -> set:
         """The names of the images open with a mask: an image already open with a mask (an earlier run's results,
