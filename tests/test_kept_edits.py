@@ -614,15 +614,15 @@ def test_unetv2_kept_edits_lists_exports_and_forgets_without_leaving_the_folder(
     assert "exists already" in capsys.readouterr().err
     from napari_unetv2.files import read_mask
 
-    # named as a folder session's "existing masks" finds them
-    assert np.array_equal(read_mask(out / "frame_01_mask.png"), mask)
-    assert np.array_equal(read_mask(out / "frame_01_proposal.png"), 1 - mask)
-    assert sorted(p.name for p in out.iterdir()) == ["b_mask.png", "frame_01_mask.png", "frame_01_proposal.png"]
+    # named as a folder session's "existing masks" finds them (the image's own stem, spaces and all: session 39)
+    assert np.array_equal(read_mask(out / "frame 01_mask.png"), mask)
+    assert np.array_equal(read_mask(out / "frame 01_proposal.png"), 1 - mask)
+    assert sorted(p.name for p in out.iterdir()) == ["b_mask.png", "frame 01_mask.png", "frame 01_proposal.png"]
     third = image_hash(mask[:5])
     store.keep(third, mask[:5], {"image": "frame 01.png"})  # another image of that name: told apart by its key
     again = tmp_path / "again"
     assert main(["kept-edits", "export", str(again)]) == 0
-    assert {f"frame_01-{key[:8]}_mask.png", f"frame_01-{third[:8]}_mask.png"} <= {p.name for p in again.iterdir()}
+    assert {f"frame 01-{key[:8]}_mask.png", f"frame 01-{third[:8]}_mask.png"} <= {p.name for p in again.iterdir()}
     store.drop(third)
 
     assert main(["kept-edits", "forget", "../" + key]) == 2  # not a key: one line, nothing removed

@@ -233,6 +233,10 @@ def test_kept_edits_are_exported_under_the_image_files_name(make_napari_viewer, 
     # an entry kept before the file was recorded, or from an image with no file: napari's " [1]" is not in the name
     assert export_stem({"image": "frame [1]"}) == "frame"
     assert export_stem({"image": "frame [1]", "file": "../../frame.jpg"}) == "frame"
+    # the name a session looks for, exactly (cold review of session 39); a layer's name keeps its dots
+    for file_name, stem in (("frame 1.jpg", "frame 1"), ("Läsion_03.png", "Läsion_03"), ("IMG (2).jpg", "IMG (2)")):
+        assert export_stem({"image": "x", "file": file_name}) == stem
+    assert export_stem({"image": "scan.v2 [1]"}) == "scan.v2"
 
 
 def test_a_batch_run_killed_between_summary_writes_loses_no_row(predictor, tmp_path):

@@ -17,12 +17,12 @@ import json
 import os
 import re
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Optional
 
 import numpy as np
 
-from ..files import file_safe, read_mask_of_shape, write_png_atomic, write_tiff_atomic
+from ..files import file_safe, read_mask_of_shape, safe_name, write_png_atomic, write_tiff_atomic
 from ..files.atomic import atomic_write_text
 from ..storage import default_kept_edits_dir
 
@@ -211,12 +211,26 @@ NAPARI_COPY = re.compile(r" \[\d+\]$")  # napari's name for a second layer of on
 
 
 def export_stem(about: dict) -> str:
-    """The image's file name (else its layer's name, less napari's " [1]" for an image opened twice) from an entry's
-    JSON as a plain, file-safe stem: the name a folder session's "existing masks" finds for that file (clinician trial
-    of session 39: ``frame_1_mask.png`` for ``frame.jpg``). The JSON is data: nothing of it leaves the folder it is
-    written into."""
+    """The image's file name's stem (else its layer's name, less napari's " [1]" for an image opened twice, and less an
+    image suffix) from an entry's JSON: exactly the name a folder session's "existing masks" finds for that file
+    (``frame 01_mask.png`` for ``frame 01.jpg``; clinician trial and cold review of session 39: ``frame_1_mask.png``
+    and ``frame_01_mask.png`` were never found, and ``scan.v2`` lost its ``.v2``). The JSON is data: only its last
+    path component is taken, made file-safe unless it is a plain name, so nothing of it leaves the folder it is written
+    into."""
+    from ..files import IMAGE_SUFFIXES
+
     about = about if isinstance(about, dict) else {}
-    file_name = about.get("file")
-    if isinstance(file_name, str) and file_name.strip():
-        return file_safe(Path(file_name).stem)
-    return file_safe(Path(NAPARI_COPY.sub("", str(about.get("image", "")))).stem)
+    file_name = about.get("file") if isinstance(about.get("file"), str) and about["file"].strip() else None
+    name = file_name or NAPARI_COPY.sub("", str(about.get("image", "")))
+    name = PurePosixPath(name.replace("\\", "/")).name
+    if file_name or PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES:
+        name = PurePosixPath(name).stem
+    return name if _plain(name) and name.strip() else file_safe(name)
+
+
+def _plain(name: str) -> bool:
+    try:
+        safe_name(name)
+    except ValueError:
+        return False
+    return not name.startswith(".")
