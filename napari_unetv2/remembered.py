@@ -3,7 +3,7 @@
 (clinician trial of session 39). Qt-free: ``unetv2 kept-edits`` reads it to list a session's drafts.
 
 Kept in ``<data home>/remembered-folders.json`` once a folder was used (a session opened, a run started, a correction
-set chosen), never while it is typed. Read as data: only strings naming a folder that exists are offered.
+set chosen), never while it is typed. Read as data: only strings are offered, as they are (not looked at on disk).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from .files import atomic_write_text
+from .files import atomic_write_text, locked
 from .files.jsonfile import read_json
 from .storage import data_home
 
@@ -32,32 +32,37 @@ def _read() -> dict:
 
 
 def remembered(key: str) -> Optional[str]:
-    """The folder last used for ``key`` ("batch.input", ...), if it is still a folder."""
+    """The folder last used for ``key`` ("batch.input", ...). Not looked at on disk: a network share gone dead
+    would hold napari's window while its docks open (cold review of session 39); a folder gone is said when it is
+    used ("input folder not found: ...")."""
     value = _read().get(key)
-    if not isinstance(value, str) or not value or "\x00" in value:
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
         return None
-    try:
-        return value if Path(value).is_dir() else None
-    except OSError:
-        return None
+    return value
 
 
 def remember(**folders) -> None:
     """Note the folders just used (keys with dots written with "__": ``remember(batch__input=...)``); a folder that
     cannot be noted (a read-only home) changes nothing else."""
-    known = _read()
-    known.update({key.replace("__", "."): str(value) for key, value in folders.items() if value not in (None, "", ".")})
     with contextlib.suppress(OSError):
         _path().parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(_path(), json.dumps(known, indent=1))
+        with locked(_path().parent):  # (two napari windows: each keeps the other's keys)
+            known = _read()
+            known.update({key.replace("__", "."): str(value) for key, value in folders.items()
+                          if value not in (None, "", ".")})
+            atomic_write_text(_path(), json.dumps(known, indent=1))
 
 
 def correction_set_chosen_last() -> Optional[str]:
-    """The correction set used last, if it is still one (a folder that is not a set is never offered)."""
+    """The correction set used last, if it is still one: a set is opened at once (a folder gone would be made again,
+    empty; a folder that is not a set is never offered), so this one is looked at on disk."""
     from .corrections.correction_set import not_a_correction_set
 
     found = remembered("corrections")
-    return found if found is not None and not_a_correction_set(Path(found)) is None else None
+    try:
+        return found if found is not None and Path(found).is_dir() and not_a_correction_set(Path(found)) is None else None
+    except OSError:
+        return None
 
 
 def offer(field, key: str) -> None:

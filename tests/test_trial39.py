@@ -392,7 +392,7 @@ def test_a_version_fine_tuned_from_a_bundled_model_gives_its_domain_hint(small_c
 
 def test_the_folders_used_last_are_offered_in_the_next_napari(make_napari_viewer, qtbot, tmp_path, isolated_home):
     """Clinician trial of session 39: every day began with empty image, session and batch folder fields to choose
-    again. The folders used last (a session opened, a run started, a set chosen) are offered; a folder gone is not."""
+    again. The folders used last (a session opened, a run started, a set chosen) are offered (a folder gone too: said when used)."""
     import shutil
 
     from test_gui_findings import dock, run_until_idle
@@ -428,9 +428,11 @@ def test_the_folders_used_last_are_offered_in_the_next_napari(make_napari_viewer
     assert session.open_session() is not None, session.status.value
     assert str(session.session_folder.value) != str(tmp_path / "session")
     again.close()
-    shutil.rmtree(source)  # a folder gone is not offered
-    third = make_napari_viewer()
-    assert str(dock(third, "Batch folder").input.value) in ("", ".")
+    shutil.rmtree(source)  # a folder gone: offered as it was (not looked at on disk: a dead share would hold the
+    third = make_napari_viewer()  # window), and said when used
+    batch = dock(third, "Batch folder")
+    assert str(batch.input.value) == str(source)
+    assert batch.run() is None and "input folder not found" in batch.status.value.replace("\u200b", "")
 
 
 def test_a_killed_rounds_scratch_folder_goes_at_the_next_start(tmp_path):

@@ -558,7 +558,9 @@ class RetrainWidget(WorkerWidget):
             self.progress.value = (event.epoch - 1) * event.steps_per_epoch + event.step
             self.plot.add(event.loss)
             self.say(f"epoch {event.epoch}/{event.epochs}, loss {event.loss:.3f}, ETA {fmt_eta(event.eta_s)}", reveal=False)
-        elif event.kind == "scoring":  # (seconds with no other word: the last epoch's line stood still)
+        elif event.kind == "scoring" and self.progress.value > 0:  # (after training: the last epoch's line stood still
+            # for seconds; before it, the round's own line says what it trains on and that it scores first: kept, as
+            # a first "scoring" replaced it at once: cold review of session 39)
             self.say(event.message, reveal=False)
 
     def _on_returned(self, outcome) -> None:

@@ -649,9 +649,11 @@ class SessionWidget(WorkerWidget):
         path = self.shown_path
         if self.session.status(path) != ACCEPTED or path.name in self._pending_masks:
             return
-        before = path.name in self.session.corrections_removed
+        if path.name in self.session.corrections_removed:
+            return  # said already (and compared again, reading the image, when it is shown again: not at every change
+            # of the set, in the GUI thread; cold review of session 39)
         self._follow_corrections(path)
-        if path.name in self.session.corrections_removed and not before:
+        if path.name in self.session.corrections_removed:
             self._image_line = (path, f"{path.name}: {CORRECTION_REMOVED_LINE}")
             self.say(self._image_line[1])
 
