@@ -752,3 +752,19 @@ def test_napari_quitting_while_results_open_stops_the_opening_at_once(make_napar
     batch.run()
     qtbot.waitUntil(lambda: bool(waited), timeout=120_000)
     assert waited[0] < 5, waited
+
+
+def test_a_killed_shards_rows_reach_the_folders_summary(tmp_path):
+    """Cold review of session 39: a killed shard's journal was folded in only by a later run with the same shard count;
+    an unsharded --continue said its masks were "not made by this program's runs"."""
+    import napari_unetv2.files.lock as lock
+    from napari_unetv2.inference.shards import summary_name
+    from napari_unetv2.inference.summary import SummaryJournal, read_summary, update_summary
+
+    killed = SummaryJournal(tmp_path, summary_name((1, 4)))
+    killed.append({"file": "a.png", "status": "done", "model_version": "A"})
+    lock.release(killed._descriptor)  # ... the process died: its lock went with it
+    assert [row["model_version"] for row in read_summary(tmp_path)] == ["A"]
+    update_summary(tmp_path, [{"file": "b.png", "status": "done", "model_version": "B"}])
+    assert sorted((row["file"], row["model_version"]) for row in read_summary(tmp_path)) == [("a.png", "A"), ("b.png", "B")]
+    assert not list(tmp_path.glob(".*.journal"))

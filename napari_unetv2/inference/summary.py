@@ -55,7 +55,13 @@ def _read_csv(out_dir: Path, name: str) -> list[dict]:
 
 
 def _journals(out_dir: Path, name: str) -> list[Path]:
-    return sorted(out_dir.glob(f".{glob.escape(name)}.*.journal"), key=lambda p: (_mtime(p), p.name))
+    """The journals of ``name``'s runs, oldest first; the folder's summary.csv also takes those of its shards' runs
+    (a killed shard's rows were folded in only by a later run with the same shard count: cold review of session 39)."""
+    patterns = [f".{glob.escape(name)}.*.journal"]
+    if name == "summary.csv":
+        patterns.append(".summary.shard-*-of-*.csv.*.journal")
+    found = {path for pattern in patterns for path in out_dir.glob(pattern)}
+    return sorted(found, key=lambda p: (_mtime(p), p.name))
 
 
 def _mtime(path: Path) -> float:
