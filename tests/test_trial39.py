@@ -768,3 +768,28 @@ def test_a_killed_shards_rows_reach_the_folders_summary(tmp_path):
     update_summary(tmp_path, [{"file": "b.png", "status": "done", "model_version": "B"}])
     assert sorted((row["file"], row["model_version"]) for row in read_summary(tmp_path)) == [("a.png", "A"), ("b.png", "B")]
     assert not list(tmp_path.glob(".*.journal"))
+
+
+def test_kept_edits_survive_a_kill_while_they_are_rewritten(tmp_path, monkeypatch):
+    """Verification of session 39: napari killed while a clip's kept edits were rewritten (its JSON deleted first and
+    written last, 1-3 s later for a long clip) lost the whole entry, the edits kept before included. The entry stays
+    readable: the old one until the new one is whole."""
+    import napari_unetv2.annotation.kept_edits as kept_edits
+    from napari_unetv2.annotation.kept_edits import KeptEdits
+
+    store = KeptEdits(tmp_path / "kept")
+    key = "0" * 32
+    first = np.zeros((3, 20, 30), np.uint8)
+    first[1, 2:8, 3:9] = 1
+    store.keep(key, first, {"image": "clip"})
+    second = first.copy()
+    second[2, 10:15, 10:20] = 1
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt("napari killed before the JSON was written")
+
+    monkeypatch.setattr(kept_edits, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        store.keep(key, second, {"image": "clip"})
+    found = store.find(key, first.shape)
+    assert found is not None and (found.mask > 0).sum() in ((first > 0).sum(), (second > 0).sum())

@@ -79,7 +79,9 @@ class KeptEdits:
         if model_mask is not None and np.shape(model_mask) != mask.shape:
             model_mask = None  # (not the mask it was painted from)
         self.root.mkdir(parents=True, exist_ok=True)
-        info.unlink(missing_ok=True)  # the entry is unreadable until its JSON is written again, last
+        # Each file is replaced atomically and the JSON last; the entry stays readable all along: a key is an image's
+        # pixels, so the old JSON's shape is the new mask's. (The JSON was deleted first: napari killed during the 1-3
+        # s a long clip's rewrite takes lost the whole entry, earlier edits too; verification of session 39.)
         _write_mask(png, mask)
         if model_mask is not None:
             _write_mask(model_png, model_mask)
