@@ -470,8 +470,6 @@ def test_a_cancel_while_a_round_scores_stops_at_the_next_score(tmp_path, small_c
     the close, which waits for the round) waited for every score. Each score is announced now: a chance to stop."""
     import threading
 
-    from test_finetune_defaults import add_correction
-
     from napari_unetv2.checkpoints import ModelStore
     from napari_unetv2.corrections import CorrectionSet
     from napari_unetv2.engine import finetune
@@ -480,17 +478,20 @@ def test_a_cancel_while_a_round_scores_stops_at_the_next_score(tmp_path, small_c
     store = ModelStore(tmp_path / "models")
     store.use(store.add(small_checkpoint).version)
     cs = CorrectionSet(tmp_path / "corrections")
-    add_correction(cs, "polyp", store.current)
+    image = np.random.default_rng(9).integers(0, 255, (64, 80, 3), dtype=np.uint8)  # (not a sample: both are scored)
+    mask = np.zeros((64, 80), np.uint8)
+    mask[20:40, 30:50] = 1
+    cs.add(image, mask, source="frame.png", model_version=store.current, predicted_mask=np.zeros_like(mask))
     cancel, trained, scored_after = threading.Event(), threading.Event(), []
-    score = finetune._score
+    evaluate = finetune.evaluate_pairs
 
-    def scoring(checkpoint, *args, **kwargs):
+    def scoring(predictor, pairs, *args, **kwargs):
         if trained.is_set():
-            scored_after.append(checkpoint)
+            scored_after.extend(pairs)  # the images scored once Cancel was pressed
             cancel.set()  # pressed while the first score after training runs
-        return score(checkpoint, *args, **kwargs)
+        return evaluate(predictor, pairs, *args, **kwargs)
 
-    monkeypatch.setattr(finetune, "_score", scoring)
+    monkeypatch.setattr(finetune, "evaluate_pairs", scoring)
     events = round_job(store, cs, cancel, epochs=1, device="cpu")()
     kinds = []
     with pytest.raises(StopIteration) as finished:
@@ -500,7 +501,7 @@ def test_a_cancel_while_a_round_scores_stops_at_the_next_score(tmp_path, small_c
             if event.kind == "done":
                 trained.set()
     assert finished.value.value is None
-    assert len(scored_after) == 1, scored_after  # not the two scores after it
+    assert len(scored_after) == 1, scored_after  # one image: not the rest of its set, nor the scores after it
     assert kinds[-1] == "scoring"
 
 

@@ -125,10 +125,28 @@ def score_summary(result: dict) -> dict:
             "images": {s["name"]: {"dice": s["dice"], "iou": s["iou"]} for s in images}}
 
 
-def _score(checkpoint: Path, pairs: list[Pair], device: str) -> dict:
+def _score(checkpoint: Path, pairs: list[Pair], device: str, predictor: Optional[Predictor] = None) -> dict:
     if not pairs:
         return {}
-    return score_summary(evaluate_pairs(Predictor(checkpoint, device=device), pairs, with_hd95=False))
+    return score_summary(evaluate_pairs(predictor or Predictor(checkpoint, device=device), pairs, with_hd95=False))
+
+
+def _scoring(checkpoint: Path, pairs: list[Pair], device: str, message: str) -> Generator[TrainEvent, None, dict]:
+    """:func:`_score`, one image at a time, a "scoring" event before each: a chance to stop. A score of a few images
+    gave no event for 3-10 s on a CPU, and a round's Cancel waited for it (verification of session 39)."""
+    if not pairs:
+        return {}
+    predictor = Predictor(checkpoint, device=device)
+    images, failed = {}, []
+    for index, pair in enumerate(pairs, start=1):
+        yield TrainEvent("scoring", message=message + (f" ({index} of {len(pairs)})" if len(pairs) > 1 else ""))
+        try:
+            images.update(_score(checkpoint, [pair], device, predictor=predictor).get("images", {}))
+        except ValueError as err:  # (this image could not be scored: the others are; none at all is an error)
+            failed.append(str(err))
+    if not images:
+        raise ValueError(f"No pair could be scored ({len(failed)} failed): {failed[0] if failed else ''}")
+    return score_summary({"images": [{"name": name, **score} for name, score in images.items()]})
 
 
 def finetuned_name(parent_name: str) -> str:
@@ -192,9 +210,7 @@ def finetune_events(
         raise ValueError("No corrected pairs to train on.")
     # each score is a few seconds on a CPU with no event: a round's Cancel (and napari's close, which waits for it)
     # waited through all of them (8 s: clinician trial of session 39); each is announced, a chance to stop
-    if held_out:
-        yield TrainEvent("scoring", message=f"scoring the model on the {len(held_out)} held-out correction(s)...")
-    before = _score(checkpoint, held_out, device)
+    before = yield from _scoring(checkpoint, held_out, device, "scoring the model on the held-out corrections...")
     held = set(held_out)
     trained = [p for p in corrections if p not in held]  # (replay pairs are not corrections)
     trained_on = [p.stem for p in trained]
@@ -220,20 +236,18 @@ def finetune_events(
     sample_hashes = _pixel_hashes(samples)
     reference = [pair for pair in samples if sample_hashes.get(pair) not in seen]  # (an unreadable one: scored, failing)
     left_out = len(samples) - len(reference)
-    if held_out:
-        yield TrainEvent("scoring", message=f"scoring the new model on the {len(held_out)} held-out correction(s)...")
-    result = FinetuneResult(new, before, _score(new, held_out, device), [p.stem for p in held_out],
-                            trained_on=trained_on)
+    after = yield from _scoring(new, held_out, device, "scoring the new model on the held-out corrections...")
+    result = FinetuneResult(new, before, after, [p.stem for p in held_out], trained_on=trained_on)
     if reference:
         what = (f"{REFERENCE_NAMES[line]} (sample_data/), the original domain of the {line} model's line" if line else
                 "endoscopy sample images (sample_data/); the model descends from no bundled model known here")
         if left_out:
             what += f"; {left_out} sample(s) left out: the round trained on them"
-        yield TrainEvent("scoring", message="scoring the model before the round on the original domain's sample "
-                                            "images (forgetting shows there)...")
-        parent_reference = _score(checkpoint, reference, device)
-        yield TrainEvent("scoring", message="scoring the new model on the original domain's sample images...")
-        result.reference = {"set": what, "parent": parent_reference, "new": _score(new, reference, device)}
+        parent_reference = yield from _scoring(checkpoint, reference, device, "scoring the model before the round on "
+                                               "the original domain's sample images (forgetting shows there)...")
+        new_reference = yield from _scoring(new, reference, device,
+                                            "scoring the new model on the original domain's sample images...")
+        result.reference = {"set": what, "parent": parent_reference, "new": new_reference}
     elif samples:  # said, not silently missing (first-hour trial of session 28: both endoscopy samples corrected)
         result.reference_note = (f"no original-domain check: all {len(samples)} sample image(s) of sample_data/ were "
                                  "among the corrections this round trained on")
