@@ -689,6 +689,11 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
             except (FileExistsError, ValueError) as err:
                 print(f"skipped {key} ({role}): {err}", file=sys.stderr)
         print(f"{written} of {len(entries)} kept masks written to {args.target}")
+        shared = sorted({stem for stem, role in stems if stems.count((stem, role)) > 1})
+        if shared:  # (written as <name>-<key>_mask.png, which a folder session does not look for: said)
+            print(f"note: images of one name ({', '.join(shared[:3])}{' ...' if len(shared) > 3 else ''}) were written "
+                  "with their key in the name (<name>-<key>_mask.png): a folder session's 'existing masks' finds "
+                  "<name>_mask.png only; rename the one that belongs to your folder")
         return 0
     if args.target:
         raise ValueError(f"kept-edits list takes no argument (got {args.target!r})")
@@ -704,7 +709,8 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
         later = corrected.get(key, "")
         older = (f"; older than its correction stored {later.replace('T', ' ')}: not given back, export or forget it"
                  if later and not KeptEdit(key, None, None, about).newer_than(later) else "")
-        print(printable(f"  {key}  {about.get('kept_at', '?')}  {role:<8} {about.get('image', '?')} ({shape}, painted "
+        named = about.get("file") or about.get("image", "?")  # (the file, not napari's "frame [1]": session 39)
+        print(printable(f"  {key}  {about.get('kept_at', '?')}  {role:<8} {named} ({shape}, painted "
                         f"over {about.get('model_version') or '?'}{older})"))
     print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}; given back when their image is segmented "
           "again or shown in a folder session, removed when a correction of it is stored in napari")

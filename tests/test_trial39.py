@@ -794,3 +794,69 @@ def test_kept_edits_survive_a_kill_while_they_are_rewritten(tmp_path, monkeypatc
         store.keep(key, second, {"image": "clip"})
     found = store.find(key, first.shape)
     assert found is not None and (found.mask > 0).sum() in ((first > 0).sum(), (second > 0).sum())
+
+
+def test_segments_hidden_image_sentence_goes_when_the_image_is_shown(make_napari_viewer, qtbot, isolated_home):
+    """Verification of session 39: "The image is hidden: tick its eye in the layer list to see it." in a run's line
+    stayed after the image was shown again (only the bracketed notes followed)."""
+    from test_gui_findings import segment, two_samples_and_segment
+
+    from napari_unetv2.widgets.segment import HIDDEN_IMAGE_SENTENCE
+
+    viewer, seg, first, _second = two_samples_and_segment(make_napari_viewer)
+    seg.image.value = first
+    segment(qtbot, seg)
+    first.visible = False  # as a run's line says it when the image is hidden when the run ends
+    seg.say(seg.status.value.replace("\u200b", "") + HIDDEN_IMAGE_SENTENCE, about=first)
+    qtbot.wait(50)
+    assert HIDDEN_IMAGE_SENTENCE.strip() in seg.status.value.replace("\u200b", "")
+    first.visible = True
+    qtbot.waitUntil(lambda: HIDDEN_IMAGE_SENTENCE.strip() not in seg.status.value.replace("\u200b", ""), timeout=5000)
+    assert "done in" in seg.status.value.replace("\u200b", "")
+
+
+def test_the_session_folder_field_follows_another_image_folder(make_napari_viewer, tmp_path, isolated_home):
+    """Verification of session 39: after another image folder was chosen, the session folder field went on showing the
+    last folder's session folder until Open."""
+    from test_gui_findings import dock
+
+    from napari_unetv2.remembered import remember
+
+    for name in ("polyps", "skin", "my session"):
+        (tmp_path / name).mkdir()
+    remember(session__images=tmp_path / "polyps", session__folder=tmp_path / "my session")
+    viewer = make_napari_viewer()
+    session = dock(viewer, "Annotate a folder")
+    assert str(session.session_folder.value) == str(tmp_path / "my session")
+    session.images.value = str(tmp_path / "skin")
+    assert Path(str(session.session_folder.value)).parent == isolated_home / "sessions"
+    assert Path(str(session.session_folder.value)).name.startswith("skin")
+
+
+def test_any_dock_removes_a_killed_rounds_scratch_folder(make_napari_viewer, isolated_home):
+    """Verification of session 39: only Correct & retrain's dock removed a killed round's scratch folder; a session
+    resumed beside Segment kept it."""
+    from test_gui_findings import dock
+
+    killed = isolated_home / "models" / "runs" / "round-killed"
+    (killed / "pairs").mkdir(parents=True)
+    (killed / ".alive").write_bytes(b"")  # its lock file, no process holding it
+    viewer = make_napari_viewer()
+    dock(viewer, "Segment")
+    assert not killed.exists()
+
+
+def test_kept_edits_export_says_when_images_share_a_name(tmp_path, capsys):
+    """Verification of session 39: two images of one file name were exported with their key in the name, which a
+    folder session does not look for, and the export said only "2 of 2 kept masks written"."""
+    from napari_unetv2.annotation.kept_edits import KeptEdits
+    from napari_unetv2.cli import main
+
+    store = KeptEdits()
+    mask = np.ones((8, 8), np.uint8)
+    store.keep("a" * 32, mask, {"image": "frame", "file": "frame.png"})
+    store.keep("b" * 32, mask, {"image": "frame", "file": "frame.png"})
+    assert main(["kept-edits", "export", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "images of one name (frame) were written with their key in the name" in out, out
+    assert main(["kept-edits"]) == 0 and "frame.png (8x8" in capsys.readouterr().out

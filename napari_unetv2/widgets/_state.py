@@ -7,6 +7,7 @@ adds a version.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 from collections import OrderedDict
@@ -214,6 +215,10 @@ class ModelInUse(QObject):
     def __init__(self, store_dir: Path):
         super().__init__()
         self.store = ModelStore(store_dir)
+        # a killed round's scratch folder goes when any dock opens, not only Correct & retrain (verification of
+        # session 39: a session resumed with Segment beside it kept it)
+        with contextlib.suppress(OSError):
+            self.store.remove_stale_runs()
         # The correction set whose prospective scores the model line shows (the widgets set the one chosen).
         from ..remembered import correction_set_chosen_last
 

@@ -370,8 +370,9 @@ class BatchWidget(WorkerWidget):
             # when this run made 23: trial of session 39)
             notes.append(f"Opened {opened} of {read.total} masks: {opened - earlier_runs} this run made and "
                          f"{earlier_runs} of the {read.total - read.new} an earlier run wrote.")
-        elif read.total > OPEN_AT_MOST:
-            notes.append(f"Opened the first {OPEN_AT_MOST} of {read.total} masks.")
+        elif read.total > OPEN_AT_MOST:  # ("the first 20" read as the first files; they are this run's: verification
+            # of session 39)
+            notes.append(f"Opened {opened} of {read.total} masks" + (": all this run made." if read.new else "."))
         if earlier_runs and read.total <= OPEN_AT_MOST:
             notes.append(f"Opened {earlier_runs} mask(s) an earlier run wrote.")
         if opening.restored:

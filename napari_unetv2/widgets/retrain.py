@@ -492,7 +492,8 @@ class RetrainWidget(WorkerWidget):
         def done(total):
             kept, updated, painted_proposals = counts["kept"], counts["updated"], counts["painted_proposals"]
             which = "each" if own == len(jobs) else f"{own} of them"
-            at_own = f", {which} at the threshold, mode and flip TTA it was segmented with" if own else ""
+            at_own = (f", {which} at the threshold, mode and flip TTA it was segmented with (a setting left to the model "
+                      "taken from the new one)" if own else "")
             self.resegmented += 1
             note = f"; {kept} edited mask(s) kept, new predictions in their proposal layers" if kept else ""
             if painted_proposals:

@@ -147,6 +147,8 @@ def follow_active_image(widget, chooser: ComboBox) -> None:
 
 
 HIDDEN_NOTE = " (hidden: tick its eye in the layer list to see it)"
+HIDDEN_IMAGE_SENTENCE = " The image is hidden: tick its eye in the layer list to see it."  # (a run's line: taken back
+# when the image is shown, as the notes are; it stayed over an image on screen: verification of session 39)
 COVERED_NOTE = " (not on screen: an image above it covers it)"
 
 
@@ -265,6 +267,9 @@ class SegmentWidget(WorkerWidget):
         if self.busy or image is None or image not in self.viewer.layers or not same_layer(said_of, image):
             return
         said, now = self.status.value.replace("\u200b", ""), self._hidden_note(image)
+        if HIDDEN_IMAGE_SENTENCE in said and image.visible:
+            said = said.replace(HIDDEN_IMAGE_SENTENCE, "")
+            self.say(said, reveal=False, about=image)
         for note in (HIDDEN_NOTE, COVERED_NOTE):
             if note in said and note != now:
                 self.say(said.replace(note, now), reveal=False, about=image)
@@ -571,7 +576,7 @@ class SegmentWidget(WorkerWidget):
         else:
             paint = " The model marked nothing in this image this time (its new mask is empty)."
         if still_here and not layer.visible:
-            paint += " The image is hidden: tick its eye in the layer list to see it."
+            paint += HIDDEN_IMAGE_SENTENCE
         elif shown_again:
             paint += " Its mask, hidden before, is shown again to paint on."
         self.say(f"{where}done in {took}{kept}.{paint}{untrained}{scale_note}", about=layer)

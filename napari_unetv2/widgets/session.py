@@ -197,6 +197,7 @@ class SessionWidget(WorkerWidget):
         if remembered("session.folder") is not None and str(self.images.value) not in ("", "."):
             offer(self.session_folder, "session.folder")
             self._default_root, self._default_for = str(self.session_folder.value), Path(str(self.images.value))
+        self.images.changed.connect(self._on_images_chosen)
         self._accepted_here: tuple = (None, None)  # (image, hash of its mask) accepted and still on screen
         self.failed_path: Optional[Path] = None  # the current image, which could not be read or segmented
         self._failure_line = ""  # what was said of it
@@ -276,6 +277,16 @@ class SessionWidget(WorkerWidget):
         if followed:
             self.say(f"{followed} {self._image_line[1]}")
         return self.session
+
+    def _on_images_chosen(self, _=None) -> None:
+        """Another image folder: a session folder this widget filled in (the last one's) is that folder's own again,
+        not the last one's, which stayed in the field until Open (verification of session 39)."""
+        images = str(self.images.value)
+        if self._default_root and str(self.session_folder.value) == self._default_root and images not in ("", ".") \
+                and Path(images) != self._default_for:
+            self._default_for = Path(images)
+            self._default_root = str(default_session_folder(data_home() / "sessions", Path(images)))
+            self.session_folder.value = self._default_root
 
     def _sessions_own_set(self) -> Optional[str]:
         """The one correction set this session's acceptances went into, when the field names another (None else)."""
