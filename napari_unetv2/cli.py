@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections import Counter
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -678,18 +679,18 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
             raise ValueError(f"{folder} holds image files ({images[0]}, ...): export into a folder of its own, which a "
                              "folder session can then take as its 'existing masks'")
         stems = [(export_stem(about), role) for _, role, about in entries]
+        per_name = Counter(stems)  # images of one name: told apart by their key
         written = 0
-        for key, role, about in entries:
+        for (key, role, about), stem in zip(entries, stems):
             if about.get("damaged"):
                 continue
             try:
-                shared = stems.count((export_stem(about), role)) > 1  # images of one name: told apart by their key
-                print(f"wrote {store.export(key, folder, role, with_key=shared)}")
+                print(f"wrote {store.export(key, folder, role, with_key=per_name[stem] > 1)}")
                 written += 1
             except (FileExistsError, ValueError) as err:
                 print(f"skipped {key} ({role}): {err}", file=sys.stderr)
         print(f"{written} of {len(entries)} kept masks written to {args.target}")
-        shared = sorted({stem for stem, role in stems if stems.count((stem, role)) > 1})
+        shared = sorted({name for (name, _role), count in per_name.items() if count > 1})
         if shared:  # (written as <name>-<key>_mask.png, which a folder session does not look for: said)
             print(f"note: images of one name ({', '.join(shared[:3])}{' ...' if len(shared) > 3 else ''}) were written "
                   "with their key in the name (<name>-<key>_mask.png): a folder session's 'existing masks' finds "

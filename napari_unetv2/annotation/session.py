@@ -145,18 +145,13 @@ class AnnotationSession:
             self.corrections_removed.discard(path.name)
         self.save()
 
-    def _in_another_set(self, path: Path, corrections_dir: Path) -> bool:
-        """The image's correction went into another set than ``corrections_dir`` (recorded since session 39): compared
+    def _in_another_set(self, path: Path, resolved_set: Path) -> bool:
+        """The image's correction went into another set than ``resolved_set`` (recorded since session 39): compared
         with this one, its correction is not "removed", nor is this set's correction of those pixels its mask (the
         remembered set of another widget in the field said every accepted image's correction was removed: cold
         review of session 39)."""
         recorded = self.items.get(path.name, {}).get("set")
-        if not isinstance(recorded, str) or not recorded:
-            return False
-        try:
-            return Path(recorded) != Path(corrections_dir).resolve()
-        except OSError:
-            return True
+        return isinstance(recorded, str) and bool(recorded) and Path(recorded) != resolved_set
 
     def follow_corrections(self, corrections_dir: Path, only: Optional[Path] = None) -> list[tuple[Path, str]]:
         """Accepted images whose correction the set no longer holds, because a later one of the same image replaced it
@@ -173,10 +168,11 @@ class AnnotationSession:
         if not (Path(corrections_dir) / "provenance").is_dir():
             return []
         corrections, updated = CorrectionSet(Path(corrections_dir)), []
+        resolved_set = corrections.root.resolve()  # (once, not per accepted image)
         for path in [only] if only is not None else self.images:
             self.corrections_removed.discard(path.name)
             entry_id = self.entry_id(path) if self.status(path) == ACCEPTED else None
-            if not entry_id or self._in_another_set(path, corrections.root):
+            if not entry_id or self._in_another_set(path, resolved_set):
                 continue
             try:
                 if corrections.holds(entry_id):

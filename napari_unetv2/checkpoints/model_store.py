@@ -28,6 +28,7 @@ from .checkpoint import ModelConfig, bundled_checkpoint, config_path_for, read_c
 
 RUN_ALIVE = ".alive"  # in a round's scratch folder: locked while the round's process lives (files.hold)
 
+
 class ModelStore:
     def __init__(self, root: Path):
         self.root = Path(root)

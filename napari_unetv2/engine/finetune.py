@@ -145,7 +145,7 @@ def _scoring(checkpoint: Path, pairs: list[Pair], device: str, message: str) -> 
         except ValueError as err:  # (this image could not be scored: the others are; none at all is an error)
             failed.append(str(err))
     if not images:
-        raise ValueError(f"No pair could be scored ({len(failed)} failed): {failed[0] if failed else ''}")
+        raise ValueError(f"No pair could be scored ({len(failed)} failed): {failed[0]}")
     return score_summary({"images": [{"name": name, **score} for name, score in images.items()]})
 
 

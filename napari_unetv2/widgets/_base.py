@@ -424,6 +424,12 @@ class WorkerWidget(Container):
     def busy(self) -> bool:
         return self.worker is not None
 
+    def stop_asked(self) -> bool:
+        """For a job's ``should_stop`` (called in its thread): Cancel pressed, or napari quitting. napari's Quit asks the
+        workers to quit (``abort_requested``) and waits for them in the GUI thread before any dock hears of it: a job
+        that looked at Cancel alone went on to its end (cold review of session 39)."""
+        return self._cancel.is_set() or bool(getattr(self.worker, "abort_requested", False))
+
     def start_work(self, job: Callable, on_result: Callable, busy_text: str, on_event: Optional[Callable] = None,
                    steps: int = 1):
         """Run ``job`` in a worker thread. Its return value goes to ``on_result`` unless it is an

@@ -13,7 +13,7 @@ from magicgui.widgets import CheckBox, FileEdit, PushButton
 
 from ..annotation.accept import images_with_corrections
 from ..errors import EXPECTED_ERRORS
-from ..inference.batch import predict_folder
+from ..inference.batch import possible_outputs, predict_folder
 from ..remembered import offer, remember
 from ._base import WorkerWidget, named_few, one_line
 from .segment import chosen_model, follow_fine_tuned, model_chooser
@@ -45,10 +45,9 @@ class ResultsRead:
 
 
 def mask_file_of(output: Path, row: dict) -> Optional[Path]:
-    """A row's mask file: ``<stem>.png``, or a stack's multi-page ``<stem>.tif`` (a clip's result was left out,
-    unsaid: trial of session 38)."""
-    stem = Path(row["file"]).stem
-    return next((p for p in (output / f"{stem}.png", output / f"{stem}.tif") if p.is_file()), None)
+    """A row's mask file, as the runner names it: ``<stem>.png``, or a stack's multi-page ``<stem>.tif`` (a clip's
+    result was left out, unsaid: trial of session 38)."""
+    return next((p for p in possible_outputs(output, Path(row["file"]).stem, False) if p.is_file()), None)
 
 
 def read_pairs(summary, source: Path, open_stems: Collection[str], kept_store=None,
@@ -189,13 +188,9 @@ class BatchWidget(WorkerWidget):
         added = threading.Event()  # the GUI thread added the pair handed over last
         self._opening = None
 
-        worker_of_job: list = []  # (its worker, once made: napari's quit asks workers to stop, not this widget)
-
-        def stop_asked() -> bool:
-            # napari's Quit waits in the GUI thread for the workers it asked to quit (abort_requested), before this
-            # dock hears of it: the run went on to the folder's end, and the opening waited for a GUI thread that was
-            # waiting for it (60 s; cold review of session 39)
-            return cancel.is_set() or any(getattr(worker, "abort_requested", False) for worker in worker_of_job)
+        # napari's Quit: the run went on to the folder's end, and the opening waited for a GUI thread that was waiting
+        # for it (60 s; cold review of session 39)
+        stop_asked = self.stop_asked
 
         def job():
             try:
@@ -243,6 +238,7 @@ class BatchWidget(WorkerWidget):
         # named as every widget names it (the summary's name is the checkpoint file's description, for the CLI: a
         # model fine-tuned on skin was "polyp-default-finetuned [...]" here and "fine-tuned 188e3a0d693d" elsewhere)
         label = self.models.label(choice)
+
         def on_pair(pair: ResultPair) -> None:
             try:
                 if self._opening is None:
@@ -251,10 +247,8 @@ class BatchWidget(WorkerWidget):
             finally:
                 added.set()
 
-        worker = self.start_work(job, lambda result: self._on_done(result[0], source, label, corrected=result[1],
-                                                                   read=result[2]), "loading model...", on_event=on_pair)
-        worker_of_job.append(worker)
-        return worker
+        return self.start_work(job, lambda result: self._on_done(result[0], source, label, corrected=result[1],
+                                                                 read=result[2]), "loading model...", on_event=on_pair)
 
     def _open_with_mask(self) -> set:
         """The names of the images open with a mask: an image already open with a mask (an earlier run's results,

@@ -226,6 +226,7 @@ class RetrainWidget(WorkerWidget):
     def _entry_choices(self, _=None) -> list:
         """Read from disk each time: the list on screen is always the set on disk."""
         entries = self.correction_set.entries()
+        self._entry_sources = {e.id: e.source for e in entries}  # (named by Remove selected)
         # the list shows the file and the pixels changed (shortened in the middle when long); its tooltip the rest
         self._entry_details = {e.id: f"{e.source}: {e.pixels_changed} pixels changed, stored {e.created.replace('T', ' ')}"
                                f" (id {e.id})" for e in entries}
@@ -359,7 +360,7 @@ class RetrainWidget(WorkerWidget):
         if not chosen:
             self.say("select the corrections to remove in the list first")
             return []
-        names = [self._entry_details.get(entry_id, entry_id).split(":")[0] for entry_id in chosen]
+        names = [self._entry_sources.get(entry_id, entry_id) for entry_id in chosen]
         if not (confirmed or self._remove_asked.confirmed(tuple(chosen))):
             self.say(f"Remove {len(chosen)} correction(s) from the set for good ({named_few(names)}: the image, the mask "
                      "and its record are deleted; no round trains on them)? Press Remove selected again to delete them.")

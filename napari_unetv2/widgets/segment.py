@@ -267,15 +267,16 @@ class SegmentWidget(WorkerWidget):
         if self.busy or image is None or image not in self.viewer.layers or not same_layer(said_of, image):
             return
         said, now = self.status.value.replace("\u200b", ""), self._hidden_note(image)
-        if HIDDEN_IMAGE_SENTENCE in said and image.visible:
-            said = said.replace(HIDDEN_IMAGE_SENTENCE, "")
-            self.say(said, reveal=False, about=image)
+        text = said.replace(HIDDEN_IMAGE_SENTENCE, "") if image.visible else said
         for note in (HIDDEN_NOTE, COVERED_NOTE):
-            if note in said and note != now:
-                self.say(said.replace(note, now), reveal=False, about=image)
-                return
-        if now and now not in said:  # hidden or covered since it was said (another image opened over it): said too
-            self.say(said.rstrip() + now, reveal=False, about=image)
+            if note in text and note != now:
+                text = text.replace(note, now)
+                break
+        else:
+            if now and now not in text:  # hidden or covered since it was said (another image opened over it): said too
+                text = text.rstrip() + now
+        if text != said:
+            self.say(text, reveal=False, about=image)
 
     def _say_version(self, image, mask) -> None:
         version = mask.metadata.get(MODEL_VERSION) or "?"

@@ -121,6 +121,7 @@ def earlier_correction(corrections_dir: Path, image: np.ndarray, path: Path, pix
 CORRECTION_REMOVED_LINE = ("your accepted mask; its correction was removed from the correction set (Correct & retrain): "
                            "no round trains on it; Accept again to store it")
 
+
 class SessionWidget(WorkerWidget):
     def __init__(self, napari_viewer, store_dir=None):
         super().__init__(napari_viewer, store_dir)
@@ -192,8 +193,9 @@ class SessionWidget(WorkerWidget):
         # the folders used last (a session resumes with one press); the session folder offered counts as filled in by
         # us for its image folder: another image folder chosen gets its own (not "belongs to the images in ...")
         offer(self.images, "session.images")
-        if correction_set_chosen_last() is not None:
-            self.corrections.value = correction_set_chosen_last()
+        chosen_last = correction_set_chosen_last()
+        if chosen_last is not None:
+            self.corrections.value = chosen_last
         if remembered("session.folder") is not None and str(self.images.value) not in ("", "."):
             offer(self.session_folder, "session.folder")
             self._default_root, self._default_for = str(self.session_folder.value), Path(str(self.images.value))
@@ -1000,7 +1002,6 @@ class SessionWidget(WorkerWidget):
     def _record_acceptance(self, path: Path, mask: np.ndarray, entry_id: str, stored_line: str) -> None:
         """Record ``path`` as accepted with ``mask`` (a correction stored elsewhere), in the writer thread."""
         session = self.session
-
         corrections_dir = Path(str(self.corrections.value))  # (the set Correct & retrain stored it in: this one)
 
         def record():
