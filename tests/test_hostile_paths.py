@@ -13,19 +13,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hostile_files import ellipse_mask, picture, tree_digest
+from safetensors.torch import save_file
 
 from napari_unetv2.checkpoints import ModelConfig, ModelStore
+from napari_unetv2.checkpoints.checkpoint import content_version
 from napari_unetv2.corrections import CorrectionSet
+
+FAKE_WEIGHTS = {"w": torch.zeros(1)}
+GOOD = content_version(FAKE_WEIGHTS)  # the version id those weights have (ModelStore.add checks the JSON names it)
 
 
 def fake_checkpoint(folder: Path, version: object, name: str = "model") -> Path:
-    """A checkpoint pair whose JSON says ``version`` (ModelStore.add copies files; it never loads tensors)."""
+    """A checkpoint pair: one tiny tensor, and a JSON that says ``version`` (ModelStore.add copies the files; it reads
+    the tensors only to check that the JSON names their version)."""
     folder.mkdir(parents=True, exist_ok=True)
     config = asdict(ModelConfig(input_size=(64, 64)))
     config["version"] = version
     (folder / f"{name}.json").write_text(json.dumps(config))
-    (folder / f"{name}.safetensors").write_bytes(b"weights")
+    save_file(FAKE_WEIGHTS, str(folder / f"{name}.safetensors"))
     return folder / f"{name}.safetensors"
 
 
@@ -45,7 +52,7 @@ def victim(tmp_path) -> Path:
                                      "x\x00y", 5, None])
 def test_store_add_refuses_versions_that_are_not_plain_names(tmp_path, victim, version):
     store = ModelStore(tmp_path / "home" / "models")
-    good = store.add(fake_checkpoint(tmp_path / "good", "abc123def456"))
+    good = store.add(fake_checkpoint(tmp_path / "good", GOOD))
     before = tree_digest(tmp_path)
     with pytest.raises(ValueError):
         store.add(fake_checkpoint(tmp_path / "evil", version))
@@ -64,12 +71,12 @@ def test_store_use_refuses_paths(tmp_path, victim, version):
 
 def test_store_version_folder_symlinked_outside_is_refused(tmp_path, victim):
     store = ModelStore(tmp_path / "home" / "models")
-    (store.root / "versions" / "abc123def456").symlink_to(victim, target_is_directory=True)
+    (store.root / "versions" / GOOD).symlink_to(victim, target_is_directory=True)
     with pytest.raises(ValueError):
-        store.use("abc123def456")
+        store.use(GOOD)
     before = tree_digest(victim)
     with pytest.raises(ValueError):
-        store.add(fake_checkpoint(tmp_path / "ck", "abc123def456"))
+        store.add(fake_checkpoint(tmp_path / "ck", GOOD))
     assert tree_digest(victim) == before
 
 

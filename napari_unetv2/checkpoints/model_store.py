@@ -24,7 +24,8 @@ from ..files import (
     read_json,
     remove_stale_temporaries,
 )
-from .checkpoint import ModelConfig, bundled_checkpoint, config_path_for, read_config
+from .checkpoint import ModelConfig, bundled_checkpoint, config_path_for, content_version, read_config
+from .state_dicts import read_tensors
 
 RUN_ALIVE = ".alive"  # in a round's scratch folder: locked while the round's process lives (files.hold)
 
@@ -100,6 +101,13 @@ class ModelStore:
         config = read_config(checkpoint)
         if not config.version:
             raise ValueError(f"{checkpoint} has no version id in its config; save it with save_checkpoint first.")
+        # The id is a hash of the weights (save_checkpoint): checked here, not taken from the JSON on trust. A JSON
+        # naming a stored version (copied beside other weights, edited) was "already in the store", and --use then put
+        # that other model in use (stop note 39).
+        weights_version = content_version(read_tensors(checkpoint))
+        if weights_version != config.version:
+            raise ValueError(f"{checkpoint.name}: its JSON names version {config.version}, but its weights are version "
+                             f"{weights_version} (the JSON belongs to other weights, or was edited); nothing was added.")
         target = self._version_dir(config.version)
         if not (target / "model.safetensors").is_file():
             with atomic_directory(target) as tmp:
