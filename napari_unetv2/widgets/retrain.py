@@ -28,6 +28,7 @@ from ._kept_edits import IMAGE_KEY, painted_mask_keeper
 from ._layers import (
     ACCEPTED_HASH,
     ACCEPTED_MASKS,
+    ADVISED_MODEL,
     ATTENTION,
     MASK,
     MODEL_VERSION,
@@ -55,6 +56,7 @@ from ._layers import (
     unproxied,
 )
 from ._loss_plot import LossPlot
+from ._other_domain import OtherDomainQuestion
 from ._rounds import (
     adopt,
     describe_scores,
@@ -146,6 +148,7 @@ class RetrainWidget(WorkerWidget):
         self._mask_follows_image()  # the chooser may start on None (it can be emptied): its image's mask now
         self.segment_worker = None
         self._discard_seen: Optional[tuple] = None  # (mask layer, its pixels) once warned: Accept again replaces
+        self._other_domain = OtherDomainQuestion()  # asked before a correction trains a line the image is not for
         self._rolled_back: tuple = (-1e9, None)  # when this widget last rolled back, and to which version
         self._round_note = ""  # what the running round trains on (_rounds.trained_on), said with its result
         self.last_version = None
@@ -308,12 +311,17 @@ class RetrainWidget(WorkerWidget):
             predicted = predicted[z] if predicted is not None and np.ndim(predicted) == 3 else None
         started = mask_layer.metadata.get(PREDICTED_AT)
         attempt = (id(mask_layer), image_hash(mask))
-        made_with = mask_layer.metadata.get(MODEL_VERSION, "")
+        made_with, advised = mask_layer.metadata.get(MODEL_VERSION, ""), mask_layer.metadata.get(ADVISED_MODEL)
         own = layer_of(self.viewer, image, MASK)
         if not made_with and own is not None:
             # a layer drawn by hand: of the line of the model that segmented the image (a dermoscopy image's drawn
             # mask trained the polyp model, as a correction of unknown origin)
-            made_with = own.metadata.get(MODEL_VERSION, "")
+            made_with, advised = own.metadata.get(MODEL_VERSION, ""), own.metadata.get(ADVISED_MODEL)
+        question = self._other_domain.asks(source, advised, made_with, self.models.label(made_with), "Accept",
+                                           "choose {model} in Segment's 'model'")
+        if question:
+            self.say(question, about=image)
+            return None
         try:
             stored = store_correction(self.correction_set, data, mask, source=source,
                                       model_version=made_with, predicted_mask=predicted,

@@ -28,7 +28,7 @@ from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by, trained_on_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..files import read_image
-from ..inference.domain import domain_note
+from ..inference.domain import describe_advice, domain_advice
 from ..interactive import CLICKS_METADATA
 from ..remembered import correction_set_chosen_last, offer, remember, remembered
 from ..storage import data_home, default_corrections_dir
@@ -36,6 +36,7 @@ from ._after_pause import AfterPause
 from ._base import SecondPress, WorkerWidget, named_few, one_line, wrapping_label
 from ._kept_edits import painted_mask_keeper
 from ._layers import (
+    ADVISED_MODEL,
     ATTENTION,
     BOX,
     CLICKS,
@@ -70,6 +71,7 @@ from ._layers import (
     start_proposal,
     unproxied,
 )
+from ._other_domain import OtherDomainQuestion
 from ._rounds import (
     adopt,
     describe_scores,
@@ -100,6 +102,7 @@ _PREFETCH_DELAY_MS = 150
 
 ACCEPTED_EARLIER = "accepted earlier"  # the model version of a revisited image's mask: no model made it
 ACCEPT_AFTER_S = 0.35  # an image must have been on screen this long before it can be accepted
+SWITCH_MODEL = "put {model} in use (Correct & retrain: versions, Use this version)"  # (how the domain hint says it)
 LEAVE_AGAIN_WITHIN_S = 60  # a second Next/Previous/Skip within this leaves an edited, unaccepted mask behind
 DRAFT_AFTER_MS = 500  # painting paused this long: the edits are kept on disk as the image's draft
 DRAFT_AT_LEAST_EVERY_S = 5.0  # ... and at least this often while painting goes on without a pause
@@ -204,6 +207,7 @@ class SessionWidget(WorkerWidget):
         self.failed_path: Optional[Path] = None  # the current image, which could not be read or segmented
         self._failure_line = ""  # what was said of it
         self._leave_asked = SecondPress(LEAVE_AGAIN_WITHIN_S)  # warned of leaving (image, action)'s edits
+        self._other_domain = OtherDomainQuestion()  # asked before a correction trains a line the image is not for
         self.models.scores_changed.connect(self.guarded(self._on_set_changed))
         self._cache: dict[tuple[str, str], tuple[np.ndarray, object]] = {}  # (file, model) -> (pixels, prediction)
         self._loading: dict[tuple[str, str], object] = {}  # (file, model) -> worker
@@ -404,8 +408,9 @@ class SessionWidget(WorkerWidget):
                 predictor = models.predictor(checkpoint, device)
                 prediction = predictor.predict(image)
                 version = getattr(getattr(predictor, "config", None), "version", None)  # (a hint: never in the way)
-                prediction.domain_note = domain_note(image, None, version, "put {model} in use "
-                                                     "(Correct & retrain: versions, Use this version)", checkpoint)
+                advice = domain_advice(image, None, version, checkpoint)
+                prediction.domain_note = describe_advice(advice, SWITCH_MODEL, version)
+                prediction.advised_model = advice[1].name if advice is not None else None  # (asked at Accept)
             except (ValueError, RuntimeError, OSError, MemoryError) as err:
                 return "error", err
             # edits painted on this image in Segment (or on a Batch result) and kept, never accepted: shown here
@@ -558,16 +563,18 @@ class SessionWidget(WorkerWidget):
             self.mask_layer = start_mask(self.viewer, layer, starting if draft is None else draft, starting, version,
                                          self.display.value)
         else:
+            advised = getattr(prediction, "advised_model", None)
             if kept is not None:  # the model's mask they were painted from is what they are measured against
                 started, version = kept.painted_from(prediction.mask, prediction.model_version)
-                self.mask_layer = start_mask(self.viewer, layer, kept.mask, started, version, self.display.value)
+                self.mask_layer = start_mask(self.viewer, layer, kept.mask, started, version, self.display.value,
+                                             advised if version == prediction.model_version else None)
             elif earlier is not None:  # accepted earlier, elsewhere: stored again unchanged, it is the same entry
                 self._shown_correction = earlier[0]
                 self.mask_layer = start_mask(self.viewer, layer, earlier[1] if draft is None else draft, earlier[1],
                                              ACCEPTED_EARLIER, self.display.value)
             else:
                 self.mask_layer = start_mask(self.viewer, layer, prediction.mask if draft is None else draft,
-                                             prediction.mask, prediction.model_version, self.display.value)
+                                             prediction.mask, prediction.model_version, self.display.value, advised)
             show_probability(self.viewer, layer, prediction, prediction.model_version)
             if kept_proposal is not None:  # painted on in Segment: shown beside the mask, as Segment gives it back
                 start_proposal(self.viewer, layer, kept_proposal.mask,
@@ -910,6 +917,12 @@ class SessionWidget(WorkerWidget):
         problem = not_a_correction_set(Path(self.corrections.value))
         if problem:  # nothing is written into the user's data folder
             self.say(f"not accepted: {problem}")
+            return None
+        made_with = self.mask_layer.metadata.get(MODEL_VERSION)
+        question = self._other_domain.asks(path.name, self.mask_layer.metadata.get(ADVISED_MODEL), made_with,
+                                           self.models.label(made_with), "Accept & next", SWITCH_MODEL)
+        if question:
+            self.say(question)
             return None
         image, mask = np.array(self.image_layer.data, copy=True), np.array(self.mask_layer.data, copy=True)
         meta = self.mask_layer.metadata

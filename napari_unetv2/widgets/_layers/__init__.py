@@ -58,6 +58,7 @@ from .outputs import (  # noqa: F401
 from .roles import (  # noqa: F401
     ACCEPTED_HASH,
     ACCEPTED_MASKS,
+    ADVISED_MODEL,
     ATTENTION,
     BOX,
     CLICKS,

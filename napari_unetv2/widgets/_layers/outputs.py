@@ -10,6 +10,7 @@ import numpy as np
 from ...corrections.correction_set import image_hash
 from ...interactive import CLICKS_METADATA
 from .roles import (
+    ADVISED_MODEL,
     ATTENTION,
     BOX,
     CLICKS,
@@ -40,7 +41,8 @@ AUTO_LIMITS = "unetv2_auto_limits"  # in an attention layer: the contrast limits
 
 def _prediction_metadata(image_layer, role: str, prediction, model_version: str) -> dict:
     return {ROLE: role, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: image_hash(prediction.mask),
-            MODEL_VERSION: model_version, PREDICTED_MASK: prediction.mask.copy(), PREDICTED_AT: time.time()}
+            MODEL_VERSION: model_version, PREDICTED_MASK: prediction.mask.copy(), PREDICTED_AT: time.time(),
+            ADVISED_MODEL: getattr(prediction, "advised_model", None)}
 
 
 def attention_limits(data: np.ndarray) -> tuple[float, float]:
@@ -280,12 +282,13 @@ def mask_display_of(layer) -> str:
     return "outline" if layer.contour > 0 else "filled"
 
 def start_mask(viewer, image_layer, mask: np.ndarray, starting_point: np.ndarray, model_version: str,
-               display: str = "filled"):
+               display: str = "filled", advised_model: Optional[str] = None):
     """The editable mask of an image just shown: the image's mask layer reused (pixels replaced, no
     edit history carried over) or added. ``starting_point`` is what counts as unedited (the model's
-    mask, or a mask read from a file); edits are measured against it."""
+    mask, or a mask read from a file); edits are measured against it. ``advised_model``: see ``ADVISED_MODEL``."""
     metadata = {ROLE: MASK, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: image_hash(starting_point),
-                MODEL_VERSION: model_version, PREDICTED_MASK: starting_point.copy(), PREDICTED_AT: time.time()}
+                MODEL_VERSION: model_version, PREDICTED_MASK: starting_point.copy(), PREDICTED_AT: time.time(),
+                ADVISED_MODEL: advised_model}
     layer = layer_of(viewer, image_layer, MASK)
     mask = np.array(mask, copy=True)  # painted in place: never the caller's array (a cached prediction's mask)
     if layer is None:

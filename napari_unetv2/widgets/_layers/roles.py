@@ -18,6 +18,9 @@ PREDICTED_AT = "unetv2_predicted_at"
 PREDICTION_SETTINGS = "unetv2_prediction_settings"  # in an image layer: the threshold, mode, tile size and flip TTA of
 # its last prediction, for whoever segments it again on its own (a new model put in use: Correct & retrain)
 MODEL_VERSION = "model_version"
+# in a mask (or proposal) layer: the bundled model whose images its image looks like, where that is not the line of the
+# model that made the mask (inference/domain.py; None: no hint). A correction of it would train the wrong line.
+ADVISED_MODEL = "unetv2_advised_model"
 ACCEPTED_HASH = "unetv2_accepted_hash"  # a mask's pixel hash when it was stored as a correction (Correct & retrain)
 ACCEPTED_MASKS = "unetv2_accepted_masks"  # pixel hashes of the 0/1 masks accepted from a mask layer (either widget)
 KEPT_ACCEPTED = 50  # of those, the newest kept (the folder session reuses one layer for every image)
