@@ -285,7 +285,7 @@ def test_goal_a_clinicians_session_with_retrain_restart_and_resume(make_napari_v
     said, say = [], widget.say
     widget.say = lambda text, *args, **kwargs: (said.append(text), say(text, *args, **kwargs))[1]
     lateness = Lateness()
-    on_screen = {}
+    on_screen, asked = {}, []
     for i in range(10):
         path = widget.session.current
         assert widget.session.position == i and widget.where.value.startswith(f"{i} / 12 reviewed")
@@ -297,12 +297,18 @@ def test_goal_a_clinicians_session_with_retrain_restart_and_resume(make_napari_v
         widget.mask_layer.data[truth != widget.mask_layer.data] = truth[truth != widget.mask_layer.data]
         widget.mask_layer.refresh()
         on_screen[path.name] = (np.asarray(widget.image_layer.data).copy(), np.asarray(widget.mask_layer.data).copy())
-        assert widget.accept_and_next() is not None, widget.status.value
+        accepted = widget.accept_and_next()
+        if accepted is None and "looks like the images of the bundled skin model" in widget.status.value.replace(
+                "\u200b", ""):  # the first dermoscopy crop: asked once (test_trial40), the clinician presses again
+            asked.append(path.name)
+            accepted = widget.accept_and_next()
+        assert accepted is not None, widget.status.value
         if i == 4:  # the fifth stored correction starts a background retrain
             qtbot.waitUntil(lambda: widget.busy or widget.retrain_rounds > 0, timeout=30_000)
         wait_shown(qtbot, widget)
         qtbot.wait(400)  # a person looks at each image for seconds; this lets the screen draw and the next one compute
     qtbot.waitUntil(lambda: widget.pending_writes == 0, timeout=30_000)
+    assert len(asked) <= 1  # (once for such images, whichever model version made their masks since)
     qtbot.waitUntil(lambda: widget.retrain_rounds == 2 and not widget.busy, timeout=300_000)
     qtbot.waitUntil(lambda: not widget._loading, timeout=60_000)  # the image on screen segmented by the new model
     assert widget.retrain_rounds == 2, widget.status.value  # after the 5th and the 10th accepted correction
@@ -757,8 +763,8 @@ def test_an_unedited_accept_asks_before_replacing_a_correction_made_in_correct_a
     """Trial of session 29: an image corrected (2400 pixels painted) and accepted in *Correct & retrain*, then accepted
     unedited in a folder session over the same correction set: the model's mask replaced the correction silently,
     and the next round trained on it. Now the first Accept stores nothing and says so (checked in the writer thread,
-    not the GUI's); Accept on that image again, with the same mask, replaces it; accepting another image between
-    the two asks again."""
+    not the GUI's). Back on that image, the correction is shown (session 40; before, the model's mask read ahead was
+    shown again, and a second unedited Accept replaced the correction on purpose)."""
     data = crops_folder(tmp_path / "data", n=3)
     viewer = make_napari_viewer()
     widget = open_session(viewer, qtbot, tmp_path / "session", images=data / "images")
@@ -777,18 +783,16 @@ def test_an_unedited_accept_asks_before_replacing_a_correction_made_in_correct_a
 
     status = accept()
     assert f"{path.name} NOT stored" in status and earlier.id in status and "the model's mask" in status, status
-    assert [e.id for e in cs.entries()] == [earlier.id] and widget.session.status(path) != "accepted"
-    wait_shown(qtbot, widget)
-    accept()  # another image accepted between: the confirmation is gone
-    assert widget.previous_image() and widget.previous_image()
-    wait_shown(qtbot, widget)
-    assert widget.session.current == path
-    assert f"{path.name} NOT stored" in accept()  # asked again
+    assert "Previous goes back to it" in status and [e.id for e in cs.entries()] == [earlier.id]
+    assert widget.session.status(path) != "accepted"
+    # Back on it, the correction stored meanwhile is what is shown (session 40: the image is read again when the set
+    # holds other corrections of it than when it was read), not the model's mask: kept, or edited and accepted
     assert widget.previous_image()
     wait_shown(qtbot, widget)
-    accept()  # right after being asked: replaces it
-    replaced = [e for e in cs.entries() if e.source == path.name]
-    assert len(replaced) == 1 and replaced[0].id != earlier.id and replaced[0].pixels_changed == 0
+    assert widget.session.current == path and np.array_equal(np.asarray(widget.mask_layer.data) > 0, painted > 0)
+    assert earlier.id in widget.status.value.replace("\u200b", "")
+    assert "unchanged: this mask was stored already" in accept()
+    assert [e.id for e in cs.entries()] == [earlier.id]
 
 
 def test_a_correction_made_in_correct_and_retrain_is_what_the_folder_session_shows(make_napari_viewer, qtbot, tmp_path,

@@ -124,3 +124,149 @@ def test_correct_and_retrain_asks_before_storing_an_image_the_hint_says_is_for_a
     assert len(rt.correction_set.entries()) == 0
     assert rt.accept_correction() is not None, rt.status.value
     assert len(rt.correction_set.entries()) == 1
+
+
+def stored_by_another_window(session, path, rows: slice, cols: slice):
+    """A correction of ``path`` stored in the session's correction set as another window (or annotator) would:
+    (the StoredCorrection, its mask)."""
+    from napari_unetv2.annotation.accept import store_correction
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.files import read_image
+
+    image = read_image(path)
+    theirs = np.zeros(image.shape[:2], np.uint8)
+    theirs[rows, cols] = 1
+    corrections = CorrectionSet(Path(session.corrections.value))
+    return store_correction(corrections, image, theirs, source=path.name, model_version="someone else's"), theirs
+
+
+def test_accept_and_next_does_not_replace_a_correction_another_annotator_stored_meanwhile(make_napari_viewer, qtbot,
+                                                                                         tmp_path):
+    """Two windows (or two workstations) on one folder: A accepted image 1 while B had it on screen; B's one press of
+    *Accept & next* replaced A's correction for good ("replaced the earlier correction ..."), and A's *Previous* showed
+    B's mask as "your accepted mask" (clinician trial of session 40). Now B's mask is not stored, the status names
+    A's correction, and B's painting is still there to accept again (which then replaces it, on purpose)."""
+    from test_trial32 import open_session_on_two_frames
+
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.widgets.session import ACCEPT_AFTER_S
+
+    viewer = make_napari_viewer()
+    session = open_session_on_two_frames(viewer, qtbot, tmp_path)
+    first = session.session.current
+    corrections = CorrectionSet(Path(session.corrections.value))
+    stored, _ = stored_by_another_window(session, first, slice(10, 60), slice(10, 60))  # A
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    painted = np.asarray(session.mask_layer.data).copy()
+    painted[100:140, 100:140] = 1
+    session.mask_layer.data = painted  # B paints the model's mask shown before A's accept
+    assert session.accept_and_next() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    assert [entry.id for entry in corrections.entries()] == [stored.entry.id]  # A's correction is still there
+    status = session.status.value.replace("\u200b", "")
+    assert "NOT stored" in status and stored.entry.id in status, status
+    assert session.previous_image()
+    qtbot.waitUntil(lambda: session.shown_path == first, timeout=30_000)
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    assert np.array_equal(np.asarray(session.mask_layer.data) > 0, painted > 0)  # B's painting is back, not lost
+    status = session.status.value.replace("\u200b", "")
+    assert "edits you painted" in status and stored.entry.id in status, status
+    assert session.accept_and_next() is not None, session.status.value  # accepted again: replaces A's, knowingly
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    entries = corrections.entries()
+    assert len(entries) == 1 and entries[0].id != stored.entry.id
+
+
+def test_the_next_image_read_ahead_shows_a_correction_another_annotator_stored_meanwhile(make_napari_viewer, qtbot,
+                                                                                        tmp_path):
+    """B's window had image 2 read ahead (the model's mask) when A accepted it: B then saw the model's empty mask with
+    "paint what it missed", not A's correction, until Next and Previous (clinician trial of session 40)."""
+    from test_trial32 import open_session_on_two_frames
+
+    from napari_unetv2.widgets.session import ACCEPT_AFTER_S
+
+    viewer = make_napari_viewer()
+    session = open_session_on_two_frames(viewer, qtbot, tmp_path)
+    second = session.session.path_at(1)
+    qtbot.waitUntil(lambda: any(key[0] == str(second) for key in session._cache), timeout=60_000)  # read ahead
+    stored, theirs = stored_by_another_window(session, second, slice(20, 90), slice(30, 120))  # A
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    assert session.next_image()
+    qtbot.waitUntil(lambda: session.shown_path == second, timeout=60_000)
+    assert np.array_equal(np.asarray(session.mask_layer.data) > 0, theirs > 0)
+    status = session.status.value.replace("\u200b", "")
+    assert stored.entry.id in status, status
+
+
+def test_continue_says_which_kept_results_this_model_made(tmp_path):
+    """Two runs of different models into one folder, then ``--continue`` with one of them: "nothing was segmented
+    with this model: every result was already there, made by model version(s) X", when half were its own."""
+    from napari_unetv2.inference.batch import BatchSummary, account_for_kept
+
+    summary = BatchSummary(tmp_path, rows=[{"file": name, "status": "skipped-done", "note": ""} for name in "abcd"])
+    merged = [{"file": name, "status": "done", "model_version": version}
+              for name, version in zip("abcd", ["theirs", "mine", "theirs", "mine"])]
+    account_for_kept(summary, merged, "mine")
+    said = summary.describe()
+    assert "2 of them made by model version(s) theirs" in said and "the others by this model" in said, said
+    account_for_kept(summary, [{**row, "model_version": "theirs"} for row in merged], "mine")
+    assert "nothing was segmented with this model: every result was already there" in summary.describe()
+
+
+def test_a_round_whose_version_another_window_put_in_use_first_says_it_is_in_use():
+    """Two windows' rounds on the same corrections made the same version; the one that ended second said "stored as X,
+    not put in use: the model in use changed to X while the round trained ('Use this version' to choose it)"."""
+    from types import SimpleNamespace
+
+    from napari_unetv2.widgets._rounds import adopt
+
+    used = []
+    models = SimpleNamespace(version_id=lambda: "cf0f1d5685b0", label=lambda version=None: f"fine-tuned {version}",
+                             use=used.append)
+    outcome = SimpleNamespace(config=SimpleNamespace(version="cf0f1d5685b0", parent="7eaf33cc890a"))
+    said = adopt(models, outcome)
+    assert said is not None and "in use already" in said and "not put in use" not in said, said
+    assert used == []
+
+
+def test_an_image_renamed_after_it_was_read_ahead_is_not_shown_from_memory(make_napari_viewer, qtbot, tmp_path):
+    """A colleague renamed image 5 while it was read ahead: the session showed it "correct the mask" from memory, with
+    no word that the file was gone, and accepted it under a name no longer in the folder (trial of session 40)."""
+    from test_trial32 import open_session_on_two_frames
+
+    from napari_unetv2.widgets.session import ACCEPT_AFTER_S
+
+    viewer = make_napari_viewer()
+    session = open_session_on_two_frames(viewer, qtbot, tmp_path)
+    second = session.session.path_at(1)
+    qtbot.waitUntil(lambda: any(key[0] == str(second) for key in session._cache), timeout=60_000)  # read ahead
+    second.rename(second.with_name("renamed.png"))
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    assert session.next_image()
+    qtbot.waitUntil(lambda: session.failed_path == second, timeout=60_000)
+    status = session.status.value.replace("\u200b", "")
+    assert f"{second.name} could not be read" in status, status
+    assert session.accept_and_next() is None
+
+
+def test_the_reviewed_count_and_the_corrections_list_follow_another_window(make_napari_viewer, qtbot, tmp_path):
+    """Another window's acceptance was counted ("2 / 8 reviewed") only when the user moved, and *Correct & retrain*
+    listed neither its new correction nor, after a removal there, the entry's absence (trial of session 40)."""
+    from test_gui_findings import dock
+    from test_trial32 import open_session_on_two_frames
+
+    from napari_unetv2.annotation import AnnotationSession
+    from napari_unetv2.corrections import CorrectionSet
+
+    viewer = make_napari_viewer()
+    session = open_session_on_two_frames(viewer, qtbot, tmp_path, beside="Correct & retrain")
+    rt = dock(viewer, "Correct & retrain")
+    assert session.where.value.startswith("0 / 2 reviewed")
+    second = session.session.path_at(1)
+    other_window = AnnotationSession(Path(session.session_folder.value))
+    stored, mask = stored_by_another_window(session, second, slice(5, 50), slice(5, 50))
+    other_window.accept(second, mask, stored.entry.id, Path(session.corrections.value))
+    qtbot.waitUntil(lambda: session.where.value.startswith("1 / 2 reviewed"), timeout=10_000)
+    qtbot.waitUntil(lambda: len(rt.entries.choices) == 1, timeout=10_000)
+    CorrectionSet(Path(session.corrections.value)).remove(stored.entry.id)
+    qtbot.waitUntil(lambda: len(rt.entries.choices) == 0, timeout=10_000)

@@ -2,6 +2,7 @@
 for the same image replaces the older one (saying so) instead of standing beside it."""
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 
 from ..corrections import CorrectionSet
 from ..corrections.correction_set import Correction, image_hash
-from ..files import IMAGE_SUFFIXES, UnreadableImageError, read_image, read_mask
+from ..files import IMAGE_SUFFIXES, UnreadableImageError, file_safe, read_image, read_mask
 
 
 class DuplicateCorrection(ValueError):
@@ -78,6 +79,18 @@ def stored_correction_of(corrections_dir: Path, image: np.ndarray, source: str,
         return None
     found = same_image_entries(CorrectionSet(folder), np.asarray(image), source, pixels)
     return max(found, key=lambda item: (item[0].created, item[0].id)) if found else None
+
+
+def entry_ids_named(corrections_dir: Path, source: str) -> frozenset[str]:
+    """The ids of the set's entries made from a file called ``source``, by their file names alone (one listing of
+    ``provenance/``, no entry read): compared with an earlier answer, it tells a reader that another writer (a second
+    window, a colleague's workstation) stored or removed a correction of that image since it looked."""
+    named = re.compile(r"\d{8}-\d{6}-" + re.escape(file_safe(source)) + r"(-\d+)?\.json")
+    try:
+        names = os.listdir(Path(corrections_dir) / "provenance")
+    except OSError:
+        return frozenset()
+    return frozenset(name[:-len(".json")] for name in names if named.fullmatch(name))
 
 
 def images_with_corrections(corrections_dir: Optional[Path], folder: Path, names: Collection[str]) -> list[str]:

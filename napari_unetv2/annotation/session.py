@@ -69,6 +69,7 @@ class AnnotationSession:
             raise ValueError(f"Two images share a name ({' and '.join(clashes[0])}): their masks would have the "
                              "same file name. Rename one.")
         self._lock = threading.Lock()  # the widget records decisions from a writer thread
+        self._seen_stamp: Optional[int] = None  # session.json's mtime when :meth:`follow_other_windows` last read it
         # accepted images whose correction the set no longer holds, nor any other of the image (removed in *Correct &
         # retrain*): still accepted here, not trained on (as last compared by :meth:`follow_corrections`)
         self.corrections_removed: set[str] = set()
@@ -268,6 +269,24 @@ class AnnotationSession:
                 target.unlink(missing_ok=True)
             raise
         return written
+
+    def follow_other_windows(self) -> bool:
+        """Take in the decisions another window on this folder (or another workstation, on a shared folder) wrote
+        since (per image the later decision wins, as :meth:`save` merges them); True when any changed. Its
+        "2 / 8 reviewed" stayed behind another window's acceptances until the user moved (trial of session 40)."""
+        try:
+            state_file = self.root / SESSION_FILE
+            stamp = state_file.stat().st_mtime_ns
+            if stamp == self._seen_stamp:
+                return False
+            on_disk = read_state(state_file).get("items", {})
+        except (OSError, ValueError):  # (gone or damaged meanwhile: met again at the next save)
+            return False
+        with self._lock:
+            self._seen_stamp = stamp
+            merged = merge_items(on_disk, self.items)
+            changed, self.items = merged != self.items, merged
+        return changed
 
     def save(self) -> None:
         """Write the state atomically, merged with what another window on this folder wrote since (under a lock

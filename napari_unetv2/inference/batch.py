@@ -60,6 +60,7 @@ class BatchSummary:
     # --continue kept outputs that this model did not make: versions named by the earlier summary rows, and
     # how many kept outputs no summary row accounts for (masks put there by hand or by another program)
     other_models: list[str] = field(default_factory=list)
+    by_other_models: int = 0  # how many kept outputs those versions made (the others kept: this model's own)
     # ... and the settings (mode, threshold, TTA) they were made with, where they differ from this run's
     other_settings: list[str] = field(default_factory=list)
     settings: str = ""  # this run's (run_settings), in each row it makes
@@ -79,6 +80,12 @@ class BatchSummary:
         if self.other_models and self.count("done"):
             lines.append(f"  note: results kept from earlier runs were made by model version(s) {', '.join(self.other_models)}: "
                          "this folder mixes models (summary.csv names each file's)")
+        elif self.other_models and self.by_other_models < self.count("skipped-done"):
+            # some kept results are this model's own (another run of it into this folder, at the same time or before):
+            # "made by version X" alone named the other model for all of them (trial of session 40)
+            lines.append(f"  note: nothing was segmented now: every result was already there, {self.by_other_models} of "
+                         f"them made by model version(s) {', '.join(self.other_models)} and the others by this model: this "
+                         "folder mixes models (summary.csv names each file's)")
         elif self.other_models:
             kept = "the results kept" if self.count("error") or self.stopped else "every result was already there"
             lines.append(f"  note: nothing was segmented with this model: {kept}, "
@@ -298,8 +305,9 @@ def account_for_kept(summary: BatchSummary, merged: list[dict], version: str, se
     settings were recorded name none: not counted as other settings."""
     before = {row["file"]: row for row in merged}
     kept = [before.get(row["file"]) for row in summary.rows if row["status"] == "skipped-done"]
-    summary.other_models = sorted({row.get("model_version") or "?" for row in kept
-                                   if row is not None and row.get("status") == "done"} - {version})
+    made_by_others = [row.get("model_version") or "?" for row in kept if row is not None and row.get("status") == "done"
+                      and (row.get("model_version") or "?") != version]
+    summary.other_models, summary.by_other_models = sorted(set(made_by_others)), len(made_by_others)
     summary.other_settings = sorted({row.get("settings") for row in kept if row is not None and row.get("status") == "done"
                                      and row.get("settings")} - {settings})
     summary.unrecorded = sum(1 for row in kept if row is None or row.get("status") != "done")

@@ -4,7 +4,7 @@ A dermoscopy image segmented by the polyp model, corrected and accepted, trains 
 (corrections go to the line of the model that made their mask: ``checkpoints/lines.py``). The domain hint said so
 once, with the result (and once for a run of such images in a folder session); the accept then stored it without a
 word (stop notes 38 and 39). Both accept paths ask here first: the first press says it, a second stores it, and the
-same kind of image from the same model is not asked about again in that dock (a clinician who fine-tunes the polyp
+same kind of image is not asked about again in that dock (a clinician who fine-tunes the polyp
 model on dermoscopy images on purpose is asked once)."""
 from __future__ import annotations
 
@@ -18,16 +18,17 @@ AGAIN_WITHIN_S = 60  # a second press within this stores the correction anyway
 class OtherDomainQuestion:
     def __init__(self):
         self._press = SecondPress(AGAIN_WITHIN_S)
-        self._answered: set = set()  # (advised model, model version) pairs a second press let through
+        self._answered: set = set()  # the advised models a second press let through (for any version: a round's new
+        # version, from a line trained on such images on purpose, is not asked about again)
 
     def asks(self, image_name: str, advised: Optional[str], made_with: Optional[str], model_label: str,
              button: str, how_to_switch: str) -> str:
         """The question to say instead of storing ("" when the correction may be stored now). ``advised``: the mask
         layer's ``ADVISED_MODEL``; ``made_with``: the model version whose line the correction would train."""
-        if not advised or not made_with or (advised, made_with) in self._answered:
+        if not advised or not made_with or advised in self._answered:
             return ""
         if self._press.confirmed((image_name, advised, made_with)):
-            self._answered.add((advised, made_with))
+            self._answered.add(advised)
             return ""
         return (f"not stored yet: {image_name} looks like the images of the bundled {advised} model, but its mask was "
                 f"made with {model_label}, so its correction would train that model's line at its next round. Press "

@@ -78,6 +78,10 @@ def adopt(models, outcome) -> Optional[str]:
     Use this version, another window): their choice stands and the new version stays in the versions list.
     Returns None when it was put in use, else what to say."""
     in_use = models.version_id()
+    if in_use == outcome.config.version:  # another window's round, on the same corrections and seed, made the same
+        # weights and put them in use first: "not put in use ('Use this version')" was said of the version in use
+        return (f"stored as {models.label(outcome.config.version)}, in use already: another window's round made the "
+                "same version meanwhile (the same corrections and settings)")
     if in_use != outcome.config.parent:
         return (f"stored as {models.label(outcome.config.version)}, not put in use: the model in use changed to "
                 f"{models.label()} while the round trained ('Use this version' to choose it)")

@@ -73,6 +73,7 @@ from ._workers import make_worker
 from .segment import CONFIRM_WITHIN_S, follow_active_image, keep_choices_in_order
 
 ROLL_BACK_AGAIN_AFTER_S = 0.5  # a second Roll back sooner than this is the second click of a double click
+FOLLOW_THE_SET_MS = 5000  # how often the correction set's folder is listed for another napari's accepts and removals
 
 
 class RetrainWidget(WorkerWidget):
@@ -135,6 +136,12 @@ class RetrainWidget(WorkerWidget):
         # the folder session stores and replaces corrections in the same set: the list showed an entry it had replaced
         # (Remove selected on it: "No correction ...") and not the new one (trial of session 32)
         self.models.scores_changed.connect(self.guarded(self._list_follows_the_set))
+        # ... and another napari (or workstation) on the same set: its accepts and removals listed within seconds (the
+        # list showed an entry removed there, and none of its new ones: trial of session 40); a folder listing a beat
+        self._set_watch = QTimer(self.native)
+        self._set_watch.setInterval(FOLLOW_THE_SET_MS)
+        self._set_watch.timeout.connect(self.guarded(self._list_follows_the_set))
+        self._set_watch.start()
         chosen_last = correction_set_chosen_last() if corrections_dir is None else None
         if chosen_last is not None:
             self.folder.value = chosen_last  # the set chosen last (the default set otherwise)

@@ -20,8 +20,14 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from qtpy.QtCore import QObject, QTimer, Signal
 from qtpy.QtWidgets import QApplication
 
-from ..annotation import AnnotationSession, DuplicateCorrection, WouldDiscardCorrection, store_correction
-from ..annotation.accept import stored_correction_of
+from ..annotation import (
+    AnnotationSession,
+    DuplicateCorrection,
+    WouldDiscardCorrection,
+    WouldReplaceCorrection,
+    store_correction,
+)
+from ..annotation.accept import entry_ids_named, stored_correction_of
 from ..annotation.kept_edits import KeptEdit
 from ..annotation.session import ACCEPTED, SKIPPED, default_session_folder
 from ..corrections import CorrectionSet
@@ -36,6 +42,7 @@ from ._after_pause import AfterPause
 from ._base import SecondPress, WorkerWidget, named_few, one_line, wrapping_label
 from ._kept_edits import painted_mask_keeper
 from ._layers import (
+    ACCEPTED_MASKS,
     ADVISED_MODEL,
     ATTENTION,
     BOX,
@@ -102,6 +109,7 @@ _PREFETCH_DELAY_MS = 150
 
 ACCEPTED_EARLIER = "accepted earlier"  # the model version of a revisited image's mask: no model made it
 ACCEPT_AFTER_S = 0.35  # an image must have been on screen this long before it can be accepted
+FOLLOW_OTHER_WINDOWS_MS = 3000  # how often session.json is looked at for another window's decisions (one stat)
 SWITCH_MODEL = "put {model} in use (Correct & retrain: versions, Use this version)"  # (how the domain hint says it)
 LEAVE_AGAIN_WITHIN_S = 60  # a second Next/Previous/Skip within this leaves an edited, unaccepted mask behind
 DRAFT_AFTER_MS = 500  # painting paused this long: the edits are kept on disk as the image's draft
@@ -215,6 +223,11 @@ class SessionWidget(WorkerWidget):
         self.accepted_since_retrain = 0
         self.retrain_rounds = 0  # finished automatic rounds
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unetv2-session-writer")
+        # another window (or workstation) on this session folder: its decisions counted here too (one stat a beat)
+        self._other_windows = QTimer(self.native)
+        self._other_windows.setInterval(FOLLOW_OTHER_WINDOWS_MS)
+        self._other_windows.timeout.connect(self.guarded(self._follow_other_windows))
+        self._other_windows.start()
         self._writing: list[str] = []  # names of images whose acceptance is being written
         # their accepted masks meanwhile: going back to one at once shows it (the session does not know it yet)
         self._pending_masks: dict[str, np.ndarray] = {}
@@ -283,6 +296,12 @@ class SessionWidget(WorkerWidget):
         if followed:
             self.say(f"{followed} {self._image_line[1]}")
         return self.session
+
+    def _follow_other_windows(self) -> None:
+        """Another window's acceptances and skips, written to session.json since: "2 / 8 reviewed" counts them (it
+        stayed behind until the user moved: trial of session 40)."""
+        if self.session is not None and self.session.follow_other_windows():
+            self._update_where()
 
     def _on_images_chosen(self, _=None) -> None:
         """Another image folder: a session folder this widget filled in (the last one's) is that folder's own again,
@@ -381,12 +400,22 @@ class SessionWidget(WorkerWidget):
             self._display(path, image, None, starting=starting)
         else:
             key = (str(path), self._model_key())
+            if key in self._cache and (not path.is_file() or getattr(self._cache[key][1], "correction_ids", None)
+                                       != self._correction_ids(path)):
+                # read ahead before another window or annotator stored (or removed) a correction of it: read again, or
+                # the model's mask was shown over their correction, and one press replaced it; or before the file was
+                # renamed or deleted: said, not shown from memory as if still in the folder (trial of session 40)
+                del self._cache[key]
             if key in self._cache:
                 self._display(path, *self._cache[key])
             else:
                 self.say(f"segmenting {path.name}...")
                 self._compute(path)
         QTimer.singleShot(_PREFETCH_DELAY_MS, self.guarded(self._prefetch))
+
+    def _correction_ids(self, path: Path) -> frozenset:
+        """The correction set's entries made from ``path`` (its file names only: a listing, cheap in this thread)."""
+        return entry_ids_named(Path(str(self.corrections.value)), path.name)
 
     def _compute(self, path: Path, refresh: bool = False) -> None:
         """Read and segment ``path`` in a worker and cache it. When it is done and ``path`` is the current
@@ -403,6 +432,7 @@ class SessionWidget(WorkerWidget):
         def job():
             # the error wrapped, not returned bare: superqt takes a returned RuntimeError (a CUDA out-of-memory)
             # for an aborted worker and emits nothing, and the image then stayed "being segmented" for good
+            correction_ids = entry_ids_named(corrections_dir, path.name)  # (before the set is read: see show_current)
             try:
                 image = read_image(path)
                 predictor = models.predictor(checkpoint, device)
@@ -413,6 +443,7 @@ class SessionWidget(WorkerWidget):
                 prediction.advised_model = advice[1].name if advice is not None else None  # (asked at Accept)
             except (ValueError, RuntimeError, OSError, MemoryError) as err:
                 return "error", err
+            prediction.correction_ids = correction_ids
             # edits painted on this image in Segment (or on a Batch result) and kept, never accepted: shown here
             prediction.image_key = image_hash(image)
             kept = {role: kept_edits.find(prediction.image_key, image.shape[:2], role) for role in (MASK, PROPOSAL)}
@@ -590,7 +621,13 @@ class SessionWidget(WorkerWidget):
         opening = f"{opening}. " if opening else ""
         if deleted_masks(self.viewer).holds_one_of(layer):  # (the image closed and shown again, after its mask was deleted)
             opening += f"a painted mask of {path.name} was deleted: Restore deleted mask (below) brings it back. "
-        if self._shown_draft:
+        if self._shown_draft and self._shown_correction is not None:  # (a correction stored after the edits began)
+            entry = self._shown_correction
+            self._image_line = (path, f"{path.name}: the edits you painted on its mask (kept, not accepted yet) are "
+                                      f"shown, not the correction {entry.id} stored {entry.created.replace('T', ' ')} "
+                                      "meanwhile (another window or annotator?); Accept & next replaces that correction "
+                                      "with them")
+        elif self._shown_draft:
             self._image_line = (path, f"{path.name}: the edits you painted on its mask before napari closed are shown "
                                       "(kept, not accepted yet); Accept & next stores them")
         elif kept is not None:
@@ -942,6 +979,9 @@ class SessionWidget(WorkerWidget):
         # a 300-entry set); Accept on it again, with the same mask, replaces it (trial of session 29: one unedited
         # Accept replaced a 2400-pixel correction silently, and the next round trained on the model's mask).
         attempt = (path.name, image_hash(mask))
+        # a correction stored meanwhile by another window or annotator, which this mask did not start from, is not
+        # replaced on one press (it was: clinician trial of session 40); masks accepted from this layer are the user's
+        accepted_before = list(meta.get(ACCEPTED_MASKS, []))
         note_accepted(self.mask_layer, mask)  # Correct & retrain's Accept on this mask later is a continuation of it
         # edits painted on this image outside the session (a Segment result), kept on disk: superseded by this one
         painted_mask_keeper(self.viewer).correction_stored(image_hash(image))
@@ -953,11 +993,14 @@ class SessionWidget(WorkerWidget):
                 stored = store_correction(corrections, image, mask, source=path.name, keep_edited=keep_edited,
                                           revisit=provenance["model_version"] == ACCEPTED_EARLIER,
                                           seen_by_model=trained_on_by_version(store_of_models, provenance["model_version"]),
-                                          **provenance)
+                                          accepted_from_layer=accepted_before, **provenance)
                 entry_id, note = stored.entry.id, stored.describe()
             except DuplicateCorrection as err:  # (the correction shown, kept): the session points to that entry
                 entry_id, note, stored = err.entry_id or session.entry_id(path), "unchanged: this mask was stored already", None
             except WouldDiscardCorrection as err:
+                if isinstance(err, WouldReplaceCorrection):  # a painted mask, not stored: Previous shows it again
+                    with contextlib.suppress(OSError):
+                        session.keep_draft(path, mask)
                 done.emit((path, (attempt, err)))
                 return
             except (ValueError, OSError) as err:
@@ -1040,8 +1083,16 @@ class SessionWidget(WorkerWidget):
             if self._accepted_here[0] == path:
                 self._accepted_here = (None, None)
             here = "" if self.session is not None and self.session.current == path else " (Previous goes back to it)"
-            self.say(f"{path.name} NOT stored: {err}. Paint the correction there{here}, or Accept it again unchanged to "
-                     "replace that correction")
+            if isinstance(err, WouldReplaceCorrection):  # (stored meanwhile by another window, or another annotator)
+                self.say(f"{path.name} NOT stored: {err}; it was stored after this image was shown here (another window "
+                         f"or annotator?). Your mask is kept{here}: Accept it again to replace that correction with "
+                         "it, or Next to leave that one")
+            elif here:  # back on it, the set is read again: that correction is shown
+                self.say(f"{path.name} NOT stored: {err}. Previous goes back to it, that correction shown: keep it, or "
+                         "edit it and accept")
+            else:
+                self.say(f"{path.name} NOT stored: {err}. Paint the correction there, or Accept it again unchanged to "
+                         "replace that correction")
             self._update_where()
             return
         if isinstance(result, BaseException):
