@@ -270,3 +270,38 @@ def test_the_reviewed_count_and_the_corrections_list_follow_another_window(make_
     qtbot.waitUntil(lambda: len(rt.entries.choices) == 1, timeout=10_000)
     CorrectionSet(Path(session.corrections.value)).remove(stored.entry.id)
     qtbot.waitUntil(lambda: len(rt.entries.choices) == 0, timeout=10_000)
+
+
+def test_a_second_window_on_an_open_session_says_so(make_napari_viewer, qtbot, tmp_path):
+    """Both windows opened on the same image and painted it: the one draft file held the later painter's edits only,
+    unsaid (trial of session 40). The second window says the session is open elsewhere; a window gone says nothing."""
+    from test_trial32 import open_session_on_two_frames, two_frames
+
+    from napari_unetv2.widgets.session import SessionWidget
+
+    images = two_frames(tmp_path / "images")
+    first = open_session_on_two_frames(make_napari_viewer(), qtbot, tmp_path, images=images)
+    assert "open in another napari window" not in first.status.value.replace("\u200b", "")
+    viewer = make_napari_viewer()
+    second = SessionWidget(viewer)
+    viewer.window.add_dock_widget(second, name="Annotate a folder")
+    second.images.value, second.session_folder.value = str(images), str(tmp_path / "session")
+    assert second.open_session() is not None, second.status.value
+    qtbot.waitUntil(lambda: second.shown_path == second.session.current, timeout=60_000)
+    assert "open in another napari window" in second.status.value.replace("\u200b", "")
+    first.session.close_mark()  # (as when its dock closes)
+    assert second.session.mark_open() == 0
+
+
+def test_a_round_says_how_many_of_its_corrections_came_from_versions_its_store_does_not_hold():
+    """A round at workstation B trained on "3 correction(s) of its line", two made with workstation A's versions, which
+    B's store does not hold: unsaid (trial of session 40)."""
+    from types import SimpleNamespace
+
+    from napari_unetv2.widgets._rounds import trained_on
+
+    models = SimpleNamespace(lines=lambda: SimpleNamespace(parents={"1f0c5ac02cbc": None, "423cfa096546": None}))
+    ours = [SimpleNamespace(model_version=v) for v in ("cf0f1d5685b0", "f74a7b36657d", "1f0c5ac02cbc", "given mask")]
+    said = trained_on(models, ours, [])
+    assert "trained on 4 correction(s) of its line (2 of them made with model versions this store does not hold" in said
+    assert trained_on(models, ours[2:], []) == "trained on 2 correction(s) of its line"

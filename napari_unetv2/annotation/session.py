@@ -14,8 +14,10 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import os
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Optional
 
@@ -25,14 +27,18 @@ from ..files import (
     IMAGE_SUFFIXES,
     atomic_write_bytes,
     atomic_write_text,
+    hold,
+    is_held,
     locked,
     read_json,
     read_mask,
+    release,
     same_file_key,
     write_png_atomic,
 )
 
 SESSION_FILE = "session.json"
+OPEN_MARK = ".open-"  # a window that has the session open holds a lock on <folder>/.open-<pid>-<id> (mark_open)
 ACCEPTED, SKIPPED = "accepted", "skipped"
 MASK_SUFFIXES = ("", "_mask", "_segmentation", "_lesion")
 
@@ -269,6 +275,32 @@ class AnnotationSession:
                 target.unlink(missing_ok=True)
             raise
         return written
+
+    def mark_open(self) -> int:
+        """Mark this session open in this window for as long as it lives (a kernel lock on ``.open-<pid>-<id>``:
+        a killed napari leaves no live mark); returns how many other windows have it open now. Two windows on one
+        session count each other's decisions, but painting one image in both keeps one draft of it, the later
+        written: the second window says so when it opens (clinician trial of session 40). Marks of windows gone are
+        removed."""
+        self.close_mark()
+        self._open_mark = self.root / f"{OPEN_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._open_descriptor = hold(self._open_mark)
+        others = 0
+        for mark in self.root.glob(f"{OPEN_MARK}*"):
+            held = None if mark == self._open_mark else is_held(mark)
+            if held:
+                others += 1
+            elif held is False:
+                mark.unlink(missing_ok=True)
+        return others
+
+    def close_mark(self) -> None:
+        """This window no longer has the session open (another session opened, the dock closed)."""
+        mark, descriptor = getattr(self, "_open_mark", None), getattr(self, "_open_descriptor", None)
+        self._open_mark = self._open_descriptor = None
+        if mark is not None:
+            release(descriptor)
+            mark.unlink(missing_ok=True)
 
     def follow_other_windows(self) -> bool:
         """Take in the decisions another window on this folder (or another workstation, on a shared folder) wrote

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import threading
 from typing import Optional
 
 from ..corrections import CorrectionSet
 from ..corrections.retrain import retrain_events
+
+VERSION_ID = re.compile(r"[0-9a-f]{12}")  # a model version's id (checkpoint.content_version)
 
 
 def fmt_eta(seconds: float) -> str:
@@ -104,6 +107,12 @@ def trained_on(models, ours: list, others: list) -> str:
     """What a round trained on, said with its result: a skin round on 1 of 9 corrections (8 tagged with the polyp
     model's line) ended on "trained on every correction of its line" with no count (verification of session 32)."""
     said = f"trained on {len(ours)} correction(s) of its line"
+    # masks made with versions this store does not hold (another workstation's, on a shared set) count as this line's:
+    # nothing says they belong elsewhere, but the user is told (trial of session 40: unsaid)
+    known = models.lines().parents
+    unknown = sum(1 for entry in ours if VERSION_ID.fullmatch(entry.model_version or "") and entry.model_version not in known)
+    if unknown:
+        said += f" ({unknown} of them made with model versions this store does not hold: another workstation's?)"
     return f"{said}; {left_out(models, others)} (another model's line)" if others else said
 
 

@@ -241,6 +241,7 @@ class SessionWidget(WorkerWidget):
         # a stroke less than DRAFT_AFTER_MS before the window closed was lost (verification of session 32): the dock
         # going (the window closed) or the application quitting writes a pending draft at once
         self.native.destroyed.connect(lambda *_: self._flush_draft())
+        self.native.destroyed.connect(lambda *_: self.session is not None and self.session.close_mark())
         QApplication.instance().aboutToQuit.connect(self._flush_draft)
         self._draft_watched = weakref.WeakSet()  # mask layers whose edits start that timer
         self._shown_draft = False  # whether the mask shown started from a kept draft
@@ -275,6 +276,8 @@ class SessionWidget(WorkerWidget):
             root = self._default_root = str(default_session_folder(data_home() / "sessions", Path(images)))
             self.session_folder.value = root
         masks = str(self.masks.value)
+        if self.session is not None:
+            self.session.close_mark()  # (this window leaves that session; reopened below if it is the same)
         try:
             self.session = AnnotationSession(Path(root), None if images in ("", ".") else Path(images),
                                              None if masks in ("", ".") else Path(masks))
@@ -290,6 +293,14 @@ class SessionWidget(WorkerWidget):
         if own_set is not None:
             self._opening_note = "; ".join(filter(None, (
                 self._opening_note, f"this session's corrections are in {own_set}: the correction set is that one again")))
+        try:
+            others = self.session.mark_open()
+        except OSError:  # (a folder that refuses the mark: nothing is known of other windows)
+            others = 0
+        if others:
+            self._opening_note = "; ".join(filter(None, (self._opening_note, (
+                "this session is open in another napari window too: each counts the other's decisions, but paint "
+                "different images in the two (edits of one image painted in both keep only the later's draft)"))))
         self._cache.clear()
         followed = self._follow_corrections()
         self.show_current()
