@@ -895,7 +895,7 @@ def test_a_mask_replaced_in_place_by_a_new_model_must_be_seen_before_accept_take
     new_mask = np.zeros(shape, np.uint8)
     new_mask[40:120, 40:120] = 1
     new = SimpleNamespace(mask=new_mask, probability=new_mask.astype(np.float32), attention=None, model_version="v-new")
-    widget.models.predictor = lambda *args, **kwargs: SimpleNamespace(predict=lambda image: new)
+    widget.models.predictor = lambda *args, **kwargs: SimpleNamespace(predict=lambda image, **kwargs: new)
     widget.models.related = lambda a, b: True
     widget._on_model_switched()
     qtbot.waitUntil(lambda: np.array_equal(widget.mask_layer.data, new_mask), timeout=30_000)
@@ -1021,7 +1021,7 @@ def test_a_new_model_adds_no_hidden_mask_over_a_deleted_painted_one(make_napari_
     qtbot.wait(50)
     new_mask = np.zeros_like(painted)
     new = SimpleNamespace(mask=new_mask, probability=new_mask.astype(np.float32), attention=None, model_version="v2")
-    widget.models.predictor = lambda *args, **kwargs: SimpleNamespace(predict=lambda image: new)
+    widget.models.predictor = lambda *args, **kwargs: SimpleNamespace(predict=lambda image, **kwargs: new)
     widget.models.related = lambda a, b: True
     widget._on_model_switched()
     qtbot.waitUntil(lambda: "segmented again" in widget.status.value.replace("\u200b", ""), timeout=30_000)

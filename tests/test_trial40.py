@@ -305,3 +305,59 @@ def test_a_round_says_how_many_of_its_corrections_came_from_versions_its_store_d
     said = trained_on(models, ours, [])
     assert "trained on 4 correction(s) of its line (2 of them made with model versions this store does not hold" in said
     assert trained_on(models, ours[2:], []) == "trained on 2 correction(s) of its line"
+
+
+def test_segment_stops_at_the_next_tile_when_napari_quits(make_napari_viewer, qtbot):
+    """napari's Quit asks running workers to quit (``abort_requested``) and waits for them: Segment looked at Cancel
+    only and went on to the last tile of a large image (stop note 39)."""
+    from test_gui_findings import wait
+
+    viewer = make_napari_viewer()
+    _, seg = viewer.window.add_plugin_dock_widget("napari-unetv2", "Segment")
+    image = viewer.add_image(np.random.default_rng(0).integers(0, 255, (1024, 1024, 3), dtype=np.uint8), rgb=True)
+    seg.image.value, seg.mode.value, seg.tile_size.value, seg.attention.value = image, "tile", 128, False
+    steps = []
+    seg._signals.advanced.connect(lambda done, total, text: steps.append((done, total)))
+    worker = seg.run()
+    assert worker is not None, seg.status.value
+    qtbot.waitUntil(lambda: any(done >= 2 for done, _ in steps), timeout=60_000)  # a first tile done
+    worker.quit()  # what napari's Quit does to each running worker
+    wait(qtbot, worker, timeout=60_000)
+    tiles = max(total for _, total in steps) - 2
+    assert tiles > 16 and max(done for done, _ in steps) - 1 < tiles  # stopped before its last tile
+
+
+def test_the_sessions_read_ahead_stops_when_napari_quits(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """The folder session's read-ahead passed no stop check to the model: napari's Quit waited for it (a large image in
+    tile mode, to its last tile). Now it stops when its worker is asked to quit, and nothing is shown of it."""
+    import time
+
+    from test_trial32 import open_session_on_two_frames, two_frames
+
+    from napari_unetv2.inference import PredictionCancelled, Predictor
+
+    real, waited = Predictor.predict, []
+
+    def slow_on_the_second(self, image, *args, should_stop=None, **kwargs):
+        if image.shape[:2] == (160, 200):  # the first frame: as usual
+            return real(self, image, *args, should_stop=should_stop, **kwargs)
+        start = time.monotonic()
+        while time.monotonic() - start < 60:  # a long image, its tiles checking should_stop
+            if should_stop is not None and should_stop():
+                waited.append(time.monotonic() - start)
+                raise PredictionCancelled()
+            time.sleep(0.01)
+        return real(self, image, *args, should_stop=should_stop, **kwargs)
+
+    monkeypatch.setattr(Predictor, "predict", slow_on_the_second)
+    images = two_frames(tmp_path / "images")
+    iio.imwrite(images / "b.png", np.ascontiguousarray(iio.imread(images / "b.png")[:, :120]))  # another size
+    viewer = make_napari_viewer()
+    session = open_session_on_two_frames(viewer, qtbot, tmp_path, images=images)
+    second = session.session.path_at(1)
+    qtbot.waitUntil(lambda: any(key[0] == str(second) for key in session._loading), timeout=30_000)
+    worker = next(w for key, w in session._loading.items() if key[0] == str(second))
+    worker.quit()  # what napari's Quit does to each running worker
+    qtbot.waitUntil(lambda: bool(waited), timeout=10_000)
+    qtbot.waitUntil(lambda: not session._loading, timeout=10_000)
+    assert not any(key[0] == str(second) for key in session._cache)

@@ -346,7 +346,7 @@ class SegmentWidget(WorkerWidget):
                       mode=None if self.mode.value == MODEL_DEFAULT_MODE else self.mode.value,
                       tile_size=int(self.tile_size.value), tta=bool(self.tta.value),
                       return_attention=bool(self.attention.value), rgb=bool(layer.rgb))
-        device, models, signals, cancel = self.device.value, self.models, self._signals, self._cancel
+        device, models, signals, stop_asked = self.device.value, self.models, self._signals, self.stop_asked
         array = np.asarray(data)
         rgb = bool(layer.rgb)
         kept_edits = painted_mask_keeper(self.viewer).store  # (read in the worker: it holds only its folder)
@@ -364,7 +364,8 @@ class SegmentWidget(WorkerWidget):
                 def progress(done: int, total: int) -> None:  # steps: model loaded, each slice/tile, layers shown
                     signals.advanced.emit(1 + done, total + 2, f"segmenting: {unit} {done}/{total}" if total > 1 else "")
 
-                prediction = predictor.predict(array, should_stop=cancel.is_set, progress=progress, **params)
+                # Cancel, or napari quitting (it asks the worker and waits: a large image went on to its last tile)
+                prediction = predictor.predict(array, should_stop=stop_asked, progress=progress, **params)
                 # said with the result; read here, not in the GUI thread (a pass over a large image's alpha)
                 prediction.colour_note = colour_note(array, rgb)
                 advice = domain_advice(array, rgb, predictor.config.version, checkpoint)

@@ -34,6 +34,7 @@ from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by, trained_on_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set
 from ..files import read_image
+from ..inference import PredictionCancelled
 from ..inference.domain import describe_advice, domain_advice
 from ..interactive import CLICKS_METADATA
 from ..remembered import correction_set_chosen_last, offer, remember, remembered
@@ -447,11 +448,15 @@ class SessionWidget(WorkerWidget):
             try:
                 image = read_image(path)
                 predictor = models.predictor(checkpoint, device)
-                prediction = predictor.predict(image)
+                # napari quitting asks the worker to quit and waits for it (a large image in tile mode went on to its
+                # last tile); the dock closed: nothing to show it in
+                prediction = predictor.predict(image, should_stop=lambda: self.closed or worker.abort_requested)
                 version = getattr(getattr(predictor, "config", None), "version", None)  # (a hint: never in the way)
                 advice = domain_advice(image, None, version, checkpoint)
                 prediction.domain_note = describe_advice(advice, SWITCH_MODEL, version)
                 prediction.advised_model = advice[1].name if advice is not None else None  # (asked at Accept)
+            except PredictionCancelled:
+                return "stopped", None
             except (ValueError, RuntimeError, OSError, MemoryError) as err:
                 return "error", err
             prediction.correction_ids = correction_ids
@@ -464,6 +469,8 @@ class SessionWidget(WorkerWidget):
         def returned(outcome) -> None:
             self._loading.pop(key, None)
             kind, result = outcome
+            if kind == "stopped":
+                return
             if kind == "error":
                 if self.session is None or self.session.current != path or key[1] != self._model_key():
                     return  # a read-ahead's failure is met when the user gets there (computed again then)
@@ -489,6 +496,9 @@ class SessionWidget(WorkerWidget):
         worker = make_worker(job, _ignore_errors=True)
         worker.returned.connect(self.guarded(returned))
         worker.errored.connect(self.guarded(lambda err: returned(("error", err))))
+        # a worker asked to quit (napari's Quit) ends without "returned": no longer loading, or its image was never
+        # computed again (show_current waits for a worker in _loading)
+        worker.finished.connect(self.guarded(lambda: self._loading.pop(key) if self._loading.get(key) is worker else None))
         self._loading[key] = worker
         worker.start()
 
