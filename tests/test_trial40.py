@@ -361,3 +361,45 @@ def test_the_sessions_read_ahead_stops_when_napari_quits(make_napari_viewer, qtb
     qtbot.waitUntil(lambda: bool(waited), timeout=10_000)
     qtbot.waitUntil(lambda: not session._loading, timeout=10_000)
     assert not any(key[0] == str(second) for key in session._cache)
+
+
+def test_a_draft_of_another_open_window_is_neither_shown_nor_dropped_here(tmp_path):
+    """B's refused mask, kept as its draft, was shown in A's window as A's own edits "from before napari closed", and
+    A's leaving them deleted it: B's painting was lost (verification of session 40). A window gone leaves its draft to
+    whoever resumes."""
+    from test_trial32 import two_frames
+
+    from napari_unetv2.annotation import AnnotationSession
+
+    images = two_frames(tmp_path / "images")
+    a, b = (AnnotationSession(tmp_path / "session", images) for _ in range(2))
+    a.mark_open(), b.mark_open()
+    first = a.images[0]
+    painted = np.zeros((160, 200), np.uint8)
+    painted[10:40, 10:40] = 1
+    b.keep_draft(first, painted)
+    assert a.draft(first, (160, 200)) is None and a.draft_of_another_window(first)
+    a.drop_draft(first)  # A accepts the image, or leaves its own edits: B's draft stays
+    assert np.array_equal(b.draft(first, (160, 200)), painted)
+    b.close_mark()  # B's window closed
+    assert np.array_equal(a.draft(first, (160, 200)), painted)  # resumed by whoever opens it
+    a.drop_draft(first)
+    assert a.draft(first, (160, 200)) is None and not list((tmp_path / "session" / "drafts").iterdir())
+
+
+def test_a_window_shows_the_model_mask_not_another_windows_draft_and_says_so(make_napari_viewer, qtbot, tmp_path):
+    from test_trial32 import open_session_on_two_frames, two_frames
+
+    from napari_unetv2.annotation import AnnotationSession
+
+    images = two_frames(tmp_path / "images")
+    other = AnnotationSession(tmp_path / "session", images)
+    other.mark_open()
+    painted = np.zeros((160, 200), np.uint8)
+    painted[10:40, 10:40] = 1
+    other.keep_draft(other.images[0], painted)
+    session = open_session_on_two_frames(make_napari_viewer(), qtbot, tmp_path, images=images)
+    assert not np.array_equal(np.asarray(session.mask_layer.data) > 0, painted > 0)
+    status = session.status.value.replace("\u200b", "")
+    assert "another napari window on this session has edits of this image" in status, status
+    other.close_mark()

@@ -75,6 +75,7 @@ class AnnotationSession:
             raise ValueError(f"Two images share a name ({' and '.join(clashes[0])}): their masks would have the "
                              "same file name. Rename one.")
         self._lock = threading.Lock()  # the widget records decisions from a writer thread
+        self.window_mark: Optional[str] = None  # this window's open mark's name (mark_open), noted with its drafts
         self._seen_stamp: Optional[int] = None  # session.json's mtime when :meth:`follow_other_windows` last read it
         # accepted images whose correction the set no longer holds, nor any other of the image (removed in *Correct &
         # retrain*): still accepted here, not trained on (as last compared by :meth:`follow_corrections`)
@@ -198,15 +199,34 @@ class AnnotationSession:
     def draft_path(self, path: Path) -> Path:
         return self.root / "drafts" / f"{path.stem}.png"
 
+    def _draft_owner_path(self, path: Path) -> Path:
+        return self.root / "drafts" / f"{path.stem}.by"
+
     def keep_draft(self, path: Path, mask: np.ndarray) -> None:
         """Keep the edits painted on ``path``'s mask, not accepted yet: shown again with the image (trial of session
-        32: closing napari threw a 25,000-pixel correction away unasked, while Next, Previous and Skip ask)."""
+        32: closing napari threw a 25,000-pixel correction away unasked, while Next, Previous and Skip ask). The
+        window that wrote it is noted beside it (see :meth:`draft_of_another_window`)."""
         write_png_atomic(self.draft_path(path), (np.asarray(mask) > 0).astype(np.uint8) * 255, run_length=True)
+        atomic_write_text(self._draft_owner_path(path), self.window_mark or "")
+
+    def draft_of_another_window(self, path: Path) -> bool:
+        """Whether ``path``'s draft was written by another window that has this session open now. Such a draft is
+        that window's: this one neither shows it as its own nor drops it. Another window took a draft kept there
+        (a mask refused because this one's correction came first) for its own edits "from before napari closed", and
+        leaving them deleted it (verification of session 40). A draft of a window gone is anyone's to resume."""
+        try:
+            owner = self._draft_owner_path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return False
+        if not owner.startswith(OPEN_MARK) or owner == self.window_mark or "/" in owner or "\\" in owner:
+            return False
+        return is_held(self.root / owner) is True
 
     def draft(self, path: Path, shape: tuple) -> Optional[np.ndarray]:
-        """The kept edits of ``path``'s mask (0/1), if any and of the image's ``shape`` (H, W); else None."""
+        """The kept edits of ``path``'s mask (0/1), if any and of the image's ``shape`` (H, W), unless another open
+        window's; else None."""
         found = self.draft_path(path)
-        if not found.is_file():
+        if not found.is_file() or self.draft_of_another_window(path):
             return None
         try:
             mask = read_mask(found)
@@ -222,7 +242,11 @@ class AnnotationSession:
             return None
 
     def drop_draft(self, path: Path) -> None:
+        """Drop ``path``'s draft, unless another open window's (it is that window's to accept or leave)."""
+        if self.draft_of_another_window(path):
+            return
         self.draft_path(path).unlink(missing_ok=True)
+        self._draft_owner_path(path).unlink(missing_ok=True)
 
     def skip(self, path: Path, save: bool = True) -> None:
         if self.status(path) != ACCEPTED:  # skipping an accepted image keeps its mask
@@ -285,6 +309,7 @@ class AnnotationSession:
         self.close_mark()
         self._open_mark = self.root / f"{OPEN_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._open_descriptor = hold(self._open_mark)
+        self.window_mark = self._open_mark.name if self._open_descriptor is not None else None
         others = 0
         for mark in self.root.glob(f"{OPEN_MARK}*"):
             held = None if mark == self._open_mark else is_held(mark)
@@ -297,7 +322,7 @@ class AnnotationSession:
     def close_mark(self) -> None:
         """This window no longer has the session open (another session opened, the dock closed)."""
         mark, descriptor = getattr(self, "_open_mark", None), getattr(self, "_open_descriptor", None)
-        self._open_mark = self._open_descriptor = None
+        self._open_mark = self._open_descriptor = self.window_mark = None
         if mark is not None:
             release(descriptor)
             mark.unlink(missing_ok=True)

@@ -679,6 +679,9 @@ class SessionWidget(WorkerWidget):
             self._image_line = (path, f"{self._image_line[1]}; the proposal you painted on in Segment (kept "
                                       f"{kept_proposal.kept_at}) is beside it in '{layer.name} proposal' (it goes when "
                                       "the image is accepted)")
+        if not self._shown_draft and self.session.draft_of_another_window(path):
+            self._image_line = (path, f"{self._image_line[1]}; another napari window on this session has edits of this "
+                                      "image not accepted yet (left to it: not shown here)")
         # said once for a run of such images (with each, it would crowd out the image's own line)
         hint = getattr(prediction, "domain_note", "") if prediction is not None else ""
         if hint and hint != self._domain_said:
