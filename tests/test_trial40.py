@@ -403,3 +403,18 @@ def test_a_window_shows_the_model_mask_not_another_windows_draft_and_says_so(mak
     status = session.status.value.replace("\u200b", "")
     assert "another napari window on this session has edits of this image" in status, status
     other.close_mark()
+
+
+def test_a_shard_that_gets_none_of_the_folder_says_so(tmp_path, capsys):
+    """``predict --shard 0/3`` on 8 images segmented none, exit 0, and said only "0 segmented" (verification of session
+    40): shares go by a hash of each file name, so a shard of a small folder may get none."""
+    from napari_unetv2.cli import main
+    from napari_unetv2.inference.shards import in_shard
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    iio.imwrite(folder / "only.png", np.full((32, 32, 3), 120, np.uint8))
+    empty = next(i for i in range(2) if not in_shard("only.png", (i, 2)))
+    assert main(["predict", str(folder), str(tmp_path / "out"), "--shard", f"{empty}/2"]) == 0
+    said = capsys.readouterr().out
+    assert f"none of the folder's 1 file(s) falls to shard {empty}/2" in said, said

@@ -69,6 +69,8 @@ class BatchSummary:
     stopped: bool = False  # cancelled before every image was done
     subfolders: int = 0  # folders inside the input folder: not looked into (said, so none is thought done)
     empty: list[str] = field(default_factory=list)  # images segmented here whose mask has nothing marked
+    shard: Optional[tuple] = None  # (i, n) of a sharded run
+    other_shards: int = 0  # the folder's files that fell to the other shards
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r["status"] == status)
@@ -101,6 +103,9 @@ class BatchSummary:
             few = ", ".join(self.empty[:3]) + (f" and {len(self.empty) - 3} more" if len(self.empty) > 3 else "")
             lines.append(f"  note: the model marked nothing in {len(self.empty)} of the images segmented (empty masks): "
                          f"{few}")
+        if self.shard is not None and not self.rows and self.other_shards:  # "0 segmented" with nothing else said
+            lines.append(f"  note: none of the folder's {self.other_shards} file(s) falls to shard {self.shard[0]}/"
+                         f"{self.shard[1]} (shares go by a hash of each file name): the other shards take them all")
         if self.subfolders:
             lines.append(f"  note: {self.subfolders} folder(s) inside the input folder were not looked into (run "
                          "each as its own input folder)")
@@ -234,6 +239,7 @@ def predict_folder(
     # Clashes over the whole folder, before it is cut to this shard: a.jpg and a.png in two shards would both
     # write a.png (and each shard must refuse what the run on one process refuses).
     clashing = name_clashes([p for p in files if p.suffix.lower() in IMAGE_SUFFIXES], output_dir, save_probabilities)
+    whole = len(files)
     files = [p for p in files if in_shard(p.name, shard)]
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if not resume:
@@ -249,6 +255,7 @@ def predict_folder(
     read_summary(output_dir, summary_name(shard))  # an unreadable one is kept as a backup now, before any write
     summary = BatchSummary(output_dir, settings=run_settings(predictor, tile, threshold, tta), model=predictor.description)
     summary.subfolders = sum(1 for p in listing if p.is_dir())
+    summary.shard, summary.other_shards = shard, whole - len(files)
     mode = "tile" if tile else None
 
     def finished(path: Path) -> bool:
