@@ -65,6 +65,7 @@ def test_choosers_follow_the_active_image_and_accept_stores_it_once(make_napari_
     assert rt.image.value is second and rt.mask.value is layer_of(viewer, second, MASK)
     # a dermoscopy image segmented by the polyp model: asked once first (test_trial40)
     assert rt.accept_correction() is None and "bundled skin model" in rt.status.value.replace("\u200b", "")
+    qtbot.wait(600)  # (a press sooner is taken for a double click)
     entry = rt.accept_correction()
     assert entry is not None and entry.source == second.name
     cs = CorrectionSet(isolated_home / "corrections")

@@ -60,6 +60,7 @@ def test_whole_loop_in_a_viewer(make_napari_viewer, qtbot, isolated_home, small_
         rt.image.value = layer
         entry = rt.accept_correction()
         if entry is None and "bundled skin model" in rt.status.value.replace("\u200b", ""):
+            qtbot.wait(600)  # (a press sooner is taken for a double click)
             entry = rt.accept_correction()  # the dermoscopy sample: asked once first (test_trial40)
         assert entry is not None and entry.model_version == start.version and entry.pixels_changed > 0
         assert entry.prospective_dice is not None  # the shown mask scored against the correction at accept time

@@ -301,6 +301,7 @@ def test_goal_a_clinicians_session_with_retrain_restart_and_resume(make_napari_v
         if accepted is None and "looks like the images of the bundled skin model" in widget.status.value.replace(
                 "\u200b", ""):  # the first dermoscopy crop: asked once (test_trial40), the clinician presses again
             asked.append(path.name)
+            qtbot.wait(600)  # (a press sooner is taken for a double click)
             accepted = widget.accept_and_next()
         assert accepted is not None, widget.status.value
         if i == 4:  # the fifth stored correction starts a background retrain

@@ -92,6 +92,8 @@ def test_a_session_asks_once_before_storing_an_image_the_hint_says_is_for_anothe
     status = session.status.value.replace("\u200b", "")
     assert "skin" in status and "again" in status, status
     assert session.session.current.name == f"{SKIN_SAMPLE}.jpg" and len(corrections.entries()) == 1
+    assert session.accept_and_next() is None  # a double click is no answer
+    qtbot.wait(600)
     assert session.accept_and_next() is not None, session.status.value  # the second press stores it
     qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
     assert len(corrections.entries()) == 2
@@ -122,6 +124,7 @@ def test_correct_and_retrain_asks_before_storing_an_image_the_hint_says_is_for_a
     status = rt.status.value.replace("\u200b", "")
     assert "skin" in status and "again" in status, status
     assert len(rt.correction_set.entries()) == 0
+    qtbot.wait(600)  # (a press sooner is taken for a double click)
     assert rt.accept_correction() is not None, rt.status.value
     assert len(rt.correction_set.entries()) == 1
 
@@ -418,3 +421,42 @@ def test_a_shard_that_gets_none_of_the_folder_says_so(tmp_path, capsys):
     assert main(["predict", str(folder), str(tmp_path / "out"), "--shard", f"{empty}/2"]) == 0
     said = capsys.readouterr().out
     assert f"none of the folder's 1 file(s) falls to shard {empty}/2" in said, said
+
+
+def test_an_accepted_image_whose_correction_another_window_replaced_says_so(make_napari_viewer, qtbot, tmp_path):
+    """After B knowingly replaced A's correction, A's Previous showed B's mask as "your accepted mask", unsaid."""
+    from test_trial32 import open_session_on_two_frames, paint_and_accept
+
+    from napari_unetv2.annotation.accept import store_correction
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.files import read_image
+    from napari_unetv2.widgets.session import ACCEPT_AFTER_S
+
+    session = open_session_on_two_frames(make_napari_viewer(), qtbot, tmp_path)
+    first = session.session.current
+    paint_and_accept(session, qtbot, 20)
+    theirs = np.zeros((160, 200), np.uint8)
+    theirs[60:120, 60:120] = 1
+    store_correction(CorrectionSet(Path(session.corrections.value)), read_image(first), theirs, source=first.name)
+    qtbot.wait(int(ACCEPT_AFTER_S * 1000) + 50)
+    assert session.previous_image()
+    qtbot.waitUntil(lambda: session.shown_path == first, timeout=30_000)
+    assert np.array_equal(np.asarray(session.mask_layer.data) > 0, theirs > 0)
+    status = session.status.value.replace("\u200b", "")
+    assert "take the correction that replaced theirs" in status, status
+
+
+def test_a_failed_open_keeps_the_open_sessions_mark(make_napari_viewer, qtbot, tmp_path):
+    """Open on a folder that is refused closed the open session's mark first: its drafts became anyone's (cold review of
+    session 40)."""
+    from test_trial32 import open_session_on_two_frames
+
+    from napari_unetv2.annotation.session import OPEN_MARK
+
+    session = open_session_on_two_frames(make_napari_viewer(), qtbot, tmp_path)
+    marks = sorted((tmp_path / "session").glob(f"{OPEN_MARK}*"))
+    assert len(marks) == 1
+    (tmp_path / "empty").mkdir()
+    session.images.value, session.session_folder.value = str(tmp_path / "empty"), str(tmp_path / "other")
+    assert session.open_session() is None  # refused: no images
+    assert sorted((tmp_path / "session").glob(f"{OPEN_MARK}*")) == marks and session.session.window_mark == marks[0].name

@@ -11,6 +11,7 @@ neither drops the other's.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -325,7 +326,8 @@ class AnnotationSession:
         self._open_mark = self._open_descriptor = self.window_mark = None
         if mark is not None:
             release(descriptor)
-            mark.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # (a share gone: the mark is met as a dead one at the next open)
+                mark.unlink(missing_ok=True)
 
     def follow_other_windows(self) -> bool:
         """Take in the decisions another window on this folder (or another workstation, on a shared folder) wrote
@@ -339,10 +341,15 @@ class AnnotationSession:
             on_disk = read_state(state_file).get("items", {})
         except (OSError, ValueError):  # (gone or damaged meanwhile: met again at the next save)
             return False
-        with self._lock:
+        # not waited for: the writer thread holds it through a save, which may wait for another process's lock
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
             self._seen_stamp = stamp
             merged = merge_items(on_disk, self.items)
             changed, self.items = merged != self.items, merged
+        finally:
+            self._lock.release()
         return changed
 
     def save(self) -> None:
@@ -359,6 +366,8 @@ class AnnotationSession:
                                "settings": self.settings},
                               indent=1) + "\n"
             atomic_write_text(self.root / SESSION_FILE, text)
+            with contextlib.suppress(OSError):  # (what is on disk now is merged here: not read again)
+                self._seen_stamp = (self.root / SESSION_FILE).stat().st_mtime_ns
 
 
 def default_session_folder(sessions: Path, images_dir: Path) -> Path:

@@ -56,7 +56,7 @@ def hold(path: Path) -> Optional[int]:
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.locking")
     try:
-        descriptor = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        descriptor = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)  # (less the umask)
     except OSError:
         return None
     try:
@@ -83,9 +83,16 @@ def is_held(path: Path) -> Optional[bool]:
     lock), None when it cannot be known (no such file, no ``fcntl``, a file system that refuses the lock)."""
     if fcntl is None:
         return None
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
+    # read-write where allowed: NFS emulates flock with fcntl locks, and an exclusive one on a read-only descriptor
+    # fails (EBADF), which left every mark "unknown" on a shared folder (cold review of session 40)
+    descriptor = None
+    for mode in (os.O_RDWR, os.O_RDONLY):
+        try:
+            descriptor = os.open(path, mode)
+            break
+        except OSError:
+            continue
+    if descriptor is None:
         return None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -82,7 +82,8 @@ class BatchSummary:
         if self.other_models and self.count("done"):
             lines.append(f"  note: results kept from earlier runs were made by model version(s) {', '.join(self.other_models)}: "
                          "this folder mixes models (summary.csv names each file's)")
-        elif self.other_models and self.by_other_models < self.count("skipped-done"):
+        elif self.other_models and not (self.count("error") or self.stopped) \
+                and self.by_other_models + self.unrecorded < self.count("skipped-done"):
             # some kept results are this model's own (another run of it into this folder, at the same time or before):
             # "made by version X" alone named the other model for all of them (trial of session 40)
             lines.append(f"  note: nothing was segmented now: every result was already there, {self.by_other_models} of "

@@ -268,6 +268,11 @@ class RetrainWidget(WorkerWidget):
             on_disk = {p.stem for p in (Path(self.folder.value) / "provenance").glob("*.json")}
         except OSError:
             return
+        # (a listing unchanged since the last look is not compared again: an entry on disk that the list leaves out,
+        # damaged or missing its mask, read the whole set every 5 s: cold review of session 40)
+        if on_disk == getattr(self, "_last_listing", None):
+            return
+        self._last_listing = on_disk
         if on_disk != set(getattr(self, "_entry_details", {})):
             self.entries.reset_choices()
             self._whole_entry_as_tooltip(None, 0, self.entries.native.count() - 1)

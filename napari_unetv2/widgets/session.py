@@ -9,6 +9,7 @@ shows it and runs the model in workers.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -242,7 +243,7 @@ class SessionWidget(WorkerWidget):
         # a stroke less than DRAFT_AFTER_MS before the window closed was lost (verification of session 32): the dock
         # going (the window closed) or the application quitting writes a pending draft at once
         self.native.destroyed.connect(lambda *_: self._flush_draft())
-        self.native.destroyed.connect(lambda *_: self.session is not None and self.session.close_mark())
+        self.native.destroyed.connect(lambda *_: self.session is not None and self.session.close_mark())  # (never raises)
         QApplication.instance().aboutToQuit.connect(self._flush_draft)
         self._draft_watched = weakref.WeakSet()  # mask layers whose edits start that timer
         self._shown_draft = False  # whether the mask shown started from a kept draft
@@ -277,14 +278,15 @@ class SessionWidget(WorkerWidget):
             root = self._default_root = str(default_session_folder(data_home() / "sessions", Path(images)))
             self.session_folder.value = root
         masks = str(self.masks.value)
-        if self.session is not None:
-            self.session.close_mark()  # (this window leaves that session; reopened below if it is the same)
         try:
-            self.session = AnnotationSession(Path(root), None if images in ("", ".") else Path(images),
-                                             None if masks in ("", ".") else Path(masks))
-        except (ValueError, OSError) as err:
+            opened = AnnotationSession(Path(root), None if images in ("", ".") else Path(images),
+                                       None if masks in ("", ".") else Path(masks))
+        except (ValueError, OSError) as err:  # (the session open before stays open, and marked: cold review of 40)
             self.report_error(err, "session not opened")
             return None
+        if self.session is not None:
+            self.session.close_mark()  # this window leaves that session (its mark goes; reopened below if the same)
+        self.session = opened
         self.images.value = str(self.session.images_dir)
         own_set = self._sessions_own_set()
         if own_set is not None:  # (the field offered another widget's set, the one used last: cold review of session 39)
@@ -402,7 +404,11 @@ class SessionWidget(WorkerWidget):
             # replaced the correction just made (Previous within a quarter of a second of Accept)
             pending = self._pending_masks.get(path.name)
             if pending is None and self._accepted(path):
-                self._follow_corrections(path)  # (one file check; replaced from another window: the set's mask)
+                # (one file check; replaced from another window: the set's mask, said with the image: it was shown as
+                # "your accepted mask" unsaid, another annotator's: verification of session 40)
+                followed = self._follow_corrections(path)
+                if followed:
+                    self._opening_note = "; ".join(filter(None, (self._opening_note, followed.rstrip("."))))
             starting = pending.copy() if pending is not None else self.session.starting_mask(path)
             image = read_image(path) if starting is not None else None
         except (ValueError, OSError) as err:  # the image (or its given mask) cannot be read
@@ -412,7 +418,7 @@ class SessionWidget(WorkerWidget):
             self._display(path, image, None, starting=starting)
         else:
             key = (str(path), self._model_key())
-            if key in self._cache and (not path.is_file() or getattr(self._cache[key][1], "correction_ids", None)
+            if key in self._cache and (not os.path.isfile(path) or getattr(self._cache[key][1], "correction_ids", None)
                                        != self._correction_ids(path)):
                 # read ahead before another window or annotator stored (or removed) a correction of it: read again, or
                 # the model's mask was shown over their correction, and one press replaced it; or before the file was
@@ -531,7 +537,8 @@ class SessionWidget(WorkerWidget):
                          "deleted: Restore deleted mask (below) brings it back")
                 return
             self.mask_layer = start_mask(self.viewer, self.image_layer, prediction.mask, prediction.mask,
-                                         prediction.model_version, self.display.value)
+                                         prediction.model_version, self.display.value,
+                                         getattr(prediction, "advised_model", None))
             self._shown_at, self._replaced = time.monotonic(), True
             self.say(f"{adopted}{path.name} segmented again with {self.models.label()}")
             return
@@ -648,6 +655,10 @@ class SessionWidget(WorkerWidget):
                                       f"shown, not the correction {entry.id} stored {entry.created.replace('T', ' ')} "
                                       "meanwhile (another window or annotator?); Accept & next replaces that correction "
                                       "with them")
+        elif self._shown_draft and self._accepted(path):  # over its accepted mask (another window's acceptance, or
+            # a draft kept when that window's correction came first): accepting replaces that correction (cold review)
+            self._image_line = (path, f"{path.name}: the edits you painted on its mask (kept, not accepted yet) are shown "
+                                      "over its accepted mask; Accept & next replaces the accepted correction with them")
         elif self._shown_draft:
             self._image_line = (path, f"{path.name}: the edits you painted on its mask before napari closed are shown "
                                       "(kept, not accepted yet); Accept & next stores them")
