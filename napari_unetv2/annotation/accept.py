@@ -85,8 +85,8 @@ def entry_ids_named(corrections_dir: Path, source: str) -> frozenset[str]:
     """The ids of the set's entries made from a file called ``source``, by their file names alone (one listing of
     ``provenance/``, no entry read): compared with an earlier answer, it tells a reader that another writer (a second
     window, a colleague's workstation) stored or removed a correction of that image since it looked."""
-    # the file's name, or its stem with any suffix (Correct & retrain stores a layer without a file under its name)
-    named = re.compile(r"\d{8}-\d{6}-" + re.escape(file_safe(Path(source).stem)) + r"(\.[A-Za-z0-9]+)?(-\d+)?\.json")
+    # the names one image goes by (source_key: the file's, or a layer's without a file), with any suffix
+    named = re.compile(r"\d{8}-\d{6}-" + re.escape(file_safe(source_key(source))) + r"(\.[A-Za-z0-9]+)?(-\d+)?\.json")
     try:
         names = os.listdir(Path(corrections_dir) / "provenance")
     except OSError:

@@ -77,6 +77,8 @@ class AnnotationSession:
                              "same file name. Rename one.")
         self._lock = threading.Lock()  # the widget records decisions from a writer thread
         self.window_mark: Optional[str] = None  # this window's open mark's name (mark_open), noted with its drafts
+        self._open_mark: Optional[Path] = None  # ... that mark, and the descriptor holding its lock
+        self._open_descriptor: Optional[int] = None
         self._seen_stamp: Optional[int] = None  # session.json's mtime when :meth:`follow_other_windows` last read it
         # accepted images whose correction the set no longer holds, nor any other of the image (removed in *Correct &
         # retrain*): still accepted here, not trained on (as last compared by :meth:`follow_corrections`)
@@ -322,7 +324,7 @@ class AnnotationSession:
 
     def close_mark(self) -> None:
         """This window no longer has the session open (another session opened, the dock closed)."""
-        mark, descriptor = getattr(self, "_open_mark", None), getattr(self, "_open_descriptor", None)
+        mark, descriptor = self._open_mark, self._open_descriptor
         self._open_mark = self._open_descriptor = self.window_mark = None
         if mark is not None:
             release(descriptor)

@@ -135,6 +135,7 @@ class RetrainWidget(WorkerWidget):
         self.rollback_button.changed.connect(self.roll_back)
         # the folder session stores and replaces corrections in the same set: the list showed an entry it had replaced
         # (Remove selected on it: "No correction ...") and not the new one (trial of session 32)
+        self._last_listing: Optional[set] = None  # provenance/ as _list_follows_the_set last listed it
         self.models.scores_changed.connect(self.guarded(self._list_follows_the_set))
         # ... and another napari (or workstation) on the same set: its accepts and removals listed within seconds (the
         # list showed an entry removed there, and none of its new ones: trial of session 40); a folder listing a beat
@@ -270,7 +271,7 @@ class RetrainWidget(WorkerWidget):
             return
         # (a listing unchanged since the last look is not compared again: an entry on disk that the list leaves out,
         # damaged or missing its mask, read the whole set every 5 s: cold review of session 40)
-        if on_disk == getattr(self, "_last_listing", None):
+        if on_disk == self._last_listing:
             return
         self._last_listing = on_disk
         if on_disk != set(getattr(self, "_entry_details", {})):
