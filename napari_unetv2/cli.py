@@ -154,7 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list (default); export FOLDER (every kept mask as a PNG, a stack's as a TIFF; existing files are left alone); "
                         "forget KEY (the entry of one image, as listed; its edits are gone for good)")
     k.add_argument("target", nargs="?", default=None, help="export: a folder; forget: an image key from the list")
-    for command in (t, e, p, f, m, k):  # --debug also after the command name
+    c = sub.add_parser("corrections", help="the correction set: who stored what, its history; restore, purge",
+                       description="The correction set the napari widgets store into (the one chosen last, else "
+                                   "$NAPARI_UNETV2_HOME/corrections). A correction replaced by a later one of its image, "
+                                   "or removed in Correct & retrain, is kept in the set's history/ folder: restore brings "
+                                   "it back, purge deletes it for good.")
+    c.add_argument("action", nargs="?", choices=["list", "history", "restore", "purge"], default="list",
+                   help="list (default: the entries, who stored each, when, from which model, pixels changed); history "
+                        "(the entries taken out: when, by whom, why); restore NAME (a history entry back into the set); "
+                        "purge NAME (a history entry deleted for good: its image and masks)")
+    c.add_argument("target", nargs="?", default=None, help="restore, purge: a history entry's name as listed")
+    c.add_argument("--set", dest="correction_set", type=Path, default=None,
+                   help="the correction set's folder (default: the one the widgets used last)")
+    c.add_argument("--csv", action="store_true", help="list, history: comma-separated values, one row per entry")
+    for command in (t, e, p, f, m, k, c):  # --debug also after the command name
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -722,6 +735,90 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corrections(args: argparse.Namespace) -> int:
+    """The correction set's records for whoever answers for it (a coordinator, a statistician): who stored each
+    correction, from which model, and what left the set (:mod:`.corrections.history`)."""
+    import csv
+
+    from .corrections import CorrectionSet
+    from .corrections.correction_set import not_a_correction_set
+    from .corrections.history import purge, restore, retired_entries
+
+    folder = args.correction_set or _correction_set_used_last()
+    if not (folder / "provenance").is_dir():
+        raise ValueError(f"{folder} is not a correction set (no provenance/ folder): name one with --set FOLDER"
+                         + (f" ({not_a_correction_set(folder)})" if folder.is_dir() and not_a_correction_set(folder)
+                            else ""))
+    corrections = CorrectionSet(folder)
+    if args.action in ("restore", "purge"):
+        if not args.target:
+            raise ValueError(f"corrections {args.action} needs a history entry's name, as `unetv2 corrections "
+                             "history` lists it")
+        if args.action == "restore":
+            entry = restore(corrections, args.target)
+            print(printable(f"restored {entry.id} ({entry.source}) into {folder}"))
+        else:
+            item = purge(folder, args.target)
+            print(printable(f"deleted {item.name} ({item.entry.source}) from the history of {folder} for good"))
+        return 0
+    if args.target:
+        raise ValueError(f"corrections {args.action} takes no argument (got {args.target!r})")
+    if args.action == "history":
+        rows = [{"name": item.name, "id": item.entry.id, "source": item.entry.source, "stored": item.entry.created,
+                 "annotator": item.entry.annotator or "", "model_version": item.entry.model_version,
+                 "pixels_changed": item.entry.pixels_changed, "left": item.retired, "left_by": item.by or "",
+                 "why": item.why + (f" (files missing: {', '.join(item.missing)})" if item.missing else "")}
+                for item in retired_entries(folder)]
+    else:
+        rows = [{"id": e.id, "source": e.source, "stored": e.created, "annotator": e.annotator or "",
+                 "model_version": e.model_version, "pixels_changed": e.pixels_changed,
+                 "foreground_pixels": e.foreground_pixels, "height": e.height, "width": e.width,
+                 "seconds_spent": "" if e.seconds_spent is None else round(e.seconds_spent, 1),
+                 "clicks": "" if e.clicks is None else e.clicks,
+                 "prospective_dice": "" if e.prospective_dice is None else e.prospective_dice,
+                 "image": e.image_file, "mask": e.mask_file} for e in corrections.entries()]
+    if args.csv:
+        fields = list(rows[0]) if rows else (["name", "id", "source", "stored", "annotator", "model_version",
+                                              "pixels_changed", "left", "left_by", "why"] if args.action == "history"
+                                             else ["id", "source", "stored", "annotator", "model_version",
+                                                   "pixels_changed", "foreground_pixels", "height", "width",
+                                                   "seconds_spent", "clicks", "prospective_dice", "image", "mask"])
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return 0
+    print(printable(f"correction set: {folder}"))
+    for row in rows:
+        who = f" by {row['annotator']}" if row["annotator"] else ""
+        if args.action == "history":
+            left_by = f" by {row['left_by']}" if row["left_by"] else ""
+            print(printable(f"  {row['name']}  {row['source']}  (stored {row['stored'].replace('T', ' ')}{who}, "
+                            f"{row['pixels_changed']} px changed; left {row['left'].replace('T', ' ')}{left_by}: "
+                            f"{row['why']})"))
+        else:
+            print(printable(f"  {row['id']}  {row['source']}  stored {row['stored'].replace('T', ' ')}{who}; model "
+                            f"{row['model_version'] or '?'}; {row['pixels_changed']} px changed"
+                            + (f"; {row['seconds_spent']} s" if row["seconds_spent"] != "" else "")))
+    history = len(retired_entries(folder)) if args.action == "list" else len(rows)
+    if args.action == "history":
+        print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'} in the history; `unetv2 corrections restore NAME` "
+              "brings one back, `purge NAME` deletes one for good")
+    else:
+        by = Counter(row["annotator"] or "(not recorded)" for row in rows)
+        print(f"{len(rows)} correction(s)" + (f" ({', '.join(f'{n} by {who}' for who, n in by.most_common())})"
+                                              if rows else "")
+              + f"; {history} in the history (`unetv2 corrections history`)")
+    return 0
+
+
+def _correction_set_used_last() -> Path:
+    from .remembered import correction_set_chosen_last
+    from .storage import default_corrections_dir
+
+    chosen = correction_set_chosen_last()
+    return Path(chosen) if chosen else default_corrections_dir()
+
+
 def _session_drafts() -> list:
     """[(session folder, [draft names])] of the folder sessions known here (those under the data home's sessions/,
     and the one used last) that hold drafts."""
@@ -772,7 +869,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.invocation = "unetv2 " + " ".join(shlex.quote(a) for a in argv)  # recorded in the checkpoints it writes
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "finetune": cmd_finetune,
-                "models": cmd_models, "kept-edits": cmd_kept_edits}
+                "models": cmd_models, "kept-edits": cmd_kept_edits, "corrections": cmd_corrections}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -235,7 +235,7 @@ def test_an_unchanged_prediction_does_not_silently_replace_a_correction(tmp_path
     image2[0, 0] = 255 - image2[0, 0]
     earlier = store_correction(cs, image2, gt, source="other").entry
     remove = cs.remove
-    monkeypatch.setattr(cs, "remove", lambda entry_id: (remove(entry_id), remove(entry_id)))
+    monkeypatch.setattr(cs, "remove", lambda entry_id, **how: (remove(entry_id, **how), remove(entry_id, **how)))
     stored = store_correction(cs, image2, predicted, source="other")
     assert stored.replaced == [earlier.id] and stored.entry.id in {e.id for e in cs.entries()}
 

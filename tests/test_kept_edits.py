@@ -537,7 +537,7 @@ def test_a_correction_stored_after_the_kept_edits_is_what_the_session_shows(make
 
     session = open_session_on_two_frames(make_napari_viewer(), qtbot, tmp_path, images=folder)
     assert np.array_equal(np.asarray(session.mask_layer.data) > 0, corrected > 0), session.status.value
-    assert "your correction" in session.status.value.replace("\u200b", "")
+    assert "is shown, not the model's mask" in session.status.value.replace("\u200b", "")
 
 
 def test_a_painted_proposal_deleted_is_offered_back_as_the_proposal(make_napari_viewer, qtbot):

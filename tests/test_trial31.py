@@ -200,7 +200,7 @@ def test_open_the_results_of_a_finished_folder_opens_the_earlier_runs_masks(make
 def test_the_next_images_line_is_kept_when_the_previous_accept_is_written(make_napari_viewer, qtbot, isolated_home,
                                                                           tmp_path):
     """Accept & next: the write ends after the next image is on screen, and its "stored" line replaced that image's
-    own line ("your correction ... is shown, not the model's mask"), unread."""
+    own line ("the correction ... is shown, not the model's mask"), unread."""
     from test_session import crops_folder
 
     from napari_unetv2.annotation import store_correction
@@ -228,4 +228,4 @@ def test_the_next_images_line_is_kept_when_the_previous_accept_is_written(make_n
     qtbot.waitUntil(lambda: widget.shown_path == second and widget.pending_writes == 0, timeout=60_000)
     qtbot.wait(200)
     said = widget.status.value.replace("\u200b", "")
-    assert "stored" in said and f"your correction {earlier.id}" in said, said
+    assert "stored" in said and f"the correction {earlier.id}" in said, said

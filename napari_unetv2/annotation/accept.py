@@ -11,7 +11,7 @@ from typing import Collection, Optional
 import numpy as np
 
 from ..corrections import CorrectionSet
-from ..corrections.correction_set import Correction, image_hash
+from ..corrections.correction_set import Correction, image_hash, stored_when_by
 from ..files import IMAGE_SUFFIXES, UnreadableImageError, file_safe, read_image, read_mask
 
 
@@ -178,7 +178,7 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
                              if stored_mask.shape == binary.shape else binary.size)
                 raise WouldReplaceCorrection(
                     f"the correction set already holds a correction of {source} ({old.id}: {_what_was_stored(old)}, "
-                    f"stored {old.created.replace('T', ' ')}), and this mask was not started from it: "
+                    f"{stored_when_by(old)}), and this mask was not started from it: "
                     f"{differing} pixels differ from it")
     prospective, tested_mask = None, None
     if revisit and earlier:
@@ -197,7 +197,7 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
                             prospective=prospective, pixels=pixels, tested_mask=tested_mask)
     for old, _ in earlier:
         try:
-            corrections.remove(old.id)
+            corrections.remove(old.id, why=f"replaced by {entry.id}")
         except ValueError:  # removed meanwhile (another window): the new entry stands, which is what was asked
             pass
     return StoredCorrection(entry, [old.id for old, _ in earlier])

@@ -1,9 +1,10 @@
 """The correction set: (image, corrected mask, provenance) triples on disk, each written at once.
 
 Layout: ``images/<id>.png|.tif``, ``masks/<id>.png``, ``provenance/<id>.json``. The JSON is written last
-(and removed first), so an entry exists exactly when its provenance file does: a crash mid-write
-leaves at most an orphan image that is never listed, never a half entry. Each id is claimed first
-(``provenance/<id>.claim``, created exclusively), so two writers on one set never share one.
+(and removed last when an entry leaves the set), so an entry exists exactly when its provenance file and its image and
+mask do: a crash mid-write leaves at most an orphan image that is never listed, never a half entry. Each id is claimed
+first (``provenance/<id>.claim``, created exclusively), so two writers on one set never share one. An entry that
+leaves the set (replaced by a later correction of its image, or removed) is kept in ``history/`` (:mod:`.history`).
 """
 from __future__ import annotations
 
@@ -62,6 +63,31 @@ class Correction:
     # accepted mask, not the model's: trial of session 32, a score of 1.0 kept for a mask corrected by 24,082 pixels
     # afterwards). None in entries written before, and when no score was taken.
     tested_mask_file: Optional[str] = None
+    # Who stored it (:func:`current_annotator`): a research set must say whose work each mask is, and two annotators
+    # sharing a set could not tell their corrections apart (session 41). None in entries written before.
+    annotator: Optional[str] = None
+
+
+ANNOTATOR_ENV = "NAPARI_UNETV2_ANNOTATOR"
+
+
+def current_annotator() -> Optional[str]:
+    """The name recorded with what this process stores: ``$NAPARI_UNETV2_ANNOTATOR`` (a shared workstation's account is
+    no person), else the login name; None when neither is known."""
+    named = os.environ.get(ANNOTATOR_ENV, "").strip()
+    if named:
+        return named[:100]
+    import getpass
+
+    try:
+        return getpass.getuser() or None
+    except (KeyError, OSError, ImportError):  # (no login name and no passwd entry: a container's odd uid)
+        return None
+
+
+def stored_when_by(entry: Correction) -> str:
+    """"stored <date time> by <annotator>" (without "by" for entries that name none)."""
+    return f"stored {entry.created.replace('T', ' ')}" + (f" by {entry.annotator}" if entry.annotator else "")
 
 
 def image_hash(image: np.ndarray) -> str:
@@ -130,18 +156,34 @@ def _read_entry(path: Path) -> Correction:
     data = read_json(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path.name} holds a JSON {type(data).__name__}, not an object")
+    return entry_from_record(data, path.stem, path.name)
+
+
+def entry_from_record(data: dict, entry_id: str, named: str) -> Correction:
+    """A provenance record (the JSON's object) as a Correction, checked field by field; ValueError (naming ``named``)
+    for anything else. ``entry_id``: the id its file name gives it."""
     entry = Correction(**data)  # TypeError for missing or unknown keys
     for name, kind in _field_types().items():
         if not _field_fits(getattr(entry, name), kind):
-            raise ValueError(f"{path.name}: {name} is {getattr(entry, name)!r}, not of type {kind}")
+            raise ValueError(f"{named}: {name} is {getattr(entry, name)!r}, not of type {kind}")
     # An entry is its file: removing or replacing entry X deletes provenance/X.json and X's image and mask. A file
     # whose id or files name another entry (a hand edit, a merge of two sets) would have another image's
     # correction deleted in its place.
-    if entry.id != path.stem or Path(entry.mask_file).stem != entry.id or Path(entry.image_file).stem != entry.id \
+    if entry.id != entry_id or Path(entry.mask_file).stem != entry.id or Path(entry.image_file).stem != entry.id \
             or (entry.tested_mask_file is not None and Path(entry.tested_mask_file).stem != entry.id):
-        raise ValueError(f"{path.name} describes entry {entry.id!r} with files {entry.image_file}, {entry.mask_file}: "
+        raise ValueError(f"{named} describes entry {entry.id!r} with files {entry.image_file}, {entry.mask_file}: "
                          "an entry's id, its file name and its files' names must agree")
     return entry
+
+
+CLAIM_LIVE_S = 60.0  # a claim younger than this is held by a live writer (writing an entry takes a second or two)
+
+
+def _younger_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < seconds
+    except OSError:
+        return False
 
 
 def _create_exclusively(path: Path) -> bool:
@@ -268,7 +310,7 @@ class CorrectionSet:
                 write_png_atomic(self.root / tested_file, tested.astype(np.uint8) * 255, run_length=True)
             entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),
                                changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks,
-                               pixels or image_hash(image), tested_file)
+                               pixels or image_hash(image), tested_file, current_annotator())
             atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")
         finally:
             claim.unlink(missing_ok=True)
@@ -319,9 +361,12 @@ class CorrectionSet:
         _READ[str(self.root)] = now
         return found
 
-    def remove(self, entry_id: str) -> None:
-        """Delete one entry: its provenance first, then its image and mask — only files inside this set.
-        An entry whose JSON names files elsewhere is refused and nothing is deleted."""
+    def remove(self, entry_id: str, why: str = "removed") -> None:
+        """Take one entry out of the set: its image, masks and record move to the set's ``history/`` (:mod:`.history`;
+        `unetv2 corrections restore` brings it back). ``why``: what the history says ("removed", "replaced by <id>").
+        Only files inside this set are moved; an entry whose JSON names files elsewhere is refused and nothing moves."""
+        from .history import retire
+
         try:
             provenance = self._provenance_path(entry_id)
         except UnsafePathError as err:
@@ -331,17 +376,20 @@ class CorrectionSet:
         try:
             entry = _read_entry(provenance)
         except (OSError, ValueError, TypeError) as err:
-            raise ValueError(f"Correction {entry_id!r} has an unreadable provenance file ({err}); nothing was deleted.") from err
-        files = self._entry_files(entry)  # raises UnsafePathError (a ValueError) before anything is deleted
-        tested = self._tested_path(entry)
-        files = (*files, tested) if tested is not None else files
-        # Hold the id while its files go: a writer seeing no JSON must not claim it and write files we then delete.
+            raise ValueError(f"Correction {entry_id!r} has an unreadable provenance file ({err}); nothing was deleted or moved.") from err
+        self._entry_files(entry)  # raises UnsafePathError (a ValueError) before anything moves
+        self._tested_path(entry)
+        files = [entry.image_file, entry.mask_file] + ([entry.tested_mask_file] if entry.tested_mask_file else [])
+        # Hold the id while its files go: a writer seeing no JSON must not claim it and write files we then move.
         claim = provenance.with_suffix(".claim")
-        held = _create_exclusively(claim)  # False: left by a killed writer (no live one claims an id whose JSON exists)
-        try:
-            provenance.unlink()  # first: from here on the entry no longer exists
-            for path in files:
-                path.unlink(missing_ok=True)
+        held = _create_exclusively(claim)
+        if not held and _younger_than(claim, CLAIM_LIVE_S):  # another window takes it out now (no writer claims an
+            raise ValueError(f"Correction {entry_id!r} is being taken out by another window.")  # id whose JSON exists)
+        try:  # (an older claim was left by a killed process)
+            if not provenance.is_file():  # (taken out meanwhile by another window)
+                raise ValueError(f"No correction {entry_id!r} in {self.root}.")
+            retire(self.root, entry, files, why, current_annotator())
+            provenance.unlink()  # last: the entry was in the set, or in its history, at every moment
         finally:
             if held:
                 claim.unlink(missing_ok=True)

@@ -91,7 +91,10 @@ def find_pairs(root: str | Path, check_sizes: bool = True) -> PairReport:
     # a correction set's own records (provenance/*.json, the index) are not skipped data: they were listed as such, a
     # line each, when a correction set was evaluated (trial of session 29)
     records = root / "provenance" if is_correction_set(root) else None
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    # ... and its history (corrections replaced or removed: corrections/history.py) is no data to train or score on
+    history = root / "history" if records is not None else None
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
+                       and not (history is not None and history in p.parents)):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             if not (records is not None and path.parent == records and path.suffix.lower() in (".json", ".claim")):
                 report.skipped.append((path, "not an image file"))

@@ -17,7 +17,7 @@ from qtpy.QtCore import Qt, QTimer
 from ..annotation import DuplicateCorrection, WouldDiscardCorrection, WouldReplaceCorrection, store_correction
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import trained_on_by_version
-from ..corrections.correction_set import image_hash, not_a_correction_set
+from ..corrections.correction_set import image_hash, not_a_correction_set, stored_when_by
 from ..engine.finetune import holds_out
 from ..engine.pairs import find_pairs
 from ..interactive import CLICKS_METADATA
@@ -239,8 +239,8 @@ class RetrainWidget(WorkerWidget):
         entries = self.correction_set.entries()
         self._entry_sources = {e.id: e.source for e in entries}  # (named by Remove selected)
         # the list shows the file and the pixels changed (shortened in the middle when long); its tooltip the rest
-        self._entry_details = {e.id: f"{e.source}: {e.pixels_changed} pixels changed, stored {e.created.replace('T', ' ')}"
-                               f" (id {e.id})" for e in entries}
+        self._entry_details = {e.id: f"{e.source}: {e.pixels_changed} pixels changed, {stored_when_by(e)} (id {e.id})"
+                               for e in entries}
         labels = [f"{e.source} ({e.pixels_changed} px changed)" for e in entries]
         # the list keys its items by their text: two entries read alike would show as one
         twice = {label for label in labels if labels.count(label) > 1}
@@ -375,16 +375,18 @@ class RetrainWidget(WorkerWidget):
         return stored.entry
 
     def remove_selected(self, _=None, confirmed: bool = False) -> list:
-        """Delete the selected corrections from the set, for good (their image, mask and record), on a second press:
-        one press deleted them without a word (clinician trial of session 39). Returns the ids removed."""
+        """Take the selected corrections out of the set (into its history, whence `unetv2 corrections restore` brings
+        them back), on a second press: one press deleted them without a word (clinician trial of session 39). Returns
+        the ids removed."""
         chosen = list(self.entries.value)
         if not chosen:
             self.say("select the corrections to remove in the list first")
             return []
         names = [self._entry_sources.get(entry_id, entry_id) for entry_id in chosen]
         if not (confirmed or self._remove_asked.confirmed(tuple(chosen))):
-            self.say(f"Remove {len(chosen)} correction(s) from the set for good ({named_few(names)}: the image, the mask "
-                     "and its record are deleted; no round trains on them)? Press Remove selected again to delete them.")
+            self.say(f"Remove {len(chosen)} correction(s) from the set ({named_few(names)}: no round trains on them; "
+                     "the image, the mask and its record are kept in the set's history/ folder, and `unetv2 corrections "
+                     "restore` brings them back)? Press Remove selected again to remove them.")
             return []
         removed, failed = [], []
         for entry_id in chosen:
@@ -397,7 +399,8 @@ class RetrainWidget(WorkerWidget):
         if removed:
             self.models.scores_changed.emit()  # the set changed: prospective scores, a folder session's accepted images
         said = [f"removed {len(removed)} correction(s) from the set: "
-                f"{named_few([n for n, i in zip(names, chosen) if i in removed])}." if removed else "", *failed]
+                f"{named_few([n for n, i in zip(names, chosen) if i in removed])} (kept in its history: `unetv2 "
+                "corrections history` lists them)." if removed else "", *failed]
         self.say(" ".join(part for part in said if part))
         return removed
 

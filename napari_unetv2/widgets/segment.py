@@ -15,7 +15,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSlider, PushButt
 from qtpy.QtCore import QTimer
 
 from ..checkpoints.lines import bundled_versions
-from ..corrections.correction_set import image_hash
+from ..corrections.correction_set import image_hash, stored_when_by
 from ..inference import PredictionCancelled
 from ..inference.domain import describe_advice, domain_advice
 from ..inference.predictor import check_image_shape, colour_note
@@ -126,7 +126,7 @@ def follow_fine_tuned(widget, combo: ComboBox) -> bool:
 
 def stored_already(entry) -> str:
     return (f"a correction of this image is stored already ({entry.source}, {entry.pixels_changed} pixels changed, "
-            f"{entry.created.replace('T', ' ')}: in Correct & retrain's list)")
+            f"{stored_when_by(entry)}: in Correct & retrain's list)")
 
 
 def follow_active_image(widget, chooser: ComboBox) -> None:

@@ -33,7 +33,7 @@ from ..annotation.kept_edits import KeptEdit
 from ..annotation.session import ACCEPTED, SKIPPED, default_session_folder
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by, trained_on_by_version
-from ..corrections.correction_set import image_hash, not_a_correction_set
+from ..corrections.correction_set import image_hash, not_a_correction_set, stored_when_by
 from ..files import read_image
 from ..inference import PredictionCancelled
 from ..inference.domain import describe_advice, domain_advice
@@ -652,7 +652,7 @@ class SessionWidget(WorkerWidget):
         if self._shown_draft and self._shown_correction is not None:  # (a correction stored after the edits began)
             entry = self._shown_correction
             self._image_line = (path, f"{path.name}: the edits you painted on its mask (kept, not accepted yet) are "
-                                      f"shown, not the correction {entry.id} stored {entry.created.replace('T', ' ')} "
+                                      f"shown, not the correction {entry.id} {stored_when_by(entry)} "
                                       "meanwhile (another window or annotator?); Accept & next replaces that correction "
                                       "with them")
         elif self._shown_draft and self._accepted(path):  # over its accepted mask (another window's acceptance, or
@@ -672,8 +672,8 @@ class SessionWidget(WorkerWidget):
                                       "them")
         elif self._shown_correction is not None:
             entry = self._shown_correction
-            self._image_line = (path, f"{path.name}: your correction {entry.id} (stored "
-                                      f"{entry.created.replace('T', ' ')}) is shown, not the model's mask; Accept & next "
+            self._image_line = (path, f"{path.name}: the correction {entry.id} ({stored_when_by(entry)}) is shown, "
+                                      "not the model's mask; Accept & next "
                                       "keeps it, or edit it and accept to replace it")
         else:
             nothing = starting is None and prediction is not None and not np.any(prediction.mask)
