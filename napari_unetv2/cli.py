@@ -586,10 +586,16 @@ def scores_note(metrics: object) -> str:
         parent = dice(reference.get("parent"))
         notes.append(f"original-domain samples {'' if parent is None else f'{parent:.3f} -> '}"
                      f"{dice(reference.get('new')):.3f}")
+    elif isinstance(metrics.get("reference_note"), str):  # why there is no original-domain check
+        notes.append(metrics["reference_note"])
     val = number(metrics.get("val_dice"))
     if not notes and val is not None:
         chosen = " (the epoch chosen on it)" if metrics.get("selected_on") == "validation" else ""
         notes.append(f"validation Dice {val:.3f}{chosen}")
+    # which version is in use and why was answered by model.json alone (trial of session 41)
+    adoption = metrics.get("adoption")
+    if isinstance(adoption, dict) and isinstance(adoption.get("reason"), str):
+        notes.append(f"round's decision: {adoption['reason']}")
     return "".join(f"; {note}" for note in notes)
 
 
@@ -633,9 +639,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.target:
         raise ValueError(f"models list takes no argument (got {args.target!r})")
     current, bundled = store.current, resolve_checkpoint(None)
+    scored = _prospective_scores()
+
+    def tested(version: str) -> str:
+        score = scored.get(version)
+        return f"; prospective Dice {score.dice.describe()}" if score is not None and score.n else ""
+
     print(f"model store: {store.root}")
-    print(f"{'*' if current is None else ' '} bundled    the bundled {DEFAULT_BUNDLED} model ({read_config(bundled).version})"
-          if bundled is not None else "  (no bundled model installed)")
+    if bundled is not None:
+        version = read_config(bundled).version
+        print(f"{'*' if current is None else ' '} bundled    the bundled {DEFAULT_BUNDLED} model ({version}{tested(version)})")
+    else:
+        print("  (no bundled model installed)")
     stored = {config.version: config for config in store.versions()}
     shipped_versions = {read_config(path).version: name for name, path in shipped.items()}
     for version, name in shipped_versions.items():  # the other bundled models, listed before they are first used
@@ -655,8 +670,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(dates[config.version])) if dates[config.version] else "?"
         bundled_as = (f"the bundled {shipped_versions[config.version]} model, "
                       if config.version in shipped_versions else "")
-        print(f"{mark} {config.version}  {config.name or config.encoder} ({bundled_as}from {config.parent or '-'}; "
-              f"added {when}{what}{scores_note(config.metrics)})")
+        print(printable(f"{mark} {config.version}  {config.name or config.encoder} ({bundled_as}from "
+                        f"{config.parent or '-'}; added {when}{what}{tested(config.version)}"
+                        f"{scores_note(config.metrics)})"))
     for damaged in store.damaged:
         print(f"  {damaged}  (its JSON is missing or damaged: not usable)")
     print("* = in use in napari")
@@ -703,6 +719,28 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
             except (FileExistsError, ValueError) as err:
                 print(f"skipped {key} ({role}): {err}", file=sys.stderr)
         print(f"{written} of {len(entries)} kept masks written to {args.target}")
+        # a folder session's drafts, listed below the kept masks, were not exported ("0 of 0 written" beside "1 draft
+        # painted and not accepted": trial of session 41): written as <image>_mask.png too, the names it finds
+        from .files import atomic_write_bytes, read_mask
+
+        for session_folder, drafts in _session_drafts():
+            for name in drafts:
+                stem = name.split("/")[-1]
+                target = folder / f"{stem}_mask.png"
+                if target.exists():
+                    print(printable(f"skipped the draft of {stem} (folder session {session_folder}): {target} exists "
+                                    "already; it was left as it is"), file=sys.stderr)
+                    continue
+                draft = session_folder / "drafts" / f"{name}.png"
+                try:
+                    read_mask(draft)  # (a damaged draft is not copied out as a mask)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    atomic_write_bytes(target, draft.read_bytes())
+                except (ValueError, OSError) as err:
+                    print(printable(f"skipped the draft of {stem} (folder session {session_folder}): {err}"),
+                          file=sys.stderr)
+                    continue
+                print(printable(f"wrote {target} (a folder session's draft: {session_folder})"))
         shared = sorted({name for (name, _role), count in per_name.items() if count > 1})
         if shared:  # (written as <name>-<key>_mask.png, which a folder session does not look for: said)
             print(f"note: images of one name ({', '.join(shared[:3])}{' ...' if len(shared) > 3 else ''}) were written "
@@ -811,6 +849,20 @@ def cmd_corrections(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prospective_scores() -> dict:
+    """{version: ProspectiveScore} from the correction set the widgets used last (empty without one)."""
+    from .corrections import CorrectionSet
+    from .corrections.prospective import version_scores
+
+    folder = _correction_set_used_last()
+    if not (folder / "provenance").is_dir():
+        return {}
+    try:
+        return version_scores(CorrectionSet(folder))
+    except OSError:
+        return {}
+
+
 def _correction_set_used_last() -> Path:
     from .remembered import correction_set_chosen_last
     from .storage import default_corrections_dir
@@ -832,8 +884,9 @@ def _session_drafts() -> list:
         folders.append(Path(last))
     found = []
     for folder in folders:
-        try:
-            drafts = sorted(p.stem for p in (folder / "drafts").glob("*.png"))
+        try:  # the images' drafts, and those a window kept apart while another held the image's (drafts/.open-*/)
+            drafts = sorted(p.relative_to(folder / "drafts").as_posix()[:-len(".png")]
+                            for pattern in ("*.png", ".open-*/*.png") for p in (folder / "drafts").glob(pattern))
         except OSError:
             continue
         if drafts:

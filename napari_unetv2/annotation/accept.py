@@ -31,17 +31,52 @@ class WouldReplaceCorrection(WouldDiscardCorrection):
     """The mask would replace a correction of the image that it was neither started from nor accepted from its layer."""
 
 
+# What a folder session records as a mask's "model version" when no model made it: an accepted mask shown again, a mask
+# given with the images. Never a version: said as what it is (the widgets said "segmented with version accepted
+# earlier": trial of session 41).
+ACCEPTED_EARLIER, GIVEN_MASK = "accepted earlier", "given mask"
+NOT_FROM_A_MODEL = {GIVEN_MASK: "the given mask", ACCEPTED_EARLIER: "the mask accepted earlier"}
+
+
 @dataclass
 class StoredCorrection:
     entry: Correction
     replaced: list[str] = field(default_factory=list)  # ids of earlier corrections of the same image
+    restored: bool = False  # the entry came back from the set's history (its mask accepted again, unchanged)
 
     def describe(self) -> str:
+        if self.restored:
+            return (f"restored {self.entry.id} from the correction set's history (its record as it was: "
+                    f"{self.entry.pixels_changed} pixels changed, {stored_when_by(self.entry)})")
         note = f" (replaced the earlier correction {', '.join(self.replaced)})" if self.replaced else ""
         # an empty mask is a finding too ("no lesion here"), but one quick Accept away from a missed one: said (trial
         # of session 35: an empty mask accepted on a frame whose ground truth holds a 1,082 px polyp, unnoticed)
         empty = "; the mask is EMPTY: nothing marked in this image" if self.entry.foreground_pixels == 0 else ""
         return f"stored {self.entry.id}: {self.entry.pixels_changed} pixels changed{empty}{note}"
+
+
+def _more_time(earlier: Optional[float], now: Optional[float]) -> Optional[float]:
+    return None if earlier is None and now is None else (earlier or 0.0) + (now or 0.0)
+
+
+def _revisit_of_retired(corrections: CorrectionSet, binary: np.ndarray, pixels: str):
+    """For a revisited image whose correction is no longer in the set: the entry restored from the history when this
+    mask is its mask (a StoredCorrection); else (the history entry, the model's mask it kept or None); None without a
+    history entry of the image."""
+    from ..corrections.history import latest_retired_of, restore, retired_file
+
+    retired = latest_retired_of(corrections.root, pixels)
+    if retired is None:
+        return None
+    try:
+        kept = read_mask(retired_file(corrections.root, retired, retired.entry.mask_file)) > 0
+        if kept.shape == binary.shape and np.array_equal(kept, binary > 0):
+            return StoredCorrection(restore(corrections, retired.name), [], restored=True)
+        tested = (read_mask(retired_file(corrections.root, retired, retired.entry.tested_mask_file)) > 0
+                  if retired.entry.tested_mask_file else None)
+    except (ValueError, OSError, UnreadableImageError):
+        return None
+    return retired, tested
 
 
 def source_key(source: str) -> str:
@@ -164,8 +199,8 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
     # Every earlier entry is a clinician's decision, one accepted with no pixel changed too ("this mask is right"): a
     # mask painted over another model's prediction replaced such an entry without a question (trial of session 35).
     if keep_edited and unedited and earlier:
-        shown = {"given mask": "the given mask", "accepted earlier": "the mask accepted earlier"}.get(
-            model_version, "the model's mask")  # a folder session's given masks are no model's (review, session 29)
+        # (a folder session's given masks are no model's: review of session 29)
+        shown = NOT_FROM_A_MODEL.get(model_version, "the model's mask")
         old = earlier[0][0]
         raise WouldDiscardCorrection(
             f"this is {shown}, unchanged; it would replace the earlier correction {old.id} ({_what_was_stored(old)})")
@@ -181,16 +216,33 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
                     f"{stored_when_by(old)}), and this mask was not started from it: "
                     f"{differing} pixels differ from it")
     prospective, tested_mask = None, None
+    if revisit and not earlier:  # its correction left the set (removed) while the session kept the accepted mask
+        back = _revisit_of_retired(corrections, binary, pixels)
+        if isinstance(back, StoredCorrection):
+            return back
+        if back is None:  # no record of what made it: no model's line, no test (trial of session 41: "accepted
+            model_version, prospective = "", (None, None)  # earlier" was stored as a model version, Dice 1.000)
+        else:
+            (retired, kept_tested) = back
+            model_version, tested_mask = retired.entry.model_version, kept_tested
+            if tested_mask is None:
+                prospective = (retired.entry.prospective_dice, retired.entry.prospective_iou)
+            seconds_spent = _more_time(retired.entry.seconds_spent, seconds_spent)
     if revisit and earlier:
         tested = earlier[0][0]
         model_version = tested.model_version
+        seconds_spent = _more_time(tested.seconds_spent, seconds_spent)  # the image's whole correction time
         try:  # the model's mask it was scored against: scored now against this, the better correction
             tested_mask = corrections.tested_mask(tested) if tested.prospective_dice is not None else None
         except (ValueError, OSError):
             tested_mask = None
         if tested_mask is None:  # (an entry written before tested masks were kept, or never scored)
             prospective = (tested.prospective_dice, tested.prospective_iou)
-    elif seen_by_model and (pixels in seen_by_model or any(old.id in seen_by_model for old, _ in earlier)):
+    if revisit and tested_mask is not None and np.shape(tested_mask) == binary.shape:
+        # pixels changed from the model's mask, the baseline of the record's model and score, not from the mask
+        # accepted earlier (trial of session 41: 1,766 "pixels changed" for a mask 13,171 pixels off the model's)
+        predicted_mask = tested_mask
+    if not revisit and seen_by_model and (pixels in seen_by_model or any(old.id in seen_by_model for old, _ in earlier)):
         prospective = (None, None)  # the model trained on this image: its mask is no test of it
     entry = corrections.add(image, binary, source=source, model_version=model_version,
                             predicted_mask=predicted_mask, seconds_spent=seconds_spent, clicks=clicks,

@@ -41,6 +41,7 @@ from ..files import (
 SESSION_FILE = "session.json"
 OPEN_MARK = ".open-"  # a window that has the session open holds a lock on <folder>/.open-<pid>-<id> (mark_open)
 ACCEPTED, SKIPPED = "accepted", "skipped"
+MANIFEST = "manifest.csv"  # written beside an export's masks (AnnotationSession.manifest)
 MASK_SUFFIXES = ("", "_mask", "_segmentation", "_lesion")
 
 
@@ -205,32 +206,68 @@ class AnnotationSession:
     def _draft_owner_path(self, path: Path) -> Path:
         return self.root / "drafts" / f"{path.stem}.by"
 
+    def _own_draft_path(self, path: Path) -> Optional[Path]:
+        """This window's own draft of ``path``, kept apart while another open window holds the image's draft (None
+        without an open mark)."""
+        return self.root / "drafts" / self.window_mark / f"{path.stem}.png" if self.window_mark else None
+
+    def _own_draft(self, path: Path) -> Optional[Path]:
+        own = self._own_draft_path(path)
+        return own if own is not None and own.is_file() else None
+
     def keep_draft(self, path: Path, mask: np.ndarray) -> None:
         """Keep the edits painted on ``path``'s mask, not accepted yet: shown again with the image (trial of session
         32: closing napari threw a 25,000-pixel correction away unasked, while Next, Previous and Skip ask). The
-        window that wrote it is noted beside it (see :meth:`draft_of_another_window`)."""
-        write_png_atomic(self.draft_path(path), (np.asarray(mask) > 0).astype(np.uint8) * 255, run_length=True)
-        atomic_write_text(self._draft_owner_path(path), self.window_mark or "")
+        window that wrote it, and who painted it, are noted beside it (see :meth:`draft_of_another_window`). While
+        another open window holds the image's draft, this window's goes to its own folder (``drafts/<its mark>/``):
+        the second painter overwrote the first's (session 40's list); it is adopted when that window is gone."""
+        from ..corrections.correction_set import current_annotator
+
+        binary = (np.asarray(mask) > 0).astype(np.uint8) * 255
+        own = self._own_draft_path(path)
+        if own is not None and (self._own_draft(path) is not None or self.draft_of_another_window(path)):
+            own.parent.mkdir(parents=True, exist_ok=True)
+            write_png_atomic(own, binary, run_length=True)
+            return
+        write_png_atomic(self.draft_path(path), binary, run_length=True)
+        # its window, and who painted it (a colleague resuming it was told it held "the edits you painted": trial of
+        # session 41)
+        atomic_write_text(self._draft_owner_path(path), f"{self.window_mark or ''}\n{current_annotator() or ''}\n")
+
+    def _draft_owner(self, path: Path) -> tuple[str, str]:
+        """(the window mark, the annotator) noted with ``path``'s draft; empty strings when not noted."""
+        try:
+            lines = self._draft_owner_path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return "", ""
+        return (lines[0].strip() if lines else ""), (lines[1].strip() if len(lines) > 1 else "")
+
+    def draft_painter(self, path: Path) -> Optional[str]:
+        """Who painted ``path``'s draft shown here, when noted (drafts written before it was noted name nobody)."""
+        if self._own_draft(path) is not None:
+            from ..corrections.correction_set import current_annotator
+
+            return current_annotator()
+        return self._draft_owner(path)[1] or None
 
     def draft_of_another_window(self, path: Path) -> bool:
         """Whether ``path``'s draft was written by another window that has this session open now. Such a draft is
         that window's: this one neither shows it as its own nor drops it. Another window took a draft kept there
         (a mask refused because this one's correction came first) for its own edits "from before napari closed", and
         leaving them deleted it (verification of session 40). A draft of a window gone is anyone's to resume."""
-        try:
-            owner = self._draft_owner_path(path).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            return False
+        owner = self._draft_owner(path)[0]
         if not owner.startswith(OPEN_MARK) or owner == self.window_mark or "/" in owner or "\\" in owner:
             return False
         return is_held(self.root / owner) is True
 
     def draft(self, path: Path, shape: tuple) -> Optional[np.ndarray]:
-        """The kept edits of ``path``'s mask (0/1), if any and of the image's ``shape`` (H, W), unless another open
-        window's; else None."""
-        found = self.draft_path(path)
-        if not found.is_file() or self.draft_of_another_window(path):
-            return None
+        """The kept edits of ``path``'s mask (0/1), if any and of the image's ``shape`` (H, W): this window's own, else
+        the image's unless another open window's; else None."""
+        found = self._own_draft(path)
+        if found is None:
+            found = self.draft_path(path)
+            if not found.is_file() or self.draft_of_another_window(path):
+                return None
         try:
             mask = read_mask(found)
         except (ValueError, OSError):
@@ -238,18 +275,45 @@ class AnnotationSession:
         return mask if mask.shape == tuple(shape) else None
 
     def draft_written_at(self, path: Path) -> Optional[float]:
-        """When ``path``'s draft was last written (seconds since the epoch), None without one."""
+        """When ``path``'s draft shown here was last written (seconds since the epoch), None without one."""
         try:
-            return self.draft_path(path).stat().st_mtime
+            return (self._own_draft(path) or self.draft_path(path)).stat().st_mtime
         except OSError:
             return None
 
     def drop_draft(self, path: Path) -> None:
-        """Drop ``path``'s draft, unless another open window's (it is that window's to accept or leave)."""
+        """Drop ``path``'s draft shown here: this window's own, else the image's unless another open window's (it is
+        that window's to accept or leave)."""
+        own = self._own_draft(path)
+        if own is not None:
+            own.unlink(missing_ok=True)  # (the image's draft, another window's, stays theirs)
+            return
         if self.draft_of_another_window(path):
             return
         self.draft_path(path).unlink(missing_ok=True)
         self._draft_owner_path(path).unlink(missing_ok=True)
+
+    def _adopt_drafts_of_windows_gone(self) -> None:
+        """Own drafts of windows no longer open (closed, killed) become the images' drafts, or this window's own where
+        an open window holds the image's draft or a newer one is there; an older one than what is there stays put."""
+        drafts = self.root / "drafts"
+        for folder in drafts.glob(f"{OPEN_MARK}*") if drafts.is_dir() else []:
+            if folder.name == self.window_mark or not folder.is_dir() or folder.is_symlink():
+                continue
+            if is_held(self.root / folder.name) is not False and (self.root / folder.name).exists():
+                continue  # its window is open (or cannot be told): its drafts are its own
+            for draft in folder.glob("*.png"):
+                image = Path(draft.stem + ".png")  # (only the stem names the image's draft files)
+                shared, own = self.draft_path(image), self._own_draft_path(image)
+                if not self.draft_of_another_window(image) and not (
+                        shared.is_file() and shared.stat().st_mtime >= draft.stat().st_mtime):
+                    os.replace(draft, shared)
+                    atomic_write_text(self._draft_owner_path(image), "\n\n")  # (no open window's: anyone's to resume)
+                elif own is not None and not (own.is_file() and own.stat().st_mtime >= draft.stat().st_mtime):
+                    own.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(draft, own)
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # (only when emptied)
 
     def skip(self, path: Path, save: bool = True) -> None:
         if self.status(path) != ACCEPTED:  # skipping an accepted image keeps its mask
@@ -275,8 +339,9 @@ class AnnotationSession:
         return None
 
     def export(self, out_dir: Path) -> list[Path]:
-        """Copy the finished masks to ``out_dir/<stem>.png``; refuses (nothing copied) if any exists. A failure part-way
-        removes the masks this export wrote."""
+        """Copy the finished masks to ``out_dir/<stem>.png`` and write ``out_dir/manifest.csv`` (:meth:`manifest`);
+        refuses (nothing copied) if any of them exists. A failure part-way removes the files this export wrote.
+        Returns the masks written."""
         out_dir = Path(out_dir)
         if out_dir.resolve() == self.images_dir.resolve():
             raise ValueError("Export the masks to a folder other than the image folder.")
@@ -284,6 +349,7 @@ class AnnotationSession:
         if not finished:
             raise ValueError("No accepted masks to export yet.")
         clashes = [out_dir / f"{p.stem}.png" for p in finished if (out_dir / f"{p.stem}.png").exists()]
+        clashes += [out_dir / MANIFEST] if (out_dir / MANIFEST).exists() else []
         if clashes:
             more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
             raise ValueError(f"{out_dir} already holds {clashes[0].name}{more}; "
@@ -295,6 +361,7 @@ class AnnotationSession:
                 target = out_dir / f"{path.stem}.png"
                 atomic_write_bytes(target, self.finished_path(path).read_bytes())
                 written.append(target)
+            atomic_write_text(out_dir / MANIFEST, self.manifest(finished))
         except BaseException:
             # All or nothing: a full disk on the 2nd of 3 masks left the 1st behind, and the export done again
             # after freeing space was then refused ('already holds ...').
@@ -302,6 +369,60 @@ class AnnotationSession:
                 target.unlink(missing_ok=True)
             raise
         return written
+
+    def manifest(self, exported: list[Path]) -> str:
+        """The export's ``manifest.csv``: a row per image of the session, exported or not (trial of session 41: the
+        statistician got bare masks, and nothing said what was skipped, removed from the correction set or empty, or
+        which correction, annotator and model each mask came from). ``exported``: the images whose mask is written."""
+        import csv
+        import io
+
+        from ..corrections import CorrectionSet
+        from ..corrections.history import retired_entries
+
+        sets: dict[str, tuple[dict, dict]] = {}  # set folder -> ({id: entry}, {id: history entry})
+
+        def records(folder: str) -> tuple[dict, dict]:
+            if folder not in sets:
+                current, retired = {}, {}
+                if (Path(folder) / "provenance").is_dir():
+                    with contextlib.suppress(OSError):
+                        current = {entry.id: entry for entry in CorrectionSet(Path(folder)).entries()}
+                        retired = {item.entry.id: item for item in retired_entries(Path(folder))}
+                sets[folder] = (current, retired)
+            return sets[folder]
+
+        out = io.StringIO()
+        fields = ["image", "mask", "status", "mask_pixels", "correction_id", "correction", "annotator", "stored",
+                  "model_version", "pixels_changed", "correction_set"]
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        written = {path.name for path in exported}
+        for path in self.images:
+            item = self.items.get(path.name, {})
+            row = dict.fromkeys(fields, "")
+            row.update(image=path.name, status=item.get("status") or "not reviewed")
+            if path.name in written:
+                row["mask"] = f"{path.stem}.png"
+                with contextlib.suppress(ValueError, OSError):
+                    row["mask_pixels"] = int(np.count_nonzero(read_mask(self.finished_path(path))))
+            entry_id, folder = item.get("entry"), item.get("set")
+            if row["status"] == ACCEPTED and isinstance(entry_id, str):
+                row.update(correction_id=entry_id, correction_set=folder or "")
+                current, retired = records(folder) if isinstance(folder, str) else ({}, {})
+                entry = current.get(entry_id)
+                if entry is None and entry_id in retired:
+                    entry = retired[entry_id].entry
+                    row["correction"] = f"left the set: {retired[entry_id].why}"
+                elif entry is None:
+                    row["correction"] = "not found in the set"
+                else:
+                    row["correction"] = "in the set"
+                if entry is not None:
+                    row.update(annotator=entry.annotator or "", stored=entry.created, model_version=entry.model_version,
+                               pixels_changed=entry.pixels_changed)
+            writer.writerow(row)
+        return out.getvalue()
 
     def mark_open(self) -> int:
         """Mark this session open in this window for as long as it lives (a kernel lock on ``.open-<pid>-<id>``:
@@ -320,6 +441,8 @@ class AnnotationSession:
                 others += 1
             elif held is False:
                 mark.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (a share gone: its drafts are met at the next open)
+            self._adopt_drafts_of_windows_gone()
         return others
 
     def close_mark(self) -> None:

@@ -107,6 +107,18 @@ def retired_entries(root: Path) -> list[Retired]:
     return sorted(found, key=lambda item: item.retired)
 
 
+def latest_retired_of(root: Path, pixels: str) -> Optional[Retired]:
+    """The entry of the image with this pixel hash (``image_hash``) that left the set last, with all its files; None
+    without one."""
+    found = [item for item in retired_entries(root) if item.entry.image_hash == pixels and not item.missing]
+    return found[-1] if found else None
+
+
+def retired_file(root: Path, item: Retired, relative: str) -> Path:
+    """Where a history entry keeps one of its files (``images/<id>.png`` ...), checked inside its folder."""
+    return relative_inside(history_folder(root) / item.name, relative, "history file")
+
+
 def _history_entry(root: Path, name: str) -> tuple[Path, Retired]:
     if not isinstance(name, str) or not FOLDER_NAME.match(name):
         raise ValueError(f"{name!r} is not an entry of the history (see `unetv2 corrections history`)")

@@ -91,10 +91,12 @@ def find_pairs(root: str | Path, check_sizes: bool = True) -> PairReport:
     # a correction set's own records (provenance/*.json, the index) are not skipped data: they were listed as such, a
     # line each, when a correction set was evaluated (trial of session 29)
     records = root / "provenance" if is_correction_set(root) else None
-    # ... and its history (corrections replaced or removed: corrections/history.py) is no data to train or score on
-    history = root / "history" if records is not None else None
+    # ... nor are its history (corrections replaced or removed: corrections/history.py) and the model masks its scores
+    # were taken against (tested/: listed as "duplicate name" files skipped, read as corrections dropped: trial of
+    # session 41); neither is data to train or score on
+    records_only = [root / "history", root / "tested"] if records is not None else []
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
-                       and not (history is not None and history in p.parents)):
+                       and not any(folder in p.parents for folder in records_only)):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             if not (records is not None and path.parent == records and path.suffix.lower() in (".json", ".claim")):
                 report.skipped.append((path, "not an image file"))

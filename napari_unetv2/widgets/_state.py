@@ -206,11 +206,23 @@ def model_text(label: str, version: Optional[str], corrections_dir: Optional[Pat
 class ModelInUse(QObject):
     changed = Signal()  # another model is in use
     scores_changed = Signal()  # the correction set changed: every model line's prospective score is read again
+    # another correction set chosen (in a folder session or in Correct & retrain): the two docks show and store into
+    # one set (trial of session 41: the session stored into the set chosen there while Correct & retrain listed, and
+    # would retrain on and remove from, the default set)
+    correction_set_changed = Signal()
     # Correct & retrain stored a 2-D mask layer's pixels: (layer, mask, correction set folder, entry id, ids of the
     # entries it replaced). The folder session whose image that layer masks takes it as accepted there too (trial of
     # session 31: its Next still asked about "unaccepted edits", and the image was missing from its export); one whose
     # accepted image's entry was replaced takes the new mask as that image's finished mask (trial of session 32).
     correction_stored = Signal(object, object, object, object, object)
+
+    def use_correction_set(self, folder: Path) -> None:
+        """The set every dock of this store now shows and stores into."""
+        if self.corrections_dir is not None and Path(folder) == Path(self.corrections_dir):
+            return
+        self.corrections_dir = Path(folder)
+        self.correction_set_changed.emit()
+        self.scores_changed.emit()
 
     def __init__(self, store_dir: Path):
         super().__init__()

@@ -89,7 +89,11 @@ class RetrainWidget(WorkerWidget):
                              tooltip="Any Labels layer of the image's size: by default the image's own mask.")
         narrow_chooser(self.mask)
         keep_choices_in_order(self.mask)
-        self.folder = FileEdit(label="correction set", mode="d", value=str(corrections_dir or default_corrections_dir()),
+        # the set chosen last (the default set otherwise), before the list is first filled: it showed another set's
+        # entries until the next refresh (trial of session 41)
+        chosen_last = correction_set_chosen_last() if corrections_dir is None else None
+        self.folder = FileEdit(label="correction set", mode="d",
+                               value=str(chosen_last or corrections_dir or default_corrections_dir()),
                                tooltip="The folder where accepted corrections are kept (reopens after a restart).")
         self.accept_button = PushButton(text="Accept correction",
                                         tooltip="Store the image and the chosen mask, as on screen, in the correction set.")
@@ -101,8 +105,8 @@ class RetrainWidget(WorkerWidget):
         self.entries.native.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.entries.native.model().rowsInserted.connect(self._whole_entry_as_tooltip)
         self._whole_entry_as_tooltip(None, 0, self.entries.native.count() - 1)  # those listed on creation
-        self.remove_button = PushButton(text="Remove selected", tooltip="Delete the selected corrections from the set, for "
-                                                                         "good (a second press confirms).")
+        self.remove_button = PushButton(text="Remove selected", tooltip="Take the selected corrections out of the set, "
+                                                                         "into its history (a second press confirms).")
         self.train_parts = ComboBox(label="train", choices=["sdi-decoder", "all"], value="sdi-decoder",
                                     tooltip="sdi-decoder: fine-tune SDI, decoder and heads only (fast on CPU); all: every layer.")
         self.epochs = SpinBox(label="epochs", min=1, max=500, value=20, tooltip="Passes over the corrections per round.")
@@ -143,10 +147,8 @@ class RetrainWidget(WorkerWidget):
         self._set_watch.setInterval(FOLLOW_THE_SET_MS)
         self._set_watch.timeout.connect(self.guarded(self._list_follows_the_set))
         self._set_watch.start()
-        chosen_last = correction_set_chosen_last() if corrections_dir is None else None
-        if chosen_last is not None:
-            self.folder.value = chosen_last  # the set chosen last (the default set otherwise)
         self.folder.changed.connect(self._on_folder)
+        self.models.correction_set_changed.connect(self.guarded(self._follow_the_chosen_set))
         self._folder = Path(self.folder.value)  # the set in use: a folder that is not a set is refused, this one stays
         self._remove_asked = SecondPress(CONFIRM_WITHIN_S)  # warned of deleting (the selected corrections)
         self._watched_images = weakref.WeakSet()  # image layers whose pixel replacements re-follow the mask
@@ -262,6 +264,12 @@ class RetrainWidget(WorkerWidget):
         remember(corrections=self._folder)
         self.refresh_entries()
 
+    def _follow_the_chosen_set(self) -> None:
+        """Another dock (a folder session) chose another correction set: this one lists and stores into it too."""
+        chosen = self.models.corrections_dir
+        if chosen is not None and Path(chosen) != Path(self.folder.value):
+            self.folder.value = str(chosen)  # (_on_folder: checked, remembered, listed)
+
     def _list_follows_the_set(self) -> None:
         """Re-read the list when the set on disk holds other entries than it shows (another widget stored or replaced
         one). A listing of the provenance folder decides; the entries themselves are read only when it differs."""
@@ -282,8 +290,8 @@ class RetrainWidget(WorkerWidget):
         self.entries.reset_choices()
         self.entries.value = []
         self._whole_entry_as_tooltip(None, 0, self.entries.native.count() - 1)  # entries kept, their details may not be
-        # The model line and the versions list show prospective scores from this set.
-        self.models.corrections_dir = Path(self.folder.value)
+        # The model line and the versions list show prospective scores from this set; a folder session stores into it.
+        self.models.use_correction_set(Path(self.folder.value))
         self.models.scores_changed.emit()  # this widget's model line and every other widget's
         self.versions.reset_choices()
 
@@ -386,7 +394,8 @@ class RetrainWidget(WorkerWidget):
         if not (confirmed or self._remove_asked.confirmed(tuple(chosen))):
             self.say(f"Remove {len(chosen)} correction(s) from the set ({named_few(names)}: no round trains on them; "
                      "the image, the mask and its record are kept in the set's history/ folder, and `unetv2 corrections "
-                     "restore` brings them back)? Press Remove selected again to remove them.")
+                     "restore` brings them back; a folder session that accepted the image keeps its mask and exports "
+                     "it, marked in its manifest)? Press Remove selected again to remove them.")
             return []
         removed, failed = [], []
         for entry_id in chosen:

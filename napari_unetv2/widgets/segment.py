@@ -14,6 +14,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSlider, PushButton, SpinBox
 from qtpy.QtCore import QTimer
 
+from ..annotation.accept import NOT_FROM_A_MODEL
 from ..checkpoints.lines import bundled_versions
 from ..corrections.correction_set import image_hash, stored_when_by
 from ..inference import PredictionCancelled
@@ -192,7 +193,8 @@ class SegmentWidget(WorkerWidget):
         # the image the status speaks of (weakly: a closed image is not kept for it): a result for another must not
         # be overwritten
         self._status_image = None
-        self._status_about = None  # (mask layer, version) while the status says which version made that mask
+        # (mask layer, version, image name) while the status says which version made that mask
+        self._status_about = None
         self._watched = weakref.WeakSet()  # mask layers whose pixel replacements this widget listens to
         self._other_line = SecondPress(CONFIRM_WITHIN_S)  # warned of (image, model): Segment again goes ahead
         self._advised = {}  # {image id: the bundled model a result's hint advised for it}: chosen, it asks nothing
@@ -280,9 +282,11 @@ class SegmentWidget(WorkerWidget):
 
     def _say_version(self, image, mask) -> None:
         version = mask.metadata.get(MODEL_VERSION) or "?"
-        self.say(f"{image.name}: segmented with version {version}; Segment again to update it (an edited mask is "
-                 f"kept){self._hidden_note(image)}{self._stored_note(mask)}", about=image)
-        self._status_about = (mask, version)
+        made = (f"its mask is {NOT_FROM_A_MODEL[version]} in a folder session (no model made it); Segment runs the model "
+                "on it (an edited mask is kept)" if version in NOT_FROM_A_MODEL else
+                f"segmented with version {version}; Segment again to update it (an edited mask is kept)")
+        self.say(f"{image.name}: {made}{self._hidden_note(image)}{self._stored_note(mask)}", about=image)
+        self._status_about = (mask, version, image.name)
         if mask not in self._watched:
             # Correct & retrain re-segments open images after a round or a roll back: the status must not go on
             # naming the version the mask had before (the data event fires on replaced pixels, not on brush strokes)
@@ -303,7 +307,9 @@ class SegmentWidget(WorkerWidget):
         image = self.image.value
         if self.busy or about is None or about[0] is not mask or image is None or layer_of(self.viewer, image, MASK) is not mask:
             return
-        if (mask.metadata.get(MODEL_VERSION) or "?") != about[1]:
+        # another version, or another image in the same layers (a folder session's next image: the status went on
+        # naming the image it first showed, trial of session 41)
+        if ((mask.metadata.get(MODEL_VERSION) or "?"), image.name) != about[1:]:
             self._say_version(image, mask)
 
     def _on_model_choice(self, _=None) -> None:

@@ -28,12 +28,12 @@ from ..annotation import (
     WouldReplaceCorrection,
     store_correction,
 )
-from ..annotation.accept import entry_ids_named, stored_correction_of
+from ..annotation.accept import ACCEPTED_EARLIER, GIVEN_MASK, entry_ids_named, stored_correction_of
 from ..annotation.kept_edits import KeptEdit
-from ..annotation.session import ACCEPTED, SKIPPED, default_session_folder
+from ..annotation.session import ACCEPTED, MANIFEST, SKIPPED, default_session_folder
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by, trained_on_by_version
-from ..corrections.correction_set import image_hash, not_a_correction_set, stored_when_by
+from ..corrections.correction_set import current_annotator, image_hash, not_a_correction_set, stored_when_by
 from ..files import read_image
 from ..inference import PredictionCancelled
 from ..inference.domain import describe_advice, domain_advice
@@ -109,7 +109,6 @@ _CACHE_SIZE = 3  # current, next, and the one just left (going back is instant t
 _PREFETCH_DELAY_MS = 150
 
 
-ACCEPTED_EARLIER = "accepted earlier"  # the model version of a revisited image's mask: no model made it
 ACCEPT_AFTER_S = 0.35  # an image must have been on screen this long before it can be accepted
 FOLLOW_OTHER_WINDOWS_MS = 3000  # how often session.json is looked at for another window's decisions (one stat)
 SWITCH_MODEL = "put {model} in use (Correct & retrain: versions, Use this version)"  # (how the domain hint says it)
@@ -262,6 +261,25 @@ class SessionWidget(WorkerWidget):
         # what is cached per image includes the set's correction of it: another set, other corrections (review of
         # session 30: the old set's correction was shown as "your correction" and stored into the new set)
         self.corrections.changed.connect(lambda _=None: self._cache.clear())
+        # one correction set per window: chosen here, Correct & retrain lists it (and the other way round while no
+        # session is open here; an open session keeps the set its acceptances went into)
+        self.corrections.changed.connect(self.guarded(self._share_the_chosen_set))
+        self.models.correction_set_changed.connect(self.guarded(self._follow_the_chosen_set))
+
+    def _share_the_chosen_set(self, _=None) -> None:
+        folder = Path(str(self.corrections.value))
+        if str(self.corrections.value) not in ("", ".") and not not_a_correction_set(folder):
+            self.models.use_correction_set(folder)
+
+    def _follow_the_chosen_set(self) -> None:
+        chosen = self.models.corrections_dir
+        if chosen is None or Path(chosen) == Path(str(self.corrections.value)):
+            return
+        if self.session is None:
+            self.corrections.value = str(chosen)
+        else:  # (its acceptances are in its own set: said, not moved)
+            self.say(f"another dock chose the correction set {chosen}; this session stores into "
+                     f"{self.corrections.value} (its correction set field): choose the same there to store into it")
 
     # ---- opening ---------------------------------------------------------------------------------------
     def open_session(self, _=None) -> Optional[AnnotationSession]:
@@ -292,6 +310,7 @@ class SessionWidget(WorkerWidget):
         if own_set is not None:  # (the field offered another widget's set, the one used last: cold review of session 39)
             self.corrections.value = own_set
         remember(session__images=self.session.images_dir, session__folder=root, corrections=str(self.corrections.value))
+        self._share_the_chosen_set()  # (Correct & retrain lists the set this session stores into)
         self._apply_settings(self.session.settings)
         if own_set is not None:
             self._opening_note = "; ".join(filter(None, (
@@ -302,8 +321,9 @@ class SessionWidget(WorkerWidget):
             others = 0
         if others:
             self._opening_note = "; ".join(filter(None, (self._opening_note, (
-                "this session is open in another napari window too: each counts the other's decisions, but paint "
-                "different images in the two (edits of one image painted in both keep only the later's draft)"))))
+                "this session is open in another napari window too: each counts the other's decisions, and keeps "
+                "its own unaccepted edits of an image the other has edits of; the first to accept an image stores "
+                "it, and the other is asked before it replaces that correction"))))
         self._cache.clear()
         followed = self._follow_corrections()
         self.show_current()
@@ -618,7 +638,7 @@ class SessionWidget(WorkerWidget):
             if prediction is not None:
                 show_probability(self.viewer, layer, prediction, prediction.model_version)
         elif starting is not None:
-            version = ACCEPTED_EARLIER if self._accepted(path) else "given mask"
+            version = ACCEPTED_EARLIER if self._accepted(path) else GIVEN_MASK
             self.mask_layer = start_mask(self.viewer, layer, starting if draft is None else draft, starting, version,
                                          self.display.value)
         else:
@@ -649,18 +669,20 @@ class SessionWidget(WorkerWidget):
         opening = f"{opening}. " if opening else ""
         if deleted_masks(self.viewer).holds_one_of(layer):  # (the image closed and shown again, after its mask was deleted)
             opening += f"a painted mask of {path.name} was deleted: Restore deleted mask (below) brings it back. "
+        painter = self.session.draft_painter(path) if self._shown_draft else None
+        who = painter if painter and painter != current_annotator() else "you"  # (a colleague's draft: named)
         if self._shown_draft and self._shown_correction is not None:  # (a correction stored after the edits began)
             entry = self._shown_correction
-            self._image_line = (path, f"{path.name}: the edits you painted on its mask (kept, not accepted yet) are "
+            self._image_line = (path, f"{path.name}: the edits {who} painted on its mask (kept, not accepted yet) are "
                                       f"shown, not the correction {entry.id} {stored_when_by(entry)} "
                                       "meanwhile (another window or annotator?); Accept & next replaces that correction "
                                       "with them")
         elif self._shown_draft and self._accepted(path):  # over its accepted mask (another window's acceptance, or
             # a draft kept when that window's correction came first): accepting replaces that correction (cold review)
-            self._image_line = (path, f"{path.name}: the edits you painted on its mask (kept, not accepted yet) are shown "
+            self._image_line = (path, f"{path.name}: the edits {who} painted on its mask (kept, not accepted yet) are shown "
                                       "over its accepted mask; Accept & next replaces the accepted correction with them")
         elif self._shown_draft:
-            self._image_line = (path, f"{path.name}: the edits you painted on its mask before napari closed are shown "
+            self._image_line = (path, f"{path.name}: the edits {who} painted on its mask before napari closed are shown "
                                       "(kept, not accepted yet); Accept & next stores them")
         elif kept is not None:
             other = kept.about.get("model_version") or ""
@@ -795,7 +817,11 @@ class SessionWidget(WorkerWidget):
                      "it, then accept")
 
     def _update_where(self) -> None:
-        self.where.value = self.session.progress_text(frozenset(self._writing))
+        # accepted images whose correction left the set stay counted as reviewed: said beside the count for as long as
+        # it holds (the status line said it once, and the next image's line replaced it: trial of session 41)
+        removed = len(self.session.corrections_removed)
+        self.where.value = self.session.progress_text(frozenset(self._writing)) + (
+            f" [{removed} accepted, no longer in the correction set]" if removed else "")
 
     def _on_display(self, value: str) -> None:
         if self._live_mask() is not None:
@@ -1268,7 +1294,8 @@ class SessionWidget(WorkerWidget):
             f"{len(skipped)} skipped ({named_few(skipped)})" if skipped else "",
             f"{len(open_)} not accepted yet ({named_few(open_)})" if open_ else "") if part)
         left = f"; not exported: {left}" if left else ""
-        self.say(f"{followed + ' ' if followed else ''}exported {len(written)} mask(s) to {target}{left}")
+        self.say(f"{followed + ' ' if followed else ''}exported {len(written)} mask(s) to {target}, with "
+                 f"{MANIFEST} (a row per image: its decision, correction, annotator and model){left}")
         # (the removed corrections' masks are exported, and said in ``followed``: accepted here, not in the set)
         return written
 
