@@ -159,11 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "$NAPARI_UNETV2_HOME/corrections). A correction replaced by a later one of its image, "
                                    "or removed in Correct & retrain, is kept in the set's history/ folder: restore brings "
                                    "it back, purge deletes it for good.")
-    c.add_argument("action", nargs="?", choices=["list", "history", "restore", "purge"], default="list",
+    c.add_argument("action", nargs="?", choices=["list", "history", "remove", "restore", "purge"], default="list",
                    help="list (default: the entries, who stored each, when, from which model, pixels changed); history "
-                        "(the entries taken out: when, by whom, why); restore NAME (a history entry back into the set); "
-                        "purge NAME (a history entry deleted for good: its image and masks)")
-    c.add_argument("target", nargs="?", default=None, help="restore, purge: a history entry's name as listed")
+                        "(the entries taken out: when, by whom, why); remove ID (an entry out of the set, into its "
+                        "history); restore NAME (a history entry back into the set); purge NAME (a history entry "
+                        "deleted for good: its image and masks)")
+    c.add_argument("target", nargs="?", default=None, help="remove: an entry's id; restore, purge: a history entry's "
+                                                            "name, as listed")
     c.add_argument("--set", dest="correction_set", type=Path, default=None,
                    help="the correction set's folder (default: the one the widgets used last)")
     c.add_argument("--csv", action="store_true", help="list, history: comma-separated values, one row per entry")
@@ -646,6 +648,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         return f"; prospective Dice {score.dice.describe()}" if score is not None and score.n else ""
 
     print(f"model store: {store.root}")
+    if scored:  # (whose corrections the prospective scores below count)
+        print(printable(f"prospective Dice: the masks each version made against their corrections in "
+                        f"{_correction_set_used_last()}"))
     if bundled is not None:
         version = read_config(bundled).version
         print(f"{'*' if current is None else ' '} bundled    the bundled {DEFAULT_BUNDLED} model ({version}{tested(version)})")
@@ -726,7 +731,10 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
         for session_folder, drafts in _session_drafts():
             for name in drafts:
                 stem = name.split("/")[-1]
-                target = folder / f"{stem}_mask.png"
+                # a draft kept apart by a window: named by that window, beside the image's own (both were written to
+                # one name, the second "exists already": cold review of session 41)
+                apart = f"-{name.split('/')[0].split('-')[-1]}" if "/" in name else ""
+                target = folder / f"{stem}{apart}_mask.png"
                 if target.exists():
                     print(printable(f"skipped the draft of {stem} (folder session {session_folder}): {target} exists "
                                     "already; it was left as it is"), file=sys.stderr)
@@ -767,37 +775,42 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
     print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}; given back when their image is segmented "
           "again or shown in a folder session, removed when a correction of it is stored in napari")
     for folder, drafts in _session_drafts():  # (kept by the session itself: "0 entries" hid them; trial of session 39)
+        named = [name if "/" not in name else f"{name.split('/')[-1]} (kept apart by a window)" for name in drafts]
         print(printable(f"folder session {folder}: {len(drafts)} draft(s) painted and not accepted ("
-                        f"{', '.join(drafts[:5])}{' ...' if len(drafts) > 5 else ''}); the session gives them back, "
-                        "Accept & next stores them"))
+                        f"{', '.join(named[:5])}{' ...' if len(named) > 5 else ''}); the session gives them back, "
+                        "Accept & next stores them, `kept-edits export` writes them"))
     return 0
 
 
 def cmd_corrections(args: argparse.Namespace) -> int:
     """The correction set's records for whoever answers for it (a coordinator, a statistician): who stored each
     correction, from which model, and what left the set (:mod:`.corrections.history`)."""
-    import csv
-
     from .corrections import CorrectionSet
-    from .corrections.correction_set import not_a_correction_set
-    from .corrections.history import purge, restore, retired_entries
+    from .corrections.history import damaged_entries, events, purge, restore, retired_entries
+    from .files.table import csv_text
 
     folder = args.correction_set or _correction_set_used_last()
     if not (folder / "provenance").is_dir():
-        raise ValueError(f"{folder} is not a correction set (no provenance/ folder): name one with --set FOLDER"
-                         + (f" ({not_a_correction_set(folder)})" if folder.is_dir() and not_a_correction_set(folder)
-                            else ""))
+        raise ValueError(f"{folder} is not a correction set (no provenance/ folder): name one with --set FOLDER")
     corrections = CorrectionSet(folder)
-    if args.action in ("restore", "purge"):
+    if args.action in ("restore", "purge", "remove"):
         if not args.target:
-            raise ValueError(f"corrections {args.action} needs a history entry's name, as `unetv2 corrections "
-                             "history` lists it")
+            listed = "`unetv2 corrections` lists its id" if args.action == "remove" else \
+                "a history entry's name, as `unetv2 corrections history` lists it"
+            raise ValueError(f"corrections {args.action} needs {listed}")
         if args.action == "restore":
             entry = restore(corrections, args.target)
             print(printable(f"restored {entry.id} ({entry.source}) into {folder}"))
+        elif args.action == "remove":  # (as Correct & retrain's Remove selected: into the history)
+            if not corrections.holds(args.target):
+                raise ValueError(f"no correction {args.target!r} in {folder}"
+                                 + (" (it is in its history)" if (folder / "history" / args.target).is_dir() else ""))
+            corrections.remove(args.target)
+            print(printable(f"removed {args.target} from {folder} (kept in its history: `unetv2 corrections restore "
+                            f"{args.target}` brings it back)"))
         else:
-            item = purge(folder, args.target)
-            print(printable(f"deleted {item.name} ({item.entry.source}) from the history of {folder} for good"))
+            what = purge(folder, args.target)
+            print(printable(f"deleted {args.target} ({what}) from the history of {folder} for good"))
         return 0
     if args.target:
         raise ValueError(f"corrections {args.action} takes no argument (got {args.target!r})")
@@ -821,9 +834,7 @@ def cmd_corrections(args: argparse.Namespace) -> int:
                                              else ["id", "source", "stored", "annotator", "model_version",
                                                    "pixels_changed", "foreground_pixels", "height", "width",
                                                    "seconds_spent", "clicks", "prospective_dice", "image", "mask"])
-        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        print(csv_text(fields, rows), end="")
         return 0
     print(printable(f"correction set: {folder}"))
     for row in rows:
@@ -839,8 +850,17 @@ def cmd_corrections(args: argparse.Namespace) -> int:
                             + (f"; {row['seconds_spent']} s" if row["seconds_spent"] != "" else "")))
     history = len(retired_entries(folder)) if args.action == "list" else len(rows)
     if args.action == "history":
-        print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'} in the history; `unetv2 corrections restore NAME` "
-              "brings one back, `purge NAME` deletes one for good")
+        for name in damaged_entries(folder):
+            print(printable(f"  {name}  (its {folder.name}/history/{name}/retired.json cannot be read: not restorable; "
+                            "`unetv2 corrections purge` deletes it)"))
+        for event in events(folder):  # (what the entries no longer say: a return, a purge)
+            if event.get("event") in ("restored", "purged"):
+                print(printable(f"  {event.get('when', '?').replace('T', ' ')}  {event.get('event')} "
+                                f"{event.get('name')} ({event.get('source')})"
+                                + (f" by {event['by']}" if event.get("by") else "")))
+        print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'} in the history (every leaving, return and purge: "
+              "history/events.jsonl); `unetv2 corrections restore NAME` brings one back, `purge NAME` deletes one "
+              "for good")
     else:
         by = Counter(row["annotator"] or "(not recorded)" for row in rows)
         print(f"{len(rows)} correction(s)" + (f" ({', '.join(f'{n} by {who}' for who, n in by.most_common())})"
@@ -884,9 +904,9 @@ def _session_drafts() -> list:
         folders.append(Path(last))
     found = []
     for folder in folders:
-        try:  # the images' drafts, and those a window kept apart while another held the image's (drafts/.open-*/)
-            drafts = sorted(p.relative_to(folder / "drafts").as_posix()[:-len(".png")]
-                            for pattern in ("*.png", ".open-*/*.png") for p in (folder / "drafts").glob(pattern))
+        try:  # the images' drafts, then those a window kept apart while another held the image's (drafts/.open-*/)
+            drafts = [p.relative_to(folder / "drafts").as_posix()[:-len(".png")]
+                      for pattern in ("*.png", ".open-*/*.png") for p in sorted((folder / "drafts").glob(pattern))]
         except OSError:
             continue
         if drafts:
@@ -895,12 +915,12 @@ def _session_drafts() -> list:
 
 
 def _corrected_images() -> dict:
-    """{image hash: when its latest correction was stored} of the default correction set (empty without one)."""
+    """{image hash: when its latest correction was stored} of the correction set the widgets used last (empty without
+    one; `models` and `corrections` read that one too)."""
     from .corrections import CorrectionSet
     from .corrections.correction_set import entries_by_image
-    from .storage import default_corrections_dir
 
-    folder = default_corrections_dir()
+    folder = _correction_set_used_last()
     if not (folder / "provenance").is_dir():
         return {}
     return {key: entries[-1].created for key, entries in entries_by_image(CorrectionSet(folder).entries()).items()}

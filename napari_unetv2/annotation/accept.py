@@ -55,28 +55,29 @@ class StoredCorrection:
         return f"stored {self.entry.id}: {self.entry.pixels_changed} pixels changed{empty}{note}"
 
 
-def _more_time(earlier: Optional[float], now: Optional[float]) -> Optional[float]:
-    return None if earlier is None and now is None else (earlier or 0.0) + (now or 0.0)
-
-
 def _revisit_of_retired(corrections: CorrectionSet, binary: np.ndarray, pixels: str):
     """For a revisited image whose correction is no longer in the set: the entry restored from the history when this
-    mask is its mask (a StoredCorrection); else (the history entry, the model's mask it kept or None); None without a
-    history entry of the image."""
-    from ..corrections.history import latest_retired_of, restore, retired_file
+    mask is the mask of one that left (a StoredCorrection); else (the latest to leave, the model's mask it kept or
+    None); None without a history entry of the image."""
+    from ..corrections.history import restore, retired_file, retired_of
 
-    retired = latest_retired_of(corrections.root, pixels)
-    if retired is None:
+    retired = retired_of(corrections.root, pixels)
+    for item in reversed(retired):
+        try:
+            kept = read_mask(retired_file(corrections.root, item, item.entry.mask_file)) > 0
+            if kept.shape == binary.shape and np.array_equal(kept, binary > 0):
+                return StoredCorrection(restore(corrections, item.name), [], restored=True)
+        except (ValueError, OSError, UnreadableImageError):
+            continue  # (a restore refused, or killed halfway: stored below as a correction of its model)
+    if not retired:
         return None
+    latest = retired[-1]
     try:
-        kept = read_mask(retired_file(corrections.root, retired, retired.entry.mask_file)) > 0
-        if kept.shape == binary.shape and np.array_equal(kept, binary > 0):
-            return StoredCorrection(restore(corrections, retired.name), [], restored=True)
-        tested = (read_mask(retired_file(corrections.root, retired, retired.entry.tested_mask_file)) > 0
-                  if retired.entry.tested_mask_file else None)
+        tested = (read_mask(retired_file(corrections.root, latest, latest.entry.tested_mask_file)) > 0
+                  if latest.entry.tested_mask_file else None)
     except (ValueError, OSError, UnreadableImageError):
-        return None
-    return retired, tested
+        tested = None
+    return latest, tested
 
 
 def source_key(source: str) -> str:
@@ -227,11 +228,9 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
             model_version, tested_mask = retired.entry.model_version, kept_tested
             if tested_mask is None:
                 prospective = (retired.entry.prospective_dice, retired.entry.prospective_iou)
-            seconds_spent = _more_time(retired.entry.seconds_spent, seconds_spent)
     if revisit and earlier:
         tested = earlier[0][0]
         model_version = tested.model_version
-        seconds_spent = _more_time(tested.seconds_spent, seconds_spent)  # the image's whole correction time
         try:  # the model's mask it was scored against: scored now against this, the better correction
             tested_mask = corrections.tested_mask(tested) if tested.prospective_dice is not None else None
         except (ValueError, OSError):

@@ -192,7 +192,10 @@ class AnnotationSession:
                 found = stored_correction_of(corrections.root, read_image(path), path.name)
             except (ValueError, OSError):  # an id naming no file of the set, an unreadable image: left as it is
                 continue
-            if found is not None:
+            # a correction stored before this session accepted the image (one restored from the set's history) does
+            # not replace the mask accepted here: it is no later work (cold review of session 41)
+            accepted_at = self.items.get(path.name, {}).get("at")
+            if found is not None and not (isinstance(accepted_at, str) and found[0].created < accepted_at):
                 self._record_accepted(path, found[1], found[0].id, corrections.root)
                 updated.append((path, found[0].id))
             else:
@@ -225,30 +228,33 @@ class AnnotationSession:
 
         binary = (np.asarray(mask) > 0).astype(np.uint8) * 255
         own = self._own_draft_path(path)
+        # its window, and who painted it (a colleague resuming it was told it held "the edits you painted": trial of
+        # session 41)
+        owner = f"{self.window_mark or ''}\n{current_annotator() or ''}\n"
         if own is not None and (self._own_draft(path) is not None or self.draft_of_another_window(path)):
             own.parent.mkdir(parents=True, exist_ok=True)
             write_png_atomic(own, binary, run_length=True)
+            atomic_write_text(own.with_suffix(".by"), owner)
             return
         write_png_atomic(self.draft_path(path), binary, run_length=True)
-        # its window, and who painted it (a colleague resuming it was told it held "the edits you painted": trial of
-        # session 41)
-        atomic_write_text(self._draft_owner_path(path), f"{self.window_mark or ''}\n{current_annotator() or ''}\n")
+        atomic_write_text(self._draft_owner_path(path), owner)
 
-    def _draft_owner(self, path: Path) -> tuple[str, str]:
-        """(the window mark, the annotator) noted with ``path``'s draft; empty strings when not noted."""
+    @staticmethod
+    def _owner_in(by: Path) -> tuple[str, str]:
+        """(the window mark, the annotator) noted in a draft's ``.by`` file; empty strings when not noted."""
         try:
-            lines = self._draft_owner_path(path).read_text(encoding="utf-8").splitlines()
+            lines = by.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError):
             return "", ""
         return (lines[0].strip() if lines else ""), (lines[1].strip() if len(lines) > 1 else "")
 
+    def _draft_owner(self, path: Path) -> tuple[str, str]:
+        return self._owner_in(self._draft_owner_path(path))
+
     def draft_painter(self, path: Path) -> Optional[str]:
         """Who painted ``path``'s draft shown here, when noted (drafts written before it was noted name nobody)."""
-        if self._own_draft(path) is not None:
-            from ..corrections.correction_set import current_annotator
-
-            return current_annotator()
-        return self._draft_owner(path)[1] or None
+        own = self._own_draft(path)
+        return (self._owner_in(own.with_suffix(".by")) if own is not None else self._draft_owner(path))[1] or None
 
     def draft_of_another_window(self, path: Path) -> bool:
         """Whether ``path``'s draft was written by another window that has this session open now. Such a draft is
@@ -287,6 +293,7 @@ class AnnotationSession:
         own = self._own_draft(path)
         if own is not None:
             own.unlink(missing_ok=True)  # (the image's draft, another window's, stays theirs)
+            own.with_suffix(".by").unlink(missing_ok=True)
             return
         if self.draft_of_another_window(path):
             return
@@ -294,26 +301,46 @@ class AnnotationSession:
         self._draft_owner_path(path).unlink(missing_ok=True)
 
     def _adopt_drafts_of_windows_gone(self) -> None:
-        """Own drafts of windows no longer open (closed, killed) become the images' drafts, or this window's own where
-        an open window holds the image's draft or a newer one is there; an older one than what is there stays put."""
+        """Own drafts of windows no longer open (closed, killed) become the images' drafts where an image has none; where
+        it has one (another painter's), the window's draft stays where it is, never over it (cold review of session 41:
+        taken over, a newer own draft overwrote a colleague's, an older one was shown over a newer one), and is said with
+        the image (:meth:`drafts_set_apart`) and exported by `unetv2 kept-edits export`."""
+        for folder in self._own_draft_folders_of_windows_gone():
+            for draft in folder.glob("*.png"):
+                image = Path(draft.stem + ".png")  # (only the stem names the image's draft files)
+                if os.path.lexists(self.draft_path(image)):
+                    continue
+                os.replace(draft, self.draft_path(image))
+                by = draft.with_suffix(".by")
+                painter = self._owner_in(by)[1]
+                atomic_write_text(self._draft_owner_path(image), f"\n{painter}\n")  # (no open window's: anyone's)
+                by.unlink(missing_ok=True)
+            for leftover in folder.glob("*.by"):
+                if not leftover.with_suffix(".png").exists():
+                    leftover.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # (only when emptied)
+
+    def _own_draft_folders_of_windows_gone(self) -> list[Path]:
         drafts = self.root / "drafts"
+        found = []
         for folder in drafts.glob(f"{OPEN_MARK}*") if drafts.is_dir() else []:
             if folder.name == self.window_mark or not folder.is_dir() or folder.is_symlink():
                 continue
-            if is_held(self.root / folder.name) is not False and (self.root / folder.name).exists():
+            mark = self.root / folder.name
+            if mark.exists() and is_held(mark) is not False:
                 continue  # its window is open (or cannot be told): its drafts are its own
-            for draft in folder.glob("*.png"):
-                image = Path(draft.stem + ".png")  # (only the stem names the image's draft files)
-                shared, own = self.draft_path(image), self._own_draft_path(image)
-                if not self.draft_of_another_window(image) and not (
-                        shared.is_file() and shared.stat().st_mtime >= draft.stat().st_mtime):
-                    os.replace(draft, shared)
-                    atomic_write_text(self._draft_owner_path(image), "\n\n")  # (no open window's: anyone's to resume)
-                elif own is not None and not (own.is_file() and own.stat().st_mtime >= draft.stat().st_mtime):
-                    own.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(draft, own)
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # (only when emptied)
+            found.append(folder)
+        return found
+
+    def drafts_set_apart(self, path: Path) -> list[tuple[Path, Optional[str]]]:
+        """(file, painter) of ``path``'s drafts kept apart by windows now gone, because the image has a draft already."""
+        found = []
+        for folder in self._own_draft_folders_of_windows_gone():
+            draft = folder / f"{path.stem}.png"
+            if draft.is_file():
+                found.append((draft, self._owner_in(draft.with_suffix(".by"))[1] or None))
+        return found
 
     def skip(self, path: Path, save: bool = True) -> None:
         if self.status(path) != ACCEPTED:  # skipping an accepted image keeps its mask
@@ -374,9 +401,6 @@ class AnnotationSession:
         """The export's ``manifest.csv``: a row per image of the session, exported or not (trial of session 41: the
         statistician got bare masks, and nothing said what was skipped, removed from the correction set or empty, or
         which correction, annotator and model each mask came from). ``exported``: the images whose mask is written."""
-        import csv
-        import io
-
         from ..corrections import CorrectionSet
         from ..corrections.history import retired_entries
 
@@ -392,11 +416,11 @@ class AnnotationSession:
                 sets[folder] = (current, retired)
             return sets[folder]
 
-        out = io.StringIO()
+        from ..files.table import csv_text
+
         fields = ["image", "mask", "status", "mask_pixels", "correction_id", "correction", "annotator", "stored",
                   "model_version", "pixels_changed", "correction_set"]
-        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
+        rows = []
         written = {path.name for path in exported}
         for path in self.images:
             item = self.items.get(path.name, {})
@@ -421,8 +445,8 @@ class AnnotationSession:
                 if entry is not None:
                     row.update(annotator=entry.annotator or "", stored=entry.created, model_version=entry.model_version,
                                pixels_changed=entry.pixels_changed)
-            writer.writerow(row)
-        return out.getvalue()
+            rows.append(row)
+        return csv_text(fields, rows)
 
     def mark_open(self) -> int:
         """Mark this session open in this window for as long as it lives (a kernel lock on ``.open-<pid>-<id>``:
@@ -453,6 +477,8 @@ class AnnotationSession:
             release(descriptor)
             with contextlib.suppress(OSError):  # (a share gone: the mark is met as a dead one at the next open)
                 mark.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # its own drafts' folder, when it holds none
+                (self.root / "drafts" / mark.name).rmdir()
 
     def follow_other_windows(self) -> bool:
         """Take in the decisions another window on this folder (or another workstation, on a shared folder) wrote

@@ -225,6 +225,10 @@ class CorrectionSet:
             remove_stale_temporaries(self.root / sub)  # leftovers of writes killed mid-way
         if (self.root / "tested").is_dir():  # (made with the first entry that keeps a tested mask)
             remove_stale_temporaries(self.root / "tested")
+        if (self.root / "history").is_dir():  # entries a killed process was taking out or bringing back
+            from .history import finish_interrupted
+
+            finish_interrupted(self.root)
 
     def _entry_files(self, entry: Correction) -> tuple[Path, Path]:
         """The entry's image and mask, which must lie directly in ``images/`` and ``masks/`` of this set
@@ -246,6 +250,13 @@ class CorrectionSet:
         from ..files import read_mask
 
         return read_mask(path)
+
+    @staticmethod
+    def read_entry(root: Path, entry_id: object) -> Optional[Correction]:
+        """One entry of the set at ``root`` from its record alone (None when the set holds none of that id); nothing is
+        created. ValueError for an id naming no file of a set, or a damaged record."""
+        path = child_path(Path(root) / "provenance", f"{safe_id(entry_id)}.json", "correction id")
+        return _read_entry(path) if path.is_file() else None
 
     def holds(self, entry_id: object) -> bool:
         """Whether the set has an entry of this id (one file check; ValueError for an id that names no file of the set)."""
@@ -328,7 +339,8 @@ class CorrectionSet:
         for n in range(1, 10_000):
             entry_id = base if n == 1 else f"{base}-{n}"
             claim = provenance / f"{entry_id}.claim"
-            if (provenance / f"{entry_id}.json").exists():
+            # (an id of the history too: a restore, and a round's list of ids trained on, name one entry by it)
+            if (provenance / f"{entry_id}.json").exists() or os.path.lexists(self.root / "history" / entry_id):
                 continue
             if not _create_exclusively(claim):
                 continue
@@ -372,27 +384,31 @@ class CorrectionSet:
         except UnsafePathError as err:
             raise ValueError(f"No correction {entry_id!r} in {self.root}: {err}") from err
         if not provenance.is_file():
-            raise ValueError(f"No correction {entry_id!r} in {self.root}.")
+            raise ValueError(self._not_held(entry_id))
         try:
             entry = _read_entry(provenance)
         except (OSError, ValueError, TypeError) as err:
             raise ValueError(f"Correction {entry_id!r} has an unreadable provenance file ({err}); nothing was deleted or moved.") from err
         self._entry_files(entry)  # raises UnsafePathError (a ValueError) before anything moves
         self._tested_path(entry)
-        files = [entry.image_file, entry.mask_file] + ([entry.tested_mask_file] if entry.tested_mask_file else [])
         # Hold the id while its files go: a writer seeing no JSON must not claim it and write files we then move.
         claim = provenance.with_suffix(".claim")
         held = _create_exclusively(claim)
         if not held and _younger_than(claim, CLAIM_LIVE_S):  # another window takes it out now (no writer claims an
-            raise ValueError(f"Correction {entry_id!r} is being taken out by another window.")  # id whose JSON exists)
+            raise ValueError(f"Correction {entry_id!r} is being taken out by another window (or was, by a process "
+                             "killed less than a minute ago: try again then).")  # id whose JSON exists)
         try:  # (an older claim was left by a killed process)
             if not provenance.is_file():  # (taken out meanwhile by another window)
-                raise ValueError(f"No correction {entry_id!r} in {self.root}.")
-            retire(self.root, entry, files, why, current_annotator())
-            provenance.unlink()  # last: the entry was in the set, or in its history, at every moment
+                raise ValueError(self._not_held(entry_id))
+            retire(self.root, provenance, why, current_annotator())
         finally:
             if held:
                 claim.unlink(missing_ok=True)
+
+    def _not_held(self, entry_id: str) -> str:
+        if os.path.lexists(self.root / "history" / entry_id):  # (the second of two windows removing it)
+            return f"Correction {entry_id!r} was taken out of {self.root} already (by another window?): it is in its history."
+        return f"No correction {entry_id!r} in {self.root}."
 
     def pairs(self, ids: Optional[Collection[str]] = None) -> list[Pair]:
         """The entries' image/mask files; only those of ``ids`` when given."""

@@ -104,7 +104,7 @@ def _scratch_folder(runs: Path) -> Path:
 
 def pinned(pairs: list[Pair], folder: Path) -> list[Pair]:
     """The round's own links to its pairs' files (hard links: no copy, same bytes), so that accepting a new
-    mask for an image while the round trains (which replaces that entry and deletes its files) cannot pull a
+    mask for an image while the round trains (which replaces that entry and moves its files to the history) cannot pull a
     file from under it. Copied where the file system has no hard links."""
     kept = []
     for pair in pairs:

@@ -148,6 +148,7 @@ class RetrainWidget(WorkerWidget):
         self._set_watch.timeout.connect(self.guarded(self._list_follows_the_set))
         self._set_watch.start()
         self.folder.changed.connect(self._on_folder)
+        self.folder.line_edit.native.editingFinished.connect(self.guarded(lambda: self._on_folder(typing=False)))
         self.models.correction_set_changed.connect(self.guarded(self._follow_the_chosen_set))
         self._folder = Path(self.folder.value)  # the set in use: a folder that is not a set is refused, this one stays
         self._remove_asked = SecondPress(CONFIRM_WITHIN_S)  # warned of deleting (the selected corrections)
@@ -237,8 +238,9 @@ class RetrainWidget(WorkerWidget):
             self.mask.value = layer
 
     def _entry_choices(self, _=None) -> list:
-        """Read from disk each time: the list on screen is always the set on disk."""
-        entries = self.correction_set.entries()
+        """Read from disk each time: the list on screen is always the set on disk (a folder that is no set yet is not
+        made one by listing it: a path typed letter by letter made a set at each keystroke; the first Accept makes it)."""
+        entries = self.correction_set.entries() if (Path(self.folder.value) / "provenance").is_dir() else []
         self._entry_sources = {e.id: e.source for e in entries}  # (named by Remove selected)
         # the list shows the file and the pixels changed (shortened in the middle when long); its tooltip the rest
         self._entry_details = {e.id: f"{e.source}: {e.pixels_changed} pixels changed, {stored_when_by(e)} (id {e.id})"
@@ -254,13 +256,26 @@ class RetrainWidget(WorkerWidget):
             item = listed.item(row)
             item.setToolTip(self._entry_details.get(item.data(Qt.ItemDataRole.UserRole), item.text()))
 
-    def _on_folder(self, _=None) -> None:
-        problem = not_a_correction_set(Path(self.folder.value))
+    def _on_folder(self, _=None, typing: Optional[bool] = None) -> None:
+        """Another set chosen: checked, made a set, remembered and listed. While a path is being typed (each keystroke
+        changes the field) a folder that is no set yet is only listed as empty: it was made a set at each keystroke
+        (verification of session 41); it is made one when the typing ends (Enter, or the field left)."""
+        typing = self.folder.line_edit.native.hasFocus() if typing is None else typing
+        folder = Path(self.folder.value)
+        if typing and not (folder / "provenance").is_dir():
+            self.entries.reset_choices()
+            return
+        problem = not_a_correction_set(folder)
         if problem:
             self.folder.value = str(self._folder)  # nothing is written into the user's data folder
             self.say(f"not changed: {problem}")
             return
-        self._folder = Path(self.folder.value)
+        try:
+            CorrectionSet(folder)  # (a set from now on: offered in the next napari, shared with a folder session)
+        except OSError as err:
+            self.say(f"{folder} cannot be a correction set: {one_line(err)}")
+            return
+        self._folder = folder
         remember(corrections=self._folder)
         self.refresh_entries()
 

@@ -267,8 +267,10 @@ class SessionWidget(WorkerWidget):
         self.models.correction_set_changed.connect(self.guarded(self._follow_the_chosen_set))
 
     def _share_the_chosen_set(self, _=None) -> None:
+        """A correction set chosen here is the one Correct & retrain lists, once it is one: a folder typed letter by
+        letter was made a set at each keystroke (cold review of session 41); a new one is shared at its first accept."""
         folder = Path(str(self.corrections.value))
-        if str(self.corrections.value) not in ("", ".") and not not_a_correction_set(folder):
+        if str(self.corrections.value) not in ("", ".") and (folder / "provenance").is_dir():
             self.models.use_correction_set(folder)
 
     def _follow_the_chosen_set(self) -> None:
@@ -669,6 +671,9 @@ class SessionWidget(WorkerWidget):
         opening = f"{opening}. " if opening else ""
         if deleted_masks(self.viewer).holds_one_of(layer):  # (the image closed and shown again, after its mask was deleted)
             opening += f"a painted mask of {path.name} was deleted: Restore deleted mask (below) brings it back. "
+        for draft, painter in self.session.drafts_set_apart(path):  # (a closed window's, met with another's draft)
+            opening += (f"another draft of {path.name}{f' (painted by {painter})' if painter else ''}, kept apart by a "
+                        f"napari window since closed, is in {draft}: `unetv2 kept-edits export` writes it. ")
         painter = self.session.draft_painter(path) if self._shown_draft else None
         who = painter if painter and painter != current_annotator() else "you"  # (a colleague's draft: named)
         if self._shown_draft and self._shown_correction is not None:  # (a correction stored after the edits began)
@@ -702,8 +707,8 @@ class SessionWidget(WorkerWidget):
             removed = path.name in self.session.corrections_removed
             self._image_line = (path, f"{path.name}: " + (CORRECTION_REMOVED_LINE if self._accepted(path) and removed
                                                           else
-                                                          "your accepted mask; edit and accept again to replace it"
-                                                          if self._accepted(path) else
+                                                          f"{self._accepted_mask_words(path)}; edit and accept again to "
+                                                          "replace it" if self._accepted(path) else
                                                           "the model marked nothing (an empty mask): paint what it "
                                                           "missed, then Accept & next (or accept it empty if there "
                                                           "is nothing to mark)" if nothing else
@@ -757,19 +762,35 @@ class SessionWidget(WorkerWidget):
     def _on_set_changed(self) -> None:
         """The correction set changed (a correction stored or removed in any widget): the image on screen, accepted
         here, whose correction was just removed in *Correct & retrain* is said to be so (it went on saying "your
-        accepted mask" and was exported unsaid: clinician trial of session 39)."""
-        if self.session is None or self.busy or self.shown_path is None or self.shown_path != self.session.current:
+        accepted mask" and was exported unsaid: clinician trial of session 39), and the count line says how many
+        accepted images are no longer in the set (it was said only of images shown since: verification of session 41).
+        One file check per accepted image; an image is read only where its entry is gone."""
+        if self.session is None or self.busy:
             return
         path = self.shown_path
-        if self.session.status(path) != ACCEPTED or path.name in self._pending_masks:
+        said = path is not None and path.name in self.session.corrections_removed
+        with contextlib.suppress(OSError):
+            self.session.follow_corrections(Path(str(self.corrections.value)))
+        self._update_where()
+        if path is None or path != self.session.current or self.session.status(path) != ACCEPTED \
+                or path.name in self._pending_masks:
             return
-        if path.name in self.session.corrections_removed:
-            return  # said already (and compared again, reading the image, when it is shown again: not at every change
-            # of the set, in the GUI thread; cold review of session 39)
-        self._follow_corrections(path)
-        if path.name in self.session.corrections_removed:
+        if not said and path.name in self.session.corrections_removed:
             self._image_line = (path, f"{path.name}: {CORRECTION_REMOVED_LINE}")
             self.say(self._image_line[1])
+
+    def _accepted_mask_words(self, path: Path) -> str:
+        """"your accepted mask", or whose it is when another annotator stored it (a colleague's correction was "your
+        accepted mask": verification of session 41); from the entry's one record file."""
+        entry_id, folder = self.session.entry_id(path), self.session.items.get(path.name, {}).get("set")
+        folder = folder if isinstance(folder, str) else str(self.corrections.value)
+        try:
+            entry = CorrectionSet.read_entry(Path(folder), entry_id) if entry_id else None
+        except (OSError, ValueError, TypeError):
+            entry = None
+        if entry is None or not entry.annotator or entry.annotator == current_annotator():
+            return "your accepted mask"
+        return f"the accepted mask ({entry.id}, {stored_when_by(entry)})"
 
     def _accepted(self, path: Path) -> bool:
         """Accepted, or being written as accepted (a skipped image with a given mask is not)."""
@@ -1164,7 +1185,7 @@ class SessionWidget(WorkerWidget):
         stored, note, due = result
         if stored is not None:
             self.accepted_since_retrain += 1
-            self.models.corrections_dir = Path(self.corrections.value)
+            self.models.use_correction_set(Path(self.corrections.value))  # (the set is one now: shared)
             self.models.scores_changed.emit()  # every model line's prospective score now counts this correction
             started = self.retrain_if_due(due)
         else:
