@@ -854,3 +854,23 @@ def test_the_second_remover_of_one_entry_is_told_it_is_in_the_history(tmp_path):
     corrections.remove(entry.id)
     with pytest.raises(ValueError, match="taken out of .* already .*in its history"):
         CorrectionSet(tmp_path / "set").remove(entry.id)
+
+
+def test_a_manifest_finds_corrections_of_acceptances_recorded_without_their_set(tmp_path):
+    """Acceptances recorded before session 39 name no set: the manifest said "not found in the set" of every one."""
+    import csv
+
+    from test_session import crops_folder
+
+    from napari_unetv2.annotation.session import AnnotationSession
+    from napari_unetv2.files import read_image
+
+    folder = crops_folder(tmp_path / "data", n=2)
+    session = AnnotationSession(tmp_path / "s", folder / "images")
+    corrections = CorrectionSet(tmp_path / "set")
+    path, mask = session.current, _mask(slice(0, 40), (256, 256))
+    entry = store_correction(corrections, read_image(path), mask, path.name, model_version="v1").entry
+    session.accept(path, mask, entry.id)  # (no set recorded)
+    session.export(tmp_path / "out", corrections.root)
+    [row, _] = list(csv.DictReader((tmp_path / "out" / "manifest.csv").open()))
+    assert (row["correction"], row["model_version"]) == ("in the set", "v1")

@@ -365,10 +365,11 @@ class AnnotationSession:
                         return read_mask(candidate)
         return None
 
-    def export(self, out_dir: Path) -> list[Path]:
+    def export(self, out_dir: Path, corrections_dir: Optional[Path] = None) -> list[Path]:
         """Copy the finished masks to ``out_dir/<stem>.png`` and write ``out_dir/manifest.csv`` (:meth:`manifest`);
         refuses (nothing copied) if any of them exists. A failure part-way removes the files this export wrote.
-        Returns the masks written."""
+        Returns the masks written. ``corrections_dir``: the set of acceptances recorded without theirs (before
+        session 39)."""
         out_dir = Path(out_dir)
         if out_dir.resolve() == self.images_dir.resolve():
             raise ValueError("Export the masks to a folder other than the image folder.")
@@ -388,7 +389,7 @@ class AnnotationSession:
                 target = out_dir / f"{path.stem}.png"
                 atomic_write_bytes(target, self.finished_path(path).read_bytes())
                 written.append(target)
-            atomic_write_text(out_dir / MANIFEST, self.manifest(finished))
+            atomic_write_text(out_dir / MANIFEST, self.manifest(finished, corrections_dir))
         except BaseException:
             # All or nothing: a full disk on the 2nd of 3 masks left the 1st behind, and the export done again
             # after freeing space was then refused ('already holds ...').
@@ -397,12 +398,13 @@ class AnnotationSession:
             raise
         return written
 
-    def manifest(self, exported: list[Path]) -> str:
+    def manifest(self, exported: list[Path], corrections_dir: Optional[Path] = None) -> str:
         """The export's ``manifest.csv``: a row per image of the session, exported or not (trial of session 41: the
         statistician got bare masks, and nothing said what was skipped, removed from the correction set or empty, or
         which correction, annotator and model each mask came from). ``exported``: the images whose mask is written."""
         from ..corrections import CorrectionSet
         from ..corrections.history import retired_entries
+        from ..files.table import csv_text
 
         sets: dict[str, tuple[dict, dict]] = {}  # set folder -> ({id: entry}, {id: history entry})
 
@@ -416,8 +418,6 @@ class AnnotationSession:
                 sets[folder] = (current, retired)
             return sets[folder]
 
-        from ..files.table import csv_text
-
         fields = ["image", "mask", "status", "mask_pixels", "correction_id", "correction", "annotator", "stored",
                   "model_version", "pixels_changed", "correction_set"]
         rows = []
@@ -430,7 +430,7 @@ class AnnotationSession:
                 row["mask"] = f"{path.stem}.png"
                 with contextlib.suppress(ValueError, OSError):
                     row["mask_pixels"] = int(np.count_nonzero(read_mask(self.finished_path(path))))
-            entry_id, folder = item.get("entry"), item.get("set")
+            entry_id, folder = item.get("entry"), item.get("set") or (str(corrections_dir) if corrections_dir else None)
             if row["status"] == ACCEPTED and isinstance(entry_id, str):
                 row.update(correction_id=entry_id, correction_set=folder or "")
                 current, retired = records(folder) if isinstance(folder, str) else ({}, {})

@@ -1,8 +1,8 @@
 """The correction set: (image, corrected mask, provenance) triples on disk, each written at once.
 
 Layout: ``images/<id>.png|.tif``, ``masks/<id>.png``, ``provenance/<id>.json``. The JSON is written last
-(and removed last when an entry leaves the set), so an entry exists exactly when its provenance file and its image and
-mask do: a crash mid-write leaves at most an orphan image that is never listed, never a half entry. Each id is claimed
+(and moved out first when an entry leaves the set), so an entry exists exactly when its provenance file and its image
+and mask do: a crash mid-write leaves at most an orphan image that is never listed, never a half entry. Each id is claimed
 first (``provenance/<id>.claim``, created exclusively), so two writers on one set never share one. An entry that
 leaves the set (replaced by a later correction of its image, or removed) is kept in ``history/`` (:mod:`.history`).
 """
@@ -166,9 +166,9 @@ def entry_from_record(data: dict, entry_id: str, named: str) -> Correction:
     for name, kind in _field_types().items():
         if not _field_fits(getattr(entry, name), kind):
             raise ValueError(f"{named}: {name} is {getattr(entry, name)!r}, not of type {kind}")
-    # An entry is its file: removing or replacing entry X deletes provenance/X.json and X's image and mask. A file
-    # whose id or files name another entry (a hand edit, a merge of two sets) would have another image's
-    # correction deleted in its place.
+    # An entry is its file: removing or replacing entry X moves provenance/X.json and X's image and mask out of the
+    # set. A file whose id or files name another entry (a hand edit, a merge of two sets) would have another image's
+    # correction taken out in its place.
     if entry.id != entry_id or Path(entry.mask_file).stem != entry.id or Path(entry.image_file).stem != entry.id \
             or (entry.tested_mask_file is not None and Path(entry.tested_mask_file).stem != entry.id):
         raise ValueError(f"{named} describes entry {entry.id!r} with files {entry.image_file}, {entry.mask_file}: "

@@ -261,7 +261,7 @@ class SessionWidget(WorkerWidget):
         # what is cached per image includes the set's correction of it: another set, other corrections (review of
         # session 30: the old set's correction was shown as "your correction" and stored into the new set)
         self.corrections.changed.connect(lambda _=None: self._cache.clear())
-        # one correction set per window: chosen here, Correct & retrain lists it (and the other way round while no
+        # one correction set per napari process: chosen here, Correct & retrain lists it (and the other way round while no
         # session is open here; an open session keeps the set its acceptances went into)
         self.corrections.changed.connect(self.guarded(self._share_the_chosen_set))
         self.models.correction_set_changed.connect(self.guarded(self._follow_the_chosen_set))
@@ -1303,7 +1303,7 @@ class SessionWidget(WorkerWidget):
             return []
         followed = self._follow_corrections()  # what is exported is what the set trains on
         try:
-            written = self.session.export(Path(target))
+            written = self.session.export(Path(target), Path(str(self.corrections.value)))
         except (ValueError, OSError) as err:
             self.progress.value = 0
             self.say(f"not exported: {one_line(err)}")  # a refusal, not an error: one prefix
