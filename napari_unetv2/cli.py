@@ -810,7 +810,7 @@ def cmd_corrections(args: argparse.Namespace) -> int:
                             f"{args.target}` brings it back)"))
         else:
             what = purge(folder, args.target)
-            print(printable(f"deleted {args.target} ({what}) from the history of {folder} for good"))
+            print(printable(f"deleted {args.target} ({what}) from the history of {folder} for good"))  # (an image name)
         return 0
     if args.target:
         raise ValueError(f"corrections {args.action} takes no argument (got {args.target!r})")
@@ -853,14 +853,18 @@ def cmd_corrections(args: argparse.Namespace) -> int:
         for name in damaged_entries(folder):
             print(printable(f"  {name}  (its {folder.name}/history/{name}/retired.json cannot be read: not restorable; "
                             "`unetv2 corrections purge` deletes it)"))
-        for event in events(folder):  # (what the entries no longer say: a return, a purge)
-            if event.get("event") in ("restored", "purged"):
-                print(printable(f"  {event.get('when', '?').replace('T', ' ')}  {event.get('event')} "
-                                f"{event.get('name')} ({event.get('source')})"
-                                + (f" by {event['by']}" if event.get("by") else "")))
-        print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'} in the history (every leaving, return and purge: "
-              "history/events.jsonl); `unetv2 corrections restore NAME` brings one back, `purge NAME` deletes one "
-              "for good")
+        logged = events(folder)  # (what the entries no longer say: an earlier leaving, a return, a purge)
+        if logged:
+            print("events (history/events.jsonl):")
+        for event in logged:
+            what = event.get("why") if event.get("event") == "left" else ""
+            print(printable(f"  {str(event.get('when', '?')).replace('T', ' ')}  {event.get('event')} "
+                            f"{event.get('name')} ({event.get('source')})" + (f": {what}" if what else "")
+                            + (f" by {event['by']}" if event.get("by") else "")))
+        damaged = len(damaged_entries(folder))
+        print(f"{len(rows) + damaged} entr{'y' if len(rows) + damaged == 1 else 'ies'} in the history"
+              + (f" ({damaged} of them damaged)" if damaged else "")
+              + "; `unetv2 corrections restore NAME` brings one back, `purge NAME` deletes one for good")
     else:
         by = Counter(row["annotator"] or "(not recorded)" for row in rows)
         print(f"{len(rows)} correction(s)" + (f" ({', '.join(f'{n} by {who}' for who, n in by.most_common())})"

@@ -627,7 +627,9 @@ def test_windows_closed_with_two_drafts_of_one_image_lose_neither(tmp_path, monk
     monkeypatch.setenv("NAPARI_UNETV2_ANNOTATOR", "alice")
     images, a, b, first, by_a, by_b = _two_windows_painting_one_image(tmp_path)
     monkeypatch.setenv("NAPARI_UNETV2_ANNOTATOR", "bob")
-    b.keep_draft(first, by_b)  # (bob's own, noted as his)
+    by_b = by_b.copy()
+    by_b[0, :20] = 1
+    b.keep_draft(first, by_b)  # (bob paints on his own: noted as his)
     b.close_mark(), a.close_mark()
     monkeypatch.setenv("NAPARI_UNETV2_ANNOTATOR", "carol")
     c = AnnotationSession(tmp_path / "session", images)
@@ -874,3 +876,53 @@ def test_a_manifest_finds_corrections_of_acceptances_recorded_without_their_set(
     session.export(tmp_path / "out", corrections.root)
     [row, _] = list(csv.DictReader((tmp_path / "out" / "manifest.csv").open()))
     assert (row["correction"], row["model_version"]) == ("in the set", "v1")
+
+
+def test_a_gone_windows_draft_older_than_the_images_acceptance_is_not_shown_over_it(tmp_path, monkeypatch):
+    """Verification of session 41: bob's draft (kept apart while alice's was the image's) waited; carol accepted the
+    image; the next window took bob's older draft as the image's draft, shown "over its accepted mask; Accept & next
+    replaces the accepted correction with them". And a draft merely shown, then kept again unchanged, named the viewer
+    as its painter."""
+    import os as _os
+
+    from napari_unetv2.annotation import AnnotationSession
+
+    monkeypatch.setenv("NAPARI_UNETV2_ANNOTATOR", "bob")
+    images, a, b, first, by_a, by_b = _two_windows_painting_one_image(tmp_path)
+    old = time.time() - 600
+    _os.utime(b._own_draft_path(first), (old, old))  # (bob painted ten minutes ago)
+    a.close_mark(), b.close_mark()
+    monkeypatch.setenv("NAPARI_UNETV2_ANNOTATOR", "carol")
+    c = AnnotationSession(tmp_path / "session", images)
+    c.mark_open()
+    assert np.array_equal(c.draft(first, (160, 200)), by_a) and len(c.drafts_set_apart(first)) == 1
+    c.keep_draft(first, c.draft(first, (160, 200)))  # shown, nothing painted: still the painter's
+    assert c.draft_painter(first) == "bob"  # (both were painted under bob's name in this test)
+    c.accept(first, by_a, "entry-1")
+    c.close_mark()
+    e = AnnotationSession(tmp_path / "session", images)
+    e.mark_open()
+    assert e.draft(first, (160, 200)) is None  # the accepted mask is shown, not bob's older edits
+    [(apart, _)] = e.drafts_set_apart(first)  # (still on disk, said, exported)
+    assert apart.is_file()
+
+
+def test_typing_a_path_does_not_switch_the_other_dock_to_a_set_it_begins_with(make_napari_viewer, qtbot, tmp_path,
+                                                                               isolated_home):
+    """Verification of session 41: while ".../week2" was typed, the other dock switched to the set ".../week" (any
+    existing set named by the start of the path) and stayed there."""
+    from test_gui_findings import dock
+
+    CorrectionSet(tmp_path / "w")
+    viewer = make_napari_viewer(show=True)
+    rt = dock(viewer, "Correct & retrain")
+    session = dock(viewer, "Annotate a folder")
+    viewer.window._qt_window.activateWindow()
+    for field, other in ((session.corrections, rt.folder), (rt.folder, session.corrections)):
+        before = str(other.value)
+        line = field.line_edit.native
+        line.setFocus()
+        qtbot.waitUntil(line.hasFocus, timeout=3000)
+        line.clear()
+        qtbot.keyClicks(line, str(tmp_path / "week"))
+        assert str(other.value) == before, (field.label, other.value)

@@ -231,6 +231,11 @@ class AnnotationSession:
         # its window, and who painted it (a colleague resuming it was told it held "the edits you painted": trial of
         # session 41)
         owner = f"{self.window_mark or ''}\n{current_annotator() or ''}\n"
+        shown = self._own_draft(path) or (self.draft_path(path) if not self.draft_of_another_window(path) else None)
+        if shown is not None and shown.is_file():  # the draft as it was shown, nothing painted on it: not re-kept as
+            with contextlib.suppress(ValueError, OSError):  # this window's (its painter became whoever looked at it:
+                if np.array_equal(read_mask(shown) > 0, binary > 0):  # verification of session 41)
+                    return
         if own is not None and (self._own_draft(path) is not None or self.draft_of_another_window(path)):
             own.parent.mkdir(parents=True, exist_ok=True)
             write_png_atomic(own, binary, run_length=True)
@@ -308,8 +313,9 @@ class AnnotationSession:
         for folder in self._own_draft_folders_of_windows_gone():
             for draft in folder.glob("*.png"):
                 image = Path(draft.stem + ".png")  # (only the stem names the image's draft files)
-                if os.path.lexists(self.draft_path(image)):
-                    continue
+                if os.path.lexists(self.draft_path(image)) or self._older_than_its_acceptance(draft):
+                    continue  # (stays apart: said with the image, exported; an older one was shown over a later
+                    # acceptance, to replace it: verification of session 41)
                 os.replace(draft, self.draft_path(image))
                 by = draft.with_suffix(".by")
                 painter = self._owner_in(by)[1]
@@ -320,6 +326,15 @@ class AnnotationSession:
                     leftover.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 folder.rmdir()  # (only when emptied)
+
+    def _older_than_its_acceptance(self, draft: Path) -> bool:
+        """Whether a draft file was last written before its image (named by the draft's stem) was accepted here."""
+        at = next((item.get("at") for name, item in self.items.items()
+                   if Path(name).stem == draft.stem and item.get("status") == ACCEPTED), None)
+        try:
+            return isinstance(at, str) and draft.stat().st_mtime < time.mktime(time.strptime(at, "%Y-%m-%dT%H:%M:%S"))
+        except (OSError, ValueError, OverflowError):
+            return False
 
     def _own_draft_folders_of_windows_gone(self) -> list[Path]:
         drafts = self.root / "drafts"

@@ -363,7 +363,9 @@ def purge(root: Path, name: str) -> str:
     from .correction_set import current_annotator
 
     if isinstance(name, str) and FOLDER_NAME.match(name) and name in damaged_entries(root):
-        folder, what = child_path(history_folder(root), name, "history entry"), f"{name} (its record damaged)"
+        left = [e.get("source") for e in events(root) if e.get("event") == "left" and e.get("name") == name]
+        folder = child_path(history_folder(root), name, "history entry")
+        what = f"{left[-1] if left and isinstance(left[-1], str) else 'an image'}; its record was damaged"
     else:
         folder, item = _history_entry(Path(root), name)
         what = item.entry.source

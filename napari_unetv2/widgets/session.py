@@ -130,8 +130,8 @@ def earlier_correction(corrections_dir: Path, image: np.ndarray, path: Path, pix
 
 
 # an accepted image whose correction was removed from the set in Correct & retrain (clinician trial of session 39)
-CORRECTION_REMOVED_LINE = ("your accepted mask; its correction was removed from the correction set (Correct & retrain): "
-                           "no round trains on it; Accept again to store it")
+CORRECTION_REMOVED_LINE = ("the mask accepted here; its correction was removed from the correction set (it is in the "
+                           "set's history): no round trains on it; Accept again to store it")
 
 
 class SessionWidget(WorkerWidget):
@@ -264,13 +264,17 @@ class SessionWidget(WorkerWidget):
         # one correction set per napari process: chosen here, Correct & retrain lists it (and the other way round while no
         # session is open here; an open session keeps the set its acceptances went into)
         self.corrections.changed.connect(self.guarded(self._share_the_chosen_set))
+        self.corrections.line_edit.native.editingFinished.connect(
+            self.guarded(lambda: self._share_the_chosen_set(typing=False)))
         self.models.correction_set_changed.connect(self.guarded(self._follow_the_chosen_set))
 
-    def _share_the_chosen_set(self, _=None) -> None:
-        """A correction set chosen here is the one Correct & retrain lists, once it is one: a folder typed letter by
-        letter was made a set at each keystroke (cold review of session 41); a new one is shared at its first accept."""
+    def _share_the_chosen_set(self, _=None, typing: Optional[bool] = None) -> None:
+        """A correction set chosen here is the one Correct & retrain lists, once it is one and the typing ended: a
+        folder typed letter by letter was made a set at each keystroke (cold review of session 41), and a set named by
+        the start of the path typed was taken by the other dock; a new one is shared at its first accept."""
+        typing = self.corrections.line_edit.native.hasFocus() if typing is None else typing
         folder = Path(str(self.corrections.value))
-        if str(self.corrections.value) not in ("", ".") and (folder / "provenance").is_dir():
+        if not typing and str(self.corrections.value) not in ("", ".") and (folder / "provenance").is_dir():
             self.models.use_correction_set(folder)
 
     def _follow_the_chosen_set(self) -> None:
