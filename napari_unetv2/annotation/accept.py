@@ -12,7 +12,8 @@ import numpy as np
 
 from ..corrections import CorrectionSet
 from ..corrections.correction_set import Correction, image_hash, stored_when_by
-from ..files import IMAGE_SUFFIXES, UnreadableImageError, file_safe, read_image, read_mask
+from ..corrections.same_image import same_image_entries, source_key
+from ..files import UnreadableImageError, file_safe, read_image, read_mask
 
 
 class DuplicateCorrection(ValueError):
@@ -78,31 +79,6 @@ def _revisit_of_retired(corrections: CorrectionSet, binary: np.ndarray, pixels: 
     except (ValueError, OSError, UnreadableImageError):
         tested = None
     return latest, tested
-
-
-def source_key(source: str) -> str:
-    """One key for the names one image goes by: the folder session stores ``frame.png``, *Correct & retrain* the
-    layer ``frame``, and napari calls a second copy ``frame [1]`` (two masks of one image were kept and trained
-    together). Only entries with the same key have their pixels compared (reading every image would be slow)."""
-    return re.sub(r" \[\d+\]$", "", Path(source).stem if Path(source).suffix.lower() in IMAGE_SUFFIXES else source)
-
-
-def same_image_entries(corrections: CorrectionSet, image: np.ndarray, source: str,
-                       pixels: Optional[str] = None) -> list[tuple[Correction, np.ndarray]]:
-    """Entries of this image (the same pixel hash, or for entries written without one the same source key; then
-    exactly these pixels), with their stored masks. ``pixels``: the image's hash, when known already."""
-    found, key, pixels = [], source_key(source), pixels or image_hash(image)
-    for entry in corrections.entries():
-        candidate = entry.image_hash == pixels if entry.image_hash else source_key(entry.source) == key
-        if not candidate or (entry.height, entry.width) != image.shape[:2]:
-            continue
-        try:
-            stored = read_image(corrections.root / entry.image_file)
-            if stored.shape == image.shape and np.array_equal(stored, image):
-                found.append((entry, read_mask(corrections.root / entry.mask_file)))
-        except (UnreadableImageError, FileNotFoundError):
-            continue  # removed meanwhile, or damaged: not the same image
-    return found
 
 
 def stored_correction_of(corrections_dir: Path, image: np.ndarray, source: str,

@@ -34,7 +34,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..files import UnsafePathError, atomic_write_text, child_path, read_json, relative_inside, remove_stale_temporaries
+from ..files import (
+    UnsafePathError,
+    atomic_write_text,
+    child_path,
+    read_image,
+    read_json,
+    relative_inside,
+    remove_stale_temporaries,
+)
+from .records import CLAIM_LIVE_S, _create_exclusively, _younger_than, current_annotator, entry_from_record
+from .same_image import same_image_entries
 
 HISTORY = "history"
 RECORD = "retired.json"
@@ -162,8 +172,6 @@ def retire(root: Path, provenance: Path, why: str, by: Optional[str]) -> Path:
 def _finish_leaving(root: Path, staging: Path) -> Path:
     """Move a leaving entry's files into its staging folder, write its record, give the folder its history name (each
     step skipped when done already: it finishes what a killed process left)."""
-    from .correction_set import entry_from_record
-
     if (staging / PROVENANCE).is_file():
         data = read_json(staging / PROVENANCE)
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
@@ -213,8 +221,6 @@ def finish_interrupted(root: Path) -> None:
 
 # ---- the history -----------------------------------------------------------------------------------------------
 def _read(folder: Path) -> Retired:
-    from .correction_set import entry_from_record
-
     data = read_json(folder / RECORD)
     if not isinstance(data, dict) or not isinstance(data.get("entry"), dict):
         raise ValueError(f"{folder.name}/{RECORD} is not a history record")
@@ -269,9 +275,6 @@ def restore(correction_set, name: str) -> object:
     changed) when its id is in use again, when a file of it is missing or not a plain file of its folder, or when the
     set holds a correction of the same image now (found as Accept finds one): one image has one correction in the set
     (take that one out first: it goes to the history)."""
-    from ..annotation.accept import same_image_entries
-    from ..files import read_image
-    from .correction_set import CLAIM_LIVE_S, _create_exclusively, _younger_than
 
     root = Path(correction_set.root)
     folder, item = _history_entry(root, name)
@@ -322,8 +325,6 @@ def restore(correction_set, name: str) -> object:
     finally:
         if held:
             claim.unlink(missing_ok=True)
-    from .correction_set import current_annotator
-
     _note_event(root, event="restored", id=entry.id, name=name, by=current_annotator(), source=entry.source)
     return entry
 
@@ -333,8 +334,6 @@ def _undo_return(root: Path, staging: Path) -> None:
     its files go back into the staging folder, which takes its history name again."""
     record = read_json(staging / RECORD)
     entry_id = record["entry"]["id"]
-    from .correction_set import entry_from_record
-
     entry = entry_from_record(record["entry"], entry_id, f"{staging.name}/{RECORD}")
     if (root / "provenance" / f"{entry_id}.json").is_file():
         _remove_empty(staging)
@@ -360,8 +359,6 @@ def damaged_entries(root: Path) -> list[str]:
 def purge(root: Path, name: str) -> str:
     """Delete one history entry for good (its image, masks and record, or a damaged one's folder); returns what it
     was (its image's name)."""
-    from .correction_set import current_annotator
-
     if isinstance(name, str) and FOLDER_NAME.match(name) and name in damaged_entries(root):
         left = [e.get("source") for e in events(root) if e.get("event") == "left" and e.get("name") == name]
         folder = child_path(history_folder(root), name, "history entry")
