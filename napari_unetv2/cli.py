@@ -786,7 +786,7 @@ def cmd_corrections(args: argparse.Namespace) -> int:
     """The correction set's records for whoever answers for it (a coordinator, a statistician): who stored each
     correction, from which model, and what left the set (:mod:`.corrections.history`)."""
     from .corrections import CorrectionSet
-    from .corrections.history import damaged_entries, events, purge, restore, retired_entries
+    from .corrections.history import events, purge, read_history, restore
     from .files.table import csv_text
 
     folder = args.correction_set or _correction_set_used_last()
@@ -814,12 +814,13 @@ def cmd_corrections(args: argparse.Namespace) -> int:
         return 0
     if args.target:
         raise ValueError(f"corrections {args.action} takes no argument (got {args.target!r})")
+    retired, damaged = read_history(folder)  # (one look at it: list and history)
     if args.action == "history":
         rows = [{"name": item.name, "id": item.entry.id, "source": item.entry.source, "stored": item.entry.created,
                  "annotator": item.entry.annotator or "", "model_version": item.entry.model_version,
                  "pixels_changed": item.entry.pixels_changed, "left": item.retired, "left_by": item.by or "",
                  "why": item.why + (f" (files missing: {', '.join(item.missing)})" if item.missing else "")}
-                for item in retired_entries(folder)]
+                for item in retired]
     else:
         rows = [{"id": e.id, "source": e.source, "stored": e.created, "annotator": e.annotator or "",
                  "model_version": e.model_version, "pixels_changed": e.pixels_changed,
@@ -848,9 +849,9 @@ def cmd_corrections(args: argparse.Namespace) -> int:
             print(printable(f"  {row['id']}  {row['source']}  stored {row['stored'].replace('T', ' ')}{who}; model "
                             f"{row['model_version'] or '?'}; {row['pixels_changed']} px changed"
                             + (f"; {row['seconds_spent']} s" if row["seconds_spent"] != "" else "")))
-    history = len(retired_entries(folder)) if args.action == "list" else len(rows)
+    history = len(retired) if args.action == "list" else len(rows)
     if args.action == "history":
-        for name in damaged_entries(folder):
+        for name in damaged:
             print(printable(f"  {name}  (its {folder.name}/history/{name}/retired.json cannot be read: not restorable; "
                             "`unetv2 corrections purge` deletes it)"))
         logged = events(folder)  # (what the entries no longer say: an earlier leaving, a return, a purge)
@@ -861,9 +862,9 @@ def cmd_corrections(args: argparse.Namespace) -> int:
             print(printable(f"  {str(event.get('when', '?')).replace('T', ' ')}  {event.get('event')} "
                             f"{event.get('name')} ({event.get('source')})" + (f": {what}" if what else "")
                             + (f" by {event['by']}" if event.get("by") else "")))
-        damaged = len(damaged_entries(folder))
-        print(f"{len(rows) + damaged} entr{'y' if len(rows) + damaged == 1 else 'ies'} in the history"
-              + (f" ({damaged} of them damaged)" if damaged else "")
+        total = len(rows) + len(damaged)
+        print(f"{total} entr{'y' if total == 1 else 'ies'} in the history"
+              + (f" ({len(damaged)} of them damaged)" if damaged else "")
               + "; `unetv2 corrections restore NAME` brings one back, `purge NAME` deletes one for good")
     else:
         by = Counter(row["annotator"] or "(not recorded)" for row in rows)
@@ -888,11 +889,9 @@ def _prospective_scores() -> dict:
 
 
 def _correction_set_used_last() -> Path:
-    from .remembered import correction_set_chosen_last
-    from .storage import default_corrections_dir
+    from .remembered import correction_set_in_use
 
-    chosen = correction_set_chosen_last()
-    return Path(chosen) if chosen else default_corrections_dir()
+    return correction_set_in_use()
 
 
 def _session_drafts() -> list:

@@ -65,6 +65,14 @@ def correction_set_chosen_last() -> Optional[str]:
         return None
 
 
+def correction_set_in_use() -> Path:
+    """The set the widgets offer and the CLI reads by default: the one chosen last, else the default set."""
+    from .storage import default_corrections_dir
+
+    chosen = correction_set_chosen_last()
+    return Path(chosen) if chosen else default_corrections_dir()
+
+
 def offer(field, key: str) -> None:
     """Fill the (empty, or default) FileEdit ``field`` with the folder last used for ``key``, if there is one."""
     found = remembered(key)

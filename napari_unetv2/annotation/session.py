@@ -231,12 +231,14 @@ class AnnotationSession:
         # its window, and who painted it (a colleague resuming it was told it held "the edits you painted": trial of
         # session 41)
         owner = f"{self.window_mark or ''}\n{current_annotator() or ''}\n"
-        shown = self._own_draft(path) or (self.draft_path(path) if not self.draft_of_another_window(path) else None)
+        # (each looked at once: a file read and a lock test, at every pause in painting)
+        own_kept, others = self._own_draft(path), self.draft_of_another_window(path)
+        shown = own_kept or (self.draft_path(path) if not others else None)
         if shown is not None and shown.is_file():  # the draft as it was shown, nothing painted on it: not re-kept as
             with contextlib.suppress(ValueError, OSError):  # this window's (its painter became whoever looked at it:
                 if np.array_equal(read_mask(shown) > 0, binary > 0):  # verification of session 41)
                     return
-        if own is not None and (self._own_draft(path) is not None or self.draft_of_another_window(path)):
+        if own is not None and (own_kept is not None or others):
             own.parent.mkdir(parents=True, exist_ok=True)
             write_png_atomic(own, binary, run_length=True)
             atomic_write_text(own.with_suffix(".by"), owner)

@@ -230,18 +230,23 @@ def _read(folder: Path) -> Retired:
                    else None, str(data.get("why", "?")), missing)
 
 
-def retired_entries(root: Path) -> list[Retired]:
-    """The set's history, oldest first (unreadable records left out)."""
+def read_history(root: Path) -> tuple[list[Retired], list[str]]:
+    """The history's readable entries, oldest first, and the names of those whose record cannot be read."""
     history = history_folder(root)
-    found = []
+    found, damaged = [], []
     for folder in sorted(history.iterdir()) if history.is_dir() else []:
         if folder.is_symlink() or not folder.is_dir() or not FOLDER_NAME.match(folder.name):
             continue
         try:
             found.append(_read(folder))
         except (OSError, ValueError, TypeError):
-            continue
-    return sorted(found, key=lambda item: item.retired)
+            damaged.append(folder.name)
+    return sorted(found, key=lambda item: item.retired), damaged
+
+
+def retired_entries(root: Path) -> list[Retired]:
+    """The set's history, oldest first (unreadable records left out)."""
+    return read_history(root)[0]
 
 
 def retired_of(root: Path, pixels: str) -> list[Retired]:
@@ -344,16 +349,7 @@ def _undo_return(root: Path, staging: Path) -> None:
 
 def damaged_entries(root: Path) -> list[str]:
     """Names of history folders whose record cannot be read (listed, and purged by name, never restored)."""
-    history = history_folder(root)
-    damaged = []
-    for folder in sorted(history.iterdir()) if history.is_dir() else []:
-        if folder.is_symlink() or not folder.is_dir() or not FOLDER_NAME.match(folder.name):
-            continue
-        try:
-            _read(folder)
-        except (OSError, ValueError, TypeError):
-            damaged.append(folder.name)
-    return damaged
+    return read_history(root)[1]
 
 
 def purge(root: Path, name: str) -> str:

@@ -20,7 +20,7 @@ from qtpy.QtCore import QObject, Signal
 from ..checkpoints import BUNDLED_MODELS, ModelStore, bundled_checkpoint, bundled_models, read_config
 from ..checkpoints.checkpoint import DEFAULT_BUNDLED
 from ..checkpoints.lines import ModelLines, bundled_versions
-from ..storage import default_corrections_dir, default_model_store_dir
+from ..storage import default_model_store_dir
 
 IN_USE = "in use"  # a model choice meaning "whatever the store's pointer says when the work starts"
 BUNDLED = "bundled"
@@ -232,10 +232,9 @@ class ModelInUse(QObject):
         with contextlib.suppress(OSError):
             self.store.remove_stale_runs()
         # The correction set whose prospective scores the model line shows (the widgets set the one chosen).
-        from ..remembered import correction_set_chosen_last
+        from ..remembered import correction_set_in_use
 
-        chosen_last = correction_set_chosen_last()  # (the set the widgets offer: the one used last)
-        self.corrections_dir: Optional[Path] = Path(chosen_last) if chosen_last else default_corrections_dir()
+        self.corrections_dir: Optional[Path] = correction_set_in_use()  # (the set the widgets offer: the one used last)
         # Another window, or `unetv2` beside napari, may move the pointer: store.json is replaced by a rename in the
         # store's folder, which the watcher reports; every widget then hears of it as of a move made here (the model
         # line named one model while the next Segment ran another).
