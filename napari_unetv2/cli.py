@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .errors import printable
+from .files.times import shown
 
 MIN_TILE = 32  # model.MIN_SIDE, the smallest input the network takes (not imported: parsing loads no torch)
 
@@ -767,10 +768,10 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
         shape = "x".join(dims[::-1][:2]) or "?"  # width x height
         shape += f" x {dims[0]} frames" if len(dims) == 3 else ""  # (a clip's: "640x360x8" read as one image)
         later = corrected.get(key, "")
-        older = (f"; older than its correction stored {later.replace('T', ' ')}: not given back, export or forget it"
+        older = (f"; older than its correction stored {shown(later)}: not given back, export or forget it"
                  if later and not KeptEdit(key, None, None, about).newer_than(later) else "")
         named = about.get("file") or about.get("image", "?")  # (the file, not napari's "frame [1]": session 39)
-        print(printable(f"  {key}  {about.get('kept_at', '?')}  {role:<8} {named} ({shape}, painted "
+        print(printable(f"  {key}  {shown(about.get('kept_at'))}  {role:<8} {named} ({shape}, painted "
                         f"over {about.get('model_version') or '?'}{older})"))
     print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}; given back when their image is segmented "
           "again or shown in a folder session, removed when a correction of it is stored in napari")
@@ -842,11 +843,11 @@ def cmd_corrections(args: argparse.Namespace) -> int:
         who = f" by {row['annotator']}" if row["annotator"] else ""
         if args.action == "history":
             left_by = f" by {row['left_by']}" if row["left_by"] else ""
-            print(printable(f"  {row['name']}  {row['source']}  (stored {row['stored'].replace('T', ' ')}{who}, "
-                            f"{row['pixels_changed']} px changed; left {row['left'].replace('T', ' ')}{left_by}: "
+            print(printable(f"  {row['name']}  {row['source']}  (stored {shown(row['stored'])}{who}, "
+                            f"{row['pixels_changed']} px changed; left {shown(row['left'])}{left_by}: "
                             f"{row['why']})"))
         else:
-            print(printable(f"  {row['id']}  {row['source']}  stored {row['stored'].replace('T', ' ')}{who}; model "
+            print(printable(f"  {row['id']}  {row['source']}  stored {shown(row['stored'])}{who}; model "
                             f"{row['model_version'] or '?'}; {row['pixels_changed']} px changed"
                             + (f"; {row['seconds_spent']} s" if row["seconds_spent"] != "" else "")))
     history = len(retired) if args.action == "list" else len(rows)
@@ -859,7 +860,7 @@ def cmd_corrections(args: argparse.Namespace) -> int:
             print("events (history/events.jsonl):")
         for event in logged:
             what = event.get("why") if event.get("event") == "left" else ""
-            print(printable(f"  {str(event.get('when', '?')).replace('T', ' ')}  {event.get('event')} "
+            print(printable(f"  {shown(event.get('when'))}  {event.get('event')} "
                             f"{event.get('name')} ({event.get('source')})" + (f": {what}" if what else "")
                             + (f" by {event['by']}" if event.get("by") else "")))
         total = len(rows) + len(damaged)

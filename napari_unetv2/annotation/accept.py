@@ -14,6 +14,7 @@ from ..corrections import CorrectionSet
 from ..corrections.correction_set import Correction, image_hash, stored_when_by
 from ..corrections.same_image import same_image_entries, source_key
 from ..files import UnreadableImageError, file_safe, read_image, read_mask
+from ..files.times import instant
 
 
 class DuplicateCorrection(ValueError):
@@ -90,7 +91,7 @@ def stored_correction_of(corrections_dir: Path, image: np.ndarray, source: str,
     if not (folder / "provenance").is_dir():
         return None
     found = same_image_entries(CorrectionSet(folder), np.asarray(image), source, pixels)
-    return max(found, key=lambda item: (item[0].created, item[0].id)) if found else None
+    return max(found, key=lambda item: (instant(item[0].created), item[0].id)) if found else None
 
 
 def entry_ids_named(corrections_dir: Path, source: str) -> frozenset[str]:

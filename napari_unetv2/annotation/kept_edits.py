@@ -16,7 +16,6 @@ import dataclasses
 import json
 import os
 import re
-import time
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from ..files import file_safe, read_mask_of_shape, safe_name, write_png_atomic, write_tiff_atomic
 from ..files.atomic import atomic_write_text
+from ..files.times import instant, now_stamp, shown
 from ..storage import default_kept_edits_dir
 
 KEY = re.compile(r"^[0-9a-f]{32}$")  # ``image_hash``'s hex digest
@@ -41,12 +41,12 @@ class KeptEdit:
 
     @property
     def kept_at(self) -> str:
-        return str(self.about.get("kept_at", "?"))
+        return shown(self.about.get("kept_at"))  # as lines show it
 
     def newer_than(self, created: str) -> bool:
         """Kept after ``created`` (a correction's ISO time; both are local times to the second, and an entry kept in
         the same second counts as later: storing a correction in this napari drops the entries before it)."""
-        return self.kept_at.replace(" ", "T") >= str(created)
+        return instant(self.about.get("kept_at")) >= instant(created)
 
     def painted_from(self, default_mask: np.ndarray, default_version: str) -> tuple[np.ndarray, str]:
         """(the mask these edits are measured against, its model's version): the one they were painted from, of the
@@ -87,7 +87,7 @@ class KeptEdits:
             _write_mask(model_png, model_mask)
         else:
             _unlink_mask(model_png)
-        record = {**about, "shape": list(mask.shape), "kept_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        record = {**about, "shape": list(mask.shape), "kept_at": now_stamp(),
                   "process": os.getpid()}
         atomic_write_text(info, json.dumps(record, indent=1, default=str))
 
@@ -153,7 +153,7 @@ class KeptEdits:
             except (ValueError, OSError):
                 about = None
             found.append((key, role, about if isinstance(about, dict) else {"damaged": True}))
-        return sorted(found, key=lambda item: (str(item[2].get("kept_at", "")), item[0], item[1]))
+        return sorted(found, key=lambda item: (instant(item[2].get("kept_at")), item[0], item[1]))
 
     def export(self, key: str, folder: Path, role: str = "mask", with_key: bool = False) -> Path:
         """Write the entry's mask (0/255 PNG) into ``folder`` as ``<image name>_mask.png`` (``_proposal.png``; with

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Optional
@@ -37,6 +36,7 @@ from ..files import (
     same_file_key,
     write_png_atomic,
 )
+from ..files.times import instant, now_stamp
 
 SESSION_FILE = "session.json"
 OPEN_MARK = ".open-"  # a window that has the session open holds a lock on <folder>/.open-<pid>-<id> (mark_open)
@@ -149,7 +149,7 @@ class AnnotationSession:
     def _record_accepted(self, path: Path, mask: np.ndarray, entry_id: Optional[str],
                          corrections_dir: Optional[Path] = None) -> None:
         write_png_atomic(self.finished_path(path), (np.asarray(mask) > 0).astype(np.uint8) * 255, run_length=True)
-        item = {"status": ACCEPTED, "entry": entry_id, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        item = {"status": ACCEPTED, "entry": entry_id, "at": now_stamp()}
         if corrections_dir is not None:
             item["set"] = str(Path(corrections_dir).resolve())
         with self._lock:
@@ -195,7 +195,7 @@ class AnnotationSession:
             # a correction stored before this session accepted the image (one restored from the set's history) does
             # not replace the mask accepted here: it is no later work (cold review of session 41)
             accepted_at = self.items.get(path.name, {}).get("at")
-            if found is not None and not (isinstance(accepted_at, str) and found[0].created < accepted_at):
+            if found is not None and not (isinstance(accepted_at, str) and instant(found[0].created) < instant(accepted_at)):
                 self._record_accepted(path, found[1], found[0].id, corrections.root)
                 updated.append((path, found[0].id))
             else:
@@ -334,7 +334,7 @@ class AnnotationSession:
         at = next((item.get("at") for name, item in self.items.items()
                    if Path(name).stem == draft.stem and item.get("status") == ACCEPTED), None)
         try:
-            return isinstance(at, str) and draft.stat().st_mtime < time.mktime(time.strptime(at, "%Y-%m-%dT%H:%M:%S"))
+            return draft.stat().st_mtime < instant(at)
         except (OSError, ValueError, OverflowError):
             return False
 
@@ -362,7 +362,7 @@ class AnnotationSession:
     def skip(self, path: Path, save: bool = True) -> None:
         if self.status(path) != ACCEPTED:  # skipping an accepted image keeps its mask
             with self._lock:
-                self.items[path.name] = {"status": SKIPPED, "entry": None, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                self.items[path.name] = {"status": SKIPPED, "entry": None, "at": now_stamp()}
             if save:
                 self.save()
 
@@ -579,7 +579,7 @@ def merge_items(on_disk: dict, ours: dict) -> dict:
         if other is None or (other.get("status") == SKIPPED and item.get("status") == ACCEPTED):
             merged[name] = item
         elif not (other.get("status") == ACCEPTED and item.get("status") == SKIPPED) \
-                and str(item.get("at", "")) >= str(other.get("at", "")):
+                and instant(item.get("at")) >= instant(other.get("at")):
             merged[name] = item
     return merged
 

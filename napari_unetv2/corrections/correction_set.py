@@ -30,6 +30,7 @@ from ..files import (
     write_png_atomic,
     write_tiff_atomic,
 )
+from ..files.times import instant, now_stamp
 from .records import (  # (the record's own module; named here as they always were)
     ANNOTATOR_ENV,
     CLAIM_LIVE_S,
@@ -80,7 +81,7 @@ def entries_by_image(entries: Iterable[Correction]) -> dict[str, list[Correction
     for entry in entries:
         if entry.image_hash:
             found.setdefault(entry.image_hash, []).append(entry)
-    return {key: sorted(entries, key=lambda entry: entry.created) for key, entries in found.items()}
+    return {key: sorted(entries, key=lambda entry: instant(entry.created)) for key, entries in found.items()}
 
 
 def not_a_correction_set(folder: Path) -> Optional[str]:
@@ -198,7 +199,7 @@ class CorrectionSet:
             if tested is not None:
                 tested_file = f"tested/{entry_id}.png"
                 write_png_atomic(self.root / tested_file, tested.astype(np.uint8) * 255, run_length=True)
-            entry = Correction(entry_id, image_file, mask_file, source, model_version, time.strftime("%Y-%m-%dT%H:%M:%S"),
+            entry = Correction(entry_id, image_file, mask_file, source, model_version, now_stamp(),
                                changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks,
                                pixels or image_hash(image), tested_file, current_annotator())
             atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")

@@ -43,6 +43,7 @@ from ..files import (
     relative_inside,
     remove_stale_temporaries,
 )
+from ..files.times import instant, now_stamp
 from .records import CLAIM_LIVE_S, _create_exclusively, _younger_than, current_annotator, entry_from_record
 from .same_image import same_image_entries
 
@@ -107,7 +108,7 @@ def entry_files(entry) -> list[tuple[str, str]]:
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S")
+    return now_stamp()
 
 
 def _older_than(path: Path, seconds: float) -> bool:
@@ -241,7 +242,7 @@ def read_history(root: Path) -> tuple[list[Retired], list[str]]:
             found.append(_read(folder))
         except (OSError, ValueError, TypeError):
             damaged.append(folder.name)
-    return sorted(found, key=lambda item: item.retired), damaged
+    return sorted(found, key=lambda item: instant(item.retired)), damaged
 
 
 def retired_entries(root: Path) -> list[Retired]:

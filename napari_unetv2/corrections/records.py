@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ..files import UnsafePathError, read_json
+from ..files.times import shown
 
 
 @dataclass
@@ -68,7 +69,7 @@ def current_annotator() -> Optional[str]:
 
 def stored_when_by(entry: Correction) -> str:
     """"stored <date time> by <annotator>" (without "by" for entries that name none)."""
-    return f"stored {entry.created.replace('T', ' ')}" + (f" by {entry.annotator}" if entry.annotator else "")
+    return f"stored {shown(entry.created)}" + (f" by {entry.annotator}" if entry.annotator else "")
 
 
 def image_hash(image: np.ndarray) -> str:

@@ -1,0 +1,90 @@
+"""Session 42: what a reviewer a month later needs of every record — times that name one instant (their UTC offset),
+compared as instants, never as text. Each test failed on the code before its change, but guards named as such."""
+
+import json
+import re
+
+import numpy as np
+
+from napari_unetv2.annotation.kept_edits import KeptEdit
+from napari_unetv2.annotation.session import ACCEPTED, SKIPPED, merge_items
+from napari_unetv2.corrections import CorrectionSet
+from napari_unetv2.corrections.correction_set import entries_by_image
+from napari_unetv2.corrections.records import stored_when_by
+from napari_unetv2.files.times import instant, shown
+
+OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
+
+
+def _image(seed=0, shape=(40, 50)):
+    return np.random.default_rng(seed).integers(0, 255, (*shape, 3), dtype=np.uint8)
+
+
+def _mask(rows, shape=(40, 50)):
+    mask = np.zeros(shape, np.uint8)
+    mask[rows] = 1
+    return mask
+
+
+def test_a_correction_and_its_history_record_their_time_zone(tmp_path):
+    """A correction's time was local time without its offset: read abroad, or in the autumn hour that happens twice,
+    it named two instants."""
+    corrections = CorrectionSet(tmp_path / "set")
+    entry = corrections.add(_image(), _mask(slice(5, 20)), "frame.png", model_version="v1")
+    assert OFFSET.match(entry.created), entry.created
+    corrections.remove(entry.id, why="test")
+    logged = [json.loads(line) for line in (tmp_path / "set" / "history" / "events.jsonl").read_text().splitlines()]
+    assert logged and all(OFFSET.match(event["when"]) for event in logged), logged
+    retired = json.loads(next((tmp_path / "set" / "history").glob("*/retired.json")).read_text())
+    assert any(isinstance(value, str) and OFFSET.match(value) for value in retired.values()), retired
+
+
+def test_two_windows_decisions_are_merged_by_instant_not_by_text():
+    """Two windows on one session (a colleague's laptop set to another zone): the later decision was chosen by
+    comparing the texts, so 09:30 UTC lost to 10:00 at UTC+1, half an hour earlier."""
+    on_disk = {"a.png": {"status": ACCEPTED, "entry": "old", "at": "2026-03-01T10:00:00+01:00"}}
+    ours = {"a.png": {"status": ACCEPTED, "entry": "new", "at": "2026-03-01T09:30:00+00:00"}}
+    assert merge_items(on_disk, ours)["a.png"]["entry"] == "new"
+    later_skip = {"b.png": {"status": SKIPPED, "entry": None, "at": "2026-03-01T09:30:00+00:00"}}
+    earlier = {"b.png": {"status": SKIPPED, "entry": None, "at": "2026-03-01T10:00:00+01:00"}}
+    assert merge_items(earlier, later_skip)["b.png"] is later_skip["b.png"]
+    assert merge_items(later_skip, earlier)["b.png"] is later_skip["b.png"]
+
+
+def test_kept_edits_and_corrections_compare_as_instants_old_records_as_local_time():
+    """Kept edits wrote "YYYY-MM-DD HH:MM:SS" and corrections "YYYY-MM-DDTHH:MM:SS"; both are read as local time (guard:
+    records written before this session), and a record with an offset is compared as the instant it names."""
+    old_kept = KeptEdit("k", None, None, {"kept_at": "2026-03-01 10:00:00"})
+    assert old_kept.newer_than("2026-03-01T10:00:00") and not old_kept.newer_than("2026-03-01T10:00:01")
+    kept_abroad = KeptEdit("k", None, None, {"kept_at": "2026-03-01T10:00:00+01:00"})
+    assert not kept_abroad.newer_than("2026-03-01T09:30:00+00:00")  # (text: "10:00" >= "09:30")
+    assert kept_abroad.newer_than("2026-03-01T08:59:59+00:00")
+
+
+def test_a_sets_entries_of_one_image_are_ordered_by_instant(tmp_path):
+    """The latest correction of an image is the set's answer for it: ordered by text, an entry stored at 10:00 UTC+1
+    came after one stored at 09:30 UTC, half an hour later."""
+    corrections = CorrectionSet(tmp_path / "set")
+    image = _image()
+    first = corrections.add(image, _mask(slice(5, 20)), "frame.png", model_version="v1")
+    second = corrections.add(image, _mask(slice(6, 21)), "frame.png", model_version="v1")
+    for entry, when in ((first, "2026-03-01T10:00:00+01:00"), (second, "2026-03-01T09:30:00+00:00")):
+        path = tmp_path / "set" / "provenance" / f"{entry.id}.json"
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "created": when}))
+    ordered = next(iter(entries_by_image(CorrectionSet(tmp_path / "set").entries()).values()))
+    assert [entry.id for entry in ordered] == [first.id, second.id]
+
+
+def test_times_are_shown_with_their_offset_and_unreadable_ones_are_unknown():
+    """Lines show a record's time with its offset set apart; a hand-edited or missing time is unknown, never an
+    error (records are data)."""
+    assert shown("2026-03-01T10:00:00+01:00") == "2026-03-01 10:00:00 +01:00"
+    assert shown("2026-03-01T10:00:00") == "2026-03-01 10:00:00"
+    assert shown(None) == "?"
+    assert instant("yesterday") == instant(None) == float("-inf") < instant("2026-03-01T10:00:00")
+    from napari_unetv2.corrections.records import Correction
+
+    entry = Correction("x", "images/x.png", "masks/x.png", "x.png", "v1", "2026-03-01T10:00:00+01:00", 0, 0, None, 1,
+                       1, annotator="alice")
+    assert stored_when_by(entry) == "stored 2026-03-01 10:00:00 +01:00 by alice"
