@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .checkpoints.scores import scores_note  # noqa: F401 (its home before session 42)
 from .errors import printable
 from .files.times import shown
 
@@ -559,49 +560,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def scores_note(metrics: object) -> str:
-    """What a version's JSON says of its scores, for ``models`` (choosing which version to use had nothing to go by,
-    stop 29's list): a retrain round's held-out images (the parent's Dice and its own, on images neither trained on)
-    and original-domain check, or a trained run's validation Dice at the epoch chosen on it."""
-    if not isinstance(metrics, dict):
-        return ""
-
-    def number(value: object) -> Optional[float]:  # a JSON's: 1e400 overflowed float(), NaN printed as "nan"
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return None
-        try:
-            value = float(value)
-        except OverflowError:
-            return None
-        return value if math.isfinite(value) else None
-
-    def dice(summary: object) -> Optional[float]:
-        return number(summary.get("dice")) if isinstance(summary, dict) else None
-
-    notes = []
-    before, after = dice(metrics.get("held_out_before")), dice(metrics.get("held_out_after"))
-    if after is not None:
-        n = metrics["held_out_after"].get("n")
-        images = f" on {n} held-out images" if isinstance(n, int) and not isinstance(n, bool) else " held out"
-        notes.append(f"Dice {'' if before is None else f'{before:.3f} (parent) -> '}{after:.3f}{images}")
-    reference = metrics.get("reference")
-    if isinstance(reference, dict) and dice(reference.get("new")) is not None:
-        parent = dice(reference.get("parent"))
-        notes.append(f"original-domain samples {'' if parent is None else f'{parent:.3f} -> '}"
-                     f"{dice(reference.get('new')):.3f}")
-    elif isinstance(metrics.get("reference_note"), str):  # why there is no original-domain check
-        notes.append(metrics["reference_note"])
-    val = number(metrics.get("val_dice"))
-    if not notes and val is not None:
-        chosen = " (the epoch chosen on it)" if metrics.get("selected_on") == "validation" else ""
-        notes.append(f"validation Dice {val:.3f}{chosen}")
-    # which version is in use and why was answered by model.json alone (trial of session 41)
-    adoption = metrics.get("adoption")
-    if isinstance(adoption, dict) and isinstance(adoption.get("reason"), str):
-        notes.append(f"round's decision: {adoption['reason']}")
-    return "".join(f"; {note}" for note in notes)
-
-
 def cmd_models(args: argparse.Namespace) -> int:
     """The model store of the napari widgets from the command line: a checkpoint trained with the CLI could be run in
     napari from file only, never put in use, retrained or rolled back there (trial of session 28)."""
@@ -662,13 +620,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for version, name in shipped_versions.items():  # the other bundled models, listed before they are first used
         if name != DEFAULT_BUNDLED and version not in stored:
             print(f"  {name:<10} the bundled {name} model ({version}; 'unetv2 models use {name}' puts it in use)")
-    def added(version: str) -> float:  # when it joined the store: its folder's date (a copied file keeps its own date)
-        try:
-            return store.path_of(version).parent.stat().st_mtime
-        except (OSError, ValueError):
-            return 0.0
-
-    dates = {version: added(version) for version in stored}
+    dates = {version: store.added_time(version) for version in stored}
     for config in sorted(stored.values(), key=lambda c: dates[c.version]):  # oldest first (ids sort by chance)
         mark = "*" if config.version == current else " "
         trained = config.training.get("trained_on") if isinstance(config.training, dict) else None

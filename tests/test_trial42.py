@@ -88,3 +88,22 @@ def test_times_are_shown_with_their_offset_and_unreadable_ones_are_unknown():
     entry = Correction("x", "images/x.png", "masks/x.png", "x.png", "v1", "2026-03-01T10:00:00+01:00", 0, 0, None, 1,
                        1, annotator="alice")
     assert stored_when_by(entry) == "stored 2026-03-01 10:00:00 +01:00 by alice"
+
+
+def test_correct_and_retrain_shows_the_last_rounds_scores_after_a_restart(make_napari_viewer, small_checkpoint,
+                                                                         isolated_home):
+    """*Correct & retrain*'s "last round" line said "-" in every new napari, though the round's version JSON keeps
+    its held-out scores and its decision (stop note 41's list)."""
+    from test_gui_findings import dock
+
+    from napari_unetv2.checkpoints import ModelStore
+    from napari_unetv2.engine.finetune import record_metrics
+    from napari_unetv2.storage import default_model_store_dir
+
+    record_metrics(small_checkpoint, {"held_out_before": {"dice": 0.61, "n": 12}, "held_out_after": {"dice": 0.74, "n": 12},
+                                      "adoption": {"adopt": True, "reason": "new version in use"}})
+    store = ModelStore(default_model_store_dir())
+    version = store.add(small_checkpoint).version
+    line = dock(make_napari_viewer(), "Correct & retrain").scores.value
+    assert version in line and "0.610 (parent) -> 0.740 on 12 held-out images" in line, line
+    assert "round's decision: new version in use" in line, line

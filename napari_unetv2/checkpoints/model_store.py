@@ -96,6 +96,14 @@ class ModelStore:
             raise ValueError(f"Version {version!r} in the model store cannot be used: {err}") from err
         return path
 
+    def added_time(self, version: str) -> float:
+        """When ``version`` joined the store (seconds since the epoch; 0.0 unknown): its folder's date, as the folder
+        is made by the atomic move that adds it (a copied checkpoint keeps its own file date)."""
+        try:
+            return self.path_of(version).parent.stat().st_mtime
+        except (OSError, ValueError):
+            return 0.0
+
     def add(self, checkpoint: Path) -> ModelConfig:
         """Copy a checkpoint (and its JSON) into the store; returns its config. The store keeps its own copy."""
         config = read_config(checkpoint)

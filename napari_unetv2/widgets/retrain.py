@@ -15,6 +15,7 @@ from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
 from qtpy.QtCore import Qt, QTimer
 
 from ..annotation import DuplicateCorrection, WouldDiscardCorrection, WouldReplaceCorrection, store_correction
+from ..checkpoints.scores import last_round_line
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import trained_on_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set, stored_when_by
@@ -114,7 +115,9 @@ class RetrainWidget(WorkerWidget):
                                tooltip="A folder of earlier image/mask pairs mixed in, so the model does not forget them.")
         self.retrain_button = PushButton(text="Retrain", tooltip="Fine-tune the model in use on the corrections, "
                                                                   "in the background.")
-        self.scores = wrapping_label("last round", "-", tooltip="The last round's scores: Dice on held-out corrections "
+        # the newest round's line from its version's JSON: after a restart it said "-" (stop note 41's list)
+        self.scores = wrapping_label("last round", last_round_line(self.models.store),
+                                     tooltip="The last round's scores: Dice on held-out corrections "
                                      "before -> after it (with 48+ corrections), and on the original domain's sample "
                                      "images before and after (forgetting shows there).")
         self.versions = ComboBox(label="versions", choices=self._version_choices,
