@@ -29,7 +29,7 @@ def folder(tmp_path, sample_images):
 def outputs(out):
     files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != "summary.csv"}
     with open(out / "summary.csv") as fh:
-        rows = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
+        rows = [{k: v for k, v in r.items() if k not in ("seconds", "finished_at")} for r in csv.DictReader(fh)]
     return files, rows
 
 

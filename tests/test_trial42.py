@@ -5,6 +5,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 
 from napari_unetv2.annotation.kept_edits import KeptEdit
 from napari_unetv2.annotation.session import ACCEPTED, SKIPPED, merge_items
@@ -107,3 +108,92 @@ def test_correct_and_retrain_shows_the_last_rounds_scores_after_a_restart(make_n
     line = dock(make_napari_viewer(), "Correct & retrain").scores.value
     assert version in line and "0.610 (parent) -> 0.740 on 12 held-out images" in line, line
     assert "round's decision: new version in use" in line, line
+
+
+# ---- batch folders: which file exactly each mask is of ------------------------------------------------------------
+
+def _frames(folder, sizes, seed=0):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for index, (height, width) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(folder / f"IMG_{index:04d}.png")
+    return folder
+
+
+def _rows(out):
+    import csv
+
+    with open(out / "summary.csv", newline="", encoding="utf-8") as fh:
+        return {row["file"]: row for row in csv.DictReader(fh)}
+
+
+def test_a_summary_row_names_the_files_folder_sha256_and_when(predictor, tmp_path):
+    """summary.csv named an image by its file name alone, with no time: two sites' IMG_0001.png, or a file edited
+    since, could not be told from the one segmented (a reviewer's question, clinician trial of session 42)."""
+    import hashlib
+
+    from napari_unetv2.inference.batch import predict_folder
+
+    site = _frames(tmp_path / "siteA", [(40, 50), (30, 40)])
+    predict_folder(predictor, site, tmp_path / "out")
+    for name, row in _rows(tmp_path / "out").items():
+        assert row["input_sha256"] == hashlib.sha256((site / name).read_bytes()).hexdigest()
+        assert row["input_folder"] == str(site.resolve())
+        assert OFFSET.match(row["finished_at"]), row
+
+
+def test_continue_refuses_masks_of_another_sites_images_of_the_same_names(predictor, tmp_path):
+    """`predict siteB out --continue` after `predict siteA out`: "0 segmented, 2 already done", siteA's masks kept
+    for siteB's images and summary.csv naming them (the trial's worst finding). Now refused, nothing written."""
+    from napari_unetv2.inference.batch import predict_folder
+
+    site_a = _frames(tmp_path / "siteA", [(40, 50), (30, 40)])
+    site_b = _frames(tmp_path / "siteB", [(40, 50), (30, 40), (20, 30)], seed=1)
+    out = tmp_path / "out"
+    predict_folder(predictor, site_a, out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    with pytest.raises(ValueError, match=r"IMG_0000.png: its mask was made from .*siteA.IMG_0000.png.*Nothing was written"):
+        predict_folder(predictor, site_b, out, resume=True)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert predict_folder(predictor, site_a, out, resume=True).count("skipped-done") == 2  # (the same images: carried on)
+
+
+def test_continue_refuses_a_mask_whose_image_changed_since(predictor, tmp_path):
+    """An image edited (flipped) after its mask was made: --continue kept the old mask as done (24,061 px from a fresh
+    run's, in the trial)."""
+    from PIL import Image
+
+    from napari_unetv2.inference.batch import predict_folder
+
+    site = _frames(tmp_path / "site", [(40, 50), (30, 40)])
+    out = tmp_path / "out"
+    predict_folder(predictor, site, out)
+    edited = site / "IMG_0001.png"
+    Image.fromarray(np.asarray(Image.open(edited))[:, ::-1]).save(edited)
+    with pytest.raises(ValueError, match="IMG_0001.png: the file changed since its mask was made"):
+        predict_folder(predictor, site, out, resume=True)
+    (out / "IMG_0001.png").unlink()  # (as the message says: moved away, the image is segmented again)
+    summary = predict_folder(predictor, site, out, resume=True)
+    assert summary.count("done") == 1 and summary.count("skipped-done") == 1
+
+
+def test_continue_over_a_summary_without_hashes_refuses_a_mask_of_another_size(predictor, tmp_path):
+    """Rows written before the SHA-256 was recorded (or a mask with no row): a mask of another size than the image is
+    another image's; one of the same size is kept as before (guard)."""
+    from napari_unetv2.inference.batch import predict_folder
+    from napari_unetv2.inference.summary import write_summary
+
+    site_a = _frames(tmp_path / "siteA", [(40, 50), (30, 40)])
+    site_b = _frames(tmp_path / "siteB", [(40, 50), (20, 30)], seed=1)
+    out = tmp_path / "out"
+    predict_folder(predictor, site_a, out)
+    old_rows = [{k: v for k, v in row.items() if k not in ("input_sha256", "input_folder", "finished_at")}
+                for row in _rows(out).values()]
+    write_summary(out, old_rows)
+    with pytest.raises(ValueError, match="IMG_0001.png: its mask is 40x30 pixels, the image 30x20"):
+        predict_folder(predictor, site_b, out, resume=True)
+    (out / "IMG_0001.png").unlink()
+    summary = predict_folder(predictor, site_b, out, resume=True)  # (IMG_0000: same size, no hash: kept, as before)
+    assert summary.count("done") == 1 and summary.count("skipped-done") == 1

@@ -31,7 +31,10 @@ from ..files import (
     write_png_atomic,
     write_tiff_atomic,
 )
+from ..files.digest import file_sha256
+from ..files.times import now_stamp
 from .allocator import release_freed_memory
+from .kept_outputs import outputs_of_other_images
 from .pipeline import OrderedWriter, ParallelPredictionStream, PredictionStream, split_threads
 from .predictor import Predictor
 from .shards import Shard, in_shard, merge_summaries, summary_name
@@ -166,7 +169,7 @@ def write_and_record(prediction, output_dir: Path, stem: str, save_probabilities
     except Exception as err:
         row.update(status="error", note=f"could not write its outputs: {one_line(err)}")
         raise
-    row.update(outcome)
+    row.update(outcome, finished_at=now_stamp())
     if journal is not None:
         try:
             journal.append(row)
@@ -251,6 +254,13 @@ def predict_folder(
                 f"{output_dir} already holds results (e.g. {existing[0].name}); pass --continue to skip finished "
                 "images, or choose an empty output folder. Nothing was overwritten."
             )
+
+    def finished(path: Path) -> bool:
+        return resume and any(all(p.is_file() for p in output_paths(output_dir, path.stem, stack, save_probabilities))
+                              for stack in (False, True))
+
+    if resume and output_dir.is_dir():
+        refuse_masks_of_other_images(output_dir, input_dir, [p for p in images if p not in clashing and finished(p)], shard)
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
     read_summary(output_dir, summary_name(shard))  # an unreadable one is kept as a backup now, before any write
@@ -258,11 +268,7 @@ def predict_folder(
     summary.subfolders = sum(1 for p in listing if p.is_dir())
     summary.shard, summary.other_shards = shard, whole - len(files)
     mode = "tile" if tile else None
-
-    def finished(path: Path) -> bool:
-        return resume and any(all(p.is_file() for p in output_paths(output_dir, path.stem, stack, save_probabilities))
-                              for stack in (False, True))
-
+    here = str(input_dir.resolve())  # (each row it makes names the folder, the file's SHA-256 and when)
     todo = [p for p in images if p not in clashing and not finished(p)] if overlap_io else []
     if len(threads) > 1:
         stream = ParallelPredictionStream(predictor, todo, threads, threshold, mode, tile or DEFAULT_TILE, tta)
@@ -273,7 +279,7 @@ def predict_folder(
     try:
         with stream, OrderedWriter(background=overlap_io) as writer:
             _predict_files(predictor, files, output_dir, save_probabilities, summary, clashing, finished,
-                           stream, writer, progress, should_stop, journal, resume)
+                           stream, writer, progress, should_stop, journal, resume, here)
     except BaseException:
         failed = True
         raise
@@ -296,6 +302,22 @@ def predict_folder(
     with locked(output_dir):  # as merged now: every run's rows, a concurrent one's and other shards' included
         account_for_kept(summary, read_summary(output_dir), predictor.config.version, summary.settings)
     return summary
+
+
+def refuse_masks_of_other_images(output_dir: Path, input_dir: Path, kept: list[Path], shard: Optional[Shard]) -> None:
+    """ValueError, before anything is written, when a mask --continue would keep is of another image than the file
+    now of its name (:mod:`.kept_outputs`)."""
+    rows = {row["file"]: row for row in read_summary(output_dir)}
+    if shard is not None:  # (this shard's rows not merged yet: a killed shard's)
+        rows.update({row["file"]: row for row in read_summary(output_dir, summary_name(shard))})
+    masks = {image: next(path for path in (output_paths(output_dir, image.stem, stack, False)[0] for stack in (False, True))
+                         if path.is_file()) for image in kept}
+    others = outputs_of_other_images({image: (masks[image], rows.get(display_name(image))) for image in kept}, input_dir)
+    if others:
+        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        raise ValueError(f"{output_dir} holds masks of other images by these names: {others[0][0]}: {others[0][1]}{more}. "
+                         "--continue carries on a run over the same images: choose another output folder (or move those "
+                         "masks away to segment these images again). Nothing was written.")
 
 
 def run_settings(predictor: Predictor, tile: Optional[int], threshold: Optional[float], tta: bool) -> str:
@@ -348,7 +370,7 @@ def cpu_streams(predictor: Predictor, streams: Optional[int] = None) -> list[int
 
 
 def _predict_files(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream,
-                   writer, progress, should_stop, journal, resume) -> None:
+                   writer, progress, should_stop, journal, resume, here="") -> None:
     # Writes go to ``writer`` (in order, in the background); each summary write follows its files' writes.
     def submit_summary() -> None:
         rows = list(summary.rows)
@@ -358,11 +380,11 @@ def _predict_files(predictor, files, output_dir, save_probabilities, summary, cl
 
     # (the last summary write is predict_folder's, after the writer)
     _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,
-                  progress, should_stop, submit_summary, resume, journal)
+                  progress, should_stop, submit_summary, resume, journal, here)
 
 
 def _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,
-                  progress, should_stop, submit_summary, resume, journal=None) -> None:
+                  progress, should_stop, submit_summary, resume, journal=None, here: str = "") -> None:
     last_summary = float("-inf")
     for index, path in enumerate(files, start=1):
         row = {"file": display_name(path), "status": "", "height": "", "width": "", "foreground_fraction": "",
@@ -403,7 +425,8 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
                     fraction = marked / prediction.mask.size  # == mask.mean(), no float pass
                     if not marked:
                         summary.empty.append(display_name(path))
-                    outcome = dict(status="done", height=shape[-2], width=shape[-1],
+                    outcome = dict(status="done", height=shape[-2], width=shape[-1], input_folder=here,
+                                   input_sha256=file_sha256(path),
                                    foreground_fraction=f"{fraction:.5f}",
                                    # the model's time on it: the wait for the result was 0.000 for an image predicted
                                    # ahead (trial of session 27)

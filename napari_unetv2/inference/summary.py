@@ -26,8 +26,9 @@ from typing import Optional
 
 from ..files import atomic_write_text, hold, is_held, locked, release
 
+# input_folder, input_sha256 and finished_at: which file exactly, and when (a reviewer's questions; session 42)
 SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "settings",
-                   "note"]
+                   "note", "input_folder", "input_sha256", "finished_at"]
 KEPT_NOTE = "kept the existing"  # how a row says --continue kept an output it did not make
 
 
