@@ -626,6 +626,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         trained = config.training.get("trained_on") if isinstance(config.training, dict) else None
         what = f"; trained on {len(trained)} corrections" if isinstance(trained, list) else ""
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(dates[config.version])) if dates[config.version] else "?"
+        saved = config.training.get("saved_at") if isinstance(config.training, dict) else None
+        when = f"{when}; made {shown(saved)}" if isinstance(saved, str) else when
         bundled_as = (f"the bundled {shipped_versions[config.version]} model, "
                       if config.version in shipped_versions else "")
         print(printable(f"{mark} {config.version}  {config.name or config.encoder} ({bundled_as}from "
@@ -633,7 +635,11 @@ def cmd_models(args: argparse.Namespace) -> int:
                         f"{scores_note(config.metrics)})"))
     for damaged in store.damaged:
         print(f"  {damaged}  (its JSON is missing or damaged: not usable)")
-    print("* = in use in napari")
+    missing = store.missing_current
+    if missing:  # (summary.csv rows and corrections name it: listed, not dropped)
+        print(printable(f"! {missing}  in use, but missing from the store (versions/{missing} is gone): napari runs the "
+                        "bundled model in its place; put the folder back, or `unetv2 models use VERSION`"))
+    print("* = in use in napari" + ("; ! = in use, missing" if missing else ""))
     return 0
 
 
@@ -775,19 +781,22 @@ def cmd_corrections(args: argparse.Namespace) -> int:
                  "why": item.why + (f" (files missing: {', '.join(item.missing)})" if item.missing else "")}
                 for item in retired]
     else:
-        rows = [{"id": e.id, "source": e.source, "stored": e.created, "annotator": e.annotator or "",
-                 "model_version": e.model_version, "pixels_changed": e.pixels_changed,
+        rows = [{"id": e.id, "source": e.source, "source_folder": e.source_folder or "", "stored": e.created,
+                 "annotator": e.annotator or "", "model_version": e.model_version,
+                 "model_settings": e.model_settings or "", "pixels_changed": e.pixels_changed,
                  "foreground_pixels": e.foreground_pixels, "height": e.height, "width": e.width,
                  "seconds_spent": "" if e.seconds_spent is None else round(e.seconds_spent, 1),
                  "clicks": "" if e.clicks is None else e.clicks,
                  "prospective_dice": "" if e.prospective_dice is None else e.prospective_dice,
-                 "image": e.image_file, "mask": e.mask_file} for e in corrections.entries()]
+                 "image": e.image_file, "mask": e.mask_file, "image_hash": e.image_hash or ""}
+                for e in corrections.entries()]
     if args.csv:
         fields = list(rows[0]) if rows else (["name", "id", "source", "stored", "annotator", "model_version",
                                               "pixels_changed", "left", "left_by", "why"] if args.action == "history"
-                                             else ["id", "source", "stored", "annotator", "model_version",
-                                                   "pixels_changed", "foreground_pixels", "height", "width",
-                                                   "seconds_spent", "clicks", "prospective_dice", "image", "mask"])
+                                             else ["id", "source", "source_folder", "stored", "annotator",
+                                                   "model_version", "model_settings", "pixels_changed",
+                                                   "foreground_pixels", "height", "width", "seconds_spent", "clicks",
+                                                   "prospective_dice", "image", "mask", "image_hash"])
         print(csv_text(fields, rows), end="")
         return 0
     print(printable(f"correction set: {folder}"))
@@ -799,8 +808,9 @@ def cmd_corrections(args: argparse.Namespace) -> int:
                             f"{row['pixels_changed']} px changed; left {shown(row['left'])}{left_by}: "
                             f"{row['why']})"))
         else:
+            settings = f" ({row['model_settings']})" if row["model_settings"] else ""
             print(printable(f"  {row['id']}  {row['source']}  stored {shown(row['stored'])}{who}; model "
-                            f"{row['model_version'] or '?'}; {row['pixels_changed']} px changed"
+                            f"{row['model_version'] or '?'}{settings}; {row['pixels_changed']} px changed"
                             + (f"; {row['seconds_spent']} s" if row["seconds_spent"] != "" else "")))
     history = len(retired) if args.action == "list" else len(rows)
     if args.action == "history":

@@ -186,11 +186,11 @@ def test_a_correction_removed_in_retrain_is_said_by_the_folder_session_and_its_e
     assert rt.remove_selected() == [entry_id]
     assert f"removed 1 correction(s) from the set: {first.name}" in rt.status.value.replace("\u200b", "")
     status = session.status.value.replace("\u200b", "")
-    assert "its correction was removed from the correction set" in status, status
+    assert "its correction was taken out of the correction set" in status, status
     assert session.next_image() and session.previous_image()  # and when it is shown again
     wait_shown(qtbot, session)
     status = session.status.value.replace("\u200b", "")
-    assert "its correction was removed from the correction set" in status, status
+    assert "its correction was taken out of the correction set" in status, status
     session.export_folder.value = str(tmp_path / "export")
     assert len(session.export()) == 1  # the mask accepted here is exported, and said
     status = session.status.value.replace("\u200b", "")

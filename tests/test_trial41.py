@@ -408,7 +408,7 @@ def test_a_session_accepting_again_an_image_whose_correction_was_removed_restore
     assert rt.remove_selected(confirmed=True) == [first.id]
     assert session.previous_image()
     wait_shown(qtbot, session)
-    assert "its correction was removed" in session.status.value.replace("\u200b", "")
+    assert "its correction was taken out" in session.status.value.replace("\u200b", "")
     # and beside the count, where it stays while other images are shown (it was said once, then replaced)
     assert "[1 accepted, no longer in the correction set]" in session.where.value
     assert session.accept_and_next() is not None, session.status.value

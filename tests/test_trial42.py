@@ -197,3 +197,115 @@ def test_continue_over_a_summary_without_hashes_refuses_a_mask_of_another_size(p
     (out / "IMG_0001.png").unlink()
     summary = predict_folder(predictor, site_b, out, resume=True)  # (IMG_0000: same size, no hash: kept, as before)
     assert summary.count("done") == 1 and summary.count("skipped-done") == 1
+
+
+# ---- a version in use whose files are gone ------------------------------------------------------------------------
+
+def test_a_version_in_use_missing_from_the_store_is_said_not_replaced_silently(small_checkpoint, capsys,
+                                                                               make_napari_viewer):
+    """The version in use moved out of the store: `predict --checkpoint in-use` ran the bundled model without a word,
+    `unetv2 models` dropped the version that summary.csv rows named, and the widgets' model line said the bundled
+    model as if chosen (clinician trial of session 42)."""
+    import shutil
+
+    from test_gui_findings import dock
+
+    from napari_unetv2.checkpoints import ModelStore
+    from napari_unetv2.checkpoints.names import resolve_checkpoint
+    from napari_unetv2.cli import main
+    from napari_unetv2.storage import default_model_store_dir
+
+    store = ModelStore(default_model_store_dir())
+    version = store.add(small_checkpoint).version
+    store.use(version)
+    assert resolve_checkpoint("in-use") == store.path_of(version)  # (guard: there, it runs)
+    shutil.move(store.root / "versions" / version, store.root.parent / "moved-away")
+    assert store.missing_current == version and store.current is None
+    with pytest.raises(FileNotFoundError, match=f"version {version}, is missing from the model store"):
+        resolve_checkpoint("in-use")
+    frames = _frames(store.root.parent / "frames", [(40, 50)])
+    assert main(["predict", str(frames), str(store.root.parent / "out"), "--checkpoint", "in-use"]) != 0
+    assert f"version {version}, is missing" in capsys.readouterr().err
+    assert not (store.root.parent / "out").exists()
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    assert f"! {version}  in use, but missing from the store" in listed, listed
+    retrain = dock(make_napari_viewer(), "Correct & retrain")
+    assert f"in place of version {version}" in retrain.models.label()
+    assert f"the version in use, {version}, is missing from the model store" in retrain.status.value
+
+
+# ---- corrections: how the model's mask was made, which folder the image came from ----------------------------------
+
+def test_a_correction_records_the_settings_and_folder_of_the_mask_segment_made(make_napari_viewer, qtbot, tmp_path,
+                                                                               isolated_home, capsys):
+    """Segmented at threshold 0.2 with flip TTA and accepted unchanged: the correction recorded its model only, and
+    the recorded model at its defaults gave a mask 35,344 pixels off; nor did it say which folder's IMG_0001.png it
+    was (clinician trial of session 42)."""
+    from test_gui_findings import dock, segment
+
+    from napari_unetv2._sample_data import load_sample
+    from napari_unetv2.cli import main
+    from napari_unetv2.files import write_png_atomic
+
+    site = tmp_path / "siteA"
+    site.mkdir()
+    image, _, _ = load_sample("polyp")
+    write_png_atomic(site / "IMG_0001.png", image[:256, :256])
+    viewer = make_napari_viewer()
+    seg, rt = dock(viewer, "Segment"), dock(viewer, "Correct & retrain")
+    viewer.open(str(site / "IMG_0001.png"))
+    seg.threshold.value, seg.tta.value = 0.2, True
+    segment(qtbot, seg)
+    entry = rt.accept_correction()
+    assert entry is not None, rt.status.value
+    assert entry.model_settings == "resize, threshold 0.2, flip TTA", entry
+    assert entry.source == "IMG_0001.png" and entry.source_folder == str(site.resolve())
+    stored = CorrectionSet(isolated_home / "corrections").entries()[0]
+    assert (stored.model_settings, stored.source_folder) == (entry.model_settings, entry.source_folder)
+    capsys.readouterr()
+    assert main(["corrections", "list", "--csv"]) == 0
+    listed = capsys.readouterr().out
+    assert "resize, threshold 0.2, flip TTA" in listed and str(site.resolve()) in listed and stored.image_hash in listed
+
+
+def test_a_sessions_manifest_says_what_a_purged_correction_was(tmp_path, monkeypatch):
+    """A correction removed and then purged from the history: the session's manifest row read "not found in the set"
+    with annotator, time and model blank, though the history's events recorded the purge (the same trial)."""
+    import csv
+    import io
+
+    from napari_unetv2.annotation.session import AnnotationSession
+    from napari_unetv2.corrections.history import purge
+    from napari_unetv2.files import write_png_atomic
+
+    monkeypatch.setenv("NAPARI_UNETV2_ANNOTATOR", "alice")
+    images = tmp_path / "images"
+    images.mkdir()
+    write_png_atomic(images / "a.png", _image())
+    corrections = CorrectionSet(tmp_path / "set")
+    entry = corrections.add(_image(), _mask(slice(5, 20)), "a.png", model_version="v1", model_settings="resize, threshold 0.5")
+    session = AnnotationSession(tmp_path / "session", images)
+    session.accept(images / "a.png", _mask(slice(5, 20)), entry.id, corrections.root)
+    corrections.remove(entry.id, why="test")
+    monkeypatch.setenv("NAPARI_UNETV2_ANNOTATOR", "bob")
+    purge(corrections.root, next((corrections.root / "history").glob(f"{entry.id}*")).name)
+    session.export(tmp_path / "out", corrections.root)
+    row = next(csv.DictReader(io.StringIO((tmp_path / "out" / "manifest.csv").read_text())))
+    assert row["correction"].startswith("deleted from the set's history") and row["correction"].endswith("by bob"), row
+    assert (row["annotator"], row["stored"], row["model_version"]) == ("alice", entry.created, "v1"), row
+
+
+def test_a_saved_checkpoint_records_when_and_models_shows_it(small_checkpoint, capsys):
+    """A version's only date was its store folder's: restored from a backup with `cp -r` it was "added" after the
+    corrections it trained on, and in another time zone before them (the same trial)."""
+    from napari_unetv2.checkpoints import ModelStore, read_config
+    from napari_unetv2.cli import main
+    from napari_unetv2.storage import default_model_store_dir
+
+    saved = read_config(small_checkpoint).training["saved_at"]
+    assert OFFSET.match(saved), saved
+    ModelStore(default_model_store_dir()).add(small_checkpoint)
+    capsys.readouterr()
+    assert main(["models"]) == 0
+    assert f"made {shown(saved)}" in capsys.readouterr().out

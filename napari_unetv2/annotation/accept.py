@@ -141,7 +141,8 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
                      seconds_spent: Optional[float] = None, clicks: Optional[int] = None,
                      keep_edited: bool = False, revisit: bool = False,
                      seen_by_model: Collection[str] = (),
-                     accepted_from_layer: Optional[Collection[str]] = None) -> StoredCorrection:
+                     accepted_from_layer: Optional[Collection[str]] = None, model_settings: str = "",
+                     source_folder: str = "") -> StoredCorrection:
     """Add (image, mask) to the set. Raises :class:`DuplicateCorrection` when the same image with the
     same mask is stored already; an earlier, different mask of the same image is removed once the new
     entry is safely written (so no moment exists without a correction for the image).
@@ -199,15 +200,16 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
         if isinstance(back, StoredCorrection):
             return back
         if back is None:  # no record of what made it: no model's line, no test (trial of session 41: "accepted
-            model_version, prospective = "", (None, None)  # earlier" was stored as a model version, Dice 1.000)
+            model_version, prospective, model_settings = "", (None, None), ""  # earlier" stored as a version)
         else:
             (retired, kept_tested) = back
             model_version, tested_mask = retired.entry.model_version, kept_tested
+            model_settings = retired.entry.model_settings or ""
             if tested_mask is None:
                 prospective = (retired.entry.prospective_dice, retired.entry.prospective_iou)
     if revisit and earlier:
         tested = earlier[0][0]
-        model_version = tested.model_version
+        model_version, model_settings = tested.model_version, tested.model_settings or ""
         try:  # the model's mask it was scored against: scored now against this, the better correction
             tested_mask = corrections.tested_mask(tested) if tested.prospective_dice is not None else None
         except (ValueError, OSError):
@@ -222,7 +224,8 @@ def store_correction(corrections: CorrectionSet, image: np.ndarray, mask: np.nda
         prospective = (None, None)  # the model trained on this image: its mask is no test of it
     entry = corrections.add(image, binary, source=source, model_version=model_version,
                             predicted_mask=predicted_mask, seconds_spent=seconds_spent, clicks=clicks,
-                            prospective=prospective, pixels=pixels, tested_mask=tested_mask)
+                            prospective=prospective, pixels=pixels, tested_mask=tested_mask,
+                            model_settings=model_settings if model_version else "", source_folder=source_folder)
     for old, _ in earlier:
         try:
             corrections.remove(old.id, why=f"replaced by {entry.id}")

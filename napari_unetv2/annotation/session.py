@@ -420,23 +420,26 @@ class AnnotationSession:
         statistician got bare masks, and nothing said what was skipped, removed from the correction set or empty, or
         which correction, annotator and model each mask came from). ``exported``: the images whose mask is written."""
         from ..corrections import CorrectionSet
-        from ..corrections.history import retired_entries
+        from ..corrections.history import events, retired_entries
         from ..files.table import csv_text
 
-        sets: dict[str, tuple[dict, dict]] = {}  # set folder -> ({id: entry}, {id: history entry})
+        sets: dict[str, tuple[dict, dict, dict]] = {}  # set folder -> ({id: entry}, {id: history entry}, {id: purge})
 
-        def records(folder: str) -> tuple[dict, dict]:
+        def records(folder: str) -> tuple[dict, dict, dict]:
             if folder not in sets:
-                current, retired = {}, {}
+                current, retired, purged = {}, {}, {}
                 if (Path(folder) / "provenance").is_dir():
                     with contextlib.suppress(OSError):
                         current = {entry.id: entry for entry in CorrectionSet(Path(folder)).entries()}
                         retired = {item.entry.id: item for item in retired_entries(Path(folder))}
-                sets[folder] = (current, retired)
+                        # (a purged entry's row was blank: "not found in the set"; trial of session 42)
+                        purged = {event["id"]: event for event in events(Path(folder))
+                                  if event.get("event") == "purged" and isinstance(event.get("id"), str)}
+                sets[folder] = (current, retired, purged)
             return sets[folder]
 
         fields = ["image", "mask", "status", "mask_pixels", "correction_id", "correction", "annotator", "stored",
-                  "model_version", "pixels_changed", "correction_set"]
+                  "model_version", "model_settings", "pixels_changed", "correction_set", "source_folder"]
         rows = []
         written = {path.name for path in exported}
         for path in self.images:
@@ -450,18 +453,25 @@ class AnnotationSession:
             entry_id, folder = item.get("entry"), item.get("set") or (str(corrections_dir) if corrections_dir else None)
             if row["status"] == ACCEPTED and isinstance(entry_id, str):
                 row.update(correction_id=entry_id, correction_set=folder or "")
-                current, retired = records(folder) if isinstance(folder, str) else ({}, {})
+                current, retired, purged = records(folder) if isinstance(folder, str) else ({}, {}, {})
                 entry = current.get(entry_id)
                 if entry is None and entry_id in retired:
                     entry = retired[entry_id].entry
                     row["correction"] = f"left the set: {retired[entry_id].why}"
+                elif entry is None and entry_id in purged:
+                    gone = purged[entry_id]
+                    row["correction"] = (f"deleted from the set's history {gone.get('when', '?')}"
+                                         + (f" by {gone['by']}" if gone.get("by") else ""))
+                    row.update({key: "" if gone.get(key) is None else gone[key] for key in ("annotator", "stored", "model_version",
+                                                                      "pixels_changed")})
                 elif entry is None:
                     row["correction"] = "not found in the set"
                 else:
                     row["correction"] = "in the set"
                 if entry is not None:
                     row.update(annotator=entry.annotator or "", stored=entry.created, model_version=entry.model_version,
-                               pixels_changed=entry.pixels_changed)
+                               model_settings=entry.model_settings or "", pixels_changed=entry.pixels_changed,
+                               source_folder=entry.source_folder or "")
             rows.append(row)
         return csv_text(fields, rows)
 

@@ -16,6 +16,7 @@ from typing import Any, Optional, Union
 import torch
 
 from ..files import atomic_write_bytes, atomic_write_text, interrupts_deferred, read_json
+from ..files.times import now_stamp
 from ..model import ALIASES, ARCHITECTURES, DEFAULT_ARCH, ENCODERS, UNetV2, arch_of, build_network
 from ..validation import CHANNELS, IMAGE_SIDE, ConfigError, between, each, one_of, problems, raise_if_problems
 from .state_dicts import PICKLE_SUFFIXES, load_exact, read_tensors, untrusted_pickle
@@ -178,6 +179,9 @@ def save_checkpoint(
     # them (a full disk) would otherwise leave a JSON describing other weights, unnoticed (load_checkpoint checks).
     blob = save(state, metadata={"format": "pt", "napari_unetv2_format": str(FORMAT_VERSION), VERSION_KEY: config.version})
     config.encoder_weights = config.encoder_weights or model.encoder_weights
+    # when these weights were saved, with the UTC offset: a version's only date was its store folder's, which a copy
+    # made later and which every reader showed in their own zone (clinician trial of session 42)
+    config.training = {**config.training, "saved_at": now_stamp()}
     # Config first, weights last: a crash in between leaves no weight file without its config. Ctrl-C waits for both.
     with interrupts_deferred():
         atomic_write_text(config_path_for(path), json.dumps(asdict(config), indent=2, default=list) + "\n")

@@ -133,6 +133,20 @@ class ModelStore:
             return None  # a hand-edited pointer that leaves the store: use the bundled model
         return version
 
+    @property
+    def missing_current(self) -> Optional[str]:
+        """The version ``store.json`` puts in use when its files are gone (its folder moved or deleted by hand, a share
+        unplugged): the bundled model runs meanwhile (``current`` is None), and every reader of the store says so.
+        ``predict --checkpoint in-use`` ran the bundled model without a word and ``models`` listed nothing of it
+        (clinician trial of session 42)."""
+        version = self._state().get("current")
+        if not version:
+            return None
+        try:
+            return None if (self._version_dir(version) / "model.safetensors").is_file() else version
+        except UnsafePathError:
+            return version
+
     def current_checkpoint(self) -> Optional[Path]:
         """The checkpoint in use: a stored version, else the bundled model (None when none is installed)."""
         version = self.current  # read once: another window may move the pointer between two reads

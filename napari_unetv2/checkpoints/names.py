@@ -50,7 +50,16 @@ def stored_checkpoint(spec: str) -> Optional[Path]:
     root = default_model_store_dir()
     if spec in IN_USE_NAMES:
         store = existing_model_store()
+        if store is not None and store.missing_current:
+            raise FileNotFoundError(missing_in_use(store))
         return store.current_checkpoint() if store is not None else bundled_checkpoint()
     if STORED_VERSION.match(spec) and (root / "versions" / spec / "model.safetensors").is_file():
         return ModelStore(root).path_of(spec)
     return None
+
+
+def missing_in_use(store: ModelStore) -> str:
+    """Why ``in-use`` names no model: the version in use is gone from the store."""
+    return (f"The model in use, version {store.missing_current}, is missing from the model store {store.root} (its folder "
+            f"versions/{store.missing_current} is gone): put the folder back, or put another model in use (`unetv2 "
+            "models use VERSION`, or `bundled`); nothing was run.")

@@ -7,6 +7,8 @@ import math
 import time
 from typing import Optional
 
+from ..files.times import shown
+
 
 def scores_note(metrics: object) -> str:
     """What a version's JSON says of its scores, for ``models`` (choosing which version to use had nothing to go by,
@@ -60,5 +62,6 @@ def last_round_line(store) -> str:
         return "-"
     newest = max(rounds, key=lambda config: (store.added_time(config.version), config.version))
     added = store.added_time(newest.version)
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(added)) if added else "?"
+    saved = newest.training.get("saved_at") if isinstance(newest.training, dict) else None
+    when = shown(saved) if isinstance(saved, str) else time.strftime("%Y-%m-%d %H:%M", time.localtime(added)) if added else "?"
     return f"version {newest.version} (made {when}): {scores_note(newest.metrics).removeprefix('; ') or 'no scores'}"

@@ -157,6 +157,8 @@ class CorrectionSet:
         prospective: Optional[tuple[Optional[float], Optional[float]]] = None,
         pixels: Optional[str] = None,
         tested_mask: Optional[np.ndarray] = None,
+        model_settings: Optional[str] = None,
+        source_folder: Optional[str] = None,
     ) -> Correction:
         """Store one corrected pair; refuses (ValueError) shapes that do not match or are not 2-D.
         ``prospective``: (Dice, IoU) of ``model_version`` carried over from the entry this one replaces (a revisit
@@ -201,7 +203,8 @@ class CorrectionSet:
                 write_png_atomic(self.root / tested_file, tested.astype(np.uint8) * 255, run_length=True)
             entry = Correction(entry_id, image_file, mask_file, source, model_version, now_stamp(),
                                changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks,
-                               pixels or image_hash(image), tested_file, current_annotator())
+                               pixels or image_hash(image), tested_file, current_annotator(), model_settings or None,
+                               source_folder or None)
             atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")
         finally:
             claim.unlink(missing_ok=True)

@@ -360,11 +360,15 @@ def purge(root: Path, name: str) -> str:
         left = [e.get("source") for e in events(root) if e.get("event") == "left" and e.get("name") == name]
         folder = child_path(history_folder(root), name, "history entry")
         what = f"{left[-1] if left and isinstance(left[-1], str) else 'an image'}; its record was damaged"
+        gone = {}
     else:
         folder, item = _history_entry(Path(root), name)
         what = item.entry.source
+        # what a record that named the entry (a session's manifest) can still say of it once its files are gone
+        gone = {"id": item.entry.id, "stored": item.entry.created, "annotator": item.entry.annotator,
+                "model_version": item.entry.model_version, "pixels_changed": item.entry.pixels_changed}
     if Path(os.path.realpath(folder)).parent != Path(os.path.realpath(history_folder(root))):
         raise UnsafePathError(f"{folder} is not inside {history_folder(root)}")
     shutil.rmtree(folder)
-    _note_event(root, event="purged", name=name, by=current_annotator(), source=what)
+    _note_event(root, event="purged", name=name, by=current_annotator(), source=what, **gone)
     return what

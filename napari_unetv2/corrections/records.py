@@ -48,6 +48,14 @@ class Correction:
     # Who stored it (:func:`current_annotator`): a research set must say whose work each mask is, and two annotators
     # sharing a set could not tell their corrections apart (session 41). None in entries written before.
     annotator: Optional[str] = None
+    # How the model's mask was made: mode, threshold, flip TTA, as summary.csv's settings ("tile 256, threshold 0.2,
+    # flip TTA"). A mask segmented at threshold 0.2 recorded only its model, and the recorded model at its defaults
+    # gave a mask 35,344 pixels off (clinician trial of session 42). None when unknown (entries written before, masks
+    # that no model made here).
+    model_settings: Optional[str] = None
+    # The folder the image file was opened from (``source`` is its file name), when it came from a file: two sites'
+    # IMG_0001.png were told apart by their pixels only (the same trial). None when unknown.
+    source_folder: Optional[str] = None
 
 
 ANNOTATOR_ENV = "NAPARI_UNETV2_ANNOTATOR"
@@ -73,7 +81,10 @@ def stored_when_by(entry: Correction) -> str:
 
 
 def image_hash(image: np.ndarray) -> str:
-    """A hash of an image's pixels, shape and type."""
+    """A hash of an image's pixels, shape and type, as records name an image whatever file it came from: BLAKE2b with a
+    16-byte digest over the text of the shape and NumPy's type code (``"(512, 640, 3)|u1"``) and then the pixel bytes
+    in C order; in Python, ``hashlib.blake2b(b"(512, 640, 3)|u1" + pixels.tobytes(), digest_size=16).hexdigest()``.
+    A correction set's ``images/<id>.png`` reads back to these pixels."""
     image = np.ascontiguousarray(image)
     digest = hashlib.blake2b(f"{image.shape}{image.dtype.str}".encode(), digest_size=16)
     digest.update(image.view(np.uint8).reshape(-1) if image.size else b"")

@@ -37,6 +37,7 @@ from .allocator import release_freed_memory
 from .kept_outputs import outputs_of_other_images
 from .pipeline import OrderedWriter, ParallelPredictionStream, PredictionStream, split_threads
 from .predictor import Predictor
+from .settings import settings_text
 from .shards import Shard, in_shard, merge_summaries, summary_name
 from .summary import KEPT_NOTE, SummaryJournal, read_summary, update_summary
 from .threads import default_cpu_threads
@@ -325,8 +326,7 @@ def run_settings(predictor: Predictor, tile: Optional[int], threshold: Optional[
     TTA``. --continue with another threshold or mode kept the earlier masks unsaid, and summary.csv recorded only the
     model (trial of session 28)."""
     mode = predictor.config.inference_mode if not tile else "tile"
-    mode = f"tile {tile or DEFAULT_TILE}" if mode == "tile" else mode
-    return f"{mode}, threshold {predictor._check_threshold(threshold):g}" + (", flip TTA" if tta else "")
+    return settings_text(mode, tile or DEFAULT_TILE, predictor._check_threshold(threshold), tta)
 
 
 def account_for_kept(summary: BatchSummary, merged: list[dict], version: str, settings: str = "") -> None:

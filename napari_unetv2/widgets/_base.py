@@ -104,7 +104,8 @@ def breakable(text: str) -> str:
 
 def one_line(err: BaseException) -> str:
     """An error as one line a person can act on (no traceback, no command-line wording)."""
-    return errors.one_line(err).replace("pass --continue", "tick 'continue'")
+    return (errors.one_line(err).replace("pass --continue", "tick 'continue'")
+            .replace("--continue carries on", "'continue' carries on"))
 
 
 def when_alive(slot: Callable, on_deleted: Optional[Callable] = None) -> Callable:

@@ -335,7 +335,10 @@ class BatchWidget(WorkerWidget):
         if kept is not None:
             opening.restored.append(stem)
             started, version = kept.painted_from(started, version)
-        mask_layer = start_mask(self.viewer, layer, mask if kept is None else kept.mask, started, version)
+        # (the run's settings go with its mask into a correction of it; edits kept from another mask's: unknown)
+        settings = row.get("settings", "") if started is mask else ""
+        mask_layer = start_mask(self.viewer, layer, mask if kept is None else kept.mask, started, version,
+                                settings=settings)
         opening.added += [layer, mask_layer]
         opening.keeper.tie(mask_layer, key, stem, restored=kept is not None, image_file=row["file"])
         mask_layer.visible = index == 0

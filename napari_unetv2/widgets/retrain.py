@@ -32,6 +32,7 @@ from ._layers import (
     ADVISED_MODEL,
     ATTENTION,
     MASK,
+    MODEL_SETTINGS,
     MODEL_VERSION,
     PREDICTED_AT,
     PREDICTED_MASK,
@@ -42,6 +43,7 @@ from ._layers import (
     bring_into_view,
     converted_mask_note,
     file_name_of,
+    folder_of,
     image_for,
     in_view,
     is_source_image,
@@ -175,7 +177,9 @@ class RetrainWidget(WorkerWidget):
         self.store.versions()
         damaged = (f"stored version(s) {', '.join(self.store.damaged)} cannot be used (model.json missing or damaged) "
                    "and are not listed" if self.store.damaged else "")
-        problems = [x for x in (self.store.warning, damaged) if x]
+        missing = (f"the version in use, {self.store.missing_current}, is missing from the model store (its folder is "
+                   "gone): the bundled model runs in its place" if self.store.missing_current else "")
+        problems = [x for x in (self.store.warning, damaged, missing) if x]
         if problems:
             self.say("; ".join(problems))
 
@@ -351,10 +355,11 @@ class RetrainWidget(WorkerWidget):
         started = mask_layer.metadata.get(PREDICTED_AT)
         attempt = (id(mask_layer), image_hash(mask))
         made_with, advised = mask_layer.metadata.get(MODEL_VERSION, ""), mask_layer.metadata.get(ADVISED_MODEL)
+        settings = mask_layer.metadata.get(MODEL_SETTINGS) or ""
         own = layer_of(self.viewer, image, MASK)
         if not made_with and own is not None:
             # a layer drawn by hand: of the line of the model that segmented the image (a dermoscopy image's drawn
-            # mask trained the polyp model, as a correction of unknown origin)
+            # mask trained the polyp model, as a correction of unknown origin); no settings of it (not its mask)
             made_with, advised = own.metadata.get(MODEL_VERSION, ""), own.metadata.get(ADVISED_MODEL)
         question = self._other_domain.asks(source, advised, made_with, self.models.label(made_with), "Accept",
                                            "choose {model} in Segment's 'model'")
@@ -363,7 +368,8 @@ class RetrainWidget(WorkerWidget):
             return None
         try:
             stored = store_correction(self.correction_set, data, mask, source=source,
-                                      model_version=made_with, predicted_mask=predicted,
+                                      model_version=made_with, predicted_mask=predicted, model_settings=settings,
+                                      source_folder=folder_of(image) or "",
                                       seconds_spent=round(time.time() - started, 1) if started else None,
                                       clicks=mask_layer.metadata.get(CLICKS_METADATA),
                                       keep_edited=self._discard_seen != attempt,

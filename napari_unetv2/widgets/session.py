@@ -37,6 +37,7 @@ from ..corrections.correction_set import current_annotator, image_hash, not_a_co
 from ..files import read_image
 from ..inference import PredictionCancelled
 from ..inference.domain import describe_advice, domain_advice
+from ..inference.settings import settings_of_prediction
 from ..interactive import CLICKS_METADATA
 from ..remembered import correction_set_chosen_last, offer, remember, remembered
 from ..storage import data_home, default_corrections_dir
@@ -52,6 +53,7 @@ from ._layers import (
     IMAGE_ID,
     MASK,
     MASK_DISPLAYS,
+    MODEL_SETTINGS,
     MODEL_VERSION,
     PREDICTED_AT,
     PREDICTED_MASK,
@@ -130,8 +132,11 @@ def earlier_correction(corrections_dir: Path, image: np.ndarray, path: Path, pix
 
 
 # an accepted image whose correction was removed from the set in Correct & retrain (clinician trial of session 39)
-CORRECTION_REMOVED_LINE = ("the mask accepted here; its correction was removed from the correction set (it is in the "
-                           "set's history): no round trains on it; Accept again to store it")
+# (not "in the set's history": it may be purged since; nor "in Correct & retrain": the CLI removes too; trial of
+# session 42)
+CORRECTION_REMOVED_LINE = ("the mask accepted here; its correction was taken out of the correction set (`unetv2 "
+                           "corrections history` says when, by whom and why): no round trains on it; Accept again to "
+                           "store it, if it was taken out by mistake")
 
 
 class SessionWidget(WorkerWidget):
@@ -380,9 +385,10 @@ class SessionWidget(WorkerWidget):
                         "correction set (another session or window).")
         removed = sorted(self.session.corrections_removed)
         if removed and only is None:  # (an image shown alone says it in its own line)
-            said.append(f"{len(removed)} accepted image(s) no longer have a correction in the correction set (removed in "
-                        f"Correct & retrain: {named_few([Path(name).stem for name in removed])}): their masks stay "
-                        "accepted here and are exported, but no round trains on them; Accept again to store them.")
+            said.append(f"{len(removed)} accepted image(s) no longer have a correction in the correction set (taken "
+                        f"out: {named_few([Path(name).stem for name in removed])}; `unetv2 corrections history` says when, "
+                        "by whom and why): their masks stay accepted here and are exported, but no round trains on them; "
+                        "Accept again to store them, if they were taken out by mistake.")
         return " ".join(said)
 
     # ---- the session's own settings (kept in session.json: a resumed session retrains as before) -------------
@@ -564,7 +570,7 @@ class SessionWidget(WorkerWidget):
                 return
             self.mask_layer = start_mask(self.viewer, self.image_layer, prediction.mask, prediction.mask,
                                          prediction.model_version, self.display.value,
-                                         getattr(prediction, "advised_model", None))
+                                         getattr(prediction, "advised_model", None), settings_of_prediction(prediction))
             self._shown_at, self._replaced = time.monotonic(), True
             self.say(f"{adopted}{path.name} segmented again with {self.models.label()}")
             return
@@ -652,14 +658,16 @@ class SessionWidget(WorkerWidget):
             if kept is not None:  # the model's mask they were painted from is what they are measured against
                 started, version = kept.painted_from(prediction.mask, prediction.model_version)
                 self.mask_layer = start_mask(self.viewer, layer, kept.mask, started, version, self.display.value,
-                                             advised if version == prediction.model_version else None)
+                                             advised if version == prediction.model_version else None,
+                                             settings_of_prediction(prediction) if started is prediction.mask else "")
             elif earlier is not None:  # accepted earlier, elsewhere: stored again unchanged, it is the same entry
                 self._shown_correction = earlier[0]
                 self.mask_layer = start_mask(self.viewer, layer, earlier[1] if draft is None else draft, earlier[1],
                                              ACCEPTED_EARLIER, self.display.value)
             else:
                 self.mask_layer = start_mask(self.viewer, layer, prediction.mask if draft is None else draft,
-                                             prediction.mask, prediction.model_version, self.display.value, advised)
+                                             prediction.mask, prediction.model_version, self.display.value, advised,
+                                             settings_of_prediction(prediction))
             show_probability(self.viewer, layer, prediction, prediction.model_version)
             if kept_proposal is not None:  # painted on in Segment: shown beside the mask, as Segment gives it back
                 start_proposal(self.viewer, layer, kept_proposal.mask,
@@ -1051,6 +1059,7 @@ class SessionWidget(WorkerWidget):
         meta = self.mask_layer.metadata
         started = meta.get(PREDICTED_AT)
         provenance = dict(model_version=meta.get(MODEL_VERSION, ""), predicted_mask=meta.get(PREDICTED_MASK),
+                          model_settings=meta.get(MODEL_SETTINGS) or "", source_folder=str(path.parent.resolve()),
                           seconds_spent=round(time.time() - started, 1) if started else None,
                           clicks=meta.get(CLICKS_METADATA))
         corrections, session, done = CorrectionSet(Path(self.corrections.value)), self.session, self._stored.done

@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 
 from ...corrections.correction_set import image_hash
+from ...inference.settings import settings_of_prediction
 from ...interactive import CLICKS_METADATA
 from .roles import (
     ADVISED_MODEL,
@@ -18,6 +19,7 @@ from .roles import (
     MASK,
     MASK_DISPLAYS,
     MASK_OPACITY,
+    MODEL_SETTINGS,
     MODEL_VERSION,
     PREDICTED_AT,
     PREDICTED_MASK,
@@ -41,7 +43,8 @@ AUTO_LIMITS = "unetv2_auto_limits"  # in an attention layer: the contrast limits
 
 def _prediction_metadata(image_layer, role: str, prediction, model_version: str) -> dict:
     return {ROLE: role, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: image_hash(prediction.mask),
-            MODEL_VERSION: model_version, PREDICTED_MASK: prediction.mask.copy(), PREDICTED_AT: time.time(),
+            MODEL_VERSION: model_version, MODEL_SETTINGS: settings_of_prediction(prediction),
+            PREDICTED_MASK: prediction.mask.copy(), PREDICTED_AT: time.time(),
             ADVISED_MODEL: getattr(prediction, "advised_model", None)}
 
 
@@ -221,11 +224,13 @@ def _add_proposal(viewer, image_layer, data: np.ndarray, metadata: dict, visible
     return proposal
 
 
-def start_proposal(viewer, image_layer, mask: np.ndarray, starting_point: np.ndarray, model_version: str):
+def start_proposal(viewer, image_layer, mask: np.ndarray, starting_point: np.ndarray, model_version: str,
+                   settings: str = ""):
     """The image's proposal given back as the user left it, painted on (kept on disk when napari closed): its edits
-    measured against ``starting_point``, the model's mask it showed."""
+    measured against ``starting_point``, the model's mask it showed (made with ``settings``, when known)."""
     metadata = {ROLE: PROPOSAL, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: image_hash(starting_point),
-                MODEL_VERSION: model_version, PREDICTED_MASK: starting_point.copy(), PREDICTED_AT: time.time()}
+                MODEL_VERSION: model_version, MODEL_SETTINGS: settings, PREDICTED_MASK: starting_point.copy(),
+                PREDICTED_AT: time.time()}
     proposal = layer_of(viewer, image_layer, PROPOSAL)
     if proposal is not None:  # one per image (the folder session's image shown again took its painted one back)
         if not mask_was_edited(proposal):
@@ -282,13 +287,14 @@ def mask_display_of(layer) -> str:
     return "outline" if layer.contour > 0 else "filled"
 
 def start_mask(viewer, image_layer, mask: np.ndarray, starting_point: np.ndarray, model_version: str,
-               display: str = "filled", advised_model: Optional[str] = None):
+               display: str = "filled", advised_model: Optional[str] = None, settings: str = ""):
     """The editable mask of an image just shown: the image's mask layer reused (pixels replaced, no
     edit history carried over) or added. ``starting_point`` is what counts as unedited (the model's
-    mask, or a mask read from a file); edits are measured against it. ``advised_model``: see ``ADVISED_MODEL``."""
+    mask, or a mask read from a file); edits are measured against it. ``advised_model``: see ``ADVISED_MODEL``.
+    ``settings``: how ``model_version`` made ``starting_point`` (``MODEL_SETTINGS``; "" when unknown)."""
     metadata = {ROLE: MASK, IMAGE_ID: image_id(image_layer), PREDICTION_HASH: image_hash(starting_point),
-                MODEL_VERSION: model_version, PREDICTED_MASK: starting_point.copy(), PREDICTED_AT: time.time(),
-                ADVISED_MODEL: advised_model}
+                MODEL_VERSION: model_version, MODEL_SETTINGS: settings, PREDICTED_MASK: starting_point.copy(),
+                PREDICTED_AT: time.time(), ADVISED_MODEL: advised_model}
     layer = layer_of(viewer, image_layer, MASK)
     mask = np.array(mask, copy=True)  # painted in place: never the caller's array (a cached prediction's mask)
     if layer is None:

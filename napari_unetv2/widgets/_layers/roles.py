@@ -18,6 +18,9 @@ PREDICTED_AT = "unetv2_predicted_at"
 PREDICTION_SETTINGS = "unetv2_prediction_settings"  # in an image layer: the threshold, mode, tile size and flip TTA of
 # its last prediction, for whoever segments it again on its own (a new model put in use: Correct & retrain)
 MODEL_VERSION = "model_version"
+# in a mask (or proposal) layer beside MODEL_VERSION: how that model made it ("resize, threshold 0.5"; settings_text),
+# stored with its correction ("" when unknown: a mask given back from disk, drawn by hand)
+MODEL_SETTINGS = "model_settings"
 # in a mask (or proposal) layer: the bundled model whose images its image looks like, where that is not the line of the
 # model that made the mask (inference/domain.py; None: no hint). A correction of it would train the wrong line.
 ADVISED_MODEL = "unetv2_advised_model"
@@ -168,6 +171,13 @@ def file_name_of(image_layer) -> Optional[str]:
     a mask exported as ``frame_1_mask.png`` was not found for ``frame.jpg``)."""
     opened_from = getattr(getattr(image_layer, "source", None), "path", None)
     return Path(opened_from).name if opened_from else None
+
+
+def folder_of(image_layer) -> Optional[str]:
+    """The folder of the file the image layer was opened from (absolute), else None: recorded with a correction beside
+    the file's name (two sites' IMG_0001.png: clinician trial of session 42)."""
+    opened_from = getattr(getattr(image_layer, "source", None), "path", None)
+    return str(Path(opened_from).resolve().parent) if opened_from else None
 
 
 def mask_was_edited(layer, digest: Optional[str] = None) -> bool:
