@@ -129,18 +129,20 @@ def _rows(out):
         return {row["file"]: row for row in csv.DictReader(fh)}
 
 
-def test_a_summary_row_names_the_files_folder_sha256_and_when(predictor, tmp_path):
-    """summary.csv named an image by its file name alone, with no time: two sites' IMG_0001.png, or a file edited
-    since, could not be told from the one segmented (a reviewer's question, clinician trial of session 42)."""
+def test_a_summary_row_names_the_files_folder_sha256_who_and_when(predictor, tmp_path, monkeypatch):
+    """summary.csv named an image by its file name alone, with no time nor who ran it: two sites' IMG_0001.png, or a
+    file edited since, could not be told from the one segmented (a reviewer's question, clinician trial of session
+    42)."""
     import hashlib
 
     from napari_unetv2.inference.batch import predict_folder
 
+    monkeypatch.setenv("NAPARI_UNETV2_ANNOTATOR", "carol")
     site = _frames(tmp_path / "siteA", [(40, 50), (30, 40)])
     predict_folder(predictor, site, tmp_path / "out")
     for name, row in _rows(tmp_path / "out").items():
         assert row["input_sha256"] == hashlib.sha256((site / name).read_bytes()).hexdigest()
-        assert row["input_folder"] == str(site.resolve())
+        assert row["input_folder"] == str(site.resolve()) and row["run_by"] == "carol"
         assert OFFSET.match(row["finished_at"]), row
 
 

@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..annotator import ANNOTATOR_ENV, current_annotator  # noqa: F401 (their home before session 42)
 from ..files import UnsafePathError, read_json
 from ..files.times import shown
 
@@ -56,23 +57,6 @@ class Correction:
     # The folder the image file was opened from (``source`` is its file name), when it came from a file: two sites'
     # IMG_0001.png were told apart by their pixels only (the same trial). None when unknown.
     source_folder: Optional[str] = None
-
-
-ANNOTATOR_ENV = "NAPARI_UNETV2_ANNOTATOR"
-
-
-def current_annotator() -> Optional[str]:
-    """The name recorded with what this process stores: ``$NAPARI_UNETV2_ANNOTATOR`` (a shared workstation's account is
-    no person), else the login name; None when neither is known."""
-    named = os.environ.get(ANNOTATOR_ENV, "").strip()
-    if named:
-        return named[:100]
-    import getpass
-
-    try:
-        return getpass.getuser() or None
-    except (KeyError, OSError, ImportError):  # (no login name and no passwd entry: a container's odd uid)
-        return None
 
 
 def stored_when_by(entry: Correction) -> str:

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
+from ..annotator import current_annotator
 from ..errors import PER_FILE_ERRORS, one_line
 from ..files import (
     IMAGE_SUFFIXES,
@@ -269,7 +270,8 @@ def predict_folder(
     summary.subfolders = sum(1 for p in listing if p.is_dir())
     summary.shard, summary.other_shards = shard, whole - len(files)
     mode = "tile" if tile else None
-    here = str(input_dir.resolve())  # (each row it makes names the folder, the file's SHA-256 and when)
+    # each row it makes names the file's folder, its SHA-256, who ran the run and when its outputs were written
+    here = {"input_folder": str(input_dir.resolve()), "run_by": current_annotator() or ""}
     todo = [p for p in images if p not in clashing and not finished(p)] if overlap_io else []
     if len(threads) > 1:
         stream = ParallelPredictionStream(predictor, todo, threads, threshold, mode, tile or DEFAULT_TILE, tta)
@@ -370,7 +372,7 @@ def cpu_streams(predictor: Predictor, streams: Optional[int] = None) -> list[int
 
 
 def _predict_files(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream,
-                   writer, progress, should_stop, journal, resume, here="") -> None:
+                   writer, progress, should_stop, journal, resume, here=None) -> None:
     # Writes go to ``writer`` (in order, in the background); each summary write follows its files' writes.
     def submit_summary() -> None:
         rows = list(summary.rows)
@@ -384,7 +386,7 @@ def _predict_files(predictor, files, output_dir, save_probabilities, summary, cl
 
 
 def _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,
-                  progress, should_stop, submit_summary, resume, journal=None, here: str = "") -> None:
+                  progress, should_stop, submit_summary, resume, journal=None, here: Optional[dict] = None) -> None:
     last_summary = float("-inf")
     for index, path in enumerate(files, start=1):
         row = {"file": display_name(path), "status": "", "height": "", "width": "", "foreground_fraction": "",
@@ -425,7 +427,7 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
                     fraction = marked / prediction.mask.size  # == mask.mean(), no float pass
                     if not marked:
                         summary.empty.append(display_name(path))
-                    outcome = dict(status="done", height=shape[-2], width=shape[-1], input_folder=here,
+                    outcome = dict(status="done", height=shape[-2], width=shape[-1], **(here or {}),
                                    input_sha256=file_sha256(path),
                                    foreground_fraction=f"{fraction:.5f}",
                                    # the model's time on it: the wait for the result was 0.000 for an image predicted

@@ -26,9 +26,10 @@ from typing import Optional
 
 from ..files import atomic_write_text, hold, is_held, locked, release
 
-# input_folder, input_sha256 and finished_at: which file exactly, and when (a reviewer's questions; session 42)
+# input_folder, input_sha256, run_by and finished_at: which file exactly, by whom and when (a reviewer's questions;
+# session 42)
 SUMMARY_COLUMNS = ["file", "status", "height", "width", "foreground_fraction", "seconds", "model_version", "settings",
-                   "note", "input_folder", "input_sha256", "finished_at"]
+                   "note", "input_folder", "input_sha256", "run_by", "finished_at"]
 KEPT_NOTE = "kept the existing"  # how a row says --continue kept an output it did not make
 
 
