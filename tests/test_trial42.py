@@ -3,6 +3,7 @@ compared as instants, never as text. Each test failed on the code before its cha
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -311,3 +312,42 @@ def test_a_saved_checkpoint_records_when_and_models_shows_it(small_checkpoint, c
     capsys.readouterr()
     assert main(["models"]) == 0
     assert f"made {shown(saved)}" in capsys.readouterr().out
+
+
+# ---- napari's own "Save Selected Layer(s)" of a mask as .png ---------------------------------------------------------
+
+def test_a_mask_saved_as_png_from_napari_is_written_with_its_record(make_napari_viewer, qtbot, tmp_path):
+    """napari's File → Save Selected Layer(s) of a mask as .png wrote nothing ("No data written!"), and as .tif it
+    carried no model or settings (clinician trial of session 42): the plugin's writer writes the 0/255 PNG and a record
+    beside it, and never replaces someone's own JSON of that name."""
+    from test_gui_findings import dock, segment
+
+    from napari_unetv2._writer import MaskNotWritten
+    from napari_unetv2.files import read_image
+    from napari_unetv2.files.times import instant
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-unetv2", "polyp")
+    seg = dock(viewer, "Segment")
+    seg.threshold.value = 0.3
+    segment(qtbot, seg)
+    mask = next(layer for layer in viewer.layers if layer.name.endswith(" mask"))
+    painted = np.asarray(mask.data).copy()
+    painted[:10, :10] = 1 - painted[:10, :10]
+    mask.data = painted
+    viewer.layers.selection.active = mask
+    written = viewer.layers.save(str(tmp_path / "frame_mask.png"), selected=True)
+    assert sorted(Path(p).name for p in written) == ["frame_mask.json", "frame_mask.png"], written
+    assert np.array_equal(read_image(tmp_path / "frame_mask.png"), painted.astype(np.uint8) * 255)
+    record = json.loads((tmp_path / "frame_mask.json").read_text())
+    assert record["model_version"] == mask.metadata["model_version"] and record["pixels_painted"] == 100
+    assert record["model_settings"] == "resize, threshold 0.3" and instant(record["saved_at"]) > 0
+    (tmp_path / "other.json").write_text('{"patient": "notes of my own"}')
+    with pytest.raises(MaskNotWritten, match="is not a mask record of this plugin"):
+        viewer.layers.save(str(tmp_path / "other.png"), selected=True)
+    assert not (tmp_path / "other.png").exists() and "notes of my own" in (tmp_path / "other.json").read_text()
+    stack = viewer.add_labels(np.zeros((2, 20, 30), np.uint8), name="stack mask")
+    viewer.layers.selection.active = stack
+    with pytest.raises(MaskNotWritten, match="a PNG holds one 2-D mask"):
+        viewer.layers.save(str(tmp_path / "stack.png"), selected=True)
+    assert not list(tmp_path.glob("stack*"))
