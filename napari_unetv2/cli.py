@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 from .checkpoints.scores import scores_note  # noqa: F401 (its home before session 42)
 from .errors import printable
-from .files.times import shown
+from .files.times import instant, shown, stamp_of
 
 MIN_TILE = 32  # model.MIN_SIDE, the smallest input the network takes (not imported: parsing loads no torch)
 
@@ -625,7 +625,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         mark = "*" if config.version == current else " "
         trained = config.training.get("trained_on") if isinstance(config.training, dict) else None
         what = f"; trained on {len(trained)} corrections" if isinstance(trained, list) else ""
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(dates[config.version])) if dates[config.version] else "?"
+        when = shown(stamp_of(dates[config.version])) if dates[config.version] else "?"
         saved = config.training.get("saved_at") if isinstance(config.training, dict) else None
         when = f"{when}; made {shown(saved)}" if isinstance(saved, str) else when
         bundled_as = (f"the bundled {shipped_versions[config.version]} model, "
@@ -637,8 +637,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"  {damaged}  (its JSON is missing or damaged: not usable)")
     missing = store.missing_current
     if missing:  # (summary.csv rows and corrections name it: listed, not dropped)
-        print(printable(f"! {missing}  in use, but missing from the store (versions/{missing} is gone): napari runs the "
-                        "bundled model in its place; put the folder back, or `unetv2 models use VERSION`"))
+        print(printable(f"! {missing}  {store.missing_current_note()}: napari runs the bundled model in its place; put "
+                        "the folder back, or `unetv2 models use VERSION`"))
     print("* = in use in napari" + ("; ! = in use, missing" if missing else ""))
     return 0
 
@@ -789,7 +789,9 @@ def cmd_corrections(args: argparse.Namespace) -> int:
                  "clicks": "" if e.clicks is None else e.clicks,
                  "prospective_dice": "" if e.prospective_dice is None else e.prospective_dice,
                  "image": e.image_file, "mask": e.mask_file, "image_hash": e.image_hash or ""}
-                for e in corrections.entries()]
+                # oldest first, by the instant stored (ids carry the writer's local clock: Los Angeles' 05:01 before
+                # Berlin's 13:59, the earlier: verification of session 42)
+                for e in sorted(corrections.entries(), key=lambda entry: (instant(entry.created), entry.id))]
     if args.csv:
         fields = list(rows[0]) if rows else (["name", "id", "source", "stored", "annotator", "model_version",
                                               "pixels_changed", "left", "left_by", "why"] if args.action == "history"

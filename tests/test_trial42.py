@@ -78,18 +78,28 @@ def test_a_sets_entries_of_one_image_are_ordered_by_instant(tmp_path):
     assert [entry.id for entry in ordered] == [first.id, second.id]
 
 
-def test_times_are_shown_with_their_offset_and_unreadable_ones_are_unknown():
-    """Lines show a record's time with its offset set apart; a hand-edited or missing time is unknown, never an
-    error (records are data)."""
-    assert shown("2026-03-01T10:00:00+01:00") == "2026-03-01 10:00:00 +01:00"
-    assert shown("2026-03-01T10:00:00") == "2026-03-01 10:00:00"
-    assert shown(None) == "?"
+def test_times_are_shown_with_their_offset_and_unreadable_ones_are_unknown(monkeypatch):
+    """Lines show a record's time in the reader's zone with its offset set apart (records written in Los Angeles read
+    "05:03:23 -08:00" beside Berlin's "14:02:57 +01:00": verification of session 42); a hand-edited or missing time is
+    unknown, never an error (records are data)."""
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        assert shown("2026-03-01T10:00:00+01:00") == "2026-03-01 10:00:00 +01:00"
+        assert shown("2026-03-01T01:00:00-08:00") == "2026-03-01 10:00:00 +01:00"
+        assert shown("2026-03-01T10:00:00") == "2026-03-01 10:00:00"
+        assert shown("yesterday") == "yesterday" and shown(None) == "?"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
     assert instant("yesterday") == instant(None) == float("-inf") < instant("2026-03-01T10:00:00")
     from napari_unetv2.corrections.records import Correction
 
-    entry = Correction("x", "images/x.png", "masks/x.png", "x.png", "v1", "2026-03-01T10:00:00+01:00", 0, 0, None, 1,
+    entry = Correction("x", "images/x.png", "masks/x.png", "x.png", "v1", "2026-03-01T09:00:00+00:00", 0, 0, None, 1,
                        1, annotator="alice")
-    assert stored_when_by(entry) == "stored 2026-03-01 10:00:00 +01:00 by alice"
+    assert stored_when_by(entry) == f"stored {shown(entry.created)} by alice" and "+" in stored_when_by(entry)
 
 
 def test_correct_and_retrain_shows_the_last_rounds_scores_after_a_restart(make_napari_viewer, small_checkpoint,
@@ -157,7 +167,8 @@ def test_continue_refuses_masks_of_another_sites_images_of_the_same_names(predic
     out = tmp_path / "out"
     predict_folder(predictor, site_a, out)
     before = {path.name: path.read_bytes() for path in out.iterdir()}
-    with pytest.raises(ValueError, match=r"IMG_0000.png: its mask was made from .*siteA.IMG_0000.png.*Nothing was written"):
+    with pytest.raises(ValueError, match=r"Nothing was written: .* holds masks of other images.*"
+                                         r"IMG_0000.png: its mask was made from .*siteA.IMG_0000.png"):
         predict_folder(predictor, site_b, out, resume=True)
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
     assert predict_folder(predictor, site_a, out, resume=True).count("skipped-done") == 2  # (the same images: carried on)
@@ -224,15 +235,15 @@ def test_a_version_in_use_missing_from_the_store_is_said_not_replaced_silently(s
     assert resolve_checkpoint("in-use") == store.path_of(version)  # (guard: there, it runs)
     shutil.move(store.root / "versions" / version, store.root.parent / "moved-away")
     assert store.missing_current == version and store.current is None
-    with pytest.raises(FileNotFoundError, match=f"version {version}, is missing from the model store"):
+    with pytest.raises(FileNotFoundError, match=f"version in use, {version}, is missing from the model store"):
         resolve_checkpoint("in-use")
     frames = _frames(store.root.parent / "frames", [(40, 50)])
     assert main(["predict", str(frames), str(store.root.parent / "out"), "--checkpoint", "in-use"]) != 0
-    assert f"version {version}, is missing" in capsys.readouterr().err
+    assert f"version in use, {version}, is missing" in capsys.readouterr().err
     assert not (store.root.parent / "out").exists()
     assert main(["models"]) == 0
     listed = capsys.readouterr().out
-    assert f"! {version}  in use, but missing from the store" in listed, listed
+    assert f"! {version}  the version in use, {version}, is missing from the model store" in listed, listed
     retrain = dock(make_napari_viewer(), "Correct & retrain")
     assert f"in place of version {version}" in retrain.models.label()
     assert f"the version in use, {version}, is missing from the model store" in retrain.status.value
@@ -314,24 +325,30 @@ def test_a_saved_checkpoint_records_when_and_models_shows_it(small_checkpoint, c
     assert f"made {shown(saved)}" in capsys.readouterr().out
 
 
-# ---- napari's own "Save Selected Layer(s)" of a mask as .png ---------------------------------------------------------
-
-def test_a_mask_saved_as_png_from_napari_is_written_with_its_record(make_napari_viewer, qtbot, tmp_path):
-    """napari's File → Save Selected Layer(s) of a mask as .png wrote nothing ("No data written!"), and as .tif it
-    carried no model or settings (clinician trial of session 42): the plugin's writer writes the 0/255 PNG and a record
-    beside it, and never replaces someone's own JSON of that name."""
+def _polyp_segmented_at_0_3(make_napari_viewer, qtbot):
+    """A viewer with the polyp sample segmented by *Segment* at threshold 0.3: (viewer, its mask layer)."""
     from test_gui_findings import dock, segment
-
-    from napari_unetv2._writer import MaskNotWritten
-    from napari_unetv2.files import read_image
-    from napari_unetv2.files.times import instant
 
     viewer = make_napari_viewer()
     viewer.open_sample("napari-unetv2", "polyp")
     seg = dock(viewer, "Segment")
     seg.threshold.value = 0.3
     segment(qtbot, seg)
-    mask = next(layer for layer in viewer.layers if layer.name.endswith(" mask"))
+    return viewer, next(layer for layer in viewer.layers if layer.name.endswith(" mask"))
+
+
+# ---- napari's own "Save Selected Layer(s)" of a mask as .png ---------------------------------------------------------
+
+def test_a_mask_saved_as_png_from_napari_is_written_with_its_record(make_napari_viewer, qtbot, tmp_path):
+    """napari's File → Save Selected Layer(s) of a mask as .png wrote nothing ("No data written!"), and as .tif it
+    carried no model or settings (clinician trial of session 42): the plugin's writer writes the 0/255 PNG and a record
+    beside it, and never replaces someone's own JSON of that name."""
+
+    from napari_unetv2._writer import MaskNotWritten
+    from napari_unetv2.files import read_image
+    from napari_unetv2.files.times import instant
+
+    viewer, mask = _polyp_segmented_at_0_3(make_napari_viewer, qtbot)
     painted = np.asarray(mask.data).copy()
     painted[:10, :10] = 1 - painted[:10, :10]
     mask.data = painted
@@ -351,3 +368,225 @@ def test_a_mask_saved_as_png_from_napari_is_written_with_its_record(make_napari_
     with pytest.raises(MaskNotWritten, match="a PNG holds one 2-D mask"):
         viewer.layers.save(str(tmp_path / "stack.png"), selected=True)
     assert not list(tmp_path.glob("stack*"))
+
+
+# ---- cold review of session 42 ---------------------------------------------------------------------------------------
+
+def test_file_sha256_reads_in_chunks_as_sha256sum_does(tmp_path, monkeypatch):
+    """``hashlib.file_digest`` is Python 3.11's: on 3.10 (the README's floor) every batch run stopped at its first
+    image. Chunked reading gives sha256sum's digest across chunk boundaries."""
+    import hashlib
+
+    from napari_unetv2.files import digest
+
+    monkeypatch.delattr(hashlib, "file_digest", raising=False)  # (as on Python 3.10)
+    data = np.random.default_rng(0).integers(0, 255, digest.CHUNK * 2 + 17, dtype=np.uint8).tobytes()
+    (tmp_path / "f.bin").write_bytes(data)
+    assert digest.file_sha256(tmp_path / "f.bin") == hashlib.sha256(data).hexdigest()
+
+
+def test_continue_checks_masks_whose_probability_map_is_missing_and_masks_of_another_suffix(predictor, tmp_path):
+    """Only finished images were checked: with --save-probabilities and a missing _prob.tif, siteB's run wrote its
+    probability maps beside siteA's masks; and rows were looked up by the whole name, so siteA's IMG_0000.jpg mask was
+    kept for siteB's IMG_0000.png of the same size (cold review of session 42)."""
+    from PIL import Image
+
+    from napari_unetv2.inference.batch import predict_folder
+
+    site_a = _frames(tmp_path / "siteA", [(40, 50)])
+    site_b = _frames(tmp_path / "siteB", [(40, 50)], seed=1)
+    out = tmp_path / "out"
+    predict_folder(predictor, site_a, out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    with pytest.raises(ValueError, match="IMG_0000.png: its mask was made from"):
+        predict_folder(predictor, site_b, out, resume=True, save_probabilities=True)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # (no _prob.tif beside siteA's mask)
+    site_c = tmp_path / "siteC"
+    site_c.mkdir()
+    Image.open(site_a / "IMG_0000.png").convert("RGB").save(site_c / "IMG_0000.jpg")
+    out_c = tmp_path / "out_c"
+    predict_folder(predictor, site_c, out_c)
+    with pytest.raises(ValueError, match="IMG_0000.png: its mask was made from IMG_0000.jpg"):
+        predict_folder(predictor, site_a, out_c, resume=True)
+
+
+def test_a_batch_over_a_folder_whose_name_is_not_utf8_writes_its_summary(predictor, tmp_path):
+    """The input folder's path went into summary.csv as it was: a name that is not UTF-8 made the write fail, leaving
+    masks without summary.csv and every later --continue failing alike (cold review of session 42)."""
+    import os
+
+    from napari_unetv2.inference.batch import predict_folder
+
+    odd = tmp_path / os.fsdecode(b"site \xff")
+    _frames(odd, [(40, 50)])
+    out = tmp_path / "out"
+    assert predict_folder(predictor, odd, out).count("done") == 1
+    row = _rows(out)["IMG_0000.png"]
+    assert row["input_folder"].endswith("site \\xff"), row
+    assert predict_folder(predictor, odd, out, resume=True).count("skipped-done") == 1
+
+
+def test_the_sha256_is_taken_as_the_file_is_read_and_a_file_changed_meanwhile_is_a_row(predictor, tmp_path):
+    """The hash read the file again after its prediction, outside the per-file error handling: a file moved away
+    meanwhile stopped the whole run. Now it is taken by the reader, and a file written to while it is read is that
+    image's error row; the run goes on (cold review of session 42)."""
+    from napari_unetv2.files import digest, read_image
+    from napari_unetv2.inference.batch import predict_folder
+
+    site = _frames(tmp_path / "site", [(40, 50), (30, 40)])
+
+    def read_while_written(path):
+        image = read_image(path)
+        if path.name == "IMG_0000.png":
+            with open(path, "ab") as fh:
+                fh.write(b"\0")
+        return image
+
+    original = digest.DigestingReader.__init__
+
+    def with_writer(self, read):
+        original(self, read_while_written)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(digest.DigestingReader, "__init__", with_writer):
+        summary = predict_folder(predictor, site, tmp_path / "out")
+    rows = _rows(tmp_path / "out")
+    assert rows["IMG_0000.png"]["status"] == "error" and "changed while it was read" in rows["IMG_0000.png"]["note"]
+    assert rows["IMG_0001.png"]["status"] == "done" and summary.count("done") == 1
+
+
+def test_a_record_with_a_later_versions_key_or_a_wrong_typed_note_keeps_its_correction(tmp_path):
+    """A record with a key this version does not know (written by a later install sharing the set) was dropped whole,
+    and a hand-edited model_settings of the wrong type made the correction vanish from the list and from training;
+    a record without settings is written without those keys, as the versions before them read it (cold review of
+    session 42)."""
+    corrections = CorrectionSet(tmp_path / "set")
+    plain = corrections.add(_image(), _mask(slice(5, 20)), "a.png", model_version="v1")
+    noted = corrections.add(_image(1), _mask(slice(6, 21)), "b.png", model_version="v1", model_settings="resize, threshold 0.5")
+    plain_record = json.loads((tmp_path / "set" / "provenance" / f"{plain.id}.json").read_text())
+    assert "model_settings" not in plain_record and "source_folder" not in plain_record
+    path = tmp_path / "set" / "provenance" / f"{noted.id}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "model_settings": ["resize"], "reviewed_by": "dana"}))
+    entries = {entry.id: entry for entry in CorrectionSet(tmp_path / "set").entries()}
+    assert set(entries) == {plain.id, noted.id} and entries[noted.id].model_settings is None
+
+
+def test_a_manifest_row_of_a_purged_correction_keeps_its_settings_and_folder(tmp_path):
+    """The purge's event kept the entry's annotator, time and model, not its settings and folder: blank in the
+    manifest (cold review of session 42)."""
+    import csv
+    import io
+
+    from napari_unetv2.annotation.session import AnnotationSession
+    from napari_unetv2.corrections.history import purge
+    from napari_unetv2.files import write_png_atomic
+
+    images = tmp_path / "images"
+    images.mkdir()
+    write_png_atomic(images / "a.png", _image())
+    corrections = CorrectionSet(tmp_path / "set")
+    entry = corrections.add(_image(), _mask(slice(5, 20)), "a.png", model_version="v1", model_settings="tile 256, "
+                            "threshold 0.3", source_folder=str(images))
+    session = AnnotationSession(tmp_path / "session", images)
+    session.accept(images / "a.png", _mask(slice(5, 20)), entry.id, corrections.root)
+    corrections.remove(entry.id, why="test")
+    purge(corrections.root, next((corrections.root / "history").glob(f"{entry.id}*")).name)
+    session.export(tmp_path / "out", corrections.root)
+    row = next(csv.DictReader(io.StringIO((tmp_path / "out" / "manifest.csv").read_text())))
+    assert (row["model_settings"], row["source_folder"]) == ("tile 256, threshold 0.3", str(images)), row
+
+
+def test_the_folder_recorded_with_an_image_is_the_one_its_name_is_in(tmp_path):
+    """For an image opened through a symlink, the recorded folder was the target's while the name was the link's:
+    together they named no file (cold review of session 42)."""
+    from types import SimpleNamespace
+
+    from napari_unetv2.widgets._layers import folder_of
+
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "x123.png").write_bytes(b"")
+    (tmp_path / "siteA").mkdir()
+    (tmp_path / "siteA" / "IMG_0001.png").symlink_to(tmp_path / "store" / "x123.png")
+    layer = SimpleNamespace(source=SimpleNamespace(path=str(tmp_path / "siteA" / "IMG_0001.png")))
+    assert folder_of(layer) == str((tmp_path / "siteA").resolve())
+
+
+def test_edits_kept_across_napari_keep_the_settings_of_the_mask_they_were_painted_on(make_napari_viewer, qtbot,
+                                                                                       isolated_home):
+    """Segment's kept edits given back in a new napari started from the kept model mask with no settings: a correction
+    of them recorded none, though the mask they were painted on was made at threshold 0.3 (cold review of session
+    42)."""
+    from test_gui_findings import dock, segment
+    from test_kept_edits import _flip, _settle
+
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    viewer, mask = _polyp_segmented_at_0_3(make_napari_viewer, qtbot)
+    _flip(mask, slice(100, 140), slice(100, 140))
+    _settle(viewer, qtbot)
+    viewer.close()
+    painted_mask_keeper(viewer).wait()
+    again = make_napari_viewer()
+    again.open_sample("napari-unetv2", "polyp")
+    seg, rt = dock(again, "Segment"), dock(again, "Correct & retrain")  # (the next day: default threshold 0.5)
+    segment(qtbot, seg)
+    assert "painted on this image before" in seg.status.value.replace("\u200b", "")
+    entry = rt.accept_correction()
+    assert entry is not None, rt.status.value
+    assert entry.model_settings == "resize, threshold 0.3", entry
+
+
+# ---- verification of session 42 --------------------------------------------------------------------------------------
+
+def test_batch_folder_says_the_whole_refusal_and_its_results_record_their_file(make_napari_viewer, qtbot, tmp_path,
+                                                                               isolated_home):
+    """The Batch folder widget cut the refusal at 300 characters: "...move those masks away to segment th...", the
+    instruction and "Nothing was written" lost; and a correction accepted from a result it opened recorded neither the
+    file's folder nor its suffix ("IMG_0001", its layer added from an array: verification of session 42)."""
+    from test_gui_findings import dock
+
+    deep = tmp_path / "clinic_data_2026" / "endoscopy_study" / "site_exports" / "november"
+    site_a = _frames(deep / "siteA", [(40, 50), (30, 40), (20, 30), (24, 32)])
+    site_b = _frames(deep / "siteB", [(40, 50), (30, 40), (20, 30), (24, 32)], seed=1)
+    viewer = make_napari_viewer()
+    batch, rt = dock(viewer, "Batch folder"), dock(viewer, "Correct & retrain")
+    batch.open_results.value = True
+    batch.input.value, batch.output.value = str(site_a), str(deep / "masks_out")
+    assert batch.run() is not None
+    qtbot.waitUntil(lambda: batch.worker is None and "segmented" in batch.status.value, timeout=120_000)
+    qtbot.waitUntil(lambda: any(layer.name == "IMG_0000" for layer in viewer.layers), timeout=30_000)
+    image = viewer.layers["IMG_0000"]
+    viewer.layers.selection.active = image
+    rt.image.value = image
+    entry = rt.accept_correction()
+    assert entry is not None, rt.status.value
+    assert (entry.source, entry.source_folder) == ("IMG_0000.png", str(site_a.resolve())), entry
+    batch.input.value = str(site_b)
+    assert batch.run() is not None
+    qtbot.waitUntil(lambda: batch.worker is None and batch.status.value.startswith("error"), timeout=120_000)
+    status = batch.status.value.replace("\u200b", "")
+    assert "Nothing was written" in status and "choose another output folder" in status, status
+    assert "'continue' carries on" in status and "IMG_0003.png" in status and not status.endswith("..."), status
+
+
+def test_corrections_list_is_in_the_order_stored_and_a_bundled_models_id_runs_it(tmp_path, capsys, isolated_home):
+    """`corrections list` went by id, which carries the writer's local clock: Los Angeles' 05:01 before Berlin's
+    13:59, the earlier. And `--checkpoint <the bundled model's id>`, the id corrections and summary.csv record, was
+    refused as "neither a file nor a version in the model store" (verification of session 42)."""
+    from napari_unetv2.checkpoints import bundled_checkpoint, read_config
+    from napari_unetv2.checkpoints.names import resolve_checkpoint
+    from napari_unetv2.cli import main
+
+    corrections = CorrectionSet(isolated_home / "corrections")
+    los_angeles = corrections.add(_image(1), _mask(slice(6, 21)), "a-los-angeles.png", model_version="v1")
+    berlin = corrections.add(_image(), _mask(slice(5, 20)), "b-berlin.png", model_version="v1")  # (the later id)
+    for entry, when in ((los_angeles, "2026-03-01T05:01:00-08:00"), (berlin, "2026-03-01T13:59:00+01:00")):
+        path = isolated_home / "corrections" / "provenance" / f"{entry.id}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "created": when}))
+    capsys.readouterr()
+    assert main(["corrections", "list", "--set", str(isolated_home / "corrections")]) == 0
+    listed = capsys.readouterr().out
+    assert listed.index("b-berlin.png") < listed.index("a-los-angeles.png"), listed  # 12:59 UTC before 13:01 UTC
+    skin = bundled_checkpoint("skin")
+    assert resolve_checkpoint(read_config(skin).version) == skin

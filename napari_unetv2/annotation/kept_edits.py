@@ -44,8 +44,9 @@ class KeptEdit:
         return shown(self.about.get("kept_at"))  # as lines show it
 
     def newer_than(self, created: str) -> bool:
-        """Kept after ``created`` (a correction's ISO time; both are local times to the second, and an entry kept in
-        the same second counts as later: storing a correction in this napari drops the entries before it)."""
+        """Kept after ``created`` (a correction's ISO time; both to the second, compared as instants (``files.times``),
+        and an entry kept in the same second counts as later: storing a correction in this napari drops the entries
+        before it)."""
         return instant(self.about.get("kept_at")) >= instant(created)
 
     def painted_from(self, default_mask: np.ndarray, default_version: str) -> tuple[np.ndarray, str]:
@@ -54,6 +55,13 @@ class KeptEdit:
         if self.model_mask is not None:
             return self.model_mask, self.about.get("model_version") or "?"
         return default_mask, default_version
+
+    def painted_with(self, default_settings: str) -> str:
+        """The settings of the mask :meth:`painted_from` gives ("" when unknown: kept before they were recorded)."""
+        if self.model_mask is not None:
+            settings = self.about.get("model_settings")
+            return settings if isinstance(settings, str) else ""
+        return default_settings
 
 
 class KeptEdits:

@@ -462,8 +462,8 @@ class AnnotationSession:
                     gone = purged[entry_id]
                     row["correction"] = (f"deleted from the set's history {gone.get('when', '?')}"
                                          + (f" by {gone['by']}" if gone.get("by") else ""))
-                    row.update({key: "" if gone.get(key) is None else gone[key] for key in ("annotator", "stored", "model_version",
-                                                                      "pixels_changed")})
+                    row.update({key: "" if gone.get(key) is None else gone[key] for key in (
+                        "annotator", "stored", "model_version", "model_settings", "pixels_changed", "source_folder")})
                 elif entry is None:
                     row["correction"] = "not found in the set"
                 else:

@@ -147,6 +147,19 @@ class ModelStore:
         except UnsafePathError:
             return version
 
+    def missing_current_note(self) -> str:
+        """What is wrong with the pointer to the version in use ("" when nothing): the one wording of the CLI's refusal,
+        ``unetv2 models`` and the widgets."""
+        version = self.missing_current
+        if not version:
+            return ""
+        try:
+            self._version_dir(version)
+        except UnsafePathError:  # (a hand edit: "../x", "bundled")
+            return f"store.json names {version!r} as the version in use, which is no version of the model store {self.root}"
+        return (f"the version in use, {version}, is missing from the model store {self.root} (its folder versions/{version} "
+                "is gone)")
+
     def current_checkpoint(self) -> Optional[Path]:
         """The checkpoint in use: a stored version, else the bundled model (None when none is installed)."""
         version = self.current  # read once: another window may move the pointer between two reads

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..storage import default_model_store_dir
-from .checkpoint import BUNDLED_DIR, BUNDLED_MODELS, bundled_checkpoint
+from .checkpoint import BUNDLED_DIR, BUNDLED_MODELS, bundled_checkpoint, read_config
 from .model_store import ModelStore
 
 IN_USE_NAMES = ("in-use", "in use")
@@ -30,6 +30,9 @@ def resolve_checkpoint(spec: Union[str, Path, None]) -> Optional[Path]:
         stored = stored_checkpoint(spec)
         if stored is not None:
             return stored
+        bundled = bundled_of_version(spec)
+        if bundled is not None:  # (the id corrections and summary.csv record for a bundled model: verification of
+            return bundled       # session 42, "versions go by their full 12-character id" for the id listed)
         if STORED_VERSION.match(spec):  # looked like a version: say where it was looked for
             raise FileNotFoundError(f"Checkpoint not found: {spec} is neither a file nor a version in the model store "
                                     f"{default_model_store_dir()} (versions go by their full 12-character id: "
@@ -60,6 +63,17 @@ def stored_checkpoint(spec: str) -> Optional[Path]:
 
 def missing_in_use(store: ModelStore) -> str:
     """Why ``in-use`` names no model: the version in use is gone from the store."""
-    return (f"The model in use, version {store.missing_current}, is missing from the model store {store.root} (its folder "
-            f"versions/{store.missing_current} is gone): put the folder back, or put another model in use (`unetv2 "
-            "models use VERSION`, or `bundled`); nothing was run.")
+    note = store.missing_current_note()
+    return (f"{note[:1].upper()}{note[1:]}: put the folder back, or put another model in use (`unetv2 models use VERSION`, "
+            "or `bundled`); nothing was run.")
+
+
+def bundled_of_version(spec: str) -> Optional[Path]:
+    """A bundled model's checkpoint when ``spec`` is its version id, else None."""
+    if not STORED_VERSION.match(spec):
+        return None
+    for name in BUNDLED_MODELS:
+        path = bundled_checkpoint(name)
+        if path is not None and read_config(path).version == spec:
+            return path
+    return None

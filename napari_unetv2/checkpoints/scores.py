@@ -4,10 +4,9 @@ process: stop note 41's list)."""
 from __future__ import annotations
 
 import math
-import time
 from typing import Optional
 
-from ..files.times import shown
+from ..files.times import UNKNOWN, instant, shown, stamp_of
 
 
 def scores_note(metrics: object) -> str:
@@ -60,8 +59,14 @@ def last_round_line(store) -> str:
               if isinstance(config.metrics, dict) and isinstance(config.metrics.get("adoption"), dict)]
     if not rounds:
         return "-"
-    newest = max(rounds, key=lambda config: (store.added_time(config.version), config.version))
-    added = store.added_time(newest.version)
-    saved = newest.training.get("saved_at") if isinstance(newest.training, dict) else None
-    when = shown(saved) if isinstance(saved, str) else time.strftime("%Y-%m-%d %H:%M", time.localtime(added)) if added else "?"
+    def saved_at(config) -> object:
+        return config.training.get("saved_at") if isinstance(config.training, dict) else None
+
+    def made(config) -> float:  # when its weights were saved, as recorded; else when it joined the store (a copy's date)
+        recorded = instant(saved_at(config))
+        return recorded if recorded != UNKNOWN else store.added_time(config.version)
+
+    newest = max(rounds, key=lambda config: (made(config), config.version))
+    made_at = made(newest)
+    when = shown(saved_at(newest) if instant(saved_at(newest)) != UNKNOWN else stamp_of(made_at) if made_at else None)
     return f"version {newest.version} (made {when}): {scores_note(newest.metrics).removeprefix('; ') or 'no scores'}"

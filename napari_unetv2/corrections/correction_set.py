@@ -12,7 +12,6 @@ import copy
 import json
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Collection, Iterable, Optional
 
@@ -42,6 +41,7 @@ from .records import (  # (the record's own module; named here as they always we
     current_annotator,
     entry_from_record,
     image_hash,
+    record_of,
     safe_id,
     stored_when_by,
 )
@@ -205,7 +205,7 @@ class CorrectionSet:
                                changed, int(binary.sum()), seconds_spent, mask.shape[0], mask.shape[1], dice, iou, clicks,
                                pixels or image_hash(image), tested_file, current_annotator(), model_settings or None,
                                source_folder or None)
-            atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(asdict(entry), indent=1) + "\n")
+            atomic_write_text(self.root / "provenance" / f"{entry_id}.json", json.dumps(record_of(entry), indent=1) + "\n")
         finally:
             claim.unlink(missing_ok=True)
         return entry

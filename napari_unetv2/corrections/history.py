@@ -30,7 +30,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -44,7 +44,14 @@ from ..files import (
     remove_stale_temporaries,
 )
 from ..files.times import instant, now_stamp
-from .records import CLAIM_LIVE_S, _create_exclusively, _younger_than, current_annotator, entry_from_record
+from .records import (
+    CLAIM_LIVE_S,
+    _create_exclusively,
+    _younger_than,
+    current_annotator,
+    entry_from_record,
+    record_of,
+)
 from .same_image import same_image_entries
 
 HISTORY = "history"
@@ -185,7 +192,7 @@ def _finish_leaving(root: Path, staging: Path) -> Path:
             reasons = None
         if not isinstance(reasons, dict):
             reasons = {"retired": "?", "by": None, "why": "removed (its leaving was interrupted, and finished later)"}
-        record = {"entry": asdict(entry), "retired": reasons.get("retired", "?"), "by": reasons.get("by"),
+        record = {"entry": record_of(entry), "retired": reasons.get("retired", "?"), "by": reasons.get("by"),
                   "why": reasons.get("why", "?")}
         atomic_write_text(staging / RECORD, json.dumps(record, indent=1) + "\n")
         (staging / PROVENANCE).unlink()
@@ -319,7 +326,7 @@ def restore(correction_set, name: str) -> object:
                 target.parent.mkdir(exist_ok=True)
                 os.replace(staging / relative, target)
                 moved.append((relative, target))
-            atomic_write_text(provenance, json.dumps(asdict(entry), indent=1) + "\n")  # last: in the set again
+            atomic_write_text(provenance, json.dumps(record_of(entry), indent=1) + "\n")  # last: in the set again
         except BaseException:
             for relative, target in reversed(moved):
                 with contextlib.suppress(OSError):
@@ -366,7 +373,8 @@ def purge(root: Path, name: str) -> str:
         what = item.entry.source
         # what a record that named the entry (a session's manifest) can still say of it once its files are gone
         gone = {"id": item.entry.id, "stored": item.entry.created, "annotator": item.entry.annotator,
-                "model_version": item.entry.model_version, "pixels_changed": item.entry.pixels_changed}
+                "model_version": item.entry.model_version, "model_settings": item.entry.model_settings,
+                "pixels_changed": item.entry.pixels_changed, "source_folder": item.entry.source_folder}
     if Path(os.path.realpath(folder)).parent != Path(os.path.realpath(history_folder(root))):
         raise UnsafePathError(f"{folder} is not inside {history_folder(root)}")
     shutil.rmtree(folder)

@@ -9,7 +9,7 @@ import os
 import re
 import time
 import typing
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -112,12 +112,35 @@ def _read_entry(path: Path) -> Correction:
     return entry_from_record(data, path.stem, path.name)
 
 
+# Fields that say something about an entry without being needed to use it: of the wrong type (a hand edit), read as
+# unknown rather than the entry dropped
+INFORMATIONAL = frozenset({"annotator", "model_settings", "source_folder"})
+# Fields written only when known: a record without them is read by the versions before them too
+WRITTEN_WHEN_KNOWN = ("model_settings", "source_folder")
+
+
+def record_of(entry: Correction) -> dict:
+    """An entry as its provenance JSON holds it."""
+    record = asdict(entry)
+    for name in WRITTEN_WHEN_KNOWN:
+        if record.get(name) is None:
+            del record[name]
+    return record
+
+
 def entry_from_record(data: dict, entry_id: str, named: str) -> Correction:
     """A provenance record (the JSON's object) as a Correction, checked field by field; ValueError (naming ``named``)
     for anything else. ``entry_id``: the id its file name gives it."""
-    entry = Correction(**data)  # TypeError for missing or unknown keys
-    for name, kind in _field_types().items():
+    # Keys of a later version's records are passed over (a set shared by two installs: a record with a key this
+    # version does not know was dropped whole, and its correction left out of training: cold review of session 42);
+    # a missing key is still a TypeError.
+    types = _field_types()
+    entry = Correction(**{key: value for key, value in data.items() if key in types})
+    for name, kind in types.items():
         if not _field_fits(getattr(entry, name), kind):
+            if name in INFORMATIONAL:  # (what it says is lost, not the correction: read as unknown)
+                setattr(entry, name, None)
+                continue
             raise ValueError(f"{named}: {name} is {getattr(entry, name)!r}, not of type {kind}")
     # An entry is its file: removing or replacing entry X moves provenance/X.json and X's image and mask out of the
     # set. A file whose id or files name another entry (a hand edit, a merge of two sets) would have another image's

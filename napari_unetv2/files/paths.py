@@ -76,3 +76,15 @@ def relative_inside(folder: str | Path, relative: object, what: str = "path", su
     if subfolder is not None and (len(parts) != 2 or parts[0] != subfolder):
         raise UnsafePathError(f"{what} {relative!r} must name a file directly inside {subfolder}/.")
     return _check_inside(folder, folder.joinpath(*parts), what, relative)
+
+
+def path_text(path: str | Path) -> str:
+    """A path as text for a record (CSV, JSON), also when it is not valid UTF-8: such bytes as ``\\xNN`` (a surrogate
+    in the text made writing summary.csv fail, and the folder unusable: cold review of session 42)."""
+    return os.fspath(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def folder_text(file_path: str | Path) -> str:
+    """The absolute folder of a file, as :func:`path_text`: the folder named beside the file's own name (the file's
+    folder, not a symlink's target's: both name one file)."""
+    return path_text(Path(file_path).absolute().parent.resolve())

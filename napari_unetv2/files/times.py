@@ -33,8 +33,24 @@ def instant(stamp: object) -> float:
 
 
 def shown(stamp: object) -> str:
-    """A record's time as a line shows it: "2026-11-29 13:05:09 +01:00" ("?" for none)."""
+    """A record's time as a line shows it, in the reader's time zone with its offset: "2026-11-29 13:05:09 +01:00" (a
+    colleague's record written in Los Angeles read "05:03:23 -08:00" beside "14:02:57 +01:00": verification of
+    session 42). A record without an offset as written (local time); "?" for none; unreadable text as it is."""
     if not isinstance(stamp, str) or not stamp:
         return "?"
-    text = stamp.replace("T", " ", 1)
-    return f"{text[:-6]} {text[-6:]}" if len(text) > 6 and text[-6] in "+-" and text[-3] == ":" else text
+    try:
+        when = datetime.fromisoformat(stamp.strip().replace(" ", "T", 1))
+    except ValueError:
+        return stamp
+    if when.tzinfo is None:
+        return when.isoformat(sep=" ", timespec="seconds")
+    try:
+        text = when.astimezone().isoformat(sep=" ", timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        text = when.isoformat(sep=" ", timespec="seconds")
+    return f"{text[:-6]} {text[-6:]}"
+
+
+def stamp_of(seconds: float) -> str:
+    """A time in seconds since the epoch (a file's date) as the records write times."""
+    return datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")

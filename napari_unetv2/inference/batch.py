@@ -27,12 +27,14 @@ from ..errors import PER_FILE_ERRORS, one_line
 from ..files import (
     IMAGE_SUFFIXES,
     locked,
+    read_image,
     remove_stale_temporaries,
     same_file_key,
     write_png_atomic,
     write_tiff_atomic,
 )
-from ..files.digest import file_sha256
+from ..files.digest import DigestingReader
+from ..files.paths import path_text
 from ..files.times import now_stamp
 from .allocator import release_freed_memory
 from .kept_outputs import outputs_of_other_images
@@ -133,6 +135,12 @@ def output_paths(out_dir: Path, stem: str, is_stack: bool, probabilities: bool) 
     return paths
 
 
+def existing_mask(out_dir: Path, stem: str) -> Optional[Path]:
+    """The mask file of ``stem`` in ``out_dir`` (an image's ``<stem>.png`` or a stack's ``<stem>.tif``), if one is there."""
+    return next((path for path in (output_paths(out_dir, stem, stack, False)[0] for stack in (False, True))
+                 if path.is_file()), None)
+
+
 def possible_outputs(out_dir: Path, stem: str, probabilities: bool) -> list[Path]:
     """Every file an image may produce (whether it is a stack is known only after reading it)."""
     return output_paths(out_dir, stem, False, probabilities) + output_paths(out_dir, stem, True, False)
@@ -156,7 +164,7 @@ def name_clashes(images: Iterable[Path], out_dir: Path, probabilities: bool) -> 
 
 def display_name(path: Path) -> str:
     """The file name as text for the summary, also when it is not valid UTF-8 (bytes shown as \\xNN)."""
-    return path.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return path_text(path.name)
 
 
 # ---- one file ------------------------------------------------------------------------------------------
@@ -262,7 +270,12 @@ def predict_folder(
                               for stack in (False, True))
 
     if resume and output_dir.is_dir():
-        refuse_masks_of_other_images(output_dir, input_dir, [p for p in images if p not in clashing and finished(p)], shard)
+        # every image with a mask there, finished or not: one whose probability map is missing would get it written
+        # beside another image's mask (cold review of session 42)
+        masks = {image: existing_mask(output_dir, image.stem) for image in images if image not in clashing}
+        masks = {image: mask for image, mask in masks.items() if mask is not None}
+        if not refuse_masks_of_other_images(output_dir, input_dir, masks, shard, should_stop):
+            return BatchSummary(output_dir, stopped=True)  # (stopped while checking: nothing was written)
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
     read_summary(output_dir, summary_name(shard))  # an unreadable one is kept as a backup now, before any write
@@ -271,18 +284,20 @@ def predict_folder(
     summary.shard, summary.other_shards = shard, whole - len(files)
     mode = "tile" if tile else None
     # each row it makes names the file's folder, its SHA-256, who ran the run and when its outputs were written
-    here = {"input_folder": str(input_dir.resolve()), "run_by": current_annotator() or ""}
+    here = {"input_folder": path_text(input_dir.resolve()), "run_by": current_annotator() or ""}
+    reader = DigestingReader(read_image)  # (each file's SHA-256 for its row, taken as it is read)
     todo = [p for p in images if p not in clashing and not finished(p)] if overlap_io else []
     if len(threads) > 1:
-        stream = ParallelPredictionStream(predictor, todo, threads, threshold, mode, tile or DEFAULT_TILE, tta)
+        stream = ParallelPredictionStream(predictor, todo, threads, threshold, mode, tile or DEFAULT_TILE, tta,
+                                          read=reader)
     else:
-        stream = PredictionStream(predictor, todo, threshold, mode, tile or DEFAULT_TILE, tta, batch_size)
+        stream = PredictionStream(predictor, todo, threshold, mode, tile or DEFAULT_TILE, tta, batch_size, read=reader)
     failed = False
     journal = SummaryJournal(output_dir, summary_name(shard))
     try:
         with stream, OrderedWriter(background=overlap_io) as writer:
             _predict_files(predictor, files, output_dir, save_probabilities, summary, clashing, finished,
-                           stream, writer, progress, should_stop, journal, resume, here)
+                           stream, writer, progress, should_stop, journal, resume, here, reader.digests)
     except BaseException:
         failed = True
         raise
@@ -307,20 +322,26 @@ def predict_folder(
     return summary
 
 
-def refuse_masks_of_other_images(output_dir: Path, input_dir: Path, kept: list[Path], shard: Optional[Shard]) -> None:
-    """ValueError, before anything is written, when a mask --continue would keep is of another image than the file
-    now of its name (:mod:`.kept_outputs`)."""
-    rows = {row["file"]: row for row in read_summary(output_dir)}
+def refuse_masks_of_other_images(output_dir: Path, input_dir: Path, masks: dict, shard: Optional[Shard],
+                                 should_stop: Optional[Callable[[], bool]] = None) -> bool:
+    """ValueError, before anything is written, when a mask --continue would keep or write beside is of another image
+    than the file now of its name (:mod:`.kept_outputs`; ``masks``: {image: its mask file}). False when stopped."""
+    rows = read_summary(output_dir)
     if shard is not None:  # (this shard's rows not merged yet: a killed shard's)
-        rows.update({row["file"]: row for row in read_summary(output_dir, summary_name(shard))})
-    masks = {image: next(path for path in (output_paths(output_dir, image.stem, stack, False)[0] for stack in (False, True))
-                         if path.is_file()) for image in kept}
-    others = outputs_of_other_images({image: (masks[image], rows.get(display_name(image))) for image in kept}, input_dir)
+        rows += read_summary(output_dir, summary_name(shard))
+    others = outputs_of_other_images(masks, rows, path_text(input_dir.resolve()), display_name, should_stop)
+    if others is None:
+        return False
     if others:
-        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
-        raise ValueError(f"{output_dir} holds masks of other images by these names: {others[0][0]}: {others[0][1]}{more}. "
-                         "--continue carries on a run over the same images: choose another output folder (or move those "
-                         "masks away to segment these images again). Nothing was written.")
+        # what to do first, then which: the widget's status line shows the whole (cut at 300 characters, the listing
+        # had taken the instructions: verification of session 42)
+        named = "; ".join(f"{name}: {why}" for name, why in others[:3])
+        rest = [name for name, _ in others[3:]]
+        more = (f"; and {len(rest)} more: {', '.join(rest[:20])}{' ...' if len(rest) > 20 else ''}" if rest else "")
+        raise ValueError(f"Nothing was written: {output_dir} holds masks of other images by these names; choose another "
+                         "output folder, or move those masks away to segment these images again (--continue carries on "
+                         f"a run over the same images). {named}{more}.")
+    return True
 
 
 def run_settings(predictor: Predictor, tile: Optional[int], threshold: Optional[float], tta: bool) -> str:
@@ -372,7 +393,7 @@ def cpu_streams(predictor: Predictor, streams: Optional[int] = None) -> list[int
 
 
 def _predict_files(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream,
-                   writer, progress, should_stop, journal, resume, here=None) -> None:
+                   writer, progress, should_stop, journal, resume, here=None, digests=None) -> None:
     # Writes go to ``writer`` (in order, in the background); each summary write follows its files' writes.
     def submit_summary() -> None:
         rows = list(summary.rows)
@@ -382,11 +403,13 @@ def _predict_files(predictor, files, output_dir, save_probabilities, summary, cl
 
     # (the last summary write is predict_folder's, after the writer)
     _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,
-                  progress, should_stop, submit_summary, resume, journal, here)
+                  progress, should_stop, submit_summary, resume, journal, here, digests)
 
 
 def _predict_each(predictor, files, output_dir, save_probabilities, summary, clashing, finished, stream, writer,
-                  progress, should_stop, submit_summary, resume, journal=None, here: Optional[dict] = None) -> None:
+                  progress, should_stop, submit_summary, resume, journal=None, here: Optional[dict] = None,
+                  digests: Optional[dict] = None) -> None:
+    digests = {} if digests is None else digests  # (image -> its file's SHA-256, noted by the reader)
     last_summary = float("-inf")
     for index, path in enumerate(files, start=1):
         row = {"file": display_name(path), "status": "", "height": "", "width": "", "foreground_fraction": "",
@@ -428,7 +451,7 @@ def _predict_each(predictor, files, output_dir, save_probabilities, summary, cla
                     if not marked:
                         summary.empty.append(display_name(path))
                     outcome = dict(status="done", height=shape[-2], width=shape[-1], **(here or {}),
-                                   input_sha256=file_sha256(path),
+                                   input_sha256=digests.pop(path, ""),
                                    foreground_fraction=f"{fraction:.5f}",
                                    # the model's time on it: the wait for the result was 0.000 for an image predicted
                                    # ahead (trial of session 27)

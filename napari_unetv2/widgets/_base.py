@@ -104,7 +104,8 @@ def breakable(text: str) -> str:
 
 def one_line(err: BaseException) -> str:
     """An error as one line a person can act on (no traceback, no command-line wording)."""
-    return (errors.one_line(err).replace("pass --continue", "tick 'continue'")
+    # (a status line wraps: a refusal that names files and what to do is read whole, not cut at one_line's 300)
+    return (errors.one_line(err, limit=1200).replace("pass --continue", "tick 'continue'")
             .replace("--continue carries on", "'continue' carries on"))
 
 

@@ -28,6 +28,7 @@ from ._after_pause import AfterPause
 from ._layers import (
     ACCEPTED_MASKS,
     MASK,
+    MODEL_SETTINGS,
     MODEL_VERSION,
     PREDICTED_MASK,
     PROPOSAL,
@@ -201,7 +202,9 @@ class PaintedMaskKeeper:
         self._written[slot], self._written_at[slot] = digest, painted_at
         image = self._image_of(layer)
         about = {"image": layer.metadata.get(IMAGE_NAME) or (image.name if image is not None else layer.name),
-                 "model_version": layer.metadata.get(MODEL_VERSION) or ""}
+                 "model_version": layer.metadata.get(MODEL_VERSION) or "",
+                 # how that model made the mask they were painted from: a correction of them records it (session 42)
+                 "model_settings": layer.metadata.get(MODEL_SETTINGS) or ""}
         if layer.metadata.get(IMAGE_FILE):
             about["file"] = layer.metadata[IMAGE_FILE]
         started = layer.metadata.get(PREDICTED_MASK)

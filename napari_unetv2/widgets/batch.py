@@ -31,6 +31,7 @@ class ResultPair:
     mask: np.ndarray
     key: str
     kept: object = None  # a KeptEdit painted on this image's mask before (napari closed, never accepted)
+    path: Optional[Path] = None  # the image's file
 
 
 @dataclass
@@ -87,7 +88,7 @@ def read_pairs(summary, source: Path, open_stems: Collection[str], kept_store=No
             kept = kept_store.find(key, mask.shape) if kept_store is not None else None
         except (ValueError, OSError):  # (the kept edits unreadable: the file's mask is opened)
             kept = None
-        yield ResultPair(row, image, rgb, mask, key, kept)
+        yield ResultPair(row, image, rgb, mask, key, kept, source / row["file"])
 
 
 def read_results(summary, source: Path, open_stems: Collection[str], kept_store=None,
@@ -312,7 +313,7 @@ class BatchWidget(WorkerWidget):
 
     def _add_pair(self, opening: Opening, pair: ResultPair) -> None:
         """Add one result's image and mask (the first pair visible, the others hidden until viewed)."""
-        from ._layers import HIDDEN_FOR_VIEW, start_mask
+        from ._layers import HIDDEN_FOR_VIEW, SOURCE_FILE, start_mask
         from ._state import stored_corrections_of
 
         row, image, mask, key, kept = pair.row, pair.image, pair.mask, pair.key, pair.kept
@@ -322,7 +323,10 @@ class BatchWidget(WorkerWidget):
             return
         selected = self.viewer.layers.selection.active  # (napari selects each layer added: the first pair's mask, or
         # what the user chose while the others were added, stays selected, and the others hidden)
-        layer = self.viewer.add_image(image, name=stem, rgb=pair.rgb, visible=index == 0)
+        # (its file, as a layer napari opened from a file has it: a correction of it names the file and its folder, not
+        # the layer's name alone: verification of session 42)
+        layer = self.viewer.add_image(image, name=stem, rgb=pair.rgb, visible=index == 0,
+                                      metadata={SOURCE_FILE: str(pair.path)} if pair.path is not None else None)
         opening.earlier_runs += row["status"] == "skipped-done"  # (those opened: a count of those tried said 6 for 2)
         # (a correction stored already is said, as Segment says it; edits older than it are not given back)
         stored = stored_corrections_of(self.models.corrections_dir, key)
@@ -335,8 +339,8 @@ class BatchWidget(WorkerWidget):
         if kept is not None:
             opening.restored.append(stem)
             started, version = kept.painted_from(started, version)
-        # (the run's settings go with its mask into a correction of it; edits kept from another mask's: unknown)
-        settings = row.get("settings", "") if started is mask else ""
+        # (the run's settings go with its mask into a correction of it; edits kept: those of the mask they were painted on)
+        settings = row.get("settings", "") if kept is None else kept.painted_with(row.get("settings", ""))
         mask_layer = start_mask(self.viewer, layer, mask if kept is None else kept.mask, started, version,
                                 settings=settings)
         opening.added += [layer, mask_layer]

@@ -177,8 +177,8 @@ class RetrainWidget(WorkerWidget):
         self.store.versions()
         damaged = (f"stored version(s) {', '.join(self.store.damaged)} cannot be used (model.json missing or damaged) "
                    "and are not listed" if self.store.damaged else "")
-        missing = (f"the version in use, {self.store.missing_current}, is missing from the model store (its folder is "
-                   "gone): the bundled model runs in its place" if self.store.missing_current else "")
+        missing = self.store.missing_current_note()
+        missing += ": the bundled model runs in its place" if missing else ""
         problems = [x for x in (self.store.warning, damaged, missing) if x]
         if problems:
             self.say("; ".join(problems))

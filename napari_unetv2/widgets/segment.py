@@ -20,6 +20,7 @@ from ..corrections.correction_set import image_hash, stored_when_by
 from ..inference import PredictionCancelled
 from ..inference.domain import describe_advice, domain_advice
 from ..inference.predictor import check_image_shape, colour_note
+from ..inference.settings import settings_of_prediction
 from ._base import SecondPress, WorkerWidget, narrow_chooser
 from ._kept_edits import IMAGE_KEY, accepted_as_it_is, painted_mask_keeper
 from ._layers import (
@@ -495,12 +496,14 @@ class SegmentWidget(WorkerWidget):
         kept_edit = prediction.kept_edit if layer_of(self.viewer, layer, MASK) is None else None
         if kept_edit is not None:  # the edits first, as the image's (edited) mask: the model's new mask is its proposal
             started, version = kept_edit.painted_from(prediction.mask, predictor.config.version)
-            start_mask(self.viewer, layer, kept_edit.mask, started, version, self.display.value)
+            start_mask(self.viewer, layer, kept_edit.mask, started, version, self.display.value,
+                       settings=kept_edit.painted_with(settings_of_prediction(prediction)))
         kept_proposal = prediction.kept_proposal if layer_of(self.viewer, layer, PROPOSAL) is None else None
         restored_proposal = None
         if kept_proposal is not None:  # a proposal painted on: given back as it was (Segment keeps it as it is)
             restored_proposal = start_proposal(self.viewer, layer, kept_proposal.mask,
-                                               *kept_proposal.painted_from(prediction.mask, predictor.config.version))
+                                               *kept_proposal.painted_from(prediction.mask, predictor.config.version),
+                                               kept_proposal.painted_with(settings_of_prediction(prediction)))
         self.last_result = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                            display=self.display.value)
         keeper, file_name = painted_mask_keeper(self.viewer), file_name_of(layer)

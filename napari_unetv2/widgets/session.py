@@ -35,6 +35,7 @@ from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import AutoRetrainPolicy, seen_by, trained_on_by_version
 from ..corrections.correction_set import current_annotator, image_hash, not_a_correction_set, stored_when_by
 from ..files import read_image
+from ..files.paths import folder_text
 from ..inference import PredictionCancelled
 from ..inference.domain import describe_advice, domain_advice
 from ..inference.settings import settings_of_prediction
@@ -659,7 +660,7 @@ class SessionWidget(WorkerWidget):
                 started, version = kept.painted_from(prediction.mask, prediction.model_version)
                 self.mask_layer = start_mask(self.viewer, layer, kept.mask, started, version, self.display.value,
                                              advised if version == prediction.model_version else None,
-                                             settings_of_prediction(prediction) if started is prediction.mask else "")
+                                             kept.painted_with(settings_of_prediction(prediction)))
             elif earlier is not None:  # accepted earlier, elsewhere: stored again unchanged, it is the same entry
                 self._shown_correction = earlier[0]
                 self.mask_layer = start_mask(self.viewer, layer, earlier[1] if draft is None else draft, earlier[1],
@@ -671,7 +672,8 @@ class SessionWidget(WorkerWidget):
             show_probability(self.viewer, layer, prediction, prediction.model_version)
             if kept_proposal is not None:  # painted on in Segment: shown beside the mask, as Segment gives it back
                 start_proposal(self.viewer, layer, kept_proposal.mask,
-                               *kept_proposal.painted_from(prediction.mask, prediction.model_version))
+                               *kept_proposal.painted_from(prediction.mask, prediction.model_version),
+                               kept_proposal.painted_with(settings_of_prediction(prediction)))
         self.shown_path, self.failed_path = path, None
         self._shown_at, self._replaced = time.monotonic(), False
         self._watch_edits(self.mask_layer)
@@ -1059,7 +1061,7 @@ class SessionWidget(WorkerWidget):
         meta = self.mask_layer.metadata
         started = meta.get(PREDICTED_AT)
         provenance = dict(model_version=meta.get(MODEL_VERSION, ""), predicted_mask=meta.get(PREDICTED_MASK),
-                          model_settings=meta.get(MODEL_SETTINGS) or "", source_folder=str(path.parent.resolve()),
+                          model_settings=meta.get(MODEL_SETTINGS) or "", source_folder=folder_text(path),
                           seconds_spent=round(time.time() - started, 1) if started else None,
                           clicks=meta.get(CLICKS_METADATA))
         corrections, session, done = CorrectionSet(Path(self.corrections.value)), self.session, self._stored.done

@@ -79,6 +79,7 @@ from .roles import (  # noqa: F401
     REFERENCE,
     ROLE,
     SESSION_IMAGE,
+    SOURCE_FILE,
     belongs_to,
     converted_mask_note,
     converted_role,

@@ -9,6 +9,7 @@ from typing import Optional
 import numpy as np
 
 from ...corrections.correction_set import image_hash
+from ...files.paths import folder_text
 
 ROLE = "unetv2_role"
 IMAGE_ID = "unetv2_image"
@@ -18,6 +19,7 @@ PREDICTED_AT = "unetv2_predicted_at"
 PREDICTION_SETTINGS = "unetv2_prediction_settings"  # in an image layer: the threshold, mode, tile size and flip TTA of
 # its last prediction, for whoever segments it again on its own (a new model put in use: Correct & retrain)
 MODEL_VERSION = "model_version"
+SOURCE_FILE = "unetv2_source_file"  # in an image layer the plugin added from a file (Batch folder's results): that file
 # in a mask (or proposal) layer beside MODEL_VERSION: how that model made it ("resize, threshold 0.5"; settings_text),
 # stored with its correction ("" when unknown: a mask given back from disk, drawn by hand)
 MODEL_SETTINGS = "model_settings"
@@ -165,19 +167,29 @@ def spatial_shape(image_layer) -> tuple[int, ...]:
     return tuple(data.shape[:-1]) if image_layer.rgb else tuple(data.shape)
 
 
-def file_name_of(image_layer) -> Optional[str]:
-    """The name of the file the image layer was opened from (napari's ``source.path``), else None: a layer's name may
-    be napari's "frame [1]" for an image opened twice, which no folder of files names (clinician trial of session 39:
-    a mask exported as ``frame_1_mask.png`` was not found for ``frame.jpg``)."""
+def _opened_from(image_layer) -> Optional[str]:
+    """The file the image layer came from: napari's ``source.path``, else the one the plugin read it from
+    (``SOURCE_FILE``: *Batch folder*'s results)."""
     opened_from = getattr(getattr(image_layer, "source", None), "path", None)
+    metadata = getattr(image_layer, "metadata", None)
+    if not opened_from and isinstance(metadata, dict) and isinstance(metadata.get(SOURCE_FILE), str):
+        opened_from = metadata[SOURCE_FILE]
+    return opened_from or None
+
+
+def file_name_of(image_layer) -> Optional[str]:
+    """The name of the file the image layer was opened from, else None: a layer's name may be napari's "frame [1]" for
+    an image opened twice, which no folder of files names (clinician trial of session 39: a mask exported as
+    ``frame_1_mask.png`` was not found for ``frame.jpg``)."""
+    opened_from = _opened_from(image_layer)
     return Path(opened_from).name if opened_from else None
 
 
 def folder_of(image_layer) -> Optional[str]:
     """The folder of the file the image layer was opened from (absolute), else None: recorded with a correction beside
     the file's name (two sites' IMG_0001.png: clinician trial of session 42)."""
-    opened_from = getattr(getattr(image_layer, "source", None), "path", None)
-    return str(Path(opened_from).resolve().parent) if opened_from else None
+    opened_from = _opened_from(image_layer)
+    return folder_text(opened_from) if opened_from else None
 
 
 def mask_was_edited(layer, digest: Optional[str] = None) -> bool:
