@@ -38,14 +38,14 @@ def write_mask_png(path: str, data, meta: dict) -> list[str]:
     labels = np.asarray(data)
     if labels.ndim != 2:
         raise MaskNotWritten(f"{meta.get('name', 'This layer')} has {labels.ndim} dimensions: a PNG holds one 2-D mask "
-                         "(save a stack as .tif, napari's own labels writer). Nothing was written.")
+                             "(save a stack as .tif, napari's own labels writer). Nothing was written.")
     record = record_path(mask_path)
     if record.exists() and not _is_our_record(record):
-        raise MaskNotWritten(f"{record} exists and is not a mask record of this plugin: it is not replaced; save the mask "
-                         "under another name. Nothing was written.")
+        raise MaskNotWritten(f"{record} exists and is not a mask record of this plugin: it is not replaced; save the "
+                             "mask under another name. Nothing was written.")
     if labels.min(initial=0) < 0 or labels.max(initial=0) > np.iinfo(np.uint16).max:
-        raise MaskNotWritten(f"{meta.get('name', 'This layer')} holds labels outside 0-65535: a PNG cannot hold them "
-                         "(save as .tif). Nothing was written.")
+        raise MaskNotWritten(f"{meta.get('name', 'This layer')} holds labels outside 0-65535: a PNG cannot hold "
+                             "them (save as .tif). Nothing was written.")
     binary = labels.max(initial=0) <= 1
     pixels = (labels > 0).astype(np.uint8) * 255 if binary else labels.astype(
         np.uint8 if labels.max(initial=0) <= 255 else np.uint16)

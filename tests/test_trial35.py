@@ -128,7 +128,9 @@ def test_segment_says_a_correction_stored_elsewhere_when_its_older_mask_is_chose
     qtbot.waitUntil(lambda: "other frame: not segmented yet" in said(), timeout=5000)
     viewer.layers.selection.active = image
     qtbot.waitUntil(lambda: "a correction of this image is stored already" in said(), timeout=5000)
-    assert "polyp.png" in said() and entry.created.replace("T", " ") in said()
+    from napari_unetv2.files.times import shown
+
+    assert "polyp.png" in said() and shown(entry.created) in said()
 
 
 def test_the_widgets_follow_the_folder_session_image_over_an_image_segmented_before(make_napari_viewer, qtbot,

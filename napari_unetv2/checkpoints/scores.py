@@ -59,6 +59,7 @@ def last_round_line(store) -> str:
               if isinstance(config.metrics, dict) and isinstance(config.metrics.get("adoption"), dict)]
     if not rounds:
         return "-"
+
     def saved_at(config) -> object:
         return config.training.get("saved_at") if isinstance(config.training, dict) else None
 
