@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_trial41 import _image, _mask  # (a random image and a mask of some rows, as session 41's tests make them)
 
 from napari_unetv2.annotation.kept_edits import KeptEdit
 from napari_unetv2.annotation.session import ACCEPTED, SKIPPED, merge_items
@@ -16,16 +17,6 @@ from napari_unetv2.corrections.records import stored_when_by
 from napari_unetv2.files.times import instant, shown
 
 OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
-
-
-def _image(seed=0, shape=(40, 50)):
-    return np.random.default_rng(seed).integers(0, 255, (*shape, 3), dtype=np.uint8)
-
-
-def _mask(rows, shape=(40, 50)):
-    mask = np.zeros(shape, np.uint8)
-    mask[rows] = 1
-    return mask
 
 
 def test_a_correction_and_its_history_record_their_time_zone(tmp_path):

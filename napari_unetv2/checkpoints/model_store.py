@@ -123,29 +123,28 @@ class ModelStore:
                 shutil.copy2(config_path_for(checkpoint), tmp / "model.json")
         return config
 
+    def pointer(self) -> tuple[Optional[str], Optional[str]]:
+        """(the version in use, None for the bundled model; the version ``store.json`` puts in use when its files are
+        gone, else None), from one read of ``store.json``. A version gone (its folder moved or deleted by hand, a share
+        unplugged): the bundled model runs meanwhile, and every reader of the store says so: ``predict --checkpoint
+        in-use`` ran the bundled model without a word and ``models`` listed nothing of it (clinician trial of session
+        42)."""
+        version = self._state().get("current")
+        if not version:
+            return None, None
+        try:
+            present = (self._version_dir(version) / "model.safetensors").is_file()
+        except UnsafePathError:
+            present = False  # a hand-edited pointer that leaves the store: the bundled model is used
+        return (version, None) if present else (None, version)
+
     @property
     def current(self) -> Optional[str]:
-        version = self._state().get("current")
-        try:
-            if version and not (self._version_dir(version) / "model.safetensors").is_file():
-                return None
-        except UnsafePathError:
-            return None  # a hand-edited pointer that leaves the store: use the bundled model
-        return version
+        return self.pointer()[0]
 
     @property
     def missing_current(self) -> Optional[str]:
-        """The version ``store.json`` puts in use when its files are gone (its folder moved or deleted by hand, a share
-        unplugged): the bundled model runs meanwhile (``current`` is None), and every reader of the store says so.
-        ``predict --checkpoint in-use`` ran the bundled model without a word and ``models`` listed nothing of it
-        (clinician trial of session 42)."""
-        version = self._state().get("current")
-        if not version:
-            return None
-        try:
-            return None if (self._version_dir(version) / "model.safetensors").is_file() else version
-        except UnsafePathError:
-            return version
+        return self.pointer()[1]
 
     def missing_current_note(self) -> str:
         """What is wrong with the pointer to the version in use ("" when nothing): the one wording of the CLI's refusal,

@@ -266,10 +266,10 @@ class ModelInUse(QObject):
         return self.store.path_of(choice)
 
     def label(self, choice=IN_USE) -> str:
-        version = self.store.current if choice in (None, IN_USE) else choice
-        if version is None and choice in (None, IN_USE) and self.store.missing_current:
-            return (f"{bundled_label(DEFAULT_BUNDLED)}, in place of version {self.store.missing_current} (in use, but "
-                    "missing from the model store)")
+        version, missing = self.store.pointer() if choice in (None, IN_USE) else (choice, None)  # (one read)
+        if missing:
+            return (f"{bundled_label(DEFAULT_BUNDLED)}, in place of version {missing} (in use, but missing from the model "
+                    "store)")
         if version is None or _bundled_name(version) is not None:
             return bundled_label(_bundled_name(version) or DEFAULT_BUNDLED)
         if isinstance(version, Path):
