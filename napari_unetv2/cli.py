@@ -457,14 +457,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
         bar.update(1)
         bar.set_postfix_str("".join(c if c.isprintable() else repr(c)[1:-1] for c in printable(name)))  # a "\n" in a name
 
-    try:  # the bar ends its line before any error message (a write can fail after the last image)
+    check_bar = None
+
+    def checking(done: int, total: int) -> None:  # --continue reads each kept input whole for its SHA-256 first
+        nonlocal check_bar
+        if check_bar is None:
+            check_bar = _progress_bar(total, "checking the masks already there")
+        check_bar.n = done
+        check_bar.refresh()
+        if done == total:
+            check_bar.close()
+
+    try:  # the bars end their lines before any error message (a write can fail after the last image)
         summary = predict_folder(predictor, args.input, args.output, tile=args.tile, threshold=args.threshold,
                                  tta=args.tta, save_probabilities=args.save_probabilities, resume=args.resume,
                                  progress=progress, overlap_io=not args.sequential, batch_size=args.batch_size,
-                                 shard=shard, streams=args.streams)
+                                 shard=shard, streams=args.streams, checking=checking)
     finally:
-        if bar is not None:
-            bar.close()
+        for made in (check_bar, bar):
+            if made is not None:
+                made.close()
     print(printable(summary.describe()))
     # 1 when an image failed (a script or a SLURM array must see it; the summary says which and why), 0 when every
     # image is segmented or was already (files that are not images are listed, not failures)

@@ -224,6 +224,7 @@ def predict_folder(
     batch_size: Optional[int] = None,
     shard: Optional[Shard] = None,
     streams: Optional[int] = None,
+    checking: Optional[Callable[[int, int], None]] = None,
 ) -> BatchSummary:
     """``overlap_io``: read ahead and write behind in threads while the network runs (same outputs;
     ``inference/pipeline.py``); ``batch_size`` > 1 also sends frames through the network together (default:
@@ -231,7 +232,9 @@ def predict_folder(
     ``streams``: images predicted at once on the CPU in resize mode, sharing the predictor's threads
     (default: :func:`cpu_streams`; 1 is one image at a time on all of them).
     ``shard=(i, n)``: only this process's share of the folder, its rows merged into summary.csv
-    (``inference/shards.py``)."""
+    (``inference/shards.py``).
+    ``checking(done, total)``: progress of ``resume``'s check of the masks already there (each kept input is read
+    whole for its SHA-256), before the first image."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if batch_size is None:
         batch_size = default_batch_size(predictor, tile)
@@ -274,7 +277,7 @@ def predict_folder(
         # beside another image's mask (cold review of session 42)
         masks = {image: existing_mask(output_dir, image.stem) for image in images if image not in clashing}
         masks = {image: mask for image, mask in masks.items() if mask is not None}
-        if not refuse_masks_of_other_images(output_dir, input_dir, masks, shard, should_stop):
+        if not refuse_masks_of_other_images(output_dir, input_dir, masks, shard, should_stop, checking):
             return BatchSummary(output_dir, stopped=True)  # (stopped while checking: nothing was written)
     output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_dir)
@@ -323,13 +326,15 @@ def predict_folder(
 
 
 def refuse_masks_of_other_images(output_dir: Path, input_dir: Path, masks: dict, shard: Optional[Shard],
-                                 should_stop: Optional[Callable[[], bool]] = None) -> bool:
+                                 should_stop: Optional[Callable[[], bool]] = None,
+                                 checking: Optional[Callable[[int, int], None]] = None) -> bool:
     """ValueError, before anything is written, when a mask --continue would keep or write beside is of another image
     than the file now of its name (:mod:`.kept_outputs`; ``masks``: {image: its mask file}). False when stopped."""
     rows = read_summary(output_dir)
     if shard is not None:  # (this shard's rows not merged yet: a killed shard's)
         rows += read_summary(output_dir, summary_name(shard))
-    others = outputs_of_other_images(masks, rows, path_text(input_dir.resolve()), display_name, should_stop)
+    others = outputs_of_other_images(masks, rows, path_text(input_dir.resolve()), display_name, should_stop,
+                                     checking)
     if others is None:
         return False
     if others:

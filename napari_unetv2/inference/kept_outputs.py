@@ -17,16 +17,20 @@ from ..files.digest import file_sha256
 
 
 def outputs_of_other_images(kept: dict, rows: list[dict], input_folder: str, name_of: Callable[[Path], str],
-                            should_stop: Optional[Callable[[], bool]] = None) -> Optional[list[tuple[str, str]]]:
+                            should_stop: Optional[Callable[[], bool]] = None,
+                            checked: Optional[Callable[[int, int], None]] = None) -> Optional[list[tuple[str, str]]]:
     """(image file name, why its mask is another image's) for each image of ``kept`` ({image path: its existing mask
     file}); ``rows``: summary.csv's; ``name_of``: an image's name as rows write it. None when ``should_stop`` said
-    stop (hashing a large folder's files takes a while)."""
+    stop (hashing a large folder's files takes a while). ``checked(done, total)`` after each image: every kept input
+    is read whole for its hash, and the run showed nothing meanwhile (stop note 42)."""
     done = {}
     for row in rows:
         if row.get("status") == "done" and row.get("file"):
             done.setdefault(Path(row["file"]).stem, []).append(row)
     found = []
-    for image, mask in kept.items():
+    for index, (image, mask) in enumerate(kept.items()):
+        if checked is not None:
+            checked(index, len(kept))
         if should_stop is not None and should_stop():
             return None
         name = name_of(image)
@@ -48,4 +52,6 @@ def outputs_of_other_images(kept: dict, rows: list[dict], input_folder: str, nam
                                         f"{image_size[1]}x{image_size[0]}"))
         except (OSError, UnreadableImageError):  # (unreadable: the run itself says so, or the mask is kept as it is)
             continue
+    if checked is not None and kept:
+        checked(len(kept), len(kept))
     return found

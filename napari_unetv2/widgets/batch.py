@@ -198,7 +198,8 @@ class BatchWidget(WorkerWidget):
                 predictor = models.predictor(models.checkpoint(choice), device)
                 summary = predict_folder(predictor, source, target, save_probabilities=save_prob, resume=resume,
                                          progress=lambda done, total, name: signals.advanced.emit(done, total, f"{done}/{total}: {name}"),
-                                         should_stop=stop_asked)
+                                         should_stop=stop_asked, checking=lambda done, total: signals.advanced.emit(
+                                             done, total, f"checking the masks already there: {done} of {total}"))
             except EXPECTED_ERRORS as err:  # a full disk, a read-only folder, ...: one line in the status
                 return err
             # a Cancel that stopped the run does not stop the opening of what it finished (it opened nothing, and said
