@@ -11,6 +11,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--set", dest="correction_set", type=Path, default=None,
                    help="the correction set's folder (default: the one the widgets used last)")
     c.add_argument("--csv", action="store_true", help="list, history: comma-separated values, one row per entry")
+    c.add_argument("--yes", action="store_true", help="purge: do not ask (at a terminal, purge asks before deleting)")
     for command in (t, e, p, f, m, k, c):  # --debug also after the command name
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
@@ -753,6 +755,15 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirm_purge(name: str, folder: Path, what: str) -> bool:
+    try:
+        answer = input(printable(f"Delete {name} ({what}) from the history of {folder} for good? Its image and masks "
+                                 "cannot be restored after this. [y/N] "))
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
 def cmd_corrections(args: argparse.Namespace) -> int:
     """The correction set's records for whoever answers for it (a coordinator, a statistician): who stored each
     correction, from which model, and what left the set (:mod:`.corrections.history`)."""
@@ -780,7 +791,13 @@ def cmd_corrections(args: argparse.Namespace) -> int:
             print(printable(f"removed {args.target} from {folder} (kept in its history: `unetv2 corrections restore "
                             f"{args.target}` brings it back)"))
         else:
-            what = purge(folder, args.target)
+            # asked at a terminal: the one step of the set that cannot be undone (stop note 42); a script passes --yes,
+            # or runs without a terminal as before
+            ask = sys.stdin is not None and sys.stdin.isatty() and not args.yes
+            what = purge(folder, args.target, confirm=partial(_confirm_purge, args.target, folder) if ask else None)
+            if what is None:
+                print(printable(f"nothing deleted: {args.target} stays in the history of {folder}"))
+                return 1
             print(printable(f"deleted {args.target} ({what}) from the history of {folder} for good"))  # (an image name)
         return 0
     if args.target:

@@ -22,3 +22,49 @@ def test_continue_shows_its_check_of_the_masks_already_there(predictor, tmp_path
     summary = predict_folder(predictor, site, out, resume=True, checking=lambda done, total: seen.append((done, total)))
     assert summary.count("skipped-done") == 3
     assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)], seen
+
+
+class _Terminal:
+    """stdin at a terminal, answering ``answers`` in turn."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+
+    def isatty(self):
+        return True
+
+    def readline(self):
+        return self.answers.pop(0) + "\n" if self.answers else ""
+
+
+def test_purge_asks_at_a_terminal_before_deleting_for_good(tmp_path, capsys, monkeypatch):
+    """`unetv2 corrections purge NAME` deleted a correction's image and masks for good without a word (stop note 42's
+    list; the one step of a set that cannot be undone). Now it asks at a terminal; "no" or no answer deletes nothing;
+    --yes, or no terminal (a script), goes ahead as before."""
+    from test_trial41 import _image, _mask
+
+    from napari_unetv2.cli import main
+    from napari_unetv2.corrections import CorrectionSet
+
+    root = tmp_path / "set"
+    corrections = CorrectionSet(root)
+    first, second = (corrections.add(_image(seed), _mask(slice(0, 5 + seed)), source=f"frame{seed}.png")
+                     for seed in (1, 2))
+    for entry in (first, second):
+        assert main(["corrections", "remove", entry.id, "--set", str(root)]) == 0
+    history = root / "history"
+    before = sorted(p.name for p in history.iterdir())
+    capsys.readouterr()
+    for answer in (("n",), ()):  # "no", then the end of input (Ctrl-D)
+        monkeypatch.setattr("sys.stdin", _Terminal(*answer))
+        assert main(["corrections", "purge", first.id, "--set", str(root)]) == 1
+        out = capsys.readouterr().out
+        assert "for good?" in out and "frame1.png" in out and "nothing deleted" in out, out
+        assert sorted(p.name for p in history.iterdir()) == before
+    monkeypatch.setattr("sys.stdin", _Terminal("y"))
+    assert main(["corrections", "purge", first.id, "--set", str(root)]) == 0
+    assert not (history / first.id).exists() and (history / second.id).exists()
+    assert "for good?" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", _Terminal())  # --yes asks nothing
+    assert main(["corrections", "purge", second.id, "--set", str(root), "--yes"]) == 0
+    assert "for good?" not in capsys.readouterr().out and not (history / second.id).exists()

@@ -32,7 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from ..files import (
     UnsafePathError,
@@ -360,9 +360,10 @@ def damaged_entries(root: Path) -> list[str]:
     return read_history(root)[1]
 
 
-def purge(root: Path, name: str) -> str:
+def purge(root: Path, name: str, confirm: Optional[Callable[[str], bool]] = None) -> Optional[str]:
     """Delete one history entry for good (its image, masks and record, or a damaged one's folder); returns what it
-    was (its image's name)."""
+    was (its image's name). ``confirm(what)`` is asked once the entry is found, before anything is deleted: None
+    (nothing deleted) when it says no."""
     if isinstance(name, str) and FOLDER_NAME.match(name) and name in damaged_entries(root):
         left = [e.get("source") for e in events(root) if e.get("event") == "left" and e.get("name") == name]
         folder = child_path(history_folder(root), name, "history entry")
@@ -377,6 +378,8 @@ def purge(root: Path, name: str) -> str:
                 "pixels_changed": item.entry.pixels_changed, "source_folder": item.entry.source_folder}
     if Path(os.path.realpath(folder)).parent != Path(os.path.realpath(history_folder(root))):
         raise UnsafePathError(f"{folder} is not inside {history_folder(root)}")
+    if confirm is not None and not confirm(what):
+        return None
     shutil.rmtree(folder)
     _note_event(root, event="purged", name=name, by=current_annotator(), source=what, **gone)
     return what
