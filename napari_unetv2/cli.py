@@ -618,7 +618,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     def tested(version: str) -> str:
         score = scored.get(version)
-        return f"; prospective Dice {score.dice.describe()}" if score is not None and score.n else ""
+        return f"; prospective Dice {score.dice_text()}" if score is not None and score.n else ""
 
     print(f"model store: {store.root}")
     if scored:  # (whose corrections the prospective scores below count)

@@ -68,3 +68,29 @@ def test_purge_asks_at_a_terminal_before_deleting_for_good(tmp_path, capsys, mon
     monkeypatch.setattr("sys.stdin", _Terminal())  # --yes asks nothing
     assert main(["corrections", "purge", second.id, "--set", str(root), "--yes"]) == 0
     assert "for good?" not in capsys.readouterr().out and not (history / second.id).exists()
+
+
+def test_a_versions_prospective_score_says_when_its_masks_were_made_with_several_settings(tmp_path, monkeypatch):
+    """A version's prospective Dice mixed masks made at its defaults with masks made at threshold 0.2 with flip TTA (a
+    mask 35,344 px off at the same model, trial of session 42) without a word (stop note 42's list). Now the score says
+    how many masks were made with which settings when there are several; one setting, or none recorded, says nothing."""
+    from test_trial41 import _image, _mask, _stored_by
+
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.corrections.prospective import version_scores
+
+    corrections = CorrectionSet(tmp_path / "set")
+    for seed in (1, 2):
+        _stored_by(monkeypatch, "alice", corrections, _image(seed), _mask(slice(0, 10 + seed)),
+                   source=f"a{seed}.png", model_settings="resize, threshold 0.5")
+    score = version_scores(corrections)["v1"]
+    assert score.n == 2 and score.settings_note() == "" and "settings" not in score.describe()
+    _stored_by(monkeypatch, "alice", corrections, _image(3), _mask(slice(0, 20)), source="b.png",
+               model_settings="resize, threshold 0.2, flip TTA")
+    _stored_by(monkeypatch, "alice", corrections, _image(4), _mask(slice(0, 25)), source="c.png")  # (not recorded)
+    score = version_scores(corrections)["v1"]
+    assert score.n == 4
+    assert score.describe().endswith("(masks made with 3 settings: 2 at resize, threshold 0.5; 1 at resize, threshold "
+                                      "0.2, flip TTA; 1 not recorded)"), score.describe()
+    assert score.as_dict()["settings"] == {"resize, threshold 0.5": 2, "resize, threshold 0.2, flip TTA": 1,
+                                           "not recorded": 1}

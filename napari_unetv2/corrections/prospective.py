@@ -8,6 +8,7 @@ Qt-free and torch-free: the widget, the CLI summary and the retrain routine all 
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -22,27 +23,46 @@ class ProspectiveScore:
     version: str
     dice: MeanInterval
     iou: MeanInterval
+    # (settings the corrected masks were made with, how many): a version's masks at threshold 0.2 with flip TTA and
+    # at its defaults are two different tests of it; the score mixed them unsaid (stop note 42). "" = not recorded.
+    settings: tuple[tuple[str, int], ...] = ()
 
     @property
     def n(self) -> int:
         return self.dice.n
 
+    def settings_note(self) -> str:
+        """"" when the masks were made with one setting (or none was recorded); else how many with which, e.g.
+        ``masks made with 2 settings: 9 at resize, threshold 0.5; 3 at resize, threshold 0.2, flip TTA``."""
+        if len(self.settings) < 2:
+            return ""
+        parts = [f"{count} at {text}" if text else f"{count} not recorded" for text, count in self.settings]
+        return f"masks made with {len(self.settings)} settings: " + "; ".join(parts)
+
+    def dice_text(self) -> str:
+        """``0.810 [0.740, 0.870] on 12 images``, and the settings note when the masks were made with several."""
+        note = self.settings_note()
+        return self.dice.describe() + (f" ({note})" if note else "")
+
     def describe(self) -> str:
         """``v3: Dice 0.810 [0.740, 0.870] on 12 images``; ``v3: Dice 0.977 on 1 image: no interval``."""
         if self.n == 0:
             return f"{self.version}: no prospective score yet (no corrections of its masks)"
-        return f"{self.version}: Dice {self.dice.describe()}"
+        return f"{self.version}: Dice {self.dice_text()}"
 
     def as_dict(self) -> dict:
         return {"version": self.version, "n": self.n, "dice": self.dice.as_dict(), "iou": self.iou.as_dict(),
+                "settings": {text or "not recorded": count for text, count in self.settings},
                 "what": "the version's masks against the clinicians' corrections, accepted while it was in use"}
 
 
 def score_entries(version: str, entries: Iterable[Correction]) -> ProspectiveScore:
     """The prospective score of ``version`` over ``entries`` (those without a score are left out)."""
     scored = [e for e in entries if e.prospective_dice is not None]
+    settings = Counter(e.model_settings or "" for e in scored)
     return ProspectiveScore(version, mean_interval([e.prospective_dice for e in scored]),
-                            mean_interval([e.prospective_iou for e in scored]))
+                            mean_interval([e.prospective_iou for e in scored]),
+                            tuple(sorted(settings.items(), key=lambda item: -item[1])))  # (ties: first met first)
 
 
 def version_scores(correction_set: CorrectionSet) -> dict[str, ProspectiveScore]:

@@ -194,7 +194,7 @@ def prospective_note(version: Optional[str], corrections_dir: Optional[Path]) ->
     score = version_scores_cached(corrections_dir).get(version)
     if score is None or score.n == 0:
         return ""
-    return "prospective Dice " + score.dice.describe()
+    return "prospective Dice " + score.dice_text()
 
 
 def model_text(label: str, version: Optional[str], corrections_dir: Optional[Path] = None) -> str:
