@@ -701,13 +701,22 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
         # painted and not accepted": trial of session 41): written as <image>_mask.png too, the names it finds
         from .files import atomic_write_bytes, read_mask
 
-        for session_folder, drafts in _session_drafts():
+        shared_drafts = set()
+
+        sessions = _session_drafts()
+        # an image of one name painted in two sessions (two sites' IMG_0001): each named by its session folder, as
+        # the kept masks of one name are by their key (the second was skipped as "exists already")
+        in_sessions = Counter(stem for _, drafts in sessions for stem in {name.split("/")[-1] for name in drafts})
+        for session_folder, drafts in sessions:
             for name in drafts:
                 stem = name.split("/")[-1]
                 # a draft kept apart by a window: named by that window, beside the image's own (both were written to
                 # one name, the second "exists already": cold review of session 41)
                 apart = f"-{name.split('/')[0].split('-')[-1]}" if "/" in name else ""
-                target = folder / f"{stem}{apart}_mask.png"
+                of_session = f"-{session_folder.name}" if in_sessions[stem] > 1 else ""
+                if of_session:
+                    shared_drafts.add(stem)
+                target = folder / f"{stem}{of_session}{apart}_mask.png"
                 if target.exists():
                     print(printable(f"skipped the draft of {stem} (folder session {session_folder}): {target} exists "
                                     "already; it was left as it is"), file=sys.stderr)
@@ -722,11 +731,12 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
                           file=sys.stderr)
                     continue
                 print(printable(f"wrote {target} (a folder session's draft: {session_folder})"))
-        shared = sorted({name for (name, _role), count in per_name.items() if count > 1})
+        shared = sorted({name for (name, _role), count in per_name.items() if count > 1} | shared_drafts)
         if shared:  # (written as <name>-<key>_mask.png, which a folder session does not look for: said)
-            print(f"note: images of one name ({', '.join(shared[:3])}{' ...' if len(shared) > 3 else ''}) were written "
-                  "with their key in the name (<name>-<key>_mask.png): a folder session's 'existing masks' finds "
-                  "<name>_mask.png only; rename the one that belongs to your folder")
+            print(printable(f"note: images of one name ({', '.join(shared[:3])}{' ...' if len(shared) > 3 else ''}) "
+                            "were written with their key or their session folder's name in the name "
+                            "(<name>-<key>_mask.png): a folder session's 'existing masks' finds <name>_mask.png only; "
+                            "rename the one that belongs to your folder"))
         return 0
     if args.target:
         raise ValueError(f"kept-edits list takes no argument (got {args.target!r})")
@@ -890,15 +900,13 @@ def _correction_set_used_last() -> Path:
 
 def _session_drafts() -> list:
     """[(session folder, [draft names])] of the folder sessions known here (those under the data home's sessions/,
-    and the one used last) that hold drafts."""
-    from .remembered import remembered
+    and every one opened elsewhere) that hold drafts."""
+    from .remembered import session_folders_used
     from .storage import data_home
 
     sessions = data_home() / "sessions"
     folders = sorted(p for p in sessions.iterdir() if p.is_dir()) if sessions.is_dir() else []
-    last = remembered("session.folder")
-    if last is not None and Path(last) not in folders:
-        folders.append(Path(last))
+    folders += [Path(p) for p in session_folders_used() if Path(p) not in folders]
     found = []
     for folder in folders:
         try:  # the images' drafts, then those a window kept apart while another held the image's (drafts/.open-*/)

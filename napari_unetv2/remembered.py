@@ -17,6 +17,8 @@ from .files.jsonfile import read_json
 from .storage import data_home
 
 FILE_NAME = "remembered-folders.json"
+SESSION_FOLDER, SESSION_FOLDERS = "session.folder", "session.folders"
+KEPT_SESSION_FOLDERS = 50  # (a list that only grows: the oldest are let go)
 
 
 def _path() -> Path:
@@ -48,9 +50,27 @@ def remember(**folders) -> None:
         _path().parent.mkdir(parents=True, exist_ok=True)
         with locked(_path().parent):  # (two napari windows: each keeps the other's keys)
             known = _read()
-            known.update({key.replace("__", "."): str(value) for key, value in folders.items()
-                          if value not in (None, "", ".")})
+            noted = {key.replace("__", "."): str(value) for key, value in folders.items() if value not in (None, "", ".")}
+            known.update(noted)
+            if SESSION_FOLDER in noted:  # every session folder used, newest last (a draft lies in each)
+                known[SESSION_FOLDERS] = [p for p in _session_folders(known) if p != noted[SESSION_FOLDER]][
+                    1 - KEPT_SESSION_FOLDERS:] + [noted[SESSION_FOLDER]]
             atomic_write_text(_path(), json.dumps(known, indent=1))
+
+
+def _session_folders(known: dict) -> list[str]:
+    found = known.get(SESSION_FOLDERS)
+    return [p for p in found if isinstance(p, str) and p.strip() and "\x00" not in p] if isinstance(found, list) else []
+
+
+def session_folders_used() -> list[str]:
+    """Every folder session opened here (at most ``KEPT_SESSION_FOLDERS``, newest last), the one used last included:
+    ``unetv2 kept-edits`` knew those under the data home's sessions/ and the last one only, so drafts of an earlier
+    session kept elsewhere went unlisted (stop note 41). Not looked at on disk."""
+    known = _read()
+    found = _session_folders(known)
+    last = remembered(SESSION_FOLDER)
+    return found + [last] if last is not None and last not in found else found
 
 
 def correction_set_chosen_last() -> Optional[str]:

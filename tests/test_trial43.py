@@ -94,3 +94,28 @@ def test_a_versions_prospective_score_says_when_its_masks_were_made_with_several
                                       "0.2, flip TTA; 1 not recorded)"), score.describe()
     assert score.as_dict()["settings"] == {"resize, threshold 0.5": 2, "resize, threshold 0.2, flip TTA": 1,
                                            "not recorded": 1}
+
+
+def test_kept_edits_lists_the_drafts_of_every_folder_session_opened_not_only_the_last(tmp_path, isolated_home, capsys):
+    """`unetv2 kept-edits` knew the sessions under the data home's sessions/ and the one used last: a session kept on a
+    project share, then another opened, had its drafts unlisted and unexported (stop note 41's list)."""
+    from test_session import crops_folder
+    from test_trial41 import _mask
+
+    from napari_unetv2.annotation.session import AnnotationSession
+    from napari_unetv2.cli import main
+    from napari_unetv2.remembered import remember
+
+    painted = {}
+    for name in ("monday", "tuesday"):
+        folder = crops_folder(tmp_path / f"data_{name}", n=1)
+        session = AnnotationSession(tmp_path / "share" / name, folder / "images")
+        remember(session__images=str(folder / "images"), session__folder=str(tmp_path / "share" / name))
+        session.keep_draft(session.current, _mask(slice(0, 50), (256, 256)))
+        painted[name] = session.current.stem
+    assert main(["kept-edits"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"folder session {tmp_path / 'share' / name}: 1 draft" in out for name in painted), out
+    assert main(["kept-edits", "export", str(tmp_path / "out")]) == 0  # (one image name in both: told apart)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["polyp_0-monday_mask.png", "polyp_0-tuesday_mask.png"]
+    assert "session folder's name" in capsys.readouterr().out
