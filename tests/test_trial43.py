@@ -119,3 +119,30 @@ def test_kept_edits_lists_the_drafts_of_every_folder_session_opened_not_only_the
     assert main(["kept-edits", "export", str(tmp_path / "out")]) == 0  # (one image name in both: told apart)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["polyp_0-monday_mask.png", "polyp_0-tuesday_mask.png"]
     assert "session folder's name" in capsys.readouterr().out
+
+
+def test_a_round_that_gives_back_its_parents_weights_says_so_not_another_windows_round():
+    """A round whose weights are those it started from (nothing trainable moved) was said to be "another window's round
+    [that] made the same version meanwhile" (stop note 40's list)."""
+    from types import SimpleNamespace
+
+    from napari_unetv2.widgets._rounds import adopt
+
+    class Models:
+        used = []
+
+        def version_id(self):
+            return "0123456789ab"
+
+        def label(self, version=None):
+            return str(version or self.version_id())
+
+        def use(self, version):
+            self.used.append(version)
+
+    models = Models()
+    said = adopt(models, SimpleNamespace(config=SimpleNamespace(parent="0123456789ab", version="0123456789ab")))
+    assert models.used == [] and "another window" not in said and "those it started from" in said, said
+    assert "nothing changed" in said and "stays in use" not in said
+    said = adopt(models, SimpleNamespace(config=SimpleNamespace(parent="fedcba987654", version="fedcba987654")))
+    assert models.used == [] and "0123456789ab, stays in use" in said, said

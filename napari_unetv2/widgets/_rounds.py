@@ -81,6 +81,10 @@ def adopt(models, outcome) -> Optional[str]:
     Use this version, another window): their choice stands and the new version stays in the versions list.
     Returns None when it was put in use, else what to say."""
     in_use = models.version_id()
+    if outcome.config.version == outcome.config.parent:  # (said as another window's round: stop note 40)
+        return (f"the round's weights are those it started from ({models.label(outcome.config.version)}): nothing "
+                "changed" + ("" if in_use == outcome.config.version else
+                             f"; the model in use, {models.label()}, stays in use"))
     if in_use == outcome.config.version:  # another window's round, on the same corrections and seed, made the same
         # weights and put them in use first: "not put in use ('Use this version')" was said of the version in use
         return (f"stored as {models.label(outcome.config.version)}, in use already: another window's round made the "
