@@ -733,9 +733,10 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
                 print(printable(f"wrote {target} (a folder session's draft: {session_folder})"))
         shared = sorted({name for (name, _role), count in per_name.items() if count > 1} | shared_drafts)
         if shared:  # (written as <name>-<key>_mask.png, which a folder session does not look for: said)
+            how = "their key in the name (<name>-<key>_mask.png)" if not shared_drafts else \
+                "their key or, a folder session's draft, its session folder's name in the name (<name>-<key>_mask.png)"
             print(printable(f"note: images of one name ({', '.join(shared[:3])}{' ...' if len(shared) > 3 else ''}) "
-                            "were written with their key or their session folder's name in the name "
-                            "(<name>-<key>_mask.png): a folder session's 'existing masks' finds <name>_mask.png only; "
+                            f"were written with {how}: a folder session's 'existing masks' finds <name>_mask.png only; "
                             "rename the one that belongs to your folder"))
         return 0
     if args.target:

@@ -146,3 +146,37 @@ def test_a_round_that_gives_back_its_parents_weights_says_so_not_another_windows
     assert "nothing changed" in said and "stays in use" not in said
     said = adopt(models, SimpleNamespace(config=SimpleNamespace(parent="fedcba987654", version="fedcba987654")))
     assert models.used == [] and "0123456789ab, stays in use" in said, said
+
+
+def test_batch_results_kept_from_an_earlier_run_open_with_the_model_that_made_them(make_napari_viewer, qtbot, tmp_path,
+                                                                                  small_checkpoint):
+    """Batch folder with 'continue' after a run of another version opened the kept masks with no model ("segmented with
+    version ?"): a correction of one was stored as "model ?", scored for no version, and trained the line in use
+    (clinician trial of session 43). The run's note named neither the files nor what to do."""
+    from test_gui_findings import dock
+
+    from napari_unetv2.checkpoints import read_config
+    from napari_unetv2.cli import main
+    from napari_unetv2.widgets._layers import MODEL_SETTINGS, MODEL_VERSION
+
+    site = _frames(tmp_path / "site", [(40, 50), (30, 40)])
+    out = tmp_path / "out"
+    assert main(["predict", str(site), str(out), "--checkpoint", str(small_checkpoint), "--threshold", "0.3"]) == 0
+    _frames(tmp_path / "more", [(20, 30)], seed=5)
+    (tmp_path / "more" / "IMG_0000.png").rename(site / "IMG_0002.png")
+    viewer = make_napari_viewer()
+    batch = dock(viewer, "Batch folder")
+    batch.open_results.value = True
+    batch.input.value, batch.output.value = str(site), str(out)
+    assert batch.run() is not None
+    qtbot.waitUntil(lambda: batch.worker is None and "segmented" in batch.status.value, timeout=120_000)
+    qtbot.waitUntil(lambda: all(f"IMG_000{i}" in viewer.layers for i in range(3)), timeout=30_000)
+    status = batch.status.value.replace("\u200b", "")
+    assert "2 result(s) kept from earlier runs (IMG_0000.png, IMG_0001.png)" in status, status
+    assert "run into a new output folder" in status, status
+    small = read_config(small_checkpoint).version
+    masks = {layer.name: layer for layer in viewer.layers if layer.name.endswith(" mask")}
+    for name in ("IMG_0000", "IMG_0001"):
+        assert masks[f"{name} mask"].metadata[MODEL_VERSION] == small
+        assert masks[f"{name} mask"].metadata[MODEL_SETTINGS] == "resize, threshold 0.3"
+    assert masks["IMG_0002 mask"].metadata[MODEL_VERSION] not in ("", small)

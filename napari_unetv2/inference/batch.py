@@ -68,6 +68,11 @@ class BatchSummary:
     # how many kept outputs no summary row accounts for (masks put there by hand or by another program)
     other_models: list[str] = field(default_factory=list)
     by_other_models: int = 0  # how many kept outputs those versions made (the others kept: this model's own)
+    by_other_files: list[str] = field(default_factory=list)  # ... which
+    # the summary rows of the runs that made the outputs kept ({file: row}): a kept mask opened in the viewer is its
+    # model's, not the model of this run (its rows say only "skipped-done": a correction of such a mask was stored as
+    # "model ?", scored for no version and trained the wrong line: clinician trial of session 43)
+    kept_rows: dict = field(default_factory=dict)
     # ... and the settings (mode, threshold, TTA) they were made with, where they differ from this run's
     other_settings: list[str] = field(default_factory=list)
     settings: str = ""  # this run's (run_settings), in each row it makes
@@ -87,8 +92,10 @@ class BatchSummary:
                  f"{self.count('not-an-image')} not images, {self.count('error')} failed -> {self.output}"]
         lines += [f"  {r['file']}: {r['status']} {r['note']}" for r in self.rows if r["status"] in ("not-an-image", "error")]
         if self.other_models and self.count("done"):
-            lines.append(f"  note: results kept from earlier runs were made by model version(s) {', '.join(self.other_models)}: "
-                         "this folder mixes models (summary.csv names each file's)")
+            named = ", ".join(self.by_other_files[:3]) + (" ..." if len(self.by_other_files) > 3 else "")
+            lines.append(f"  note: {self.by_other_models} result(s) kept from earlier runs ({named}) were made by model "
+                         f"version(s) {', '.join(self.other_models)}: this folder mixes models (summary.csv names each "
+                         "file's); to have every mask made by this model, run into a new output folder")
         elif self.other_models and not (self.count("error") or self.stopped) \
                 and self.by_other_models + self.unrecorded < self.count("skipped-done"):
             # some kept results are this model's own (another run of it into this folder, at the same time or before):
@@ -363,9 +370,10 @@ def account_for_kept(summary: BatchSummary, merged: list[dict], version: str, se
     settings were recorded name none: not counted as other settings."""
     before = {row["file"]: row for row in merged}
     kept = [before.get(row["file"]) for row in summary.rows if row["status"] == "skipped-done"]
-    made_by_others = [row.get("model_version") or "?" for row in kept if row is not None and row.get("status") == "done"
-                      and (row.get("model_version") or "?") != version]
-    summary.other_models, summary.by_other_models = sorted(set(made_by_others)), len(made_by_others)
+    summary.kept_rows = {row["file"]: row for row in kept if row is not None and row.get("status") == "done"}
+    made_by_others = [row for row in summary.kept_rows.values() if (row.get("model_version") or "?") != version]
+    summary.other_models = sorted({row.get("model_version") or "?" for row in made_by_others})
+    summary.by_other_models, summary.by_other_files = len(made_by_others), [row["file"] for row in made_by_others]
     summary.other_settings = sorted({row.get("settings") for row in kept if row is not None and row.get("status") == "done"
                                      and row.get("settings")} - {settings})
     summary.unrecorded = sum(1 for row in kept if row is None or row.get("status") != "done")

@@ -32,6 +32,7 @@ class ResultPair:
     key: str
     kept: object = None  # a KeptEdit painted on this image's mask before (napari closed, never accepted)
     path: Optional[Path] = None  # the image's file
+    made_by: Optional[dict] = None  # a kept mask's: the summary row of the earlier run that made it
 
 
 @dataclass
@@ -88,7 +89,8 @@ def read_pairs(summary, source: Path, open_stems: Collection[str], kept_store=No
             kept = kept_store.find(key, mask.shape) if kept_store is not None else None
         except (ValueError, OSError):  # (the kept edits unreadable: the file's mask is opened)
             kept = None
-        yield ResultPair(row, image, rgb, mask, key, kept, source / row["file"])
+        yield ResultPair(row, image, rgb, mask, key, kept, source / row["file"],
+                         summary.kept_rows.get(row["file"]) if row["status"] == "skipped-done" else None)
 
 
 def read_results(summary, source: Path, open_stems: Collection[str], kept_store=None,
@@ -336,12 +338,13 @@ class BatchWidget(WorkerWidget):
             if kept is not None and not kept.newer_than(stored[-1].created):
                 kept = None
                 opening.older.append(stem)
-        started, version = mask, row.get("model_version", "")
+        made = pair.made_by if pair.made_by is not None else row  # (a kept mask: the row of the run that made it)
+        started, version = mask, made.get("model_version", "")
         if kept is not None:
             opening.restored.append(stem)
             started, version = kept.painted_from(started, version)
         # (the run's settings go with its mask into a correction of it; edits kept: those of the mask they were painted on)
-        settings = row.get("settings", "") if kept is None else kept.painted_with(row.get("settings", ""))
+        settings = made.get("settings", "") if kept is None else kept.painted_with(made.get("settings", ""))
         mask_layer = start_mask(self.viewer, layer, mask if kept is None else kept.mask, started, version,
                                 settings=settings)
         opening.added += [layer, mask_layer]
