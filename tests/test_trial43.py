@@ -1,6 +1,7 @@
 """Session 43: stop note 42's list and a clinician who compares the versions on her own images and changes her mind."""
 from __future__ import annotations
 
+import numpy as np
 from test_trial42 import _frames
 
 
@@ -180,3 +181,29 @@ def test_batch_results_kept_from_an_earlier_run_open_with_the_model_that_made_th
         assert masks[f"{name} mask"].metadata[MODEL_VERSION] == small
         assert masks[f"{name} mask"].metadata[MODEL_SETTINGS] == "resize, threshold 0.3"
     assert masks["IMG_0002 mask"].metadata[MODEL_VERSION] not in ("", small)
+
+
+def test_a_proposal_made_by_use_this_version_and_painted_on_is_kept_on_disk(make_napari_viewer, qtbot,
+                                                                             small_checkpoint):
+    """A painted mask, then *Use this version*: the new version's prediction went into a proposal that, painted on, was
+    never kept on disk ("deleted with painted edits that were not stored" at napari's close; a proposal made by Segment
+    is kept): the keeper was never told of it (clinician trial of session 43)."""
+    from test_gui_findings import dock, wait
+    from test_kept_edits import _flip, _polyp_segmented, _settle
+
+    from napari_unetv2.widgets._kept_edits import painted_mask_keeper
+
+    viewer, image, key, _segment, mask = _polyp_segmented(make_napari_viewer, qtbot)
+    mask_edits = _flip(mask, slice(0, 20), slice(0, 20))
+    rt = dock(viewer, "Correct & retrain")
+    version = rt.models.store.add(small_checkpoint).version
+    rt.reset_choices()
+    rt.versions.value = version
+    wait(qtbot, rt.use_selected_version())
+    proposal = viewer.layers[f"{image.name} proposal"]
+    painted = _flip(proposal, slice(100, 160), slice(100, 160))
+    _settle(viewer, qtbot)
+    store = painted_mask_keeper(viewer).store
+    assert store.find(key, painted.shape, "proposal") is not None, rt.status.value
+    assert np.array_equal(store.find(key, painted.shape, "proposal").mask, painted > 0)
+    assert np.array_equal(store.find(key, painted.shape).mask, mask_edits > 0)

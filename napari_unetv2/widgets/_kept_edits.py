@@ -120,6 +120,16 @@ class PaintedMaskKeeper:
                 self._written[(key, role_of(layer))] = self._digest(layer)
             self.watch(layer)
 
+    def tie_like(self, layer, tied) -> None:
+        """Tie ``layer`` (a proposal just made) to the image the mask ``tied`` is tied to, if it is: a proposal made by
+        *Use this version*, *Roll back* or a round, painted on, was never kept on disk, and lost at a close or a crash
+        (clinician trial of session 43)."""
+        if layer is None or tied is None or layer is tied:
+            return
+        metadata = unproxied(tied).metadata
+        if metadata.get(IMAGE_KEY):
+            self.tie(layer, metadata[IMAGE_KEY], metadata.get(IMAGE_NAME, ""), image_file=metadata.get(IMAGE_FILE))
+
     def watch(self, layer) -> None:
         layer = unproxied(layer)
         # a proposal painted on is the user's work as much as the mask (the edits painted last are kept, as the mask)

@@ -539,6 +539,7 @@ class RetrainWidget(WorkerWidget):
             if layer in self.viewer.layers and layer.data is data:
                 shown = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                         visible=same_layer(layer, viewed))
+                painted_mask_keeper(self.viewer).tie_like(shown["proposal"], shown["mask"])
                 counts["kept"] += shown["kept_edited"] and not shown["painted_proposal_kept"]
                 counts["painted_proposals"] += shown["painted_proposal_kept"]
                 counts["updated"] += 1
