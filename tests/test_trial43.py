@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from test_trial42 import _frames
 
+PLUGIN = "napari-unetv2"
+
 
 def test_continue_shows_its_check_of_the_masks_already_there(predictor, tmp_path, capsys):
     """--continue reads every kept input whole for its SHA-256 before the first image (3 s for 2,000 files of 1 MB from
@@ -207,3 +209,28 @@ def test_a_proposal_made_by_use_this_version_and_painted_on_is_kept_on_disk(make
     assert store.find(key, painted.shape, "proposal") is not None, rt.status.value
     assert np.array_equal(store.find(key, painted.shape, "proposal").mask, painted > 0)
     assert np.array_equal(store.find(key, painted.shape).mask, mask_edits > 0)
+
+
+def test_roll_back_says_when_it_returns_to_a_newer_version(make_napari_viewer, qtbot, small_checkpoint):
+    """*Use* the bundled model while a version fine-tuned from it was in use, then *Roll back*: it went to the newer
+    version, said as "rolled back to" it, as if older (clinician trial of session 43: three presses swapped between two
+    versions and never reached an older one). Roll back undoes the last change of the model in use; now it says so."""
+    from test_gui_findings import dock, wait
+    from test_kept_edits import _polyp_segmented
+
+    viewer = _polyp_segmented(make_napari_viewer, qtbot)[0]
+    rt = dock(viewer, "Correct & retrain")
+    version = rt.models.store.add(small_checkpoint).version
+    rt.reset_choices()
+    rt.versions.value = version
+    wait(qtbot, rt.use_selected_version())
+    rt.versions.value = "bundled"
+    wait(qtbot, rt.use_selected_version())
+    wait(qtbot, rt.roll_back())
+    status = rt.status.value.replace("\u200b", "")
+    assert rt.models.version_id() == version
+    assert "a version fine-tuned from bundled polyp model" in status and "Roll back undoes the last change" in status
+    rt._rolled_back = (0.0, None)  # (not a double click)
+    wait(qtbot, rt.roll_back())
+    status = rt.status.value.replace("\u200b", "")
+    assert "rolled back to bundled polyp model" in status and f"(in use before fine-tuned {version}" in status, status

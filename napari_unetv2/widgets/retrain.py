@@ -471,13 +471,21 @@ class RetrainWidget(WorkerWidget):
             # a double click went back two versions and said one
             self.say(f"rolled back to {self.models.label()} just now; press again to go further back")
             return None
+        left, left_label = self.models.version_id(), self.models.label()
         try:
             self.models.roll_back()
         except ValueError as err:
             self.say(str(err))
             return None
-        self._rolled_back = (time.monotonic(), self.models.version_id())
-        return self.resegment(f"rolled back to {self.models.label()}")
+        back = self.models.version_id()
+        self._rolled_back = (time.monotonic(), back)
+        note = f" (in use before {left_label})"
+        if left and back and back != left and left in self.models.lines().lineage(back):
+            # Roll back undoes the last change of the model in use: after 'Use' of an older version, it returns to the
+            # newer one, which was said as if it were older (clinician trial of session 43)
+            note = (f", a version fine-tuned from {left_label}: Roll back undoes the last change of the model in use; "
+                    "to go to an older version, choose it under 'versions' and press 'Use this version'")
+        return self.resegment(f"rolled back to {self.models.label()}{note}")
 
     def _last_prediction_by(self, image) -> Optional[str]:
         """The version whose prediction the image shows last: its proposal's when its mask is edited and has one (a
