@@ -766,6 +766,32 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _learned_by_the_model_in_use(corrections, entry_id: str) -> str:
+    """What removing a correction does not undo: the model in use learned from it ("" when not)."""
+    from .corrections.auto_retrain import learned_already
+    from .storage import default_model_store_dir
+
+    store = _model_store_if_any(default_model_store_dir())
+    if store is None:
+        return ""
+    found = learned_already(store, store.current, [e for e in corrections.entries() if e.id == entry_id])
+    if found is None:
+        return ""
+    from .checkpoints.lines import bundled_versions
+
+    before = bundled_versions().get(found.before, found.before)  # (a bundled model by its name: `use polyp`)
+    undo = (f"to undo it, `unetv2 models use {before}` and fine-tune again" if found.found else
+            "no version of its line before it is known here")
+    return (f"note: the model in use, version {store.current}, learned from this correction: removing it does not take "
+            f"that out of it, nor out of versions fine-tuned from it; {undo}")
+
+
+def _model_store_if_any(root: Path):
+    from .checkpoints.model_store import ModelStore
+
+    return ModelStore(root) if (root / "versions").is_dir() else None
+
+
 def _confirm_purge(name: str, folder: Path, what: str) -> bool:
     try:
         answer = input(printable(f"Delete {name} ({what}) from the history of {folder} for good? Its image and masks "
@@ -798,9 +824,12 @@ def cmd_corrections(args: argparse.Namespace) -> int:
             if not corrections.holds(args.target):
                 raise ValueError(f"no correction {args.target!r} in {folder}"
                                  + (" (it is in its history)" if (folder / "history" / args.target).is_dir() else ""))
+            note = _learned_by_the_model_in_use(corrections, args.target)
             corrections.remove(args.target)
             print(printable(f"removed {args.target} from {folder} (kept in its history: `unetv2 corrections restore "
                             f"{args.target}` brings it back)"))
+            if note:
+                print(printable(note))
         else:
             # asked at a terminal: the one step of the set that cannot be undone (stop note 42); a script passes --yes,
             # or runs without a terminal as before

@@ -234,3 +234,51 @@ def test_roll_back_says_when_it_returns_to_a_newer_version(make_napari_viewer, q
     wait(qtbot, rt.roll_back())
     status = rt.status.value.replace("\u200b", "")
     assert "rolled back to bundled polyp model" in status and f"(in use before fine-tuned {version}" in status, status
+
+
+def _version_trained_on(tmp_path, checkpoint, entries):
+    """``checkpoint`` saved again as a version that trained on ``entries`` (its JSON's training record)."""
+    from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint
+
+    model, config = load_checkpoint(checkpoint)
+    config.training = {"trained_on": [e.id for e in entries], "trained_images": [e.image_hash for e in entries]}
+    path = tmp_path / "trained.safetensors"
+    save_checkpoint(model, path, config)
+    return path
+
+
+def test_removing_a_correction_the_model_in_use_learned_says_how_to_undo_it(make_napari_viewer, qtbot, tmp_path,
+                                                                            small_checkpoint, capsys, isolated_home):
+    """A correction accepted by mistake, removed: "no round trains on them" — but the version in use had trained on it,
+    and every later round starts from that version (clinician trial of session 43). Now the widget and the CLI say that
+    the model in use learned from it, and which version before it to put in use to undo it."""
+    from test_gui_findings import dock
+    from test_trial41 import _image, _mask
+
+    from napari_unetv2.checkpoints import ModelStore
+    from napari_unetv2.cli import main
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.storage import default_model_store_dir
+
+    corrections = CorrectionSet(isolated_home / "corrections")
+    mistake, other, fresh = (corrections.add(_image(seed), _mask(slice(0, 5 + seed)), source=f"frame{seed}.png")
+                             for seed in (1, 2, 3))
+    store = ModelStore(default_model_store_dir())
+    version = store.add(_version_trained_on(tmp_path, small_checkpoint, [mistake, other])).version
+    store.use(version)
+    assert main(["corrections", "remove", fresh.id, "--set", str(corrections.root)]) == 0
+    assert "learned" not in capsys.readouterr().out  # (one it never saw: nothing to undo)
+    assert main(["corrections", "remove", other.id, "--set", str(corrections.root)]) == 0
+    out = capsys.readouterr().out
+    assert f"the model in use, version {version}, learned from this correction" in out, out
+    assert "`unetv2 models use polyp` and fine-tune again" in out, out
+
+    viewer = make_napari_viewer()
+    rt = dock(viewer, "Correct & retrain")
+    rt.refresh_entries()
+    rt.entries.value = [mistake.id]
+    assert rt.remove_selected() == []
+    asked = rt.status.value.replace("\u200b", "")
+    assert "learned from 1 of them (frame1.png)" in asked and "put bundled polyp model" in asked, asked
+    assert rt.remove_selected() == [mistake.id]
+    assert "learned from 1 of them" in rt.status.value.replace("\u200b", "")

@@ -75,6 +75,41 @@ def learned_by(config, versions: dict) -> set[str]:
 
 
 @dataclass(frozen=True)
+class LearnedAlready:
+    """Corrections about to leave the set that a version learned already (their effect stays in its weights)."""
+    learned: list  # the entries the version (or one it was fine-tuned from) trained on
+    # the newest version of its line that learned none of them: itself fine-tuned from it, or its bundled root
+    # (None: the line's root, a bundled model); ``found`` False when none is known
+    before: Optional[str]
+    found: bool
+
+
+def learned_already(store, version: Optional[str], entries) -> Optional[LearnedAlready]:
+    """Which of ``entries`` (corrections being removed) ``version`` learned (itself or the versions it was fine-tuned
+    from), and the newest of its ancestors that learned none of them; None when it learned none. Removing a correction
+    accepted by mistake said "no round trains on them" while the version in use had trained on it, and every later round
+    started from that version (clinician trial of session 43)."""
+    versions = versions_of(store)
+    config = versions.get(version) if version else None
+    if config is None:
+        return None
+    keys = lambda e: {e.id, e.image_hash} - {None}  # noqa: E731 (a replaced correction's image: by its pixels)
+    learned = [e for e in entries if keys(e) & learned_by(config, versions)]
+    if not learned:
+        return None
+    taken = set().union(*(keys(e) for e in learned))
+    seen = {config.version}
+    parent = config.parent if isinstance(config.parent, str) else None
+    while parent is not None and parent in versions and parent not in seen:
+        seen.add(parent)
+        if not taken & learned_by(versions[parent], versions):
+            return LearnedAlready(learned, parent, True)
+        parent = versions[parent].parent if isinstance(versions[parent].parent, str) else None
+    # out of the store: a bundled model (none of them trained on a user's corrections), or unknown
+    return LearnedAlready(learned, parent, parent is not None and parent not in versions)
+
+
+@dataclass(frozen=True)
 class AutoRetrainPolicy:
     every_n: int
 

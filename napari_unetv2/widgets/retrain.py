@@ -415,11 +415,12 @@ class RetrainWidget(WorkerWidget):
             self.say("select the corrections to remove in the list first")
             return []
         names = [self._entry_sources.get(entry_id, entry_id) for entry_id in chosen]
+        learned = self._learned_note(chosen)
         if not (confirmed or self._remove_asked.confirmed(tuple(chosen))):
-            self.say(f"Remove {len(chosen)} correction(s) from the set ({named_few(names)}: no round trains on them; "
-                     "the image, the mask and its record are kept in the set's history/ folder, and `unetv2 corrections "
-                     "restore` brings them back; a folder session that accepted the image keeps its mask and exports "
-                     "it, marked in its manifest)? Press Remove selected again to remove them.")
+            self.say(f"Remove {len(chosen)} correction(s) from the set ({named_few(names)}: no round trains on them from "
+                     "now on; the image, the mask and its record are kept in the set's history/ folder, and `unetv2 "
+                     "corrections restore` brings them back; a folder session that accepted the image keeps its mask "
+                     f"and exports it, marked in its manifest)?{learned} Press Remove selected again to remove them.")
             return []
         removed, failed = [], []
         for entry_id in chosen:
@@ -433,9 +434,27 @@ class RetrainWidget(WorkerWidget):
             self.models.scores_changed.emit()  # the set changed: prospective scores, a folder session's accepted images
         said = [f"removed {len(removed)} correction(s) from the set: "
                 f"{named_few([n for n, i in zip(names, chosen) if i in removed])} (kept in its history: `unetv2 "
-                "corrections history` lists them)." if removed else "", *failed]
+                "corrections history` lists them)." if removed else "", learned.strip() if removed else "", *failed]
         self.say(" ".join(part for part in said if part))
         return removed
+
+    def _learned_note(self, chosen: list) -> str:
+        """" The model in use learned from ...": what removing corrections does not undo, and how to undo it ("" when
+        the model in use learned none of them)."""
+        from ..corrections.auto_retrain import learned_already
+
+        try:
+            entries = [e for e in self.correction_set.entries() if e.id in set(chosen)]
+            found = learned_already(self.store, self.models.version_id(), entries)
+        except (OSError, ValueError):
+            return ""
+        if found is None:
+            return ""
+        which = named_few([self._entry_sources.get(e.id, e.source) for e in found.learned])
+        undo = (f" to undo it, put {self.models.label(found.before)} in use (choose it under 'versions', press 'Use this "
+                "version'), then Retrain" if found.found else " no version of its line before it is known here")
+        return (f" The model in use, {self.models.label()}, learned from {len(found.learned)} of them ({which}): removing "
+                f"them does not take that out of it, nor out of versions fine-tuned from it;{undo}.")
 
     # ---- versions ------------------------------------------------------------------------------------
     def _version_choices(self, _=None) -> list:
