@@ -822,8 +822,13 @@ def cmd_corrections(args: argparse.Namespace) -> int:
             print(printable(f"restored {entry.id} ({entry.source}) into {folder}"))
         elif args.action == "remove":  # (as Correct & retrain's Remove selected: into the history)
             if not corrections.holds(args.target):
+                # an image's name given for an id ("no correction 'IMD006.jpg'" while list showed one of it: clinician
+                # trial of session 43): its corrections' ids said
+                of_image = [e.id for e in corrections.entries() if e.source == args.target]
                 raise ValueError(f"no correction {args.target!r} in {folder}"
-                                 + (" (it is in its history)" if (folder / "history" / args.target).is_dir() else ""))
+                                 + (" (it is in its history)" if (folder / "history" / args.target).is_dir() else "")
+                                 + (f": remove takes a correction's id, as `unetv2 corrections` lists it; "
+                                    f"{args.target}'s: {', '.join(of_image)}" if of_image else ""))
             note = _learned_by_the_model_in_use(corrections, args.target)
             corrections.remove(args.target)
             print(printable(f"removed {args.target} from {folder} (kept in its history: `unetv2 corrections restore "

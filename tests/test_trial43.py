@@ -282,3 +282,19 @@ def test_removing_a_correction_the_model_in_use_learned_says_how_to_undo_it(make
     assert "learned from 1 of them (frame1.png)" in asked and "put bundled polyp model" in asked, asked
     assert rt.remove_selected() == [mistake.id]
     assert "learned from 1 of them" in rt.status.value.replace("\u200b", "")
+
+
+def test_corrections_remove_given_an_images_name_names_its_correction_ids(tmp_path, capsys):
+    """`unetv2 corrections remove IMD006.jpg` said "no correction 'IMD006.jpg'" while `list` showed a correction of
+    IMD006.jpg (clinician trial of session 43): remove takes an id, and now the refusal says so and gives it."""
+    from test_trial41 import _image, _mask
+
+    from napari_unetv2.cli import main
+    from napari_unetv2.corrections import CorrectionSet
+
+    corrections = CorrectionSet(tmp_path / "set")
+    entry = corrections.add(_image(1), _mask(slice(0, 9)), source="IMD006.jpg")
+    assert main(["corrections", "remove", "IMD006.jpg", "--set", str(corrections.root)]) == 2
+    err = capsys.readouterr().err
+    assert "remove takes a correction's id" in err and f"IMD006.jpg's: {entry.id}" in err, err
+    assert corrections.holds(entry.id)
