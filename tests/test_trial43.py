@@ -298,3 +298,20 @@ def test_corrections_remove_given_an_images_name_names_its_correction_ids(tmp_pa
     err = capsys.readouterr().err
     assert "remove takes a correction's id" in err and f"IMD006.jpg's: {entry.id}" in err, err
     assert corrections.holds(entry.id)
+
+
+def test_the_last_round_line_says_when_the_version_it_put_in_use_is_no_longer_in_use(small_checkpoint, isolated_home):
+    """After a Roll back, a new napari's *last round* line said "round's decision: new version in use" while another
+    model was in use (clinician trial of session 43)."""
+    from napari_unetv2.checkpoints import ModelStore
+    from napari_unetv2.checkpoints.scores import last_round_line
+    from napari_unetv2.engine.finetune import record_metrics
+    from napari_unetv2.storage import default_model_store_dir
+
+    record_metrics(small_checkpoint, {"adoption": {"adopt": True, "reason": "new version in use"}})
+    store = ModelStore(default_model_store_dir())
+    version = store.add(small_checkpoint).version
+    store.use(version)
+    assert "since then" not in last_round_line(store)
+    store.roll_back()
+    assert last_round_line(store).endswith("round's decision: new version in use; since then, the bundled model in use")

@@ -70,4 +70,9 @@ def last_round_line(store) -> str:
     newest = max(rounds, key=lambda config: (made(config), config.version))
     made_at = made(newest)
     when = shown(saved_at(newest) if instant(saved_at(newest)) != UNKNOWN else stamp_of(made_at) if made_at else None)
-    return f"version {newest.version} (made {when}): {scores_note(newest.metrics).removeprefix('; ') or 'no scores'}"
+    line = f"version {newest.version} (made {when}): {scores_note(newest.metrics).removeprefix('; ') or 'no scores'}"
+    in_use = store.current
+    # a decision to put it in use read as today's after a Roll back (clinician trial of session 43)
+    if newest.metrics["adoption"].get("adopt") is True and in_use != newest.version:
+        line += f"; since then, version {in_use} in use" if in_use else "; since then, the bundled model in use"
+    return line

@@ -476,8 +476,22 @@ class RetrainWidget(WorkerWidget):
         super()._on_model_changed()
         try:
             self._show_current()
+            self._refresh_round_line()
         except RuntimeError:
             pass
+
+    def _refresh_round_line(self) -> None:
+        """The *last round* line, with the model in use now when the round's version it put in use is no longer in use
+        (its decision read as today's after a Roll back: clinician trial of session 43)."""
+        if getattr(self, "scores", None) is None:
+            return
+        shown = getattr(self, "_round_shown", None)
+        if shown is None:  # (no round in this napari: from the newest round's JSON, which says it too)
+            self.scores.value = last_round_line(self.models.store)
+            return
+        text, version, put_in_use = shown
+        moved = put_in_use and self.models.version_id() != version
+        self.scores.value = text + (f"; since then, {self.models.label()} in use" if moved else "")
 
     def use_selected_version(self, _=None):
         choice = self.versions.value
@@ -656,7 +670,8 @@ class RetrainWidget(WorkerWidget):
             return
         config = outcome.config
         self.last_version = config.version
-        self.scores.value = describe_scores(outcome.result)
+        self._round_shown = (describe_scores(outcome.result), config.version, False)
+        self.scores.value = self._round_shown[0]
         self.reset_choices()
         trained = self._round_note
         if not outcome.adoption.adopt:  # only on evidence: 10+ held-out images show the new one worse
@@ -664,6 +679,7 @@ class RetrainWidget(WorkerWidget):
             self.say(f"{outcome.adoption.reason} ({trained})")
             return
         not_used = adopt(self.models, outcome)
+        self._round_shown = (self._round_shown[0], config.version, not not_used)
         if not_used:
             self.versions.value = config.version
             self.say(f"{not_used} ({trained})")  # not "new version in use ...; not put in use"
