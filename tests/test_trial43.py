@@ -315,3 +315,36 @@ def test_the_last_round_line_says_when_the_version_it_put_in_use_is_no_longer_in
     assert "since then" not in last_round_line(store)
     store.roll_back()
     assert last_round_line(store).endswith("round's decision: new version in use; since then, the bundled model in use")
+
+
+def test_switching_versions_says_how_much_the_masks_changed_and_whose_the_outline_is(make_napari_viewer, qtbot,
+                                                                                     small_checkpoint):
+    """Is the new version better on my images? *Use this version* replaced the open masks in place with "done" and
+    nothing else; a new version's model line showed no score and nothing said when one would come; with a proposal
+    over an edited mask, Segment named only the mask's version (clinician trial of session 43)."""
+    from test_gui_findings import dock, wait
+    from test_kept_edits import _flip, _polyp_segmented
+
+    from napari_unetv2.widgets._layers import MODEL_VERSION
+
+    viewer, image, _key, seg, mask = _polyp_segmented(make_napari_viewer, qtbot)
+    bundled = mask.metadata[MODEL_VERSION]
+    before = np.asarray(mask.data) > 0
+    rt = dock(viewer, "Correct & retrain")
+    version = rt.models.store.add(small_checkpoint).version
+    rt.reset_choices()
+    rt.versions.value = version
+    wait(qtbot, rt.use_selected_version())
+    status = rt.status.value.replace("\u200b", "")
+    changed = np.count_nonzero(before != (np.asarray(mask.data) > 0))
+    assert changed and f"masks replaced: 1 changed ({image.name} by {100 * changed / before.size:.1f} % of its pixels)" \
+        in status, status
+    assert "no prospective score yet: each mask of it you correct and accept is a test of it" in seg.model_line.value
+    _flip(mask, slice(0, 20), slice(0, 20))
+    wait(qtbot, rt.roll_back())
+    assert "masks replaced" not in rt.status.value  # (the edited mask kept: its new prediction in the proposal)
+    seg._status_image = None
+    seg._on_image_chosen(image)
+    said = seg.status.value.replace("\u200b", "")
+    assert f"segmented with version {version}" in said and \
+        f"its proposal '{image.name} proposal' (the outline) was made with version {bundled}" in said, said

@@ -198,8 +198,12 @@ def prospective_note(version: Optional[str], corrections_dir: Optional[Path]) ->
 
 
 def model_text(label: str, version: Optional[str], corrections_dir: Optional[Path] = None) -> str:
-    """The one place the "model in use" line is made: name + version (+ prospective score)."""
+    """The one place the "model in use" line is made: name + version (+ prospective score, or for a fine-tuned version
+    where it comes from: a new version showed no score and nothing said when one would come; clinician trial of
+    session 43)."""
     note = prospective_note(version, corrections_dir)
+    if not note and corrections_dir is not None and version and _bundled_model_of(version) is None:
+        note = "no prospective score yet: each mask of it you correct and accept is a test of it"
     return label + (f"; {note}" if note else "")
 
 

@@ -286,6 +286,12 @@ class SegmentWidget(WorkerWidget):
         made = (f"its mask is {NOT_FROM_A_MODEL[version]} in a folder session (no model made it); Segment runs the model "
                 "on it (an edited mask is kept)" if version in NOT_FROM_A_MODEL else
                 f"segmented with version {version}; Segment again to update it (an edited mask is kept)")
+        proposal = layer_of(self.viewer, image, PROPOSAL)
+        # the outline over an edited mask is another version's prediction: the status named only the mask's (clinician
+        # trial of session 43)
+        if proposal is not None:
+            made += (f"; its proposal '{proposal.name}' (the outline) was made with version "
+                     f"{proposal.metadata.get(MODEL_VERSION) or '?'}")
         self.say(f"{image.name}: {made}{self._hidden_note(image)}{self._stored_note(mask)}", about=image)
         self._status_about = (mask, version, image.name)
         if mask not in self._watched:
