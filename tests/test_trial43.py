@@ -348,3 +348,32 @@ def test_switching_versions_says_how_much_the_masks_changed_and_whose_the_outlin
     said = seg.status.value.replace("\u200b", "")
     assert f"segmented with version {version}" in said and \
         f"its proposal '{image.name} proposal' (the outline) was made with version {bundled}" in said, said
+
+
+def test_going_back_to_a_painted_proposals_version_updates_the_probability_map(make_napari_viewer, qtbot,
+                                                                              small_checkpoint):
+    """An edited mask with a painted proposal of version A, then B in use (the proposal kept, the probability map B's),
+    then back to A: the image was counted "segmented with it already" and its map stayed B's (clinician trial of
+    session 43)."""
+    from test_gui_findings import dock, wait
+    from test_kept_edits import _flip, _polyp_segmented
+
+    from napari_unetv2.widgets._layers import MODEL_VERSION
+
+    viewer, image, _key, _seg, mask = _polyp_segmented(make_napari_viewer, qtbot)
+    bundled = mask.metadata[MODEL_VERSION]
+    rt = dock(viewer, "Correct & retrain")
+    small = rt.models.store.add(small_checkpoint).version
+    rt.reset_choices()
+    _flip(mask, slice(0, 20), slice(0, 20))
+    rt.versions.value = small
+    wait(qtbot, rt.use_selected_version())  # (the mask edited: small's prediction in the proposal)
+    _flip(viewer.layers[f"{image.name} proposal"], slice(100, 160), slice(100, 160))
+    rt.versions.value = "bundled"
+    wait(qtbot, rt.use_selected_version())  # (the painted proposal, small's, kept; the map bundled's)
+    rt.versions.value = small
+    wait(qtbot, rt.use_selected_version())
+    probability = viewer.layers[f"{image.name} probability"]
+    assert viewer.layers[f"{image.name} proposal"].metadata[MODEL_VERSION] == small
+    assert probability.metadata[MODEL_VERSION] == small, rt.status.value
+    assert bundled != small

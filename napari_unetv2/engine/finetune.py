@@ -250,6 +250,7 @@ def finetune_events(
         result.reference = {"set": what, "parent": parent_reference, "new": new_reference}
     elif samples:  # said, not silently missing (first-hour trial of session 28: both endoscopy samples corrected)
         result.reference_note = (f"no original-domain check: all {len(samples)} sample image(s) of sample_data/ were "
-                                 "among the corrections this round trained on")
+                                 "among the corrections this round trained on (every round of this line goes without "
+                                 "one while they are in the correction set: forgetting is not checked)")
     _record_scores(result)
     return result

@@ -36,6 +36,7 @@ from ._layers import (
     MODEL_VERSION,
     PREDICTED_AT,
     PREDICTED_MASK,
+    PROBABILITY,
     PROPOSAL,
     ROLE,
     SESSION_IMAGE,
@@ -538,9 +539,13 @@ class RetrainWidget(WorkerWidget):
         """The version whose prediction the image shows last: its proposal's when its mask is edited and has one (a
         proposal stays when the edits are undone and the mask is segmented again: then the mask's is the last)."""
         mask, proposal = layer_of(self.viewer, image, MASK), layer_of(self.viewer, image, PROPOSAL)
-        if proposal is not None and mask_was_edited(mask):
-            return proposal.metadata.get(MODEL_VERSION)
-        return mask.metadata.get(MODEL_VERSION)
+        last = (proposal if proposal is not None and mask_was_edited(mask) else mask).metadata.get(MODEL_VERSION)
+        # a proposal painted on keeps its version while a newer prediction went to the probability map: going back to
+        # the proposal's version counted the image as "segmented with it already", its map left from the other
+        # version (clinician trial of session 43)
+        probability = layer_of(self.viewer, image, PROBABILITY)
+        shown = probability.metadata.get(MODEL_VERSION) if probability is not None else None
+        return shown if shown and shown != last else last
 
     def resegment(self, announce: str = ""):
         """Segment again, with the model now in use, every open image whose mask a model of its line made (one
