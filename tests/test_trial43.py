@@ -377,3 +377,41 @@ def test_going_back_to_a_painted_proposals_version_updates_the_probability_map(m
     assert viewer.layers[f"{image.name} proposal"].metadata[MODEL_VERSION] == small
     assert probability.metadata[MODEL_VERSION] == small, rt.status.value
     assert bundled != small
+
+
+def test_compare_on_image_outlines_another_versions_mask_beside_the_images_own(make_napari_viewer, qtbot,
+                                                                               small_checkpoint):
+    """Nothing showed two versions' masks of an image side by side: *Use this version* replaced the mask in place
+    (clinician trial of session 43, and stop notes 38-42). *Compare on image* runs the selected version on the chosen
+    image, outlines its mask beside the image's own (one layer per image), says how far they differ, and changes
+    nothing else: the model in use, the mask, what Accept takes."""
+    from test_gui_findings import dock, wait
+    from test_kept_edits import _polyp_segmented
+
+    from napari_unetv2.widgets._layers import COMPARISON, MODEL_VERSION, layer_of, role_of
+
+    viewer, image, _key, _seg, mask = _polyp_segmented(make_napari_viewer, qtbot)
+    own = np.asarray(mask.data).copy()
+    rt = dock(viewer, "Correct & retrain")
+    small = rt.models.store.add(small_checkpoint).version
+    rt.reset_choices()
+    rt.versions.value = small
+    in_use = rt.models.version_id()
+    rt.image.value = image
+    wait(qtbot, rt.compare_on_image())
+    outline = layer_of(viewer, image, COMPARISON)
+    assert outline is not None and outline.metadata[MODEL_VERSION] == small and outline.contour == 2
+    differ = int(np.count_nonzero((own > 0) != (np.asarray(outline.data) > 0)))
+    status = rt.status.value.replace("\u200b", "")
+    assert f"fine-tuned {small}" in status and "differs from the mask of bundled polyp model" in status, status
+    assert f"by {differ:,} pixels" in status and "nothing was stored" in status, status
+    assert rt.models.version_id() == in_use and np.array_equal(np.asarray(mask.data), own)
+    assert rt.mask.value is mask and viewer.layers.selection.active is not outline
+    rt.versions.value = "bundled"
+    wait(qtbot, rt.compare_on_image())  # (the same layer: one comparison per image)
+    assert [x for x in viewer.layers if role_of(x) == COMPARISON] == [outline]
+    assert np.array_equal(np.asarray(outline.data) > 0, own > 0) and "by 0 pixels" in rt.status.value
+    entry = rt.accept_correction()
+    assert entry is not None and entry.model_version == in_use, rt.status.value  # (the image's own mask)
+    viewer.layers.remove(image)
+    qtbot.waitUntil(lambda: not [x for x in viewer.layers if role_of(x) == COMPARISON], timeout=5_000)

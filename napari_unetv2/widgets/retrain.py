@@ -21,6 +21,7 @@ from ..corrections.auto_retrain import trained_on_by_version
 from ..corrections.correction_set import image_hash, not_a_correction_set, stored_when_by
 from ..engine.finetune import holds_out
 from ..engine.pairs import find_pairs
+from ..inference.settings import settings_of_prediction
 from ..interactive import CLICKS_METADATA
 from ..remembered import correction_set_chosen_last, remember
 from ..storage import default_corrections_dir
@@ -55,6 +56,7 @@ from ._layers import (
     plane_on_screen,
     same_layer,
     settings_of,
+    show_comparison,
     show_prediction,
     spatial_shape,
     unproxied,
@@ -73,11 +75,29 @@ from ._rounds import (
     with_reference,
 )
 from ._state import BUNDLED, IN_USE, prospective_note
-from ._workers import make_worker
+from ._workers import make_worker, once
 from .segment import CONFIRM_WITHIN_S, follow_active_image, keep_choices_in_order
 
 ROLL_BACK_AGAIN_AFTER_S = 0.5  # a second Roll back sooner than this is the second click of a double click
 FOLLOW_THE_SET_MS = 5000  # how often the correction set's folder is listed for another napari's accepts and removals
+
+
+def compared_with(mask, other: np.ndarray, models) -> str:
+    """How another version's mask differs from the image's mask on screen, in one sentence."""
+    if mask is None:
+        return "the image has no mask of its own to compare with."
+    own = np.asarray(mask.data) > 0
+    if own.shape != np.shape(other):
+        return f"its mask ({mask.name}) is of another shape: not compared pixel by pixel."
+    other = np.asarray(other) > 0
+    differ, both = int(np.count_nonzero(own != other)), int(np.count_nonzero(own & other))
+    total = int(np.count_nonzero(own)) + int(np.count_nonzero(other))
+    dice = 1.0 if total == 0 else 2 * both / total
+    made_by = mask.metadata.get(MODEL_VERSION)
+    whose = ("your edited mask" if mask_was_edited(mask) else
+             f"the mask of {models.label(made_by)}" if made_by else "its mask (of unknown origin)")
+    return (f"it differs from {whose} ('{mask.name}') by {differ:,} pixels ({100 * differ / own.size:.1f} % of the "
+            f"image; Dice {dice:.3f} between the two).")
 
 
 def changed_note(changed: list) -> str:
@@ -144,11 +164,14 @@ class RetrainWidget(WorkerWidget):
         self.use_button = PushButton(text="Use this version",
                                      tooltip="Put the selected version in use and segment the open images again.")
         self.rollback_button = PushButton(text="Roll back", tooltip="Return to the model used before the current one.")
+        self.compare_button = PushButton(text="Compare on image",
+                                         tooltip="Run the selected version on the chosen image and outline its mask in "
+                                                 "yellow beside the image's own (for looking; nothing is stored).")
         self._start_buttons = [self.retrain_button]
         self.extend([self.image, self.mask, self.folder, self.accept_button, self.entries, self.remove_button,
                      self.train_parts, self.epochs, self.replay, self.retrain_button])
         self.add_common()
-        self.extend([self.scores, self.versions, self.use_button, self.rollback_button])
+        self.extend([self.scores, self.versions, self.use_button, self.rollback_button, self.compare_button])
         self.plot = LossPlot(napari_viewer)
         self.controls.layout().addWidget(self.plot)
 
@@ -157,6 +180,7 @@ class RetrainWidget(WorkerWidget):
         self.retrain_button.changed.connect(self.retrain)
         self.use_button.changed.connect(self.use_selected_version)
         self.rollback_button.changed.connect(self.roll_back)
+        self.compare_button.changed.connect(self.compare_on_image)
         # the folder session stores and replaces corrections in the same set: the list showed an entry it had replaced
         # (Remove selected on it: "No correction ...") and not the new one (trial of session 32)
         self._last_listing: Optional[set] = None  # provenance/ as _list_follows_the_set last listed it
@@ -534,6 +558,45 @@ class RetrainWidget(WorkerWidget):
             note = (f", a version fine-tuned from {left_label}: Roll back undoes the last change of the model in use; "
                     "to go to an older version, choose it under 'versions' and press 'Use this version'")
         return self.resegment(f"rolled back to {self.models.label()}{note}")
+
+    def compare_on_image(self, _=None):
+        """The version selected under 'versions' run on the chosen image (at the settings it was segmented with), its mask
+        outlined beside the image's own mask, and how far the two differ said: after *Use this version* the old
+        version's mask was gone from the screen, and nothing showed two versions side by side (clinician trial of
+        session 43). Nothing is stored, no model is put in use. Returns the worker (None when refused)."""
+        image, choice = self.image.value, self.versions.value
+        if image is None or image not in self.viewer.layers:
+            self.say("choose an image to compare on first")
+            return None
+        if self.segment_worker is not None and self.segment_worker.is_running:
+            self.say("the open images are being segmented again (or a comparison runs): compare once that is done")
+            return None
+        version, label = self.models.version_id(choice), self.models.label(choice)
+        data, rgb, settings = image.data, bool(image.rgb), settings_of(image)
+        checkpoint, device, models = self.models.checkpoint(choice), self.device.value, self.models
+
+        def job():
+            predictor = models.predictor(checkpoint, device)
+            pixels = data[0] if image.multiscale else data
+            return predictor.predict(np.asarray(pixels), rgb=rgb, return_attention=False, **settings)
+
+        def shown(prediction) -> None:
+            if image not in self.viewer.layers or image.data is not data:  # closed, or another image in its layer
+                self.say(f"not compared: {image.name} was closed or replaced meanwhile")
+                return
+            mask = layer_of(self.viewer, image, MASK)
+            outline = show_comparison(self.viewer, image, prediction.mask, version or "", label,
+                                      settings_of_prediction(prediction))
+            self.say(f"{label}'s mask of {image.name} outlined in yellow ('{outline.name}'): "
+                     f"{compared_with(mask, prediction.mask, self.models)} For looking only: nothing was stored and the "
+                     "model in use is unchanged ('Use this version' puts it in use).")
+
+        worker = self.segment_worker = make_worker(job, _ignore_errors=True)
+        worker.returned.connect(self.guarded(once(shown)))
+        worker.errored.connect(self.guarded(lambda err: self.report_error(err, "comparing")))
+        self.say(f"running {label} on {image.name}...")
+        worker.start()
+        return worker
 
     def _last_prediction_by(self, image) -> Optional[str]:
         """The version whose prediction the image shows last: its proposal's when its mask is edited and has one (a

@@ -51,6 +51,7 @@ from ._layers import (
     ATTENTION,
     BOX,
     CLICKS,
+    COMPARISON,
     IMAGE_ID,
     MASK,
     MASK_DISPLAYS,
@@ -622,7 +623,7 @@ class SessionWidget(WorkerWidget):
         layer = self.image_layer
         reshown = self._closed_by_user(path)
         if layer is not None and layer in self.viewer.layers and layer.rgb == rgb and layer.data.ndim == image.ndim:
-            for extra in (PROPOSAL, ATTENTION, CLICKS, BOX) + ((PROBABILITY,) if prediction is None else ()):
+            for extra in (PROPOSAL, ATTENTION, CLICKS, BOX, COMPARISON) + ((PROBABILITY,) if prediction is None else ()):
                 for old in layers_of(self.viewer, layer, extra):
                     remove_layer(self.viewer, old)  # rare: a proposal after a model switch, or a revisit (painted
                     # on: left by the user's second Next, see _may_leave; not offered by Restore deleted mask)

@@ -5,7 +5,8 @@ Every layer the plugin makes carries its role and the image it belongs to in ``l
 
 - ``unetv2_role``: ``mask`` (the editable Labels layer), ``proposal`` (a newer prediction for an image
   whose mask the user has edited: one per image, updated in place), ``probability``, ``attention``,
-  ``clicks`` and ``box`` (the click widget's), ``reference`` (a sample's ground truth: for comparing, not a correction);
+  ``clicks`` and ``box`` (the click widget's), ``reference`` (a sample's ground truth: for comparing, not a correction),
+  ``comparison`` (another version's mask of the image, outlined beside its own: for looking, one per image);
 - ``unetv2_image``: the id of the image layer (kept in that layer's own metadata under the same key).
 
 Re-segmenting never adds a layer per round: the mask is updated in place unless it was edited, in
@@ -41,6 +42,7 @@ from .outputs import (  # noqa: F401
     attention_limits,
     brush_size_in_use,
     click_layers,
+    comparison_colormap,
     forget_brush_history,
     has_brush_history,
     mask_colormap,
@@ -50,6 +52,7 @@ from .outputs import (  # noqa: F401
     replace_labels,
     set_mask_display,
     settings_of,
+    show_comparison,
     show_prediction,
     show_probability,
     start_mask,
@@ -62,6 +65,7 @@ from .roles import (  # noqa: F401
     ATTENTION,
     BOX,
     CLICKS,
+    COMPARISON,
     IMAGE_GRID,
     IMAGE_ID,
     KEPT_ACCEPTED,

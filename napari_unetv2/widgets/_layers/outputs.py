@@ -15,6 +15,7 @@ from .roles import (
     ATTENTION,
     BOX,
     CLICKS,
+    COMPARISON,
     IMAGE_ID,
     MASK,
     MASK_DISPLAYS,
@@ -315,6 +316,37 @@ def mask_colormap():
     from napari.utils.colormaps import DirectLabelColormap
 
     return DirectLabelColormap(color_dict={None: "cyan", 0: "transparent", 1: "cyan"})
+
+
+def comparison_colormap():
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict={None: "yellow", 0: "transparent", 1: "yellow"})
+
+
+def show_comparison(viewer, image_layer, mask: np.ndarray, model_version: str, label: str, settings: str = ""):
+    """Another version's ``mask`` of the image outlined in yellow beside its own mask (one per image, replaced by the
+    next comparison): after *Use this version* the old version's mask was gone from the screen, and nothing showed two
+    versions side by side (clinician trial of session 43). For looking: no widget takes it for the image's mask. Its
+    pixels replaced (a folder session's next image) take it away."""
+    metadata = {ROLE: COMPARISON, IMAGE_ID: image_id(image_layer), MODEL_VERSION: model_version,
+                MODEL_SETTINGS: settings}
+    name = f"{image_layer.name} mask by {label}"
+    layer = layer_of(viewer, image_layer, COMPARISON)
+    if layer is not None:
+        layer.metadata.update(metadata)
+        replace_labels(layer, np.array(mask, copy=True))
+        layer.name, layer.visible = name, True
+        return layer
+    active = viewer.layers.selection.active  # (the user's mask and its brush stay selected)
+    layer = viewer.add_labels(np.array(mask, copy=True), name=name, opacity=0.9, metadata=metadata,
+                              colormap=comparison_colormap(), **spatial_placement(image_layer))
+    layer.contour = 2
+    _move_above(viewer, layer, layer_of(viewer, image_layer, PROPOSAL) or layer_of(viewer, image_layer, MASK)
+                or image_layer)
+    if active is not None and active in viewer.layers:
+        viewer.layers.selection.active = active
+    return layer
 
 
 def proposal_colormap():

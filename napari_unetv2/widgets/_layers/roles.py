@@ -42,6 +42,8 @@ SESSION_IMAGE = "unetv2_session_file"  # in the folder session's image layer: th
 MASK, PROPOSAL, PROBABILITY, ATTENTION = "mask", "proposal", "probability", "attention"
 REFERENCE = "reference"  # a sample's ground truth (_sample_data): for comparing, never a correction
 CLICKS, BOX = "clicks", "box"  # the click widget's Points and Shapes layers of an image
+# another version's mask of an image, outlined beside its own (Correct & retrain's *Compare*): for looking, one per image
+COMPARISON = "comparison"
 MASK_OPACITY = 0.45  # translucent: the tissue under the mask stays visible
 MASK_DISPLAYS = ("filled", "outline")
 
@@ -70,7 +72,8 @@ def _kind_of(role: str):
     if not _ROLE_KINDS:
         from napari.layers import Image, Labels, Points, Shapes
 
-        _ROLE_KINDS.update({MASK: Labels, PROPOSAL: Labels, REFERENCE: Labels, PROBABILITY: Image, ATTENTION: Image,
+        _ROLE_KINDS.update({MASK: Labels, PROPOSAL: Labels, REFERENCE: Labels, COMPARISON: Labels, PROBABILITY: Image,
+                            ATTENTION: Image,
                             CLICKS: Points, BOX: Shapes})
     return _ROLE_KINDS.get(role)
 
