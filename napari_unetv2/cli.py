@@ -707,13 +707,14 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
         # an image of one name painted in two sessions (two sites' IMG_0001): each named by its session folder, as
         # the kept masks of one name are by their key (the second was skipped as "exists already")
         in_sessions = Counter(stem for _, drafts in sessions for stem in {name.split("/")[-1] for name in drafts})
+        named = _told_apart([folder for folder, _ in sessions])
         for session_folder, drafts in sessions:
             for name in drafts:
                 stem = name.split("/")[-1]
                 # a draft kept apart by a window: named by that window, beside the image's own (both were written to
                 # one name, the second "exists already": cold review of session 41)
                 apart = f"-{name.split('/')[0].split('-')[-1]}" if "/" in name else ""
-                of_session = f"-{session_folder.name}" if in_sessions[stem] > 1 else ""
+                of_session = f"-{named[session_folder]}" if in_sessions[stem] > 1 else ""
                 if of_session:
                     shared_drafts.add(stem)
                 target = folder / f"{stem}{of_session}{apart}_mask.png"
@@ -781,9 +782,10 @@ def _learned_by_the_model_in_use(corrections, entry_id: str) -> str:
 
     before = bundled_versions().get(found.before, found.before)  # (a bundled model by its name: `use polyp`)
     undo = (f"to undo it, `unetv2 models use {before}` and fine-tune again" if found.found else
+            f"the version before it, {found.before}, is not in the model store" if found.before else
             "no version of its line before it is known here")
-    return (f"note: the model in use, version {store.current}, learned from this correction: removing it does not take "
-            f"that out of it, nor out of versions fine-tuned from it; {undo}")
+    return (f"note: the model in use, version {store.current}, learned this image (this correction, or an earlier one "
+            f"of the image): removing it does not take that out of it, nor out of versions fine-tuned from it; {undo}")
 
 
 def _model_store_if_any(root: Path):
@@ -793,11 +795,11 @@ def _model_store_if_any(root: Path):
 
 
 def _confirm_purge(name: str, folder: Path, what: str) -> bool:
-    try:
-        answer = input(printable(f"Delete {name} ({what}) from the history of {folder} for good? Its image and masks "
-                                 "cannot be restored after this. [y/N] "))
-    except EOFError:
-        return False
+    # the question on stderr: with stdout redirected (`> log`, `| tee`) it went into the file and the command waited
+    # with nothing shown (cold review of session 43); no answer (Ctrl-D) is no
+    print(printable(f"Delete {name} ({what}) from the history of {folder} for good? Its image and masks cannot be "
+                    "restored after this. [y/N] "), end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -933,6 +935,21 @@ def _correction_set_used_last() -> Path:
     return correction_set_in_use()
 
 
+def _told_apart(folders: list) -> dict:
+    """{folder: a name for it in a file name, unique among ``folders``}: its own name, else with its parent's
+    (``siteA-session``), else with a count (two sessions both called ``session`` were exported to one name, the second
+    skipped: cold review of session 43)."""
+    names = {folder: folder.name for folder in folders}
+    if len(set(names.values())) < len(names):
+        names = {folder: f"{folder.parent.name}-{folder.name}" for folder in folders}
+    seen: Counter = Counter()
+    for folder in folders:
+        seen[names[folder]] += 1
+        if seen[names[folder]] > 1:
+            names[folder] = f"{names[folder]}-{seen[names[folder]]}"
+    return names
+
+
 def _session_drafts() -> list:
     """[(session folder, [draft names])] of the folder sessions known here (those under the data home's sessions/,
     and every one opened elsewhere) that hold drafts."""
@@ -941,7 +958,10 @@ def _session_drafts() -> list:
 
     sessions = data_home() / "sessions"
     folders = sorted(p for p in sessions.iterdir() if p.is_dir()) if sessions.is_dir() else []
-    folders += [Path(p) for p in session_folders_used() if Path(p) not in folders]
+    folders += [Path(p) for p in session_folders_used()]
+    # one folder under two spellings (a symlinked share, the data home's own sessions remembered too) listed once: its
+    # draft was exported twice, under a session-folder name and with a "skipped" line (cold review of session 43)
+    folders = list({os.path.realpath(p): p for p in reversed(folders)}.values())[::-1]
     found = []
     for folder in folders:
         try:  # the images' drafts, then those a window kept apart while another held the image's (drafts/.open-*/)

@@ -68,9 +68,10 @@ def session_folders_used() -> list[str]:
     ``unetv2 kept-edits`` knew those under the data home's sessions/ and the last one only, so drafts of an earlier
     session kept elsewhere went unlisted (stop note 41). Not looked at on disk."""
     known = _read()
-    found = _session_folders(known)
     last = remembered(SESSION_FOLDER)
-    return found + [last] if last is not None and last not in found else found
+    found = _session_folders(known) + ([last] if last is not None else [])
+    # each once (its last place), the newest KEPT_SESSION_FOLDERS: a file edited by hand may hold any number
+    return list(dict.fromkeys(reversed(found)))[:KEPT_SESSION_FOLDERS][::-1]
 
 
 def correction_set_chosen_last() -> Optional[str]:

@@ -105,8 +105,12 @@ def learned_already(store, version: Optional[str], entries) -> Optional[LearnedA
         if not taken & learned_by(versions[parent], versions):
             return LearnedAlready(learned, parent, True)
         parent = versions[parent].parent if isinstance(versions[parent].parent, str) else None
-    # out of the store: a bundled model (none of them trained on a user's corrections), or unknown
-    return LearnedAlready(learned, parent, parent is not None and parent not in versions)
+    # out of the store: a bundled model (none of them trained on a user's corrections); another version missing from
+    # the store (deleted, its JSON damaged) is no version to go back to (it was offered: cold review of session 43)
+    from ..checkpoints.lines import bundled_versions
+
+    outside = parent if parent not in versions else None  # (a cycle of parents ends the walk inside the store)
+    return LearnedAlready(learned, outside, outside is not None and outside in bundled_versions())
 
 
 @dataclass(frozen=True)

@@ -378,8 +378,12 @@ def purge(root: Path, name: str, confirm: Optional[Callable[[str], bool]] = None
                 "pixels_changed": item.entry.pixels_changed, "source_folder": item.entry.source_folder}
     if Path(os.path.realpath(folder)).parent != Path(os.path.realpath(history_folder(root))):
         raise UnsafePathError(f"{folder} is not inside {history_folder(root)}")
-    if confirm is not None and not confirm(what):
-        return None
+    if confirm is not None:
+        if not confirm(what):
+            return None
+        if not os.path.isdir(folder):  # (restored or purged from elsewhere while the question waited)
+            raise ValueError(f"{name} left the history of {root} while you were asked (restored or purged meanwhile): "
+                             "nothing was deleted")
     shutil.rmtree(folder)
     _note_event(root, event="purged", name=name, by=current_annotator(), source=what, **gone)
     return what

@@ -33,11 +33,15 @@ class ProspectiveScore:
 
     def settings_note(self) -> str:
         """"" when the masks were made with one setting (or none was recorded); else how many with which, e.g.
-        ``masks made with 2 settings: 9 at resize, threshold 0.5; 3 at resize, threshold 0.2, flip TTA``."""
-        if len(self.settings) < 2:
+        ``masks made with 2 settings: 9 at resize, threshold 0.5; 3 at resize, threshold 0.2, flip TTA`` (and ``; 1 not
+        recorded`` for masks of records before settings were kept: not counted as a setting of their own, or every
+        older set would read as mixed)."""
+        known = [(text, count) for text, count in self.settings if text]
+        if len(known) < 2:
             return ""
-        parts = [f"{count} at {text}" if text else f"{count} not recorded" for text, count in self.settings]
-        return f"masks made with {len(self.settings)} settings: " + "; ".join(parts)
+        unknown = sum(count for text, count in self.settings if not text)
+        parts = [f"{count} at {text}" for text, count in known] + ([f"{unknown} not recorded"] if unknown else [])
+        return f"masks made with {len(known)} settings: " + "; ".join(parts)
 
     def dice_text(self) -> str:
         """``0.810 [0.740, 0.870] on 12 images``, and the settings note when the masks were made with several."""

@@ -18,3 +18,36 @@ def settings_of_prediction(prediction) -> str:
     if not isinstance(info, dict) or mode not in ("resize", "tile") or not isinstance(info.get("threshold"), (int, float)):
         return ""
     return settings_text(mode, info.get("tile_size"), float(info["threshold"]), bool(info.get("tta")))
+
+
+def settings_from_text(text: object) -> dict:
+    """The keyword arguments of ``Predictor.predict`` that :func:`settings_text` wrote as ``text`` (``mode``,
+    ``tile_size``, ``threshold``, ``tta``); {} for text it did not write."""
+    if not isinstance(text, str):
+        return {}
+    parts = [part.strip() for part in text.split(",")]
+    found: dict = {}
+    mode = parts[0].split() if parts and parts[0] else []
+    if mode == ["resize"]:
+        found["mode"] = "resize"
+    elif len(mode) == 2 and mode[0] == "tile" and mode[1].isdigit() and 64 <= int(mode[1]) <= 4096:
+        found.update(mode="tile", tile_size=int(mode[1]))
+    else:
+        return {}
+    for part in parts[1:]:
+        if part.startswith("threshold "):
+            try:
+                threshold = float(part.removeprefix("threshold "))
+            except ValueError:
+                return {}
+            if not 0.0 < threshold < 1.0:
+                return {}
+            found["threshold"] = threshold
+        elif part == "flip TTA":
+            found["tta"] = True
+        else:
+            return {}
+    if "threshold" not in found:
+        return {}
+    found.setdefault("tta", False)
+    return found

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +16,7 @@ from magicgui.widgets import ComboBox, FileEdit, PushButton, Select, SpinBox
 from qtpy.QtCore import Qt, QTimer
 
 from ..annotation import DuplicateCorrection, WouldDiscardCorrection, WouldReplaceCorrection, store_correction
+from ..annotation.accept import NOT_FROM_A_MODEL
 from ..checkpoints.scores import last_round_line
 from ..corrections import CorrectionSet
 from ..corrections.auto_retrain import trained_on_by_version
@@ -32,6 +34,7 @@ from ._layers import (
     ACCEPTED_MASKS,
     ADVISED_MODEL,
     ATTENTION,
+    COMPARISON,
     MASK,
     MODEL_SETTINGS,
     MODEL_VERSION,
@@ -54,8 +57,9 @@ from ._layers import (
     mask_was_edited,
     note_accepted,
     plane_on_screen,
+    role_of,
     same_layer,
-    settings_of,
+    settings_to_segment_again,
     show_comparison,
     show_prediction,
     spatial_shape,
@@ -82,8 +86,9 @@ ROLL_BACK_AGAIN_AFTER_S = 0.5  # a second Roll back sooner than this is the seco
 FOLLOW_THE_SET_MS = 5000  # how often the correction set's folder is listed for another napari's accepts and removals
 
 
-def compared_with(mask, other: np.ndarray, models) -> str:
-    """How another version's mask differs from the image's mask on screen, in one sentence."""
+def compared_with(mask, other: np.ndarray, models, settings: str = "") -> str:
+    """How another version's mask differs from the image's mask on screen, in one sentence (``settings``: those the
+    other was made with, said beside the mask's own when they differ)."""
     if mask is None:
         return "the image has no mask of its own to compare with."
     own = np.asarray(mask.data) > 0
@@ -93,9 +98,12 @@ def compared_with(mask, other: np.ndarray, models) -> str:
     differ, both = int(np.count_nonzero(own != other)), int(np.count_nonzero(own & other))
     total = int(np.count_nonzero(own)) + int(np.count_nonzero(other))
     dice = 1.0 if total == 0 else 2 * both / total
-    made_by = mask.metadata.get(MODEL_VERSION)
+    made_by, own_settings = mask.metadata.get(MODEL_VERSION), mask.metadata.get(MODEL_SETTINGS) or ""
     whose = ("your edited mask" if mask_was_edited(mask) else
+             f"its mask, {NOT_FROM_A_MODEL[made_by]}" if made_by in NOT_FROM_A_MODEL else  # (no version: a session's)
              f"the mask of {models.label(made_by)}" if made_by else "its mask (of unknown origin)")
+    if own_settings and settings and own_settings != settings and made_by not in NOT_FROM_A_MODEL:
+        whose += f" at {own_settings}"  # (a difference of settings, not of versions, is then part of it)
     return (f"it differs from {whose} ('{mask.name}') by {differ:,} pixels ({100 * differ / own.size:.1f} % of the "
             f"image; Dice {dice:.3f} between the two).")
 
@@ -202,6 +210,7 @@ class RetrainWidget(WorkerWidget):
         self.viewer.layers.selection.events.active.connect(self._mask_follows_active)
         self._mask_follows_image()  # the chooser may start on None (it can be emptied): its image's mask now
         self.segment_worker = None
+        self._segment_worker_done = True  # (a worker's is_running is False until its thread has begun)
         self._discard_seen: Optional[tuple] = None  # (mask layer, its pixels) once warned: Accept again replaces
         self._other_domain = OtherDomainQuestion()  # asked before a correction trains a line the image is not for
         self._rolled_back: tuple = (-1e9, None)  # when this widget last rolled back, and to which version
@@ -367,6 +376,13 @@ class RetrainWidget(WorkerWidget):
             self.say(f"no mask for {image.name}{converted_mask_note(self.viewer, image)}: segment it, or draw a Labels "
                      f"layer of its size {spatial_shape(image)}")
             return None
+        if role_of(mask_layer) == COMPARISON:
+            # another version's raw mask, shown for looking: stored, it recorded "3410 pixels changed" against nothing
+            # and no prospective score (cold review of session 43)
+            self.say(f"not stored: '{mask_layer.name}' is another version's mask shown for comparison; to correct that "
+                     "version's mask, put it in use ('Use this version': the image is segmented again with it), paint "
+                     "on the image's mask, then Accept")
+            return None
         if not in_view(self.viewer, image, mask_layer):  # a mask never seen is not stored for training
             bring_into_view(self.viewer, image, mask_layer)
             self.say(f"not stored yet: {mask_layer.name} was not on screen (hidden, or under another image); it is "
@@ -491,7 +507,9 @@ class RetrainWidget(WorkerWidget):
             return ""
         which = named_few([self._entry_sources.get(e.id, e.source) for e in found.learned])
         undo = (f" to undo it, put {self.models.label(found.before)} in use (choose it under 'versions', press 'Use this "
-                "version'), then Retrain" if found.found else " no version of its line before it is known here")
+                "version'), then Retrain" if found.found else
+                f" the version before it, {found.before}, is not in the model store" if found.before else
+                " no version of its line before it is known here")
         return (f" The model in use, {self.models.label()}, learned from {len(found.learned)} of them ({which}): removing "
                 f"them does not take that out of it, nor out of versions fine-tuned from it;{undo}.")
 
@@ -560,7 +578,7 @@ class RetrainWidget(WorkerWidget):
         return self.resegment(f"rolled back to {self.models.label()}{note}")
 
     def compare_on_image(self, _=None):
-        """The version selected under 'versions' run on the chosen image (at the settings it was segmented with), its mask
+        """The version selected under 'versions' run on the chosen image (at the settings its mask was made with), its mask
         outlined beside the image's own mask, and how far the two differ said: after *Use this version* the old
         version's mask was gone from the screen, and nothing showed two versions side by side (clinician trial of
         session 43). Nothing is stored, no model is put in use. Returns the worker (None when refused)."""
@@ -568,16 +586,20 @@ class RetrainWidget(WorkerWidget):
         if image is None or image not in self.viewer.layers:
             self.say("choose an image to compare on first")
             return None
-        if self.segment_worker is not None and self.segment_worker.is_running:
+        if self.segment_worker is not None and not self._segment_worker_done:
             self.say("the open images are being segmented again (or a comparison runs): compare once that is done")
             return None
-        version, label = self.models.version_id(choice), self.models.label(choice)
-        data, rgb, settings = image.data, bool(image.rgb), settings_of(image)
-        checkpoint, device, models = self.models.checkpoint(choice), self.device.value, self.models
+        try:  # (a version removed by another window or process meanwhile: said, not a traceback)
+            version, label, checkpoint = self.models.version_id(choice), self.models.label(choice), self.models.checkpoint(choice)
+        except (OSError, ValueError) as err:
+            self.say(f"not compared: {one_line(err)}")
+            return None
+        data, rgb, multiscale = image.data, bool(image.rgb), bool(image.multiscale)
+        settings, device, models = settings_to_segment_again(self.viewer, image), self.device.value, self.models
 
         def job():
             predictor = models.predictor(checkpoint, device)
-            pixels = data[0] if image.multiscale else data
+            pixels = data[0] if multiscale else data
             return predictor.predict(np.asarray(pixels), rgb=rgb, return_attention=False, **settings)
 
         def shown(prediction) -> None:
@@ -585,18 +607,27 @@ class RetrainWidget(WorkerWidget):
                 self.say(f"not compared: {image.name} was closed or replaced meanwhile")
                 return
             mask = layer_of(self.viewer, image, MASK)
-            outline = show_comparison(self.viewer, image, prediction.mask, version or "", label,
-                                      settings_of_prediction(prediction))
-            self.say(f"{label}'s mask of {image.name} outlined in yellow ('{outline.name}'): "
-                     f"{compared_with(mask, prediction.mask, self.models)} For looking only: nothing was stored and the "
-                     "model in use is unchanged ('Use this version' puts it in use).")
+            made_with = settings_of_prediction(prediction)
+            outline = show_comparison(self.viewer, image, prediction.mask, version or "", label, made_with)
+            bring_into_view(self.viewer, image, outline)  # (an image hidden for another: its outline over that one)
+            self.say(f"{label}'s mask of {image.name} at {made_with or 'its settings'} outlined in yellow "
+                     f"('{outline.name}'): {compared_with(mask, prediction.mask, self.models, made_with)} For looking "
+                     "only: nothing was stored and the model in use is unchanged ('Use this version' puts it in use).")
 
+        shown = once(shown)  # (it names the image: forgotten once called, or once the worker ended)
         worker = self.segment_worker = make_worker(job, _ignore_errors=True)
-        worker.returned.connect(self.guarded(once(shown)))
+        self._segment_worker_done = False
+        worker.returned.connect(self.guarded(shown))
         worker.errored.connect(self.guarded(lambda err: self.report_error(err, "comparing")))
+        worker.finished.connect(shown.forget)
+        worker.finished.connect(partial(self._on_segment_worker_done, worker))
         self.say(f"running {label} on {image.name}...")
         worker.start()
         return worker
+
+    def _on_segment_worker_done(self, worker) -> None:
+        if worker is self.segment_worker:  # (not an earlier one's end while a later one runs)
+            self._segment_worker_done = True
 
     def _last_prediction_by(self, image) -> Optional[str]:
         """The version whose prediction the image shows last: its proposal's when its mask is edited and has one (a
@@ -636,8 +667,8 @@ class RetrainWidget(WorkerWidget):
             return None
         self.say("; ".join(x for x in (announce, f"re-segmenting {len(layers)} open image(s)", alone_note) if x))
         # each image as it was segmented (its threshold, mode, tile size, flip TTA), not at the model's defaults
-        jobs = [(layer, layer.data, bool(layer.rgb), bool(layers_of(self.viewer, layer, ATTENTION)), settings_of(layer))
-                for layer in layers]
+        jobs = [(layer, layer.data, bool(layer.rgb), bool(layers_of(self.viewer, layer, ATTENTION)),
+                 settings_to_segment_again(self.viewer, layer)) for layer in layers]
         own = sum(1 for job in jobs if job[-1])
         checkpoint, device, models = self.models.checkpoint(), self.device.value, self.models
 
@@ -699,6 +730,8 @@ class RetrainWidget(WorkerWidget):
                                if x))
 
         self.segment_worker = make_worker(job, _ignore_errors=True)
+        self._segment_worker_done = False
+        self.segment_worker.finished.connect(partial(self._on_segment_worker_done, self.segment_worker))
         self.segment_worker.yielded.connect(self.guarded(show_one))
         self.segment_worker.returned.connect(self.guarded(done))
         self.segment_worker.errored.connect(self.guarded(lambda err: self.report_error(err, "re-segmenting")))

@@ -290,8 +290,9 @@ class SegmentWidget(WorkerWidget):
         # the outline over an edited mask is another version's prediction: the status named only the mask's (clinician
         # trial of session 43)
         if proposal is not None:
-            made += (f"; its proposal '{proposal.name}' (the outline) was made with version "
-                     f"{proposal.metadata.get(MODEL_VERSION) or '?'}")
+            by = proposal.metadata.get(MODEL_VERSION)
+            made += (f"; its proposal '{proposal.name}' (the outline) was made with "
+                     f"{self.models.label(by) if by else 'a model not recorded'}")
         self.say(f"{image.name}: {made}{self._hidden_note(image)}{self._stored_note(mask)}", about=image)
         self._status_about = (mask, version, image.name)
         if mask not in self._watched:

@@ -52,6 +52,7 @@ from .outputs import (  # noqa: F401
     replace_labels,
     set_mask_display,
     settings_of,
+    settings_to_segment_again,
     show_comparison,
     show_prediction,
     show_probability,

@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 from ...corrections.correction_set import image_hash
-from ...inference.settings import settings_of_prediction
+from ...inference.settings import settings_from_text, settings_of_prediction
 from ...interactive import CLICKS_METADATA
 from .roles import (
     ADVISED_MODEL,
@@ -181,6 +181,18 @@ def settings_of(image_layer) -> dict:
     return settings
 
 
+def settings_to_segment_again(viewer, image_layer) -> dict:
+    """:func:`settings_of` the image, else those recorded with its mask (``MODEL_SETTINGS``): a *Batch folder* result
+    or a mask given back records them with the mask only, and *Compare on image* and a new version's re-segmenting ran
+    such images at the model's defaults (a model compared with itself at threshold 0.5 against its own 0.1 mask "differed
+    by 627 pixels": cold review of session 43)."""
+    recorded = settings_of(image_layer)
+    if recorded:
+        return recorded
+    mask = layer_of(viewer, image_layer, MASK)
+    return settings_from_text(mask.metadata.get(MODEL_SETTINGS)) if mask is not None else {}
+
+
 def replace_labels(layer, data: np.ndarray) -> None:
     """Give a Labels layer new pixels and forget its brush history.
 
@@ -329,10 +341,14 @@ def show_comparison(viewer, image_layer, mask: np.ndarray, model_version: str, l
     next comparison): after *Use this version* the old version's mask was gone from the screen, and nothing showed two
     versions side by side (clinician trial of session 43). For looking: no widget takes it for the image's mask. Its
     pixels replaced (a folder session's next image) take it away."""
+    # (its model's mask kept as for a mask: saved with napari's writer, its record says how much was painted since)
     metadata = {ROLE: COMPARISON, IMAGE_ID: image_id(image_layer), MODEL_VERSION: model_version,
-                MODEL_SETTINGS: settings}
+                MODEL_SETTINGS: settings, PREDICTED_MASK: np.array(mask, copy=True)}
     name = f"{image_layer.name} mask by {label}"
-    layer = layer_of(viewer, image_layer, COMPARISON)
+    found = layers_of(viewer, image_layer, COMPARISON)
+    for extra in found[1:]:  # (napari's Convert to Image and back made a second one: one per image)
+        viewer.layers.remove(extra)
+    layer = found[0] if found else None
     if layer is not None:
         layer.metadata.update(metadata)
         replace_labels(layer, np.array(mask, copy=True))
