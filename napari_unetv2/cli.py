@@ -767,6 +767,12 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names_image(source: object, given: str) -> bool:
+    """Whether ``given`` names the image a correction was stored from: its file name, or that name without its
+    suffix (napari's layer name)."""
+    return isinstance(source, str) and given in (source, Path(source).stem)
+
+
 def _learned_by_the_model_in_use(corrections, entry_id: str) -> str:
     """What removing a correction does not undo: the model in use learned from it ("" when not)."""
     from .corrections.auto_retrain import learned_already
@@ -819,6 +825,13 @@ def cmd_corrections(args: argparse.Namespace) -> int:
             listed = "`unetv2 corrections` lists its id" if args.action == "remove" else \
                 "a history entry's name, as `unetv2 corrections history` lists it"
             raise ValueError(f"corrections {args.action} needs {listed}")
+        if args.action in ("restore", "purge") and not (folder / "history" / args.target).is_dir():
+            # an image's name given for a history entry's ("no entry 'IMD006.jpg' in the history" while `history`
+            # listed one: verification of session 43): its entries' names said
+            named = [item.name for item in read_history(folder)[0] if _names_image(item.entry.source, args.target)]
+            if named:
+                raise ValueError(f"no history entry {args.target!r} in {folder}: {args.action} takes a history entry's "
+                                 f"name, as `unetv2 corrections history` lists it; {args.target}'s: {', '.join(named)}")
         if args.action == "restore":
             entry = restore(corrections, args.target)
             print(printable(f"restored {entry.id} ({entry.source}) into {folder}"))
@@ -826,7 +839,7 @@ def cmd_corrections(args: argparse.Namespace) -> int:
             if not corrections.holds(args.target):
                 # an image's name given for an id ("no correction 'IMD006.jpg'" while list showed one of it: clinician
                 # trial of session 43): its corrections' ids said
-                of_image = [e.id for e in corrections.entries() if e.source == args.target]
+                of_image = [e.id for e in corrections.entries() if _names_image(e.source, args.target)]
                 raise ValueError(f"no correction {args.target!r} in {folder}"
                                  + (" (it is in its history)" if (folder / "history" / args.target).is_dir() else "")
                                  + (f": remove takes a correction's id, as `unetv2 corrections` lists it; "

@@ -303,7 +303,7 @@ def test_corrections_remove_given_an_images_name_names_its_correction_ids(tmp_pa
 def test_the_last_round_line_says_when_the_version_it_put_in_use_is_no_longer_in_use(small_checkpoint, isolated_home):
     """After a Roll back, a new napari's *last round* line said "round's decision: new version in use" while another
     model was in use (clinician trial of session 43)."""
-    from napari_unetv2.checkpoints import ModelStore
+    from napari_unetv2.checkpoints import ModelStore, bundled_checkpoint, read_config
     from napari_unetv2.checkpoints.scores import last_round_line
     from napari_unetv2.engine.finetune import record_metrics
     from napari_unetv2.storage import default_model_store_dir
@@ -314,7 +314,8 @@ def test_the_last_round_line_says_when_the_version_it_put_in_use_is_no_longer_in
     store.use(version)
     assert "since then" not in last_round_line(store)
     store.roll_back()
-    assert last_round_line(store).endswith("round's decision: new version in use; since then, the bundled model in use")
+    assert last_round_line(store).endswith("round's decision: new version in use; since then, bundled polyp model "
+                                           f"({read_config(bundled_checkpoint()).version}) in use"), last_round_line(store)
 
 
 def test_switching_versions_says_how_much_the_masks_changed_and_whose_the_outline_is(make_napari_viewer, qtbot,
@@ -561,3 +562,47 @@ def test_purge_without_a_terminal_asks_nothing(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
     assert main(["corrections", "purge", entry.id, "--set", str(corrections.root)]) == 0
     assert "for good?" not in capsys.readouterr().err and not (corrections.root / "history" / entry.id).exists()
+
+
+# ---- the verification of session 43 ------------------------------------------------------------------------------
+def test_a_folder_sessions_image_segmented_again_by_a_new_version_says_how_much_its_mask_changed(
+        make_napari_viewer, qtbot, tmp_path, isolated_home, small_checkpoint):
+    """In a folder session, *Use this version* said only "IMD039.jpg segmented again with ...": the mask changed by
+    6,286 pixels unsaid (verification of session 43), where the other open images' line says it."""
+    from test_gui_findings import dock
+    from test_session import crops_folder, open_session
+
+    folder = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    session = open_session(viewer, qtbot, tmp_path / "session", folder / "images")
+    before = np.asarray(session.mask_layer.data) > 0
+    rt = dock(viewer, "Correct & retrain")
+    small = rt.models.store.add(small_checkpoint).version
+    rt.reset_choices()
+    rt.versions.value = small
+    rt.use_selected_version()
+    qtbot.waitUntil(lambda: "segmented again" in session.status.value.replace("\u200b", ""), timeout=60_000)
+    changed = int(np.count_nonzero(before != (np.asarray(session.mask_layer.data) > 0)))
+    said = session.status.value.replace("\u200b", "")
+    assert changed and f"masks replaced: 1 changed ({session.session.current.name} by " \
+        f"{100 * changed / before.size:.1f} % of its pixels)" in said, said
+
+
+def test_corrections_commands_given_an_image_name_or_its_stem_name_the_entries(tmp_path, capsys):
+    """`corrections remove IMD006` (napari's layer name) said only "no correction"; `restore`/`purge IMD006.jpg` said
+    "no entry 'IMD006.jpg' in the history" while `history` listed one (verification of session 43)."""
+    from test_trial41 import _image, _mask
+
+    from napari_unetv2.cli import main
+    from napari_unetv2.corrections import CorrectionSet
+
+    corrections = CorrectionSet(tmp_path / "set")
+    entry = corrections.add(_image(1), _mask(slice(0, 9)), source="IMD006.jpg")
+    assert main(["corrections", "remove", "IMD006", "--set", str(corrections.root)]) == 2
+    assert f"IMD006's: {entry.id}" in capsys.readouterr().err
+    assert main(["corrections", "remove", entry.id, "--set", str(corrections.root)]) == 0
+    for action in ("restore", "purge"):
+        assert main(["corrections", action, "IMD006.jpg", "--set", str(corrections.root), "--yes"]) == 2
+        err = capsys.readouterr().err
+        assert f"{action} takes a history entry's name" in err and f"IMD006.jpg's: {entry.id}" in err, err
+    assert (corrections.root / "history" / entry.id).is_dir()

@@ -52,6 +52,18 @@ def scores_note(metrics: object) -> str:
     return "".join(f"; {note}" for note in notes)
 
 
+def _model_named(version: Optional[str]) -> str:
+    """A model in use as the widgets name it: ``bundled skin model (d1951362bbcb)``, ``version 1838da602d39``."""
+    from .checkpoint import DEFAULT_BUNDLED
+    from .lines import bundled_versions
+
+    shipped = {name: version for version, name in bundled_versions().items()}
+    name = bundled_versions().get(version) if version else DEFAULT_BUNDLED
+    if name is not None:
+        return f"bundled {name} model ({shipped.get(name, '?')})"
+    return f"version {version}"
+
+
 def last_round_line(store) -> str:
     """The newest retrain round's version in ``store`` (a :class:`ModelStore`) with what its JSON says of its scores
     and of the round's decision; "-" when no round made a version."""
@@ -74,5 +86,5 @@ def last_round_line(store) -> str:
     in_use = store.current
     # a decision to put it in use read as today's after a Roll back (clinician trial of session 43)
     if newest.metrics["adoption"].get("adopt") is True and in_use != newest.version:
-        line += f"; since then, version {in_use} in use" if in_use else "; since then, the bundled model in use"
+        line += f"; since then, {_model_named(in_use)} in use"
     return line

@@ -69,6 +69,7 @@ from ._loss_plot import LossPlot
 from ._other_domain import OtherDomainQuestion
 from ._rounds import (
     adopt,
+    changed_note,
     describe_scores,
     fmt_eta,
     left_out,
@@ -106,20 +107,6 @@ def compared_with(mask, other: np.ndarray, models, settings: str = "") -> str:
         whose += f" at {own_settings}"  # (a difference of settings, not of versions, is then part of it)
     return (f"it differs from {whose} ('{mask.name}') by {differ:,} pixels ({100 * differ / own.size:.1f} % of the "
             f"image; Dice {dice:.3f} between the two).")
-
-
-def changed_note(changed: list) -> str:
-    """How much the new model changed the masks it replaced: ``; masks replaced: 2 changed (IMG_1 by 3.1 % of its
-    pixels, IMG_2 by 0.4 %), 1 unchanged`` ("" when none was replaced)."""
-    if not changed:
-        return ""
-    moved = sorted((item for item in changed if item[1]), key=lambda item: -item[1] / item[2])
-    same = len(changed) - len(moved)
-    parts = [f"{name} by {100 * count / size:.1f} %" + (" of its pixels" if i == 0 else "")
-             for i, (name, count, size) in enumerate(moved[:3])]
-    more = f" and {len(moved) - 3} more" if len(moved) > 3 else ""
-    said = f"{len(moved)} changed ({', '.join(parts)}{more})" if moved else ""
-    return "; masks replaced: " + ", ".join(filter(None, (said, f"{same} unchanged" if same else "")))
 
 
 class RetrainWidget(WorkerWidget):
@@ -594,7 +581,7 @@ class RetrainWidget(WorkerWidget):
         except (OSError, ValueError) as err:
             self.say(f"not compared: {one_line(err)}")
             return None
-        data, rgb, multiscale = image.data, bool(image.rgb), bool(image.multiscale)
+        data, rgb, multiscale, name = image.data, bool(image.rgb), bool(image.multiscale), image.name
         settings, device, models = settings_to_segment_again(self.viewer, image), self.device.value, self.models
 
         def job():
@@ -604,15 +591,20 @@ class RetrainWidget(WorkerWidget):
 
         def shown(prediction) -> None:
             if image not in self.viewer.layers or image.data is not data:  # closed, or another image in its layer
-                self.say(f"not compared: {image.name} was closed or replaced meanwhile")
+                self.say(f"not compared: {name} was closed or replaced meanwhile")  # (its layer may show another now)
                 return
             mask = layer_of(self.viewer, image, MASK)
             made_with = settings_of_prediction(prediction)
             outline = show_comparison(self.viewer, image, prediction.mask, version or "", label, made_with)
             bring_into_view(self.viewer, image, outline)  # (an image hidden for another: its outline over that one)
+            made_by = mask.metadata.get(MODEL_VERSION) if mask is not None else None
+            other_line = (" It is of another model line than the mask's (made for other images)."
+                          if made_by and version and made_by not in NOT_FROM_A_MODEL
+                          and self.models.lines().of_another_line(version, made_by) else "")
             self.say(f"{label}'s mask of {image.name} at {made_with or 'its settings'} outlined in yellow "
-                     f"('{outline.name}'): {compared_with(mask, prediction.mask, self.models, made_with)} For looking "
-                     "only: nothing was stored and the model in use is unchanged ('Use this version' puts it in use).")
+                     f"('{outline.name}'): {compared_with(mask, prediction.mask, self.models, made_with)}{other_line} "
+                     "For looking only: nothing was stored and the model in use is unchanged ('Use this version' puts "
+                     "it in use).")
 
         shown = once(shown)  # (it names the image: forgotten once called, or once the worker ended)
         worker = self.segment_worker = make_worker(job, _ignore_errors=True)

@@ -87,6 +87,7 @@ from ._layers import (
 from ._other_domain import OtherDomainQuestion
 from ._rounds import (
     adopt,
+    changed_note,
     describe_scores,
     fmt_eta,
     models_of,
@@ -583,8 +584,13 @@ class SessionWidget(WorkerWidget):
                      f"probability is {self.models.label()}'s")
             return
         # (the time on the image goes on: a new model's mask recorded 0.5 s spent; trial of session 30)
+        mask = self._live_mask()
+        before = None if mask_was_edited(mask) else np.asarray(mask.data) > 0
         shown = show_prediction(self.viewer, self.image_layer, prediction, prediction.model_version,
                                 display=self.display.value, visible=False, keep_started=True)
+        changed = []  # how much the new model changed the mask (the session's image said nothing: verification of 43)
+        if before is not None and shown["mask"] is mask and before.shape == np.shape(mask.data):
+            changed.append((path.name, int(np.count_nonzero(before != (np.asarray(mask.data) > 0))), before.size))
         hidden = "" if shown["kept_edited"] and shown["proposal"].visible else " (hidden: tick its eye to compare)"
         note = (f"; your edits were kept, the new model's mask is in '{shown['proposal'].name}'{hidden}"
                 if shown["kept_edited"] else "")
@@ -592,7 +598,7 @@ class SessionWidget(WorkerWidget):
             # a mask changed under the user's eyes must be looked at before Accept takes it, as a new image must (trial
             # of session 30: an Accept 0.1 s after the new model's mask replaced the old one stored it as checked)
             self._shown_at, self._replaced = time.monotonic(), True
-        self.say(f"{adopted}{path.name} segmented again with {self.models.label()}{note}")
+        self.say(f"{adopted}{path.name} segmented again with {self.models.label()}{note}{changed_note(changed)}")
 
     def _prefetch(self) -> None:
         if self.session is None:
