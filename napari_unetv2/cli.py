@@ -702,7 +702,6 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
         from .files import atomic_write_bytes, read_mask
 
         shared_drafts = set()
-
         sessions = _session_drafts()
         # an image of one name painted in two sessions (two sites' IMG_0001): each named by its session folder, as
         # the kept masks of one name are by their key (the second was skipped as "exists already")
@@ -734,8 +733,9 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
                 print(printable(f"wrote {target} (a folder session's draft: {session_folder})"))
         shared = sorted({name for (name, _role), count in per_name.items() if count > 1} | shared_drafts)
         if shared:  # (written as <name>-<key>_mask.png, which a folder session does not look for: said)
-            how = "their key in the name (<name>-<key>_mask.png)" if not shared_drafts else \
-                "their key or, a folder session's draft, its session folder's name in the name (<name>-<key>_mask.png)"
+            how = "their key in the name (<name>-<key>_mask.png)" + (
+                "; a folder session's drafts with their session folder's name (<name>-<session>_mask.png)"
+                if shared_drafts else "")
             print(printable(f"note: images of one name ({', '.join(shared[:3])}{' ...' if len(shared) > 3 else ''}) "
                             f"were written with {how}: a folder session's 'existing masks' finds <name>_mask.png only; "
                             "rename the one that belongs to your folder"))
@@ -974,9 +974,11 @@ def _session_drafts() -> list:
     folders += [Path(p) for p in session_folders_used()]
     # one folder under two spellings (a symlinked share, the data home's own sessions remembered too) listed once: its
     # draft was exported twice, under a session-folder name and with a "skipped" line (cold review of session 43)
-    folders = list({os.path.realpath(p): p for p in reversed(folders)}.values())[::-1]
-    found = []
+    by_place = {}
     for folder in folders:
+        by_place.setdefault(os.path.realpath(folder), folder)  # (the first spelling met)
+    found = []
+    for folder in by_place.values():
         try:  # the images' drafts, then those a window kept apart while another held the image's (drafts/.open-*/)
             drafts = [p.relative_to(folder / "drafts").as_posix()[:-len(".png")]
                       for pattern in ("*.png", ".open-*/*.png") for p in sorted((folder / "drafts").glob(pattern))]

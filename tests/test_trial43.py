@@ -606,3 +606,16 @@ def test_corrections_commands_given_an_image_name_or_its_stem_name_the_entries(t
         err = capsys.readouterr().err
         assert f"{action} takes a history entry's name" in err and f"IMD006.jpg's: {entry.id}" in err, err
     assert (corrections.root / "history" / entry.id).is_dir()
+
+
+def test_settings_read_back_from_their_text_and_hostile_text_is_none():
+    """A mask's settings are read back from the text summary.csv and corrections record (a hand-edited summary.csv may
+    hold anything: read as no settings, never an error)."""
+    from napari_unetv2.inference.settings import settings_from_text, settings_text
+
+    for mode, tile, threshold, tta in (("resize", None, 0.1, False), ("tile", 256, 0.35, True)):
+        again = settings_from_text(settings_text(mode, tile, threshold, tta))
+        assert again == {"mode": mode, "threshold": threshold, "tta": tta, **({"tile_size": tile} if tile else {})}
+    for text in ("", "bogus", "tile \u00b2, threshold 0.5", "tile 99999, threshold 0.5", "resize, threshold nan",
+                 "resize, threshold 1.5", "resize", "resize, threshold 0.5, flip TTA, more", None, 3):
+        assert settings_from_text(text) == {}, text

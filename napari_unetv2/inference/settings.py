@@ -30,7 +30,7 @@ def settings_from_text(text: object) -> dict:
     mode = parts[0].split() if parts and parts[0] else []
     if mode == ["resize"]:
         found["mode"] = "resize"
-    elif len(mode) == 2 and mode[0] == "tile" and mode[1].isdigit() and 64 <= int(mode[1]) <= 4096:
+    elif len(mode) == 2 and mode[0] == "tile" and mode[1].isascii() and mode[1].isdigit() and 64 <= int(mode[1]) <= 4096:
         found.update(mode="tile", tile_size=int(mode[1]))
     else:
         return {}
