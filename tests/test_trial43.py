@@ -619,3 +619,66 @@ def test_settings_read_back_from_their_text_and_hostile_text_is_none():
     for text in ("", "bogus", "tile \u00b2, threshold 0.5", "tile 99999, threshold 0.5", "resize, threshold nan",
                  "resize, threshold 1.5", "resize", "resize, threshold 0.5, flip TTA, more", None, 3):
         assert settings_from_text(text) == {}, text
+
+
+# ---- the second verification of session 43 -----------------------------------------------------------------------
+def test_compare_on_an_image_chosen_in_the_list_shows_it_with_its_mask_and_outline(make_napari_viewer, qtbot, tmp_path,
+                                                                                  small_checkpoint):
+    """Batch folder's results open, the first pair selected: IMD018 chosen in Correct & retrain's image list and
+    compared: the list jumped back to the selected image and IMD018, its mask and its outline stayed hidden under a
+    status about IMD018; an image hidden by hand kept its mask hidden (second verification of session 43). A version
+    removed meanwhile raised out of Use this version; Roll back passed over it unsaid."""
+    import shutil
+
+    from test_gui_findings import dock, wait
+
+    from napari_unetv2.widgets._layers import COMPARISON, MASK, layer_of
+
+    site = _frames(tmp_path / "site", [(64, 80), (64, 80), (64, 80)])
+    viewer = make_napari_viewer()
+    batch, rt = dock(viewer, "Batch folder"), dock(viewer, "Correct & retrain")
+    batch.open_results.value = True
+    batch.input.value, batch.output.value = str(site), str(tmp_path / "out")
+    assert batch.run() is not None
+    qtbot.waitUntil(lambda: batch.worker is None and "segmented" in batch.status.value, timeout=120_000)
+    qtbot.waitUntil(lambda: all(f"IMG_000{i} mask" in viewer.layers for i in range(3)), timeout=30_000)
+    first, third = viewer.layers["IMG_0000"], viewer.layers["IMG_0002"]
+    assert viewer.layers.selection.active is layer_of(viewer, first, MASK) and not third.visible
+    small = rt.models.store.add(small_checkpoint).version
+    rt.reset_choices()
+    rt.versions.value = small
+    rt.image.value = third
+    wait(qtbot, rt.compare_on_image())
+    qtbot.wait(100)
+    outline, mask = layer_of(viewer, third, COMPARISON), layer_of(viewer, third, MASK)
+    assert third.visible and mask.visible and outline.visible
+    assert viewer.layers.index(third) > viewer.layers.index(first)  # (on top of it: same size, so it covers it)
+    assert rt.image.value is third and rt.mask.value is mask
+    shutil.rmtree(rt.models.store.root / "versions" / small)
+    assert rt.use_selected_version() is None
+    assert "not put in use" in rt.status.value.replace("\u200b", "")
+
+
+def test_roll_back_says_which_versions_missing_from_the_store_it_passed_over(make_napari_viewer, qtbot,
+                                                                            small_checkpoint, tmp_path):
+    from test_gui_findings import dock
+    from test_kept_edits import _polyp_segmented
+
+    from napari_unetv2.checkpoints import load_checkpoint, save_checkpoint
+
+    viewer = _polyp_segmented(make_napari_viewer, qtbot)[0]
+    rt = dock(viewer, "Correct & retrain")
+    model, config = load_checkpoint(small_checkpoint)
+    with __import__("torch").no_grad():
+        next(model.parameters()).add_(0.01)  # (another version: other weights)
+    other = tmp_path / "other.safetensors"
+    save_checkpoint(model, other, config)
+    first, second = rt.models.store.add(small_checkpoint).version, rt.models.store.add(other).version
+    for version in (first, second):
+        rt.models.use(version)
+    import shutil
+
+    shutil.rmtree(rt.models.store.root / "versions" / first)
+    rt.roll_back()
+    status = rt.status.value.replace("\u200b", "")
+    assert rt.models.version_id() != first and f"passed over {first} (missing from the model store)" in status, status

@@ -34,6 +34,7 @@ class ModelStore:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.warning = ""  # set when store.json had to be recovered; widgets show it
+        self.passed_over: list[str] = []  # see roll_back
         self.damaged: list[str] = []  # versions whose JSON is missing or damaged (not listed), as last listed
         (self.root / "versions").mkdir(parents=True, exist_ok=True)
         for folder in (self.root, self.root / "versions"):
@@ -180,6 +181,7 @@ class ModelStore:
     def roll_back(self) -> Optional[str]:
         """Return to the version used before the current one; returns it (None = bundled). History entries that
         name no stored version (removed, hand-edited) or the one in use are passed over."""
+        self.passed_over = []  # versions of the history missing from the store, passed over by the last roll back
         with locked(self.root):
             state = self._state()
             current = state.get("current")
@@ -189,6 +191,11 @@ class ModelStore:
                     state["current"] = before
                     self._write_state(state)
                     return before
+                if before != current and isinstance(before, str) and before not in self.passed_over:
+                    # (said by the widget: the skin line left behind unsaid, the polyp model in use on dermoscopy
+                    # images: verification of session 43)
+                    self.passed_over.append(before)
+            self.passed_over = []
             raise ValueError("Nothing to roll back to: this is the first model in use.")
 
     def _is_stored(self, version: object) -> bool:

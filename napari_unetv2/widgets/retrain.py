@@ -539,7 +539,11 @@ class RetrainWidget(WorkerWidget):
 
     def use_selected_version(self, _=None):
         choice = self.versions.value
-        self.models.use(None if choice == BUNDLED else choice)
+        try:  # (a version removed meanwhile by another window or process: said, not a traceback)
+            self.models.use(None if choice == BUNDLED else choice)
+        except (OSError, ValueError) as err:
+            self.say(f"not put in use: {one_line(err)}")
+            return None
         return self.resegment(f"now using {self.models.label()}")
 
     def roll_back(self, _=None):
@@ -557,12 +561,14 @@ class RetrainWidget(WorkerWidget):
         back = self.models.version_id()
         self._rolled_back = (time.monotonic(), back)
         note = f" (in use before {left_label})"
+        passed = (f"; passed over {', '.join(self.store.passed_over)} (missing from the model store)"
+                  if self.store.passed_over else "")
         if left and back and back != left and left in self.models.lines().lineage(back):
             # Roll back undoes the last change of the model in use: after 'Use' of an older version, it returns to the
             # newer one, which was said as if it were older (clinician trial of session 43)
             note = (f", a version fine-tuned from {left_label}: Roll back undoes the last change of the model in use; "
                     "to go to an older version, choose it under 'versions' and press 'Use this version'")
-        return self.resegment(f"rolled back to {self.models.label()}{note}")
+        return self.resegment(f"rolled back to {self.models.label()}{note}{passed}")
 
     def compare_on_image(self, _=None):
         """The version selected under 'versions' run on the chosen image (at the settings its mask was made with), its mask
@@ -596,7 +602,11 @@ class RetrainWidget(WorkerWidget):
             mask = layer_of(self.viewer, image, MASK)
             made_with = settings_of_prediction(prediction)
             outline = show_comparison(self.viewer, image, prediction.mask, version or "", label, made_with)
-            bring_into_view(self.viewer, image, outline)  # (an image hidden for another: its outline over that one)
+            # the image with its mask and the outline on screen, its mask selected: the choosers follow the selection,
+            # and an image chosen in the list (another selected) jumped back to that one, its outline hidden
+            # (verification of session 43); hidden for another image, its outline was drawn over that one
+            bring_into_view(self.viewer, image, *[x for x in (mask, outline) if x is not None])
+            self.viewer.layers.selection.active = mask if mask is not None else image
             made_by = mask.metadata.get(MODEL_VERSION) if mask is not None else None
             other_line = (" It is of another model line than the mask's (made for other images)."
                           if made_by and version and made_by not in NOT_FROM_A_MODEL
