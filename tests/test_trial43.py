@@ -7,6 +7,14 @@ from test_trial42 import _frames
 PLUGIN = "napari-unetv2"
 
 
+def _batch_run_and_opened(batch, qtbot, site, out):
+    """*Batch folder* run over ``site`` into ``out`` with *open the results*, until its run has ended."""
+    batch.open_results.value = True
+    batch.input.value, batch.output.value = str(site), str(out)
+    assert batch.run() is not None
+    qtbot.waitUntil(lambda: batch.worker is None and "segmented" in batch.status.value, timeout=120_000)
+
+
 def test_continue_shows_its_check_of_the_masks_already_there(predictor, tmp_path, capsys):
     """--continue reads every kept input whole for its SHA-256 before the first image (3 s for 2,000 files of 1 MB from
     the page cache, minutes from a network share) and showed nothing meanwhile (stop note 42). Now the CLI shows a bar
@@ -169,10 +177,7 @@ def test_batch_results_kept_from_an_earlier_run_open_with_the_model_that_made_th
     (tmp_path / "more" / "IMG_0000.png").rename(site / "IMG_0002.png")
     viewer = make_napari_viewer()
     batch = dock(viewer, "Batch folder")
-    batch.open_results.value = True
-    batch.input.value, batch.output.value = str(site), str(out)
-    assert batch.run() is not None
-    qtbot.waitUntil(lambda: batch.worker is None and "segmented" in batch.status.value, timeout=120_000)
+    _batch_run_and_opened(batch, qtbot, site, out)
     qtbot.waitUntil(lambda: all(f"IMG_000{i}" in viewer.layers for i in range(3)), timeout=30_000)
     status = batch.status.value.replace("\u200b", "")
     assert "2 result(s) kept from earlier runs (IMG_0000.png, IMG_0001.png)" in status, status
@@ -437,10 +442,7 @@ def test_compare_runs_at_the_settings_a_batch_results_mask_was_made_with(make_na
     assert main(["predict", str(site), str(out), "--threshold", "0.1"]) == 0
     viewer = make_napari_viewer()
     batch, rt = dock(viewer, "Batch folder"), dock(viewer, "Correct & retrain")
-    batch.open_results.value = True
-    batch.input.value, batch.output.value = str(site), str(out)
-    assert batch.run() is not None
-    qtbot.waitUntil(lambda: batch.worker is None and "segmented" in batch.status.value, timeout=120_000)
+    _batch_run_and_opened(batch, qtbot, site, out)
     image = next(layer for layer in viewer.layers if layer.name.startswith("polyp") and "mask" not in layer.name)
     qtbot.waitUntil(lambda: layer_of(viewer, image, "mask") is not None, timeout=30_000)
     assert layer_of(viewer, image, "mask").metadata[MODEL_SETTINGS] == "resize, threshold 0.1"
@@ -637,10 +639,7 @@ def test_compare_on_an_image_chosen_in_the_list_shows_it_with_its_mask_and_outli
     site = _frames(tmp_path / "site", [(64, 80), (64, 80), (64, 80)])
     viewer = make_napari_viewer()
     batch, rt = dock(viewer, "Batch folder"), dock(viewer, "Correct & retrain")
-    batch.open_results.value = True
-    batch.input.value, batch.output.value = str(site), str(tmp_path / "out")
-    assert batch.run() is not None
-    qtbot.waitUntil(lambda: batch.worker is None and "segmented" in batch.status.value, timeout=120_000)
+    _batch_run_and_opened(batch, qtbot, site, tmp_path / "out")
     qtbot.waitUntil(lambda: all(f"IMG_000{i} mask" in viewer.layers for i in range(3)), timeout=30_000)
     first, third = viewer.layers["IMG_0000"], viewer.layers["IMG_0002"]
     assert viewer.layers.selection.active is layer_of(viewer, first, MASK) and not third.visible
