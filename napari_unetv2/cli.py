@@ -696,12 +696,13 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
                 written += 1
             except (FileExistsError, ValueError) as err:
                 print(f"skipped {key} ({role}): {err}", file=sys.stderr)
-        print(f"{written} of {len(entries)} kept masks written to {args.target}")
+        if entries:  # ("0 of 0 kept masks written" came before the drafts it wrote: verification of session 43)
+            print(f"{written} of {len(entries)} kept masks written to {args.target}")
         # a folder session's drafts, listed below the kept masks, were not exported ("0 of 0 written" beside "1 draft
         # painted and not accepted": trial of session 41): written as <image>_mask.png too, the names it finds
         from .files import atomic_write_bytes, read_mask
 
-        shared_drafts = set()
+        shared_drafts, drafts_written = set(), 0
         sessions = _session_drafts()
         # an image of one name painted in two sessions (two sites' IMG_0001): each named by its session folder, as
         # the kept masks of one name are by their key (the second was skipped as "exists already")
@@ -731,6 +732,11 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
                           file=sys.stderr)
                     continue
                 print(printable(f"wrote {target} (a folder session's draft: {session_folder})"))
+                drafts_written += 1
+        if not entries and not sessions:
+            print("nothing to export: no kept masks, and no folder session holds a draft")
+        elif not entries:
+            print(f"{drafts_written} folder session draft(s) written to {args.target}")
         shared = sorted({name for (name, _role), count in per_name.items() if count > 1} | shared_drafts)
         if shared:  # (written as <name>-<key>_mask.png, which a folder session does not look for: said)
             how = "their key in the name (<name>-<key>_mask.png)" + (
@@ -770,7 +776,7 @@ def cmd_kept_edits(args: argparse.Namespace) -> int:
 def _names_image(source: object, given: str) -> bool:
     """Whether ``given`` names the image a correction was stored from: its file name, or that name without its
     suffix (napari's layer name)."""
-    return isinstance(source, str) and given in (source, Path(source).stem)
+    return isinstance(source, str) and given.casefold() in (source.casefold(), Path(source).stem.casefold())
 
 
 def _learned_by_the_model_in_use(corrections, entry_id: str) -> str:

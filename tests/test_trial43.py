@@ -681,3 +681,30 @@ def test_roll_back_says_which_versions_missing_from_the_store_it_passed_over(mak
     rt.roll_back()
     status = rt.status.value.replace("\u200b", "")
     assert rt.models.version_id() != first and f"passed over {first} (missing from the model store)" in status, status
+
+
+def test_kept_edits_export_of_drafts_only_says_what_it_wrote_and_names_match_in_any_case(tmp_path, isolated_home,
+                                                                                         capsys):
+    """`kept-edits export` printed "0 of 0 kept masks written" before the drafts it wrote, and nothing at all when
+    there was nothing; `corrections remove imd006` (another case) named no id (second verification of session 43)."""
+    from test_session import crops_folder
+    from test_trial41 import _image, _mask
+
+    from napari_unetv2.annotation.session import AnnotationSession
+    from napari_unetv2.cli import main
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.remembered import remember
+
+    assert main(["kept-edits", "export", str(tmp_path / "none")]) == 0
+    assert "nothing to export" in capsys.readouterr().out
+    folder = crops_folder(tmp_path / "data", n=1)
+    session = AnnotationSession(tmp_path / "share" / "day", folder / "images")
+    remember(session__folder=str(tmp_path / "share" / "day"))
+    session.keep_draft(session.current, _mask(slice(0, 50), (256, 256)))
+    assert main(["kept-edits", "export", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "0 of 0" not in out and "1 folder session draft(s) written" in out, out
+    corrections = CorrectionSet(tmp_path / "set")
+    entry = corrections.add(_image(1), _mask(slice(0, 9)), source="IMD006.jpg")
+    assert main(["corrections", "remove", "imd006", "--set", str(corrections.root)]) == 2
+    assert f"imd006's: {entry.id}" in capsys.readouterr().err
