@@ -708,3 +708,28 @@ def test_kept_edits_export_of_drafts_only_says_what_it_wrote_and_names_match_in_
     entry = corrections.add(_image(1), _mask(slice(0, 9)), source="IMD006.jpg")
     assert main(["corrections", "remove", "imd006", "--set", str(corrections.root)]) == 2
     assert f"imd006's: {entry.id}" in capsys.readouterr().err
+
+
+def test_a_new_versions_model_line_gives_its_parents_score_to_compare_with(make_napari_viewer, qtbot, small_checkpoint,
+                                                                           isolated_home):
+    """A new version's line said "no prospective score yet" and nothing to compare its score with as it comes: the
+    version it was fine-tuned from has one (its masks corrected before the round)."""
+    from test_gui_findings import dock
+    from test_trial41 import _image, _mask
+
+    from napari_unetv2.annotation import store_correction
+    from napari_unetv2.checkpoints import bundled_checkpoint, read_config
+    from napari_unetv2.corrections import CorrectionSet
+    from napari_unetv2.storage import default_corrections_dir
+
+    bundled = read_config(bundled_checkpoint()).version
+    corrections = CorrectionSet(default_corrections_dir())
+    for seed in (1, 2):
+        store_correction(corrections, _image(seed), _mask(slice(0, 20)), f"f{seed}.png", model_version=bundled,
+                         predicted_mask=_mask(slice(0, 10 + 5 * seed)))
+    viewer = make_napari_viewer()
+    seg, rt = dock(viewer, "Segment"), dock(viewer, "Correct & retrain")
+    rt.models.use(rt.models.store.add(small_checkpoint).version)
+    qtbot.waitUntil(lambda: "no prospective score yet" in seg.model_line.value, timeout=5_000)
+    assert "(the version it was fine-tuned from: prospective Dice " in seg.model_line.value, seg.model_line.value
+    assert "on 2 images" in seg.model_line.value, seg.model_line.value

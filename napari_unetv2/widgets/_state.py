@@ -197,13 +197,17 @@ def prospective_note(version: Optional[str], corrections_dir: Optional[Path]) ->
     return "prospective Dice " + score.dice_text()
 
 
-def model_text(label: str, version: Optional[str], corrections_dir: Optional[Path] = None) -> str:
+def model_text(label: str, version: Optional[str], corrections_dir: Optional[Path] = None,
+               parent: Optional[str] = None) -> str:
     """The one place the "model in use" line is made: name + version (+ prospective score, or for a fine-tuned version
-    where it comes from: a new version showed no score and nothing said when one would come; clinician trial of
-    session 43)."""
+    where it comes from, with the score of ``parent``, the version it was fine-tuned from, to compare with as it comes:
+    a new version showed no score and nothing said when one would come; clinician trial of session 43)."""
     note = prospective_note(version, corrections_dir)
     if not note and corrections_dir is not None and version and _bundled_model_of(version) is None:
         note = "no prospective score yet: each mask of it you correct and accept is a test of it"
+        before = prospective_note(parent, corrections_dir)
+        if before:
+            note += f" (the version it was fine-tuned from: {before})"
     return label + (f"; {note}" if note else "")
 
 
@@ -292,7 +296,11 @@ class ModelInUse(QObject):
         return version if isinstance(version, str) else None
 
     def text(self, choice=IN_USE) -> str:
-        return model_text(self.label(choice), self.version_id(choice), self.corrections_dir)
+        version, parent = self.version_id(choice), None
+        # (its parent read only for a fine-tuned version without a score yet: the line is made on many GUI events)
+        if version and _bundled_model_of(version) is None and not prospective_note(version, self.corrections_dir):
+            parent = next((c.parent for c in self.store.versions() if c.version == version), None)
+        return model_text(self.label(choice), version, self.corrections_dir, parent if isinstance(parent, str) else None)
 
     def choices(self) -> list[tuple[str, object]]:
         """(label, value) for a model ComboBox: the model in use first, then every model one can pick."""
