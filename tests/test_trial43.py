@@ -733,3 +733,35 @@ def test_a_new_versions_model_line_gives_its_parents_score_to_compare_with(make_
     qtbot.waitUntil(lambda: "no prospective score yet" in seg.model_line.value, timeout=5_000)
     assert "(the version it was fine-tuned from: prospective Dice " in seg.model_line.value, seg.model_line.value
     assert "on 2 images" in seg.model_line.value, seg.model_line.value
+
+
+# ---- the folder-session trial of session 43 ----------------------------------------------------------------------
+def test_a_folder_session_on_an_accepted_image_says_the_new_model_and_comparisons_are_named_short(
+        make_napari_viewer, qtbot, tmp_path, isolated_home, small_checkpoint):
+    """On an accepted image (Previous), a Roll back or *Use this version* left the session's line naming the version
+    just left; a comparison named "IMD021 mask by fine-tuned 98596ce95af5 (from d1951362bbcb)" showed in the layer list
+    as "IMD021 mask …1951362bbcb)", the bundled model's id (folder-session trial of session 43)."""
+    from test_gui_findings import dock, wait
+    from test_session import crops_folder, open_session, wait_shown
+
+    from napari_unetv2.widgets._layers import COMPARISON, role_of
+
+    folder = crops_folder(tmp_path / "data", n=2)
+    viewer = make_napari_viewer()
+    session = open_session(viewer, qtbot, tmp_path / "session", folder / "images")
+    assert session.accept_and_next() is not None, session.status.value
+    qtbot.waitUntil(lambda: session.pending_writes == 0, timeout=30_000)
+    wait_shown(qtbot, session)
+    assert session.previous_image()
+    wait_shown(qtbot, session)
+    rt = dock(viewer, "Correct & retrain")
+    small = rt.models.store.add(small_checkpoint).version
+    rt.reset_choices()
+    rt.versions.value = small
+    rt.image.value = session.image_layer
+    wait(qtbot, rt.compare_on_image())
+    assert [x.name for x in viewer.layers if role_of(x) == COMPARISON] == [f"{session.image_layer.name} mask by version "
+                                                                          f"{small}"]
+    rt.use_selected_version()
+    said = session.status.value.replace("\u200b", "")
+    assert f"now using fine-tuned {small}" in said and "accepted or given, is left as it is" in said, said

@@ -87,6 +87,15 @@ ROLL_BACK_AGAIN_AFTER_S = 0.5  # a second Roll back sooner than this is the seco
 FOLLOW_THE_SET_MS = 5000  # how often the correction set's folder is listed for another napari's accepts and removals
 
 
+def short_label(label: str, version: Optional[str]) -> str:
+    """A model as a layer's name can show it: ``bundled skin model``, ``version 98596ce95af5``. The layer list shortens
+    long names in the middle, and "IMD021 mask by fine-tuned 98596ce95af5 (from d1951362bbcb)" read as the comparison
+    with the bundled skin model, "IMD021 mask …1951362bbcb)" (folder-session trial of session 43)."""
+    if label.startswith("bundled "):
+        return label.split(" (")[0]
+    return f"version {version}" if version else label
+
+
 def compared_with(mask, other: np.ndarray, models, settings: str = "") -> str:
     """How another version's mask differs from the image's mask on screen, in one sentence (``settings``: those the
     other was made with, said beside the mask's own when they differ)."""
@@ -601,7 +610,8 @@ class RetrainWidget(WorkerWidget):
                 return
             mask = layer_of(self.viewer, image, MASK)
             made_with = settings_of_prediction(prediction)
-            outline = show_comparison(self.viewer, image, prediction.mask, version or "", label, made_with)
+            outline = show_comparison(self.viewer, image, prediction.mask, version or "", short_label(label, version),
+                                      made_with)
             # the image with its mask and the outline on screen, its mask selected: the choosers follow the selection,
             # and an image chosen in the list (another selected) jumped back to that one, its outline hidden
             # (verification of session 43); hidden for another image, its outline was drawn over that one

@@ -592,7 +592,8 @@ class SessionWidget(WorkerWidget):
         if before is not None and shown["mask"] is mask and before.shape == np.shape(mask.data):
             changed.append((path.name, int(np.count_nonzero(before != (np.asarray(mask.data) > 0))), before.size))
         hidden = "" if shown["kept_edited"] and shown["proposal"].visible else " (hidden: tick its eye to compare)"
-        note = (f"; your edits were kept, the new model's mask is in '{shown['proposal'].name}'{hidden}"
+        # (the model's name: after a Roll back "the new model" was the older one)
+        note = (f"; your edits were kept, {self.models.label()}'s mask is in '{shown['proposal'].name}'{hidden}"
                 if shown["kept_edited"] else "")
         if not shown["kept_edited"]:
             # a mask changed under the user's eyes must be looked at before Accept takes it, as a new image must (trial
@@ -1311,6 +1312,12 @@ class SessionWidget(WorkerWidget):
                 else:  # another model's line (the skin model put in use): this frame's mask is not replaced
                     self.say(f"now using {self.models.label()}: this image's mask is left as it is; "
                              "the next images are segmented with it")
+                self._prefetch()
+            elif self.session is not None and self.shown_path is not None:
+                # an accepted (or given) mask on screen is not segmented again: the line went on naming the version
+                # a Roll back had just left (folder-session trial of session 43)
+                self.say(f"now using {self.models.label()}: this image's mask, accepted or given, is left as it is; the next "
+                         "images are segmented with it")
                 self._prefetch()
         except RuntimeError:  # the widget was closed
             self.models.changed.disconnect(self._on_model_switched)
