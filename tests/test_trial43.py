@@ -733,6 +733,13 @@ def test_a_new_versions_model_line_gives_its_parents_score_to_compare_with(make_
     qtbot.waitUntil(lambda: "no prospective score yet" in seg.model_line.value, timeout=5_000)
     assert "(the version it was fine-tuned from: prospective Dice " in seg.model_line.value, seg.model_line.value
     assert "on 2 images" in seg.model_line.value, seg.model_line.value
+    small = rt.models.version_id()
+    store_correction(corrections, _image(3), _mask(slice(0, 20)), "f3.png", model_version=small,
+                     predicted_mask=_mask(slice(0, 30)))
+    rt.models.scores_changed.emit()
+    qtbot.waitUntil(lambda: "no prospective score yet" not in seg.model_line.value, timeout=5_000)
+    line = seg.model_line.value  # (its own score as it comes, beside its parent's)
+    assert "prospective Dice 0.800 on 1 image" in line and "(the version it was fine-tuned from: prospective Dice" in line, line
 
 
 # ---- the folder-session trial of session 43 ----------------------------------------------------------------------

@@ -205,9 +205,9 @@ def model_text(label: str, version: Optional[str], corrections_dir: Optional[Pat
     note = prospective_note(version, corrections_dir)
     if not note and corrections_dir is not None and version and _bundled_model_of(version) is None:
         note = "no prospective score yet: each mask of it you correct and accept is a test of it"
-        before = prospective_note(parent, corrections_dir)
-        if before:
-            note += f" (the version it was fine-tuned from: {before})"
+    before = prospective_note(parent, corrections_dir) if note else ""
+    if before:  # (beside its own as it comes: is it better than the version it was fine-tuned from?)
+        note += f" (the version it was fine-tuned from: {before})"
     return label + (f"; {note}" if note else "")
 
 
@@ -297,8 +297,8 @@ class ModelInUse(QObject):
 
     def text(self, choice=IN_USE) -> str:
         version, parent = self.version_id(choice), None
-        # (its parent read only for a fine-tuned version without a score yet: the line is made on many GUI events)
-        if version and _bundled_model_of(version) is None and not prospective_note(version, self.corrections_dir):
+        # (its parent read only for a fine-tuned version, with a correction set: the line is made on many GUI events)
+        if version and _bundled_model_of(version) is None and self.corrections_dir is not None:
             parent = next((c.parent for c in self.store.versions() if c.version == version), None)
         return model_text(self.label(choice), version, self.corrections_dir, parent if isinstance(parent, str) else None)
 
