@@ -57,8 +57,9 @@ def _model_named(version: Optional[str]) -> str:
     from .checkpoint import DEFAULT_BUNDLED
     from .lines import bundled_versions
 
-    shipped = {name: version for version, name in bundled_versions().items()}
-    name = bundled_versions().get(version) if version else DEFAULT_BUNDLED
+    by_version = bundled_versions()
+    shipped = {name: version for version, name in by_version.items()}
+    name = by_version.get(version) if version else DEFAULT_BUNDLED
     if name is not None:
         return f"bundled {name} model ({shipped.get(name, '?')})"
     return f"version {version}"

@@ -703,15 +703,12 @@ class RetrainWidget(WorkerWidget):
             viewed = active if active is None or is_source_image(active) else image_for(self.viewer, active)
             # not when the layer shows another image now (the folder session reuses one layer per image)
             if layer in self.viewer.layers and layer.data is data:
-                mask = layer_of(self.viewer, layer, MASK)
-                # what the new model changed of a mask it replaces: the old one is gone from the screen, and nothing
-                # said how far the versions differ on the open images (clinician trial of session 43)
-                before = None if mask is None or mask_was_edited(mask) else np.asarray(mask.data) > 0
                 shown = show_prediction(self.viewer, layer, prediction, predictor.config.version,
                                         visible=same_layer(layer, viewed))
-                if before is not None and shown["mask"] is mask and before.shape == np.shape(mask.data):
-                    counts["changed"].append((layer.name, int(np.count_nonzero(before != (np.asarray(mask.data) > 0))),
-                                              before.size))
+                if shown["replaced"] is not None:
+                    # what the new model changed of a mask it replaces: the old one is gone from the screen, and
+                    # nothing said how far the versions differ on the open images (clinician trial of session 43)
+                    counts["changed"].append((layer.name, *shown["replaced"]))
                 painted_mask_keeper(self.viewer).tie_like(shown["proposal"], shown["mask"])
                 counts["kept"] += shown["kept_edited"] and not shown["painted_proposal_kept"]
                 counts["painted_proposals"] += shown["painted_proposal_kept"]

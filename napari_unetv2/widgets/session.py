@@ -584,13 +584,10 @@ class SessionWidget(WorkerWidget):
                      f"probability is {self.models.label()}'s")
             return
         # (the time on the image goes on: a new model's mask recorded 0.5 s spent; trial of session 30)
-        mask = self._live_mask()
-        before = None if mask_was_edited(mask) else np.asarray(mask.data) > 0
         shown = show_prediction(self.viewer, self.image_layer, prediction, prediction.model_version,
                                 display=self.display.value, visible=False, keep_started=True)
-        changed = []  # how much the new model changed the mask (the session's image said nothing: verification of 43)
-        if before is not None and shown["mask"] is mask and before.shape == np.shape(mask.data):
-            changed.append((path.name, int(np.count_nonzero(before != (np.asarray(mask.data) > 0))), before.size))
+        # how much the new model changed the mask (the session's image said nothing: verification of session 43)
+        changed = [(path.name, *shown["replaced"])] if shown["replaced"] is not None else []
         hidden = "" if shown["kept_edited"] and shown["proposal"].visible else " (hidden: tick its eye to compare)"
         # (the model's name: after a Roll back "the new model" was the older one)
         note = (f"; your edits were kept, {self.models.label()}'s mask is in '{shown['proposal'].name}'{hidden}"

@@ -86,11 +86,12 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
     unedited mask replaced keeps the time its image was first shown (the folder session's image re-segmented by a
     round's model: the clinician's time on it goes on); else the clock restarts with the new mask.
     Returns {"mask": layer, "proposal": layer or None, "probability": layer, "attention": [...],
-    "kept_edited": bool, "painted_proposal_kept": bool (the proposal was painted on: kept, the new prediction not shown)}.
+    "kept_edited": bool, "painted_proposal_kept": bool (the proposal was painted on: kept, the new prediction not shown),
+    "replaced": (pixels changed, pixels) of an unedited mask replaced in place, else None}.
     """
     name = image_layer.name
     placement = spatial_placement(image_layer)
-    result = {"kept_edited": False, "proposal": None, "painted_proposal_kept": False}
+    result = {"kept_edited": False, "proposal": None, "painted_proposal_kept": False, "replaced": None}
     made_by = {MODEL_VERSION: model_version}
     result["probability"] = show_probability(viewer, image_layer, prediction, model_version)
 
@@ -109,7 +110,10 @@ def show_prediction(viewer, image_layer, prediction, model_version: str = "", di
         mask.metadata.update(_prediction_metadata(image_layer, MASK, prediction, model_version))
         if keep_started and isinstance(since, float):
             mask.metadata[PREDICTED_AT] = since
+        before = np.asarray(mask.data) > 0
         replace_labels(mask, prediction.mask.copy())
+        if before.shape == prediction.mask.shape:  # (how much the new model changed it: said after a switch of model)
+            result["replaced"] = (int(np.count_nonzero(before != (prediction.mask > 0))), before.size)
     else:
         result["kept_edited"] = True
         result["proposal"], shown = _update_proposal(viewer, image_layer, prediction, model_version, visible)

@@ -73,8 +73,7 @@ def _kind_of(role: str):
         from napari.layers import Image, Labels, Points, Shapes
 
         _ROLE_KINDS.update({MASK: Labels, PROPOSAL: Labels, REFERENCE: Labels, COMPARISON: Labels, PROBABILITY: Image,
-                            ATTENTION: Image,
-                            CLICKS: Points, BOX: Shapes})
+                            ATTENTION: Image, CLICKS: Points, BOX: Shapes})
     return _ROLE_KINDS.get(role)
 
 
